@@ -1,0 +1,325 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+)
+
+type manualTime struct{ t time.Time }
+
+func (m *manualTime) Now() time.Time { return m.t }
+
+func openStore(t testing.TB, dir string, now func() time.Time) *Store {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, InMemory: dir == "", Now: now, Retention: time.Hour})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	return s
+}
+
+// stateOf is every record of a store, by bucket: what convergence compares.
+func stateOf(t interface{ Fatalf(string, ...any) }, s *Store) map[uint8][]string {
+	out := map[uint8][]string{}
+	for b := 0; b < Buckets; b++ {
+		recs, err := s.BucketRecords(uint8(b))
+		if err != nil {
+			t.Fatalf("bucket %d: %v", b, err)
+		}
+		for _, r := range recs {
+			out[uint8(b)] = append(out[uint8(b)], enc(t.(interface{ Fatal(...any) }), r))
+		}
+	}
+	return out
+}
+
+// antiEntropy does what one push/pull round does: the two stores compare
+// digests and send each other the records of the buckets that differ.
+func antiEntropy(t interface{ Fatalf(string, ...any) }, a, b *Store) {
+	da, db := a.Digest(), b.Digest()
+	for _, bucket := range da.Diff(&db) {
+		ra, err := a.BucketRecords(bucket)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		rb, err := b.BucketRecords(bucket)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if _, err := b.Apply(ra...); err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+		if _, err := a.Apply(rb...); err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+	}
+}
+
+func TestStore_Converges(t *testing.T) {
+	clock := func() time.Time { return time.UnixMilli(10) }
+	rapid.Check(t, func(rt *rapid.T) {
+		recs := rapid.SliceOfN(rapid.Custom(genRecord), 1, 30).Draw(rt, "records")
+		inOrder := openStore(t, "", clock)
+		shuffled := openStore(t, "", clock)
+		lossy := openStore(t, "", clock)
+		defer inOrder.Close()
+		defer shuffled.Close()
+		defer lossy.Close()
+
+		if _, err := inOrder.Apply(recs...); err != nil {
+			rt.Fatalf("apply: %v", err)
+		}
+		// Any order, with duplicates, one record at a time.
+		perm := rapid.Permutation(append(append([]Record{}, recs...), recs...)).Draw(rt, "perm")
+		for _, r := range perm[:len(recs)+rapid.IntRange(0, len(recs)).Draw(rt, "dups")] {
+			if _, err := shuffled.Apply(r); err != nil {
+				rt.Fatalf("apply: %v", err)
+			}
+		}
+		// perm may have left some records out: the duplicates stand in for
+		// them only partly, so shuffled too needs a round of anti-entropy.
+		for _, r := range recs {
+			if rapid.Bool().Draw(rt, "keep") {
+				if _, err := lossy.Apply(r); err != nil {
+					rt.Fatalf("apply: %v", err)
+				}
+			}
+		}
+		antiEntropy(rt, lossy, inOrder)
+		antiEntropy(rt, shuffled, inOrder)
+
+		want := stateOf(rt, inOrder)
+		for name, s := range map[string]*Store{"shuffled": shuffled, "lossy": lossy} {
+			if got := stateOf(rt, s); !reflect.DeepEqual(got, want) {
+				rt.Fatalf("%s replica state differs:\n got %v\nwant %v", name, got, want)
+			}
+			if s.Digest() != inOrder.Digest() {
+				rt.Fatalf("%s replica digest differs", name)
+			}
+		}
+	})
+}
+
+func TestStore_ShuffledWithoutRepair(t *testing.T) {
+	// Every delivery order of the same set of records, each delivered at
+	// least once, gives the same digest with no anti-entropy at all.
+	clock := func() time.Time { return time.UnixMilli(10) }
+	rapid.Check(t, func(rt *rapid.T) {
+		recs := rapid.SliceOfN(rapid.Custom(genRecord), 1, 20).Draw(rt, "records")
+		a := openStore(t, "", clock)
+		b := openStore(t, "", clock)
+		defer a.Close()
+		defer b.Close()
+		if _, err := a.Apply(recs...); err != nil {
+			rt.Fatal(err)
+		}
+		extra := rapid.SliceOfN(rapid.SampledFrom(recs), 0, 10).Draw(rt, "dups")
+		for _, r := range rapid.Permutation(append(append([]Record{}, recs...), extra...)).Draw(rt, "order") {
+			if _, err := b.Apply(r); err != nil {
+				rt.Fatal(err)
+			}
+		}
+		if a.Digest() != b.Digest() || !reflect.DeepEqual(stateOf(rt, a), stateOf(rt, b)) {
+			rt.Fatal("replicas diverged")
+		}
+	})
+}
+
+func newSession(id, email string, created HLC, expires int64) Record {
+	return Record{Session: &Session{ID: id, Email: email, Site: "shop", Created: created, ExpiresAt: expires}}
+}
+
+func TestStore_Apply(t *testing.T) {
+	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	s := openStore(t, t.TempDir(), mt.Now)
+	defer s.Close()
+
+	t.Run("new record changes, duplicate does not", func(t *testing.T) {
+		r := newSession("s1", "ann@example.com", MakeHLC(999_000, 0), 2_000_000)
+		ch, err := s.Apply(r)
+		if err != nil || len(ch) != 1 {
+			t.Fatalf("first apply: %v changed %d", err, len(ch))
+		}
+		ch, err = s.Apply(r)
+		if err != nil || len(ch) != 0 {
+			t.Fatalf("duplicate apply: %v changed %d", err, len(ch))
+		}
+	})
+	t.Run("clock observes received timestamps", func(t *testing.T) {
+		far := MakeHLC(5_000_000, 3)
+		u := User{Email: "ann@example.com", Login: Set("ann", far, "blog")}
+		if _, err := s.Apply(Record{User: &u}); err != nil {
+			t.Fatal(err)
+		}
+		if now := s.Clock().Now(); now <= far {
+			t.Fatalf("clock %v not past observed %v", now, far)
+		}
+	})
+	t.Run("invalid records are skipped", func(t *testing.T) {
+		ch, err := s.Apply(Record{}, Record{Session: &Session{ID: "x"}})
+		if err != nil || len(ch) != 0 {
+			t.Fatalf("apply invalid: %v changed %d", err, len(ch))
+		}
+	})
+	t.Run("unknown", func(t *testing.T) {
+		if _, err := s.Session("nope"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("err = %v", err)
+		}
+		if _, err := s.User("nobody@example.com"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestStore_LateLoginStaysRevoked(t *testing.T) {
+	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	s := openStore(t, t.TempDir(), mt.Now)
+	defer s.Close()
+	// A node logged ann in at 900; another node logged her out everywhere at
+	// 950; this node hears of the logout first and of the login later.
+	u := User{Email: "ann@example.com", RevokedBefore: MakeHLC(950_000, 0)}
+	if _, err := s.Apply(Record{User: &u}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(newSession("late", "ann@example.com", MakeHLC(900_000, 0), 2_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(newSession("fresh", "ann@example.com", MakeHLC(960_000, 0), 2_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	active, err := s.UserSessions("ann@example.com", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != 1 || active[0].ID != "fresh" {
+		t.Fatalf("active sessions = %+v, want only the one after the logout", active)
+	}
+	if n, err := s.ActiveSessions(); err != nil || n != 1 {
+		t.Fatalf("ActiveSessions = %d, %v", n, err)
+	}
+}
+
+func TestStore_UserSessionsNewestFirst(t *testing.T) {
+	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	s := openStore(t, t.TempDir(), mt.Now)
+	defer s.Close()
+	for i := 0; i < 5; i++ {
+		r := newSession(fmt.Sprintf("s%d", i), "ann@example.com", MakeHLC(int64(990_000+i), 0), 2_000_000)
+		if i == 2 {
+			r.Session.Ended, r.Session.EndReason = MakeHLC(995_000, 0), EndLogout
+		}
+		if _, err := s.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Apply(newSession("other", "bob@example.com", MakeHLC(990_000, 0), 2_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.UserSessions("ann@example.com", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, x := range all {
+		ids = append(ids, x.ID)
+	}
+	if want := []string{"s4", "s3", "s2", "s1", "s0"}; !reflect.DeepEqual(ids, want) {
+		t.Fatalf("all = %v, want %v", ids, want)
+	}
+	active, _ := s.UserSessions("ann@example.com", false, 2)
+	if len(active) != 2 || active[0].ID != "s4" || active[1].ID != "s3" {
+		t.Fatalf("active limit 2 = %+v", active)
+	}
+}
+
+func TestStore_ReopenKeepsStateAndDigest(t *testing.T) {
+	dir := t.TempDir()
+	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	s := openStore(t, dir, mt.Now)
+	u := User{Email: "ann@example.com", Login: Set("ann", MakeHLC(999_000, 0), "shop")}
+	if _, err := s.Apply(Record{User: &u}, newSession("s1", "ann@example.com", MakeHLC(999_001, 0), 2_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	digest, last := s.Digest(), s.Clock().Last()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	s = openStore(t, dir, mt.Now)
+	defer s.Close()
+	if s.Digest() != digest {
+		t.Fatal("digest changed across reopen")
+	}
+	if users, sessions := s.Counts(); users != 1 || sessions != 1 {
+		t.Fatalf("counts = %d users %d sessions", users, sessions)
+	}
+	if s.Clock().Now() <= last {
+		t.Fatal("clock went back across reopen")
+	}
+	if _, err := s.Session("s1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStore_Sweep(t *testing.T) {
+	mt := &manualTime{t: time.UnixMilli(10_000_000)}
+	s := openStore(t, t.TempDir(), mt.Now) // retention: 1 h
+	defer s.Close()
+	ended := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
+	ended.Session.Ended, ended.Session.EndReason = MakeHLC(9_500_000, 0), EndLogout
+	alive := newSession("alive", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
+	if _, err := s.Apply(ended, alive); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Sweep(context.Background()); err != nil || n != 0 {
+		t.Fatalf("sweep before retention: %d, %v", n, err)
+	}
+	mt.t = time.UnixMilli(9_500_000 + time.Hour.Milliseconds())
+	n, err := s.Sweep(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("sweep = %d, %v; want 1", n, err)
+	}
+	if _, err := s.Session("ended"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("swept session still there: %v", err)
+	}
+	if _, err := s.Session("alive"); err != nil {
+		t.Fatalf("alive session swept: %v", err)
+	}
+	// A peer that has not swept yet sends the old record back: refused.
+	if ch, err := s.Apply(ended); err != nil || len(ch) != 0 {
+		t.Fatalf("swept record resurrected: %d, %v", len(ch), err)
+	}
+	// The digest is that of a store that only ever held "alive".
+	fresh := openStore(t, "", mt.Now)
+	defer fresh.Close()
+	if _, err := fresh.Apply(alive); err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Digest() != s.Digest() {
+		t.Fatal("digest after sweep differs from a store without the swept record")
+	}
+}
+
+func TestStore_UseOnce(t *testing.T) {
+	mt := &manualTime{t: time.Now()}
+	s := openStore(t, t.TempDir(), mt.Now)
+	defer s.Close()
+	exp := mt.t.Add(time.Minute)
+	if first, err := s.UseOnce("ticket-1", exp); err != nil || !first {
+		t.Fatalf("first use = %v, %v", first, err)
+	}
+	if first, err := s.UseOnce("ticket-1", exp); err != nil || first {
+		t.Fatalf("replay = %v, %v", first, err)
+	}
+	if first, _ := s.UseOnce("ticket-2", mt.t.Add(-time.Second)); first {
+		t.Fatal("expired ticket accepted")
+	}
+}

@@ -135,6 +135,10 @@ type Session struct {
 	ExpiresAt int64  `json:"expires"` // Unix milliseconds
 	Ended     HLC    `json:"ended,omitempty"`
 	EndReason string `json:"reason,omitempty"`
+	// Local marks a session that stays on its own site (its user's e-mail
+	// was not verified at login): it is stored but never gossiped, never in
+	// the digest and never repaired.
+	Local bool `json:"local,omitempty"`
 }
 
 // JoinSession merges two states of the same session: ended wins over alive,
@@ -167,8 +171,23 @@ func compareImmutable(a, b Session) int {
 		cmp.Compare(a.Site, b.Site),
 		cmp.Compare(a.IP, b.IP),
 		cmp.Compare(a.UserAgent, b.UserAgent),
+		cmpBool(a.Local, b.Local),
 	)
 }
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// Replicated reports whether r travels to other nodes (everything but local
+// sessions).
+func (r Record) Replicated() bool { return r.Session == nil || !r.Session.Local }
 
 // State is why a session is or is not active.
 type State string

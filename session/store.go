@@ -119,7 +119,9 @@ func (s *Store) load() error {
 					return fmt.Errorf("decode record %q: %w", key, err)
 				}
 				s.clock.Observe(r.MaxHLC())
-				s.mu.digest[BucketOf(key)] ^= recordHash(key, v)
+				if r.Replicated() {
+					s.mu.digest[BucketOf(key)] ^= recordHash(key, v)
+				}
 				if r.User != nil {
 					s.mu.users++
 				} else {
@@ -312,8 +314,10 @@ func (s *Store) mergeLocked(txn *badger.Txn, rec Record) (Record, digestChange, 
 		return merged, ch, nil, nil
 	}
 	w := &writeSet{sets: [][2][]byte{{rk, enc}}}
-	ch.xor = recordHash(key, enc)
-	if oldEnc != nil {
+	if merged.Replicated() {
+		ch.xor = recordHash(key, enc)
+	}
+	if oldEnc != nil && old.Replicated() {
 		ch.xor ^= recordHash(key, oldEnc)
 	}
 	switch {
@@ -436,7 +440,8 @@ func (s *Store) Digest() Digest {
 	return s.mu.digest
 }
 
-// BucketRecords returns every record in bucket b.
+// BucketRecords returns every replicated record in bucket b (local sessions
+// are left out: they never travel).
 func (s *Store) BucketRecords(b uint8) ([]Record, error) {
 	var out []Record
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -447,7 +452,9 @@ func (s *Store) BucketRecords(b uint8) ([]Record, error) {
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
 				return fmt.Errorf("decode record: %w", err)
 			}
-			out = append(out, r)
+			if r.Replicated() {
+				out = append(out, r)
+			}
 		}
 		return nil
 	})
@@ -559,7 +566,11 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				return n, fmt.Errorf("sweep: %w", err)
 			}
 		}
-		pending = append(pending, digestChange{bucket: rk[1], xor: recordHash("s"+id, enc), sessions: -1})
+		c := digestChange{bucket: rk[1], sessions: -1}
+		if r.Replicated() {
+			c.xor = recordHash("s"+id, enc)
+		}
+		pending = append(pending, c)
 		n++
 	}
 	if err := wb.Flush(); err != nil {

@@ -323,3 +323,26 @@ func TestStore_UseOnce(t *testing.T) {
 		t.Fatal("expired ticket accepted")
 	}
 }
+
+func TestStore_LocalSessionsStayOut(t *testing.T) {
+	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	s := openStore(t, t.TempDir(), mt.Now)
+	defer s.Close()
+	empty := s.Digest()
+	local := newSession("local", "ann@example.com", MakeHLC(999_000, 0), 2_000_000)
+	local.Session.Local = true
+	if ch, err := s.Apply(local); err != nil || len(ch) != 1 {
+		t.Fatalf("apply local: %d, %v", len(ch), err)
+	}
+	if s.Digest() != empty {
+		t.Fatal("a local session changed the digest")
+	}
+	for b := 0; b < Buckets; b++ {
+		if recs, _ := s.BucketRecords(uint8(b)); len(recs) != 0 {
+			t.Fatalf("a local session is offered for repair: %+v", recs)
+		}
+	}
+	if _, err := s.Session("local"); err != nil {
+		t.Fatalf("local session not stored: %v", err)
+	}
+}

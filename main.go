@@ -1,0 +1,412 @@
+// Command ussync runs a ussync node (agent), asks one for its view of the
+// cluster (status) and makes cluster secrets (keygen). It only parses flags and
+// configuration and prints errors; the node lives in package node.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ussync/ussync/node"
+)
+
+// version is the build's version, set with -ldflags "-X main.version=1.2.3".
+var version = "0.1.0-dev"
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitUnreachable = 1 // status: the node cannot be reached or refused the call
+	exitError       = 2 // bad flag, bad config, missing secret, failed start
+)
+
+// closeTimeout bounds the graceful shutdown: leave, drain requests, close the store.
+const closeTimeout = 10 * time.Second
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// exitErr carries an exit code other than exitError.
+type exitErr struct {
+	code int
+	err  error
+}
+
+func (e *exitErr) Error() string { return e.err.Error() }
+func (e *exitErr) Unwrap() error { return e.err }
+
+// run is the whole program: it returns the exit code instead of exiting, and
+// prints at most one error line, prefixed "ussync: ", on stderr.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	code := exitError
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	fmt.Fprintf(stderr, "ussync: %s\n", msg)
+	return code
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:            "ussync",
+		Usage:           "keep users logged in across a family of websites, without a central server",
+		Version:         version,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		// Errors are printed once, by run; urfave must neither print nor exit.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   usageError,
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return fmt.Errorf("unknown command %q; run 'ussync --help'", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand()},
+	}
+}
+
+// usageError turns a flag parsing error into one line pointing at the help.
+func usageError(c *cli.Context, err error, isSubcommand bool) error {
+	help := "ussync --help"
+	if isSubcommand {
+		help = "ussync " + c.Command.Name + " --help"
+	}
+	return fmt.Errorf("%v; run '%s'", err, help)
+}
+
+// noArgs refuses positional arguments: a command that takes none would
+// otherwise silently ignore a mistyped flag value.
+func noArgs(c *cli.Context) error {
+	if c.Args().Present() {
+		return fmt.Errorf("unexpected argument %q; run 'ussync %s --help'", c.Args().First(), c.Command.Name)
+	}
+	return nil
+}
+
+func env(name string) []string { return []string{"USSYNC_" + name} }
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "run this site's node",
+		Description: "Settings come from the defaults, then --config, then USSYNC_* environment\n" +
+			"variables, then flags. The cluster secret and API token are read from the\n" +
+			"files the config names, or from USSYNC_SECRET and USSYNC_API_TOKEN.",
+		OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "YAML configuration `FILE` (see cluster.yaml)", EnvVars: env("CONFIG")},
+			&cli.BoolFlag{Name: "dev", Usage: "run a throw-away node on loopback with a temporary data dir and a generated secret and token", EnvVars: env("DEV")},
+			&cli.StringFlag{Name: "name", Usage: "node `NAME`, unique in the cluster (node.name)", EnvVars: env("NAME")},
+			&cli.StringFlag{Name: "data-dir", Usage: "store `DIR` (node.data_dir)", EnvVars: env("DATA_DIR")},
+			&cli.StringFlag{Name: "bind", Usage: "gossip `IP:PORT` to bind (gossip.bind)", EnvVars: env("BIND")},
+			&cli.StringFlag{Name: "advertise", Usage: "gossip `IP:PORT` other nodes reach this one at (gossip.advertise)", EnvVars: env("ADVERTISE")},
+			&cli.StringSliceFlag{Name: "join", Usage: "`HOST:PORT` of a node to join, repeatable; replaces gossip.join", EnvVars: env("JOIN")},
+			&cli.StringFlag{Name: "api", Usage: "private API `HOST:PORT` (api.listen)", EnvVars: env("API")},
+			&cli.StringFlag{Name: "public", Usage: "public endpoints `HOST:PORT` (public.listen)", EnvVars: env("PUBLIC")},
+			&cli.StringFlag{Name: "site-url", Usage: "the site's public base `URL` (site.url)", EnvVars: env("SITE_URL")},
+			&cli.StringFlag{Name: "secret-file", Usage: "`FILE` of base64 cluster secrets, primary first (gossip.secret_file)", EnvVars: env("SECRET_FILE")},
+			&cli.StringFlag{Name: "profile", Usage: "gossip timings `PROFILE`: lan, wan or local (node.profile)", EnvVars: env("PROFILE")},
+		},
+		Action: agent,
+	}
+}
+
+// agentConfig builds the node's configuration: defaults (dev or production) →
+// YAML → environment → flags (urfave already let flags win over their
+// variables) → Validate.
+func agentConfig(c *cli.Context) (node.Config, error) {
+	cfg := node.DefaultConfig()
+	if c.Bool("dev") {
+		cfg = node.DevConfig()
+		cfg.Node.DataDir = "" // a temporary one unless set below
+	}
+	if path := c.String("config"); path != "" {
+		var err error
+		if cfg, err = node.ReadConfig(path, cfg); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.ApplyEnv(os.Getenv)
+	if c.IsSet("secret-file") && os.Getenv("USSYNC_SECRET") != "" {
+		return cfg, errors.New("USSYNC_SECRET and --secret-file (or USSYNC_SECRET_FILE) are both set; keep one")
+	}
+	str := map[string]*string{
+		"name":        &cfg.Node.Name,
+		"data-dir":    &cfg.Node.DataDir,
+		"profile":     &cfg.Node.Profile,
+		"bind":        &cfg.Gossip.Bind,
+		"advertise":   &cfg.Gossip.Advertise,
+		"api":         &cfg.API.Listen,
+		"public":      &cfg.Public.Listen,
+		"site-url":    &cfg.Site.URL,
+		"secret-file": &cfg.Gossip.SecretFile,
+	}
+	for name, field := range str {
+		if c.IsSet(name) {
+			*field = c.String(name)
+		}
+	}
+	if c.IsSet("secret-file") {
+		cfg.Gossip.Secrets = nil
+	}
+	if c.IsSet("join") {
+		cfg.Gossip.Join = slices.Clone(c.StringSlice("join"))
+	}
+	cfg.Version = version
+	return cfg, nil
+}
+
+func agent(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cfg, err := agentConfig(c)
+	if err != nil {
+		return err
+	}
+	stdout := c.App.Writer
+
+	var devSecret, devToken string
+	if cfg.Dev {
+		if cfg.Node.DataDir == "" {
+			dir, err := os.MkdirTemp("", "ussync-dev-")
+			if err != nil {
+				return fmt.Errorf("create dev data dir: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			cfg.Node.DataDir = dir
+		}
+		// A dev node generates what it is not given, and prints only that.
+		if _, err := cfg.Secrets(); errors.Is(err, node.ErrNoSecret) {
+			devSecret = newSecret()
+			cfg.Gossip.Secrets = []string{devSecret}
+		}
+		if _, err := cfg.APIToken(); errors.Is(err, node.ErrNoAPIToken) {
+			devToken = newToken()
+			cfg.API.Token = devToken
+		}
+	}
+
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if _, err := cfg.Secrets(); err != nil {
+		return err
+	}
+	if _, err := cfg.APIToken(); err != nil {
+		return err
+	}
+
+	logger, err := newLogger(c.App.ErrWriter, cfg.Log)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(cfg, logger)
+	if err != nil {
+		return fmt.Errorf("build node: %w", err)
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := n.Start(ctx); err != nil {
+		_ = closeNode(n) // release what Start opened; the start error is the one to show
+		return fmt.Errorf("start node: %w", err)
+	}
+	if cfg.Dev {
+		printDev(stdout, cfg, n, devSecret, devToken)
+	}
+	<-ctx.Done()
+	stop() // a second signal kills the process at once
+	logger.Info("shutting down")
+	if err := closeNode(n); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}
+
+// closeNode leaves the cluster and shuts the node down within closeTimeout.
+func closeNode(n *node.Node) error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	return n.Close(ctx)
+}
+
+func newLogger(w io.Writer, lc node.LogSection) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", lc.Level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// printDev shows how to use a dev node. This is the one place a secret is
+// printed: it was generated for this throw-away node and dies with it.
+func printDev(w io.Writer, cfg node.Config, n *node.Node, secret, token string) {
+	api, public := n.APIAddr(), n.PublicAddr()
+	if api == "" {
+		api = cfg.API.Listen
+	}
+	if public == "" {
+		public = cfg.Public.Listen
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ussync dev node: throw-away, loopback only; do not use in production")
+	fmt.Fprintf(tw, "  node\t%s\n", cfg.Node.Name)
+	fmt.Fprintf(tw, "  private API\thttp://%s\n", api)
+	fmt.Fprintf(tw, "  public endpoints\thttp://%s (site URL %s)\n", public, cfg.Site.URL)
+	fmt.Fprintf(tw, "  data dir\t%s\n", cfg.Node.DataDir)
+	if secret != "" {
+		fmt.Fprintf(tw, "  cluster secret (USSYNC_SECRET)\t%s\n", secret)
+	}
+	if token != "" {
+		fmt.Fprintf(tw, "  API token (USSYNC_API_TOKEN)\t%s\n", token)
+	}
+	tw.Flush()
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "status",
+		Usage:        "show a node's view of the cluster",
+		OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "api", Value: "http://127.0.0.1:7947", Usage: "the node's private API `URL`", EnvVars: env("API_URL")},
+			&cli.StringFlag{Name: "token", Usage: "private API `TOKEN` (prefer USSYNC_API_TOKEN: flags are visible to other users)", EnvVars: env("API_TOKEN")},
+			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
+		},
+		Action: status,
+	}
+}
+
+func status(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	token := c.String("token")
+	if token == "" {
+		return errors.New("no API token: pass --token or set USSYNC_API_TOKEN")
+	}
+	st, err := node.NewClient(c.String("api"), token).Status(c.Context)
+	if err != nil {
+		return &exitErr{code: exitUnreachable, err: err}
+	}
+	w := c.App.Writer
+	if c.Bool("json") {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return printStatus(w, st)
+}
+
+// printStatus writes st as aligned tables for people.
+func printStatus(w io.Writer, st node.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "node\t%s\n", st.Node)
+	fmt.Fprintf(tw, "site\t%s\n", st.SiteURL)
+	fmt.Fprintf(tw, "version\t%s\n", st.Version)
+	if st.Profile != "" {
+		fmt.Fprintf(tw, "profile\t%s\n", st.Profile)
+	}
+	fmt.Fprintln(tw)
+
+	members := slices.Clone(st.Members)
+	slices.SortFunc(members, func(a, b node.MemberStatus) int { return strings.Compare(a.Name, b.Name) })
+	alive := 0
+	for _, m := range members {
+		if m.State == "alive" {
+			alive++
+		}
+	}
+	fmt.Fprintf(tw, "MEMBERS (%d, %d alive)\n", len(members), alive)
+	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSITE\tVERSION")
+	for _, m := range members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.State, m.SiteURL, m.Version)
+	}
+	fmt.Fprintln(tw)
+
+	fmt.Fprintf(tw, "users\t%d\n", st.Counts.Users)
+	fmt.Fprintf(tw, "sessions\t%d (%d active)\n", st.Counts.Sessions, st.Counts.ActiveSessions)
+	var keys []string
+	for _, k := range st.Keyring {
+		if k.Primary {
+			keys = append([]string{k.Fingerprint + " (primary)"}, keys...)
+		} else {
+			keys = append(keys, k.Fingerprint)
+		}
+	}
+	if len(keys) == 0 {
+		keys = []string{"-"}
+	}
+	fmt.Fprintf(tw, "keys\t%s\n", strings.Join(keys, ", "))
+	ae := st.AntiEntropy
+	last := ae.LastRound
+	if last == "" {
+		last = "never"
+	}
+	fmt.Fprintf(tw, "anti-entropy\t%d rounds, %d buckets repaired, %d records sent, last %s\n",
+		ae.Rounds, ae.BucketsRepaired, ae.RecordsSent, last)
+	s := st.Sync
+	fmt.Fprintf(tw, "sync\t%d deltas sent, %d received, %d applied, %d rebroadcast, %d bad messages\n",
+		s.DeltasSent, s.DeltasReceived, s.DeltasApplied, s.Rebroadcasts, s.BadMessages)
+	return tw.Flush()
+}
+
+func keygenCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "keygen",
+		Usage:        "print a new cluster secret (32 random bytes, base64)",
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(c.App.Writer, newSecret())
+			return err
+		},
+	}
+}
+
+// newSecret returns 32 random bytes in standard base64 (44 characters).
+// TODO(lead): switch to crypto.GenerateSecret once the crypto package lands.
+func newSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand panics rather than return short)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// newToken returns a random API token: 32 bytes, URL-safe base64 (43 characters).
+func newToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -26,7 +26,10 @@ const (
 	prefixIndex   = 'i'
 	prefixEnd     = 'x'
 	prefixReplay  = 't'
-	maxBatchBytes = 4 << 20
+	// maxBatchBytes bounds one transaction well under Badger's limit
+	// (15% of the 16 MiB memtable, counting per-entry overhead); Apply
+	// commits and starts another past it.
+	maxBatchBytes = 1 << 20
 )
 
 // Options configures a Store.
@@ -270,10 +273,10 @@ type writeSet struct {
 func (w *writeSet) size() int {
 	n := 0
 	for _, kv := range w.sets {
-		n += len(kv[0]) + len(kv[1]) + 16
+		n += len(kv[0]) + len(kv[1]) + 128 // skiplist node and value-pointer overhead
 	}
 	for _, k := range w.dels {
-		n += len(k) + 16
+		n += len(k) + 128
 	}
 	return n
 }

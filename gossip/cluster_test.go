@@ -1,0 +1,315 @@
+package gossip
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/ussync/ussync/session"
+)
+
+// testLogger writes into t.Log, so a failing test shows its cluster's story.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
+
+func newKey(t testing.TB) []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+type member struct {
+	g      *Gossip
+	store  *session.Store
+	faults *Faults
+}
+
+// testConfig shrinks memberlist's timers so failures are noticed in well
+// under a second.
+func testConfig(t testing.TB, name string, key []byte) Config {
+	c := DefaultConfig(ProfileLocal)
+	c.Name = name
+	c.BindAddr = "127.0.0.1:0"
+	c.Keys = [][]byte{key}
+	c.SiteURL = "http://" + name + ".localhost/"
+	c.Version = "test"
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 50 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.PushPullInterval = 300 * time.Millisecond
+	c.GossipToTheDeadTime = 500 * time.Millisecond
+	c.SuspicionMult = 2
+	c.TCPTimeout = 2 * time.Second
+	c.ReconnectInterval = 100 * time.Millisecond
+	c.ReconnectMaxBackoff = 400 * time.Millisecond
+	c.Logger = testLogger(t)
+	return c
+}
+
+func startMember(t testing.TB, cfg Config) *member {
+	t.Helper()
+	st, err := session.Open(session.Options{Dir: t.TempDir(), Logger: cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Faults == nil {
+		cfg.Faults = &Faults{}
+	}
+	g, err := New(cfg, st)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.Close()
+		st.Close()
+	})
+	return &member{g: g, store: st, faults: cfg.Faults}
+}
+
+func startCluster(t testing.TB, n int) []*member {
+	t.Helper()
+	key := newKey(t)
+	var ms []*member
+	for i := 0; i < n; i++ {
+		m := startMember(t, testConfig(t, fmt.Sprintf("n%d", i), key))
+		if i > 0 {
+			if _, err := m.g.Join([]string{ms[0].g.Addr()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ms = append(ms, m)
+	}
+	waitFor(t, 5*time.Second, "all members alive", func() bool {
+		for _, m := range ms {
+			if len(m.g.LiveMembers()) != n {
+				return false
+			}
+		}
+		return true
+	})
+	return ms
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var testNow = time.Now()
+
+func login(m *member, id string) session.Record {
+	s := session.Session{ID: id, Email: "ann@example.com", Site: m.g.cfg.Name, Created: m.store.Clock().Now(), ExpiresAt: testNow.Add(time.Hour).UnixMilli()}
+	r := session.Record{Session: &s}
+	changed, err := m.store.Apply(r)
+	if err != nil {
+		panic(err)
+	}
+	m.g.Publish(changed)
+	return r
+}
+
+func logout(m *member, id string) {
+	s, err := m.store.Session(id)
+	if err != nil {
+		panic(err)
+	}
+	s.Ended, s.EndReason = m.store.Clock().Now(), session.EndLogout
+	changed, err := m.store.Apply(session.Record{Session: &s})
+	if err != nil {
+		panic(err)
+	}
+	m.g.Publish(changed)
+}
+
+func converged(ms []*member) bool {
+	d := ms[0].store.Digest()
+	for _, m := range ms[1:] {
+		if m.store.Digest() != d {
+			return false
+		}
+	}
+	return true
+}
+
+func hasEnded(m *member, id string) bool {
+	s, err := m.store.Session(id)
+	return err == nil && s.Ended != 0
+}
+
+func TestGossip_PublishReachesAll(t *testing.T) {
+	ms := startCluster(t, 4)
+	login(ms[1], "s1")
+	waitFor(t, 5*time.Second, "login on every member", func() bool {
+		for _, m := range ms {
+			if _, err := m.store.Session("s1"); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	logout(ms[3], "s1")
+	waitFor(t, 5*time.Second, "logout on every member", func() bool {
+		for _, m := range ms {
+			if !hasEnded(m, "s1") {
+				return false
+			}
+		}
+		return true
+	})
+	if st := ms[0].g.Stats(); st.DeltasReceived == 0 || st.DeltasApplied == 0 {
+		t.Fatalf("stats show no deltas: %+v", st)
+	}
+	members := ms[0].g.Members()
+	if len(members) != 4 || members[2].SiteURL != "http://n2.localhost/" || members[2].State != "alive" {
+		t.Fatalf("members = %+v", members)
+	}
+}
+
+func TestGossip_LocalSessionsStayHome(t *testing.T) {
+	ms := startCluster(t, 2)
+	s := session.Session{ID: "local", Email: "ann@example.com", Site: "n0", Created: ms[0].store.Clock().Now(), ExpiresAt: testNow.Add(time.Hour).UnixMilli(), Local: true}
+	changed, _ := ms[0].store.Apply(session.Record{Session: &s})
+	ms[0].g.Publish(changed)
+	marker := login(ms[0], "marker") // sent after: once it arrives, the local one would have too
+	waitFor(t, 5*time.Second, "marker", func() bool { _, err := ms[1].store.Session(marker.Session.ID); return err == nil })
+	if err := ms[1].g.SyncWith(ms[0].g.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // a repair, were there one, would be under way; nothing to poll for an absence
+	if _, err := ms[1].store.Session("local"); err == nil {
+		t.Fatal("a local session travelled")
+	}
+}
+
+func TestGossip_NewMemberCatchesUpByAntiEntropy(t *testing.T) {
+	ms := startCluster(t, 2)
+	const n = 10_000
+	var recs []session.Record
+	for i := 0; i < n; i++ {
+		s := session.Session{ID: fmt.Sprintf("%064x", i), Email: fmt.Sprintf("u%d@example.com", i%500), Site: "n0", Created: ms[0].store.Clock().Now(), ExpiresAt: testNow.Add(time.Hour).UnixMilli()}
+		recs = append(recs, session.Record{Session: &s})
+	}
+	// Straight into both stores, not published: only anti-entropy can move them.
+	for _, m := range ms {
+		if _, err := m.store.Apply(recs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := startMember(t, testConfig(t, "late", ms[0].g.cfg.Keys[0]))
+	if _, err := late.g.Join([]string{ms[0].g.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the new member to hold every session", func() bool {
+		_, sessions := late.store.Counts()
+		return sessions == n && late.store.Digest() == ms[0].store.Digest()
+	})
+	if st := ms[0].g.Stats(); st.RecordsRepaired == 0 && ms[1].g.Stats().RecordsRepaired == 0 {
+		t.Fatal("no records were repaired, yet the member caught up")
+	}
+}
+
+func TestGossip_PartitionHeals(t *testing.T) {
+	ms := startCluster(t, 3)
+	a, b, c := ms[0], ms[1], ms[2]
+	login(a, "before")
+	waitFor(t, 5*time.Second, "before on all", func() bool { return converged(ms) })
+
+	// {a} | {b, c}
+	a.faults.Block(b.g.Addr(), c.g.Addr())
+	b.faults.Block(a.g.Addr())
+	c.faults.Block(a.g.Addr())
+	waitFor(t, 10*time.Second, "each side to see the other dead", func() bool {
+		return len(a.g.LiveMembers()) == 1 && len(b.g.LiveMembers()) == 2 && len(c.g.LiveMembers()) == 2
+	})
+	// Wait past GossipToTheDeadTime, after which memberlist alone never heals.
+	time.Sleep(600 * time.Millisecond)
+	logout(a, "before")
+	login(b, "during-b")
+	waitFor(t, 5*time.Second, "during-b on c", func() bool { _, err := c.store.Session("during-b"); return err == nil })
+	logout(c, "during-b")
+	login(c, "during-c")
+	waitFor(t, 5*time.Second, "b and c to agree", func() bool { return converged(ms[1:]) })
+	if hasEnded(b, "before") {
+		t.Fatal("the logout crossed the partition")
+	}
+
+	for _, m := range ms {
+		m.faults.Heal()
+	}
+	waitFor(t, 15*time.Second, "the partition to heal and converge", func() bool {
+		return len(a.g.LiveMembers()) == 3 && converged(ms)
+	})
+	for _, m := range ms {
+		if !hasEnded(m, "before") || !hasEnded(m, "during-b") || hasEnded(m, "during-c") {
+			t.Fatalf("%s: wrong state after heal", m.g.cfg.Name)
+		}
+	}
+	if a.g.Stats().Reconnects+b.g.Stats().Reconnects+c.g.Stats().Reconnects == 0 {
+		t.Fatal("healed without any reconnect: the test did not partition for long enough")
+	}
+}
+
+func TestGossip_OtherSecretCannotJoinOrInject(t *testing.T) {
+	ms := startCluster(t, 2)
+	intruder := startMember(t, testConfig(t, "intruder", newKey(t)))
+	if _, err := intruder.g.Join([]string{ms[0].g.Addr()}); err == nil {
+		t.Fatal("a node with another secret joined")
+	}
+	// Send a forged login straight at the member, encrypted with the wrong
+	// key, over both UDP and TCP.
+	forged := session.Session{ID: "forged", Email: "ann@example.com", Site: "x", Created: 1, ExpiresAt: testNow.Add(time.Hour).UnixMilli()}
+	msg := encodeRecords(kindDelta, [][]byte{encodeRecord(session.Record{Session: &forged})})
+	to := &memberlist.Node{Name: "n0", Addr: ms[0].g.list.LocalNode().Addr, Port: ms[0].g.list.LocalNode().Port}
+	_ = intruder.g.list.SendBestEffort(to, msg)
+	_ = intruder.g.list.SendReliable(to, msg)
+	// Then a real message from a real member, sent after the forged ones.
+	login(ms[1], "real")
+	waitFor(t, 5*time.Second, "the real login", func() bool { _, err := ms[0].store.Session("real"); return err == nil })
+	if _, err := ms[0].store.Session("forged"); err == nil {
+		t.Fatal("a forged session was accepted")
+	}
+	if len(ms[0].g.Members()) != 2 {
+		t.Fatalf("the intruder is listed: %+v", ms[0].g.Members())
+	}
+	for _, m := range intruder.g.LiveMembers() {
+		if m.Name != "intruder" {
+			t.Fatalf("the intruder sees member %s", m.Name)
+		}
+	}
+}
+
+func TestGossip_BadMessagesAreCountedNotFatal(t *testing.T) {
+	ms := startCluster(t, 2)
+	to := ms[0].g.member("n0")
+	for _, junk := range [][]byte{{0xff}, {1, 1, '{'}, {1, 99}, append([]byte{1, 1}, bytes.Repeat([]byte("["), 5000)...)} {
+		if err := ms[1].g.list.SendReliable(to, junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "bad messages counted", func() bool { return ms[0].g.Stats().BadMessages >= 4 })
+	login(ms[1], "after")
+	waitFor(t, 5*time.Second, "a good message after the junk", func() bool { _, err := ms[0].store.Session("after"); return err == nil })
+}

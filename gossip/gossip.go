@@ -1,0 +1,430 @@
+package gossip
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/ussync/ussync/session"
+)
+
+// bestEffortMax is the largest eager push sent as one UDP packet; larger
+// batches go over TCP. It stays under memberlist's 1400-byte UDP buffer
+// with room for the encryption and compression headers.
+const bestEffortMax = 1100
+
+// inboxDepth bounds the messages waiting for the apply loop. A full inbox
+// drops (and counts) rather than block memberlist; anti-entropy repairs.
+const inboxDepth = 8192
+
+// Member is one cluster member as this node sees it.
+type Member struct {
+	Name    string
+	Addr    string // host:port
+	State   string // alive, suspect, dead, left
+	SiteURL string
+	Version string
+}
+
+// Stats are counters since the node started.
+type Stats struct {
+	DeltasSent      uint64 // eager-push messages sent (one per peer per batch)
+	RecordsPushed   uint64 // records handed to Publish
+	DeltasReceived  uint64 // records received in delta messages
+	DeltasApplied   uint64 // received records that changed the store
+	Rebroadcasts    uint64 // records re-queued for gossip
+	BadMessages     uint64 // malformed or oversized messages dropped
+	Dropped         uint64 // messages dropped because the inbox was full
+	AERounds        uint64 // push/pull digests compared
+	BucketsRepaired uint64 // differing buckets sent to a peer
+	RecordsRepaired uint64 // records sent by anti-entropy
+	LastAERound     time.Time
+	BytesSent       uint64 // all gossip bytes written (packets and streams)
+	Reconnects      uint64 // successful re-joins of failed members
+}
+
+// meta is what a node advertises in memberlist's metadata (≤ 512 bytes).
+type meta struct {
+	SiteURL string `json:"site"`
+	Version string `json:"ver"`
+}
+
+// Gossip is one running member. It is safe for concurrent use.
+type Gossip struct {
+	cfg   Config
+	store *session.Store
+	log   *slog.Logger
+	list  *memberlist.Memberlist
+	trans *transport
+	queue *memberlist.TransmitLimitedQueue
+	meta  []byte
+	// keyring is memberlist's: changing it changes the keys in use.
+	keyring *memberlist.Keyring
+
+	inbox chan []byte
+	aeCh  chan message
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	peersMu sync.Mutex
+	peers   map[string]*peer
+
+	// nodes are copies of the live members, taken inside memberlist's event
+	// callbacks (which hold its lock): the *Node values memberlist hands out
+	// elsewhere are updated under its lock and cannot be read safely.
+	nodesMu sync.RWMutex
+	nodes   map[string]memberlist.Node
+
+	failedMu sync.Mutex
+	failed   map[string]*failedMember
+
+	stats struct {
+		deltasSent, recordsPushed, deltasReceived, deltasApplied, rebroadcasts atomic.Uint64
+		bad, dropped, aeRounds, bucketsRepaired, recordsRepaired, reconnects   atomic.Uint64
+		lastAE                                                                 atomic.Int64
+	}
+	closeOnce sync.Once
+	left      atomic.Bool
+}
+
+// New creates the member: it binds the gossip port (an error if it is in
+// use) and starts its loops, but joins nobody; call Join.
+func New(cfg Config, store *session.Store) (*Gossip, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	mc, err := cfg.memberlistConfig()
+	if err != nil {
+		return nil, err
+	}
+	md, err := json.Marshal(meta{SiteURL: cfg.SiteURL, Version: cfg.Version})
+	if err != nil || len(md) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("node metadata is %d bytes, over %d: shorten the site URL", len(md), memberlist.MetaMaxSize)
+	}
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: memberlistLog(cfg.Logger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen for gossip on %s: %w", cfg.BindAddr, err)
+	}
+	if mc.BindPort == 0 {
+		mc.BindPort = nt.GetAutoBindPort()
+		if mc.AdvertisePort == 0 {
+			mc.AdvertisePort = mc.BindPort
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Gossip{
+		cfg: cfg, store: store, log: cfg.Logger, meta: md,
+		trans: newTransport(nt, cfg.Faults),
+		inbox: make(chan []byte, inboxDepth),
+		aeCh:  make(chan message, 16),
+		ctx:   ctx, cancel: cancel,
+		peers:  map[string]*peer{},
+		failed: map[string]*failedMember{},
+		nodes:  map[string]memberlist.Node{},
+	}
+	g.keyring = mc.Keyring
+	mc.Transport = g.trans
+	mc.Delegate = (*delegate)(g)
+	mc.Events = (*events)(g)
+	mc.Logger = memberlistLog(cfg.Logger)
+	g.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult, NumNodes: func() int {
+		if g.list == nil {
+			return 1
+		}
+		return g.list.NumMembers()
+	}}
+	list, err := memberlist.Create(mc)
+	if err != nil {
+		cancel()
+		g.trans.Shutdown()
+		return nil, fmt.Errorf("start gossip: %w", err)
+	}
+	g.list = list
+	g.wg.Add(3)
+	go g.applyLoop()
+	go g.antiEntropyLoop()
+	go g.reconnectLoop()
+	return g, nil
+}
+
+// Addr is the host:port this member advertises.
+func (g *Gossip) Addr() string {
+	n := g.list.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Join contacts the given members and returns how many answered. An error
+// means none did; the reconnect loop keeps trying the configured addresses
+// while this node is alone.
+func (g *Gossip) Join(addrs []string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	n, err := g.list.Join(addrs)
+	if err != nil && n == 0 {
+		return 0, fmt.Errorf("join %v: %w", addrs, err)
+	}
+	return n, nil
+}
+
+// Publish sends locally changed records to every live member at once and
+// queues them for gossip. It never blocks on the network; it is a no-op
+// after Close. Records that must not travel (local sessions) are skipped.
+func (g *Gossip) Publish(recs []session.Record) {
+	if g.ctx.Err() != nil {
+		return
+	}
+	encs := make([][]byte, 0, len(recs))
+	for _, r := range recs {
+		if !r.Replicated() {
+			continue
+		}
+		enc := encodeRecord(r)
+		encs = append(encs, enc)
+		g.queueBroadcast(r.Key(), enc)
+	}
+	if len(encs) == 0 {
+		return
+	}
+	g.stats.recordsPushed.Add(uint64(len(encs)))
+	g.nodesMu.RLock()
+	names := make([]string, 0, len(g.nodes))
+	for name := range g.nodes {
+		if name != g.cfg.Name {
+			names = append(names, name)
+		}
+	}
+	g.nodesMu.RUnlock()
+	for _, name := range names {
+		g.peer(name).push(encs)
+	}
+}
+
+// queueBroadcast puts one record into memberlist's gossip; a newer state of
+// the same record replaces a queued older one.
+func (g *Gossip) queueBroadcast(key string, enc []byte) {
+	g.queue.QueueBroadcast(&broadcast{key: key, msg: encodeRecords(kindDelta, [][]byte{enc})})
+	if g.cfg.MaxQueueDepth > 0 && g.queue.NumQueued() > g.cfg.MaxQueueDepth {
+		g.queue.Prune(g.cfg.MaxQueueDepth)
+	}
+}
+
+// Members lists every member this node knows, itself included: the live ones
+// from memberlist and the failed or departed ones it remembers.
+func (g *Gossip) Members() []Member {
+	out := g.LiveMembers()
+	seen := map[string]bool{}
+	for _, m := range out {
+		seen[m.Name] = true
+	}
+	g.failedMu.Lock()
+	for name, f := range g.failed {
+		if !seen[name] {
+			out = append(out, f.member)
+		}
+	}
+	g.failedMu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// LiveMembers lists the members that are alive (or suspect: memberlist
+// reports no change until it declares a member dead), this node included.
+func (g *Gossip) LiveMembers() []Member {
+	g.nodesMu.RLock()
+	out := make([]Member, 0, len(g.nodes))
+	for _, n := range g.nodes {
+		out = append(out, memberOf(&n, "alive"))
+	}
+	g.nodesMu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func memberOf(n *memberlist.Node, state string) Member {
+	var md meta
+	_ = json.Unmarshal(n.Meta, &md) // a peer's bad metadata shows as empty fields
+	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version}
+}
+
+// Stats returns the counters.
+func (g *Gossip) Stats() Stats {
+	s := Stats{
+		DeltasSent:      g.stats.deltasSent.Load(),
+		RecordsPushed:   g.stats.recordsPushed.Load(),
+		DeltasReceived:  g.stats.deltasReceived.Load(),
+		DeltasApplied:   g.stats.deltasApplied.Load(),
+		Rebroadcasts:    g.stats.rebroadcasts.Load(),
+		BadMessages:     g.stats.bad.Load(),
+		Dropped:         g.stats.dropped.Load(),
+		AERounds:        g.stats.aeRounds.Load(),
+		BucketsRepaired: g.stats.bucketsRepaired.Load(),
+		RecordsRepaired: g.stats.recordsRepaired.Load(),
+		BytesSent:       g.trans.sent.Load(),
+		Reconnects:      g.stats.reconnects.Load(),
+	}
+	if ms := g.stats.lastAE.Load(); ms != 0 {
+		s.LastAERound = time.UnixMilli(ms).UTC()
+	}
+	return s
+}
+
+// SyncWith runs one push/pull exchange with the member at addr now, as the
+// periodic anti-entropy would (the join handshake is a push/pull).
+func (g *Gossip) SyncWith(addr string) error {
+	_, err := g.Join([]string{addr})
+	return err
+}
+
+// UpdateKeys installs a new set of gossip keys, primary first (key rotation).
+func (g *Gossip) UpdateKeys(keys [][]byte) error {
+	if len(keys) == 0 {
+		return errors.New("update keys: none given")
+	}
+	kr := g.keyring // shared with memberlist, which reads it per message
+	for _, k := range keys {
+		if err := kr.AddKey(k); err != nil {
+			return fmt.Errorf("update keys: %w", err)
+		}
+	}
+	if err := kr.UseKey(keys[0]); err != nil {
+		return fmt.Errorf("update keys: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, k := range keys {
+		keep[string(k)] = true
+	}
+	for _, k := range kr.GetKeys() {
+		if !keep[string(k)] {
+			if err := kr.RemoveKey(k); err != nil {
+				return fmt.Errorf("update keys: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Leave tells the cluster this node is going, waiting up to timeout for the
+// message to go out. It is idempotent.
+func (g *Gossip) Leave(timeout time.Duration) error {
+	if g.left.Swap(true) {
+		return nil
+	}
+	if err := g.list.Leave(timeout); err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	return nil
+}
+
+// Close stops the loops and memberlist. It does not leave: a node that
+// closes without Leave is seen as failed and retried. It is idempotent.
+func (g *Gossip) Close() error {
+	var err error
+	g.closeOnce.Do(func() {
+		g.cancel()
+		g.peersMu.Lock()
+		for _, p := range g.peers {
+			p.stop()
+		}
+		g.peersMu.Unlock()
+		err = g.list.Shutdown()
+		g.wg.Wait()
+	})
+	return err
+}
+
+// applyLoop applies what peers send, in batches: one store transaction for
+// everything waiting.
+func (g *Gossip) applyLoop() {
+	defer g.wg.Done()
+	var batch [][]byte
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case b := <-g.inbox:
+			batch = append(batch[:0], b)
+		}
+	drain:
+		for len(batch) < 512 {
+			select {
+			case b := <-g.inbox:
+				batch = append(batch, b)
+			default:
+				break drain
+			}
+		}
+		g.applyBatch(batch)
+	}
+}
+
+func (g *Gossip) applyBatch(batch [][]byte) {
+	var deltas, repairs []session.Record
+	for _, b := range batch {
+		m, err := decodeMessage(b)
+		if err != nil {
+			g.stats.bad.Add(1)
+			g.log.Warn("drop bad gossip message", "err", err, "bytes", len(b))
+			continue
+		}
+		switch m.kind {
+		case kindDelta:
+			deltas = append(deltas, m.records...)
+		case kindRepair:
+			repairs = append(repairs, m.records...)
+		default:
+			g.stats.bad.Add(1)
+		}
+	}
+	g.stats.deltasReceived.Add(uint64(len(deltas)))
+	if len(deltas) > 0 {
+		changed, err := g.store.Apply(deltas...)
+		if err != nil {
+			g.log.Error("apply gossip", "err", err)
+		}
+		g.stats.deltasApplied.Add(uint64(len(changed)))
+		for _, r := range changed {
+			g.queueBroadcast(r.Key(), encodeRecord(r))
+		}
+		g.stats.rebroadcasts.Add(uint64(len(changed)))
+		if g.cfg.Observer != nil && len(changed) > 0 {
+			g.cfg.Observer(changed)
+		}
+	}
+	if len(repairs) > 0 {
+		changed, err := g.store.Apply(repairs...)
+		if err != nil {
+			g.log.Error("apply repair", "err", err)
+		}
+		if g.cfg.Observer != nil && len(changed) > 0 {
+			g.cfg.Observer(changed)
+		}
+	}
+}
+
+// broadcast is one record in memberlist's gossip queue.
+type broadcast struct {
+	key string
+	msg []byte
+}
+
+func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
+	ob, ok := o.(*broadcast)
+	return ok && ob.key == b.key
+}
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished()       {}

@@ -1,0 +1,154 @@
+package gossip
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/ussync/ussync/session"
+)
+
+// Wire format: every message starts with a version byte and a kind byte.
+// Records travel as JSON (unknown fields are ignored, so later versions may
+// add some); the digest is binary, and trailing bytes after it are ignored
+// for the same reason.
+const (
+	wireVersion = 1
+
+	// MaxMessageBytes is the largest message accepted from the wire.
+	MaxMessageBytes = 1 << 20
+	// MaxChunkBytes bounds one repair or push message; far below memberlist's
+	// 20 MB push/pull limit whatever the number of sessions.
+	MaxChunkBytes = 256 << 10
+)
+
+type kind uint8
+
+const (
+	// kindDelta carries records from where they changed (eager push and
+	// broadcast): applied, and what is new is rebroadcast.
+	kindDelta kind = 1
+	// kindRepair carries records sent by anti-entropy: applied only.
+	kindRepair kind = 2
+	// kindDigest is the push/pull state: the sender's name and digest.
+	kindDigest kind = 3
+)
+
+// Decoding errors; each bad message is dropped and counted.
+var (
+	// errTooShort means a message without its two-byte header.
+	errTooShort = errors.New("message too short")
+	// errTooLarge means a message over MaxMessageBytes.
+	errTooLarge = errors.New("message too large")
+	// errVersion means a message from an unknown wire version.
+	errVersion = errors.New("unknown wire version")
+	// errKind means an unknown message kind.
+	errKind = errors.New("unknown message kind")
+)
+
+type message struct {
+	kind    kind
+	records []session.Record
+	from    string          // kindDigest
+	digest  *session.Digest // kindDigest
+}
+
+// encodeRecord is the wire form of one record, reused for every peer.
+func encodeRecord(r session.Record) []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(fmt.Sprintf("gossip: encode record: %v", err)) // plain structs: cannot fail
+	}
+	return b
+}
+
+// encodeRecords frames already-encoded records as one message.
+func encodeRecords(k kind, recs [][]byte) []byte {
+	n := 8
+	for _, r := range recs {
+		n += len(r) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, wireVersion, byte(k))
+	b = append(b, `{"r":[`...)
+	for i, r := range recs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r...)
+	}
+	return append(b, "]}"...)
+}
+
+// chunkRecords frames records into messages of at most MaxChunkBytes (a
+// record larger than that goes alone).
+func chunkRecords(k kind, recs [][]byte) [][]byte {
+	var out [][]byte
+	start, size := 0, 0
+	for i, r := range recs {
+		if i > start && size+len(r)+1 > MaxChunkBytes-16 {
+			out = append(out, encodeRecords(k, recs[start:i]))
+			start, size = i, 0
+		}
+		size += len(r) + 1
+	}
+	if start < len(recs) {
+		out = append(out, encodeRecords(k, recs[start:]))
+	}
+	return out
+}
+
+func encodeDigest(from string, d *session.Digest) []byte {
+	name := []byte(from)
+	if len(name) > 255 {
+		name = name[:255]
+	}
+	b := make([]byte, 0, 3+len(name)+8*session.Buckets)
+	b = append(b, wireVersion, byte(kindDigest), byte(len(name)))
+	b = append(b, name...)
+	for _, h := range d {
+		b = binary.BigEndian.AppendUint64(b, h)
+	}
+	return b
+}
+
+// decodeMessage parses one message. It never panics and keeps no reference
+// to b.
+func decodeMessage(b []byte) (message, error) {
+	if len(b) > MaxMessageBytes {
+		return message{}, errTooLarge
+	}
+	if len(b) < 2 {
+		return message{}, errTooShort
+	}
+	if b[0] != wireVersion {
+		return message{}, fmt.Errorf("%w %d", errVersion, b[0])
+	}
+	m := message{kind: kind(b[1])}
+	body := b[2:]
+	switch m.kind {
+	case kindDelta, kindRepair:
+		var rb struct {
+			Records []session.Record `json:"r"`
+		}
+		if err := json.Unmarshal(body, &rb); err != nil {
+			return message{}, fmt.Errorf("decode records: %w", err)
+		}
+		m.records = rb.Records
+	case kindDigest:
+		if len(body) < 1 || len(body) < 1+int(body[0])+8*session.Buckets {
+			return message{}, fmt.Errorf("decode digest: %w", errTooShort)
+		}
+		n := int(body[0])
+		m.from = string(body[1 : 1+n])
+		var d session.Digest
+		for i := range d {
+			d[i] = binary.BigEndian.Uint64(body[1+n+8*i:])
+		}
+		m.digest = &d
+	default:
+		return message{}, fmt.Errorf("%w %d", errKind, m.kind)
+	}
+	return m, nil
+}

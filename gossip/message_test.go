@@ -1,0 +1,108 @@
+package gossip
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/ussync/ussync/session"
+)
+
+func TestMessage_RoundTrip(t *testing.T) {
+	s := session.Session{ID: "abc", Email: "ann@example.com", Site: "shop", Created: session.MakeHLC(1, 2), ExpiresAt: 99}
+	u := session.User{Email: "ann@example.com", Login: session.Set("ann", 5, "shop")}
+	recs := [][]byte{encodeRecord(session.Record{Session: &s}), encodeRecord(session.Record{User: &u})}
+
+	t.Run("records", func(t *testing.T) {
+		m, err := decodeMessage(encodeRecords(kindRepair, recs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.kind != kindRepair || len(m.records) != 2 || m.records[0].Session.ID != "abc" || m.records[1].User.Login.V != "ann" {
+			t.Fatalf("decoded %+v", m)
+		}
+	})
+	t.Run("digest", func(t *testing.T) {
+		var d session.Digest
+		d[0], d[255] = 1, 1<<63
+		m, err := decodeMessage(encodeDigest("shop", &d))
+		if err != nil || m.from != "shop" || *m.digest != d {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+	})
+	t.Run("unknown fields are tolerated", func(t *testing.T) {
+		b := append([]byte{wireVersion, byte(kindDelta)}, `{"r":[{"s":{"id":"x","email":"a@b.c","future":1}}],"more":true}`...)
+		m, err := decodeMessage(b)
+		if err != nil || len(m.records) != 1 || m.records[0].Session.ID != "x" {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+	})
+	t.Run("chunks stay under the limit", func(t *testing.T) {
+		big := bytes.Repeat([]byte("x"), 1000)
+		s.UserAgent = string(big)
+		one := encodeRecord(session.Record{Session: &s})
+		var many [][]byte
+		for i := 0; i < 1000; i++ {
+			many = append(many, one)
+		}
+		chunks := chunkRecords(kindRepair, many)
+		n := 0
+		for _, c := range chunks {
+			if len(c) > MaxChunkBytes {
+				t.Fatalf("chunk of %d bytes", len(c))
+			}
+			m, err := decodeMessage(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(m.records)
+		}
+		if n != 1000 || len(chunks) < 2 {
+			t.Fatalf("%d records in %d chunks", n, len(chunks))
+		}
+	})
+}
+
+func TestMessage_Refusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"empty", nil, errTooShort},
+		{"one byte", []byte{1}, errTooShort},
+		{"future version", []byte{9, 1, '{', '}'}, errVersion},
+		{"unknown kind", []byte{1, 77}, errKind},
+		{"oversized", make([]byte, MaxMessageBytes+1), errTooLarge},
+		{"short digest", []byte{1, byte(kindDigest), 4, 'a'}, errTooShort},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeMessage(tc.b); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := decodeMessage([]byte{1, byte(kindDelta), '{'}); err == nil {
+		t.Fatal("truncated JSON accepted")
+	}
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	s := session.Session{ID: "abc", Email: "ann@example.com", Created: 1, ExpiresAt: 2}
+	f.Add(encodeRecords(kindDelta, [][]byte{encodeRecord(session.Record{Session: &s})}))
+	var d session.Digest
+	f.Add(encodeDigest("node", &d))
+	f.Add([]byte{1, 2, '{', '"', 'r', '"', ':', 'n', 'u', 'l', 'l', '}'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMessage(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must be safe to hand to the store.
+		for _, r := range m.records {
+			_ = r.Validate()
+			_ = r.Key()
+			_ = r.MaxHLC()
+		}
+	})
+}

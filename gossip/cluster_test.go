@@ -48,15 +48,7 @@ func testConfig(t testing.TB, name string, key []byte) Config {
 	c.Keys = [][]byte{key}
 	c.SiteURL = "http://" + name + ".localhost/"
 	c.Version = "test"
-	c.ProbeInterval = 100 * time.Millisecond
-	c.ProbeTimeout = 50 * time.Millisecond
-	c.GossipInterval = 20 * time.Millisecond
-	c.PushPullInterval = 300 * time.Millisecond
-	c.GossipToTheDeadTime = 500 * time.Millisecond
-	c.SuspicionMult = 2
-	c.TCPTimeout = 2 * time.Second
-	c.ReconnectInterval = 100 * time.Millisecond
-	c.ReconnectMaxBackoff = 400 * time.Millisecond
+	c.Shrink()
 	c.Logger = testLogger(t)
 	return c
 }

@@ -97,6 +97,21 @@ func DefaultConfig(profile string) Config {
 	return c
 }
 
+// Shrink sets timers for in-process clusters on loopback (tests and
+// benchmarks): a dead member is noticed in well under a second, push/pull
+// runs every 300 ms and reconnects start after 100 ms.
+func (c *Config) Shrink() {
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 50 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.PushPullInterval = 300 * time.Millisecond
+	c.GossipToTheDeadTime = 500 * time.Millisecond
+	c.SuspicionMult = 2
+	c.TCPTimeout = 2 * time.Second
+	c.ReconnectInterval = 100 * time.Millisecond
+	c.ReconnectMaxBackoff = 400 * time.Millisecond
+}
+
 // memberlistConfig translates c into memberlist's config.
 func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 	var mc *memberlist.Config

@@ -520,7 +520,7 @@ func (c *Config) Validate() error {
 	if err := hostPort(c.Public.Listen, true); err != nil {
 		return fmt.Errorf("public.listen: %w", err)
 	}
-	if c.API.Listen == c.Public.Listen {
+	if c.API.Listen == c.Public.Listen && !strings.HasSuffix(c.API.Listen, ":0") { // port 0: the kernel picks two
 		return fmt.Errorf("public.listen: %q is also api.listen; the two listeners need their own ports", c.Public.Listen)
 	}
 	if (c.Public.TLSCert == "") != (c.Public.TLSKey == "") {

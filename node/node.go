@@ -3,30 +3,292 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/session"
 )
 
-// Node is one running ussync node. (Stub: the lead is writing the real one.)
+// leaveTimeout bounds how long Close waits for the leave message to go out.
+const leaveTimeout = 2 * time.Second
+
+// Node is one running ussync node: its store, its gossip member and its two
+// HTTP listeners. Build it with New, then Start; Close stops it. A Node is
+// usable as a library and in tests without the CLI.
 type Node struct {
 	cfg Config
 	log *slog.Logger
+
+	// TuneGossip, when set before Start, adjusts the gossip config (tests
+	// shrink timers and inject faults with it).
+	TuneGossip func(*gossip.Config)
+	// Now, when set before Start, is the wall clock of the store (tests).
+	Now func() time.Time
+
+	keyring *crypto.Keyring
+	store   *session.Store
+	gossip  *gossip.Gossip
+	metrics *Metrics
+	apiLn   net.Listener
+	pubLn   net.Listener
+	apiSrv  *http.Server
+	pubSrv  *http.Server
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New builds a node from a validated Config. It opens nothing.
 func New(cfg Config, logger *slog.Logger) (*Node, error) {
-	return &Node{cfg: cfg, log: logger}, nil
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Node{cfg: cfg, log: logger.With("node", cfg.Node.Name)}, nil
 }
 
-// Start opens the store, starts the gossip member and both HTTP listeners, and
-// joins the configured addresses. A port in use or a bad data dir is an error.
-func (n *Node) Start(ctx context.Context) error { return errors.New("node: not implemented yet") }
+// Start opens the store, binds both HTTP listeners and the gossip port,
+// starts serving and joins the configured addresses. A port in use or an
+// unusable data dir is an error, and what Start opened is released by Close.
+// Failing to reach the join addresses is not: the node keeps retrying.
+func (n *Node) Start(ctx context.Context) error {
+	secrets, err := n.cfg.Secrets()
+	if err != nil {
+		return err
+	}
+	if n.keyring, err = crypto.ParseKeyring(secrets); err != nil {
+		return fmt.Errorf("cluster secret: %w", err)
+	}
+	token, err := n.cfg.APIToken()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	n.store, err = session.Open(session.Options{
+		Dir:       n.cfg.Node.DataDir,
+		Now:       n.Now,
+		Retention: time.Duration(n.cfg.Session.HistoryRetention),
+		Logger:    n.log,
+	})
+	if err != nil {
+		return err
+	}
+	if n.apiLn, err = net.Listen("tcp", n.cfg.API.Listen); err != nil {
+		return fmt.Errorf("listen for the private API: %w", err)
+	}
+	if n.pubLn, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
+		return fmt.Errorf("listen for the public endpoints: %w", err)
+	}
+	if n.cfg.Dev && n.cfg.Site.URL == devSiteURL(n.cfg.Public.Listen) {
+		n.cfg.Site.URL = "http://" + n.pubLn.Addr().String() + "/"
+	}
 
-// Close leaves the cluster, drains in-flight HTTP requests and closes the store.
-// It is idempotent.
-func (n *Node) Close(ctx context.Context) error { return nil }
+	_, gossipKeys := n.keyring.GossipKeys()
+	gc := gossip.DefaultConfig(n.cfg.Node.Profile)
+	gc.Name = n.cfg.Node.Name
+	gc.BindAddr = n.cfg.Gossip.Bind
+	gc.AdvertiseAddr = n.cfg.Gossip.Advertise
+	gc.Keys = gossipKeys
+	gc.SiteURL = n.cfg.Site.URL
+	gc.Version = n.cfg.Version
+	gc.Join = n.cfg.Gossip.Join
+	gc.Logger = n.log
+	if n.TuneGossip != nil {
+		n.TuneGossip(&gc)
+	}
+	if n.gossip, err = gossip.New(gc, n.store); err != nil {
+		return err
+	}
+
+	n.metrics = NewMetrics()
+	n.registerMetrics()
+	n.apiSrv = &http.Server{
+		Handler: newAPI(apiDeps{
+			Store:           n.store,
+			Name:            n.cfg.Node.Name,
+			TTL:             time.Duration(n.cfg.Session.TTL),
+			RequireVerified: n.cfg.Sync.RequireVerified,
+			Publish:         n.gossip.Publish,
+			Status:          n.Status,
+			Token:           crypto.HashToken(token),
+			Log:             n.log,
+			Metrics:         n.metrics,
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	n.pubSrv = &http.Server{
+		Handler:           newPublic(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.serve(n.apiSrv, n.apiLn)
+	n.serve(n.pubSrv, n.pubLn)
+	n.wg.Add(1)
+	go n.housekeeping(loopCtx)
+
+	if len(gc.Join) > 0 {
+		if k, err := n.gossip.Join(gc.Join); err != nil {
+			n.log.Warn("no join address answered; retrying in the background", "err", err)
+		} else {
+			n.log.Info("joined cluster", "contacted", k)
+		}
+	}
+	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
+	return nil
+}
+
+func (n *Node) serve(srv *http.Server, ln net.Listener) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		var err error
+		if srv == n.pubSrv && n.cfg.Public.TLSCert != "" {
+			err = srv.ServeTLS(ln, n.cfg.Public.TLSCert, n.cfg.Public.TLSKey)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// housekeeping sweeps history past retention and reclaims disk space.
+func (n *Node) housekeeping(ctx context.Context) {
+	defer n.wg.Done()
+	interval := time.Duration(n.cfg.Session.SweepInterval)
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	sweep := time.NewTicker(interval)
+	defer sweep.Stop()
+	gc := time.NewTicker(time.Hour)
+	defer gc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			if k, err := n.store.Sweep(ctx); err != nil {
+				n.log.Error("sweep history", "err", err)
+			} else if k > 0 {
+				n.log.Info("swept history past retention", "sessions", k)
+			}
+		case <-gc.C:
+			n.store.GC()
+		}
+	}
+}
+
+// Close leaves the cluster, lets in-flight requests finish (until ctx
+// ends), stops gossip and closes the store. It is idempotent, and safe on a
+// node whose Start failed half-way.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.gossip != nil {
+			if err := n.gossip.Leave(leaveTimeout); err != nil {
+				n.log.Warn("leave cluster", "err", err)
+			}
+		}
+		for _, srv := range []*http.Server{n.apiSrv, n.pubSrv} {
+			if srv != nil {
+				if err := srv.Shutdown(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("drain http: %w", err))
+				}
+			}
+		}
+		for _, ln := range []net.Listener{n.apiLn, n.pubLn} {
+			if ln != nil {
+				ln.Close() // a listener never served (Start failed) is closed here
+			}
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.gossip != nil {
+			if err := n.gossip.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("stop gossip: %w", err))
+			}
+		}
+		if n.store != nil {
+			if err := n.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close store: %w", err))
+			}
+		}
+		n.closeErr = errors.Join(errs...)
+		n.log.Info("node stopped")
+	})
+	return n.closeErr
+}
+
+// Kill stops the node without leaving the cluster or draining requests, as
+// a crash would (its peers see it fail). For tests.
+func (n *Node) Kill() {
+	n.closeOnce.Do(func() {
+		for _, srv := range []*http.Server{n.apiSrv, n.pubSrv} {
+			if srv != nil {
+				srv.Close()
+			}
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.gossip != nil {
+			n.gossip.Close()
+		}
+		if n.store != nil {
+			n.store.Close()
+		}
+	})
+}
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.Node.Name }
+
+// SiteURL is the site URL the node advertises.
+func (n *Node) SiteURL() string { return n.cfg.Site.URL }
 
 // APIAddr is the address the private API listens on (after Start).
-func (n *Node) APIAddr() string { return "" }
+func (n *Node) APIAddr() string { return addrOf(n.apiLn) }
 
 // PublicAddr is the address the public listener listens on (after Start).
-func (n *Node) PublicAddr() string { return "" }
+func (n *Node) PublicAddr() string { return addrOf(n.pubLn) }
+
+// GossipAddr is the host:port the gossip member advertises (after Start).
+func (n *Node) GossipAddr() string {
+	if n.gossip == nil {
+		return ""
+	}
+	return n.gossip.Addr()
+}
+
+// Store is the node's replica (after Start).
+func (n *Node) Store() *session.Store { return n.store }
+
+// Gossip is the node's gossip member (after Start).
+func (n *Node) Gossip() *gossip.Gossip { return n.gossip }
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}

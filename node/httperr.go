@@ -1,0 +1,162 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/ussync/ussync/session"
+)
+
+// Error codes of the private API, the "code" of an
+// {"error":{"code","message"}} answer. Clients switch on them; the message
+// is for people.
+const (
+	codeInvalidJSON      = "invalid_json"           // 400: the body is not one JSON object
+	codeUnknownField     = "unknown_field"          // 400: the body has a field the call does not take
+	codeInvalidEmail     = "invalid_email"          // 400: an address failed session.NormalizeEmail
+	codeInvalidID        = "invalid_id"             // 400: a session id is not 64 lower-case hex characters
+	codeInvalidField     = "invalid_field"          // 400: a field or query parameter has a bad value
+	codeBadRequest       = "bad_request"            // 400: a request the router refused
+	codeUnauthorized     = "unauthorized"           // 401: missing or wrong bearer token
+	codeNotFound         = "not_found"              // 404: no such user, session or route
+	codeMethodNotAllowed = "method_not_allowed"     // 405: the route exists for other methods (see Allow)
+	codeEmailImmutable   = "email_immutable"        // 409: a body email differs from the path's
+	codeSessionEnded     = "session_ended"          // 410: logged out (end_reason says how)
+	codeSessionRevoked   = "session_revoked"        // 410: killed by "log out everywhere"
+	codeSessionExpired   = "session_expired"        // 410: past expires_at
+	codeBodyTooLarge     = "body_too_large"         // 413: body over maxBodyBytes
+	codeUnsupportedMedia = "unsupported_media_type" // 415: a body that is not application/json
+	codeInternal         = "internal"               // 500: a bug or a store failure, logged
+	codeUnavailable      = "unavailable"            // 503: the node is shutting down
+)
+
+// httpError is an API error answer: the one way a handler says anything but
+// success. Handlers return it (as error); the route adapter writes it.
+type httpError struct {
+	Status  int    // HTTP status code
+	Code    string // machine-readable code, one of the code* constants
+	Message string // human-readable explanation; never holds a secret
+	// Session, when set, is sent beside the error (410 answers say which
+	// session ended and why).
+	Session *sessionView
+}
+
+func (e *httpError) Error() string {
+	return strconv.Itoa(e.Status) + " " + e.Code + ": " + e.Message
+}
+
+// errorf builds an httpError with a formatted message.
+func errorf(status int, code, format string, args ...any) *httpError {
+	return &httpError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+var (
+	errUnauthorized = &httpError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
+		Message: `missing or invalid API token: send "Authorization: Bearer <api token>"`}
+	errInternal = &httpError{Status: http.StatusInternalServerError, Code: codeInternal,
+		Message: "internal error; the node's log has the details"}
+	errUnavailable = &httpError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+		Message: "the node is shutting down"}
+)
+
+// errorBody is the JSON shape of every error answer.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	Session *sessionView `json:"session,omitempty"`
+}
+
+// writeError answers err. An *httpError is sent as it is; a closed store is
+// 503; anything else is a 500 whose real cause goes to the log only (the
+// errors handlers return never carry a token).
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		if errors.Is(err, session.ErrClosed) {
+			he = errUnavailable
+		} else {
+			log.Error("api request failed", "route", routeLabel(r), "method", r.Method, "err", err)
+			he = errInternal
+		}
+	}
+	if he.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ussync"`)
+	}
+	if he.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	var body errorBody
+	body.Error.Code, body.Error.Message, body.Session = he.Code, he.Message, he.Session
+	writeJSON(w, he.Status, &body)
+}
+
+// Header values shared by every answer: assigning these slices directly
+// saves an allocation per header on the hot path. They are never mutated.
+var (
+	hdrJSON    = []string{"application/json"}
+	hdrNoStore = []string{"no-store"}
+	hdrNosniff = []string{"nosniff"}
+)
+
+type jsonBuffer struct {
+	buf     bytes.Buffer // for encoding/json
+	enc     *json.Encoder
+	scratch []byte // for the hand-written encoders
+}
+
+// maxPooledBuffer bounds the buffers kept for reuse.
+const maxPooledBuffer = 64 << 10
+
+var jsonBuffers = sync.Pool{New: func() any {
+	b := new(jsonBuffer)
+	b.enc = json.NewEncoder(&b.buf)
+	return b
+}}
+
+// writeJSON answers v as JSON with the status. v must encode (the API's own
+// view types always do); if it does not, the answer is a bare 500.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b := jsonBuffers.Get().(*jsonBuffer)
+	defer func() {
+		if b.buf.Cap() <= maxPooledBuffer {
+			b.buf.Reset()
+			jsonBuffers.Put(b)
+		}
+	}()
+	b.buf.Reset()
+	h := w.Header()
+	if err := b.enc.Encode(v); err != nil {
+		b.buf.Reset()
+		b.buf.WriteString(`{"error":{"code":"internal","message":"encode answer"}}` + "\n")
+		status = http.StatusInternalServerError
+	}
+	// No Content-Length: net/http sets it for answers that fit its buffer
+	// and chunks the rest, without an allocation here.
+	h["Content-Type"] = hdrJSON
+	w.WriteHeader(status)
+	w.Write(b.buf.Bytes())
+}
+
+// writeSession answers {"session":v} with the status, without reflection or
+// allocation: the answer of every successful session check.
+func writeSession(w http.ResponseWriter, status int, v *sessionView) {
+	b := jsonBuffers.Get().(*jsonBuffer)
+	out := append(b.scratch[:0], `{"session":`...)
+	out = v.appendJSON(out)
+	out = append(out, "}\n"...)
+	w.Header()["Content-Type"] = hdrJSON
+	w.WriteHeader(status)
+	w.Write(out)
+	if cap(out) <= maxPooledBuffer {
+		b.scratch = out[:0]
+		jsonBuffers.Put(b)
+	}
+}

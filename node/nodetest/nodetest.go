@@ -1,0 +1,303 @@
+// Package nodetest runs clusters of real ussync nodes in one process, on
+// 127.0.0.1 with ports picked by the kernel, shrunk gossip timers and stores
+// in temporary directories: for tests and for `ussync bench`. Links between
+// nodes can be cut (Partition) and restored (Heal); nodes can be killed and
+// restarted on their data.
+package nodetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/session"
+)
+
+// T is what the harness needs of a test (testing.TB satisfies it; the bench
+// command has its own).
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
+// Member is one node of a Cluster.
+type Member struct {
+	*node.Node
+	Index  int
+	Dir    string
+	Faults *gossip.Faults
+	// Observer, when set before the node starts, sees every record a peer's
+	// message changed on this node (the bench times propagation with it).
+	Observer func([]session.Record)
+	c        *Cluster
+}
+
+// Cluster is a set of nodes sharing one secret and one API token.
+type Cluster struct {
+	t       T
+	base    string
+	Secret  string
+	Token   string
+	Members []*Member
+	HTTP    *http.Client
+	// Configure, when set, adjusts each node's config before it starts.
+	Configure func(i int, cfg *node.Config)
+	// Quiet drops node logs below warnings (default: warnings and errors
+	// only, into the test log).
+	LogLevel slog.Level
+}
+
+func random(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// New makes an empty cluster; Start adds n running nodes to it.
+func New(t T) *Cluster {
+	c := &Cluster{
+		t:        t,
+		base:     t.TempDir(), // before the Close cleanup, so removed after it
+		Secret:   random(32),
+		Token:    strings.TrimRight(random(24), "="),
+		HTTP:     &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		LogLevel: slog.LevelWarn,
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// NewCluster starts n joined nodes and waits until each sees all of them.
+func NewCluster(t T, n int) *Cluster {
+	t.Helper()
+	c := New(t)
+	c.Start(n)
+	return c
+}
+
+// Start adds n nodes, each joining the first, and waits for full membership.
+func (c *Cluster) Start(n int) {
+	c.t.Helper()
+	for i := 0; i < n; i++ {
+		c.Add()
+	}
+	c.WaitMembers(10 * time.Second)
+}
+
+// Add starts one more node that joins the cluster.
+func (c *Cluster) Add() *Member {
+	c.t.Helper()
+	dir, err := os.MkdirTemp(c.base, "node")
+	if err != nil {
+		c.t.Fatalf("data dir: %v", err)
+	}
+	m := &Member{Index: len(c.Members), Dir: dir, Faults: &gossip.Faults{}, c: c}
+	c.Members = append(c.Members, m)
+	c.start(m)
+	return m
+}
+
+func (c *Cluster) config(m *Member) node.Config {
+	cfg := node.DefaultConfig()
+	cfg.Node.Name = fmt.Sprintf("n%d", m.Index)
+	cfg.Node.DataDir = m.Dir
+	cfg.Node.Profile = node.ProfileLocal
+	cfg.Site.URL = fmt.Sprintf("http://site-%d.localhost/", m.Index)
+	cfg.Gossip.Bind = "127.0.0.1:0"
+	cfg.Gossip.Secrets = []string{c.Secret}
+	cfg.API.Listen = "127.0.0.1:0"
+	cfg.API.Token = c.Token
+	cfg.Public.Listen = "127.0.0.1:0"
+	cfg.Version = "test"
+	for _, o := range c.Members {
+		if o != m && o.Node != nil && o.GossipAddr() != "" {
+			cfg.Gossip.Join = []string{o.GossipAddr()}
+			break
+		}
+	}
+	if c.Configure != nil {
+		c.Configure(m.Index, &cfg)
+	}
+	return cfg
+}
+
+func (c *Cluster) start(m *Member) {
+	c.t.Helper()
+	cfg := c.config(m)
+	if err := cfg.Validate(); err != nil {
+		c.t.Fatalf("config of %s: %v", cfg.Node.Name, err)
+	}
+	log := slog.New(slog.NewTextHandler(logWriter{c.t}, &slog.HandlerOptions{Level: c.LogLevel}))
+	n, err := node.New(cfg, log)
+	if err != nil {
+		c.t.Fatalf("new node: %v", err)
+	}
+	n.TuneGossip = func(g *gossip.Config) {
+		g.Shrink()
+		g.Faults = m.Faults
+		g.Observer = func(recs []session.Record) {
+			if m.Observer != nil {
+				m.Observer(recs)
+			}
+		}
+	}
+	if err := n.Start(context.Background()); err != nil {
+		n.Close(context.Background())
+		c.t.Fatalf("start %s: %v", cfg.Node.Name, err)
+	}
+	m.Node = n
+}
+
+// Kill stops member i as a crash would: no leave, no drain.
+func (c *Cluster) Kill(i int) { c.Members[i].Kill() }
+
+// Restart starts member i again on its data directory (after Kill or Stop).
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.start(c.Members[i])
+}
+
+// Partition cuts every link between the groups of member indexes given;
+// members in no group keep all their links.
+func (c *Cluster) Partition(groups ...[]int) {
+	group := map[int]int{}
+	for g, idx := range groups {
+		for _, i := range idx {
+			group[i] = g + 1
+		}
+	}
+	for _, a := range c.Members {
+		for _, b := range c.Members {
+			if ga, gb := group[a.Index], group[b.Index]; ga != 0 && gb != 0 && ga != gb {
+				a.Faults.Block(b.GossipAddr())
+			}
+		}
+	}
+}
+
+// Heal restores every link.
+func (c *Cluster) Heal() {
+	for _, m := range c.Members {
+		m.Faults.Heal()
+	}
+}
+
+// WaitMembers waits until every member sees every member alive.
+func (c *Cluster) WaitMembers(d time.Duration) {
+	c.t.Helper()
+	c.WaitFor(d, "full membership", func() bool {
+		for _, m := range c.Members {
+			if len(m.Gossip().LiveMembers()) != len(c.Members) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Converged reports whether every member has the same digest.
+func (c *Cluster) Converged() bool {
+	d := c.Members[0].Store().Digest()
+	for _, m := range c.Members[1:] {
+		if m.Store().Digest() != d {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitConverged waits until every member has the same digest.
+func (c *Cluster) WaitConverged(d time.Duration) {
+	c.t.Helper()
+	c.WaitFor(d, "convergence", c.Converged)
+}
+
+// WaitFor polls cond every 5 ms until it holds, or fails the test after d.
+func (c *Cluster) WaitFor(d time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Close stops every member (it runs at cleanup on its own).
+func (c *Cluster) Close() {
+	for _, m := range c.Members {
+		if m.Node != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			m.Node.Close(ctx)
+			cancel()
+		}
+	}
+}
+
+// Call sends a request to member's private API with the cluster's token and
+// decodes the JSON answer into out (if not nil). It returns the status code.
+func (m *Member) Call(method, path string, body any, out any) int {
+	m.c.t.Helper()
+	code, raw := m.CallRaw(method, path, body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			m.c.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	return code
+}
+
+// CallRaw is Call without decoding.
+func (m *Member) CallRaw(method, path string, body any) (int, []byte) {
+	m.c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			m.c.t.Fatalf("encode body: %v", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+m.APIAddr()+path, rd)
+	if err != nil {
+		m.c.t.Fatalf("request: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+m.c.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := m.c.HTTP.Do(req)
+	if err != nil {
+		m.c.t.Fatalf("%s %s on %s: %v", method, path, m.Name(), err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		m.c.t.Fatalf("read answer: %v", err)
+	}
+	return resp.StatusCode, raw
+}
+
+type logWriter struct{ t T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", bytes.TrimSpace(p))
+	return len(p), nil
+}

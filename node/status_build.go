@@ -1,0 +1,63 @@
+package node
+
+import "time"
+
+// Status builds the node's view of the cluster for GET /v1/status.
+func (n *Node) Status() Status {
+	users, sessions := n.store.Counts()
+	active, err := n.store.ActiveSessions()
+	if err != nil {
+		n.log.Warn("count active sessions", "err", err)
+	}
+	st := Status{
+		Node:    n.cfg.Node.Name,
+		SiteURL: n.cfg.Site.URL,
+		Version: n.cfg.Version,
+		Profile: n.cfg.Node.Profile,
+		Counts:  Counts{Users: users, Sessions: sessions, ActiveSessions: active},
+		Members: []MemberStatus{},
+	}
+	for _, m := range n.gossip.Members() {
+		st.Members = append(st.Members, MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version})
+	}
+	for _, k := range n.keyring.Keys() {
+		st.Keyring = append(st.Keyring, KeyStatus{Fingerprint: k.Fingerprint, Primary: k.Primary})
+	}
+	gs := n.gossip.Stats()
+	st.AntiEntropy = AntiEntropy{Rounds: gs.AERounds, BucketsRepaired: gs.BucketsRepaired, RecordsSent: gs.RecordsRepaired}
+	if !gs.LastAERound.IsZero() {
+		st.AntiEntropy.LastRound = gs.LastAERound.Format(time.RFC3339)
+	}
+	st.Sync = SyncStats{
+		DeltasSent:     gs.DeltasSent,
+		DeltasReceived: gs.DeltasReceived,
+		DeltasApplied:  gs.DeltasApplied,
+		Rebroadcasts:   gs.Rebroadcasts,
+		BadMessages:    gs.BadMessages,
+	}
+	return st
+}
+
+// registerMetrics exports the gossip and store figures on /metrics.
+func (n *Node) registerMetrics() {
+	g := n.gossip
+	for name, f := range map[string]func() float64{
+		"ussync_members_alive":                  func() float64 { return float64(len(g.LiveMembers())) },
+		"ussync_gossip_deltas_sent_total":       func() float64 { return float64(g.Stats().DeltasSent) },
+		"ussync_gossip_deltas_received_total":   func() float64 { return float64(g.Stats().DeltasReceived) },
+		"ussync_gossip_deltas_applied_total":    func() float64 { return float64(g.Stats().DeltasApplied) },
+		"ussync_gossip_bad_messages_total":      func() float64 { return float64(g.Stats().BadMessages) },
+		"ussync_gossip_dropped_total":           func() float64 { return float64(g.Stats().Dropped) },
+		"ussync_gossip_bytes_sent_total":        func() float64 { return float64(g.Stats().BytesSent) },
+		"ussync_antientropy_rounds_total":       func() float64 { return float64(g.Stats().AERounds) },
+		"ussync_antientropy_records_sent_total": func() float64 { return float64(g.Stats().RecordsRepaired) },
+		"ussync_store_users":                    func() float64 { u, _ := n.store.Counts(); return float64(u) },
+		"ussync_store_sessions":                 func() float64 { _, s := n.store.Counts(); return float64(s) },
+	} {
+		n.metrics.RegisterFunc(name, metricHelp(name), f)
+	}
+}
+
+func metricHelp(name string) string {
+	return "ussync figure " + name + " (see README, Metrics)."
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,14 +15,30 @@ import (
 )
 
 // testLogger writes into t.Log, so a failing test shows its cluster's story.
+// It stops at cleanup: memberlist goroutines that outlive Shutdown by a
+// moment must not log into a finished test.
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w := &tWriter{t: t}
+	t.Cleanup(func() { // registered first, so it runs after the members close
+		w.mu.Lock()
+		w.off = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type tWriter struct{ t testing.TB }
+type tWriter struct {
+	t   testing.TB
+	mu  sync.RWMutex
+	off bool
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimSpace(p)))
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if !w.off {
+		w.t.Log(string(bytes.TrimSpace(p)))
+	}
 	return len(p), nil
 }
 

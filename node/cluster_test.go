@@ -34,11 +34,21 @@ type checkAnswer struct {
 	} `json:"error"`
 }
 
-func register(t *testing.T, m *nodetest.Member, email string) {
+// register creates a verified user on one node and waits until every node
+// knows it verified (a login elsewhere before that stays local, rightly).
+func register(t *testing.T, c *nodetest.Cluster, on int, email string) {
 	t.Helper()
-	if code := m.Call("PUT", "/v1/users/"+email, map[string]any{"login": "u", "display_name": "U", "verified_via": "registration"}, nil); code != http.StatusOK {
+	if code := c.Members[on].Call("PUT", "/v1/users/"+email, map[string]any{"login": "u", "display_name": "U", "verified_via": "registration"}, nil); code != http.StatusOK {
 		t.Fatalf("register %s: %d", email, code)
 	}
+	c.WaitFor(5*time.Second, "the user on every node", func() bool {
+		for _, m := range c.Members {
+			if u, err := m.Store().User(email); err != nil || !u.Verified.V.OK {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func login(t *testing.T, m *nodetest.Member, email string) loginAnswer {
@@ -73,7 +83,7 @@ func waitAll(t *testing.T, c *nodetest.Cluster, id string, want int, wantCode st
 
 func TestCluster_LoginLogoutEverywhere(t *testing.T) {
 	c := nodetest.NewCluster(t, 5)
-	register(t, c.Members[0], "ann@example.com")
+	register(t, c, 0, "ann@example.com")
 
 	t.Run("login on one node is active on all", func(t *testing.T) {
 		a := login(t, c.Members[0], "ann@example.com")
@@ -112,7 +122,7 @@ func TestCluster_LoginLogoutEverywhere(t *testing.T) {
 	})
 
 	t.Run("a late login created before logout-everywhere stays dead", func(t *testing.T) {
-		register(t, c.Members[0], "bob@example.com")
+		register(t, c, 0, "bob@example.com")
 		// A login stamped before the revocation, but held back: it reaches
 		// the cluster only after the logout-everywhere did.
 		n2 := c.Members[2]
@@ -169,8 +179,8 @@ func TestCluster_UnverifiedSessionsStayHome(t *testing.T) {
 
 func TestCluster_PartitionHeals(t *testing.T) {
 	c := nodetest.NewCluster(t, 5)
-	register(t, c.Members[0], "ann@example.com")
-	register(t, c.Members[0], "bob@example.com")
+	register(t, c, 0, "ann@example.com")
+	register(t, c, 0, "bob@example.com")
 	before := login(t, c.Members[0], "ann@example.com")
 	waitAll(t, c, before.Session.ID, http.StatusOK, "")
 
@@ -198,7 +208,7 @@ func TestCluster_PartitionHeals(t *testing.T) {
 
 func TestCluster_KilledNodeCatchesUp(t *testing.T) {
 	c := nodetest.NewCluster(t, 3)
-	register(t, c.Members[0], "ann@example.com")
+	register(t, c, 0, "ann@example.com")
 	kept := login(t, c.Members[2], "ann@example.com")
 	waitAll(t, c, kept.Session.ID, http.StatusOK, "")
 

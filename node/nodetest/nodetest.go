@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ussync/ussync/gossip"
@@ -50,6 +51,8 @@ type Member struct {
 type Cluster struct {
 	t       T
 	base    string
+	logMu   sync.RWMutex
+	logOff  bool
 	Secret  string
 	Token   string
 	Members []*Member
@@ -143,7 +146,7 @@ func (c *Cluster) start(m *Member) {
 	if err := cfg.Validate(); err != nil {
 		c.t.Fatalf("config of %s: %v", cfg.Node.Name, err)
 	}
-	log := slog.New(slog.NewTextHandler(logWriter{c.t}, &slog.HandlerOptions{Level: c.LogLevel}))
+	log := slog.New(slog.NewTextHandler(logWriter{c}, &slog.HandlerOptions{Level: c.LogLevel}))
 	n, err := node.New(cfg, log)
 	if err != nil {
 		c.t.Fatalf("new node: %v", err)
@@ -249,6 +252,9 @@ func (c *Cluster) Close() {
 			cancel()
 		}
 	}
+	c.logMu.Lock()
+	c.logOff = true
+	c.logMu.Unlock()
 }
 
 // Call sends a request to member's private API with the cluster's token and
@@ -295,9 +301,16 @@ func (m *Member) CallRaw(method, path string, body any) (int, []byte) {
 	return resp.StatusCode, raw
 }
 
-type logWriter struct{ t T }
+// logWriter writes into the test log until the cluster is closed; memberlist
+// goroutines that outlive Shutdown by a moment must not log into a finished
+// test.
+type logWriter struct{ c *Cluster }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s", bytes.TrimSpace(p))
+	w.c.logMu.RLock()
+	defer w.c.logMu.RUnlock()
+	if !w.c.logOff {
+		w.c.t.Logf("%s", bytes.TrimSpace(p))
+	}
 	return len(p), nil
 }

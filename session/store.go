@@ -22,10 +22,10 @@ import (
 //	x <ended-at ms:8> <id>                  -> ""  (sessions by end, for the sweeper)
 //	t <ticket id>                           -> ""  (replay cache, with a Badger TTL)
 const (
-	prefixRecord  = 'r'
-	prefixIndex   = 'i'
-	prefixEnd     = 'x'
-	prefixReplay  = 't'
+	prefixRecord = 'r'
+	prefixIndex  = 'i'
+	prefixEnd    = 'x'
+	prefixReplay = 't'
 	// maxBatchBytes bounds one transaction well under Badger's limit
 	// (15% of the 16 MiB memtable, counting per-entry overhead); Apply
 	// commits and starts another past it.

@@ -165,8 +165,8 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		statusWriters.Put(sw)
 	}()
 	h := w.Header()
-	h["Cache-Control"] = hdrNoStore
-	h["X-Content-Type-Options"] = hdrNosniff
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
 	a.mux.ServeHTTP(sw, r)
 }
 

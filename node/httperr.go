@@ -1,14 +1,12 @@
 package node
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 
 	"github.com/ussync/ussync/session"
 )
@@ -98,65 +96,17 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	writeJSON(w, he.Status, &body)
 }
 
-// Header values shared by every answer: assigning these slices directly
-// saves an allocation per header on the hot path. They are never mutated.
-var (
-	hdrJSON    = []string{"application/json"}
-	hdrNoStore = []string{"no-store"}
-	hdrNosniff = []string{"nosniff"}
-)
-
-type jsonBuffer struct {
-	buf     bytes.Buffer // for encoding/json
-	enc     *json.Encoder
-	scratch []byte // for the hand-written encoders
-}
-
-// maxPooledBuffer bounds the buffers kept for reuse.
-const maxPooledBuffer = 64 << 10
-
-var jsonBuffers = sync.Pool{New: func() any {
-	b := new(jsonBuffer)
-	b.enc = json.NewEncoder(&b.buf)
-	return b
-}}
-
 // writeJSON answers v as JSON with the status. v must encode (the API's own
-// view types always do); if it does not, the answer is a bare 500.
+// view types always do).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b := jsonBuffers.Get().(*jsonBuffer)
-	defer func() {
-		if b.buf.Cap() <= maxPooledBuffer {
-			b.buf.Reset()
-			jsonBuffers.Put(b)
-		}
-	}()
-	b.buf.Reset()
-	h := w.Header()
-	if err := b.enc.Encode(v); err != nil {
-		b.buf.Reset()
-		b.buf.WriteString(`{"error":{"code":"internal","message":"encode answer"}}` + "\n")
-		status = http.StatusInternalServerError
-	}
-	// No Content-Length: net/http sets it for answers that fit its buffer
-	// and chunks the rest, without an allocation here.
-	h["Content-Type"] = hdrJSON
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(b.buf.Bytes())
+	_ = json.NewEncoder(w).Encode(v) // a failed write is the client gone
 }
 
-// writeSession answers {"session":v} with the status, without reflection or
-// allocation: the answer of every successful session check.
+// writeSession answers {"session":v} with the status.
 func writeSession(w http.ResponseWriter, status int, v *sessionView) {
-	b := jsonBuffers.Get().(*jsonBuffer)
-	out := append(b.scratch[:0], `{"session":`...)
-	out = v.appendJSON(out)
-	out = append(out, "}\n"...)
-	w.Header()["Content-Type"] = hdrJSON
-	w.WriteHeader(status)
-	w.Write(out)
-	if cap(out) <= maxPooledBuffer {
-		b.scratch = out[:0]
-		jsonBuffers.Put(b)
-	}
+	writeJSON(w, status, struct {
+		Session *sessionView `json:"session"`
+	}{v})
 }

@@ -5,8 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/node"
 )
 
@@ -396,17 +395,20 @@ func keygenCommand() *cli.Command {
 	}
 }
 
-// newSecret returns 32 random bytes in standard base64 (44 characters).
-// TODO(lead): switch to crypto.GenerateSecret once the crypto package lands.
+// newSecret returns a new cluster secret, base64 (44 characters).
 func newSecret() string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails (crypto/rand panics rather than return short)
-	return base64.StdEncoding.EncodeToString(b)
+	s, err := crypto.GenerateSecret()
+	if err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return s.Encode()
 }
 
-// newToken returns a random API token: 32 bytes, URL-safe base64 (43 characters).
+// newToken returns a random API token: 32 bytes, URL-safe base64.
 func newToken() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	t, err := crypto.NewAPIToken()
+	if err != nil {
+		panic(err)
+	}
+	return t
 }

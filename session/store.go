@@ -49,6 +49,10 @@ type Options struct {
 	SyncWrites bool
 	// Logger receives Badger's warnings and errors. slog.Default if nil.
 	Logger *slog.Logger
+	// CacheEntries bounds the in-memory cache of decoded records that serves
+	// session checks without a Badger read. Zero means 100,000 (about 40 MB);
+	// negative disables it.
+	CacheEntries int
 }
 
 // Store is the on-disk replica of users and sessions. It is safe for
@@ -59,6 +63,12 @@ type Store struct {
 	now       func() time.Time
 	retention time.Duration
 	log       *slog.Logger
+
+	cache *cache
+
+	writes     chan *applyReq // to the writer; unbuffered
+	stop       chan struct{}  // closed by Close
+	writerDone chan struct{}
 
 	mu struct {
 		sync.Mutex
@@ -100,11 +110,16 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger in %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, clock: NewClock(opts.Now), now: opts.Now, retention: opts.Retention, log: opts.Logger}
+	s := &Store{
+		db: db, clock: NewClock(opts.Now), now: opts.Now, retention: opts.Retention, log: opts.Logger,
+		cache:  newCache(opts.CacheEntries),
+		writes: make(chan *applyReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
+	}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	go s.writer()
 	return s, nil
 }
 
@@ -140,14 +155,18 @@ func (s *Store) load() error {
 	})
 }
 
-// Close closes the store. It is idempotent.
+// Close stops the writer (pending Apply calls finish first; later ones get
+// ErrClosed) and closes Badger. It is idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.mu.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.mu.closed = true
+	close(s.stop)
+	s.mu.Unlock()
+	<-s.writerDone
 	return s.db.Close()
 }
 
@@ -197,72 +216,141 @@ type digestChange struct {
 // Apply merges records into the store and returns, in order, the merged
 // state of each record that changed it (records that taught the store
 // nothing are left out: that is what stops rebroadcast). Invalid records and
-// sessions already past retention are skipped. Apply takes ownership of
-// nothing: the records are copied.
+// sessions already past retention are skipped. Apply keeps no reference to
+// recs.
+//
+// Concurrent calls are committed together (group commit): one writer
+// goroutine takes every call waiting and merges them in one transaction, so
+// parallel logins share a commit instead of queueing for one each.
 func (s *Store) Apply(recs ...Record) ([]Record, error) {
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	req := &applyReq{recs: recs, done: make(chan struct{})}
+	select {
+	case s.writes <- req:
+	case <-s.stop:
 		return nil, ErrClosed
 	}
+	<-req.done
+	return req.changed, req.err
+}
+
+// applyReq is one Apply call waiting for the writer.
+type applyReq struct {
+	recs    []Record
+	changed []Record
+	err     error
+	done    chan struct{}
+}
+
+// maxGroupRecords bounds how many records one group commit takes.
+const maxGroupRecords = 4096
+
+// writer is the one goroutine that writes records. s.writes is unbuffered:
+// a call is taken only while the writer is running, so none is lost at Close.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	for {
+		var first *applyReq
+		select {
+		case first = <-s.writes:
+		case <-s.stop:
+			return
+		}
+		group, n := []*applyReq{first}, len(first.recs)
+	gather:
+		for n < maxGroupRecords {
+			select {
+			case r := <-s.writes:
+				group, n = append(group, r), n+len(r.recs)
+			default:
+				break gather
+			}
+		}
+		s.mu.Lock()
+		s.applyGroupLocked(group)
+		s.mu.Unlock()
+		for _, r := range group {
+			close(r.done)
+		}
+	}
+}
+
+// applyGroupLocked merges every call of the group in as few transactions as
+// fit Badger's limits.
+func (s *Store) applyGroupLocked(group []*applyReq) {
+	now := s.now()
 	var (
-		changed []Record
 		pending []digestChange
+		written []entry
+		inTxn   []*applyReq
 		size    int
+		keys    = map[string]bool{} // written in the open transaction
 	)
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	commit := func() error {
-		if err := txn.Commit(); err != nil {
-			return fmt.Errorf("commit: %w", err)
+		err := txn.Commit()
+		if err == nil {
+			for _, c := range pending {
+				s.mu.digest[c.bucket] ^= c.xor
+				s.mu.users += c.users
+				s.mu.sessions += c.sessions
+			}
+			s.cache.put(written...)
+		} else {
+			err = fmt.Errorf("commit: %w", err)
+			for _, r := range inTxn {
+				r.err = err
+			}
 		}
-		for _, c := range pending {
-			s.mu.digest[c.bucket] ^= c.xor
-			s.mu.users += c.users
-			s.mu.sessions += c.sessions
-		}
-		pending, size = pending[:0], 0
+		pending, written, inTxn, size = pending[:0], written[:0], inTxn[:0], 0
+		clear(keys)
 		txn = s.db.NewTransaction(true)
-		return nil
+		return err
 	}
-	for _, rec := range recs {
-		if rec.Validate() != nil {
-			continue
-		}
-		s.clock.Observe(rec.MaxHLC())
-		if rec.Session != nil && s.sweepable(rec.Session, now) {
-			continue
-		}
-		merged, change, writes, err := s.mergeLocked(txn, rec)
-		if err != nil {
-			return changed, err
-		}
-		if writes == nil {
-			continue
-		}
-		if size+writes.size() > maxBatchBytes {
-			if err := commit(); err != nil {
-				return changed, err
+	for _, req := range group {
+		inTxn = append(inTxn, req)
+		for _, rec := range req.recs {
+			if rec.Validate() != nil {
+				continue
 			}
-			// The new transaction must see what the last one wrote: re-merge.
-			if merged, change, writes, err = s.mergeLocked(txn, rec); err != nil || writes == nil {
-				return changed, err
+			s.clock.Observe(rec.MaxHLC())
+			if rec.Session != nil && s.sweepable(rec.Session, now) {
+				continue
 			}
+			key := rec.Key()
+			merged, change, writes, err := s.mergeLocked(txn, rec, !keys[key])
+			if err == nil && writes != nil && size+writes.size() > maxBatchBytes {
+				if err = commit(); err != nil {
+					return
+				}
+				inTxn = append(inTxn, req)
+				// The new transaction must see what the last one wrote, and the
+				// cache does not hold it yet: merge again from the disk.
+				merged, change, writes, err = s.mergeLocked(txn, rec, false)
+			}
+			if err == nil && writes != nil {
+				err = writes.apply(txn)
+			}
+			if err != nil {
+				req.err = err
+				break
+			}
+			if writes == nil {
+				continue
+			}
+			size += writes.size()
+			pending = append(pending, change)
+			written = append(written, entry{rec: merged, enc: writes.sets[0][1]})
+			keys[key] = true
+			req.changed = append(req.changed, merged)
 		}
-		if err := writes.apply(txn); err != nil {
-			return changed, err
-		}
-		size += writes.size()
-		pending = append(pending, change)
-		changed = append(changed, merged)
 	}
-	if len(pending) > 0 {
-		if err := commit(); err != nil {
-			return nil, err
-		}
+	if len(inTxn) > 0 {
+		commit()
 	}
-	return changed, nil
 }
 
 type writeSet struct {
@@ -296,13 +384,21 @@ func (w *writeSet) apply(txn *badger.Txn) error {
 }
 
 // mergeLocked computes the writes that merging rec into the store needs; nil
-// writes mean rec teaches nothing.
-func (s *Store) mergeLocked(txn *badger.Txn, rec Record) (Record, digestChange, *writeSet, error) {
+// writes mean rec teaches nothing. With cached set, the current state may
+// come from the cache, which holds exactly what was committed; the caller
+// must not set it while the transaction holds uncommitted writes of the key.
+func (s *Store) mergeLocked(txn *badger.Txn, rec Record, cached bool) (Record, digestChange, *writeSet, error) {
 	key := rec.Key()
 	rk := recordKey(key)
 	ch := digestChange{bucket: rk[1]}
-	old, oldEnc, err := getRecord(txn, rk)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	var (
+		old    Record
+		oldEnc []byte
+		err    error
+	)
+	if e, ok := s.cache.entry(key); ok && cached {
+		old, oldEnc = e.rec, e.enc
+	} else if old, oldEnc, err = getRecord(txn, rk); err != nil && !errors.Is(err, ErrNotFound) {
 		return Record{}, ch, nil, err
 	}
 	merged := rec
@@ -362,15 +458,26 @@ func getRecord(txn *badger.Txn, rk []byte) (Record, []byte, error) {
 	return r, enc, nil
 }
 
+// get reads a record through the cache.
 func (s *Store) get(key string) (Record, error) {
-	var r Record
+	if r, ok := s.cache.get(key); ok {
+		return r, nil
+	}
+	gen := s.cache.generation()
+	var (
+		r   Record
+		enc []byte
+	)
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		r, _, err = getRecord(txn, recordKey(key))
+		r, enc, err = getRecord(txn, recordKey(key))
 		return err
 	})
 	if errors.Is(err, badger.ErrDBClosed) {
 		return r, ErrClosed
+	}
+	if err == nil {
+		s.cache.fill(key, r, enc, gen)
 	}
 	return r, err
 }
@@ -540,7 +647,10 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	n := 0
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	var pending []digestChange
+	var (
+		pending []digestChange
+		swept   []string
+	)
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
@@ -574,6 +684,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			c.xor = recordHash("s"+id, enc)
 		}
 		pending = append(pending, c)
+		swept = append(swept, "s"+id)
 		n++
 	}
 	if err := wb.Flush(); err != nil {
@@ -583,6 +694,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		s.mu.digest[c.bucket] ^= c.xor
 		s.mu.sessions += c.sessions
 	}
+	s.cache.drop(swept...)
 	return n, nil
 }
 

@@ -97,6 +97,7 @@ type Gossip struct {
 	}
 	closeOnce sync.Once
 	left      atomic.Bool
+	closing   atomic.Bool
 }
 
 // New creates the member: it binds the gossip port (an error if it is in
@@ -114,7 +115,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		return nil, fmt.Errorf("node metadata is %d bytes, over %d: shorten the site URL", len(md), memberlist.MetaMaxSize)
 	}
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: memberlistLog(cfg.Logger),
+		BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: memberlistLog(cfg.Logger, nil),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listen for gossip on %s: %w", cfg.BindAddr, err)
@@ -140,7 +141,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	mc.Transport = g.trans
 	mc.Delegate = (*delegate)(g)
 	mc.Events = (*events)(g)
-	mc.Logger = memberlistLog(cfg.Logger)
+	mc.Logger = memberlistLog(cfg.Logger, g.closing.Load)
 	g.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult, NumNodes: func() int {
 		if g.list == nil {
 			return 1
@@ -335,6 +336,7 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 func (g *Gossip) Close() error {
 	var err error
 	g.closeOnce.Do(func() {
+		g.closing.Store(true)
 		g.cancel()
 		g.peersMu.Lock()
 		for _, p := range g.peers {

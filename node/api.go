@@ -49,6 +49,24 @@ type apiDeps struct {
 	// Metrics receives the request and session metrics and serves /metrics.
 	// Nil makes a private set (fine for tests).
 	Metrics *Metrics
+	// Handoff seals the login's hand-off links and redeems tickets for
+	// POST /v1/tickets/redeem. Nil: logins carry no links and redeeming
+	// answers 503.
+	Handoff *handoff
+}
+
+// withDefaults fills the optional dependencies left nil.
+func (d apiDeps) withDefaults() apiDeps {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics()
+	}
+	if d.Publish == nil {
+		d.Publish = func([]session.Record) {}
+	}
+	return d
 }
 
 // api is the private HTTP API: the handler of the private listener.
@@ -65,15 +83,7 @@ type api struct {
 // nosniff, and every error is {"error":{"code","message"}}. Handlers never
 // panic the server: a panic is logged and answered 500.
 func newAPI(d apiDeps) http.Handler {
-	if d.Log == nil {
-		d.Log = slog.New(slog.DiscardHandler)
-	}
-	if d.Metrics == nil {
-		d.Metrics = NewMetrics()
-	}
-	if d.Publish == nil {
-		d.Publish = func([]session.Record) {}
-	}
+	d = d.withDefaults()
 	a := &api{apiDeps: d, mux: http.NewServeMux(), routes: map[string]*routeMetrics{}}
 	a.other = d.Metrics.route("unmatched")
 
@@ -84,6 +94,7 @@ func newAPI(d apiDeps) http.Handler {
 	a.handle("POST /v1/sessions", true, a.createSession)
 	a.handle("GET /v1/sessions/{id}", true, a.checkSession)
 	a.handle("DELETE /v1/sessions/{id}", true, a.endSession)
+	a.handle("POST /v1/tickets/redeem", true, a.redeemTicket)
 	a.handle("GET /v1/status", true, a.status)
 	a.handle("GET /healthz", false, func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, healthBody)

@@ -34,6 +34,21 @@ const (
 	codeUnavailable      = "unavailable"            // 503: the node is shutting down
 )
 
+// Error codes of the browser hand-off (docs/handoff.md), on the public
+// listener and POST /v1/tickets/redeem.
+const (
+	codeTicketMalformed   = "ticket_malformed"    // 400: not a ticket (encoding, length, version, content)
+	codeTicketUnknownKey  = "ticket_unknown_key"  // 400: sealed under a secret this node does not hold
+	codeTicketTampered    = "ticket_tampered"     // 400: authentication failed
+	codeTicketExpired     = "ticket_expired"      // 410: past its expiry, or issued in the future beyond the skew
+	codeTicketWrongTarget = "ticket_wrong_target" // 403: sealed for another site
+	codeTicketIPMismatch  = "ticket_ip_mismatch"  // 403: bound to another client address
+	codeTicketReplayed    = "ticket_replayed"     // 409: already redeemed here
+	codeBadRedirect       = "bad_redirect"        // 400: next/return/return_to is not under a member site's URL
+	codeCSRF              = "csrf"                // 403: a state-changing or preflight request from a foreign origin
+	codeNoSession         = "no_session"          // 401: the browser has no active session on this site
+)
+
 // httpError is an API error answer: the one way a handler says anything but
 // success. Handlers return it (as error); the route adapter writes it.
 type httpError struct {
@@ -85,7 +100,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			he = errInternal
 		}
 	}
-	if he.Status == http.StatusUnauthorized {
+	if he.Code == codeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ussync"`)
 	}
 	if he.Status == http.StatusServiceUnavailable {

@@ -112,24 +112,45 @@ func (n *Node) Start(ctx context.Context) error {
 
 	n.metrics = NewMetrics()
 	n.registerMetrics()
+	ho, err := newHandoff(handoffConfig{
+		Keyring:     n.keyring,
+		Store:       n.store,
+		Name:        n.cfg.Node.Name,
+		SiteURL:     n.cfg.Site.URL,
+		TicketTTL:   time.Duration(n.cfg.Sync.TicketTTL),
+		BindIP:      n.cfg.Sync.BindIP,
+		HopInterval: time.Duration(n.cfg.Sync.HopInterval),
+		Members:     n.gossip.LiveMembers,
+		Log:         n.log,
+		Metrics:     n.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	deps := apiDeps{
+		Store:           n.store,
+		Name:            n.cfg.Node.Name,
+		TTL:             time.Duration(n.cfg.Session.TTL),
+		RequireVerified: n.cfg.Sync.RequireVerified,
+		Publish:         n.gossip.Publish,
+		Status:          n.Status,
+		Token:           crypto.HashToken(token),
+		Log:             n.log,
+		Metrics:         n.metrics,
+		Handoff:         ho,
+	}
+	pub, err := newPublic(publicDeps{API: deps, Handoff: ho, TrustedProxies: n.cfg.Public.TrustedPrefixes()})
+	if err != nil {
+		return err
+	}
 	n.apiSrv = &http.Server{
-		Handler: newAPI(apiDeps{
-			Store:           n.store,
-			Name:            n.cfg.Node.Name,
-			TTL:             time.Duration(n.cfg.Session.TTL),
-			RequireVerified: n.cfg.Sync.RequireVerified,
-			Publish:         n.gossip.Publish,
-			Status:          n.Status,
-			Token:           crypto.HashToken(token),
-			Log:             n.log,
-			Metrics:         n.metrics,
-		}),
+		Handler:           newAPI(deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
 	n.pubSrv = &http.Server{
-		Handler:           newPublic(),
+		Handler:           pub,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),

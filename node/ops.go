@@ -181,6 +181,9 @@ type createSessionRequest struct {
 	IP          string  `json:"ip"`
 	UserAgent   string  `json:"user_agent"`
 	TTL         string  `json:"ttl"`
+	// ReturnTo is where the hand-off chain ends: a URL under this site's
+	// URL (default: the site URL).
+	ReturnTo string `json:"return_to"`
 }
 
 type syncURL struct {
@@ -236,6 +239,15 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err := checkName("display_name", req.DisplayName); err != nil {
 		return err
 	}
+	var returnTo string
+	if a.Handoff != nil {
+		if returnTo, err = a.Handoff.returnTo(req.ReturnTo); err != nil {
+			return err
+		}
+		if a.Handoff.BindIP && req.IP == "" {
+			return errorf(http.StatusBadRequest, codeInvalidField, "field \"ip\" is required: this node binds hand-off tickets to the client address (sync.bind_ip)")
+		}
+	}
 
 	u, known, err := a.lookupUser(email)
 	if err != nil {
@@ -287,6 +299,15 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 		ans.Reason = reasonNotVerified
 	}
 	ans.Sync.URLs = []syncURL{}
+	if !s.Local && a.Handoff != nil {
+		// The session is stored and published already: a failure here costs
+		// the browser its hand-off, not the login.
+		if urls, chain, err := a.Handoff.loginSync(&s, &u, token, req.IP, returnTo); err != nil {
+			a.Log.Warn("seal hand-off tickets", "session", id, "err", err)
+		} else {
+			ans.Sync.URLs, ans.Sync.Chain = urls, chain
+		}
+	}
 	writeJSON(w, http.StatusCreated, &ans)
 	return nil
 }
@@ -350,23 +371,36 @@ func (a *api) endSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.StateAt(u, a.Store.Now()) == session.StateActive {
-		s.Ended, s.EndReason = a.Store.Clock().Now(), session.EndLogout
-		merged, err := a.apply(session.Record{Session: &s})
-		if err != nil {
-			return err
-		}
-		if len(merged) > 0 {
-			s = *merged[0].Session
-			a.Metrics.sessionsEndedAdd(session.EndLogout, 1)
-		} else if s, err = a.Store.Session(s.ID); err != nil {
-			// Someone else ended it first: answer with what won.
-			return fmt.Errorf("read session: %w", err)
-		}
+	if s, _, err = a.endActive(s, u); err != nil {
+		return err
 	}
 	v, _ := newSessionView(&s, &u, a.Store.Now())
 	writeSession(w, http.StatusOK, &v)
 	return nil
+}
+
+// endActive logs session s (of user u) out, on every site, if it is
+// active; a session already not active is left as it is, so its first cause
+// is kept. It returns the session as it now stands and whether this call
+// ended it.
+func (a *api) endActive(s session.Session, u session.User) (session.Session, bool, error) {
+	if s.StateAt(u, a.Store.Now()) != session.StateActive {
+		return s, false, nil
+	}
+	s.Ended, s.EndReason = a.Store.Clock().Now(), session.EndLogout
+	merged, err := a.apply(session.Record{Session: &s})
+	if err != nil {
+		return s, false, err
+	}
+	if len(merged) > 0 {
+		a.Metrics.sessionsEndedAdd(session.EndLogout, 1)
+		return *merged[0].Session, true, nil
+	}
+	// Someone else ended it first: answer with what won.
+	if s, err = a.Store.Session(s.ID); err != nil {
+		return s, false, fmt.Errorf("read session: %w", err)
+	}
+	return s, false, nil
 }
 
 // logoutEverywhere is POST /v1/users/{email}/logout-everywhere: raise the
@@ -380,21 +414,34 @@ func (a *api) logoutEverywhere(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &struct{}{}, true); err != nil {
 		return err
 	}
-	u, known, err := a.lookupUser(email)
+	n, err := a.logoutUser(email)
 	if err != nil {
 		return err
 	}
+	writeJSON(w, http.StatusOK, &struct {
+		Ended int `json:"ended"`
+	}{n})
+	return nil
+}
+
+// logoutUser logs the user out everywhere and returns how many active
+// sessions it ended; an email with no user and no session is a 404.
+func (a *api) logoutUser(email string) (int, error) {
+	u, known, err := a.lookupUser(email)
+	if err != nil {
+		return 0, err
+	}
 	active, err := a.Store.UserSessions(email, false, 0)
 	if err != nil {
-		return fmt.Errorf("read sessions: %w", err)
+		return 0, fmt.Errorf("read sessions: %w", err)
 	}
 	if !known && len(active) == 0 {
 		all, err := a.Store.UserSessions(email, true, 1)
 		if err != nil {
-			return fmt.Errorf("read sessions: %w", err)
+			return 0, fmt.Errorf("read sessions: %w", err)
 		}
 		if len(all) == 0 {
-			return errorf(http.StatusNotFound, codeNotFound, "no such user")
+			return 0, errorf(http.StatusNotFound, codeNotFound, "no such user")
 		}
 	}
 	// A user this node has only seen sessions of still gets its revocation
@@ -411,14 +458,11 @@ func (a *api) logoutEverywhere(w http.ResponseWriter, r *http.Request) error {
 		recs = append(recs, session.Record{Session: &active[i]})
 	}
 	if _, err := a.apply(recs...); err != nil {
-		return err
+		return 0, err
 	}
 	a.Metrics.sessionsEndedAdd(session.EndLogoutEverywhere, len(active))
 	a.Log.Info("logged out everywhere", "sessions", len(active))
-	writeJSON(w, http.StatusOK, &struct {
-		Ended int `json:"ended"`
-	}{len(active)})
-	return nil
+	return len(active), nil
 }
 
 // userSessions is GET /v1/users/{email}/sessions?state=active|all.

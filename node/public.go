@@ -1,27 +1,609 @@
 package node
 
-import "net/http"
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
 
-// newPublic is the browser-facing listener. Until browser hand-off lands it
-// serves only /healthz, with the security headers every public answer has.
-func newPublic() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"status":"ok"}` + "\n"))
-	})
-	return securityHeaders(mux)
+	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/session"
+)
+
+// Cookies the public listener sets, scoped to the site's path.
+const (
+	// cookieSession holds the session token (the same session on every site).
+	cookieSession = "ussync_session"
+	// cookieChecked marks a browser that lazy mode just sent round the
+	// other sites: its backend does not send it again before it expires.
+	cookieChecked = "ussync_checked"
+)
+
+// Public listener limits.
+const (
+	// maxTokenBytes: a cookie value longer than any token is not looked up.
+	maxTokenBytes = 128
+	// maxCookieTries bounds the ussync_session cookies looked up for one
+	// request (nested site paths may send several).
+	maxCookieTries = 4
+	// corsMaxAge is how long browsers may cache a preflight answer (seconds).
+	corsMaxAge = "600"
+	// refusedHeader names the refusal of a ticket whose browser was sent on
+	// anyway (down a chain, or to next): for logs and tests, never a secret.
+	refusedHeader = "X-Ussync-Refused"
+)
+
+// publicDeps is what the public listener needs; the node wires it.
+type publicDeps struct {
+	// API holds the operations the public logout shares with the private
+	// API: the store, gossip publication, metrics and the log.
+	API apiDeps
+	// Handoff is the ticket machinery (required).
+	Handoff *handoff
+	// TrustedProxies are the prefixes whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (public.trusted_proxies).
+	TrustedProxies []netip.Prefix
 }
 
-// securityHeaders sets the headers every public answer carries: tickets sit
-// in URLs, so no referrer leaves; nothing is framed but by member sites.
-func securityHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("Cache-Control", "no-store")
-		h.ServeHTTP(w, r)
+// public is the browser-facing listener: the endpoints of docs/handoff.md
+// under <site path>ussync/v1/, and GET /healthz. Every answer carries the
+// security headers (securityHeaders); every error is JSON
+// {"error":{"code","message"}}. It is safe for concurrent use.
+type public struct {
+	ops     *api // the store operations, not the private routes
+	h       *handoff
+	trusted []netip.Prefix
+	log     *slog.Logger
+	// base is the decoded path every endpoint sits under: the site's path
+	// and "ussync/v1/". A site at https://example.com/blog/ answers
+	// /blog/ussync/v1/sync and nothing else, so sites sharing a host in
+	// sub-folders each have their own endpoints and cookies.
+	base   string
+	routes map[string]publicRoute // by the path after base
+}
+
+// publicRoute is one public endpoint.
+type publicRoute struct {
+	label   string   // for logs: "GET /ussync/v1/sync"
+	methods []string // accepted methods; nil: any
+	// preflight lists the methods a CORS preflight (OPTIONS) from a member
+	// origin is granted; "": no preflight.
+	preflight string
+	serve     func(http.ResponseWriter, *http.Request, *publicReq) error
+}
+
+// publicReq is what every public handler needs to know about its request.
+type publicReq struct {
+	sites  []site // the live member sites, this one first
+	client clientAddr
+}
+
+// newPublic returns the public listener's handler.
+func newPublic(d publicDeps) (http.Handler, error) {
+	if d.Handoff == nil {
+		return nil, errors.New("public listener: no hand-off")
+	}
+	deps := d.API.withDefaults()
+	p := &public{
+		ops:     &api{apiDeps: deps},
+		h:       d.Handoff,
+		trusted: d.TrustedProxies,
+		log:     deps.Log,
+		base:    d.Handoff.self.URL.Path + publicPrefix,
+	}
+	get := []string{http.MethodGet}
+	p.routes = map[string]publicRoute{
+		"sync":     {methods: get, serve: p.sync},
+		"whoami":   {methods: get, preflight: "GET", serve: p.whoami},
+		"logout":   {methods: []string{http.MethodPost}, preflight: "POST", serve: p.logout},
+		"auth":     {serve: p.auth}, // forward-auth proxies may send the original method
+		"hop":      {methods: get, serve: p.hop},
+		"hop/ask":  {methods: get, serve: p.hopAsk},
+		"hop/done": {methods: get, serve: p.hopDone},
+	}
+	for path, rt := range p.routes {
+		method := "*"
+		if rt.methods != nil {
+			method = strings.Join(rt.methods, ",")
+		}
+		rt.label = method + " /" + publicPrefix + path
+		p.routes[path] = rt
+	}
+	return p, nil
+}
+
+// ServeHTTP sets the security headers, routes, answers errors as JSON and
+// turns a handler's panic into a logged 500.
+func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	pr := &publicReq{sites: p.h.sites(), client: clientOf(r, p.trusted)}
+	securityHeaders(w.Header(), pr.sites)
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			p.log.Error("public handler panic", "route", routeLabel(r), "method", r.Method,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			writeError(w, r, p.log, errInternal)
+		}
+	}()
+	if r.URL.Path == "/healthz" {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, r, p.log, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
+			return
+		}
+		writeJSON(w, http.StatusOK, healthBody)
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, p.base)
+	rt, found := p.routes[rest]
+	if !ok || !found {
+		writeError(w, r, p.log, errorf(http.StatusNotFound, codeNotFound, "no such endpoint (this site's are under %s)", p.base))
+		return
+	}
+	r = r.WithContext(r.Context()) // a copy: the route label is ours to set
+	r.Pattern = rt.label
+	var err error
+	switch {
+	case r.Method == http.MethodOptions && rt.preflight != "":
+		err = p.preflight(w, r, pr, rt.preflight)
+	case rt.methods != nil && !slices.Contains(rt.methods, r.Method):
+		allow := strings.Join(rt.methods, ", ")
+		if rt.preflight != "" {
+			allow += ", OPTIONS"
+		}
+		w.Header().Set("Allow", allow)
+		err = errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here (Allow: %s)", r.Method, allow)
+	default:
+		err = rt.serve(w, r, pr)
+	}
+	if err != nil {
+		writeError(w, r, p.log, publicError(err))
+	}
+}
+
+// publicError keeps the session view of a 410 answer off the public
+// listener: the browser learns why, not the session's details.
+func publicError(err error) error {
+	if he, ok := errors.AsType[*httpError](err); ok && he.Session != nil {
+		c := *he
+		c.Session = nil
+		return &c
+	}
+	return err
+}
+
+// securityHeaders sets the headers every public answer carries: only member
+// sites may frame it, nothing is sniffed or cached, and no referrer leaves
+// (tickets sit in URLs).
+func securityHeaders(h http.Header, sites []site) {
+	var b strings.Builder
+	b.WriteString("default-src 'none'; frame-ancestors")
+	for i, s := range sites {
+		dup := false
+		for _, o := range sites[:i] {
+			dup = dup || o.Origin == s.Origin
+		}
+		if !dup {
+			b.WriteString(" ")
+			b.WriteString(s.Origin)
+		}
+	}
+	h.Set("Content-Security-Policy", b.String())
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+// queryParams parses the query strictly and returns the named parameters:
+// a query that does not parse, or a named parameter given more than once, is
+// a 400. Other parameters are ignored.
+func queryParams(r *http.Request, names ...string) (map[string]string, error) {
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, codeBadRequest, "the query string does not parse")
+	}
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		switch v := vals[n]; len(v) {
+		case 0:
+		case 1:
+			out[n] = v[0]
+		default:
+			return nil, errorf(http.StatusBadRequest, codeBadRequest, "query parameter %q is given %d times", n, len(v))
+		}
+	}
+	return out, nil
+}
+
+// redirect answers 303 See Other to loc, with no body.
+func redirect(w http.ResponseWriter, loc string) {
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// secure reports whether cookies set for this request get Secure: the site
+// is https, or the request came over TLS (directly or through a trusted
+// proxy), or it is an iframe hand-off on a localhost site (browsers treat
+// localhost as secure, and SameSite=None needs Secure).
+func (p *public) secure(pr *publicReq, iframe bool) bool {
+	return p.h.self.https() || pr.client.HTTPS || (iframe && p.h.self.localhost())
+}
+
+// setCookie sets an HttpOnly cookie scoped to the site's path. maxAge < 0
+// deletes it.
+func (p *public) setCookie(w http.ResponseWriter, name, value string, maxAge int, sameSite http.SameSite, secure bool) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     p.h.self.URL.EscapedPath(),
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   secure,
+		SameSite: sameSite,
 	})
+}
+
+// browserSession is the active session of a request's cookie.
+type browserSession struct {
+	Token   string
+	Session session.Session
+	User    session.User
+}
+
+// cookieSession finds the active session of the request's ussync_session
+// cookie: token → id (SessionID) → store. ok is false when there is none.
+func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err error) {
+	now := p.ops.Store.Now()
+	for i, c := range r.CookiesNamed(cookieSession) {
+		if i >= maxCookieTries {
+			break
+		}
+		if c.Value == "" || len(c.Value) > maxTokenBytes {
+			continue
+		}
+		s, err := p.ops.Store.Session(crypto.SessionID(c.Value))
+		if errors.Is(err, session.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return bs, false, fmt.Errorf("read session: %w", err)
+		}
+		u, _, err := p.ops.lookupUser(s.Email)
+		if err != nil {
+			return bs, false, err
+		}
+		if s.StateAt(u, now) == session.StateActive {
+			return browserSession{Token: c.Value, Session: s, User: u}, true, nil
+		}
+	}
+	return bs, false, nil
+}
+
+var errNoSession = &httpError{Status: http.StatusUnauthorized, Code: codeNoSession,
+	Message: "no active session on this site"}
+
+// sync is GET /ussync/v1/sync?t=TICKET[&c=REST][&next=URL][&m=iframe]:
+// redeem a ticket, set the cookie, then go down the chain, to next, or
+// answer 204.
+func (p *public) sync(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+	q, err := queryParams(r, "t", "c", "next", "m")
+	if err != nil {
+		return err
+	}
+	iframe := false
+	switch q["m"] {
+	case "":
+	case ModeIframe:
+		iframe = true
+	default:
+		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"m\" must be %q or absent", ModeIframe)
+	}
+	next := ""
+	if raw, ok := q["next"]; ok {
+		u, err := memberRedirect(pr.sites, "query parameter \"next\"", raw)
+		if err != nil {
+			return err
+		}
+		next = u.String()
+	}
+	var rest []string
+	if c := q["c"]; c != "" {
+		if rest = strings.Split(c, "."); len(rest) > maxChainTickets {
+			return errorf(http.StatusBadRequest, codeTicketMalformed, "the chain holds more than %d tickets", maxChainTickets)
+		}
+	}
+
+	rd, err := p.h.redeem(q["t"], pr.client.String())
+	loc := p.h.chainNext(pr.sites, rest, next)
+	if loc == "" {
+		loc = next
+	}
+	if err != nil {
+		he, ok := errors.AsType[*httpError](err)
+		if !ok || he.Status >= 500 || loc == "" {
+			return err
+		}
+		// Refused, but the browser has somewhere to go: send it on, so one
+		// bad site does not strand the user (logged and counted by redeem).
+		w.Header().Set(refusedHeader, he.Code)
+	} else {
+		sameSite := http.SameSiteLaxMode
+		if iframe {
+			sameSite = http.SameSiteNoneMode
+		}
+		p.setCookie(w, cookieSession, rd.Token, maxAgeUntil(rd.Session.ExpiresAt, p.ops.Store.Now()), sameSite, p.secure(pr, iframe))
+	}
+	if loc != "" {
+		redirect(w, loc)
+		return nil
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// maxAgeUntil is a cookie Max-Age (seconds, at least 1) that ends at the
+// Unix-millisecond time end.
+func maxAgeUntil(end int64, now time.Time) int {
+	return max(1, int((end-now.UnixMilli())/1000))
+}
+
+// cors sets the CORS answer headers: the Origin is echoed, with
+// credentials, only when it is a member site's.
+func cors(w http.ResponseWriter, r *http.Request, pr *publicReq) {
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	if o := r.Header.Get("Origin"); memberOrigin(pr.sites, o) {
+		h.Set("Access-Control-Allow-Origin", o)
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+}
+
+// preflight answers a CORS preflight: granted (204) to a member origin,
+// refused (403 csrf) to any other.
+func (p *public) preflight(w http.ResponseWriter, r *http.Request, pr *publicReq, methods string) error {
+	w.Header().Add("Vary", "Origin")
+	o := r.Header.Get("Origin")
+	if !memberOrigin(pr.sites, o) {
+		return errorf(http.StatusForbidden, codeCSRF, "the origin is not a member site")
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", o)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Allow-Methods", methods)
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Max-Age", corsMaxAge)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type whoamiAnswer struct {
+	Email       string      `json:"email"`
+	Login       string      `json:"login"`
+	DisplayName string      `json:"display_name"`
+	Session     sessionView `json:"session"`
+}
+
+// whoami is GET /ussync/v1/whoami: who the browser is on this site.
+func (p *public) whoami(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+	cors(w, r, pr)
+	bs, ok, err := p.cookieSession(r)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNoSession
+	}
+	ans := whoamiAnswer{Email: bs.Session.Email, Login: bs.User.Login.V, DisplayName: bs.User.DisplayName.V}
+	ans.Session, _ = newSessionView(&bs.Session, &bs.User, p.ops.Store.Now())
+	writeJSON(w, http.StatusOK, &ans)
+	return nil
+}
+
+// fromMember reports whether a state-changing request comes from a member
+// site's page: its Origin, or without one its Referer, is a member origin.
+func fromMember(r *http.Request, sites []site) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		return memberOrigin(sites, o)
+	}
+	ref := r.Header.Get("Referer")
+	if ref == "" {
+		return false
+	}
+	u, err := url.Parse(ref)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	return memberOrigin(sites, originOf(u))
+}
+
+// logout is POST /ussync/v1/logout[?everywhere=1]: end this browser's
+// session (or all of its user's), on every site, and clear the cookie.
+func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+	cors(w, r, pr)
+	if !fromMember(r, pr.sites) {
+		return errorf(http.StatusForbidden, codeCSRF, "a logout must come from a member site's page (Origin or Referer)")
+	}
+	q, err := queryParams(r, "everywhere")
+	if err != nil {
+		return err
+	}
+	everywhere := false
+	switch q["everywhere"] {
+	case "", "0", "false":
+	case "1", "true":
+		everywhere = true
+	default:
+		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"everywhere\" must be 1 or 0")
+	}
+	bs, ok, err := p.cookieSession(r)
+	if err != nil {
+		return err
+	}
+	n := 0
+	switch {
+	case !ok:
+	case everywhere:
+		if n, err = p.ops.logoutUser(bs.Session.Email); err != nil {
+			return err
+		}
+	default:
+		_, ended, err := p.ops.endActive(bs.Session, bs.User)
+		if err != nil {
+			return err
+		}
+		if ended {
+			n = 1
+		}
+	}
+	p.setCookie(w, cookieSession, "", -1, http.SameSiteLaxMode, p.secure(pr, false))
+	writeJSON(w, http.StatusOK, &struct {
+		Ended int `json:"ended"`
+	}{n})
+	return nil
+}
+
+// auth is /ussync/v1/auth, any method: forward-auth for reverse proxies.
+// 200 with X-Ussync-Email and X-Ussync-Session when the cookie's session is
+// active, else 401.
+func (p *public) auth(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+	bs, ok, err := p.cookieSession(r)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNoSession
+	}
+	h := w.Header()
+	h.Set("X-Ussync-Email", bs.Session.Email)
+	h.Set("X-Ussync-Session", bs.Session.ID)
+	writeJSON(w, http.StatusOK, &struct {
+		Email   string `json:"email"`
+		Session string `json:"session"`
+	}{bs.Session.Email, bs.Session.ID})
+	return nil
+}
+
+// setChecked sets ussync_checked for sync.hop_interval.
+func (p *public) setChecked(w http.ResponseWriter, pr *publicReq) {
+	p.setCookie(w, cookieChecked, "1", int(p.h.HopInterval/time.Second), http.SameSiteLaxMode, p.secure(pr, false))
+}
+
+// hop is GET /ussync/v1/hop?return=URL, lazy mode on a site without a
+// cookie: ask the other sites, one after the other, for the browser's
+// session.
+func (p *public) hop(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+	q, err := queryParams(r, "return")
+	if err != nil {
+		return err
+	}
+	ret, err := p.h.selfRedirect(`query parameter "return"`, q["return"])
+	if err != nil {
+		return err
+	}
+	if _, ok, err := p.cookieSession(r); err != nil {
+		return err
+	} else if ok { // nothing to ask: the browser has a session here
+		redirect(w, ret.String())
+		return nil
+	}
+	others := pr.sites[1:]
+	if len(others) == 0 {
+		p.setChecked(w, pr)
+		redirect(w, ret.String())
+		return nil
+	}
+	ask := make([]string, len(others))
+	for i, s := range others {
+		ask[i] = s.Name
+	}
+	hr, err := p.h.sealHop(ret.String(), ask, p.h.clientBinding(pr.client.String()))
+	if err != nil {
+		return err
+	}
+	redirect(w, others[0].link(pathHopAsk, url.Values{"h": {hr}}))
+	return nil
+}
+
+// hopAsk is GET /ussync/v1/hop/ask?h=HOP on an asked site: hand the
+// browser's session to the asking site if it has one here, else ask the
+// next site, else go back to the asking site's hop/done.
+func (p *public) hopAsk(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+	q, err := queryParams(r, "h")
+	if err != nil {
+		return err
+	}
+	t, hp, err := p.h.openHop(q["h"], pr.client.String())
+	if err != nil {
+		return err
+	}
+	if t.Target == p.h.Name {
+		return errorf(http.StatusForbidden, codeTicketWrongTarget, "a hop request is asked of the other sites, not of the site that made it")
+	}
+	asker, ok := siteNamed(pr.sites, t.Target)
+	if !ok {
+		return errBadRedirect("the asking site", "is not a live member")
+	}
+	ret, err := memberRedirect([]site{asker}, "the hop's return URL", hp.Return)
+	if err != nil {
+		return err
+	}
+	bs, ok, err := p.cookieSession(r)
+	if err != nil {
+		return err
+	}
+	if ok && !bs.Session.Local {
+		tk, err := p.h.sealSession(asker.Name, &bs.Session, &bs.User, bs.Token, p.h.clientBinding(pr.client.String()))
+		if err != nil {
+			return err
+		}
+		redirect(w, syncLink(asker, tk, nil, ret.String()))
+		return nil
+	}
+	// Ask the sites listed after this one (a site not listed asks no one).
+	var after []string
+	for i, name := range hp.Ask {
+		if name == p.h.Name {
+			after = hp.Ask[i+1:]
+			break
+		}
+	}
+	for _, name := range after {
+		if s, ok := siteNamed(pr.sites, name); ok && s.Name != p.h.Name && s.Name != asker.Name {
+			redirect(w, s.link(pathHopAsk, url.Values{"h": {q["h"]}}))
+			return nil
+		}
+	}
+	redirect(w, asker.link(pathHopDone, url.Values{"h": {q["h"]}}))
+	return nil
+}
+
+// hopDone is GET /ussync/v1/hop/done?h=HOP back on the asking site: no
+// other site had a session; remember the browser was checked and return.
+func (p *public) hopDone(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+	q, err := queryParams(r, "h")
+	if err != nil {
+		return err
+	}
+	t, hp, err := p.h.openHop(q["h"], pr.client.String())
+	if err != nil {
+		return err
+	}
+	if t.Target != p.h.Name {
+		return errorf(http.StatusForbidden, codeTicketWrongTarget, "the hop request was made by another site")
+	}
+	ret, err := p.h.selfRedirect("the hop's return URL", hp.Return)
+	if err != nil {
+		return err
+	}
+	p.setChecked(w, pr)
+	redirect(w, ret.String())
+	return nil
 }

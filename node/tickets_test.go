@@ -1,0 +1,964 @@
+package node
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/session"
+)
+
+// The member sites of the hand-off tests: this node is site-a; site-b and
+// site-c only appear in its member list (and in their own envs).
+const (
+	siteAURL = "http://a.example/"
+	siteBURL = "http://b.example/"
+	siteCURL = "https://c.example/shop/"
+	wantCSP  = "default-src 'none'; frame-ancestors http://a.example http://b.example https://c.example"
+)
+
+// hoEnv is one node's private API and public listener over a real store,
+// with a static member list (no gossip).
+type hoEnv struct {
+	*apiEnv
+	h   *handoff
+	kr  *crypto.Keyring
+	pub *httptest.Server
+	// base is the public listener's URL plus the site path.
+	base string
+}
+
+// hoSetup is what an hoOption may change before the env starts.
+type hoSetup struct {
+	cfg *handoffConfig
+	pub *publicDeps
+	tls bool // serve the public listener over TLS
+}
+
+type hoOption func(*hoSetup)
+
+func testKeyring(t testing.TB) *crypto.Keyring {
+	t.Helper()
+	s, err := crypto.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return crypto.NewKeyring(s)
+}
+
+// staticMembers is a member list of this site and the others of the tests.
+func staticMembers(name, siteURL string) func() []gossip.Member {
+	ms := []gossip.Member{{Name: name, SiteURL: siteURL, State: "alive"}}
+	for _, o := range []gossip.Member{{Name: "site-a", SiteURL: siteAURL}, {Name: "site-b", SiteURL: siteBURL}, {Name: "site-c", SiteURL: siteCURL}} {
+		if o.Name != name {
+			ms = append(ms, o)
+		}
+	}
+	return func() []gossip.Member { return ms }
+}
+
+// newHoEnv starts node name (site-a by default) at siteURL with keyring kr.
+func newHoEnv(t testing.TB, kr *crypto.Keyring, name, siteURL string, opts ...hoOption) *hoEnv {
+	t.Helper()
+	e := &hoEnv{kr: kr}
+	var pd publicDeps
+	setup := hoSetup{pub: &pd}
+	e.apiEnv = newAPIEnv(t, func(d *apiDeps) {
+		d.Name = name
+		cfg := handoffConfig{
+			Keyring: kr, Store: d.Store, Name: name, SiteURL: siteURL,
+			TicketTTL: time.Minute, HopInterval: 10 * time.Minute,
+			Members: staticMembers(name, siteURL), Log: d.Log, Metrics: d.Metrics,
+		}
+		setup.cfg = &cfg
+		for _, o := range opts {
+			o(&setup)
+		}
+		h, err := newHandoff(cfg)
+		if err != nil {
+			t.Fatalf("new hand-off: %v", err)
+		}
+		e.h, d.Handoff = h, h
+		pd.API, pd.Handoff = *d, h
+	})
+	pub, err := newPublic(pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pub = httptest.NewUnstartedServer(pub)
+	if setup.tls {
+		e.pub.StartTLS()
+	} else {
+		e.pub.Start()
+	}
+	t.Cleanup(e.pub.Close)
+	e.base = e.pub.URL + e.h.self.URL.Path
+	return e
+}
+
+func withBindIP(s *hoSetup) { s.cfg.BindIP = true }
+
+func withTLS(s *hoSetup) { s.tls = true }
+
+func withTrusted(cidr string) hoOption {
+	return func(s *hoSetup) {
+		s.pub.TrustedProxies = append(s.pub.TrustedProxies, netip.MustParsePrefix(cidr))
+	}
+}
+
+type pubResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// cookie returns the Set-Cookie of name, or nil.
+func (r *pubResponse) cookie(name string) *http.Cookie {
+	for _, c := range (&http.Response{Header: r.Header}).Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// refusal checks an error answer of the public listener: status, code, no
+// cookie, no session details.
+func (r *pubResponse) refusal(t testing.TB, status int, code string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	var ea struct {
+		Error   struct{ Code, Message string }
+		Session *json.RawMessage
+	}
+	if err := json.Unmarshal(r.Body, &ea); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+	if ea.Error.Code != code || ea.Error.Message == "" {
+		t.Fatalf("error %q (%q), want %q", ea.Error.Code, ea.Error.Message, code)
+	}
+	if ea.Session != nil {
+		t.Errorf("the public answer shows the session: %s", r.Body)
+	}
+	if sc := r.Header.Values("Set-Cookie"); len(sc) != 0 {
+		t.Errorf("a refusal set cookies: %q", sc)
+	}
+}
+
+// get sends a request to the public listener (path relative to the site
+// path) without following redirects; hdr is name, value pairs.
+func (e *hoEnv) pubDo(method, path string, hdr ...string) *pubResponse {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.base+path, nil)
+	if err != nil {
+		e.t.Fatalf("new request: %v", err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	cl := e.pub.Client()
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := cl.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("read: %v", err)
+	}
+	what := method + " " + path
+	if len(what) > 80 {
+		what = what[:80] + "…"
+	}
+	checkSecurityHeaders(e.t, what, resp.Header)
+	return &pubResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}
+}
+
+func (e *hoEnv) get(path string, hdr ...string) *pubResponse { return e.pubDo("GET", path, hdr...) }
+
+func checkSecurityHeaders(t testing.TB, what string, h http.Header) {
+	t.Helper()
+	for k, v := range map[string]string{
+		"Content-Security-Policy": wantCSP,
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "no-referrer",
+		"Cache-Control":           "no-store",
+	} {
+		if got := h.Get(k); got != v && !(k == "Content-Security-Policy" && strings.HasPrefix(got, "default-src 'none'; frame-ancestors ")) {
+			t.Errorf("%s: %s %q, want %q", what, k, got, v)
+		}
+	}
+}
+
+// session reads a session and its user from the env's store.
+func (e *hoEnv) session(t testing.TB, id string) (session.Session, session.User) {
+	t.Helper()
+	s, err := e.store.Session(id)
+	if err != nil {
+		t.Fatalf("read session: %v", err)
+	}
+	u, err := e.store.User(s.Email)
+	if err != nil {
+		t.Fatalf("read user: %v", err)
+	}
+	return s, u
+}
+
+// ticketFor logs email in on e and seals a ticket of the session for target.
+func (e *hoEnv) ticketFor(t testing.TB, target, email, ip string) (string, loginJSON) {
+	t.Helper()
+	l := e.login(t, email, true)
+	s, u := e.session(t, l.Session.ID)
+	tk, err := e.h.sealSession(target, &s, &u, l.Token, ip)
+	if err != nil {
+		t.Fatalf("seal: %v", err)
+	}
+	return tk, l
+}
+
+func syncPath(q url.Values) string { return "ussync/v1/sync?" + q.Encode() }
+
+// reseal decodes a ticket, lets f change its raw bytes, and encodes it.
+func reseal(t testing.TB, tk string, f func([]byte)) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(raw)
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+func TestHandoff_LoginLinks(t *testing.T) {
+	kr := testKeyring(t)
+	t.Run("one link per other site and a chain back", func(t *testing.T) {
+		e := newHoEnv(t, kr, "site-a", siteAURL)
+		e.do("PUT", "/v1/users/ann@example.com", `{"verified_via":"registration"}`).want(t, http.StatusOK, nil)
+		var l loginJSON
+		e.do("POST", "/v1/sessions", `{"email":"ann@example.com","return_to":"http://a.example/account?tab=1"}`).want(t, http.StatusCreated, &l)
+		if l.Sync == nil || len(l.Sync.URLs) != 2 || l.Sync.Chain == nil {
+			t.Fatalf("sync %+v", l.Sync)
+		}
+		for i, want := range []struct{ site, prefix string }{{"site-b", siteBURL}, {"site-c", siteCURL}} {
+			got := l.Sync.URLs[i]
+			if got["site"] != want.site || !strings.HasPrefix(got["url"], want.prefix+"ussync/v1/sync?t=") {
+				t.Errorf("url %d: %v", i, got)
+			}
+			if len(got["url"]) > 900 {
+				t.Errorf("a sync URL is %d characters long", len(got["url"]))
+			}
+		}
+		chain, err := url.Parse(*l.Sync.Chain)
+		if err != nil || chain.Host != "b.example" || chain.Path != "/ussync/v1/sync" {
+			t.Fatalf("chain %q", *l.Sync.Chain)
+		}
+		q := chain.Query()
+		if q.Get("t") == "" || strings.Count(q.Get("c"), ".") != 0 || q.Get("c") == "" || q.Get("next") != "http://a.example/account?tab=1" {
+			t.Errorf("chain query %v", q)
+		}
+		t.Logf("chain URL through 2 sites: %d characters", len(*l.Sync.Chain))
+		// The chain's tickets and the iframe tickets are distinct.
+		if strings.Contains(l.Sync.URLs[0]["url"], q.Get("t")) {
+			t.Error("the chain reuses an iframe ticket")
+		}
+	})
+	t.Run("default return is the site", func(t *testing.T) {
+		e := newHoEnv(t, kr, "site-a", siteAURL)
+		l := e.login(t, "ann@example.com", true)
+		chain, _ := url.Parse(*l.Sync.Chain)
+		if chain.Query().Get("next") != siteAURL {
+			t.Errorf("next %q", chain.Query().Get("next"))
+		}
+	})
+	t.Run("unverified user: no links", func(t *testing.T) {
+		e := newHoEnv(t, kr, "site-a", siteAURL)
+		l := e.login(t, "eve@example.com", false)
+		if len(l.Sync.URLs) != 0 || *l.Sync.Chain != "" {
+			t.Errorf("sync %+v", l.Sync)
+		}
+	})
+	t.Run("return_to elsewhere is refused", func(t *testing.T) {
+		e := newHoEnv(t, kr, "site-a", siteAURL)
+		for _, rt := range []string{"https://evil.example/", "http://b.example/", "https://a.example/", "/relative", "http://a.example/../x"} {
+			e.do("POST", "/v1/sessions", map[string]string{"email": "ann@example.com", "return_to": rt}).
+				wantError(t, http.StatusBadRequest, codeBadRedirect)
+		}
+		if _, n := e.store.Counts(); n != 0 {
+			t.Errorf("%d sessions created by refused logins", n)
+		}
+	})
+	t.Run("bind_ip needs the client address", func(t *testing.T) {
+		e := newHoEnv(t, kr, "site-a", siteAURL, withBindIP)
+		e.do("POST", "/v1/sessions", `{"email":"ann@example.com"}`).wantError(t, http.StatusBadRequest, codeInvalidField)
+		var l loginJSON
+		e.do("PUT", "/v1/users/ann@example.com", `{"verified_via":"admin"}`).want(t, http.StatusOK, nil)
+		e.do("POST", "/v1/sessions", `{"email":"ann@example.com","ip":"::ffff:192.0.2.7"}`).want(t, http.StatusCreated, &l)
+		u, _ := url.Parse(l.Sync.URLs[0]["url"])
+		tk, err := kr.OpenTicket(u.Query().Get("t"), e.clock.Now())
+		if err != nil || tk.ClientIP != "192.0.2.7" {
+			t.Errorf("ticket %v, %v: want bound to 192.0.2.7", tk, err)
+		}
+	})
+}
+
+func TestPublic_SyncRefusals(t *testing.T) {
+	kr := testKeyring(t)
+	other := testKeyring(t)
+	e := newHoEnv(t, kr, "site-a", siteAURL)
+	valid := func(t *testing.T) string {
+		tk, _ := e.ticketFor(t, "site-a", "ann@example.com", "")
+		return tk
+	}
+	sealWith := func(t *testing.T, k *crypto.Keyring, mod func(*crypto.Ticket)) string {
+		l := e.login(t, "ann@example.com", true)
+		s, u := e.session(t, l.Session.ID)
+		s.ID = ""
+		payload, err := encodePayload(&ticketPayload{Session: &s, User: &u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := e.clock.Now()
+		tk := crypto.Ticket{Target: "site-a", SessionID: l.Session.ID, Token: l.Token, IssuedAt: now, ExpiresAt: now.Add(time.Minute), Payload: payload}
+		mod(&tk)
+		sealed, err := k.SealTicket(tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sealed
+	}
+	for _, tc := range []struct {
+		name   string
+		ticket func(t *testing.T) string
+		status int
+		code   string
+	}{
+		{"missing", func(*testing.T) string { return "" }, 400, codeTicketMalformed},
+		{"garbage", func(*testing.T) string { return "!!not-a-ticket!!" }, 400, codeTicketMalformed},
+		{"truncated", func(t *testing.T) string { return valid(t)[:40] }, 400, codeTicketMalformed},
+		{"too long", func(*testing.T) string { return strings.Repeat("A", crypto.MaxTicketBytes+1) }, 400, codeTicketMalformed},
+		{"wrong version", func(t *testing.T) string { return reseal(t, valid(t), func(b []byte) { b[0] = 9 }) }, 400, codeTicketMalformed},
+		{"unknown key", func(t *testing.T) string { return sealWith(t, other, func(*crypto.Ticket) {}) }, 400, codeTicketUnknownKey},
+		{"tampered", func(t *testing.T) string { return reseal(t, valid(t), func(b []byte) { b[len(b)-20] ^= 1 }) }, 400, codeTicketTampered},
+		{"tampered key id", func(t *testing.T) string {
+			// Another key's id with this key's ciphertext: the header is
+			// authenticated.
+			o := sealWith(t, other, func(*crypto.Ticket) {})
+			ob, _ := base64.RawURLEncoding.DecodeString(o)
+			return reseal(t, valid(t), func(b []byte) { copy(b[1:9], ob[1:9]) })
+		}, 400, codeTicketUnknownKey},
+		{"issued in the future", func(t *testing.T) string {
+			return sealWith(t, kr, func(tk *crypto.Ticket) {
+				tk.IssuedAt = tk.IssuedAt.Add(10 * time.Second)
+				tk.ExpiresAt = tk.IssuedAt.Add(time.Minute)
+			})
+		}, 410, codeTicketExpired},
+		{"expired", func(t *testing.T) string {
+			return sealWith(t, kr, func(tk *crypto.Ticket) {
+				tk.IssuedAt = tk.IssuedAt.Add(-2 * time.Minute)
+				tk.ExpiresAt = tk.IssuedAt.Add(time.Minute)
+			})
+		}, 410, codeTicketExpired},
+		{"wrong target", func(t *testing.T) string { tk, _ := e.ticketFor(t, "site-b", "ann@example.com", ""); return tk }, 403, codeTicketWrongTarget},
+		{"ip mismatch", func(t *testing.T) string {
+			tk, _ := e.ticketFor(t, "site-a", "ann@example.com", "192.0.2.99")
+			return tk
+		}, 403, codeTicketIPMismatch},
+		{"token does not match the session", func(t *testing.T) string {
+			return sealWith(t, kr, func(tk *crypto.Ticket) { tk.Token = strings.Repeat("x", 43) })
+		}, 400, codeTicketMalformed},
+		{"hop request", func(t *testing.T) string {
+			h, err := e.h.sealHop(siteAURL, []string{"site-b"}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}, 400, codeTicketMalformed},
+		{"replayed", func(t *testing.T) string {
+			tk := valid(t)
+			if r := e.get(syncPath(url.Values{"t": {tk}})); r.Status != http.StatusNoContent {
+				t.Fatalf("first use: %d %s", r.Status, r.Body)
+			}
+			return tk
+		}, 409, codeTicketReplayed},
+		{"session ended", func(t *testing.T) string {
+			tk, l := e.ticketFor(t, "site-a", "ann@example.com", "")
+			e.do("DELETE", "/v1/sessions/"+l.Session.ID, nil).want(t, http.StatusOK, nil)
+			return tk
+		}, 410, codeSessionEnded},
+		{"session revoked", func(t *testing.T) string {
+			tk, _ := e.ticketFor(t, "site-a", "bob@example.com", "")
+			e.do("POST", "/v1/users/bob@example.com/logout-everywhere", nil).want(t, http.StatusOK, nil)
+			return tk
+		}, 410, codeSessionEnded},
+		{"session revoked by a later log out everywhere", func(t *testing.T) string {
+			// The ticket carries the old user record; the store's newer
+			// revocation wins the merge.
+			l := e.login(t, "cat@example.com", true)
+			s, u := e.session(t, l.Session.ID)
+			e.clock.Add(time.Millisecond)
+			u2, _ := e.store.User("cat@example.com")
+			u2.RevokedBefore = e.store.Clock().Now()
+			if _, err := e.store.Apply(session.Record{User: &u2}); err != nil {
+				t.Fatal(err)
+			}
+			tk, err := e.h.sealSession("site-a", &s, &u, l.Token, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tk
+		}, 410, codeSessionRevoked},
+		{"session expired", func(t *testing.T) string {
+			var l loginJSON
+			e.do("PUT", "/v1/users/dan@example.com", `{"verified_via":"admin"}`).want(t, http.StatusOK, nil)
+			e.do("POST", "/v1/sessions", `{"email":"dan@example.com","ttl":"30s"}`).want(t, http.StatusCreated, &l)
+			e.clock.Add(31 * time.Second)
+			s, u := e.session(t, l.Session.ID)
+			tk, err := e.h.sealSession("site-a", &s, &u, l.Token, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tk
+		}, 410, codeSessionExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tk := tc.ticket(t)
+			e.get(syncPath(url.Values{"t": {tk}})).refusal(t, tc.status, tc.code)
+		})
+	}
+	t.Run("expired by the clock", func(t *testing.T) {
+		tk := valid(t)
+		e.clock.Add(61 * time.Second)
+		e.get(syncPath(url.Values{"t": {tk}})).refusal(t, http.StatusGone, codeTicketExpired)
+	})
+	t.Run("bad redirect refuses before redeeming", func(t *testing.T) {
+		tk := valid(t)
+		for _, next := range []string{
+			"https://evil.example/", "//evil.example/", "http://a.example@evil.example/", "http://a.example.evil.example/",
+			"javascript:alert(1)", "/relative", "http://c.example/shop/", "https://c.example/shopping", "https://c.example/",
+			"https://c.example/shop/%2e%2e/admin", "https://c.example/shop/../admin", "http://a.example\\@evil.example/",
+			"http://a.example/%2F%2Fevil.example", "ftp://a.example/", "http://b.example:8080/", " http://a.example/",
+		} {
+			e.get(syncPath(url.Values{"t": {tk}, "next": {next}})).refusal(t, http.StatusBadRequest, codeBadRedirect)
+		}
+		// Nothing was redeemed: the ticket still works.
+		if r := e.get(syncPath(url.Values{"t": {tk}})); r.Status != http.StatusNoContent {
+			t.Fatalf("the ticket after refused redirects: %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("member redirects", func(t *testing.T) {
+		for _, next := range []string{"http://a.example/x?y=1#z", "http://A.EXAMPLE:80/", "https://c.example/shop/cart", "https://c.example:443/shop", "http://b.example/"} {
+			r := e.get(syncPath(url.Values{"t": {valid(t)}, "next": {next}}))
+			if r.Status != http.StatusSeeOther || r.cookie(cookieSession) == nil {
+				t.Fatalf("next=%s: %d %s", next, r.Status, r.Body)
+			}
+			want, _ := url.Parse(next)
+			if loc := r.Header.Get("Location"); loc != want.String() {
+				t.Errorf("Location %q, want %q", loc, want)
+			}
+		}
+	})
+	if strings.Contains(e.logs.String(), "ussync_session=") {
+		t.Error("a cookie was logged")
+	}
+}
+
+func TestPublic_SyncCookie(t *testing.T) {
+	kr := testKeyring(t)
+	for _, tc := range []struct {
+		name, siteURL, mode string
+		opts                []hoOption
+		hdr                 []string
+		secure              bool
+		sameSite            http.SameSite
+	}{
+		{name: "chain on http", siteURL: siteAURL, secure: false, sameSite: http.SameSiteLaxMode},
+		{name: "iframe on http", siteURL: siteAURL, mode: "iframe", secure: false, sameSite: http.SameSiteNoneMode},
+		{name: "iframe on localhost", siteURL: "http://a.localhost:8080/app/", mode: "iframe", secure: true, sameSite: http.SameSiteNoneMode},
+		{name: "chain on localhost", siteURL: "http://a.localhost:8080/app/", secure: false, sameSite: http.SameSiteLaxMode},
+		{name: "https site", siteURL: "https://a.example/blog/", secure: true, sameSite: http.SameSiteLaxMode},
+		{name: "over TLS", siteURL: siteAURL, opts: []hoOption{withTLS}, secure: true, sameSite: http.SameSiteLaxMode},
+		{name: "trusted proxy says https", siteURL: siteAURL, opts: []hoOption{withTrusted("127.0.0.0/8")}, hdr: []string{"X-Forwarded-Proto", "https"}, secure: true, sameSite: http.SameSiteLaxMode},
+		{name: "untrusted proxy says https", siteURL: siteAURL, opts: []hoOption{withTrusted("10.0.0.0/8")}, hdr: []string{"X-Forwarded-Proto", "https"}, secure: false, sameSite: http.SameSiteLaxMode},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newHoEnv(t, kr, "site-a", tc.siteURL, tc.opts...)
+			tk, l := e.ticketFor(t, "site-a", "ann@example.com", "")
+			q := url.Values{"t": {tk}}
+			if tc.mode != "" {
+				q.Set("m", tc.mode)
+			}
+			r := e.get(syncPath(q), tc.hdr...)
+			if r.Status != http.StatusNoContent || len(r.Body) != 0 {
+				t.Fatalf("status %d %s", r.Status, r.Body)
+			}
+			c := r.cookie(cookieSession)
+			if c == nil {
+				t.Fatalf("no cookie: %q", r.Header.Values("Set-Cookie"))
+			}
+			wantPath := e.h.self.URL.Path
+			wantAge := int(l.Session.ExpiresAt.Sub(e.clock.Now()) / time.Second)
+			if c.Value != l.Token || !c.HttpOnly || c.Path != wantPath || c.Secure != tc.secure || c.SameSite != tc.sameSite ||
+				c.MaxAge != wantAge || c.Domain != "" {
+				t.Errorf("cookie %q: want path %s secure %v samesite %v max-age %d", r.Header.Get("Set-Cookie"), wantPath, tc.secure, tc.sameSite, wantAge)
+			}
+		})
+	}
+	t.Run("before gossip: the ticket carries the session", func(t *testing.T) {
+		a := newHoEnv(t, kr, "site-a", siteAURL)
+		b := newHoEnv(t, kr, "site-b", siteBURL)
+		l := a.login(t, "ann@example.com", true)
+		u, _ := url.Parse(l.Sync.URLs[0]["url"]) // site-b's
+		if _, err := b.store.Session(l.Session.ID); err == nil {
+			t.Fatal("site-b knows the session already")
+		}
+		r := b.get(syncPath(u.Query()))
+		if r.Status != http.StatusNoContent || r.cookie(cookieSession) == nil {
+			t.Fatalf("redeem on site-b: %d %s", r.Status, r.Body)
+		}
+		s, user := b.session(t, l.Session.ID)
+		if s.Site != "site-a" || s.Email != "ann@example.com" || !user.Verified.V.OK || s.UserAgent != "test/1.0" {
+			t.Errorf("site-b holds %+v, %+v", s, user)
+		}
+		if as, _ := a.store.Session(l.Session.ID); as != s {
+			t.Errorf("the records differ:\n%+v\n%+v", as, s)
+		}
+		if strings.Contains(b.logs.String(), l.Token) || strings.Contains(b.logs.String(), u.Query().Get("t")) {
+			t.Error("a token or ticket was logged")
+		}
+	})
+}
+
+func TestPublic_Chain(t *testing.T) {
+	kr := testKeyring(t)
+	e := newHoEnv(t, kr, "site-a", siteAURL)
+	seal := func(target string) string {
+		tk, _ := e.ticketFor(t, target, "ann@example.com", "")
+		return tk
+	}
+	next := "http://a.example/back"
+	t.Run("forwards to the next ticket's site", func(t *testing.T) {
+		ta, tb, tc := seal("site-a"), seal("site-b"), seal("site-c")
+		r := e.get(syncPath(url.Values{"t": {ta}, "c": {tb + "." + tc}, "next": {next}}))
+		if r.Status != http.StatusSeeOther || r.cookie(cookieSession) == nil || r.cookie(cookieSession).SameSite != http.SameSiteLaxMode {
+			t.Fatalf("%d %q", r.Status, r.Header.Values("Set-Cookie"))
+		}
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		q := loc.Query()
+		if loc.Scheme+"://"+loc.Host+loc.Path != siteBURL+"ussync/v1/sync" || q.Get("t") != tb || q.Get("c") != tc || q.Get("next") != next {
+			t.Errorf("Location %s", loc)
+		}
+	})
+	t.Run("the last ticket goes to the site's prefix", func(t *testing.T) {
+		ta, tc := seal("site-a"), seal("site-c")
+		r := e.get(syncPath(url.Values{"t": {ta}, "c": {tc}, "next": {next}}))
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		want := siteCURL + "ussync/v1/sync?" + url.Values{"t": {tc}, "next": {next}}.Encode()
+		if r.Status != http.StatusSeeOther || loc.String() != want {
+			t.Errorf("%d Location %s", r.Status, loc)
+		}
+	})
+	t.Run("unusable tickets in the chain are skipped", func(t *testing.T) {
+		ta, tc := seal("site-a"), seal("site-c")
+		alien, _ := newHoEnv(t, testKeyring(t), "site-a", siteAURL).ticketFor(t, "site-b", "x@example.com", "")
+		gone := seal("site-z") // not a member
+		r := e.get(syncPath(url.Values{"t": {ta}, "c": {"garbage." + alien + "." + gone + "." + tc}, "next": {next}}))
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if r.Status != http.StatusSeeOther || loc.Host != "c.example" || loc.Query().Get("t") != tc || loc.Query().Has("c") {
+			t.Errorf("%d Location %s", r.Status, loc)
+		}
+	})
+	t.Run("a refused hop still forwards, setting nothing", func(t *testing.T) {
+		ta, tb := seal("site-a"), seal("site-b")
+		e.get(syncPath(url.Values{"t": {ta}})) // used once
+		r := e.get(syncPath(url.Values{"t": {ta}, "c": {tb}, "next": {next}}))
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if r.Status != http.StatusSeeOther || loc.Query().Get("t") != tb || r.Header.Get(refusedHeader) != codeTicketReplayed {
+			t.Errorf("%d Location %s refused %q", r.Status, loc, r.Header.Get(refusedHeader))
+		}
+		if sc := r.Header.Values("Set-Cookie"); len(sc) != 0 {
+			t.Errorf("cookies %q", sc)
+		}
+	})
+	t.Run("a refused last hop goes to next, setting nothing", func(t *testing.T) {
+		tb := seal("site-b")
+		r := e.get(syncPath(url.Values{"t": {tb}, "next": {next}}))
+		if r.Status != http.StatusSeeOther || r.Header.Get("Location") != next || r.Header.Get(refusedHeader) != codeTicketWrongTarget || len(r.Header.Values("Set-Cookie")) != 0 {
+			t.Errorf("%d %v", r.Status, r.Header)
+		}
+	})
+	t.Run("too many tickets", func(t *testing.T) {
+		e.get(syncPath(url.Values{"t": {seal("site-a")}, "c": {strings.Repeat("x.", maxChainTickets) + "x"}})).
+			refusal(t, http.StatusBadRequest, codeTicketMalformed)
+	})
+}
+
+func TestAPI_RedeemTicket(t *testing.T) {
+	kr := testKeyring(t)
+	a := newHoEnv(t, kr, "site-a", siteAURL, withBindIP)
+	b := newHoEnv(t, kr, "site-b", siteBURL)
+	var l loginJSON
+	a.do("PUT", "/v1/users/ann@example.com", `{"verified_via":"registration","login":"ann","display_name":"Ann"}`).want(t, http.StatusOK, nil)
+	login := func() (forB, forC string, l loginJSON) {
+		a.do("POST", "/v1/sessions", `{"email":"ann@example.com","ip":"192.0.2.7"}`).want(t, http.StatusCreated, &l)
+		ub, _ := url.Parse(l.Sync.URLs[0]["url"])
+		uc, _ := url.Parse(l.Sync.URLs[1]["url"])
+		return ub.Query().Get("t"), uc.Query().Get("t"), l
+	}
+	t.Run("happy path", func(t *testing.T) {
+		tk, _, l2 := login()
+		l = l2
+		var ans struct {
+			Session sessionJSON `json:"session"`
+			User    userJSON    `json:"user"`
+			Token   string      `json:"token"`
+		}
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).want(t, http.StatusOK, &ans)
+		if ans.Token != l.Token || ans.Session.ID != l.Session.ID || crypto.SessionID(ans.Token) != ans.Session.ID ||
+			!ans.Session.Active || ans.Session.Site != "site-a" || ans.User.Email != "ann@example.com" || ans.User.Login != "ann" ||
+			ans.User.DisplayName != "Ann" || !ans.User.Verified {
+			t.Errorf("answer %+v", ans)
+		}
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).wantError(t, http.StatusConflict, codeTicketReplayed)
+	})
+	t.Run("refusals", func(t *testing.T) {
+		tk, forC, _ := login()
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}).wantError(t, http.StatusForbidden, codeTicketIPMismatch)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "198.51.100.1"}).wantError(t, http.StatusForbidden, codeTicketIPMismatch)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": forC, "ip": "192.0.2.7"}).wantError(t, http.StatusForbidden, codeTicketWrongTarget)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk[:50], "ip": "192.0.2.7"}).wantError(t, http.StatusBadRequest, codeTicketMalformed)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "not-an-ip"}).wantError(t, http.StatusBadRequest, codeInvalidField)
+		b.do("POST", "/v1/tickets/redeem", `{"ip":"192.0.2.7"}`).wantError(t, http.StatusBadRequest, codeInvalidField)
+		b.do("POST", "/v1/tickets/redeem", `{"ticket":"x","next":"y"}`).wantError(t, http.StatusBadRequest, codeUnknownField)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}, "Authorization", "").wantError(t, http.StatusUnauthorized, codeUnauthorized)
+		// The refusals above did not use the ticket up.
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "::ffff:192.0.2.7"}).want(t, http.StatusOK, nil)
+	})
+	t.Run("ended session", func(t *testing.T) {
+		tk, _, l := login()
+		a.do("DELETE", "/v1/sessions/"+l.Session.ID, nil).want(t, http.StatusOK, nil)
+		// Gossip brings the logout to site-b; the ticket's older record,
+		// alive, does not undo it.
+		ended, _ := a.session(t, l.Session.ID)
+		if _, err := b.store.Apply(session.Record{Session: &ended}); err != nil {
+			t.Fatal(err)
+		}
+		ea := b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).wantError(t, http.StatusGone, codeSessionEnded)
+		if ea.Session == nil || ea.Session.ID != l.Session.ID || ea.Session.EndReason != session.EndLogout {
+			t.Errorf("session %+v", ea.Session)
+		}
+	})
+	t.Run("no hand-off", func(t *testing.T) {
+		newAPIEnv(t).do("POST", "/v1/tickets/redeem", map[string]string{"ticket": "x"}).wantError(t, http.StatusServiceUnavailable, codeUnavailable)
+	})
+}
+
+// withCookie is the request header of a ussync_session cookie.
+func withCookie(token string) []string { return []string{"Cookie", cookieSession + "=" + token} }
+
+func TestPublic_WhoamiAuthLogout(t *testing.T) {
+	kr := testKeyring(t)
+	e := newHoEnv(t, kr, "site-a", siteAURL)
+	e.do("PUT", "/v1/users/ann@example.com", `{"verified_via":"registration","login":"ann","display_name":"Ann A."}`).want(t, http.StatusOK, nil)
+	l := e.login(t, "ann@example.com", true)
+	member, foreign := []string{"Origin", "https://c.example"}, []string{"Origin", "https://evil.example"}
+
+	t.Run("whoami", func(t *testing.T) {
+		var who struct {
+			Email, Login string
+			DisplayName  string `json:"display_name"`
+			Session      sessionJSON
+		}
+		r := e.get("ussync/v1/whoami", append(withCookie(l.Token), member...)...)
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &who) != nil {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		if who.Email != "ann@example.com" || who.Login != "ann" || who.DisplayName != "Ann A." || who.Session.ID != l.Session.ID || !who.Session.Active {
+			t.Errorf("whoami %+v", who)
+		}
+		if r.Header.Get("Access-Control-Allow-Origin") != "https://c.example" || r.Header.Get("Access-Control-Allow-Credentials") != "true" ||
+			!strings.Contains(strings.Join(r.Header.Values("Vary"), ","), "Origin") {
+			t.Errorf("CORS headers for a member: %v", r.Header)
+		}
+		r = e.get("ussync/v1/whoami", append(withCookie(l.Token), foreign...)...)
+		if r.Status != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != "" || r.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("CORS headers for a foreign origin: %d %v", r.Status, r.Header)
+		}
+		for _, o := range []string{"null", "http://c.example", "https://c.example:8443", "https://c.example.evil.example"} {
+			if r := e.get("ussync/v1/whoami", "Origin", o); r.Header.Get("Access-Control-Allow-Origin") != "" {
+				t.Errorf("Origin %s allowed", o)
+			}
+		}
+		e.get("ussync/v1/whoami").refusal(t, http.StatusUnauthorized, codeNoSession)
+		e.get("ussync/v1/whoami", withCookie("not-a-token")...).refusal(t, http.StatusUnauthorized, codeNoSession)
+		e.get("ussync/v1/whoami", withCookie(strings.Repeat("a", 5000))...).refusal(t, http.StatusUnauthorized, codeNoSession)
+		if r := e.get("ussync/v1/whoami"); r.Header.Get("WWW-Authenticate") != "" {
+			t.Errorf("WWW-Authenticate %q on the public listener", r.Header.Get("WWW-Authenticate"))
+		}
+		// A stale cookie beside the live one (nested paths) is skipped.
+		if r := e.get("ussync/v1/whoami", "Cookie", cookieSession+"=stale; "+cookieSession+"="+l.Token); r.Status != http.StatusOK {
+			t.Errorf("two cookies: %d", r.Status)
+		}
+	})
+	t.Run("preflight", func(t *testing.T) {
+		for _, path := range []string{"ussync/v1/whoami", "ussync/v1/logout"} {
+			r := e.pubDo("OPTIONS", path, "Origin", "http://b.example", "Access-Control-Request-Method", "POST")
+			if r.Status != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != "http://b.example" ||
+				r.Header.Get("Access-Control-Allow-Credentials") != "true" || r.Header.Get("Access-Control-Allow-Methods") == "" {
+				t.Errorf("%s member preflight: %d %v", path, r.Status, r.Header)
+			}
+			r = e.pubDo("OPTIONS", path, "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
+			r.refusal(t, http.StatusForbidden, codeCSRF)
+			if r.Header.Get("Access-Control-Allow-Origin") != "" {
+				t.Errorf("%s foreign preflight allowed", path)
+			}
+		}
+	})
+	t.Run("auth", func(t *testing.T) {
+		for _, m := range []string{"GET", "HEAD", "POST", "DELETE"} {
+			r := e.pubDo(m, "ussync/v1/auth", withCookie(l.Token)...)
+			if r.Status != http.StatusOK || r.Header.Get("X-Ussync-Email") != "ann@example.com" || r.Header.Get("X-Ussync-Session") != l.Session.ID {
+				t.Errorf("%s auth: %d %v", m, r.Status, r.Header)
+			}
+		}
+		r := e.get("ussync/v1/auth")
+		r.refusal(t, http.StatusUnauthorized, codeNoSession)
+		if r.Header.Get("X-Ussync-Email") != "" {
+			t.Error("a 401 names a user")
+		}
+	})
+	t.Run("logout CSRF", func(t *testing.T) {
+		for _, hdr := range [][]string{nil, foreign, {"Referer", "https://evil.example/page"}, {"Origin", "null"}, {"Origin", "https://evil.example", "Referer", "http://a.example/"}} {
+			e.pubDo("POST", "ussync/v1/logout", append(withCookie(l.Token), hdr...)...).refusal(t, http.StatusForbidden, codeCSRF)
+		}
+		if code, _, _ := e.checkSession(t, l.Session.ID); code != http.StatusOK {
+			t.Fatalf("a refused logout ended the session: %d", code)
+		}
+		e.get("ussync/v1/logout", member...).refusal(t, http.StatusMethodNotAllowed, codeMethodNotAllowed)
+	})
+	t.Run("logout this session", func(t *testing.T) {
+		other := e.login(t, "ann@example.com", true)
+		r := e.pubDo("POST", "ussync/v1/logout", append(withCookie(l.Token), "Referer", "http://b.example/account")...)
+		if r.Status != http.StatusOK || strings.TrimSpace(string(r.Body)) != `{"ended":1}` {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		if c := r.cookie(cookieSession); c == nil || c.MaxAge != -1 || c.Value != "" || c.Path != "/" {
+			t.Errorf("the cookie is not cleared: %q", r.Header.Values("Set-Cookie"))
+		}
+		if code, ec, _ := e.checkSession(t, l.Session.ID); code != http.StatusGone || ec != codeSessionEnded {
+			t.Errorf("after logout: %d %s", code, ec)
+		}
+		if code, _, _ := e.checkSession(t, other.Session.ID); code != http.StatusOK {
+			t.Errorf("the other session ended: %d", code)
+		}
+		// Again: nothing left to end, still 200.
+		r = e.pubDo("POST", "ussync/v1/logout", append(withCookie(l.Token), member...)...)
+		if r.Status != http.StatusOK || strings.TrimSpace(string(r.Body)) != `{"ended":0}` {
+			t.Errorf("second logout: %d %s", r.Status, r.Body)
+		}
+		t.Run("everywhere", func(t *testing.T) {
+			third := e.login(t, "ann@example.com", true)
+			e.pubDo("POST", "ussync/v1/logout?everywhere=2", append(withCookie(third.Token), member...)...).refusal(t, http.StatusBadRequest, codeInvalidField)
+			r := e.pubDo("POST", "ussync/v1/logout?everywhere=1", append(withCookie(third.Token), member...)...)
+			if r.Status != http.StatusOK || strings.TrimSpace(string(r.Body)) != `{"ended":2}` {
+				t.Fatalf("%d %s", r.Status, r.Body)
+			}
+			for _, id := range []string{other.Session.ID, third.Session.ID} {
+				if code, _, _ := e.checkSession(t, id); code != http.StatusGone {
+					t.Errorf("session %s survived: %d", id[:8], code)
+				}
+			}
+		})
+	})
+}
+
+func TestPublic_Routing(t *testing.T) {
+	kr := testKeyring(t)
+	e := newHoEnv(t, kr, "site-a", "http://a.example/blog/")
+	root := func(method, path string) *pubResponse {
+		defer func(b string) { e.base = b }(e.base)
+		e.base = e.pub.URL + "/"
+		return e.pubDo(method, path)
+	}
+	if r := root("GET", "healthz"); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"ok"`) {
+		t.Errorf("healthz: %d %s", r.Status, r.Body)
+	}
+	root("POST", "healthz").refusal(t, http.StatusMethodNotAllowed, codeMethodNotAllowed)
+	for _, p := range []string{"ussync/v1/whoami", "shop/ussync/v1/whoami", "blog/ussync/v1/nothing", "blog/ussync/v1/sync/", "blog/ussync/v2/sync", "blog/ussync/v1/hop/x"} {
+		root("GET", p).refusal(t, http.StatusNotFound, codeNotFound)
+	}
+	e.get("ussync/v1/whoami").refusal(t, http.StatusUnauthorized, codeNoSession)
+	r := e.pubDo("DELETE", "ussync/v1/sync")
+	r.refusal(t, http.StatusMethodNotAllowed, codeMethodNotAllowed)
+	if r.Header.Get("Allow") != "GET" {
+		t.Errorf("Allow %q", r.Header.Get("Allow"))
+	}
+	if r := e.pubDo("PUT", "ussync/v1/whoami"); r.Header.Get("Allow") != "GET, OPTIONS" {
+		t.Errorf("Allow %q", r.Header.Get("Allow"))
+	}
+	// The cookie is scoped to the site's path.
+	tk, _ := e.ticketFor(t, "site-a", "ann@example.com", "")
+	if c := e.get(syncPath(url.Values{"t": {tk}})).cookie(cookieSession); c == nil || c.Path != "/blog/" {
+		t.Errorf("cookie %+v", c)
+	}
+}
+
+func TestPublic_HostileQueries(t *testing.T) {
+	kr := testKeyring(t)
+	e := newHoEnv(t, kr, "site-a", siteAURL)
+	tk, _ := e.ticketFor(t, "site-a", "ann@example.com", "")
+	paths := []string{"ussync/v1/sync", "ussync/v1/hop", "ussync/v1/hop/ask", "ussync/v1/hop/done", "ussync/v1/whoami", "ussync/v1/auth"}
+	queries := []string{
+		"t=" + strings.Repeat("A", 200_000),
+		"t=" + strings.Repeat("%41", 5000),
+		"t=%zz", "t=a;b", "t=a&t=b", "t=" + tk + "&t=" + tk, "next=a&next=b", "h=a&h=b", "return=a&return=b",
+		"c=" + strings.Repeat(".", 500), "c=....", "c=" + tk + "." + tk, "m=IFRAME", "m=iframe&m=iframe",
+		"t=%00", "t=%0d%0aSet-Cookie:%20x=1", "next=%0d%0aLocation:%20https://evil.example/", "next=http://a.example/%0d%0a",
+		"h=" + tk, "h=" + strings.Repeat("_", crypto.MaxTicketBytes), "return=javascript:alert(1)", "return=http://a.example/x%00",
+		"t=" + tk + "&next=" + strings.Repeat("x", 10_000), "return=http://a.example/" + strings.Repeat("y", 3000),
+		"everywhere=%ff", "%", "&&&", "=", "t", "t=&c=&next=&m=",
+	}
+	check := func(path, q string) {
+		t.Helper()
+		r := e.get(path + "?" + q)
+		if r.Status >= 500 || r.Status < 300 && path == "ussync/v1/sync" {
+			t.Errorf("GET %s?%.60s: %d %.200s", path, q, r.Status, r.Body)
+		}
+		if len(r.Header.Values("Set-Cookie")) != 0 && path != "ussync/v1/hop" {
+			t.Errorf("GET %s?%.60s set a cookie", path, q)
+		}
+	}
+	for _, p := range paths {
+		for _, q := range queries {
+			check(p, q)
+		}
+	}
+	// Random queries from an alphabet of the characters that matter.
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "tcmhnext=&;.%0aZ_-+/:?#[]@!$'()*,~\"<>\\^`{|} "
+	for i := 0; i < 400; i++ {
+		b := make([]byte, rng.IntN(120))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		q := url.PathEscape(string(b)) // what a client can send on the request line
+		q = strings.NewReplacer("%3D", "=", "%26", "&", "%3B", ";", "%25", "%").Replace(q)
+		check(paths[i%len(paths)], q)
+	}
+	// A request line too large for the server gets net/http's own 431
+	// (before any handler: no security headers), still not a 5xx.
+	resp, err := e.pub.Client().Get(e.base + "ussync/v1/sync?t=" + strings.Repeat("A", 2<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 2 MiB query: %d", resp.StatusCode)
+	}
+}
+
+func TestClientOf(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for _, tc := range []struct {
+		remote string
+		xff    []string
+		proto  string
+		want   string
+		https  bool
+	}{
+		{"192.0.2.1:5000", nil, "", "192.0.2.1", false},
+		{"192.0.2.1:5000", []string{"198.51.100.7"}, "https", "192.0.2.1", false}, // untrusted socket: headers ignored
+		{"10.1.2.3:5000", []string{"198.51.100.7"}, "https", "198.51.100.7", true},
+		{"10.1.2.3:5000", []string{"203.0.113.9, 198.51.100.7"}, "", "198.51.100.7", false}, // rightmost untrusted
+		{"10.1.2.3:5000", []string{"198.51.100.7, 10.9.9.9"}, "", "198.51.100.7", false},    // trusted hops skipped
+		{"10.1.2.3:5000", []string{"198.51.100.7", "10.9.9.9"}, "", "198.51.100.7", false},  // several header lines
+		{"10.1.2.3:5000", []string{"10.8.8.8, 10.9.9.9"}, "", "10.8.8.8", false},            // all trusted: the leftmost
+		{"10.1.2.3:5000", []string{"garbage, 198.51.100.7"}, "", "198.51.100.7", false},
+		{"10.1.2.3:5000", []string{"198.51.100.7, garbage"}, "", "10.1.2.3", false}, // stop at what is not an address
+		{"10.1.2.3:5000", []string{"::ffff:198.51.100.7"}, "HTTPS, http", "198.51.100.7", true},
+		{"[::1]:5000", []string{"2001:db8::1"}, "", "2001:db8::1", false},
+		{"[::ffff:192.0.2.1]:5000", nil, "", "192.0.2.1", false},
+		{"not an address", []string{"198.51.100.7"}, "", "", false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.remote
+		for _, x := range tc.xff {
+			r.Header.Add("X-Forwarded-For", x)
+		}
+		if tc.proto != "" {
+			r.Header.Set("X-Forwarded-Proto", tc.proto)
+		}
+		c := clientOf(r, trusted)
+		if c.String() != tc.want || c.HTTPS != tc.https {
+			t.Errorf("%s %q %q: got %s https=%v, want %s https=%v", tc.remote, tc.xff, tc.proto, c, c.HTTPS, tc.want, tc.https)
+		}
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "10.0.0.1:1"
+	r.Header.Set("X-Forwarded-For", strings.Repeat("10.0.0.2, ", 10_000)+"198.51.100.7")
+	if c := clientOf(r, trusted); c.String() != "198.51.100.7" {
+		t.Errorf("long header: %s", c)
+	}
+	r.Header.Set("X-Forwarded-For", "198.51.100.7, "+strings.Repeat("10.0.0.2, ", 100)+"10.0.0.3")
+	if c := clientOf(r, trusted); c.String() != "10.0.0.2" {
+		t.Errorf("past the hop limit: %s", c)
+	}
+}
+
+func TestTicketPayload_Encoding(t *testing.T) {
+	p := ticketPayload{Kind: ticketKindHop, Return: "http://a.example/x", Ask: []string{"b", "c"}}
+	enc, err := encodePayload(&p)
+	if err != nil || enc[0] != payloadDeflate {
+		t.Fatalf("encode: %v %x", err, enc)
+	}
+	var got ticketPayload
+	if err := decodePayload(enc, &got); err != nil || got.Return != p.Return || len(got.Ask) != 2 {
+		t.Fatalf("decode: %v %+v", err, got)
+	}
+	if err := decodePayload([]byte(`{"k":"hop","x":1}`), &got); err != nil {
+		t.Errorf("plain JSON with an unknown field: %v", err)
+	}
+	// An inflation bomb is cut off.
+	big, _ := encodePayload(&ticketPayload{Return: strings.Repeat("a", maxPayloadBytes*4)})
+	if err := decodePayload(big, &got); err == nil {
+		t.Error("an oversized payload decoded")
+	}
+	for _, b := range [][]byte{nil, {payloadDeflate}, {payloadDeflate, 0xff, 0xff}, []byte("[1]")} {
+		if err := decodePayload(b, &got); err == nil {
+			t.Errorf("%x decoded", b)
+		}
+	}
+}
+
+// BenchmarkTicket_IssueRedeem seals a session ticket and redeems it in full:
+// open, checks, replay cache (a Badger write), merge of the carried records
+// and the state check.
+func BenchmarkTicket_IssueRedeem(b *testing.B) {
+	kr := testKeyring(b)
+	e := newHoEnv(b, kr, "site-a", siteAURL)
+	l := e.login(b, "ann@example.com", true)
+	s, u := e.session(b, l.Session.ID)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		tk, err := e.h.sealSession("site-a", &s, &u, l.Token, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.h.redeem(tk, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -397,3 +397,33 @@ func TestStore_ConcurrentApply(t *testing.T) {
 		t.Fatalf("cached user %+v, want %+v", u, want)
 	}
 }
+
+func TestStore_Local(t *testing.T) {
+	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	s := openStore(t, t.TempDir(), mt.Now)
+	defer s.Close()
+	empty := s.Digest()
+	if err := s.LocalPut("code/ann@example.com", []byte("mac"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.LocalGet("code/ann@example.com"); err != nil || string(v) != "mac" {
+		t.Fatalf("get = %q, %v", v, err)
+	}
+	if s.Digest() != empty {
+		t.Fatal("local data changed the digest")
+	}
+	err := s.LocalUpdate("n", 0, func(old []byte) ([]byte, error) { return append(old, 'x'), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.LocalUpdate("n", 0, func(old []byte) ([]byte, error) { return append(old, 'y'), nil })
+	if v, _ := s.LocalGet("n"); string(v) != "xy" {
+		t.Fatalf("update = %q", v)
+	}
+	if err := s.LocalDelete("n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LocalGet("n"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}

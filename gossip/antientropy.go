@@ -1,9 +1,11 @@
 package gossip
 
 import (
+	"net"
+	"net/netip"
 	"time"
 
-	"github.com/ussync/ussync/session"
+	"github.com/hashicorp/memberlist"
 )
 
 // antiEntropyLoop answers each peer digest that push/pull brings: for every
@@ -16,12 +18,17 @@ func (g *Gossip) antiEntropyLoop() {
 		case <-g.ctx.Done():
 			return
 		case m := <-g.aeCh:
-			g.repair(m.from, m.digest)
+			g.repair(m)
+		case addr := <-g.resync:
+			if err := g.SyncWith(addr); err != nil {
+				g.log.Debug("resync with returning member", "peer", addr, "err", err)
+			}
 		}
 	}
 }
 
-func (g *Gossip) repair(from string, remote *session.Digest) {
+func (g *Gossip) repair(m message) {
+	from, remote := m.from, m.digest
 	g.stats.aeRounds.Add(1)
 	g.stats.lastAE.Store(time.Now().UnixMilli())
 	if from == g.cfg.Name {
@@ -34,7 +41,12 @@ func (g *Gossip) repair(from string, remote *session.Digest) {
 	}
 	node := g.member(from)
 	if node == nil {
-		return
+		// A member this node has not (re)admitted yet, typically one back
+		// from a crash whose join is this very push/pull: reach it at the
+		// address its digest gives.
+		if node = nodeAt(from, m.addr); node == nil {
+			return
+		}
 	}
 	var encs [][]byte
 	for _, b := range diff {
@@ -59,4 +71,13 @@ func (g *Gossip) repair(from string, remote *session.Digest) {
 	}
 	g.stats.recordsRepaired.Add(uint64(len(encs)))
 	g.log.Debug("anti-entropy repair sent", "peer", from, "buckets", len(diff), "records", len(encs))
+}
+
+// nodeAt builds a node to send to from a name and a host:port.
+func nodeAt(name, addr string) *memberlist.Node {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil
+	}
+	return &memberlist.Node{Name: name, Addr: net.IP(ap.Addr().AsSlice()), Port: ap.Port()}
 }

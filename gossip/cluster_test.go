@@ -322,3 +322,22 @@ func TestGossip_BadMessagesAreCountedNotFatal(t *testing.T) {
 	login(ms[1], "after")
 	waitFor(t, 5*time.Second, "a good message after the junk", func() bool { _, err := ms[0].store.Session("after"); return err == nil })
 }
+
+func TestGossip_LeaveIsNotFailure(t *testing.T) {
+	ms := startCluster(t, 3)
+	if err := ms[2].g.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ms[2].g.Close()
+	waitFor(t, 5*time.Second, "n2 listed as left", func() bool {
+		for _, m := range ms[0].g.Members() {
+			if m.Name == "n2" {
+				return m.State == "left"
+			}
+		}
+		return false
+	})
+	if due := ms[0].g.dueFailed(time.Now().Add(time.Hour)); len(due) != 0 {
+		t.Fatalf("a member that left is retried: %+v", due)
+	}
+}

@@ -1,6 +1,10 @@
 package gossip
 
 import (
+	"encoding/json"
+	"net"
+	"strconv"
+
 	"github.com/hashicorp/memberlist"
 )
 
@@ -9,10 +13,11 @@ import (
 type delegate Gossip
 
 func (d *delegate) NodeMeta(limit int) []byte {
-	if len(d.meta) > limit {
+	md := *d.meta.Load()
+	if len(md) > limit {
 		return nil
 	}
-	return d.meta
+	return md
 }
 
 // NotifyMsg receives a user message (eager push, broadcast or repair).
@@ -41,7 +46,7 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 // records themselves.
 func (d *delegate) LocalState(join bool) []byte {
 	dg := d.store.Digest()
-	return encodeDigest(d.cfg.Name, &dg)
+	return encodeDigest(d.cfg.Name, d.addr, &dg)
 }
 
 // MergeRemoteState hands a peer's digest to the anti-entropy loop.
@@ -77,8 +82,17 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	g := (*Gossip)(e)
 	g.copyNode(n)
 	g.failedMu.Lock()
+	_, wasFailed := g.failed[n.Name]
 	delete(g.failed, n.Name)
 	g.failedMu.Unlock()
+	if wasFailed && n.Name != g.cfg.Name {
+		// Back from a crash or a partition: compare digests now rather
+		// than at the next push/pull period.
+		select {
+		case g.resync <- net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))):
+		default:
+		}
+	}
 }
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
@@ -89,7 +103,9 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	g.dropPeer(n.Name)
 	g.failedMu.Lock()
 	defer g.failedMu.Unlock()
-	if n.State == memberlist.StateLeft {
+	var md meta
+	_ = json.Unmarshal(n.Meta, &md)
+	if md.Leaving {
 		// It said goodbye: remember it as left, but do not chase it.
 		g.failed[n.Name] = &failedMember{member: memberOf(n, "left"), left: true}
 		return

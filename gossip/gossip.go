@@ -57,6 +57,10 @@ type Stats struct {
 type meta struct {
 	SiteURL string `json:"site"`
 	Version string `json:"ver"`
+	// Leaving is set just before a graceful leave: memberlist's NotifyLeave
+	// does not say whether a member left or died (Node.State is not filled
+	// in), so the departing node says it in its metadata.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // Gossip is one running member. It is safe for concurrent use.
@@ -67,12 +71,14 @@ type Gossip struct {
 	list  *memberlist.Memberlist
 	trans *transport
 	queue *memberlist.TransmitLimitedQueue
-	meta  []byte
+	meta  atomic.Pointer[[]byte]
 	// keyring is memberlist's: changing it changes the keys in use.
 	keyring *memberlist.Keyring
 
-	inbox chan []byte
-	aeCh  chan message
+	inbox  chan []byte
+	aeCh   chan message
+	resync chan string // addresses of members back from failure
+	addr   string      // this member's advertised host:port
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -128,7 +134,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gossip{
-		cfg: cfg, store: store, log: cfg.Logger, meta: md,
+		cfg: cfg, store: store, log: cfg.Logger,
 		trans: newTransport(nt, cfg.Faults),
 		inbox: make(chan []byte, inboxDepth),
 		aeCh:  make(chan message, 16),
@@ -137,6 +143,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		failed: map[string]*failedMember{},
 		nodes:  map[string]memberlist.Node{},
 	}
+	g.meta.Store(&md)
 	g.keyring = mc.Keyring
 	mc.Transport = g.trans
 	mc.Delegate = (*delegate)(g)
@@ -155,6 +162,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
 	g.list = list
+	g.addr = g.Addr()
 	g.wg.Add(3)
 	go g.applyLoop()
 	go g.antiEntropyLoop()
@@ -324,6 +332,12 @@ func (g *Gossip) UpdateKeys(keys [][]byte) error {
 func (g *Gossip) Leave(timeout time.Duration) error {
 	if g.left.Swap(true) {
 		return nil
+	}
+	if md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true}); err == nil {
+		g.meta.Store(&md)
+		if err := g.list.UpdateNode(timeout); err != nil {
+			g.log.Debug("announce leaving", "err", err)
+		}
 	}
 	if err := g.list.Leave(timeout); err != nil {
 		return fmt.Errorf("leave: %w", err)

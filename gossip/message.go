@@ -51,6 +51,7 @@ type message struct {
 	kind    kind
 	records []session.Record
 	from    string          // kindDigest
+	addr    string          // kindDigest: the sender's gossip host:port, if given
 	digest  *session.Digest // kindDigest
 }
 
@@ -99,18 +100,25 @@ func chunkRecords(k kind, recs [][]byte) [][]byte {
 	return out
 }
 
-func encodeDigest(from string, d *session.Digest) []byte {
-	name := []byte(from)
-	if len(name) > 255 {
-		name = name[:255]
-	}
-	b := make([]byte, 0, 3+len(name)+8*session.Buckets)
+// encodeDigest frames a push/pull state: name, digest, then (added later,
+// so optional on the wire) the sender's gossip address.
+func encodeDigest(from, addr string, d *session.Digest) []byte {
+	name, ad := clip255(from), clip255(addr)
+	b := make([]byte, 0, 4+len(name)+8*session.Buckets+len(ad))
 	b = append(b, wireVersion, byte(kindDigest), byte(len(name)))
 	b = append(b, name...)
 	for _, h := range d {
 		b = binary.BigEndian.AppendUint64(b, h)
 	}
-	return b
+	b = append(b, byte(len(ad)))
+	return append(b, ad...)
+}
+
+func clip255(s string) []byte {
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return []byte(s)
 }
 
 // decodeMessage parses one message. It never panics and keeps no reference
@@ -147,6 +155,9 @@ func decodeMessage(b []byte) (message, error) {
 			d[i] = binary.BigEndian.Uint64(body[1+n+8*i:])
 		}
 		m.digest = &d
+		if rest := body[1+n+8*session.Buckets:]; len(rest) > 0 && len(rest) >= 1+int(rest[0]) {
+			m.addr = string(rest[1 : 1+int(rest[0])])
+		}
 	default:
 		return message{}, fmt.Errorf("%w %d", errKind, m.kind)
 	}

@@ -25,8 +25,8 @@ func TestMessage_RoundTrip(t *testing.T) {
 	t.Run("digest", func(t *testing.T) {
 		var d session.Digest
 		d[0], d[255] = 1, 1<<63
-		m, err := decodeMessage(encodeDigest("shop", &d))
-		if err != nil || m.from != "shop" || *m.digest != d {
+		m, err := decodeMessage(encodeDigest("shop", "127.0.0.1:7946", &d))
+		if err != nil || m.from != "shop" || m.addr != "127.0.0.1:7946" || *m.digest != d {
 			t.Fatalf("decoded %+v, %v", m, err)
 		}
 	})
@@ -91,7 +91,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	s := session.Session{ID: "abc", Email: "ann@example.com", Created: 1, ExpiresAt: 2}
 	f.Add(encodeRecords(kindDelta, [][]byte{encodeRecord(session.Record{Session: &s})}))
 	var d session.Digest
-	f.Add(encodeDigest("node", &d))
+	f.Add(encodeDigest("node", "127.0.0.1:1", &d))
 	f.Add([]byte{1, 2, '{', '"', 'r', '"', ':', 'n', 'u', 'l', 'l', '}'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
@@ -105,4 +105,14 @@ func FuzzDecodeMessage(f *testing.F) {
 			_ = r.MaxHLC()
 		}
 	})
+}
+
+func TestMessage_DigestWithoutAddress(t *testing.T) {
+	// A digest from a version that sent no address still decodes.
+	var d session.Digest
+	b := encodeDigest("old", "", &d)
+	m, err := decodeMessage(b[:len(b)-1])
+	if err != nil || m.from != "old" || m.addr != "" {
+		t.Fatalf("decoded %+v, %v", m, err)
+	}
 }

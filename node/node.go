@@ -36,11 +36,13 @@ type Node struct {
 	store   *session.Store
 	gossip  *gossip.Gossip
 	metrics *Metrics
+	verify  *verifier
 	apiLn   net.Listener
 	pubLn   net.Listener
 	apiSrv  *http.Server
 	pubSrv  *http.Server
 
+	started   bool // Start succeeded
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -123,8 +125,13 @@ func (n *Node) Start(ctx context.Context) error {
 		Members:     n.gossip.LiveMembers,
 		Log:         n.log,
 		Metrics:     n.metrics,
+
+		OnUnknownUser: n.cfg.Site.OnUnknownUser,
 	})
 	if err != nil {
+		return err
+	}
+	if n.verify, err = n.newVerifier(); err != nil {
 		return err
 	}
 	deps := apiDeps{
@@ -138,13 +145,18 @@ func (n *Node) Start(ctx context.Context) error {
 		Log:             n.log,
 		Metrics:         n.metrics,
 		Handoff:         ho,
+		Verify:          n.verify,
 	}
 	pub, err := newPublic(publicDeps{API: deps, Handoff: ho, TrustedProxies: n.cfg.Public.TrustedPrefixes()})
 	if err != nil {
 		return err
 	}
+	private, err := n.privateHandler(deps) // the API, and the admin page at /admin/
+	if err != nil {
+		return err
+	}
 	n.apiSrv = &http.Server{
-		Handler:           newAPI(deps),
+		Handler:           private,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
@@ -169,6 +181,7 @@ func (n *Node) Start(ctx context.Context) error {
 			n.log.Info("joined cluster", "contacted", k)
 		}
 	}
+	n.started = true
 	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
 	return nil
 }
@@ -254,7 +267,9 @@ func (n *Node) Close(ctx context.Context) error {
 			}
 		}
 		n.closeErr = errors.Join(errs...)
-		n.log.Info("node stopped")
+		if n.started {
+			n.log.Info("node stopped") // a failed start says one thing: why
+		}
 	})
 	return n.closeErr
 }

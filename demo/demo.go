@@ -1,0 +1,344 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/node"
+)
+
+// Options configure a demo. The zero value is a chain-mode demo on free ports.
+type Options struct {
+	// Mode is the hand-off mode every site uses: node.ModeChain (default),
+	// node.ModeIframe or node.ModeLazy.
+	Mode string
+	// PortBase is the port of the first site; the second and third sites
+	// listen on the next two ports. 0 lets the kernel pick three free ports
+	// (tests). The sites listen on 127.0.0.1 only.
+	PortBase int
+	// Hosts are the host names of the three sites, default site-a.localhost,
+	// site-b.localhost and site-c.localhost: browsers resolve *.localhost to
+	// the loopback themselves, treat each as its own site (so the hand-off
+	// really crosses sites) and as a secure context (so the SameSite=None;
+	// Secure cookies of iframe mode work over plain http).
+	Hosts []string
+	// HopInterval is sync.hop_interval of the nodes (lazy mode: how long a
+	// browser that came back from the other sites without a session is not
+	// sent round again). Default one minute, shorter than a production
+	// node's, so that trying things out in lazy mode is not confusing.
+	HopInterval time.Duration
+	// Version is the software version the nodes advertise.
+	Version string
+	// Logger receives the nodes' and the sites' logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// User is a demo user, registered (verified) on every site at start.
+type User struct {
+	Email       string
+	DisplayName string
+}
+
+// Users are the demo users.
+var Users = []User{
+	{"ada@example.com", "Ada Lovelace"},
+	{"grace@example.com", "Grace Hopper"},
+	{"alan@example.com", "Alan Turing"},
+}
+
+// siteSpec is what makes each demo site itself.
+type siteSpec struct {
+	Name    string // node name, also the CSS theme: shop, blog, forum
+	Title   string // short name in the navigation
+	Brand   string // the site's own name
+	Tagline string
+	Mark    string // one-letter logo
+}
+
+var siteSpecs = []siteSpec{
+	{"shop", "Shop", "Northwind Shop", "tea, tools and small useful things", "N"},
+	{"blog", "Blog", "Field Notes", "a blog about maps, trains and weather", "F"},
+	{"forum", "Forum", "The Commons", "a forum for people who fix things", "C"},
+}
+
+// defaultHosts are the sites' host names unless Options.Hosts says otherwise.
+var defaultHosts = []string{"site-a.localhost", "site-b.localhost", "site-c.localhost"}
+
+// Timeouts of Run and Close.
+const (
+	startTimeout = 20 * time.Second // membership and the demo users reach every node
+	closeTimeout = 10 * time.Second // sites drain, nodes leave and close their stores
+)
+
+// Demo is a running demo: three nodes and their sites. Close stops it.
+type Demo struct {
+	mode  string
+	dir   string // data dirs of the nodes, removed by Close
+	log   *slog.Logger
+	nodes []*node.Node
+	sites []*site
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Run starts a demo: it binds the three sites' ports, starts three nodes
+// (profile local, loopback, ports picked by the kernel, temporary data dirs,
+// one generated secret and API token), starts the sites, waits until every
+// node sees the three members alive and registers the demo users. ctx bounds
+// the start only; the demo runs until Close.
+func Run(ctx context.Context, opts Options) (*Demo, error) {
+	if opts.Mode == "" {
+		opts.Mode = node.ModeChain
+	}
+	if !slices.Contains([]string{node.ModeChain, node.ModeIframe, node.ModeLazy}, opts.Mode) {
+		return nil, fmt.Errorf("mode %q is not one of chain, iframe, lazy", opts.Mode)
+	}
+	if opts.Hosts == nil {
+		opts.Hosts = defaultHosts
+	}
+	if len(opts.Hosts) != len(siteSpecs) {
+		return nil, fmt.Errorf("hosts: %d given, the demo has %d sites", len(opts.Hosts), len(siteSpecs))
+	}
+	if opts.PortBase < 0 || opts.PortBase > 65535-len(siteSpecs) {
+		return nil, fmt.Errorf("port base %d is not a port from 1 to %d (or 0 for free ports)", opts.PortBase, 65535-len(siteSpecs))
+	}
+	if opts.HopInterval <= 0 {
+		opts.HopInterval = time.Minute
+	}
+	if opts.Version == "" {
+		opts.Version = "demo"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	d := &Demo{mode: opts.Mode, log: opts.Logger}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	var err error
+	if d.dir, err = os.MkdirTemp("", "ussync-demo-"); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	secret, err := crypto.GenerateSecret()
+	if err != nil {
+		return nil, err
+	}
+	token, err := crypto.NewAPIToken()
+	if err != nil {
+		return nil, err
+	}
+
+	// The sites' ports come first: each node must know its site's URL.
+	family := make([]familySite, len(siteSpecs))
+	listeners := make([]net.Listener, len(siteSpecs))
+	for i, spec := range siteSpecs {
+		port := 0
+		if opts.PortBase != 0 {
+			port = opts.PortBase + i
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			for _, l := range listeners[:i] {
+				l.Close()
+			}
+			return nil, fmt.Errorf("listen for the %s site: %w", spec.Title, err)
+		}
+		listeners[i] = ln
+		url := fmt.Sprintf("http://%s:%d/", opts.Hosts[i], ln.Addr().(*net.TCPAddr).Port)
+		family[i] = familySite{siteSpec: spec, URL: url}
+	}
+
+	for i, spec := range siteSpecs {
+		cfg := node.DefaultConfig()
+		cfg.Node.Name = spec.Name
+		cfg.Node.DataDir = filepath.Join(d.dir, spec.Name)
+		cfg.Node.Profile = node.ProfileLocal
+		cfg.Site.URL = family[i].URL
+		cfg.Gossip.Bind = "127.0.0.1:0"
+		cfg.Gossip.Secrets = []string{secret.Encode()}
+		if i > 0 {
+			cfg.Gossip.Join = []string{d.nodes[0].GossipAddr()}
+		}
+		cfg.API.Listen = "127.0.0.1:0"
+		cfg.API.Token = token
+		cfg.Public.Listen = "127.0.0.1:0"
+		// The site's reverse proxy runs on the loopback: believe its
+		// X-Forwarded-For, so that tickets and sessions see the browser's IP.
+		cfg.Public.TrustedProxies = []string{"127.0.0.1/32"}
+		cfg.Sync.Modes = []string{opts.Mode}
+		cfg.Sync.HopInterval = node.Duration(opts.HopInterval)
+		cfg.Version = opts.Version
+		if err := cfg.Validate(); err != nil {
+			closeAll(listeners)
+			return nil, fmt.Errorf("config of node %s: %w", spec.Name, err)
+		}
+		n, err := node.New(cfg, opts.Logger)
+		if err != nil {
+			closeAll(listeners)
+			return nil, fmt.Errorf("build node %s: %w", spec.Name, err)
+		}
+		d.nodes = append(d.nodes, n)
+		if err := n.Start(ctx); err != nil {
+			closeAll(listeners)
+			return nil, fmt.Errorf("start node %s: %w", spec.Name, err)
+		}
+	}
+
+	for i, n := range d.nodes {
+		s := newSite(siteConfig{
+			index:       i,
+			family:      family,
+			mode:        opts.Mode,
+			api:         newAPIClient(n.APIAddr(), token),
+			public:      n.PublicAddr(),
+			hopInterval: opts.HopInterval,
+			log:         opts.Logger.With("site", family[i].Name),
+		})
+		s.serve(listeners[i])
+		d.sites = append(d.sites, s)
+	}
+
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := d.waitMembers(startCtx); err != nil {
+		return nil, err
+	}
+	if err := d.registerUsers(startCtx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return d, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// poll calls cond every 20 ms until it returns nil or ctx ends; the error is
+// then cond's last one, naming what was awaited.
+func poll(ctx context.Context, what string, cond func() error) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w (%v)", what, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// waitMembers waits until every node lists every site as an alive member: a
+// login answers sync URLs for the live members only.
+func (d *Demo) waitMembers(ctx context.Context) error {
+	return poll(ctx, "the three nodes to see each other", func() error {
+		for _, s := range d.sites {
+			ms, err := s.api.members(ctx)
+			if err != nil {
+				return err
+			}
+			alive := 0
+			for _, m := range ms {
+				if m.State == "alive" && m.SiteURL != "" {
+					alive++
+				}
+			}
+			if alive != len(d.sites) {
+				return fmt.Errorf("%s sees %d of %d members alive", s.Name, alive, len(d.sites))
+			}
+		}
+		return nil
+	})
+}
+
+// registerUsers registers the demo users (verified) on the first site and
+// waits until gossip brought them to the others.
+func (d *Demo) registerUsers(ctx context.Context) error {
+	first := d.sites[0]
+	for _, u := range Users {
+		if _, err := first.api.putUser(ctx, u.Email, loginName(u.Email), u.DisplayName, "registration"); err != nil {
+			return fmt.Errorf("register %s: %w", u.Email, err)
+		}
+	}
+	return poll(ctx, "the demo users to reach every node", func() error {
+		for _, s := range d.sites {
+			for _, u := range Users {
+				if _, err := s.api.user(ctx, u.Email); err != nil {
+					return fmt.Errorf("%s: user %s: %w", s.Name, u.Email, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Mode is the demo's hand-off mode.
+func (d *Demo) Mode() string { return d.mode }
+
+// Sites returns the sites' base URLs (ending in "/"): Shop, Blog, Forum.
+func (d *Demo) Sites() []string {
+	out := make([]string, len(d.sites))
+	for i, s := range d.sites {
+		out[i] = s.URL
+	}
+	return out
+}
+
+// Close stops the sites (letting requests in flight finish), then the nodes
+// (each leaves the cluster and closes its store), and removes the data
+// dirs. It is idempotent.
+func (d *Demo) Close() error {
+	d.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		var errs []error
+		for _, s := range d.sites {
+			if err := s.shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("stop site %s: %w", s.Name, err))
+			}
+		}
+		for _, n := range d.nodes {
+			if err := n.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("stop node %s: %w", n.Name(), err))
+			}
+		}
+		if d.dir != "" {
+			if err := os.RemoveAll(d.dir); err != nil {
+				errs = append(errs, fmt.Errorf("remove data dir: %w", err))
+			}
+		}
+		d.closeErr = errors.Join(errs...)
+	})
+	return d.closeErr
+}
+
+// serveError is the error of a site server that stopped by itself.
+func serveError(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

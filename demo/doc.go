@@ -1,0 +1,31 @@
+// Package demo runs the ussync demo: three real nodes and three small
+// websites in one process, so that a person (or a browser test) can log in
+// on one site and watch the session reach the others.
+//
+// Each site ("Shop", "Blog", "Forum", on http://site-a.localhost:8081/ and
+// its neighbours) is what a real site does with ussync, and nothing more: it
+// talks to its own node's private API over loopback with the API token (log
+// in, check the cookie's session on every page view, log out, log out
+// everywhere, list the user's sessions) and forwards <site url>ussync/ to its
+// node's public listener with a reverse proxy, so that the browser reaches the
+// hand-off endpoints on the site's own domain. The site sets its own
+// ussync_session cookie at login (the token of POST /v1/sessions); the node
+// sets it on the other sites when the browser brings a ticket.
+//
+// The hand-off mode (docs/handoff.md) is chosen for the whole demo:
+//
+//   - chain: after login the site sends the browser through every other site
+//     (sync.chain) and back; works with third-party cookies blocked.
+//   - iframe: the page after login embeds the other sites' sync URLs in hidden
+//     iframes, the way the WordPress plugin did; only works where third-party
+//     cookies are allowed (Chromium blocks them by default).
+//   - lazy: nothing at login; a site that sees a browser with neither a
+//     session cookie nor ussync_checked sends it once round the other sites
+//     (/ussync/v1/hop), and it comes back with a session or with
+//     ussync_checked set.
+//
+// Run starts everything and returns once the three nodes see each other and
+// the demo users are known everywhere; Close stops it and removes the data.
+// Forms are protected against cross-site requests by a per-browser token
+// (a cookie and a hidden field compared in constant time).
+package demo

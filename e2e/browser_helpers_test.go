@@ -1,0 +1,510 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/ussync/ussync/demo"
+)
+
+// Deadlines of the browser tests: generous, for a loaded 2-core CI machine
+// running the race detector; a healthy run meets them in a fraction.
+const (
+	browserStepTimeout = 20 * time.Second // one navigation, one form submission
+	browserWaitTimeout = 15 * time.Second // a page to show what it should
+	browserPollEvery   = 50 * time.Millisecond
+)
+
+// browserCandidates are the Chromium binaries looked for, in order, after
+// $USSYNC_CHROMIUM.
+var browserCandidates = []string{
+	"chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
+	"headless_shell", "headless-shell", "chrome", "/usr/bin/chromium",
+}
+
+// browserRequire returns the Chromium binary, or skips the test — loudly,
+// since a skipped browser test proves nothing. CI installs Debian's chromium.
+func browserRequire(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser end-to-end test: starts Chromium and a demo of three nodes")
+	}
+	if p := os.Getenv("USSYNC_CHROMIUM"); p != "" {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	for _, name := range browserCandidates {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	bang := strings.Repeat("!", 78)
+	msg := fmt.Sprintf("\n%s\n!!! SKIPPING THE BROWSER TESTS: no Chromium binary found (looked for $USSYNC_CHROMIUM, %s).\n"+
+		"!!! The browser hand-off (chain, lazy, iframe, replay, logout) is NOT tested on this machine.\n"+
+		"!!! Install it with `apt-get install -y --no-install-recommends chromium` (CI does), or set USSYNC_CHROMIUM.\n%s",
+		bang, strings.Join(browserCandidates, ", "), bang)
+	fmt.Fprintln(os.Stderr, msg)
+	t.Skip(msg)
+	return ""
+}
+
+// browserLogWriter writes the demo's logs into the test log until the test
+// is over (memberlist goroutines may log a moment after a node closed).
+type browserLogWriter struct {
+	mu  sync.RWMutex
+	off bool
+	t   *testing.T
+}
+
+func (w *browserLogWriter) Write(p []byte) (int, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if !w.off {
+		w.t.Logf("%s", bytes.TrimSpace(p))
+	}
+	return len(p), nil
+}
+
+// browserDemo starts the demo (three nodes, three sites on free ports) in a
+// hand-off mode, closed at cleanup, and returns the sites' URLs.
+func browserDemo(t *testing.T, mode string) []string {
+	t.Helper()
+	lw := &browserLogWriter{t: t}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := demo.Run(ctx, demo.Options{
+		Mode:    mode,
+		Version: "e2e",
+		Logger:  slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatalf("start the demo: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close the demo: %v", err)
+		}
+		lw.mu.Lock()
+		lw.off = true
+		lw.mu.Unlock()
+	})
+	return d.Sites()
+}
+
+// browserTab is one tab of a headless Chromium with its own profile.
+type browserTab struct {
+	t    *testing.T
+	name string // for messages: "alice's browser"
+	ctx  context.Context
+}
+
+// browserLaunch starts a headless Chromium on a fresh profile, stopped at
+// cleanup, and returns its first tab. thirdPartyCookies turns Chromium's
+// default (third-party cookies blocked) off for this profile.
+//
+// Found empirically with Chromium 156: only the profile preference
+// profile.cookie_controls_mode = 0 (written into Default/Preferences before
+// launch) lets a cross-site iframe read and set its cookies; the DevTools
+// call Network.setCookieControls{enableThirdPartyCookieRestriction:false}
+// alone does not (it can only add the restriction), so it is not used.
+func browserLaunch(t *testing.T, exe, name string, thirdPartyCookies bool) *browserTab {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ussync-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if thirdPartyCookies {
+		prefs := []byte(`{"profile":{"cookie_controls_mode":0}}`)
+		if err := os.MkdirAll(filepath.Join(dir, "Default"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "Default", "Preferences"), prefs, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(dir),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1280, 1000),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		acancel() // waits for the browser to exit
+		os.RemoveAll(dir)
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium (%s): %v", exe, err)
+	}
+	return &browserTab{t: t, name: name, ctx: ctx}
+}
+
+// newTab opens another tab of the same browser (same cookies).
+func (b *browserTab) newTab() *browserTab {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("%s: open a tab: %v", b.name, err)
+	}
+	return &browserTab{t: b.t, name: b.name + " (tab 2)", ctx: ctx}
+}
+
+// newProbeTab opens another tab of the same browser in which a script
+// may fetch the site's pages: the demo sites' CSP (connect-src 'none')
+// is bypassed in it, for browserHandoff's polling only.
+func (b *browserTab) newProbeTab() *browserTab {
+	b.t.Helper()
+	p := b.newTab()
+	ctx, cancel := context.WithTimeout(p.ctx, browserStepTimeout)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true}); err != nil {
+		b.t.Fatalf("%s: bypass CSP: %v", b.name, err)
+	}
+	p.name = b.name + " (probe tab)"
+	return p
+}
+
+// open navigates to u and waits for the page to load (every redirect of a
+// hop or a chain included), returning the document's response.
+func (b *browserTab) open(u string) *network.Response {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	defer cancel()
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(u))
+	if err != nil {
+		b.t.Fatalf("%s: open %s: %v", b.name, u, err)
+	}
+	return resp
+}
+
+// browserPage is what a demo page shows, read from the DOM.
+type browserPage struct {
+	Href   string `json:"href"`
+	Site   string `json:"site"` // data-site: "" when not a demo page
+	User   string `json:"user"` // data-user: "" when anonymous
+	Frames int    `json:"frames"`
+	Ready  string `json:"ready"`
+	Text   string `json:"text"`
+}
+
+func (p browserPage) String() string {
+	return fmt.Sprintf("%s site=%q user=%q ready=%s text=%q", p.Href, p.Site, p.User, p.Ready, p.Text)
+}
+
+const browserPageJS = `(() => {
+	const b = document.body;
+	return {
+		href: location.href,
+		site: (b && b.dataset.site) || "",
+		user: (b && b.dataset.user) || "",
+		frames: document.querySelectorAll("iframe.sync").length,
+		ready: document.readyState,
+		text: b ? b.innerText.replace(/\s+/g, " ").slice(0, 240) : "",
+	};
+})()`
+
+// page reads the current page; an error while a navigation replaces the
+// document is returned, not fatal.
+func (b *browserTab) page() (browserPage, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[browserPage](browserPageJS))
+}
+
+// eventually polls cond until it returns "" or the deadline passes, then
+// fails with cond's last explanation.
+func (b *browserTab) eventually(what string, cond func() string) {
+	b.t.Helper()
+	deadline := time.Now().Add(browserWaitTimeout)
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s: timed out after %v waiting for %s: %s", b.name, browserWaitTimeout, what, why)
+		}
+		time.Sleep(browserPollEvery)
+	}
+}
+
+// shows waits until the current page, without reloading it, is site's page
+// (u) loaded and showing user ("" = anonymous).
+func (b *browserTab) shows(u, user string) browserPage {
+	b.t.Helper()
+	var p browserPage
+	b.eventually(fmt.Sprintf("%s to show user %q", u, user), func() string {
+		var err error
+		if p, err = b.page(); err != nil {
+			return err.Error()
+		}
+		if !strings.HasPrefix(p.Href, u) || p.Site == "" || p.Ready != "complete" || p.User != user {
+			return "the page is " + p.String()
+		}
+		return ""
+	})
+	return p
+}
+
+// visit opens site u (reloading it at each try) until it shows user ("" =
+// anonymous): what a person does who looks at another tab and presses F5.
+func (b *browserTab) visit(u, user string) browserPage {
+	b.t.Helper()
+	var p browserPage
+	b.eventually(fmt.Sprintf("%s to show user %q", u, user), func() string {
+		b.open(u)
+		var err error
+		if p, err = b.page(); err != nil {
+			return err.Error()
+		}
+		if !strings.HasPrefix(p.Href, u) || p.Site == "" || p.User != user {
+			return "the page is " + p.String()
+		}
+		return ""
+	})
+	return p
+}
+
+// submit clicks the button with id and waits until the navigation it causes
+// has loaded (through every redirect), returning the final document's
+// response.
+func (b *browserTab) submit(id string) *network.Response {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID(id), chromedp.NodeVisible))
+	if err != nil {
+		b.t.Fatalf("%s: click #%s: %v", b.name, id, err)
+	}
+	return resp
+}
+
+// fillLogin types email into site u's login form (the page must be u's,
+// anonymous).
+func (b *browserTab) fillLogin(u, email string) {
+	b.t.Helper()
+	b.shows(u, "")
+	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("email"), email, chromedp.NodeVisible)); err != nil {
+		b.t.Fatalf("%s: fill the login form of %s: %v", b.name, u, err)
+	}
+}
+
+// login logs in on site u with email (opening u first) and waits until the
+// browser is back on u, logged in.
+func (b *browserTab) login(u, email string) browserPage {
+	b.t.Helper()
+	b.open(u)
+	b.fillLogin(u, email)
+	b.submit("login")
+	return b.shows(u, email)
+}
+
+// cookie returns the named cookie this browser holds for u, or nil.
+func (b *browserTab) cookie(u, name string) *network.Cookie {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{u}})
+	if err != nil {
+		b.t.Fatalf("%s: read cookies of %s: %v", b.name, u, err)
+	}
+	for _, c := range res.Cookies {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// browserRecorder records the URLs a tab requests (every redirect included;
+// not the requests of cross-site iframes, which run in their own target).
+type browserRecorder struct {
+	mu   sync.Mutex
+	urls []string
+}
+
+// record starts recording the tab's requests.
+func (b *browserTab) record() *browserRecorder {
+	b.t.Helper()
+	rec := &browserRecorder{}
+	err := chromedp.Listen(b.ctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok && e.Request != nil {
+			rec.mu.Lock()
+			rec.urls = append(rec.urls, e.Request.URL)
+			rec.mu.Unlock()
+		}
+	})
+	if err != nil {
+		b.t.Fatalf("%s: listen to network events: %v", b.name, err)
+	}
+	return rec
+}
+
+// matching returns the recorded URLs under prefix (a site URL and a path).
+func (r *browserRecorder) matching(prefix string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, u := range r.urls {
+		if strings.HasPrefix(u, prefix) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (r *browserRecorder) reset() {
+	r.mu.Lock()
+	r.urls = nil
+	r.mu.Unlock()
+}
+
+// browserBareTicket turns a recorded sync URL (which may carry the rest of a
+// chain and a next=) into its ticket alone: a replay of it must be refused
+// with a 4xx, with no redirect to hide the answer.
+func browserBareTicket(t *testing.T, syncURL string) string {
+	t.Helper()
+	u, err := url.Parse(syncURL)
+	if err != nil {
+		t.Fatalf("recorded sync URL %q: %v", syncURL, err)
+	}
+	tk := u.Query().Get("t")
+	if tk == "" {
+		t.Fatalf("recorded sync URL %q has no ticket", syncURL)
+	}
+	u.RawQuery = url.Values{"t": {tk}}.Encode()
+	return u.String()
+}
+
+// body returns the text of the current document (a JSON error answer
+// is shown as text).
+func (b *browserTab) body() string {
+	b.t.Helper()
+	p, err := b.page()
+	if err != nil {
+		b.t.Fatalf("%s: read the page: %v", b.name, err)
+	}
+	return p.Text
+}
+
+// browserErrorCode is the "code" of a JSON error answer shown as the page.
+func browserErrorCode(text string) string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal([]byte(strings.TrimSpace(text)), &e) != nil {
+		return ""
+	}
+	return e.Error.Code
+}
+
+// browserHandoff logs email in on site a (tab a, anonymous on a) and
+// measures the time from the login answer on a (the 303 of POST /login, seen
+// by the browser) until site b's page, fetched by the same browser from tab
+// pb (a probe tab open on b), shows the user. It returns once both tabs are done.
+func browserHandoff(t *testing.T, a, pb *browserTab, siteA, siteB, email string) time.Duration {
+	t.Helper()
+	pb.shows(siteB, "")
+	a.fillLogin(siteA, email)
+
+	var mu sync.Mutex
+	var answered time.Time
+	lctx, lcancel := context.WithCancel(a.ctx)
+	defer lcancel()
+	err := chromedp.Listen(lctx, func(ev any) {
+		e, ok := ev.(*network.EventRequestWillBeSent)
+		if !ok || e.RedirectResponse == nil || e.RedirectResponse.URL != siteA+"login" {
+			return
+		}
+		mu.Lock()
+		if answered.IsZero() {
+			answered = time.Now()
+		}
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatalf("listen to network events: %v", err)
+	}
+
+	// Site b's page, fetched again and again by the browser as a reload
+	// would, until it shows the user: started before the login, so no
+	// moment is missed.
+	type result struct {
+		at  time.Time
+		err error
+	}
+	found := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(pb.ctx, browserWaitTimeout)
+		defer cancel()
+		js := fmt.Sprintf(`(async () => {
+			const want = 'data-user="' + %q + '"';
+			for (;;) {
+				const r = await fetch("/", {credentials: "same-origin", cache: "no-store"});
+				if ((await r.text()).includes(want)) return true;
+				await new Promise(ok => setTimeout(ok, 5));
+			}
+		})()`, email)
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise))
+		found <- result{time.Now(), err}
+	}()
+
+	a.submit("login")
+	r := <-found
+	if r.err != nil {
+		t.Fatalf("%s never showed %s after the login on %s: %v", siteB, email, siteA, r.err)
+	}
+	a.shows(siteA, email)
+	mu.Lock()
+	defer mu.Unlock()
+	if answered.IsZero() {
+		t.Fatalf("the browser saw no answer to POST %slogin", siteA)
+	}
+	return max(0, r.at.Sub(answered))
+}
+
+// browserPercentile returns the p-th percentile (0..100) of ds.
+func browserPercentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(len(s)-1, i-1))]
+}
+
+// in returns the tab for use by test t (a subtest must fail through its own
+// T).
+func (b *browserTab) in(t *testing.T) *browserTab {
+	c := *b
+	c.t = t
+	return &c
+}

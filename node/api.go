@@ -53,6 +53,9 @@ type apiDeps struct {
 	// POST /v1/tickets/redeem. Nil: logins carry no links and redeeming
 	// answers 503.
 	Handoff *handoff
+	// Verify is e-mail verification by code (verify.go). Nil: no code is
+	// ever valid and requesting one answers 503.
+	Verify *verifier
 }
 
 // withDefaults fills the optional dependencies left nil.
@@ -95,6 +98,8 @@ func newAPI(d apiDeps) http.Handler {
 	a.handle("GET /v1/sessions/{id}", true, a.checkSession)
 	a.handle("DELETE /v1/sessions/{id}", true, a.endSession)
 	a.handle("POST /v1/tickets/redeem", true, a.redeemTicket)
+	a.routesUsers()
+	a.routesVerify()
 	a.handle("GET /v1/status", true, a.status)
 	a.handle("GET /healthz", false, func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, healthBody)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -124,4 +126,205 @@ func apiError(resp *http.Response, body []byte) error {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
 	return e
+}
+
+// maxAnswerBody bounds the answers of the calls but status: a page of 500
+// sessions is ~250 KB.
+const maxAnswerBody = 8 << 20
+
+// SessionInfo is a session as the private API shows it (see the API docs:
+// times in UTC, EndedAt nil while active).
+type SessionInfo struct {
+	ID        string     `json:"id"`
+	Email     string     `json:"email"`
+	Site      string     `json:"site"`
+	IP        string     `json:"ip"`
+	UserAgent string     `json:"user_agent"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	EndedAt   *time.Time `json:"ended_at"`
+	EndReason string     `json:"end_reason"`
+	Active    bool       `json:"active"`
+	Synced    bool       `json:"synced"`
+}
+
+// UserInfo is a user as the private API shows it.
+type UserInfo struct {
+	Email         string     `json:"email"`
+	Login         string     `json:"login"`
+	DisplayName   string     `json:"display_name"`
+	Verified      bool       `json:"verified"`
+	VerifiedVia   string     `json:"verified_via"`
+	VerifiedAt    *time.Time `json:"verified_at"`
+	RevokedBefore *time.Time `json:"revoked_before"`
+	CreatedAt     *time.Time `json:"created_at"`
+	MovedTo       string     `json:"moved_to"`
+}
+
+// SessionQuery selects a page of GET /v1/sessions; zero fields are left to
+// the node's defaults.
+type SessionQuery struct {
+	Email  string
+	Site   string
+	All    bool // history too (state=all); else active sessions only
+	Oldest bool // oldest first (order=oldest); else newest first
+	After  string
+	Limit  int
+}
+
+// SessionPage is one page of sessions and the cursor of the next ("" after
+// the last).
+type SessionPage struct {
+	Sessions []SessionInfo `json:"sessions"`
+	Next     string        `json:"next"`
+}
+
+// UserPage is one page of users and the cursor of the next.
+type UserPage struct {
+	Users []UserInfo `json:"users"`
+	Next  string     `json:"next"`
+}
+
+// UserUpdate is the body of PUT /v1/users/{email}; nil fields are left out.
+type UserUpdate struct {
+	Login       *string `json:"login,omitempty"`
+	DisplayName *string `json:"display_name,omitempty"`
+	VerifiedVia *string `json:"verified_via,omitempty"`
+	Verified    *bool   `json:"verified,omitempty"`
+}
+
+// Rename is the answer of POST /v1/users/{email}/rename.
+type Rename struct {
+	User      UserInfo `json:"user"`
+	MovedFrom string   `json:"moved_from"`
+	Ended     int      `json:"ended"`
+}
+
+// Sessions fetches one page of the node's sessions (GET /v1/sessions).
+func (c *Client) Sessions(ctx context.Context, q SessionQuery) (SessionPage, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"email": q.Email, "site": q.Site, "after": q.After} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.All {
+		v.Set("state", "all")
+	}
+	if q.Oldest {
+		v.Set("order", "oldest")
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := "/v1/sessions"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var p SessionPage
+	err := c.call(ctx, http.MethodGet, path, nil, &p)
+	return p, err
+}
+
+// Users fetches one page of users in e-mail order, after the given e-mail
+// (GET /v1/users).
+func (c *Client) Users(ctx context.Context, after string, limit int) (UserPage, error) {
+	v := url.Values{}
+	if after != "" {
+		v.Set("after", after)
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/users"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var p UserPage
+	err := c.call(ctx, http.MethodGet, path, nil, &p)
+	return p, err
+}
+
+// RevokeSession ends a session on every site, as an administrator (POST
+// /v1/sessions/{id}/revoke: end reason "admin"). A session already over is
+// left as it is; the answer says how it ended.
+func (c *Client) RevokeSession(ctx context.Context, id string) (SessionInfo, error) {
+	var a struct {
+		Session SessionInfo `json:"session"`
+	}
+	err := c.call(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/revoke", nil, &a)
+	return a.Session, err
+}
+
+// User fetches a user (GET /v1/users/{email}).
+func (c *Client) User(ctx context.Context, email string) (UserInfo, error) {
+	var u UserInfo
+	err := c.call(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(email), nil, &u)
+	return u, err
+}
+
+// PutUser creates or updates a user (PUT /v1/users/{email}).
+func (c *Client) PutUser(ctx context.Context, email string, up UserUpdate) (UserInfo, error) {
+	var u UserInfo
+	err := c.call(ctx, http.MethodPut, "/v1/users/"+url.PathEscape(email), up, &u)
+	return u, err
+}
+
+// LogoutEverywhere ends every session of the user on every site and returns
+// how many were active (POST /v1/users/{email}/logout-everywhere).
+func (c *Client) LogoutEverywhere(ctx context.Context, email string) (int, error) {
+	var a struct {
+		Ended int `json:"ended"`
+	}
+	err := c.call(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(email)+"/logout-everywhere", nil, &a)
+	return a.Ended, err
+}
+
+// RenameUser moves a user to a new address (POST /v1/users/{email}/rename).
+func (c *Client) RenameUser(ctx context.Context, from, to string) (Rename, error) {
+	var a Rename
+	err := c.call(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(from)+"/rename", map[string]string{"new_email": to}, &a)
+	return a, err
+}
+
+// call sends one request (body JSON-encoded when not nil) and decodes a 2xx
+// answer into out. A transport failure wraps ErrUnreachable; an error
+// answer is an *APIError.
+func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode the request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return fmt.Errorf("bad API URL %q: %w", c.base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.unreachable(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody+1))
+	if err != nil {
+		return fmt.Errorf("%w at %s: reading the answer: %v", ErrUnreachable, c.base, err)
+	}
+	if len(data) > maxAnswerBody {
+		return fmt.Errorf("%s %s: answer larger than %d bytes", method, path, maxAnswerBody)
+	}
+	if resp.StatusCode/100 != 2 {
+		return apiError(resp, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: the answer is not the expected JSON (is %s a ussync node?): %v", method, path, c.base, err)
+	}
+	return nil
 }

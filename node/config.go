@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ussync/ussync/crypto"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -61,7 +63,7 @@ const minTokenLen = 16
 // the environment (ApplyEnv) and the command line, then call Validate before
 // handing it to New.
 //
-// A Config holds secrets (gossip.secrets, api.token): String and LogValue
+// A Config holds secrets (gossip.secrets, api.token, smtp.password): String and LogValue
 // redact them, and no error built from a Config contains one.
 type Config struct {
 	// Node is who this node is and where it keeps its data.
@@ -78,8 +80,14 @@ type Config struct {
 	Session SessionSection `yaml:"session"`
 	// Sync is how sessions are handed to the other sites through the browser.
 	Sync SyncSection `yaml:"sync"`
+	// SMTP is the mail server that sends verification codes.
+	SMTP SMTPSection `yaml:"smtp"`
+	// Verification is e-mail verification by code and one-click link.
+	Verification VerificationSection `yaml:"verification"`
 	// Log is the node's logging.
 	Log LogSection `yaml:"log"`
+	// Admin is the administrator web page on the private listener.
+	Admin AdminSection `yaml:"admin"`
 
 	// Dev marks a throw-away development node (`ussync agent --dev`): site.url
 	// may be left empty and is then derived from public.listen. Set by the CLI,
@@ -215,6 +223,104 @@ type SyncSection struct {
 	HopInterval Duration `yaml:"hop_interval"`
 }
 
+// AdminSection is the `admin:` section: the administrator web page served
+// at /admin/ on the private listener (api.listen).
+type AdminSection struct {
+	// Enabled serves the page. Off: /admin/ answers 404.
+	Enabled bool `yaml:"enabled"`
+	// PasswordFile is a file holding a bcrypt hash of an administrator
+	// password (`htpasswd -nBC 12 admin` writes one; a leading "admin:" is
+	// ignored). Empty: the page accepts the API token only. The API token is
+	// always accepted.
+	PasswordFile string `yaml:"password_file"`
+	// SessionTTL is how long an administrator stays logged in to the page.
+	SessionTTL Duration `yaml:"session_ttl"`
+}
+
+// How the SMTP connection is encrypted. See SMTPSection.StartTLS.
+const (
+	StartTLSMandatory     = "mandatory"
+	StartTLSOpportunistic = "opportunistic"
+	StartTLSNone          = "none"
+)
+
+// SMTP authentication mechanisms. See SMTPSection.Auth.
+const (
+	SMTPAuthPlain        = "plain"
+	SMTPAuthLogin        = "login"
+	SMTPAuthCramMD5      = "cram-md5"
+	SMTPAuthScramSHA256  = "scram-sha-256"
+	SMTPAuthAutoDiscover = "auto"
+)
+
+// smtpsPort is the port of SMTP over implicit TLS (RFC 8314 "submissions").
+const smtpsPort = 465
+
+// SMTPSection is the `smtp:` section: the mail server verification codes
+// are sent through (the site's usual submission server or relay).
+type SMTPSection struct {
+	// Host is the SMTP server's host name or IP address. Empty: this node
+	// sends no mail, and POST /v1/users/{email}/verification answers 503.
+	Host string `yaml:"host"`
+	// Port is the server's port: 587 (submission, STARTTLS), 465 (implicit
+	// TLS: the connection is TLS from the first byte, and starttls does not
+	// apply) or 25 (a relay).
+	Port int `yaml:"port"`
+	// Username, when set, makes the node authenticate (SMTP AUTH) with
+	// Password. Empty: no authentication (a relay that trusts the node).
+	Username string `yaml:"username"`
+	// Password is the SMTP password inline. Allowed but discouraged, as for
+	// gossip.secrets; prefer PasswordFile or USSYNC_SMTP_PASSWORD. At most
+	// one of Password and PasswordFile may be set.
+	Password string `yaml:"password"`
+	// PasswordFile is a file holding the SMTP password (a trailing newline
+	// is ignored).
+	PasswordFile string `yaml:"password_file"`
+	// From is the sender of the messages: an address, optionally with a
+	// name ("Example <no-reply@example.com>"). Required with Host.
+	From string `yaml:"from"`
+	// StartTLS is how a connection on a port other than 465 is encrypted:
+	// "mandatory" (STARTTLS or no mail: the code and the password never
+	// cross the network in clear), "opportunistic" (STARTTLS when the server
+	// offers it) or "none" (plain text; for a relay on the same machine).
+	StartTLS string `yaml:"starttls"`
+	// Auth is the SMTP AUTH mechanism used with Username: "plain", "login",
+	// "cram-md5", "scram-sha-256" or "auto" (the strongest the server
+	// offers). "plain" and "login" send the password only over TLS or to
+	// localhost.
+	Auth string `yaml:"auth"`
+	// Timeout bounds connecting to the server and each step of a send.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Enabled reports whether a mail server is configured.
+func (s SMTPSection) Enabled() bool { return s.Host != "" }
+
+// ImplicitTLS reports whether the connection is TLS from the start (port
+// 465) rather than upgraded with STARTTLS.
+func (s SMTPSection) ImplicitTLS() bool { return s.Port == smtpsPort }
+
+// VerificationSection is the `verification:` section: e-mail verification
+// by a code the user types or a one-click link, both sent by mail.
+type VerificationSection struct {
+	// CodeTTL is how long a code (and its link) may be used (at most 24h).
+	CodeTTL Duration `yaml:"code_ttl"`
+	// MaxAttempts is how many wrong codes are accepted before the code is
+	// locked; a new code must then be requested.
+	MaxAttempts int `yaml:"max_attempts"`
+	// ResendInterval is the least time between two messages to one address
+	// (0: no minimum).
+	ResendInterval Duration `yaml:"resend_interval"`
+	// MaxSendsPerHour is the most messages sent to one address in any hour.
+	MaxSendsPerHour int `yaml:"max_sends_per_hour"`
+	// Templates is a directory whose verify.txt.tmpl and verify.html.tmpl
+	// (either or both) replace the built-in message templates: Go
+	// text/template and html/template over .Code, .Link, .Site, .Email and
+	// .Expires (minutes). The text template may define "subject". Empty:
+	// the built-in templates.
+	Templates string `yaml:"templates"`
+}
+
 // LogSection is the `log:` section.
 type LogSection struct {
 	// Level is the least severity logged: debug, info, warn or error.
@@ -286,6 +392,42 @@ func DefaultConfig() Config {
 			// redirects per ten minutes at most, and a login elsewhere is seen
 			// here within that time even before the user logs in again.
 			HopInterval: Duration(10 * time.Minute),
+		},
+		Admin: AdminSection{
+			// The page is on the private listener, behind the API token:
+			// it adds no way in, and operators expect it to be there.
+			Enabled: true,
+			// A working day: long enough not to interrupt an operator,
+			// short enough that a forgotten browser is logged out by
+			// the next morning.
+			SessionTTL: Duration(8 * time.Hour),
+		},
+		SMTP: SMTPSection{
+			// Submission with STARTTLS is what mail providers document for
+			// programs that send mail.
+			Port: 587,
+			// A code and a password in clear on the network would defeat
+			// the verification; a local relay says "none" explicitly.
+			StartTLS: StartTLSMandatory,
+			// PLAIN is the one mechanism nearly every server offers, and
+			// go-mail sends it only over TLS or to localhost.
+			Auth: SMTPAuthPlain,
+			// Long enough for a slow relay, short enough that a site's
+			// request does not hang on a dead one.
+			Timeout: Duration(10 * time.Second),
+		},
+		Verification: VerificationSection{
+			// 15 minutes: time to switch to the mailbox and back, short
+			// enough that a leaked message is soon useless.
+			CodeTTL: Duration(15 * time.Minute),
+			// 5 tries of a 6-digit code: a guess succeeds once in 200,000.
+			MaxAttempts: 5,
+			// A minute: the user can ask again when a message is slow, a
+			// script cannot flood the mailbox.
+			ResendInterval: Duration(time.Minute),
+			// 5 an hour bounds what a stranger can make the node send to
+			// anyone's address (and the site's mail reputation).
+			MaxSendsPerHour: 5,
 		},
 		Log: LogSection{
 			// Info logs joins, leaves and errors, not each request.
@@ -410,6 +552,8 @@ func typeWords(goType string) string {
 		return "true or false"
 	case goType == "string":
 		return "a string"
+	case goType == "int":
+		return "a whole number"
 	case strings.HasPrefix(goType, "[]"):
 		return "a list"
 	case goType == "node.Duration":
@@ -438,11 +582,12 @@ func tagWords(tag string) string {
 	return tag
 }
 
-// ApplyEnv applies the environment-only settings, the two secrets kept out of
+// ApplyEnv applies the environment-only settings, the secrets kept out of
 // flags (command lines are visible to every local user): USSYNC_SECRET (the
 // secret text, base64 secrets separated by newlines or spaces, primary first)
 // replaces gossip.secrets and gossip.secret_file; USSYNC_API_TOKEN replaces
-// api.token and api.token_file. Empty or unset variables change nothing.
+// api.token and api.token_file; USSYNC_SMTP_PASSWORD replaces smtp.password
+// and smtp.password_file. Empty or unset variables change nothing.
 // getenv is os.Getenv outside tests.
 func (c *Config) ApplyEnv(getenv func(string) string) {
 	if s := strings.Fields(getenv("USSYNC_SECRET")); len(s) > 0 {
@@ -452,6 +597,10 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	if t := strings.TrimSpace(getenv("USSYNC_API_TOKEN")); t != "" {
 		c.API.Token = t
 		c.API.TokenFile = ""
+	}
+	if p := getenv("USSYNC_SMTP_PASSWORD"); p != "" {
+		c.SMTP.Password = p
+		c.SMTP.PasswordFile = ""
 	}
 }
 
@@ -567,6 +716,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("sync.hop_interval: %w", err)
 	}
 
+	if err := positive(c.Admin.SessionTTL); err != nil {
+		return fmt.Errorf("admin.session_ttl: %w", err)
+	}
+	if c.Admin.SessionTTL > Duration(7*24*time.Hour) {
+		return fmt.Errorf("admin.session_ttl: %s is over 168h; log in again at least once a week", c.Admin.SessionTTL)
+	}
+
+	if err := c.SMTP.validate(); err != nil {
+		return err
+	}
+	if err := c.Verification.validate(); err != nil {
+		return err
+	}
+
 	if err := oneOf(c.Log.Level, "debug", "info", "warn", "error"); err != nil {
 		return fmt.Errorf("log.level: %w", err)
 	}
@@ -574,6 +737,84 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.format: %w", err)
 	}
 	return nil
+}
+
+// validate checks the smtp section when a host is set (without one the
+// other keys are unused).
+func (s SMTPSection) validate() error {
+	if s.Host == "" {
+		return nil
+	}
+	if !plainHost(s.Host) {
+		return fmt.Errorf("smtp.host: %q is not a host name or IP address", s.Host)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		return fmt.Errorf("smtp.port: %d is not a port from 1 to 65535", s.Port)
+	}
+	if s.From == "" {
+		return errors.New("smtp.from: required with smtp.host (the sender of the verification messages)")
+	}
+	if a, err := mail.ParseAddress(s.From); err != nil || a.Address == "" {
+		return fmt.Errorf("smtp.from: %q is not an address (e.g. \"Example <no-reply@example.com>\")", s.From)
+	}
+	if err := oneOf(s.StartTLS, StartTLSMandatory, StartTLSOpportunistic, StartTLSNone); err != nil {
+		return fmt.Errorf("smtp.starttls: %w", err)
+	}
+	if s.ImplicitTLS() && s.StartTLS == StartTLSNone {
+		return fmt.Errorf("smtp.starttls: %q with port %d, which is TLS from the start; use port 25 or 587 for plain text", s.StartTLS, smtpsPort)
+	}
+	if err := oneOf(s.Auth, SMTPAuthPlain, SMTPAuthLogin, SMTPAuthCramMD5, SMTPAuthScramSHA256, SMTPAuthAutoDiscover); err != nil {
+		return fmt.Errorf("smtp.auth: %w", err)
+	}
+	if s.Password != "" && s.PasswordFile != "" {
+		return errors.New("smtp.password and smtp.password_file are both set; keep one")
+	}
+	if s.Username == "" && (s.Password != "" || s.PasswordFile != "") {
+		return errors.New("smtp.username: required with a password")
+	}
+	if s.Timeout < Duration(time.Second) {
+		return fmt.Errorf("smtp.timeout: %s is under 1s", s.Timeout)
+	}
+	return nil
+}
+
+// validate checks the verification section.
+func (v VerificationSection) validate() error {
+	if err := positive(v.CodeTTL); err != nil {
+		return fmt.Errorf("verification.code_ttl: %w", err)
+	}
+	if v.CodeTTL > Duration(24*time.Hour) {
+		return fmt.Errorf("verification.code_ttl: %s is over 24h", v.CodeTTL)
+	}
+	if v.MaxAttempts < 1 || v.MaxAttempts > 100 {
+		return fmt.Errorf("verification.max_attempts: %d is not from 1 to 100", v.MaxAttempts)
+	}
+	if v.ResendInterval < 0 || v.ResendInterval > Duration(time.Hour) {
+		return fmt.Errorf("verification.resend_interval: %s is not from 0s to 1h", v.ResendInterval)
+	}
+	if v.MaxSendsPerHour < 1 || v.MaxSendsPerHour > 1000 {
+		return fmt.Errorf("verification.max_sends_per_hour: %d is not from 1 to 1000", v.MaxSendsPerHour)
+	}
+	return nil
+}
+
+// SMTPPassword returns the SMTP password: smtp.password (which
+// USSYNC_SMTP_PASSWORD fills) if set, else the content of
+// smtp.password_file without its trailing newline; "" when neither is set.
+// Errors never contain the password.
+func (c Config) SMTPPassword() (string, error) {
+	if c.SMTP.Password != "" || c.SMTP.PasswordFile == "" {
+		return c.SMTP.Password, nil
+	}
+	b, err := os.ReadFile(c.SMTP.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("read smtp.password_file: %w", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return "", fmt.Errorf("smtp.password_file %s: empty", c.SMTP.PasswordFile)
+	}
+	return pw, nil
 }
 
 // Secrets returns the raw text of the cluster secrets, base64 secrets one per
@@ -625,11 +866,33 @@ func (c Config) APIToken() (string, error) {
 	return tok, nil
 }
 
+// AdminPassword returns the administrator password hash of
+// admin.password_file, or a zero hash when none is configured (the page then
+// takes the API token only). Errors never contain the file's content.
+func (c Config) AdminPassword() (crypto.PasswordHash, error) {
+	if c.Admin.PasswordFile == "" {
+		return crypto.PasswordHash{}, nil
+	}
+	b, err := os.ReadFile(c.Admin.PasswordFile)
+	if err != nil {
+		return crypto.PasswordHash{}, fmt.Errorf("read admin.password_file: %w", err)
+	}
+	h, err := crypto.ParsePasswordHash(string(b))
+	if err != nil {
+		return crypto.PasswordHash{}, fmt.Errorf("admin.password_file %s: %w", c.Admin.PasswordFile, err)
+	}
+	return h, nil
+}
+
 const redacted = "[redacted]"
 
-// Redacted returns a copy of c with gossip.secrets and api.token replaced by
-// a marker (file paths are kept: they are not secret).
+// Redacted returns a copy of c with gossip.secrets, api.token and
+// smtp.password replaced by a marker (file paths are kept: they are not
+// secret).
 func (c Config) Redacted() Config {
+	if c.SMTP.Password != "" {
+		c.SMTP.Password = redacted
+	}
 	if len(c.Gossip.Secrets) > 0 {
 		c.Gossip.Secrets = []string{redacted}
 	}

@@ -440,3 +440,169 @@ func yamlKeys(c Config) []string {
 	}
 	return keys
 }
+
+func TestConfig_SMTPAndVerification(t *testing.T) {
+	const password = "smtp-Passw0rd-do-not-print"
+	withSMTP := func(t *testing.T) Config {
+		c := validConfig(t)
+		c.SMTP.Host = "smtp.a.example"
+		c.SMTP.From = "Site A <no-reply@a.example>"
+		c.SMTP.Username = "ussync"
+		c.SMTP.Password = password
+		if err := c.Validate(); err != nil {
+			t.Fatalf("validConfig with smtp: %v", err)
+		}
+		return c
+	}
+
+	t.Run("defaults", func(t *testing.T) {
+		c := DefaultConfig()
+		if c.SMTP.Enabled() || c.SMTP.Port != 587 || c.SMTP.StartTLS != StartTLSMandatory || c.SMTP.Auth != SMTPAuthPlain ||
+			time.Duration(c.SMTP.Timeout) != 10*time.Second {
+			t.Errorf("smtp defaults: %+v", c.SMTP)
+		}
+		v := c.Verification
+		if time.Duration(v.CodeTTL) != 15*time.Minute || v.MaxAttempts != 5 || time.Duration(v.ResendInterval) != time.Minute ||
+			v.MaxSendsPerHour != 5 || v.Templates != "" {
+			t.Errorf("verification defaults: %+v", v)
+		}
+	})
+
+	t.Run("no host: the other smtp keys are not checked", func(t *testing.T) {
+		c := validConfig(t)
+		c.SMTP.From = "not an address"
+		if err := c.Validate(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	tests := []struct {
+		field  string
+		mutate func(*Config)
+	}{
+		{"smtp.host", func(c *Config) { c.SMTP.Host = "smtp.a.example:587" }},
+		{"smtp.host", func(c *Config) { c.SMTP.Host = "smtp a" }},
+		{"smtp.port", func(c *Config) { c.SMTP.Port = 0 }},
+		{"smtp.port", func(c *Config) { c.SMTP.Port = 70000 }},
+		{"smtp.from", func(c *Config) { c.SMTP.From = "" }},
+		{"smtp.from", func(c *Config) { c.SMTP.From = "no-reply" }},
+		{"smtp.starttls", func(c *Config) { c.SMTP.StartTLS = "always" }},
+		{"smtp.starttls", func(c *Config) { c.SMTP.Port, c.SMTP.StartTLS = 465, StartTLSNone }},
+		{"smtp.auth", func(c *Config) { c.SMTP.Auth = "xoauth2" }},
+		{"smtp.password and smtp.password_file", func(c *Config) { c.SMTP.PasswordFile = "/x" }},
+		{"smtp.username", func(c *Config) { c.SMTP.Username = "" }},
+		{"smtp.timeout", func(c *Config) { c.SMTP.Timeout = Duration(time.Millisecond) }},
+		{"verification.code_ttl", func(c *Config) { c.Verification.CodeTTL = 0 }},
+		{"verification.code_ttl", func(c *Config) { c.Verification.CodeTTL = Duration(48 * time.Hour) }},
+		{"verification.max_attempts", func(c *Config) { c.Verification.MaxAttempts = 0 }},
+		{"verification.resend_interval", func(c *Config) { c.Verification.ResendInterval = -1 }},
+		{"verification.max_sends_per_hour", func(c *Config) { c.Verification.MaxSendsPerHour = 0 }},
+	}
+	for _, tt := range tests {
+		c := withSMTP(t)
+		tt.mutate(&c)
+		err := c.Validate()
+		t.Run(fmt.Sprintf("%s/%v", tt.field, err), func(t *testing.T) {
+			if err == nil {
+				t.Fatalf("Validate() = nil, want an error naming %s", tt.field)
+			}
+			if !strings.HasPrefix(err.Error(), tt.field) {
+				t.Errorf("Validate() = %q, want it to start with %q", err, tt.field)
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Errorf("error %q holds the password", err)
+			}
+		})
+	}
+
+	t.Run("accepts", func(t *testing.T) {
+		c := withSMTP(t)
+		c.SMTP.Host, c.SMTP.Port, c.SMTP.StartTLS, c.SMTP.Auth = "192.0.2.25", 465, StartTLSMandatory, SMTPAuthAutoDiscover
+		c.SMTP.From = "no-reply@a.example"
+		c.Verification.ResendInterval = 0
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if !c.SMTP.ImplicitTLS() {
+			t.Error("port 465 is not implicit TLS")
+		}
+	})
+
+	t.Run("password sources", func(t *testing.T) {
+		c := withSMTP(t)
+		if pw, err := c.SMTPPassword(); err != nil || pw != password {
+			t.Errorf("inline: %q, %v", pw, err)
+		}
+		c.SMTP.Password = ""
+		c.SMTP.PasswordFile = writeFile(t, "pw", "from file with spaces \n")
+		if pw, err := c.SMTPPassword(); err != nil || pw != "from file with spaces " {
+			t.Errorf("file: %q, %v", pw, err)
+		}
+		c.ApplyEnv(func(k string) string {
+			if k == "USSYNC_SMTP_PASSWORD" {
+				return "from-env"
+			}
+			return ""
+		})
+		if pw, err := c.SMTPPassword(); err != nil || pw != "from-env" || c.SMTP.PasswordFile != "" {
+			t.Errorf("env: %q, %v", pw, err)
+		}
+		c.SMTP.Password, c.SMTP.PasswordFile = "", writeFile(t, "empty", "\n")
+		if _, err := c.SMTPPassword(); err == nil || !strings.HasPrefix(err.Error(), "smtp.password_file") {
+			t.Errorf("empty file: %v", err)
+		}
+		c.SMTP.PasswordFile = filepath.Join(t.TempDir(), "missing")
+		if _, err := c.SMTPPassword(); err == nil || !strings.Contains(err.Error(), "smtp.password_file") {
+			t.Errorf("missing file: %v", err)
+		}
+		c.SMTP.PasswordFile = ""
+		if pw, err := c.SMTPPassword(); err != nil || pw != "" {
+			t.Errorf("none: %q, %v", pw, err)
+		}
+	})
+
+	t.Run("the password is redacted", func(t *testing.T) {
+		c := withSMTP(t)
+		for _, s := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c), c.LogValue().String()} {
+			if strings.Contains(s, password) {
+				t.Errorf("output holds the SMTP password: %s", s)
+			}
+		}
+		if c.SMTP.Password != password {
+			t.Error("String changed the config")
+		}
+	})
+
+	t.Run("from YAML", func(t *testing.T) {
+		p := writeFile(t, "c.yaml", `
+smtp:
+  host: mail.a.example
+  port: 25
+  from: no-reply@a.example
+  starttls: opportunistic
+verification:
+  code_ttl: 10m
+  max_attempts: 3
+  resend_interval: 30s
+  max_sends_per_hour: 10
+  templates: /etc/ussync/templates
+`)
+		c, err := ReadConfig(p, validConfig(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if c.SMTP.Host != "mail.a.example" || c.SMTP.Port != 25 || c.SMTP.StartTLS != StartTLSOpportunistic ||
+			time.Duration(c.Verification.CodeTTL) != 10*time.Minute || c.Verification.MaxAttempts != 3 ||
+			time.Duration(c.Verification.ResendInterval) != 30*time.Second || c.Verification.MaxSendsPerHour != 10 ||
+			c.Verification.Templates != "/etc/ussync/templates" {
+			t.Errorf("read: %+v %+v", c.SMTP, c.Verification)
+		}
+		bad := writeFile(t, "bad.yaml", "smtp:\n  port: twenty-five\n")
+		if _, err := ReadConfig(bad, validConfig(t)); err == nil || !strings.Contains(err.Error(), "expected a whole number") {
+			t.Errorf("a port that is not a number: %v", err)
+		}
+	})
+}

@@ -93,6 +93,9 @@ type putUserRequest struct {
 	Login       *string `json:"login"`
 	DisplayName *string `json:"display_name"`
 	VerifiedVia *string `json:"verified_via"`
+	// Verified false clears the verification (an administrator's
+	// "unverify"); true is accepted only beside verified_via.
+	Verified *bool `json:"verified"`
 }
 
 // putUser is PUT /v1/users/{email}: create or update a user.
@@ -125,6 +128,16 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request) error {
 				session.VerifiedRegistration, session.VerifiedAdmin, m)
 		}
 	}
+	if req.Verified != nil {
+		switch {
+		case *req.Verified && verified == nil:
+			return errorf(http.StatusBadRequest, codeInvalidField, "field \"verified\" may only be false (to clear the verification); to verify, send \"verified_via\"")
+		case !*req.Verified && verified != nil:
+			return errorf(http.StatusBadRequest, codeInvalidField, "field \"verified\": false contradicts \"verified_via\"")
+		case !*req.Verified:
+			verified = &session.Verification{}
+		}
+	}
 	if err := checkName("login", req.Login); err != nil {
 		return err
 	}
@@ -132,29 +145,59 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
-	u, known, err := a.lookupUser(email)
+	u, err := a.updateUser(email, userChange{Login: req.Login, DisplayName: req.DisplayName, Verified: verified})
 	if err != nil {
 		return err
+	}
+	// The site's backend has the user now (see siteUsers), unless this is
+	// an administrator's verify or unverify and nothing else.
+	adminOnly := req.Email == nil && req.Login == nil && req.DisplayName == nil &&
+		(req.Verified != nil || (req.VerifiedVia != nil && *req.VerifiedVia == session.VerifiedAdmin))
+	if !adminOnly {
+		if err := a.siteUsers().acknowledge(email); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, newUserView(&u))
+	return nil
+}
+
+// userChange is what updateUser sets; a nil field is left as it is.
+type userChange struct {
+	Login       *string
+	DisplayName *string
+	Verified    *session.Verification
+}
+
+// updateUser creates or updates email's user (checked and normalized by the
+// caller) and publishes the change to every site. It returns the user as it
+// now stands. PUT /v1/users/{email} and the admin page go through it.
+func (a *api) updateUser(email string, c userChange) (session.User, error) {
+	u, known, err := a.lookupUser(email)
+	if err != nil {
+		return u, err
+	}
+	if u.MovedTo.V != "" {
+		return u, errUserMoved(&u)
 	}
 	at := a.Store.Clock().Now()
 	changed := !known
 	if !known {
 		u.Created = at
 	}
-	changed = setRegister(&u.Login, req.Login, at, a.Name) || changed
-	changed = setRegister(&u.DisplayName, req.DisplayName, at, a.Name) || changed
-	changed = setRegister(&u.Verified, verified, at, a.Name) || changed
+	changed = setRegister(&u.Login, c.Login, at, a.Name) || changed
+	changed = setRegister(&u.DisplayName, c.DisplayName, at, a.Name) || changed
+	changed = setRegister(&u.Verified, c.Verified, at, a.Name) || changed
 	if changed {
 		merged, err := a.apply(session.Record{User: &u})
 		if err != nil {
-			return err
+			return u, err
 		}
 		if len(merged) > 0 {
 			u = *merged[0].User
 		}
 	}
-	writeJSON(w, http.StatusOK, newUserView(&u))
-	return nil
+	return u, nil
 }
 
 // getUser is GET /v1/users/{email}.
@@ -253,6 +296,9 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if u.MovedTo.V != "" {
+		return errUserMoved(&u)
+	}
 	token, id, err := crypto.NewToken()
 	if err != nil {
 		return err
@@ -292,6 +338,9 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.Metrics.sessionCreated(!s.Local)
 	a.Log.Info("session created", "session", id, "synced", !s.Local)
+	if err := a.siteUsers().acknowledge(email); err != nil { // a login here: the site has the user
+		a.Log.Warn("mark the user known", "session", id, "err", err)
+	}
 
 	ans := createSessionAnswer{Token: token, Synced: !s.Local}
 	ans.Session, _ = newSessionView(&s, &u, a.Store.Now())
@@ -342,6 +391,10 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 		gone := v // only this copy escapes: the happy path stays on the stack
 		return goneError(state, &gone)
 	}
+	if a.newUserSession(s.ID) {
+		writeNewUserSession(w, &v)
+		return nil
+	}
 	writeSession(w, http.StatusOK, &v)
 	return nil
 }
@@ -384,16 +437,22 @@ func (a *api) endSession(w http.ResponseWriter, r *http.Request) error {
 // is kept. It returns the session as it now stands and whether this call
 // ended it.
 func (a *api) endActive(s session.Session, u session.User) (session.Session, bool, error) {
+	return a.endActiveAs(s, u, session.EndLogout)
+}
+
+// endActiveAs is endActive with the end reason recorded (logout, or admin
+// for a session an administrator destroyed).
+func (a *api) endActiveAs(s session.Session, u session.User, reason string) (session.Session, bool, error) {
 	if s.StateAt(u, a.Store.Now()) != session.StateActive {
 		return s, false, nil
 	}
-	s.Ended, s.EndReason = a.Store.Clock().Now(), session.EndLogout
+	s.Ended, s.EndReason = a.Store.Clock().Now(), reason
 	merged, err := a.apply(session.Record{Session: &s})
 	if err != nil {
 		return s, false, err
 	}
 	if len(merged) > 0 {
-		a.Metrics.sessionsEndedAdd(session.EndLogout, 1)
+		a.Metrics.sessionsEndedAdd(reason, 1)
 		return *merged[0].Session, true, nil
 	}
 	// Someone else ended it first: answer with what won.

@@ -106,6 +106,7 @@ func newPublic(d publicDeps) (http.Handler, error) {
 		"hop":      {methods: get, serve: p.hop},
 		"hop/ask":  {methods: get, serve: p.hopAsk},
 		"hop/done": {methods: get, serve: p.hopDone},
+		"verify":   {methods: get, serve: p.verify},
 	}
 	for path, rt := range p.routes {
 		method := "*"

@@ -17,6 +17,9 @@ type redemption struct {
 	Token    string
 	Session  session.Session
 	User     session.User
+	// NewUser: this site did not know the user before (or its backend has
+	// not acknowledged it yet), under site.on_unknown_user: create.
+	NewUser bool
 }
 
 // redeem checks a session ticket presented by the client at clientIP (""
@@ -66,6 +69,17 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 		s.Local || (session.Record{Session: &s}).Validate() != nil {
 		return rd, errorf(http.StatusBadRequest, codeTicketMalformed, "the ticket's session record is inconsistent")
 	}
+	if h.OnUnknownUser == UnknownUserReject {
+		// Checked before the ticket is used up: once the site knows the
+		// user, the same ticket opens (within its lifetime).
+		known, err := h.users.known(s.Email, h.Name)
+		if err != nil {
+			return rd, err
+		}
+		if !known {
+			return rd, errorf(http.StatusForbidden, codeUnknownUser, "this site does not know the user (site.on_unknown_user: reject): they must register here first")
+		}
+	}
 	first, err := h.Store.UseOnce(t.ID, t.ExpiresAt)
 	if err != nil {
 		return rd, err
@@ -93,6 +107,9 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 	v, state := newSessionView(&rd.Session, &rd.User, now)
 	if state != session.StateActive {
 		return rd, goneError(state, &v)
+	}
+	if rd.NewUser, err = h.users.redeemed(&rd.Session, h.Name); err != nil {
+		return rd, err
 	}
 	rd.Token = t.Token
 	return rd, nil
@@ -124,6 +141,9 @@ type redeemAnswer struct {
 	User    userView    `json:"user"`
 	// Token is the session's secret, for the site's own cookie.
 	Token string `json:"token"`
+	// NewUser: the site did not know this user; it should add them to its
+	// own users (and PUT them, which acknowledges it).
+	NewUser bool `json:"new_user"`
 }
 
 // redeemTicket is POST /v1/tickets/redeem: a site that keeps its own
@@ -151,7 +171,7 @@ func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ans := redeemAnswer{Token: rd.Token, User: newUserView(&rd.User)}
+	ans := redeemAnswer{Token: rd.Token, User: newUserView(&rd.User), NewUser: rd.NewUser}
 	ans.Session, _ = newSessionView(&rd.Session, &rd.User, a.Store.Now())
 	writeJSON(w, http.StatusOK, &ans)
 	return nil

@@ -75,6 +75,10 @@ type handoffConfig struct {
 	Log *slog.Logger
 	// Metrics receives the hand-off counters. Nil makes a private set.
 	Metrics *Metrics
+	// OnUnknownUser is site.on_unknown_user: redeeming a ticket for a user
+	// this site does not know creates it ("create", the default when empty)
+	// or is refused ("reject"). See siteUsers.
+	OnUnknownUser string
 }
 
 // handoff is the browser hand-off shared by the private API (login links,
@@ -84,6 +88,7 @@ type handoff struct {
 	handoffConfig
 	self  site
 	cache atomic.Pointer[siteList] // the last sites(), for sitesTTL
+	users *siteUsers               // the users this site knows (users.go)
 
 	issued   *prometheus.CounterVec // ussync_tickets_issued_total{kind}
 	redeemed *prometheus.CounterVec // ussync_tickets_redeemed_total{result}
@@ -110,7 +115,7 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	if !ok {
 		return nil, fmt.Errorf("hand-off: site url %q is not an absolute http(s) URL ending in /", cfg.SiteURL)
 	}
-	h := &handoff{handoffConfig: cfg, self: self}
+	h := &handoff{handoffConfig: cfg, self: self, users: newSiteUsers(cfg.Store)}
 	h.issued = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ussync_tickets_issued_total",
 		Help: `Hand-off tickets sealed by this node, by kind ("session" for a browser's session, "hop" for a lazy-mode request).`,

@@ -47,6 +47,9 @@ func newSessionView(s *session.Session, u *session.User, now time.Time) (session
 		v.EndedAt, v.EndReason = hlcTime(s.Ended), s.EndReason
 	case session.StateRevoked:
 		v.EndedAt, v.EndReason = hlcTime(u.RevokedBefore), session.EndLogoutEverywhere
+		if s.Created > u.RevokedBefore { // revoked by the user's move alone
+			v.EndedAt, v.EndReason = hlcTime(u.MovedTo.At), session.EndAdmin
+		}
 	case session.StateExpired:
 		v.EndedAt, v.EndReason = &v.ExpiresAt, session.EndExpired
 	}
@@ -63,6 +66,7 @@ type userView struct {
 	VerifiedAt    *time.Time `json:"verified_at"`    // null when not verified
 	RevokedBefore *time.Time `json:"revoked_before"` // null until a "log out everywhere"
 	CreatedAt     *time.Time `json:"created_at"`     // null only for a user known from a peer without it
+	MovedTo       string     `json:"moved_to"`       // the address an administrator moved the user to; "" if not moved
 }
 
 func newUserView(u *session.User) userView {
@@ -72,6 +76,7 @@ func newUserView(u *session.User) userView {
 		DisplayName: u.DisplayName.V,
 		Verified:    u.Verified.V.OK,
 		CreatedAt:   hlcTime(u.Created),
+		MovedTo:     u.MovedTo.V,
 	}
 	if v.Verified {
 		v.VerifiedVia = u.Verified.V.Method

@@ -14,6 +14,9 @@
 //     never produces) is broken by the value so the join stays well defined.
 //   - User.RevokedBefore only grows (max). "Log out everywhere" raises it.
 //   - User.Created is the earliest creation seen (min over non-zero).
+//   - User.MovedTo (an administrator moved the user to a new address) is a
+//     last-writer-wins register too; while it names an address, none of the
+//     user's sessions is active.
 //   - A session is immutable but for Ended/EndReason. Ended wins over alive;
 //     of two ends the earliest (HLC, reason) wins, so the first cause is kept.
 //

@@ -34,6 +34,20 @@ func genUser(t *rapid.T, email string) User {
 		},
 		RevokedBefore: genHLC(t, "revoked"),
 		Created:       genHLC(t, "created"),
+		MovedTo:       genMovedTo(t),
+	}
+}
+
+// genMovedTo is most often never set (the zero register, left out of the
+// encoding), else set to an address or cleared again.
+func genMovedTo(t *rapid.T) Register[string] {
+	if rapid.IntRange(0, 2).Draw(t, "moved") == 0 {
+		return Register[string]{}
+	}
+	return Register[string]{
+		V:  rapid.SampledFrom([]string{"", "new@example.com", "other@example.com"}).Draw(t, "moved.v"),
+		At: genHLC(t, "moved.at"),
+		By: rapid.SampledFrom([]string{"a", "b"}).Draw(t, "moved.by"),
 	}
 }
 
@@ -137,6 +151,26 @@ func TestJoin_Histories(t *testing.T) {
 			t.Fatalf("revoked_before = %v", u.RevokedBefore)
 		}
 	})
+	t.Run("a move is a register: the later of move and move back wins", func(t *testing.T) {
+		moved := User{Email: "a@b.c", MovedTo: Set("new@b.c", MakeHLC(2, 0), "shop")}
+		back := User{Email: "a@b.c", MovedTo: Set("", MakeHLC(3, 0), "blog")}
+		never := User{Email: "a@b.c"}
+		if JoinUser(moved, never).MovedTo.V != "new@b.c" || JoinUser(never, moved).MovedTo.V != "new@b.c" {
+			t.Fatal("a user never moved undid the move")
+		}
+		if JoinUser(moved, back).MovedTo.V != "" || JoinUser(back, moved).MovedTo.V != "" {
+			t.Fatal("the older move won")
+		}
+	})
+	t.Run("a user never moved encodes as before moved_to existed", func(t *testing.T) {
+		b, err := json.Marshal(User{Email: "a@b.c", Created: MakeHLC(1, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"email":"a@b.c","login":{"v":""},"display_name":{"v":""},"verified":{"v":{"ok":false}},"created":65536}`; string(b) != want {
+			t.Fatalf("encoding %s, want %s", b, want)
+		}
+	})
 	t.Run("later display name wins, whatever the order", func(t *testing.T) {
 		old := User{Email: "a@b.c", DisplayName: Set("Ann", MakeHLC(1, 0), "shop")}
 		newer := User{Email: "a@b.c", DisplayName: Set("Ann B.", MakeHLC(2, 0), "blog")}
@@ -164,6 +198,7 @@ func TestSession_StateAt(t *testing.T) {
 		{"active", base, user, now, StateActive},
 		{"ended", ended, user, now, StateEnded},
 		{"late login created before logout-everywhere", base, revoked, now, StateRevoked},
+		{"user moved to another address", base, User{Email: "a@b.c", MovedTo: Set("new@b.c", MakeHLC(500, 0), "n")}, now, StateRevoked},
 		{"expired exactly at expiry", base, user, time.UnixMilli(10_000), StateExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

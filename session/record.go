@@ -20,6 +20,8 @@ var (
 	ErrInvalidRecord = errors.New("invalid record")
 	// ErrClosed means the store was used after Close.
 	ErrClosed = errors.New("store closed")
+	// ErrBadCursor means a listing's cursor is not one the store made.
+	ErrBadCursor = errors.New("bad cursor")
 )
 
 // Verification methods and session end reasons, as they appear in the API.
@@ -95,7 +97,9 @@ type Verification struct {
 	Method string `json:"method,omitempty"` // registration, admin or code
 }
 
-// User is a person, identified by e-mail. Email never changes.
+// User is a person, identified by e-mail. Email never changes: an
+// administrator moving a user to a new address makes a user at the new
+// address and sets MovedTo on the old one.
 type User struct {
 	Email         string                 `json:"email"`
 	Login         Register[string]       `json:"login"`
@@ -103,6 +107,11 @@ type User struct {
 	Verified      Register[Verification] `json:"verified"`
 	RevokedBefore HLC                    `json:"revoked_before,omitempty"`
 	Created       HLC                    `json:"created,omitempty"`
+	// MovedTo is the address the user was moved to ("" while not moved).
+	// A moved user's sessions are never active. Left out of the encoding
+	// while never set, so records written before it existed keep their
+	// bytes (and digest).
+	MovedTo Register[string] `json:"moved_to,omitzero"`
 }
 
 // JoinUser merges two states of the same user.
@@ -114,6 +123,7 @@ func JoinUser(a, b User) User {
 		Verified:      joinRegister(a.Verified, b.Verified),
 		RevokedBefore: max(a.RevokedBefore, b.RevokedBefore),
 		Created:       minNonZero(a.Created, b.Created),
+		MovedTo:       joinRegister(a.MovedTo, b.MovedTo),
 	}
 }
 
@@ -201,12 +211,13 @@ const (
 )
 
 // StateAt tells whether s is active at now given its user u (whose
-// RevokedBefore may be zero when the user is not known yet).
+// RevokedBefore may be zero when the user is not known yet). Every session
+// of a user moved to another address is revoked.
 func (s Session) StateAt(u User, now time.Time) State {
 	switch {
 	case s.Ended != 0:
 		return StateEnded
-	case s.Created <= u.RevokedBefore:
+	case s.Created <= u.RevokedBefore || u.MovedTo.V != "":
 		return StateRevoked
 	case now.UnixMilli() >= s.ExpiresAt:
 		return StateExpired
@@ -259,7 +270,7 @@ func (r Record) Validate() error {
 // MaxHLC is the greatest timestamp the record carries, for Clock.Observe.
 func (r Record) MaxHLC() HLC {
 	if u := r.User; u != nil {
-		return max(u.Login.At, u.DisplayName.At, u.Verified.At, u.RevokedBefore, u.Created)
+		return max(u.Login.At, u.DisplayName.At, u.Verified.At, u.RevokedBefore, u.Created, u.MovedTo.At)
 	}
 	if s := r.Session; s != nil {
 		return max(s.Created, s.Ended)

@@ -18,14 +18,23 @@ import (
 // anti-entropy reads a bucket with one prefix scan:
 //
 //	r <bucket> <key>                        -> record (JSON)
-//	i <email> 0x00 <^created:8> <id>        -> ""  (a user's sessions, newest first)
+//	i <email> 0x00 <^created:8> <id>        -> entry (a user's sessions, newest first)
+//	a <^created:8> <id>                     -> entry (every session, newest first)
 //	x <ended-at ms:8> <id>                  -> ""  (sessions by end, for the sweeper)
+//	u <email>                               -> ""  (users in e-mail order)
 //	t <ticket id>                           -> ""  (replay cache, with a Badger TTL)
+//	m <name>                                -> store metadata (index version)
+//
+// An entry (indexEntry) holds what the listings filter on without reading
+// the record: expiry, ended, local, site.
 const (
-	prefixRecord = 'r'
-	prefixIndex  = 'i'
-	prefixEnd    = 'x'
-	prefixReplay = 't'
+	prefixRecord    = 'r'
+	prefixIndex     = 'i'
+	prefixAll       = 'a'
+	prefixEnd       = 'x'
+	prefixUserIndex = 'u'
+	prefixReplay    = 't'
+	prefixMeta      = 'm'
 	// maxBatchBytes bounds one transaction well under Badger's limit
 	// (15% of the 16 MiB memtable, counting per-entry overhead); Apply
 	// commits and starts another past it.
@@ -116,6 +125,10 @@ func Open(opts Options) (*Store, error) {
 		writes: make(chan *applyReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.upgradeIndexes(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -426,15 +439,19 @@ func (s *Store) mergeLocked(txn *badger.Txn, rec Record, cached bool) (Record, d
 		ch.sessions = 1
 	}
 	if sess := merged.Session; sess != nil {
+		ik, ak, ek := indexKey(sess), allKey(sess), endKey(sess)
 		if o := old.Session; o != nil {
-			if ik := indexKey(o); !bytes.Equal(ik, indexKey(sess)) {
-				w.dels = append(w.dels, ik)
-			}
-			if ek := endKey(o); !bytes.Equal(ek, endKey(sess)) {
-				w.dels = append(w.dels, ek)
+			for _, k := range [][2][]byte{{indexKey(o), ik}, {allKey(o), ak}, {endKey(o), ek}} {
+				if !bytes.Equal(k[0], k[1]) {
+					w.dels = append(w.dels, k[0])
+				}
 			}
 		}
-		w.sets = append(w.sets, [2][]byte{indexKey(sess), nil}, [2][]byte{endKey(sess), nil})
+		ent := encodeEntry(sess)
+		w.sets = append(w.sets, [2][]byte{ik, ent}, [2][]byte{ak, ent}, [2][]byte{ek, nil})
+	}
+	if merged.User != nil && oldEnc == nil {
+		w.sets = append(w.sets, [2][]byte{userIndexKey(merged.User.Email), nil})
 	}
 	return merged, ch, w, nil
 }
@@ -516,24 +533,36 @@ func (s *Store) UserSessions(email string, all bool, limit int) ([]Session, erro
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	prefix := append(append([]byte{prefixIndex}, email...), 0)
+	prefix := userSessionsPrefix(email)
 	var out []Session
 	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			id := string(it.Item().Key()[len(prefix)+8:])
-			r, _, err := getRecord(txn, recordKey("s"+id))
-			if errors.Is(err, ErrNotFound) {
-				continue
+			item := it.Item()
+			id := string(item.Key()[len(prefix)+8:])
+			if !all {
+				// The entry tells most history apart without the record.
+				var over bool
+				if err := item.Value(func(v []byte) error {
+					ent, ok := decodeEntry(v)
+					over = ok && (ent.ended || ent.expiredAt(now))
+					return nil
+				}); err != nil {
+					return err
+				}
+				if over {
+					continue
+				}
 			}
+			sess, ok, err := s.sessionIn(txn, id)
 			if err != nil {
 				return err
 			}
-			if !all && r.Session.StateAt(u, now) != StateActive {
+			if !ok || (!all && sess.StateAt(u, now) != StateActive) {
 				continue
 			}
-			out = append(out, *r.Session)
+			out = append(out, sess)
 			if limit > 0 && len(out) >= limit {
 				break
 			}
@@ -674,7 +703,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			continue
 		}
 		rk := recordKey("s" + id)
-		for _, k := range [][]byte{rk, indexKey(r.Session), endKey(r.Session)} {
+		for _, k := range [][]byte{rk, indexKey(r.Session), allKey(r.Session), endKey(r.Session)} {
 			if err := wb.Delete(k); err != nil {
 				return n, fmt.Errorf("sweep: %w", err)
 			}
@@ -728,6 +757,32 @@ func (s *Store) UseOnce(id string, expires time.Time) (bool, error) {
 		return false, fmt.Errorf("replay cache: %w", err)
 	}
 	return first, nil
+}
+
+// LocalScan calls fn with every node-local key under prefix (without the
+// store's own prefix), its value and its expiry (zero: none), in key order,
+// until fn returns an error. fn must not keep value.
+func (s *Store) LocalScan(prefix string, fn func(key string, value []byte, expires time.Time) error) error {
+	p := localKey(prefix)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			var exp time.Time
+			if e := item.ExpiresAt(); e != 0 {
+				exp = time.Unix(int64(e), 0)
+			}
+			if err := item.Value(func(v []byte) error { return fn(string(item.Key()[1:]), v, exp) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, badger.ErrDBClosed) {
+		return ErrClosed
+	}
+	return err
 }
 
 // GC reclaims value-log space; call it now and then (the node does, hourly).

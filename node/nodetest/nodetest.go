@@ -59,6 +59,10 @@ type Cluster struct {
 	HTTP    *http.Client
 	// Configure, when set, adjusts each node's config before it starts.
 	Configure func(i int, cfg *node.Config)
+	// TuneGossip, when set, adjusts each node's gossip config after the
+	// harness has shrunk its timers (the bench slows probes and push/pull
+	// down to measure one exchange alone).
+	TuneGossip func(i int, g *gossip.Config)
 	// Quiet drops node logs below warnings (default: warnings and errors
 	// only, into the test log).
 	LogLevel slog.Level
@@ -158,6 +162,9 @@ func (c *Cluster) start(m *Member) {
 			if m.Observer != nil {
 				m.Observer(recs)
 			}
+		}
+		if c.TuneGossip != nil {
+			c.TuneGossip(m.Index, g)
 		}
 	}
 	if err := n.Start(context.Background()); err != nil {

@@ -1,0 +1,374 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ussync/ussync/node"
+)
+
+// The administration commands: they call a node's private API, like status.
+
+// apiFlags are the flags every command that calls the private API takes.
+func apiFlags(more ...cli.Flag) []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "api", Value: "http://127.0.0.1:7947", Usage: "the node's private API `URL`", EnvVars: env("API_URL")},
+		&cli.StringFlag{Name: "token", Usage: "private API `TOKEN` (prefer USSYNC_API_TOKEN: flags are visible to other users)", EnvVars: env("API_TOKEN")},
+	}, more...)
+}
+
+// cmdName is the command's whole name, e.g. "sessions list".
+func cmdName(c *cli.Context) string {
+	var names []string
+	for _, x := range c.Lineage() {
+		if x.Command != nil && x.Command.Name != "" && x.Command.Name != c.App.Name && (len(names) == 0 || names[0] != x.Command.Name) {
+			names = append([]string{x.Command.Name}, names...)
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+// adminUsageError is usageError naming the whole command ("sessions list").
+func adminUsageError(c *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%v; run 'ussync %s --help'", err, cmdName(c))
+}
+
+// wantArgs checks the positional arguments: exactly the names given.
+func wantArgs(c *cli.Context, names ...string) ([]string, error) {
+	got := c.Args().Slice()
+	for _, a := range got {
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			return nil, fmt.Errorf("flag %s after the arguments: flags go first (ussync %s [flags] %s)", a, cmdName(c), strings.Join(names, " "))
+		}
+	}
+	if len(got) != len(names) {
+		return nil, fmt.Errorf("want %d argument(s), %s, got %d; run 'ussync %s --help'",
+			len(names), strings.Join(names, " "), len(got), cmdName(c))
+	}
+	return got, nil
+}
+
+// apiClient is the client of the node the flags name.
+func apiClient(c *cli.Context) (*node.Client, error) {
+	token := c.String("token")
+	if token == "" {
+		return nil, errors.New("no API token: pass --token or set USSYNC_API_TOKEN")
+	}
+	return node.NewClient(c.String("api"), token), nil
+}
+
+// apiErr is the exit of a failed call: the node refused it or could not be
+// reached.
+func apiErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitErr{code: exitUnreachable, err: err}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func sessionsCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "sessions",
+		Usage:           "list and revoke sessions, through a node's private API",
+		HideHelpCommand: true,
+		OnUsageError:    adminUsageError,
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "list sessions, newest first, history included unless --active",
+				Description: "The table shows the first 16 characters of each session id; --wide or\n" +
+					"--json show whole ids, which 'ussync sessions revoke' takes.",
+				OnUsageError: adminUsageError,
+				Flags: apiFlags(
+					&cli.StringFlag{Name: "email", Usage: "only the sessions of `EMAIL`"},
+					&cli.StringFlag{Name: "site", Usage: "only the sessions created at node `NAME`"},
+					&cli.BoolFlag{Name: "active", Usage: "only the sessions active now"},
+					&cli.BoolFlag{Name: "oldest", Usage: "oldest first"},
+					&cli.IntFlag{Name: "limit", Value: 50, Usage: "show at most `N` sessions (0: all of them)"},
+					&cli.BoolFlag{Name: "wide", Usage: "whole session ids, and the user agent"},
+					&cli.BoolFlag{Name: "json", Usage: "print the sessions as JSON"},
+				),
+				Action: sessionsList,
+			},
+			{
+				Name:         "revoke",
+				Usage:        "end a session on every site, as an administrator (end reason \"admin\")",
+				ArgsUsage:    "ID",
+				OnUsageError: adminUsageError,
+				Flags:        apiFlags(),
+				Action:       sessionsRevoke,
+			},
+		},
+	}
+}
+
+func sessionsList(c *cli.Context) error {
+	if _, err := wantArgs(c); err != nil {
+		return err
+	}
+	limit := c.Int("limit")
+	if limit < 0 {
+		return fmt.Errorf("--limit must be 0 or more; run 'ussync %s --help'", cmdName(c))
+	}
+	cl, err := apiClient(c)
+	if err != nil {
+		return err
+	}
+	q := node.SessionQuery{Email: c.String("email"), Site: c.String("site"), All: !c.Bool("active"), Oldest: c.Bool("oldest")}
+	var out node.SessionPage
+	out.Sessions = []node.SessionInfo{}
+	for {
+		q.Limit = 500
+		if limit > 0 {
+			q.Limit = min(500, limit-len(out.Sessions))
+		}
+		p, err := cl.Sessions(c.Context, q)
+		if err != nil {
+			return apiErr(err)
+		}
+		out.Sessions = append(out.Sessions, p.Sessions...)
+		out.Next = p.Next
+		if p.Next == "" || (limit > 0 && len(out.Sessions) >= limit) {
+			break
+		}
+		q.After = p.Next
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, out)
+	}
+	return printSessions(c.App.Writer, out, c.Bool("wide"))
+}
+
+// printSessions writes sessions as an aligned table for people.
+func printSessions(w io.Writer, p node.SessionPage, wide bool) error {
+	if len(p.Sessions) == 0 {
+		_, err := fmt.Fprintln(w, "no sessions")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := "ID\tEMAIL\tSITE\tIP\tCREATED\tENDED\tREASON"
+	if wide {
+		head += "\tUSER AGENT"
+	}
+	fmt.Fprintln(tw, head)
+	for _, s := range p.Sessions {
+		id, ended, reason := s.ID, "-", s.EndReason
+		if !wide && len(id) > 16 {
+			id = id[:16]
+		}
+		if s.EndedAt != nil {
+			ended = cliTime(*s.EndedAt)
+		}
+		if s.Active {
+			reason = "active"
+		}
+		line := strings.Join([]string{id, s.Email, s.Site, dash(s.IP), cliTime(s.CreatedAt), ended, reason}, "\t")
+		if wide {
+			line += "\t" + dash(s.UserAgent)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	if p.Next != "" {
+		fmt.Fprintf(tw, "(more: raise --limit, or 0 for all)\n")
+	}
+	return tw.Flush()
+}
+
+func cliTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func sessionsRevoke(c *cli.Context) error {
+	a, err := wantArgs(c, "ID")
+	if err != nil {
+		return err
+	}
+	cl, err := apiClient(c)
+	if err != nil {
+		return err
+	}
+	s, err := cl.RevokeSession(c.Context, a[0])
+	if err != nil {
+		return apiErr(err)
+	}
+	if s.EndReason == "admin" {
+		_, err = fmt.Fprintf(c.App.Writer, "revoked session %s of %s\n", s.ID, s.Email)
+	} else {
+		_, err = fmt.Fprintf(c.App.Writer, "session %s of %s had already ended (%s)\n", s.ID, s.Email, s.EndReason)
+	}
+	return err
+}
+
+func usersCommand() *cli.Command {
+	email := func(name, usage string, action cli.ActionFunc) *cli.Command {
+		return &cli.Command{Name: name, Usage: usage, ArgsUsage: "EMAIL", OnUsageError: adminUsageError, Flags: apiFlags(), Action: action}
+	}
+	return &cli.Command{
+		Name:            "users",
+		Usage:           "manage users, through a node's private API",
+		HideHelpCommand: true,
+		OnUsageError:    adminUsageError,
+		Subcommands: []*cli.Command{
+			{
+				Name:         "list",
+				Usage:        "list users in e-mail order",
+				OnUsageError: adminUsageError,
+				Flags: apiFlags(
+					&cli.IntFlag{Name: "limit", Value: 50, Usage: "show at most `N` users (0: all of them)"},
+					&cli.BoolFlag{Name: "json", Usage: "print the users as JSON"},
+				),
+				Action: usersList,
+			},
+			email("logout-everywhere", "end every session of a user, on every site", usersLogoutEverywhere),
+			email("verify", "mark a user's e-mail verified, as an administrator", usersVerify(true)),
+			email("unverify", "clear a user's verification: their next logins stay on their own site", usersVerify(false)),
+			{
+				Name:         "rename",
+				Usage:        "move a user to a new e-mail address; the old one is logged out everywhere",
+				ArgsUsage:    "OLD NEW",
+				OnUsageError: adminUsageError,
+				Flags:        apiFlags(),
+				Action:       usersRename,
+			},
+		},
+	}
+}
+
+func usersList(c *cli.Context) error {
+	if _, err := wantArgs(c); err != nil {
+		return err
+	}
+	limit := c.Int("limit")
+	if limit < 0 {
+		return fmt.Errorf("--limit must be 0 or more; run 'ussync %s --help'", cmdName(c))
+	}
+	cl, err := apiClient(c)
+	if err != nil {
+		return err
+	}
+	out := node.UserPage{Users: []node.UserInfo{}}
+	for {
+		n := 500
+		if limit > 0 {
+			n = min(500, limit-len(out.Users))
+		}
+		p, err := cl.Users(c.Context, out.Next, n)
+		if err != nil {
+			return apiErr(err)
+		}
+		out.Users, out.Next = append(out.Users, p.Users...), p.Next
+		if p.Next == "" || (limit > 0 && len(out.Users) >= limit) {
+			break
+		}
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, out)
+	}
+	if len(out.Users) == 0 {
+		_, err := fmt.Fprintln(c.App.Writer, "no users")
+		return err
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "EMAIL\tLOGIN\tNAME\tVERIFIED\tCREATED\tMOVED TO")
+	for _, u := range out.Users {
+		verified, created := "no", "-"
+		if u.Verified {
+			verified = u.VerifiedVia
+		}
+		if u.CreatedAt != nil {
+			created = cliTime(*u.CreatedAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Email, dash(u.Login), dash(u.DisplayName), verified, created, dash(u.MovedTo))
+	}
+	if out.Next != "" {
+		fmt.Fprintf(tw, "(more: raise --limit, or 0 for all)\n")
+	}
+	return tw.Flush()
+}
+
+func usersLogoutEverywhere(c *cli.Context) error {
+	a, err := wantArgs(c, "EMAIL")
+	if err != nil {
+		return err
+	}
+	cl, err := apiClient(c)
+	if err != nil {
+		return err
+	}
+	n, err := cl.LogoutEverywhere(c.Context, a[0])
+	if err != nil {
+		return apiErr(err)
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "logged %s out everywhere: %d active session(s) ended\n", a[0], n)
+	return err
+}
+
+// usersVerify sets (ok) or clears a user's verification. The user must
+// exist: an administrator's typo creates no one.
+func usersVerify(ok bool) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		a, err := wantArgs(c, "EMAIL")
+		if err != nil {
+			return err
+		}
+		cl, err := apiClient(c)
+		if err != nil {
+			return err
+		}
+		if _, err := cl.User(c.Context, a[0]); err != nil {
+			return apiErr(err)
+		}
+		var up node.UserUpdate
+		if ok {
+			via := "admin"
+			up.VerifiedVia = &via
+		} else {
+			up.Verified = &ok
+		}
+		u, err := cl.PutUser(c.Context, a[0], up)
+		if err != nil {
+			return apiErr(err)
+		}
+		if u.Verified {
+			_, err = fmt.Fprintf(c.App.Writer, "%s is verified (%s)\n", u.Email, u.VerifiedVia)
+		} else {
+			_, err = fmt.Fprintf(c.App.Writer, "%s is not verified\n", u.Email)
+		}
+		return err
+	}
+}
+
+func usersRename(c *cli.Context) error {
+	a, err := wantArgs(c, "OLD", "NEW")
+	if err != nil {
+		return err
+	}
+	cl, err := apiClient(c)
+	if err != nil {
+		return err
+	}
+	r, err := cl.RenameUser(c.Context, a[0], a[1])
+	if err != nil {
+		return apiErr(err)
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "moved %s to %s: %d active session(s) of the old address ended\n", r.MovedFrom, r.User.Email, r.Ended)
+	return err
+}

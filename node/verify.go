@@ -1,0 +1,688 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/session"
+)
+
+// E-mail verification by code (docs/verification.md). A request stores a
+// pending code for the address in the node-local store (never replicated):
+// only its MAC under the cluster's code key, its expiry, its attempt count
+// and the id of its one-click link. The message carries the code and the
+// link; the code is typed back through the site (POST
+// /v1/users/{email}/verify), the link is opened in the browser (GET
+// <site>ussync/v1/verify?c=…). Either one consumes the pending code and
+// marks the user verified (method "code"), which gossip carries to every
+// site.
+//
+// No answer tells whether an address has a user: an unknown address gets
+// the same 202, the same rate limits and a pending code that can never
+// match (a random MAC), so wrong codes count and lock the same way. What
+// differs is only that no message leaves, so a failed send (502) and the
+// time a send takes happen for real users only; the private API is the
+// site backend's, which should show its visitors one answer.
+
+// Error codes of e-mail verification.
+const (
+	codeInvalidCode  = "invalid_code"  // 400: wrong, expired or no pending code (one answer for all)
+	codeCodeLocked   = "code_locked"   // 429: too many wrong codes; request a new one
+	codeRateLimited  = "rate_limited"  // 429: a message was sent too recently or too often (Retry-After)
+	codeMailFailed   = "mail_failed"   // 502: the SMTP server refused or could not be reached
+	codeMailDisabled = "mail_disabled" // 503: no smtp.host configured
+	codeLinkStale    = "link_stale"    // 410: the link's code was used, or a newer one was sent
+)
+
+const (
+	pathVerify = publicPrefix + "verify"
+	// ticketKindVerify marks the payload of a one-click verification link.
+	ticketKindVerify = "verify"
+	// Node-local keys: the pending code and the send history of an address.
+	localCodePrefix = "vcode/"
+	localSendPrefix = "vsend/"
+	// sendWindow is the window of verification.max_sends_per_hour.
+	sendWindow = time.Hour
+)
+
+var (
+	errMailDisabled = &httpError{Status: http.StatusServiceUnavailable, Code: codeMailDisabled,
+		Message: "this node sends no mail: smtp.host is not configured"}
+	errInvalidCode = &httpError{Status: http.StatusBadRequest, Code: codeInvalidCode,
+		Message: "the code is wrong or expired, or none was requested; check it, or request a new one"}
+	errCodeLocked = &httpError{Status: http.StatusTooManyRequests, Code: codeCodeLocked,
+		Message: "too many wrong codes: request a new code"}
+	errMailFailed = &httpError{Status: http.StatusBadGateway, Code: codeMailFailed,
+		Message: "the mail server did not accept the message; the node's log has the details. No code is pending: try again later"}
+	// errUnchanged aborts a LocalUpdate that has nothing to write.
+	errUnchanged = errors.New("unchanged")
+)
+
+// verifierConfig is what e-mail verification needs; the node wires it.
+type verifierConfig struct {
+	// Keyring computes code MACs and seals the links.
+	Keyring *crypto.Keyring
+	// Store holds the pending codes and send history (node-local keys),
+	// the replay cache of links, and the clock (Store.Now) every expiry is
+	// measured with.
+	Store *session.Store
+	// Name is this node's name: the target of the links it seals.
+	Name string
+	// SiteURL is this site's URL (site.url, validated): links point under it.
+	SiteURL string
+	// CodeTTL, MaxAttempts, ResendInterval and MaxSendsPerHour are the
+	// verification section.
+	CodeTTL         time.Duration
+	MaxAttempts     int
+	ResendInterval  time.Duration
+	MaxSendsPerHour int
+	// Mailer sends the messages; nil: mail is disabled (requests answer
+	// 503, codes and links are still checked).
+	Mailer *mailer
+	// Templates render the messages; nil: the built-in ones.
+	Templates *mailTemplates
+	// Log receives sends and failures, never a code, a link, a password or
+	// an address. Nil discards.
+	Log *slog.Logger
+	// Metrics receives the verification counters. Nil makes a private set.
+	Metrics *Metrics
+}
+
+// verifier is e-mail verification. It is safe for concurrent use.
+type verifier struct {
+	verifierConfig
+	requests *prometheus.CounterVec // ussync_verification_requests_total{result}
+	checks   *prometheus.CounterVec // ussync_verification_checks_total{via,result}
+}
+
+// newVerifier checks cfg, loads the built-in templates when none are
+// given, and registers the metrics.
+func newVerifier(cfg verifierConfig) (*verifier, error) {
+	if cfg.Keyring == nil || cfg.Store == nil {
+		return nil, errors.New("verification: keyring and store are required")
+	}
+	if cfg.CodeTTL <= 0 || cfg.MaxAttempts <= 0 || cfg.MaxSendsPerHour <= 0 || cfg.ResendInterval < 0 {
+		return nil, errors.New("verification: code_ttl, max_attempts and max_sends_per_hour must be positive")
+	}
+	if _, ok := parseSite(cfg.Name, cfg.SiteURL); !ok {
+		return nil, fmt.Errorf("verification: site url %q is not an absolute http(s) URL ending in /", cfg.SiteURL)
+	}
+	if cfg.Templates == nil {
+		t, err := loadMailTemplates("")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Templates = t
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	v := &verifier{verifierConfig: cfg}
+	v.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ussync_verification_requests_total",
+		Help: `Requests for a verification code, by result: "accepted" (sent, or silently dropped for an address with no user), "rate_limited", "mail_failed" or "error".`,
+	}, []string{"result"})
+	v.checks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ussync_verification_checks_total",
+		Help: `Verification attempts, by way ("code" typed, "link" opened) and result: "verified" or the refusal's error code.`,
+	}, []string{"via", "result"})
+	v.requests.WithLabelValues("accepted")
+	v.checks.WithLabelValues("code", "verified")
+	cfg.Metrics.Registry.MustRegister(v.requests, v.checks)
+	return v, nil
+}
+
+// newVerifier builds the node's verifier from its config: the mailer (with
+// the SMTP password read now), the templates (an operator's directory is
+// checked now, so a broken template stops the start, not a user's request).
+func (n *Node) newVerifier() (*verifier, error) {
+	var m *mailer
+	if n.cfg.SMTP.Enabled() {
+		pw, err := n.cfg.SMTPPassword()
+		if err != nil {
+			return nil, err
+		}
+		m = newMailer(n.cfg.SMTP, pw)
+	}
+	tpl, err := loadMailTemplates(n.cfg.Verification.Templates)
+	if err != nil {
+		return nil, err
+	}
+	return newVerifier(verifierConfig{
+		Keyring:         n.keyring,
+		Store:           n.store,
+		Name:            n.cfg.Node.Name,
+		SiteURL:         n.cfg.Site.URL,
+		CodeTTL:         time.Duration(n.cfg.Verification.CodeTTL),
+		MaxAttempts:     n.cfg.Verification.MaxAttempts,
+		ResendInterval:  time.Duration(n.cfg.Verification.ResendInterval),
+		MaxSendsPerHour: n.cfg.Verification.MaxSendsPerHour,
+		Mailer:          m,
+		Templates:       tpl,
+		Log:             n.log,
+		Metrics:         n.metrics,
+	})
+}
+
+// SendVerification sends a verification code and link to email, as POST
+// /v1/users/{email}/verification does (the admin page's "resend code"):
+// nil when the message was sent, or when the address has no user (nothing
+// is sent, and nothing says so). Otherwise an *httpError: invalid_email,
+// rate_limited (its message says when to retry), mail_failed (the cause
+// is logged), mail_disabled; or another error (store failure). It blocks
+// for the send, at most smtp.timeout per step or until ctx ends. Call it
+// after Start.
+func (n *Node) SendVerification(ctx context.Context, email string) error {
+	if n.verify == nil {
+		return errors.New("send verification: the node is not started")
+	}
+	e, err := session.NormalizeEmail(email)
+	if err != nil {
+		return errorf(http.StatusBadRequest, codeInvalidEmail, "not a valid address (%v)", err)
+	}
+	_, err = n.verify.send(ctx, e)
+	return err
+}
+
+// routesVerify registers the private API's verification calls.
+func (a *api) routesVerify() {
+	a.handle("POST /v1/users/{email}/verification", true, a.requestVerification)
+	a.handle("POST /v1/users/{email}/verify", true, a.verifyCode)
+}
+
+// pendingCode is the node-local record of the code last sent to an
+// address. The code itself is never stored.
+type pendingCode struct {
+	// ID is the id of the code's one-click link (its ticket ID): a link
+	// is only good for the code it came with.
+	ID string `json:"id"`
+	// MAC is Keyring.CodeMAC(email, code); random bytes for an address
+	// with no user (nothing can match).
+	MAC []byte `json:"mac"`
+	// Expires is the end of the code's life, Unix milliseconds of the
+	// store's clock.
+	Expires int64 `json:"exp"`
+	// Attempts counts the wrong codes tried.
+	Attempts int `json:"n,omitempty"`
+}
+
+// sendHistory is the node-local record of the messages sent to an
+// address within the last sendWindow: Unix milliseconds, oldest first.
+type sendHistory struct {
+	At []int64 `json:"at"`
+}
+
+// linkPayload is the Payload of a verification link's ticket. Its kind
+// keeps it from being taken for a session ticket or a hop request, and
+// those from being taken for it.
+type linkPayload struct {
+	Kind  string `json:"k"`
+	Email string `json:"e"`
+}
+
+// send requests a code for email (normalized): rate limits first, for every
+// address; then, for an address with a user, a new pending code and a
+// message. It returns how long to wait when rate-limited.
+func (v *verifier) send(ctx context.Context, email string) (time.Duration, error) {
+	if v.Mailer == nil {
+		return 0, errMailDisabled
+	}
+	now := v.Store.Now()
+	wait, err := v.reserveSend(email, now)
+	if err != nil {
+		v.requests.WithLabelValues("error").Inc()
+		return 0, err
+	}
+	if wait > 0 {
+		v.requests.WithLabelValues(codeRateLimited).Inc()
+		return wait, errorf(http.StatusTooManyRequests, codeRateLimited,
+			"a code was sent to this address too recently or too often; try again in %s", retrySeconds(wait)+"s")
+	}
+
+	_, err = v.Store.User(email)
+	known := err == nil
+	if err != nil && !errors.Is(err, session.ErrNotFound) {
+		v.requests.WithLabelValues("error").Inc()
+		return 0, fmt.Errorf("read user: %w", err)
+	}
+	code, err := crypto.NewCode()
+	if err != nil {
+		return 0, err
+	}
+	id, err := randomHex(16)
+	if err != nil {
+		return 0, err
+	}
+	expires := now.Add(v.CodeTTL)
+	rec := pendingCode{ID: id, Expires: expires.UnixMilli()}
+	var msg renderedMail
+	if known {
+		rec.MAC = v.Keyring.CodeMAC(email, code)
+		link, err := v.link(email, id, now, expires)
+		if err != nil {
+			return 0, err
+		}
+		msg, err = v.Templates.render(&mailData{
+			Code: code, Link: link, Site: v.SiteURL, Email: email,
+			Expires: int((v.CodeTTL + time.Minute - 1) / time.Minute),
+		})
+		if err != nil {
+			return 0, err
+		}
+	} else {
+		// Wrong codes for an address with no user count and lock as for
+		// any other: the attempts answer nothing about the address.
+		rec.MAC = make([]byte, sha256.Size)
+		if _, err := rand.Read(rec.MAC); err != nil {
+			return 0, err
+		}
+	}
+	raw, err := json.Marshal(&rec)
+	if err != nil {
+		return 0, fmt.Errorf("encode pending code: %w", err)
+	}
+	// A new code replaces the last one: its attempts, its lock, its link.
+	if err := v.Store.LocalPut(localCodePrefix+email, raw, v.CodeTTL); err != nil {
+		return 0, fmt.Errorf("store pending code: %w", err)
+	}
+	if !known {
+		v.requests.WithLabelValues("accepted").Inc()
+		return 0, nil
+	}
+	// The send runs outside any store lock: it may take seconds.
+	if err := v.Mailer.send(ctx, email, msg); err != nil {
+		v.discard(email, id)
+		v.requests.WithLabelValues(codeMailFailed).Inc()
+		v.Log.Warn("verification mail not sent; the code is discarded", "err", scrub(err, email))
+		return 0, errMailFailed
+	}
+	v.requests.WithLabelValues("accepted").Inc()
+	v.Log.Info("verification code sent", "link", id)
+	return 0, nil
+}
+
+// reserveSend applies the rate limits to a send to email at now and, when
+// it may go, records it. A failed send still counts: it protects the mail
+// server too. It returns how long to wait when it may not.
+func (v *verifier) reserveSend(email string, now time.Time) (time.Duration, error) {
+	var wait time.Duration
+	nowMS := now.UnixMilli()
+	err := v.Store.LocalUpdate(localSendPrefix+email, sendWindow, func(old []byte) ([]byte, error) {
+		var h sendHistory
+		if old != nil {
+			_ = json.Unmarshal(old, &h) // a damaged history starts over
+		}
+		kept := h.At[:0]
+		for _, at := range h.At {
+			if at > nowMS-sendWindow.Milliseconds() {
+				kept = append(kept, min(at, nowMS)) // a clock set back does not lock out
+			}
+		}
+		h.At = kept
+		if n := len(h.At); n > 0 && v.ResendInterval > 0 {
+			if d := time.Duration(h.At[n-1]+v.ResendInterval.Milliseconds()-nowMS) * time.Millisecond; d > 0 {
+				wait = d
+			}
+		}
+		if len(h.At) >= v.MaxSendsPerHour {
+			// The oldest send that must leave the window for one more.
+			oldest := h.At[len(h.At)-v.MaxSendsPerHour]
+			wait = max(wait, time.Duration(oldest+sendWindow.Milliseconds()-nowMS)*time.Millisecond)
+		}
+		if wait > 0 {
+			return nil, errUnchanged
+		}
+		h.At = append(h.At, nowMS)
+		return json.Marshal(&h)
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return 0, fmt.Errorf("rate limit: %w", err)
+	}
+	return wait, nil
+}
+
+// retrySeconds is a Retry-After value: whole seconds, rounded up, at least 1.
+func retrySeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
+
+// discard removes the pending code of email if it is still the one of
+// link id (a failed send leaves no code nobody received).
+func (v *verifier) discard(email, id string) {
+	err := v.Store.LocalUpdate(localCodePrefix+email, v.CodeTTL, func(old []byte) ([]byte, error) {
+		var rec pendingCode
+		if old == nil || json.Unmarshal(old, &rec) != nil || rec.ID != id {
+			return nil, errUnchanged
+		}
+		return nil, nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		v.Log.Error("discard an unsent verification code", "err", err)
+	}
+}
+
+// link seals the one-click link of the code with link id for email.
+func (v *verifier) link(email, id string, now, expires time.Time) (string, error) {
+	payload, err := json.Marshal(&linkPayload{Kind: ticketKindVerify, Email: email})
+	if err != nil {
+		return "", fmt.Errorf("encode link payload: %w", err)
+	}
+	tk, err := v.Keyring.SealTicket(crypto.Ticket{
+		ID:        id,
+		Target:    v.Name,
+		IssuedAt:  now,
+		ExpiresAt: expires,
+		Payload:   payload,
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.SiteURL + pathVerify + "?" + url.Values{"c": {tk}}.Encode(), nil
+}
+
+// checkCode checks a code typed for email (normalized): nil when it is the
+// pending code's, which is then consumed; errInvalidCode when it is wrong
+// (counted), or no code is pending, or it expired; errCodeLocked once
+// MaxAttempts wrong codes were tried, until a new code is requested.
+func (v *verifier) checkCode(email, code string) error {
+	code = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' { // as people copy it: "123 456", "123-456"
+			return -1
+		}
+		return r
+	}, code)
+	now := v.Store.Now().UnixMilli()
+	var result error
+	err := v.Store.LocalUpdate(localCodePrefix+email, v.CodeTTL, func(old []byte) ([]byte, error) {
+		var rec pendingCode
+		if old == nil {
+			result = errInvalidCode
+			return nil, errUnchanged
+		}
+		if json.Unmarshal(old, &rec) != nil || now >= rec.Expires {
+			result = errInvalidCode
+			return nil, nil // expired: gone, as if never sent
+		}
+		if rec.Attempts >= v.MaxAttempts {
+			result = errCodeLocked
+			return nil, errUnchanged
+		}
+		if len(code) == crypto.CodeDigits && v.Keyring.CheckCode(email, code, rec.MAC) {
+			return nil, nil // consumed: the code and its link
+		}
+		rec.Attempts++
+		result = errInvalidCode
+		return json.Marshal(&rec)
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return fmt.Errorf("check code: %w", err)
+	}
+	label := "verified"
+	if he, ok := errors.AsType[*httpError](result); ok {
+		label = he.Code
+	}
+	v.checks.WithLabelValues("code", label).Inc()
+	return result
+}
+
+// redeemLink checks a one-click link's token c and consumes its code. It
+// returns the address to mark verified, or an *httpError: the ticket's own
+// refusals (ticket_malformed, ticket_unknown_key, ticket_tampered,
+// ticket_expired, ticket_wrong_target), ticket_replayed for a link opened
+// before, link_stale when its code was used or replaced by a newer one.
+// A code locked by wrong tries does not stop its link: the link is not
+// guessable.
+func (v *verifier) redeemLink(c string) (string, error) {
+	email, err := v.openLink(c)
+	result := "verified"
+	if he, ok := errors.AsType[*httpError](err); ok {
+		result = he.Code
+	}
+	v.checks.WithLabelValues("link", result).Inc()
+	return email, err
+}
+
+func (v *verifier) openLink(c string) (string, error) {
+	now := v.Store.Now()
+	t, err := v.Keyring.OpenTicket(c, now)
+	if err != nil {
+		return "", ticketError(err)
+	}
+	var p linkPayload
+	if json.Unmarshal(t.Payload, &p) != nil || p.Kind != ticketKindVerify {
+		return "", errorf(http.StatusBadRequest, codeTicketMalformed, "not a verification link")
+	}
+	email, err := session.NormalizeEmail(p.Email)
+	if err != nil || email != p.Email {
+		return "", errorf(http.StatusBadRequest, codeTicketMalformed, "not a verification link")
+	}
+	if t.Target != v.Name {
+		return "", errorf(http.StatusForbidden, codeTicketWrongTarget, "the link is for another site")
+	}
+	first, err := v.Store.UseOnce(t.ID, t.ExpiresAt)
+	if err != nil {
+		return "", err
+	}
+	if !first {
+		return "", errorf(http.StatusConflict, codeTicketReplayed, "the link was already used")
+	}
+	stale := false
+	err = v.Store.LocalUpdate(localCodePrefix+email, v.CodeTTL, func(old []byte) ([]byte, error) {
+		var rec pendingCode
+		if old == nil || json.Unmarshal(old, &rec) != nil || rec.ID != t.ID || now.UnixMilli() >= rec.Expires {
+			stale = true
+			return nil, errUnchanged
+		}
+		return nil, nil // consumed: the code and its link
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return "", fmt.Errorf("consume code: %w", err)
+	}
+	if stale {
+		return "", errorf(http.StatusGone, codeLinkStale, "the link's code was already used, or a newer code was sent")
+	}
+	return email, nil
+}
+
+// markVerified marks email's user verified by code, on every site (the
+// register is published like a PUT). A user verified already, whatever
+// the method, is left as it is. A user this node does not hold is
+// errInvalidCode: a code is only ever sent to an existing user.
+func (a *api) markVerified(email string) (session.User, error) {
+	u, known, err := a.lookupUser(email)
+	if err != nil {
+		return u, err
+	}
+	if !known {
+		return u, errInvalidCode
+	}
+	if u.Verified.V.OK {
+		return u, nil
+	}
+	u.Verified = session.Set(session.Verification{OK: true, Method: session.VerifiedCode}, a.Store.Clock().Now(), a.Name)
+	merged, err := a.apply(session.Record{User: &u})
+	if err != nil {
+		return u, err
+	}
+	if len(merged) > 0 {
+		u = *merged[0].User
+	}
+	a.Log.Info("e-mail verified by code")
+	return u, nil
+}
+
+// requestVerification is POST /v1/users/{email}/verification: send a code
+// and a link. 202 {"status":"sent"} whether or not the address has a user.
+func (a *api) requestVerification(w http.ResponseWriter, r *http.Request) error {
+	email, err := pathEmail(r)
+	if err != nil {
+		return err
+	}
+	if err := decodeBody(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	if a.Verify == nil {
+		return errMailDisabled
+	}
+	wait, err := a.Verify.send(r.Context(), email)
+	if wait > 0 {
+		w.Header().Set("Retry-After", retrySeconds(wait))
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, &struct {
+		Status string `json:"status"`
+	}{"sent"})
+	return nil
+}
+
+type verifyCodeRequest struct {
+	Code *string `json:"code"`
+}
+
+// verifyCode is POST /v1/users/{email}/verify {"code"}: 200 with the user,
+// now verified, when the code is the pending one.
+func (a *api) verifyCode(w http.ResponseWriter, r *http.Request) error {
+	email, err := pathEmail(r)
+	if err != nil {
+		return err
+	}
+	var req verifyCodeRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.Code == nil || *req.Code == "" {
+		return errorf(http.StatusBadRequest, codeInvalidField, "field \"code\" is required")
+	}
+	if len(*req.Code) > 64 {
+		return errInvalidCode
+	}
+	if a.Verify == nil {
+		return errInvalidCode
+	}
+	if err := a.Verify.checkCode(email, *req.Code); err != nil {
+		return err
+	}
+	u, err := a.markVerified(email)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newUserView(&u))
+	return nil
+}
+
+// verifyPageStyle is the one stylesheet of the verification pages,
+// allowed by its hash in their CSP.
+const verifyPageStyle = `body{margin:0;padding:48px 16px;background:#f4f4f5;color:#18181b;font:16px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}` +
+	`main{max-width:28rem;margin:0 auto;padding:32px;background:#fff;border-radius:8px;border-top:4px solid #16a34a}` +
+	`main.refused{border-top-color:#dc2626}h1{margin:0 0 16px;font-size:1.4rem}a{color:#2563eb}`
+
+var (
+	verifyPage = htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/verify_page.html.tmpl"))
+	// verifyPageCSP allows nothing but the page's own style block.
+	verifyPageCSP = func() string {
+		sum := sha256.Sum256([]byte(verifyPageStyle))
+		return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+			"'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+	}()
+)
+
+// verifyPageData is what the verification page shows.
+type verifyPageData struct {
+	OK      bool
+	Title   string
+	Message string
+	Site    string // the site's URL, for the way back
+	Host    string
+	Style   htmltemplate.CSS
+}
+
+// verify is GET /ussync/v1/verify?c=TOKEN, the link in the message: verify
+// the address and say so on a small HTML page, or refuse with a 4xx page
+// that says why (and X-Ussync-Refused: <code>).
+func (p *public) verify(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+	q, err := queryParams(r, "c")
+	if err != nil {
+		return err
+	}
+	var email string
+	if p.ops.Verify == nil {
+		err = errorf(http.StatusNotFound, codeNotFound, "this node verifies no e-mail")
+	} else {
+		email, err = p.ops.Verify.redeemLink(q["c"])
+	}
+	if err == nil {
+		_, err = p.ops.markVerified(email)
+	}
+	d := verifyPageData{Site: p.h.self.URL.String(), Host: p.h.self.URL.Host, Style: htmltemplate.CSS(verifyPageStyle)}
+	status := http.StatusOK
+	he, refused := errors.AsType[*httpError](err)
+	switch {
+	case err == nil:
+		d.OK, d.Title, d.Message = true, "Your e-mail is verified", "Thank you: your address is confirmed. You can close this page."
+	case !refused:
+		p.log.Error("verify link", "err", err)
+		status, d.Title, d.Message = http.StatusInternalServerError, "Something went wrong", "Your address could not be verified just now. Please open the link again in a moment."
+	default:
+		status = he.Status
+		w.Header().Set(refusedHeader, he.Code)
+		d.Title, d.Message = "This link does not work", verifyRefusal(he.Code)
+	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", verifyPageCSP)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := verifyPage.Execute(w, &d); err != nil {
+		p.log.Debug("write verify page", "err", err) // the browser went away
+	}
+	return nil
+}
+
+// verifyRefusal says, for people, why a link was refused.
+func verifyRefusal(code string) string {
+	switch code {
+	case codeTicketExpired:
+		return "The link has expired. Ask the site for a new verification code."
+	case codeTicketReplayed:
+		return "The link was already used. If you opened it before, your address is verified; otherwise ask the site for a new code."
+	case codeLinkStale:
+		return "The link is no longer valid: its code was already used, or a newer code was sent. Use the most recent message, or ask the site for a new code."
+	case codeTicketWrongTarget:
+		return "The link is for another site. Open it as it was sent, without changing it."
+	}
+	return "The link is not valid. Open it exactly as it was sent (some mail programs break long links), or ask the site for a new code."
+}
+
+// scrub removes the recipient's address from an error before it is logged
+// (the server's answers often quote it).
+func scrub(err error, email string) string {
+	return strings.ReplaceAll(err.Error(), email, "<recipient>")
+}
+
+// randomHex returns n random bytes in lower-case hex.
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}

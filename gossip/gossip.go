@@ -443,4 +443,9 @@ func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
 	return ok && ob.key == b.key
 }
 func (b *broadcast) Message() []byte { return b.msg }
-func (b *broadcast) Finished()       {}
+
+// Name makes broadcast a memberlist.NamedBroadcast: queueing a newer state
+// of a record replaces the older one by a map lookup instead of a scan of
+// the whole queue under its lock (which serialized every login).
+func (b *broadcast) Name() string { return b.key }
+func (b *broadcast) Finished()    {}

@@ -445,8 +445,18 @@ func (h *handoff) clientBinding(ip string) string {
 // sealSession seals a ticket that hands session s (token, user u) to the
 // node target. clientIP is bound as is (see clientBinding).
 func (h *handoff) sealSession(target string, s *session.Session, u *session.User, token, clientIP string) (string, error) {
+	payload, err := sessionPayload(s, u)
+	if err != nil {
+		return "", err
+	}
+	return h.sealPayload(target, s.ID, payload, token, clientIP)
+}
+
+// sessionPayload is the ticket payload of a session and its user: encoded
+// (and compressed) once per login, however many tickets carry it.
+func sessionPayload(s *session.Session, u *session.User) ([]byte, error) {
 	if s.Local {
-		return "", errors.New("seal ticket: the session stays on its own site")
+		return nil, errors.New("seal ticket: the session stays on its own site")
 	}
 	bare := *s
 	bare.ID = "" // the ticket's SessionID
@@ -454,14 +464,15 @@ func (h *handoff) sealSession(target string, s *session.Session, u *session.User
 	if u != nil && u.Email == s.Email {
 		p.User = u
 	}
-	payload, err := encodePayload(&p)
-	if err != nil {
-		return "", err
-	}
+	return encodePayload(&p)
+}
+
+// sealPayload seals a session ticket for target around an encoded payload.
+func (h *handoff) sealPayload(target, sessionID string, payload []byte, token, clientIP string) (string, error) {
 	now := h.now()
 	tk, err := h.Keyring.SealTicket(crypto.Ticket{
 		Target:    target,
-		SessionID: s.ID,
+		SessionID: sessionID,
 		Token:     token,
 		ClientIP:  clientIP,
 		IssuedAt:  now,
@@ -533,14 +544,18 @@ func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP
 		return urls, "", nil
 	}
 	bind := h.clientBinding(clientIP)
+	payload, err := sessionPayload(s, u)
+	if err != nil {
+		return []syncURL{}, "", err
+	}
 	chain := make([]string, 0, len(others))
 	for _, o := range others {
-		tk, err := h.sealSession(o.Name, s, u, token, bind)
+		tk, err := h.sealPayload(o.Name, s.ID, payload, token, bind)
 		if err != nil {
 			return []syncURL{}, "", err
 		}
 		urls = append(urls, syncURL{Site: o.Name, URL: syncLink(o, tk, nil, "")})
-		if tk, err = h.sealSession(o.Name, s, u, token, bind); err != nil {
+		if tk, err = h.sealPayload(o.Name, s.ID, payload, token, bind); err != nil {
 			return []syncURL{}, "", err
 		}
 		chain = append(chain, tk)

@@ -85,7 +85,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand()},
+		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), benchCommand(), demoCommand()},
 	}
 }
 

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ussync/ussync/bench"
+)
+
+func benchCommand() *cli.Command {
+	d := bench.DefaultOptions()
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure propagation, login throughput, session checks and push/pull size on in-process clusters",
+		Description: "Starts clusters of real nodes in this process, on loopback, and prints what it\n" +
+			"measures beside the targets (printed, never asserted):\n" +
+			"  propagation  login, logout and logout-everywhere: API call returned -> applied on every node\n" +
+			"  logins       sustained logins/s into one node of 3, then the time to converge\n" +
+			"  check        GET /v1/sessions/{id} latency under concurrent clients\n" +
+			"  pushpull     bytes of one push/pull between 2 in-sync nodes\n" +
+			"Everything shares this machine's CPUs. Node logs (errors only) go to stderr.",
+		OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "scenario", Value: bench.ScenarioAll, Usage: "`NAME` to run: all, " + strings.Join(bench.Scenarios, ", ")},
+			&cli.StringFlag{Name: "nodes", Value: joinSizes(d.Nodes), Usage: "comma-separated cluster `SIZES` for propagation"},
+			&cli.IntFlag{Name: "rounds", Value: d.Rounds, Usage: "measured operations of each kind per cluster size (propagation)"},
+			&cli.DurationFlag{Name: "duration", Value: d.Duration, Usage: "how long each load runs (logins, check)"},
+			&cli.IntFlag{Name: "clients", Value: d.Clients, Usage: "concurrent clients logging in (logins)"},
+			&cli.IntFlag{Name: "check-clients", Value: d.CheckClients, Usage: "concurrent clients checking sessions (check)"},
+			&cli.IntFlag{Name: "sessions", Value: d.Sessions, Usage: "sessions each node holds (pushpull)"},
+			&cli.StringFlag{Name: "timers", Value: d.Timers, Usage: "gossip `TIMERS` of the nodes: lan (memberlist's LAN profile, as deployed) or test (nodetest's shrunk timers)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the figures as JSON on stdout too (the tables then go to stderr)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run (nodes and clients) to `FILE`"},
+		},
+		Action: runBench,
+	}
+}
+
+func joinSizes(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 || n > 200 {
+			return nil, fmt.Errorf("--nodes: %q is not a list of cluster sizes between 2 and 200 (e.g. \"3,10,30\")", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func runBench(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	scenarios, err := bench.ParseScenario(c.String("scenario"))
+	if err != nil {
+		return fmt.Errorf("--scenario: %w", err)
+	}
+	nodes, err := parseSizes(c.String("nodes"))
+	if err != nil {
+		return err
+	}
+	opts := bench.Options{
+		Nodes:        nodes,
+		Rounds:       c.Int("rounds"),
+		Duration:     c.Duration("duration"),
+		Clients:      c.Int("clients"),
+		CheckClients: c.Int("check-clients"),
+		Sessions:     c.Int("sessions"),
+		Timers:       c.String("timers"),
+		Log:          c.App.ErrWriter,
+		Progress:     c.App.ErrWriter,
+	}
+	if err := bench.ParseTimers(opts.Timers); err != nil {
+		return fmt.Errorf("--timers: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{"rounds", opts.Rounds >= 1},
+		{"duration", opts.Duration > 0},
+		{"clients", opts.Clients >= 1},
+		{"check-clients", opts.CheckClients >= 1},
+		{"sessions", opts.Sessions >= 1},
+	} {
+		if !f.ok {
+			return fmt.Errorf("--%s must be above 0", f.name)
+		}
+	}
+
+	if path := c.String("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("create CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tables := c.App.Writer
+	if c.Bool("json") {
+		tables = c.App.ErrWriter
+	}
+	report, err := bench.Run(ctx, scenarios, opts, tables)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = errors.New("interrupted")
+	}
+	if c.Bool("json") && report != nil {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(report); jerr != nil && err == nil {
+			err = jerr
+		}
+	}
+	return err
+}

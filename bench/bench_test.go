@@ -1,0 +1,118 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRun_Smoke runs every scenario at tiny sizes: each must produce its
+// figures, lose nothing and leave no directory or goroutine behind. It says
+// nothing about speed.
+func TestRun_Smoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several clusters")
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // the harness's directories go here
+	before := runtime.NumGoroutine()
+
+	opts := Options{Nodes: []int{3}, Rounds: 5, Duration: 300 * time.Millisecond,
+		Clients: 4, CheckClients: 4, Sessions: 2000, Log: testLog{t}}
+	var out bytes.Buffer
+	r, err := Run(context.Background(), Scenarios, opts, &out)
+	t.Logf("\n%s", out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	// Nothing left behind: checked before any subtest adds its goroutine.
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("%d temporary entries left, first %s", len(left), left[0].Name())
+	}
+	// memberlist's goroutines end a moment after Shutdown returns.
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left running (%d before):\n%s", n-before, before, buf[:runtime.Stack(buf, true)])
+	}
+
+	t.Run("propagation", func(t *testing.T) {
+		if len(r.Propagation) != 3 {
+			t.Fatalf("%d propagation rows, want login, logout and logout-everywhere", len(r.Propagation))
+		}
+		for _, p := range r.Propagation {
+			if p.Nodes != 3 || p.Lost != 0 || p.Latency.Count != 5 {
+				t.Errorf("%s: nodes %d, lost %d, measured %d; want 3 nodes, none lost, 5 measured", p.Op, p.Nodes, p.Lost, p.Latency.Count)
+			}
+			if p.CallP50 <= 0 {
+				t.Errorf("%s: no API call time", p.Op)
+			}
+		}
+	})
+	t.Run("logins", func(t *testing.T) {
+		l := r.Logins
+		if l == nil || l.Accepted == 0 || l.Errors != 0 || l.PerSec <= 0 {
+			t.Fatalf("logins %+v: want some accepted, none failed", l)
+		}
+		if !l.Converged || len(l.Sessions) != 3 || l.Sessions[0] != int(l.Accepted) {
+			t.Errorf("not converged on every login: %+v", l)
+		}
+	})
+	t.Run("check", func(t *testing.T) {
+		if len(r.Check) != 2 {
+			t.Fatalf("%d check rows, want the baseline and 4 clients", len(r.Check))
+		}
+		for _, c := range r.Check {
+			if c.Requests == 0 || c.Errors != 0 || c.Latency.Count != int(c.Requests) || c.Latency.P99 <= 0 {
+				t.Errorf("check with %d clients: %+v", c.Clients, c)
+			}
+		}
+	})
+	t.Run("pushpull", func(t *testing.T) {
+		p := r.PushPull
+		if p == nil || p.BytesInitiator <= 0 || p.BytesPeer <= 0 || p.Total != p.BytesInitiator+p.BytesPeer {
+			t.Fatalf("pushpull %+v: want bytes from both sides", p)
+		}
+		if p.Repaired != 0 {
+			t.Errorf("in-sync nodes repaired %d buckets", p.Repaired)
+		}
+	})
+	t.Run("tables", func(t *testing.T) {
+		for _, s := range []string{"machine", "PROPAGATION", "LOGINS", "CHECK", "PUSHPULL"} {
+			if !strings.Contains(out.String(), s) {
+				t.Errorf("output lacks %s", s)
+			}
+		}
+	})
+}
+
+// TestSummarize checks the nearest-rank percentiles.
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	got := summarize(ds)
+	if want := (Latency{Count: 100, P50: 50, P99: 99, Max: 100}); got != want {
+		t.Errorf("summarize(1..100 ms) = %+v, want %+v", got, want)
+	}
+	if got := summarize(nil); got != (Latency{}) {
+		t.Errorf("summarize(nil) = %+v", got)
+	}
+}
+
+// testLog routes node logs into the test log.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

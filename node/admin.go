@@ -599,7 +599,7 @@ type adminError struct {
 
 // adminSessionRow is one line of a sessions table.
 type adminSessionRow struct {
-	sessionView
+	SessionInfo
 	Login    string
 	State    session.State
 	Verified bool
@@ -625,7 +625,7 @@ type adminFilter struct {
 }
 
 type adminUsers struct {
-	Rows   []userView
+	Rows   []UserInfo
 	Resend bool // the resend action is available
 	Next   string
 	First  string
@@ -634,7 +634,7 @@ type adminUsers struct {
 }
 
 type adminUser struct {
-	U      userView
+	U      UserInfo
 	Known  bool // the user record is here (not only sessions of it)
 	Active int  // active sessions on this page
 	Rows   []adminSessionRow
@@ -768,7 +768,7 @@ func (a *admin) rows(list []session.Session) ([]adminSessionRow, error) {
 			users[u.Email] = u
 		}
 		v, st := newSessionView(&list[i], &u, now)
-		rows[i] = adminSessionRow{sessionView: v, Login: u.Login.V, State: st, Verified: u.Verified.V.OK}
+		rows[i] = adminSessionRow{SessionInfo: v, Login: u.Login.V, State: st, Verified: u.Verified.V.OK}
 	}
 	return rows, nil
 }
@@ -791,7 +791,7 @@ func (a *admin) users(w http.ResponseWriter, r *http.Request, s *adminSession) e
 		a.ops.Log.Warn("admin: list users", "err", err)
 		page.Error = "The users could not be listed: " + err.Error()
 	}
-	page.Rows = make([]userView, len(list))
+	page.Rows = make([]UserInfo, len(list))
 	for i := range list {
 		page.Rows[i] = newUserView(&list[i])
 	}

@@ -489,13 +489,13 @@ func TestSessionView_JSON(t *testing.T) {
 	t.Run("view", func(t *testing.T) {
 		created := time.Date(2026, 3, 1, 12, 0, 0, 123e6, time.UTC)
 		ended := created.Add(time.Minute)
-		v := sessionView{
+		v := SessionInfo{
 			ID: strings.Repeat("ab", 32), Email: "a@example.com", Site: "site-a", IP: "192.0.2.1", UserAgent: `Mozilla "5.0" <x>`,
 			CreatedAt: created, ExpiresAt: created.Add(time.Hour), EndedAt: &ended,
 			EndReason: session.EndLogout, Synced: true,
 		}
 		enc, err := json.Marshal(struct {
-			S sessionView `json:"session"`
+			S SessionInfo `json:"session"`
 		}{v})
 		if err != nil {
 			t.Fatal(err)

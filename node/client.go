@@ -132,35 +132,6 @@ func apiError(resp *http.Response, body []byte) error {
 // sessions is ~250 KB.
 const maxAnswerBody = 8 << 20
 
-// SessionInfo is a session as the private API shows it (see the API docs:
-// times in UTC, EndedAt nil while active).
-type SessionInfo struct {
-	ID        string     `json:"id"`
-	Email     string     `json:"email"`
-	Site      string     `json:"site"`
-	IP        string     `json:"ip"`
-	UserAgent string     `json:"user_agent"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt time.Time  `json:"expires_at"`
-	EndedAt   *time.Time `json:"ended_at"`
-	EndReason string     `json:"end_reason"`
-	Active    bool       `json:"active"`
-	Synced    bool       `json:"synced"`
-}
-
-// UserInfo is a user as the private API shows it.
-type UserInfo struct {
-	Email         string     `json:"email"`
-	Login         string     `json:"login"`
-	DisplayName   string     `json:"display_name"`
-	Verified      bool       `json:"verified"`
-	VerifiedVia   string     `json:"verified_via"`
-	VerifiedAt    *time.Time `json:"verified_at"`
-	RevokedBefore *time.Time `json:"revoked_before"`
-	CreatedAt     *time.Time `json:"created_at"`
-	MovedTo       string     `json:"moved_to"`
-}
-
 // SessionQuery selects a page of GET /v1/sessions; zero fields are left to
 // the node's defaults.
 type SessionQuery struct {

@@ -57,7 +57,7 @@ type httpError struct {
 	Message string // human-readable explanation; never holds a secret
 	// Session, when set, is sent beside the error (410 answers say which
 	// session ended and why).
-	Session *sessionView
+	Session *SessionInfo
 }
 
 func (e *httpError) Error() string {
@@ -84,7 +84,7 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
-	Session *sessionView `json:"session,omitempty"`
+	Session *SessionInfo `json:"session,omitempty"`
 }
 
 // writeError answers err. An *httpError is sent as it is; a closed store is
@@ -120,8 +120,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeSession answers {"session":v} with the status.
-func writeSession(w http.ResponseWriter, status int, v *sessionView) {
+func writeSession(w http.ResponseWriter, status int, v *SessionInfo) {
 	writeJSON(w, status, struct {
-		Session *sessionView `json:"session"`
+		Session *SessionInfo `json:"session"`
 	}{v})
 }

@@ -235,7 +235,7 @@ type syncURL struct {
 }
 
 type createSessionAnswer struct {
-	Session sessionView `json:"session"`
+	Session SessionInfo `json:"session"`
 	// Token is the session's secret, returned once: the site puts it in its
 	// cookie. The node keeps only its hash (the session id).
 	Token  string `json:"token"`
@@ -400,7 +400,7 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 }
 
 // goneError is the 410 answer for a session that is not active.
-func goneError(state session.State, v *sessionView) error {
+func goneError(state session.State, v *SessionInfo) error {
 	e := &httpError{Status: http.StatusGone, Session: v}
 	switch state {
 	case session.StateRevoked:
@@ -550,12 +550,12 @@ func (a *api) userSessions(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, codeNotFound, "no such user")
 	}
 	now := a.Store.Now()
-	views := make([]sessionView, len(list))
+	views := make([]SessionInfo, len(list))
 	for i := range list {
 		views[i], _ = newSessionView(&list[i], &u, now)
 	}
 	writeJSON(w, http.StatusOK, &struct {
-		Sessions []sessionView `json:"sessions"`
+		Sessions []SessionInfo `json:"sessions"`
 	}{views})
 	return nil
 }

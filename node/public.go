@@ -389,7 +389,7 @@ type whoamiAnswer struct {
 	Email       string      `json:"email"`
 	Login       string      `json:"login"`
 	DisplayName string      `json:"display_name"`
-	Session     sessionView `json:"session"`
+	Session     SessionInfo `json:"session"`
 }
 
 // whoami is GET /ussync/v1/whoami: who the browser is on this site.

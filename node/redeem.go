@@ -137,8 +137,8 @@ type redeemRequest struct {
 }
 
 type redeemAnswer struct {
-	Session sessionView `json:"session"`
-	User    userView    `json:"user"`
+	Session SessionInfo `json:"session"`
+	User    UserInfo    `json:"user"`
 	// Token is the session's secret, for the site's own cookie.
 	Token string `json:"token"`
 	// NewUser: the site did not know this user; it should add them to its

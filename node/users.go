@@ -140,17 +140,17 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, &struct {
-		Sessions []sessionView `json:"sessions"`
+		Sessions []SessionInfo `json:"sessions"`
 		Next     string        `json:"next"`
 	}{views, next})
 	return nil
 }
 
 // sessionViews shows sessions as of now, reading each user once.
-func (a *api) sessionViews(list []session.Session) ([]sessionView, error) {
+func (a *api) sessionViews(list []session.Session) ([]SessionInfo, error) {
 	now := a.Store.Now()
 	users := map[string]session.User{}
-	views := make([]sessionView, len(list))
+	views := make([]SessionInfo, len(list))
 	for i := range list {
 		u, ok := users[list[i].Email]
 		if !ok {
@@ -181,12 +181,12 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	views := make([]userView, len(page))
+	views := make([]UserInfo, len(page))
 	for i := range page {
 		views[i] = newUserView(&page[i])
 	}
 	writeJSON(w, http.StatusOK, &struct {
-		Users []userView `json:"users"`
+		Users []UserInfo `json:"users"`
 		Next  string     `json:"next"`
 	}{views, next})
 	return nil
@@ -197,7 +197,7 @@ type renameRequest struct {
 }
 
 type renameAnswer struct {
-	User      userView `json:"user"`       // the user at the new address
+	User      UserInfo `json:"user"`       // the user at the new address
 	MovedFrom string   `json:"moved_from"` // the old address
 	Ended     int      `json:"ended"`      // active sessions of the old address ended
 }
@@ -487,9 +487,9 @@ func (a *api) newUserSession(id string) bool {
 
 // writeNewUserSession answers a session check for a new user's session:
 // {"session":v,"new_user":true}.
-func writeNewUserSession(w http.ResponseWriter, v *sessionView) {
+func writeNewUserSession(w http.ResponseWriter, v *SessionInfo) {
 	writeJSON(w, http.StatusOK, struct {
-		Session *sessionView `json:"session"`
+		Session *SessionInfo `json:"session"`
 		NewUser bool         `json:"new_user"`
 	}{v, true})
 }

@@ -6,13 +6,14 @@ import (
 	"github.com/ussync/ussync/session"
 )
 
-// sessionView is a session as the API shows it. Times are RFC 3339 in UTC.
+// SessionInfo is a session as the private API shows it (the server encodes
+// it, Client decodes it). Times are RFC 3339 in UTC.
 // EndedAt (null while active) and EndReason ("") say why a session is not
 // active whatever the cause: its own end, its user's "log out everywhere"
 // (the revocation time, reason logout_everywhere) or its expiry (expires_at,
 // reason expired). Synced is false for a session kept on its own site (its
 // user's e-mail was not verified at login): other sites never hear of it.
-type sessionView struct {
+type SessionInfo struct {
 	ID        string     `json:"id"`
 	Email     string     `json:"email"`
 	Site      string     `json:"site"`
@@ -28,8 +29,8 @@ type sessionView struct {
 
 // newSessionView shows s as of now, given its user u (zero if unknown here).
 // It also returns the session's state.
-func newSessionView(s *session.Session, u *session.User, now time.Time) (sessionView, session.State) {
-	v := sessionView{
+func newSessionView(s *session.Session, u *session.User, now time.Time) (SessionInfo, session.State) {
+	v := SessionInfo{
 		ID:        s.ID,
 		Email:     s.Email,
 		Site:      s.Site,
@@ -56,8 +57,9 @@ func newSessionView(s *session.Session, u *session.User, now time.Time) (session
 	return v, state
 }
 
-// userView is a user as the API shows it. Times are RFC 3339 in UTC.
-type userView struct {
+// UserInfo is a user as the private API shows it (the server encodes it,
+// Client decodes it). Times are RFC 3339 in UTC.
+type UserInfo struct {
 	Email         string     `json:"email"`
 	Login         string     `json:"login"`
 	DisplayName   string     `json:"display_name"`
@@ -69,8 +71,8 @@ type userView struct {
 	MovedTo       string     `json:"moved_to"`       // the address an administrator moved the user to; "" if not moved
 }
 
-func newUserView(u *session.User) userView {
-	v := userView{
+func newUserView(u *session.User) UserInfo {
+	v := UserInfo{
 		Email:       u.Email,
 		Login:       u.Login.V,
 		DisplayName: u.DisplayName.V,

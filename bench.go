@@ -37,6 +37,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "clients", Value: d.Clients, Usage: "concurrent clients logging in (logins)"},
 			&cli.IntFlag{Name: "check-clients", Value: d.CheckClients, Usage: "concurrent clients checking sessions (check)"},
 			&cli.IntFlag{Name: "sessions", Value: d.Sessions, Usage: "sessions each node holds (pushpull)"},
+			&cli.IntFlag{Name: "list-sessions", Value: d.ListSessions, Usage: "sessions in the store of the admin listing (list)"},
 			&cli.StringFlag{Name: "timers", Value: d.Timers, Usage: "gossip `TIMERS` of the nodes: lan (memberlist's LAN profile, as deployed) or test (nodetest's shrunk timers)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the figures as JSON on stdout too (the tables then go to stderr)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run (nodes and clients) to `FILE`"},
@@ -84,6 +85,7 @@ func runBench(c *cli.Context) error {
 		Clients:      c.Int("clients"),
 		CheckClients: c.Int("check-clients"),
 		Sessions:     c.Int("sessions"),
+		ListSessions: c.Int("list-sessions"),
 		Timers:       c.String("timers"),
 		Log:          c.App.ErrWriter,
 		Progress:     c.App.ErrWriter,
@@ -100,6 +102,7 @@ func runBench(c *cli.Context) error {
 		{"clients", opts.Clients >= 1},
 		{"check-clients", opts.CheckClients >= 1},
 		{"sessions", opts.Sessions >= 1},
+		{"list-sessions", opts.ListSessions >= 1},
 	} {
 		if !f.ok {
 			return fmt.Errorf("--%s must be above 0", f.name)

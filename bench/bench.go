@@ -46,10 +46,11 @@ const (
 	ScenarioLogins      = "logins"
 	ScenarioCheck       = "check"
 	ScenarioPushPull    = "pushpull"
+	ScenarioList        = "list"
 )
 
 // Scenarios lists every scenario in the order "all" runs them.
-var Scenarios = []string{ScenarioPropagation, ScenarioLogins, ScenarioCheck, ScenarioPushPull}
+var Scenarios = []string{ScenarioPropagation, ScenarioLogins, ScenarioCheck, ScenarioPushPull, ScenarioList}
 
 // Targets, printed beside the figures for the reader; never asserted.
 const (
@@ -111,6 +112,9 @@ type Options struct {
 	// Sessions is the number of sessions each node of the push/pull
 	// scenario holds.
 	Sessions int
+	// ListSessions is the number of sessions the list scenario's store
+	// holds.
+	ListSessions int
 	// Timers is the gossip timer set of the nodes: TimersLAN (the default)
 	// or TimersTest.
 	Timers string
@@ -129,6 +133,7 @@ func DefaultOptions() Options {
 		Clients:      32,
 		CheckClients: 50,
 		Sessions:     100_000,
+		ListSessions: 1_000_000,
 		Timers:       TimersLAN,
 	}
 }
@@ -152,6 +157,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Sessions <= 0 {
 		o.Sessions = d.Sessions
+	}
+	if o.ListSessions <= 0 {
+		o.ListSessions = d.ListSessions
 	}
 	if o.Timers == "" {
 		o.Timers = d.Timers
@@ -356,6 +364,7 @@ type Report struct {
 	Logins      *LoginsResult       `json:"logins,omitempty"`
 	Check       []CheckResult       `json:"check,omitempty"`
 	PushPull    *PushPullResult     `json:"pushpull,omitempty"`
+	List        *ListResult         `json:"list,omitempty"`
 }
 
 // ReportOptions are the sizes a Report was taken with.
@@ -432,6 +441,13 @@ func Run(ctx context.Context, scenarios []string, opts Options, w io.Writer) (*R
 			}
 			r.PushPull = &res
 			WritePushPull(w, res)
+		case ScenarioList:
+			res, err := List(ctx, opts)
+			if err != nil {
+				return r, fmt.Errorf("list: %w", err)
+			}
+			r.List = &res
+			WriteList(w, res)
 		default:
 			return r, fmt.Errorf("unknown scenario %q", s)
 		}

@@ -22,7 +22,7 @@ func TestRun_Smoke(t *testing.T) {
 	before := runtime.NumGoroutine()
 
 	opts := Options{Nodes: []int{3}, Rounds: 5, Duration: 300 * time.Millisecond,
-		Clients: 4, CheckClients: 4, Sessions: 2000, Log: testLog{t}}
+		Clients: 4, CheckClients: 4, Sessions: 2000, ListSessions: 5000, Log: testLog{t}}
 	var out bytes.Buffer
 	r, err := Run(context.Background(), Scenarios, opts, &out)
 	t.Logf("\n%s", out.String())
@@ -54,6 +54,17 @@ func TestRun_Smoke(t *testing.T) {
 			}
 			if p.CallP50 <= 0 {
 				t.Errorf("%s: no API call time", p.Op)
+			}
+		}
+	})
+	t.Run("list", func(t *testing.T) {
+		l := r.List
+		if l == nil || l.Sessions != 5000 || len(l.Rows) != 5 {
+			t.Fatalf("list %+v: want 5 rows over 5000 sessions", l)
+		}
+		for _, row := range l.Rows {
+			if row.Latency.Count != listRounds {
+				t.Errorf("%s: %d calls timed, want %d", row.Call, row.Latency.Count, listRounds)
 			}
 		}
 	})

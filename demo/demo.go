@@ -15,6 +15,7 @@ import (
 
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/session"
 )
 
 // Options configure a demo. The zero value is a chain-mode demo on free ports.
@@ -204,7 +205,7 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 			index:       i,
 			family:      family,
 			mode:        opts.Mode,
-			api:         newAPIClient(n.APIAddr(), token),
+			api:         node.NewClient(n.APIAddr(), token),
 			public:      n.PublicAddr(),
 			hopInterval: opts.HopInterval,
 			log:         opts.Logger.With("site", family[i].Name),
@@ -256,12 +257,12 @@ func poll(ctx context.Context, what string, cond func() error) error {
 func (d *Demo) waitMembers(ctx context.Context) error {
 	return poll(ctx, "the three nodes to see each other", func() error {
 		for _, s := range d.sites {
-			ms, err := s.api.members(ctx)
+			st, err := s.api.Status(ctx)
 			if err != nil {
 				return err
 			}
 			alive := 0
-			for _, m := range ms {
+			for _, m := range st.Members {
 				if m.State == "alive" && m.SiteURL != "" {
 					alive++
 				}
@@ -279,14 +280,16 @@ func (d *Demo) waitMembers(ctx context.Context) error {
 func (d *Demo) registerUsers(ctx context.Context) error {
 	first := d.sites[0]
 	for _, u := range Users {
-		if _, err := first.api.putUser(ctx, u.Email, loginName(u.Email), u.DisplayName, "registration"); err != nil {
+		login, via := loginName(u.Email), session.VerifiedRegistration
+		up := node.UserUpdate{Login: &login, DisplayName: &u.DisplayName, VerifiedVia: &via}
+		if _, err := first.api.PutUser(ctx, u.Email, up); err != nil {
 			return fmt.Errorf("register %s: %w", u.Email, err)
 		}
 	}
 	return poll(ctx, "the demo users to reach every node", func() error {
 		for _, s := range d.sites {
 			for _, u := range Users {
-				if _, err := s.api.user(ctx, u.Email); err != nil {
+				if _, err := s.api.User(ctx, u.Email); err != nil {
 					return fmt.Errorf("%s: user %s: %w", s.Name, u.Email, err)
 				}
 			}

@@ -44,7 +44,7 @@ type navSite struct {
 
 // sessionRow is one line of the sessions table.
 type sessionRow struct {
-	sessionView
+	node.SessionInfo
 	SiteTitle string
 	This      bool // this browser's session
 }
@@ -162,7 +162,7 @@ func (s *site) render(w http.ResponseWriter, r *http.Request, status int, v visi
 	}
 
 	if v.Session != nil {
-		sessions, err := s.api.sessions(ctx, v.Session.Email)
+		sessions, err := userSessions(ctx, s.api, v.Session.Email)
 		if err != nil {
 			s.nodeDown(w, err)
 			return
@@ -172,7 +172,7 @@ func (s *site) render(w http.ResponseWriter, r *http.Request, status int, v visi
 			if t == "" {
 				t = sv.Site
 			}
-			d.Sessions = append(d.Sessions, sessionRow{sessionView: sv, SiteTitle: t, This: sv.ID == v.Session.ID})
+			d.Sessions = append(d.Sessions, sessionRow{SessionInfo: sv, SiteTitle: t, This: sv.ID == v.Session.ID})
 		}
 		for _, f := range d.Family {
 			for _, sv := range sessions {

@@ -66,7 +66,7 @@ type siteConfig struct {
 	index       int          // this site in family
 	family      []familySite // every site of the demo, this one included
 	mode        string       // node.ModeChain, ModeIframe or ModeLazy
-	api         *apiClient   // this site's node, private API
+	api         *node.Client // this site's node, private API
 	public      string       // this site's node, public listener host:port
 	hopInterval time.Duration
 	log         *slog.Logger
@@ -85,7 +85,7 @@ type site struct {
 	mu struct {
 		sync.Mutex
 		pending   map[string]pendingSync // iframe mode: by session id
-		members   []member
+		members   []node.MemberStatus
 		membersAt time.Time
 	}
 }
@@ -166,8 +166,8 @@ func (s *site) shutdown(ctx context.Context) error {
 
 // visitor is who the browser is on this site.
 type visitor struct {
-	Session *sessionView // the cookie's session, when active
-	User    *userView    // its user
+	Session *node.SessionInfo // the cookie's session, when active
+	User    *node.UserInfo    // its user
 	// Ended is the code of the node's refusal of a cookie whose session is
 	// no longer active (session_ended, session_revoked, session_expired,
 	// not_found); the cookie has been cleared.
@@ -181,21 +181,21 @@ func (s *site) visitor(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil || c.Value == "" {
 		return visitor{}, nil
 	}
-	sv, err := s.api.session(ctx, crypto.SessionID(c.Value))
+	sv, err := s.api.Session(ctx, crypto.SessionID(c.Value))
 	if err != nil {
-		ae, ok := errors.AsType[*apiError](err)
-		if !ok || ae.Status/100 != 4 {
+		ae, ok := errors.AsType[*node.APIError](err)
+		if !ok || ae.StatusCode/100 != 4 {
 			return visitor{}, err
 		}
 		s.setCookie(w, sessionCookie, "", -1)
 		return visitor{Ended: ae.Code}, nil
 	}
-	u, err := s.api.user(ctx, sv.Email)
+	u, err := s.api.User(ctx, sv.Email)
 	if err != nil {
 		if apiStatus(err) != http.StatusNotFound {
 			return visitor{}, err
 		}
-		u = userView{Email: sv.Email} // its record has not arrived yet
+		u = node.UserInfo{Email: sv.Email} // its record has not arrived yet
 	}
 	return visitor{Session: &sv, User: &u}, nil
 }
@@ -243,7 +243,7 @@ func (s *site) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "Enter an e-mail address.")
 		return
 	}
-	u, err := s.api.user(ctx, email)
+	u, err := s.api.User(ctx, email)
 	switch apiStatus(err) {
 	case 0:
 		if err != nil {
@@ -285,7 +285,7 @@ func (s *site) register(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "That name is too long.")
 		return
 	}
-	_, err := s.api.user(ctx, email)
+	_, err := s.api.User(ctx, email)
 	switch apiStatus(err) {
 	case 0:
 		if err != nil {
@@ -302,7 +302,8 @@ func (s *site) register(w http.ResponseWriter, r *http.Request) {
 		s.nodeDown(w, err)
 		return
 	}
-	u, err := s.api.putUser(ctx, email, loginName(email), name, "")
+	login := loginName(email)
+	u, err := s.api.PutUser(ctx, email, node.UserUpdate{Login: &login, DisplayName: &name})
 	if err != nil {
 		if apiStatus(err) == http.StatusBadRequest {
 			s.fail(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a valid e-mail address.", email))
@@ -316,8 +317,8 @@ func (s *site) register(w http.ResponseWriter, r *http.Request) {
 
 // startSession logs u in: POST /v1/sessions, the site's own cookie, then
 // the hand-off of the demo's mode.
-func (s *site) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, u userView) {
-	ans, err := s.api.login(ctx, u.Email, clientIP(r), r.UserAgent(), s.URL)
+func (s *site) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, u node.UserInfo) {
+	ans, err := s.api.Login(ctx, node.LoginRequest{Email: u.Email, IP: clientIP(r), UserAgent: r.UserAgent(), ReturnTo: s.URL})
 	if err != nil {
 		s.nodeDown(w, err)
 		return
@@ -363,7 +364,7 @@ func (s *site) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		if err := s.api.endSession(ctx, crypto.SessionID(c.Value)); err != nil && apiStatus(err)/100 != 4 {
+		if _, err := s.api.EndSession(ctx, crypto.SessionID(c.Value)); err != nil && apiStatus(err)/100 != 4 {
 			s.nodeDown(w, err)
 			return
 		}
@@ -388,7 +389,7 @@ func (s *site) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	n, err := s.api.logoutEverywhere(ctx, v.Session.Email)
+	n, err := s.api.LogoutEverywhere(ctx, v.Session.Email)
 	if err != nil {
 		s.nodeDown(w, err)
 		return
@@ -487,19 +488,19 @@ func loginName(email string) string {
 
 // members returns the node's member list, cached for two seconds (the
 // navigation shows which sites are alive).
-func (s *site) members(ctx context.Context) []member {
+func (s *site) members(ctx context.Context) []node.MemberStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if time.Since(s.mu.membersAt) < 2*time.Second {
 		return s.mu.members
 	}
-	ms, err := s.api.members(ctx)
+	st, err := s.api.Status(ctx)
 	if err != nil {
 		s.log.Warn("read member list", "err", err)
 		return s.mu.members
 	}
-	s.mu.members, s.mu.membersAt = ms, time.Now()
-	return ms
+	s.mu.members, s.mu.membersAt = st.Members, time.Now()
+	return st.Members
 }
 
 // takePending returns and forgets the iframe sync URLs of a session.

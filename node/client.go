@@ -216,14 +216,98 @@ func (c *Client) Users(ctx context.Context, after string, limit int) (UserPage, 
 	return p, err
 }
 
+// LoginRequest is the body of POST /v1/sessions; zero fields are left to
+// the node.
+type LoginRequest struct {
+	Email       string  `json:"email"`
+	Login       *string `json:"login,omitempty"`        // sets the user's login; nil leaves it
+	DisplayName *string `json:"display_name,omitempty"` // sets the user's display name; nil leaves it
+	// IP is the browser's address, recorded with the session; the node
+	// requires it when it binds hand-off tickets to it (sync.bind_ip).
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	// TTL is the session's lifetime, at most a year; 0 is the node's
+	// session.ttl.
+	TTL time.Duration `json:"-"`
+	// ReturnTo is where the hand-off chain brings the browser back: a URL
+	// under the node's site URL (default: the site URL).
+	ReturnTo string `json:"return_to,omitempty"`
+}
+
+// LoginAnswer is the answer of POST /v1/sessions (the server encodes it,
+// Client decodes it).
+type LoginAnswer struct {
+	Session SessionInfo `json:"session"`
+	// Token is the session's secret, returned once: the site puts it in its
+	// cookie. The node keeps only its hash (the session id).
+	Token string `json:"token"`
+	// Synced is false for a session kept on its own site; Reason then says
+	// why ("email_not_verified").
+	Synced bool      `json:"synced"`
+	Reason string    `json:"reason,omitempty"`
+	Sync   LoginSync `json:"sync"`
+}
+
+// LoginSync are the hand-off links of a login, each with its own
+// single-use ticket: empty for a session that is not synced, or with no
+// other live member site.
+type LoginSync struct {
+	URLs  []SyncURL `json:"urls"`  // one per other live member site, for iframes
+	Chain string    `json:"chain"` // one link through every other site that ends on ReturnTo
+}
+
+// SyncURL is another site's sync URL of a login.
+type SyncURL struct {
+	Site string `json:"site"` // the member's name
+	URL  string `json:"url"`
+}
+
+// Login logs a user in: it opens a session on this node's site (POST
+// /v1/sessions), creating the user if the node does not know it. The
+// answer's Token is not kept by the node: it is the caller's to hand to
+// the browser.
+func (c *Client) Login(ctx context.Context, req LoginRequest) (LoginAnswer, error) {
+	body := struct {
+		LoginRequest
+		TTL string `json:"ttl,omitempty"`
+	}{LoginRequest: req}
+	if req.TTL != 0 {
+		body.TTL = req.TTL.String()
+	}
+	var a LoginAnswer
+	err := c.call(ctx, http.MethodPost, "/v1/sessions", &body, &a)
+	return a, err
+}
+
+// Session checks a session, as a site does on every page view (GET
+// /v1/sessions/{id}; id is crypto.SessionID of the token). Only an active
+// session comes back: one that is not is an *APIError with StatusCode 410
+// and Code session_ended, session_revoked or session_expired, an unknown
+// one a 404 not_found.
+func (c *Client) Session(ctx context.Context, id string) (SessionInfo, error) {
+	return c.session(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id))
+}
+
+// EndSession logs a session out on every site (DELETE /v1/sessions/{id}:
+// end reason "logout"). A session already over is left as it is; the
+// answer says how it ended.
+func (c *Client) EndSession(ctx context.Context, id string) (SessionInfo, error) {
+	return c.session(ctx, http.MethodDelete, "/v1/sessions/"+url.PathEscape(id))
+}
+
 // RevokeSession ends a session on every site, as an administrator (POST
 // /v1/sessions/{id}/revoke: end reason "admin"). A session already over is
 // left as it is; the answer says how it ended.
 func (c *Client) RevokeSession(ctx context.Context, id string) (SessionInfo, error) {
+	return c.session(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/revoke")
+}
+
+// session sends a bodiless call whose answer is {"session":…}.
+func (c *Client) session(ctx context.Context, method, path string) (SessionInfo, error) {
 	var a struct {
 		Session SessionInfo `json:"session"`
 	}
-	err := c.call(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/revoke", nil, &a)
+	err := c.call(ctx, method, path, nil, &a)
 	return a.Session, err
 }
 

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -8,6 +8,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/node/nodetest"
 )
 
 func TestClient_Status(t *testing.T) {
@@ -31,7 +36,7 @@ func TestClient_Status(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("ok", func(t *testing.T) {
-		st, err := NewClient(srv.URL+"/ok/", "tok").Status(ctx)
+		st, err := node.NewClient(srv.URL+"/ok/", "tok").Status(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,14 +46,14 @@ func TestClient_Status(t *testing.T) {
 	})
 
 	t.Run("scheme optional", func(t *testing.T) {
-		if _, err := NewClient(strings.TrimPrefix(srv.URL, "http://")+"/ok", "tok").Status(ctx); err != nil {
+		if _, err := node.NewClient(strings.TrimPrefix(srv.URL, "http://")+"/ok", "tok").Status(ctx); err != nil {
 			t.Fatal(err)
 		}
 	})
 
 	t.Run("api error", func(t *testing.T) {
-		_, err := NewClient(srv.URL+"/forbidden", "tok").Status(ctx)
-		var ae *APIError
+		_, err := node.NewClient(srv.URL+"/forbidden", "tok").Status(ctx)
+		var ae *node.APIError
 		if !errors.As(err, &ae) || ae.StatusCode != 401 || ae.Code != "unauthorized" || ae.Message != "wrong token" {
 			t.Fatalf("err = %#v", err)
 		}
@@ -58,15 +63,15 @@ func TestClient_Status(t *testing.T) {
 	})
 
 	t.Run("non-JSON error body", func(t *testing.T) {
-		_, err := NewClient(srv.URL+"/proxy", "tok").Status(ctx)
-		var ae *APIError
+		_, err := node.NewClient(srv.URL+"/proxy", "tok").Status(ctx)
+		var ae *node.APIError
 		if !errors.As(err, &ae) || ae.StatusCode != 502 || ae.Message != "Bad Gateway" {
 			t.Fatalf("err = %v", err)
 		}
 	})
 
 	t.Run("not a node", func(t *testing.T) {
-		_, err := NewClient(srv.URL+"/other", "tok").Status(ctx)
+		_, err := node.NewClient(srv.URL+"/other", "tok").Status(ctx)
 		if err == nil || !strings.Contains(err.Error(), "not the expected JSON") {
 			t.Fatalf("err = %v", err)
 		}
@@ -79,8 +84,8 @@ func TestClient_Status(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		_, err = NewClient("http://"+addr, "secret-token").Status(ctx)
-		if !errors.Is(err, ErrUnreachable) {
+		_, err = node.NewClient("http://"+addr, "secret-token").Status(ctx)
+		if !errors.Is(err, node.ErrUnreachable) {
 			t.Fatalf("err = %v, want ErrUnreachable", err)
 		}
 		msg := err.Error()

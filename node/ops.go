@@ -229,23 +229,8 @@ type createSessionRequest struct {
 	ReturnTo string `json:"return_to"`
 }
 
-type syncURL struct {
-	Site string `json:"site"`
-	URL  string `json:"url"`
-}
-
-type createSessionAnswer struct {
-	Session SessionInfo `json:"session"`
-	// Token is the session's secret, returned once: the site puts it in its
-	// cookie. The node keeps only its hash (the session id).
-	Token  string `json:"token"`
-	Synced bool   `json:"synced"`
-	Reason string `json:"reason,omitempty"` // why not synced
-	Sync   struct {
-		URLs  []syncURL `json:"urls"`
-		Chain string    `json:"chain"`
-	} `json:"sync"`
-}
+// syncURL is SyncURL by the name the hand-off code (tickets.go) uses.
+type syncURL = SyncURL
 
 // createSession is POST /v1/sessions: log a user in.
 func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
@@ -342,7 +327,7 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 		a.Log.Warn("mark the user known", "session", id, "err", err)
 	}
 
-	ans := createSessionAnswer{Token: token, Synced: !s.Local}
+	ans := LoginAnswer{Token: token, Synced: !s.Local}
 	ans.Session, _ = newSessionView(&s, &u, a.Store.Now())
 	if s.Local {
 		ans.Reason = reasonNotVerified

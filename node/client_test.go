@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,203 @@ func TestClient_Status(t *testing.T) {
 		if !strings.Contains(msg, "cannot be reached at http://"+addr) || !strings.Contains(msg, "connection refused") || strings.Contains(msg, "secret-token") {
 			t.Errorf("err = %q", msg)
 		}
+	})
+}
+
+// clientCluster starts a two-node cluster and returns a client of each
+// node's private API.
+func clientCluster(t *testing.T) (*nodetest.Cluster, []*node.Client) {
+	t.Helper()
+	c := nodetest.NewCluster(t, 2)
+	var cls []*node.Client
+	for _, m := range c.Members {
+		cls = append(cls, node.NewClient(m.APIAddr(), c.Token))
+	}
+	return c, cls
+}
+
+// wantAPIError fails t unless err is an *APIError of the status and code,
+// and returns it.
+func wantAPIError(t *testing.T, err error, status int, code string) *node.APIError {
+	t.Helper()
+	ae, ok := errors.AsType[*node.APIError](err)
+	if !ok || ae.StatusCode != status || ae.Code != code {
+		t.Fatalf("err = %v, want HTTP %d %s", err, status, code)
+	}
+	return ae
+}
+
+// loginVerified registers email as a verified user and logs it in.
+func loginVerified(t *testing.T, cl *node.Client, email string) node.LoginAnswer {
+	t.Helper()
+	ctx := context.Background()
+	via := "registration"
+	if _, err := cl.PutUser(ctx, email, node.UserUpdate{VerifiedVia: &via}); err != nil {
+		t.Fatalf("put user: %v", err)
+	}
+	ans, err := cl.Login(ctx, node.LoginRequest{Email: email})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	return ans
+}
+
+func TestClient_Login(t *testing.T) {
+	_, cl := clientCluster(t)
+	ctx := context.Background()
+
+	t.Run("verified user gets hand-off links", func(t *testing.T) {
+		via := "registration"
+		if _, err := cl[0].PutUser(ctx, "ada@example.com", node.UserUpdate{VerifiedVia: &via}); err != nil {
+			t.Fatal(err)
+		}
+		before := time.Now()
+		ans, err := cl[0].Login(ctx, node.LoginRequest{
+			Email:     "Ada@Example.com",
+			IP:        "192.0.2.7",
+			UserAgent: "test-agent",
+			TTL:       3 * time.Hour,
+			ReturnTo:  "http://site-0.localhost/account",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := ans.Session
+		if ans.Token == "" || s.ID != crypto.SessionID(ans.Token) {
+			t.Errorf("session id %q is not the hash of the token", s.ID)
+		}
+		if s.Email != "ada@example.com" || s.Site != "n0" || s.IP != "192.0.2.7" || s.UserAgent != "test-agent" || !s.Active || !s.Synced {
+			t.Errorf("session = %+v", s)
+		}
+		if ttl := s.ExpiresAt.Sub(before); ttl < 3*time.Hour-time.Minute || ttl > 3*time.Hour+time.Minute {
+			t.Errorf("session lives %s, want the 3h asked for", ttl)
+		}
+		if !ans.Synced || ans.Reason != "" {
+			t.Errorf("synced %v, reason %q", ans.Synced, ans.Reason)
+		}
+		if len(ans.Sync.URLs) != 1 || ans.Sync.URLs[0].Site != "n1" || !strings.HasPrefix(ans.Sync.URLs[0].URL, "http://site-1.localhost/") {
+			t.Errorf("sync URLs = %+v, want one to n1's site", ans.Sync.URLs)
+		}
+		chain, err := url.Parse(ans.Sync.Chain)
+		if err != nil || chain.Host != "site-1.localhost" || chain.Query().Get("next") != "http://site-0.localhost/account" {
+			t.Errorf("chain = %q, want through n1's site back to return_to", ans.Sync.Chain)
+		}
+	})
+
+	t.Run("unverified user stays on its site", func(t *testing.T) {
+		login, name := "grace", "Grace Hopper"
+		ans, err := cl[0].Login(ctx, node.LoginRequest{Email: "grace@example.com", Login: &login, DisplayName: &name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ans.Synced || ans.Session.Synced || ans.Reason != "email_not_verified" || len(ans.Sync.URLs) != 0 || ans.Sync.Chain != "" {
+			t.Errorf("answer = %+v, want a local session without links", ans)
+		}
+		u, err := cl[0].User(ctx, "grace@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Login != login || u.DisplayName != name || u.Verified {
+			t.Errorf("user = %+v", u)
+		}
+	})
+
+	t.Run("refusals are APIErrors", func(t *testing.T) {
+		_, err := cl[0].Login(ctx, node.LoginRequest{Email: "not an address"})
+		wantAPIError(t, err, http.StatusBadRequest, "invalid_email")
+		_, err = cl[0].Login(ctx, node.LoginRequest{Email: "ada@example.com", TTL: 2 * 8760 * time.Hour})
+		wantAPIError(t, err, http.StatusBadRequest, "invalid_field")
+		_, err = cl[0].Login(ctx, node.LoginRequest{Email: "ada@example.com", ReturnTo: "https://evil.example/"})
+		wantAPIError(t, err, http.StatusBadRequest, "bad_redirect")
+	})
+}
+
+func TestClient_Session(t *testing.T) {
+	c, cl := clientCluster(t)
+	ctx := context.Background()
+	ans := loginVerified(t, cl[0], "ada@example.com")
+
+	t.Run("active on every site", func(t *testing.T) {
+		s, err := cl[0].Session(ctx, ans.Session.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID != ans.Session.ID || s.Email != "ada@example.com" || !s.Active {
+			t.Errorf("session = %+v", s)
+		}
+		c.WaitFor(10*time.Second, "the session to reach n1", func() bool {
+			s, err := cl[1].Session(ctx, ans.Session.ID)
+			return err == nil && s.Active
+		})
+	})
+
+	t.Run("unknown", func(t *testing.T) {
+		_, err := cl[0].Session(ctx, crypto.SessionID("no such token"))
+		wantAPIError(t, err, http.StatusNotFound, "not_found")
+	})
+
+	t.Run("id is one path segment", func(t *testing.T) {
+		_, err := cl[0].Session(ctx, "a/b") // unescaped, no route would match
+		wantAPIError(t, err, http.StatusBadRequest, "invalid_id")
+	})
+
+	t.Run("ended is gone", func(t *testing.T) {
+		a := loginVerified(t, cl[0], "grace@example.com")
+		if _, err := cl[0].EndSession(ctx, a.Session.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := cl[0].Session(ctx, a.Session.ID)
+		wantAPIError(t, err, http.StatusGone, "session_ended")
+	})
+
+	t.Run("logged out everywhere is gone", func(t *testing.T) {
+		a := loginVerified(t, cl[0], "alan@example.com")
+		if _, err := cl[0].LogoutEverywhere(ctx, "alan@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := cl[0].Session(ctx, a.Session.ID)
+		// Ended by the call itself; session_revoked is for a session that
+		// reaches a node after its user's revocation.
+		ae := wantAPIError(t, err, http.StatusGone, "session_ended")
+		if !strings.Contains(ae.Message, "logout_everywhere") {
+			t.Errorf("message %q does not say how the session ended", ae.Message)
+		}
+	})
+}
+
+func TestClient_EndSession(t *testing.T) {
+	c, cl := clientCluster(t)
+	ctx := context.Background()
+	ans := loginVerified(t, cl[0], "ada@example.com")
+
+	s, err := cl[0].EndSession(ctx, ans.Session.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ID != ans.Session.ID || s.Active || s.EndReason != "logout" || s.EndedAt == nil {
+		t.Fatalf("session = %+v, want ended by logout", s)
+	}
+
+	t.Run("again keeps the first end", func(t *testing.T) {
+		again, err := cl[0].EndSession(ctx, ans.Session.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.EndReason != "logout" || again.EndedAt == nil || !again.EndedAt.Equal(*s.EndedAt) {
+			t.Errorf("session = %+v, want it as first ended (%v)", again, s.EndedAt)
+		}
+	})
+
+	t.Run("gone on every site", func(t *testing.T) {
+		c.WaitFor(10*time.Second, "n1 to see the logout", func() bool {
+			_, err := cl[1].Session(ctx, ans.Session.ID)
+			ae, ok := errors.AsType[*node.APIError](err)
+			return ok && ae.Code == "session_ended"
+		})
+	})
+
+	t.Run("unknown", func(t *testing.T) {
+		_, err := cl[0].EndSession(ctx, crypto.SessionID("no such token"))
+		wantAPIError(t, err, http.StatusNotFound, "not_found")
 	})
 }

@@ -150,6 +150,9 @@ func (s *site) render(w http.ResponseWriter, r *http.Request, status int, v visi
 	} else if v.Ended != "" {
 		d.Notice = s.notice(v.Ended)
 	}
+	if v.NewMember && d.Notice == nil {
+		d.Notice = &notice{"ok", "Welcome to " + s.Title + ": this site had no account for " + v.User.Email + ", so it added you as a subscriber."}
+	}
 
 	alive := map[string]bool{}
 	for _, m := range s.members(ctx) {

@@ -168,6 +168,9 @@ func (s *site) shutdown(ctx context.Context) error {
 type visitor struct {
 	Session *node.SessionInfo // the cookie's session, when active
 	User    *node.UserInfo    // its user
+	// NewMember is set on the page view that added the user to this site
+	// (a session arrived for an address this site had no account for).
+	NewMember bool
 	// Ended is the code of the node's refusal of a cookie whose session is
 	// no longer active (session_ended, session_revoked, session_expired,
 	// not_found); the cookie has been cleared.
@@ -181,7 +184,8 @@ func (s *site) visitor(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil || c.Value == "" {
 		return visitor{}, nil
 	}
-	sv, err := s.api.Session(ctx, crypto.SessionID(c.Value))
+	check, err := s.api.CheckSession(ctx, crypto.SessionID(c.Value))
+	sv := check.Session
 	if err != nil {
 		ae, ok := errors.AsType[*node.APIError](err)
 		if !ok || ae.StatusCode/100 != 4 {
@@ -197,7 +201,20 @@ func (s *site) visitor(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 		u = node.UserInfo{Email: sv.Email} // its record has not arrived yet
 	}
-	return visitor{Session: &sv, User: &u}, nil
+	v := visitor{Session: &sv, User: &u}
+	if check.NewUser {
+		// This site has no account for the user yet (the seed plugin's "auto
+		// add new subscriber"): add one, which tells the node it is known.
+		login, name := u.Login, u.DisplayName
+		if login == "" {
+			login = loginName(u.Email)
+		}
+		if _, err := s.api.PutUser(ctx, u.Email, node.UserUpdate{Login: &login, DisplayName: &name}); err != nil {
+			return visitor{}, err
+		}
+		v.NewMember = true
+	}
+	return v, nil
 }
 
 // home is the site's one page: the site's own content, who is logged in,

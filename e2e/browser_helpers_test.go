@@ -468,7 +468,8 @@ func browserHandoff(t *testing.T, a, pb *browserTab, siteA, siteB, email string)
 			const want = 'data-user="' + %q + '"';
 			for (;;) {
 				const r = await fetch("/", {credentials: "same-origin", cache: "no-store"});
-				if ((await r.text()).includes(want)) return true;
+				const html = await r.text();
+				if (html.includes(want)) { window.handoffPage = html; return true; }
 				await new Promise(ok => setTimeout(ok, 5));
 			}
 		})()`, email)
@@ -507,4 +508,16 @@ func (b *browserTab) in(t *testing.T) *browserTab {
 	c := *b
 	c.t = t
 	return &c
+}
+
+// handoffPage is the HTML of the first page of site b that showed the user
+// during browserHandoff (in the probe tab pb).
+func (b *browserTab) handoffPage() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.handoffPage || ""`))
+	if err != nil {
+		b.t.Fatalf("read the hand-off page: %v", err)
+	}
+	return html
 }

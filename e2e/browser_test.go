@@ -53,6 +53,11 @@ func TestBrowser_Handoff(t *testing.T) {
 			x.open(a)
 			d := browserHandoff(t, x, onB, a, b, browserAda)
 			t.Logf("chain mode, third-party cookies blocked: B shows the user %v after the login answer on A", d.Round(time.Millisecond))
+			// The demo users are registered on A only: B had no account for
+			// Ada, its node said new_user, and B added her as a subscriber.
+			if !strings.Contains(onB.handoffPage(), "added you as a subscriber") {
+				t.Fatal("B's first page after the hand-off lacks the new-subscriber notice")
+			}
 			for _, s := range []string{b, c} {
 				if got := rec.matching(s + "ussync/v1/sync?"); len(got) != 1 {
 					t.Fatalf("the login chain visited %sussync/v1/sync %d times, want once: %q", s, len(got), rec.matching(""))

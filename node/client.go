@@ -285,7 +285,26 @@ func (c *Client) Login(ctx context.Context, req LoginRequest) (LoginAnswer, erro
 // and Code session_ended, session_revoked or session_expired, an unknown
 // one a 404 not_found.
 func (c *Client) Session(ctx context.Context, id string) (SessionInfo, error) {
-	return c.session(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id))
+	sc, err := c.CheckSession(ctx, id)
+	return sc.Session, err
+}
+
+// SessionCheck is the answer of the session check.
+type SessionCheck struct {
+	Session SessionInfo `json:"session"`
+	// NewUser is set while the session's user is unknown to this site:
+	// the session came by a ticket and this site's backend has not PUT the
+	// user yet (site.on_unknown_user: create). The site adds the user to
+	// its own user list and PUTs it, which clears the flag.
+	NewUser bool `json:"new_user"`
+}
+
+// CheckSession is Session with the whole answer of the check, new_user
+// included.
+func (c *Client) CheckSession(ctx context.Context, id string) (SessionCheck, error) {
+	var sc SessionCheck
+	err := c.call(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), nil, &sc)
+	return sc, err
 }
 
 // EndSession logs a session out on every site (DELETE /v1/sessions/{id}:

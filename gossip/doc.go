@@ -13,9 +13,13 @@
 //     user events, so a member that missed the push still hears it. The queue
 //     is pruned at MaxQueueDepth; anti-entropy covers what pruning drops.
 //  3. Anti-entropy: memberlist's push/pull carries a digest (one 64-bit hash
-//     per bucket, 2 KiB in all) instead of the state. Each side sends the
-//     other, over SendReliable in chunks of at most MaxChunkBytes, the records
-//     of the buckets that differ. In-sync nodes exchange only the digests.
+//     per bucket, 2 KiB in all) instead of the state. For the buckets that
+//     differ each side sends the other its (key hash, record hash) pairs, 16
+//     bytes a record, and each sends back exactly the records the other lacks
+//     or holds in another state, over SendReliable in chunks of at most
+//     MaxChunkBytes. In-sync nodes exchange only the digests; during a burst
+//     of logins a round costs the pairs of the busy buckets, not their
+//     records.
 //  4. Reconnect: memberlist gives up on a member declared dead. A loop keeps
 //     re-joining failed members, and the configured join addresses while the
 //     node is alone, with exponential backoff, so partitions heal by

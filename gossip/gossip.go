@@ -402,6 +402,12 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			deltas = append(deltas, m.records...)
 		case kindRepair:
 			repairs = append(repairs, m.records...)
+		case kindHashes:
+			select {
+			case g.aeCh <- m:
+			default:
+				g.stats.dropped.Add(1) // the next push/pull will ask again
+			}
 		default:
 			g.stats.bad.Add(1)
 		}

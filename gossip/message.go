@@ -33,6 +33,10 @@ const (
 	kindRepair kind = 2
 	// kindDigest is the push/pull state: the sender's name and digest.
 	kindDigest kind = 3
+	// kindHashes answers a digest: for each bucket that differs, the
+	// sender's (key hash, record hash) pairs, so the receiver sends back only
+	// the records the sender lacks or holds in another state.
+	kindHashes kind = 4
 )
 
 // Decoding errors; each bad message is dropped and counted.
@@ -51,9 +55,20 @@ type message struct {
 	kind    kind
 	records []session.Record
 	from    string          // kindDigest
-	addr    string          // kindDigest: the sender's gossip host:port, if given
+	addr    string          // kindDigest, kindHashes: the sender's gossip host:port, if given
 	digest  *session.Digest // kindDigest
+	buckets []bucketHashes  // kindHashes
 }
+
+// bucketHashes are one bucket's records as a peer holds them: key hash to
+// record hash (the record's digest contribution).
+type bucketHashes struct {
+	bucket uint8
+	hashes map[uint64]uint64
+}
+
+// hashEntryBytes is the wire size of one (key hash, record hash) pair.
+const hashEntryBytes = 16
 
 // encodeRecord is the wire form of one record, reused for every peer.
 func encodeRecord(r session.Record) []byte {
@@ -114,6 +129,47 @@ func encodeDigest(from, addr string, d *session.Digest) []byte {
 	return append(b, ad...)
 }
 
+// encodeHashes frames bucket hashes in messages of at most MaxChunkBytes; a
+// bucket too large for one message is split over several (the receiver then
+// sends a few records twice, which merging absorbs).
+func encodeHashes(from, addr string, groups []bucketHashes) [][]byte {
+	name, ad := clip255(from), clip255(addr)
+	head := func() []byte {
+		b := make([]byte, 0, 4+len(name)+len(ad)+1024)
+		b = append(b, wireVersion, byte(kindHashes), byte(len(name)))
+		b = append(b, name...)
+		b = append(b, byte(len(ad)))
+		return append(b, ad...)
+	}
+	var out [][]byte
+	msg := head()
+	for _, g := range groups {
+		pairs := make([][2]uint64, 0, len(g.hashes))
+		for k, h := range g.hashes {
+			pairs = append(pairs, [2]uint64{k, h})
+		}
+		for {
+			room := (MaxChunkBytes - len(msg) - 5) / hashEntryBytes
+			if room <= 0 {
+				out, msg = append(out, msg), head()
+				continue
+			}
+			n := min(room, len(pairs))
+			msg = append(msg, g.bucket)
+			msg = binary.BigEndian.AppendUint32(msg, uint32(n))
+			for _, e := range pairs[:n] {
+				msg = binary.BigEndian.AppendUint64(msg, e[0])
+				msg = binary.BigEndian.AppendUint64(msg, e[1])
+			}
+			if pairs = pairs[n:]; len(pairs) == 0 {
+				break // an empty bucket is sent too: the peer then sends all of its
+			}
+			out, msg = append(out, msg), head()
+		}
+	}
+	return append(out, msg)
+}
+
 func clip255(s string) []byte {
 	if len(s) > 255 {
 		s = s[:255]
@@ -158,8 +214,47 @@ func decodeMessage(b []byte) (message, error) {
 		if rest := body[1+n+8*session.Buckets:]; len(rest) > 0 && len(rest) >= 1+int(rest[0]) {
 			m.addr = string(rest[1 : 1+int(rest[0])])
 		}
+	case kindHashes:
+		return decodeHashes(m, body)
 	default:
 		return message{}, fmt.Errorf("%w %d", errKind, m.kind)
+	}
+	return m, nil
+}
+
+func decodeHashes(m message, body []byte) (message, error) {
+	short := fmt.Errorf("decode hashes: %w", errTooShort)
+	str := func() (string, bool) {
+		if len(body) < 1 || len(body) < 1+int(body[0]) {
+			return "", false
+		}
+		s := string(body[1 : 1+int(body[0])])
+		body = body[1+int(body[0]):]
+		return s, true
+	}
+	var ok bool
+	if m.from, ok = str(); !ok {
+		return message{}, short
+	}
+	if m.addr, ok = str(); !ok {
+		return message{}, short
+	}
+	for len(body) > 0 {
+		if len(body) < 5 {
+			return message{}, short
+		}
+		g := bucketHashes{bucket: body[0]}
+		n := int(binary.BigEndian.Uint32(body[1:5]))
+		body = body[5:]
+		if n > len(body)/hashEntryBytes {
+			return message{}, short
+		}
+		g.hashes = make(map[uint64]uint64, n)
+		for i := 0; i < n; i++ {
+			g.hashes[binary.BigEndian.Uint64(body)] = binary.BigEndian.Uint64(body[8:])
+			body = body[hashEntryBytes:]
+		}
+		m.buckets = append(m.buckets, g)
 	}
 	return m, nil
 }

@@ -92,6 +92,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(encodeRecords(kindDelta, [][]byte{encodeRecord(session.Record{Session: &s})}))
 	var d session.Digest
 	f.Add(encodeDigest("node", "127.0.0.1:1", &d))
+	f.Add(encodeHashes("node", "127.0.0.1:1", []bucketHashes{{bucket: 3, hashes: map[uint64]uint64{1: 2, 3: 4}}})[0])
 	f.Add([]byte{1, 2, '{', '"', 'r', '"', ':', 'n', 'u', 'l', 'l', '}'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
@@ -114,5 +115,45 @@ func TestMessage_DigestWithoutAddress(t *testing.T) {
 	m, err := decodeMessage(b[:len(b)-1])
 	if err != nil || m.from != "old" || m.addr != "" {
 		t.Fatalf("decoded %+v, %v", m, err)
+	}
+}
+
+func TestMessage_Hashes(t *testing.T) {
+	big := bucketHashes{bucket: 7, hashes: map[uint64]uint64{}}
+	for i := uint64(1); i <= 40_000; i++ { // more than one message holds
+		big.hashes[i] = i * 3
+	}
+	groups := []bucketHashes{{bucket: 1, hashes: map[uint64]uint64{}}, big, {bucket: 9, hashes: map[uint64]uint64{5: 6}}}
+	msgs := encodeHashes("n0", "127.0.0.1:7946", groups)
+	if len(msgs) < 2 {
+		t.Fatalf("%d messages for 40,000 pairs", len(msgs))
+	}
+	got := map[uint8]map[uint64]uint64{}
+	for _, b := range msgs {
+		if len(b) > MaxChunkBytes {
+			t.Fatalf("message of %d bytes", len(b))
+		}
+		m, err := decodeMessage(b)
+		if err != nil || m.from != "n0" || m.addr != "127.0.0.1:7946" {
+			t.Fatalf("decoded %v, %v", m.from, err)
+		}
+		for _, g := range m.buckets {
+			if got[g.bucket] == nil {
+				got[g.bucket] = map[uint64]uint64{}
+			}
+			for k, v := range g.hashes {
+				got[g.bucket][k] = v
+			}
+		}
+	}
+	if len(got) != 3 || len(got[1]) != 0 || len(got[7]) != 40_000 || got[9][5] != 6 || got[7][1000] != 3000 {
+		t.Fatalf("round trip lost pairs: %d buckets, %d in bucket 7", len(got), len(got[7]))
+	}
+	// Truncations are refused, not misread.
+	b := msgs[len(msgs)-1]
+	for _, cut := range []int{3, 5, len(b) - 1} {
+		if _, err := decodeMessage(b[:cut]); err == nil {
+			t.Errorf("truncated at %d: accepted", cut)
+		}
 	}
 }

@@ -579,25 +579,60 @@ func (s *Store) Digest() Digest {
 	return s.mu.digest
 }
 
-// BucketRecords returns every replicated record in bucket b (local sessions
+// BucketEntry is one replicated record of a bucket: its key, the hash it
+// adds to the digest, and its stored encoding (the JSON of a Record, ready
+// to send).
+type BucketEntry struct {
+	Key  string
+	Hash uint64
+	Enc  []byte
+}
+
+// BucketEntries returns every replicated record in bucket b (local sessions
 // are left out: they never travel).
-func (s *Store) BucketRecords(b uint8) ([]Record, error) {
-	var out []Record
+func (s *Store) BucketEntries(b uint8) ([]BucketEntry, error) {
+	var out []BucketEntry
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord, b}, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var r Record
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+			key := string(it.Item().Key()[2:])
+			enc, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("read record: %w", err)
+			}
+			var local struct {
+				S *struct {
+					Local bool `json:"local"`
+				} `json:"s"`
+			}
+			if err := json.Unmarshal(enc, &local); err != nil {
 				return fmt.Errorf("decode record: %w", err)
 			}
-			if r.Replicated() {
-				out = append(out, r)
+			if local.S == nil || !local.S.Local {
+				out = append(out, BucketEntry{Key: key, Hash: recordHash(key, enc), Enc: enc})
 			}
 		}
 		return nil
 	})
 	return out, err
+}
+
+// BucketRecords returns every replicated record in bucket b, decoded.
+func (s *Store) BucketRecords(b uint8) ([]Record, error) {
+	entries, err := s.BucketEntries(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, 0, len(entries))
+	for _, e := range entries {
+		var r Record
+		if err := json.Unmarshal(e.Enc, &r); err != nil {
+			return nil, fmt.Errorf("decode record: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // Counts are the numbers of users and sessions (history included) held.

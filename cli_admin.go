@@ -116,40 +116,59 @@ func sessionsCommand() *cli.Command {
 }
 
 func sessionsList(c *cli.Context) error {
-	if _, err := wantArgs(c); err != nil {
-		return err
-	}
-	limit := c.Int("limit")
-	if limit < 0 {
-		return fmt.Errorf("--limit must be 0 or more; run 'ussync %s --help'", cmdName(c))
-	}
-	cl, err := apiClient(c)
+	cl, limit, err := listSetup(c)
 	if err != nil {
 		return err
 	}
 	q := node.SessionQuery{Email: c.String("email"), Site: c.String("site"), All: !c.Bool("active"), Oldest: c.Bool("oldest")}
 	var out node.SessionPage
-	out.Sessions = []node.SessionInfo{}
-	for {
-		q.Limit = 500
-		if limit > 0 {
-			q.Limit = min(500, limit-len(out.Sessions))
-		}
+	out.Sessions, out.Next, err = pageAll(limit, func(after string, n int) ([]node.SessionInfo, string, error) {
+		q.After, q.Limit = after, n
 		p, err := cl.Sessions(c.Context, q)
-		if err != nil {
-			return apiErr(err)
-		}
-		out.Sessions = append(out.Sessions, p.Sessions...)
-		out.Next = p.Next
-		if p.Next == "" || (limit > 0 && len(out.Sessions) >= limit) {
-			break
-		}
-		q.After = p.Next
+		return p.Sessions, p.Next, err
+	})
+	if err != nil {
+		return apiErr(err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, out)
 	}
 	return printSessions(c.App.Writer, out, c.Bool("wide"))
+}
+
+// listSetup checks a list command's arguments and --limit, and returns its
+// client and the limit (0: all).
+func listSetup(c *cli.Context) (*node.Client, int, error) {
+	if _, err := wantArgs(c); err != nil {
+		return nil, 0, err
+	}
+	limit := c.Int("limit")
+	if limit < 0 {
+		return nil, 0, fmt.Errorf("--limit must be 0 or more; run 'ussync %s --help'", cmdName(c))
+	}
+	cl, err := apiClient(c)
+	return cl, limit, err
+}
+
+// pageAll reads pages of up to 500 through fetch, following cursors, until
+// they run out or limit items are read (0: no limit). It returns the items
+// (never nil) and the cursor after them.
+func pageAll[T any](limit int, fetch func(after string, n int) ([]T, string, error)) ([]T, string, error) {
+	out, next := []T{}, ""
+	for {
+		n := 500
+		if limit > 0 {
+			n = min(500, limit-len(out))
+		}
+		page, after, err := fetch(next, n)
+		if err != nil {
+			return nil, "", err
+		}
+		out, next = append(out, page...), after
+		if next == "" || (limit > 0 && len(out) >= limit) {
+			return out, next, nil
+		}
+	}
 }
 
 // printSessions writes sessions as an aligned table for people.
@@ -253,31 +272,17 @@ func usersCommand() *cli.Command {
 }
 
 func usersList(c *cli.Context) error {
-	if _, err := wantArgs(c); err != nil {
-		return err
-	}
-	limit := c.Int("limit")
-	if limit < 0 {
-		return fmt.Errorf("--limit must be 0 or more; run 'ussync %s --help'", cmdName(c))
-	}
-	cl, err := apiClient(c)
+	cl, limit, err := listSetup(c)
 	if err != nil {
 		return err
 	}
-	out := node.UserPage{Users: []node.UserInfo{}}
-	for {
-		n := 500
-		if limit > 0 {
-			n = min(500, limit-len(out.Users))
-		}
-		p, err := cl.Users(c.Context, out.Next, n)
-		if err != nil {
-			return apiErr(err)
-		}
-		out.Users, out.Next = append(out.Users, p.Users...), p.Next
-		if p.Next == "" || (limit > 0 && len(out.Users) >= limit) {
-			break
-		}
+	var out node.UserPage
+	out.Users, out.Next, err = pageAll(limit, func(after string, n int) ([]node.UserInfo, string, error) {
+		p, err := cl.Users(c.Context, after, n)
+		return p.Users, p.Next, err
+	})
+	if err != nil {
+		return apiErr(err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, out)

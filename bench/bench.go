@@ -541,6 +541,9 @@ func withCluster(opts Options, f func(h *harness) error) (err error) {
 func newCluster(h *harness, opts Options) *nodetest.Cluster {
 	c := nodetest.New(h)
 	c.LogLevel = slog.LevelError
+	// The production default hand-off modes (nodetest offers every mode), so
+	// a login mints the tickets a deployment's would.
+	c.Configure = func(_ int, cfg *node.Config) { cfg.Sync.Modes = node.DefaultConfig().Sync.Modes }
 	c.TuneGossip = func(_ int, g *gossip.Config) { tuneTimers(opts.Timers, g) }
 	h.Cleanup(c.HTTP.CloseIdleConnections)
 	return c
@@ -817,7 +820,10 @@ func Propagation(ctx context.Context, n int, opts Options) ([]PropagationResult,
 		c := newCluster(h, opts)
 		// Configure runs for each member before its node starts: the hook is
 		// in place before any message can arrive.
-		c.Configure = func(i int, _ *node.Config) { c.Members[i].Observer = t.observer(i) }
+		c.Configure = func(i int, cfg *node.Config) {
+			cfg.Sync.Modes = node.DefaultConfig().Sync.Modes
+			c.Members[i].Observer = t.observer(i)
+		}
 		c.Start(n)
 		cl := newClient(h, c, 2)
 		users, err := registerUsers(ctx, c, cl, propUsers)

@@ -122,6 +122,7 @@ func (n *Node) Start(ctx context.Context) error {
 		TicketTTL:   time.Duration(n.cfg.Sync.TicketTTL),
 		BindIP:      n.cfg.Sync.BindIP,
 		HopInterval: time.Duration(n.cfg.Sync.HopInterval),
+		Modes:       n.cfg.Sync.Modes,
 		Members:     n.gossip.LiveMembers,
 		Log:         n.log,
 		Metrics:     n.metrics,

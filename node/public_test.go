@@ -249,7 +249,15 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("a sync URL shares its ticket with the chain", func(t *testing.T) {
+		// The chain above redeemed n2's ticket: the iframe URL holds the same.
+		if r := b.get(l.Sync.URLs[1].URL + "&m=iframe"); r.Status != http.StatusConflict || r.errorCode() != "ticket_replayed" || len(r.Header.Values("Set-Cookie")) != 0 {
+			t.Errorf("sync URL after the chain: %d %s", r.Status, r.Body)
+		}
+	})
+
 	t.Run("refusals set no cookie", func(t *testing.T) {
+		l := loginSync(t, c.Members[0], "ann@example.com", ret) // fresh tickets
 		forN1, forN2 := l.Sync.URLs[0].URL, l.Sync.URLs[1].URL
 		// n1's ticket presented to n2.
 		wrong := strings.Replace(forN1, "site-1.localhost", "site-2.localhost", 1)
@@ -590,5 +598,33 @@ func TestPublic_TLS(t *testing.T) {
 	r = b.get("http://site-0.localhost/ussync/v1/whoami", "Origin", "https://site-1.localhost")
 	if r.Header.Get("Access-Control-Allow-Origin") != "https://site-1.localhost" {
 		t.Errorf("CORS for the https site: %v", r.Header)
+	}
+}
+
+// TestPublic_LoginMintsTicketsForItsModes: a login answer carries only what
+// the site's modes can use; every ticket minted is a credential in flight.
+func TestPublic_LoginMintsTicketsForItsModes(t *testing.T) {
+	for _, tc := range []struct {
+		modes       []string
+		urls, chain bool
+	}{
+		{[]string{node.ModeChain}, false, true},
+		{[]string{node.ModeIframe}, true, false},
+		{[]string{node.ModeLazy}, false, false},
+		{[]string{node.ModeChain, node.ModeIframe}, true, true},
+	} {
+		t.Run(strings.Join(tc.modes, "+"), func(t *testing.T) {
+			c := nodetest.New(t)
+			c.Configure = func(_ int, cfg *node.Config) { cfg.Sync.Modes = tc.modes }
+			c.Start(3)
+			register(t, c, 0, "ann@example.com")
+			l := loginSync(t, c.Members[0], "ann@example.com", "")
+			if got := len(l.Sync.URLs) == 2; got != tc.urls || (!tc.urls && len(l.Sync.URLs) != 0) {
+				t.Errorf("sync urls %+v, want them: %v", l.Sync.URLs, tc.urls)
+			}
+			if got := l.Sync.Chain != ""; got != tc.chain {
+				t.Errorf("chain %q, want one: %v", l.Sync.Chain, tc.chain)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,10 @@ type handoffConfig struct {
 	Log *slog.Logger
 	// Metrics receives the hand-off counters. Nil makes a private set.
 	Metrics *Metrics
+	// Modes are the hand-off modes this site offers (sync.modes): a login
+	// answer holds a chain only with "chain", sync URLs only with "iframe",
+	// and neither with "lazy" alone. Nil offers chain and iframe both.
+	Modes []string
 	// OnUnknownUser is site.on_unknown_user: redeeming a ticket for a user
 	// this site does not know creates it ("create", the default when empty)
 	// or is refused ("reject"). See siteUsers.
@@ -540,7 +545,8 @@ func (h *handoff) returnTo(raw string) (string, error) {
 func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP, ret string) ([]syncURL, string, error) {
 	urls := []syncURL{}
 	others := h.sites()[1:]
-	if len(others) == 0 {
+	chain, iframe := h.offers(ModeChain), h.offers(ModeIframe)
+	if len(others) == 0 || (!chain && !iframe) {
 		return urls, "", nil
 	}
 	bind := h.clientBinding(clientIP)
@@ -548,19 +554,30 @@ func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP
 	if err != nil {
 		return []syncURL{}, "", err
 	}
-	chain := make([]string, 0, len(others))
+	// One ticket per site, shared by its sync URL and the chain: a browser
+	// takes one way or the other, and a ticket is good for one redemption
+	// anyway. Every ticket minted is a credential in flight: mint no more
+	// than the modes can use.
+	tickets := make([]string, 0, len(others))
 	for _, o := range others {
 		tk, err := h.sealPayload(o.Name, s.ID, payload, token, bind)
 		if err != nil {
 			return []syncURL{}, "", err
 		}
-		urls = append(urls, syncURL{Site: o.Name, URL: syncLink(o, tk, nil, "")})
-		if tk, err = h.sealPayload(o.Name, s.ID, payload, token, bind); err != nil {
-			return []syncURL{}, "", err
+		tickets = append(tickets, tk)
+		if iframe {
+			urls = append(urls, syncURL{Site: o.Name, URL: syncLink(o, tk, nil, "")})
 		}
-		chain = append(chain, tk)
 	}
-	return urls, syncLink(others[0], chain[0], chain[1:], ret), nil
+	if !chain {
+		return urls, "", nil
+	}
+	return urls, syncLink(others[0], tickets[0], tickets[1:], ret), nil
+}
+
+// offers reports whether this site offers a hand-off mode.
+func (h *handoff) offers(mode string) bool {
+	return h.Modes == nil || slices.Contains(h.Modes, mode)
 }
 
 // chainNext is where a chain goes after this hop: the sync URL of the next

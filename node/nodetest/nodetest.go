@@ -131,6 +131,8 @@ func (c *Cluster) config(m *Member) node.Config {
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.API.Token = c.Token
 	cfg.Public.Listen = "127.0.0.1:0"
+	// Every hand-off mode, so login answers carry both sync URLs and a chain.
+	cfg.Sync.Modes = []string{node.ModeChain, node.ModeLazy, node.ModeIframe}
 	cfg.Version = "test"
 	for _, o := range c.Members {
 		if o != m && o.Node != nil && o.GossipAddr() != "" {

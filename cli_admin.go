@@ -79,6 +79,12 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// adminCommand is a subcommand that takes positional arguments and only the
+// API flags.
+func adminCommand(name, args, usage string, action cli.ActionFunc) *cli.Command {
+	return &cli.Command{Name: name, Usage: usage, ArgsUsage: args, OnUsageError: adminUsageError, Flags: apiFlags(), Action: action}
+}
+
 func sessionsCommand() *cli.Command {
 	return &cli.Command{
 		Name:            "sessions",
@@ -103,14 +109,7 @@ func sessionsCommand() *cli.Command {
 				),
 				Action: sessionsList,
 			},
-			{
-				Name:         "revoke",
-				Usage:        "end a session on every site, as an administrator (end reason \"admin\")",
-				ArgsUsage:    "ID",
-				OnUsageError: adminUsageError,
-				Flags:        apiFlags(),
-				Action:       sessionsRevoke,
-			},
+			adminCommand("revoke", "ID", "end a session on every site, as an administrator (end reason \"admin\")", sessionsRevoke),
 		},
 	}
 }
@@ -237,9 +236,6 @@ func sessionsRevoke(c *cli.Context) error {
 }
 
 func usersCommand() *cli.Command {
-	email := func(name, usage string, action cli.ActionFunc) *cli.Command {
-		return &cli.Command{Name: name, Usage: usage, ArgsUsage: "EMAIL", OnUsageError: adminUsageError, Flags: apiFlags(), Action: action}
-	}
 	return &cli.Command{
 		Name:            "users",
 		Usage:           "manage users, through a node's private API",
@@ -256,17 +252,10 @@ func usersCommand() *cli.Command {
 				),
 				Action: usersList,
 			},
-			email("logout-everywhere", "end every session of a user, on every site", usersLogoutEverywhere),
-			email("verify", "mark a user's e-mail verified, as an administrator", usersVerify(true)),
-			email("unverify", "clear a user's verification: their next logins stay on their own site", usersVerify(false)),
-			{
-				Name:         "rename",
-				Usage:        "move a user to a new e-mail address; the old one is logged out everywhere",
-				ArgsUsage:    "OLD NEW",
-				OnUsageError: adminUsageError,
-				Flags:        apiFlags(),
-				Action:       usersRename,
-			},
+			adminCommand("logout-everywhere", "EMAIL", "end every session of a user, on every site", usersLogoutEverywhere),
+			adminCommand("verify", "EMAIL", "mark a user's e-mail verified, as an administrator", usersVerify(true)),
+			adminCommand("unverify", "EMAIL", "clear a user's verification: their next logins stay on their own site", usersVerify(false)),
+			adminCommand("rename", "OLD NEW", "move a user to a new e-mail address; the old one is logged out everywhere", usersRename),
 		},
 	}
 }

@@ -251,30 +251,16 @@ func (s *site) home(w http.ResponseWriter, r *http.Request) {
 func (s *site) login(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
-	if !s.checkCSRF(r) {
-		s.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Reload the page and try again.")
+	email, ok := s.postedEmail(w, r, "Enter an e-mail address.")
+	if !ok {
 		return
 	}
-	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
-	if email == "" {
-		s.fail(w, r, http.StatusBadRequest, "Enter an e-mail address.")
+	u, found, ok := s.findUser(ctx, w, r, email)
+	if !ok {
 		return
 	}
-	u, err := s.api.User(ctx, email)
-	switch apiStatus(err) {
-	case 0:
-		if err != nil {
-			s.nodeDown(w, err)
-			return
-		}
-	case http.StatusNotFound:
+	if !found {
 		s.fail(w, r, http.StatusNotFound, fmt.Sprintf("There is no account for %s. Pick a demo user, or register the address below.", email))
-		return
-	case http.StatusBadRequest:
-		s.fail(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a valid e-mail address.", email))
-		return
-	default:
-		s.nodeDown(w, err)
 		return
 	}
 	s.startSession(ctx, w, r, u)
@@ -285,16 +271,11 @@ func (s *site) login(w http.ResponseWriter, r *http.Request) {
 func (s *site) register(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
-	if !s.checkCSRF(r) {
-		s.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Reload the page and try again.")
+	email, ok := s.postedEmail(w, r, "Enter the e-mail address to register.")
+	if !ok {
 		return
 	}
-	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	if email == "" {
-		s.fail(w, r, http.StatusBadRequest, "Enter the e-mail address to register.")
-		return
-	}
 	if name == "" {
 		name = loginName(email)
 	}
@@ -302,21 +283,12 @@ func (s *site) register(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "That name is too long.")
 		return
 	}
-	_, err := s.api.User(ctx, email)
-	switch apiStatus(err) {
-	case 0:
-		if err != nil {
-			s.nodeDown(w, err)
-			return
-		}
+	_, found, ok := s.findUser(ctx, w, r, email)
+	if !ok {
+		return
+	}
+	if found {
 		s.fail(w, r, http.StatusConflict, fmt.Sprintf("%s is already registered: log in instead.", email))
-		return
-	case http.StatusNotFound:
-	case http.StatusBadRequest:
-		s.fail(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a valid e-mail address.", email))
-		return
-	default:
-		s.nodeDown(w, err)
 		return
 	}
 	login := loginName(email)
@@ -330,6 +302,39 @@ func (s *site) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.startSession(ctx, w, r, u)
+}
+
+// postedEmail checks a form's CSRF token and returns the e-mail it posted,
+// lower-cased; when it returns false the answer is written (missing is the
+// message for an empty field).
+func (s *site) postedEmail(w http.ResponseWriter, r *http.Request, missing string) (string, bool) {
+	if !s.checkCSRF(r) {
+		s.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Reload the page and try again.")
+		return "", false
+	}
+	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
+	if email == "" {
+		s.fail(w, r, http.StatusBadRequest, missing)
+		return "", false
+	}
+	return email, true
+}
+
+// findUser looks a user up on the node: found tells whether it exists. When
+// ok is false the answer (an invalid address, the node down) is written.
+func (s *site) findUser(ctx context.Context, w http.ResponseWriter, r *http.Request, email string) (u node.UserInfo, found, ok bool) {
+	u, err := s.api.User(ctx, email)
+	switch {
+	case err == nil:
+		return u, true, true
+	case apiStatus(err) == http.StatusNotFound:
+		return u, false, true
+	case apiStatus(err) == http.StatusBadRequest:
+		s.fail(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a valid e-mail address.", email))
+	default:
+		s.nodeDown(w, err)
+	}
+	return u, false, false
 }
 
 // startSession logs u in: POST /v1/sessions, the site's own cookie, then

@@ -18,24 +18,6 @@ import (
 
 const testAPIToken = "test-api-token-0123456789abcdef"
 
-// manualClock is a wall clock the test moves by hand.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // publishLog records what the API hands to gossip.
 type publishLog struct {
 	mu    sync.Mutex
@@ -83,7 +65,7 @@ type apiEnv struct {
 	t       testing.TB
 	srv     *httptest.Server
 	store   *session.Store
-	clock   *manualClock
+	clock   *session.ManualClock
 	pub     *publishLog
 	logs    *syncBuffer
 	metrics *Metrics
@@ -93,7 +75,7 @@ func newAPIEnv(t testing.TB, mod ...func(*apiDeps)) *apiEnv {
 	t.Helper()
 	e := &apiEnv{
 		t:       t,
-		clock:   &manualClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
+		clock:   session.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
 		pub:     &publishLog{},
 		logs:    &syncBuffer{},
 		metrics: NewMetrics(),

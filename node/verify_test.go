@@ -24,25 +24,8 @@ import (
 
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
+	"github.com/ussync/ussync/session"
 )
-
-// verifyClock is the store's wall clock, moved by hand.
-type verifyClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *verifyClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *verifyClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // lockedBuffer collects a node's log.
 type lockedBuffer struct {
@@ -68,7 +51,7 @@ type verifyEnv struct {
 	t     *testing.T
 	n     *node.Node
 	sink  *node.SMTPSink
-	clock *verifyClock
+	clock *session.ManualClock
 	logs  *lockedBuffer
 	token string
 	http  *http.Client
@@ -104,7 +87,7 @@ func newVerifyEnv(t *testing.T, sink *node.SMTPSink, mods ...func(*node.Config))
 	e := &verifyEnv{
 		t:     t,
 		sink:  sink,
-		clock: &verifyClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
+		clock: session.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
 		logs:  &lockedBuffer{},
 		token: "verify-test-token-0123456789",
 		http: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {

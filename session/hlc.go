@@ -85,3 +85,35 @@ func (c *Clock) Last() HLC {
 	defer c.mu.Unlock()
 	return c.mu.last
 }
+
+// ManualClock is a wall clock moved by hand, for tests that drive expiry,
+// retention and rate limits (as cockroach's hlc.ManualClock). Pass its Now
+// as Options.Now. It is safe for concurrent use.
+type ManualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewManualClock returns a clock stopped at t.
+func NewManualClock(t time.Time) *ManualClock { return &ManualClock{now: t} }
+
+// Now is the clock's time.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Set moves the clock to t.
+func (c *ManualClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+// Add moves the clock by d.
+func (c *ManualClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}

@@ -71,7 +71,7 @@ func idsOf(ss []Session, keep func(Session) bool) []string {
 }
 
 func TestStore_ListSessions(t *testing.T) {
-	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, t.TempDir(), mt.Now)
 	defer s.Close()
 	all := fillList(t, s, 230)
@@ -134,11 +134,11 @@ func TestStore_ListSessions(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("active after revocation %v, want %v", short(got), short(want))
 		}
-		mt.t = time.UnixMilli(2_000_000)
+		mt.Set(time.UnixMilli(2_000_000))
 		if got := listIDs(t, s, SessionFilter{Active: true}); len(got) != 0 {
 			t.Fatalf("%d active after expiry", len(got))
 		}
-		mt.t = time.UnixMilli(1_000_000)
+		mt.Set(time.UnixMilli(1_000_000))
 	})
 
 	t.Run("a bad cursor", func(t *testing.T) {
@@ -170,7 +170,7 @@ func short(ids []string) []string {
 func TestStore_ListSessionsWhileAdding(t *testing.T) {
 	for _, oldestFirst := range []bool{false, true} {
 		t.Run(fmt.Sprintf("oldest=%v", oldestFirst), func(t *testing.T) {
-			mt := &manualTime{t: time.UnixMilli(1_000_000)}
+			mt := NewManualClock(time.UnixMilli(1_000_000))
 			s := openStore(t, "", mt.Now)
 			defer s.Close()
 			all := fillList(t, s, 100)
@@ -230,7 +230,7 @@ func TestStore_ListSessionsWhileAdding(t *testing.T) {
 // TestStore_ListSessionsScanBudget: a filter that matches little costs a
 // bounded page, and the cursors still lead through every match.
 func TestStore_ListSessionsScanBudget(t *testing.T) {
-	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, "", mt.Now)
 	defer s.Close()
 	var recs []Record
@@ -334,7 +334,7 @@ func indexKeys(t *testing.T, s *Store) map[byte]int {
 }
 
 func TestStore_SweepRemovesIndexEntries(t *testing.T) {
-	mt := &manualTime{t: time.UnixMilli(10_000_000)}
+	mt := NewManualClock(time.UnixMilli(10_000_000))
 	s := openStore(t, t.TempDir(), mt.Now) // retention: 1 h
 	defer s.Close()
 	ended := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
@@ -346,7 +346,7 @@ func TestStore_SweepRemovesIndexEntries(t *testing.T) {
 	if k := indexKeys(t, s); k[prefixAll] != 2 || k[prefixIndex] != 2 || k[prefixEnd] != 2 {
 		t.Fatalf("index keys before the sweep: %v", k)
 	}
-	mt.t = time.UnixMilli(9_500_000 + time.Hour.Milliseconds())
+	mt.Set(time.UnixMilli(9_500_000 + time.Hour.Milliseconds()))
 	if n, err := s.Sweep(context.Background()); err != nil || n != 1 {
 		t.Fatalf("sweep = %d, %v", n, err)
 	}
@@ -365,7 +365,7 @@ func TestStore_SweepRemovesIndexEntries(t *testing.T) {
 // left it (no listing index, no entries) and finds the listings complete.
 func TestStore_IndexesBuiltForOldStores(t *testing.T) {
 	dir := t.TempDir()
-	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, dir, mt.Now)
 	all := fillList(t, s, 40)
 	u := User{Email: "u0@example.com", Login: Set("u0", MakeHLC(1, 0), "n")}

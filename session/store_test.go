@@ -11,10 +11,6 @@ import (
 	"pgregory.net/rapid"
 )
 
-type manualTime struct{ t time.Time }
-
-func (m *manualTime) Now() time.Time { return m.t }
-
 func openStore(t testing.TB, dir string, now func() time.Time) *Store {
 	t.Helper()
 	s, err := Open(Options{Dir: dir, InMemory: dir == "", Now: now, Retention: time.Hour})
@@ -136,7 +132,7 @@ func newSession(id, email string, created HLC, expires int64) Record {
 }
 
 func TestStore_Apply(t *testing.T) {
-	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, t.TempDir(), mt.Now)
 	defer s.Close()
 
@@ -178,7 +174,7 @@ func TestStore_Apply(t *testing.T) {
 }
 
 func TestStore_LateLoginStaysRevoked(t *testing.T) {
-	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, t.TempDir(), mt.Now)
 	defer s.Close()
 	// A node logged ann in at 900; another node logged her out everywhere at
@@ -206,7 +202,7 @@ func TestStore_LateLoginStaysRevoked(t *testing.T) {
 }
 
 func TestStore_UserSessionsNewestFirst(t *testing.T) {
-	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, t.TempDir(), mt.Now)
 	defer s.Close()
 	for i := 0; i < 5; i++ {
@@ -240,7 +236,7 @@ func TestStore_UserSessionsNewestFirst(t *testing.T) {
 
 func TestStore_ReopenKeepsStateAndDigest(t *testing.T) {
 	dir := t.TempDir()
-	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, dir, mt.Now)
 	u := User{Email: "ann@example.com", Login: Set("ann", MakeHLC(999_000, 0), "shop")}
 	if _, err := s.Apply(Record{User: &u}, newSession("s1", "ann@example.com", MakeHLC(999_001, 0), 2_000_000)); err != nil {
@@ -270,7 +266,7 @@ func TestStore_ReopenKeepsStateAndDigest(t *testing.T) {
 }
 
 func TestStore_Sweep(t *testing.T) {
-	mt := &manualTime{t: time.UnixMilli(10_000_000)}
+	mt := NewManualClock(time.UnixMilli(10_000_000))
 	s := openStore(t, t.TempDir(), mt.Now) // retention: 1 h
 	defer s.Close()
 	ended := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
@@ -282,7 +278,7 @@ func TestStore_Sweep(t *testing.T) {
 	if n, err := s.Sweep(context.Background()); err != nil || n != 0 {
 		t.Fatalf("sweep before retention: %d, %v", n, err)
 	}
-	mt.t = time.UnixMilli(9_500_000 + time.Hour.Milliseconds())
+	mt.Set(time.UnixMilli(9_500_000 + time.Hour.Milliseconds()))
 	n, err := s.Sweep(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("sweep = %d, %v; want 1", n, err)
@@ -309,23 +305,23 @@ func TestStore_Sweep(t *testing.T) {
 }
 
 func TestStore_UseOnce(t *testing.T) {
-	mt := &manualTime{t: time.Now()}
+	mt := NewManualClock(time.Now())
 	s := openStore(t, t.TempDir(), mt.Now)
 	defer s.Close()
-	exp := mt.t.Add(time.Minute)
+	exp := mt.Now().Add(time.Minute)
 	if first, err := s.UseOnce("ticket-1", exp); err != nil || !first {
 		t.Fatalf("first use = %v, %v", first, err)
 	}
 	if first, err := s.UseOnce("ticket-1", exp); err != nil || first {
 		t.Fatalf("replay = %v, %v", first, err)
 	}
-	if first, _ := s.UseOnce("ticket-2", mt.t.Add(-time.Second)); first {
+	if first, _ := s.UseOnce("ticket-2", mt.Now().Add(-time.Second)); first {
 		t.Fatal("expired ticket accepted")
 	}
 }
 
 func TestStore_LocalSessionsStayOut(t *testing.T) {
-	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, t.TempDir(), mt.Now)
 	defer s.Close()
 	empty := s.Digest()
@@ -399,7 +395,7 @@ func TestStore_ConcurrentApply(t *testing.T) {
 }
 
 func TestStore_Local(t *testing.T) {
-	mt := &manualTime{t: time.UnixMilli(1_000_000)}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, t.TempDir(), mt.Now)
 	defer s.Close()
 	empty := s.Digest()

@@ -2,15 +2,9 @@ package node
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -327,44 +321,13 @@ func TestMailTemplates(t *testing.T) {
 	})
 }
 
-// selfSigned returns a TLS server config for 127.0.0.1 and a client
-// config that trusts it.
-func selfSigned(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	client = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	return server, client
-}
-
 func TestMailer_Send(t *testing.T) {
 	msg := renderedMail{Subject: "Your verification code", Text: "code 123456\n", HTML: "<p>code 123456</p>"}
 	const user, password = "relay-user", "s3cret-smtp-passw0rd"
 
 	t.Run("STARTTLS mandatory, AUTH PLAIN over TLS", func(t *testing.T) {
-		srvTLS, cliTLS := selfSigned(t)
+		tc := NewTestCert(t)
+		srvTLS, cliTLS := tc.Server, &tls.Config{RootCAs: tc.Roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 		sink := NewSMTPSink(t, SinkAuth(user, password), sinkTLS(srvTLS))
 		cfg := sink.SMTPSection()
 		cfg.StartTLS = StartTLSMandatory

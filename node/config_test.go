@@ -122,22 +122,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"log.level", func(c *Config) { c.Log.Level = "loud" }},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }},
 	}
-	for _, tt := range tests {
-		c := validConfig(t)
-		tt.mutate(&c)
-		err := c.Validate()
-		t.Run(fmt.Sprintf("%s/%v", tt.field, err), func(t *testing.T) {
-			if err == nil {
-				t.Fatalf("Validate() = nil, want an error naming %s", tt.field)
-			}
-			if !strings.HasPrefix(err.Error(), tt.field) {
-				t.Errorf("Validate() = %q, want it to start with %q", err, tt.field)
-			}
-			if strings.Contains(err.Error(), "c2VjcmV0") || strings.Contains(err.Error(), "0123456789abcdef") {
-				t.Errorf("error %q holds a secret", err)
-			}
-		})
-	}
+	checkRefusals(t, validConfig, tests, "c2VjcmV0", "0123456789abcdef")
 
 	t.Run("accepts", func(t *testing.T) {
 		c := validConfig(t)
@@ -498,22 +483,7 @@ func TestConfig_SMTPAndVerification(t *testing.T) {
 		{"verification.resend_interval", func(c *Config) { c.Verification.ResendInterval = -1 }},
 		{"verification.max_sends_per_hour", func(c *Config) { c.Verification.MaxSendsPerHour = 0 }},
 	}
-	for _, tt := range tests {
-		c := withSMTP(t)
-		tt.mutate(&c)
-		err := c.Validate()
-		t.Run(fmt.Sprintf("%s/%v", tt.field, err), func(t *testing.T) {
-			if err == nil {
-				t.Fatalf("Validate() = nil, want an error naming %s", tt.field)
-			}
-			if !strings.HasPrefix(err.Error(), tt.field) {
-				t.Errorf("Validate() = %q, want it to start with %q", err, tt.field)
-			}
-			if strings.Contains(err.Error(), password) {
-				t.Errorf("error %q holds the password", err)
-			}
-		})
-	}
+	checkRefusals(t, withSMTP, tests, password)
 
 	t.Run("accepts", func(t *testing.T) {
 		c := withSMTP(t)
@@ -605,4 +575,36 @@ verification:
 			t.Errorf("a port that is not a number: %v", err)
 		}
 	})
+}
+
+// refusal is a change that makes a valid config invalid, and the field the
+// error must name.
+type refusal = struct {
+	field  string
+	mutate func(*Config)
+}
+
+// checkRefusals applies each change to a fresh valid config (from base) and
+// checks that Validate refuses it naming the field, without quoting any of
+// the secrets.
+func checkRefusals(t *testing.T, base func(*testing.T) Config, tests []refusal, secrets ...string) {
+	t.Helper()
+	for _, tt := range tests {
+		c := base(t)
+		tt.mutate(&c)
+		err := c.Validate()
+		t.Run(fmt.Sprintf("%s/%v", tt.field, err), func(t *testing.T) {
+			if err == nil {
+				t.Fatalf("Validate() = nil, want an error naming %s", tt.field)
+			}
+			if !strings.HasPrefix(err.Error(), tt.field) {
+				t.Errorf("Validate() = %q, want it to start with %q", err, tt.field)
+			}
+			for _, secret := range secrets {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q holds a secret", err)
+				}
+			}
+		})
+	}
 }

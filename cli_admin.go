@@ -135,18 +135,29 @@ func sessionsList(c *cli.Context) error {
 	return printSessions(c.App.Writer, out, c.Bool("wide"))
 }
 
+// argsClient checks a command's positional arguments (see wantArgs) and
+// returns them with the command's API client.
+func argsClient(c *cli.Context, names ...string) ([]string, *node.Client, error) {
+	a, err := wantArgs(c, names...)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := apiClient(c)
+	return a, cl, err
+}
+
 // listSetup checks a list command's arguments and --limit, and returns its
 // client and the limit (0: all).
 func listSetup(c *cli.Context) (*node.Client, int, error) {
-	if _, err := wantArgs(c); err != nil {
+	_, cl, err := argsClient(c)
+	if err != nil {
 		return nil, 0, err
 	}
 	limit := c.Int("limit")
 	if limit < 0 {
 		return nil, 0, fmt.Errorf("--limit must be 0 or more; run 'ussync %s --help'", cmdName(c))
 	}
-	cl, err := apiClient(c)
-	return cl, limit, err
+	return cl, limit, nil
 }
 
 // pageAll reads pages of up to 500 through fetch, following cursors, until
@@ -215,11 +226,7 @@ func dash(s string) string {
 }
 
 func sessionsRevoke(c *cli.Context) error {
-	a, err := wantArgs(c, "ID")
-	if err != nil {
-		return err
-	}
-	cl, err := apiClient(c)
+	a, cl, err := argsClient(c, "ID")
 	if err != nil {
 		return err
 	}
@@ -299,11 +306,7 @@ func usersList(c *cli.Context) error {
 }
 
 func usersLogoutEverywhere(c *cli.Context) error {
-	a, err := wantArgs(c, "EMAIL")
-	if err != nil {
-		return err
-	}
-	cl, err := apiClient(c)
+	a, cl, err := argsClient(c, "EMAIL")
 	if err != nil {
 		return err
 	}
@@ -319,11 +322,7 @@ func usersLogoutEverywhere(c *cli.Context) error {
 // exist: an administrator's typo creates no one.
 func usersVerify(ok bool) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		a, err := wantArgs(c, "EMAIL")
-		if err != nil {
-			return err
-		}
-		cl, err := apiClient(c)
+		a, cl, err := argsClient(c, "EMAIL")
 		if err != nil {
 			return err
 		}
@@ -351,11 +350,7 @@ func usersVerify(ok bool) cli.ActionFunc {
 }
 
 func usersRename(c *cli.Context) error {
-	a, err := wantArgs(c, "OLD", "NEW")
-	if err != nil {
-		return err
-	}
-	cl, err := apiClient(c)
+	a, cl, err := argsClient(c, "OLD", "NEW")
 	if err != nil {
 		return err
 	}

@@ -474,20 +474,19 @@ func sessionPayload(s *session.Session, u *session.User) ([]byte, error) {
 
 // sealPayload seals a session ticket for target around an encoded payload.
 func (h *handoff) sealPayload(target, sessionID string, payload []byte, token, clientIP string) (string, error) {
-	now := h.now()
-	tk, err := h.Keyring.SealTicket(crypto.Ticket{
-		Target:    target,
-		SessionID: sessionID,
-		Token:     token,
-		ClientIP:  clientIP,
-		IssuedAt:  now,
-		ExpiresAt: now.Add(h.TicketTTL),
-		Payload:   payload,
-	})
+	return h.seal("session", crypto.Ticket{Target: target, SessionID: sessionID, Token: token, ClientIP: clientIP, Payload: payload})
+}
+
+// seal stamps t with this node's clock and sync.ticket_ttl, seals it and
+// counts it under kind.
+func (h *handoff) seal(kind string, t crypto.Ticket) (string, error) {
+	t.IssuedAt = h.now()
+	t.ExpiresAt = t.IssuedAt.Add(h.TicketTTL)
+	tk, err := h.Keyring.SealTicket(t)
 	if err != nil {
 		return "", err
 	}
-	h.issued.WithLabelValues("session").Inc()
+	h.issued.WithLabelValues(kind).Inc()
 	return tk, nil
 }
 
@@ -498,19 +497,7 @@ func (h *handoff) sealHop(ret string, ask []string, clientIP string) (string, er
 	if err != nil {
 		return "", err
 	}
-	now := h.now()
-	tk, err := h.Keyring.SealTicket(crypto.Ticket{
-		Target:    h.Name,
-		ClientIP:  clientIP,
-		IssuedAt:  now,
-		ExpiresAt: now.Add(h.TicketTTL),
-		Payload:   payload,
-	})
-	if err != nil {
-		return "", err
-	}
-	h.issued.WithLabelValues(ticketKindHop).Inc()
-	return tk, nil
+	return h.seal(ticketKindHop, crypto.Ticket{Target: h.Name, ClientIP: clientIP, Payload: payload})
 }
 
 // syncLink is the sync URL of ticket on site s, with the rest of a chain

@@ -59,6 +59,19 @@ func (a *api) lookupUser(email string) (session.User, bool, error) {
 	return u, true, nil
 }
 
+// applyTo makes the change to u (a new user, given its creation time, when
+// not known), every write stamped at by node by; it reports whether u
+// changed.
+func (c userChange) applyTo(u *session.User, known bool, at session.HLC, by string) bool {
+	changed := !known
+	if !known {
+		u.Created = at
+	}
+	changed = setRegister(&u.Login, c.Login, at, by) || changed
+	changed = setRegister(&u.DisplayName, c.DisplayName, at, by) || changed
+	return setRegister(&u.Verified, c.Verified, at, by) || changed
+}
+
 // setRegister sets r to v written at at by this node, when v is given and
 // differs; it reports whether it did.
 func setRegister[T comparable](r *session.Register[T], v *T, at session.HLC, by string) bool {
@@ -180,15 +193,7 @@ func (a *api) updateUser(email string, c userChange) (session.User, error) {
 	if u.MovedTo.V != "" {
 		return u, errUserMoved(&u)
 	}
-	at := a.Store.Clock().Now()
-	changed := !known
-	if !known {
-		u.Created = at
-	}
-	changed = setRegister(&u.Login, c.Login, at, a.Name) || changed
-	changed = setRegister(&u.DisplayName, c.DisplayName, at, a.Name) || changed
-	changed = setRegister(&u.Verified, c.Verified, at, a.Name) || changed
-	if changed {
+	if c.applyTo(&u, known, a.Store.Clock().Now(), a.Name) {
 		merged, err := a.apply(session.Record{User: &u})
 		if err != nil {
 			return u, err
@@ -291,12 +296,7 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 	// Taken after reading the user: the clock has observed its
 	// RevokedBefore, so the session is created after it.
 	at := a.Store.Clock().Now()
-	userChanged := !known
-	if !known {
-		u.Created = at
-	}
-	userChanged = setRegister(&u.Login, req.Login, at, a.Name) || userChanged
-	userChanged = setRegister(&u.DisplayName, req.DisplayName, at, a.Name) || userChanged
+	userChanged := userChange{Login: req.Login, DisplayName: req.DisplayName}.applyTo(&u, known, at, a.Name)
 	s := session.Session{
 		ID:        id,
 		Email:     email,

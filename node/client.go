@@ -289,16 +289,6 @@ func (c *Client) Session(ctx context.Context, id string) (SessionInfo, error) {
 	return sc.Session, err
 }
 
-// SessionCheck is the answer of the session check.
-type SessionCheck struct {
-	Session SessionInfo `json:"session"`
-	// NewUser is set while the session's user is unknown to this site:
-	// the session came by a ticket and this site's backend has not PUT the
-	// user yet (site.on_unknown_user: create). The site adds the user to
-	// its own user list and PUTs it, which clears the flag.
-	NewUser bool `json:"new_user"`
-}
-
 // CheckSession is Session with the whole answer of the check, new_user
 // included.
 func (c *Client) CheckSession(ctx context.Context, id string) (SessionCheck, error) {

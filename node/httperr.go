@@ -121,7 +121,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeSession answers {"session":v} with the status.
 func writeSession(w http.ResponseWriter, status int, v *SessionInfo) {
-	writeJSON(w, status, struct {
-		Session *SessionInfo `json:"session"`
-	}{v})
+	writeJSON(w, status, SessionCheck{Session: *v})
 }

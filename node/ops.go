@@ -376,11 +376,7 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 		gone := v // only this copy escapes: the happy path stays on the stack
 		return goneError(state, &gone)
 	}
-	if a.newUserSession(s.ID) {
-		writeNewUserSession(w, &v)
-		return nil
-	}
-	writeSession(w, http.StatusOK, &v)
+	writeJSON(w, http.StatusOK, SessionCheck{Session: v, NewUser: a.newUserSession(s.ID)})
 	return nil
 }
 

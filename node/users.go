@@ -484,12 +484,3 @@ func (k *siteUsers) isNew(id string) bool {
 func (a *api) newUserSession(id string) bool {
 	return a.Handoff != nil && a.Handoff.users != nil && a.Handoff.users.isNew(id)
 }
-
-// writeNewUserSession answers a session check for a new user's session:
-// {"session":v,"new_user":true}.
-func writeNewUserSession(w http.ResponseWriter, v *SessionInfo) {
-	writeJSON(w, http.StatusOK, struct {
-		Session *SessionInfo `json:"session"`
-		NewUser bool         `json:"new_user"`
-	}{v, true})
-}

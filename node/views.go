@@ -57,6 +57,17 @@ func newSessionView(s *session.Session, u *session.User, now time.Time) (Session
 	return v, state
 }
 
+// SessionCheck is the answer of the session check (and, without NewUser,
+// of the other calls that answer one session).
+type SessionCheck struct {
+	Session SessionInfo `json:"session"`
+	// NewUser is set while the session's user is unknown to this site:
+	// the session came by a ticket and this site's backend has not PUT the
+	// user yet (site.on_unknown_user: create). The site adds the user to
+	// its own user list and PUTs it, which clears the flag.
+	NewUser bool `json:"new_user,omitempty"`
+}
+
 // UserInfo is a user as the private API shows it (the server encodes it,
 // Client decodes it). Times are RFC 3339 in UTC.
 type UserInfo struct {

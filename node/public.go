@@ -537,11 +537,7 @@ func (p *public) hop(w http.ResponseWriter, r *http.Request, pr *publicReq) erro
 // browser's session to the asking site if it has one here, else ask the
 // next site, else go back to the asking site's hop/done.
 func (p *public) hopAsk(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	q, err := queryParams(r, "h")
-	if err != nil {
-		return err
-	}
-	t, hp, err := p.h.openHop(q["h"], pr.client.String())
+	raw, t, hp, err := p.hopRequest(r, pr)
 	if err != nil {
 		return err
 	}
@@ -578,22 +574,29 @@ func (p *public) hopAsk(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	}
 	for _, name := range after {
 		if s, ok := siteNamed(pr.sites, name); ok && s.Name != p.h.Name && s.Name != asker.Name {
-			redirect(w, s.link(pathHopAsk, url.Values{"h": {q["h"]}}))
+			redirect(w, s.link(pathHopAsk, url.Values{"h": {raw}}))
 			return nil
 		}
 	}
-	redirect(w, asker.link(pathHopDone, url.Values{"h": {q["h"]}}))
+	redirect(w, asker.link(pathHopDone, url.Values{"h": {raw}}))
 	return nil
+}
+
+// hopRequest opens the hop request in the query (?h=HOP) of a hop/ask or
+// hop/done, returning it raw (to pass on) and opened.
+func (p *public) hopRequest(r *http.Request, pr *publicReq) (string, crypto.Ticket, ticketPayload, error) {
+	q, err := queryParams(r, "h")
+	if err != nil {
+		return "", crypto.Ticket{}, ticketPayload{}, err
+	}
+	t, hp, err := p.h.openHop(q["h"], pr.client.String())
+	return q["h"], t, hp, err
 }
 
 // hopDone is GET /ussync/v1/hop/done?h=HOP back on the asking site: no
 // other site had a session; remember the browser was checked and return.
 func (p *public) hopDone(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	q, err := queryParams(r, "h")
-	if err != nil {
-		return err
-	}
-	t, hp, err := p.h.openHop(q["h"], pr.client.String())
+	_, t, hp, err := p.hopRequest(r, pr)
 	if err != nil {
 		return err
 	}

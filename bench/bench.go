@@ -549,49 +549,6 @@ func newCluster(h *harness, opts Options) *nodetest.Cluster {
 	return c
 }
 
-// client calls a node's private API. It is safe for concurrent use and
-// never calls the harness (load goroutines use it).
-type client struct {
-	hc    *http.Client
-	token string
-}
-
-// newClient returns a client keeping up to conns idle connections per node;
-// the harness closes them at the end.
-func newClient(h *harness, c *nodetest.Cluster, conns int) *client {
-	tr := &http.Transport{
-		MaxIdleConns:        conns * 4,
-		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
-	}
-	h.Cleanup(tr.CloseIdleConnections)
-	return &client{hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, token: c.Token}
-}
-
-// call sends one request and reads the whole answer.
-func (cl *client) call(ctx context.Context, m *nodetest.Member, method, path string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+m.APIAddr()+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+cl.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := cl.hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, raw, err
-}
-
 // expect is call that wants one status code.
 func (cl *client) expect(ctx context.Context, m *nodetest.Member, want int, method, path string, body []byte) ([]byte, error) {
 	code, raw, err := cl.call(ctx, m, method, path, body)

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -47,8 +49,14 @@ type Ticket struct {
 	// ID is unique per ticket (the target's replay cache key). SealTicket sets
 	// it to 16 random bytes in hex when empty.
 	ID string
-	// Target is the name of the node the ticket is for.
+	// Target is the name of the node the ticket is for. A chain ticket
+	// leaves it empty and names its nodes in Route instead.
 	Target string
+	// Route, when not empty, makes this a chain ticket: one ticket for a
+	// browser's visit to each of these nodes, in this order. Each node
+	// accepts it once (its own replay cache), which is what one ticket per
+	// node gave, for one seal and one copy of the payload in the URL.
+	Route []string
 	// SessionID is the session's id (SessionID of Token).
 	SessionID string
 	// Token is the session token the target sets in its cookie. Secret.
@@ -67,8 +75,27 @@ type Ticket struct {
 // String describes the ticket without its Token or Payload.
 func (t Ticket) String() string {
 	return fmt.Sprintf("ticket(id=%s target=%s session=%s ip=%s issued=%s expires=%s payload=%dB)",
-		t.ID, t.Target, t.SessionID, t.ClientIP,
+		t.ID, t.Targets(), t.SessionID, t.ClientIP,
 		t.IssuedAt.UTC().Format(time.RFC3339Nano), t.ExpiresAt.UTC().Format(time.RFC3339Nano), len(t.Payload))
+}
+
+// Targets names the ticket's node, or a chain ticket's nodes joined by
+// "," (for logs).
+func (t Ticket) Targets() string {
+	if len(t.Route) > 0 {
+		return strings.Join(t.Route, ",")
+	}
+	return t.Target
+}
+
+// For reports whether the node name may redeem the ticket, and its place
+// in the route (0 for a ticket with one Target).
+func (t Ticket) For(name string) (int, bool) {
+	if len(t.Route) == 0 {
+		return 0, name != "" && t.Target == name
+	}
+	i := slices.Index(t.Route, name)
+	return i, i >= 0 && name != ""
 }
 
 // GoString returns the same as String, so %#v does not reveal the token.
@@ -81,7 +108,7 @@ func (t Ticket) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, t.String(
 func (t Ticket) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("id", t.ID),
-		slog.String("target", t.Target),
+		slog.String("target", t.Targets()),
 		slog.String("session", t.SessionID),
 		slog.String("ip", t.ClientIP),
 		slog.Time("issued", t.IssuedAt),
@@ -92,10 +119,13 @@ func (t Ticket) LogValue() slog.Value {
 
 // SealTicket seals t under the ticket key of the primary secret and returns
 // it as URL-safe unpadded base64, at most MaxTicketBytes long. An empty ID is
-// filled with a random one. A ticket with a zero time or whose ExpiresAt is
-// not after IssuedAt is ErrTicketInvalid; one that would be too long is
-// ErrTicketTooLarge.
+// filled with a random one. A ticket with a zero time, whose ExpiresAt is
+// not after IssuedAt, or with both a Target and a Route is ErrTicketInvalid;
+// one that would be too long is ErrTicketTooLarge.
 func (k *Keyring) SealTicket(t Ticket) (string, error) {
+	if t.Target != "" && len(t.Route) > 0 {
+		return "", fmt.Errorf("seal ticket: %w: both a target and a route", ErrTicketInvalid)
+	}
 	if t.IssuedAt.IsZero() || t.ExpiresAt.IsZero() {
 		return "", fmt.Errorf("seal ticket: %w: zero issue or expiry time", ErrTicketInvalid)
 	}
@@ -204,7 +234,8 @@ func (k *Keyring) OpenTicket(s string, now time.Time) (Ticket, error) {
 //
 //	flags (1)
 //	ID        16 raw bytes if flagIDHex, else string
-//	Target    string
+//	Target    string; if flagRoute, a uvarint count and that many
+//	          strings (Route) instead
 //	SessionID 32 raw bytes if flagSessionHex, else string
 //	Token     32 raw bytes if flagTokenB64, else string
 //	ClientIP  1-byte length (4 or 16) + address if flagIPRaw, else string
@@ -221,7 +252,8 @@ const (
 	flagSessionHex
 	flagTokenB64
 	flagIPRaw
-	flagsKnown = flagIDHex | flagSessionHex | flagTokenB64 | flagIPRaw
+	flagRoute
+	flagsKnown = flagIDHex | flagSessionHex | flagTokenB64 | flagIPRaw | flagRoute
 )
 
 func appendTicket(b []byte, t *Ticket) []byte {
@@ -242,9 +274,19 @@ func appendTicket(b []byte, t *Ticket) []byte {
 	if ipRaw {
 		flags |= flagIPRaw
 	}
+	if len(t.Route) > 0 {
+		flags |= flagRoute
+	}
 	b = append(b, flags)
 	b = appendRawOrString(b, idRaw, id, t.ID)
-	b = appendString(b, t.Target)
+	if len(t.Route) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(t.Route)))
+		for _, n := range t.Route {
+			b = appendString(b, n)
+		}
+	} else {
+		b = appendString(b, t.Target)
+	}
 	b = appendRawOrString(b, sidRaw, sid, t.SessionID)
 	b = appendRawOrString(b, tokRaw, tok, t.Token)
 	if ipRaw {
@@ -408,7 +450,17 @@ func decodeTicket(b []byte) (Ticket, error) {
 	d := &ticketDecoder{b: b[1:]}
 	var t Ticket
 	t.ID = d.string(flags&flagIDHex != 0, 16, "id", hex.EncodeToString)
-	t.Target = string(d.bytes("target"))
+	if flags&flagRoute != 0 {
+		n := d.uvarint("route")
+		if d.err == nil && (n == 0 || n > uint64(len(d.b))) { // each name takes a byte at least
+			d.fail("route")
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			t.Route = append(t.Route, string(d.bytes("route")))
+		}
+	} else {
+		t.Target = string(d.bytes("target"))
+	}
 	t.SessionID = d.string(flags&flagSessionHex != 0, 32, "session id", hex.EncodeToString)
 	t.Token = d.string(flags&flagTokenB64 != 0, 32, "token", base64.RawURLEncoding.EncodeToString)
 	if flags&flagIPRaw != 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,13 +53,18 @@ func sampleTicket() Ticket {
 
 func assertSameTicket(t *testing.T, got, want Ticket) {
 	t.Helper()
-	if got.ID != want.ID || got.Target != want.Target || got.SessionID != want.SessionID ||
-		got.Token != want.Token || got.ClientIP != want.ClientIP ||
-		!got.IssuedAt.Equal(want.IssuedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) ||
-		!bytes.Equal(got.Payload, want.Payload) {
+	if !sameTicket(got, want) {
 		t.Fatalf("ticket changed in the round trip:\n got %#v token %q payload %q\nwant %#v token %q payload %q",
 			got, got.Token, got.Payload, want, want.Token, want.Payload)
 	}
+}
+
+// sameTicket compares every field, the secret ones too.
+func sameTicket(a, b Ticket) bool {
+	return a.ID == b.ID && a.Target == b.Target && slices.Equal(a.Route, b.Route) &&
+		a.SessionID == b.SessionID && a.Token == b.Token && a.ClientIP == b.ClientIP &&
+		a.IssuedAt.Equal(b.IssuedAt) && a.ExpiresAt.Equal(b.ExpiresAt) &&
+		bytes.Equal(a.Payload, b.Payload)
 }
 
 // sealRaw seals arbitrary inner content the way SealTicket does.
@@ -129,6 +135,8 @@ func TestKeyring_SealTicket(t *testing.T) {
 			"ipv4 leading zero":   func(t *Ticket) { t.ClientIP = "010.0.0.1" },
 			"unicode target":      func(t *Ticket) { t.Target = "boutique-été" },
 			"invalid utf-8":       func(t *Ticket) { t.Target = "\xff\xfe" },
+			"route":               func(t *Ticket) { t.Target, t.Route = "", []string{"blog", "forum", "boutique-été"} },
+			"route of one":        func(t *Ticket) { t.Target, t.Route = "", []string{"blog"} },
 			"before 1970":         func(t *Ticket) { t.IssuedAt, t.ExpiresAt = time.Unix(-100, 5), time.Unix(-99, 0) },
 			"one nanosecond life": func(t *Ticket) { t.ExpiresAt = t.IssuedAt.Add(time.Nanosecond) },
 		} {
@@ -159,6 +167,7 @@ func TestKeyring_SealTicket(t *testing.T) {
 			"expires before":   {func(t *Ticket) { t.ExpiresAt = t.IssuedAt.Add(-time.Second) }, ErrTicketInvalid},
 			"zero issued":      {func(t *Ticket) { t.IssuedAt = time.Time{} }, ErrTicketInvalid},
 			"zero expiry":      {func(t *Ticket) { t.ExpiresAt = time.Time{} }, ErrTicketInvalid},
+			"target and route": {func(t *Ticket) { t.Route = []string{"blog"} }, ErrTicketInvalid},
 			"oversize payload": {func(t *Ticket) { t.Payload = make([]byte, MaxTicketBytes) }, ErrTicketTooLarge},
 			"oversize target":  {func(t *Ticket) { t.Target = strings.Repeat("t", 3000) }, ErrTicketTooLarge},
 		} {
@@ -447,9 +456,14 @@ func TestKeyring_TicketProperty(t *testing.T) {
 	)
 	rapid.Check(t, func(t *rapid.T) {
 		issued := time.Unix(rapid.Int64Range(1, 1<<40).Draw(t, "sec"), rapid.Int64Range(0, 999_999_999).Draw(t, "nsec"))
+		var route []string
+		if rapid.Bool().Draw(t, "chain") {
+			route = rapid.SliceOfN(rapid.String(), 1, 40).Draw(t, "route")
+		}
 		want := Ticket{
 			ID:        str(32).Draw(t, "id"),
 			Target:    rapid.String().Draw(t, "target"),
+			Route:     route,
 			SessionID: str(64).Draw(t, "session"),
 			Token:     tokens.Draw(t, "token"),
 			ClientIP:  ips.Draw(t, "ip"),
@@ -457,13 +471,16 @@ func TestKeyring_TicketProperty(t *testing.T) {
 			ExpiresAt: issued.Add(time.Duration(rapid.Int64Range(1, int64(1000*time.Hour)).Draw(t, "ttl"))),
 			Payload:   rapid.SliceOfN(rapid.Byte(), 0, 3500).Draw(t, "payload"),
 		}
+		if len(route) > 0 {
+			want.Target = ""
+		}
 		if err := k.Use(k.Keys()[rapid.IntRange(0, 1).Draw(t, "key")].Fingerprint); err != nil {
 			t.Fatal(err)
 		}
 		s, err := k.SealTicket(want)
 		if errors.Is(err, ErrTicketTooLarge) {
-			if len(want.Payload) < 2500 && len(want.Target) < 500 {
-				t.Fatalf("refused as too large: payload %d, target %d", len(want.Payload), len(want.Target))
+			if len(want.Payload) < 2500 && len(want.Targets()) < 500 {
+				t.Fatalf("refused as too large: payload %d, target %d", len(want.Payload), len(want.Targets()))
 			}
 			return
 		}
@@ -480,13 +497,10 @@ func TestKeyring_TicketProperty(t *testing.T) {
 		if want.ID == "" {
 			want.ID = got.ID
 		}
-		if got.ID != want.ID || got.Target != want.Target || got.SessionID != want.SessionID ||
-			got.Token != want.Token || got.ClientIP != want.ClientIP ||
-			!got.IssuedAt.Equal(want.IssuedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) ||
-			!bytes.Equal(got.Payload, want.Payload) {
-			t.Fatalf("round trip changed the ticket: got %q %q %q %q %q %v %v, want %q %q %q %q %q %v %v",
-				got.ID, got.Target, got.SessionID, got.Token, got.ClientIP, got.IssuedAt, got.ExpiresAt,
-				want.ID, want.Target, want.SessionID, want.Token, want.ClientIP, want.IssuedAt, want.ExpiresAt)
+		if !sameTicket(got, want) {
+			t.Fatalf("round trip changed the ticket: got %q %q %q %q %q %q %v %v, want %q %q %q %q %q %q %v %v",
+				got.ID, got.Target, got.Route, got.SessionID, got.Token, got.ClientIP, got.IssuedAt, got.ExpiresAt,
+				want.ID, want.Target, want.Route, want.SessionID, want.Token, want.ClientIP, want.IssuedAt, want.ExpiresAt)
 		}
 	})
 }
@@ -532,6 +546,8 @@ func FuzzDecodeTicket(f *testing.F) {
 	f.Add(appendTicket(nil, &tk))
 	tk.ClientIP, tk.ID, tk.Token = "2001:db8::1", "x", "y"
 	f.Add(appendTicket(nil, &tk))
+	tk.Target, tk.Route = "", []string{"shop", "blog", "forum"}
+	f.Add(appendTicket(nil, &tk))
 	f.Add([]byte{})
 	f.Add([]byte{0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -543,10 +559,7 @@ func FuzzDecodeTicket(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded ticket does not decode: %v", err)
 		}
-		if again.ID != got.ID || again.Target != got.Target || again.SessionID != got.SessionID ||
-			again.Token != got.Token || again.ClientIP != got.ClientIP ||
-			!again.IssuedAt.Equal(got.IssuedAt) || !again.ExpiresAt.Equal(got.ExpiresAt) ||
-			!bytes.Equal(again.Payload, got.Payload) {
+		if !sameTicket(again, got) {
 			t.Fatalf("re-encoding changed the ticket")
 		}
 	})
@@ -589,6 +602,31 @@ func BenchmarkTicketSealOpen(b *testing.B) {
 		}
 		if _, err := k.OpenTicket(s, ticketNow); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestTicket_For(t *testing.T) {
+	single := Ticket{Target: "blog"}
+	chain := Ticket{Route: []string{"shop", "blog", "forum"}}
+	for _, c := range []struct {
+		t    Ticket
+		name string
+		at   int
+		ok   bool
+	}{
+		{single, "blog", 0, true},
+		{single, "shop", 0, false},
+		{single, "", 0, false},
+		{Ticket{}, "", 0, false},
+		{chain, "shop", 0, true},
+		{chain, "forum", 2, true},
+		{chain, "wiki", -1, false},
+		{chain, "", -1, false},
+		{Ticket{Route: []string{""}}, "", 0, false},
+	} {
+		if at, ok := c.t.For(c.name); at != c.at || ok != c.ok {
+			t.Errorf("%v.For(%q) = %d, %v; want %d, %v", c.t.Targets(), c.name, at, ok, c.at, c.ok)
 		}
 	}
 }

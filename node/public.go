@@ -291,11 +291,11 @@ func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err
 var errNoSession = &httpError{Status: http.StatusUnauthorized, Code: codeNoSession,
 	Message: "no active session on this site"}
 
-// sync is GET /ussync/v1/sync?t=TICKET[&c=REST][&next=URL][&m=iframe]:
-// redeem a ticket, set the cookie, then go down the chain, to next, or
+// sync is GET /ussync/v1/sync?t=TICKET[&next=URL][&m=iframe]: redeem a
+// ticket, set the cookie, then go down a chain ticket's route, to next, or
 // answer 204.
 func (p *public) sync(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	q, err := queryParams(r, "t", "c", "next", "m")
+	q, err := queryParams(r, "t", "next", "m")
 	if err != nil {
 		return err
 	}
@@ -315,15 +315,8 @@ func (p *public) sync(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 		}
 		next = u.String()
 	}
-	var rest []string
-	if c := q["c"]; c != "" {
-		if rest = strings.Split(c, "."); len(rest) > maxChainTickets {
-			return errorf(http.StatusBadRequest, codeTicketMalformed, "the chain holds more than %d tickets", maxChainTickets)
-		}
-	}
-
 	rd, err := p.h.redeem(q["t"], pr.client.String())
-	loc := p.h.chainNext(pr.sites, rest, next)
+	loc := p.h.chainNext(pr.sites, q["t"], rd.Rest, next)
 	if loc == "" {
 		loc = next
 	}
@@ -561,7 +554,7 @@ func (p *public) hopAsk(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 		if err != nil {
 			return err
 		}
-		redirect(w, syncLink(asker, tk, nil, ret.String()))
+		redirect(w, syncLink(asker, tk, ret.String()))
 		return nil
 	}
 	// Ask the sites listed after this one (a site not listed asks no one).

@@ -240,10 +240,14 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("a sync URL shares its ticket with the chain", func(t *testing.T) {
-		// The chain above redeemed n2's ticket: the iframe URL holds the same.
+	t.Run("a sync URL holds its own ticket, good once", func(t *testing.T) {
+		// The chain above used the chain ticket on n2, not n2's own one.
+		r := b.get(l.Sync.URLs[1].URL + "&m=iframe")
+		if ck := r.cookie("ussync_session"); r.Status != http.StatusNoContent || ck == nil || ck.SameSite != http.SameSiteNoneMode {
+			t.Errorf("sync URL after the chain: %d %q", r.Status, r.Header.Values("Set-Cookie"))
+		}
 		if r := b.get(l.Sync.URLs[1].URL + "&m=iframe"); r.Status != http.StatusConflict || r.errorCode() != "ticket_replayed" || len(r.Header.Values("Set-Cookie")) != 0 {
-			t.Errorf("sync URL after the chain: %d %s", r.Status, r.Body)
+			t.Errorf("sync URL again: %d %s", r.Status, r.Body)
 		}
 	})
 

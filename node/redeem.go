@@ -14,9 +14,13 @@ import (
 // this node now holds them, and the token to put in the cookie.
 type redemption struct {
 	TicketID string
-	Token    string
-	Session  session.Session
-	User     session.User
+	// Rest is the route of a chain ticket after this site: where the
+	// browser goes next, whether or not the ticket was accepted here. It is
+	// set once the ticket is known to name this site.
+	Rest    []string
+	Token   string
+	Session session.Session
+	User    session.User
 	// NewUser: this site did not know the user before (or its backend has
 	// not acknowledged it yet), under site.on_unknown_user: create.
 	NewUser bool
@@ -57,8 +61,12 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 	s := *p.Session
 	s.ID = t.SessionID
 	rd.Session.ID = t.SessionID
-	if t.Target != h.Name {
+	at, ok := t.For(h.Name)
+	if !ok {
 		return rd, errorf(http.StatusForbidden, codeTicketWrongTarget, "the ticket is for another site")
+	}
+	if len(t.Route) > 0 {
+		rd.Rest = t.Route[at+1:]
 	}
 	if t.ClientIP != "" && !sameIP(t.ClientIP, clientIP) {
 		return rd, errorf(http.StatusForbidden, codeTicketIPMismatch, "the ticket is bound to another client address")

@@ -27,10 +27,6 @@ import (
 const (
 	// maxRedirectBytes is the longest next/return/return_to URL accepted.
 	maxRedirectBytes = 2048
-	// maxChainTickets is the most tickets one chain may carry (c): far more
-	// sites than a cluster has, far fewer than would make a URL no proxy
-	// forwards.
-	maxChainTickets = 64
 	// sitesTTL is how long the parsed member list is reused: every public
 	// request reads it (forward-auth, on every page view), and membership
 	// changes take seconds to be noticed anyway.
@@ -355,9 +351,13 @@ func (h *handoff) selfRedirect(what, raw string) (*url.URL, error) {
 // it); a hop request (Kind "hop") carries the page to come back to and the
 // sites to ask. Unknown fields are ignored.
 //
-// Encoding: JSON, or (what sealing writes) payloadDeflate followed by the
-// JSON compressed with DEFLATE, which makes a typical session ticket a third
-// shorter: a chain URL holds one ticket per site.
+// Encoding: JSON, or, when the JSON is over deflateAbove bytes,
+// payloadDeflate followed by the JSON compressed with DEFLATE. A typical
+// payload (400-600 bytes) is left plain: a login seals one chain ticket,
+// whatever the number of sites, so the 150 or so characters DEFLATE would
+// save appear once in a URL, while compressing cost a login about 13 µs,
+// more than sealing. A long one (a user agent full of escapes) is
+// compressed, to stay under crypto.MaxTicketBytes.
 type ticketPayload struct {
 	Kind    string           `json:"k,omitempty"`
 	Session *session.Session `json:"s,omitempty"`
@@ -370,6 +370,8 @@ const (
 	// payloadDeflate is the first byte of a compressed payload (JSON starts
 	// with '{').
 	payloadDeflate = 0x01
+	// deflateAbove is the longest payload JSON left uncompressed.
+	deflateAbove = 1024
 	// maxPayloadBytes bounds an inflated payload: a ticket is at most
 	// crypto.MaxTicketBytes, so anything larger is not one of ours.
 	maxPayloadBytes = 16 << 10
@@ -392,13 +394,17 @@ func encodePayload(p *ticketPayload) ([]byte, error) {
 	if err := enc.Encode(p); err != nil {
 		return nil, fmt.Errorf("encode ticket payload: %w", err)
 	}
+	plain := bytes.TrimSuffix(js.Bytes(), []byte("\n"))
+	if len(plain) <= deflateAbove {
+		return plain, nil
+	}
 	var out bytes.Buffer
-	out.Grow(js.Len()/2 + 16)
+	out.Grow(len(plain)/2 + 16)
 	out.WriteByte(payloadDeflate)
 	w := deflaters.Get().(*flate.Writer)
 	defer deflaters.Put(w)
 	w.Reset(&out)
-	if _, err := w.Write(bytes.TrimSuffix(js.Bytes(), []byte("\n"))); err != nil {
+	if _, err := w.Write(plain); err != nil {
 		return nil, fmt.Errorf("compress ticket payload: %w", err)
 	}
 	if err := w.Close(); err != nil {
@@ -500,13 +506,10 @@ func (h *handoff) sealHop(ret string, ask []string, clientIP string) (string, er
 	return h.seal(ticketKindHop, crypto.Ticket{Target: h.Name, ClientIP: clientIP, Payload: payload})
 }
 
-// syncLink is the sync URL of ticket on site s, with the rest of a chain
-// and the page to end on (both optional).
-func syncLink(s site, ticket string, rest []string, next string) string {
+// syncLink is the sync URL of ticket on site s, with the page to end on
+// (optional).
+func syncLink(s site, ticket string, next string) string {
 	q := url.Values{"t": {ticket}}
-	if len(rest) > 0 {
-		q.Set("c", strings.Join(rest, "."))
-	}
 	if next != "" {
 		q.Set("next", next)
 	}
@@ -526,9 +529,9 @@ func (h *handoff) returnTo(raw string) (string, error) {
 }
 
 // loginSync builds the hand-off links of a new session: one sync URL per
-// other live member site (for iframes) and one chain through all of them
-// that ends on ret. Each link has its own ticket. With no other site, both
-// are empty.
+// other live member site (for iframes), each with a ticket for that site,
+// and one chain through all of them that ends on ret, with one chain ticket
+// whose route is those sites. With no other site, both are empty.
 func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP, ret string) ([]syncURL, string, error) {
 	urls := []syncURL{}
 	others := h.sites()[1:]
@@ -541,25 +544,31 @@ func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP
 	if err != nil {
 		return []syncURL{}, "", err
 	}
-	// One ticket per site, shared by its sync URL and the chain: a browser
-	// takes one way or the other, and a ticket is good for one redemption
-	// anyway. Every ticket minted is a credential in flight: mint no more
-	// than the modes can use.
-	tickets := make([]string, 0, len(others))
-	for _, o := range others {
-		tk, err := h.sealPayload(o.Name, s.ID, payload, token, bind)
-		if err != nil {
-			return []syncURL{}, "", err
-		}
-		tickets = append(tickets, tk)
-		if iframe {
-			urls = append(urls, syncURL{Site: o.Name, URL: syncLink(o, tk, nil, "")})
+	// Every ticket minted is a credential in flight: mint no more than the
+	// modes can use. An iframe's ticket is good on its own site only.
+	ticket := crypto.Ticket{SessionID: s.ID, Token: token, ClientIP: bind, Payload: payload}
+	if iframe {
+		for _, o := range others {
+			ticket.Target = o.Name
+			tk, err := h.seal("session", ticket)
+			if err != nil {
+				return []syncURL{}, "", err
+			}
+			urls = append(urls, syncURL{Site: o.Name, URL: syncLink(o, tk, "")})
 		}
 	}
 	if !chain {
 		return urls, "", nil
 	}
-	return urls, syncLink(others[0], tickets[0], tickets[1:], ret), nil
+	ticket.Target, ticket.Route = "", make([]string, len(others))
+	for i, o := range others {
+		ticket.Route[i] = o.Name
+	}
+	tk, err := h.seal("session", ticket)
+	if err != nil {
+		return []syncURL{}, "", err
+	}
+	return urls, syncLink(others[0], tk, ret), nil
 }
 
 // offers reports whether this site offers a hand-off mode.
@@ -567,25 +576,18 @@ func (h *handoff) offers(mode string) bool {
 	return h.Modes == nil || slices.Contains(h.Modes, mode)
 }
 
-// chainNext is where a chain goes after this hop: the sync URL of the next
-// ticket of rest whose target is a live member site, carrying the tickets
-// after it and next. A ticket that does not open here or names no live site
-// is skipped (its site is missed, the user is not stranded). It returns ""
-// when no ticket is left.
-func (h *handoff) chainNext(sites []site, rest []string, next string) string {
-	now := h.now()
-	for i, raw := range rest {
-		t, err := h.Keyring.OpenTicket(raw, now)
-		if err != nil {
-			h.Log.Info("chain: skipping a ticket that does not open here", "err", err)
-			continue
-		}
-		s, ok := siteNamed(sites, t.Target)
+// chainNext is where a chain goes after this hop: the sync URL, with the
+// same ticket and next, of the first site of rest (the route after this
+// site) that is a live member. A site that is not is skipped (it is missed,
+// the user is not stranded). It returns "" when no site is left.
+func (h *handoff) chainNext(sites []site, ticket string, rest []string, next string) string {
+	for _, name := range rest {
+		s, ok := siteNamed(sites, name)
 		if !ok || s.Name == h.Name {
-			h.Log.Info("chain: skipping a ticket for a site that is not a live member", "ticket", t.ID, "target", t.Target)
+			h.Log.Info("chain: skipping a site that is not a live member", "site", name)
 			continue
 		}
-		return syncLink(s, raw, rest[i+1:], next)
+		return syncLink(s, ticket, next)
 	}
 	return ""
 }

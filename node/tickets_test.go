@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,14 +267,23 @@ func TestHandoff_LoginLinks(t *testing.T) {
 			t.Fatalf("chain %q", *l.Sync.Chain)
 		}
 		q := chain.Query()
-		if q.Get("t") == "" || strings.Count(q.Get("c"), ".") != 0 || q.Get("c") == "" || q.Get("next") != "http://a.example/account?tab=1" {
+		if len(q) != 2 || q.Get("t") == "" || q.Get("next") != "http://a.example/account?tab=1" {
 			t.Errorf("chain query %v", q)
 		}
 		t.Logf("chain URL through 2 sites: %d characters", len(*l.Sync.Chain))
-		// One ticket per site, shared by its sync URL and the chain (a
-		// browser takes one way; the ticket is redeemed once either way).
-		if !strings.Contains(l.Sync.URLs[0]["url"], "t="+q.Get("t")) || !strings.Contains(l.Sync.URLs[1]["url"], "t="+q.Get("c")) {
-			t.Error("the chain and the sync URLs carry different tickets: twice the credentials in flight")
+		// One chain ticket for the route; one ticket per site for the
+		// iframes, each good on its own site only.
+		now := e.clock.Now()
+		ct, err := kr.OpenTicket(q.Get("t"), now)
+		if err != nil || ct.Target != "" || !slices.Equal(ct.Route, []string{"site-b", "site-c"}) || ct.SessionID != l.Session.ID {
+			t.Errorf("chain ticket %v: %v", ct, err)
+		}
+		for i, want := range []string{"site-b", "site-c"} {
+			u, _ := url.Parse(l.Sync.URLs[i]["url"])
+			st, err := kr.OpenTicket(u.Query().Get("t"), now)
+			if err != nil || st.Target != want || len(st.Route) != 0 || st.SessionID != l.Session.ID {
+				t.Errorf("sync URL %d ticket %v: %v", i, st, err)
+			}
 		}
 	})
 	t.Run("default return is the site", func(t *testing.T) {
@@ -545,64 +555,82 @@ func TestPublic_SyncCookie(t *testing.T) {
 func TestPublic_Chain(t *testing.T) {
 	kr := testKeyring(t)
 	e := newHoEnv(t, kr, "site-a", siteAURL)
-	seal := func(target string) string {
-		tk, _ := e.ticketFor(t, target, "ann@example.com", "")
+	chain := func(route ...string) string {
+		l := e.login(t, "ann@example.com", true)
+		s, u := e.session(t, l.Session.ID)
+		payload, err := sessionPayload(&s, &u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := e.h.seal("session", crypto.Ticket{Route: route, SessionID: s.ID, Token: l.Token, Payload: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
 		return tk
 	}
 	next := "http://a.example/back"
-	t.Run("forwards to the next ticket's site", func(t *testing.T) {
-		ta, tb, tc := seal("site-a"), seal("site-b"), seal("site-c")
-		r := e.get(syncPath(url.Values{"t": {ta}, "c": {tb + "." + tc}, "next": {next}}))
+	sync := func(tk string) *pubResponse { return e.get(syncPath(url.Values{"t": {tk}, "next": {next}})) }
+	t.Run("forwards the ticket to the next site of its route", func(t *testing.T) {
+		tk := chain("site-a", "site-b", "site-c")
+		r := sync(tk)
 		if r.Status != http.StatusSeeOther || r.cookie(cookieSession) == nil || r.cookie(cookieSession).SameSite != http.SameSiteLaxMode {
 			t.Fatalf("%d %q", r.Status, r.Header.Values("Set-Cookie"))
 		}
-		loc, _ := url.Parse(r.Header.Get("Location"))
-		q := loc.Query()
-		if loc.Scheme+"://"+loc.Host+loc.Path != siteBURL+"ussync/v1/sync" || q.Get("t") != tb || q.Get("c") != tc || q.Get("next") != next {
-			t.Errorf("Location %s", loc)
+		want := siteBURL + "ussync/v1/sync?" + url.Values{"t": {tk}, "next": {next}}.Encode()
+		if loc := r.Header.Get("Location"); loc != want {
+			t.Errorf("Location %s, want %s", loc, want)
 		}
 	})
-	t.Run("the last ticket goes to the site's prefix", func(t *testing.T) {
-		ta, tc := seal("site-a"), seal("site-c")
-		r := e.get(syncPath(url.Values{"t": {ta}, "c": {tc}, "next": {next}}))
+	t.Run("the middle of a route goes on to what follows it", func(t *testing.T) {
+		tk := chain("site-b", "site-a", "site-c")
+		r := sync(tk)
 		loc, _ := url.Parse(r.Header.Get("Location"))
-		want := siteCURL + "ussync/v1/sync?" + url.Values{"t": {tc}, "next": {next}}.Encode()
-		if r.Status != http.StatusSeeOther || loc.String() != want {
+		if r.Status != http.StatusSeeOther || r.cookie(cookieSession) == nil || loc.Host != "c.example" || loc.Query().Get("t") != tk {
 			t.Errorf("%d Location %s", r.Status, loc)
 		}
 	})
-	t.Run("unusable tickets in the chain are skipped", func(t *testing.T) {
-		ta, tc := seal("site-a"), seal("site-c")
-		alien, _ := newHoEnv(t, testKeyring(t), "site-a", siteAURL).ticketFor(t, "site-b", "x@example.com", "")
-		gone := seal("site-z") // not a member
-		r := e.get(syncPath(url.Values{"t": {ta}, "c": {"garbage." + alien + "." + gone + "." + tc}, "next": {next}}))
+	t.Run("the end of the route goes to next", func(t *testing.T) {
+		r := sync(chain("site-c", "site-a"))
+		if r.Status != http.StatusSeeOther || r.cookie(cookieSession) == nil || r.Header.Get("Location") != next {
+			t.Errorf("%d Location %s", r.Status, r.Header.Get("Location"))
+		}
+	})
+	t.Run("sites that are not live members are skipped", func(t *testing.T) {
+		tk := chain("site-a", "site-z", "site-a", "site-c")
+		r := sync(tk)
 		loc, _ := url.Parse(r.Header.Get("Location"))
-		if r.Status != http.StatusSeeOther || loc.Host != "c.example" || loc.Query().Get("t") != tc || loc.Query().Has("c") {
+		if r.Status != http.StatusSeeOther || loc.Host != "c.example" || loc.Query().Get("t") != tk {
 			t.Errorf("%d Location %s", r.Status, loc)
 		}
 	})
 	t.Run("a refused hop still forwards, setting nothing", func(t *testing.T) {
-		ta, tb := seal("site-a"), seal("site-b")
-		e.get(syncPath(url.Values{"t": {ta}})) // used once
-		r := e.get(syncPath(url.Values{"t": {ta}, "c": {tb}, "next": {next}}))
+		tk := chain("site-a", "site-b")
+		e.get(syncPath(url.Values{"t": {tk}})) // used once
+		r := sync(tk)
 		loc, _ := url.Parse(r.Header.Get("Location"))
-		if r.Status != http.StatusSeeOther || loc.Query().Get("t") != tb || r.Header.Get(refusedHeader) != codeTicketReplayed {
+		if r.Status != http.StatusSeeOther || loc.Host != "b.example" || loc.Query().Get("t") != tk || r.Header.Get(refusedHeader) != codeTicketReplayed {
 			t.Errorf("%d Location %s refused %q", r.Status, loc, r.Header.Get(refusedHeader))
 		}
 		if sc := r.Header.Values("Set-Cookie"); len(sc) != 0 {
 			t.Errorf("cookies %q", sc)
 		}
 	})
-	t.Run("a refused last hop goes to next, setting nothing", func(t *testing.T) {
-		tb := seal("site-b")
-		r := e.get(syncPath(url.Values{"t": {tb}, "next": {next}}))
-		if r.Status != http.StatusSeeOther || r.Header.Get("Location") != next || r.Header.Get(refusedHeader) != codeTicketWrongTarget || len(r.Header.Values("Set-Cookie")) != 0 {
-			t.Errorf("%d %v", r.Status, r.Header)
+	t.Run("a ticket not for this site goes to next, setting nothing", func(t *testing.T) {
+		single, _ := e.ticketFor(t, "site-b", "ann@example.com", "")
+		for name, tk := range map[string]string{"single": single, "chain": chain("site-b", "site-c")} {
+			r := sync(tk)
+			if r.Status != http.StatusSeeOther || r.Header.Get("Location") != next || r.Header.Get(refusedHeader) != codeTicketWrongTarget || len(r.Header.Values("Set-Cookie")) != 0 {
+				t.Errorf("%s: %d %v", name, r.Status, r.Header)
+			}
 		}
 	})
-	t.Run("too many tickets", func(t *testing.T) {
-		e.get(syncPath(url.Values{"t": {seal("site-a")}, "c": {strings.Repeat("x.", maxChainTickets) + "x"}})).
-			refusal(t, http.StatusBadRequest, codeTicketMalformed)
+	t.Run("an expired chain ticket goes to next", func(t *testing.T) {
+		tk := chain("site-a", "site-b")
+		e.clock.Add(2 * time.Minute)
+		r := sync(tk)
+		if r.Status != http.StatusSeeOther || r.Header.Get("Location") != next || r.Header.Get(refusedHeader) != codeTicketExpired {
+			t.Errorf("%d %v", r.Status, r.Header)
+		}
 	})
 }
 
@@ -919,15 +947,25 @@ func TestClientOf(t *testing.T) {
 }
 
 func TestTicketPayload_Encoding(t *testing.T) {
-	p := ticketPayload{Kind: ticketKindHop, Return: "http://a.example/x", Ask: []string{"b", "c"}}
-	enc, err := encodePayload(&p)
-	if err != nil || enc[0] != payloadDeflate {
-		t.Fatalf("encode: %v %x", err, enc)
+	// A small payload stays plain JSON; a long one is compressed.
+	for _, c := range []struct {
+		ret     string
+		deflate bool
+	}{
+		{"http://a.example/x", false},
+		{"http://a.example/" + strings.Repeat("ab", deflateAbove), true},
+	} {
+		p := ticketPayload{Kind: ticketKindHop, Return: c.ret, Ask: []string{"b", "c"}}
+		enc, err := encodePayload(&p)
+		if err != nil || (enc[0] == payloadDeflate) != c.deflate || (c.deflate && len(enc) > deflateAbove) {
+			t.Fatalf("encode %d bytes: %v, %d bytes %.20x", len(c.ret), err, len(enc), enc)
+		}
+		var got ticketPayload
+		if err := decodePayload(enc, &got); err != nil || got.Return != p.Return || len(got.Ask) != 2 {
+			t.Fatalf("decode: %v %+v", err, got)
+		}
 	}
 	var got ticketPayload
-	if err := decodePayload(enc, &got); err != nil || got.Return != p.Return || len(got.Ask) != 2 {
-		t.Fatalf("decode: %v %+v", err, got)
-	}
 	if err := decodePayload([]byte(`{"k":"hop","x":1}`), &got); err != nil {
 		t.Errorf("plain JSON with an unknown field: %v", err)
 	}

@@ -41,6 +41,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "timers", Value: d.Timers, Usage: "gossip `TIMERS` of the nodes: lan (memberlist's LAN profile, as deployed) or test (nodetest's shrunk timers)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the figures as JSON on stdout too (the tables then go to stderr)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run (nodes and clients) to `FILE`"},
+			&cli.StringFlag{Name: "memprofile", Usage: "write an allocation profile of the whole run (nodes and clients) to `FILE` at the end"},
 		},
 		Action: runBench,
 	}
@@ -119,6 +120,19 @@ func runBench(c *cli.Context) error {
 			return fmt.Errorf("start CPU profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	if path := c.String("memprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("create allocation profile: %w", err)
+		}
+		defer func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(c.App.ErrWriter, "write allocation profile: %v\n", err)
+			}
+			f.Close()
+		}()
 	}
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)

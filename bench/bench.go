@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -302,6 +303,11 @@ type LoginsResult struct {
 	// FirstError is the first failure, if any.
 	FirstError string  `json:"first_error,omitempty"`
 	PerSec     float64 `json:"logins_per_sec"`
+	// CPUPerLogin is the CPU time (user and system) this process spent
+	// during the load divided by the logins accepted: the three nodes and
+	// the clients together, in microseconds. Less swayed by other work on
+	// the machine than PerSec, it is the figure to compare changes by.
+	CPUPerLogin float64 `json:"cpu_us_per_login"`
 	// Converged is whether every node held the same records (equal digests
 	// and counts) within a minute of the load stopping, and ConvergeSeconds
 	// how long after the load stopped that was.
@@ -877,6 +883,7 @@ func Logins(ctx context.Context, opts Options) (LoginsResult, error) {
 		var firstErr error
 		var errOnce sync.Once
 		m := c.Members[0]
+		cpu0 := processCPU()
 		start := time.Now()
 		deadline := start.Add(opts.Duration)
 		var wg sync.WaitGroup
@@ -905,6 +912,7 @@ func Logins(ctx context.Context, opts Options) (LoginsResult, error) {
 		}
 		wg.Wait()
 		stopped := time.Now()
+		cpu := processCPU() - cpu0
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -915,6 +923,9 @@ func Logins(ctx context.Context, opts Options) (LoginsResult, error) {
 			res.FirstError = firstErr.Error()
 		}
 		res.PerSec = float64(res.Accepted) / elapsed.Seconds()
+		if res.Accepted > 0 {
+			res.CPUPerLogin = float64(cpu.Microseconds()) / float64(res.Accepted)
+		}
 
 		opts.progressf("logins: %d accepted; waiting for convergence", res.Accepted)
 		converged := func() bool {
@@ -1286,6 +1297,7 @@ func WriteLogins(w io.Writer, r LoginsResult) {
 	fmt.Fprintln(tw, "FIGURE\tVALUE\tTARGET")
 	fmt.Fprintf(tw, "logins accepted\t%d (%d errors)\t\n", r.Accepted, r.Errors)
 	fmt.Fprintf(tw, "logins/s\t%.0f\t>= %d/s: %s\n", r.PerSec, r.Target, verdict(r.PerSec >= float64(r.Target)))
+	fmt.Fprintf(tw, "CPU per login\t%.0f µs (3 nodes and clients, user+system)\t\n", r.CPUPerLogin)
 	conv := "no"
 	if r.Converged {
 		conv = "yes"
@@ -1297,6 +1309,15 @@ func WriteLogins(w io.Writer, r LoginsResult) {
 		fmt.Fprintf(tw, "first error\t%s\t\n", r.FirstError)
 	}
 	tw.Flush()
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func joinInts(v []int) string {

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"sync"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -76,22 +77,38 @@ func (p *peer) run() {
 		batch := p.pending
 		p.pending = nil
 		p.mu.Unlock()
-		if len(batch) > 0 {
-			p.send(batch)
+		if len(batch) > 0 && p.send(batch) {
+			// Busy: let the next batch grow for a moment. Each stream is a
+			// TCP connection (memberlist dials one per message), which costs
+			// both sides far more than the records in it.
+			select {
+			case <-p.done:
+				return
+			case <-p.g.ctx.Done():
+				return
+			case <-time.After(busyLinger):
+			}
 		}
 	}
 }
 
-func (p *peer) send(batch [][]byte) {
+// busyLinger is how long a peer's sender waits after a stream before it
+// takes the next batch. A quiet cluster never waits: its changes travel
+// alone, in packets.
+const busyLinger = 2 * time.Millisecond
+
+// send sends batch to the peer and reports whether it took a stream.
+func (p *peer) send(batch [][]byte) (streamed bool) {
 	node := p.g.member(p.name)
 	if node == nil {
-		return // gone: gossip and anti-entropy take over
+		return false // gone: gossip and anti-entropy take over
 	}
 	for _, msg := range chunkRecords(kindDelta, batch) {
 		var err error
 		if len(msg) <= bestEffortMax {
 			err = p.g.list.SendBestEffort(node, msg)
 		} else {
+			streamed = true
 			err = p.g.list.SendReliable(node, msg)
 		}
 		if err != nil {
@@ -100,6 +117,7 @@ func (p *peer) send(batch [][]byte) {
 		}
 		p.g.stats.deltasSent.Add(1)
 	}
+	return streamed
 }
 
 // member returns a copy of a live member's node, or nil.

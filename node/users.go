@@ -316,6 +316,10 @@ type siteUsers struct {
 	once    sync.Once
 	loadErr error
 	count   atomic.Int64 // len(mu.pending): the session check's fast path
+	// acked holds emails known to be acknowledged, up to maxAcked of them:
+	// acknowledged is final, and every login asks (a store read each).
+	acked  sync.Map
+	nAcked atomic.Int64
 	// writeMu serializes acknowledge and redeemed, so that a redemption
 	// racing an acknowledgement cannot flag the user new again after it.
 	writeMu sync.Mutex
@@ -390,7 +394,11 @@ func (k *siteUsers) loggedInHere(email, name string) (bool, error) {
 // acknowledge marks the user known and no longer new: the site's backend
 // has PUT it, or logged it in here.
 func (k *siteUsers) acknowledge(email string) error {
+	if _, ok := k.acked.Load(email); ok {
+		return nil
+	}
 	if v, err := k.store.LocalGet(keyKnown + email); err == nil && len(v) == 0 {
+		k.remember(email)
 		return nil // the common case: known already, no write
 	}
 	k.writeMu.Lock()
@@ -398,10 +406,22 @@ func (k *siteUsers) acknowledge(email string) error {
 	return k.acknowledgeLocked(email)
 }
 
+// maxAcked bounds siteUsers.acked (about 10 MB); past it, the store answers.
+const maxAcked = 100_000
+
+func (k *siteUsers) remember(email string) {
+	if k.nAcked.Load() < maxAcked {
+		if _, had := k.acked.LoadOrStore(email, struct{}{}); !had {
+			k.nAcked.Add(1)
+		}
+	}
+}
+
 func (k *siteUsers) acknowledgeLocked(email string) error {
 	if err := k.store.LocalPut(keyKnown+email, nil, 0); err != nil {
 		return err
 	}
+	k.remember(email)
 	if err := k.load(); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -30,12 +31,18 @@ const requestTimeout = 10 * time.Second
 // harness closes them at the end.
 func newClient(h *harness, c *nodetest.Cluster, conns int) *client {
 	fc := &fasthttp.Client{
-		MaxConnsPerHost:     conns,
-		MaxIdleConnDuration: time.Minute,
-		ReadTimeout:         requestTimeout,
-		WriteTimeout:        requestTimeout,
-		// Every call names its own node; nothing is resolved.
+		MaxConnsPerHost: conns,
+		// More callers than connections wait for one, as net/http's do.
+		MaxConnWaitTimeout: requestTimeout,
+		// Short, so that fasthttp's cleaner goroutines end soon after the
+		// harness closes the connections (the bench leaves none behind).
+		MaxIdleConnDuration:      time.Second,
+		ReadTimeout:              requestTimeout,
+		WriteTimeout:             requestTimeout,
 		NoDefaultUserAgentHeader: true,
+		// Nodes are addresses: nothing to resolve. (fasthttp's default
+		// dialer would start a process-wide DNS cache goroutine.)
+		Dial: func(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, requestTimeout) },
 	}
 	h.Cleanup(fc.CloseIdleConnections)
 	return &client{fc: fc, auth: "Bearer " + c.Token}

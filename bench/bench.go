@@ -325,6 +325,8 @@ type LoginsResult struct {
 // CheckResult is the session check (GET /v1/sessions/{id}) under a closed
 // loop of Clients concurrent clients, each over a pool of active sessions.
 type CheckResult struct {
+	// Kind is CheckClosed or CheckEcho.
+	Kind     string  `json:"kind"`
 	Clients  int     `json:"clients"`
 	Pool     int     `json:"pool"`
 	Seconds  float64 `json:"seconds"`
@@ -1020,6 +1022,12 @@ func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
 			}
 			out = append(out, res)
 		}
+		opts.progressf("check: bare TCP echo, %d clients, for %v", opts.CheckClients, opts.Duration)
+		floor, err := echoFloor(ctx, opts.CheckClients, opts.Duration)
+		if err != nil {
+			return err
+		}
+		out = append(out, floor)
 		return nil
 	})
 	return out, err
@@ -1028,7 +1036,7 @@ func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
 // checkLoad runs k clients checking sessions on m for d.
 func checkLoad(ctx context.Context, cl *client, m *nodetest.Member, paths []string, k int, d time.Duration) (CheckResult, error) {
 	const warmup = 20 // requests per client before measuring: connections are up
-	res := CheckResult{Clients: k, Pool: len(paths)}
+	res := CheckResult{Kind: CheckClosed, Clients: k, Pool: len(paths)}
 	lats := make([][]time.Duration, k)
 	var failed atomic.Int64
 	var firstErr error
@@ -1333,25 +1341,38 @@ func WriteCheck(w io.Writer, rs []CheckResult) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nCHECK  GET /v1/sessions/{id} on n0 of 3 nodes, closed loop over %d active sessions, keep-alive, %.1fs per row\n", rs[0].Pool, rs[0].Seconds)
+	fmt.Fprintf(w, "\nCHECK  GET /v1/sessions/{id} on n0 of 3 nodes over %d active sessions, keep-alive, %.1fs per row\n", rs[0].Pool, rs[0].Seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "CLIENTS\tREQUESTS\tERRORS\tREQ/S\tP50\tP99\tMAX\t TARGET\t")
-	for _, r := range rs {
-		target := "- (baseline: one request at a time)"
+	fmt.Fprintln(tw, "LOAD\tCLIENTS\tREQUESTS\tERRORS\tREQ/S\tP50\tP99\tMAX\t TARGET\t")
+	var closed *CheckResult
+	for i, r := range rs {
+		load, target := "closed loop", "- (baseline: one request at a time)"
+		switch r.Kind {
+		case CheckEcho:
+			load, target = "bare TCP echo, closed loop", "- (this machine's floor: no HTTP, no node)"
+		default:
+			closed = &rs[i]
+		}
 		if r.TargetP99 > 0 {
 			target = fmt.Sprintf("p99 <= %g ms: %s", r.TargetP99, verdict(r.Latency.P99 <= r.TargetP99 && r.Errors == 0))
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t %s\t\n", r.Clients, r.Requests, r.Errors, r.PerSec,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t %s\t\n", load, r.Clients, r.Requests, r.Errors, r.PerSec,
 			fmtMs(r.Latency.P50), fmtMs(r.Latency.P99), fmtMs(r.Latency.Max), target)
 	}
 	tw.Flush()
-	if last := rs[len(rs)-1]; last.PerSec > 0 {
+	if closed != nil && closed.PerSec > 0 {
 		fmt.Fprintf(w, "  closed loop: mean latency = clients / req/s (Little's law); %d / %.0f = %.3f ms here, whatever the node does\n",
-			last.Clients, last.PerSec, 1000*float64(last.Clients)/last.PerSec)
+			closed.Clients, closed.PerSec, 1000*float64(closed.Clients)/closed.PerSec)
+	}
+	for _, r := range rs {
+		if r.Kind == CheckEcho && closed != nil && r.PerSec > 0 {
+			fmt.Fprintf(w, "  the echo is the floor: the same %d clients around a bare TCP echo of the check's sizes reach p99 %s at %.0f/s;\n"+
+				"  an HTTP server in this process cannot go under it\n", r.Clients, fmtMs(r.Latency.P99), r.PerSec)
+		}
 	}
 	for _, r := range rs {
 		if r.FirstError != "" {
-			fmt.Fprintf(w, "  first error (%d clients): %s\n", r.Clients, r.FirstError)
+			fmt.Fprintf(w, "  first error (%s, %d clients): %s\n", r.Kind, r.Clients, r.FirstError)
 		}
 	}
 }

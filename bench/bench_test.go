@@ -78,12 +78,17 @@ func TestRun_Smoke(t *testing.T) {
 		}
 	})
 	t.Run("check", func(t *testing.T) {
-		if len(r.Check) != 2 {
-			t.Fatalf("%d check rows, want the baseline and 4 clients", len(r.Check))
+		if len(r.Check) != 3 {
+			t.Fatalf("%d check rows, want the baseline, 4 clients and the echo floor", len(r.Check))
+		}
+		for i, kind := range []string{CheckClosed, CheckClosed, CheckEcho} {
+			if c := r.Check[i]; c.Kind != kind || c.Clients != []int{1, 4, 4}[i] {
+				t.Errorf("row %d: %s with %d clients", i, c.Kind, c.Clients)
+			}
 		}
 		for _, c := range r.Check {
 			if c.Requests == 0 || c.Errors != 0 || c.Latency.Count != int(c.Requests) || c.Latency.P99 <= 0 {
-				t.Errorf("check with %d clients: %+v", c.Clients, c)
+				t.Errorf("%s check with %d clients: %+v", c.Kind, c.Clients, c)
 			}
 		}
 	})

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -1000,4 +1001,44 @@ func BenchmarkTicket_IssueRedeem(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestHandoff_ChainURLLength holds a chain through 30 sites under 2 KB: one
+// chain ticket whatever the number of sites (a proxy's request line is
+// commonly limited to 8 KB; one ticket per site outgrew it at ten).
+func TestHandoff_ChainURLLength(t *testing.T) {
+	e := newHoEnv(t, testKeyring(t), "site-a", siteAURL)
+	token, id, err := crypto.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := e.store.Clock().Now()
+	s := session.Session{
+		ID: id, Email: "margaret.hamilton-smith@example.com", Site: "shop-example-com",
+		IP: "203.0.113.77", Created: at, ExpiresAt: e.clock.Now().Add(14 * 24 * time.Hour).UnixMilli(),
+		UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36 Edg/156.0.0.0",
+	}
+	u := session.User{
+		Email: s.Email, Created: at,
+		Login:       session.Set("margaret.hamilton", at, "shop-example-com"),
+		DisplayName: session.Set("Margaret Hamilton-Smith", at, "shop-example-com"),
+		Verified:    session.Set(session.Verification{OK: true, Method: "registration"}, at, "shop-example-com"),
+	}
+	payload, err := sessionPayload(&s, &u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := make([]string, 30)
+	for i := range route {
+		route[i] = fmt.Sprintf("site-%02d-example-c", i) // 16 characters
+	}
+	tk, err := e.h.seal("session", crypto.Ticket{Route: route, SessionID: s.ID, Token: token, ClientIP: s.IP, Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := syncLink(e.h.self, tk, "https://shop.example.com/account/orders?tab=recent")
+	if len(link) > 2048 {
+		t.Errorf("a chain URL through 30 sites is %d characters", len(link))
+	}
+	t.Logf("chain URL through 30 sites: %d characters (payload %d bytes)", len(link), len(payload))
 }

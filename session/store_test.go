@@ -423,3 +423,54 @@ func TestStore_Local(t *testing.T) {
 		t.Fatalf("after delete: %v", err)
 	}
 }
+
+// TestStore_MergesWithWhatIsOnDisk: a record the cache does not hold (a
+// reopened store, or no cache at all) is merged with the one on disk, never
+// written over it: the written-key filter must know every key on disk.
+func TestStore_MergesWithWhatIsOnDisk(t *testing.T) {
+	ended := func() Record {
+		r := newSession("s1", "ann@example.com", MakeHLC(999_001, 0), 2_000_000)
+		r.Session.Ended, r.Session.EndReason = MakeHLC(999_500, 0), "logout"
+		return r
+	}
+	alive := func() Record { return newSession("s1", "ann@example.com", MakeHLC(999_001, 0), 2_000_000) }
+	check := func(t *testing.T, s *Store, digest Digest) {
+		t.Helper()
+		if _, err := s.Apply(alive()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Session("s1")
+		if err != nil || got.Ended == 0 || got.EndReason != "logout" {
+			t.Fatalf("after the older copy: %+v, %v; want it still ended", got, err)
+		}
+		if _, n := s.Counts(); n != 1 || s.Digest() != digest {
+			t.Fatalf("%d sessions, digest changed: %v", n, s.Digest() != digest)
+		}
+	}
+	mt := NewManualClock(time.UnixMilli(1_000_000))
+	t.Run("reopened", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openStore(t, dir, mt.Now)
+		if _, err := s.Apply(ended()); err != nil {
+			t.Fatal(err)
+		}
+		digest := s.Digest()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openStore(t, dir, mt.Now)
+		defer s.Close()
+		check(t, s, digest)
+	})
+	t.Run("no cache", func(t *testing.T) {
+		s, err := Open(Options{InMemory: true, Now: mt.Now, Retention: time.Hour, CacheEntries: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := s.Apply(ended()); err != nil {
+			t.Fatal(err)
+		}
+		check(t, s, s.Digest())
+	})
+}

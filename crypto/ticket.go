@@ -55,7 +55,8 @@ type Ticket struct {
 	// Route, when not empty, makes this a chain ticket: one ticket for a
 	// browser's visit to each of these nodes, in this order. Each node
 	// accepts it once (its own replay cache), which is what one ticket per
-	// node gave, for one seal and one copy of the payload in the URL.
+	// node gave, for one seal and one copy of the payload in the URL. The
+	// names are distinct (a chain never comes back to a node).
 	Route []string
 	// SessionID is the session's id (SessionID of Token).
 	SessionID string
@@ -98,6 +99,18 @@ func (t Ticket) For(name string) (int, bool) {
 	return i, i >= 0 && name != ""
 }
 
+// repeats reports whether a name appears twice in route.
+func repeats(route []string) bool {
+	seen := make(map[string]bool, len(route))
+	for _, n := range route {
+		if seen[n] {
+			return true
+		}
+		seen[n] = true
+	}
+	return false
+}
+
 // GoString returns the same as String, so %#v does not reveal the token.
 func (t Ticket) GoString() string { return t.String() }
 
@@ -120,11 +133,15 @@ func (t Ticket) LogValue() slog.Value {
 // SealTicket seals t under the ticket key of the primary secret and returns
 // it as URL-safe unpadded base64, at most MaxTicketBytes long. An empty ID is
 // filled with a random one. A ticket with a zero time, whose ExpiresAt is
-// not after IssuedAt, or with both a Target and a Route is ErrTicketInvalid;
-// one that would be too long is ErrTicketTooLarge.
+// not after IssuedAt, with both a Target and a Route, or with a name twice
+// in its Route is ErrTicketInvalid; one that would be too long is
+// ErrTicketTooLarge.
 func (k *Keyring) SealTicket(t Ticket) (string, error) {
 	if t.Target != "" && len(t.Route) > 0 {
 		return "", fmt.Errorf("seal ticket: %w: both a target and a route", ErrTicketInvalid)
+	}
+	if repeats(t.Route) {
+		return "", fmt.Errorf("seal ticket: %w: a node twice in the route", ErrTicketInvalid)
 	}
 	if t.IssuedAt.IsZero() || t.ExpiresAt.IsZero() {
 		return "", fmt.Errorf("seal ticket: %w: zero issue or expiry time", ErrTicketInvalid)
@@ -457,6 +474,9 @@ func decodeTicket(b []byte) (Ticket, error) {
 		}
 		for i := uint64(0); i < n && d.err == nil; i++ {
 			t.Route = append(t.Route, string(d.bytes("route")))
+		}
+		if d.err == nil && repeats(t.Route) {
+			d.fail("route")
 		}
 	} else {
 		t.Target = string(d.bytes("target"))

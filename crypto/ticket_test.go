@@ -168,6 +168,7 @@ func TestKeyring_SealTicket(t *testing.T) {
 			"zero issued":      {func(t *Ticket) { t.IssuedAt = time.Time{} }, ErrTicketInvalid},
 			"zero expiry":      {func(t *Ticket) { t.ExpiresAt = time.Time{} }, ErrTicketInvalid},
 			"target and route": {func(t *Ticket) { t.Route = []string{"blog"} }, ErrTicketInvalid},
+			"route repeats":    {func(t *Ticket) { t.Target, t.Route = "", []string{"blog", "shop", "blog"} }, ErrTicketInvalid},
 			"oversize payload": {func(t *Ticket) { t.Payload = make([]byte, MaxTicketBytes) }, ErrTicketTooLarge},
 			"oversize target":  {func(t *Ticket) { t.Target = strings.Repeat("t", 3000) }, ErrTicketTooLarge},
 		} {
@@ -352,6 +353,8 @@ func TestKeyring_OpenTicket(t *testing.T) {
 			"huge length":    {0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 			"expiry = issue": appendTicket(nil, &Ticket{IssuedAt: ticketNow, ExpiresAt: ticketNow}),
 			"bad ip length":  append([]byte{flagIPRaw, 0, 0, 0, 0, 5, 1, 2, 3, 4, 5}, good[5:]...),
+			"repeated route": appendTicket(nil, &Ticket{Route: []string{"a", "b", "a"}, IssuedAt: ticketNow, ExpiresAt: ticketNow.Add(time.Minute)}),
+			"empty route":    append([]byte{flagRoute, 1, 'i', 0}, good[4:]...),
 		}
 		if _, err := k.OpenTicket(sealRaw(k, good), ticketNow); err != nil {
 			t.Fatalf("control: %v", err)
@@ -458,7 +461,7 @@ func TestKeyring_TicketProperty(t *testing.T) {
 		issued := time.Unix(rapid.Int64Range(1, 1<<40).Draw(t, "sec"), rapid.Int64Range(0, 999_999_999).Draw(t, "nsec"))
 		var route []string
 		if rapid.Bool().Draw(t, "chain") {
-			route = rapid.SliceOfN(rapid.String(), 1, 40).Draw(t, "route")
+			route = rapid.SliceOfNDistinct(rapid.String(), 1, 40, rapid.ID).Draw(t, "route")
 		}
 		want := Ticket{
 			ID:        str(32).Draw(t, "id"),

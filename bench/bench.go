@@ -1037,62 +1037,37 @@ func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
 func checkLoad(ctx context.Context, cl *client, m *nodetest.Member, paths []string, k int, d time.Duration) (CheckResult, error) {
 	const warmup = 20 // requests per client before measuring: connections are up
 	res := CheckResult{Kind: CheckClosed, Clients: k, Pool: len(paths)}
-	lats := make([][]time.Duration, k)
 	var failed atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
-	var ready, wg sync.WaitGroup
-	begin := make(chan struct{})
-	var deadline time.Time
-	for w := 0; w < k; w++ {
-		wg.Add(1)
-		ready.Add(1)
-		go func() {
-			defer wg.Done()
-			get := func(path string) bool {
-				code, raw, err := cl.call(ctx, m, "GET", path, nil)
-				if err == nil && code == http.StatusOK {
-					return true
-				}
-				if ctx.Err() == nil {
-					failed.Add(1)
-					errOnce.Do(func() {
-						if err == nil {
-							err = fmt.Errorf("%d %s", code, bytes.TrimSpace(raw))
-						}
-						firstErr = err
-					})
-				}
-				return false
+	all, elapsed, _ := closedLoop(ctx, k, d, func(w int) func() (bool, error) {
+		get := func(path string) bool {
+			code, raw, err := cl.call(ctx, m, "GET", path, nil)
+			if err == nil && code == http.StatusOK {
+				return true
 			}
-			i := w * (len(paths) / k)
-			for j := 0; j < warmup; j++ {
-				get(paths[(i+j)%len(paths)])
+			if ctx.Err() == nil {
+				failed.Add(1)
+				errOnce.Do(func() {
+					if err == nil {
+						err = fmt.Errorf("%d %s", code, bytes.TrimSpace(raw))
+					}
+					firstErr = err
+				})
 			}
-			ready.Done()
-			<-begin
-			own := make([]time.Duration, 0, 1<<14)
-			for ; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				t0 := time.Now()
-				if get(paths[i%len(paths)]) {
-					own = append(own, time.Since(t0))
-				}
-			}
-			lats[w] = own
-		}()
-	}
-	ready.Wait()
-	start := time.Now()
-	deadline = start.Add(d)
-	close(begin)
-	wg.Wait()
-	elapsed := time.Since(start)
+			return false
+		}
+		i := w * (len(paths) / k)
+		for j := 0; j < warmup; j++ {
+			get(paths[(i+j)%len(paths)])
+		}
+		return func() (bool, error) {
+			i++
+			return get(paths[i%len(paths)]), nil
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		return res, err
-	}
-	var all []time.Duration
-	for _, l := range lats {
-		all = append(all, l...)
 	}
 	res.Seconds = elapsed.Seconds()
 	res.Requests = int64(len(all))

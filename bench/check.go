@@ -76,6 +76,39 @@ func echoFloor(ctx context.Context, k int, d time.Duration) (CheckResult, error)
 		serving.Wait()
 	}()
 
+	all, elapsed, err := closedLoop(ctx, k, d, func(int) func() (bool, error) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return func() (bool, error) { return false, err }
+		}
+		connsMu.Lock()
+		conns = append(conns, c) // closed with the server's
+		connsMu.Unlock()
+		req, ans := make([]byte, echoRequestBytes), make([]byte, echoAnswerBytes)
+		return func() (bool, error) {
+			if _, err := c.Write(req); err != nil {
+				return false, err
+			}
+			_, err := io.ReadFull(c, ans)
+			return err == nil, err
+		}
+	})
+	if err := errors.Join(ctx.Err(), err); err != nil {
+		return res, fmt.Errorf("echo floor: %w", err)
+	}
+	res.Seconds = elapsed.Seconds()
+	res.Requests = int64(len(all))
+	res.PerSec = float64(len(all)) / elapsed.Seconds()
+	res.Latency = summarize(all)
+	return res, nil
+}
+
+// closedLoop runs k workers for d, from a common start once all are ready.
+// prepare(w) readies worker w (its connection, a warm-up) and returns its
+// operation, which the worker then calls over and over until d has passed,
+// timing each call that reports done. An operation's error stops its worker
+// and is returned, with the others', after the run.
+func closedLoop(ctx context.Context, k int, d time.Duration, prepare func(w int) func() (done bool, err error)) ([]time.Duration, time.Duration, error) {
 	lats := make([][]time.Duration, k)
 	errs := make([]error, k)
 	var ready, wg sync.WaitGroup
@@ -86,28 +119,20 @@ func echoFloor(ctx context.Context, k int, d time.Duration) (CheckResult, error)
 		ready.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				errs[w] = err
-				ready.Done()
-				return
-			}
-			defer c.Close()
-			req, ans := make([]byte, echoRequestBytes), make([]byte, echoAnswerBytes)
+			op := prepare(w)
 			ready.Done()
 			<-begin
-			own := make([]time.Duration, 0, 1<<15)
+			own := make([]time.Duration, 0, 1<<14)
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
-				if _, err := c.Write(req); err != nil {
+				done, err := op()
+				if err != nil {
 					errs[w] = err
-					return
+					break
 				}
-				if _, err := io.ReadFull(c, ans); err != nil {
-					errs[w] = err
-					return
+				if done {
+					own = append(own, time.Since(t0))
 				}
-				own = append(own, time.Since(t0))
 			}
 			lats[w] = own
 		}()
@@ -118,16 +143,9 @@ func echoFloor(ctx context.Context, k int, d time.Duration) (CheckResult, error)
 	close(begin)
 	wg.Wait()
 	elapsed := time.Since(start)
-	if err := errors.Join(ctx.Err(), errors.Join(errs...)); err != nil {
-		return res, fmt.Errorf("echo floor: %w", err)
-	}
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
 	}
-	res.Seconds = elapsed.Seconds()
-	res.Requests = int64(len(all))
-	res.PerSec = float64(len(all)) / elapsed.Seconds()
-	res.Latency = summarize(all)
-	return res, nil
+	return all, elapsed, errors.Join(errs...)
 }

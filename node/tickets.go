@@ -33,6 +33,9 @@ const (
 	sitesTTL = time.Second
 	// ticketKindHop marks a lazy-mode hop request (see ticketPayload).
 	ticketKindHop = "hop"
+	// ticketKindSession is the metric label of session tickets (their
+	// payload has no kind).
+	ticketKindSession = "session"
 )
 
 // Paths of the public endpoints, under <site path>.
@@ -460,11 +463,11 @@ func (h *handoff) sealSession(target string, s *session.Session, u *session.User
 	if err != nil {
 		return "", err
 	}
-	return h.sealPayload(target, s.ID, payload, token, clientIP)
+	return h.seal(ticketKindSession, crypto.Ticket{Target: target, SessionID: s.ID, Token: token, ClientIP: clientIP, Payload: payload})
 }
 
 // sessionPayload is the ticket payload of a session and its user: encoded
-// (and compressed) once per login, however many tickets carry it.
+// once per login, however many tickets carry it.
 func sessionPayload(s *session.Session, u *session.User) ([]byte, error) {
 	if s.Local {
 		return nil, errors.New("seal ticket: the session stays on its own site")
@@ -476,11 +479,6 @@ func sessionPayload(s *session.Session, u *session.User) ([]byte, error) {
 		p.User = u
 	}
 	return encodePayload(&p)
-}
-
-// sealPayload seals a session ticket for target around an encoded payload.
-func (h *handoff) sealPayload(target, sessionID string, payload []byte, token, clientIP string) (string, error) {
-	return h.seal("session", crypto.Ticket{Target: target, SessionID: sessionID, Token: token, ClientIP: clientIP, Payload: payload})
 }
 
 // seal stamps t with this node's clock and sync.ticket_ttl, seals it and
@@ -550,7 +548,7 @@ func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP
 	if iframe {
 		for _, o := range others {
 			ticket.Target = o.Name
-			tk, err := h.seal("session", ticket)
+			tk, err := h.seal(ticketKindSession, ticket)
 			if err != nil {
 				return []syncURL{}, "", err
 			}
@@ -564,7 +562,7 @@ func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP
 	for i, o := range others {
 		ticket.Route[i] = o.Name
 	}
-	tk, err := h.seal("session", ticket)
+	tk, err := h.seal(ticketKindSession, ticket)
 	if err != nil {
 		return []syncURL{}, "", err
 	}

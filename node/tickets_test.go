@@ -563,7 +563,7 @@ func TestPublic_Chain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tk, err := e.h.seal("session", crypto.Ticket{Route: route, SessionID: s.ID, Token: l.Token, Payload: payload})
+		tk, err := e.h.seal(ticketKindSession, crypto.Ticket{Route: route, SessionID: s.ID, Token: l.Token, Payload: payload})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1032,7 +1032,7 @@ func TestHandoff_ChainURLLength(t *testing.T) {
 	for i := range route {
 		route[i] = fmt.Sprintf("site-%02d-example-c", i) // 16 characters
 	}
-	tk, err := e.h.seal("session", crypto.Ticket{Route: route, SessionID: s.ID, Token: token, ClientIP: s.IP, Payload: payload})
+	tk, err := e.h.seal(ticketKindSession, crypto.Ticket{Route: route, SessionID: s.ID, Token: token, ClientIP: s.IP, Payload: payload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1040,5 +1040,9 @@ func TestHandoff_ChainURLLength(t *testing.T) {
 	if len(link) > 2048 {
 		t.Errorf("a chain URL through 30 sites is %d characters", len(link))
 	}
-	t.Logf("chain URL through 30 sites: %d characters (payload %d bytes)", len(link), len(payload))
+	one, err := e.h.sealSession("site-b", &s, &u, token, s.IP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("chain URL through 30 sites: %d characters (payload %d bytes); a ticket for one site: %d", len(link), len(payload), len(one))
 }

@@ -101,7 +101,10 @@ type browserTab struct {
 // launch) lets a cross-site iframe read and set its cookies; the DevTools
 // call Network.setCookieControls{enableThirdPartyCookieRestriction:false}
 // alone does not (it can only add the restriction), so it is not used.
-func browserLaunch(t *testing.T, exe, name string, thirdPartyCookies bool) *browserTab {
+//
+// extra options are added to the launch (e.g. chromedp.Env for a HOME whose
+// NSS database trusts a test CA).
+func browserLaunch(t *testing.T, exe, name string, thirdPartyCookies bool, extra ...chromedp.ExecAllocatorOption) *browserTab {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ussync-chromium-")
 	if err != nil {
@@ -125,6 +128,7 @@ func browserLaunch(t *testing.T, exe, name string, thirdPartyCookies bool) *brow
 		chromedp.Flag("disable-component-update", true),
 		chromedp.WindowSize(1280, 1000),
 	)
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {

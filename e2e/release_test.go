@@ -131,7 +131,7 @@ func TestRelease_HostArch(t *testing.T) {
 		f.Close()
 	}
 	for _, f := range []string{"ussync", "README.md", "CHANGELOG.md", "cluster.yaml", "install.sh",
-		"examples/nginx/ussync-site.conf", "examples/caddy/Caddyfile", "examples/systemd/ussync.service"} {
+		"docs/operations.md", "examples/nginx/ussync-site.conf", "examples/caddy/Caddyfile", "examples/systemd/ussync.service"} {
 		if !files[name+"/"+f] {
 			t.Errorf("the archive lacks %s/%s", name, f)
 		}

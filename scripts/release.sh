@@ -15,7 +15,7 @@
 #                   commit stamp then names HEAD, which the binary is not)
 #
 # Output, for each arch: DIR/ussync_<version>_linux_<arch>.tar.gz holding
-# ussync_<version>_linux_<arch>/{ussync,README.md,CHANGELOG.md,cluster.yaml,
+# ussync_<version>_linux_<arch>/{ussync,README.md,CHANGELOG.md,cluster.yaml,docs/,
 # install.sh,examples/}. `ussync version` of the binary prints the stamps.
 #
 # Reproducible: -trimpath, no VCS or host paths in the binary, and the build
@@ -89,7 +89,7 @@ for arch in "${list[@]}"; do
     go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$dir/ussync" .
   cp README.md CHANGELOG.md cluster.yaml "$dir/"
   cp scripts/install.sh "$dir/install.sh"
-  git ls-files -z examples | xargs -0 -I{} cp --parents {} "$dir/"
+  git ls-files -z examples docs | xargs -0 -I{} cp --parents {} "$dir/"
   tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
     -C "$work" -czf "$out/$name.tar.gz" "$name"
   archives+=("$name.tar.gz")

@@ -89,10 +89,11 @@ func idOf(t *testing.T, root, file, name string) (id string, fields []string) {
 func TestInstall_Root(t *testing.T) {
 	bin := ussyncBinary(t)
 	if os.Geteuid() != 0 {
-		t.Skip("install.sh runs as root (it sets owners); this test runs it into a temporary root")
+		testenv.Missing(t, "the tests do not run as root (install.sh sets owners, even under --root)",
+			"scripts/install.sh and the systemd unit", "run the tests as root, as CI does")
 	}
 	if _, err := exec.LookPath("useradd"); err != nil {
-		t.Skip("no useradd on this machine")
+		testenv.Missing(t, "no useradd", "scripts/install.sh and the systemd unit", "apt-get install -y passwd")
 	}
 	root := t.TempDir()
 	out := installRun(t, root, "--binary", bin, "--name", "site-a", "--site-url", "https://site-a.example", "--join", "192.0.2.7:7946")

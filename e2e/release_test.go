@@ -17,6 +17,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ussync/ussync/internal/testenv"
 )
 
 // versionOf runs `bin version` and returns its "key value" lines.
@@ -63,12 +65,12 @@ func advertised(t *testing.T, bin string) (self, member string) {
 func TestRelease_HostArch(t *testing.T) {
 	ussyncBinary(t) // skips under -short; the cluster below needs it built
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("release.sh stamps the commit with git; no git here")
+		testenv.Missing(t, "no git (release.sh stamps the commit with it)", "scripts/release.sh", "apt-get install -y git")
 	}
 	root := moduleRoot(t)
 	head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
 	if err != nil {
-		t.Skipf("not a git checkout: %v", err)
+		testenv.Missing(t, fmt.Sprintf("not a git checkout (%v)", err), "scripts/release.sh", "run the tests in a clone of the repository")
 	}
 	out := t.TempDir()
 	const version = "9.8.7-e2e"

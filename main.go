@@ -24,7 +24,8 @@ import (
 	"github.com/ussync/ussync/node"
 )
 
-// version is the build's version, set with -ldflags "-X main.version=1.2.3".
+// version is the build's version, set with -ldflags "-X main.version=1.2.3"
+// (scripts/release.sh); version.go completes it for unstamped builds.
 var version = "0.1.0-dev"
 
 // Exit codes.
@@ -85,7 +86,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), benchCommand(), demoCommand()},
+		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), benchCommand(), demoCommand(), versionCommand()},
 	}
 }
 

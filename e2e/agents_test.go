@@ -85,7 +85,9 @@ func ussyncBinary(t *testing.T) string {
 			return
 		}
 		bin.path = filepath.Join(bin.dir, "ussync")
-		args := []string{"build", "-o", bin.path}
+		// -buildvcs=auto: stamp the commit when this is a git checkout
+		// (TestRelease_Version compares it), whatever GOFLAGS says.
+		args := []string{"build", "-buildvcs=auto", "-o", bin.path}
 		if raceEnabled() {
 			args = append(args, "-race") // the nodes' races matter as much as the test's
 		}
@@ -250,6 +252,7 @@ type agent struct {
 	api     string
 	public  string
 	siteURL string
+	config  string // --config FILE, when not empty
 	join    []string
 	runs    []*proc
 }
@@ -270,6 +273,9 @@ func (a *agent) args() []string {
 	for _, j := range a.join {
 		args = append(args, "--join", j)
 	}
+	if a.config != "" {
+		args = append(args, "--config", a.config)
+	}
 	return args
 }
 
@@ -281,13 +287,22 @@ type cluster struct {
 	token  string
 	http   *http.Client
 	agents []*agent
+	setup  func(*agent) // newClusterWith's, or nil
 }
 
 // newCluster starts n agents, n1 and the others joining n0, and waits until
 // each lists all of them alive.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, bin: ussyncBinary(t), token: randomHex(32)}
+	return newClusterWith(t, n, nil)
+}
+
+// newClusterWith is newCluster with setup called on each agent before it
+// starts (its name and data dir set, not its ports), to change its site URL
+// or give it a config file.
+func newClusterWith(t *testing.T, n int, setup func(*agent)) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: ussyncBinary(t), token: randomHex(32), setup: setup}
 	c.secret = c.keygen()
 	c.http = &http.Client{
 		Timeout: 5 * time.Second,
@@ -333,6 +348,9 @@ func (c *cluster) add() *agent {
 	}
 	if i > 0 {
 		a.join = []string{c.agents[0].gossip}
+	}
+	if c.setup != nil {
+		c.setup(a)
 	}
 	c.agents = append(c.agents, a)
 	c.t.Cleanup(func() { c.stop(a) })

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ussync/ussync/demo"
+	"github.com/ussync/ussync/internal/testenv"
 )
 
 // Deadlines of the browser tests: generous, for a loaded 2-core CI machine
@@ -31,38 +31,15 @@ const (
 	browserPollEvery   = 50 * time.Millisecond
 )
 
-// browserCandidates are the Chromium binaries looked for, in order, after
-// $USSYNC_CHROMIUM.
-var browserCandidates = []string{
-	"chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
-	"headless_shell", "headless-shell", "chrome", "/usr/bin/chromium",
-}
-
-// browserRequire returns the Chromium binary, or skips the test — loudly,
-// since a skipped browser test proves nothing. CI installs Debian's chromium.
+// browserRequire returns the Chromium binary ($USSYNC_CHROMIUM first), or
+// skips the test — loudly, since a skipped browser test proves nothing — or
+// fails it under USSYNC_E2E_REQUIRE=1 (CI sets it; see internal/testenv).
 func browserRequire(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser end-to-end test: starts Chromium and a demo of three nodes")
 	}
-	if p := os.Getenv("USSYNC_CHROMIUM"); p != "" {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	for _, name := range browserCandidates {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	bang := strings.Repeat("!", 78)
-	msg := fmt.Sprintf("\n%s\n!!! SKIPPING THE BROWSER TESTS: no Chromium binary found (looked for $USSYNC_CHROMIUM, %s).\n"+
-		"!!! The browser hand-off (chain, lazy, iframe, replay, logout) is NOT tested on this machine.\n"+
-		"!!! Install it with `apt-get install -y --no-install-recommends chromium` (CI does), or set USSYNC_CHROMIUM.\n%s",
-		bang, strings.Join(browserCandidates, ", "), bang)
-	fmt.Fprintln(os.Stderr, msg)
-	t.Skip(msg)
-	return ""
+	return testenv.Require(t, testenv.Chromium, "the browser hand-off (chain, lazy, iframe, replay, logout) and the admin page")
 }
 
 // browserLogWriter writes the demo's logs into the test log until the test
@@ -124,7 +101,10 @@ type browserTab struct {
 // launch) lets a cross-site iframe read and set its cookies; the DevTools
 // call Network.setCookieControls{enableThirdPartyCookieRestriction:false}
 // alone does not (it can only add the restriction), so it is not used.
-func browserLaunch(t *testing.T, exe, name string, thirdPartyCookies bool) *browserTab {
+//
+// extra options are added to the launch (e.g. chromedp.Env for a HOME whose
+// NSS database trusts a test CA).
+func browserLaunch(t *testing.T, exe, name string, thirdPartyCookies bool, extra ...chromedp.ExecAllocatorOption) *browserTab {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ussync-chromium-")
 	if err != nil {
@@ -148,6 +128,7 @@ func browserLaunch(t *testing.T, exe, name string, thirdPartyCookies bool) *brow
 		chromedp.Flag("disable-component-update", true),
 		chromedp.WindowSize(1280, 1000),
 	)
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {

@@ -24,7 +24,8 @@ func TestLayout_ThirdPartyBehindOneDoor(t *testing.T) {
 		mod + "/session": nil,
 		mod + "/crypto":  nil,
 		mod + "/gossip":  {mod + "/session"},
-		mod + "/node":    {mod + "/session", mod + "/crypto", mod + "/gossip"},
+		mod + "/node":    {mod + "/session", mod + "/crypto", mod + "/gossip", mod + "/client"},
+		mod + "/client":  nil,
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)

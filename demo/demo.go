@@ -6,22 +6,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/demo/site"
 	"github.com/ussync/ussync/node"
-	"github.com/ussync/ussync/session"
 )
 
 // Options configure a demo. The zero value is a chain-mode demo on free ports.
 type Options struct {
-	// Mode is the hand-off mode every site uses: node.ModeChain (default),
-	// node.ModeIframe or node.ModeLazy.
+	// Mode is the hand-off mode every site uses: client.ModeChain (default),
+	// client.ModeIframe or client.ModeLazy.
 	Mode string
 	// PortBase is the port of the first site; the second and third sites
 	// listen on the next two ports. 0 lets the kernel pick three free ports
@@ -44,32 +44,19 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// User is a demo user, registered (verified) on every site at start.
-type User struct {
-	Email       string
-	DisplayName string
+// Users are the demo users, registered (verified) on every site at start.
+var Users = []site.User{
+	{Email: "ada@example.com", DisplayName: "Ada Lovelace"},
+	{Email: "grace@example.com", DisplayName: "Grace Hopper"},
+	{Email: "alan@example.com", DisplayName: "Alan Turing"},
 }
 
-// Users are the demo users.
-var Users = []User{
-	{"ada@example.com", "Ada Lovelace"},
-	{"grace@example.com", "Grace Hopper"},
-	{"alan@example.com", "Alan Turing"},
-}
-
-// siteSpec is what makes each demo site itself.
-type siteSpec struct {
-	Name    string // node name, also the CSS theme: shop, blog, forum
-	Title   string // short name in the navigation
-	Brand   string // the site's own name
-	Tagline string
-	Mark    string // one-letter logo
-}
-
-var siteSpecs = []siteSpec{
-	{"shop", "Shop", "Northwind Shop", "tea, tools and small useful things", "N"},
-	{"blog", "Blog", "Field Notes", "a blog about maps, trains and weather", "F"},
-	{"forum", "Forum", "The Commons", "a forum for people who fix things", "C"},
+// siteSpecs are what makes each demo site itself (their URLs are added
+// once their ports are bound).
+var siteSpecs = []site.Spec{
+	{Name: "shop", Title: "Shop", Brand: "Northwind Shop", Tagline: "tea, tools and small useful things", Mark: "N"},
+	{Name: "blog", Title: "Blog", Brand: "Field Notes", Tagline: "a blog about maps, trains and weather", Mark: "F"},
+	{Name: "forum", Title: "Forum", Brand: "The Commons", Tagline: "a forum for people who fix things", Mark: "C"},
 }
 
 // defaultHosts are the sites' host names unless Options.Hosts says otherwise.
@@ -87,7 +74,7 @@ type Demo struct {
 	dir   string // data dirs of the nodes, removed by Close
 	log   *slog.Logger
 	nodes []*node.Node
-	sites []*site
+	sites []*site.Site
 
 	closeOnce sync.Once
 	closeErr  error
@@ -100,9 +87,9 @@ type Demo struct {
 // the start only; the demo runs until Close.
 func Run(ctx context.Context, opts Options) (*Demo, error) {
 	if opts.Mode == "" {
-		opts.Mode = node.ModeChain
+		opts.Mode = client.ModeChain
 	}
-	if !slices.Contains([]string{node.ModeChain, node.ModeIframe, node.ModeLazy}, opts.Mode) {
+	if !slices.Contains([]string{client.ModeChain, client.ModeIframe, client.ModeLazy}, opts.Mode) {
 		return nil, fmt.Errorf("mode %q is not one of chain, iframe, lazy", opts.Mode)
 	}
 	if opts.Hosts == nil {
@@ -145,7 +132,7 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 	}
 
 	// The sites' ports come first: each node must know its site's URL.
-	family := make([]familySite, len(siteSpecs))
+	family := slices.Clone(siteSpecs)
 	listeners := make([]net.Listener, len(siteSpecs))
 	for i, spec := range siteSpecs {
 		port := 0
@@ -160,8 +147,7 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 			return nil, fmt.Errorf("listen for the %s site: %w", spec.Title, err)
 		}
 		listeners[i] = ln
-		url := fmt.Sprintf("http://%s:%d/", opts.Hosts[i], ln.Addr().(*net.TCPAddr).Port)
-		family[i] = familySite{siteSpec: spec, URL: url}
+		family[i].URL = fmt.Sprintf("http://%s:%d/", opts.Hosts[i], ln.Addr().(*net.TCPAddr).Port)
 	}
 
 	for i, spec := range siteSpecs {
@@ -201,16 +187,17 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 	}
 
 	for i, n := range d.nodes {
-		s := newSite(siteConfig{
-			index:       i,
-			family:      family,
-			mode:        opts.Mode,
-			api:         node.NewClient(n.APIAddr(), token),
-			public:      n.PublicAddr(),
-			hopInterval: opts.HopInterval,
-			log:         opts.Logger.With("site", family[i].Name),
+		s := site.New(site.Config{
+			Index:       i,
+			Family:      family,
+			Mode:        opts.Mode,
+			API:         client.New(n.APIAddr(), token),
+			Public:      n.PublicAddr(),
+			HopInterval: opts.HopInterval,
+			Users:       Users,
+			Log:         opts.Logger.With("site", family[i].Name),
 		})
-		s.serve(listeners[i])
+		s.Serve(listeners[i])
 		d.sites = append(d.sites, s)
 	}
 
@@ -257,7 +244,7 @@ func poll(ctx context.Context, what string, cond func() error) error {
 func (d *Demo) waitMembers(ctx context.Context) error {
 	return poll(ctx, "the three nodes to see each other", func() error {
 		for _, s := range d.sites {
-			st, err := s.api.Status(ctx)
+			st, err := s.API.Status(ctx)
 			if err != nil {
 				return err
 			}
@@ -280,16 +267,16 @@ func (d *Demo) waitMembers(ctx context.Context) error {
 func (d *Demo) registerUsers(ctx context.Context) error {
 	first := d.sites[0]
 	for _, u := range Users {
-		login, via := loginName(u.Email), session.VerifiedRegistration
-		up := node.UserUpdate{Login: &login, DisplayName: &u.DisplayName, VerifiedVia: &via}
-		if _, err := first.api.PutUser(ctx, u.Email, up); err != nil {
+		login, via := site.LoginName(u.Email), client.VerifiedRegistration
+		up := client.UserUpdate{Login: &login, DisplayName: &u.DisplayName, VerifiedVia: &via}
+		if _, err := first.API.PutUser(ctx, u.Email, up); err != nil {
 			return fmt.Errorf("register %s: %w", u.Email, err)
 		}
 	}
 	return poll(ctx, "the demo users to reach every node", func() error {
 		for _, s := range d.sites {
 			for _, u := range Users {
-				if _, err := s.api.User(ctx, u.Email); err != nil {
+				if _, err := s.API.User(ctx, u.Email); err != nil {
 					return fmt.Errorf("%s: user %s: %w", s.Name, u.Email, err)
 				}
 			}
@@ -319,7 +306,7 @@ func (d *Demo) Close() error {
 		defer cancel()
 		var errs []error
 		for _, s := range d.sites {
-			if err := s.shutdown(ctx); err != nil {
+			if err := s.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop site %s: %w", s.Name, err))
 			}
 		}
@@ -336,12 +323,4 @@ func (d *Demo) Close() error {
 		d.closeErr = errors.Join(errs...)
 	})
 	return d.closeErr
-}
-
-// serveError is the error of a site server that stopped by itself.
-func serveError(err error) error {
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
 }

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
@@ -241,7 +242,7 @@ func (a *admin) handle(pattern string, h adminHandler) {
 	})
 }
 
-var errCSRF = &httpError{Status: http.StatusForbidden, Code: codeCSRF,
+var errCSRF = &httpError{Status: http.StatusForbidden, Code: client.CodeCSRF,
 	Message: "This form's security token is missing or wrong (or it was sent from another site). Nothing was changed: reload the page and try again."}
 
 // checkForm parses a POST form (bounded) and checks that it comes from this
@@ -252,7 +253,7 @@ func (a *admin) checkForm(w http.ResponseWriter, r *http.Request, want string) e
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, adminMaxForm)
 	if err := r.ParseForm(); err != nil {
-		return errorf(http.StatusBadRequest, codeBadRequest, "The form could not be read.")
+		return errorf(http.StatusBadRequest, client.CodeBadRequest, "The form could not be read.")
 	}
 	if got := r.PostForm.Get("csrf"); got == "" || want == "" || !crypto.Equal(got, want) {
 		return errCSRF
@@ -599,7 +600,7 @@ type adminError struct {
 
 // adminSessionRow is one line of a sessions table.
 type adminSessionRow struct {
-	SessionInfo
+	client.SessionInfo
 	Login    string
 	State    session.State
 	Verified bool
@@ -625,7 +626,7 @@ type adminFilter struct {
 }
 
 type adminUsers struct {
-	Rows   []UserInfo
+	Rows   []client.UserInfo
 	Resend bool // the resend action is available
 	Next   string
 	First  string
@@ -634,7 +635,7 @@ type adminUsers struct {
 }
 
 type adminUser struct {
-	U      UserInfo
+	U      client.UserInfo
 	Known  bool // the user record is here (not only sessions of it)
 	Active int  // active sessions on this page
 	Rows   []adminSessionRow
@@ -791,7 +792,7 @@ func (a *admin) users(w http.ResponseWriter, r *http.Request, s *adminSession) e
 		a.ops.Log.Warn("admin: list users", "err", err)
 		page.Error = "The users could not be listed: " + err.Error()
 	}
-	page.Rows = make([]UserInfo, len(list))
+	page.Rows = make([]client.UserInfo, len(list))
 	for i := range list {
 		page.Rows[i] = newUserView(&list[i])
 	}
@@ -827,7 +828,7 @@ func adminUserURL(email string) string {
 func (a *admin) user(w http.ResponseWriter, r *http.Request, s *adminSession) error {
 	email, err := pathEmail(r)
 	if err != nil {
-		return errorf(http.StatusNotFound, codeNotFound, "That is not an e-mail address.")
+		return errorf(http.StatusNotFound, client.CodeNotFound, "That is not an e-mail address.")
 	}
 	u, known, err := a.ops.lookupUser(email)
 	if err != nil {
@@ -837,10 +838,10 @@ func (a *admin) user(w http.ResponseWriter, r *http.Request, s *adminSession) er
 	f := session.SessionFilter{Email: email, After: q.Get("after"), Limit: pageSize(q)}
 	list, next, err := a.ops.Store.ListSessions(f)
 	if err != nil {
-		return errorf(http.StatusBadRequest, codeInvalidField, "The history could not be listed: %v", err)
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "The history could not be listed: %v", err)
 	}
 	if !known && len(list) == 0 && f.After == "" {
-		return errorf(http.StatusNotFound, codeNotFound, "No user or session with this e-mail is known to this node.")
+		return errorf(http.StatusNotFound, client.CodeNotFound, "No user or session with this e-mail is known to this node.")
 	}
 	page := &adminUser{U: newUserView(&u), Known: known, Resend: a.cfg.Resend != nil}
 	if page.Rows, err = a.rows(list); err != nil {
@@ -904,7 +905,7 @@ func (a *admin) setVerified(w http.ResponseWriter, r *http.Request, s *adminSess
 	if _, known, err := a.ops.lookupUser(email); err != nil {
 		return err
 	} else if !known {
-		return errorf(http.StatusNotFound, codeNotFound, "No such user: %s.", email)
+		return errorf(http.StatusNotFound, client.CodeNotFound, "No such user: %s.", email)
 	}
 	if _, err := a.ops.updateUser(email, userChange{Verified: &v}); err != nil {
 		return err
@@ -936,7 +937,7 @@ func (a *admin) resend(w http.ResponseWriter, r *http.Request, s *adminSession) 
 		return err
 	}
 	if a.cfg.Resend == nil {
-		return errorf(http.StatusNotFound, codeNotFound, "This node sends no verification codes (no smtp: section).")
+		return errorf(http.StatusNotFound, client.CodeNotFound, "This node sends no verification codes (no smtp: section).")
 	}
 	if err := a.cfg.Resend(r.Context(), email); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
@@ -40,7 +41,7 @@ type apiDeps struct {
 	Publish func([]session.Record)
 	// Status builds the answer of GET /v1/status. Nil answers the node name
 	// and the store's counts only.
-	Status func() Status
+	Status func() client.Status
 	// Token is the hash of the bearer token every /v1 call must carry.
 	Token crypto.TokenHash
 	// Log receives request failures (5xx) and panics, never a token. Nil
@@ -224,11 +225,11 @@ func (w *statusWriter) WriteHeader(code int) {
 	var he *httpError
 	switch code {
 	case http.StatusNotFound:
-		he = errorf(code, codeNotFound, "no such route: %s %s", w.req.Method, w.req.URL.EscapedPath())
+		he = errorf(code, client.CodeNotFound, "no such route: %s %s", w.req.Method, w.req.URL.EscapedPath())
 	case http.StatusMethodNotAllowed:
-		he = errorf(code, codeMethodNotAllowed, "%s is not allowed here (Allow: %s)", w.req.Method, w.Header().Get("Allow"))
+		he = errorf(code, client.CodeMethodNotAllowed, "%s is not allowed here (Allow: %s)", w.req.Method, w.Header().Get("Allow"))
 	default:
-		he = errorf(code, codeBadRequest, "%s", strings.ToLower(http.StatusText(code)))
+		he = errorf(code, client.CodeBadRequest, "%s", strings.ToLower(http.StatusText(code)))
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = he.Code, he.Message
@@ -266,22 +267,22 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any, optional bool) 
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return errorf(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "the body is larger than %d bytes", maxBodyBytes)
+			return errorf(http.StatusRequestEntityTooLarge, client.CodeBodyTooLarge, "the body is larger than %d bytes", maxBodyBytes)
 		}
-		return errorf(http.StatusBadRequest, codeInvalidJSON, "read the body: %v", err)
+		return errorf(http.StatusBadRequest, client.CodeInvalidJSON, "read the body: %v", err)
 	}
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 {
 		if optional {
 			return nil
 		}
-		return errorf(http.StatusBadRequest, codeInvalidJSON, "the body is empty: send a JSON object")
+		return errorf(http.StatusBadRequest, client.CodeInvalidJSON, "the body is empty: send a JSON object")
 	}
 	if !jsonContentType(r) {
 		return errUnsupportedMedia(r)
 	}
 	if trimmed[0] != '{' {
-		return errorf(http.StatusBadRequest, codeInvalidJSON, "the body must be a JSON object")
+		return errorf(http.StatusBadRequest, client.CodeInvalidJSON, "the body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -289,7 +290,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any, optional bool) 
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, codeInvalidJSON, "unexpected data after the JSON object (at byte %d)", dec.InputOffset())
+		return errorf(http.StatusBadRequest, client.CodeInvalidJSON, "unexpected data after the JSON object (at byte %d)", dec.InputOffset())
 	}
 	return nil
 }
@@ -297,9 +298,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any, optional bool) 
 func errUnsupportedMedia(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return errorf(http.StatusUnsupportedMediaType, codeUnsupportedMedia, "a body needs Content-Type: application/json")
+		return errorf(http.StatusUnsupportedMediaType, client.CodeUnsupportedMedia, "a body needs Content-Type: application/json")
 	}
-	return errorf(http.StatusUnsupportedMediaType, codeUnsupportedMedia, "Content-Type %q is not application/json", ct)
+	return errorf(http.StatusUnsupportedMediaType, client.CodeUnsupportedMedia, "Content-Type %q is not application/json", ct)
 }
 
 // jsonContentType reports whether r's Content-Type is application/json
@@ -316,22 +317,22 @@ func jsonContentType(r *http.Request) bool {
 // jsonError explains a decoding error, naming the field at fault.
 func jsonError(err error) error {
 	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-		return errorf(http.StatusBadRequest, codeInvalidJSON, "invalid JSON at byte %d: %v", se.Offset, se)
+		return errorf(http.StatusBadRequest, client.CodeInvalidJSON, "invalid JSON at byte %d: %v", se.Offset, se)
 	}
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		if te.Field == "" {
-			return errorf(http.StatusBadRequest, codeInvalidJSON, "the body must be a JSON object")
+			return errorf(http.StatusBadRequest, client.CodeInvalidJSON, "the body must be a JSON object")
 		}
-		return errorf(http.StatusBadRequest, codeInvalidField, "field %q must be %s, not %s", te.Field, jsonType(te.Type.String()), te.Value)
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "field %q must be %s, not %s", te.Field, jsonType(te.Type.String()), te.Value)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return errorf(http.StatusBadRequest, codeInvalidJSON, "the JSON body is truncated")
+		return errorf(http.StatusBadRequest, client.CodeInvalidJSON, "the JSON body is truncated")
 	}
 	// encoding/json has no typed error for an unknown field.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return errorf(http.StatusBadRequest, codeUnknownField, "unknown field %s", name)
+		return errorf(http.StatusBadRequest, client.CodeUnknownField, "unknown field %s", name)
 	}
-	return errorf(http.StatusBadRequest, codeInvalidJSON, "invalid JSON: %v", strings.TrimPrefix(err.Error(), "json: "))
+	return errorf(http.StatusBadRequest, client.CodeInvalidJSON, "invalid JSON: %v", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func jsonType(goType string) string {

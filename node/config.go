@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"go.yaml.in/yaml/v3"
 )
@@ -28,14 +29,6 @@ const (
 	ProfileLAN   = "lan"
 	ProfileWAN   = "wan"
 	ProfileLocal = "local"
-)
-
-// Hand-off modes: how a browser's session is carried to the other sites.
-// See SyncSection.Modes.
-const (
-	ModeChain  = "chain"
-	ModeLazy   = "lazy"
-	ModeIframe = "iframe"
 )
 
 // Answers to a session for an email this site has no account for.
@@ -214,7 +207,8 @@ type SyncSection struct {
 	// Modes are the hand-off modes this site offers, from "chain" (top-level
 	// redirects through every site; works with third-party cookies blocked),
 	// "lazy" (a site with no cookie asks the others when the browser arrives)
-	// and "iframe" (hidden iframes; only where third-party cookies are allowed).
+	// and "iframe" (hidden iframes; only where third-party cookies are allowed):
+	// client.ModeChain, client.ModeLazy, client.ModeIframe.
 	Modes []string `yaml:"modes"`
 	// HopInterval is the least time between two hand-off rounds for one
 	// browser at this site: a browser that was just sent round the sites (and
@@ -387,7 +381,7 @@ func DefaultConfig() Config {
 			TicketTTL: Duration(time.Minute),
 			// Chain works with third-party cookies blocked, which is now the
 			// browsers' default.
-			Modes: []string{ModeChain},
+			Modes: []string{client.ModeChain},
 			// Ten minutes: a visitor without a session costs one round of
 			// redirects per ten minutes at most, and a login elsewhere is seen
 			// here within that time even before the user logs in again.
@@ -705,7 +699,7 @@ func (c *Config) Validate() error {
 		return errors.New("sync.modes: empty; list at least one of chain, lazy, iframe")
 	}
 	for i, m := range c.Sync.Modes {
-		if err := oneOf(m, ModeChain, ModeLazy, ModeIframe); err != nil {
+		if err := oneOf(m, client.ModeChain, client.ModeLazy, client.ModeIframe); err != nil {
 			return fmt.Errorf("sync.modes[%d]: %w", i, err)
 		}
 		if slices.Contains(c.Sync.Modes[:i], m) {

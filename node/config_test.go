@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/ussync/ussync/client"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,7 +45,7 @@ func TestConfig_Defaults(t *testing.T) {
 		time.Duration(c.Sync.TicketTTL) != time.Minute || time.Duration(c.Sync.HopInterval) != 10*time.Minute {
 		t.Errorf("unexpected default durations: %s", c)
 	}
-	if !c.Sync.RequireVerified || c.Sync.BindIP || !slices.Equal(c.Sync.Modes, []string{ModeChain}) {
+	if !c.Sync.RequireVerified || c.Sync.BindIP || !slices.Equal(c.Sync.Modes, []string{client.ModeChain}) {
 		t.Errorf("unexpected sync defaults: %+v", c.Sync)
 	}
 
@@ -132,7 +133,7 @@ func TestConfig_Validate(t *testing.T) {
 		c.Site.URL = "https://example.com/blog"
 		c.API.Listen = "localhost:0"
 		c.Public.TrustedProxies = []string{"10.0.0.0/8", "::1/128", "192.168.1.7/24"}
-		c.Sync.Modes = []string{ModeLazy, ModeChain, ModeIframe}
+		c.Sync.Modes = []string{client.ModeLazy, client.ModeChain, client.ModeIframe}
 		if err := c.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +200,7 @@ sync:
 		if _, err := ParseConfig([]byte("sync:\n  modes: [lazy]\n"), base); err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(base.Sync.Modes, []string{ModeChain}) {
+		if !slices.Equal(base.Sync.Modes, []string{client.ModeChain}) {
 			t.Errorf("base changed: %v", base.Sync.Modes)
 		}
 	})

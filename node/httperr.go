@@ -8,45 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/session"
-)
-
-// Error codes of the private API, the "code" of an
-// {"error":{"code","message"}} answer. Clients switch on them; the message
-// is for people.
-const (
-	codeInvalidJSON      = "invalid_json"           // 400: the body is not one JSON object
-	codeUnknownField     = "unknown_field"          // 400: the body has a field the call does not take
-	codeInvalidEmail     = "invalid_email"          // 400: an address failed session.NormalizeEmail
-	codeInvalidID        = "invalid_id"             // 400: a session id is not 64 lower-case hex characters
-	codeInvalidField     = "invalid_field"          // 400: a field or query parameter has a bad value
-	codeBadRequest       = "bad_request"            // 400: a request the router refused
-	codeUnauthorized     = "unauthorized"           // 401: missing or wrong bearer token
-	codeNotFound         = "not_found"              // 404: no such user, session or route
-	codeMethodNotAllowed = "method_not_allowed"     // 405: the route exists for other methods (see Allow)
-	codeEmailImmutable   = "email_immutable"        // 409: a body email differs from the path's
-	codeSessionEnded     = "session_ended"          // 410: logged out (end_reason says how)
-	codeSessionRevoked   = "session_revoked"        // 410: killed by "log out everywhere"
-	codeSessionExpired   = "session_expired"        // 410: past expires_at
-	codeBodyTooLarge     = "body_too_large"         // 413: body over maxBodyBytes
-	codeUnsupportedMedia = "unsupported_media_type" // 415: a body that is not application/json
-	codeInternal         = "internal"               // 500: a bug or a store failure, logged
-	codeUnavailable      = "unavailable"            // 503: the node is shutting down
-)
-
-// Error codes of the browser hand-off (docs/handoff.md), on the public
-// listener and POST /v1/tickets/redeem.
-const (
-	codeTicketMalformed   = "ticket_malformed"    // 400: not a ticket (encoding, length, version, content)
-	codeTicketUnknownKey  = "ticket_unknown_key"  // 400: sealed under a secret this node does not hold
-	codeTicketTampered    = "ticket_tampered"     // 400: authentication failed
-	codeTicketExpired     = "ticket_expired"      // 410: past its expiry, or issued in the future beyond the skew
-	codeTicketWrongTarget = "ticket_wrong_target" // 403: sealed for another site
-	codeTicketIPMismatch  = "ticket_ip_mismatch"  // 403: bound to another client address
-	codeTicketReplayed    = "ticket_replayed"     // 409: already redeemed here
-	codeBadRedirect       = "bad_redirect"        // 400: next/return/return_to is not under a member site's URL
-	codeCSRF              = "csrf"                // 403: a state-changing or preflight request from a foreign origin
-	codeNoSession         = "no_session"          // 401: the browser has no active session on this site
 )
 
 // httpError is an API error answer: the one way a handler says anything but
@@ -57,7 +20,7 @@ type httpError struct {
 	Message string // human-readable explanation; never holds a secret
 	// Session, when set, is sent beside the error (410 answers say which
 	// session ended and why).
-	Session *SessionInfo
+	Session *client.SessionInfo
 }
 
 func (e *httpError) Error() string {
@@ -70,11 +33,11 @@ func errorf(status int, code, format string, args ...any) *httpError {
 }
 
 var (
-	errUnauthorized = &httpError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
+	errUnauthorized = &httpError{Status: http.StatusUnauthorized, Code: client.CodeUnauthorized,
 		Message: `missing or invalid API token: send "Authorization: Bearer <api token>"`}
-	errInternal = &httpError{Status: http.StatusInternalServerError, Code: codeInternal,
+	errInternal = &httpError{Status: http.StatusInternalServerError, Code: client.CodeInternal,
 		Message: "internal error; the node's log has the details"}
-	errUnavailable = &httpError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+	errUnavailable = &httpError{Status: http.StatusServiceUnavailable, Code: client.CodeUnavailable,
 		Message: "the node is shutting down"}
 )
 
@@ -84,7 +47,7 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
-	Session *SessionInfo `json:"session,omitempty"`
+	Session *client.SessionInfo `json:"session,omitempty"`
 }
 
 // writeError answers err. An *httpError is sent as it is; a closed store is
@@ -100,7 +63,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			he = errInternal
 		}
 	}
-	if he.Code == codeUnauthorized {
+	if he.Code == client.CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ussync"`)
 	}
 	if he.Status == http.StatusServiceUnavailable {
@@ -120,6 +83,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeSession answers {"session":v} with the status.
-func writeSession(w http.ResponseWriter, status int, v *SessionInfo) {
-	writeJSON(w, status, SessionCheck{Session: *v})
+func writeSession(w http.ResponseWriter, status int, v *client.SessionInfo) {
+	writeJSON(w, status, client.SessionCheck{Session: *v})
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
@@ -26,7 +27,7 @@ const reasonNotVerified = "email_not_verified"
 func pathEmail(r *http.Request) (string, error) {
 	e, err := session.NormalizeEmail(r.PathValue("email"))
 	if err != nil {
-		return "", errorf(http.StatusBadRequest, codeInvalidEmail, "the e-mail in the path is not a valid address (%v)", err)
+		return "", errorf(http.StatusBadRequest, client.CodeInvalidEmail, "the e-mail in the path is not a valid address (%v)", err)
 	}
 	return e, nil
 }
@@ -35,14 +36,14 @@ func pathEmail(r *http.Request) (string, error) {
 func pathID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
 	if !crypto.ValidSessionID(id) {
-		return "", errorf(http.StatusBadRequest, codeInvalidID, "a session id is 64 lower-case hex characters (the SHA-256 of the token)")
+		return "", errorf(http.StatusBadRequest, client.CodeInvalidID, "a session id is 64 lower-case hex characters (the SHA-256 of the token)")
 	}
 	return id, nil
 }
 
 func checkName(field string, v *string) error {
 	if v != nil && len(*v) > maxNameBytes {
-		return errorf(http.StatusBadRequest, codeInvalidField, "field %q is longer than %d bytes", field, maxNameBytes)
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "field %q is longer than %d bytes", field, maxNameBytes)
 	}
 	return nil
 }
@@ -124,10 +125,10 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request) error {
 	if req.Email != nil {
 		e, err := session.NormalizeEmail(*req.Email)
 		if err != nil {
-			return errorf(http.StatusBadRequest, codeInvalidEmail, "field \"email\" is not a valid address (%v)", err)
+			return errorf(http.StatusBadRequest, client.CodeInvalidEmail, "field \"email\" is not a valid address (%v)", err)
 		}
 		if e != email {
-			return errorf(http.StatusConflict, codeEmailImmutable, "a user's e-mail never changes: the body's %q differs from the path's", "email")
+			return errorf(http.StatusConflict, client.CodeEmailImmutable, "a user's e-mail never changes: the body's %q differs from the path's", "email")
 		}
 	}
 	var verified *session.Verification
@@ -137,16 +138,16 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request) error {
 		case session.VerifiedRegistration, session.VerifiedAdmin:
 			verified = &session.Verification{OK: true, Method: m}
 		default:
-			return errorf(http.StatusBadRequest, codeInvalidField, "field \"verified_via\" must be %q, %q or empty, not %q",
+			return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"verified_via\" must be %q, %q or empty, not %q",
 				session.VerifiedRegistration, session.VerifiedAdmin, m)
 		}
 	}
 	if req.Verified != nil {
 		switch {
 		case *req.Verified && verified == nil:
-			return errorf(http.StatusBadRequest, codeInvalidField, "field \"verified\" may only be false (to clear the verification); to verify, send \"verified_via\"")
+			return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"verified\" may only be false (to clear the verification); to verify, send \"verified_via\"")
 		case !*req.Verified && verified != nil:
-			return errorf(http.StatusBadRequest, codeInvalidField, "field \"verified\": false contradicts \"verified_via\"")
+			return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"verified\": false contradicts \"verified_via\"")
 		case !*req.Verified:
 			verified = &session.Verification{}
 		}
@@ -213,7 +214,7 @@ func (a *api) getUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err := a.Store.User(email)
 	if errors.Is(err, session.ErrNotFound) {
-		return errorf(http.StatusNotFound, codeNotFound, "no such user")
+		return errorf(http.StatusNotFound, client.CodeNotFound, "no such user")
 	}
 	if err != nil {
 		return fmt.Errorf("read user: %w", err)
@@ -234,9 +235,6 @@ type createSessionRequest struct {
 	ReturnTo string `json:"return_to"`
 }
 
-// syncURL is SyncURL by the name the hand-off code (tickets.go) uses.
-type syncURL = SyncURL
-
 // createSession is POST /v1/sessions: log a user in.
 func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 	var req createSessionRequest
@@ -244,27 +242,27 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Email == "" {
-		return errorf(http.StatusBadRequest, codeInvalidEmail, "field \"email\" is required")
+		return errorf(http.StatusBadRequest, client.CodeInvalidEmail, "field \"email\" is required")
 	}
 	email, err := session.NormalizeEmail(req.Email)
 	if err != nil {
-		return errorf(http.StatusBadRequest, codeInvalidEmail, "field \"email\" is not a valid address (%v)", err)
+		return errorf(http.StatusBadRequest, client.CodeInvalidEmail, "field \"email\" is not a valid address (%v)", err)
 	}
 	ttl := a.TTL
 	if req.TTL != "" {
 		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 || ttl > maxSessionTTL {
-			return errorf(http.StatusBadRequest, codeInvalidField, "field \"ttl\" must be a Go duration above 0 and at most %s (e.g. \"720h\"), not %q", maxSessionTTL, req.TTL)
+			return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"ttl\" must be a Go duration above 0 and at most %s (e.g. \"720h\"), not %q", maxSessionTTL, req.TTL)
 		}
 	}
 	if req.IP != "" {
 		ip, err := netip.ParseAddr(req.IP)
 		if err != nil {
-			return errorf(http.StatusBadRequest, codeInvalidField, "field \"ip\" is not an IP address: %q", req.IP)
+			return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"ip\" is not an IP address: %q", req.IP)
 		}
 		req.IP = ip.String()
 	}
 	if len(req.UserAgent) > maxUserAgentBytes {
-		return errorf(http.StatusBadRequest, codeInvalidField, "field \"user_agent\" is longer than %d bytes", maxUserAgentBytes)
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"user_agent\" is longer than %d bytes", maxUserAgentBytes)
 	}
 	if err := checkName("login", req.Login); err != nil {
 		return err
@@ -278,7 +276,7 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if a.Handoff.BindIP && req.IP == "" {
-			return errorf(http.StatusBadRequest, codeInvalidField, "field \"ip\" is required: this node binds hand-off tickets to the client address (sync.bind_ip)")
+			return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"ip\" is required: this node binds hand-off tickets to the client address (sync.bind_ip)")
 		}
 	}
 
@@ -327,12 +325,12 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 		a.Log.Warn("mark the user known", "session", id, "err", err)
 	}
 
-	ans := LoginAnswer{Token: token, Synced: !s.Local}
+	ans := client.LoginAnswer{Token: token, Synced: !s.Local}
 	ans.Session, _ = newSessionView(&s, &u, a.Store.Now())
 	if s.Local {
 		ans.Reason = reasonNotVerified
 	}
-	ans.Sync.URLs = []syncURL{}
+	ans.Sync.URLs = []client.SyncURL{}
 	if !s.Local && a.Handoff != nil {
 		// The session is stored and published already: a failure here costs
 		// the browser its hand-off, not the login.
@@ -355,7 +353,7 @@ func (a *api) readSession(r *http.Request) (session.Session, session.User, error
 	}
 	s, err := a.Store.Session(id)
 	if errors.Is(err, session.ErrNotFound) {
-		return s, session.User{}, errorf(http.StatusNotFound, codeNotFound, "no such session")
+		return s, session.User{}, errorf(http.StatusNotFound, client.CodeNotFound, "no such session")
 	}
 	if err != nil {
 		return s, session.User{}, fmt.Errorf("read session: %w", err)
@@ -376,20 +374,20 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 		gone := v // only this copy escapes: the happy path stays on the stack
 		return goneError(state, &gone)
 	}
-	writeJSON(w, http.StatusOK, SessionCheck{Session: v, NewUser: a.newUserSession(s.ID)})
+	writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.newUserSession(s.ID)})
 	return nil
 }
 
 // goneError is the 410 answer for a session that is not active.
-func goneError(state session.State, v *SessionInfo) error {
+func goneError(state session.State, v *client.SessionInfo) error {
 	e := &httpError{Status: http.StatusGone, Session: v}
 	switch state {
 	case session.StateRevoked:
-		e.Code, e.Message = codeSessionRevoked, "the session was revoked by a log out everywhere"
+		e.Code, e.Message = client.CodeSessionRevoked, "the session was revoked by a log out everywhere"
 	case session.StateExpired:
-		e.Code, e.Message = codeSessionExpired, "the session has expired"
+		e.Code, e.Message = client.CodeSessionExpired, "the session has expired"
 	default:
-		e.Code, e.Message = codeSessionEnded, "the session has ended ("+v.EndReason+")"
+		e.Code, e.Message = client.CodeSessionEnded, "the session has ended ("+v.EndReason+")"
 	}
 	return e
 }
@@ -481,7 +479,7 @@ func (a *api) logoutUser(email string) (int, error) {
 			return 0, fmt.Errorf("read sessions: %w", err)
 		}
 		if len(all) == 0 {
-			return 0, errorf(http.StatusNotFound, codeNotFound, "no such user")
+			return 0, errorf(http.StatusNotFound, client.CodeNotFound, "no such user")
 		}
 	}
 	// A user this node has only seen sessions of still gets its revocation
@@ -517,7 +515,7 @@ func (a *api) userSessions(w http.ResponseWriter, r *http.Request) error {
 	case "all":
 		all = true
 	default:
-		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"state\" must be \"active\" or \"all\", not %q", st)
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter \"state\" must be \"active\" or \"all\", not %q", st)
 	}
 	u, known, err := a.lookupUser(email)
 	if err != nil {
@@ -528,22 +526,22 @@ func (a *api) userSessions(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("read sessions: %w", err)
 	}
 	if !known && len(list) == 0 {
-		return errorf(http.StatusNotFound, codeNotFound, "no such user")
+		return errorf(http.StatusNotFound, client.CodeNotFound, "no such user")
 	}
 	now := a.Store.Now()
-	views := make([]SessionInfo, len(list))
+	views := make([]client.SessionInfo, len(list))
 	for i := range list {
 		views[i], _ = newSessionView(&list[i], &u, now)
 	}
 	writeJSON(w, http.StatusOK, &struct {
-		Sessions []SessionInfo `json:"sessions"`
+		Sessions []client.SessionInfo `json:"sessions"`
 	}{views})
 	return nil
 }
 
 // status is GET /v1/status.
 func (a *api) status(w http.ResponseWriter, r *http.Request) error {
-	var st Status
+	var st client.Status
 	if a.Status != nil {
 		st = a.Status()
 	} else {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
@@ -137,7 +138,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, r, p.log, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
+			writeError(w, r, p.log, errorf(http.StatusMethodNotAllowed, client.CodeMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
 			return
 		}
 		writeJSON(w, http.StatusOK, healthBody)
@@ -146,7 +147,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, p.base)
 	rt, found := p.routes[rest]
 	if !ok || !found {
-		writeError(w, r, p.log, errorf(http.StatusNotFound, codeNotFound, "no such endpoint (this site's are under %s)", p.base))
+		writeError(w, r, p.log, errorf(http.StatusNotFound, client.CodeNotFound, "no such endpoint (this site's are under %s)", p.base))
 		return
 	}
 	r = r.WithContext(r.Context()) // a copy: the route label is ours to set
@@ -161,7 +162,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			allow += ", OPTIONS"
 		}
 		w.Header().Set("Allow", allow)
-		err = errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here (Allow: %s)", r.Method, allow)
+		err = errorf(http.StatusMethodNotAllowed, client.CodeMethodNotAllowed, "%s is not allowed here (Allow: %s)", r.Method, allow)
 	default:
 		err = rt.serve(w, r, pr)
 	}
@@ -209,7 +210,7 @@ func securityHeaders(h http.Header, sites []site) {
 func queryParams(r *http.Request, names ...string) (map[string]string, error) {
 	vals, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, codeBadRequest, "the query string does not parse")
+		return nil, errorf(http.StatusBadRequest, client.CodeBadRequest, "the query string does not parse")
 	}
 	out := make(map[string]string, len(names))
 	for _, n := range names {
@@ -218,7 +219,7 @@ func queryParams(r *http.Request, names ...string) (map[string]string, error) {
 		case 1:
 			out[n] = v[0]
 		default:
-			return nil, errorf(http.StatusBadRequest, codeBadRequest, "query parameter %q is given %d times", n, len(v))
+			return nil, errorf(http.StatusBadRequest, client.CodeBadRequest, "query parameter %q is given %d times", n, len(v))
 		}
 	}
 	return out, nil
@@ -288,7 +289,7 @@ func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err
 	return bs, false, nil
 }
 
-var errNoSession = &httpError{Status: http.StatusUnauthorized, Code: codeNoSession,
+var errNoSession = &httpError{Status: http.StatusUnauthorized, Code: client.CodeNoSession,
 	Message: "no active session on this site"}
 
 // sync is GET /ussync/v1/sync?t=TICKET[&next=URL][&m=iframe]: redeem a
@@ -302,10 +303,10 @@ func (p *public) sync(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 	iframe := false
 	switch q["m"] {
 	case "":
-	case ModeIframe:
+	case client.ModeIframe:
 		iframe = true
 	default:
-		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"m\" must be %q or absent", ModeIframe)
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter \"m\" must be %q or absent", client.ModeIframe)
 	}
 	next := ""
 	if raw, ok := q["next"]; ok {
@@ -366,7 +367,7 @@ func (p *public) preflight(w http.ResponseWriter, r *http.Request, pr *publicReq
 	w.Header().Add("Vary", "Origin")
 	o := r.Header.Get("Origin")
 	if !memberOrigin(pr.sites, o) {
-		return errorf(http.StatusForbidden, codeCSRF, "the origin is not a member site")
+		return errorf(http.StatusForbidden, client.CodeCSRF, "the origin is not a member site")
 	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", o)
@@ -379,10 +380,10 @@ func (p *public) preflight(w http.ResponseWriter, r *http.Request, pr *publicReq
 }
 
 type whoamiAnswer struct {
-	Email       string      `json:"email"`
-	Login       string      `json:"login"`
-	DisplayName string      `json:"display_name"`
-	Session     SessionInfo `json:"session"`
+	Email       string             `json:"email"`
+	Login       string             `json:"login"`
+	DisplayName string             `json:"display_name"`
+	Session     client.SessionInfo `json:"session"`
 }
 
 // whoami is GET /ussync/v1/whoami: who the browser is on this site.
@@ -423,7 +424,7 @@ func fromMember(r *http.Request, sites []site) bool {
 func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
 	cors(w, r, pr)
 	if !fromMember(r, pr.sites) {
-		return errorf(http.StatusForbidden, codeCSRF, "a logout must come from a member site's page (Origin or Referer)")
+		return errorf(http.StatusForbidden, client.CodeCSRF, "a logout must come from a member site's page (Origin or Referer)")
 	}
 	q, err := queryParams(r, "everywhere")
 	if err != nil {
@@ -435,7 +436,7 @@ func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	case "1", "true":
 		everywhere = true
 	default:
-		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"everywhere\" must be 1 or 0")
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter \"everywhere\" must be 1 or 0")
 	}
 	bs, ok, err := p.cookieSession(r)
 	if err != nil {
@@ -535,7 +536,7 @@ func (p *public) hopAsk(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 		return err
 	}
 	if t.Target == p.h.Name {
-		return errorf(http.StatusForbidden, codeTicketWrongTarget, "a hop request is asked of the other sites, not of the site that made it")
+		return errorf(http.StatusForbidden, client.CodeTicketWrongTarget, "a hop request is asked of the other sites, not of the site that made it")
 	}
 	asker, ok := siteNamed(pr.sites, t.Target)
 	if !ok {
@@ -594,7 +595,7 @@ func (p *public) hopDone(w http.ResponseWriter, r *http.Request, pr *publicReq) 
 		return err
 	}
 	if t.Target != p.h.Name {
-		return errorf(http.StatusForbidden, codeTicketWrongTarget, "the hop request was made by another site")
+		return errorf(http.StatusForbidden, client.CodeTicketWrongTarget, "the hop request was made by another site")
 	}
 	ret, err := p.h.selfRedirect("the hop's return URL", hp.Return)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
@@ -56,26 +57,26 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 	rd := redemption{TicketID: t.ID}
 	var p ticketPayload
 	if err := decodePayload(t.Payload, &p); err != nil || p.Kind != "" || p.Session == nil {
-		return rd, errorf(http.StatusBadRequest, codeTicketMalformed, "not a session ticket")
+		return rd, errorf(http.StatusBadRequest, client.CodeTicketMalformed, "not a session ticket")
 	}
 	s := *p.Session
 	s.ID = t.SessionID
 	rd.Session.ID = t.SessionID
 	at, ok := t.For(h.Name)
 	if !ok {
-		return rd, errorf(http.StatusForbidden, codeTicketWrongTarget, "the ticket is for another site")
+		return rd, errorf(http.StatusForbidden, client.CodeTicketWrongTarget, "the ticket is for another site")
 	}
 	if len(t.Route) > 0 {
 		rd.Rest = t.Route[at+1:]
 	}
 	if t.ClientIP != "" && !sameIP(t.ClientIP, clientIP) {
-		return rd, errorf(http.StatusForbidden, codeTicketIPMismatch, "the ticket is bound to another client address")
+		return rd, errorf(http.StatusForbidden, client.CodeTicketIPMismatch, "the ticket is bound to another client address")
 	}
 	// An honest issuer never seals these; the checks keep a ticket from
 	// planting a record under a session id its token does not hash to.
 	if !crypto.ValidSessionID(t.SessionID) || !crypto.Equal(crypto.SessionID(t.Token), t.SessionID) ||
 		s.Local || (session.Record{Session: &s}).Validate() != nil {
-		return rd, errorf(http.StatusBadRequest, codeTicketMalformed, "the ticket's session record is inconsistent")
+		return rd, errorf(http.StatusBadRequest, client.CodeTicketMalformed, "the ticket's session record is inconsistent")
 	}
 	if h.OnUnknownUser == UnknownUserReject {
 		// Checked before the ticket is used up: once the site knows the
@@ -85,7 +86,7 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 			return rd, err
 		}
 		if !known {
-			return rd, errorf(http.StatusForbidden, codeUnknownUser, "this site does not know the user (site.on_unknown_user: reject): they must register here first")
+			return rd, errorf(http.StatusForbidden, client.CodeUnknownUser, "this site does not know the user (site.on_unknown_user: reject): they must register here first")
 		}
 	}
 	first, err := h.Store.UseOnce(t.ID, t.ExpiresAt)
@@ -93,7 +94,7 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 		return rd, err
 	}
 	if !first {
-		return rd, errorf(http.StatusConflict, codeTicketReplayed, "the ticket was already used here")
+		return rd, errorf(http.StatusConflict, client.CodeTicketReplayed, "the ticket was already used here")
 	}
 	recs := []session.Record{{Session: &s}}
 	if p.User != nil && p.User.Email == s.Email {
@@ -127,16 +128,16 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 func ticketError(err error) *httpError {
 	switch {
 	case errors.Is(err, crypto.ErrTicketUnknownKey):
-		return errorf(http.StatusBadRequest, codeTicketUnknownKey, "the ticket was sealed under a secret this node does not hold")
+		return errorf(http.StatusBadRequest, client.CodeTicketUnknownKey, "the ticket was sealed under a secret this node does not hold")
 	case errors.Is(err, crypto.ErrTicketTampered):
-		return errorf(http.StatusBadRequest, codeTicketTampered, "the ticket failed authentication: it was altered or forged")
+		return errorf(http.StatusBadRequest, client.CodeTicketTampered, "the ticket failed authentication: it was altered or forged")
 	case errors.Is(err, crypto.ErrTicketExpired):
-		return errorf(http.StatusGone, codeTicketExpired, "the ticket has expired")
+		return errorf(http.StatusGone, client.CodeTicketExpired, "the ticket has expired")
 	case errors.Is(err, crypto.ErrTicketNotYetValid):
-		return errorf(http.StatusGone, codeTicketExpired, "the ticket is issued in the future: the sites' clocks disagree by more than %s", crypto.MaxClockSkew)
+		return errorf(http.StatusGone, client.CodeTicketExpired, "the ticket is issued in the future: the sites' clocks disagree by more than %s", crypto.MaxClockSkew)
 	}
 	// crypto's messages say what is wrong without quoting the input.
-	return errorf(http.StatusBadRequest, codeTicketMalformed, "not a ticket (%v)", err)
+	return errorf(http.StatusBadRequest, client.CodeTicketMalformed, "not a ticket (%v)", err)
 }
 
 type redeemRequest struct {
@@ -144,34 +145,24 @@ type redeemRequest struct {
 	IP     string `json:"ip"`
 }
 
-type redeemAnswer struct {
-	Session SessionInfo `json:"session"`
-	User    UserInfo    `json:"user"`
-	// Token is the session's secret, for the site's own cookie.
-	Token string `json:"token"`
-	// NewUser: the site did not know this user; it should add them to its
-	// own users (and PUT them, which acknowledges it).
-	NewUser bool `json:"new_user"`
-}
-
 // redeemTicket is POST /v1/tickets/redeem: a site that keeps its own
 // cookies redeems the ticket its browser brought, with the same checks as
 // GET /ussync/v1/sync.
 func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
 	if a.Handoff == nil {
-		return errorf(http.StatusServiceUnavailable, codeUnavailable, "this node does not redeem tickets (no hand-off configured)")
+		return errorf(http.StatusServiceUnavailable, client.CodeUnavailable, "this node does not redeem tickets (no hand-off configured)")
 	}
 	var req redeemRequest
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return err
 	}
 	if req.Ticket == "" {
-		return errorf(http.StatusBadRequest, codeInvalidField, "field \"ticket\" is required")
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"ticket\" is required")
 	}
 	if req.IP != "" {
 		ip, err := netip.ParseAddr(req.IP)
 		if err != nil {
-			return errorf(http.StatusBadRequest, codeInvalidField, "field \"ip\" is not an IP address")
+			return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"ip\" is not an IP address")
 		}
 		req.IP = ip.String()
 	}
@@ -179,7 +170,7 @@ func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ans := redeemAnswer{Token: rd.Token, User: newUserView(&rd.User), NewUser: rd.NewUser}
+	ans := client.Redemption{Token: rd.Token, User: newUserView(&rd.User), NewUser: rd.NewUser}
 	ans.Session, _ = newSessionView(&rd.Session, &rd.User, a.Store.Now())
 	writeJSON(w, http.StatusOK, &ans)
 	return nil

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/session"
@@ -318,7 +319,7 @@ func cleanPath(u *url.URL) bool {
 }
 
 func errBadRedirect(what, why string) *httpError {
-	return errorf(http.StatusBadRequest, codeBadRedirect, "%s %s", what, why)
+	return errorf(http.StatusBadRequest, client.CodeBadRedirect, "%s %s", what, why)
 }
 
 // memberRedirect checks that raw is a URL under a member site's URL and
@@ -530,17 +531,17 @@ func (h *handoff) returnTo(raw string) (string, error) {
 // other live member site (for iframes), each with a ticket for that site,
 // and one chain through all of them that ends on ret, with one chain ticket
 // whose route is those sites. With no other site, both are empty.
-func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP, ret string) ([]syncURL, string, error) {
-	urls := []syncURL{}
+func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP, ret string) ([]client.SyncURL, string, error) {
+	urls := []client.SyncURL{}
 	others := h.sites()[1:]
-	chain, iframe := h.offers(ModeChain), h.offers(ModeIframe)
+	chain, iframe := h.offers(client.ModeChain), h.offers(client.ModeIframe)
 	if len(others) == 0 || (!chain && !iframe) {
 		return urls, "", nil
 	}
 	bind := h.clientBinding(clientIP)
 	payload, err := sessionPayload(s, u)
 	if err != nil {
-		return []syncURL{}, "", err
+		return []client.SyncURL{}, "", err
 	}
 	// Every ticket minted is a credential in flight: mint no more than the
 	// modes can use. An iframe's ticket is good on its own site only.
@@ -550,9 +551,9 @@ func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP
 			ticket.Target = o.Name
 			tk, err := h.seal(ticketKindSession, ticket)
 			if err != nil {
-				return []syncURL{}, "", err
+				return []client.SyncURL{}, "", err
 			}
-			urls = append(urls, syncURL{Site: o.Name, URL: syncLink(o, tk, "")})
+			urls = append(urls, client.SyncURL{Site: o.Name, URL: syncLink(o, tk, "")})
 		}
 	}
 	if !chain {
@@ -564,7 +565,7 @@ func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP
 	}
 	tk, err := h.seal(ticketKindSession, ticket)
 	if err != nil {
-		return []syncURL{}, "", err
+		return []client.SyncURL{}, "", err
 	}
 	return urls, syncLink(others[0], tk, ret), nil
 }
@@ -600,10 +601,10 @@ func (h *handoff) openHop(raw, clientIP string) (crypto.Ticket, ticketPayload, e
 		return t, p, ticketError(err)
 	}
 	if err := decodePayload(t.Payload, &p); err != nil || p.Kind != ticketKindHop {
-		return t, p, errorf(http.StatusBadRequest, codeTicketMalformed, "not a hop request")
+		return t, p, errorf(http.StatusBadRequest, client.CodeTicketMalformed, "not a hop request")
 	}
 	if t.ClientIP != "" && !sameIP(t.ClientIP, clientIP) {
-		return t, p, errorf(http.StatusForbidden, codeTicketIPMismatch, "the hop request is bound to another client address")
+		return t, p, errorf(http.StatusForbidden, client.CodeTicketIPMismatch, "the hop request is bound to another client address")
 	}
 	return t, p, nil
 }

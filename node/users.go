@@ -11,13 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/session"
-)
-
-// Error codes of the user administration calls.
-const (
-	codeUserMoved   = "user_moved"   // 409: the user was moved to another address (the message names it)
-	codeUnknownUser = "unknown_user" // 403: a ticket for a user this site does not know, under site.on_unknown_user: reject
 )
 
 // routesUsers registers the administration calls: listings and rename.
@@ -53,7 +48,7 @@ func (a *api) revokeSession(w http.ResponseWriter, r *http.Request) error {
 
 // errUserMoved is the answer for a write on the old address of a moved user.
 func errUserMoved(u *session.User) error {
-	return errorf(http.StatusConflict, codeUserMoved,
+	return errorf(http.StatusConflict, client.CodeUserMoved,
 		"the user was moved to %s by an administrator: use that address", u.MovedTo.V)
 }
 
@@ -62,7 +57,7 @@ func errUserMoved(u *session.User) error {
 func queryOnly(r *http.Request, names ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, codeBadRequest, "the query string does not parse")
+		return nil, errorf(http.StatusBadRequest, client.CodeBadRequest, "the query string does not parse")
 	}
 	for k, v := range q {
 		known := false
@@ -70,10 +65,10 @@ func queryOnly(r *http.Request, names ...string) (url.Values, error) {
 			known = known || k == n
 		}
 		if !known {
-			return nil, errorf(http.StatusBadRequest, codeInvalidField, "unknown query parameter %q (this call takes %s)", k, strings.Join(names, ", "))
+			return nil, errorf(http.StatusBadRequest, client.CodeInvalidField, "unknown query parameter %q (this call takes %s)", k, strings.Join(names, ", "))
 		}
 		if len(v) > 1 {
-			return nil, errorf(http.StatusBadRequest, codeInvalidField, "query parameter %q is given %d times", k, len(v))
+			return nil, errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter %q is given %d times", k, len(v))
 		}
 	}
 	return q, nil
@@ -88,7 +83,7 @@ func queryLimit(q url.Values) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > session.MaxListLimit {
-		return 0, errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"limit\" must be a number from 1 to %d, not %q", session.MaxListLimit, s)
+		return 0, errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter \"limit\" must be a number from 1 to %d, not %q", session.MaxListLimit, s)
 	}
 	return n, nil
 }
@@ -106,7 +101,7 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 	var f session.SessionFilter
 	if e := q.Get("email"); e != "" {
 		if f.Email, err = session.NormalizeEmail(e); err != nil {
-			return errorf(http.StatusBadRequest, codeInvalidEmail, "query parameter \"email\" is not a valid address (%v)", err)
+			return errorf(http.StatusBadRequest, client.CodeInvalidEmail, "query parameter \"email\" is not a valid address (%v)", err)
 		}
 	}
 	f.Site = q.Get("site")
@@ -115,14 +110,14 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 		f.Active = true
 	case "all":
 	default:
-		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"state\" must be \"active\" or \"all\", not %q", st)
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter \"state\" must be \"active\" or \"all\", not %q", st)
 	}
 	switch o := q.Get("order"); o {
 	case "", "newest":
 	case "oldest":
 		f.Oldest = true
 	default:
-		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"order\" must be \"newest\" or \"oldest\", not %q", o)
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter \"order\" must be \"newest\" or \"oldest\", not %q", o)
 	}
 	f.After = q.Get("after")
 	if f.Limit, err = queryLimit(q); err != nil {
@@ -130,7 +125,7 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 	}
 	page, next, err := a.Store.ListSessions(f)
 	if errors.Is(err, session.ErrBadCursor) {
-		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"after\" is not a cursor this node gave (pass the \"next\" of the previous page)")
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter \"after\" is not a cursor this node gave (pass the \"next\" of the previous page)")
 	}
 	if err != nil {
 		return err
@@ -140,17 +135,17 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, &struct {
-		Sessions []SessionInfo `json:"sessions"`
-		Next     string        `json:"next"`
+		Sessions []client.SessionInfo `json:"sessions"`
+		Next     string               `json:"next"`
 	}{views, next})
 	return nil
 }
 
 // sessionViews shows sessions as of now, reading each user once.
-func (a *api) sessionViews(list []session.Session) ([]SessionInfo, error) {
+func (a *api) sessionViews(list []session.Session) ([]client.SessionInfo, error) {
 	now := a.Store.Now()
 	users := map[string]session.User{}
-	views := make([]SessionInfo, len(list))
+	views := make([]client.SessionInfo, len(list))
 	for i := range list {
 		u, ok := users[list[i].Email]
 		if !ok {
@@ -181,25 +176,19 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	views := make([]UserInfo, len(page))
+	views := make([]client.UserInfo, len(page))
 	for i := range page {
 		views[i] = newUserView(&page[i])
 	}
 	writeJSON(w, http.StatusOK, &struct {
-		Users []UserInfo `json:"users"`
-		Next  string     `json:"next"`
+		Users []client.UserInfo `json:"users"`
+		Next  string            `json:"next"`
 	}{views, next})
 	return nil
 }
 
 type renameRequest struct {
 	NewEmail string `json:"new_email"`
-}
-
-type renameAnswer struct {
-	User      UserInfo `json:"user"`       // the user at the new address
-	MovedFrom string   `json:"moved_from"` // the old address
-	Ended     int      `json:"ended"`      // active sessions of the old address ended
 }
 
 // renameUser is POST /v1/users/{email}/rename {"new_email"}: an
@@ -220,21 +209,21 @@ func (a *api) renameUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.NewEmail == "" {
-		return errorf(http.StatusBadRequest, codeInvalidField, "field \"new_email\" is required")
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"new_email\" is required")
 	}
 	to, err := session.NormalizeEmail(req.NewEmail)
 	if err != nil {
-		return errorf(http.StatusBadRequest, codeInvalidEmail, "field \"new_email\" is not a valid address (%v)", err)
+		return errorf(http.StatusBadRequest, client.CodeInvalidEmail, "field \"new_email\" is not a valid address (%v)", err)
 	}
 	if to == from {
-		return errorf(http.StatusBadRequest, codeInvalidField, "field \"new_email\" is the user's address already")
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"new_email\" is the user's address already")
 	}
 	old, known, err := a.lookupUser(from)
 	if err != nil {
 		return err
 	}
 	if !known {
-		return errorf(http.StatusNotFound, codeNotFound, "no such user")
+		return errorf(http.StatusNotFound, client.CodeNotFound, "no such user")
 	}
 	if old.MovedTo.V != "" {
 		return errUserMoved(&old)
@@ -298,7 +287,7 @@ func (a *api) renameUser(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	a.Log.Info("user moved to a new address", "sessions_ended", len(active))
-	writeJSON(w, http.StatusOK, &renameAnswer{User: newUserView(&nu), MovedFrom: from, Ended: len(active)})
+	writeJSON(w, http.StatusOK, &client.Rename{User: newUserView(&nu), MovedFrom: from, Ended: len(active)})
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
@@ -39,16 +40,6 @@ import (
 // time a send takes happen for real users only; the private API is the
 // site backend's, which should show its visitors one answer.
 
-// Error codes of e-mail verification.
-const (
-	codeInvalidCode  = "invalid_code"  // 400: wrong, expired or no pending code (one answer for all)
-	codeCodeLocked   = "code_locked"   // 429: too many wrong codes; request a new one
-	codeRateLimited  = "rate_limited"  // 429: a message was sent too recently or too often (Retry-After)
-	codeMailFailed   = "mail_failed"   // 502: the SMTP server refused or could not be reached
-	codeMailDisabled = "mail_disabled" // 503: no smtp.host configured
-	codeLinkStale    = "link_stale"    // 410: the link's code was used, or a newer one was sent
-)
-
 const (
 	pathVerify = publicPrefix + "verify"
 	// ticketKindVerify marks the payload of a one-click verification link.
@@ -61,13 +52,13 @@ const (
 )
 
 var (
-	errMailDisabled = &httpError{Status: http.StatusServiceUnavailable, Code: codeMailDisabled,
+	errMailDisabled = &httpError{Status: http.StatusServiceUnavailable, Code: client.CodeMailDisabled,
 		Message: "this node sends no mail: smtp.host is not configured"}
-	errInvalidCode = &httpError{Status: http.StatusBadRequest, Code: codeInvalidCode,
+	errInvalidCode = &httpError{Status: http.StatusBadRequest, Code: client.CodeInvalidCode,
 		Message: "the code is wrong or expired, or none was requested; check it, or request a new one"}
-	errCodeLocked = &httpError{Status: http.StatusTooManyRequests, Code: codeCodeLocked,
+	errCodeLocked = &httpError{Status: http.StatusTooManyRequests, Code: client.CodeCodeLocked,
 		Message: "too many wrong codes: request a new code"}
-	errMailFailed = &httpError{Status: http.StatusBadGateway, Code: codeMailFailed,
+	errMailFailed = &httpError{Status: http.StatusBadGateway, Code: client.CodeMailFailed,
 		Message: "the mail server did not accept the message; the node's log has the details. No code is pending: try again later"}
 	// errUnchanged aborts a LocalUpdate that has nothing to write.
 	errUnchanged = errors.New("unchanged")
@@ -196,7 +187,7 @@ func (n *Node) SendVerification(ctx context.Context, email string) error {
 	}
 	e, err := session.NormalizeEmail(email)
 	if err != nil {
-		return errorf(http.StatusBadRequest, codeInvalidEmail, "not a valid address (%v)", err)
+		return errorf(http.StatusBadRequest, client.CodeInvalidEmail, "not a valid address (%v)", err)
 	}
 	_, err = n.verify.send(ctx, e)
 	return err
@@ -252,8 +243,8 @@ func (v *verifier) send(ctx context.Context, email string) (time.Duration, error
 		return 0, err
 	}
 	if wait > 0 {
-		v.requests.WithLabelValues(codeRateLimited).Inc()
-		return wait, errorf(http.StatusTooManyRequests, codeRateLimited,
+		v.requests.WithLabelValues(client.CodeRateLimited).Inc()
+		return wait, errorf(http.StatusTooManyRequests, client.CodeRateLimited,
 			"a code was sent to this address too recently or too often; try again in %s", retrySeconds(wait)+"s")
 	}
 
@@ -310,7 +301,7 @@ func (v *verifier) send(ctx context.Context, email string) (time.Duration, error
 	// The send runs outside any store lock: it may take seconds.
 	if err := v.Mailer.send(ctx, email, msg); err != nil {
 		v.discard(email, id)
-		v.requests.WithLabelValues(codeMailFailed).Inc()
+		v.requests.WithLabelValues(client.CodeMailFailed).Inc()
 		v.Log.Warn("verification mail not sent; the code is discarded", "err", scrub(err, email))
 		return 0, errMailFailed
 	}
@@ -468,21 +459,21 @@ func (v *verifier) openLink(c string) (string, error) {
 	}
 	var p linkPayload
 	if json.Unmarshal(t.Payload, &p) != nil || p.Kind != ticketKindVerify {
-		return "", errorf(http.StatusBadRequest, codeTicketMalformed, "not a verification link")
+		return "", errorf(http.StatusBadRequest, client.CodeTicketMalformed, "not a verification link")
 	}
 	email, err := session.NormalizeEmail(p.Email)
 	if err != nil || email != p.Email {
-		return "", errorf(http.StatusBadRequest, codeTicketMalformed, "not a verification link")
+		return "", errorf(http.StatusBadRequest, client.CodeTicketMalformed, "not a verification link")
 	}
 	if t.Target != v.Name {
-		return "", errorf(http.StatusForbidden, codeTicketWrongTarget, "the link is for another site")
+		return "", errorf(http.StatusForbidden, client.CodeTicketWrongTarget, "the link is for another site")
 	}
 	first, err := v.Store.UseOnce(t.ID, t.ExpiresAt)
 	if err != nil {
 		return "", err
 	}
 	if !first {
-		return "", errorf(http.StatusConflict, codeTicketReplayed, "the link was already used")
+		return "", errorf(http.StatusConflict, client.CodeTicketReplayed, "the link was already used")
 	}
 	stale := false
 	err = v.Store.LocalUpdate(localCodePrefix+email, v.CodeTTL, func(old []byte) ([]byte, error) {
@@ -497,7 +488,7 @@ func (v *verifier) openLink(c string) (string, error) {
 		return "", fmt.Errorf("consume code: %w", err)
 	}
 	if stale {
-		return "", errorf(http.StatusGone, codeLinkStale, "the link's code was already used, or a newer code was sent")
+		return "", errorf(http.StatusGone, client.CodeLinkStale, "the link's code was already used, or a newer code was sent")
 	}
 	return email, nil
 }
@@ -571,7 +562,7 @@ func (a *api) verifyCode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Code == nil || *req.Code == "" {
-		return errorf(http.StatusBadRequest, codeInvalidField, "field \"code\" is required")
+		return errorf(http.StatusBadRequest, client.CodeInvalidField, "field \"code\" is required")
 	}
 	if len(*req.Code) > 64 {
 		return errInvalidCode
@@ -626,7 +617,7 @@ func (p *public) verify(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	}
 	var email string
 	if p.ops.Verify == nil {
-		err = errorf(http.StatusNotFound, codeNotFound, "this node verifies no e-mail")
+		err = errorf(http.StatusNotFound, client.CodeNotFound, "this node verifies no e-mail")
 	} else {
 		email, err = p.ops.Verify.redeemLink(q["c"])
 	}
@@ -660,13 +651,13 @@ func (p *public) verify(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 // verifyRefusal says, for people, why a link was refused.
 func verifyRefusal(code string) string {
 	switch code {
-	case codeTicketExpired:
+	case client.CodeTicketExpired:
 		return "The link has expired. Ask the site for a new verification code."
-	case codeTicketReplayed:
+	case client.CodeTicketReplayed:
 		return "The link was already used. If you opened it before, your address is verified; otherwise ask the site for a new code."
-	case codeLinkStale:
+	case client.CodeLinkStale:
 		return "The link is no longer valid: its code was already used, or a newer code was sent. Use the most recent message, or ask the site for a new code."
-	case codeTicketWrongTarget:
+	case client.CodeTicketWrongTarget:
 		return "The link is for another site. Open it as it was sent, without changing it."
 	}
 	return "The link is not valid. Open it exactly as it was sent (some mail programs break long links), or ask the site for a new code."

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/session"
@@ -132,7 +133,7 @@ func (c *Cluster) config(m *Member) node.Config {
 	cfg.API.Token = c.Token
 	cfg.Public.Listen = "127.0.0.1:0"
 	// Every hand-off mode, so login answers carry both sync URLs and a chain.
-	cfg.Sync.Modes = []string{node.ModeChain, node.ModeLazy, node.ModeIframe}
+	cfg.Sync.Modes = []string{client.ModeChain, client.ModeLazy, client.ModeIframe}
 	cfg.Version = "test"
 	for _, o := range c.Members {
 		if o != m && o.Node != nil && o.GossipAddr() != "" {

@@ -12,6 +12,7 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/session"
 )
 
@@ -60,8 +62,17 @@ const (
 // the page itself, never framed.
 const adminCSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// adminConfig is what the admin page needs besides the API's functions.
+// adminConfig is what the admin page needs; the node wires it.
 type adminConfig struct {
+	// Service performs the operations (required).
+	Service *service
+	// Members lists the live members, for the sessions list's site filter.
+	// Nil: none.
+	Members func() []gossip.Member
+	// Token is the hash of the API token, which logs an administrator in.
+	Token crypto.TokenHash
+	// Log receives logins and failures, never a secret. Nil discards.
+	Log *slog.Logger
 	// Password is the bcrypt hash of the admin password; zero: the API
 	// token is the only way in.
 	Password crypto.PasswordHash
@@ -75,8 +86,9 @@ type adminConfig struct {
 
 // admin serves /admin/. It is safe for concurrent use.
 type admin struct {
-	ops      *api
 	cfg      adminConfig
+	svc      *service
+	log      *slog.Logger
 	mux      *http.ServeMux
 	pages    map[string]*template.Template
 	css      []byte
@@ -109,43 +121,25 @@ type adminFlash struct {
 	Text string
 }
 
-// privateHandler is the handler of the private listener: the API, and the
-// admin page under /admin/ when admin.enabled.
-func (n *Node) privateHandler(d apiDeps) (http.Handler, error) {
-	h := newAPI(d)
-	if !n.cfg.Admin.Enabled {
-		return h, nil
+// newAdmin builds the admin page over the service's operations.
+func newAdmin(cfg adminConfig) (*admin, error) {
+	if cfg.Service == nil {
+		return nil, errors.New("admin page: no service")
 	}
-	pw, err := n.cfg.AdminPassword()
-	if err != nil {
-		return nil, err
-	}
-	cfg := adminConfig{Password: pw, TTL: time.Duration(n.cfg.Admin.SessionTTL)}
-	if n.cfg.SMTP.Enabled() {
-		cfg.Resend = n.SendVerification
-	}
-	adm, err := newAdmin(h.(*api), cfg)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle(adminPrefix, adm)
-	mux.Handle("/", h)
-	return mux, nil
-}
-
-// newAdmin builds the admin page over the API's functions.
-func newAdmin(ops *api, cfg adminConfig) (*admin, error) {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 8 * time.Hour
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	a := &admin{
-		ops:      ops,
 		cfg:      cfg,
+		svc:      cfg.Service,
+		log:      cfg.Log,
 		mux:      http.NewServeMux(),
 		pages:    map[string]*template.Template{},
-		cookie:   "ussync_admin_" + ops.Name,
-		preLogin: "ussync_admin_login_" + ops.Name,
+		cookie:   "ussync_admin_" + cfg.Service.Name,
+		preLogin: "ussync_admin_login_" + cfg.Service.Name,
 	}
 	a.mu.sessions = map[string]*adminSession{}
 	a.mu.failures = map[string]*adminFailures{}
@@ -242,21 +236,18 @@ func (a *admin) handle(pattern string, h adminHandler) {
 	})
 }
 
-var errCSRF = &httpError{Status: http.StatusForbidden, Code: client.CodeCSRF,
-	Message: "This form's security token is missing or wrong (or it was sent from another site). Nothing was changed: reload the page and try again."}
-
 // checkForm parses a POST form (bounded) and checks that it comes from this
 // origin and carries the expected CSRF token, compared in constant time.
 func (a *admin) checkForm(w http.ResponseWriter, r *http.Request, want string) error {
 	if !sameOrigin(r) {
-		return errCSRF
+		return errFormRefused
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, adminMaxForm)
 	if err := r.ParseForm(); err != nil {
-		return errorf(http.StatusBadRequest, client.CodeBadRequest, "The form could not be read.")
+		return refuse(errBadRequest, "The form could not be read.")
 	}
 	if got := r.PostForm.Get("csrf"); got == "" || want == "" || !crypto.Equal(got, want) {
-		return errCSRF
+		return errFormRefused
 	}
 	return nil
 }
@@ -279,25 +270,30 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
-// fail answers err: an *httpError as a page with its status and message
-// (after a POST: a flash on the page the form came from, but for a refused
-// form, which gets its 403 page); anything else is logged and a 500.
+// errFormRefused is the refusal of a form whose CSRF token is missing or
+// wrong, or that came from another origin.
+var errFormRefused = &refusal{kind: errCSRF,
+	msg: "This form's security token is missing or wrong (or it was sent from another site). Nothing was changed: reload the page and try again."}
+
+// fail answers err: a refusal as a page with its status (answers) and
+// message (after a POST: a flash on the page the form came from, but for a
+// refused form, which gets its 403 page); anything else is logged and a
+// 500.
 func (a *admin) fail(w http.ResponseWriter, r *http.Request, s *adminSession, err error) {
-	var he *httpError
-	if !errors.As(err, &he) {
-		if errors.Is(err, session.ErrClosed) {
-			he = &httpError{Status: http.StatusServiceUnavailable, Message: "The node is shutting down."}
-		} else {
-			a.ops.Log.Error("admin request failed", "route", r.Pattern, "method", r.Method, "err", err)
-			he = &httpError{Status: http.StatusInternalServerError, Message: "Internal error; the node's log has the details."}
-		}
+	ans, msg, ok := answerOf(err)
+	switch {
+	case errors.Is(err, session.ErrClosed):
+		ans.status, msg = http.StatusServiceUnavailable, "The node is shutting down."
+	case !ok:
+		a.log.Error("admin request failed", "route", r.Pattern, "method", r.Method, "err", err)
+		ans.status, msg = http.StatusInternalServerError, "Internal error; the node's log has the details."
 	}
-	if r.Method == http.MethodPost && s != nil && he.Status < 500 && he != errCSRF && he.Status != http.StatusBadRequest {
-		a.redirect(w, r, s, &adminFlash{"error", he.Message})
+	if r.Method == http.MethodPost && s != nil && ans.status < 500 && !errors.Is(err, errCSRF) && ans.status != http.StatusBadRequest {
+		a.redirect(w, r, s, &adminFlash{"error", msg})
 		return
 	}
-	a.render(w, r, he.Status, s, "error", adminPage{Title: http.StatusText(he.Status),
-		Error: &adminError{Status: he.Status, Text: he.Message}})
+	a.render(w, r, ans.status, s, "error", adminPage{Title: http.StatusText(ans.status),
+		Error: &adminError{Status: ans.status, Text: msg}})
 }
 
 // redirect answers a POST with 303 to the page the form came from (its
@@ -359,7 +355,7 @@ func (a *admin) session(r *http.Request) *adminSession {
 		return nil
 	}
 	k := adminKey(c.Value)
-	now := a.ops.Store.Now()
+	now := a.svc.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.mu.sessions[k]
@@ -383,7 +379,7 @@ func (a *admin) newSession() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	now := a.ops.Store.Now()
+	now := a.svc.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pruneSessionsLocked(now)
@@ -522,20 +518,20 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, nil, err)
 		return
 	}
-	ip, now := clientKey(r), a.ops.Store.Now()
+	ip, now := clientKey(r), a.svc.now()
 	if a.throttled(ip, now) {
-		a.ops.Log.Warn("admin login refused: too many failures", "ip", ip)
+		a.log.Warn("admin login refused: too many failures", "ip", ip)
 		a.showLogin(w, r, http.StatusTooManyRequests, &adminFlash{"error", "Too many failed attempts from your address: wait a minute, then try again."})
 		return
 	}
 	secret := r.PostForm.Get("secret")
-	ok := secret != "" && a.ops.Token.Matches(secret)
+	ok := secret != "" && a.cfg.Token.Matches(secret)
 	if !ok && secret != "" && !a.cfg.Password.IsZero() {
 		ok = a.cfg.Password.Check(secret)
 	}
 	if !ok {
 		a.failed(ip, now)
-		a.ops.Log.Warn("admin login failed", "ip", ip)
+		a.log.Warn("admin login failed", "ip", ip)
 		what := "API token"
 		if !a.cfg.Password.IsZero() {
 			what = "password or API token"
@@ -550,7 +546,7 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 	}
 	a.setCookie(w, r, a.cookie, v, int(a.cfg.TTL/time.Second))
 	a.setCookie(w, r, a.preLogin, "", -1)
-	a.ops.Log.Info("admin logged in", "ip", ip)
+	a.log.Info("admin logged in", "ip", ip)
 	http.Redirect(w, r, adminLocal(r.PostForm.Get("next"), adminPrefix+"sessions"), http.StatusSeeOther)
 }
 
@@ -647,7 +643,7 @@ type adminUser struct {
 // render writes page with status using template name, for session s (nil:
 // logged out).
 func (a *admin) render(w http.ResponseWriter, r *http.Request, status int, s *adminSession, name string, p adminPage) {
-	p.Node, p.CSS = a.ops.Name, a.cssURL
+	p.Node, p.CSS = a.svc.Name, a.cssURL
 	if s != nil {
 		p.LoggedIn = true
 		p.CSRF = s.csrf
@@ -661,7 +657,7 @@ func (a *admin) render(w http.ResponseWriter, r *http.Request, status int, s *ad
 	t := a.pages[name]
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "layout", &p); err != nil {
-		a.ops.Log.Error("admin page failed", "page", name, "err", err)
+		a.log.Error("admin page failed", "page", name, "err", err)
 		http.Error(w, "internal error; the node's log has the details", http.StatusInternalServerError)
 		return
 	}
@@ -703,9 +699,9 @@ func (a *admin) sessions(w http.ResponseWriter, r *http.Request, s *adminSession
 		page.Error = "The site filter is not a node name."
 	}
 	if page.Error == "" {
-		list, next, err := a.ops.Store.ListSessions(sf)
+		list, next, err := a.svc.Store.ListSessions(sf)
 		if err != nil {
-			a.ops.Log.Warn("admin: list sessions", "err", err)
+			a.log.Warn("admin: list sessions", "err", err)
 			page.Error = "The sessions could not be listed (a stale page link?): " + err.Error()
 		}
 		if page.Rows, err = a.rows(list); err != nil {
@@ -718,8 +714,8 @@ func (a *admin) sessions(w http.ResponseWriter, r *http.Request, s *adminSession
 			page.First = f.url("")
 		}
 	}
-	if a.ops.Handoff != nil && a.ops.Handoff.Members != nil {
-		for _, m := range a.ops.Handoff.Members() {
+	if a.cfg.Members != nil {
+		for _, m := range a.cfg.Members() {
 			page.Sites = append(page.Sites, m.Name)
 		}
 	}
@@ -756,19 +752,15 @@ func (f adminFilter) url(after string) string {
 
 // rows shows sessions with their users' login names and states.
 func (a *admin) rows(list []session.Session) ([]adminSessionRow, error) {
-	users := map[string]session.User{}
-	now := a.ops.Store.Now()
+	users, err := a.svc.usersOf(list)
+	if err != nil {
+		return nil, err
+	}
+	now := a.svc.now()
 	rows := make([]adminSessionRow, len(list))
 	for i := range list {
-		u, ok := users[list[i].Email]
-		if !ok {
-			var err error
-			if u, _, err = a.ops.lookupUser(list[i].Email); err != nil {
-				return nil, err
-			}
-			users[u.Email] = u
-		}
-		v, st := newSessionView(&list[i], &u, now)
+		u := &users[i]
+		v, st := newSessionView(&list[i], u, now)
 		rows[i] = adminSessionRow{SessionInfo: v, Login: u.Login.V, State: st, Verified: u.Verified.V.OK}
 	}
 	return rows, nil
@@ -787,9 +779,9 @@ func (a *admin) users(w http.ResponseWriter, r *http.Request, s *adminSession) e
 		page.Find, page.Error = find, "Not a valid e-mail address."
 	}
 	after, limit := q.Get("after"), pageSize(q)
-	list, next, err := a.ops.Store.ListUsers(after, limit)
+	list, next, err := a.svc.Store.ListUsers(after, limit)
 	if err != nil {
-		a.ops.Log.Warn("admin: list users", "err", err)
+		a.log.Warn("admin: list users", "err", err)
 		page.Error = "The users could not be listed: " + err.Error()
 	}
 	page.Rows = make([]client.UserInfo, len(list))
@@ -828,20 +820,20 @@ func adminUserURL(email string) string {
 func (a *admin) user(w http.ResponseWriter, r *http.Request, s *adminSession) error {
 	email, err := pathEmail(r)
 	if err != nil {
-		return errorf(http.StatusNotFound, client.CodeNotFound, "That is not an e-mail address.")
+		return refuse(session.ErrNotFound, "That is not an e-mail address.")
 	}
-	u, known, err := a.ops.lookupUser(email)
+	u, known, err := a.svc.user(email)
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
 	f := session.SessionFilter{Email: email, After: q.Get("after"), Limit: pageSize(q)}
-	list, next, err := a.ops.Store.ListSessions(f)
+	list, next, err := a.svc.Store.ListSessions(f)
 	if err != nil {
-		return errorf(http.StatusBadRequest, client.CodeInvalidField, "The history could not be listed: %v", err)
+		return refuse(errInvalidField, "The history could not be listed: %v", err)
 	}
 	if !known && len(list) == 0 && f.After == "" {
-		return errorf(http.StatusNotFound, client.CodeNotFound, "No user or session with this e-mail is known to this node.")
+		return refuse(session.ErrNotFound, "No user or session with this e-mail is known to this node.")
 	}
 	page := &adminUser{U: newUserView(&u), Known: known, Resend: a.cfg.Resend != nil}
 	if page.Rows, err = a.rows(list); err != nil {
@@ -878,15 +870,19 @@ func (a *admin) user(w http.ResponseWriter, r *http.Request, s *adminSession) er
 // destroy is POST /admin/sessions/{id}/destroy: end one session on every
 // site (end reason admin), as DELETE /v1/sessions/{id} does.
 func (a *admin) destroy(w http.ResponseWriter, r *http.Request, s *adminSession) error {
-	sess, u, err := a.ops.readSession(r)
+	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	_, ended, err := a.ops.endActiveAs(sess, u, session.EndAdmin)
+	sess, u, err := a.svc.session(id)
 	if err != nil {
 		return err
 	}
-	a.ops.Log.Info("admin destroyed a session", "session", sess.ID, "ended", ended)
+	_, ended, err := a.svc.end(sess, u, session.EndAdmin)
+	if err != nil {
+		return err
+	}
+	a.log.Info("admin destroyed a session", "session", sess.ID, "ended", ended)
 	flash := &adminFlash{"ok", "Session " + sess.ID[:12] + "… of " + sess.Email + " destroyed, on every site."}
 	if !ended {
 		flash = &adminFlash{"info", "Session " + sess.ID[:12] + "… was already over."}
@@ -902,15 +898,15 @@ func (a *admin) setVerified(w http.ResponseWriter, r *http.Request, s *adminSess
 	if err != nil {
 		return err
 	}
-	if _, known, err := a.ops.lookupUser(email); err != nil {
+	if _, known, err := a.svc.user(email); err != nil {
 		return err
 	} else if !known {
-		return errorf(http.StatusNotFound, client.CodeNotFound, "No such user: %s.", email)
+		return refuse(session.ErrNotFound, "No such user: %s.", email)
 	}
-	if _, err := a.ops.updateUser(email, userChange{Verified: &v}); err != nil {
+	if _, err := a.svc.updateUser(email, session.UserChange{Verified: &v}, false); err != nil {
 		return err
 	}
-	a.ops.Log.Info("admin set a user's verification", "verified", v.OK)
+	a.log.Info("admin set a user's verification", "verified", v.OK)
 	text := email + " is now verified (by an administrator), on every site."
 	if !v.OK {
 		text = email + " is now unverified: their next logins stay on their own site."
@@ -937,12 +933,12 @@ func (a *admin) resend(w http.ResponseWriter, r *http.Request, s *adminSession) 
 		return err
 	}
 	if a.cfg.Resend == nil {
-		return errorf(http.StatusNotFound, client.CodeNotFound, "This node sends no verification codes (no smtp: section).")
+		return refuse(session.ErrNotFound, "This node sends no verification codes (no smtp: section).")
 	}
 	if err := a.cfg.Resend(r.Context(), email); err != nil {
 		return err
 	}
-	a.ops.Log.Info("admin sent a verification code")
+	a.log.Info("admin sent a verification code")
 	a.redirect(w, r, s, &adminFlash{"ok", "A new verification code is on its way to " + email + "."})
 	return nil
 }
@@ -954,7 +950,7 @@ func (a *admin) logoutEverywhere(w http.ResponseWriter, r *http.Request, s *admi
 	if err != nil {
 		return err
 	}
-	n, err := a.ops.logoutUser(email)
+	n, err := a.svc.logoutEverywhere(email)
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,16 @@ type apiEnv struct {
 	metrics *Metrics
 }
 
-func newAPIEnv(t testing.TB, mod ...func(*apiDeps)) *apiEnv {
+// testWiring is what a test may change before its env starts: the
+// service's config, the API's dependencies, and wire, which may add
+// dependencies built over the service (the hand-off).
+type testWiring struct {
+	svc  serviceConfig
+	api  apiDeps
+	wire func(svc *service, d *apiDeps)
+}
+
+func newAPIEnv(t testing.TB, mod ...func(*testWiring)) *apiEnv {
 	t.Helper()
 	e := &apiEnv{
 		t:       t,
@@ -87,20 +96,30 @@ func newAPIEnv(t testing.TB, mod ...func(*apiDeps)) *apiEnv {
 		t.Fatalf("open store: %v", err)
 	}
 	e.store = st
-	d := apiDeps{
-		Store:           st,
-		Name:            "site-a",
-		TTL:             720 * time.Hour,
-		RequireVerified: true,
-		Publish:         e.pub.publish,
-		Token:           crypto.HashToken(testAPIToken),
-		Log:             log,
-		Metrics:         e.metrics,
+	w := testWiring{
+		svc: serviceConfig{
+			Store:           st,
+			Name:            "site-a",
+			TTL:             720 * time.Hour,
+			RequireVerified: true,
+			Publish:         e.pub.publish,
+			Log:             log,
+			Metrics:         e.metrics,
+		},
+		api: apiDeps{
+			Token:   crypto.HashToken(testAPIToken),
+			Log:     log,
+			Metrics: e.metrics,
+		},
 	}
 	for _, m := range mod {
-		m(&d)
+		m(&w)
 	}
-	e.srv = httptest.NewServer(newAPI(d))
+	w.api.Service = newService(w.svc)
+	if w.wire != nil {
+		w.wire(w.api.Service, &w.api)
+	}
+	e.srv = httptest.NewServer(newAPI(w.api))
 	t.Cleanup(func() {
 		e.srv.Close()
 		st.Close()
@@ -337,8 +356,8 @@ func TestAPI_Routing(t *testing.T) {
 
 func TestAPI_Status(t *testing.T) {
 	t.Run("from the node", func(t *testing.T) {
-		e := newAPIEnv(t, func(d *apiDeps) {
-			d.Status = func() client.Status {
+		e := newAPIEnv(t, func(w *testWiring) {
+			w.api.Status = func() client.Status {
 				return client.Status{Node: "site-a", Version: "v9", Members: []client.MemberStatus{{Name: "site-b"}}}
 			}
 		})
@@ -360,8 +379,8 @@ func TestAPI_Status(t *testing.T) {
 }
 
 func TestAPI_Panic(t *testing.T) {
-	e := newAPIEnv(t, func(d *apiDeps) {
-		d.Status = func() client.Status { panic("status exploded") }
+	e := newAPIEnv(t, func(w *testWiring) {
+		w.api.Status = func() client.Status { panic("status exploded") }
 	})
 	ea := e.do("GET", "/v1/status", nil).wantError(t, http.StatusInternalServerError, client.CodeInternal)
 	if strings.Contains(ea.Error.Message, "exploded") {

@@ -18,9 +18,10 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
-	"go.yaml.in/yaml/v3"
 )
 
 // Profiles name the gossip timing presets (memberlist's LAN, WAN and local

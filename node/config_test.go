@@ -3,13 +3,14 @@ package node
 import (
 	"errors"
 	"fmt"
-	"github.com/ussync/ussync/client"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ussync/ussync/client"
 )
 
 // validConfig is DefaultConfig with the required fields filled.
@@ -578,9 +579,9 @@ verification:
 	})
 }
 
-// refusal is a change that makes a valid config invalid, and the field the
+// badConfig is a change that makes a valid config invalid, and the field the
 // error must name.
-type refusal = struct {
+type badConfig = struct {
 	field  string
 	mutate func(*Config)
 }
@@ -588,7 +589,7 @@ type refusal = struct {
 // checkRefusals applies each change to a fresh valid config (from base) and
 // checks that Validate refuses it naming the field, without quoting any of
 // the secrets.
-func checkRefusals(t *testing.T, base func(*testing.T) Config, tests []refusal, secrets ...string) {
+func checkRefusals(t *testing.T, base func(*testing.T) Config, tests []badConfig, secrets ...string) {
 	t.Helper()
 	for _, tt := range tests {
 		c := base(t)

@@ -3,43 +3,99 @@ package node
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
 
-// httpError is an API error answer: the one way a handler says anything but
-// success. Handlers return it (as error); the route adapter writes it.
-type httpError struct {
-	Status  int    // HTTP status code
-	Code    string // machine-readable code, one of the code* constants
-	Message string // human-readable explanation; never holds a secret
-	// Session, when set, is sent beside the error (410 answers say which
-	// session ended and why).
-	Session *client.SessionInfo
+// answer is how the HTTP edge answers an error of one kind.
+type answer struct {
+	kind   error
+	status int
+	code   string // one of the client.Code* constants
+	// msg, when set, is the message of a bare error of the kind (whose own
+	// text is not meant for people); a refusal's message always wins.
+	msg string
 }
 
-func (e *httpError) Error() string {
-	return strconv.Itoa(e.Status) + " " + e.Code + ": " + e.Message
+// answers is the one table that maps the errors below the handlers to HTTP
+// statuses and API codes (docs: README "The private API", docs/handoff.md,
+// docs/verification.md, docs/users.md). An error of no kind here is a 500
+// whose cause goes to the log only.
+var answers = []answer{
+	// The request's form.
+	{errInvalidJSON, http.StatusBadRequest, client.CodeInvalidJSON, ""},
+	{errUnknownField, http.StatusBadRequest, client.CodeUnknownField, ""},
+	{errInvalidField, http.StatusBadRequest, client.CodeInvalidField, ""},
+	{errInvalidID, http.StatusBadRequest, client.CodeInvalidID, ""},
+	{session.ErrInvalidEmail, http.StatusBadRequest, client.CodeInvalidEmail, ""},
+	{errBadRequest, http.StatusBadRequest, client.CodeBadRequest, ""},
+	{errUnauthorized, http.StatusUnauthorized, client.CodeUnauthorized, ""},
+	{errMethodNotAllowed, http.StatusMethodNotAllowed, client.CodeMethodNotAllowed, ""},
+	{errEmailImmutable, http.StatusConflict, client.CodeEmailImmutable, ""},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, client.CodeBodyTooLarge, ""},
+	{errUnsupportedMedia, http.StatusUnsupportedMediaType, client.CodeUnsupportedMedia, ""},
+	{errCSRF, http.StatusForbidden, client.CodeCSRF, ""},
+	// Users and sessions.
+	{session.ErrNotFound, http.StatusNotFound, client.CodeNotFound, ""},
+	{ErrUserMoved, http.StatusConflict, client.CodeUserMoved, ""},
+	{ErrSessionEnded, http.StatusGone, client.CodeSessionEnded, ""},
+	{ErrSessionRevoked, http.StatusGone, client.CodeSessionRevoked, ""},
+	{ErrSessionExpired, http.StatusGone, client.CodeSessionExpired, ""},
+	{ErrNoSession, http.StatusUnauthorized, client.CodeNoSession, ""},
+	// The hand-off.
+	{crypto.ErrTicketMalformed, http.StatusBadRequest, client.CodeTicketMalformed, ""},
+	{crypto.ErrTicketUnknownKey, http.StatusBadRequest, client.CodeTicketUnknownKey, ""},
+	{crypto.ErrTicketTampered, http.StatusBadRequest, client.CodeTicketTampered, ""},
+	{crypto.ErrTicketExpired, http.StatusGone, client.CodeTicketExpired, ""},
+	{crypto.ErrTicketNotYetValid, http.StatusGone, client.CodeTicketExpired, ""},
+	{ErrTicketWrongTarget, http.StatusForbidden, client.CodeTicketWrongTarget, ""},
+	{ErrTicketIPMismatch, http.StatusForbidden, client.CodeTicketIPMismatch, ""},
+	{ErrTicketReplayed, http.StatusConflict, client.CodeTicketReplayed, ""},
+	{ErrUnknownUser, http.StatusForbidden, client.CodeUnknownUser, ""},
+	{ErrBadRedirect, http.StatusBadRequest, client.CodeBadRedirect, ""},
+	// E-mail verification.
+	{ErrInvalidCode, http.StatusBadRequest, client.CodeInvalidCode, ""},
+	{ErrCodeLocked, http.StatusTooManyRequests, client.CodeCodeLocked, ""},
+	{ErrRateLimited, http.StatusTooManyRequests, client.CodeRateLimited, ""},
+	{ErrLinkStale, http.StatusGone, client.CodeLinkStale, ""},
+	{ErrMailFailed, http.StatusBadGateway, client.CodeMailFailed, ""},
+	{ErrMailDisabled, http.StatusServiceUnavailable, client.CodeMailDisabled, ""},
+	// The node itself.
+	{session.ErrClosed, http.StatusServiceUnavailable, client.CodeUnavailable, "the node is shutting down"},
+	{errUnavailable, http.StatusServiceUnavailable, client.CodeUnavailable, ""},
+	{errInternal, http.StatusInternalServerError, client.CodeInternal, ""},
 }
 
-// errorf builds an httpError with a formatted message.
-func errorf(status int, code, format string, args ...any) *httpError {
-	return &httpError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+// answerOf finds how to answer err, and the message to send. ok is false
+// for an error of no known kind (a bug, or a store failure).
+func answerOf(err error) (a answer, msg string, ok bool) {
+	r, isRefusal := errors.AsType[*refusal](err)
+	for _, a := range answers {
+		if (isRefusal && r.kind == a.kind) || errors.Is(err, a.kind) {
+			switch {
+			case isRefusal:
+				msg = r.msg
+			case a.msg != "":
+				msg = a.msg
+			default:
+				msg = err.Error()
+			}
+			return a, msg, true
+		}
+	}
+	return answer{}, "", false
 }
 
-var (
-	errUnauthorized = &httpError{Status: http.StatusUnauthorized, Code: client.CodeUnauthorized,
-		Message: `missing or invalid API token: send "Authorization: Bearer <api token>"`}
-	errInternal = &httpError{Status: http.StatusInternalServerError, Code: client.CodeInternal,
-		Message: "internal error; the node's log has the details"}
-	errUnavailable = &httpError{Status: http.StatusServiceUnavailable, Code: client.CodeUnavailable,
-		Message: "the node is shutting down"}
-)
+// errorCode is the API code of err ("" for an error of no known kind): the
+// label refusals are counted under.
+func errorCode(err error) string {
+	a, _, _ := answerOf(err)
+	return a.code
+}
 
 // errorBody is the JSON shape of every error answer.
 type errorBody struct {
@@ -50,28 +106,28 @@ type errorBody struct {
 	Session *client.SessionInfo `json:"session,omitempty"`
 }
 
-// writeError answers err. An *httpError is sent as it is; a closed store is
-// 503; anything else is a 500 whose real cause goes to the log only (the
-// errors handlers return never carry a token).
+// writeError answers err as {"error":{"code","message"}} with the status
+// of its kind (answers). An error of no known kind is a 500 whose real
+// cause goes to the log only (the errors handlers return never carry a
+// token). A refusal's session, when set, is sent beside the error.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	var he *httpError
-	if !errors.As(err, &he) {
-		if errors.Is(err, session.ErrClosed) {
-			he = errUnavailable
-		} else {
-			log.Error("api request failed", "route", routeLabel(r), "method", r.Method, "err", err)
-			he = errInternal
-		}
+	a, msg, ok := answerOf(err)
+	if !ok {
+		log.Error("api request failed", "route", routeLabel(r), "method", r.Method, "err", err)
+		a, msg, _ = answerOf(errInternal)
 	}
-	if he.Code == client.CodeUnauthorized {
+	if a.code == client.CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ussync"`)
 	}
-	if he.Status == http.StatusServiceUnavailable {
+	if a.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}
 	var body errorBody
-	body.Error.Code, body.Error.Message, body.Session = he.Code, he.Message, he.Session
-	writeJSON(w, he.Status, &body)
+	body.Error.Code, body.Error.Message = a.code, msg
+	if rf, ok := errors.AsType[*refusal](err); ok {
+		body.Session = rf.session
+	}
+	writeJSON(w, a.status, &body)
 }
 
 // writeJSON answers v as JSON with the status. v must encode (the API's own

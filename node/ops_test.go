@@ -232,7 +232,7 @@ func TestAPI_CreateSession(t *testing.T) {
 		}
 	})
 	t.Run("new user", func(t *testing.T) {
-		e := newAPIEnv(t, func(d *apiDeps) { d.TTL = 3 * time.Hour })
+		e := newAPIEnv(t, func(w *testWiring) { w.svc.TTL = 3 * time.Hour })
 		var l loginJSON
 		e.do("POST", "/v1/sessions", `{"email":"new@example.com","login":"newbie"}`).want(t, http.StatusCreated, &l)
 		if !l.Session.ExpiresAt.Equal(e.clock.Now().Add(3 * time.Hour)) {
@@ -270,7 +270,7 @@ func TestAPI_CreateSession(t *testing.T) {
 		}
 	})
 	t.Run("unverified user synced when not required", func(t *testing.T) {
-		e := newAPIEnv(t, func(d *apiDeps) { d.RequireVerified = false })
+		e := newAPIEnv(t, func(w *testWiring) { w.svc.RequireVerified = false })
 		l := e.login(t, "u@example.com", false)
 		if !l.Synced || l.Reason != nil {
 			t.Errorf("synced %v reason %v", l.Synced, l.Reason)

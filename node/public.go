@@ -42,11 +42,17 @@ const (
 
 // publicDeps is what the public listener needs; the node wires it.
 type publicDeps struct {
-	// API holds the operations the public logout shares with the private
-	// API: the store, gossip publication, metrics and the log.
-	API apiDeps
+	// Service performs the operations: the logout, the verification a link
+	// completes (required).
+	Service *service
 	// Handoff is the ticket machinery (required).
 	Handoff *handoff
+	// Verify is e-mail verification (verifier.go). Nil: the verification
+	// link answers 404.
+	Verify *verifier
+	// Log receives failures and panics, never a token or a ticket. Nil
+	// discards.
+	Log *slog.Logger
 	// TrustedProxies are the prefixes whose X-Forwarded-For and
 	// X-Forwarded-Proto are believed (public.trusted_proxies).
 	TrustedProxies []netip.Prefix
@@ -57,10 +63,11 @@ type publicDeps struct {
 // security headers (securityHeaders); every error is JSON
 // {"error":{"code","message"}}. It is safe for concurrent use.
 type public struct {
-	ops     *api // the store operations, not the private routes
-	h       *handoff
-	trusted []netip.Prefix
-	log     *slog.Logger
+	svc      *service
+	h        *handoff
+	verifier *verifier
+	trusted  []netip.Prefix
+	log      *slog.Logger
 	// base is the decoded path every endpoint sits under: the site's path
 	// and "ussync/v1/". A site at https://example.com/blog/ answers
 	// /blog/ussync/v1/sync and nothing else, so sites sharing a host in
@@ -87,16 +94,19 @@ type publicReq struct {
 
 // newPublic returns the public listener's handler.
 func newPublic(d publicDeps) (http.Handler, error) {
-	if d.Handoff == nil {
-		return nil, errors.New("public listener: no hand-off")
+	if d.Handoff == nil || d.Service == nil {
+		return nil, errors.New("public listener: no hand-off or no service")
 	}
-	deps := d.API.withDefaults()
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
 	p := &public{
-		ops:     &api{apiDeps: deps},
-		h:       d.Handoff,
-		trusted: d.TrustedProxies,
-		log:     deps.Log,
-		base:    d.Handoff.self.URL.Path + publicPrefix,
+		svc:      d.Service,
+		h:        d.Handoff,
+		verifier: d.Verify,
+		trusted:  d.TrustedProxies,
+		log:      d.Log,
+		base:     d.Handoff.self.URL.Path + publicPrefix,
 	}
 	get := []string{http.MethodGet}
 	p.routes = map[string]publicRoute{
@@ -138,7 +148,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, r, p.log, errorf(http.StatusMethodNotAllowed, client.CodeMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
+			writeError(w, r, p.log, refuse(errMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
 			return
 		}
 		writeJSON(w, http.StatusOK, healthBody)
@@ -147,7 +157,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, p.base)
 	rt, found := p.routes[rest]
 	if !ok || !found {
-		writeError(w, r, p.log, errorf(http.StatusNotFound, client.CodeNotFound, "no such endpoint (this site's are under %s)", p.base))
+		writeError(w, r, p.log, refuse(session.ErrNotFound, "no such endpoint (this site's are under %s)", p.base))
 		return
 	}
 	r = r.WithContext(r.Context()) // a copy: the route label is ours to set
@@ -162,7 +172,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			allow += ", OPTIONS"
 		}
 		w.Header().Set("Allow", allow)
-		err = errorf(http.StatusMethodNotAllowed, client.CodeMethodNotAllowed, "%s is not allowed here (Allow: %s)", r.Method, allow)
+		err = refuse(errMethodNotAllowed, "%s is not allowed here (Allow: %s)", r.Method, allow)
 	default:
 		err = rt.serve(w, r, pr)
 	}
@@ -174,9 +184,9 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // publicError keeps the session view of a 410 answer off the public
 // listener: the browser learns why, not the session's details.
 func publicError(err error) error {
-	if he, ok := errors.AsType[*httpError](err); ok && he.Session != nil {
-		c := *he
-		c.Session = nil
+	if rf, ok := errors.AsType[*refusal](err); ok && rf.session != nil {
+		c := *rf
+		c.session = nil
 		return &c
 	}
 	return err
@@ -202,27 +212,6 @@ func securityHeaders(h http.Header, sites []site) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-}
-
-// queryParams parses the query strictly and returns the named parameters:
-// a query that does not parse, or a named parameter given more than once, is
-// a 400. Other parameters are ignored.
-func queryParams(r *http.Request, names ...string) (map[string]string, error) {
-	vals, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, errorf(http.StatusBadRequest, client.CodeBadRequest, "the query string does not parse")
-	}
-	out := make(map[string]string, len(names))
-	for _, n := range names {
-		switch v := vals[n]; len(v) {
-		case 0:
-		case 1:
-			out[n] = v[0]
-		default:
-			return nil, errorf(http.StatusBadRequest, client.CodeBadRequest, "query parameter %q is given %d times", n, len(v))
-		}
-	}
-	return out, nil
 }
 
 // redirect answers 303 See Other to loc, with no body.
@@ -263,7 +252,7 @@ type browserSession struct {
 // cookieSession finds the active session of the request's ussync_session
 // cookie: token → id (SessionID) → store. ok is false when there is none.
 func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err error) {
-	now := p.ops.Store.Now()
+	now := p.svc.now()
 	for i, c := range r.CookiesNamed(cookieSession) {
 		if i >= maxCookieTries {
 			break
@@ -271,14 +260,14 @@ func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err
 		if c.Value == "" || len(c.Value) > maxTokenBytes {
 			continue
 		}
-		s, err := p.ops.Store.Session(crypto.SessionID(c.Value))
+		s, err := p.svc.Store.Session(crypto.SessionID(c.Value))
 		if errors.Is(err, session.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return bs, false, fmt.Errorf("read session: %w", err)
 		}
-		u, _, err := p.ops.lookupUser(s.Email)
+		u, _, err := p.svc.user(s.Email)
 		if err != nil {
 			return bs, false, err
 		}
@@ -288,9 +277,6 @@ func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err
 	}
 	return bs, false, nil
 }
-
-var errNoSession = &httpError{Status: http.StatusUnauthorized, Code: client.CodeNoSession,
-	Message: "no active session on this site"}
 
 // sync is GET /ussync/v1/sync?t=TICKET[&next=URL][&m=iframe]: redeem a
 // ticket, set the cookie, then go down a chain ticket's route, to next, or
@@ -306,7 +292,7 @@ func (p *public) sync(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 	case client.ModeIframe:
 		iframe = true
 	default:
-		return errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter \"m\" must be %q or absent", client.ModeIframe)
+		return refuse(errInvalidField, "query parameter \"m\" must be %q or absent", client.ModeIframe)
 	}
 	next := ""
 	if raw, ok := q["next"]; ok {
@@ -322,19 +308,19 @@ func (p *public) sync(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 		loc = next
 	}
 	if err != nil {
-		he, ok := errors.AsType[*httpError](err)
-		if !ok || he.Status >= 500 || loc == "" {
+		a, _, ok := answerOf(err)
+		if !ok || a.status >= 500 || loc == "" {
 			return err
 		}
 		// Refused, but the browser has somewhere to go: send it on, so one
 		// bad site does not strand the user (logged and counted by redeem).
-		w.Header().Set(refusedHeader, he.Code)
+		w.Header().Set(refusedHeader, a.code)
 	} else {
 		sameSite := http.SameSiteLaxMode
 		if iframe {
 			sameSite = http.SameSiteNoneMode
 		}
-		p.setCookie(w, cookieSession, rd.Token, maxAgeUntil(rd.Session.ExpiresAt, p.ops.Store.Now()), sameSite, p.secure(pr, iframe))
+		p.setCookie(w, cookieSession, rd.Token, maxAgeUntil(rd.Session.ExpiresAt, p.svc.now()), sameSite, p.secure(pr, iframe))
 	}
 	if loc != "" {
 		redirect(w, loc)
@@ -367,7 +353,7 @@ func (p *public) preflight(w http.ResponseWriter, r *http.Request, pr *publicReq
 	w.Header().Add("Vary", "Origin")
 	o := r.Header.Get("Origin")
 	if !memberOrigin(pr.sites, o) {
-		return errorf(http.StatusForbidden, client.CodeCSRF, "the origin is not a member site")
+		return refuse(errCSRF, "the origin is not a member site")
 	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", o)
@@ -394,10 +380,10 @@ func (p *public) whoami(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 		return err
 	}
 	if !ok {
-		return errNoSession
+		return ErrNoSession
 	}
 	ans := whoamiAnswer{Email: bs.Session.Email, Login: bs.User.Login.V, DisplayName: bs.User.DisplayName.V}
-	ans.Session, _ = newSessionView(&bs.Session, &bs.User, p.ops.Store.Now())
+	ans.Session, _ = newSessionView(&bs.Session, &bs.User, p.svc.now())
 	writeJSON(w, http.StatusOK, &ans)
 	return nil
 }
@@ -424,7 +410,7 @@ func fromMember(r *http.Request, sites []site) bool {
 func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
 	cors(w, r, pr)
 	if !fromMember(r, pr.sites) {
-		return errorf(http.StatusForbidden, client.CodeCSRF, "a logout must come from a member site's page (Origin or Referer)")
+		return refuse(errCSRF, "a logout must come from a member site's page (Origin or Referer)")
 	}
 	q, err := queryParams(r, "everywhere")
 	if err != nil {
@@ -436,7 +422,7 @@ func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	case "1", "true":
 		everywhere = true
 	default:
-		return errorf(http.StatusBadRequest, client.CodeInvalidField, "query parameter \"everywhere\" must be 1 or 0")
+		return refuse(errInvalidField, "query parameter \"everywhere\" must be 1 or 0")
 	}
 	bs, ok, err := p.cookieSession(r)
 	if err != nil {
@@ -446,11 +432,11 @@ func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	switch {
 	case !ok:
 	case everywhere:
-		if n, err = p.ops.logoutUser(bs.Session.Email); err != nil {
+		if n, err = p.svc.logoutEverywhere(bs.Session.Email); err != nil {
 			return err
 		}
 	default:
-		_, ended, err := p.ops.endActive(bs.Session, bs.User)
+		_, ended, err := p.svc.end(bs.Session, bs.User, session.EndLogout)
 		if err != nil {
 			return err
 		}
@@ -474,7 +460,7 @@ func (p *public) auth(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 		return err
 	}
 	if !ok {
-		return errNoSession
+		return ErrNoSession
 	}
 	h := w.Header()
 	h.Set("X-Ussync-Email", bs.Session.Email)
@@ -536,7 +522,7 @@ func (p *public) hopAsk(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 		return err
 	}
 	if t.Target == p.h.Name {
-		return errorf(http.StatusForbidden, client.CodeTicketWrongTarget, "a hop request is asked of the other sites, not of the site that made it")
+		return refuse(ErrTicketWrongTarget, "a hop request is asked of the other sites, not of the site that made it")
 	}
 	asker, ok := siteNamed(pr.sites, t.Target)
 	if !ok {
@@ -595,7 +581,7 @@ func (p *public) hopDone(w http.ResponseWriter, r *http.Request, pr *publicReq) 
 		return err
 	}
 	if t.Target != p.h.Name {
-		return errorf(http.StatusForbidden, client.CodeTicketWrongTarget, "the hop request was made by another site")
+		return refuse(ErrTicketWrongTarget, "the hop request was made by another site")
 	}
 	ret, err := p.h.selfRedirect("the hop's return URL", hp.Return)
 	if err != nil {

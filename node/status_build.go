@@ -1,8 +1,9 @@
 package node
 
 import (
-	"github.com/ussync/ussync/client"
 	"time"
+
+	"github.com/ussync/ussync/client"
 )
 
 // Status builds the node's view of the cluster for GET /v1/status.

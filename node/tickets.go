@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
@@ -51,9 +51,10 @@ const (
 type handoffConfig struct {
 	// Keyring seals and opens tickets.
 	Keyring *crypto.Keyring
-	// Store is the node's replica: the sessions tickets carry, and the
-	// replay cache.
-	Store *session.Store
+	// Service performs the operations: the records a ticket carries are
+	// accepted through it; its store keeps the replay cache and its clock
+	// every expiry.
+	Service *service
 	// Name is this node's name: the Target of the tickets it accepts.
 	Name string
 	// SiteURL is this site's URL (site.url, validated).
@@ -93,7 +94,6 @@ type handoff struct {
 	handoffConfig
 	self  site
 	cache atomic.Pointer[siteList] // the last sites(), for sitesTTL
-	users *siteUsers               // the users this site knows (users.go)
 
 	issued   *prometheus.CounterVec // ussync_tickets_issued_total{kind}
 	redeemed *prometheus.CounterVec // ussync_tickets_redeemed_total{result}
@@ -101,8 +101,8 @@ type handoff struct {
 
 // newHandoff checks cfg and registers the hand-off metrics.
 func newHandoff(cfg handoffConfig) (*handoff, error) {
-	if cfg.Keyring == nil || cfg.Store == nil {
-		return nil, errors.New("hand-off: keyring and store are required")
+	if cfg.Keyring == nil || cfg.Service == nil {
+		return nil, errors.New("hand-off: keyring and service are required")
 	}
 	if cfg.TicketTTL <= 0 {
 		cfg.TicketTTL = time.Minute
@@ -120,7 +120,7 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	if !ok {
 		return nil, fmt.Errorf("hand-off: site url %q is not an absolute http(s) URL ending in /", cfg.SiteURL)
 	}
-	h := &handoff{handoffConfig: cfg, self: self, users: newSiteUsers(cfg.Store)}
+	h := &handoff{handoffConfig: cfg, self: self}
 	h.issued = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ussync_tickets_issued_total",
 		Help: `Hand-off tickets sealed by this node, by kind ("session" for a browser's session, "hop" for a lazy-mode request).`,
@@ -135,7 +135,7 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	return h, nil
 }
 
-func (h *handoff) now() time.Time { return h.Store.Now() }
+func (h *handoff) now() time.Time { return h.Service.now() }
 
 // site is one member site: a node name and its parsed site URL.
 type site struct {
@@ -318,8 +318,8 @@ func cleanPath(u *url.URL) bool {
 	return !strings.Contains(ep, "%2f") && !strings.Contains(ep, "%5c") && !strings.Contains(ep, "%2e")
 }
 
-func errBadRedirect(what, why string) *httpError {
-	return errorf(http.StatusBadRequest, client.CodeBadRedirect, "%s %s", what, why)
+func errBadRedirect(what, why string) error {
+	return refuse(ErrBadRedirect, "%s %s", what, why)
 }
 
 // memberRedirect checks that raw is a URL under a member site's URL and
@@ -601,10 +601,10 @@ func (h *handoff) openHop(raw, clientIP string) (crypto.Ticket, ticketPayload, e
 		return t, p, ticketError(err)
 	}
 	if err := decodePayload(t.Payload, &p); err != nil || p.Kind != ticketKindHop {
-		return t, p, errorf(http.StatusBadRequest, client.CodeTicketMalformed, "not a hop request")
+		return t, p, refuse(crypto.ErrTicketMalformed, "not a hop request")
 	}
 	if t.ClientIP != "" && !sameIP(t.ClientIP, clientIP) {
-		return t, p, errorf(http.StatusForbidden, client.CodeTicketIPMismatch, "the hop request is bound to another client address")
+		return t, p, refuse(ErrTicketIPMismatch, "the hop request is bound to another client address")
 	}
 	return t, p, nil
 }

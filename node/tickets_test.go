@@ -76,23 +76,25 @@ func newHoEnv(t testing.TB, kr *crypto.Keyring, name, siteURL string, opts ...ho
 	e := &hoEnv{kr: kr}
 	var pd publicDeps
 	setup := hoSetup{pub: &pd}
-	e.apiEnv = newAPIEnv(t, func(d *apiDeps) {
-		d.Name = name
-		cfg := handoffConfig{
-			Keyring: kr, Store: d.Store, Name: name, SiteURL: siteURL,
-			TicketTTL: time.Minute, HopInterval: 10 * time.Minute,
-			Members: staticMembers(name, siteURL), Log: d.Log, Metrics: d.Metrics,
+	e.apiEnv = newAPIEnv(t, func(w *testWiring) {
+		w.svc.Name = name
+		w.wire = func(svc *service, d *apiDeps) {
+			cfg := handoffConfig{
+				Keyring: kr, Service: svc, Name: name, SiteURL: siteURL,
+				TicketTTL: time.Minute, HopInterval: 10 * time.Minute,
+				Members: staticMembers(name, siteURL), Log: d.Log, Metrics: d.Metrics,
+			}
+			setup.cfg = &cfg
+			for _, o := range opts {
+				o(&setup)
+			}
+			h, err := newHandoff(cfg)
+			if err != nil {
+				t.Fatalf("new hand-off: %v", err)
+			}
+			e.h, d.Handoff = h, h
+			pd.Service, pd.Handoff, pd.Log = svc, h, d.Log
 		}
-		setup.cfg = &cfg
-		for _, o := range opts {
-			o(&setup)
-		}
-		h, err := newHandoff(cfg)
-		if err != nil {
-			t.Fatalf("new hand-off: %v", err)
-		}
-		e.h, d.Handoff = h, h
-		pd.API, pd.Handoff = *d, h
 	})
 	pub, err := newPublic(pd)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/demo/site"
+	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/node"
 )
 
@@ -154,7 +155,7 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 		cfg := node.DefaultConfig()
 		cfg.Node.Name = spec.Name
 		cfg.Node.DataDir = filepath.Join(d.dir, spec.Name)
-		cfg.Node.Profile = node.ProfileLocal
+		cfg.Node.Profile = string(gossip.ProfileLocal)
 		cfg.Site.URL = family[i].URL
 		cfg.Gossip.Bind = "127.0.0.1:0"
 		cfg.Gossip.Secrets = []string{secret.Encode()}

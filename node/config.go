@@ -10,14 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ussync/ussync/client"
-)
-
-// Profiles name the gossip timing presets (memberlist's LAN, WAN and local
-// configs). See NodeSection.Profile.
-const (
-	ProfileLAN   = "lan"
-	ProfileWAN   = "wan"
-	ProfileLocal = "local"
+	"github.com/ussync/ussync/gossip"
 )
 
 // Answers to a session for an email this site has no account for.
@@ -89,8 +82,9 @@ type NodeSection struct {
 	// DataDir is the directory of the node's store (created if missing).
 	// A relative path is relative to the working directory.
 	DataDir string `yaml:"data_dir"`
-	// Profile is the gossip timing preset: "lan" (one data centre), "wan"
-	// (sites across the internet) or "local" (one machine, tests).
+	// Profile is the gossip timing preset (gossip.Profile): "lan" (one data
+	// centre), "wan" (sites across the internet) or "local" (one machine,
+	// tests).
 	Profile string `yaml:"profile"`
 }
 
@@ -330,7 +324,7 @@ func DefaultConfig() Config {
 			DataDir: "./ussync-data",
 			// Sites usually sit in different data centres across the internet:
 			// WAN timings tolerate its latency and loss without false deaths.
-			Profile: ProfileWAN,
+			Profile: string(gossip.ProfileWAN),
 		},
 		Site: SiteSection{
 			// The point of ussync is one login for all sites; a site that wants
@@ -432,7 +426,7 @@ func DevConfig() Config {
 	c := DefaultConfig()
 	c.Dev = true
 	c.Node.Name = "dev"
-	c.Node.Profile = ProfileLocal
+	c.Node.Profile = string(gossip.ProfileLocal)
 	c.Gossip.Bind = "127.0.0.1:7946"
 	c.API.Listen = "127.0.0.1:7947"
 	c.Public.Listen = "127.0.0.1:7948"

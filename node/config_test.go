@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/gossip"
 )
 
 // validConfig is DefaultConfig with the required fields filled.
@@ -38,7 +39,7 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestConfig_Defaults(t *testing.T) {
 	c := DefaultConfig()
-	if c.Node.Profile != ProfileWAN || c.Gossip.Bind != "0.0.0.0:7946" || c.API.Listen != "127.0.0.1:7947" ||
+	if c.Node.Profile != string(gossip.ProfileWAN) || c.Gossip.Bind != "0.0.0.0:7946" || c.API.Listen != "127.0.0.1:7947" ||
 		c.Public.Listen != "127.0.0.1:7948" || c.Node.DataDir != "./ussync-data" {
 		t.Errorf("unexpected defaults: %+v", c.Redacted())
 	}
@@ -167,7 +168,7 @@ sync:
 			t.Fatal(err)
 		}
 		if c.Node.Name != "site-b" || c.Site.URL != "https://b.example/" || c.API.Listen != "127.0.0.1:7947" ||
-			c.Node.Profile != ProfileWAN || time.Duration(c.Session.TTL) != 48*time.Hour ||
+			c.Node.Profile != string(gossip.ProfileWAN) || time.Duration(c.Session.TTL) != 48*time.Hour ||
 			!slices.Equal(c.Gossip.Join, []string{"a.example:7946"}) || !slices.Equal(c.Sync.Modes, []string{"lazy", "chain"}) {
 			t.Errorf("loaded %s", c)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/gossip"
 )
 
 // Validate checks every field and names the first bad one, e.g.
@@ -58,7 +59,7 @@ func (n NodeSection) validate() error {
 	if strings.TrimSpace(n.DataDir) == "" {
 		return errors.New("node.data_dir: required")
 	}
-	if err := oneOf(n.Profile, ProfileLAN, ProfileWAN, ProfileLocal); err != nil {
+	if err := oneOf(n.Profile, string(gossip.ProfileLAN), string(gossip.ProfileWAN), string(gossip.ProfileLocal)); err != nil {
 		return fmt.Errorf("node.profile: %w", err)
 	}
 	return nil

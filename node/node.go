@@ -148,7 +148,7 @@ func (n *Node) open() error {
 // gossipConfig translates the config into the gossip member's.
 func (n *Node) gossipConfig() gossip.Config {
 	_, gossipKeys := n.keyring.GossipKeys()
-	gc := gossip.DefaultConfig(n.cfg.Node.Profile)
+	gc := gossip.DefaultConfig(gossip.Profile(n.cfg.Node.Profile))
 	gc.Name = n.cfg.Node.Name
 	gc.BindAddr = n.cfg.Gossip.Bind
 	gc.AdvertiseAddr = n.cfg.Gossip.Advertise

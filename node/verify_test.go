@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 	"github.com/ussync/ussync/session"
@@ -69,7 +70,7 @@ func verifyConfig(t *testing.T, sink *node.SMTPSink, token string) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.Node.Name = "n0"
 	cfg.Node.DataDir = t.TempDir()
-	cfg.Node.Profile = node.ProfileLocal
+	cfg.Node.Profile = string(gossip.ProfileLocal)
 	cfg.Site.URL = "http://site-0.localhost/"
 	cfg.Gossip.Bind = "127.0.0.1:0"
 	cfg.Gossip.Secrets = []string{randomB64(32)}

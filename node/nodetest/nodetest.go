@@ -22,6 +22,7 @@ import (
 
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/internal/eventually"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/session"
 )
@@ -125,7 +126,7 @@ func (c *Cluster) config(m *Member) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.Node.Name = fmt.Sprintf("n%d", m.Index)
 	cfg.Node.DataDir = m.Dir
-	cfg.Node.Profile = node.ProfileLocal
+	cfg.Node.Profile = string(gossip.ProfileLocal)
 	cfg.Site.URL = fmt.Sprintf("http://site-%d.localhost/", m.Index)
 	cfg.Gossip.Bind = "127.0.0.1:0"
 	cfg.Gossip.Secrets = []string{c.Secret}
@@ -241,16 +242,11 @@ func (c *Cluster) WaitConverged(d time.Duration) {
 	c.WaitFor(d, "convergence", c.Converged)
 }
 
-// WaitFor polls cond every 5 ms until it holds, or fails the test after d.
+// WaitFor polls cond until it holds, or fails the test after d
+// (eventually.True).
 func (c *Cluster) WaitFor(d time.Duration, what string, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.True(c.t, d, what, cond)
 }
 
 // Close stops every member (it runs at cleanup on its own).

@@ -87,31 +87,10 @@ type Demo struct {
 // node sees the three members alive and registers the demo users. ctx bounds
 // the start only; the demo runs until Close.
 func Run(ctx context.Context, opts Options) (*Demo, error) {
-	if opts.Mode == "" {
-		opts.Mode = client.ModeChain
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if !slices.Contains([]string{client.ModeChain, client.ModeIframe, client.ModeLazy}, opts.Mode) {
-		return nil, fmt.Errorf("mode %q is not one of chain, iframe, lazy", opts.Mode)
-	}
-	if opts.Hosts == nil {
-		opts.Hosts = defaultHosts
-	}
-	if len(opts.Hosts) != len(siteSpecs) {
-		return nil, fmt.Errorf("hosts: %d given, the demo has %d sites", len(opts.Hosts), len(siteSpecs))
-	}
-	if opts.PortBase < 0 || opts.PortBase > 65535-len(siteSpecs) {
-		return nil, fmt.Errorf("port base %d is not a port from 1 to %d (or 0 for free ports)", opts.PortBase, 65535-len(siteSpecs))
-	}
-	if opts.HopInterval <= 0 {
-		opts.HopInterval = time.Minute
-	}
-	if opts.Version == "" {
-		opts.Version = "demo"
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-
 	d := &Demo{mode: opts.Mode, log: opts.Logger}
 	ok := false
 	defer func() {
@@ -119,7 +98,6 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 			d.Close()
 		}
 	}()
-	var err error
 	if d.dir, err = os.MkdirTemp("", "ussync-demo-"); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -131,62 +109,15 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-
 	// The sites' ports come first: each node must know its site's URL.
-	family := slices.Clone(siteSpecs)
-	listeners := make([]net.Listener, len(siteSpecs))
-	for i, spec := range siteSpecs {
-		port := 0
-		if opts.PortBase != 0 {
-			port = opts.PortBase + i
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			for _, l := range listeners[:i] {
-				l.Close()
-			}
-			return nil, fmt.Errorf("listen for the %s site: %w", spec.Title, err)
-		}
-		listeners[i] = ln
-		family[i].URL = fmt.Sprintf("http://%s:%d/", opts.Hosts[i], ln.Addr().(*net.TCPAddr).Port)
+	family, listeners, err := listen(opts)
+	if err != nil {
+		return nil, err
 	}
-
-	for i, spec := range siteSpecs {
-		cfg := node.DefaultConfig()
-		cfg.Node.Name = spec.Name
-		cfg.Node.DataDir = filepath.Join(d.dir, spec.Name)
-		cfg.Node.Profile = string(gossip.ProfileLocal)
-		cfg.Site.URL = family[i].URL
-		cfg.Gossip.Bind = "127.0.0.1:0"
-		cfg.Gossip.Secrets = []string{secret.Encode()}
-		if i > 0 {
-			cfg.Gossip.Join = []string{d.nodes[0].GossipAddr()}
-		}
-		cfg.API.Listen = "127.0.0.1:0"
-		cfg.API.Token = token
-		cfg.Public.Listen = "127.0.0.1:0"
-		// The site's reverse proxy runs on the loopback: believe its
-		// X-Forwarded-For, so that tickets and sessions see the browser's IP.
-		cfg.Public.TrustedProxies = []string{"127.0.0.1/32"}
-		cfg.Sync.Modes = []string{opts.Mode}
-		cfg.Sync.HopInterval = node.Duration(opts.HopInterval)
-		cfg.Version = opts.Version
-		if err := cfg.Validate(); err != nil {
-			closeAll(listeners)
-			return nil, fmt.Errorf("config of node %s: %w", spec.Name, err)
-		}
-		n, err := node.New(cfg, opts.Logger)
-		if err != nil {
-			closeAll(listeners)
-			return nil, fmt.Errorf("build node %s: %w", spec.Name, err)
-		}
-		d.nodes = append(d.nodes, n)
-		if err := n.Start(ctx); err != nil {
-			closeAll(listeners)
-			return nil, fmt.Errorf("start node %s: %w", spec.Name, err)
-		}
+	if err := d.startNodes(ctx, opts, family, secret.Encode(), token); err != nil {
+		closeAll(listeners)
+		return nil, err
 	}
-
 	for i, n := range d.nodes {
 		s := site.New(site.Config{
 			Index:       i,
@@ -212,6 +143,93 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 	}
 	ok = true
 	return d, nil
+}
+
+// withDefaults checks o and fills in its defaults.
+func (o Options) withDefaults() (Options, error) {
+	if o.Mode == "" {
+		o.Mode = client.ModeChain
+	}
+	if !slices.Contains([]string{client.ModeChain, client.ModeIframe, client.ModeLazy}, o.Mode) {
+		return o, fmt.Errorf("mode %q is not one of chain, iframe, lazy", o.Mode)
+	}
+	if o.Hosts == nil {
+		o.Hosts = defaultHosts
+	}
+	if len(o.Hosts) != len(siteSpecs) {
+		return o, fmt.Errorf("hosts: %d given, the demo has %d sites", len(o.Hosts), len(siteSpecs))
+	}
+	if o.PortBase < 0 || o.PortBase > 65535-len(siteSpecs) {
+		return o, fmt.Errorf("port base %d is not a port from 1 to %d (or 0 for free ports)", o.PortBase, 65535-len(siteSpecs))
+	}
+	if o.HopInterval <= 0 {
+		o.HopInterval = time.Minute
+	}
+	if o.Version == "" {
+		o.Version = "demo"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+// listen binds the sites' ports and returns the sites with their URLs.
+func listen(opts Options) ([]site.Spec, []net.Listener, error) {
+	family := slices.Clone(siteSpecs)
+	listeners := make([]net.Listener, len(siteSpecs))
+	for i, spec := range siteSpecs {
+		port := 0
+		if opts.PortBase != 0 {
+			port = opts.PortBase + i
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			closeAll(listeners[:i])
+			return nil, nil, fmt.Errorf("listen for the %s site: %w", spec.Title, err)
+		}
+		listeners[i] = ln
+		family[i].URL = fmt.Sprintf("http://%s:%d/", opts.Hosts[i], ln.Addr().(*net.TCPAddr).Port)
+	}
+	return family, listeners, nil
+}
+
+// startNodes starts one node per site of family, each joining the first,
+// all with one secret and one API token.
+func (d *Demo) startNodes(ctx context.Context, opts Options, family []site.Spec, secret, token string) error {
+	for i, spec := range family {
+		cfg := node.DefaultConfig()
+		cfg.Node.Name = spec.Name
+		cfg.Node.DataDir = filepath.Join(d.dir, spec.Name)
+		cfg.Node.Profile = string(gossip.ProfileLocal)
+		cfg.Site.URL = spec.URL
+		cfg.Gossip.Bind = "127.0.0.1:0"
+		cfg.Gossip.Secrets = []string{secret}
+		if i > 0 {
+			cfg.Gossip.Join = []string{d.nodes[0].GossipAddr()}
+		}
+		cfg.API.Listen = "127.0.0.1:0"
+		cfg.API.Token = token
+		cfg.Public.Listen = "127.0.0.1:0"
+		// The site's reverse proxy runs on the loopback: believe its
+		// X-Forwarded-For, so that tickets and sessions see the browser's IP.
+		cfg.Public.TrustedProxies = []string{"127.0.0.1/32"}
+		cfg.Sync.Modes = []string{opts.Mode}
+		cfg.Sync.HopInterval = node.Duration(opts.HopInterval)
+		cfg.Version = opts.Version
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("config of node %s: %w", spec.Name, err)
+		}
+		n, err := node.New(cfg, opts.Logger)
+		if err != nil {
+			return fmt.Errorf("build node %s: %w", spec.Name, err)
+		}
+		d.nodes = append(d.nodes, n)
+		if err := n.Start(ctx); err != nil {
+			return fmt.Errorf("start node %s: %w", spec.Name, err)
+		}
+	}
+	return nil
 }
 
 func closeAll(lns []net.Listener) {

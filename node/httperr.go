@@ -137,8 +137,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // a failed write is the client gone
 }
-
-// writeSession answers {"session":v} with the status.
-func writeSession(w http.ResponseWriter, status int, v *client.SessionInfo) {
-	writeJSON(w, status, client.SessionCheck{Session: *v})
-}

@@ -246,6 +246,9 @@ func TestUsers_UnknownUser(t *testing.T) {
 		// The flag survives a restart.
 		c.Kill(1)
 		c.Restart(1)
+		// The logins below hand the session to n1 only once n0 lists it
+		// alive again (it came back on a new gossip port).
+		c.WaitMembers(10 * time.Second)
 		n1 = c.Members[1]
 		if a := callWant(t, n1, "GET", "/v1/sessions/"+l2.Session.ID, nil, http.StatusOK); !newUser(a) {
 			t.Fatalf("check after a restart: %+v", a)

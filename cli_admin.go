@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/client"
 )
 
 // The administration commands: they call a node's private API, like status.
@@ -56,12 +56,12 @@ func wantArgs(c *cli.Context, names ...string) ([]string, error) {
 }
 
 // apiClient is the client of the node the flags name.
-func apiClient(c *cli.Context) (*node.Client, error) {
+func apiClient(c *cli.Context) (*client.Client, error) {
 	token := c.String("token")
 	if token == "" {
 		return nil, errors.New("no API token: pass --token or set USSYNC_API_TOKEN")
 	}
-	return node.NewClient(c.String("api"), token), nil
+	return client.New(c.String("api"), token), nil
 }
 
 // apiErr is the exit of a failed call: the node refused it or could not be
@@ -119,9 +119,9 @@ func sessionsList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	q := node.SessionQuery{Email: c.String("email"), Site: c.String("site"), All: !c.Bool("active"), Oldest: c.Bool("oldest")}
-	var out node.SessionPage
-	out.Sessions, out.Next, err = pageAll(limit, func(after string, n int) ([]node.SessionInfo, string, error) {
+	q := client.SessionQuery{Email: c.String("email"), Site: c.String("site"), All: !c.Bool("active"), Oldest: c.Bool("oldest")}
+	var out client.SessionPage
+	out.Sessions, out.Next, err = pageAll(limit, func(after string, n int) ([]client.SessionInfo, string, error) {
 		q.After, q.Limit = after, n
 		p, err := cl.Sessions(c.Context, q)
 		return p.Sessions, p.Next, err
@@ -137,7 +137,7 @@ func sessionsList(c *cli.Context) error {
 
 // argsClient checks a command's positional arguments (see wantArgs) and
 // returns them with the command's API client.
-func argsClient(c *cli.Context, names ...string) ([]string, *node.Client, error) {
+func argsClient(c *cli.Context, names ...string) ([]string, *client.Client, error) {
 	a, err := wantArgs(c, names...)
 	if err != nil {
 		return nil, nil, err
@@ -148,7 +148,7 @@ func argsClient(c *cli.Context, names ...string) ([]string, *node.Client, error)
 
 // listSetup checks a list command's arguments and --limit, and returns its
 // client and the limit (0: all).
-func listSetup(c *cli.Context) (*node.Client, int, error) {
+func listSetup(c *cli.Context) (*client.Client, int, error) {
 	_, cl, err := argsClient(c)
 	if err != nil {
 		return nil, 0, err
@@ -182,7 +182,7 @@ func pageAll[T any](limit int, fetch func(after string, n int) ([]T, string, err
 }
 
 // printSessions writes sessions as an aligned table for people.
-func printSessions(w io.Writer, p node.SessionPage, wide bool) error {
+func printSessions(w io.Writer, p client.SessionPage, wide bool) error {
 	if len(p.Sessions) == 0 {
 		_, err := fmt.Fprintln(w, "no sessions")
 		return err
@@ -272,8 +272,8 @@ func usersList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var out node.UserPage
-	out.Users, out.Next, err = pageAll(limit, func(after string, n int) ([]node.UserInfo, string, error) {
+	var out client.UserPage
+	out.Users, out.Next, err = pageAll(limit, func(after string, n int) ([]client.UserInfo, string, error) {
 		p, err := cl.Users(c.Context, after, n)
 		return p.Users, p.Next, err
 	})
@@ -329,7 +329,7 @@ func usersVerify(ok bool) cli.ActionFunc {
 		if _, err := cl.User(c.Context, a[0]); err != nil {
 			return apiErr(err)
 		}
-		var up node.UserUpdate
+		var up client.UserUpdate
 		if ok {
 			via := "admin"
 			up.VerifiedVia = &via

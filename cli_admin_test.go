@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/node/nodetest"
 )
 
@@ -89,7 +89,7 @@ func TestCLI_SessionsList(t *testing.T) {
 	})
 	t.Run("json, wide ids", func(t *testing.T) {
 		code, out, _ := runCmd(t, list, append(flags, "--json", "--oldest"))
-		var p node.SessionPage
+		var p client.SessionPage
 		if err := json.Unmarshal([]byte(out), &p); err != nil || code != 0 {
 			t.Fatalf("exit %d, %v: %s", code, err, out)
 		}
@@ -159,7 +159,7 @@ func TestCLI_SessionsRevoke(t *testing.T) {
 	if code != 0 || out != "revoked session "+ids[0]+" of ann@example.com\n" {
 		t.Fatalf("exit %d, %q %q", code, out, errOut)
 	}
-	var a struct{ Session node.SessionInfo }
+	var a struct{ Session client.SessionInfo }
 	if code := m.Call("GET", "/v1/sessions/"+ids[0], nil, &a); code != http.StatusGone || a.Session.EndReason != "admin" {
 		t.Fatalf("check: %d %+v", code, a.Session)
 	}
@@ -185,9 +185,9 @@ func TestCLI_SessionsRevoke(t *testing.T) {
 
 func TestCLI_Users(t *testing.T) {
 	m, flags, _ := adminNode(t)
-	user := func(email string) node.UserInfo {
+	user := func(email string) client.UserInfo {
 		t.Helper()
-		var u node.UserInfo
+		var u client.UserInfo
 		if code := m.Call("GET", "/v1/users/"+email, nil, &u); code != http.StatusOK {
 			t.Fatalf("get %s: %d", email, code)
 		}

@@ -1,47 +1,251 @@
 package main
 
 import (
+	"bufio"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-// TestLayout_ThirdPartyBehindOneDoor checks DESIGN.md's dependency rules:
-// only gossip imports memberlist, only session imports badger, only main
-// imports urfave/cli, and session and crypto are leaves.
-func TestLayout_ThirdPartyBehindOneDoor(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").CombinedOutput()
+const module = "github.com/ussync/ussync"
+
+// listed is one package as `go list` sees it, its test files left aside.
+type listed struct {
+	path     string   // relative to the module: "node", "demo/site", "." for main
+	internal []string // the module's packages it imports, relative
+	external []string // the third-party packages it imports
+}
+
+// goList lists the module's packages and their imports.
+func goList(t *testing.T) []listed {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}|{{join .Imports " "}}`, "./...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
-	const mod = "github.com/ussync/ussync"
-	owner := map[string]string{
-		"github.com/hashicorp/memberlist": mod + "/gossip",
-		"github.com/dgraph-io/badger/v4":  mod + "/session",
-		"github.com/urfave/cli/v2":        mod,
-	}
-	allowedInternal := map[string][]string{
-		mod + "/session": nil,
-		mod + "/crypto":  nil,
-		mod + "/gossip":  {mod + "/session"},
-		mod + "/node":    {mod + "/session", mod + "/crypto", mod + "/gossip"},
-	}
+	var pkgs []listed
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		fields := strings.Fields(line)
-		pkg, imports := fields[0], fields[1:]
-		for _, imp := range imports {
+		path, imports, _ := strings.Cut(line, "|")
+		p := listed{path: rel(path)}
+		for _, imp := range strings.Fields(imports) {
+			switch {
+			case imp == module || strings.HasPrefix(imp, module+"/"):
+				p.internal = append(p.internal, rel(imp))
+			case strings.Contains(strings.Split(imp, "/")[0], "."):
+				p.external = append(p.external, imp)
+			}
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func rel(path string) string {
+	if path == module {
+		return "."
+	}
+	return strings.TrimPrefix(path, module+"/")
+}
+
+// TestLayout_ThirdPartyBehindOneDoor checks the dependency rules of
+// docs/architecture.md ("The arrows"): only gossip imports memberlist, only
+// session imports badger, only main imports urfave/cli, session, crypto and
+// client are leaves, and every package imports only the module's packages
+// its place allows. A new package is added here, and to the doc's map, on
+// purpose.
+func TestLayout_ThirdPartyBehindOneDoor(t *testing.T) {
+	owner := map[string]string{
+		"github.com/hashicorp/memberlist": "gossip",
+		"github.com/dgraph-io/badger/v4":  "session",
+		"github.com/urfave/cli/v2":        ".",
+	}
+	allowed := map[string][]string{
+		"session":             nil,
+		"crypto":              nil,
+		"client":              nil,
+		"internal/eventually": nil,
+		"internal/testenv":    nil,
+		"gossip":              {"session"},
+		"node":                {"session", "crypto", "gossip", "client"},
+		"node/nodetest":       {"node", "gossip", "session", "client", "internal/eventually"},
+		"bench":               {"node", "node/nodetest", "gossip", "session"},
+		"demo":                {"node", "client", "crypto", "gossip", "demo/site"},
+		"demo/site":           {"client"},
+		"examples/go-site":    {"client"},
+		"e2e":                 nil,
+		".":                   {"node", "client", "crypto", "bench", "demo"},
+	}
+	for _, p := range goList(t) {
+		for _, imp := range p.external {
 			for lib, o := range owner {
-				if (imp == lib || strings.HasPrefix(imp, lib+"/")) && pkg != o {
-					t.Errorf("%s imports %s; only %s may", pkg, imp, o)
+				if (imp == lib || strings.HasPrefix(imp, lib+"/")) && p.path != o {
+					t.Errorf("%s imports %s; only %s may", p.path, imp, o)
 				}
 			}
-			if allowed, ok := allowedInternal[pkg]; ok && strings.HasPrefix(imp, mod+"/") {
-				found := false
-				for _, a := range allowed {
-					found = found || imp == a
+		}
+		ok, known := allowed[p.path]
+		if !known {
+			t.Errorf("package %s has no place in the layout: add it to docs/architecture.md and to this test", p.path)
+			continue
+		}
+		for _, imp := range p.internal {
+			if !slices.Contains(ok, imp) {
+				t.Errorf("%s imports %s, against the one-way dependency rule", p.path, imp)
+			}
+		}
+	}
+}
+
+// TestLayout_SiteBackends checks that a site's Go backend links neither
+// Badger nor memberlist nor the node: client depends on the standard
+// library alone, and the sites built on it (the demo's, the example) on
+// client and the standard library.
+func TestLayout_SiteBackends(t *testing.T) {
+	for _, pkg := range []string{"client", "demo/site", "examples/go-site"} {
+		out, err := exec.Command("go", "list", "-deps", "-f", `{{if not .Standard}}{{.ImportPath}}{{end}}`, "./"+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep != module+"/"+pkg && dep != module+"/client" {
+				t.Errorf("%s links %s; a site's Go backend links client and the standard library only", pkg, dep)
+			}
+		}
+	}
+	// cli_admin.go calls the API as any site would: through client.
+	f, err := parser.ParseFile(token.NewFileSet(), "cli_admin.go", nil, parser.ImportsOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range f.Imports {
+		if p, _ := strconv.Unquote(imp.Path.Value); p == module+"/node" {
+			t.Error("cli_admin.go imports node; the administration commands are clients of the API")
+		}
+	}
+}
+
+// mapRow is one row of docs/architecture.md's package map.
+type mapRow struct {
+	internal, external []string
+}
+
+// readPackageMap parses the table of "## The package map".
+func readPackageMap(t *testing.T) map[string]mapRow {
+	t.Helper()
+	f, err := os.Open(filepath.Join("docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows := map[string]mapRow{}
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "## ") {
+			in = line == "## The package map"
+			continue
+		}
+		if !in || !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), " | ")
+		if len(cells) != 4 {
+			t.Fatalf("docs/architecture.md: a map row has %d cells, want 4: %s", len(cells), line)
+		}
+		pkg := strings.Trim(strings.Fields(cells[0])[0], "`")
+		rows[pkg] = mapRow{internal: ticked(cells[2]), external: ticked(cells[3])}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) == 0 {
+		t.Fatal(`docs/architecture.md has no "## The package map" table`)
+	}
+	return rows
+}
+
+// ticked returns the `quoted` names of a cell ("—" for none).
+func ticked(cell string) []string {
+	var out []string
+	for _, part := range strings.Split(cell, ",") {
+		if name := strings.Trim(strings.TrimSpace(part), "`"); name != "" && name != "—" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// TestArchitecture_PackageMap holds docs/architecture.md's package map equal
+// to `go list`: every package is in it, with exactly the module's packages
+// it imports, and third-party entries that each name (a prefix of) an import
+// and together cover them all.
+func TestArchitecture_PackageMap(t *testing.T) {
+	doc := readPackageMap(t)
+	for _, p := range goList(t) {
+		row, ok := doc[p.path]
+		if !ok {
+			t.Errorf("docs/architecture.md: package %s is not in the map", p.path)
+			continue
+		}
+		delete(doc, p.path)
+		got, want := slices.Sorted(slices.Values(p.internal)), slices.Sorted(slices.Values(row.internal))
+		if !slices.Equal(got, want) {
+			t.Errorf("docs/architecture.md: %s imports %v of this module, the map says %v", p.path, got, want)
+		}
+		covers := func(entry, imp string) bool { return imp == entry || strings.HasPrefix(imp, entry+"/") }
+		for _, imp := range p.external {
+			if !slices.ContainsFunc(row.external, func(e string) bool { return covers(e, imp) }) {
+				t.Errorf("docs/architecture.md: %s imports %s, which the map does not list", p.path, imp)
+			}
+		}
+		for _, e := range row.external {
+			if !slices.ContainsFunc(p.external, func(imp string) bool { return covers(e, imp) }) {
+				t.Errorf("docs/architecture.md: the map says %s imports %s; it does not", p.path, e)
+			}
+		}
+	}
+	for pkg := range doc {
+		t.Errorf("docs/architecture.md: the map lists %s, which go list does not", pkg)
+	}
+}
+
+// TestLayout_Readable holds node/ and client/ to files of one concern:
+// no file over 600 lines, no function over 80 lines unless its doc comment
+// says why it is long "on purpose".
+func TestLayout_Readable(t *testing.T) {
+	fset := token.NewFileSet()
+	for _, dir := range []string{"node", "client"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := fset.File(f.Pos()).LineCount(); n > 600 {
+				t.Errorf("%s has %d lines; split it by concern (at most 600)", name, n)
+			}
+			for _, d := range f.Decls {
+				fd, ok := d.(*ast.FuncDecl)
+				if !ok {
+					continue
 				}
-				if !found {
-					t.Errorf("%s imports %s, against the one-way dependency rule", pkg, imp)
+				n := fset.Position(fd.End()).Line - fset.Position(fd.Pos()).Line + 1
+				if n > 80 && (fd.Doc == nil || !strings.Contains(fd.Doc.Text(), "on purpose")) {
+					t.Errorf("%s: %s is %d lines; split it, or say in its doc comment why it is long on purpose", name, fd.Name.Name, n)
 				}
 			}
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/node"
 )
@@ -315,7 +316,7 @@ func status(c *cli.Context) error {
 	if token == "" {
 		return errors.New("no API token: pass --token or set USSYNC_API_TOKEN")
 	}
-	st, err := node.NewClient(c.String("api"), token).Status(c.Context)
+	st, err := client.New(c.String("api"), token).Status(c.Context)
 	if err != nil {
 		return &exitErr{code: exitUnreachable, err: err}
 	}
@@ -329,7 +330,7 @@ func status(c *cli.Context) error {
 }
 
 // printStatus writes st as aligned tables for people.
-func printStatus(w io.Writer, st node.Status) error {
+func printStatus(w io.Writer, st client.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "node\t%s\n", st.Node)
 	fmt.Fprintf(tw, "site\t%s\n", st.SiteURL)
@@ -340,7 +341,7 @@ func printStatus(w io.Writer, st node.Status) error {
 	fmt.Fprintln(tw)
 
 	members := slices.Clone(st.Members)
-	slices.SortFunc(members, func(a, b node.MemberStatus) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(members, func(a, b client.MemberStatus) int { return strings.Compare(a.Name, b.Name) })
 	alive := 0
 	for _, m := range members {
 		if m.State == "alive" {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/client"
 )
 
 // runCLI runs the program in-process with a clean USSYNC_* environment.
@@ -178,17 +178,17 @@ func TestRun_StatusUnreachable(t *testing.T) {
 	}
 }
 
-func fakeStatus() node.Status {
-	return node.Status{
+func fakeStatus() client.Status {
+	return client.Status{
 		Node: "site-a", SiteURL: "https://a.example/", Version: "0.1.0-test", Profile: "wan",
-		Members: []node.MemberStatus{
+		Members: []client.MemberStatus{
 			{Name: "site-b", Address: "10.0.0.2:7946", State: "suspect", SiteURL: "https://b.example/", Version: "0.1.0"},
 			{Name: "site-a", Address: "10.0.0.1:7946", State: "alive", SiteURL: "https://a.example/", Version: "0.1.0-test"},
 		},
-		Counts:      node.Counts{Users: 3, Sessions: 7, ActiveSessions: 5},
-		Keyring:     []node.KeyStatus{{Fingerprint: "old0fp"}, {Fingerprint: "prim4ryfp", Primary: true}},
-		AntiEntropy: node.AntiEntropy{Rounds: 12, BucketsRepaired: 2, RecordsSent: 9, LastRound: "2026-01-02T03:04:05Z"},
-		Sync:        node.SyncStats{DeltasSent: 4, DeltasReceived: 6, DeltasApplied: 5, Rebroadcasts: 1},
+		Counts:      client.Counts{Users: 3, Sessions: 7, ActiveSessions: 5},
+		Keyring:     []client.KeyStatus{{Fingerprint: "old0fp"}, {Fingerprint: "prim4ryfp", Primary: true}},
+		AntiEntropy: client.AntiEntropy{Rounds: 12, BucketsRepaired: 2, RecordsSent: 9, LastRound: "2026-01-02T03:04:05Z"},
+		Sync:        client.SyncStats{DeltasSent: 4, DeltasReceived: 6, DeltasApplied: 5, Rebroadcasts: 1},
 	}
 }
 
@@ -254,7 +254,7 @@ func TestRun_Status(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d", code)
 		}
-		var got node.Status
+		var got client.Status
 		if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, stdout)
 		}

@@ -1,13 +1,19 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
+	"text/tabwriter"
 	"time"
+
+	"github.com/ussync/ussync/node/nodetest"
 )
 
 // Kinds of CheckResult rows.
@@ -148,4 +154,177 @@ func closedLoop(ctx context.Context, k int, d time.Duration, prepare func(w int)
 		all = append(all, l...)
 	}
 	return all, elapsed, errors.Join(errs...)
+}
+
+// CheckResult is the session check (GET /v1/sessions/{id}) under a closed
+// loop of Clients concurrent clients, each over a pool of active sessions.
+type CheckResult struct {
+	// Kind is CheckClosed or CheckEcho.
+	Kind     string  `json:"kind"`
+	Clients  int     `json:"clients"`
+	Pool     int     `json:"pool"`
+	Seconds  float64 `json:"seconds"`
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	// FirstError is the first failure, if any.
+	FirstError string  `json:"first_error,omitempty"`
+	PerSec     float64 `json:"requests_per_sec"`
+	Latency    Latency `json:"latency"`
+	// TargetP99 is the target for Latency.P99 (0: this row is a baseline).
+	TargetP99 float64 `json:"target_p99_ms,omitempty"`
+}
+
+// Check starts three nodes, logs in a pool of 1000 sessions on the first,
+// waits for convergence, then runs the session check on the first node in
+// a closed loop: first with one client (the baseline: the cost of one
+// check), then with opts.CheckClients concurrent clients, each for
+// opts.Duration.
+func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
+	opts = opts.withDefaults()
+	const nodes = 3
+	var out []CheckResult
+	err := withCluster(opts, func(h *harness) error {
+		opts.progressf("check: starting %d nodes", nodes)
+		c := newCluster(h, opts)
+		c.Start(nodes)
+		cl := newClient(h, c, opts.CheckClients)
+		users, err := registerUsers(ctx, c, cl, loadUsers)
+		if err != nil {
+			return err
+		}
+		opts.progressf("check: logging in %d sessions", checkPool)
+		m := c.Members[0]
+		ids := make([]string, checkPool)
+		var wg sync.WaitGroup
+		errs := make([]error, 16)
+		for w := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(ids) && errs[w] == nil; i += len(errs) {
+					ids[i], errs[w] = cl.login(ctx, m, users[i%len(users)])
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		c.WaitConverged(30 * time.Second)
+		paths := make([]string, len(ids))
+		for i, id := range ids {
+			paths[i] = "/v1/sessions/" + id
+		}
+		levels := []int{1}
+		if opts.CheckClients != 1 {
+			levels = append(levels, opts.CheckClients)
+		}
+		for _, k := range levels {
+			opts.progressf("check: %d clients on n0 for %v", k, opts.Duration)
+			res, err := checkLoad(ctx, cl, m, paths, k, opts.Duration)
+			if err != nil {
+				return err
+			}
+			if k == opts.CheckClients {
+				res.TargetP99 = ms(TargetCheckP99)
+			}
+			out = append(out, res)
+		}
+		opts.progressf("check: bare TCP echo, %d clients, for %v", opts.CheckClients, opts.Duration)
+		floor, err := echoFloor(ctx, opts.CheckClients, opts.Duration)
+		if err != nil {
+			return err
+		}
+		out = append(out, floor)
+		return nil
+	})
+	return out, err
+}
+
+// checkLoad runs k clients checking sessions on m for d.
+func checkLoad(ctx context.Context, cl *client, m *nodetest.Member, paths []string, k int, d time.Duration) (CheckResult, error) {
+	const warmup = 20 // requests per client before measuring: connections are up
+	res := CheckResult{Kind: CheckClosed, Clients: k, Pool: len(paths)}
+	var failed atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	all, elapsed, _ := closedLoop(ctx, k, d, func(w int) func() (bool, error) {
+		get := func(path string) bool {
+			code, raw, err := cl.call(ctx, m, "GET", path, nil)
+			if err == nil && code == http.StatusOK {
+				return true
+			}
+			if ctx.Err() == nil {
+				failed.Add(1)
+				errOnce.Do(func() {
+					if err == nil {
+						err = fmt.Errorf("%d %s", code, bytes.TrimSpace(raw))
+					}
+					firstErr = err
+				})
+			}
+			return false
+		}
+		i := w * (len(paths) / k)
+		for j := 0; j < warmup; j++ {
+			get(paths[(i+j)%len(paths)])
+		}
+		return func() (bool, error) {
+			i++
+			return get(paths[i%len(paths)]), nil
+		}
+	})
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	res.Seconds = elapsed.Seconds()
+	res.Requests = int64(len(all))
+	res.Errors = failed.Load()
+	if firstErr != nil {
+		res.FirstError = firstErr.Error()
+	}
+	res.PerSec = float64(len(all)) / elapsed.Seconds()
+	res.Latency = summarize(all)
+	return res, nil
+}
+
+// WriteCheck writes the session-check table.
+func WriteCheck(w io.Writer, rs []CheckResult) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nCHECK  GET /v1/sessions/{id} on n0 of 3 nodes over %d active sessions, keep-alive, %.1fs per row\n", rs[0].Pool, rs[0].Seconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "LOAD\tCLIENTS\tREQUESTS\tERRORS\tREQ/S\tP50\tP99\tMAX\t TARGET\t")
+	var closed *CheckResult
+	for i, r := range rs {
+		load, target := "closed loop", "- (baseline: one request at a time)"
+		switch r.Kind {
+		case CheckEcho:
+			load, target = "bare TCP echo, closed loop", "- (this machine's floor: no HTTP, no node)"
+		default:
+			closed = &rs[i]
+		}
+		if r.TargetP99 > 0 {
+			target = fmt.Sprintf("p99 <= %g ms: %s", r.TargetP99, verdict(r.Latency.P99 <= r.TargetP99 && r.Errors == 0))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t %s\t\n", load, r.Clients, r.Requests, r.Errors, r.PerSec,
+			fmtMs(r.Latency.P50), fmtMs(r.Latency.P99), fmtMs(r.Latency.Max), target)
+	}
+	tw.Flush()
+	if closed != nil && closed.PerSec > 0 {
+		fmt.Fprintf(w, "  closed loop: mean latency = clients / req/s (Little's law); %d / %.0f = %.3f ms here, whatever the node does\n",
+			closed.Clients, closed.PerSec, 1000*float64(closed.Clients)/closed.PerSec)
+	}
+	for _, r := range rs {
+		if r.Kind == CheckEcho && closed != nil && r.PerSec > 0 {
+			fmt.Fprintf(w, "  the echo is the floor: the same %d clients around a bare TCP echo of the check's sizes reach p99 %s at %.0f/s;\n"+
+				"  an HTTP server in this process cannot go under it\n", r.Clients, fmtMs(r.Latency.P99), r.PerSec)
+		}
+	}
+	for _, r := range rs {
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "  first error (%s, %d clients): %s\n", r.Kind, r.Clients, r.FirstError)
+		}
+	}
 }

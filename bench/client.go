@@ -1,8 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -69,4 +73,70 @@ func (cl *client) call(ctx context.Context, m *nodetest.Member, method, path str
 		return 0, nil, err
 	}
 	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
+}
+
+// expect is call that wants one status code.
+func (cl *client) expect(ctx context.Context, m *nodetest.Member, want int, method, path string, body []byte) ([]byte, error) {
+	code, raw, err := cl.call(ctx, m, method, path, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s on %s: %w", method, path, m.Name(), err)
+	}
+	if code != want {
+		return raw, fmt.Errorf("%s %s on %s: %d %s", method, path, m.Name(), code, bytes.TrimSpace(raw))
+	}
+	return raw, nil
+}
+
+func loginBody(email string) []byte {
+	b, _ := json.Marshal(map[string]string{"email": email, "ip": "192.0.2.1", "user_agent": "ussync-bench"})
+	return b
+}
+
+// login logs email in on m and returns the new session's id.
+func (cl *client) login(ctx context.Context, m *nodetest.Member, email string) (string, error) {
+	raw, err := cl.expect(ctx, m, http.StatusCreated, "POST", "/v1/sessions", loginBody(email))
+	if err != nil {
+		return "", err
+	}
+	var a struct {
+		Session struct {
+			ID string `json:"id"`
+		} `json:"session"`
+		Synced bool   `json:"synced"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return "", fmt.Errorf("login answer %q: %w", raw, err)
+	}
+	if !a.Synced {
+		return "", fmt.Errorf("login on %s not synced (%s)", m.Name(), a.Reason)
+	}
+	return a.Session.ID, nil
+}
+
+func userEmail(i int) string { return fmt.Sprintf("user%06d@bench.example", i) }
+
+// registerUsers creates n verified users on the first member and waits
+// until every member knows them verified (a login elsewhere before that
+// would rightly stay local).
+func registerUsers(ctx context.Context, c *nodetest.Cluster, cl *client, n int) ([]string, error) {
+	body := []byte(`{"login":"bench","display_name":"Bench","verified_via":"registration"}`)
+	emails := make([]string, n)
+	for i := range emails {
+		emails[i] = userEmail(i)
+		if _, err := cl.expect(ctx, c.Members[0], http.StatusOK, "PUT", "/v1/users/"+emails[i], body); err != nil {
+			return nil, err
+		}
+	}
+	c.WaitFor(30*time.Second, "the users verified on every node", func() bool {
+		for _, m := range c.Members {
+			for _, e := range emails {
+				if u, err := m.Store().User(e); err != nil || !u.Verified.V.OK {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return emails, nil
 }

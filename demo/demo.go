@@ -6,22 +6,23 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/demo/site"
+	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/node"
-	"github.com/ussync/ussync/session"
 )
 
 // Options configure a demo. The zero value is a chain-mode demo on free ports.
 type Options struct {
-	// Mode is the hand-off mode every site uses: node.ModeChain (default),
-	// node.ModeIframe or node.ModeLazy.
+	// Mode is the hand-off mode every site uses: client.ModeChain (default),
+	// client.ModeIframe or client.ModeLazy.
 	Mode string
 	// PortBase is the port of the first site; the second and third sites
 	// listen on the next two ports. 0 lets the kernel pick three free ports
@@ -44,32 +45,19 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// User is a demo user, registered (verified) on every site at start.
-type User struct {
-	Email       string
-	DisplayName string
+// Users are the demo users, registered (verified) on every site at start.
+var Users = []site.User{
+	{Email: "ada@example.com", DisplayName: "Ada Lovelace"},
+	{Email: "grace@example.com", DisplayName: "Grace Hopper"},
+	{Email: "alan@example.com", DisplayName: "Alan Turing"},
 }
 
-// Users are the demo users.
-var Users = []User{
-	{"ada@example.com", "Ada Lovelace"},
-	{"grace@example.com", "Grace Hopper"},
-	{"alan@example.com", "Alan Turing"},
-}
-
-// siteSpec is what makes each demo site itself.
-type siteSpec struct {
-	Name    string // node name, also the CSS theme: shop, blog, forum
-	Title   string // short name in the navigation
-	Brand   string // the site's own name
-	Tagline string
-	Mark    string // one-letter logo
-}
-
-var siteSpecs = []siteSpec{
-	{"shop", "Shop", "Northwind Shop", "tea, tools and small useful things", "N"},
-	{"blog", "Blog", "Field Notes", "a blog about maps, trains and weather", "F"},
-	{"forum", "Forum", "The Commons", "a forum for people who fix things", "C"},
+// siteSpecs are what makes each demo site itself (their URLs are added
+// once their ports are bound).
+var siteSpecs = []site.Spec{
+	{Name: "shop", Title: "Shop", Brand: "Northwind Shop", Tagline: "tea, tools and small useful things", Mark: "N"},
+	{Name: "blog", Title: "Blog", Brand: "Field Notes", Tagline: "a blog about maps, trains and weather", Mark: "F"},
+	{Name: "forum", Title: "Forum", Brand: "The Commons", Tagline: "a forum for people who fix things", Mark: "C"},
 }
 
 // defaultHosts are the sites' host names unless Options.Hosts says otherwise.
@@ -87,7 +75,7 @@ type Demo struct {
 	dir   string // data dirs of the nodes, removed by Close
 	log   *slog.Logger
 	nodes []*node.Node
-	sites []*site
+	sites []*site.Site
 
 	closeOnce sync.Once
 	closeErr  error
@@ -99,31 +87,10 @@ type Demo struct {
 // node sees the three members alive and registers the demo users. ctx bounds
 // the start only; the demo runs until Close.
 func Run(ctx context.Context, opts Options) (*Demo, error) {
-	if opts.Mode == "" {
-		opts.Mode = node.ModeChain
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if !slices.Contains([]string{node.ModeChain, node.ModeIframe, node.ModeLazy}, opts.Mode) {
-		return nil, fmt.Errorf("mode %q is not one of chain, iframe, lazy", opts.Mode)
-	}
-	if opts.Hosts == nil {
-		opts.Hosts = defaultHosts
-	}
-	if len(opts.Hosts) != len(siteSpecs) {
-		return nil, fmt.Errorf("hosts: %d given, the demo has %d sites", len(opts.Hosts), len(siteSpecs))
-	}
-	if opts.PortBase < 0 || opts.PortBase > 65535-len(siteSpecs) {
-		return nil, fmt.Errorf("port base %d is not a port from 1 to %d (or 0 for free ports)", opts.PortBase, 65535-len(siteSpecs))
-	}
-	if opts.HopInterval <= 0 {
-		opts.HopInterval = time.Minute
-	}
-	if opts.Version == "" {
-		opts.Version = "demo"
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-
 	d := &Demo{mode: opts.Mode, log: opts.Logger}
 	ok := false
 	defer func() {
@@ -131,7 +98,6 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 			d.Close()
 		}
 	}()
-	var err error
 	if d.dir, err = os.MkdirTemp("", "ussync-demo-"); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -143,74 +109,27 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-
 	// The sites' ports come first: each node must know its site's URL.
-	family := make([]familySite, len(siteSpecs))
-	listeners := make([]net.Listener, len(siteSpecs))
-	for i, spec := range siteSpecs {
-		port := 0
-		if opts.PortBase != 0 {
-			port = opts.PortBase + i
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			for _, l := range listeners[:i] {
-				l.Close()
-			}
-			return nil, fmt.Errorf("listen for the %s site: %w", spec.Title, err)
-		}
-		listeners[i] = ln
-		url := fmt.Sprintf("http://%s:%d/", opts.Hosts[i], ln.Addr().(*net.TCPAddr).Port)
-		family[i] = familySite{siteSpec: spec, URL: url}
+	family, listeners, err := listen(opts)
+	if err != nil {
+		return nil, err
 	}
-
-	for i, spec := range siteSpecs {
-		cfg := node.DefaultConfig()
-		cfg.Node.Name = spec.Name
-		cfg.Node.DataDir = filepath.Join(d.dir, spec.Name)
-		cfg.Node.Profile = node.ProfileLocal
-		cfg.Site.URL = family[i].URL
-		cfg.Gossip.Bind = "127.0.0.1:0"
-		cfg.Gossip.Secrets = []string{secret.Encode()}
-		if i > 0 {
-			cfg.Gossip.Join = []string{d.nodes[0].GossipAddr()}
-		}
-		cfg.API.Listen = "127.0.0.1:0"
-		cfg.API.Token = token
-		cfg.Public.Listen = "127.0.0.1:0"
-		// The site's reverse proxy runs on the loopback: believe its
-		// X-Forwarded-For, so that tickets and sessions see the browser's IP.
-		cfg.Public.TrustedProxies = []string{"127.0.0.1/32"}
-		cfg.Sync.Modes = []string{opts.Mode}
-		cfg.Sync.HopInterval = node.Duration(opts.HopInterval)
-		cfg.Version = opts.Version
-		if err := cfg.Validate(); err != nil {
-			closeAll(listeners)
-			return nil, fmt.Errorf("config of node %s: %w", spec.Name, err)
-		}
-		n, err := node.New(cfg, opts.Logger)
-		if err != nil {
-			closeAll(listeners)
-			return nil, fmt.Errorf("build node %s: %w", spec.Name, err)
-		}
-		d.nodes = append(d.nodes, n)
-		if err := n.Start(ctx); err != nil {
-			closeAll(listeners)
-			return nil, fmt.Errorf("start node %s: %w", spec.Name, err)
-		}
+	if err := d.startNodes(ctx, opts, family, secret.Encode(), token); err != nil {
+		closeAll(listeners)
+		return nil, err
 	}
-
 	for i, n := range d.nodes {
-		s := newSite(siteConfig{
-			index:       i,
-			family:      family,
-			mode:        opts.Mode,
-			api:         node.NewClient(n.APIAddr(), token),
-			public:      n.PublicAddr(),
-			hopInterval: opts.HopInterval,
-			log:         opts.Logger.With("site", family[i].Name),
+		s := site.New(site.Config{
+			Index:       i,
+			Family:      family,
+			Mode:        opts.Mode,
+			API:         client.New(n.APIAddr(), token),
+			Public:      n.PublicAddr(),
+			HopInterval: opts.HopInterval,
+			Users:       Users,
+			Log:         opts.Logger.With("site", family[i].Name),
 		})
-		s.serve(listeners[i])
+		s.Serve(listeners[i])
 		d.sites = append(d.sites, s)
 	}
 
@@ -224,6 +143,93 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 	}
 	ok = true
 	return d, nil
+}
+
+// withDefaults checks o and fills in its defaults.
+func (o Options) withDefaults() (Options, error) {
+	if o.Mode == "" {
+		o.Mode = client.ModeChain
+	}
+	if !slices.Contains([]string{client.ModeChain, client.ModeIframe, client.ModeLazy}, o.Mode) {
+		return o, fmt.Errorf("mode %q is not one of chain, iframe, lazy", o.Mode)
+	}
+	if o.Hosts == nil {
+		o.Hosts = defaultHosts
+	}
+	if len(o.Hosts) != len(siteSpecs) {
+		return o, fmt.Errorf("hosts: %d given, the demo has %d sites", len(o.Hosts), len(siteSpecs))
+	}
+	if o.PortBase < 0 || o.PortBase > 65535-len(siteSpecs) {
+		return o, fmt.Errorf("port base %d is not a port from 1 to %d (or 0 for free ports)", o.PortBase, 65535-len(siteSpecs))
+	}
+	if o.HopInterval <= 0 {
+		o.HopInterval = time.Minute
+	}
+	if o.Version == "" {
+		o.Version = "demo"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+// listen binds the sites' ports and returns the sites with their URLs.
+func listen(opts Options) ([]site.Spec, []net.Listener, error) {
+	family := slices.Clone(siteSpecs)
+	listeners := make([]net.Listener, len(siteSpecs))
+	for i, spec := range siteSpecs {
+		port := 0
+		if opts.PortBase != 0 {
+			port = opts.PortBase + i
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			closeAll(listeners[:i])
+			return nil, nil, fmt.Errorf("listen for the %s site: %w", spec.Title, err)
+		}
+		listeners[i] = ln
+		family[i].URL = fmt.Sprintf("http://%s:%d/", opts.Hosts[i], ln.Addr().(*net.TCPAddr).Port)
+	}
+	return family, listeners, nil
+}
+
+// startNodes starts one node per site of family, each joining the first,
+// all with one secret and one API token.
+func (d *Demo) startNodes(ctx context.Context, opts Options, family []site.Spec, secret, token string) error {
+	for i, spec := range family {
+		cfg := node.DefaultConfig()
+		cfg.Node.Name = spec.Name
+		cfg.Node.DataDir = filepath.Join(d.dir, spec.Name)
+		cfg.Node.Profile = string(gossip.ProfileLocal)
+		cfg.Site.URL = spec.URL
+		cfg.Gossip.Bind = "127.0.0.1:0"
+		cfg.Gossip.Secrets = []string{secret}
+		if i > 0 {
+			cfg.Gossip.Join = []string{d.nodes[0].GossipAddr()}
+		}
+		cfg.API.Listen = "127.0.0.1:0"
+		cfg.API.Token = token
+		cfg.Public.Listen = "127.0.0.1:0"
+		// The site's reverse proxy runs on the loopback: believe its
+		// X-Forwarded-For, so that tickets and sessions see the browser's IP.
+		cfg.Public.TrustedProxies = []string{"127.0.0.1/32"}
+		cfg.Sync.Modes = []string{opts.Mode}
+		cfg.Sync.HopInterval = node.Duration(opts.HopInterval)
+		cfg.Version = opts.Version
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("config of node %s: %w", spec.Name, err)
+		}
+		n, err := node.New(cfg, opts.Logger)
+		if err != nil {
+			return fmt.Errorf("build node %s: %w", spec.Name, err)
+		}
+		d.nodes = append(d.nodes, n)
+		if err := n.Start(ctx); err != nil {
+			return fmt.Errorf("start node %s: %w", spec.Name, err)
+		}
+	}
+	return nil
 }
 
 func closeAll(lns []net.Listener) {
@@ -257,7 +263,7 @@ func poll(ctx context.Context, what string, cond func() error) error {
 func (d *Demo) waitMembers(ctx context.Context) error {
 	return poll(ctx, "the three nodes to see each other", func() error {
 		for _, s := range d.sites {
-			st, err := s.api.Status(ctx)
+			st, err := s.API.Status(ctx)
 			if err != nil {
 				return err
 			}
@@ -280,16 +286,16 @@ func (d *Demo) waitMembers(ctx context.Context) error {
 func (d *Demo) registerUsers(ctx context.Context) error {
 	first := d.sites[0]
 	for _, u := range Users {
-		login, via := loginName(u.Email), session.VerifiedRegistration
-		up := node.UserUpdate{Login: &login, DisplayName: &u.DisplayName, VerifiedVia: &via}
-		if _, err := first.api.PutUser(ctx, u.Email, up); err != nil {
+		login, via := site.LoginName(u.Email), client.VerifiedRegistration
+		up := client.UserUpdate{Login: &login, DisplayName: &u.DisplayName, VerifiedVia: &via}
+		if _, err := first.API.PutUser(ctx, u.Email, up); err != nil {
 			return fmt.Errorf("register %s: %w", u.Email, err)
 		}
 	}
 	return poll(ctx, "the demo users to reach every node", func() error {
 		for _, s := range d.sites {
 			for _, u := range Users {
-				if _, err := s.api.User(ctx, u.Email); err != nil {
+				if _, err := s.API.User(ctx, u.Email); err != nil {
 					return fmt.Errorf("%s: user %s: %w", s.Name, u.Email, err)
 				}
 			}
@@ -319,7 +325,7 @@ func (d *Demo) Close() error {
 		defer cancel()
 		var errs []error
 		for _, s := range d.sites {
-			if err := s.shutdown(ctx); err != nil {
+			if err := s.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop site %s: %w", s.Name, err))
 			}
 		}
@@ -336,12 +342,4 @@ func (d *Demo) Close() error {
 		d.closeErr = errors.Join(errs...)
 	})
 	return d.closeErr
-}
-
-// serveError is the error of a site server that stopped by itself.
-func serveError(err error) error {
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
 }

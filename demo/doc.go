@@ -3,12 +3,8 @@
 // on one site and watch the session reach the others.
 //
 // Each site ("Shop", "Blog", "Forum", on http://site-a.localhost:8081/ and
-// its neighbours) is what a real site does with ussync, and nothing more: it
-// talks to its own node's private API over loopback with the API token (log
-// in, check the cookie's session on every page view, log out, log out
-// everywhere, list the user's sessions) and forwards <site url>ussync/ to its
-// node's public listener with a reverse proxy, so that the browser reaches the
-// hand-off endpoints on the site's own domain. The site sets its own
+// its neighbours) is package demo/site: what a real site does with ussync,
+// and nothing more, through package client alone. The site sets its own
 // ussync_session cookie at login (the token of POST /v1/sessions); the node
 // sets it on the other sites when the browser brings a ticket.
 //
@@ -26,6 +22,4 @@
 //
 // Run starts everything and returns once the three nodes see each other and
 // the demo users are known everywhere; Close stops it and removes the data.
-// Forms are protected against cross-site requests by a per-browser token
-// (a cookie and a hidden field compared in constant time).
 package demo

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/ussync/ussync/internal/eventually"
 	"github.com/ussync/ussync/node/nodetest"
 )
 
@@ -216,17 +217,12 @@ func adminCheck(t *testing.T, m *nodetest.Member, id string) (int, string) {
 // adminWaitStatus waits until m answers the check of session id with want.
 func adminWaitStatus(t *testing.T, c *nodetest.Cluster, m *nodetest.Member, id string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(browserWaitTimeout)
-	for {
-		code, _ := adminCheck(t, m, id)
-		if code == want {
-			return
+	eventually.DoneEvery(t, browserWaitTimeout, browserPollEvery, fmt.Sprintf("%s to answer %d for session %s", m.Name(), want, id[:12]), func() string {
+		if code, _ := adminCheck(t, m, id); code != want {
+			return fmt.Sprintf("it answers %d", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s answers %d for session %s, want %d", m.Name(), code, id[:12], want)
-		}
-		time.Sleep(browserPollEvery)
-	}
+		return ""
+	})
 }
 
 // adminEval evaluates js in the tab.

@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ussync/ussync/internal/eventually"
 )
 
 // Deadlines of the polls. They are generous: a slow CI machine running the
@@ -506,17 +508,7 @@ func (c *cluster) must(a *agent, method, path string, body, out any, want int) {
 // fails the test with what and cond's last answer (why not yet).
 func (c *cluster) eventually(timeout time.Duration, what string, cond func() string) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s: not within %s; last: %s", what, timeout, why)
-		}
-		time.Sleep(pollInterval)
-	}
+	eventually.DoneEvery(c.t, timeout, pollInterval, what, cond)
 }
 
 // statusAnswer is the part of GET /v1/status these tests read.

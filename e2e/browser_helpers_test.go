@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ussync/ussync/demo"
+	"github.com/ussync/ussync/internal/eventually"
 	"github.com/ussync/ussync/internal/testenv"
 )
 
@@ -219,17 +220,7 @@ func (b *browserTab) page() (browserPage, error) {
 // fails with cond's last explanation.
 func (b *browserTab) eventually(what string, cond func() string) {
 	b.t.Helper()
-	deadline := time.Now().Add(browserWaitTimeout)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("%s: timed out after %v waiting for %s: %s", b.name, browserWaitTimeout, what, why)
-		}
-		time.Sleep(browserPollEvery)
-	}
+	eventually.DoneEvery(b.t, browserWaitTimeout, browserPollEvery, b.name+": "+what, cond)
 }
 
 // shows waits until the current page, without reloading it, is site's page

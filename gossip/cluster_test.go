@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/ussync/ussync/internal/eventually"
 	"github.com/ussync/ussync/session"
 )
 
@@ -118,13 +119,7 @@ func startCluster(t testing.TB, n int) []*member {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.True(t, d, what, cond)
 }
 
 var testNow = time.Now()

@@ -13,11 +13,16 @@ import (
 	"github.com/ussync/ussync/session"
 )
 
-// Profiles name the timer sets of memberlist's own defaults.
+// Profile names a timer set of memberlist's own defaults. It is the one
+// profile type of ussync: node's config (node.profile) is checked against
+// these names and translated into it.
+type Profile string
+
+// Profiles.
 const (
-	ProfileLAN   = "lan"
-	ProfileWAN   = "wan"
-	ProfileLocal = "local"
+	ProfileLAN   Profile = "lan"   // one data centre: memberlist.DefaultLANConfig
+	ProfileWAN   Profile = "wan"   // sites across the internet: memberlist.DefaultWANConfig
+	ProfileLocal Profile = "local" // one machine (tests): memberlist.DefaultLocalConfig
 )
 
 // Config configures one gossip member. Zero durations take the profile's
@@ -33,7 +38,7 @@ type Config struct {
 	AdvertiseAddr string
 	// Profile is lan, wan (sites spread over the internet: the default) or
 	// local (one machine).
-	Profile string
+	Profile Profile
 	// Keys are the AES-256 gossip keys, primary first. Required: gossip is
 	// never unencrypted.
 	Keys [][]byte
@@ -76,7 +81,7 @@ type Config struct {
 
 // DefaultConfig returns the settings of a profile; the caller fills in Name,
 // BindAddr, Keys and the rest.
-func DefaultConfig(profile string) Config {
+func DefaultConfig(profile Profile) Config {
 	c := Config{
 		Profile:          profile,
 		BindAddr:         "0.0.0.0:7946",

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/internal/eventually"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 )
@@ -203,13 +204,7 @@ func adminUser(t *testing.T, c *nodetest.Cluster, on int, email, login string, v
 // adminWait polls cond until it holds, or fails t after 5 s.
 func adminWait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.True(t, 5*time.Second, what, cond)
 }
 
 // adminWaitCheck waits until every node answers the session check with want.

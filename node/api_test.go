@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
@@ -71,7 +72,16 @@ type apiEnv struct {
 	metrics *Metrics
 }
 
-func newAPIEnv(t testing.TB, mod ...func(*apiDeps)) *apiEnv {
+// testWiring is what a test may change before its env starts: the
+// service's config, the API's dependencies, and wire, which may add
+// dependencies built over the service (the hand-off).
+type testWiring struct {
+	svc  serviceConfig
+	api  apiDeps
+	wire func(svc *service, d *apiDeps)
+}
+
+func newAPIEnv(t testing.TB, mod ...func(*testWiring)) *apiEnv {
 	t.Helper()
 	e := &apiEnv{
 		t:       t,
@@ -86,20 +96,30 @@ func newAPIEnv(t testing.TB, mod ...func(*apiDeps)) *apiEnv {
 		t.Fatalf("open store: %v", err)
 	}
 	e.store = st
-	d := apiDeps{
-		Store:           st,
-		Name:            "site-a",
-		TTL:             720 * time.Hour,
-		RequireVerified: true,
-		Publish:         e.pub.publish,
-		Token:           crypto.HashToken(testAPIToken),
-		Log:             log,
-		Metrics:         e.metrics,
+	w := testWiring{
+		svc: serviceConfig{
+			Store:           st,
+			Name:            "site-a",
+			TTL:             720 * time.Hour,
+			RequireVerified: true,
+			Publish:         e.pub.publish,
+			Log:             log,
+			Metrics:         e.metrics,
+		},
+		api: apiDeps{
+			Token:   crypto.HashToken(testAPIToken),
+			Log:     log,
+			Metrics: e.metrics,
+		},
 	}
 	for _, m := range mod {
-		m(&d)
+		m(&w)
 	}
-	e.srv = httptest.NewServer(newAPI(d))
+	w.api.Service = newService(w.svc)
+	if w.wire != nil {
+		w.wire(w.api.Service, &w.api)
+	}
+	e.srv = httptest.NewServer(newAPI(w.api))
 	t.Cleanup(func() {
 		e.srv.Close()
 		st.Close()
@@ -215,7 +235,7 @@ func TestAPI_Auth(t *testing.T) {
 				r.want(t, http.StatusOK, nil)
 				return
 			}
-			r.wantError(t, http.StatusUnauthorized, codeUnauthorized)
+			r.wantError(t, http.StatusUnauthorized, client.CodeUnauthorized)
 			if h := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer") {
 				t.Errorf("WWW-Authenticate %q, want Bearer", h)
 			}
@@ -231,7 +251,7 @@ func TestAPI_Auth(t *testing.T) {
 			{"GET", "/v1/sessions/" + strings.Repeat("a", 64)},
 			{"DELETE", "/v1/sessions/" + strings.Repeat("a", 64)},
 		} {
-			e.do(c[0], c[1], `{}`, "Authorization", "").wantError(t, http.StatusUnauthorized, codeUnauthorized)
+			e.do(c[0], c[1], `{}`, "Authorization", "").wantError(t, http.StatusUnauthorized, client.CodeUnauthorized)
 		}
 		if _, err := e.store.User("a@example.com"); err == nil {
 			t.Error("an unauthorized PUT created the user")
@@ -257,19 +277,19 @@ func TestAPI_Decoding(t *testing.T) {
 		code   string
 		msg    string // the message must contain it
 	}{
-		{"malformed", `{"login": "x",}`, nil, 400, codeInvalidJSON, "invalid JSON"},
-		{"truncated", `{"login": "x"`, nil, 400, codeInvalidJSON, "truncated"},
-		{"unknown field", `{"login":"x","password":"hunter2"}`, nil, 400, codeUnknownField, `"password"`},
-		{"trailing garbage", `{"login":"x"} garbage`, nil, 400, codeInvalidJSON, "after the JSON object"},
-		{"two objects", `{"login":"x"}{"login":"y"}`, nil, 400, codeInvalidJSON, "after the JSON object"},
-		{"array", `[{"login":"x"}]`, nil, 400, codeInvalidJSON, "JSON object"},
-		{"null", `null`, nil, 400, codeInvalidJSON, "JSON object"},
-		{"empty", ``, nil, 400, codeInvalidJSON, "empty"},
-		{"wrong type", `{"login": 42}`, nil, 400, codeInvalidField, `"login"`},
-		{"too large", `{"login":"` + strings.Repeat("x", maxBodyBytes) + `"}`, nil, 413, codeBodyTooLarge, "larger"},
-		{"text/plain", `{"login":"x"}`, []string{"Content-Type", "text/plain"}, 415, codeUnsupportedMedia, "text/plain"},
-		{"no content type", `{"login":"x"}`, []string{"Content-Type", ""}, 415, codeUnsupportedMedia, "Content-Type"},
-		{"form", `login=x`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, codeUnsupportedMedia, "form"},
+		{"malformed", `{"login": "x",}`, nil, 400, client.CodeInvalidJSON, "invalid JSON"},
+		{"truncated", `{"login": "x"`, nil, 400, client.CodeInvalidJSON, "truncated"},
+		{"unknown field", `{"login":"x","password":"hunter2"}`, nil, 400, client.CodeUnknownField, `"password"`},
+		{"trailing garbage", `{"login":"x"} garbage`, nil, 400, client.CodeInvalidJSON, "after the JSON object"},
+		{"two objects", `{"login":"x"}{"login":"y"}`, nil, 400, client.CodeInvalidJSON, "after the JSON object"},
+		{"array", `[{"login":"x"}]`, nil, 400, client.CodeInvalidJSON, "JSON object"},
+		{"null", `null`, nil, 400, client.CodeInvalidJSON, "JSON object"},
+		{"empty", ``, nil, 400, client.CodeInvalidJSON, "empty"},
+		{"wrong type", `{"login": 42}`, nil, 400, client.CodeInvalidField, `"login"`},
+		{"too large", `{"login":"` + strings.Repeat("x", maxBodyBytes) + `"}`, nil, 413, client.CodeBodyTooLarge, "larger"},
+		{"text/plain", `{"login":"x"}`, []string{"Content-Type", "text/plain"}, 415, client.CodeUnsupportedMedia, "text/plain"},
+		{"no content type", `{"login":"x"}`, []string{"Content-Type", ""}, 415, client.CodeUnsupportedMedia, "Content-Type"},
+		{"form", `login=x`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, client.CodeUnsupportedMedia, "form"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ea := e.do("PUT", "/v1/users/a@example.com", tc.body, tc.hdr...).wantError(t, tc.status, tc.code)
@@ -286,7 +306,7 @@ func TestAPI_Decoding(t *testing.T) {
 	})
 	t.Run("body limit on an optional body", func(t *testing.T) {
 		e.do("POST", "/v1/users/a@example.com/logout-everywhere", `{"x":"`+strings.Repeat("y", maxBodyBytes)+`"}`).
-			wantError(t, http.StatusRequestEntityTooLarge, codeBodyTooLarge)
+			wantError(t, http.StatusRequestEntityTooLarge, client.CodeBodyTooLarge)
 	})
 }
 
@@ -295,7 +315,7 @@ func TestAPI_Routing(t *testing.T) {
 	t.Run("unknown route", func(t *testing.T) {
 		for _, p := range []string{"/", "/v1/nothing", "/v2/status", "/v1/sessions/", "/v1/users/a@example.com/devices"} {
 			r := e.do("GET", p, nil)
-			r.wantError(t, http.StatusNotFound, codeNotFound)
+			r.wantError(t, http.StatusNotFound, client.CodeNotFound)
 			if strings.Contains(string(r.Body), "404 page not found") {
 				t.Errorf("GET %s: the router's text leaked: %s", p, r.Body)
 			}
@@ -308,7 +328,7 @@ func TestAPI_Routing(t *testing.T) {
 			{"DELETE", "/v1/users/a@example.com", "GET, HEAD, PUT"},
 		} {
 			r := e.do(c.method, c.path, nil)
-			r.wantError(t, http.StatusMethodNotAllowed, codeMethodNotAllowed)
+			r.wantError(t, http.StatusMethodNotAllowed, client.CodeMethodNotAllowed)
 			if got := r.Header.Get("Allow"); got != c.allow {
 				t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
 			}
@@ -336,10 +356,12 @@ func TestAPI_Routing(t *testing.T) {
 
 func TestAPI_Status(t *testing.T) {
 	t.Run("from the node", func(t *testing.T) {
-		e := newAPIEnv(t, func(d *apiDeps) {
-			d.Status = func() Status { return Status{Node: "site-a", Version: "v9", Members: []MemberStatus{{Name: "site-b"}}} }
+		e := newAPIEnv(t, func(w *testWiring) {
+			w.api.Status = func() client.Status {
+				return client.Status{Node: "site-a", Version: "v9", Members: []client.MemberStatus{{Name: "site-b"}}}
+			}
 		})
-		var st Status
+		var st client.Status
 		e.do("GET", "/v1/status", nil).want(t, http.StatusOK, &st)
 		if st.Node != "site-a" || st.Version != "v9" || len(st.Members) != 1 {
 			t.Errorf("status %+v", st)
@@ -348,7 +370,7 @@ func TestAPI_Status(t *testing.T) {
 	t.Run("without a status func", func(t *testing.T) {
 		e := newAPIEnv(t)
 		e.do("PUT", "/v1/users/a@example.com", `{}`).want(t, http.StatusOK, nil)
-		var st Status
+		var st client.Status
 		e.do("GET", "/v1/status", nil).want(t, http.StatusOK, &st)
 		if st.Node != "site-a" || st.Counts.Users != 1 {
 			t.Errorf("status %+v", st)
@@ -357,10 +379,10 @@ func TestAPI_Status(t *testing.T) {
 }
 
 func TestAPI_Panic(t *testing.T) {
-	e := newAPIEnv(t, func(d *apiDeps) {
-		d.Status = func() Status { panic("status exploded") }
+	e := newAPIEnv(t, func(w *testWiring) {
+		w.api.Status = func() client.Status { panic("status exploded") }
 	})
-	ea := e.do("GET", "/v1/status", nil).wantError(t, http.StatusInternalServerError, codeInternal)
+	ea := e.do("GET", "/v1/status", nil).wantError(t, http.StatusInternalServerError, client.CodeInternal)
 	if strings.Contains(ea.Error.Message, "exploded") {
 		t.Errorf("the panic leaked into the answer: %q", ea.Error.Message)
 	}
@@ -377,9 +399,9 @@ func TestAPI_Metrics(t *testing.T) {
 	e.metrics.RegisterCounterFunc("ussync_test_things_total", "A counter the node adds.", func() float64 { return 7 })
 	s := e.login(t, "a@example.com", true)
 	e.do("GET", "/v1/sessions/"+s.Session.ID, nil).want(t, http.StatusOK, nil)
-	e.do("GET", "/v1/sessions/"+strings.Repeat("0", 64), nil).wantError(t, http.StatusNotFound, codeNotFound)
+	e.do("GET", "/v1/sessions/"+strings.Repeat("0", 64), nil).wantError(t, http.StatusNotFound, client.CodeNotFound)
 	e.do("DELETE", "/v1/sessions/"+s.Session.ID, nil).want(t, http.StatusOK, nil)
-	e.do("GET", "/v1/nothing/here", nil).wantError(t, http.StatusNotFound, codeNotFound)
+	e.do("GET", "/v1/nothing/here", nil).wantError(t, http.StatusNotFound, client.CodeNotFound)
 
 	r := e.do("GET", "/metrics", nil)
 	r.want(t, http.StatusOK, nil)
@@ -471,13 +493,13 @@ func TestSessionView_JSON(t *testing.T) {
 	t.Run("view", func(t *testing.T) {
 		created := time.Date(2026, 3, 1, 12, 0, 0, 123e6, time.UTC)
 		ended := created.Add(time.Minute)
-		v := SessionInfo{
+		v := client.SessionInfo{
 			ID: strings.Repeat("ab", 32), Email: "a@example.com", Site: "site-a", IP: "192.0.2.1", UserAgent: `Mozilla "5.0" <x>`,
 			CreatedAt: created, ExpiresAt: created.Add(time.Hour), EndedAt: &ended,
 			EndReason: session.EndLogout, Synced: true,
 		}
 		enc, err := json.Marshal(struct {
-			S SessionInfo `json:"session"`
+			S client.SessionInfo `json:"session"`
 		}{v})
 		if err != nil {
 			t.Fatal(err)

@@ -1,41 +1,16 @@
 package node
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/mail"
 	"net/netip"
-	"net/url"
 	"os"
-	"reflect"
-	"regexp"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/ussync/ussync/crypto"
 	"go.yaml.in/yaml/v3"
-)
 
-// Profiles name the gossip timing presets (memberlist's LAN, WAN and local
-// configs). See NodeSection.Profile.
-const (
-	ProfileLAN   = "lan"
-	ProfileWAN   = "wan"
-	ProfileLocal = "local"
-)
-
-// Hand-off modes: how a browser's session is carried to the other sites.
-// See SyncSection.Modes.
-const (
-	ModeChain  = "chain"
-	ModeLazy   = "lazy"
-	ModeIframe = "iframe"
+	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/gossip"
 )
 
 // Answers to a session for an email this site has no account for.
@@ -107,8 +82,9 @@ type NodeSection struct {
 	// DataDir is the directory of the node's store (created if missing).
 	// A relative path is relative to the working directory.
 	DataDir string `yaml:"data_dir"`
-	// Profile is the gossip timing preset: "lan" (one data centre), "wan"
-	// (sites across the internet) or "local" (one machine, tests).
+	// Profile is the gossip timing preset (gossip.Profile): "lan" (one data
+	// centre), "wan" (sites across the internet) or "local" (one machine,
+	// tests).
 	Profile string `yaml:"profile"`
 }
 
@@ -214,7 +190,8 @@ type SyncSection struct {
 	// Modes are the hand-off modes this site offers, from "chain" (top-level
 	// redirects through every site; works with third-party cookies blocked),
 	// "lazy" (a site with no cookie asks the others when the browser arrives)
-	// and "iframe" (hidden iframes; only where third-party cookies are allowed).
+	// and "iframe" (hidden iframes; only where third-party cookies are allowed):
+	// client.ModeChain, client.ModeLazy, client.ModeIframe.
 	Modes []string `yaml:"modes"`
 	// HopInterval is the least time between two hand-off rounds for one
 	// browser at this site: a browser that was just sent round the sites (and
@@ -332,6 +309,9 @@ type LogSection struct {
 // DefaultConfig returns the configuration of a production node before any file,
 // environment or flag is applied. site.url, a secret and an API token have no
 // default and must be given.
+//
+// It is one long literal on purpose, as memberlist's DefaultLANConfig is:
+// every default sits beside the reason for it, in the order of the file.
 func DefaultConfig() Config {
 	// The host name is unique per machine and means something to an operator
 	// reading `ussync status`; one node per machine is the common case.
@@ -344,7 +324,7 @@ func DefaultConfig() Config {
 			DataDir: "./ussync-data",
 			// Sites usually sit in different data centres across the internet:
 			// WAN timings tolerate its latency and loss without false deaths.
-			Profile: ProfileWAN,
+			Profile: string(gossip.ProfileWAN),
 		},
 		Site: SiteSection{
 			// The point of ussync is one login for all sites; a site that wants
@@ -387,7 +367,7 @@ func DefaultConfig() Config {
 			TicketTTL: Duration(time.Minute),
 			// Chain works with third-party cookies blocked, which is now the
 			// browsers' default.
-			Modes: []string{ModeChain},
+			Modes: []string{client.ModeChain},
 			// Ten minutes: a visitor without a session costs one round of
 			// redirects per ten minutes at most, and a login elsewhere is seen
 			// here within that time even before the user logs in again.
@@ -446,476 +426,12 @@ func DevConfig() Config {
 	c := DefaultConfig()
 	c.Dev = true
 	c.Node.Name = "dev"
-	c.Node.Profile = ProfileLocal
+	c.Node.Profile = string(gossip.ProfileLocal)
 	c.Gossip.Bind = "127.0.0.1:7946"
 	c.API.Listen = "127.0.0.1:7947"
 	c.Public.Listen = "127.0.0.1:7948"
 	return c
 }
-
-// LoadConfig reads the YAML file at path over DefaultConfig(). It does not
-// validate: apply the environment and flags, then call Validate.
-func LoadConfig(path string) (Config, error) {
-	return ReadConfig(path, DefaultConfig())
-}
-
-// ReadConfig reads the YAML file at path over base: a key the file sets
-// replaces base's value, a key it omits (or leaves empty) keeps it. An unknown
-// key, a value of the wrong type or a second YAML document is an error naming
-// the file and the line. It does not validate.
-func ReadConfig(path string, base Config) (Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return base, fmt.Errorf("read config: %w", err)
-	}
-	cfg, err := ParseConfig(data, base)
-	if err != nil {
-		return base, fmt.Errorf("config %s: %w", path, err)
-	}
-	return cfg, nil
-}
-
-// ParseConfig decodes YAML data over base, strictly (see ReadConfig). Errors
-// are one line and never quote a value (it might be a secret).
-func ParseConfig(data []byte, base Config) (Config, error) {
-	cfg := base
-	// Copy the slices: decoding must not write through into base's arrays.
-	cfg.Gossip.Join = slices.Clone(base.Gossip.Join)
-	cfg.Gossip.Secrets = slices.Clone(base.Gossip.Secrets)
-	cfg.Public.TrustedProxies = slices.Clone(base.Public.TrustedProxies)
-	cfg.Sync.Modes = slices.Clone(base.Sync.Modes)
-
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		if errors.Is(err, io.EOF) { // empty file or only comments
-			return base, nil
-		}
-		return base, yamlError(err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return base, errors.New("more than one YAML document (a line with ---); keep one")
-	}
-	return cfg, nil
-}
-
-var (
-	reUnknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
-	reCannot       = regexp.MustCompile("^line (\\d+): cannot unmarshal (\\S+)(?: `.*`)? into (\\S+)$")
-	reQuoted       = regexp.MustCompile("`.*`")
-	// sectionOf maps the Go type of each section to its YAML path, to name the
-	// section of an unknown key.
-	sectionOf = func() map[string]string {
-		m := map[string]string{reflect.TypeFor[Config]().String(): ""}
-		t := reflect.TypeFor[Config]()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if tag := strings.Split(f.Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" && f.Type.Kind() == reflect.Struct {
-				m[f.Type.String()] = tag
-			}
-		}
-		return m
-	}()
-)
-
-// yamlError turns a yaml.v3 error into one line that names keys and types in
-// the file's terms and never repeats the offending value.
-func yamlError(err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		// Syntax errors: "yaml: line 3: mapping values are not allowed ...".
-		return errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
-	}
-	msgs := make([]string, 0, len(te.Errors))
-	for _, e := range te.Errors {
-		if m := reUnknownField.FindStringSubmatch(e); m != nil {
-			where := "at the top level"
-			if s := sectionOf[m[3]]; s != "" {
-				where = "in section " + s
-			}
-			msgs = append(msgs, fmt.Sprintf("line %s: unknown key %q %s", m[1], m[2], where))
-			continue
-		}
-		if m := reCannot.FindStringSubmatch(e); m != nil {
-			msgs = append(msgs, fmt.Sprintf("line %s: expected %s, found %s", m[1], typeWords(m[3]), tagWords(m[2])))
-			continue
-		}
-		msgs = append(msgs, reQuoted.ReplaceAllString(e, "a value"))
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-func typeWords(goType string) string {
-	switch {
-	case goType == "bool":
-		return "true or false"
-	case goType == "string":
-		return "a string"
-	case goType == "int":
-		return "a whole number"
-	case strings.HasPrefix(goType, "[]"):
-		return "a list"
-	case goType == "node.Duration":
-		return "a duration"
-	case strings.HasPrefix(goType, "node."):
-		return "a mapping of keys"
-	}
-	return goType
-}
-
-func tagWords(tag string) string {
-	switch strings.TrimPrefix(tag, "!!") {
-	case "str":
-		return "a string"
-	case "int", "float":
-		return "a number"
-	case "bool":
-		return "true/false"
-	case "seq":
-		return "a list"
-	case "map":
-		return "a mapping"
-	case "null":
-		return "nothing"
-	}
-	return tag
-}
-
-// ApplyEnv applies the environment-only settings, the secrets kept out of
-// flags (command lines are visible to every local user): USSYNC_SECRET (the
-// secret text, base64 secrets separated by newlines or spaces, primary first)
-// replaces gossip.secrets and gossip.secret_file; USSYNC_API_TOKEN replaces
-// api.token and api.token_file; USSYNC_SMTP_PASSWORD replaces smtp.password
-// and smtp.password_file. Empty or unset variables change nothing.
-// getenv is os.Getenv outside tests.
-func (c *Config) ApplyEnv(getenv func(string) string) {
-	if s := strings.Fields(getenv("USSYNC_SECRET")); len(s) > 0 {
-		c.Gossip.Secrets = s
-		c.Gossip.SecretFile = ""
-	}
-	if t := strings.TrimSpace(getenv("USSYNC_API_TOKEN")); t != "" {
-		c.API.Token = t
-		c.API.TokenFile = ""
-	}
-	if p := getenv("USSYNC_SMTP_PASSWORD"); p != "" {
-		c.SMTP.Password = p
-		c.SMTP.PasswordFile = ""
-	}
-}
-
-// Validate checks every field and names the first bad one, e.g.
-// `api.listen: "foo" is not host:port`. It normalises in place: site.url gets
-// its trailing slash and, on a dev node, a default derived from public.listen.
-// It reads no file: Secrets and APIToken do.
-func (c *Config) Validate() error {
-	if err := validName(c.Node.Name); err != nil {
-		return fmt.Errorf("node.name: %w", err)
-	}
-	if strings.TrimSpace(c.Node.DataDir) == "" {
-		return errors.New("node.data_dir: required")
-	}
-	if err := oneOf(c.Node.Profile, ProfileLAN, ProfileWAN, ProfileLocal); err != nil {
-		return fmt.Errorf("node.profile: %w", err)
-	}
-
-	if c.Site.URL == "" && c.Dev {
-		if err := hostPort(c.Public.Listen, true); err != nil {
-			return fmt.Errorf("public.listen: %w", err)
-		}
-		c.Site.URL = devSiteURL(c.Public.Listen)
-	}
-	u, err := siteURL(c.Site.URL)
-	if err != nil {
-		return fmt.Errorf("site.url: %w", err)
-	}
-	c.Site.URL = u
-	if err := oneOf(c.Site.OnUnknownUser, UnknownUserCreate, UnknownUserReject); err != nil {
-		return fmt.Errorf("site.on_unknown_user: %w", err)
-	}
-
-	if err := ipPort(c.Gossip.Bind, true); err != nil {
-		return fmt.Errorf("gossip.bind: %w", err)
-	}
-	if c.Gossip.Advertise != "" {
-		if err := ipPort(c.Gossip.Advertise, false); err != nil {
-			return fmt.Errorf("gossip.advertise: %w", err)
-		}
-		if ip, _ := netip.ParseAddrPort(c.Gossip.Advertise); ip.Addr().IsUnspecified() {
-			return fmt.Errorf("gossip.advertise: %q is not an address others can reach", c.Gossip.Advertise)
-		}
-	}
-	for i, j := range c.Gossip.Join {
-		if err := hostPort(j, false); err != nil {
-			return fmt.Errorf("gossip.join[%d]: %w", i, err)
-		}
-	}
-	if len(c.Gossip.Secrets) > 0 && c.Gossip.SecretFile != "" {
-		return errors.New("gossip.secrets and gossip.secret_file are both set; keep one")
-	}
-	for i, s := range c.Gossip.Secrets {
-		if strings.TrimSpace(s) == "" {
-			return fmt.Errorf("gossip.secrets[%d]: empty", i)
-		}
-	}
-
-	if err := hostPort(c.API.Listen, true); err != nil {
-		return fmt.Errorf("api.listen: %w", err)
-	}
-	if c.API.Token != "" && c.API.TokenFile != "" {
-		return errors.New("api.token and api.token_file are both set; keep one")
-	}
-
-	if err := hostPort(c.Public.Listen, true); err != nil {
-		return fmt.Errorf("public.listen: %w", err)
-	}
-	if c.API.Listen == c.Public.Listen && !strings.HasSuffix(c.API.Listen, ":0") { // port 0: the kernel picks two
-		return fmt.Errorf("public.listen: %q is also api.listen; the two listeners need their own ports", c.Public.Listen)
-	}
-	if (c.Public.TLSCert == "") != (c.Public.TLSKey == "") {
-		return errors.New("public.tls_cert, public.tls_key: set both or neither")
-	}
-	for i, p := range c.Public.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			hint := ""
-			if _, err := netip.ParseAddr(p); err == nil {
-				hint = " (a single address is written /32 or /128)"
-			}
-			return fmt.Errorf("public.trusted_proxies[%d]: %q is not a CIDR prefix%s", i, p, hint)
-		}
-	}
-
-	if err := positive(c.Session.TTL); err != nil {
-		return fmt.Errorf("session.ttl: %w", err)
-	}
-	if err := positive(c.Session.HistoryRetention); err != nil {
-		return fmt.Errorf("session.history_retention: %w", err)
-	}
-	if c.Session.SweepInterval < Duration(time.Second) {
-		return fmt.Errorf("session.sweep_interval: %s is under 1s", c.Session.SweepInterval)
-	}
-
-	if err := positive(c.Sync.TicketTTL); err != nil {
-		return fmt.Errorf("sync.ticket_ttl: %w", err)
-	}
-	if c.Sync.TicketTTL > Duration(10*time.Minute) {
-		return fmt.Errorf("sync.ticket_ttl: %s is over 10m; tickets sit in URLs and must expire soon", c.Sync.TicketTTL)
-	}
-	if len(c.Sync.Modes) == 0 {
-		return errors.New("sync.modes: empty; list at least one of chain, lazy, iframe")
-	}
-	for i, m := range c.Sync.Modes {
-		if err := oneOf(m, ModeChain, ModeLazy, ModeIframe); err != nil {
-			return fmt.Errorf("sync.modes[%d]: %w", i, err)
-		}
-		if slices.Contains(c.Sync.Modes[:i], m) {
-			return fmt.Errorf("sync.modes[%d]: %q is listed twice", i, m)
-		}
-	}
-	if err := positive(c.Sync.HopInterval); err != nil {
-		return fmt.Errorf("sync.hop_interval: %w", err)
-	}
-
-	if err := positive(c.Admin.SessionTTL); err != nil {
-		return fmt.Errorf("admin.session_ttl: %w", err)
-	}
-	if c.Admin.SessionTTL > Duration(7*24*time.Hour) {
-		return fmt.Errorf("admin.session_ttl: %s is over 168h; log in again at least once a week", c.Admin.SessionTTL)
-	}
-
-	if err := c.SMTP.validate(); err != nil {
-		return err
-	}
-	if err := c.Verification.validate(); err != nil {
-		return err
-	}
-
-	if err := oneOf(c.Log.Level, "debug", "info", "warn", "error"); err != nil {
-		return fmt.Errorf("log.level: %w", err)
-	}
-	if err := oneOf(c.Log.Format, "text", "json"); err != nil {
-		return fmt.Errorf("log.format: %w", err)
-	}
-	return nil
-}
-
-// validate checks the smtp section when a host is set (without one the
-// other keys are unused).
-func (s SMTPSection) validate() error {
-	if s.Host == "" {
-		return nil
-	}
-	if !plainHost(s.Host) {
-		return fmt.Errorf("smtp.host: %q is not a host name or IP address", s.Host)
-	}
-	if s.Port < 1 || s.Port > 65535 {
-		return fmt.Errorf("smtp.port: %d is not a port from 1 to 65535", s.Port)
-	}
-	if s.From == "" {
-		return errors.New("smtp.from: required with smtp.host (the sender of the verification messages)")
-	}
-	if a, err := mail.ParseAddress(s.From); err != nil || a.Address == "" {
-		return fmt.Errorf("smtp.from: %q is not an address (e.g. \"Example <no-reply@example.com>\")", s.From)
-	}
-	if err := oneOf(s.StartTLS, StartTLSMandatory, StartTLSOpportunistic, StartTLSNone); err != nil {
-		return fmt.Errorf("smtp.starttls: %w", err)
-	}
-	if s.ImplicitTLS() && s.StartTLS == StartTLSNone {
-		return fmt.Errorf("smtp.starttls: %q with port %d, which is TLS from the start; use port 25 or 587 for plain text", s.StartTLS, smtpsPort)
-	}
-	if err := oneOf(s.Auth, SMTPAuthPlain, SMTPAuthLogin, SMTPAuthCramMD5, SMTPAuthScramSHA256, SMTPAuthAutoDiscover); err != nil {
-		return fmt.Errorf("smtp.auth: %w", err)
-	}
-	if s.Password != "" && s.PasswordFile != "" {
-		return errors.New("smtp.password and smtp.password_file are both set; keep one")
-	}
-	if s.Username == "" && (s.Password != "" || s.PasswordFile != "") {
-		return errors.New("smtp.username: required with a password")
-	}
-	if s.Timeout < Duration(time.Second) {
-		return fmt.Errorf("smtp.timeout: %s is under 1s", s.Timeout)
-	}
-	return nil
-}
-
-// validate checks the verification section.
-func (v VerificationSection) validate() error {
-	if err := positive(v.CodeTTL); err != nil {
-		return fmt.Errorf("verification.code_ttl: %w", err)
-	}
-	if v.CodeTTL > Duration(24*time.Hour) {
-		return fmt.Errorf("verification.code_ttl: %s is over 24h", v.CodeTTL)
-	}
-	if v.MaxAttempts < 1 || v.MaxAttempts > 100 {
-		return fmt.Errorf("verification.max_attempts: %d is not from 1 to 100", v.MaxAttempts)
-	}
-	if v.ResendInterval < 0 || v.ResendInterval > Duration(time.Hour) {
-		return fmt.Errorf("verification.resend_interval: %s is not from 0s to 1h", v.ResendInterval)
-	}
-	if v.MaxSendsPerHour < 1 || v.MaxSendsPerHour > 1000 {
-		return fmt.Errorf("verification.max_sends_per_hour: %d is not from 1 to 1000", v.MaxSendsPerHour)
-	}
-	return nil
-}
-
-// SMTPPassword returns the SMTP password: smtp.password (which
-// USSYNC_SMTP_PASSWORD fills) if set, else the content of
-// smtp.password_file without its trailing newline; "" when neither is set.
-// Errors never contain the password.
-func (c Config) SMTPPassword() (string, error) {
-	if c.SMTP.Password != "" || c.SMTP.PasswordFile == "" {
-		return c.SMTP.Password, nil
-	}
-	b, err := os.ReadFile(c.SMTP.PasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("read smtp.password_file: %w", err)
-	}
-	pw := strings.TrimRight(string(b), "\r\n")
-	if pw == "" {
-		return "", fmt.Errorf("smtp.password_file %s: empty", c.SMTP.PasswordFile)
-	}
-	return pw, nil
-}
-
-// Secrets returns the raw text of the cluster secrets, base64 secrets one per
-// line, primary first: gossip.secrets (which USSYNC_SECRET fills) if set, else
-// the content of gossip.secret_file. Parsing it is the keyring's job. It returns
-// ErrNoSecret when neither is set. Errors never contain the secret.
-func (c Config) Secrets() (string, error) {
-	if len(c.Gossip.Secrets) > 0 {
-		return strings.Join(c.Gossip.Secrets, "\n") + "\n", nil
-	}
-	if c.Gossip.SecretFile == "" {
-		return "", ErrNoSecret
-	}
-	b, err := os.ReadFile(c.Gossip.SecretFile)
-	if err != nil {
-		return "", fmt.Errorf("read gossip.secret_file: %w", err)
-	}
-	if strings.TrimSpace(string(b)) == "" {
-		return "", fmt.Errorf("gossip.secret_file %s: empty (generate a secret with `ussync keygen`)", c.Gossip.SecretFile)
-	}
-	return string(b), nil
-}
-
-// APIToken returns the private API's bearer token: api.token (which
-// USSYNC_API_TOKEN fills) if set, else the trimmed content of api.token_file.
-// It returns ErrNoAPIToken when neither is set, and refuses a token shorter than
-// 16 characters or holding whitespace. Errors never contain the token.
-func (c Config) APIToken() (string, error) {
-	tok, field := c.API.Token, "api.token"
-	if tok == "" {
-		if c.API.TokenFile == "" {
-			return "", ErrNoAPIToken
-		}
-		b, err := os.ReadFile(c.API.TokenFile)
-		if err != nil {
-			return "", fmt.Errorf("read api.token_file: %w", err)
-		}
-		tok, field = strings.TrimSpace(string(b)), "api.token_file "+c.API.TokenFile
-		if tok == "" {
-			return "", fmt.Errorf("%s: empty (generate a token with `ussync keygen`)", field)
-		}
-	}
-	if strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return "", fmt.Errorf("%s: the token holds whitespace or control characters", field)
-	}
-	if len(tok) < minTokenLen {
-		return "", fmt.Errorf("%s: the token is shorter than %d characters (generate one with `ussync keygen`)", field, minTokenLen)
-	}
-	return tok, nil
-}
-
-// AdminPassword returns the administrator password hash of
-// admin.password_file, or a zero hash when none is configured (the page then
-// takes the API token only). Errors never contain the file's content.
-func (c Config) AdminPassword() (crypto.PasswordHash, error) {
-	if c.Admin.PasswordFile == "" {
-		return crypto.PasswordHash{}, nil
-	}
-	b, err := os.ReadFile(c.Admin.PasswordFile)
-	if err != nil {
-		return crypto.PasswordHash{}, fmt.Errorf("read admin.password_file: %w", err)
-	}
-	h, err := crypto.ParsePasswordHash(string(b))
-	if err != nil {
-		return crypto.PasswordHash{}, fmt.Errorf("admin.password_file %s: %w", c.Admin.PasswordFile, err)
-	}
-	return h, nil
-}
-
-const redacted = "[redacted]"
-
-// Redacted returns a copy of c with gossip.secrets, api.token and
-// smtp.password replaced by a marker (file paths are kept: they are not
-// secret).
-func (c Config) Redacted() Config {
-	if c.SMTP.Password != "" {
-		c.SMTP.Password = redacted
-	}
-	if len(c.Gossip.Secrets) > 0 {
-		c.Gossip.Secrets = []string{redacted}
-	}
-	if c.API.Token != "" {
-		c.API.Token = redacted
-	}
-	return c
-}
-
-// String returns c as YAML with its secrets redacted.
-func (c Config) String() string {
-	b, err := yaml.Marshal(c.Redacted())
-	if err != nil {
-		return "config: " + err.Error()
-	}
-	return string(b)
-}
-
-// GoString is String, so %#v does not print secrets either.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue logs c with its secrets redacted.
-func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Duration is a time.Duration written in YAML as a Go duration string: "60s",
 // "10m", "336h". Convert with time.Duration(d).
@@ -952,103 +468,3 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText writes d as a duration string (JSON, logs).
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-func positive(d Duration) error {
-	if d <= 0 {
-		return fmt.Errorf("%s is not a positive duration", d)
-	}
-	return nil
-}
-
-func oneOf(v string, allowed ...string) error {
-	if slices.Contains(allowed, v) {
-		return nil
-	}
-	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
-}
-
-func validName(s string) error {
-	if s == "" {
-		return errors.New("required (it defaults to the host name)")
-	}
-	if len(s) > 64 {
-		return fmt.Errorf("%q is longer than 64 characters", s)
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("%q may hold only letters, digits, '.', '_' and '-'", s)
-		}
-	}
-	return nil
-}
-
-// hostPort checks s is host:port with a numeric port; port 0 (any free port)
-// only when listening.
-func hostPort(s string, listen bool) error {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port", s)
-	}
-	if !listen && host == "" {
-		return fmt.Errorf("%q has no host", s)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
-	}
-	if p == 0 && !listen {
-		return fmt.Errorf("%q: port 0 cannot be dialled", s)
-	}
-	return nil
-}
-
-// ipPort is hostPort with an IP literal (or empty) host: memberlist binds and
-// advertises addresses, not names.
-func ipPort(s string, listen bool) error {
-	if err := hostPort(s, listen); err != nil {
-		return err
-	}
-	host, _, _ := net.SplitHostPort(s)
-	if host == "" && listen {
-		return nil
-	}
-	if _, err := netip.ParseAddr(host); err != nil {
-		return fmt.Errorf("%q: %q is not an IP address", s, host)
-	}
-	return nil
-}
-
-func siteURL(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("required: the site's public base URL, e.g. https://example.com/")
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
-		return "", fmt.Errorf("%q is not an absolute http(s) URL", s)
-	}
-	if u.User != nil {
-		return "", fmt.Errorf("%q holds a user name or password", u.Redacted())
-	}
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return "", fmt.Errorf("%q has a query or fragment; give the base URL only", s)
-	}
-	if !strings.HasSuffix(u.Path, "/") {
-		u.Path += "/"
-		if u.RawPath != "" {
-			u.RawPath += "/"
-		}
-	}
-	return u.String(), nil
-}
-
-// devSiteURL is the site URL of a dev node: its public listener on loopback.
-func devSiteURL(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "" // Validate checked it first
-	}
-	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/"
-}

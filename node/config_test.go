@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/gossip"
 )
 
 // validConfig is DefaultConfig with the required fields filled.
@@ -36,7 +39,7 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestConfig_Defaults(t *testing.T) {
 	c := DefaultConfig()
-	if c.Node.Profile != ProfileWAN || c.Gossip.Bind != "0.0.0.0:7946" || c.API.Listen != "127.0.0.1:7947" ||
+	if c.Node.Profile != string(gossip.ProfileWAN) || c.Gossip.Bind != "0.0.0.0:7946" || c.API.Listen != "127.0.0.1:7947" ||
 		c.Public.Listen != "127.0.0.1:7948" || c.Node.DataDir != "./ussync-data" {
 		t.Errorf("unexpected defaults: %+v", c.Redacted())
 	}
@@ -44,7 +47,7 @@ func TestConfig_Defaults(t *testing.T) {
 		time.Duration(c.Sync.TicketTTL) != time.Minute || time.Duration(c.Sync.HopInterval) != 10*time.Minute {
 		t.Errorf("unexpected default durations: %s", c)
 	}
-	if !c.Sync.RequireVerified || c.Sync.BindIP || !slices.Equal(c.Sync.Modes, []string{ModeChain}) {
+	if !c.Sync.RequireVerified || c.Sync.BindIP || !slices.Equal(c.Sync.Modes, []string{client.ModeChain}) {
 		t.Errorf("unexpected sync defaults: %+v", c.Sync)
 	}
 
@@ -132,7 +135,7 @@ func TestConfig_Validate(t *testing.T) {
 		c.Site.URL = "https://example.com/blog"
 		c.API.Listen = "localhost:0"
 		c.Public.TrustedProxies = []string{"10.0.0.0/8", "::1/128", "192.168.1.7/24"}
-		c.Sync.Modes = []string{ModeLazy, ModeChain, ModeIframe}
+		c.Sync.Modes = []string{client.ModeLazy, client.ModeChain, client.ModeIframe}
 		if err := c.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +168,7 @@ sync:
 			t.Fatal(err)
 		}
 		if c.Node.Name != "site-b" || c.Site.URL != "https://b.example/" || c.API.Listen != "127.0.0.1:7947" ||
-			c.Node.Profile != ProfileWAN || time.Duration(c.Session.TTL) != 48*time.Hour ||
+			c.Node.Profile != string(gossip.ProfileWAN) || time.Duration(c.Session.TTL) != 48*time.Hour ||
 			!slices.Equal(c.Gossip.Join, []string{"a.example:7946"}) || !slices.Equal(c.Sync.Modes, []string{"lazy", "chain"}) {
 			t.Errorf("loaded %s", c)
 		}
@@ -199,7 +202,7 @@ sync:
 		if _, err := ParseConfig([]byte("sync:\n  modes: [lazy]\n"), base); err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(base.Sync.Modes, []string{ModeChain}) {
+		if !slices.Equal(base.Sync.Modes, []string{client.ModeChain}) {
 			t.Errorf("base changed: %v", base.Sync.Modes)
 		}
 	})
@@ -577,9 +580,9 @@ verification:
 	})
 }
 
-// refusal is a change that makes a valid config invalid, and the field the
+// badConfig is a change that makes a valid config invalid, and the field the
 // error must name.
-type refusal = struct {
+type badConfig = struct {
 	field  string
 	mutate func(*Config)
 }
@@ -587,7 +590,7 @@ type refusal = struct {
 // checkRefusals applies each change to a fresh valid config (from base) and
 // checks that Validate refuses it naming the field, without quoting any of
 // the secrets.
-func checkRefusals(t *testing.T, base func(*testing.T) Config, tests []refusal, secrets ...string) {
+func checkRefusals(t *testing.T, base func(*testing.T) Config, tests []badConfig, secrets ...string) {
 	t.Helper()
 	for _, tt := range tests {
 		c := base(t)

@@ -3,80 +3,99 @@ package node
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 
+	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
 
-// Error codes of the private API, the "code" of an
-// {"error":{"code","message"}} answer. Clients switch on them; the message
-// is for people.
-const (
-	codeInvalidJSON      = "invalid_json"           // 400: the body is not one JSON object
-	codeUnknownField     = "unknown_field"          // 400: the body has a field the call does not take
-	codeInvalidEmail     = "invalid_email"          // 400: an address failed session.NormalizeEmail
-	codeInvalidID        = "invalid_id"             // 400: a session id is not 64 lower-case hex characters
-	codeInvalidField     = "invalid_field"          // 400: a field or query parameter has a bad value
-	codeBadRequest       = "bad_request"            // 400: a request the router refused
-	codeUnauthorized     = "unauthorized"           // 401: missing or wrong bearer token
-	codeNotFound         = "not_found"              // 404: no such user, session or route
-	codeMethodNotAllowed = "method_not_allowed"     // 405: the route exists for other methods (see Allow)
-	codeEmailImmutable   = "email_immutable"        // 409: a body email differs from the path's
-	codeSessionEnded     = "session_ended"          // 410: logged out (end_reason says how)
-	codeSessionRevoked   = "session_revoked"        // 410: killed by "log out everywhere"
-	codeSessionExpired   = "session_expired"        // 410: past expires_at
-	codeBodyTooLarge     = "body_too_large"         // 413: body over maxBodyBytes
-	codeUnsupportedMedia = "unsupported_media_type" // 415: a body that is not application/json
-	codeInternal         = "internal"               // 500: a bug or a store failure, logged
-	codeUnavailable      = "unavailable"            // 503: the node is shutting down
-)
-
-// Error codes of the browser hand-off (docs/handoff.md), on the public
-// listener and POST /v1/tickets/redeem.
-const (
-	codeTicketMalformed   = "ticket_malformed"    // 400: not a ticket (encoding, length, version, content)
-	codeTicketUnknownKey  = "ticket_unknown_key"  // 400: sealed under a secret this node does not hold
-	codeTicketTampered    = "ticket_tampered"     // 400: authentication failed
-	codeTicketExpired     = "ticket_expired"      // 410: past its expiry, or issued in the future beyond the skew
-	codeTicketWrongTarget = "ticket_wrong_target" // 403: sealed for another site
-	codeTicketIPMismatch  = "ticket_ip_mismatch"  // 403: bound to another client address
-	codeTicketReplayed    = "ticket_replayed"     // 409: already redeemed here
-	codeBadRedirect       = "bad_redirect"        // 400: next/return/return_to is not under a member site's URL
-	codeCSRF              = "csrf"                // 403: a state-changing or preflight request from a foreign origin
-	codeNoSession         = "no_session"          // 401: the browser has no active session on this site
-)
-
-// httpError is an API error answer: the one way a handler says anything but
-// success. Handlers return it (as error); the route adapter writes it.
-type httpError struct {
-	Status  int    // HTTP status code
-	Code    string // machine-readable code, one of the code* constants
-	Message string // human-readable explanation; never holds a secret
-	// Session, when set, is sent beside the error (410 answers say which
-	// session ended and why).
-	Session *SessionInfo
+// answer is how the HTTP edge answers an error of one kind.
+type answer struct {
+	kind   error
+	status int
+	code   string // one of the client.Code* constants
+	// msg, when set, is the message of a bare error of the kind (whose own
+	// text is not meant for people); a refusal's message always wins.
+	msg string
 }
 
-func (e *httpError) Error() string {
-	return strconv.Itoa(e.Status) + " " + e.Code + ": " + e.Message
+// answers is the one table that maps the errors below the handlers to HTTP
+// statuses and API codes (docs: README "The private API", docs/handoff.md,
+// docs/verification.md, docs/users.md). An error of no kind here is a 500
+// whose cause goes to the log only.
+var answers = []answer{
+	// The request's form.
+	{errInvalidJSON, http.StatusBadRequest, client.CodeInvalidJSON, ""},
+	{errUnknownField, http.StatusBadRequest, client.CodeUnknownField, ""},
+	{errInvalidField, http.StatusBadRequest, client.CodeInvalidField, ""},
+	{errInvalidID, http.StatusBadRequest, client.CodeInvalidID, ""},
+	{session.ErrInvalidEmail, http.StatusBadRequest, client.CodeInvalidEmail, ""},
+	{errBadRequest, http.StatusBadRequest, client.CodeBadRequest, ""},
+	{errUnauthorized, http.StatusUnauthorized, client.CodeUnauthorized, ""},
+	{errMethodNotAllowed, http.StatusMethodNotAllowed, client.CodeMethodNotAllowed, ""},
+	{errEmailImmutable, http.StatusConflict, client.CodeEmailImmutable, ""},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, client.CodeBodyTooLarge, ""},
+	{errUnsupportedMedia, http.StatusUnsupportedMediaType, client.CodeUnsupportedMedia, ""},
+	{errCSRF, http.StatusForbidden, client.CodeCSRF, ""},
+	// Users and sessions.
+	{session.ErrNotFound, http.StatusNotFound, client.CodeNotFound, ""},
+	{ErrUserMoved, http.StatusConflict, client.CodeUserMoved, ""},
+	{ErrSessionEnded, http.StatusGone, client.CodeSessionEnded, ""},
+	{ErrSessionRevoked, http.StatusGone, client.CodeSessionRevoked, ""},
+	{ErrSessionExpired, http.StatusGone, client.CodeSessionExpired, ""},
+	{ErrNoSession, http.StatusUnauthorized, client.CodeNoSession, ""},
+	// The hand-off.
+	{crypto.ErrTicketMalformed, http.StatusBadRequest, client.CodeTicketMalformed, ""},
+	{crypto.ErrTicketUnknownKey, http.StatusBadRequest, client.CodeTicketUnknownKey, ""},
+	{crypto.ErrTicketTampered, http.StatusBadRequest, client.CodeTicketTampered, ""},
+	{crypto.ErrTicketExpired, http.StatusGone, client.CodeTicketExpired, ""},
+	{crypto.ErrTicketNotYetValid, http.StatusGone, client.CodeTicketExpired, ""},
+	{ErrTicketWrongTarget, http.StatusForbidden, client.CodeTicketWrongTarget, ""},
+	{ErrTicketIPMismatch, http.StatusForbidden, client.CodeTicketIPMismatch, ""},
+	{ErrTicketReplayed, http.StatusConflict, client.CodeTicketReplayed, ""},
+	{ErrUnknownUser, http.StatusForbidden, client.CodeUnknownUser, ""},
+	{ErrBadRedirect, http.StatusBadRequest, client.CodeBadRedirect, ""},
+	// E-mail verification.
+	{ErrInvalidCode, http.StatusBadRequest, client.CodeInvalidCode, ""},
+	{ErrCodeLocked, http.StatusTooManyRequests, client.CodeCodeLocked, ""},
+	{ErrRateLimited, http.StatusTooManyRequests, client.CodeRateLimited, ""},
+	{ErrLinkStale, http.StatusGone, client.CodeLinkStale, ""},
+	{ErrMailFailed, http.StatusBadGateway, client.CodeMailFailed, ""},
+	{ErrMailDisabled, http.StatusServiceUnavailable, client.CodeMailDisabled, ""},
+	// The node itself.
+	{session.ErrClosed, http.StatusServiceUnavailable, client.CodeUnavailable, "the node is shutting down"},
+	{errUnavailable, http.StatusServiceUnavailable, client.CodeUnavailable, ""},
+	{errInternal, http.StatusInternalServerError, client.CodeInternal, ""},
 }
 
-// errorf builds an httpError with a formatted message.
-func errorf(status int, code, format string, args ...any) *httpError {
-	return &httpError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+// answerOf finds how to answer err, and the message to send. ok is false
+// for an error of no known kind (a bug, or a store failure).
+func answerOf(err error) (a answer, msg string, ok bool) {
+	r, isRefusal := errors.AsType[*refusal](err)
+	for _, a := range answers {
+		if (isRefusal && r.kind == a.kind) || errors.Is(err, a.kind) {
+			switch {
+			case isRefusal:
+				msg = r.msg
+			case a.msg != "":
+				msg = a.msg
+			default:
+				msg = err.Error()
+			}
+			return a, msg, true
+		}
+	}
+	return answer{}, "", false
 }
 
-var (
-	errUnauthorized = &httpError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
-		Message: `missing or invalid API token: send "Authorization: Bearer <api token>"`}
-	errInternal = &httpError{Status: http.StatusInternalServerError, Code: codeInternal,
-		Message: "internal error; the node's log has the details"}
-	errUnavailable = &httpError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
-		Message: "the node is shutting down"}
-)
+// errorCode is the API code of err ("" for an error of no known kind): the
+// label refusals are counted under.
+func errorCode(err error) string {
+	a, _, _ := answerOf(err)
+	return a.code
+}
 
 // errorBody is the JSON shape of every error answer.
 type errorBody struct {
@@ -84,31 +103,31 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
-	Session *SessionInfo `json:"session,omitempty"`
+	Session *client.SessionInfo `json:"session,omitempty"`
 }
 
-// writeError answers err. An *httpError is sent as it is; a closed store is
-// 503; anything else is a 500 whose real cause goes to the log only (the
-// errors handlers return never carry a token).
+// writeError answers err as {"error":{"code","message"}} with the status
+// of its kind (answers). An error of no known kind is a 500 whose real
+// cause goes to the log only (the errors handlers return never carry a
+// token). A refusal's session, when set, is sent beside the error.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	var he *httpError
-	if !errors.As(err, &he) {
-		if errors.Is(err, session.ErrClosed) {
-			he = errUnavailable
-		} else {
-			log.Error("api request failed", "route", routeLabel(r), "method", r.Method, "err", err)
-			he = errInternal
-		}
+	a, msg, ok := answerOf(err)
+	if !ok {
+		log.Error("api request failed", "route", routeLabel(r), "method", r.Method, "err", err)
+		a, msg, _ = answerOf(errInternal)
 	}
-	if he.Code == codeUnauthorized {
+	if a.code == client.CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ussync"`)
 	}
-	if he.Status == http.StatusServiceUnavailable {
+	if a.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}
 	var body errorBody
-	body.Error.Code, body.Error.Message, body.Session = he.Code, he.Message, he.Session
-	writeJSON(w, he.Status, &body)
+	body.Error.Code, body.Error.Message = a.code, msg
+	if rf, ok := errors.AsType[*refusal](err); ok {
+		body.Session = rf.session
+	}
+	writeJSON(w, a.status, &body)
 }
 
 // writeJSON answers v as JSON with the status. v must encode (the API's own
@@ -117,9 +136,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // a failed write is the client gone
-}
-
-// writeSession answers {"session":v} with the status.
-func writeSession(w http.ResponseWriter, status int, v *SessionInfo) {
-	writeJSON(w, status, SessionCheck{Session: *v})
 }

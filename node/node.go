@@ -73,86 +73,16 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	n.store, err = session.Open(session.Options{
-		Dir:       n.cfg.Node.DataDir,
-		Now:       n.Now,
-		Retention: time.Duration(n.cfg.Session.HistoryRetention),
-		Logger:    n.log,
-	})
-	if err != nil {
+	if err := n.open(); err != nil {
 		return err
 	}
-	if n.apiLn, err = net.Listen("tcp", n.cfg.API.Listen); err != nil {
-		return fmt.Errorf("listen for the private API: %w", err)
-	}
-	if n.pubLn, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
-		return fmt.Errorf("listen for the public endpoints: %w", err)
-	}
-	if n.cfg.Dev && n.cfg.Site.URL == devSiteURL(n.cfg.Public.Listen) {
-		n.cfg.Site.URL = "http://" + n.pubLn.Addr().String() + "/"
-	}
-
-	_, gossipKeys := n.keyring.GossipKeys()
-	gc := gossip.DefaultConfig(n.cfg.Node.Profile)
-	gc.Name = n.cfg.Node.Name
-	gc.BindAddr = n.cfg.Gossip.Bind
-	gc.AdvertiseAddr = n.cfg.Gossip.Advertise
-	gc.Keys = gossipKeys
-	gc.SiteURL = n.cfg.Site.URL
-	gc.Version = n.cfg.Version
-	gc.Join = n.cfg.Gossip.Join
-	gc.Logger = n.log
-	if n.TuneGossip != nil {
-		n.TuneGossip(&gc)
-	}
+	gc := n.gossipConfig()
 	if n.gossip, err = gossip.New(gc, n.store); err != nil {
 		return err
 	}
-
 	n.metrics = NewMetrics()
 	n.registerMetrics()
-	ho, err := newHandoff(handoffConfig{
-		Keyring:     n.keyring,
-		Store:       n.store,
-		Name:        n.cfg.Node.Name,
-		SiteURL:     n.cfg.Site.URL,
-		TicketTTL:   time.Duration(n.cfg.Sync.TicketTTL),
-		BindIP:      n.cfg.Sync.BindIP,
-		HopInterval: time.Duration(n.cfg.Sync.HopInterval),
-		Modes:       n.cfg.Sync.Modes,
-		Members:     n.gossip.LiveMembers,
-		Log:         n.log,
-		Metrics:     n.metrics,
-
-		OnUnknownUser: n.cfg.Site.OnUnknownUser,
-	})
-	if err != nil {
-		return err
-	}
-	if n.verify, err = n.newVerifier(); err != nil {
-		return err
-	}
-	deps := apiDeps{
-		Store:           n.store,
-		Name:            n.cfg.Node.Name,
-		TTL:             time.Duration(n.cfg.Session.TTL),
-		RequireVerified: n.cfg.Sync.RequireVerified,
-		Publish:         n.gossip.Publish,
-		Status:          n.Status,
-		Token:           crypto.HashToken(token),
-		Log:             n.log,
-		Metrics:         n.metrics,
-		Handoff:         ho,
-		Verify:          n.verify,
-	}
-	pub, err := newPublic(publicDeps{API: deps, Handoff: ho, TrustedProxies: n.cfg.Public.TrustedPrefixes()})
-	if err != nil {
-		return err
-	}
-	private, err := n.privateHandler(deps) // the API, and the admin page at /admin/
+	private, pub, err := n.handlers(crypto.HashToken(token))
 	if err != nil {
 		return err
 	}
@@ -185,6 +115,114 @@ func (n *Node) Start(ctx context.Context) error {
 	n.started = true
 	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
 	return nil
+}
+
+// open opens the store and binds both HTTP listeners. A dev node's default
+// site URL takes the public listener's real port.
+func (n *Node) open() error {
+	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	var err error
+	n.store, err = session.Open(session.Options{
+		Dir:       n.cfg.Node.DataDir,
+		Now:       n.Now,
+		Retention: time.Duration(n.cfg.Session.HistoryRetention),
+		Logger:    n.log,
+	})
+	if err != nil {
+		return err
+	}
+	if n.apiLn, err = net.Listen("tcp", n.cfg.API.Listen); err != nil {
+		return fmt.Errorf("listen for the private API: %w", err)
+	}
+	if n.pubLn, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
+		return fmt.Errorf("listen for the public endpoints: %w", err)
+	}
+	if n.cfg.Dev && n.cfg.Site.URL == devSiteURL(n.cfg.Public.Listen) {
+		n.cfg.Site.URL = "http://" + n.pubLn.Addr().String() + "/"
+	}
+	return nil
+}
+
+// gossipConfig translates the config into the gossip member's.
+func (n *Node) gossipConfig() gossip.Config {
+	_, gossipKeys := n.keyring.GossipKeys()
+	gc := gossip.DefaultConfig(gossip.Profile(n.cfg.Node.Profile))
+	gc.Name = n.cfg.Node.Name
+	gc.BindAddr = n.cfg.Gossip.Bind
+	gc.AdvertiseAddr = n.cfg.Gossip.Advertise
+	gc.Keys = gossipKeys
+	gc.SiteURL = n.cfg.Site.URL
+	gc.Version = n.cfg.Version
+	gc.Join = n.cfg.Gossip.Join
+	gc.Logger = n.log
+	if n.TuneGossip != nil {
+		n.TuneGossip(&gc)
+	}
+	return gc
+}
+
+// handlers wires the service and the HTTP faces that call it: the private
+// listener's (the API, and the admin page at /admin/ when admin.enabled)
+// and the public one's.
+func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, err error) {
+	svc := newService(serviceConfig{
+		Store:           n.store,
+		Name:            n.cfg.Node.Name,
+		TTL:             time.Duration(n.cfg.Session.TTL),
+		RequireVerified: n.cfg.Sync.RequireVerified,
+		Publish:         n.gossip.Publish,
+		Log:             n.log,
+		Metrics:         n.metrics,
+	})
+	ho, err := newHandoff(handoffConfig{
+		Keyring:       n.keyring,
+		Service:       svc,
+		Name:          n.cfg.Node.Name,
+		SiteURL:       n.cfg.Site.URL,
+		TicketTTL:     time.Duration(n.cfg.Sync.TicketTTL),
+		BindIP:        n.cfg.Sync.BindIP,
+		HopInterval:   time.Duration(n.cfg.Sync.HopInterval),
+		Modes:         n.cfg.Sync.Modes,
+		Members:       n.gossip.LiveMembers,
+		Log:           n.log,
+		Metrics:       n.metrics,
+		OnUnknownUser: n.cfg.Site.OnUnknownUser,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if n.verify, err = n.newVerifier(); err != nil {
+		return nil, nil, err
+	}
+	public, err = newPublic(publicDeps{Service: svc, Handoff: ho, Verify: n.verify, Log: n.log,
+		TrustedProxies: n.cfg.Public.TrustedPrefixes()})
+	if err != nil {
+		return nil, nil, err
+	}
+	api := newAPI(apiDeps{Service: svc, Status: n.Status, Token: token, Log: n.log, Metrics: n.metrics,
+		Handoff: ho, Verify: n.verify})
+	if !n.cfg.Admin.Enabled {
+		return api, public, nil
+	}
+	pw, err := n.cfg.AdminPassword()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := adminConfig{Service: svc, Members: n.gossip.LiveMembers, Token: token, Log: n.log,
+		Password: pw, TTL: time.Duration(n.cfg.Admin.SessionTTL)}
+	if n.cfg.SMTP.Enabled() {
+		cfg.Resend = n.SendVerification
+	}
+	adm, err := newAdmin(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(adminPrefix, adm)
+	mux.Handle("/", api)
+	return mux, public, nil
 }
 
 func (n *Node) serve(srv *http.Server, ln net.Listener) {

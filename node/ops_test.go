@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
@@ -145,7 +146,7 @@ func TestAPI_PutUser(t *testing.T) {
 	})
 	t.Run("email change refused", func(t *testing.T) {
 		e.do("PUT", "/v1/users/alice@example.com", `{"email":"bob@example.com","login":"bob"}`).
-			wantError(t, http.StatusConflict, codeEmailImmutable)
+			wantError(t, http.StatusConflict, client.CodeEmailImmutable)
 		var u userJSON
 		e.do("GET", "/v1/users/alice@example.com", nil).want(t, http.StatusOK, &u)
 		if u.Login != "alice" {
@@ -159,12 +160,12 @@ func TestAPI_PutUser(t *testing.T) {
 		for _, tc := range []struct {
 			name, path, body, code, field string
 		}{
-			{"invalid path email", "/v1/users/not-an-address", `{}`, codeInvalidEmail, ""},
-			{"display name in path", "/v1/users/Alice%20%3Calice@example.com%3E", `{}`, codeInvalidEmail, ""},
-			{"too long path email", "/v1/users/" + strings.Repeat("a", 250) + "@example.com", `{}`, codeInvalidEmail, ""},
-			{"invalid body email", "/v1/users/alice@example.com", `{"email":"nope"}`, codeInvalidEmail, "email"},
-			{"unknown verification", "/v1/users/alice@example.com", `{"verified_via":"code"}`, codeInvalidField, "verified_via"},
-			{"login too long", "/v1/users/alice@example.com", `{"login":"` + strings.Repeat("x", 257) + `"}`, codeInvalidField, "login"},
+			{"invalid path email", "/v1/users/not-an-address", `{}`, client.CodeInvalidEmail, ""},
+			{"display name in path", "/v1/users/Alice%20%3Calice@example.com%3E", `{}`, client.CodeInvalidEmail, ""},
+			{"too long path email", "/v1/users/" + strings.Repeat("a", 250) + "@example.com", `{}`, client.CodeInvalidEmail, ""},
+			{"invalid body email", "/v1/users/alice@example.com", `{"email":"nope"}`, client.CodeInvalidEmail, "email"},
+			{"unknown verification", "/v1/users/alice@example.com", `{"verified_via":"code"}`, client.CodeInvalidField, "verified_via"},
+			{"login too long", "/v1/users/alice@example.com", `{"login":"` + strings.Repeat("x", 257) + `"}`, client.CodeInvalidField, "login"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				ea := e.do("PUT", tc.path, tc.body).wantError(t, http.StatusBadRequest, tc.code)
@@ -178,8 +179,8 @@ func TestAPI_PutUser(t *testing.T) {
 
 func TestAPI_GetUser(t *testing.T) {
 	e := newAPIEnv(t)
-	e.do("GET", "/v1/users/nobody@example.com", nil).wantError(t, http.StatusNotFound, codeNotFound)
-	e.do("GET", "/v1/users/nobody", nil).wantError(t, http.StatusBadRequest, codeInvalidEmail)
+	e.do("GET", "/v1/users/nobody@example.com", nil).wantError(t, http.StatusNotFound, client.CodeNotFound)
+	e.do("GET", "/v1/users/nobody", nil).wantError(t, http.StatusBadRequest, client.CodeInvalidEmail)
 	e.do("PUT", "/v1/users/a@example.com", `{"login":"a","verified_via":"admin"}`).want(t, http.StatusOK, nil)
 	var u userJSON
 	e.do("GET", "/v1/users/A@example.com", nil).want(t, http.StatusOK, &u)
@@ -231,7 +232,7 @@ func TestAPI_CreateSession(t *testing.T) {
 		}
 	})
 	t.Run("new user", func(t *testing.T) {
-		e := newAPIEnv(t, func(d *apiDeps) { d.TTL = 3 * time.Hour })
+		e := newAPIEnv(t, func(w *testWiring) { w.svc.TTL = 3 * time.Hour })
 		var l loginJSON
 		e.do("POST", "/v1/sessions", `{"email":"new@example.com","login":"newbie"}`).want(t, http.StatusCreated, &l)
 		if !l.Session.ExpiresAt.Equal(e.clock.Now().Add(3 * time.Hour)) {
@@ -269,7 +270,7 @@ func TestAPI_CreateSession(t *testing.T) {
 		}
 	})
 	t.Run("unverified user synced when not required", func(t *testing.T) {
-		e := newAPIEnv(t, func(d *apiDeps) { d.RequireVerified = false })
+		e := newAPIEnv(t, func(w *testWiring) { w.svc.RequireVerified = false })
 		l := e.login(t, "u@example.com", false)
 		if !l.Synced || l.Reason != nil {
 			t.Errorf("synced %v reason %v", l.Synced, l.Reason)
@@ -287,16 +288,16 @@ func TestAPI_CreateSession(t *testing.T) {
 		for _, tc := range []struct {
 			name, body, code, field string
 		}{
-			{"no email", `{"ttl":"1h"}`, codeInvalidEmail, "email"},
-			{"invalid email", `{"email":"a@"}`, codeInvalidEmail, "email"},
-			{"ttl not a duration", `{"email":"a@example.com","ttl":"a day"}`, codeInvalidField, "ttl"},
-			{"ttl zero", `{"email":"a@example.com","ttl":"0s"}`, codeInvalidField, "ttl"},
-			{"ttl negative", `{"email":"a@example.com","ttl":"-1h"}`, codeInvalidField, "ttl"},
-			{"ttl over a year", `{"email":"a@example.com","ttl":"8761h"}`, codeInvalidField, "ttl"},
-			{"ttl as a number", `{"email":"a@example.com","ttl":3600}`, codeInvalidField, "ttl"},
-			{"ip", `{"email":"a@example.com","ip":"300.1.1.1"}`, codeInvalidField, "ip"},
-			{"user agent too long", `{"email":"a@example.com","user_agent":"` + strings.Repeat("x", 513) + `"}`, codeInvalidField, "user_agent"},
-			{"unknown field", `{"email":"a@example.com","verified_via":"admin"}`, codeUnknownField, "verified_via"},
+			{"no email", `{"ttl":"1h"}`, client.CodeInvalidEmail, "email"},
+			{"invalid email", `{"email":"a@"}`, client.CodeInvalidEmail, "email"},
+			{"ttl not a duration", `{"email":"a@example.com","ttl":"a day"}`, client.CodeInvalidField, "ttl"},
+			{"ttl zero", `{"email":"a@example.com","ttl":"0s"}`, client.CodeInvalidField, "ttl"},
+			{"ttl negative", `{"email":"a@example.com","ttl":"-1h"}`, client.CodeInvalidField, "ttl"},
+			{"ttl over a year", `{"email":"a@example.com","ttl":"8761h"}`, client.CodeInvalidField, "ttl"},
+			{"ttl as a number", `{"email":"a@example.com","ttl":3600}`, client.CodeInvalidField, "ttl"},
+			{"ip", `{"email":"a@example.com","ip":"300.1.1.1"}`, client.CodeInvalidField, "ip"},
+			{"user agent too long", `{"email":"a@example.com","user_agent":"` + strings.Repeat("x", 513) + `"}`, client.CodeInvalidField, "user_agent"},
+			{"unknown field", `{"email":"a@example.com","verified_via":"admin"}`, client.CodeUnknownField, "verified_via"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				ea := e.do("POST", "/v1/sessions", tc.body).wantError(t, http.StatusBadRequest, tc.code)
@@ -328,11 +329,11 @@ func TestAPI_CheckSession(t *testing.T) {
 		}
 	})
 	t.Run("unknown", func(t *testing.T) {
-		e.do("GET", "/v1/sessions/"+crypto.SessionID("never issued"), nil).wantError(t, http.StatusNotFound, codeNotFound)
+		e.do("GET", "/v1/sessions/"+crypto.SessionID("never issued"), nil).wantError(t, http.StatusNotFound, client.CodeNotFound)
 	})
 	t.Run("bad id", func(t *testing.T) {
 		for _, id := range []string{"abc", strings.Repeat("A", 64), strings.Repeat("g", 64), strings.Repeat("a", 65), "..%2f..%2fetc"} {
-			e.do("GET", "/v1/sessions/"+id, nil).wantError(t, http.StatusBadRequest, codeInvalidID)
+			e.do("GET", "/v1/sessions/"+id, nil).wantError(t, http.StatusBadRequest, client.CodeInvalidID)
 		}
 	})
 	t.Run("ended", func(t *testing.T) {
@@ -340,7 +341,7 @@ func TestAPI_CheckSession(t *testing.T) {
 		e.clock.Add(time.Minute)
 		e.do("DELETE", "/v1/sessions/"+l.Session.ID, nil).want(t, http.StatusOK, nil)
 		status, code, v := e.checkSession(t, l.Session.ID)
-		if status != http.StatusGone || code != codeSessionEnded || v.ID != l.Session.ID || v.Active ||
+		if status != http.StatusGone || code != client.CodeSessionEnded || v.ID != l.Session.ID || v.Active ||
 			v.EndReason != session.EndLogout || v.EndedAt == nil || !v.EndedAt.Equal(e.clock.Now()) {
 			t.Errorf("check: %d %s %+v", status, code, v)
 		}
@@ -354,7 +355,7 @@ func TestAPI_CheckSession(t *testing.T) {
 		}
 		e.clock.Add(time.Second)
 		status, code, v := e.checkSession(t, l.Session.ID)
-		if status != http.StatusGone || code != codeSessionExpired || v.EndReason != session.EndExpired ||
+		if status != http.StatusGone || code != client.CodeSessionExpired || v.EndReason != session.EndExpired ||
 			v.EndedAt == nil || !v.EndedAt.Equal(l.Session.ExpiresAt) || v.Active {
 			t.Errorf("check: %d %s %+v", status, code, v)
 		}
@@ -378,7 +379,7 @@ func TestAPI_CheckSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		status, code, v := e.checkSession(t, late.ID)
-		if status != http.StatusGone || code != codeSessionRevoked || v.EndReason != session.EndLogoutEverywhere ||
+		if status != http.StatusGone || code != client.CodeSessionRevoked || v.EndReason != session.EndLogoutEverywhere ||
 			v.EndedAt == nil || !v.EndedAt.Equal(*u.RevokedBefore) || v.Site != "site-b" {
 			t.Errorf("check: %d %s %+v", status, code, v)
 		}
@@ -441,14 +442,14 @@ func TestAPI_EndSession(t *testing.T) {
 		}
 	})
 	t.Run("unknown", func(t *testing.T) {
-		e.do("DELETE", "/v1/sessions/"+crypto.SessionID("x"), nil).wantError(t, http.StatusNotFound, codeNotFound)
+		e.do("DELETE", "/v1/sessions/"+crypto.SessionID("x"), nil).wantError(t, http.StatusNotFound, client.CodeNotFound)
 	})
 	t.Run("bad id", func(t *testing.T) {
-		e.do("DELETE", "/v1/sessions/xyz", nil).wantError(t, http.StatusBadRequest, codeInvalidID)
+		e.do("DELETE", "/v1/sessions/xyz", nil).wantError(t, http.StatusBadRequest, client.CodeInvalidID)
 	})
 	t.Run("a body must be empty JSON", func(t *testing.T) {
 		e.do("DELETE", "/v1/sessions/"+l.Session.ID, `{}`).want(t, http.StatusOK, nil)
-		e.do("DELETE", "/v1/sessions/"+l.Session.ID, `{"reason":"admin"}`).wantError(t, http.StatusBadRequest, codeUnknownField)
+		e.do("DELETE", "/v1/sessions/"+l.Session.ID, `{"reason":"admin"}`).wantError(t, http.StatusBadRequest, client.CodeUnknownField)
 	})
 }
 
@@ -474,7 +475,7 @@ func TestAPI_LogoutEverywhere(t *testing.T) {
 	}
 	for _, id := range ids {
 		status, code, v := e.checkSession(t, id)
-		if status != http.StatusGone || code != codeSessionEnded || v.EndReason != session.EndLogoutEverywhere ||
+		if status != http.StatusGone || code != client.CodeSessionEnded || v.EndReason != session.EndLogoutEverywhere ||
 			v.EndedAt == nil || !v.EndedAt.Equal(at) {
 			t.Errorf("session %s: %d %s %+v", id, status, code, v)
 		}
@@ -524,7 +525,7 @@ func TestAPI_LogoutEverywhere(t *testing.T) {
 		if out.Ended != 1 {
 			t.Errorf("ended %d, want 1", out.Ended)
 		}
-		if status, code, _ := e.checkSession(t, l.Session.ID); status != http.StatusGone || code != codeSessionEnded {
+		if status, code, _ := e.checkSession(t, l.Session.ID); status != http.StatusGone || code != client.CodeSessionEnded {
 			t.Errorf("check: %d %s", status, code)
 		}
 		if got := publishedKeys(e.pub.take()); len(got) != 1 || got[0] != "ulocal@example.com" {
@@ -532,8 +533,8 @@ func TestAPI_LogoutEverywhere(t *testing.T) {
 		}
 	})
 	t.Run("unknown user", func(t *testing.T) {
-		e.do("POST", "/v1/users/nobody@example.com/logout-everywhere", nil).wantError(t, http.StatusNotFound, codeNotFound)
-		e.do("POST", "/v1/users/nobody/logout-everywhere", nil).wantError(t, http.StatusBadRequest, codeInvalidEmail)
+		e.do("POST", "/v1/users/nobody@example.com/logout-everywhere", nil).wantError(t, http.StatusNotFound, client.CodeNotFound)
+		e.do("POST", "/v1/users/nobody/logout-everywhere", nil).wantError(t, http.StatusBadRequest, client.CodeInvalidEmail)
 	})
 	t.Run("sessions of a user not heard of yet", func(t *testing.T) {
 		s := session.Session{
@@ -548,7 +549,7 @@ func TestAPI_LogoutEverywhere(t *testing.T) {
 		}
 		var out struct{ Ended int }
 		e.do("POST", "/v1/users/early@example.com/logout-everywhere", nil).want(t, http.StatusOK, &out)
-		if status, code, _ := e.checkSession(t, s.ID); out.Ended != 1 || status != http.StatusGone || code != codeSessionEnded {
+		if status, code, _ := e.checkSession(t, s.ID); out.Ended != 1 || status != http.StatusGone || code != client.CodeSessionEnded {
 			t.Errorf("ended %d; check %d %s", out.Ended, status, code)
 		}
 	})
@@ -611,13 +612,13 @@ func TestAPI_UserSessions(t *testing.T) {
 		}
 	})
 	t.Run("bad state", func(t *testing.T) {
-		ea := e.do("GET", "/v1/users/a@example.com/sessions?state=ended", nil).wantError(t, http.StatusBadRequest, codeInvalidField)
+		ea := e.do("GET", "/v1/users/a@example.com/sessions?state=ended", nil).wantError(t, http.StatusBadRequest, client.CodeInvalidField)
 		if !strings.Contains(ea.Error.Message, `"state"`) {
 			t.Errorf("message %q", ea.Error.Message)
 		}
 	})
 	t.Run("unknown user", func(t *testing.T) {
-		e.do("GET", "/v1/users/nobody@example.com/sessions", nil).wantError(t, http.StatusNotFound, codeNotFound)
-		e.do("GET", "/v1/users/nobody/sessions", nil).wantError(t, http.StatusBadRequest, codeInvalidEmail)
+		e.do("GET", "/v1/users/nobody@example.com/sessions", nil).wantError(t, http.StatusNotFound, client.CodeNotFound)
+		e.do("GET", "/v1/users/nobody/sessions", nil).wantError(t, http.StatusBadRequest, client.CodeInvalidEmail)
 	})
 }

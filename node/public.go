@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
@@ -41,11 +42,17 @@ const (
 
 // publicDeps is what the public listener needs; the node wires it.
 type publicDeps struct {
-	// API holds the operations the public logout shares with the private
-	// API: the store, gossip publication, metrics and the log.
-	API apiDeps
+	// Service performs the operations: the logout, the verification a link
+	// completes (required).
+	Service *service
 	// Handoff is the ticket machinery (required).
 	Handoff *handoff
+	// Verify is e-mail verification (verifier.go). Nil: the verification
+	// link answers 404.
+	Verify *verifier
+	// Log receives failures and panics, never a token or a ticket. Nil
+	// discards.
+	Log *slog.Logger
 	// TrustedProxies are the prefixes whose X-Forwarded-For and
 	// X-Forwarded-Proto are believed (public.trusted_proxies).
 	TrustedProxies []netip.Prefix
@@ -56,10 +63,11 @@ type publicDeps struct {
 // security headers (securityHeaders); every error is JSON
 // {"error":{"code","message"}}. It is safe for concurrent use.
 type public struct {
-	ops     *api // the store operations, not the private routes
-	h       *handoff
-	trusted []netip.Prefix
-	log     *slog.Logger
+	svc      *service
+	h        *handoff
+	verifier *verifier
+	trusted  []netip.Prefix
+	log      *slog.Logger
 	// base is the decoded path every endpoint sits under: the site's path
 	// and "ussync/v1/". A site at https://example.com/blog/ answers
 	// /blog/ussync/v1/sync and nothing else, so sites sharing a host in
@@ -86,16 +94,19 @@ type publicReq struct {
 
 // newPublic returns the public listener's handler.
 func newPublic(d publicDeps) (http.Handler, error) {
-	if d.Handoff == nil {
-		return nil, errors.New("public listener: no hand-off")
+	if d.Handoff == nil || d.Service == nil {
+		return nil, errors.New("public listener: no hand-off or no service")
 	}
-	deps := d.API.withDefaults()
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
 	p := &public{
-		ops:     &api{apiDeps: deps},
-		h:       d.Handoff,
-		trusted: d.TrustedProxies,
-		log:     deps.Log,
-		base:    d.Handoff.self.URL.Path + publicPrefix,
+		svc:      d.Service,
+		h:        d.Handoff,
+		verifier: d.Verify,
+		trusted:  d.TrustedProxies,
+		log:      d.Log,
+		base:     d.Handoff.self.URL.Path + publicPrefix,
 	}
 	get := []string{http.MethodGet}
 	p.routes = map[string]publicRoute{
@@ -137,7 +148,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, r, p.log, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
+			writeError(w, r, p.log, refuse(errMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
 			return
 		}
 		writeJSON(w, http.StatusOK, healthBody)
@@ -146,7 +157,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, p.base)
 	rt, found := p.routes[rest]
 	if !ok || !found {
-		writeError(w, r, p.log, errorf(http.StatusNotFound, codeNotFound, "no such endpoint (this site's are under %s)", p.base))
+		writeError(w, r, p.log, refuse(session.ErrNotFound, "no such endpoint (this site's are under %s)", p.base))
 		return
 	}
 	r = r.WithContext(r.Context()) // a copy: the route label is ours to set
@@ -161,7 +172,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			allow += ", OPTIONS"
 		}
 		w.Header().Set("Allow", allow)
-		err = errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here (Allow: %s)", r.Method, allow)
+		err = refuse(errMethodNotAllowed, "%s is not allowed here (Allow: %s)", r.Method, allow)
 	default:
 		err = rt.serve(w, r, pr)
 	}
@@ -173,9 +184,9 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // publicError keeps the session view of a 410 answer off the public
 // listener: the browser learns why, not the session's details.
 func publicError(err error) error {
-	if he, ok := errors.AsType[*httpError](err); ok && he.Session != nil {
-		c := *he
-		c.Session = nil
+	if rf, ok := errors.AsType[*refusal](err); ok && rf.session != nil {
+		c := *rf
+		c.session = nil
 		return &c
 	}
 	return err
@@ -201,27 +212,6 @@ func securityHeaders(h http.Header, sites []site) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-}
-
-// queryParams parses the query strictly and returns the named parameters:
-// a query that does not parse, or a named parameter given more than once, is
-// a 400. Other parameters are ignored.
-func queryParams(r *http.Request, names ...string) (map[string]string, error) {
-	vals, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, errorf(http.StatusBadRequest, codeBadRequest, "the query string does not parse")
-	}
-	out := make(map[string]string, len(names))
-	for _, n := range names {
-		switch v := vals[n]; len(v) {
-		case 0:
-		case 1:
-			out[n] = v[0]
-		default:
-			return nil, errorf(http.StatusBadRequest, codeBadRequest, "query parameter %q is given %d times", n, len(v))
-		}
-	}
-	return out, nil
 }
 
 // redirect answers 303 See Other to loc, with no body.
@@ -262,7 +252,7 @@ type browserSession struct {
 // cookieSession finds the active session of the request's ussync_session
 // cookie: token → id (SessionID) → store. ok is false when there is none.
 func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err error) {
-	now := p.ops.Store.Now()
+	now := p.svc.now()
 	for i, c := range r.CookiesNamed(cookieSession) {
 		if i >= maxCookieTries {
 			break
@@ -270,14 +260,14 @@ func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err
 		if c.Value == "" || len(c.Value) > maxTokenBytes {
 			continue
 		}
-		s, err := p.ops.Store.Session(crypto.SessionID(c.Value))
+		s, err := p.svc.Store.Session(crypto.SessionID(c.Value))
 		if errors.Is(err, session.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return bs, false, fmt.Errorf("read session: %w", err)
 		}
-		u, _, err := p.ops.lookupUser(s.Email)
+		u, _, err := p.svc.user(s.Email)
 		if err != nil {
 			return bs, false, err
 		}
@@ -287,9 +277,6 @@ func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err
 	}
 	return bs, false, nil
 }
-
-var errNoSession = &httpError{Status: http.StatusUnauthorized, Code: codeNoSession,
-	Message: "no active session on this site"}
 
 // sync is GET /ussync/v1/sync?t=TICKET[&next=URL][&m=iframe]: redeem a
 // ticket, set the cookie, then go down a chain ticket's route, to next, or
@@ -302,10 +289,10 @@ func (p *public) sync(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 	iframe := false
 	switch q["m"] {
 	case "":
-	case ModeIframe:
+	case client.ModeIframe:
 		iframe = true
 	default:
-		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"m\" must be %q or absent", ModeIframe)
+		return refuse(errInvalidField, "query parameter \"m\" must be %q or absent", client.ModeIframe)
 	}
 	next := ""
 	if raw, ok := q["next"]; ok {
@@ -321,19 +308,19 @@ func (p *public) sync(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 		loc = next
 	}
 	if err != nil {
-		he, ok := errors.AsType[*httpError](err)
-		if !ok || he.Status >= 500 || loc == "" {
+		a, _, ok := answerOf(err)
+		if !ok || a.status >= 500 || loc == "" {
 			return err
 		}
 		// Refused, but the browser has somewhere to go: send it on, so one
 		// bad site does not strand the user (logged and counted by redeem).
-		w.Header().Set(refusedHeader, he.Code)
+		w.Header().Set(refusedHeader, a.code)
 	} else {
 		sameSite := http.SameSiteLaxMode
 		if iframe {
 			sameSite = http.SameSiteNoneMode
 		}
-		p.setCookie(w, cookieSession, rd.Token, maxAgeUntil(rd.Session.ExpiresAt, p.ops.Store.Now()), sameSite, p.secure(pr, iframe))
+		p.setCookie(w, cookieSession, rd.Token, maxAgeUntil(rd.Session.ExpiresAt, p.svc.now()), sameSite, p.secure(pr, iframe))
 	}
 	if loc != "" {
 		redirect(w, loc)
@@ -366,7 +353,7 @@ func (p *public) preflight(w http.ResponseWriter, r *http.Request, pr *publicReq
 	w.Header().Add("Vary", "Origin")
 	o := r.Header.Get("Origin")
 	if !memberOrigin(pr.sites, o) {
-		return errorf(http.StatusForbidden, codeCSRF, "the origin is not a member site")
+		return refuse(errCSRF, "the origin is not a member site")
 	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", o)
@@ -379,10 +366,10 @@ func (p *public) preflight(w http.ResponseWriter, r *http.Request, pr *publicReq
 }
 
 type whoamiAnswer struct {
-	Email       string      `json:"email"`
-	Login       string      `json:"login"`
-	DisplayName string      `json:"display_name"`
-	Session     SessionInfo `json:"session"`
+	Email       string             `json:"email"`
+	Login       string             `json:"login"`
+	DisplayName string             `json:"display_name"`
+	Session     client.SessionInfo `json:"session"`
 }
 
 // whoami is GET /ussync/v1/whoami: who the browser is on this site.
@@ -393,10 +380,10 @@ func (p *public) whoami(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 		return err
 	}
 	if !ok {
-		return errNoSession
+		return ErrNoSession
 	}
 	ans := whoamiAnswer{Email: bs.Session.Email, Login: bs.User.Login.V, DisplayName: bs.User.DisplayName.V}
-	ans.Session, _ = newSessionView(&bs.Session, &bs.User, p.ops.Store.Now())
+	ans.Session, _ = newSessionView(&bs.Session, &bs.User, p.svc.now())
 	writeJSON(w, http.StatusOK, &ans)
 	return nil
 }
@@ -423,7 +410,7 @@ func fromMember(r *http.Request, sites []site) bool {
 func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
 	cors(w, r, pr)
 	if !fromMember(r, pr.sites) {
-		return errorf(http.StatusForbidden, codeCSRF, "a logout must come from a member site's page (Origin or Referer)")
+		return refuse(errCSRF, "a logout must come from a member site's page (Origin or Referer)")
 	}
 	q, err := queryParams(r, "everywhere")
 	if err != nil {
@@ -435,7 +422,7 @@ func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	case "1", "true":
 		everywhere = true
 	default:
-		return errorf(http.StatusBadRequest, codeInvalidField, "query parameter \"everywhere\" must be 1 or 0")
+		return refuse(errInvalidField, "query parameter \"everywhere\" must be 1 or 0")
 	}
 	bs, ok, err := p.cookieSession(r)
 	if err != nil {
@@ -445,11 +432,11 @@ func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	switch {
 	case !ok:
 	case everywhere:
-		if n, err = p.ops.logoutUser(bs.Session.Email); err != nil {
+		if n, err = p.svc.logoutEverywhere(bs.Session.Email); err != nil {
 			return err
 		}
 	default:
-		_, ended, err := p.ops.endActive(bs.Session, bs.User)
+		_, ended, err := p.svc.end(bs.Session, bs.User, session.EndLogout)
 		if err != nil {
 			return err
 		}
@@ -473,7 +460,7 @@ func (p *public) auth(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 		return err
 	}
 	if !ok {
-		return errNoSession
+		return ErrNoSession
 	}
 	h := w.Header()
 	h.Set("X-Ussync-Email", bs.Session.Email)
@@ -482,125 +469,5 @@ func (p *public) auth(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 		Email   string `json:"email"`
 		Session string `json:"session"`
 	}{bs.Session.Email, bs.Session.ID})
-	return nil
-}
-
-// setChecked sets ussync_checked for sync.hop_interval.
-func (p *public) setChecked(w http.ResponseWriter, pr *publicReq) {
-	p.setCookie(w, cookieChecked, "1", int(p.h.HopInterval/time.Second), http.SameSiteLaxMode, p.secure(pr, false))
-}
-
-// hop is GET /ussync/v1/hop?return=URL, lazy mode on a site without a
-// cookie: ask the other sites, one after the other, for the browser's
-// session.
-func (p *public) hop(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	q, err := queryParams(r, "return")
-	if err != nil {
-		return err
-	}
-	ret, err := p.h.selfRedirect(`query parameter "return"`, q["return"])
-	if err != nil {
-		return err
-	}
-	if _, ok, err := p.cookieSession(r); err != nil {
-		return err
-	} else if ok { // nothing to ask: the browser has a session here
-		redirect(w, ret.String())
-		return nil
-	}
-	others := pr.sites[1:]
-	if len(others) == 0 {
-		p.setChecked(w, pr)
-		redirect(w, ret.String())
-		return nil
-	}
-	ask := make([]string, len(others))
-	for i, s := range others {
-		ask[i] = s.Name
-	}
-	hr, err := p.h.sealHop(ret.String(), ask, p.h.clientBinding(pr.client.String()))
-	if err != nil {
-		return err
-	}
-	redirect(w, others[0].link(pathHopAsk, url.Values{"h": {hr}}))
-	return nil
-}
-
-// hopAsk is GET /ussync/v1/hop/ask?h=HOP on an asked site: hand the
-// browser's session to the asking site if it has one here, else ask the
-// next site, else go back to the asking site's hop/done.
-func (p *public) hopAsk(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	raw, t, hp, err := p.hopRequest(r, pr)
-	if err != nil {
-		return err
-	}
-	if t.Target == p.h.Name {
-		return errorf(http.StatusForbidden, codeTicketWrongTarget, "a hop request is asked of the other sites, not of the site that made it")
-	}
-	asker, ok := siteNamed(pr.sites, t.Target)
-	if !ok {
-		return errBadRedirect("the asking site", "is not a live member")
-	}
-	ret, err := memberRedirect([]site{asker}, "the hop's return URL", hp.Return)
-	if err != nil {
-		return err
-	}
-	bs, ok, err := p.cookieSession(r)
-	if err != nil {
-		return err
-	}
-	if ok && !bs.Session.Local {
-		tk, err := p.h.sealSession(asker.Name, &bs.Session, &bs.User, bs.Token, p.h.clientBinding(pr.client.String()))
-		if err != nil {
-			return err
-		}
-		redirect(w, syncLink(asker, tk, ret.String()))
-		return nil
-	}
-	// Ask the sites listed after this one (a site not listed asks no one).
-	var after []string
-	for i, name := range hp.Ask {
-		if name == p.h.Name {
-			after = hp.Ask[i+1:]
-			break
-		}
-	}
-	for _, name := range after {
-		if s, ok := siteNamed(pr.sites, name); ok && s.Name != p.h.Name && s.Name != asker.Name {
-			redirect(w, s.link(pathHopAsk, url.Values{"h": {raw}}))
-			return nil
-		}
-	}
-	redirect(w, asker.link(pathHopDone, url.Values{"h": {raw}}))
-	return nil
-}
-
-// hopRequest opens the hop request in the query (?h=HOP) of a hop/ask or
-// hop/done, returning it raw (to pass on) and opened.
-func (p *public) hopRequest(r *http.Request, pr *publicReq) (string, crypto.Ticket, ticketPayload, error) {
-	q, err := queryParams(r, "h")
-	if err != nil {
-		return "", crypto.Ticket{}, ticketPayload{}, err
-	}
-	t, hp, err := p.h.openHop(q["h"], pr.client.String())
-	return q["h"], t, hp, err
-}
-
-// hopDone is GET /ussync/v1/hop/done?h=HOP back on the asking site: no
-// other site had a session; remember the browser was checked and return.
-func (p *public) hopDone(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	_, t, hp, err := p.hopRequest(r, pr)
-	if err != nil {
-		return err
-	}
-	if t.Target != p.h.Name {
-		return errorf(http.StatusForbidden, codeTicketWrongTarget, "the hop request was made by another site")
-	}
-	ret, err := p.h.selfRedirect("the hop's return URL", hp.Return)
-	if err != nil {
-		return err
-	}
-	p.setChecked(w, pr)
-	redirect(w, ret.String())
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 )
@@ -561,10 +562,10 @@ func TestPublic_LoginMintsTicketsForItsModes(t *testing.T) {
 		modes       []string
 		urls, chain bool
 	}{
-		{[]string{node.ModeChain}, false, true},
-		{[]string{node.ModeIframe}, true, false},
-		{[]string{node.ModeLazy}, false, false},
-		{[]string{node.ModeChain, node.ModeIframe}, true, true},
+		{[]string{client.ModeChain}, false, true},
+		{[]string{client.ModeIframe}, true, false},
+		{[]string{client.ModeLazy}, false, false},
+		{[]string{client.ModeChain, client.ModeIframe}, true, true},
 	} {
 		t.Run(strings.Join(tc.modes, "+"), func(t *testing.T) {
 			c := nodetest.New(t)

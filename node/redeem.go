@@ -3,8 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"net/netip"
 
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
@@ -31,16 +29,19 @@ type redemption struct {
 // ticket opens under the keyring, is not expired, names this node, matches
 // its IP binding, carries a consistent session record, was not redeemed
 // here before, and its session (merged with what this node holds) is
-// active. Refusals are *httpError with the codes of docs/handoff.md; any
-// other error is a store failure.
+// active. Its refusals (crypto.ErrTicketMalformed, ErrTicketUnknownKey,
+// ErrTicketTampered, ErrTicketExpired, ErrTicketNotYetValid;
+// ErrTicketWrongTarget, ErrTicketIPMismatch, ErrTicketReplayed,
+// ErrUnknownUser; ErrSessionEnded, ErrSessionRevoked, ErrSessionExpired)
+// are refusals whose messages say why; any other error is a store failure.
 func (h *handoff) redeem(raw, clientIP string) (redemption, error) {
 	rd, err := h.check(raw, clientIP)
 	result := "ok"
 	if err != nil {
 		result = "error"
-		if he, ok := errors.AsType[*httpError](err); ok {
-			result = he.Code
-			h.Log.Info("ticket refused", "code", he.Code, "ticket", rd.TicketID, "session", rd.Session.ID)
+		if _, refused := errors.AsType[*refusal](err); refused {
+			result = errorCode(err)
+			h.Log.Info("ticket refused", "code", result, "ticket", rd.TicketID, "session", rd.Session.ID)
 		}
 	}
 	h.redeemed.WithLabelValues(result).Inc()
@@ -56,131 +57,74 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 	rd := redemption{TicketID: t.ID}
 	var p ticketPayload
 	if err := decodePayload(t.Payload, &p); err != nil || p.Kind != "" || p.Session == nil {
-		return rd, errorf(http.StatusBadRequest, codeTicketMalformed, "not a session ticket")
+		return rd, refuse(crypto.ErrTicketMalformed, "not a session ticket")
 	}
 	s := *p.Session
 	s.ID = t.SessionID
 	rd.Session.ID = t.SessionID
 	at, ok := t.For(h.Name)
 	if !ok {
-		return rd, errorf(http.StatusForbidden, codeTicketWrongTarget, "the ticket is for another site")
+		return rd, refuse(ErrTicketWrongTarget, "the ticket is for another site")
 	}
 	if len(t.Route) > 0 {
 		rd.Rest = t.Route[at+1:]
 	}
 	if t.ClientIP != "" && !sameIP(t.ClientIP, clientIP) {
-		return rd, errorf(http.StatusForbidden, codeTicketIPMismatch, "the ticket is bound to another client address")
+		return rd, refuse(ErrTicketIPMismatch, "the ticket is bound to another client address")
 	}
 	// An honest issuer never seals these; the checks keep a ticket from
 	// planting a record under a session id its token does not hash to.
 	if !crypto.ValidSessionID(t.SessionID) || !crypto.Equal(crypto.SessionID(t.Token), t.SessionID) ||
 		s.Local || (session.Record{Session: &s}).Validate() != nil {
-		return rd, errorf(http.StatusBadRequest, codeTicketMalformed, "the ticket's session record is inconsistent")
+		return rd, refuse(crypto.ErrTicketMalformed, "the ticket's session record is inconsistent")
 	}
 	if h.OnUnknownUser == UnknownUserReject {
 		// Checked before the ticket is used up: once the site knows the
 		// user, the same ticket opens (within its lifetime).
-		known, err := h.users.known(s.Email, h.Name)
+		known, err := h.Service.users.known(s.Email, h.Name)
 		if err != nil {
 			return rd, err
 		}
 		if !known {
-			return rd, errorf(http.StatusForbidden, codeUnknownUser, "this site does not know the user (site.on_unknown_user: reject): they must register here first")
+			return rd, refuse(ErrUnknownUser, "this site does not know the user (site.on_unknown_user: reject): they must register here first")
 		}
 	}
-	first, err := h.Store.UseOnce(t.ID, t.ExpiresAt)
+	first, err := h.Service.Store.UseOnce(t.ID, t.ExpiresAt)
 	if err != nil {
 		return rd, err
 	}
 	if !first {
-		return rd, errorf(http.StatusConflict, codeTicketReplayed, "the ticket was already used here")
+		return rd, refuse(ErrTicketReplayed, "the ticket was already used here")
 	}
-	recs := []session.Record{{Session: &s}}
-	if p.User != nil && p.User.Email == s.Email {
-		recs = append(recs, session.Record{User: p.User})
-	}
-	if _, err := h.Store.Apply(recs...); err != nil {
-		return rd, fmt.Errorf("apply ticket records: %w", err)
-	}
-	if rd.Session, err = h.Store.Session(s.ID); err != nil {
-		return rd, fmt.Errorf("read session: %w", err)
-	}
-	rd.User, err = h.Store.User(s.Email)
-	if errors.Is(err, session.ErrNotFound) {
-		rd.User, err = session.User{Email: s.Email}, nil
-	}
-	if err != nil {
-		return rd, fmt.Errorf("read user: %w", err)
+	if rd.Session, rd.User, err = h.Service.acceptHandoff(s, p.User); err != nil {
+		return rd, err
 	}
 	v, state := newSessionView(&rd.Session, &rd.User, now)
 	if state != session.StateActive {
-		return rd, goneError(state, &v)
+		return rd, errGone(state, &v)
 	}
-	if rd.NewUser, err = h.users.redeemed(&rd.Session, h.Name); err != nil {
+	if rd.NewUser, err = h.Service.users.redeemed(&rd.Session, h.Name); err != nil {
 		return rd, err
 	}
 	rd.Token = t.Token
 	return rd, nil
 }
 
-// ticketError is the refusal of a ticket OpenTicket refused.
-func ticketError(err error) *httpError {
+// ticketError is the refusal of a ticket OpenTicket refused: its error
+// (one of crypto's ticket sentinels), with words for people.
+func ticketError(err error) error {
+	msg := "not a ticket (" + err.Error() + ")" // crypto's messages never quote the input
 	switch {
 	case errors.Is(err, crypto.ErrTicketUnknownKey):
-		return errorf(http.StatusBadRequest, codeTicketUnknownKey, "the ticket was sealed under a secret this node does not hold")
+		msg = "the ticket was sealed under a secret this node does not hold"
 	case errors.Is(err, crypto.ErrTicketTampered):
-		return errorf(http.StatusBadRequest, codeTicketTampered, "the ticket failed authentication: it was altered or forged")
+		msg = "the ticket failed authentication: it was altered or forged"
 	case errors.Is(err, crypto.ErrTicketExpired):
-		return errorf(http.StatusGone, codeTicketExpired, "the ticket has expired")
+		msg = "the ticket has expired"
 	case errors.Is(err, crypto.ErrTicketNotYetValid):
-		return errorf(http.StatusGone, codeTicketExpired, "the ticket is issued in the future: the sites' clocks disagree by more than %s", crypto.MaxClockSkew)
+		msg = fmt.Sprintf("the ticket is issued in the future: the sites' clocks disagree by more than %s", crypto.MaxClockSkew)
+	case !errors.Is(err, crypto.ErrTicketMalformed):
+		err = fmt.Errorf("%w: %w", crypto.ErrTicketMalformed, err)
 	}
-	// crypto's messages say what is wrong without quoting the input.
-	return errorf(http.StatusBadRequest, codeTicketMalformed, "not a ticket (%v)", err)
-}
-
-type redeemRequest struct {
-	Ticket string `json:"ticket"`
-	IP     string `json:"ip"`
-}
-
-type redeemAnswer struct {
-	Session SessionInfo `json:"session"`
-	User    UserInfo    `json:"user"`
-	// Token is the session's secret, for the site's own cookie.
-	Token string `json:"token"`
-	// NewUser: the site did not know this user; it should add them to its
-	// own users (and PUT them, which acknowledges it).
-	NewUser bool `json:"new_user"`
-}
-
-// redeemTicket is POST /v1/tickets/redeem: a site that keeps its own
-// cookies redeems the ticket its browser brought, with the same checks as
-// GET /ussync/v1/sync.
-func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
-	if a.Handoff == nil {
-		return errorf(http.StatusServiceUnavailable, codeUnavailable, "this node does not redeem tickets (no hand-off configured)")
-	}
-	var req redeemRequest
-	if err := decodeBody(w, r, &req, false); err != nil {
-		return err
-	}
-	if req.Ticket == "" {
-		return errorf(http.StatusBadRequest, codeInvalidField, "field \"ticket\" is required")
-	}
-	if req.IP != "" {
-		ip, err := netip.ParseAddr(req.IP)
-		if err != nil {
-			return errorf(http.StatusBadRequest, codeInvalidField, "field \"ip\" is not an IP address")
-		}
-		req.IP = ip.String()
-	}
-	rd, err := a.Handoff.redeem(req.Ticket, req.IP)
-	if err != nil {
-		return err
-	}
-	ans := redeemAnswer{Token: rd.Token, User: newUserView(&rd.User), NewUser: rd.NewUser}
-	ans.Session, _ = newSessionView(&rd.Session, &rd.User, a.Store.Now())
-	writeJSON(w, http.StatusOK, &ans)
-	return nil
+	return &refusal{kind: err, msg: msg}
 }

@@ -1,34 +1,38 @@
 package node
 
-import "time"
+import (
+	"time"
+
+	"github.com/ussync/ussync/client"
+)
 
 // Status builds the node's view of the cluster for GET /v1/status.
-func (n *Node) Status() Status {
+func (n *Node) Status() client.Status {
 	users, sessions := n.store.Counts()
 	active, err := n.store.ActiveSessions()
 	if err != nil {
 		n.log.Warn("count active sessions", "err", err)
 	}
-	st := Status{
+	st := client.Status{
 		Node:    n.cfg.Node.Name,
 		SiteURL: n.cfg.Site.URL,
 		Version: n.cfg.Version,
 		Profile: n.cfg.Node.Profile,
-		Counts:  Counts{Users: users, Sessions: sessions, ActiveSessions: active},
-		Members: []MemberStatus{},
+		Counts:  client.Counts{Users: users, Sessions: sessions, ActiveSessions: active},
+		Members: []client.MemberStatus{},
 	}
 	for _, m := range n.gossip.Members() {
-		st.Members = append(st.Members, MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version})
+		st.Members = append(st.Members, client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version})
 	}
 	for _, k := range n.keyring.Keys() {
-		st.Keyring = append(st.Keyring, KeyStatus{Fingerprint: k.Fingerprint, Primary: k.Primary})
+		st.Keyring = append(st.Keyring, client.KeyStatus{Fingerprint: k.Fingerprint, Primary: k.Primary})
 	}
 	gs := n.gossip.Stats()
-	st.AntiEntropy = AntiEntropy{Rounds: gs.AERounds, BucketsRepaired: gs.BucketsRepaired, RecordsSent: gs.RecordsRepaired}
+	st.AntiEntropy = client.AntiEntropy{Rounds: gs.AERounds, BucketsRepaired: gs.BucketsRepaired, RecordsSent: gs.RecordsRepaired}
 	if !gs.LastAERound.IsZero() {
 		st.AntiEntropy.LastRound = gs.LastAERound.Format(time.RFC3339)
 	}
-	st.Sync = SyncStats{
+	st.Sync = client.SyncStats{
 		DeltasSent:     gs.DeltasSent,
 		DeltasReceived: gs.DeltasReceived,
 		DeltasApplied:  gs.DeltasApplied,

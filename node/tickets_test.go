@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/session"
@@ -75,23 +76,25 @@ func newHoEnv(t testing.TB, kr *crypto.Keyring, name, siteURL string, opts ...ho
 	e := &hoEnv{kr: kr}
 	var pd publicDeps
 	setup := hoSetup{pub: &pd}
-	e.apiEnv = newAPIEnv(t, func(d *apiDeps) {
-		d.Name = name
-		cfg := handoffConfig{
-			Keyring: kr, Store: d.Store, Name: name, SiteURL: siteURL,
-			TicketTTL: time.Minute, HopInterval: 10 * time.Minute,
-			Members: staticMembers(name, siteURL), Log: d.Log, Metrics: d.Metrics,
+	e.apiEnv = newAPIEnv(t, func(w *testWiring) {
+		w.svc.Name = name
+		w.wire = func(svc *service, d *apiDeps) {
+			cfg := handoffConfig{
+				Keyring: kr, Service: svc, Name: name, SiteURL: siteURL,
+				TicketTTL: time.Minute, HopInterval: 10 * time.Minute,
+				Members: staticMembers(name, siteURL), Log: d.Log, Metrics: d.Metrics,
+			}
+			setup.cfg = &cfg
+			for _, o := range opts {
+				o(&setup)
+			}
+			h, err := newHandoff(cfg)
+			if err != nil {
+				t.Fatalf("new hand-off: %v", err)
+			}
+			e.h, d.Handoff = h, h
+			pd.Service, pd.Handoff, pd.Log = svc, h, d.Log
 		}
-		setup.cfg = &cfg
-		for _, o := range opts {
-			o(&setup)
-		}
-		h, err := newHandoff(cfg)
-		if err != nil {
-			t.Fatalf("new hand-off: %v", err)
-		}
-		e.h, d.Handoff = h, h
-		pd.API, pd.Handoff = *d, h
 	})
 	pub, err := newPublic(pd)
 	if err != nil {
@@ -306,7 +309,7 @@ func TestHandoff_LoginLinks(t *testing.T) {
 		e := newHoEnv(t, kr, "site-a", siteAURL)
 		for _, rt := range []string{"https://evil.example/", "http://b.example/", "https://a.example/", "/relative", "http://a.example/../x"} {
 			e.do("POST", "/v1/sessions", map[string]string{"email": "ann@example.com", "return_to": rt}).
-				wantError(t, http.StatusBadRequest, codeBadRedirect)
+				wantError(t, http.StatusBadRequest, client.CodeBadRedirect)
 		}
 		if _, n := e.store.Counts(); n != 0 {
 			t.Errorf("%d sessions created by refused logins", n)
@@ -314,7 +317,7 @@ func TestHandoff_LoginLinks(t *testing.T) {
 	})
 	t.Run("bind_ip needs the client address", func(t *testing.T) {
 		e := newHoEnv(t, kr, "site-a", siteAURL, withBindIP)
-		e.do("POST", "/v1/sessions", `{"email":"ann@example.com"}`).wantError(t, http.StatusBadRequest, codeInvalidField)
+		e.do("POST", "/v1/sessions", `{"email":"ann@example.com"}`).wantError(t, http.StatusBadRequest, client.CodeInvalidField)
 		var l loginJSON
 		e.do("PUT", "/v1/users/ann@example.com", `{"verified_via":"admin"}`).want(t, http.StatusOK, nil)
 		e.do("POST", "/v1/sessions", `{"email":"ann@example.com","ip":"::ffff:192.0.2.7"}`).want(t, http.StatusCreated, &l)
@@ -357,64 +360,64 @@ func TestPublic_SyncRefusals(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"missing", func(*testing.T) string { return "" }, 400, codeTicketMalformed},
-		{"garbage", func(*testing.T) string { return "!!not-a-ticket!!" }, 400, codeTicketMalformed},
-		{"truncated", func(t *testing.T) string { return valid(t)[:40] }, 400, codeTicketMalformed},
-		{"too long", func(*testing.T) string { return strings.Repeat("A", crypto.MaxTicketBytes+1) }, 400, codeTicketMalformed},
-		{"wrong version", func(t *testing.T) string { return reseal(t, valid(t), func(b []byte) { b[0] = 9 }) }, 400, codeTicketMalformed},
-		{"unknown key", func(t *testing.T) string { return sealWith(t, other, func(*crypto.Ticket) {}) }, 400, codeTicketUnknownKey},
-		{"tampered", func(t *testing.T) string { return reseal(t, valid(t), func(b []byte) { b[len(b)-20] ^= 1 }) }, 400, codeTicketTampered},
+		{"missing", func(*testing.T) string { return "" }, 400, client.CodeTicketMalformed},
+		{"garbage", func(*testing.T) string { return "!!not-a-ticket!!" }, 400, client.CodeTicketMalformed},
+		{"truncated", func(t *testing.T) string { return valid(t)[:40] }, 400, client.CodeTicketMalformed},
+		{"too long", func(*testing.T) string { return strings.Repeat("A", crypto.MaxTicketBytes+1) }, 400, client.CodeTicketMalformed},
+		{"wrong version", func(t *testing.T) string { return reseal(t, valid(t), func(b []byte) { b[0] = 9 }) }, 400, client.CodeTicketMalformed},
+		{"unknown key", func(t *testing.T) string { return sealWith(t, other, func(*crypto.Ticket) {}) }, 400, client.CodeTicketUnknownKey},
+		{"tampered", func(t *testing.T) string { return reseal(t, valid(t), func(b []byte) { b[len(b)-20] ^= 1 }) }, 400, client.CodeTicketTampered},
 		{"tampered key id", func(t *testing.T) string {
 			// Another key's id with this key's ciphertext: the header is
 			// authenticated.
 			o := sealWith(t, other, func(*crypto.Ticket) {})
 			ob, _ := base64.RawURLEncoding.DecodeString(o)
 			return reseal(t, valid(t), func(b []byte) { copy(b[1:9], ob[1:9]) })
-		}, 400, codeTicketUnknownKey},
+		}, 400, client.CodeTicketUnknownKey},
 		{"issued in the future", func(t *testing.T) string {
 			return sealWith(t, kr, func(tk *crypto.Ticket) {
 				tk.IssuedAt = tk.IssuedAt.Add(10 * time.Second)
 				tk.ExpiresAt = tk.IssuedAt.Add(time.Minute)
 			})
-		}, 410, codeTicketExpired},
+		}, 410, client.CodeTicketExpired},
 		{"expired", func(t *testing.T) string {
 			return sealWith(t, kr, func(tk *crypto.Ticket) {
 				tk.IssuedAt = tk.IssuedAt.Add(-2 * time.Minute)
 				tk.ExpiresAt = tk.IssuedAt.Add(time.Minute)
 			})
-		}, 410, codeTicketExpired},
-		{"wrong target", func(t *testing.T) string { tk, _ := e.ticketFor(t, "site-b", "ann@example.com", ""); return tk }, 403, codeTicketWrongTarget},
+		}, 410, client.CodeTicketExpired},
+		{"wrong target", func(t *testing.T) string { tk, _ := e.ticketFor(t, "site-b", "ann@example.com", ""); return tk }, 403, client.CodeTicketWrongTarget},
 		{"ip mismatch", func(t *testing.T) string {
 			tk, _ := e.ticketFor(t, "site-a", "ann@example.com", "192.0.2.99")
 			return tk
-		}, 403, codeTicketIPMismatch},
+		}, 403, client.CodeTicketIPMismatch},
 		{"token does not match the session", func(t *testing.T) string {
 			return sealWith(t, kr, func(tk *crypto.Ticket) { tk.Token = strings.Repeat("x", 43) })
-		}, 400, codeTicketMalformed},
+		}, 400, client.CodeTicketMalformed},
 		{"hop request", func(t *testing.T) string {
 			h, err := e.h.sealHop(siteAURL, []string{"site-b"}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			return h
-		}, 400, codeTicketMalformed},
+		}, 400, client.CodeTicketMalformed},
 		{"replayed", func(t *testing.T) string {
 			tk := valid(t)
 			if r := e.get(syncPath(url.Values{"t": {tk}})); r.Status != http.StatusNoContent {
 				t.Fatalf("first use: %d %s", r.Status, r.Body)
 			}
 			return tk
-		}, 409, codeTicketReplayed},
+		}, 409, client.CodeTicketReplayed},
 		{"session ended", func(t *testing.T) string {
 			tk, l := e.ticketFor(t, "site-a", "ann@example.com", "")
 			e.do("DELETE", "/v1/sessions/"+l.Session.ID, nil).want(t, http.StatusOK, nil)
 			return tk
-		}, 410, codeSessionEnded},
+		}, 410, client.CodeSessionEnded},
 		{"session revoked", func(t *testing.T) string {
 			tk, _ := e.ticketFor(t, "site-a", "bob@example.com", "")
 			e.do("POST", "/v1/users/bob@example.com/logout-everywhere", nil).want(t, http.StatusOK, nil)
 			return tk
-		}, 410, codeSessionEnded},
+		}, 410, client.CodeSessionEnded},
 		{"session revoked by a later log out everywhere", func(t *testing.T) string {
 			// The ticket carries the old user record; the store's newer
 			// revocation wins the merge.
@@ -431,7 +434,7 @@ func TestPublic_SyncRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			return tk
-		}, 410, codeSessionRevoked},
+		}, 410, client.CodeSessionRevoked},
 		{"session expired", func(t *testing.T) string {
 			var l loginJSON
 			e.do("PUT", "/v1/users/dan@example.com", `{"verified_via":"admin"}`).want(t, http.StatusOK, nil)
@@ -443,7 +446,7 @@ func TestPublic_SyncRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			return tk
-		}, 410, codeSessionExpired},
+		}, 410, client.CodeSessionExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tk := tc.ticket(t)
@@ -453,7 +456,7 @@ func TestPublic_SyncRefusals(t *testing.T) {
 	t.Run("expired by the clock", func(t *testing.T) {
 		tk := valid(t)
 		e.clock.Add(61 * time.Second)
-		e.get(syncPath(url.Values{"t": {tk}})).refusal(t, http.StatusGone, codeTicketExpired)
+		e.get(syncPath(url.Values{"t": {tk}})).refusal(t, http.StatusGone, client.CodeTicketExpired)
 	})
 	t.Run("bad redirect refuses before redeeming", func(t *testing.T) {
 		tk := valid(t)
@@ -463,7 +466,7 @@ func TestPublic_SyncRefusals(t *testing.T) {
 			"https://c.example/shop/%2e%2e/admin", "https://c.example/shop/../admin", "http://a.example\\@evil.example/",
 			"http://a.example/%2F%2Fevil.example", "ftp://a.example/", "http://b.example:8080/", " http://a.example/",
 		} {
-			e.get(syncPath(url.Values{"t": {tk}, "next": {next}})).refusal(t, http.StatusBadRequest, codeBadRedirect)
+			e.get(syncPath(url.Values{"t": {tk}, "next": {next}})).refusal(t, http.StatusBadRequest, client.CodeBadRedirect)
 		}
 		// Nothing was redeemed: the ticket still works.
 		if r := e.get(syncPath(url.Values{"t": {tk}})); r.Status != http.StatusNoContent {
@@ -609,7 +612,7 @@ func TestPublic_Chain(t *testing.T) {
 		e.get(syncPath(url.Values{"t": {tk}})) // used once
 		r := sync(tk)
 		loc, _ := url.Parse(r.Header.Get("Location"))
-		if r.Status != http.StatusSeeOther || loc.Host != "b.example" || loc.Query().Get("t") != tk || r.Header.Get(refusedHeader) != codeTicketReplayed {
+		if r.Status != http.StatusSeeOther || loc.Host != "b.example" || loc.Query().Get("t") != tk || r.Header.Get(refusedHeader) != client.CodeTicketReplayed {
 			t.Errorf("%d Location %s refused %q", r.Status, loc, r.Header.Get(refusedHeader))
 		}
 		if sc := r.Header.Values("Set-Cookie"); len(sc) != 0 {
@@ -620,7 +623,7 @@ func TestPublic_Chain(t *testing.T) {
 		single, _ := e.ticketFor(t, "site-b", "ann@example.com", "")
 		for name, tk := range map[string]string{"single": single, "chain": chain("site-b", "site-c")} {
 			r := sync(tk)
-			if r.Status != http.StatusSeeOther || r.Header.Get("Location") != next || r.Header.Get(refusedHeader) != codeTicketWrongTarget || len(r.Header.Values("Set-Cookie")) != 0 {
+			if r.Status != http.StatusSeeOther || r.Header.Get("Location") != next || r.Header.Get(refusedHeader) != client.CodeTicketWrongTarget || len(r.Header.Values("Set-Cookie")) != 0 {
 				t.Errorf("%s: %d %v", name, r.Status, r.Header)
 			}
 		}
@@ -629,7 +632,7 @@ func TestPublic_Chain(t *testing.T) {
 		tk := chain("site-a", "site-b")
 		e.clock.Add(2 * time.Minute)
 		r := sync(tk)
-		if r.Status != http.StatusSeeOther || r.Header.Get("Location") != next || r.Header.Get(refusedHeader) != codeTicketExpired {
+		if r.Status != http.StatusSeeOther || r.Header.Get("Location") != next || r.Header.Get(refusedHeader) != client.CodeTicketExpired {
 			t.Errorf("%d %v", r.Status, r.Header)
 		}
 	})
@@ -661,18 +664,18 @@ func TestAPI_RedeemTicket(t *testing.T) {
 			ans.User.DisplayName != "Ann" || !ans.User.Verified {
 			t.Errorf("answer %+v", ans)
 		}
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).wantError(t, http.StatusConflict, codeTicketReplayed)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).wantError(t, http.StatusConflict, client.CodeTicketReplayed)
 	})
 	t.Run("refusals", func(t *testing.T) {
 		tk, forC, _ := login()
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}).wantError(t, http.StatusForbidden, codeTicketIPMismatch)
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "198.51.100.1"}).wantError(t, http.StatusForbidden, codeTicketIPMismatch)
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": forC, "ip": "192.0.2.7"}).wantError(t, http.StatusForbidden, codeTicketWrongTarget)
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk[:50], "ip": "192.0.2.7"}).wantError(t, http.StatusBadRequest, codeTicketMalformed)
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "not-an-ip"}).wantError(t, http.StatusBadRequest, codeInvalidField)
-		b.do("POST", "/v1/tickets/redeem", `{"ip":"192.0.2.7"}`).wantError(t, http.StatusBadRequest, codeInvalidField)
-		b.do("POST", "/v1/tickets/redeem", `{"ticket":"x","next":"y"}`).wantError(t, http.StatusBadRequest, codeUnknownField)
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}, "Authorization", "").wantError(t, http.StatusUnauthorized, codeUnauthorized)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}).wantError(t, http.StatusForbidden, client.CodeTicketIPMismatch)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "198.51.100.1"}).wantError(t, http.StatusForbidden, client.CodeTicketIPMismatch)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": forC, "ip": "192.0.2.7"}).wantError(t, http.StatusForbidden, client.CodeTicketWrongTarget)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk[:50], "ip": "192.0.2.7"}).wantError(t, http.StatusBadRequest, client.CodeTicketMalformed)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "not-an-ip"}).wantError(t, http.StatusBadRequest, client.CodeInvalidField)
+		b.do("POST", "/v1/tickets/redeem", `{"ip":"192.0.2.7"}`).wantError(t, http.StatusBadRequest, client.CodeInvalidField)
+		b.do("POST", "/v1/tickets/redeem", `{"ticket":"x","next":"y"}`).wantError(t, http.StatusBadRequest, client.CodeUnknownField)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}, "Authorization", "").wantError(t, http.StatusUnauthorized, client.CodeUnauthorized)
 		// The refusals above did not use the ticket up.
 		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "::ffff:192.0.2.7"}).want(t, http.StatusOK, nil)
 	})
@@ -685,13 +688,13 @@ func TestAPI_RedeemTicket(t *testing.T) {
 		if _, err := b.store.Apply(session.Record{Session: &ended}); err != nil {
 			t.Fatal(err)
 		}
-		ea := b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).wantError(t, http.StatusGone, codeSessionEnded)
+		ea := b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).wantError(t, http.StatusGone, client.CodeSessionEnded)
 		if ea.Session == nil || ea.Session.ID != l.Session.ID || ea.Session.EndReason != session.EndLogout {
 			t.Errorf("session %+v", ea.Session)
 		}
 	})
 	t.Run("no hand-off", func(t *testing.T) {
-		newAPIEnv(t).do("POST", "/v1/tickets/redeem", map[string]string{"ticket": "x"}).wantError(t, http.StatusServiceUnavailable, codeUnavailable)
+		newAPIEnv(t).do("POST", "/v1/tickets/redeem", map[string]string{"ticket": "x"}).wantError(t, http.StatusServiceUnavailable, client.CodeUnavailable)
 	})
 }
 
@@ -731,9 +734,9 @@ func TestPublic_WhoamiAuthLogout(t *testing.T) {
 				t.Errorf("Origin %s allowed", o)
 			}
 		}
-		e.get("ussync/v1/whoami").refusal(t, http.StatusUnauthorized, codeNoSession)
-		e.get("ussync/v1/whoami", withCookie("not-a-token")...).refusal(t, http.StatusUnauthorized, codeNoSession)
-		e.get("ussync/v1/whoami", withCookie(strings.Repeat("a", 5000))...).refusal(t, http.StatusUnauthorized, codeNoSession)
+		e.get("ussync/v1/whoami").refusal(t, http.StatusUnauthorized, client.CodeNoSession)
+		e.get("ussync/v1/whoami", withCookie("not-a-token")...).refusal(t, http.StatusUnauthorized, client.CodeNoSession)
+		e.get("ussync/v1/whoami", withCookie(strings.Repeat("a", 5000))...).refusal(t, http.StatusUnauthorized, client.CodeNoSession)
 		if r := e.get("ussync/v1/whoami"); r.Header.Get("WWW-Authenticate") != "" {
 			t.Errorf("WWW-Authenticate %q on the public listener", r.Header.Get("WWW-Authenticate"))
 		}
@@ -750,7 +753,7 @@ func TestPublic_WhoamiAuthLogout(t *testing.T) {
 				t.Errorf("%s member preflight: %d %v", path, r.Status, r.Header)
 			}
 			r = e.pubDo("OPTIONS", path, "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
-			r.refusal(t, http.StatusForbidden, codeCSRF)
+			r.refusal(t, http.StatusForbidden, client.CodeCSRF)
 			if r.Header.Get("Access-Control-Allow-Origin") != "" {
 				t.Errorf("%s foreign preflight allowed", path)
 			}
@@ -764,19 +767,19 @@ func TestPublic_WhoamiAuthLogout(t *testing.T) {
 			}
 		}
 		r := e.get("ussync/v1/auth")
-		r.refusal(t, http.StatusUnauthorized, codeNoSession)
+		r.refusal(t, http.StatusUnauthorized, client.CodeNoSession)
 		if r.Header.Get("X-Ussync-Email") != "" {
 			t.Error("a 401 names a user")
 		}
 	})
 	t.Run("logout CSRF", func(t *testing.T) {
 		for _, hdr := range [][]string{nil, foreign, {"Referer", "https://evil.example/page"}, {"Origin", "null"}, {"Origin", "https://evil.example", "Referer", "http://a.example/"}} {
-			e.pubDo("POST", "ussync/v1/logout", append(withCookie(l.Token), hdr...)...).refusal(t, http.StatusForbidden, codeCSRF)
+			e.pubDo("POST", "ussync/v1/logout", append(withCookie(l.Token), hdr...)...).refusal(t, http.StatusForbidden, client.CodeCSRF)
 		}
 		if code, _, _ := e.checkSession(t, l.Session.ID); code != http.StatusOK {
 			t.Fatalf("a refused logout ended the session: %d", code)
 		}
-		e.get("ussync/v1/logout", member...).refusal(t, http.StatusMethodNotAllowed, codeMethodNotAllowed)
+		e.get("ussync/v1/logout", member...).refusal(t, http.StatusMethodNotAllowed, client.CodeMethodNotAllowed)
 	})
 	t.Run("logout this session", func(t *testing.T) {
 		other := e.login(t, "ann@example.com", true)
@@ -787,7 +790,7 @@ func TestPublic_WhoamiAuthLogout(t *testing.T) {
 		if c := r.cookie(cookieSession); c == nil || c.MaxAge != -1 || c.Value != "" || c.Path != "/" {
 			t.Errorf("the cookie is not cleared: %q", r.Header.Values("Set-Cookie"))
 		}
-		if code, ec, _ := e.checkSession(t, l.Session.ID); code != http.StatusGone || ec != codeSessionEnded {
+		if code, ec, _ := e.checkSession(t, l.Session.ID); code != http.StatusGone || ec != client.CodeSessionEnded {
 			t.Errorf("after logout: %d %s", code, ec)
 		}
 		if code, _, _ := e.checkSession(t, other.Session.ID); code != http.StatusOK {
@@ -800,7 +803,7 @@ func TestPublic_WhoamiAuthLogout(t *testing.T) {
 		}
 		t.Run("everywhere", func(t *testing.T) {
 			third := e.login(t, "ann@example.com", true)
-			e.pubDo("POST", "ussync/v1/logout?everywhere=2", append(withCookie(third.Token), member...)...).refusal(t, http.StatusBadRequest, codeInvalidField)
+			e.pubDo("POST", "ussync/v1/logout?everywhere=2", append(withCookie(third.Token), member...)...).refusal(t, http.StatusBadRequest, client.CodeInvalidField)
 			r := e.pubDo("POST", "ussync/v1/logout?everywhere=1", append(withCookie(third.Token), member...)...)
 			if r.Status != http.StatusOK || strings.TrimSpace(string(r.Body)) != `{"ended":2}` {
 				t.Fatalf("%d %s", r.Status, r.Body)
@@ -825,13 +828,13 @@ func TestPublic_Routing(t *testing.T) {
 	if r := root("GET", "healthz"); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"ok"`) {
 		t.Errorf("healthz: %d %s", r.Status, r.Body)
 	}
-	root("POST", "healthz").refusal(t, http.StatusMethodNotAllowed, codeMethodNotAllowed)
+	root("POST", "healthz").refusal(t, http.StatusMethodNotAllowed, client.CodeMethodNotAllowed)
 	for _, p := range []string{"ussync/v1/whoami", "shop/ussync/v1/whoami", "blog/ussync/v1/nothing", "blog/ussync/v1/sync/", "blog/ussync/v2/sync", "blog/ussync/v1/hop/x"} {
-		root("GET", p).refusal(t, http.StatusNotFound, codeNotFound)
+		root("GET", p).refusal(t, http.StatusNotFound, client.CodeNotFound)
 	}
-	e.get("ussync/v1/whoami").refusal(t, http.StatusUnauthorized, codeNoSession)
+	e.get("ussync/v1/whoami").refusal(t, http.StatusUnauthorized, client.CodeNoSession)
 	r := e.pubDo("DELETE", "ussync/v1/sync")
-	r.refusal(t, http.StatusMethodNotAllowed, codeMethodNotAllowed)
+	r.refusal(t, http.StatusMethodNotAllowed, client.CodeMethodNotAllowed)
 	if r.Header.Get("Allow") != "GET" {
 		t.Errorf("Allow %q", r.Header.Get("Allow"))
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 )
@@ -21,14 +22,14 @@ type answer struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
-	Session  *node.SessionInfo  `json:"session"`
-	Sessions []node.SessionInfo `json:"sessions"`
-	User     *node.UserInfo     `json:"user"`
-	Users    []node.UserInfo    `json:"users"`
-	Next     *string            `json:"next"`
-	NewUser  *bool              `json:"new_user"`
-	Token    string             `json:"token"`
-	Ended    int                `json:"ended"`
+	Session  *client.SessionInfo  `json:"session"`
+	Sessions []client.SessionInfo `json:"sessions"`
+	User     *client.UserInfo     `json:"user"`
+	Users    []client.UserInfo    `json:"users"`
+	Next     *string              `json:"next"`
+	NewUser  *bool                `json:"new_user"`
+	Token    string               `json:"token"`
+	Ended    int                  `json:"ended"`
 	// A bare user (GET/PUT /v1/users/{email}).
 	Email   string `json:"email"`
 	MovedTo string `json:"moved_to"`
@@ -189,7 +190,7 @@ func TestUsers_Unverify(t *testing.T) {
 	register(t, c, 0, "ann@example.com")
 	wantCode(t, c.Members[0], "PUT", "/v1/users/ann@example.com", map[string]any{"verified": true}, http.StatusBadRequest, "invalid_field")
 	wantCode(t, c.Members[0], "PUT", "/v1/users/ann@example.com", map[string]any{"verified": false, "verified_via": "admin"}, http.StatusBadRequest, "invalid_field")
-	var u node.UserInfo
+	var u client.UserInfo
 	if code := c.Members[0].Call("PUT", "/v1/users/ann@example.com", map[string]any{"verified": false}, &u); code != http.StatusOK || u.Verified || u.VerifiedVia != "" {
 		t.Fatalf("unverify: %d %+v", code, u)
 	}
@@ -245,6 +246,9 @@ func TestUsers_UnknownUser(t *testing.T) {
 		// The flag survives a restart.
 		c.Kill(1)
 		c.Restart(1)
+		// The logins below hand the session to n1 only once n0 lists it
+		// alive again (it came back on a new gossip port).
+		c.WaitMembers(10 * time.Second)
 		n1 = c.Members[1]
 		if a := callWant(t, n1, "GET", "/v1/sessions/"+l2.Session.ID, nil, http.StatusOK); !newUser(a) {
 			t.Fatalf("check after a restart: %+v", a)
@@ -302,9 +306,9 @@ func TestUsers_UnknownUser(t *testing.T) {
 }
 
 // listAll pages through GET path (a query without after) on m.
-func listAll(t *testing.T, m *nodetest.Member, path string) []node.SessionInfo {
+func listAll(t *testing.T, m *nodetest.Member, path string) []client.SessionInfo {
 	t.Helper()
-	var out []node.SessionInfo
+	var out []client.SessionInfo
 	after := ""
 	for range 1000 {
 		p := path
@@ -327,7 +331,7 @@ func listAll(t *testing.T, m *nodetest.Member, path string) []node.SessionInfo {
 
 type historyRow struct{ ID, Email, Site, Reason string }
 
-func history(ss []node.SessionInfo) []historyRow {
+func history(ss []client.SessionInfo) []historyRow {
 	var out []historyRow
 	for _, s := range ss {
 		out = append(out, historyRow{s.ID[:8], s.Email, s.Site, s.EndReason})

@@ -20,6 +20,14 @@
 //   - A session is immutable but for Ended/EndReason. Ended wins over alive;
 //     of two ends the earliest (HLC, reason) wins, so the first cause is kept.
 //
+// The records each operation of the cluster writes are built here too
+// (change.go): UpdateUser (a profile, a verification), EndSession (a
+// logout, an administrator's revoke), RevokeAll ("log out everywhere") and
+// Move (an administrator's rename). Each is an inflation of the state it was
+// built from (old ⊔ change = change) when stamped above it, which the
+// property tests check, and the convergence tests draw their histories from
+// them as well as from arbitrary records.
+//
 // A session is active when it is not ended, not expired, and created after
 // its user's RevokedBefore. The last rule is what keeps a revoked user
 // revoked: a login created before a "log out everywhere" that reaches a node

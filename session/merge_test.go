@@ -67,8 +67,14 @@ func genSession(t *rapid.T, id string) Session {
 }
 
 // genRecord draws a record over a tiny universe of keys, so that records
-// collide and merge.
+// collide and merge: an arbitrary one, or one that an operation of the
+// cluster writes (genChange, change_test.go), so that the convergence
+// properties hold for the records the node really makes.
 func genRecord(t *rapid.T) Record {
+	if rapid.IntRange(0, 2).Draw(t, "from") == 0 {
+		out, _ := genChange(t)
+		return out[rapid.IntRange(0, len(out)-1).Draw(t, "which")]
+	}
 	if rapid.Bool().Draw(t, "user") {
 		u := genUser(t, rapid.SampledFrom([]string{"ann@example.com", "bob@example.com"}).Draw(t, "email"))
 		return Record{User: &u}

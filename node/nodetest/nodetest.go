@@ -20,7 +20,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/internal/eventually"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/session"
 )
@@ -124,7 +126,7 @@ func (c *Cluster) config(m *Member) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.Node.Name = fmt.Sprintf("n%d", m.Index)
 	cfg.Node.DataDir = m.Dir
-	cfg.Node.Profile = node.ProfileLocal
+	cfg.Node.Profile = string(gossip.ProfileLocal)
 	cfg.Site.URL = fmt.Sprintf("http://site-%d.localhost/", m.Index)
 	cfg.Gossip.Bind = "127.0.0.1:0"
 	cfg.Gossip.Secrets = []string{c.Secret}
@@ -132,7 +134,7 @@ func (c *Cluster) config(m *Member) node.Config {
 	cfg.API.Token = c.Token
 	cfg.Public.Listen = "127.0.0.1:0"
 	// Every hand-off mode, so login answers carry both sync URLs and a chain.
-	cfg.Sync.Modes = []string{node.ModeChain, node.ModeLazy, node.ModeIframe}
+	cfg.Sync.Modes = []string{client.ModeChain, client.ModeLazy, client.ModeIframe}
 	cfg.Version = "test"
 	for _, o := range c.Members {
 		if o != m && o.Node != nil && o.GossipAddr() != "" {
@@ -240,16 +242,11 @@ func (c *Cluster) WaitConverged(d time.Duration) {
 	c.WaitFor(d, "convergence", c.Converged)
 }
 
-// WaitFor polls cond every 5 ms until it holds, or fails the test after d.
+// WaitFor polls cond until it holds, or fails the test after d
+// (eventually.True).
 func (c *Cluster) WaitFor(d time.Duration, what string, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.True(c.t, d, what, cond)
 }
 
 // Close stops every member (it runs at cleanup on its own).

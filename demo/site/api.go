@@ -1,16 +1,16 @@
-package demo
+package site
 
 import (
 	"context"
 	"errors"
 
-	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/client"
 )
 
-// apiStatus returns the HTTP status of a *node.APIError, or 0 (no error, or
+// apiStatus returns the HTTP status of a *client.APIError, or 0 (no error, or
 // no answer).
 func apiStatus(err error) int {
-	if ae, ok := errors.AsType[*node.APIError](err); ok {
+	if ae, ok := errors.AsType[*client.APIError](err); ok {
 		return ae.StatusCode
 	}
 	return 0
@@ -18,9 +18,9 @@ func apiStatus(err error) int {
 
 // userSessions lists every session of a user, history included, newest
 // first: the pages of GET /v1/sessions?email=&state=all, all of them.
-func userSessions(ctx context.Context, api *node.Client, email string) ([]node.SessionInfo, error) {
-	q := node.SessionQuery{Email: email, All: true}
-	var all []node.SessionInfo
+func userSessions(ctx context.Context, api *client.Client, email string) ([]client.SessionInfo, error) {
+	q := client.SessionQuery{Email: email, All: true}
+	var all []client.SessionInfo
 	for {
 		p, err := api.Sessions(ctx, q)
 		if err != nil {

@@ -1,4 +1,4 @@
-package node
+package client
 
 // Status is the answer of GET /v1/status: the node's view of the cluster.
 // It never holds a secret: keys appear only as fingerprints.

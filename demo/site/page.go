@@ -1,4 +1,4 @@
-package demo
+package site
 
 import (
 	"bytes"
@@ -10,12 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/client"
 )
 
 // pageData is what templates/page.html shows.
 type pageData struct {
-	Site     familySite
+	Site     Spec
 	Family   []navSite
 	Mode     string
 	CSRF     string
@@ -36,7 +36,7 @@ type pageData struct {
 
 // navSite is a site of the family in the navigation.
 type navSite struct {
-	familySite
+	Spec
 	Current bool
 	Alive   bool // the node lists it as an alive member
 	On      bool // Reach: the user is logged in there
@@ -44,7 +44,7 @@ type navSite struct {
 
 // sessionRow is one line of the sessions table.
 type sessionRow struct {
-	node.SessionInfo
+	client.SessionInfo
 	SiteTitle string
 	This      bool // this browser's session
 }
@@ -81,14 +81,14 @@ var content = map[string][]item{
 }
 
 // notices are the flash messages, by code.
-func (s *site) notice(code string) *notice {
+func (s *Site) notice(code string) *notice {
 	others := s.otherTitles()
 	switch {
 	case code == "loggedin":
-		switch s.mode {
-		case node.ModeChain:
+		switch s.Mode {
+		case client.ModeChain:
 			return &notice{"ok", "Logged in. Your browser just went through " + others + " and back: you are logged in there too."}
-		case node.ModeIframe:
+		case client.ModeIframe:
 			return &notice{"ok", "Logged in. Hidden iframes on this page are taking the session to " + others + " — if this browser allows third-party cookies."}
 		default:
 			return &notice{"ok", "Logged in. " + others + " will ask this site for the session the first time you open them."}
@@ -119,10 +119,10 @@ func plural(n int) string {
 	return "s"
 }
 
-func (s *site) otherTitles() string {
+func (s *Site) otherTitles() string {
 	var t []string
-	for i, f := range s.family {
-		if i != s.index {
+	for i, f := range s.Family {
+		if i != s.Index {
 			t = append(t, f.Title)
 		}
 	}
@@ -131,18 +131,18 @@ func (s *site) otherTitles() string {
 
 // render writes the page with status, for visitor v, with an error message
 // (a form's) if not empty.
-func (s *site) render(w http.ResponseWriter, r *http.Request, status int, v visitor, errMsg string) {
+func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, v visitor, errMsg string) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
 	d := pageData{
-		Site:       s.familySite,
-		Mode:       s.mode,
+		Site:       s.Spec,
+		Mode:       s.Mode,
 		CSRF:       s.csrfToken(w, r),
 		Visitor:    v,
 		Error:      errMsg,
-		Users:      Users,
+		Users:      s.Users,
 		Items:      content[s.Name],
-		HopMinutes: max(1, int(s.hopInterval.Round(time.Minute).Minutes())),
+		HopMinutes: max(1, int(s.HopInterval.Round(time.Minute).Minutes())),
 	}
 	if c, err := r.Cookie(flashCookie); err == nil {
 		d.Notice = s.notice(c.Value)
@@ -159,13 +159,13 @@ func (s *site) render(w http.ResponseWriter, r *http.Request, status int, v visi
 		alive[m.Name] = m.State == "alive"
 	}
 	titles := map[string]string{}
-	for i, f := range s.family {
+	for i, f := range s.Family {
 		titles[f.Name] = f.Title
-		d.Family = append(d.Family, navSite{familySite: f, Current: i == s.index, Alive: alive[f.Name]})
+		d.Family = append(d.Family, navSite{Spec: f, Current: i == s.Index, Alive: alive[f.Name]})
 	}
 
 	if v.Session != nil {
-		sessions, err := userSessions(ctx, s.api, v.Session.Email)
+		sessions, err := userSessions(ctx, s.API, v.Session.Email)
 		if err != nil {
 			s.nodeDown(w, err)
 			return
@@ -185,14 +185,14 @@ func (s *site) render(w http.ResponseWriter, r *http.Request, status int, v visi
 			}
 			d.Reach = append(d.Reach, f)
 		}
-		if s.mode == node.ModeIframe {
+		if s.Mode == client.ModeIframe {
 			d.Frames = s.takePending(v.Session.ID)
 		}
 	}
 
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, &d); err != nil {
-		s.log.Error("render page", "err", err)
+		s.Log.Error("render page", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

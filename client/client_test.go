@@ -1,4 +1,4 @@
-package node_test
+package client_test
 
 import (
 	"context"
@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ussync/ussync/crypto"
-	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/node/nodetest"
 )
 
@@ -37,7 +36,7 @@ func TestClient_Status(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("ok", func(t *testing.T) {
-		st, err := node.NewClient(srv.URL+"/ok/", "tok").Status(ctx)
+		st, err := client.New(srv.URL+"/ok/", "tok").Status(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,14 +46,14 @@ func TestClient_Status(t *testing.T) {
 	})
 
 	t.Run("scheme optional", func(t *testing.T) {
-		if _, err := node.NewClient(strings.TrimPrefix(srv.URL, "http://")+"/ok", "tok").Status(ctx); err != nil {
+		if _, err := client.New(strings.TrimPrefix(srv.URL, "http://")+"/ok", "tok").Status(ctx); err != nil {
 			t.Fatal(err)
 		}
 	})
 
 	t.Run("api error", func(t *testing.T) {
-		_, err := node.NewClient(srv.URL+"/forbidden", "tok").Status(ctx)
-		var ae *node.APIError
+		_, err := client.New(srv.URL+"/forbidden", "tok").Status(ctx)
+		var ae *client.APIError
 		if !errors.As(err, &ae) || ae.StatusCode != 401 || ae.Code != "unauthorized" || ae.Message != "wrong token" {
 			t.Fatalf("err = %#v", err)
 		}
@@ -64,15 +63,15 @@ func TestClient_Status(t *testing.T) {
 	})
 
 	t.Run("non-JSON error body", func(t *testing.T) {
-		_, err := node.NewClient(srv.URL+"/proxy", "tok").Status(ctx)
-		var ae *node.APIError
+		_, err := client.New(srv.URL+"/proxy", "tok").Status(ctx)
+		var ae *client.APIError
 		if !errors.As(err, &ae) || ae.StatusCode != 502 || ae.Message != "Bad Gateway" {
 			t.Fatalf("err = %v", err)
 		}
 	})
 
 	t.Run("not a node", func(t *testing.T) {
-		_, err := node.NewClient(srv.URL+"/other", "tok").Status(ctx)
+		_, err := client.New(srv.URL+"/other", "tok").Status(ctx)
 		if err == nil || !strings.Contains(err.Error(), "not the expected JSON") {
 			t.Fatalf("err = %v", err)
 		}
@@ -85,8 +84,8 @@ func TestClient_Status(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		_, err = node.NewClient("http://"+addr, "secret-token").Status(ctx)
-		if !errors.Is(err, node.ErrUnreachable) {
+		_, err = client.New("http://"+addr, "secret-token").Status(ctx)
+		if !errors.Is(err, client.ErrUnreachable) {
 			t.Fatalf("err = %v, want ErrUnreachable", err)
 		}
 		msg := err.Error()
@@ -98,21 +97,21 @@ func TestClient_Status(t *testing.T) {
 
 // clientCluster starts a two-node cluster and returns a client of each
 // node's private API.
-func clientCluster(t *testing.T) (*nodetest.Cluster, []*node.Client) {
+func clientCluster(t *testing.T) (*nodetest.Cluster, []*client.Client) {
 	t.Helper()
 	c := nodetest.NewCluster(t, 2)
-	var cls []*node.Client
+	var cls []*client.Client
 	for _, m := range c.Members {
-		cls = append(cls, node.NewClient(m.APIAddr(), c.Token))
+		cls = append(cls, client.New(m.APIAddr(), c.Token))
 	}
 	return c, cls
 }
 
 // wantAPIError fails t unless err is an *APIError of the status and code,
 // and returns it.
-func wantAPIError(t *testing.T, err error, status int, code string) *node.APIError {
+func wantAPIError(t *testing.T, err error, status int, code string) *client.APIError {
 	t.Helper()
-	ae, ok := errors.AsType[*node.APIError](err)
+	ae, ok := errors.AsType[*client.APIError](err)
 	if !ok || ae.StatusCode != status || ae.Code != code {
 		t.Fatalf("err = %v, want HTTP %d %s", err, status, code)
 	}
@@ -120,14 +119,14 @@ func wantAPIError(t *testing.T, err error, status int, code string) *node.APIErr
 }
 
 // loginVerified registers email as a verified user and logs it in.
-func loginVerified(t *testing.T, cl *node.Client, email string) node.LoginAnswer {
+func loginVerified(t *testing.T, cl *client.Client, email string) client.LoginAnswer {
 	t.Helper()
 	ctx := context.Background()
 	via := "registration"
-	if _, err := cl.PutUser(ctx, email, node.UserUpdate{VerifiedVia: &via}); err != nil {
+	if _, err := cl.PutUser(ctx, email, client.UserUpdate{VerifiedVia: &via}); err != nil {
 		t.Fatalf("put user: %v", err)
 	}
-	ans, err := cl.Login(ctx, node.LoginRequest{Email: email})
+	ans, err := cl.Login(ctx, client.LoginRequest{Email: email})
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
@@ -140,11 +139,11 @@ func TestClient_Login(t *testing.T) {
 
 	t.Run("verified user gets hand-off links", func(t *testing.T) {
 		via := "registration"
-		if _, err := cl[0].PutUser(ctx, "ada@example.com", node.UserUpdate{VerifiedVia: &via}); err != nil {
+		if _, err := cl[0].PutUser(ctx, "ada@example.com", client.UserUpdate{VerifiedVia: &via}); err != nil {
 			t.Fatal(err)
 		}
 		before := time.Now()
-		ans, err := cl[0].Login(ctx, node.LoginRequest{
+		ans, err := cl[0].Login(ctx, client.LoginRequest{
 			Email:     "Ada@Example.com",
 			IP:        "192.0.2.7",
 			UserAgent: "test-agent",
@@ -155,7 +154,7 @@ func TestClient_Login(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := ans.Session
-		if ans.Token == "" || s.ID != crypto.SessionID(ans.Token) {
+		if ans.Token == "" || s.ID != client.SessionID(ans.Token) {
 			t.Errorf("session id %q is not the hash of the token", s.ID)
 		}
 		if s.Email != "ada@example.com" || s.Site != "n0" || s.IP != "192.0.2.7" || s.UserAgent != "test-agent" || !s.Active || !s.Synced {
@@ -178,7 +177,7 @@ func TestClient_Login(t *testing.T) {
 
 	t.Run("unverified user stays on its site", func(t *testing.T) {
 		login, name := "grace", "Grace Hopper"
-		ans, err := cl[0].Login(ctx, node.LoginRequest{Email: "grace@example.com", Login: &login, DisplayName: &name})
+		ans, err := cl[0].Login(ctx, client.LoginRequest{Email: "grace@example.com", Login: &login, DisplayName: &name})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,11 +194,11 @@ func TestClient_Login(t *testing.T) {
 	})
 
 	t.Run("refusals are APIErrors", func(t *testing.T) {
-		_, err := cl[0].Login(ctx, node.LoginRequest{Email: "not an address"})
+		_, err := cl[0].Login(ctx, client.LoginRequest{Email: "not an address"})
 		wantAPIError(t, err, http.StatusBadRequest, "invalid_email")
-		_, err = cl[0].Login(ctx, node.LoginRequest{Email: "ada@example.com", TTL: 2 * 8760 * time.Hour})
+		_, err = cl[0].Login(ctx, client.LoginRequest{Email: "ada@example.com", TTL: 2 * 8760 * time.Hour})
 		wantAPIError(t, err, http.StatusBadRequest, "invalid_field")
-		_, err = cl[0].Login(ctx, node.LoginRequest{Email: "ada@example.com", ReturnTo: "https://evil.example/"})
+		_, err = cl[0].Login(ctx, client.LoginRequest{Email: "ada@example.com", ReturnTo: "https://evil.example/"})
 		wantAPIError(t, err, http.StatusBadRequest, "bad_redirect")
 	})
 }
@@ -224,7 +223,7 @@ func TestClient_Session(t *testing.T) {
 	})
 
 	t.Run("unknown", func(t *testing.T) {
-		_, err := cl[0].Session(ctx, crypto.SessionID("no such token"))
+		_, err := cl[0].Session(ctx, client.SessionID("no such token"))
 		wantAPIError(t, err, http.StatusNotFound, "not_found")
 	})
 
@@ -283,13 +282,13 @@ func TestClient_EndSession(t *testing.T) {
 	t.Run("gone on every site", func(t *testing.T) {
 		c.WaitFor(10*time.Second, "n1 to see the logout", func() bool {
 			_, err := cl[1].Session(ctx, ans.Session.ID)
-			ae, ok := errors.AsType[*node.APIError](err)
+			ae, ok := errors.AsType[*client.APIError](err)
 			return ok && ae.Code == "session_ended"
 		})
 	})
 
 	t.Run("unknown", func(t *testing.T) {
-		_, err := cl[0].EndSession(ctx, crypto.SessionID("no such token"))
+		_, err := cl[0].EndSession(ctx, client.SessionID("no such token"))
 		wantAPIError(t, err, http.StatusNotFound, "not_found")
 	})
 }

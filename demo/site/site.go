@@ -1,8 +1,9 @@
-package demo
+package site
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"embed"
 	"encoding/base64"
 	"errors"
@@ -18,8 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ussync/ussync/crypto"
-	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/client"
 )
 
 // Cookies of a demo site. ussync_session and ussync_checked are the names
@@ -52,31 +52,43 @@ var (
 	}).ParseFS(templateFS, "templates/page.html"))
 )
 
-// familySite is one site of the demo as every site knows it.
-type familySite struct {
-	siteSpec
-	URL string // base URL, ending in "/"
+// Spec is one site of the demo as every site knows it.
+type Spec struct {
+	Name    string // node name, also the CSS theme: shop, blog, forum
+	Title   string // short name in the navigation
+	Brand   string // the site's own name
+	Tagline string
+	Mark    string // one-letter logo
+	URL     string // base URL, ending in "/"
 }
 
 // origin is the site's scheme://host:port.
-func (f familySite) origin() string { return strings.TrimSuffix(f.URL, "/") }
+func (f Spec) origin() string { return strings.TrimSuffix(f.URL, "/") }
 
-// siteConfig is what a site is built from.
-type siteConfig struct {
-	index       int          // this site in family
-	family      []familySite // every site of the demo, this one included
-	mode        string       // node.ModeChain, ModeIframe or ModeLazy
-	api         *node.Client // this site's node, private API
-	public      string       // this site's node, public listener host:port
-	hopInterval time.Duration
-	log         *slog.Logger
+// User is a demo user the login form offers.
+type User struct {
+	Email       string
+	DisplayName string
 }
 
-// site is one demo website: a handful of pages, a client of its node's
-// private API, and a reverse proxy of <site url>ussync/ to its node.
-type site struct {
-	familySite
-	siteConfig
+// Config is what a site is built from.
+type Config struct {
+	Index       int            // this site in Family
+	Family      []Spec         // every site of the demo, this one included
+	Mode        string         // client.ModeChain, ModeIframe or ModeLazy
+	API         *client.Client // this site's node, private API
+	Public      string         // this site's node, public listener host:port
+	HopInterval time.Duration  // the node's sync.hop_interval
+	Users       []User         // the demo users the login form offers
+	Log         *slog.Logger
+}
+
+// Site is one demo website: a handful of pages, a client of its node's
+// private API, and a reverse proxy of <site url>ussync/ to its node. Build
+// it with New, start it with Serve, stop it with Shutdown.
+type Site struct {
+	Spec
+	Config
 	csp   string
 	proxy *httputil.ReverseProxy
 	srv   *http.Server
@@ -85,7 +97,7 @@ type site struct {
 	mu struct {
 		sync.Mutex
 		pending   map[string]pendingSync // iframe mode: by session id
-		members   []node.MemberStatus
+		members   []client.MemberStatus
 		membersAt time.Time
 	}
 }
@@ -96,13 +108,14 @@ type pendingSync struct {
 	until time.Time
 }
 
-func newSite(cfg siteConfig) *site {
-	s := &site{familySite: cfg.family[cfg.index], siteConfig: cfg}
+// New builds the site cfg.Family[cfg.Index]; it serves nothing yet.
+func New(cfg Config) *Site {
+	s := &Site{Spec: cfg.Family[cfg.Index], Config: cfg}
 	s.mu.pending = map[string]pendingSync{}
 
 	var others []string
-	for i, f := range cfg.family {
-		if i != cfg.index {
+	for i, f := range cfg.Family {
+		if i != cfg.Index {
 			others = append(others, f.origin())
 		}
 	}
@@ -111,23 +124,23 @@ func newSite(cfg siteConfig) *site {
 	s.csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; " +
 		"form-action 'self' " + strings.Join(others, " ") + "; frame-src " + strings.Join(others, " ")
 
-	target := &url.URL{Scheme: "http", Host: cfg.public}
+	target := &url.URL{Scheme: "http", Host: cfg.Public}
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // as nginx's proxy_set_header Host $host
 			pr.SetXForwarded()       // X-Forwarded-For: the browser's address
 		},
-		ErrorLog: slog.NewLogLogger(cfg.log.Handler(), slog.LevelWarn),
+		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			cfg.log.Warn("node's public listener unreachable", "err", err)
+			cfg.Log.Warn("node's public listener unreachable", "err", err)
 			http.Error(w, "this site's ussync node is not answering", http.StatusBadGateway)
 		},
 	}
 	return s
 }
 
-func (s *site) routes() http.Handler {
+func (s *Site) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("POST /login", s.login)
@@ -139,23 +152,26 @@ func (s *site) routes() http.Handler {
 	return mux
 }
 
-func (s *site) serve(ln net.Listener) {
+// Serve serves the site on ln, in the background, until Shutdown.
+func (s *Site) Serve(ln net.Listener) {
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 	}
 	s.done = make(chan struct{})
 	go func() {
 		defer close(s.done)
-		if err := serveError(s.srv.Serve(ln)); err != nil {
-			s.log.Error("site server stopped", "err", err)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Log.Error("site server stopped", "err", err)
 		}
 	}()
 }
 
-func (s *site) shutdown(ctx context.Context) error {
+// Shutdown stops the site, letting requests in flight finish (until ctx
+// ends).
+func (s *Site) Shutdown(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
@@ -166,8 +182,8 @@ func (s *site) shutdown(ctx context.Context) error {
 
 // visitor is who the browser is on this site.
 type visitor struct {
-	Session *node.SessionInfo // the cookie's session, when active
-	User    *node.UserInfo    // its user
+	Session *client.SessionInfo // the cookie's session, when active
+	User    *client.UserInfo    // its user
 	// NewMember is set on the page view that added the user to this site
 	// (a session arrived for an address this site had no account for).
 	NewMember bool
@@ -179,27 +195,27 @@ type visitor struct {
 
 // visitor checks the browser's session cookie with the node, as a site does
 // on every page view: GET /v1/sessions/{sha256(token)}.
-func (s *site) visitor(ctx context.Context, w http.ResponseWriter, r *http.Request) (visitor, error) {
+func (s *Site) visitor(ctx context.Context, w http.ResponseWriter, r *http.Request) (visitor, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
 		return visitor{}, nil
 	}
-	check, err := s.api.CheckSession(ctx, crypto.SessionID(c.Value))
+	check, err := s.API.CheckSession(ctx, client.SessionID(c.Value))
 	sv := check.Session
 	if err != nil {
-		ae, ok := errors.AsType[*node.APIError](err)
+		ae, ok := errors.AsType[*client.APIError](err)
 		if !ok || ae.StatusCode/100 != 4 {
 			return visitor{}, err
 		}
 		s.setCookie(w, sessionCookie, "", -1)
 		return visitor{Ended: ae.Code}, nil
 	}
-	u, err := s.api.User(ctx, sv.Email)
+	u, err := s.API.User(ctx, sv.Email)
 	if err != nil {
 		if apiStatus(err) != http.StatusNotFound {
 			return visitor{}, err
 		}
-		u = node.UserInfo{Email: sv.Email} // its record has not arrived yet
+		u = client.UserInfo{Email: sv.Email} // its record has not arrived yet
 	}
 	v := visitor{Session: &sv, User: &u}
 	if check.NewUser {
@@ -207,9 +223,9 @@ func (s *site) visitor(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		// add new subscriber"): add one, which tells the node it is known.
 		login, name := u.Login, u.DisplayName
 		if login == "" {
-			login = loginName(u.Email)
+			login = LoginName(u.Email)
 		}
-		if _, err := s.api.PutUser(ctx, u.Email, node.UserUpdate{Login: &login, DisplayName: &name}); err != nil {
+		if _, err := s.API.PutUser(ctx, u.Email, client.UserUpdate{Login: &login, DisplayName: &name}); err != nil {
 			return visitor{}, err
 		}
 		v.NewMember = true
@@ -219,7 +235,7 @@ func (s *site) visitor(ctx context.Context, w http.ResponseWriter, r *http.Reque
 
 // home is the site's one page: the site's own content, who is logged in,
 // the user's sessions, the forms.
-func (s *site) home(w http.ResponseWriter, r *http.Request) {
+func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
 	v, err := s.visitor(ctx, w, r)
@@ -230,7 +246,7 @@ func (s *site) home(w http.ResponseWriter, r *http.Request) {
 	hopped := r.URL.Query().Has("hopped")
 	_, checkedErr := r.Cookie(checkedCookie)
 	checked := checkedErr == nil
-	if s.mode == node.ModeLazy && v.Session == nil && !checked && !hopped {
+	if s.Mode == client.ModeLazy && v.Session == nil && !checked && !hopped {
 		// Lazy mode: ask the other sites once. The node sends the browser
 		// round them and back to return=, with a session cookie or with
 		// ussync_checked; "hopped" stops a loop in a browser that keeps no
@@ -248,7 +264,7 @@ func (s *site) home(w http.ResponseWriter, r *http.Request) {
 
 // login is the login form: e-mail only (it is a demo), for a user this
 // site's node knows.
-func (s *site) login(w http.ResponseWriter, r *http.Request) {
+func (s *Site) login(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
 	email, ok := s.postedEmail(w, r, "Enter an e-mail address.")
@@ -268,7 +284,7 @@ func (s *site) login(w http.ResponseWriter, r *http.Request) {
 
 // register creates an unverified user and logs it in: its session stays on
 // this site (sync.require_verified), which is the point of showing it.
-func (s *site) register(w http.ResponseWriter, r *http.Request) {
+func (s *Site) register(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
 	email, ok := s.postedEmail(w, r, "Enter the e-mail address to register.")
@@ -277,7 +293,7 @@ func (s *site) register(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if name == "" {
-		name = loginName(email)
+		name = LoginName(email)
 	}
 	if len(name) > 100 {
 		s.fail(w, r, http.StatusBadRequest, "That name is too long.")
@@ -291,8 +307,8 @@ func (s *site) register(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusConflict, fmt.Sprintf("%s is already registered: log in instead.", email))
 		return
 	}
-	login := loginName(email)
-	u, err := s.api.PutUser(ctx, email, node.UserUpdate{Login: &login, DisplayName: &name})
+	login := LoginName(email)
+	u, err := s.API.PutUser(ctx, email, client.UserUpdate{Login: &login, DisplayName: &name})
 	if err != nil {
 		if apiStatus(err) == http.StatusBadRequest {
 			s.fail(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a valid e-mail address.", email))
@@ -307,7 +323,7 @@ func (s *site) register(w http.ResponseWriter, r *http.Request) {
 // postedEmail checks a form's CSRF token and returns the e-mail it posted,
 // lower-cased; when it returns false the answer is written (missing is the
 // message for an empty field).
-func (s *site) postedEmail(w http.ResponseWriter, r *http.Request, missing string) (string, bool) {
+func (s *Site) postedEmail(w http.ResponseWriter, r *http.Request, missing string) (string, bool) {
 	if !s.checkCSRF(r) {
 		s.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Reload the page and try again.")
 		return "", false
@@ -322,8 +338,8 @@ func (s *site) postedEmail(w http.ResponseWriter, r *http.Request, missing strin
 
 // findUser looks a user up on the node: found tells whether it exists. When
 // ok is false the answer (an invalid address, the node down) is written.
-func (s *site) findUser(ctx context.Context, w http.ResponseWriter, r *http.Request, email string) (u node.UserInfo, found, ok bool) {
-	u, err := s.api.User(ctx, email)
+func (s *Site) findUser(ctx context.Context, w http.ResponseWriter, r *http.Request, email string) (u client.UserInfo, found, ok bool) {
+	u, err := s.API.User(ctx, email)
 	switch {
 	case err == nil:
 		return u, true, true
@@ -339,8 +355,8 @@ func (s *site) findUser(ctx context.Context, w http.ResponseWriter, r *http.Requ
 
 // startSession logs u in: POST /v1/sessions, the site's own cookie, then
 // the hand-off of the demo's mode.
-func (s *site) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, u node.UserInfo) {
-	ans, err := s.api.Login(ctx, node.LoginRequest{Email: u.Email, IP: clientIP(r), UserAgent: r.UserAgent(), ReturnTo: s.URL})
+func (s *Site) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, u client.UserInfo) {
+	ans, err := s.API.Login(ctx, client.LoginRequest{Email: u.Email, IP: clientIP(r), UserAgent: r.UserAgent(), ReturnTo: s.URL})
 	if err != nil {
 		s.nodeDown(w, err)
 		return
@@ -352,14 +368,14 @@ func (s *site) startSession(ctx context.Context, w http.ResponseWriter, r *http.
 		return
 	}
 	s.setFlash(w, "loggedin")
-	switch s.mode {
-	case node.ModeChain:
+	switch s.Mode {
+	case client.ModeChain:
 		if ans.Sync.Chain != "" {
 			// Through every other site and back to return_to (this page).
 			http.Redirect(w, r, ans.Sync.Chain, http.StatusSeeOther)
 			return
 		}
-	case node.ModeIframe:
+	case client.ModeIframe:
 		urls := make([]string, 0, len(ans.Sync.URLs))
 		for _, su := range ans.Sync.URLs {
 			urls = append(urls, su.URL+"&m=iframe")
@@ -378,7 +394,7 @@ func (s *site) startSession(ctx context.Context, w http.ResponseWriter, r *http.
 }
 
 // logout ends this browser's session, on every site (the node gossips it).
-func (s *site) logout(w http.ResponseWriter, r *http.Request) {
+func (s *Site) logout(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
 	if !s.checkCSRF(r) {
@@ -386,7 +402,7 @@ func (s *site) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		if _, err := s.api.EndSession(ctx, crypto.SessionID(c.Value)); err != nil && apiStatus(err)/100 != 4 {
+		if _, err := s.API.EndSession(ctx, client.SessionID(c.Value)); err != nil && apiStatus(err)/100 != 4 {
 			s.nodeDown(w, err)
 			return
 		}
@@ -395,7 +411,7 @@ func (s *site) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // logoutEverywhere ends every session of the user, on every site.
-func (s *site) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
+func (s *Site) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
 	if !s.checkCSRF(r) {
@@ -411,7 +427,7 @@ func (s *site) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	n, err := s.api.LogoutEverywhere(ctx, v.Session.Email)
+	n, err := s.API.LogoutEverywhere(ctx, v.Session.Email)
 	if err != nil {
 		s.nodeDown(w, err)
 		return
@@ -422,17 +438,17 @@ func (s *site) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
 // loggedOut clears the cookie and goes home with a notice. In lazy mode it
 // also sets ussync_checked: asking the other sites right after a logout
 // would find nothing.
-func (s *site) loggedOut(w http.ResponseWriter, r *http.Request, flash string) {
+func (s *Site) loggedOut(w http.ResponseWriter, r *http.Request, flash string) {
 	s.setCookie(w, sessionCookie, "", -1)
-	if s.mode == node.ModeLazy {
-		s.setCookie(w, checkedCookie, "1", int(s.hopInterval.Seconds()))
+	if s.Mode == client.ModeLazy {
+		s.setCookie(w, checkedCookie, "1", int(s.HopInterval.Seconds()))
 	}
 	s.setFlash(w, flash)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // fail answers a form error: the page again, with the message.
-func (s *site) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
+func (s *Site) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
 	v, err := s.visitor(ctx, w, r)
@@ -443,12 +459,12 @@ func (s *site) fail(w http.ResponseWriter, r *http.Request, status int, msg stri
 	s.render(w, r, status, v, msg)
 }
 
-func (s *site) nodeDown(w http.ResponseWriter, err error) {
-	s.log.Error("private API call failed", "err", err)
+func (s *Site) nodeDown(w http.ResponseWriter, err error) {
+	s.Log.Error("private API call failed", "err", err)
 	http.Error(w, "This site's ussync node did not answer as expected; see the demo's log.", http.StatusBadGateway)
 }
 
-func (s *site) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+func (s *Site) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
 		Value:    value,
@@ -461,13 +477,13 @@ func (s *site) setCookie(w http.ResponseWriter, name, value string, maxAge int) 
 }
 
 // setFlash leaves a notice (a code, see notices) for the next page.
-func (s *site) setFlash(w http.ResponseWriter, code string) {
+func (s *Site) setFlash(w http.ResponseWriter, code string) {
 	s.setCookie(w, flashCookie, code, 60)
 }
 
 // csrfToken returns this browser's form token, setting the cookie that
 // holds it if the browser has none.
-func (s *site) csrfToken(w http.ResponseWriter, r *http.Request) string {
+func (s *Site) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
 		return c.Value
 	}
@@ -482,7 +498,7 @@ func (s *site) csrfToken(w http.ResponseWriter, r *http.Request) string {
 // must equal the browser's token cookie (compared in constant time), which
 // another site can neither read nor set; a browser's Origin header, when
 // sent, must be this site's.
-func (s *site) checkCSRF(r *http.Request) bool {
+func (s *Site) checkCSRF(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" && o != s.origin() {
 		return false
 	}
@@ -490,7 +506,7 @@ func (s *site) checkCSRF(r *http.Request) bool {
 	if err != nil || c.Value == "" {
 		return false
 	}
-	return crypto.Equal(c.Value, r.PostFormValue("csrf"))
+	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) == 1
 }
 
 // clientIP is the browser's address: the site is the edge, nothing proxies it.
@@ -502,23 +518,24 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// loginName is the local part of an e-mail address.
-func loginName(email string) string {
+// LoginName is the login a demo site gives a user: the local part of the
+// e-mail address.
+func LoginName(email string) string {
 	name, _, _ := strings.Cut(email, "@")
 	return name
 }
 
 // members returns the node's member list, cached for two seconds (the
 // navigation shows which sites are alive).
-func (s *site) members(ctx context.Context) []node.MemberStatus {
+func (s *Site) members(ctx context.Context) []client.MemberStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if time.Since(s.mu.membersAt) < 2*time.Second {
 		return s.mu.members
 	}
-	st, err := s.api.Status(ctx)
+	st, err := s.API.Status(ctx)
 	if err != nil {
-		s.log.Warn("read member list", "err", err)
+		s.Log.Warn("read member list", "err", err)
 		return s.mu.members
 	}
 	s.mu.members, s.mu.membersAt = st.Members, time.Now()
@@ -526,7 +543,7 @@ func (s *site) members(ctx context.Context) []node.MemberStatus {
 }
 
 // takePending returns and forgets the iframe sync URLs of a session.
-func (s *site) takePending(id string) []string {
+func (s *Site) takePending(id string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.mu.pending[id]

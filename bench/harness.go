@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/node/nodetest"
+)
+
+// The harness every scenario runs its cluster in: nodetest's, outside a
+// test.
+
+// harness is nodetest.T for use outside tests: temporary directories and
+// cleanups are undone by close, and Fatalf unwinds to withCluster, which
+// turns it into an error. Only the goroutine running withCluster's function
+// may call Fatalf (the harness helpers that can fail).
+type harness struct {
+	log      io.Writer
+	logMu    sync.Mutex
+	mu       sync.Mutex
+	cleanups []func()
+	// closing drops node logs once teardown starts: memberlist reports its
+	// own sockets closing under it as errors, which says nothing about the
+	// figures.
+	closing atomic.Bool
+}
+
+// fatal is the panic value of harness.Fatalf.
+type fatal struct{ err error }
+
+func (h *harness) Helper() {}
+
+func (h *harness) Fatalf(format string, args ...any) {
+	panic(fatal{fmt.Errorf(format, args...)})
+}
+
+func (h *harness) Logf(format string, args ...any) {
+	if h.log == nil || h.closing.Load() {
+		return
+	}
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	fmt.Fprintf(h.log, format+"\n", args...)
+}
+
+func (h *harness) Cleanup(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cleanups = append(h.cleanups, f)
+}
+
+func (h *harness) TempDir() string {
+	dir, err := os.MkdirTemp("", "ussync-bench-")
+	if err != nil {
+		h.Fatalf("temporary directory: %v", err)
+	}
+	h.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// close runs the cleanups, last registered first.
+func (h *harness) close() {
+	h.closing.Store(true)
+	for {
+		h.mu.Lock()
+		if len(h.cleanups) == 0 {
+			h.mu.Unlock()
+			return
+		}
+		f := h.cleanups[len(h.cleanups)-1]
+		h.cleanups = h.cleanups[:len(h.cleanups)-1]
+		h.mu.Unlock()
+		f()
+	}
+}
+
+// withCluster runs f with a fresh harness and undoes everything f set up,
+// whether it returns, fails through the harness or panics.
+func withCluster(opts Options, f func(h *harness) error) (err error) {
+	h := &harness{log: opts.Log}
+	defer h.close()
+	defer func() {
+		if p := recover(); p != nil {
+			fe, ok := p.(fatal)
+			if !ok {
+				panic(p)
+			}
+			err = fe.err
+		}
+	}()
+	return f(h)
+}
+
+// newCluster makes an empty cluster whose nodes log errors only and run
+// the timer set of opts.
+func newCluster(h *harness, opts Options) *nodetest.Cluster {
+	c := nodetest.New(h)
+	c.LogLevel = slog.LevelError
+	// The production default hand-off modes (nodetest offers every mode), so
+	// a login mints the tickets a deployment's would.
+	c.Configure = func(_ int, cfg *node.Config) { cfg.Sync.Modes = node.DefaultConfig().Sync.Modes }
+	c.TuneGossip = func(_ int, g *gossip.Config) { tuneTimers(opts.Timers, g) }
+	h.Cleanup(c.HTTP.CloseIdleConnections)
+	return c
+}

@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// The report of a run: every figure, and the tables printed for people.
+
+// Report is every figure of a run.
+type Report struct {
+	Machine     Machine             `json:"machine"`
+	Options     ReportOptions       `json:"options"`
+	Propagation []PropagationResult `json:"propagation,omitempty"`
+	Logins      *LoginsResult       `json:"logins,omitempty"`
+	Check       []CheckResult       `json:"check,omitempty"`
+	PushPull    *PushPullResult     `json:"pushpull,omitempty"`
+	List        *ListResult         `json:"list,omitempty"`
+}
+
+// ReportOptions are the sizes a Report was taken with.
+type ReportOptions struct {
+	Nodes        []int   `json:"nodes"`
+	Rounds       int     `json:"rounds"`
+	Duration     float64 `json:"duration_seconds"`
+	Clients      int     `json:"clients"`
+	CheckClients int     `json:"check_clients"`
+	Sessions     int     `json:"sessions"`
+	Timers       string  `json:"timers"`
+}
+
+// WriteHeader writes where and when the figures were taken.
+func WriteHeader(w io.Writer, m Machine, timers string) {
+	fmt.Fprintf(w, "ussync bench  %s\n", m.Date.Format(time.RFC3339))
+	fmt.Fprintf(w, "machine       %d CPUs (%s), GOMAXPROCS %d, %s/%s", m.CPUs, m.CPU, m.Procs, m.OS, m.Arch)
+	if m.Kernel != "" {
+		fmt.Fprintf(w, ", kernel %s", m.Kernel)
+	}
+	fmt.Fprintf(w, ", %s\n", m.Go)
+	if m.Load != "" {
+		fmt.Fprintf(w, "load average  %s at the start (other work on this machine skews every figure)\n", m.Load)
+	}
+	switch timers {
+	case TimersLAN:
+		fmt.Fprintln(w, "gossip timers lan: memberlist LAN (probe 1s/500ms, gossip 200ms, push/pull 30s)")
+	case TimersTest:
+		fmt.Fprintln(w, "gossip timers test: nodetest's shrunk timers (probe 100ms/50ms, gossip 20ms, push/pull 300ms)")
+	}
+	fmt.Fprintln(w, "note          every node, client and load generator shares these CPUs; targets are printed, not asserted")
+}
+
+func fmtMs(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) + " ms" }
+
+// verdict compares a figure with its target, for the reader.
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}

@@ -1,0 +1,151 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrUnreachable is wrapped by Client errors when no HTTP answer came back:
+// the node is down, the address is wrong or the network is in the way.
+var ErrUnreachable = errors.New("the node cannot be reached")
+
+// maxAnswerBody bounds an answer: a page of 500 sessions is ~250 KB, a status
+// of a thousand members ~200 KB.
+const maxAnswerBody = 8 << 20
+
+// Client calls a node's private API. It is safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client of the private API at baseURL (e.g.
+// "http://127.0.0.1:7947"; a missing scheme means http) that sends token as
+// the bearer token. Each call gives up after 10 s unless its context ends
+// first.
+func New(baseURL, token string) *Client {
+	if !strings.Contains(baseURL, "://") {
+		baseURL = "http://" + baseURL
+	}
+	return &Client{
+		base:  strings.TrimRight(baseURL, "/"),
+		token: token,
+		http:  &http.Client{Timeout: 10 * time.Second},
+	}
+}
+
+// APIError is a non-2xx answer of the private API, from its
+// {"error":{"code","message"}} body.
+type APIError struct {
+	StatusCode int    // HTTP status
+	Code       string // machine-readable code, one of the Code* constants; empty if the body had none
+	Message    string // the node's explanation, or the HTTP status text
+	// RetryAfter is the answer's Retry-After (429 rate_limited, 503), or 0.
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("HTTP %d: %s", e.StatusCode, e.Message)
+	}
+	return fmt.Sprintf("HTTP %d %s: %s", e.StatusCode, e.Code, e.Message)
+}
+
+// ErrorCode returns the Code of err when it is (or wraps) an *APIError, else
+// "". Sites switch on it: ErrorCode(err) == CodeSessionRevoked.
+func ErrorCode(err error) string {
+	if ae, ok := errors.AsType[*APIError](err); ok {
+		return ae.Code
+	}
+	return ""
+}
+
+// call sends one request (body JSON-encoded when not nil) and decodes a 2xx
+// answer into out. A transport failure wraps ErrUnreachable; an error
+// answer is an *APIError.
+func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode the request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return fmt.Errorf("bad API URL %q: %w", c.base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.unreachable(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody+1))
+	if err != nil {
+		return fmt.Errorf("%w at %s: reading the answer: %v", ErrUnreachable, c.base, err)
+	}
+	if len(data) > maxAnswerBody {
+		return fmt.Errorf("%s %s: answer larger than %d bytes", method, path, maxAnswerBody)
+	}
+	if resp.StatusCode/100 != 2 {
+		return apiError(resp, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: the answer is not the expected JSON (is %s a ussync node?): %v", method, path, c.base, err)
+	}
+	return nil
+}
+
+// unreachable explains a transport error without Go's "Get \"...\":" noise.
+func (c *Client) unreachable(err error) error {
+	var reason string
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		reason = "connection refused (is `ussync agent` running, and is this its api.listen?)"
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		reason = "no answer in time"
+	default:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // drop the method and URL Go prefixes
+		}
+		reason = err.Error()
+	}
+	return fmt.Errorf("%w at %s: %s", ErrUnreachable, c.base, reason)
+}
+
+func apiError(resp *http.Response, body []byte) error {
+	e := &APIError{StatusCode: resp.StatusCode}
+	var env struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Error.Message != "" {
+		e.Code, e.Message = env.Error.Code, env.Error.Message
+	} else {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return e
+}

@@ -1,0 +1,159 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// DefaultCookie is the cookie Middleware reads unless told otherwise: the
+// one the node sets on each site a hand-off brings the browser to
+// (docs/handoff.md), and the one a site sets from LoginAnswer.Token at
+// login.
+const DefaultCookie = "ussync_session"
+
+// Bounds on the cookies Middleware looks at, as the node's own public
+// endpoints do.
+const (
+	maxTokenBytes  = 128 // a cookie value longer than any token is not looked up
+	maxCookieTries = 4   // nested site paths may send several cookies of one name
+)
+
+// MiddlewareOptions configure Middleware. The zero value reads the
+// ussync_session cookie, answers 401 to a request with no active session
+// and 503 when the node cannot tell (fails closed).
+type MiddlewareOptions struct {
+	// CookieName is the cookie that holds the session token. Default
+	// DefaultCookie.
+	CookieName string
+	// CookiePath is the Path the cookie was set with; a cookie whose
+	// session is over is deleted with it. Default "/".
+	CookiePath string
+	// LoginURL is where a browser with no active session is sent: 303 See
+	// Other, for GET and HEAD requests, with the page it asked for in the
+	// query parameter NextParam. Empty, and for other methods: 401.
+	LoginURL string
+	// NextParam is the query parameter of LoginURL that carries the page
+	// asked for (a path and query on this site). Default "next".
+	NextParam string
+	// Optional lets a request with no active session through too, without
+	// a Visitor: for pages that show more to a logged-in user.
+	Optional bool
+	// OnNodeError answers a request whose session the node could not
+	// check: the node is unreachable, answered 5xx, or refused the API
+	// token (the site's configuration is wrong). err says which (it wraps
+	// ErrUnreachable, or is an *APIError). Nil fails closed: 503 Service
+	// Unavailable, and the handler does not run. To fail open, serve the
+	// handler from here (without a Visitor).
+	OnNodeError func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// Visitor is who a request comes from, as Middleware found it: its
+// session, checked with the node on this request.
+type Visitor struct {
+	// Session is the cookie's session, active: Session.Email is the user.
+	Session SessionInfo
+	// NewUser is SessionCheck.NewUser: the session came to this site by a
+	// hand-off and the site's backend has not PUT the user yet. A site that
+	// keeps its own users adds this one and calls PutUser, which clears it.
+	NewUser bool
+}
+
+type visitorKey struct{}
+
+// VisitorFrom returns the Visitor that Middleware put in a request's
+// context; ok is false when there is none (no active session, under
+// MiddlewareOptions.Optional).
+func VisitorFrom(ctx context.Context) (v Visitor, ok bool) {
+	v, ok = ctx.Value(visitorKey{}).(Visitor)
+	return v, ok
+}
+
+// Middleware returns net/http middleware that lets a request through to
+// the handler it wraps only with an active session: it reads the session
+// cookie, checks the session on the site's node (GET /v1/sessions/{id}, on
+// every request: a logout anywhere is seen on the next one) and puts the
+// Visitor in the request's context (VisitorFrom). A request with no
+// cookie, or whose session is over (ended, revoked, expired, or unknown to
+// the node), is sent to the login URL or answered 401, and a cookie whose
+// session is over is deleted. See MiddlewareOptions for the choices. The
+// returned function is safe for concurrent use.
+func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handler {
+	if opts.CookieName == "" {
+		opts.CookieName = DefaultCookie
+	}
+	if opts.CookiePath == "" {
+		opts.CookiePath = "/"
+	}
+	if opts.NextParam == "" {
+		opts.NextParam = "next"
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v, over, err := visitorOf(c, r, opts.CookieName)
+			switch {
+			case err != nil:
+				if opts.OnNodeError != nil {
+					opts.OnNodeError(w, r, err)
+					return
+				}
+				h := w.Header()
+				h.Set("Retry-After", "5")
+				h.Set("Cache-Control", "no-store")
+				http.Error(w, "The login service of this site is not answering; try again in a moment.", http.StatusServiceUnavailable)
+				return
+			case over && v == nil:
+				http.SetCookie(w, &http.Cookie{Name: opts.CookieName, Path: opts.CookiePath, MaxAge: -1,
+					HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+			}
+			switch {
+			case v != nil:
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), visitorKey{}, *v)))
+			case opts.Optional:
+				next.ServeHTTP(w, r)
+			case opts.LoginURL != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+				w.Header().Set("Cache-Control", "no-store")
+				http.Redirect(w, r, loginURL(opts.LoginURL, opts.NextParam, r.URL.RequestURI()), http.StatusSeeOther)
+			default:
+				w.Header().Set("Cache-Control", "no-store")
+				http.Error(w, "You are not logged in.", http.StatusUnauthorized)
+			}
+		})
+	}
+}
+
+// visitorOf checks the request's session cookies with the node, the first
+// ones first, and returns the first active session's Visitor (nil when
+// none is); over reports that a cookie named a session that is over. err is
+// set when the node could not tell.
+func visitorOf(c *Client, r *http.Request, name string) (v *Visitor, over bool, err error) {
+	for i, ck := range r.CookiesNamed(name) {
+		if i >= maxCookieTries {
+			break
+		}
+		if ck.Value == "" || len(ck.Value) > maxTokenBytes {
+			continue
+		}
+		sc, err := c.CheckSession(r.Context(), SessionID(ck.Value))
+		if err == nil {
+			return &Visitor{Session: sc.Session, NewUser: sc.NewUser}, over, nil
+		}
+		ae, ok := errors.AsType[*APIError](err)
+		if !ok || (ae.StatusCode != http.StatusGone && ae.StatusCode != http.StatusNotFound && ae.StatusCode != http.StatusBadRequest) {
+			return nil, over, err
+		}
+		over = true // ended, revoked, expired, unknown, or not a token
+	}
+	return nil, over, nil
+}
+
+// loginURL is base with next set to the page asked for.
+func loginURL(base, param, next string) string {
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + url.Values{param: {next}}.Encode()
+}

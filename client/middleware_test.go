@@ -1,0 +1,250 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ussync/ussync/client"
+)
+
+// site is a Go site protected by client.Middleware against a real node:
+// /private needs a session, /page takes one if there is one.
+type site struct {
+	srv  *httptest.Server
+	runs atomic.Int32 // how many times a protected handler ran
+}
+
+func newSite(t *testing.T, cl *client.Client, opts client.MiddlewareOptions) *site {
+	t.Helper()
+	s := &site{}
+	show := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.runs.Add(1)
+		if v, ok := client.VisitorFrom(r.Context()); ok {
+			fmt.Fprintf(w, "hello %s (new user: %v)", v.Session.Email, v.NewUser)
+			return
+		}
+		fmt.Fprint(w, "hello stranger")
+	})
+	protect := client.Middleware(cl, opts)
+	mux := http.NewServeMux()
+	mux.Handle("/private", protect(show))
+	optional := opts
+	optional.Optional = true
+	mux.Handle("/page", client.Middleware(cl, optional)(show))
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// get requests path with the session cookie token ("" for none), without
+// following redirects.
+func (s *site) get(t *testing.T, method, path, token string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.AddCookie(&http.Cookie{Name: client.DefaultCookie, Value: token})
+	}
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// deleted reports whether the answer deletes the session cookie.
+func deleted(resp *http.Response) bool {
+	for _, c := range resp.Cookies() {
+		if c.Name == client.DefaultCookie && c.MaxAge < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMiddleware(t *testing.T) {
+	c, cls := clientCluster(t)
+	ctx := context.Background()
+	s := newSite(t, cls[0], client.MiddlewareOptions{})
+
+	t.Run("an active session reaches the handler, with its visitor", func(t *testing.T) {
+		ans := loginVerified(t, cls[0], "ada@example.com")
+		resp, body := s.get(t, "GET", "/private", ans.Token)
+		if resp.StatusCode != http.StatusOK || body != "hello ada@example.com (new user: false)" {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("no cookie is 401, and the handler does not run", func(t *testing.T) {
+		before := s.runs.Load()
+		resp, _ := s.get(t, "GET", "/private", "")
+		if resp.StatusCode != http.StatusUnauthorized || s.runs.Load() != before || deleted(resp) {
+			t.Fatalf("%d, handler ran %d times, cookie deleted %v", resp.StatusCode, s.runs.Load()-before, deleted(resp))
+		}
+	})
+
+	t.Run("a token the node does not know is 401 and its cookie goes", func(t *testing.T) {
+		for _, tok := range []string{"never-issued", strings.Repeat("x", 500)} {
+			resp, _ := s.get(t, "GET", "/private", tok)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("%d", resp.StatusCode)
+			}
+		}
+		if resp, _ := s.get(t, "GET", "/private", "never-issued"); !deleted(resp) {
+			t.Error("the cookie of an unknown session is kept")
+		}
+	})
+
+	t.Run("a logout on another site ends it here at the next request", func(t *testing.T) {
+		ans := loginVerified(t, cls[0], "grace@example.com")
+		if resp, _ := s.get(t, "GET", "/private", ans.Token); resp.StatusCode != http.StatusOK {
+			t.Fatalf("before the logout: %d", resp.StatusCode)
+		}
+		// Logged out through the other node: gossip brings it here.
+		c.WaitFor(10*time.Second, "the session on n1", func() bool {
+			_, err := cls[1].Session(ctx, ans.Session.ID)
+			return err == nil
+		})
+		if _, err := cls[1].EndSession(ctx, ans.Session.ID); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFor(10*time.Second, "the site to refuse the session", func() bool {
+			resp, _ := s.get(t, "GET", "/private", ans.Token)
+			return resp.StatusCode == http.StatusUnauthorized && deleted(resp)
+		})
+	})
+
+	t.Run("logged out everywhere", func(t *testing.T) {
+		ans := loginVerified(t, cls[0], "alan@example.com")
+		if _, err := cls[0].LogoutEverywhere(ctx, "alan@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := s.get(t, "GET", "/private", ans.Token); resp.StatusCode != http.StatusUnauthorized || !deleted(resp) {
+			t.Fatalf("%d, deleted %v", resp.StatusCode, deleted(resp))
+		}
+	})
+
+	t.Run("optional pages take anyone", func(t *testing.T) {
+		ans := loginVerified(t, cls[0], "ann@example.com")
+		if resp, body := s.get(t, "GET", "/page", ""); resp.StatusCode != http.StatusOK || body != "hello stranger" {
+			t.Fatalf("anonymous: %d %q", resp.StatusCode, body)
+		}
+		if resp, body := s.get(t, "GET", "/page", ans.Token); resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "hello ann@example.com") {
+			t.Fatalf("logged in: %d %q", resp.StatusCode, body)
+		}
+	})
+}
+
+func TestMiddleware_LoginURL(t *testing.T) {
+	_, cls := clientCluster(t)
+	s := newSite(t, cls[0], client.MiddlewareOptions{LoginURL: "/login?site=shop"})
+
+	resp, _ := s.get(t, "GET", "/private?tab=orders", "")
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || err != nil || loc.Path != "/login" ||
+		loc.Query().Get("site") != "shop" || loc.Query().Get("next") != "/private?tab=orders" {
+		t.Fatalf("%d to %q, want 303 to the login page with next", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := s.get(t, "POST", "/private", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a POST is answered %d, want 401 (a redirect would lose its body)", resp.StatusCode)
+	}
+}
+
+func TestMiddleware_NodeErrors(t *testing.T) {
+	c, cls := clientCluster(t)
+	ans := loginVerified(t, cls[0], "ada@example.com")
+
+	t.Run("a refused API token fails closed, not logged out", func(t *testing.T) {
+		s := newSite(t, client.New(c.Members[0].APIAddr(), "a-wrong-token-of-some-length"), client.MiddlewareOptions{})
+		resp, _ := s.get(t, "GET", "/private", ans.Token)
+		if resp.StatusCode != http.StatusServiceUnavailable || s.runs.Load() != 0 || deleted(resp) {
+			t.Fatalf("%d, handler ran %d times, cookie deleted %v", resp.StatusCode, s.runs.Load(), deleted(resp))
+		}
+	})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close() // nothing listens here now
+	unreachable := client.New(down, c.Token)
+
+	t.Run("an unreachable node fails closed", func(t *testing.T) {
+		s := newSite(t, unreachable, client.MiddlewareOptions{LoginURL: "/login"})
+		resp, _ := s.get(t, "GET", "/private", ans.Token)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || s.runs.Load() != 0 {
+			t.Fatalf("%d, Retry-After %q, handler ran %d times", resp.StatusCode, resp.Header.Get("Retry-After"), s.runs.Load())
+		}
+		if resp, _ := s.get(t, "GET", "/private", ""); resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("without a cookie the node is not asked: %d, want the login redirect", resp.StatusCode)
+		}
+	})
+
+	t.Run("OnNodeError may fail open", func(t *testing.T) {
+		var seen error
+		open := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, ok := client.VisitorFrom(r.Context())
+			fmt.Fprintf(w, "served, visitor %v", ok)
+		})
+		h := client.Middleware(unreachable, client.MiddlewareOptions{OnNodeError: func(w http.ResponseWriter, r *http.Request, err error) {
+			seen = err
+			open.ServeHTTP(w, r)
+		}})(open)
+		req := httptest.NewRequest("GET", "/private", nil)
+		req.AddCookie(&http.Cookie{Name: client.DefaultCookie, Value: ans.Token})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || rec.Body.String() != "served, visitor false" || !errors.Is(seen, client.ErrUnreachable) {
+			t.Fatalf("%d %q, error %v", rec.Code, rec.Body, seen)
+		}
+	})
+}
+
+func TestMiddleware_CookieName(t *testing.T) {
+	_, cls := clientCluster(t)
+	ans := loginVerified(t, cls[0], "ada@example.com")
+	h := client.Middleware(cls[0], client.MiddlewareOptions{CookieName: "shop_session", CookiePath: "/shop/"})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+
+	req := httptest.NewRequest("GET", "/shop/cart", nil)
+	req.AddCookie(&http.Cookie{Name: client.DefaultCookie, Value: ans.Token}) // not this site's cookie
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("another cookie's session let in: %d", rec.Code)
+	}
+
+	req = httptest.NewRequest("GET", "/shop/cart", nil)
+	req.AddCookie(&http.Cookie{Name: "shop_session", Value: "stale"})
+	req.AddCookie(&http.Cookie{Name: "shop_session", Value: ans.Token})
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || len(rec.Result().Cookies()) != 0 {
+		t.Fatalf("%d, cookies %v: the active one of two cookies should let in and delete nothing", rec.Code, rec.Result().Cookies())
+	}
+
+	if _, err := cls[0].EndSession(context.Background(), ans.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	cs := rec.Result().Cookies()
+	if rec.Code != http.StatusUnauthorized || len(cs) != 1 || cs[0].Name != "shop_session" || cs[0].Path != "/shop/" || cs[0].MaxAge >= 0 {
+		t.Fatalf("%d, cookies %v: want the site's cookie deleted on its path", rec.Code, cs)
+	}
+}

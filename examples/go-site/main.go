@@ -1,0 +1,129 @@
+// Command go-site is a small Go website that uses ussync for its logins:
+// its /account page is protected by client.Middleware, which checks the
+// browser's session with the site's own ussync node on every request, so a
+// logout on any site of the family is seen here on the next page view.
+//
+// Protecting a handler takes the lines between the "ussync:" markers in
+// newSite. The rest is what any site has anyway: a login form (here an
+// e-mail and no password: put your own authentication where login says
+// so), a logout button, a home page.
+//
+// Run it beside a node (`ussync agent --dev` prints its API address and
+// token):
+//
+//	USSYNC_API=http://127.0.0.1:7947 USSYNC_API_TOKEN=… go run ./examples/go-site
+//
+// It listens on ADDR (default 127.0.0.1:8080) and links only the standard
+// library and package client: neither the node's store nor its gossip.
+package main
+
+import (
+	"context"
+	"fmt"
+	"html/template"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/ussync/ussync/client"
+)
+
+func main() {
+	api := client.New(env("USSYNC_API", "http://127.0.0.1:7947"), os.Getenv("USSYNC_API_TOKEN"))
+	ln, err := net.Listen("tcp", env("ADDR", "127.0.0.1:8080"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("go-site: listening on http://%s/\n", ln.Addr())
+	srv := &http.Server{Handler: newSite(api), ReadHeaderTimeout: 5 * time.Second}
+	log.Fatal(srv.Serve(ln))
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// newSite is the site's routes, over the private API of its node.
+func newSite(api *client.Client) http.Handler {
+	s := &site{api: api}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /login", s.loginForm)
+	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("POST /logout", s.logout)
+
+	// ussync: a browser without an active session is sent to /login.
+	protect := client.Middleware(api, client.MiddlewareOptions{LoginURL: "/login"})
+	mux.Handle("GET /account", protect(http.HandlerFunc(account)))
+	// ussync: end.
+
+	return mux
+}
+
+// account is the protected page: the visitor is in the request's context.
+func account(w http.ResponseWriter, r *http.Request) {
+	v, _ := client.VisitorFrom(r.Context())
+	page.Execute(w, map[string]any{"Title": "Your account", "Email": v.Session.Email, "Since": v.Session.CreatedAt})
+}
+
+type site struct{ api *client.Client }
+
+func (s *site) home(w http.ResponseWriter, r *http.Request) {
+	page.Execute(w, map[string]any{"Title": "Welcome"})
+}
+
+func (s *site) loginForm(w http.ResponseWriter, r *http.Request) {
+	page.Execute(w, map[string]any{"Title": "Log in", "Form": true, "Next": r.URL.Query().Get("next")})
+}
+
+// login checks who the visitor is (here: nobody checks; a real site checks
+// a password), opens a session on the node and sets the cookie the
+// middleware reads.
+func (s *site) login(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	ans, err := s.api.Login(ctx, client.LoginRequest{Email: r.PostFormValue("email"), UserAgent: r.UserAgent()})
+	if client.ErrorCode(err) == client.CodeInvalidEmail {
+		http.Error(w, "That is not an e-mail address.", http.StatusBadRequest)
+		return
+	}
+	if err != nil {
+		log.Printf("login: %v", err)
+		http.Error(w, "The login service is not answering.", http.StatusBadGateway)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: client.DefaultCookie, Value: ans.Token, Path: "/",
+		Expires: ans.Session.ExpiresAt, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	next := r.PostFormValue("next")
+	if len(next) < 2 || next[0] != '/' || next[1] == '/' || next[1] == '\\' { // this site's pages only
+		next = "/account"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// logout ends the session on every site of the family.
+func (s *site) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(client.DefaultCookie); err == nil {
+		if _, err := s.api.EndSession(r.Context(), client.SessionID(c.Value)); err != nil && client.ErrorCode(err) == "" {
+			log.Printf("logout: %v", err)
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: client.DefaultCookie, Path: "/", MaxAge: -1, HttpOnly: true})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title></head>
+<body><h1>{{.Title}}</h1>
+{{if .Email}}<p>Logged in as <b>{{.Email}}</b> since {{.Since.Format "15:04:05"}}.</p>
+<form method="post" action="/logout"><button>Log out</button></form>
+{{else if .Form}}<form method="post" action="/login"><input type="hidden" name="next" value="{{.Next}}">
+<label>E-mail <input name="email" type="email" required></label> <button>Log in</button></form>
+{{else}}<p><a href="/account">Your account</a></p>{{end}}
+</body></html>
+`))

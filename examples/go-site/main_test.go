@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/node/nodetest"
+)
+
+// browser is a client with a cookie jar that does not follow redirects.
+func browser(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func do(t *testing.T, b *http.Client, method, u string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	var resp *http.Response
+	var err error
+	if form != nil {
+		resp, err = b.PostForm(u, form)
+	} else {
+		req, _ := http.NewRequest(method, u, nil)
+		resp, err = b.Do(req)
+	}
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// visit walks the example as a person would: the account page sends to the
+// login, the login comes back to it, a logout on another site ends it.
+func visit(t *testing.T, base string, other *client.Client) {
+	t.Helper()
+	b := browser(t)
+	resp, _ := do(t, b, "GET", base+"/account", nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?next=%2Faccount" {
+		t.Fatalf("anonymous /account: %d to %q, want 303 to the login", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = do(t, b, "POST", base+"/login", url.Values{"email": {"Ada@Example.com"}, "next": {"/account"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account" {
+		t.Fatalf("login: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := do(t, b, "GET", base+"/account", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Logged in as <b>ada@example.com</b>") {
+		t.Fatalf("logged-in /account: %d\n%s", resp.StatusCode, body)
+	}
+	// Every session of the user ends, as a "log out everywhere" on another
+	// site of the family would do.
+	if _, err := other.LogoutEverywhere(context.Background(), "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ = do(t, b, "GET", base+"/account", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after the logout elsewhere: %d, want the login redirect", resp.StatusCode)
+	}
+}
+
+func TestGoSite(t *testing.T) {
+	c := nodetest.NewCluster(t, 1)
+	api := client.New(c.Members[0].APIAddr(), c.Token)
+	srv := httptest.NewServer(newSite(api))
+	t.Cleanup(srv.Close)
+	visit(t, srv.URL, api)
+
+	t.Run("logout", func(t *testing.T) {
+		b := browser(t)
+		do(t, b, "POST", srv.URL+"/login", url.Values{"email": {"grace@example.com"}})
+		if resp, _ := do(t, b, "POST", srv.URL+"/logout", url.Values{}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("logout: %d", resp.StatusCode)
+		}
+		if resp, _ := do(t, b, "GET", srv.URL+"/account", nil); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("/account after the logout: %d", resp.StatusCode)
+		}
+		page, err := api.Sessions(context.Background(), client.SessionQuery{Email: "grace@example.com", All: true})
+		if err != nil || len(page.Sessions) != 1 || page.Sessions[0].EndReason != client.EndLogout {
+			t.Fatalf("the session on the node: %+v, %v", page.Sessions, err)
+		}
+	})
+
+	t.Run("only this site's pages after the login", func(t *testing.T) {
+		for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example"} {
+			resp, _ := do(t, browser(t), "POST", srv.URL+"/login", url.Values{"email": {"ada@example.com"}, "next": {next}})
+			if loc := resp.Header.Get("Location"); loc != "/account" {
+				t.Errorf("next %q sent the browser to %q", next, loc)
+			}
+		}
+	})
+}
+
+// TestGoSite_Runs builds the example as its README says and runs it
+// against a real node.
+func TestGoSite_Runs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example")
+	}
+	c := nodetest.NewCluster(t, 1)
+	bin := filepath.Join(t.TempDir(), "go-site")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(), "USSYNC_API=http://"+c.Members[0].APIAddr(), "USSYNC_API_TOKEN="+c.Token, "ADDR=127.0.0.1:0")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel() // kills the process, which serves until killed
+		cmd.Wait()
+	})
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		lines <- line
+		io.Copy(io.Discard, out)
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(30 * time.Second): // a bound on the start, not a measure
+		t.Fatal("the example printed no address")
+	}
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), "go-site: listening on ")
+	if !ok {
+		t.Fatalf("the example printed %q", line)
+	}
+	visit(t, strings.TrimSuffix(base, "/"), client.New(c.Members[0].APIAddr(), c.Token))
+}

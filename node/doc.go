@@ -1,0 +1,55 @@
+// Package node is one running ussync node: its configuration, the wiring of
+// its store (package session), its gossip member (package gossip) and its
+// keyring (package crypto), its lifecycle, the service that performs the
+// cluster's operations, and the two HTTP listeners that call it.
+//
+// # Shape
+//
+// New builds a Node from a validated Config (cluster.yaml, config*.go);
+// Start opens everything and serves; Close leaves the cluster, drains the
+// listeners and closes the store, and is idempotent. A Node is usable as a
+// library and in tests without the CLI (package node/nodetest runs
+// clusters of them).
+//
+// One service (service.go) performs every operation that changes a
+// replicated record: log in, end a session, log a user out everywhere,
+// update a user, mark one verified, move one to a new address, accept the
+// records a hand-off ticket carries. It builds each change with session's
+// record changes (session/change.go) and applies it in one place: merged
+// into the store, then published to gossip, never the other way round.
+// Three faces translate HTTP to it, and none reaches another's type:
+//
+//   - the private API (api.go, routes.go, api_users.go, api_sessions.go,
+//     verify_api.go) for the site's backend, bearer token required; its Go
+//     client and wire types are package client;
+//   - the public endpoints (public.go, public_hop.go, verify_page.go) that
+//     browsers reach through the site: ticket redemption, whoami, logout,
+//     forward-auth, lazy mode's hops, verification links;
+//   - the admin page (admin.go, admin_login.go, admin_pages.go) on the
+//     private listener.
+//
+// The browser hand-off (handoff.go, sites.go, tickets.go, redeem.go) and
+// e-mail verification (verifier.go, mail.go) keep their own node-local
+// state (the replay cache, pending codes) and go through the service for
+// every replicated change.
+//
+// # Errors
+//
+// Below the handlers, refusals are values (errors.go): sentinels such as
+// ErrUserMoved or ErrInvalidCode, session's and crypto's, often inside a
+// refusal that carries a message for people. The HTTP edge chooses a
+// status and an API code for each in one table (answers, httperr.go);
+// exported functions name the sentinels they return.
+//
+// # Guarantees
+//
+// A change the private API acknowledges is in the store's write-ahead log
+// and has been handed to gossip. The session check (GET /v1/sessions/{id},
+// on every page view of every site) reads the store twice and writes no
+// log line. No answer, log line or metric holds a token, a secret, a
+// verification code or a password; secrets are compared in constant time.
+// Handlers never panic the server: a panic is logged and answered 500.
+//
+// docs/architecture.md draws the package map and follows one login from
+// the API through the store and gossip to another site's check.
+package node

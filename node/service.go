@@ -1,0 +1,401 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/session"
+)
+
+// serviceConfig is what the service needs; the node wires it.
+type serviceConfig struct {
+	// Store is the node's replica.
+	Store *session.Store
+	// Name is this node's name, recorded as the Site of the sessions it
+	// creates and as the writer of the registers it sets.
+	Name string
+	// TTL is the lifetime of a session whose login gives none (session.ttl).
+	TTL time.Duration
+	// RequireVerified keeps sessions of unverified users on this site
+	// (sync.require_verified).
+	RequireVerified bool
+	// Publish hands the records an operation changed to gossip (eager push,
+	// then rebroadcast). Only replicated records are handed over. It must
+	// not block and must not modify the records; nil publishes nothing.
+	Publish func([]session.Record)
+	// Log receives what the operations did (never a token, an address or a
+	// code). Nil discards.
+	Log *slog.Logger
+	// Metrics counts the sessions created and ended. Nil makes a private set.
+	Metrics *Metrics
+}
+
+// service performs the cluster's operations on this node: log in, end a
+// session, log a user out everywhere, update a user, mark one verified, move
+// one to a new address, accept the records a hand-off ticket carries. The
+// private API, the public endpoints, the admin page and the ticket
+// redemption all call it; none of them changes a replicated record any other
+// way. Every change is built by session's record changes (session/change.go)
+// and goes through apply: merged into the store, then published, in that
+// order, so that a peer never hears of a change this node has not made.
+//
+// Its errors are values (errors.go): session.ErrNotFound, ErrUserMoved,
+// ErrInvalidCode, and failures of the store. It is safe for concurrent use.
+type service struct {
+	serviceConfig
+	// users are the users this site knows, and which of them its backend
+	// has not acknowledged yet (siteusers.go).
+	users *siteUsers
+}
+
+func newService(cfg serviceConfig) *service {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Publish == nil {
+		cfg.Publish = func([]session.Record) {}
+	}
+	return &service{serviceConfig: cfg, users: newSiteUsers(cfg.Store)}
+}
+
+// now is the store's wall clock.
+func (s *service) now() time.Time { return s.Store.Now() }
+
+// apply merges recs into the store, then publishes those that changed and
+// travel. It returns the merged state of the records that changed. It is
+// the one way the operations change a replicated record.
+func (s *service) apply(recs ...session.Record) ([]session.Record, error) {
+	changed, err := s.Store.Apply(recs...)
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	pub := make([]session.Record, 0, len(changed))
+	for _, rec := range changed {
+		if rec.Replicated() {
+			pub = append(pub, rec)
+		}
+	}
+	if len(pub) > 0 {
+		s.Publish(pub)
+	}
+	return changed, nil
+}
+
+// user returns the user of email (normalized), or a new one (Created unset)
+// and false when this node does not hold it.
+func (s *service) user(email string) (session.User, bool, error) {
+	u, err := s.Store.User(email)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return session.User{Email: email}, false, nil
+	case err != nil:
+		return u, false, fmt.Errorf("read user: %w", err)
+	}
+	return u, true, nil
+}
+
+// session returns session id and its user (zero but for the email when
+// this node has not heard of the user yet); session.ErrNotFound when the
+// node holds no such session.
+func (s *service) session(id string) (session.Session, session.User, error) {
+	sess, err := s.Store.Session(id)
+	if errors.Is(err, session.ErrNotFound) {
+		return sess, session.User{}, refuse(session.ErrNotFound, "no such session")
+	}
+	if err != nil {
+		return sess, session.User{}, fmt.Errorf("read session: %w", err)
+	}
+	u, _, err := s.user(sess.Email)
+	return sess, u, err
+}
+
+// usersOf returns the user of each session of list (zero but for the
+// email when unknown here), reading each user once.
+func (s *service) usersOf(list []session.Session) ([]session.User, error) {
+	byEmail := map[string]session.User{}
+	users := make([]session.User, len(list))
+	for i := range list {
+		u, ok := byEmail[list[i].Email]
+		if !ok {
+			var err error
+			if u, _, err = s.user(list[i].Email); err != nil {
+				return nil, err
+			}
+			byEmail[u.Email] = u
+		}
+		users[i] = u
+	}
+	return users, nil
+}
+
+// errMoved is the refusal of a write on the old address of a moved user.
+func errMoved(u *session.User) error {
+	return refuse(ErrUserMoved, "the user was moved to %s by an administrator: use that address", u.MovedTo.V)
+}
+
+// updateUser creates or updates email's user (checked and normalized by the
+// caller) and publishes the change to every site. ack says the site's
+// backend has the user now (see siteUsers.acknowledge): false for an
+// administrator's verify or unverify alone. It returns the user as it now
+// stands, or ErrUserMoved.
+func (s *service) updateUser(email string, c session.UserChange, ack bool) (session.User, error) {
+	u, known, err := s.user(email)
+	if err != nil {
+		return u, err
+	}
+	if u.MovedTo.V != "" {
+		return u, errMoved(&u)
+	}
+	if nu, changed := session.UpdateUser(u, known, c, s.Store.Clock().Now(), s.Name); changed {
+		merged, err := s.apply(session.Record{User: &nu})
+		if err != nil {
+			return u, err
+		}
+		u = nu
+		if len(merged) > 0 {
+			u = *merged[0].User
+		}
+	}
+	if ack {
+		if err := s.users.acknowledge(email); err != nil {
+			return u, err
+		}
+	}
+	return u, nil
+}
+
+// login is what a login gives the service: the request, checked and
+// normalized by the caller.
+type login struct {
+	Email     string
+	Change    session.UserChange // the login and display name it names
+	IP        string
+	UserAgent string
+	TTL       time.Duration // 0: serviceConfig.TTL
+}
+
+// login opens a session for l on this site: a new session, and the user
+// (created, or updated with the login's names). The session stays on this
+// site (Local) when the user's e-mail is not verified and the node requires
+// it. It returns the session, its token (which only the caller will ever
+// hold) and the user as they now stand, or ErrUserMoved.
+func (s *service) login(l login) (session.Session, string, session.User, error) {
+	u, known, err := s.user(l.Email)
+	if err != nil {
+		return session.Session{}, "", u, err
+	}
+	if u.MovedTo.V != "" {
+		return session.Session{}, "", u, errMoved(&u)
+	}
+	token, id, err := crypto.NewToken()
+	if err != nil {
+		return session.Session{}, "", u, err
+	}
+	ttl := l.TTL
+	if ttl == 0 {
+		ttl = s.TTL
+	}
+	// Taken after reading the user: the clock has observed its
+	// RevokedBefore, so the session is created after it.
+	at := s.Store.Clock().Now()
+	nu, userChanged := session.UpdateUser(u, known, l.Change, at, s.Name)
+	sess := session.Session{
+		ID:        id,
+		Email:     l.Email,
+		Site:      s.Name,
+		IP:        l.IP,
+		UserAgent: l.UserAgent,
+		Created:   at,
+		ExpiresAt: s.now().UnixMilli() + ttl.Milliseconds(),
+		Local:     s.RequireVerified && !nu.Verified.V.OK,
+	}
+	recs := make([]session.Record, 0, 2)
+	if userChanged {
+		recs = append(recs, session.Record{User: &nu})
+	}
+	recs = append(recs, session.Record{Session: &sess})
+	merged, err := s.apply(recs...)
+	if err != nil {
+		return session.Session{}, "", u, err
+	}
+	u = nu
+	for _, rec := range merged {
+		if rec.User != nil {
+			u = *rec.User
+		}
+	}
+	s.Metrics.sessionCreated(!sess.Local)
+	s.Log.Info("session created", "session", id, "synced", !sess.Local)
+	if err := s.users.acknowledge(l.Email); err != nil { // a login here: the site has the user
+		s.Log.Warn("mark the user known", "session", id, "err", err)
+	}
+	return sess, token, u, nil
+}
+
+// end logs session sess (of user u) out, on every site, with reason
+// (session.EndLogout, or EndAdmin for an administrator's revoke), if it is
+// active; a session already not active (ended, revoked or expired) is left
+// as it is, so its first cause is kept. It returns the session as it now
+// stands and whether this call ended it.
+func (s *service) end(sess session.Session, u session.User, reason string) (session.Session, bool, error) {
+	if sess.StateAt(u, s.now()) != session.StateActive {
+		return sess, false, nil
+	}
+	ended := session.EndSession(sess, s.Store.Clock().Now(), reason)
+	merged, err := s.apply(session.Record{Session: &ended})
+	if err != nil {
+		return sess, false, err
+	}
+	if len(merged) > 0 {
+		s.Metrics.sessionsEndedAdd(reason, 1)
+		return *merged[0].Session, true, nil
+	}
+	// Someone else ended it first: answer with what won.
+	if sess, err = s.Store.Session(sess.ID); err != nil {
+		return sess, false, fmt.Errorf("read session: %w", err)
+	}
+	return sess, false, nil
+}
+
+// logoutEverywhere raises the user's RevokedBefore (which also kills
+// sessions created earlier that reach this or another node later) and ends
+// every active session of the user. It returns how many active sessions it
+// ended; an email with no user and no session here is session.ErrNotFound.
+func (s *service) logoutEverywhere(email string) (int, error) {
+	u, known, err := s.user(email)
+	if err != nil {
+		return 0, err
+	}
+	active, err := s.Store.UserSessions(email, false, 0)
+	if err != nil {
+		return 0, fmt.Errorf("read sessions: %w", err)
+	}
+	if !known && len(active) == 0 {
+		all, err := s.Store.UserSessions(email, true, 1)
+		if err != nil {
+			return 0, fmt.Errorf("read sessions: %w", err)
+		}
+		if len(all) == 0 {
+			return 0, refuse(session.ErrNotFound, "no such user")
+		}
+	}
+	if _, err := s.apply(session.RevokeAll(u, known, active, s.Store.Clock().Now())...); err != nil {
+		return 0, err
+	}
+	s.Metrics.sessionsEndedAdd(session.EndLogoutEverywhere, len(active))
+	s.Log.Info("logged out everywhere", "sessions", len(active))
+	return len(active), nil
+}
+
+// markVerified marks email's user verified by code, on every site (the
+// register is published like a PUT). A user verified already, whatever the
+// method, is left as it is. A user this node does not hold is
+// ErrInvalidCode: a code is only ever sent to an existing user.
+func (s *service) markVerified(email string) (session.User, error) {
+	u, known, err := s.user(email)
+	if err != nil {
+		return u, err
+	}
+	if !known {
+		return u, ErrInvalidCode
+	}
+	if u.Verified.V.OK {
+		return u, nil
+	}
+	v := session.Verification{OK: true, Method: session.VerifiedCode}
+	nu, _ := session.UpdateUser(u, true, session.UserChange{Verified: &v}, s.Store.Clock().Now(), s.Name)
+	merged, err := s.apply(session.Record{User: &nu})
+	if err != nil {
+		return u, err
+	}
+	u = nu
+	if len(merged) > 0 {
+		u = *merged[0].User
+	}
+	s.Log.Info("e-mail verified by code")
+	return u, nil
+}
+
+// move is an administrator moving user from to address to (both normalized,
+// different): see session.Move. The old address is logged out everywhere
+// (its active sessions end with reason admin) and refused from then on
+// (ErrUserMoved). It returns the user at the new address and how many
+// sessions it ended; session.ErrNotFound when from has no user here,
+// ErrUserMoved when from was moved already.
+func (s *service) move(from, to string) (session.User, int, error) {
+	old, known, err := s.user(from)
+	if err != nil {
+		return old, 0, err
+	}
+	if !known {
+		return old, 0, refuse(session.ErrNotFound, "no such user")
+	}
+	if old.MovedTo.V != "" {
+		return old, 0, errMoved(&old)
+	}
+	nu, _, err := s.user(to)
+	if err != nil {
+		return nu, 0, err
+	}
+	active, err := s.Store.UserSessions(from, false, 0)
+	if err != nil {
+		return nu, 0, fmt.Errorf("read sessions: %w", err)
+	}
+	// Taken after reading both users: the clock has observed their stamps,
+	// so the new values win every register.
+	recs := session.Move(old, nu, active, s.Store.Clock().Now(), s.Name)
+	merged, err := s.apply(recs...)
+	if err != nil {
+		return nu, 0, err
+	}
+	nu = *recs[0].User
+	for _, rec := range merged {
+		if rec.User != nil && rec.User.Email == to {
+			nu = *rec.User
+		}
+	}
+	s.Metrics.sessionsEndedAdd(session.EndAdmin, len(active))
+	// This site knew the old address: it knows the new one. (Other sites
+	// learn it when their backend PUTs it, or as a new user.)
+	if k, err := s.users.known(from, s.Name); err != nil {
+		return nu, 0, err
+	} else if k {
+		if err := s.users.acknowledge(to); err != nil {
+			return nu, 0, err
+		}
+	}
+	s.Log.Info("user moved to a new address", "sessions_ended", len(active))
+	return nu, len(active), nil
+}
+
+// acceptHandoff merges the records a hand-off ticket carries (the session,
+// and its user when the ticket has it) and returns them as this node now
+// holds them. They are not published: they come from the node that sealed
+// the ticket, which published them already, and gossip brings them here
+// too; the ticket only lets this site act before it does.
+func (s *service) acceptHandoff(sess session.Session, u *session.User) (session.Session, session.User, error) {
+	recs := []session.Record{{Session: &sess}}
+	if u != nil && u.Email == sess.Email {
+		recs = append(recs, session.Record{User: u})
+	}
+	if _, err := s.Store.Apply(recs...); err != nil {
+		return sess, session.User{}, fmt.Errorf("apply ticket records: %w", err)
+	}
+	got, err := s.Store.Session(sess.ID)
+	if err != nil {
+		return sess, session.User{}, fmt.Errorf("read session: %w", err)
+	}
+	user, _, err := s.user(sess.Email)
+	return got, user, err
+}
+
+// newUserSession reports whether session id was redeemed here for a user
+// the site's backend has not acknowledged yet. It costs nothing while no
+// session is pending (the session check calls it on every page view).
+func (s *service) newUserSession(id string) bool { return s.users.isNew(id) }

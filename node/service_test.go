@@ -1,0 +1,106 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ussync/ussync/session"
+)
+
+// TestService_ApplyThenPublish runs every operation of the service and
+// checks, inside Publish, that each record handed to gossip is already in
+// the store as published: a peer never hears of a change this node has not
+// made. Records that stay on this site are never published, and a ticket's
+// records are not published again.
+func TestService_ApplyThenPublish(t *testing.T) {
+	clock := session.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	st, err := session.Open(session.Options{Dir: t.TempDir(), Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var published []session.Record
+	svc := newService(serviceConfig{Store: st, Name: "site-a", TTL: time.Hour, RequireVerified: true,
+		Publish: func(recs []session.Record) {
+			for _, r := range recs {
+				if !r.Replicated() {
+					t.Errorf("a local record was published: %s", r.Key())
+				}
+				var stored session.Record
+				var err error
+				if r.User != nil {
+					var u session.User
+					u, err = st.User(r.User.Email)
+					stored.User = &u
+				} else {
+					var s session.Session
+					s, err = st.Session(r.Session.ID)
+					stored.Session = &s
+				}
+				if err != nil || jsonOf(t, stored) != jsonOf(t, r) {
+					t.Errorf("published %s before the store held it: store %s, %v", jsonOf(t, r), jsonOf(t, stored), err)
+				}
+			}
+			published = append(published, recs...)
+		}})
+	step := func(name string, wantPublished int, op func() error) {
+		t.Helper()
+		published = nil
+		if err := op(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(published) != wantPublished {
+			t.Errorf("%s published %d records, want %d", name, len(published), wantPublished)
+		}
+	}
+
+	verified := session.Verification{OK: true, Method: session.VerifiedRegistration}
+	step("update", 1, func() error {
+		_, err := svc.updateUser("ann@example.com", session.UserChange{Verified: &verified}, true)
+		return err
+	})
+	var s session.Session
+	step("login", 1, func() (err error) { // the user is unchanged: the session only
+		s, _, _, err = svc.login(login{Email: "ann@example.com"})
+		return err
+	})
+	step("end", 1, func() error {
+		_, ended, err := svc.end(s, session.User{Email: s.Email}, session.EndLogout)
+		if !ended {
+			return errors.New("not ended")
+		}
+		return err
+	})
+	step("unverified login", 1, func() (err error) { // the new user; its session stays on this site
+		s, _, _, err = svc.login(login{Email: "bob@example.com"})
+		return err
+	})
+	step("log out everywhere", 1, func() error { // the user; the ended session stays on this site
+		_, err := svc.logoutEverywhere("bob@example.com")
+		return err
+	})
+	step("mark verified", 1, func() error {
+		_, err := svc.markVerified("bob@example.com")
+		return err
+	})
+	step("move", 2, func() error {
+		_, _, err := svc.move("ann@example.com", "ann@new.example")
+		return err
+	})
+	step("accept a hand-off", 0, func() error {
+		other := session.Session{ID: "s-from-b", Email: "cy@example.com", Site: "site-b", Created: st.Clock().Now(), ExpiresAt: clock.Now().Add(time.Hour).UnixMilli()}
+		_, _, err := svc.acceptHandoff(other, &session.User{Email: "cy@example.com"})
+		return err
+	})
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,225 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// The member sites (the member list is the list of sites) and the URLs a
+// browser may be sent to.
+
+// site is one member site: a node name and its parsed site URL.
+type site struct {
+	Name string
+	URL  *url.URL // absolute http(s), path ending in "/"
+	// Origin is scheme://host[:port] in lower case, without a default port:
+	// what browsers send in Origin.
+	Origin string
+}
+
+// parseSite parses a member's advertised site URL; a URL that is not
+// absolute http(s) with a path ending in "/" is no site.
+func parseSite(name, raw string) (site, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" || !strings.HasSuffix(u.Path, "/") ||
+		!cleanPath(u) || !plainHost(u.Hostname()) {
+		return site{}, false
+	}
+	return site{Name: name, URL: u, Origin: originOf(u)}, true
+}
+
+// plainHost reports whether h is an IP address or a DNS name of letters,
+// digits, '-', '_' and '.': what may go into an origin, a CSP source and a
+// Location header as is.
+func plainHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// originOf is u's origin as a browser serializes it.
+func originOf(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if p := u.Port(); p != "" && !(scheme == "http" && p == "80") && !(scheme == "https" && p == "443") {
+		host += ":" + p
+	}
+	return scheme + "://" + host
+}
+
+// contains reports whether u is this site's URL or under it: same origin,
+// and a path inside the site's path (a site at /blog/ contains /blog and
+// /blog/x, not /blogx).
+func (s site) contains(u *url.URL) bool {
+	if originOf(u) != s.Origin {
+		return false
+	}
+	p := u.Path
+	if p == "" {
+		p = "/"
+	}
+	return strings.HasPrefix(p, s.URL.Path) || p+"/" == s.URL.Path
+}
+
+// link is the URL of one of the site's public endpoints with a query.
+func (s site) link(path string, q url.Values) string {
+	return s.URL.String() + path + "?" + q.Encode()
+}
+
+// https reports whether the site is served over https.
+func (s site) https() bool { return s.URL.Scheme == "https" }
+
+// localhost reports whether the site's host is one browsers treat as a
+// secure context over plain http (localhost, *.localhost, loopback).
+func (s site) localhost() bool {
+	h := strings.ToLower(s.URL.Hostname())
+	return h == "localhost" || strings.HasSuffix(h, ".localhost") || h == "127.0.0.1" || h == "::1"
+}
+
+// siteList is a member list read at a time (wall clock, not the store's).
+type siteList struct {
+	at    time.Time
+	sites []site
+}
+
+// sites lists the live member sites, this one first, then the others by
+// name, as they were at most sitesTTL ago. A member with an unusable site
+// URL is left out (it cannot be redirected to); this site is always in, even
+// before gossip has started. The slice is shared: read it, never change it.
+func (h *handoff) sites() []site {
+	now := time.Now()
+	if l := h.cache.Load(); l != nil && now.Sub(l.at) < sitesTTL && !now.Before(l.at) {
+		return l.sites
+	}
+	l := &siteList{at: now, sites: h.loadSites()}
+	h.cache.Store(l)
+	return l.sites
+}
+
+func (h *handoff) loadSites() []site {
+	out := []site{h.self}
+	if h.Members == nil {
+		return out
+	}
+	for _, m := range h.Members() {
+		if m.Name == h.Name {
+			continue
+		}
+		if s, ok := parseSite(m.Name, m.SiteURL); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// siteNamed returns the member site of the node name.
+func siteNamed(sites []site, name string) (site, bool) {
+	for _, s := range sites {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return site{}, false
+}
+
+// memberOrigin reports whether origin (an Origin header) is a member site's.
+func memberOrigin(sites []site, origin string) bool {
+	if origin == "" {
+		return false
+	}
+	o := strings.ToLower(origin)
+	for _, s := range sites {
+		if s.Origin == o {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRedirect parses a URL given as a redirect target (next, return,
+// return_to). It must be absolute http(s), with no user info, no backslash,
+// no control character and no dot segment or encoded slash or dot in its
+// path, so that what is checked is what a browser will load.
+func parseRedirect(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errors.New("empty")
+	}
+	if len(raw) > maxRedirectBytes {
+		return nil, fmt.Errorf("longer than %d bytes", maxRedirectBytes)
+	}
+	if strings.ContainsAny(raw, "\\\t\r\n ") {
+		return nil, errors.New("holds a backslash or white space")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return nil, errors.New("not an absolute http(s) URL")
+	}
+	if u.User != nil {
+		return nil, errors.New("holds a user name")
+	}
+	if !cleanPath(u) {
+		return nil, errors.New("its path has dot segments or encoded slashes")
+	}
+	return u, nil
+}
+
+// cleanPath reports whether u's path has no "." or ".." segment and no
+// encoded '/', '\' or '.' that a server or browser might decode later.
+func cleanPath(u *url.URL) bool {
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	ep := strings.ToLower(u.EscapedPath())
+	return !strings.Contains(ep, "%2f") && !strings.Contains(ep, "%5c") && !strings.Contains(ep, "%2e")
+}
+
+func errBadRedirect(what, why string) error {
+	return refuse(ErrBadRedirect, "%s %s", what, why)
+}
+
+// memberRedirect checks that raw is a URL under a member site's URL and
+// returns it parsed; otherwise a 400 bad_redirect naming what (a parameter).
+func memberRedirect(sites []site, what, raw string) (*url.URL, error) {
+	u, err := parseRedirect(raw)
+	if err != nil {
+		return nil, errBadRedirect(what, "is not a usable URL: "+err.Error())
+	}
+	for _, s := range sites {
+		if s.contains(u) {
+			return u, nil
+		}
+	}
+	return nil, errBadRedirect(what, "is not under a member site's URL")
+}
+
+// selfRedirect is memberRedirect restricted to this site.
+func (h *handoff) selfRedirect(what, raw string) (*url.URL, error) {
+	u, err := parseRedirect(raw)
+	if err != nil {
+		return nil, errBadRedirect(what, "is not a usable URL: "+err.Error())
+	}
+	if !h.self.contains(u) {
+		return nil, errBadRedirect(what, "is not under this site's URL "+h.self.URL.String())
+	}
+	return u, nil
+}

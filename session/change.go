@@ -1,0 +1,127 @@
+package session
+
+// Record changes: the records each operation of the cluster writes, built
+// here beside the merge so that the property tests hold them to it
+// (change_test.go, and the histories of merge_test.go that mix them with
+// arbitrary records).
+//
+// Every function takes at, the HLC its writes are stamped with, and by, the
+// writing node's name. The caller takes at from the store's clock after it
+// has read the records it passes in: the clock has then observed their
+// stamps, so at is above them, and each change is an inflation of what it
+// was built from: old ⊔ change = change. A replica holding the old state
+// that receives the change ends at the change; a replica that receives the
+// old state late keeps the change. None of them reads the clock or the
+// store: the same inputs give the same records.
+
+// UserChange is what an update of a user sets; a nil field is left as it is.
+type UserChange struct {
+	Login       *string
+	DisplayName *string
+	Verified    *Verification
+}
+
+// Empty reports whether c sets nothing.
+func (c UserChange) Empty() bool {
+	return c.Login == nil && c.DisplayName == nil && c.Verified == nil
+}
+
+// UpdateUser returns u with c written at at by node by, and whether the
+// result differs from u. known says whether u was read from the store; a
+// user that was not (u is then User{Email: …}) is created at at. A field c
+// sets to the value u already holds is left with its old stamp.
+//
+// It is the change of PUT /v1/users/{email}, of a login that names the
+// user's login or display name, and of a verification (by code, by an
+// administrator) or its removal.
+func UpdateUser(u User, known bool, c UserChange, at HLC, by string) (User, bool) {
+	changed := !known
+	if !known {
+		u.Created = at
+	}
+	changed = setRegister(&u.Login, c.Login, at, by) || changed
+	changed = setRegister(&u.DisplayName, c.DisplayName, at, by) || changed
+	changed = setRegister(&u.Verified, c.Verified, at, by) || changed
+	return u, changed
+}
+
+// setRegister sets r to *v written at at by by, when v is given and differs
+// from r's value; it reports whether it did.
+func setRegister[T comparable](r *Register[T], v *T, at HLC, by string) bool {
+	if v == nil || *v == r.V {
+		return false
+	}
+	*r = Set(*v, at, by)
+	return true
+}
+
+// EndSession returns s ended at at for reason (EndLogout, EndAdmin, …): the
+// change of a logout or of an administrator's revoke. A session already
+// ended is returned as it is: its first end is the one every replica keeps.
+func EndSession(s Session, at HLC, reason string) Session {
+	if s.Ended != 0 {
+		return s
+	}
+	s.Ended, s.EndReason = at, reason
+	return s
+}
+
+// RevokeAll returns the records of a "log out everywhere" of u: u with its
+// RevokedBefore raised to at, then every session of active ended at at with
+// reason EndLogoutEverywhere. The raised RevokedBefore is what also ends
+// the sessions created before at that reach a replica later (a late or
+// reordered login never resurrects a revoked user). known says whether u
+// was read from the store: a user this node has only seen sessions of is
+// written anyway, created at at, and joins with its real record when that
+// arrives. active is not modified.
+func RevokeAll(u User, known bool, active []Session, at HLC) []Record {
+	if !known {
+		u.Created = at
+	}
+	u.RevokedBefore = max(u.RevokedBefore, at)
+	recs := make([]Record, 0, 1+len(active))
+	recs = append(recs, Record{User: &u})
+	for _, s := range active {
+		s := EndSession(s, at, EndLogoutEverywhere)
+		recs = append(recs, Record{Session: &s})
+	}
+	return recs
+}
+
+// Move returns the records of an administrator moving user old to the
+// address of to, whose current state is given (User{Email: address} when
+// the store holds none). In order: the user at the new address, which takes
+// old's login, display name and verification (when old is verified) and the
+// earlier of the two creation times, and is marked not moved (a move away
+// from it that has not reached this replica yet is older, and loses); old,
+// marked moved to the new address and revoked at at; then every session of
+// active ended at at with reason EndAdmin. Moving a user back to the
+// address it was moved from is a Move too: the later move wins the
+// registers. active is not modified.
+func Move(old, to User, active []Session, at HLC, by string) []Record {
+	if to.Created == 0 || (old.Created != 0 && old.Created < to.Created) {
+		to.Created = old.Created
+	}
+	if to.Created == 0 {
+		to.Created = at
+	}
+	if old.Login.V != "" {
+		setRegister(&to.Login, &old.Login.V, at, by)
+	}
+	if old.DisplayName.V != "" {
+		setRegister(&to.DisplayName, &old.DisplayName.V, at, by)
+	}
+	if old.Verified.V.OK {
+		setRegister(&to.Verified, &old.Verified.V, at, by)
+	}
+	to.MovedTo = Set("", at, by)
+	old.MovedTo = Set(to.Email, at, by)
+	old.RevokedBefore = max(old.RevokedBefore, at)
+	recs := make([]Record, 0, 2+len(active))
+	recs = append(recs, Record{User: &to}, Record{User: &old})
+	for _, s := range active {
+		s := EndSession(s, at, EndAdmin)
+		recs = append(recs, Record{Session: &s})
+	}
+	return recs
+}

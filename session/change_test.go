@@ -1,0 +1,208 @@
+package session
+
+import (
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+)
+
+// genChange draws an operation of the cluster applied to generated prior
+// states, with its stamp above theirs (the caller reads, then takes the
+// clock). It returns the records the operation writes, each beside the
+// state it was built from (nil for none).
+func genChange(t *rapid.T) (out []Record, prior []*Record) {
+	at := MakeHLC(4+rapid.Int64Range(0, 2).Draw(t, "at.wall"), uint16(rapid.IntRange(0, 2).Draw(t, "at.l")))
+	by := rapid.SampledFrom([]string{"a", "b"}).Draw(t, "change.by")
+	user := func(email string) (User, bool) {
+		if rapid.Bool().Draw(t, email+".known") {
+			return genUser(t, email), true
+		}
+		return User{Email: email}, false
+	}
+	sessions := func() []Session {
+		ids := rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"s1", "s2", "s3"}), 0, 3, rapid.ID[string]).Draw(t, "active")
+		out := make([]Session, len(ids))
+		for i, id := range ids {
+			out[i] = genSession(t, id)
+			out[i].Ended, out[i].EndReason = 0, "" // the active ones
+		}
+		return out
+	}
+	withPriors := func(recs []Record, users []User, ss []Session) ([]Record, []*Record) {
+		p := make([]*Record, len(recs))
+		for i := range users {
+			p[i] = &Record{User: &users[i]}
+		}
+		for i := range ss {
+			p[len(users)+i] = &Record{Session: &ss[i]}
+		}
+		return recs, p
+	}
+	switch rapid.SampledFrom([]string{"update", "end", "revoke-all", "move"}).Draw(t, "change") {
+	case "update":
+		u, known := user("ann@example.com")
+		c := UserChange{}
+		if rapid.Bool().Draw(t, "set.login") {
+			v := rapid.SampledFrom([]string{"ann", "bob", "cy"}).Draw(t, "login.v")
+			c.Login = &v
+		}
+		if rapid.Bool().Draw(t, "set.verified") {
+			v := Verification{OK: rapid.Bool().Draw(t, "verified.ok"), Method: VerifiedCode}
+			c.Verified = &v
+		}
+		nu, _ := UpdateUser(u, known, c, at, by)
+		if !known {
+			return []Record{{User: &nu}}, []*Record{nil}
+		}
+		return []Record{{User: &nu}}, []*Record{{User: &u}}
+	case "end":
+		s := genSession(t, rapid.SampledFrom([]string{"s1", "s2"}).Draw(t, "end.id"))
+		e := EndSession(s, at, rapid.SampledFrom([]string{EndLogout, EndAdmin}).Draw(t, "end.reason"))
+		return []Record{{Session: &e}}, []*Record{{Session: &s}}
+	case "revoke-all":
+		u, known := user("ann@example.com")
+		active := sessions()
+		recs, p := withPriors(RevokeAll(u, known, active, at), []User{u}, active)
+		if !known {
+			p[0] = nil
+		}
+		return recs, p
+	default:
+		old := genUser(t, "ann@example.com")
+		to, known := user("bob@example.com")
+		active := sessions()
+		recs, p := withPriors(Move(old, to, active, at, by), []User{to, old}, active)
+		if !known {
+			p[0] = nil
+		}
+		return recs, p
+	}
+}
+
+// TestChanges_Inflate: every record a change writes is above the state it
+// was built from (old ⊔ change = change), so a replica holding the old
+// state ends at the change whatever the order it gets the two in.
+func TestChanges_Inflate(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		out, prior := genChange(t)
+		for i, rec := range out {
+			if err := rec.Validate(); err != nil {
+				t.Fatalf("record %d is not valid: %v", i, err)
+			}
+			if prior[i] == nil {
+				continue
+			}
+			if x, y := enc(t, Join(*prior[i], rec)), enc(t, rec); x != y {
+				t.Fatalf("record %d: old ⊔ change = %s\nchange = %s", i, x, y)
+			}
+			if x, y := enc(t, Join(rec, *prior[i])), enc(t, rec); x != y {
+				t.Fatalf("record %d: change ⊔ old = %s\nchange = %s", i, x, y)
+			}
+		}
+	})
+}
+
+// TestChanges_Intent checks what each change is for, against any state a
+// replica may hold or receive later: stale copies, concurrent writes with
+// older stamps.
+func TestChanges_Intent(t *testing.T) {
+	now := time.UnixMilli(10) // before every generated expiry
+	at := MakeHLC(9, 0)       // above every generated stamp
+	t.Run("an ended session stays ended", rapid.MakeCheck(func(t *rapid.T) {
+		s := genSession(t, "s1")
+		ended := EndSession(s, at, EndLogout)
+		other := genSession(t, "s1")
+		if got := JoinSession(other, ended); got.Ended == 0 || got.StateAt(User{Email: s.Email}, now) != StateEnded {
+			t.Fatalf("joined with %+v the end is lost: %+v", other, got)
+		}
+		if s.Ended != 0 && ended != s {
+			t.Fatalf("a second end replaced the first: %+v, was %+v", ended, s)
+		}
+	}))
+	t.Run("revoke-all ends every session created before it, even one that arrives later", rapid.MakeCheck(func(t *rapid.T) {
+		u := genUser(t, "ann@example.com")
+		u.MovedTo = Register[string]{}
+		recs := RevokeAll(u, true, nil, at)
+		late := genSession(t, "s9") // any session created before at
+		other := genUser(t, "ann@example.com")
+		other.MovedTo = Register[string]{}
+		for _, joined := range []User{JoinUser(*recs[0].User, other), JoinUser(other, *recs[0].User)} {
+			if st := late.StateAt(joined, now); st == StateActive {
+				t.Fatalf("a session created at %v is active after a revocation at %v", late.Created, at)
+			}
+		}
+		fresh := Session{ID: "s8", Email: u.Email, Created: at + 1, ExpiresAt: 1 << 40}
+		if st := fresh.StateAt(JoinUser(*recs[0].User, other), now); st != StateActive {
+			t.Fatalf("a login after the revocation is %s", st)
+		}
+	}))
+	t.Run("a move revokes the old address and carries the profile", rapid.MakeCheck(func(t *rapid.T) {
+		old := genUser(t, "ann@example.com")
+		to := genUser(t, "bob@example.com")
+		recs := Move(old, to, nil, at, "a")
+		nu, moved := *recs[0].User, *recs[1].User
+		stale := genUser(t, "ann@example.com") // any older write to the old address
+		if got := JoinUser(stale, moved); got.MovedTo.V != "bob@example.com" {
+			t.Fatalf("the old address is moved to %q after a stale write", got.MovedTo.V)
+		}
+		s := genSession(t, "s1")
+		if st := s.StateAt(JoinUser(stale, moved), now); st == StateActive {
+			t.Fatal("a session of the old address is active after the move")
+		}
+		if nu.MovedTo.V != "" || (old.Login.V != "" && nu.Login.V != old.Login.V) || (old.Verified.V.OK && !nu.Verified.V.OK) {
+			t.Fatalf("the new address did not take the profile: %+v from %+v", nu, old)
+		}
+		if old.Created != 0 && (nu.Created == 0 || nu.Created > old.Created) {
+			t.Fatalf("the new address was created at %v, after the old one (%v)", nu.Created, old.Created)
+		}
+	}))
+}
+
+// TestChanges_Histories are operations a user would recognise, replayed in
+// every order.
+func TestChanges_Histories(t *testing.T) {
+	ann := User{Email: "ann@example.com", Login: Set("ann", MakeHLC(1, 0), "shop"), Verified: Set(Verification{OK: true, Method: VerifiedCode}, MakeHLC(1, 0), "shop"), Created: MakeHLC(1, 0)}
+	login := Session{ID: "s1", Email: ann.Email, Site: "shop", Created: MakeHLC(2, 0), ExpiresAt: 1 << 40}
+	now := time.UnixMilli(100)
+
+	t.Run("move, then move back: the later move wins", func(t *testing.T) {
+		away := Move(ann, User{Email: "ann@new.example"}, []Session{login}, MakeHLC(3, 0), "shop")
+		back := Move(*away[0].User, *away[1].User, nil, MakeHLC(4, 0), "blog")
+		all := append(append([]Record{}, away...), back...)
+		for _, order := range [][]int{{0, 1, 2, 3, 4}, {4, 3, 2, 1, 0}, {3, 0, 4, 1, 2}} {
+			users := map[string]User{}
+			for _, i := range order {
+				if u := all[i].User; u != nil {
+					if have, ok := users[u.Email]; ok {
+						users[u.Email] = JoinUser(have, *u)
+					} else {
+						users[u.Email] = *u
+					}
+				}
+			}
+			if users["ann@example.com"].MovedTo.V != "" || users["ann@new.example"].MovedTo.V != "ann@example.com" {
+				t.Fatalf("order %v: old moved to %q, new moved to %q", order, users["ann@example.com"].MovedTo.V, users["ann@new.example"].MovedTo.V)
+			}
+		}
+		if s := *away[2].Session; s.EndReason != EndAdmin || s.StateAt(*back[0].User, now) != StateEnded {
+			t.Fatalf("the move's session %+v", s)
+		}
+	})
+	t.Run("revoke-all of a user known only by its sessions", func(t *testing.T) {
+		recs := RevokeAll(User{Email: ann.Email}, false, []Session{login}, MakeHLC(5, 0))
+		u := JoinUser(ann, *recs[0].User)
+		if u.Created != ann.Created || u.RevokedBefore != MakeHLC(5, 0) || u.Login.V != "ann" {
+			t.Fatalf("joined with the real record: %+v", u)
+		}
+		if s := *recs[1].Session; s.EndReason != EndLogoutEverywhere || s.Ended != MakeHLC(5, 0) {
+			t.Fatalf("session %+v", s)
+		}
+	})
+	t.Run("an update to the same value keeps the old stamp", func(t *testing.T) {
+		same := "ann"
+		if u, changed := UpdateUser(ann, true, UserChange{Login: &same}, MakeHLC(6, 0), "blog"); changed || u.Login != ann.Login {
+			t.Fatalf("changed %v, login %+v", changed, u.Login)
+		}
+	})
+}

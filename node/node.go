@@ -32,15 +32,28 @@ type Node struct {
 	// Now, when set before Start, is the wall clock of the store (tests).
 	Now func() time.Time
 
-	keyring *crypto.Keyring
-	store   *session.Store
-	gossip  *gossip.Gossip
-	metrics *Metrics
-	verify  *verifier
-	apiLn   net.Listener
-	pubLn   net.Listener
-	apiSrv  *http.Server
-	pubSrv  *http.Server
+	keyring  *crypto.Keyring // keys.ring
+	keys     *nodeKeyring
+	store    *session.Store
+	gossip   *gossip.Gossip
+	metrics  *Metrics
+	verify   *verifier
+	tokens   *apiTokens
+	activity *activity
+	svc      *service
+	handoff  *handoff
+	admin    *admin // nil when admin.enabled is off
+
+	// LogLevel, when set before Start, is the level of the node's logger:
+	// a reload sets it to log.level (the CLI's logger reads it).
+	LogLevel *slog.LevelVar
+	reloadMu sync.Mutex // serializes Reload
+	current  Config     // the configuration as the last reload left it (under reloadMu)
+	reloads  reloads
+	apiLn    net.Listener
+	pubLn    net.Listener
+	apiSrv   *http.Server
+	pubSrv   *http.Server
 
 	started   bool // Start succeeded
 	cancel    context.CancelFunc
@@ -66,7 +79,8 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if n.keyring, err = crypto.ParseKeyring(secrets); err != nil {
+	configRing, err := crypto.ParseKeyring(secrets)
+	if err != nil {
 		return fmt.Errorf("cluster secret: %w", err)
 	}
 	token, err := n.cfg.APIToken()
@@ -76,13 +90,24 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.open(); err != nil {
 		return err
 	}
+	var ch keyringChange
+	if n.keys, ch, err = openKeyring(n.cfg.Node.DataDir, configRing); err != nil {
+		return err
+	}
+	n.keyring = n.keys.ring
+	n.logKeyringChange(ch, "start")
 	gc := n.gossipConfig()
 	if n.gossip, err = gossip.New(gc, n.store); err != nil {
 		return err
 	}
 	n.metrics = NewMetrics()
 	n.registerMetrics()
-	private, pub, err := n.handlers(crypto.HashToken(token))
+	n.tokens = newAPITokens(n.store, n.Now, n.log, crypto.HashToken(token))
+	if err := n.tokens.load(); err != nil {
+		return err
+	}
+	n.activity = newActivity(n.store, n.Now, n.log)
+	private, pub, err := n.handlers()
 	if err != nil {
 		return err
 	}
@@ -113,6 +138,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	n.started = true
+	n.current = n.cfg
 	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
 	return nil
 }
@@ -166,7 +192,7 @@ func (n *Node) gossipConfig() gossip.Config {
 // handlers wires the service and the HTTP faces that call it: the private
 // listener's (the API, and the admin page at /admin/ when admin.enabled)
 // and the public one's.
-func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, err error) {
+func (n *Node) handlers() (private, public http.Handler, err error) {
 	svc := newService(serviceConfig{
 		Store:           n.store,
 		Name:            n.cfg.Node.Name,
@@ -193,6 +219,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
+	n.svc, n.handoff = svc, ho
 	if n.verify, err = n.newVerifier(); err != nil {
 		return nil, nil, err
 	}
@@ -201,7 +228,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
-	api := newAPI(apiDeps{Service: svc, Status: n.Status, Token: token, Log: n.log, Metrics: n.metrics,
+	api := newAPI(apiDeps{Service: svc, Status: n.Status, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
 		Handoff: ho, Verify: n.verify})
 	if !n.cfg.Admin.Enabled {
 		return api, public, nil
@@ -210,7 +237,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := adminConfig{Service: svc, Members: n.gossip.LiveMembers, Token: token, Log: n.log,
+	cfg := adminConfig{Service: svc, Members: n.gossip.LiveMembers, Tokens: n.tokens, Activity: n.activity, Log: n.log,
 		Password: pw, TTL: time.Duration(n.cfg.Admin.SessionTTL)}
 	if n.cfg.SMTP.Enabled() {
 		cfg.Resend = n.SendVerification
@@ -219,6 +246,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
+	n.admin = adm
 	mux := http.NewServeMux()
 	mux.Handle(adminPrefix, adm)
 	mux.Handle("/", api)

@@ -13,7 +13,7 @@ import (
 
 // setChecked sets ussync_checked for sync.hop_interval.
 func (p *public) setChecked(w http.ResponseWriter, pr *publicReq) {
-	p.setCookie(w, cookieChecked, "1", int(p.h.HopInterval/time.Second), http.SameSiteLaxMode, p.secure(pr, false))
+	p.setCookie(w, cookieChecked, "1", int(p.h.policy().HopInterval/time.Second), http.SameSiteLaxMode, p.secure(pr, false))
 }
 
 // hop is GET /ussync/v1/hop?return=URL, lazy mode on a site without a

@@ -78,7 +78,7 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 		s.Local || (session.Record{Session: &s}).Validate() != nil {
 		return rd, refuse(crypto.ErrTicketMalformed, "the ticket's session record is inconsistent")
 	}
-	if h.OnUnknownUser == UnknownUserReject {
+	if h.policy().OnUnknownUser == UnknownUserReject {
 		// Checked before the ticket is used up: once the site knows the
 		// user, the same ticket opens (within its lifetime).
 		known, err := h.Service.users.known(s.Email, h.Name)

@@ -12,33 +12,46 @@ type route struct {
 	pattern string // a net/http ServeMux pattern; also the metrics label
 	auth    bool   // the bearer token is required
 	serve   func(http.ResponseWriter, *http.Request) error
+	// audit is the action a successful call is recorded under in the
+	// activity history (activity.go), with its token's name and the
+	// path's subject; auditSelf: the handler records it (it knows more
+	// than the path); "": not recorded (everyday traffic, and reads).
+	audit string
 }
+
+// auditSelf marks a route whose handler records its own activity.
+const auditSelf = "self"
 
 // routeTable is every call of the private API, in one place (README "The
 // private API", docs/users.md, docs/verification.md, docs/handoff.md). The
 // handlers are in api_users.go, api_sessions.go and verify_api.go.
 func (a *api) routeTable() []route {
 	return []route{
-		{"PUT /v1/users/{email}", true, a.putUser},
-		{"GET /v1/users/{email}", true, a.getUser},
-		{"GET /v1/users", true, a.listUsers},
-		{"POST /v1/users/{email}/logout-everywhere", true, a.logoutEverywhere},
-		{"GET /v1/users/{email}/sessions", true, a.userSessions},
-		{"POST /v1/users/{email}/rename", true, a.renameUser},
-		{"POST /v1/users/{email}/verification", true, a.requestVerification},
-		{"POST /v1/users/{email}/verify", true, a.verifyCode},
+		{"PUT /v1/users/{email}", true, a.putUser, "user.update"},
+		{"GET /v1/users/{email}", true, a.getUser, ""},
+		{"GET /v1/users", true, a.listUsers, ""},
+		{"POST /v1/users/{email}/logout-everywhere", true, a.logoutEverywhere, "user.logout_everywhere"},
+		{"GET /v1/users/{email}/sessions", true, a.userSessions, ""},
+		{"POST /v1/users/{email}/rename", true, a.renameUser, "user.rename"},
+		{"POST /v1/users/{email}/verification", true, a.requestVerification, ""},
+		{"POST /v1/users/{email}/verify", true, a.verifyCode, ""},
 
-		{"POST /v1/sessions", true, a.createSession},
-		{"GET /v1/sessions", true, a.listSessions},
-		{"GET /v1/sessions/{id}", true, a.checkSession},
-		{"DELETE /v1/sessions/{id}", true, a.endSession},
-		{"POST /v1/sessions/{id}/revoke", true, a.revokeSession},
+		{"POST /v1/sessions", true, a.createSession, ""},
+		{"GET /v1/sessions", true, a.listSessions, ""},
+		{"GET /v1/sessions/{id}", true, a.checkSession, ""},
+		{"DELETE /v1/sessions/{id}", true, a.endSession, ""},
+		{"POST /v1/sessions/{id}/revoke", true, a.revokeSession, "session.revoke"},
 
-		{"POST /v1/tickets/redeem", true, a.redeemTicket},
-		{"GET /v1/status", true, a.status},
+		{"POST /v1/tickets/redeem", true, a.redeemTicket, ""},
+		{"GET /v1/status", true, a.status, ""},
 
-		{"GET /healthz", false, health},
-		{"GET /metrics", false, a.metricsHandler()},
+		{"GET /v1/tokens", true, a.listTokens, ""},
+		{"POST /v1/tokens", true, a.createToken, auditSelf},
+		{"DELETE /v1/tokens/{name}", true, a.revokeToken, auditSelf},
+		{"GET /v1/activity", true, a.listActivity, ""},
+
+		{"GET /healthz", false, health, ""},
+		{"GET /metrics", false, a.metricsHandler(), ""},
 	}
 }
 

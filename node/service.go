@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/ussync/ussync/crypto"
@@ -49,6 +50,8 @@ type service struct {
 	// users are the users this site knows, and which of them its backend
 	// has not acknowledged yet (siteusers.go).
 	users *siteUsers
+	// pol is TTL and RequireVerified, as a reload leaves them (policy.go).
+	pol atomic.Pointer[servicePolicy]
 }
 
 func newService(cfg serviceConfig) *service {
@@ -61,7 +64,9 @@ func newService(cfg serviceConfig) *service {
 	if cfg.Publish == nil {
 		cfg.Publish = func([]session.Record) {}
 	}
-	return &service{serviceConfig: cfg, users: newSiteUsers(cfg.Store)}
+	s := &service{serviceConfig: cfg, users: newSiteUsers(cfg.Store)}
+	s.setPolicy(servicePolicy{TTL: cfg.TTL, RequireVerified: cfg.RequireVerified})
+	return s
 }
 
 // now is the store's wall clock.
@@ -197,9 +202,10 @@ func (s *service) login(l login) (session.Session, string, session.User, error) 
 	if err != nil {
 		return session.Session{}, "", u, err
 	}
+	pol := s.policy()
 	ttl := l.TTL
 	if ttl == 0 {
-		ttl = s.TTL
+		ttl = pol.TTL
 	}
 	// Taken after reading the user: the clock has observed its
 	// RevokedBefore, so the session is created after it.
@@ -213,7 +219,7 @@ func (s *service) login(l login) (session.Session, string, session.User, error) 
 		UserAgent: l.UserAgent,
 		Created:   at,
 		ExpiresAt: s.now().UnixMilli() + ttl.Milliseconds(),
-		Local:     s.RequireVerified && !nu.Verified.V.OK,
+		Local:     pol.RequireVerified && !nu.Verified.V.OK,
 	}
 	recs := make([]session.Record, 0, 2)
 	if userChanged {

@@ -6,6 +6,9 @@ import (
 	"github.com/ussync/ussync/client"
 )
 
+// statusActivity is how many of the latest changes the status shows.
+const statusActivity = 10
+
 // Status builds the node's view of the cluster for GET /v1/status.
 func (n *Node) Status() client.Status {
 	users, sessions := n.store.Counts()
@@ -32,6 +35,13 @@ func (n *Node) Status() client.Status {
 	if !gs.LastAERound.IsZero() {
 		st.AntiEntropy.LastRound = gs.LastAERound.Format(time.RFC3339)
 	}
+	st.Tokens = n.tokens.infos()
+	if act, err := n.activity.recent(statusActivity); err != nil {
+		n.log.Warn("read activity", "err", err)
+	} else if len(act) > 0 {
+		st.Activity = act
+	}
+	st.Reload = n.reloadStatus()
 	st.Sync = client.SyncStats{
 		DeltasSent:     gs.DeltasSent,
 		DeltasReceived: gs.DeltasReceived,

@@ -393,6 +393,11 @@ func printStatus(w io.Writer, st client.Status) error {
 	if st.Profile != "" {
 		fmt.Fprintf(tw, "profile\t%s\n", st.Profile)
 	}
+	if len(st.NotReady) > 0 {
+		fmt.Fprintf(tw, "ready\tNO: %s\n", strings.Join(st.NotReady, "; "))
+	} else {
+		fmt.Fprintf(tw, "ready\tyes\n")
+	}
 	fmt.Fprintln(tw)
 
 	members := slices.Clone(st.Members)

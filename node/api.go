@@ -28,6 +28,9 @@ type apiDeps struct {
 	// Token is the hash of the one bearer token of a node without Tokens
 	// (tests).
 	Token crypto.TokenHash
+	// NotReady lists why the node is not ready, for GET /readyz
+	// (health.go); nil: always ready.
+	NotReady func() []string
 	// Activity records the changes made through the API (activity.go).
 	// Nil records nothing.
 	Activity *activity

@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
@@ -37,6 +40,7 @@ type Node struct {
 	store    *session.Store
 	gossip   *gossip.Gossip
 	metrics  *Metrics
+	lag      prometheus.Histogram // ussync_propagation_lag_seconds
 	verify   *verifier
 	tokens   *apiTokens
 	activity *activity
@@ -55,7 +59,8 @@ type Node struct {
 	apiSrv   *http.Server
 	pubSrv   *http.Server
 
-	started   bool // Start succeeded
+	started   bool        // Start succeeded
+	stopping  atomic.Bool // Close has begun: not ready
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -96,11 +101,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.keyring = n.keys.ring
 	n.logKeyringChange(ch, "start")
+	n.metrics = NewMetrics()
+	n.lag = newLagHistogram()
 	gc := n.gossipConfig()
 	if n.gossip, err = gossip.New(gc, n.store); err != nil {
 		return err
 	}
-	n.metrics = NewMetrics()
 	n.registerMetrics()
 	n.tokens = newAPITokens(n.store, n.Now, n.log, crypto.HashToken(token))
 	if err := n.tokens.load(); err != nil {
@@ -186,6 +192,16 @@ func (n *Node) gossipConfig() gossip.Config {
 	if n.TuneGossip != nil {
 		n.TuneGossip(&gc)
 	}
+	// The node observes what peers' messages change (propagation lag), and
+	// so does the Observer a tuning sets, if any.
+	if tuned := gc.Observer; tuned != nil {
+		gc.Observer = func(changed []session.Record) {
+			n.observeApplied(changed)
+			tuned(changed)
+		}
+	} else {
+		gc.Observer = n.observeApplied
+	}
 	return gc
 }
 
@@ -228,7 +244,7 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	api := newAPI(apiDeps{Service: svc, Status: n.Status, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
+	api := newAPI(apiDeps{Service: svc, Status: n.Status, NotReady: n.notReady, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
 		Handoff: ho, Verify: n.verify})
 	if !n.cfg.Admin.Enabled {
 		return api, public, nil
@@ -301,6 +317,7 @@ func (n *Node) housekeeping(ctx context.Context) {
 // node whose Start failed half-way.
 func (n *Node) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
+		n.stopping.Store(true)
 		var errs []error
 		if n.gossip != nil {
 			if err := n.gossip.Leave(leaveTimeout); err != nil {

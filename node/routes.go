@@ -51,6 +51,7 @@ func (a *api) routeTable() []route {
 		{"GET /v1/activity", true, a.listActivity, ""},
 
 		{"GET /healthz", false, health, ""},
+		{"GET /readyz", false, a.readyz, ""},
 		{"GET /metrics", false, a.metricsHandler(), ""},
 	}
 }

@@ -42,6 +42,9 @@ func (n *Node) Status() client.Status {
 		st.Activity = act
 	}
 	st.Reload = n.reloadStatus()
+	if r := n.notReady(); len(r) > 0 {
+		st.NotReady = r
+	}
 	st.Sync = client.SyncStats{
 		DeltasSent:     gs.DeltasSent,
 		DeltasReceived: gs.DeltasReceived,
@@ -52,26 +55,50 @@ func (n *Node) Status() client.Status {
 	return st
 }
 
-// registerMetrics exports the gossip and store figures on /metrics.
+// registerMetrics exports the gossip and store figures on /metrics (the
+// others are in metrics_cluster.go; docs/metrics.md lists them all).
+// Figures that only grow are counters, so that rate() and resets work.
 func (n *Node) registerMetrics() {
 	g := n.gossip
 	for name, f := range map[string]func() float64{
-		"ussync_members_alive":                  func() float64 { return float64(len(g.LiveMembers())) },
+		"ussync_members_alive":  func() float64 { return float64(len(g.LiveMembers())) },
+		"ussync_store_users":    func() float64 { u, _ := n.store.Counts(); return float64(u) },
+		"ussync_store_sessions": func() float64 { _, s := n.store.Counts(); return float64(s) },
+	} {
+		n.metrics.RegisterFunc(name, metricHelp[name], f)
+	}
+	for name, f := range map[string]func() float64{
 		"ussync_gossip_deltas_sent_total":       func() float64 { return float64(g.Stats().DeltasSent) },
 		"ussync_gossip_deltas_received_total":   func() float64 { return float64(g.Stats().DeltasReceived) },
 		"ussync_gossip_deltas_applied_total":    func() float64 { return float64(g.Stats().DeltasApplied) },
+		"ussync_gossip_rebroadcasts_total":      func() float64 { return float64(g.Stats().Rebroadcasts) },
 		"ussync_gossip_bad_messages_total":      func() float64 { return float64(g.Stats().BadMessages) },
 		"ussync_gossip_dropped_total":           func() float64 { return float64(g.Stats().Dropped) },
 		"ussync_gossip_bytes_sent_total":        func() float64 { return float64(g.Stats().BytesSent) },
+		"ussync_gossip_reconnects_total":        func() float64 { return float64(g.Stats().Reconnects) },
 		"ussync_antientropy_rounds_total":       func() float64 { return float64(g.Stats().AERounds) },
+		"ussync_antientropy_buckets_total":      func() float64 { return float64(g.Stats().BucketsRepaired) },
 		"ussync_antientropy_records_sent_total": func() float64 { return float64(g.Stats().RecordsRepaired) },
-		"ussync_store_users":                    func() float64 { u, _ := n.store.Counts(); return float64(u) },
-		"ussync_store_sessions":                 func() float64 { _, s := n.store.Counts(); return float64(s) },
 	} {
-		n.metrics.RegisterFunc(name, metricHelp(name), f)
+		n.metrics.RegisterCounterFunc(name, metricHelp[name], f)
 	}
+	n.registerClusterMetrics()
 }
 
-func metricHelp(name string) string {
-	return "ussync figure " + name + " (see README, Metrics)."
+// metricHelp is the HELP text of the figures registered above.
+var metricHelp = map[string]string{
+	"ussync_members_alive":                  "Members this node sees alive (or suspect), itself included.",
+	"ussync_store_users":                    "Users in this node's store.",
+	"ussync_store_sessions":                 "Sessions in this node's store, history included.",
+	"ussync_gossip_deltas_sent_total":       "Eager-push messages sent (one per peer per batch).",
+	"ussync_gossip_deltas_received_total":   "Records received in pushed or gossiped messages.",
+	"ussync_gossip_deltas_applied_total":    "Received records that changed this node's store.",
+	"ussync_gossip_rebroadcasts_total":      "Records this node learnt from a peer and queued for gossip again.",
+	"ussync_gossip_bad_messages_total":      "Gossip messages dropped as malformed, oversized, or of an unknown kind or version.",
+	"ussync_gossip_dropped_total":           "Gossip messages or anti-entropy work dropped because a queue was full (anti-entropy repairs them).",
+	"ussync_gossip_bytes_sent_total":        "Bytes of gossip written (packets and streams).",
+	"ussync_gossip_reconnects_total":        "Successful re-joins of failed members and join addresses.",
+	"ussync_antientropy_rounds_total":       "Push/pull digests compared with a peer.",
+	"ussync_antientropy_buckets_total":      "Differing digest buckets repaired.",
+	"ussync_antientropy_records_sent_total": "Records sent to peers by anti-entropy.",
 }

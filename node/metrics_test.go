@@ -1,0 +1,158 @@
+package node_test
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ussync/ussync/node/nodetest"
+)
+
+// scrape is one /metrics answer: each series' value (name with its labels
+// as written, e.g. `ussync_members{state="alive"}`) and each metric's
+// TYPE.
+type scrape struct {
+	values map[string]float64
+	types  map[string]string
+}
+
+func scrapeMetrics(t *testing.T, m *nodetest.Member) scrape {
+	t.Helper()
+	resp, err := http.Get("http://" + m.APIAddr() + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", m.Name(), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("scrape %s: %d %s", m.Name(), resp.StatusCode, b)
+	}
+	s := scrape{values: map[string]float64{}, types: map[string]string{}}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			s.types[f[2]] = f[3]
+			continue
+		}
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("scrape %s: bad line %q", m.Name(), line)
+		}
+		s.values[line[:i]] = v
+	}
+	return s
+}
+
+// TestMetrics_TypesAndValues: every *_total series is a counter, the
+// cluster's figures have their types, and they move with what happens.
+func TestMetrics_TypesAndValues(t *testing.T) {
+	c := nodetest.NewCluster(t, 2)
+	n0, n1 := c.Members[0], c.Members[1]
+	s := scrapeMetrics(t, n1)
+	for name, typ := range s.types {
+		if strings.HasSuffix(name, "_total") && typ != "counter" {
+			t.Errorf("%s is a %s, want a counter", name, typ)
+		}
+	}
+	for name, want := range map[string]string{
+		"ussync_gossip_deltas_applied_total":    "counter",
+		"ussync_antientropy_rounds_total":       "counter",
+		"ussync_propagation_lag_seconds":        "histogram",
+		"ussync_members":                        "gauge",
+		"ussync_members_alive":                  "gauge",
+		"ussync_store_bytes":                    "gauge",
+		"ussync_keyring_keys":                   "gauge",
+		"ussync_api_tokens":                     "gauge",
+		"ussync_config_last_reload_successful":  "gauge",
+		"ussync_config_restart_pending":         "gauge",
+		"ussync_ready":                          "gauge",
+		"ussync_api_request_duration_seconds":   "histogram",
+		"ussync_store_sessions":                 "gauge",
+		"ussync_antientropy_records_sent_total": "counter",
+	} {
+		if got := s.types[name]; got != want {
+			t.Errorf("%s is a %q, want a %s", name, got, want)
+		}
+	}
+	for series, want := range map[string]float64{
+		`ussync_members{state="alive"}`:                    2,
+		`ussync_members{state="dead"}`:                     0,
+		`ussync_keyring_keys`:                              1,
+		`ussync_api_tokens{source="config"}`:               1,
+		`ussync_api_tokens{source="api"}`:                  0,
+		`ussync_config_last_reload_successful`:             1,
+		`ussync_store_bytes{part="lsm"}`:                   s.values[`ussync_store_bytes{part="lsm"}`], // present
+		`ussync_propagation_lag_seconds_count`:             s.values[`ussync_propagation_lag_seconds_count`],
+		`ussync_gossip_deltas_applied_total`:               s.values[`ussync_gossip_deltas_applied_total`],
+		`ussync_propagation_lag_seconds_bucket{le="+Inf"}`: s.values[`ussync_propagation_lag_seconds_count`],
+	} {
+		got, ok := s.values[series]
+		if !ok || got != want {
+			t.Errorf("%s = %v (present %t), want %v", series, got, ok, want)
+		}
+	}
+
+	// A login on n0 reaches n1: applied, and its lag observed.
+	register(t, c, 0, "ann@example.com")
+	a := login(t, n0, "ann@example.com")
+	waitAll(t, c, a.Session.ID, http.StatusOK, "")
+	c.WaitFor(10*time.Second, "n1's figures to move", func() bool {
+		now := scrapeMetrics(t, n1)
+		return now.values["ussync_propagation_lag_seconds_count"] >= s.values["ussync_propagation_lag_seconds_count"]+2 &&
+			now.values["ussync_gossip_deltas_applied_total"] >= s.values["ussync_gossip_deltas_applied_total"]+2 &&
+			now.values["ussync_gossip_deltas_received_total"] > s.values["ussync_gossip_deltas_received_total"]
+	})
+	now := scrapeMetrics(t, n1)
+	if sum, n := now.values["ussync_propagation_lag_seconds_sum"], now.values["ussync_propagation_lag_seconds_count"]; sum < 0 || sum/n > 60 {
+		t.Errorf("a mean propagation lag of %v s on loopback", sum/n)
+	}
+
+	// A token made: counted.
+	if code := n1.Call("POST", "/v1/tokens", map[string]string{"name": "prometheus"}, nil); code != http.StatusCreated {
+		t.Fatal(code)
+	}
+	if v := scrapeMetrics(t, n1).values[`ussync_api_tokens{source="api"}`]; v != 1 {
+		t.Errorf("api tokens: %v", v)
+	}
+
+	// n0 dies: n1 counts it dead, and, alone with a join address, is not
+	// ready.
+	if code := readyz(t, n1); code != http.StatusOK {
+		t.Errorf("n1 /readyz: %d", code)
+	}
+	c.Kill(0)
+	c.WaitFor(10*time.Second, "n1 to count n0 dead", func() bool {
+		v := scrapeMetrics(t, n1).values
+		return v[`ussync_members{state="dead"}`] == 1 && v[`ussync_members{state="alive"}`] == 1
+	})
+	if code := readyz(t, n1); code != http.StatusServiceUnavailable || scrapeMetrics(t, n1).values["ussync_ready"] != 0 {
+		t.Errorf("n1 /readyz alone: %d", code)
+	}
+	c.Restart(0)
+	c.WaitFor(10*time.Second, "n1 ready again", func() bool { return readyz(t, n1) == http.StatusOK })
+	if code := readyz(t, n0); code != http.StatusOK {
+		t.Errorf("n0 /readyz: %d", code)
+	}
+}
+
+// readyz returns the status of member's GET /readyz.
+func readyz(t *testing.T, m *nodetest.Member) int {
+	t.Helper()
+	resp, err := http.Get("http://" + m.APIAddr() + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz %s: %v", m.Name(), err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}

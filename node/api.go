@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -28,6 +29,9 @@ type apiDeps struct {
 	// Token is the hash of the one bearer token of a node without Tokens
 	// (tests).
 	Token crypto.TokenHash
+	// Backup streams the store for GET /v1/backup (backup.go). Nil: the
+	// call answers 503.
+	Backup func(io.Writer) (BackupCounts, error)
 	// NotReady lists why the node is not ready, for GET /readyz
 	// (health.go); nil: always ready.
 	NotReady func() []string

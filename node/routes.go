@@ -49,6 +49,7 @@ func (a *api) routeTable() []route {
 		{"POST /v1/tokens", true, a.createToken, auditSelf},
 		{"DELETE /v1/tokens/{name}", true, a.revokeToken, auditSelf},
 		{"GET /v1/activity", true, a.listActivity, ""},
+		{"GET /v1/backup", true, a.backup, "store.backup"},
 
 		{"GET /healthz", false, health, ""},
 		{"GET /readyz", false, a.readyz, ""},

@@ -209,26 +209,6 @@ func TestSession_StateAt(t *testing.T) {
 	}
 }
 
-func TestNormalizeEmail(t *testing.T) {
-	for in, want := range map[string]string{
-		"  Ann@Example.COM ": "ann@example.com",
-		"bob+tag@shop.io":    "bob+tag@shop.io",
-	} {
-		if got, err := NormalizeEmail(in); err != nil || got != want {
-			t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	long := make([]byte, 250)
-	for i := range long {
-		long[i] = 'a'
-	}
-	for _, bad := range []string{"", "ann", "Ann <ann@example.com>", "a@b@c", string(long) + "@b.co", "a@b.c, d@e.f"} {
-		if _, err := NormalizeEmail(bad); err == nil {
-			t.Errorf("NormalizeEmail(%q) accepted", bad)
-		}
-	}
-}
-
 func TestClock(t *testing.T) {
 	wall := time.UnixMilli(1_000)
 	c := NewClock(func() time.Time { return wall })

@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net/mail"
-	"strings"
 	"time"
 )
 
@@ -35,26 +33,6 @@ const (
 	EndAdmin            = "admin"
 	EndExpired          = "expired"
 )
-
-// MaxEmailBytes is the longest address accepted (RFC 5321 path limit).
-const MaxEmailBytes = 254
-
-// NormalizeEmail trims and lower-cases an address and checks it is one plain
-// addr-spec (no display name) of at most MaxEmailBytes.
-func NormalizeEmail(s string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(s))
-	if e == "" {
-		return "", fmt.Errorf("%w: empty", ErrInvalidEmail)
-	}
-	if len(e) > MaxEmailBytes {
-		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalidEmail, MaxEmailBytes)
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || a.Name != "" {
-		return "", fmt.Errorf("%w: %q is not an address", ErrInvalidEmail, e)
-	}
-	return e, nil
-}
 
 // Register is a last-writer-wins register: the write with the greatest
 // (At, By) wins.

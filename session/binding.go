@@ -109,10 +109,11 @@ func (u *User) MarkKnown(site string, at HLC) bool {
 
 // Bind records that site proved the user's mailbox itself, or received the
 // user through a hand-off the user completed, at at (take it from
-// Clock.Now: a binding at or before UnboundBefore does not count). A bound
-// site knows the user too. It reports whether u changed.
+// Clock.Now: a binding at or before UnboundBefore does not count). It does
+// not mark the user known: only the site's backend says it has the user
+// (MarkKnown). It reports whether u changed.
 func (u *User) Bind(site string, at HLC) bool {
-	return u.withSite(site, SiteBinding{Known: at, Bound: at})
+	return u.withSite(site, SiteBinding{Bound: at})
 }
 
 // Verify marks the address verified by method (VerifiedRegistration,
@@ -144,7 +145,9 @@ func (u *User) Unverify(site string, at HLC) bool {
 }
 
 // KnownTo reports whether site's backend has the user (it PUT the user, or
-// logged the user in, or is bound).
+// logged the user in). A user who reached a site by a hand-off and whom its
+// backend has not acknowledged yet is bound there but not known: the
+// site's "new user".
 func (u User) KnownTo(site string) bool { return u.Sites[site].Known != 0 }
 
 // BoundTo reports whether site is bound to the user's address: its latest

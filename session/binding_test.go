@@ -43,6 +43,7 @@ func TestUser_Bindings(t *testing.T) {
 		// Site B verifies bob by code; site A registers bob with no proof of
 		// the mailbox (its backend PUTs him) and logs him in.
 		b := User{Email: bob, Created: at(1)}
+		b.MarkKnown("b", at(1))
 		b.Verify(VerifiedCode, "b", at(2))
 		a := User{Email: bob, Created: at(3)}
 		a.MarkKnown("a", at(3))
@@ -83,6 +84,7 @@ func TestUser_Bindings(t *testing.T) {
 		u := User{Email: bob, Created: at(1)}
 		u.Verify(VerifiedCode, "b", at(2))
 		bound := u
+		bound.MarkKnown("c", at(3))
 		bound.Bind("c", at(3))
 		unverified := u
 		unverified.Unverify("admin", at(4))
@@ -172,13 +174,25 @@ func TestUser_Bindings(t *testing.T) {
 		shared := u // a copy shares the map, as the store's cache does
 		u.Bind("b", at(2))
 		u.MarkKnown("a", at(3))
-		if len(shared.Sites) != 1 || shared.Sites["a"] != (SiteBinding{Known: at(1), Bound: at(1)}) {
+		if len(shared.Sites) != 1 || shared.Sites["a"] != (SiteBinding{Bound: at(1)}) {
 			t.Fatalf("the shared map changed: %+v", shared.Sites)
 		}
 		j := JoinUser(shared, u)
 		j2 := JoinUser(u, shared)
 		if len(shared.Sites) != 1 || len(j.Sites) != 2 || len(j2.Sites) != 2 {
 			t.Fatalf("join: shared %v, joined %v %v", shared.Sites, j.Sites, j2.Sites)
+		}
+	})
+	t.Run("a hand-off binds the site but does not make the user known to its backend", func(t *testing.T) {
+		u := User{Email: bob, Created: at(1)}
+		u.Verify(VerifiedCode, "a", at(2))
+		u.Bind("b", at(3)) // redeemed at b
+		if !u.BoundTo("b") || u.KnownTo("b") {
+			t.Fatalf("bound %v, known %v: b's backend must still be told (new_user)", u.BoundTo("b"), u.KnownTo("b"))
+		}
+		u.MarkKnown("b", at(4)) // b's backend PUT the user
+		if !u.KnownTo("b") {
+			t.Fatal("MarkKnown")
 		}
 	})
 	t.Run("a ticket carries the user without its sites", func(t *testing.T) {

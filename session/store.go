@@ -100,6 +100,10 @@ type Store struct {
 	// record a node merges (each login, on every node) is a new session.
 	written *bloom.BloomFilter
 
+	// fresh is set when Open found no store in the directory (or none on
+	// disk at all): see Fresh.
+	fresh bool
+
 	writes     chan *applyReq // to the writer; unbuffered
 	stop       chan struct{}  // closed by Close
 	writerDone chan struct{}
@@ -159,6 +163,18 @@ func Open(opts Options) (*Store, error) {
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := s.db.View(func(txn *badger.Txn) error {
+		// A store written before the index version was recorded has
+		// records, and no version.
+		_, err := txn.Get(metaIndexKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			s.fresh, err = s.mu.users+s.mu.sessions == 0 && len(s.Sites()) == 0, nil
+		}
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read store metadata: %w", err)
 	}
 	if err := s.upgradeIndexes(); err != nil {
 		db.Close()
@@ -252,6 +268,14 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	return s.db.Close()
 }
+
+// Fresh reports whether Open created the store: the data dir held none (a
+// new node, or one restarted on a wiped or lost data dir). What was
+// node-local is gone (the replay cache of tickets, verification codes, the
+// site-only sessions); what is replicated comes back from the peers. A node
+// cannot tell which tickets it accepted before: it should refuse tickets for one
+// ticket TTL after starting on a fresh store.
+func (s *Store) Fresh() bool { return s.fresh }
 
 // Clock is the store's hybrid logical clock. Apply observes every timestamp
 // it receives; local writers take their timestamps from Clock().Now().

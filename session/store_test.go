@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"pgregory.net/rapid"
 )
 
@@ -488,4 +489,40 @@ func TestStore_MergesWithWhatIsOnDisk(t *testing.T) {
 		}
 		check(t, s, s.Digest())
 	})
+}
+
+func TestStore_Fresh(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	if !s.Fresh() {
+		t.Fatal("a new store is not fresh")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, nil)
+	if s.Fresh() {
+		t.Fatal("a reopened store is fresh")
+	}
+	// A store written before the index version was recorded: records, no
+	// version.
+	if ch, err := s.Apply(Record{User: &User{Email: "ann@example.com", Created: s.Clock().Now()}}); err != nil || len(ch) != 1 {
+		t.Fatal(ch, err)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaIndexKey) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, nil)
+	defer s.Close()
+	if s.Fresh() {
+		t.Fatal("a store of an earlier version is fresh")
+	}
+	mem := openStore(t, "", nil)
+	defer mem.Close()
+	if !mem.Fresh() {
+		t.Fatal("an in-memory store is not fresh")
+	}
 }

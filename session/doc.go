@@ -119,6 +119,10 @@
 //     .IsRevoked() for its tickets and its URL; store.Sites() for status.
 //   - Reset a user: r := ResetUser(u, clock.Now()); store.Apply(Record{User:
 //     &r}) and publish it.
+//   - Store.Fresh: the node started on an empty data dir; its replay cache
+//     is gone, so refuse tickets for one ticket TTL. Site-only (Local)
+//     sessions are node-local too and are lost with it (their users log in
+//     again on that site): they never travel.
 //   - Open the store with Options.MaxOffset and Options.MaxSessionTTL from
 //     the cluster's configuration; report Store.Refused() as a metric by
 //     reason; records from a peer go through ApplyChecked to count and log

@@ -51,7 +51,8 @@ var domainProfile = idna.New(
 //     case (there is no safe way to fold it: "İ" lower-cases to an ASCII
 //     "i"), a non-ASCII character that is not a letter, a combining mark or
 //     a decimal digit (zero-width spaces and joiners, bidi controls, soft
-//     hyphens, symbols, ...), a default-ignorable code point or variation
+//     hyphens, symbols, ...), a letter of no script (modifier letters that
+//     look like punctuation), a default-ignorable code point or variation
 //     selector, letters of scripts that are not used together (Latin with
 //     Cyrillic or Greek: only the combinations UTS #39 calls highly
 //     restrictive pass), and digits of two numbering systems.
@@ -134,6 +135,8 @@ func normalizeLocal(l string) (string, error) {
 			return "", refuse(r, "is a compatibility form of %q", norm.NFKC.String(string(r)))
 		case unicode.ToLower(r) != r:
 			return "", refuse(r, "is an upper-case letter outside ASCII: write the address in lower case")
+		case unicode.IsLetter(r) && r != prolongedSoundMark && scriptOf(r) == "Common":
+			return "", refuse(r, "is a letter of no script (it looks like punctuation)")
 		}
 		scripts.add(r)
 	}
@@ -182,6 +185,12 @@ func digitZero(r rune) rune {
 	}
 	return start + (r-start)/10*10
 }
+
+// prolongedSoundMark (ー, U+30FC) is the one letter of the Common script a
+// local part may hold: it belongs to Japanese kana (its Script_Extensions
+// are Hiragana and Katakana). The other Common letters are modifier letters
+// that look like ASCII punctuation (U+02BC looks like an apostrophe).
+const prolongedSoundMark = '\u30FC'
 
 // scriptSet is the set of scripts of an address's letters and marks, Common
 // and Inherited left out (they go with any script).

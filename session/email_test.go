@@ -62,6 +62,8 @@ func TestNormalizeEmail_LookAlikes(t *testing.T) {
 		{"Arabic-Indic and extended Arabic-Indic", "\u0661\u06F2@example.com", ""},
 		{"emoji", "kim\U0001F600@example.com", ""},
 		{"non-ASCII hyphen", "anne\u2010marie@example.com", ""},
+		{"modifier letter apostrophe", "o\u02BCbrien@example.com", ""},
+		{"katakana with the prolonged sound mark", "\u30B3\u30FC\u30D2\u30FC@example.jp", "\u30B3\u30FC\u30D2\u30FC@example.jp"},
 		{"IDN domain is kept as its A-label", "ann@B\u00FCcher.DE", "ann@xn--bcher-kva.de"},
 		{"A-label domain", "ann@XN--BCHER-KVA.de", "ann@xn--bcher-kva.de"},
 		{"decomposed IDN", "ann@bu\u0308cher.de", "ann@xn--bcher-kva.de"},

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"pgregory.net/rapid"
 )
 
@@ -57,6 +58,18 @@ func antiEntropy(t interface{ Fatalf(string, ...any) }, a, b *Store) {
 	}
 }
 
+// noneRefused fails unless every store merged every record it was given:
+// a property over records the stores refuse would prove nothing.
+func noneRefused(t interface{ Fatalf(string, ...any) }, stores ...*Store) {
+	for _, s := range stores {
+		for reason, n := range s.Refused() {
+			if n != 0 {
+				t.Fatalf("a store refused %d records (%s): the generator makes records no store accepts", n, reason)
+			}
+		}
+	}
+}
+
 func TestStore_Converges(t *testing.T) {
 	clock := func() time.Time { return time.UnixMilli(10) }
 	rapid.Check(t, func(rt *rapid.T) {
@@ -90,6 +103,7 @@ func TestStore_Converges(t *testing.T) {
 		antiEntropy(rt, lossy, inOrder)
 		antiEntropy(rt, shuffled, inOrder)
 
+		noneRefused(rt, inOrder, shuffled, lossy)
 		want := stateOf(rt, inOrder)
 		for name, s := range map[string]*Store{"shuffled": shuffled, "lossy": lossy} {
 			if got := stateOf(rt, s); !reflect.DeepEqual(got, want) {
@@ -121,6 +135,7 @@ func TestStore_ShuffledWithoutRepair(t *testing.T) {
 				rt.Fatal(err)
 			}
 		}
+		noneRefused(rt, a, b)
 		if a.Digest() != b.Digest() || !reflect.DeepEqual(stateOf(rt, a), stateOf(rt, b)) {
 			rt.Fatal("replicas diverged")
 		}
@@ -148,7 +163,7 @@ func TestStore_Apply(t *testing.T) {
 		}
 	})
 	t.Run("clock observes received timestamps", func(t *testing.T) {
-		far := MakeHLC(5_000_000, 3)
+		far := MakeHLC(1_004_000, 3) // 4 s ahead: within the max offset
 		u := User{Email: "ann@example.com", Login: Set("ann", far, "blog")}
 		if _, err := s.Apply(Record{User: &u}); err != nil {
 			t.Fatal(err)
@@ -352,9 +367,9 @@ func TestStore_ConcurrentApply(t *testing.T) {
 	for i := 0; i < 400; i++ {
 		email := fmt.Sprintf("u%d@example.com", i%5)
 		u := User{Email: email, Login: Set(fmt.Sprint(i), MakeHLC(int64(i), 0), "n"), RevokedBefore: MakeHLC(int64(i%7), 0)}
-		s := Session{ID: fmt.Sprintf("s%d", i%40), Email: email, Site: "n", Created: 1, ExpiresAt: 1 << 40}
+		s := Session{ID: fmt.Sprintf("s%d", i%40), Email: email, Site: "n", Created: 1, ExpiresAt: 1 << 30}
 		if i%3 == 0 {
-			s.Ended, s.EndReason = MakeHLC(int64(i), 0), EndLogout
+			s.Ended, s.EndReason = MakeHLC(int64(i)+1, 0), EndLogout
 		}
 		recs = append(recs, Record{User: &u}, Record{Session: &s})
 	}
@@ -380,6 +395,7 @@ func TestStore_ConcurrentApply(t *testing.T) {
 	if _, err := serial.Apply(recs...); err != nil {
 		t.Fatal(err)
 	}
+	noneRefused(t, concurrent, serial)
 	if concurrent.Digest() != serial.Digest() || !reflect.DeepEqual(stateOf(t, concurrent), stateOf(t, serial)) {
 		t.Fatal("concurrent writers diverged from one serial writer")
 	}
@@ -473,4 +489,40 @@ func TestStore_MergesWithWhatIsOnDisk(t *testing.T) {
 		}
 		check(t, s, s.Digest())
 	})
+}
+
+func TestStore_Fresh(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	if !s.Fresh() {
+		t.Fatal("a new store is not fresh")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, nil)
+	if s.Fresh() {
+		t.Fatal("a reopened store is fresh")
+	}
+	// A store written before the index version was recorded: records, no
+	// version.
+	if ch, err := s.Apply(Record{User: &User{Email: "ann@example.com", Created: s.Clock().Now()}}); err != nil || len(ch) != 1 {
+		t.Fatal(ch, err)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaIndexKey) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, nil)
+	defer s.Close()
+	if s.Fresh() {
+		t.Fatal("a store of an earlier version is fresh")
+	}
+	mem := openStore(t, "", nil)
+	defer mem.Close()
+	if !mem.Fresh() {
+		t.Fatal("an in-memory store is not fresh")
+	}
 }

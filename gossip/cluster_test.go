@@ -24,7 +24,7 @@ func testLogger(t testing.TB) *slog.Logger {
 		w.off = true
 		w.mu.Unlock()
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: testLogLevel}))
 }
 
 type tWriter struct {
@@ -165,6 +165,8 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 var testNow = time.Now()
+
+var testLogLevel = slog.LevelWarn
 
 func login(m *member, id string) session.Record {
 	s := session.Session{ID: id, Email: "ann@example.com", Site: m.g.cfg.Name, Created: m.store.Clock().Now(), ExpiresAt: testNow.Add(time.Hour).UnixMilli()}

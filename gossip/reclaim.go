@@ -32,7 +32,10 @@ import (
 //     moves.
 //
 // The restarted member itself sees the same conflict the other way round
-// (its peers' state names its old address); it logs it and waits for them.
+// (its peers' state names its old address): it then holds a round with
+// every live member (resyncAnnounce), whose push/pull carries its new
+// address to each of them, so that none depends on memberlist's gossip of
+// its one alive message to hear of it.
 const deadNodeReclaimTime = time.Millisecond
 
 // conflicts is memberlist's conflict delegate.
@@ -75,9 +78,10 @@ func (g *Gossip) reclaimLoop() {
 			name := cf.existing.Name
 			if name == g.cfg.Name {
 				g.logOnce("moved:"+name, func() {
-					g.log.Info("the cluster knew this node at another address; its peers follow it here once that address stops answering",
+					g.log.Info("the cluster knew this node at another address; telling every member where it is now",
 						"old", addrOf(&cf.other), "new", addrOf(&cf.existing))
 				})
+				g.announceMove()
 				continue
 			}
 			mu.Lock()
@@ -107,7 +111,11 @@ func (g *Gossip) checkConflict(cf conflict) {
 	if g.movedTo(name) == newAddr {
 		return // already followed
 	}
-	if !g.ping(name, &cf.other) {
+	newOK := false
+	for try := 0; try < 3 && !newOK; try++ {
+		newOK = g.ping(name, &cf.other) // a loaded member may miss one probe timeout
+	}
+	if !newOK {
 		g.logOnce("claim:"+name, func() {
 			g.log.Warn("an address claims a member's name but does not answer there", "peer", name, "addr", oldAddr, "claimed", newAddr)
 		})
@@ -121,6 +129,23 @@ func (g *Gossip) checkConflict(cf conflict) {
 	}
 	g.follow(cf.other)
 	g.log.Info("member came back at a new address; following it there", "peer", name, "old", oldAddr, "new", newAddr)
+}
+
+// announceMove holds a round with every live member: each push/pull
+// carries this member's new address, which makes the peer see the conflict
+// and follow it (memberlist sends its own alive message to only a few).
+func (g *Gossip) announceMove() {
+	g.nodesMu.RLock()
+	var peers []memberlist.Node
+	for _, n := range g.nodes {
+		if n.Name != g.cfg.Name {
+			peers = append(peers, n)
+		}
+	}
+	g.nodesMu.RUnlock()
+	for _, n := range peers {
+		g.resyncNow(n.Name, addrOf(&n), resyncAnnounce)
+	}
 }
 
 // ping asks the member named name at n's address; only a member holding

@@ -18,6 +18,9 @@ const (
 	resyncReturned = "back from failure"
 	// resyncMoved: the member came back under its name at another address.
 	resyncMoved = "back at a new address"
+	// resyncAnnounce: this node came back at a new address, and tells the
+	// member so by a push/pull (reclaim.go).
+	resyncAnnounce = "announcing a new address"
 	// resyncCatchUp: this node is catching up and asks a live member.
 	resyncCatchUp = "catching up"
 	// resyncRetry: a round with the peer timed out, or a step of it could
@@ -158,7 +161,7 @@ func (b *resyncBook) list() []Resync {
 type Resync struct {
 	Member   string
 	Addr     string
-	Reason   string    // "back from failure", "back at a new address", "catching up", "retrying a failed round"
+	Reason   string    // "back from failure", "back at a new address", "announcing a new address", "catching up", "retrying a failed round"
 	Since    time.Time // when it was first owed
 	Attempts int       // push/pulls started for it so far
 }

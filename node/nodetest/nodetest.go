@@ -223,7 +223,8 @@ func (c *Cluster) WaitMembers(d time.Duration) {
 	})
 }
 
-// Converged reports whether every member has the same digest.
+// Converged reports whether every member has the same digest: the cheap
+// test, which the bench times. WaitConverged also compares the records.
 func (c *Cluster) Converged() bool {
 	d := c.Members[0].Store().Digest()
 	for _, m := range c.Members[1:] {
@@ -234,10 +235,69 @@ func (c *Cluster) Converged() bool {
 	return true
 }
 
-// WaitConverged waits until every member has the same digest.
+// RecordsDiffer compares every replicated record of every member with the
+// first member's (by key and stored encoding), and returns the first
+// difference found, or "" if they hold the same. It reads whole stores: for
+// tests, once the digests agree (a digest blind to some records would agree
+// anyway).
+func (c *Cluster) RecordsDiffer() string {
+	want, err := records(c.Members[0].Store())
+	if err != nil {
+		return err.Error()
+	}
+	for _, m := range c.Members[1:] {
+		got, err := records(m.Store())
+		if err != nil {
+			return err.Error()
+		}
+		for k, h := range want {
+			if g, ok := got[k]; !ok {
+				return fmt.Sprintf("%s lacks %s", m.Name(), k)
+			} else if g != h {
+				return fmt.Sprintf("%s holds %s in another state than %s", m.Name(), k, c.Members[0].Name())
+			}
+		}
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				return fmt.Sprintf("%s holds %s, which %s lacks", m.Name(), k, c.Members[0].Name())
+			}
+		}
+	}
+	return ""
+}
+
+// records maps each replicated record's key to its hash.
+func records(s *session.Store) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for b := 0; b < session.Buckets; b++ {
+		entries, err := s.BucketEntries(uint8(b))
+		if err != nil {
+			return nil, fmt.Errorf("read bucket %d: %w", b, err)
+		}
+		for _, e := range entries {
+			out[e.Key] = e.Hash
+		}
+	}
+	return out, nil
+}
+
+// WaitConverged waits until every member has the same digest and the same
+// records, or fails the test after d saying which differ.
 func (c *Cluster) WaitConverged(d time.Duration) {
 	c.t.Helper()
-	c.WaitFor(d, "convergence", c.Converged)
+	deadline := time.Now().Add(d)
+	for {
+		why := "the digests differ"
+		if c.Converged() {
+			if why = c.RecordsDiffer(); why == "" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %v waiting for convergence: %s", d, why)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // WaitFor polls cond every 5 ms until it holds, or fails the test after d.

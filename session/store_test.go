@@ -610,7 +610,9 @@ func TestStore_DigestMatchesRecordsAcrossRestarts(t *testing.T) {
 // records collide and merge: users with any field set, sessions alive or
 // ended, local or not, expiring around now.
 func randomRecord(rng *rand.Rand, now time.Time) Record {
-	at := func() HLC { return MakeHLC(now.UnixMilli()-rng.Int64N(3*time.Hour.Milliseconds()), uint16(rng.IntN(3))) }
+	at := func() HLC {
+		return MakeHLC(now.UnixMilli()-rng.Int64N(3*time.Hour.Milliseconds()), uint16(rng.IntN(3)))
+	}
 	email := []string{"ann@example.com", "bob@example.com"}[rng.IntN(2)]
 	if rng.IntN(3) == 0 {
 		u := User{Email: email, Created: at()}

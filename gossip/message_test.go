@@ -28,9 +28,45 @@ func TestMessage_RoundTrip(t *testing.T) {
 	t.Run("digest", func(t *testing.T) {
 		var d session.Digest
 		d[0], d[255] = 1, 1<<63
-		m, err := decodeMessage(encodeDigest("shop", "127.0.0.1:7946", &d))
-		if err != nil || m.from != "shop" || m.addr != "127.0.0.1:7946" || *m.digest != d {
+		b := encodeDigest("shop", "127.0.0.1:7946", &d)
+		m, err := decodeMessage(b)
+		if err != nil || m.from != "shop" || m.addr != "127.0.0.1:7946" || *m.digest != d || m.proto != aeProto {
 			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		// The byte layout, as older versions read it: name, digest, address;
+		// the protocol after it.
+		if b[2] != 4 || string(b[3:7]) != "shop" || b[7+8*session.Buckets] != 14 || b[len(b)-1] != aeProto {
+			t.Fatalf("layout % x", b)
+		}
+		if m, err := decodeMessage(b[:len(b)-1]); err != nil || m.proto != 1 {
+			t.Fatalf("a digest from a version before rounds: proto %d, %v", m.proto, err)
+		}
+	})
+	t.Run("pull and tagged repair", func(t *testing.T) {
+		groups := []bucketHashes{{bucket: 5, hashes: map[uint64]uint64{7: 8}}}
+		msgs := encodePull("n1", "127.0.0.1:1", 1<<63+5, groups)
+		m, err := decodeMessage(msgs[0])
+		if err != nil || m.kind != kindPull || m.part != (partOf{round: 1<<63 + 5, part: 0, parts: 1}) || m.buckets[0].hashes[7] != 8 {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		tag := repairTag{Round: 1<<63 + 5, Part: 2, Chunk: 1, Chunks: 3}
+		m, err = decodeMessage(encodeTagged(kindRepair, recs, &tag))
+		if err != nil || m.tag == nil || *m.tag != tag || len(m.records) != 2 {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		// Not the last chunk: no count; older versions ignore the tag.
+		tag.Chunks = 0
+		b := encodeTagged(kindRepair, nil, &tag)
+		if m, err = decodeMessage(b); err != nil || *m.tag != tag {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		if !bytes.HasSuffix(b, []byte(`"q":[9223372036854775813,2,1,0]}`)) {
+			t.Fatalf("tag layout %s", b)
+		}
+		for _, bad := range []string{`[1,2,3]`, `[1,2,5,5]`, `[1,4294967296,0,1]`} {
+			if _, err := decodeMessage(append([]byte{wireVersion, byte(kindRepair)}, `{"r":[],"q":`+bad+`}`...)); !errors.Is(err, errTag) {
+				t.Errorf("tag %s: %v", bad, err)
+			}
 		}
 	})
 	t.Run("unknown fields are tolerated", func(t *testing.T) {

@@ -155,11 +155,17 @@ func (g *Gossip) CatchingUp() bool { return g.ready.catching.Load() }
 
 // Isolated reports whether no other member is alive though this member has
 // peers to reach (Health.Isolated).
-func (g *Gossip) Isolated() bool {
+func (g *Gossip) Isolated() bool { return !g.isolatedSince().IsZero() }
+
+// isolatedSince is Health.IsolatedSince.
+func (g *Gossip) isolatedSince() time.Time {
 	g.ready.mu.Lock()
-	alone := !g.ready.aloneSince.IsZero()
+	since := g.ready.aloneSince
 	g.ready.mu.Unlock()
-	return alone && g.peersToReach()
+	if since.IsZero() || !g.peersToReach() {
+		return time.Time{}
+	}
+	return since
 }
 
 // KeyMismatch reports whether a peer with another key was heard lately
@@ -176,11 +182,9 @@ func (g *Gossip) Health() Health {
 	h.CatchingUp = g.ready.catching.Load()
 	h.CatchUpReason, h.CatchUpSince = g.ready.reason, g.ready.since
 	h.CaughtUpAt, h.CaughtUpWith = g.ready.caughtAt, g.ready.caughtWith
-	aloneSince := g.ready.aloneSince
 	g.ready.mu.Unlock()
-	if !aloneSince.IsZero() && g.peersToReach() {
-		h.Isolated, h.IsolatedSince = true, aloneSince
-	}
+	h.IsolatedSince = g.isolatedSince()
+	h.Isolated = !h.IsolatedSince.IsZero()
 	h.Foreign = g.foreign.list(g.knownAddr)
 	h.KeyMismatch = keyMismatch(h.Foreign)
 	h.Resyncing = g.resyncs.list()

@@ -212,6 +212,13 @@ func (g *Gossip) maintainLoop() {
 			g.wg.Add(1)
 			go g.resyncAttempt(e)
 		}
+		if since := g.isolatedSince(); !since.IsZero() && now.Sub(since) >= g.cfg.ReconnectMaxBackoff {
+			// Past a start's first joins: say so, once a minute.
+			g.logOnce("isolated", func() {
+				g.log.Warn("no other member is alive: retrying the join addresses and the members this node knows (logged once a minute)",
+					"since", since.Format(time.RFC3339), "key_mismatch", g.KeyMismatch())
+			})
+		}
 	}
 }
 

@@ -1,8 +1,11 @@
 // Package nodetest runs clusters of real ussync nodes in one process, on
 // 127.0.0.1 with ports picked by the kernel, shrunk gossip timers and stores
 // in temporary directories: for tests and for `ussync bench`. Links between
-// nodes can be cut (Partition) and restored (Heal); nodes can be killed and
-// restarted on their data.
+// nodes can be cut (Partition) and restored (Heal), or delayed and made lossy
+// (SetLink), through each member's gossip.Faults, the one fault-injecting
+// layer; nodes can be killed and restarted on their data (at a new gossip
+// port: the harness binds port 0). Convergence is judged by records, not
+// only digests (WaitConverged).
 package nodetest
 
 import (
@@ -66,6 +69,9 @@ type Cluster struct {
 	// Quiet drops node logs below warnings (default: warnings and errors
 	// only, into the test log).
 	LogLevel slog.Level
+	// Seed seeds the random faults (SetLink): member i's Faults get Seed+i,
+	// so a run is reproduced by its seed. Set it before adding members.
+	Seed uint64
 }
 
 func random(n int) string {
@@ -115,6 +121,7 @@ func (c *Cluster) Add() *Member {
 		c.t.Fatalf("data dir: %v", err)
 	}
 	m := &Member{Index: len(c.Members), Dir: dir, Faults: &gossip.Faults{}, c: c}
+	m.Faults.SetSeed(c.Seed + uint64(m.Index))
 	c.Members = append(c.Members, m)
 	c.start(m)
 	return m
@@ -203,7 +210,17 @@ func (c *Cluster) Partition(groups ...[]int) {
 	}
 }
 
-// Heal restores every link.
+// SetLink gives every link between members the faults l (delay, jitter,
+// loss; see gossip.Faults), in both directions: each member applies l to
+// what it sends. The zero Link restores perfect links; Heal leaves links
+// alone.
+func (c *Cluster) SetLink(l gossip.Link) {
+	for _, m := range c.Members {
+		m.Faults.SetLink("", l)
+	}
+}
+
+// Heal removes every cut (Partition).
 func (c *Cluster) Heal() {
 	for _, m := range c.Members {
 		m.Faults.Heal()

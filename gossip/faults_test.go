@@ -275,6 +275,7 @@ func TestGossip_FaultyLinks(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		login(ms[i%3], fmt.Sprintf("s%d", i))
 	}
+	waitFor(t, 30*time.Second, "s0 on n1", func() bool { return has(ms[1], "s0") })
 	logout(ms[1], "s0")
 	waitFor(t, 30*time.Second, "convergence over faulty links", func() bool {
 		for _, m := range ms {

@@ -177,9 +177,13 @@ func (g *Gossip) dueProbes(now time.Time) []probe {
 			delete(g.rememberedSeen, name)
 		}
 	}
+	failedAt := map[string]bool{} // tried as failed members already
+	for _, f := range g.failed {
+		failedAt[f.member.Addr] = !f.left
+	}
 	want := map[string]string{}
 	for a, r := range joins {
-		if a != g.addr && r != g.addr && !live[a] && !live[r] {
+		if a != g.addr && r != g.addr && !live[a] && !live[r] && !failedAt[a] && !failedAt[r] {
 			want[a] = ""
 		}
 	}

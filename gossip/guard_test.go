@@ -205,6 +205,9 @@ func TestGossip_OtherKeyIsReported(t *testing.T) {
 	if !h.Isolated || !h.KeyMismatch || h.Status() != "key_mismatch" || len(h.Foreign) == 0 || !h.Foreign[0].Answered || h.Foreign[0].Addr != ms[0].g.Addr() || !h.Foreign[0].Member {
 		t.Fatalf("the stale node's health: %+v", h)
 	}
+	if r := h.Reason(); !strings.HasPrefix(r, ms[0].g.Addr()+" answers in another cluster key") {
+		t.Fatalf("reason %q", r)
+	}
 	if n, _ := logs.lines("answers in another cluster key"); n != 1 {
 		t.Fatalf("%d lines about the other key, want 1: %v", n, logs.msgs)
 	}

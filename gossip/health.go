@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,31 @@ func (h Health) Status() string {
 		return "catching_up"
 	}
 	return "ok"
+}
+
+// Reason says in one line what Status names, for an operator: which peer
+// answers in another key, since when the member is isolated or catching
+// up. It is "" when Status is "ok".
+func (h Health) Reason() string {
+	switch {
+	case h.KeyMismatch:
+		for _, f := range h.Foreign {
+			if f.Answered {
+				return fmt.Sprintf("%s answers in another cluster key: this node's secret is not the cluster's, or that node missed a key rotation", f.Addr)
+			}
+		}
+		for _, f := range h.Foreign {
+			if f.Member && f.Plausible {
+				return fmt.Sprintf("%s, a member's address, sends gossip no installed key decrypts: that node missed a key rotation, or this one did", f.Addr)
+			}
+		}
+		return "a peer uses another cluster key"
+	case h.Isolated:
+		return fmt.Sprintf("no other member is alive since %s, though this node has peers to reach", h.IsolatedSince.UTC().Format(time.RFC3339))
+	case h.CatchingUp:
+		return fmt.Sprintf("catching up (%s) since %s: no full anti-entropy round with a live member yet", h.CatchUpReason, h.CatchUpSince.UTC().Format(time.RFC3339))
+	}
+	return ""
 }
 
 // readiness is the catching-up and isolation state.

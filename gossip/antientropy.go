@@ -20,10 +20,11 @@ import (
 const (
 	aeWorkers = 4
 	// maxAEPeers bounds the peers with work waiting; maxPeerPulls the pulls
-	// waiting for one peer (each up to MaxChunkBytes). Past either, work is
-	// dropped and counted, and the peer's puller retries its round.
+	// waiting for one peer (each up to MaxChunkBytes: 256 of them are the
+	// pull of four million records). Past either, work is dropped and
+	// counted, and the peer's puller retries its round.
 	maxAEPeers   = 1024
-	maxPeerPulls = 64
+	maxPeerPulls = 256
 )
 
 // aePeer is the anti-entropy work waiting for one peer.
@@ -194,6 +195,13 @@ func (g *Gossip) compare(m message) {
 	}
 	groups := make([]bucketHashes, 0, len(diff))
 	for _, b := range diff {
+		if m.digest[b] == 0 {
+			// The peer holds nothing in this bucket (its records XOR to
+			// zero with odds of 2^-64): nothing to pull. A new member's
+			// digest is all zeros, and a full store's pull would be 16
+			// bytes a record for nothing.
+			continue
+		}
 		entries, err := g.store.BucketEntries(b)
 		if err != nil {
 			g.log.Error("read bucket for anti-entropy", "bucket", b, "err", err)
@@ -206,7 +214,11 @@ func (g *Gossip) compare(m message) {
 		}
 		groups = append(groups, hb)
 	}
-	g.stats.bucketsRepaired.Add(uint64(len(diff)))
+	if len(groups) == 0 {
+		g.roundDone(m.from, "nothing to pull")
+		return
+	}
+	g.stats.bucketsRepaired.Add(uint64(len(groups)))
 	if m.proto < 2 {
 		// A peer of an older version answers without telling when it is
 		// done: this round ends when a later compare finds no difference.

@@ -33,7 +33,8 @@
 // compares the peer's digest with its own (the peer's push/pull state). It
 // is complete when either
 //
-//   - the digests are equal: the member held everything the peer held; or
+//   - the digests are equal, or differ only in buckets the peer's digest
+//     shows empty: the member held everything the peer held; or
 //   - the member sent its pull for every bucket that differs (in parts, when
 //     large), the peer answered every part, and every repair chunk of the
 //     answer is applied to the store. The peer tags each chunk with the

@@ -69,7 +69,7 @@ func (g *Gossip) reconnectLoop() {
 			select {
 			case slots <- struct{}{}:
 			default:
-				g.failedRetry(f.member.Name, now, false) // no slot: next tick's turn
+				g.untry(f.member.Name, "") // no slot: the next tick's turn
 				continue
 			}
 			g.wg.Add(1)
@@ -88,7 +88,7 @@ func (g *Gossip) reconnectLoop() {
 			select {
 			case slots <- struct{}{}:
 			default:
-				g.probeRetry(p.addr, now, false)
+				g.untry("", p.addr)
 				continue
 			}
 			g.wg.Add(1)
@@ -152,6 +152,19 @@ func (g *Gossip) failedRetry(name string, now time.Time, failed bool) {
 	f.next = now.Add(jitter(f.backoff))
 	if failed {
 		f.backoff = min(2*f.backoff, g.cfg.ReconnectMaxBackoff)
+	}
+}
+
+// untry puts back a failed member (by name) or a probe (by address) that
+// was due but not tried, to be tried at the next tick.
+func (g *Gossip) untry(name, addr string) {
+	g.failedMu.Lock()
+	defer g.failedMu.Unlock()
+	if f := g.failed[name]; f != nil {
+		f.trying = false
+	}
+	if p := g.probes[addr]; p != nil {
+		p.trying = false
 	}
 }
 

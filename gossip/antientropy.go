@@ -219,10 +219,16 @@ func (g *Gossip) compare(m message) {
 		return
 	}
 	g.stats.bucketsRepaired.Add(uint64(len(groups)))
-	if m.proto < 2 {
+	if m.proto < 2 || g.proto.Load() < 2 {
 		// A peer of an older version answers without telling when it is
-		// done: this round ends when a later compare finds no difference.
-		g.send(KindPull, node, encodeHashes(g.cfg.Name, g.addr, groups))
+		// done: the round counts once its pull is sent (else a member
+		// upgraded first, among busy older peers whose digests always
+		// differ a little, would catch up only by chance).
+		if err := g.send(KindPull, node, encodeHashes(g.cfg.Name, g.addr, groups)); err != nil {
+			g.resyncLater(m.from, addrOf(node), resyncRetry)
+			return
+		}
+		g.roundDone(m.from, "pull sent to a peer of an older version")
 		return
 	}
 	g.pulled()

@@ -52,7 +52,7 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 // records themselves.
 func (d *delegate) LocalState(join bool) []byte {
 	dg := d.store.Digest()
-	return encodeDigest(d.cfg.Name, d.addr, &dg)
+	return encodeDigestProto(d.cfg.Name, d.addr, &dg, uint8(d.proto.Load()))
 }
 
 // MergeRemoteState hands a peer's digest to anti-entropy. A newer digest

@@ -78,8 +78,9 @@
 // nothing remembered: the first of a cluster) has nothing to catch up on.
 //
 // A round with a peer that is itself behind makes this member only as fresh
-// as that peer; a peer of an older version (without rounds) completes a
-// round only by equal digests.
+// as that peer. A peer of an older version does not say when its answer is
+// complete: a round with it counts once the pull is sent (best effort, for
+// the time of a rolling upgrade).
 //
 // # A member back at a new address
 //

@@ -130,6 +130,10 @@ type Gossip struct {
 	logMu  sync.Mutex
 	logged map[string]time.Time
 
+	// proto is the anti-entropy protocol this member announces: aeProto,
+	// or 1 in tests that play a member of an older version.
+	proto atomic.Uint32
+
 	stats struct {
 		deltasSent, recordsPushed, deltasReceived, deltasApplied, rebroadcasts atomic.Uint64
 		bad, dropped, aeRounds, bucketsRepaired, recordsRepaired, reconnects   atomic.Uint64
@@ -196,6 +200,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	}
 	g.trans = newTransport(nt, cfg.Faults, g.guard)
 	g.meta.Store(&md)
+	g.proto.Store(aeProto)
 	g.keyring = mc.Keyring
 	mc.Transport = g.trans
 	mc.Delegate = (*delegate)(g)

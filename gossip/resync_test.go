@@ -215,3 +215,26 @@ func TestGossip_CatchingUp(t *testing.T) {
 		return len(late.g.LiveMembers()) == 2 && !late.g.CatchingUp()
 	})
 }
+
+// TestGossip_OlderPeer: with a peer of an older version (no rounds: it
+// announces protocol 1, gets the old hashes and answers untagged), records
+// still cross both ways, and a member catching up from it is done once its
+// pull is sent.
+func TestGossip_OlderPeer(t *testing.T) {
+	key := newKey(t)
+	old := startMember(t, slowed(testConfig(t, "old", key)))
+	old.g.proto.Store(1)
+	unpublished(t, old, "on-old")
+	cfg := slowed(testConfig(t, "new", key))
+	cfg.Join = []string{old.g.Addr()}
+	nw := startMember(t, cfg)
+	unpublished(t, nw, "on-new")
+	if _, err := nw.g.Join(cfg.Join); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "each record on the other member", func() bool { return has(nw, "on-old") && has(old, "on-new") })
+	waitFor(t, 10*time.Second, "the new member to be caught up", func() bool { return !nw.g.CatchingUp() })
+	if st := nw.g.Stats(); st.RoundsFailed != 0 || st.BadMessages != 0 || old.g.Stats().BadMessages != 0 {
+		t.Fatalf("new %+v, old %+v", st, old.g.Stats())
+	}
+}

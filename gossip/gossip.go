@@ -224,6 +224,9 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	}
 	g.list = list
 	g.addr = g.Addr()
+	for _, a := range cfg.Join {
+		g.resolver.resolve(a, time.Now()) // a join list may name this node itself
+	}
 	if g.peersToReach() {
 		g.startCatchUp(CatchUpStarting)
 	}

@@ -222,7 +222,7 @@ func (g *Gossip) Health() Health {
 // remembers.
 func (g *Gossip) peersToReach() bool {
 	for _, a := range g.cfg.Join {
-		if a != g.addr {
+		if a != g.addr && g.resolver.cached(a) != g.addr {
 			return true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/ussync/ussync/session"
@@ -247,6 +248,7 @@ func (g *Gossip) probeRetry(addr string, now time.Time, failed bool) {
 // Answers are kept for a minute; an address holding an IP, or a name that
 // does not resolve, is returned as given. Only the reconnect loop uses it.
 type resolver struct {
+	mu    sync.Mutex
 	cache map[string]resolvedAddr
 }
 
@@ -260,18 +262,34 @@ func (r *resolver) resolve(addr string, now time.Time) string {
 	if err != nil || net.ParseIP(host) != nil {
 		return addr
 	}
-	if c, ok := r.cache[addr]; ok && now.Sub(c.at) < time.Minute {
+	r.mu.Lock()
+	c, ok := r.cache[addr]
+	r.mu.Unlock()
+	if ok && now.Sub(c.at) < time.Minute {
 		return c.addr
 	}
 	out := addr
 	if ips, err := net.LookupIP(host); err == nil && len(ips) > 0 {
 		out = net.JoinHostPort(ips[0].String(), port)
 	}
+	r.mu.Lock()
 	if r.cache == nil {
 		r.cache = map[string]resolvedAddr{}
 	}
 	r.cache[addr] = resolvedAddr{addr: out, at: now}
+	r.mu.Unlock()
 	return out
+}
+
+// cached returns what resolve last returned for addr, without a lookup
+// (addr itself if never resolved).
+func (r *resolver) cached(addr string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.cache[addr]; ok {
+		return c.addr
+	}
+	return addr
 }
 
 // Members remembered across restarts (like Serf's snapshot): the live and

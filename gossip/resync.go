@@ -203,9 +203,13 @@ func (g *Gossip) maintainLoop() {
 		}
 		if g.CatchingUp() && !g.resyncs.any() && !g.rounds.pending("") && now.Sub(g.lastPull()) >= g.cfg.ResyncInterval {
 			// Nothing under way (a join's round has not started, or one
-			// ended without completing): ask a live member.
+			// ended without completing): ask a live member. With none, and
+			// no one left to reach (the remembered members were forgotten
+			// after ReconnectTimeout), this member is alone by design now.
 			if peer := g.someLivePeer(); peer != nil {
 				g.resyncNow(peer.Name, addrOf(peer), resyncCatchUp)
+			} else if !g.peersToReach() {
+				g.caughtUp("", "no peer left to ask")
 			}
 		}
 		for _, e := range g.resyncs.due(now) {

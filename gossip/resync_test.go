@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -172,6 +173,19 @@ func TestGossip_CatchingUp(t *testing.T) {
 	first := startMember(t, slowed(testConfig(t, "n0", key)))
 	if first.g.CatchingUp() || first.g.Isolated() {
 		t.Fatalf("the first member: %+v", first.g.Health())
+	}
+	// A join list naming only the member itself (one list for every site)
+	// is nobody to ask either.
+	self := testConfig(t, "self", key)
+	ln, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self.BindAddr = ln.LocalAddr().String()
+	self.Join = []string{self.BindAddr}
+	ln.Close()
+	if m := startMember(t, self); m.g.CatchingUp() || m.g.Isolated() {
+		t.Fatalf("a member whose join list names itself: %+v", m.g.Health())
 	}
 	unpublished(t, first, "s1")
 	cfg := slowed(testConfig(t, "n1", key))

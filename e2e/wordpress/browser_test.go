@@ -283,3 +283,36 @@ func (b *tab) setPassword(pw string) {
 		return true;
 	})()`, pw, pw))
 }
+
+// chromedpSet sets the value of the element with this id.
+func chromedpSet(id, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.SetValue(chromedp.ID(id), value, chromedp.NodeVisible)
+}
+
+// chromedp_click clicks the first element matching a CSS selector.
+func chromedp_click(css string) chromedp.Action[chromedp.Void] {
+	return chromedp.Click(chromedp.CSS(css), chromedp.NodeVisible)
+}
+
+// chromedp_waitID waits for the element with this id to be visible.
+func chromedp_waitID(id string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.ID(id))
+}
+
+// evalString runs a script and returns its string result.
+func evalString(b *tab, js string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("%s: script: %v", b.name, err)
+	}
+	return v
+}
+
+// readFile returns a file's text, or "".
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}

@@ -45,7 +45,7 @@ final class Ussync_Auth {
 		add_action( 'wp_logout', array( __CLASS__, 'logout' ), 1 );
 		add_action( 'profile_update', array( __CLASS__, 'profile_update' ), 10, 2 );
 		add_action( 'after_password_reset', array( __CLASS__, 'after_password_reset' ), 10, 1 );
-		add_filter( 'rest_authentication_errors', array( __CLASS__, 'rest_errors' ), 100 );
+		add_filter( 'rest_authentication_errors', array( __CLASS__, 'rest_errors' ), 99 ); // before core's cookie check (100), which would call it a bad nonce.
 		add_action( 'admin_init', array( __CLASS__, 'ajax_ended' ), 0 );
 		add_action( 'admin_post_ussync_logout_everywhere', array( __CLASS__, 'logout_everywhere_action' ) );
 	}

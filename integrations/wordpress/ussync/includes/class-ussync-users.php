@@ -39,10 +39,10 @@ final class Ussync_Users {
 		add_action( 'edit_user_profile', array( __CLASS__, 'profile_box' ) );
 
 		// The e-mail lock, on every path that changes an address.
-		add_action( 'init', array( __CLASS__, 'no_email_confirmation' ) );
+		add_action( 'admin_init', array( __CLASS__, 'no_email_confirmation' ) ); // core adds it in admin-filters.php, after init.
 		add_action( 'user_profile_update_errors', array( __CLASS__, 'profile_errors' ), 10, 3 );
 		add_filter( 'wp_pre_insert_user_data', array( __CLASS__, 'keep_email' ), 10, 3 );
-		add_filter( 'rest_pre_insert_user', array( __CLASS__, 'rest_email' ), 10, 2 );
+		add_filter( 'rest_request_before_callbacks', array( __CLASS__, 'rest_email' ), 10, 3 );
 		add_action( 'woocommerce_save_account_details_errors', array( __CLASS__, 'woo_email' ), 10, 2 );
 	}
 
@@ -632,21 +632,28 @@ final class Ussync_Users {
 	}
 
 	/**
-	 * rest_pre_insert_user: REST (users/me, users/{id}) answers 400.
+	 * rest_request_before_callbacks: a REST update of a user (users/me,
+	 * users/{id}) that changes the address answers 400 before core runs it.
+	 * (rest_pre_insert_user cannot refuse: core's update_item does not
+	 * check its result for an error.)
 	 *
-	 * @param stdClass        $user    The prepared user.
-	 * @param WP_REST_Request $request The request.
-	 * @return stdClass|WP_Error
+	 * @param WP_REST_Response|WP_Error|mixed $response Earlier result.
+	 * @param array                           $handler  The route's handler.
+	 * @param WP_REST_Request                 $request  The request.
+	 * @return WP_REST_Response|WP_Error|mixed
 	 */
-	public static function rest_email( $user, $request ) {
-		if ( empty( $user->ID ) || ! isset( $user->user_email ) ) {
-			return $user;
+	public static function rest_email( $response, $handler, $request ) {
+		if ( is_wp_error( $response ) || ! $request instanceof WP_REST_Request || 'GET' === $request->get_method() ) {
+			return $response;
 		}
-		$old = get_userdata( (int) $user->ID );
-		if ( $old && strtolower( $old->user_email ) !== strtolower( (string) $user->user_email ) ) {
+		if ( ! preg_match( '#\A/wp/v2/users/(me|\d+)\z#', $request->get_route(), $m ) || ! is_string( $request['email'] ) ) {
+			return $response;
+		}
+		$user = get_userdata( 'me' === $m[1] ? get_current_user_id() : (int) $m[1] );
+		if ( $user && strtolower( $user->user_email ) !== strtolower( $request['email'] ) ) {
 			return new WP_Error( 'ussync_email_locked', self::locked_message(), array( 'status' => 400 ) );
 		}
-		return $user;
+		return $response;
 	}
 
 	/**

@@ -159,7 +159,32 @@ func theBed(t *testing.T) *testbed {
 	if bed.err != nil {
 		t.Fatalf("start the WordPress testbed: %v", bed.err)
 	}
-	return bed.testbed
+	tb := bed.testbed
+	t.Cleanup(func() {
+		if t.Failed() {
+			tb.dumpLogs(t)
+		}
+	})
+	return tb
+}
+
+// dumpLogs writes the end of every site's PHP logs and every node's output
+// into the failed test's log.
+func (tb *testbed) dumpLogs(t *testing.T) {
+	tail := func(s string) string {
+		lines := strings.Split(strings.TrimSpace(s), "\n")
+		return strings.Join(lines[max(0, len(lines)-15):], "\n")
+	}
+	for _, s := range tb.sites {
+		for _, f := range []string{"debug.log", "php-errors.log"} {
+			if b, err := os.ReadFile(filepath.Join(s.dir, f)); err == nil && len(b) > 0 {
+				t.Logf("--- %s %s (end):\n%s", s.name, f, tail(string(b)))
+			}
+		}
+		if s.node != nil {
+			t.Logf("--- node %s (end):\n%s", s.name, tail(s.node.output()))
+		}
+	}
 }
 
 // proc is a process the testbed started, in its own process group so that
@@ -627,6 +652,9 @@ define('AUTOMATIC_UPDATER_DISABLED', true);
 define('WP_HTTP_BLOCK_EXTERNAL', true);
 define('WP_ACCESSIBLE_HOSTS', '*.localhost,127.0.0.1');
 define('USSYNC_API_TOKEN', '%s');
+// The test machine is shared and overloaded at times: a page view may wait
+// longer for its node than the plugin's 1 s default before calling it down.
+define('USSYNC_TIMEOUT', 10);
 define('E2E_SMTP_PORT', %d);
 if (file_exists(__DIR__ . '/e2e-extra.php')) { require __DIR__ . '/e2e-extra.php'; }
 if (!defined('ABSPATH')) { define('ABSPATH', __DIR__ . '/'); }

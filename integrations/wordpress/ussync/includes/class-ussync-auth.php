@@ -33,6 +33,9 @@ final class Ussync_Auth {
 	/** @var bool The check is running (WordPress may ask who the user is from inside it). */
 	private static bool $busy = false;
 
+	/** @var array|null The lifetime WordPress gave the session it is creating: length (seconds), remember. */
+	private static ?array $lifetime = null;
+
 	/** @var bool A user is being added by an arrival (its registration is not a site registration). */
 	public static bool $adopting = false;
 
@@ -40,6 +43,7 @@ final class Ussync_Auth {
 	 * Hooks logins, checks and logouts into WordPress.
 	 */
 	public static function hooks(): void {
+		add_filter( 'auth_cookie_expiration', array( __CLASS__, 'lifetime' ), PHP_INT_MAX, 3 );
 		add_filter( 'attach_session_information', array( __CLASS__, 'attach' ), 20, 2 );
 		add_filter( 'determine_current_user', array( __CLASS__, 'determine' ), 100 );
 		add_action( 'wp_logout', array( __CLASS__, 'logout' ), 1 );
@@ -88,6 +92,24 @@ final class Ussync_Auth {
 	}
 
 	/**
+	 * auth_cookie_expiration, last: remembers the lifetime and the "Remember
+	 * me" of the session wp_set_auth_cookie is about to create (the
+	 * attach_session_information filter is not told either).
+	 *
+	 * @param int  $length   Seconds.
+	 * @param int  $user_id  The user.
+	 * @param bool $remember Remember me.
+	 * @return int
+	 */
+	public static function lifetime( $length, $user_id = 0, $remember = false ) {
+		self::$lifetime = array(
+			'length'   => (int) $length,
+			'remember' => (bool) $remember,
+		);
+		return $length;
+	}
+
+	/**
 	 * attach_session_information filter: WordPress is creating a browser
 	 * session (any login path: wp-login.php, wp_signon from a form, REST or
 	 * AJAX, a second factor completed). Its ussync session is created here,
@@ -113,8 +135,12 @@ final class Ussync_Auth {
 		if ( ! $user ) {
 			return $session;
 		}
-		$expiration = (int) ( $session['expiration'] ?? time() + 2 * DAY_IN_SECONDS );
-		$remember   = ! Ussync_Util::browser_session( time(), $expiration );
+		$life       = self::$lifetime ?? array(
+			'length'   => 2 * DAY_IN_SECONDS,
+			'remember' => false,
+		);
+		$expiration = time() + max( 60, $life['length'] );
+		$remember   = $life['remember'] && ! Ussync_Util::browser_session( time(), $expiration );
 		$fresh      = self::$password_changed === (int) $user_id;
 		$answers    = self::create_sessions( $user, max( 60, $expiration - time() ), $remember ? $expiration : 0 );
 		if ( ! $answers ) {
@@ -478,8 +504,11 @@ final class Ussync_Auth {
 			return $no( 'second_factor' );
 		}
 
-		$life  = max( 60, $expires - time() );
-		$limit = static fn() => $life; // WordPress's cookie never outlives the ussync session.
+		// WordPress's cookies never outlive the ussync session: a remembered
+		// login cookie is kept 12 hours past its session's expiration
+		// (wp_set_auth_cookie), so that session ends 12 hours earlier.
+		$life  = max( 60, $expires - time() - ( $remember ? 12 * HOUR_IN_SECONDS : 0 ) );
+		$limit = static fn() => $life;
 		add_filter( 'auth_cookie_expiration', $limit, PHP_INT_MAX );
 		self::$linking = array( $node->id => $sid );
 		wp_set_auth_cookie( $user->ID, $remember, is_ssl() );

@@ -17,14 +17,41 @@ defined( 'ABSPATH' ) || exit;
  */
 final class Ussync_Node {
 
-	/** Seconds a page view waits for the node at most. */
+	/**
+	 * Seconds a page view waits for the node at most. The constant
+	 * USSYNC_TIMEOUT in wp-config.php replaces it (e.g. on an overloaded
+	 * test machine).
+	 */
 	const CHECK_TIMEOUT = 1.0;
 
 	/** Seconds a code request waits (the node waits for its mail server). */
 	const MAIL_TIMEOUT = 15.0;
 
-	/** Seconds a node that did not answer is left alone. */
+	/** Seconds a node that did not answer is left alone (USSYNC_DOWN_FOR replaces it). */
 	const DOWN_FOR = 30;
+
+	/**
+	 * The timeout of a call: $t, or USSYNC_TIMEOUT when it is defined and
+	 * $t is CHECK_TIMEOUT (or a multiple of it).
+	 *
+	 * @param float $t Seconds.
+	 * @return float
+	 */
+	private static function timeout( float $t ): float {
+		if ( defined( 'USSYNC_TIMEOUT' ) && is_numeric( USSYNC_TIMEOUT ) && (float) USSYNC_TIMEOUT > 0 && $t < self::MAIL_TIMEOUT ) {
+			return $t / self::CHECK_TIMEOUT * (float) USSYNC_TIMEOUT;
+		}
+		return $t;
+	}
+
+	/**
+	 * Seconds a node that did not answer is left alone.
+	 *
+	 * @return int
+	 */
+	private static function down_for(): int {
+		return defined( 'USSYNC_DOWN_FOR' ) && is_numeric( USSYNC_DOWN_FOR ) ? max( 1, (int) USSYNC_DOWN_FOR ) : self::DOWN_FOR;
+	}
 
 	/**
 	 * Autoloaded option: network id => Unix time until which the node is
@@ -98,11 +125,11 @@ final class Ussync_Node {
 		$down = get_option( self::DOWN_OPTION, array() );
 		$down = is_array( $down ) ? $down : array();
 		$was  = isset( $down[ $this->id ] );
-		$down[ $this->id ] = time() + self::DOWN_FOR;
+		$down[ $this->id ] = time() + self::down_for();
 		update_option( self::DOWN_OPTION, $down, true );
 		if ( ! $was ) {
 			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- logged once per outage, by design.
-			error_log( sprintf( 'ussync: the node of network "%s" did not answer (%s); retrying in %d s', $this->id, $what, self::DOWN_FOR ) );
+			error_log( sprintf( 'ussync: the node of network "%s" did not answer (%s); retrying in %d s', $this->id, $what, self::down_for() ) );
 		}
 	}
 
@@ -150,7 +177,7 @@ final class Ussync_Node {
 		}
 		$args = array(
 			'method'      => $method,
-			'timeout'     => $timeout,
+			'timeout'     => self::timeout( $timeout ),
 			'redirection' => 0,
 			'httpversion' => '1.1',
 			'blocking'    => true,
@@ -213,7 +240,7 @@ final class Ussync_Node {
 			$this->public_url . $path_query,
 			array(
 				'method'      => $method,
-				'timeout'     => 2 * self::CHECK_TIMEOUT,
+				'timeout'     => self::timeout( 2 * self::CHECK_TIMEOUT ),
 				'redirection' => 0,
 				'httpversion' => '1.1',
 				'headers'     => $headers,

@@ -644,7 +644,8 @@ define('DB_COLLATE', '');
 %s$table_prefix = 'wp_';
 define('WP_HOME', '%s');
 define('WP_SITEURL', '%s');
-define('WP_DEBUG', true);
+if (file_exists(__DIR__ . '/e2e-extra.php')) { require __DIR__ . '/e2e-extra.php'; }
+defined('WP_DEBUG') || define('WP_DEBUG', true);
 define('WP_DEBUG_LOG', __DIR__ . '/debug.log');
 define('WP_DEBUG_DISPLAY', false);
 define('DISABLE_WP_CRON', true);
@@ -656,7 +657,6 @@ define('USSYNC_API_TOKEN', '%s');
 // longer for its node than the plugin's 1 s default before calling it down.
 define('USSYNC_TIMEOUT', 10);
 define('E2E_SMTP_PORT', %d);
-if (file_exists(__DIR__ . '/e2e-extra.php')) { require __DIR__ . '/e2e-extra.php'; }
 if (!defined('ABSPATH')) { define('ABSPATH', __DIR__ . '/'); }
 require_once ABSPATH . 'wp-settings.php';
 `, s.db, tb.mysql, salts.String(), home, home, tb.token, tb.sink.port)

@@ -51,10 +51,25 @@ type tab struct {
 // blocked: Chromium's default), stopped at cleanup.
 func launch(t *testing.T, name string) *tab {
 	t.Helper()
+	return launchWith(t, name, false)
+}
+
+// launchWith is launch, with third-party cookies allowed when thirdParty
+// is set: found with Chromium 156 (e2e/browser_helpers_test.go), only the
+// profile preference profile.cookie_controls_mode = 0, written before the
+// browser starts, lets a cross-site frame set its cookies.
+func launchWith(t *testing.T, name string, thirdParty bool) *tab {
+	t.Helper()
 	exe := chromium(t)
 	dir, err := os.MkdirTemp("", "ussync-wp-chromium-")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if thirdParty {
+		os.MkdirAll(filepath.Join(dir, "Default"), 0o700)
+		if err := os.WriteFile(filepath.Join(dir, "Default", "Preferences"), []byte(`{"profile":{"cookie_controls_mode":0}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),

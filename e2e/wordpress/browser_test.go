@@ -58,7 +58,7 @@ func launch(t *testing.T, name string) *tab {
 // is set: found with Chromium 156 (e2e/browser_helpers_test.go), only the
 // profile preference profile.cookie_controls_mode = 0, written before the
 // browser starts, lets a cross-site frame set its cookies.
-func launchWith(t *testing.T, name string, thirdParty bool) *tab {
+func launchWith(t *testing.T, name string, thirdParty bool, extra ...chromedp.ExecAllocatorOption) *tab {
 	t.Helper()
 	exe := chromium(t)
 	dir, err := os.MkdirTemp("", "ussync-wp-chromium-")
@@ -80,6 +80,7 @@ func launchWith(t *testing.T, name string, thirdParty bool) *tab {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.WindowSize(1280, 1000),
 	)
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {

@@ -32,3 +32,21 @@ func TestWordPress_NoNotices(t *testing.T) {
 		}
 	}
 }
+
+// TestWordPress_Uninstall (after every other test: it removes the plugin
+// from site C): deleting the plugin removes its options and user meta, and
+// keeps the accounts it added.
+func TestWordPress_Uninstall(t *testing.T) {
+	tb := theBed(t)
+	c := tb.sites[2]
+	saved := tb.mustPHP(t, c, `return get_option('ussync_settings');`)
+	tb.mustPHP(t, c, `update_user_meta(1, 'ussync_added', time()); update_option('ussync_down', array()); return 1;`)
+	out := string(tb.mustPHP(t, c, `deactivate_plugins('ussync/ussync.php'); uninstall_plugin('ussync/ussync.php');
+global $wpdb;
+return array(get_option('ussync_settings', 'gone'), get_option('ussync_down', 'gone'),
+	(int) $wpdb->get_var("SELECT COUNT(*) FROM $wpdb->usermeta WHERE meta_key = 'ussync_added'"), (bool) get_userdata(1));`))
+	if out != `["gone","gone",0,true]` {
+		t.Fatalf("after uninstall: %s", out)
+	}
+	tb.mustPHP(t, c, "activate_plugin('ussync/ussync.php'); update_option('ussync_settings', json_decode('"+strings.ReplaceAll(string(saved), "'", "\\'")+"', true)); return 1;")
+}

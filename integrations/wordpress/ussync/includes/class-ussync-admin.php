@@ -279,7 +279,7 @@ final class Ussync_Admin {
 			return;
 		}
 		$form = '<form method="post" action="' . esc_url( admin_url( 'admin-post.php' ) ) . '" style="display:inline">'
-			. wp_nonce_field( 'ussync_logout_everywhere', '_wpnonce', true, false )
+			. '<input type="hidden" name="_wpnonce" value="' . esc_attr( wp_create_nonce( 'ussync_logout_everywhere' ) ) . '">' // no id: the page may hold its own #_wpnonce.
 			. '<input type="hidden" name="action" value="ussync_logout_everywhere">'
 			. '<button type="submit" id="ussync-bar-logout-everywhere" class="ab-item" style="background:none;border:0;color:inherit;cursor:pointer;padding:0 10px">' . esc_html__( 'Log out everywhere', 'ussync' ) . '</button></form>';
 		$bar->add_node(

@@ -460,7 +460,8 @@ final class Ussync_Handoff {
 		$path   = self::request_path();
 		$prefix = Ussync_Util::site_path( home_url( '/' ) ) . rest_get_url_prefix() . '/';
 		// phpcs:ignore WordPress.Security.NonceVerification.Recommended
-		return ! str_starts_with( $path, $prefix ) && ! isset( $_GET['rest_route'] ) && ! str_ends_with( $path, '/xmlrpc.php' ) && ! str_ends_with( $path, '/admin-ajax.php' );
+		return ! str_starts_with( $path, $prefix ) && ! isset( $_GET['rest_route'] ) && ! str_ends_with( $path, '/xmlrpc.php' ) &&
+			! str_ends_with( $path, '/admin-ajax.php' ) && ! str_ends_with( $path, '/admin-post.php' ); // an action's link is not a page.
 	}
 
 	/**

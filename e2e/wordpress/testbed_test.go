@@ -676,12 +676,22 @@ func (tb *testbed) serve(s *site) error {
 		return err
 	}
 	s.php = p
+	// Ready once a worker answers HTTP (not when the port accepts: the
+	// parent listens before its workers run).
 	return waitFor("php "+s.name, startTimeout, func() error {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+		select {
+		case <-p.done:
+			return fmt.Errorf("php exited: %s", p.output())
+		default:
+		}
+		resp, err := httpClient().Get(fmt.Sprintf("http://127.0.0.1:%d/readme.html", s.port))
 		if err != nil {
 			return err
 		}
-		c.Close()
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readme.html: %d", resp.StatusCode)
+		}
 		return nil
 	})
 }
@@ -715,14 +725,25 @@ func (tb *testbed) install(s *site) error {
 		"admin_password": {adminPass}, "admin_password2": {adminPass}, "pw_weak": {"1"},
 		"admin_email": {"admin-" + s.name + "@example.com"}, "blog_public": {"0"}, "language": {""},
 	}
-	resp, err := c.PostForm(s.url+"wp-admin/install.php?step=2", form)
+	// The install is one request; if its connection breaks (seen once
+	// under heavy load, an empty answer from PHP's server), it is asked
+	// again: a finished install answers "Already Installed".
+	var b []byte
+	err := waitFor("install "+s.name, startTimeout, func() error {
+		resp, err := c.PostForm(s.url+"wp-admin/install.php?step=2", form)
+		if err != nil {
+			tb.logf("install %s: %v; php: %s", s.name, err, truncate(s.php.output(), 2000))
+			return err
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !(bytes.Contains(b, []byte("Success")) || bytes.Contains(b, []byte("Already Installed"))) {
+			return fmt.Errorf("install: %d %s", resp.StatusCode, truncate(string(b), 400))
+		}
+		return nil
+	})
 	if err != nil {
-		return err
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !bytes.Contains(b, []byte("Success")) {
-		return fmt.Errorf("install: %d %s", resp.StatusCode, truncate(string(b), 400))
+		return fmt.Errorf("%w; php: %s; errors: %s", err, truncate(s.php.output(), 2000), truncate(readFile(filepath.Join(s.dir, "php-errors.log")), 2000))
 	}
 	_, err = tb.php(s, `
 update_option('permalink_structure', '/%postname%/');

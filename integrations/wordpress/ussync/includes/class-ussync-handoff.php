@@ -465,8 +465,10 @@ final class Ussync_Handoff {
 	}
 
 	/**
-	 * Whether the request is a login that must not start a chain (the
-	 * interim login modal runs in a frame).
+	 * Whether the request is a login made inside a frame (the interim
+	 * login modal, a login form in an iframe), which must not start a
+	 * chain. A fetch or XHR login is not framed: its hand-off waits for the
+	 * browser's next page view.
 	 *
 	 * @return bool
 	 */
@@ -476,7 +478,21 @@ final class Ussync_Handoff {
 			return true;
 		}
 		$dest = isset( $_SERVER['HTTP_SEC_FETCH_DEST'] ) ? sanitize_key( wp_unslash( $_SERVER['HTTP_SEC_FETCH_DEST'] ) ) : '';
-		return '' !== $dest && 'document' !== $dest;
+		return in_array( $dest, array( 'iframe', 'frame', 'embed', 'object', 'fencedframe' ), true );
+	}
+
+	/**
+	 * Whether this request's answer is what the browser shows at the top
+	 * level (a redirect of it may go through a chain).
+	 *
+	 * @return bool
+	 */
+	private static function top_level(): bool {
+		if ( self::framed_login() || wp_doing_ajax() || ( defined( 'REST_REQUEST' ) && REST_REQUEST ) ) {
+			return false;
+		}
+		$dest = isset( $_SERVER['HTTP_SEC_FETCH_DEST'] ) ? sanitize_key( wp_unslash( $_SERVER['HTTP_SEC_FETCH_DEST'] ) ) : '';
+		return '' === $dest || 'document' === $dest;
 	}
 
 	/**
@@ -489,7 +505,7 @@ final class Ussync_Handoff {
 	 * @return string
 	 */
 	public static function redirect( $location, $status ) {
-		if ( null === self::$planned || ! self::$planned['chains'] || '' === self::$login_token || self::framed_login() ) {
+		if ( null === self::$planned || ! self::$planned['chains'] || '' === self::$login_token || ! self::top_level() ) {
 			return $location;
 		}
 		$p             = self::$planned;

@@ -20,7 +20,9 @@
 //     node, then Use, then Remove) never breaks a hand-off in flight. The wire
 //     header (version and key id) is authenticated. OpenTicket refuses with a
 //     distinct sentinel per reason: malformed, unknown key, tampered, expired,
-//     not yet valid. Target, client IP and replay checks are the caller's.
+//     not yet valid, living longer than the cluster allows (TicketLimits:
+//     the ticket TTL plus the max offset between clocks). Target, client IP
+//     and replay checks are the caller's.
 //   - Every comparison of secret material (tokens, API token hashes, code
 //     MACs) is constant time. Session tokens, API tokens and verification
 //     codes are meant to be stored only as hashes or MACs: SessionID,

@@ -23,7 +23,8 @@ var (
 	ErrSecretMarshal = errors.New("refusing to marshal a secret (use Encode)")
 
 	// ErrTicketInvalid is returned by SealTicket for a ticket whose times are
-	// zero or whose ExpiresAt is not after IssuedAt.
+	// zero, whose ExpiresAt is not after IssuedAt, or that would live longer
+	// than MaxTicketLifetime.
 	ErrTicketInvalid = errors.New("invalid ticket")
 
 	// ErrTicketTooLarge is returned by SealTicket when the sealed ticket would
@@ -49,6 +50,13 @@ var (
 	ErrTicketExpired = errors.New("ticket expired")
 
 	// ErrTicketNotYetValid is returned by OpenTicket when the ticket's IssuedAt
-	// is more than MaxClockSkew after now.
+	// is more than MaxClockSkew (OpenTicketWithin: TicketLimits.MaxOffset)
+	// after now.
 	ErrTicketNotYetValid = errors.New("ticket not yet valid")
+
+	// ErrTicketLifetime is returned by OpenTicket when the ticket's lifetime
+	// (ExpiresAt − IssuedAt) is more than MaxTicketLifetime plus
+	// MaxClockSkew (OpenTicketWithin: TicketLimits.MaxLifetime plus
+	// MaxOffset): sealed to live longer than the cluster allows.
+	ErrTicketLifetime = errors.New("ticket lifetime over the cluster's limit")
 )

@@ -23,9 +23,44 @@ const (
 
 	// MaxClockSkew is how far in the future a ticket's IssuedAt may be, as
 	// seen by the opening node, before OpenTicket refuses it as not yet
-	// valid: the allowance for clocks that disagree between sites.
+	// valid: the allowance for clocks that disagree between sites. It is
+	// TicketLimits.MaxOffset's default, and the same five seconds as
+	// session.DefaultMaxOffset (the packages are leaves: neither imports the
+	// other).
 	MaxClockSkew = 5 * time.Second
+
+	// MaxTicketLifetime is the longest lifetime (ExpiresAt − IssuedAt) of
+	// any ticket ussync seals: a verification link lives at most a day
+	// (verification.code_ttl), a hand-off ticket at most ten minutes
+	// (sync.ticket_ttl). SealTicket refuses a longer one, and it is
+	// TicketLimits.MaxLifetime's default.
+	MaxTicketLifetime = 24 * time.Hour
 )
+
+// TicketLimits are the cluster's bounds on the tickets a node opens
+// (OpenTicketWithin). The zero value is the widest: MaxTicketLifetime and
+// MaxClockSkew.
+type TicketLimits struct {
+	// MaxLifetime is the longest ExpiresAt − IssuedAt accepted, before
+	// MaxOffset is added: sync.ticket_ttl for a hand-off ticket,
+	// verification.code_ttl for a verification link. Zero or negative means
+	// MaxTicketLifetime.
+	MaxLifetime time.Duration
+	// MaxOffset is the largest offset between two nodes' wall clocks the
+	// cluster tolerates: IssuedAt may be this far after now, and a lifetime
+	// this much over MaxLifetime. Zero or negative means MaxClockSkew.
+	MaxOffset time.Duration
+}
+
+func (l TicketLimits) withDefaults() TicketLimits {
+	if l.MaxLifetime <= 0 {
+		l.MaxLifetime = MaxTicketLifetime
+	}
+	if l.MaxOffset <= 0 {
+		l.MaxOffset = MaxClockSkew
+	}
+	return l
+}
 
 // Wire layout of a sealed ticket (before base64):
 //
@@ -133,9 +168,9 @@ func (t Ticket) LogValue() slog.Value {
 // SealTicket seals t under the ticket key of the primary secret and returns
 // it as URL-safe unpadded base64, at most MaxTicketBytes long. An empty ID is
 // filled with a random one. A ticket with a zero time, whose ExpiresAt is
-// not after IssuedAt, with both a Target and a Route, or with a name twice
-// in its Route is ErrTicketInvalid; one that would be too long is
-// ErrTicketTooLarge.
+// not after IssuedAt, that would live longer than MaxTicketLifetime, with
+// both a Target and a Route, or with a name twice in its Route is
+// ErrTicketInvalid; one that would be too long is ErrTicketTooLarge.
 func (k *Keyring) SealTicket(t Ticket) (string, error) {
 	if t.Target != "" && len(t.Route) > 0 {
 		return "", fmt.Errorf("seal ticket: %w: both a target and a route", ErrTicketInvalid)
@@ -148,6 +183,9 @@ func (k *Keyring) SealTicket(t Ticket) (string, error) {
 	}
 	if !t.ExpiresAt.After(t.IssuedAt) {
 		return "", fmt.Errorf("seal ticket: %w: expires at or before its issue time", ErrTicketInvalid)
+	}
+	if life := t.ExpiresAt.Sub(t.IssuedAt); life > MaxTicketLifetime {
+		return "", fmt.Errorf("seal ticket: %w: lives %s, longer than %s", ErrTicketInvalid, life, MaxTicketLifetime)
 	}
 	if t.ID == "" {
 		id, err := randomHex(16)
@@ -179,14 +217,26 @@ func (k *Keyring) SealTicket(t Ticket) (string, error) {
 	return ticketEncoding.EncodeToString(out), nil
 }
 
-// OpenTicket authenticates and decodes a ticket sealed by SealTicket under
-// any secret of the keyring, and checks its times against now. Each refusal
-// wraps its own sentinel: ErrTicketMalformed, ErrTicketUnknownKey,
-// ErrTicketTampered, ErrTicketExpired (now at or after ExpiresAt),
-// ErrTicketNotYetValid (IssuedAt more than MaxClockSkew after now). On error
-// the returned Ticket is zero. Times come back in UTC, without monotonic
-// reading. Target, client IP and replay checks are the caller's.
+// OpenTicket is OpenTicketWithin with the widest limits (the zero
+// TicketLimits): a lifetime of at most MaxTicketLifetime plus MaxClockSkew,
+// issued at most MaxClockSkew after now. A node that knows its cluster's
+// ticket TTL should call OpenTicketWithin.
 func (k *Keyring) OpenTicket(s string, now time.Time) (Ticket, error) {
+	return k.OpenTicketWithin(s, now, TicketLimits{})
+}
+
+// OpenTicketWithin authenticates and decodes a ticket sealed by SealTicket
+// under any secret of the keyring, and checks its times against now and
+// lim. Each refusal wraps its own sentinel: ErrTicketMalformed,
+// ErrTicketUnknownKey, ErrTicketTampered, ErrTicketExpired (now at or after
+// ExpiresAt), ErrTicketNotYetValid (IssuedAt more than lim.MaxOffset after
+// now), ErrTicketLifetime (ExpiresAt − IssuedAt more than lim.MaxLifetime
+// plus lim.MaxOffset: a ticket sealed to live longer than the cluster
+// allows, which only a holder of the cluster secret can make). On error the
+// returned Ticket is zero. Times come back in UTC, without monotonic
+// reading. Target, client IP and replay checks are the caller's.
+func (k *Keyring) OpenTicketWithin(s string, now time.Time, lim TicketLimits) (Ticket, error) {
+	lim = lim.withDefaults()
 	if s == "" {
 		return Ticket{}, fmt.Errorf("open ticket: %w: empty", ErrTicketMalformed)
 	}
@@ -240,9 +290,12 @@ func (k *Keyring) OpenTicket(s string, now time.Time) (Ticket, error) {
 	if !now.Before(t.ExpiresAt) {
 		return Ticket{}, fmt.Errorf("open ticket: %w: expired at %s", ErrTicketExpired, t.ExpiresAt.Format(time.RFC3339Nano))
 	}
-	if t.IssuedAt.After(now.Add(MaxClockSkew)) {
+	if t.IssuedAt.After(now.Add(lim.MaxOffset)) {
 		return Ticket{}, fmt.Errorf("open ticket: %w: issued at %s, %s ahead of this node's clock",
 			ErrTicketNotYetValid, t.IssuedAt.Format(time.RFC3339Nano), t.IssuedAt.Sub(now))
+	}
+	if life := t.ExpiresAt.Sub(t.IssuedAt); life > lim.MaxLifetime+lim.MaxOffset {
+		return Ticket{}, fmt.Errorf("open ticket: %w: lives %s, limit %s", ErrTicketLifetime, life, lim.MaxLifetime+lim.MaxOffset)
 	}
 	return t, nil
 }

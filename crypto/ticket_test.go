@@ -16,7 +16,7 @@ import (
 
 var ticketErrors = []error{
 	ErrTicketMalformed, ErrTicketUnknownKey, ErrTicketTampered,
-	ErrTicketExpired, ErrTicketNotYetValid,
+	ErrTicketExpired, ErrTicketNotYetValid, ErrTicketLifetime,
 }
 
 // assertRefused checks that err wraps want and no other refusal sentinel.
@@ -164,6 +164,7 @@ func TestKeyring_SealTicket(t *testing.T) {
 			want error
 		}{
 			"expires at issue": {func(t *Ticket) { t.ExpiresAt = t.IssuedAt }, ErrTicketInvalid},
+			"lives a year":     {func(t *Ticket) { t.ExpiresAt = t.IssuedAt.Add(8760 * time.Hour) }, ErrTicketInvalid},
 			"expires before":   {func(t *Ticket) { t.ExpiresAt = t.IssuedAt.Add(-time.Second) }, ErrTicketInvalid},
 			"zero issued":      {func(t *Ticket) { t.IssuedAt = time.Time{} }, ErrTicketInvalid},
 			"zero expiry":      {func(t *Ticket) { t.ExpiresAt = time.Time{} }, ErrTicketInvalid},
@@ -366,6 +367,53 @@ func TestKeyring_OpenTicket(t *testing.T) {
 	})
 }
 
+// TestKeyring_TicketLimits is issue 9 item 7's ticket side: a ticket a
+// member sealed to live a year, or issued in the future, is refused; a node
+// that knows the cluster's ticket TTL refuses anything longer than it plus
+// the max offset.
+func TestKeyring_TicketLimits(t *testing.T) {
+	k := NewKeyring(testSecret(1))
+	sealFor := func(issued time.Time, life time.Duration) string {
+		// Sealed as a member could, past SealTicket's own refusal.
+		return sealRaw(k, appendTicket(nil, &Ticket{ID: "0123456789abcdef0123456789abcdef", Target: "shop",
+			IssuedAt: issued, ExpiresAt: issued.Add(life)}))
+	}
+	minute := TicketLimits{MaxLifetime: time.Minute, MaxOffset: 2 * time.Second}
+	for _, tc := range []struct {
+		name   string
+		ticket string
+		lim    TicketLimits
+		want   error
+	}{
+		{"a year, default limits", sealFor(ticketNow, 8760*time.Hour), TicketLimits{}, ErrTicketLifetime},
+		{"a day, default limits", sealFor(ticketNow, MaxTicketLifetime), TicketLimits{}, nil},
+		{"a day and the max offset, default limits", sealFor(ticketNow, MaxTicketLifetime+MaxClockSkew), TicketLimits{}, nil},
+		{"a nanosecond more", sealFor(ticketNow, MaxTicketLifetime+MaxClockSkew+time.Nanosecond), TicketLimits{}, ErrTicketLifetime},
+		{"the ticket TTL", sealFor(ticketNow, time.Minute), minute, nil},
+		{"the ticket TTL and the max offset", sealFor(ticketNow, time.Minute+2*time.Second), minute, nil},
+		{"a nanosecond over the ticket TTL and the max offset", sealFor(ticketNow, time.Minute+2*time.Second+time.Nanosecond), minute, ErrTicketLifetime},
+		{"an hour, a minute's TTL", sealFor(ticketNow, time.Hour), minute, ErrTicketLifetime},
+		{"issued the max offset ahead", sealFor(ticketNow.Add(2*time.Second), time.Minute), minute, nil},
+		{"issued past the max offset", sealFor(ticketNow.Add(2*time.Second+time.Nanosecond), time.Minute), minute, ErrTicketNotYetValid},
+		{"issued a year ahead to live a year", sealFor(ticketNow.Add(8760*time.Hour), 8760*time.Hour), TicketLimits{}, ErrTicketNotYetValid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := k.OpenTicketWithin(tc.ticket, ticketNow, tc.lim)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			assertRefused(t, tc.name, err, tc.want)
+			if tc.lim == (TicketLimits{}) {
+				_, err := k.OpenTicket(tc.ticket, ticketNow)
+				assertRefused(t, "OpenTicket: "+tc.name, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestKeyring_TicketRotation(t *testing.T) {
 	old, next := testSecret(1), testSecret(2)
 	sender, receiver := NewKeyring(old), NewKeyring(old)
@@ -471,7 +519,7 @@ func TestKeyring_TicketProperty(t *testing.T) {
 			Token:     tokens.Draw(t, "token"),
 			ClientIP:  ips.Draw(t, "ip"),
 			IssuedAt:  issued,
-			ExpiresAt: issued.Add(time.Duration(rapid.Int64Range(1, int64(1000*time.Hour)).Draw(t, "ttl"))),
+			ExpiresAt: issued.Add(time.Duration(rapid.Int64Range(1, int64(MaxTicketLifetime)).Draw(t, "ttl"))),
 			Payload:   rapid.SliceOfN(rapid.Byte(), 0, 3500).Draw(t, "payload"),
 		}
 		if len(route) > 0 {
@@ -522,7 +570,14 @@ func FuzzOpenTicket(f *testing.F) {
 	f.Add(strings.Repeat("A", 80))
 	f.Add("not a ticket")
 	f.Add(sealRaw(k, []byte{0xff}))
+	f.Add(sealRaw(k, appendTicket(nil, &Ticket{IssuedAt: ticketNow, ExpiresAt: ticketNow.Add(8760 * time.Hour)})))
+	lim := TicketLimits{MaxLifetime: time.Minute, MaxOffset: time.Second}
 	f.Fuzz(func(t *testing.T, s string) {
+		if got, err := k.OpenTicketWithin(s, ticketNow, lim); err == nil {
+			if got.ExpiresAt.Sub(got.IssuedAt) > lim.MaxLifetime+lim.MaxOffset || got.IssuedAt.After(ticketNow.Add(lim.MaxOffset)) {
+				t.Fatalf("accepted a ticket outside the limits: %v", got)
+			}
+		}
 		got, err := k.OpenTicket(s, ticketNow)
 		if err != nil {
 			for _, e := range ticketErrors {

@@ -65,6 +65,82 @@ func BenchmarkStore_SessionCheck(b *testing.B) {
 	})
 }
 
+// BenchmarkStore_SessionCheckSites is the session check as the node makes
+// it once site revocation is wired: the two cached reads, the site's record
+// (a map read; one site revoked, another's sessions checked) and StateIn.
+// The users carry the knowledge of 26 sites.
+func BenchmarkStore_SessionCheckSites(b *testing.B) {
+	s, err := Open(Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	exp := time.Now().Add(time.Hour).UnixMilli()
+	for i := 0; i < 1000; i++ {
+		email := fmt.Sprintf("u%d@example.com", i%100)
+		u := User{Email: email, Login: Set("u", s.Clock().Now(), "n0")}
+		for site := 0; site < 26; site++ {
+			u.Bind(fmt.Sprintf("site-%02d", site), s.Clock().Now())
+		}
+		sess := Session{ID: fmt.Sprintf("%064x", i), Email: email, Site: "n0", Created: s.Clock().Now(), ExpiresAt: exp}
+		if _, err := s.Apply(Record{User: &u}, Record{Session: &sess}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rev := RevokeSite("n9", s.Clock().Now(), "n0")
+	if _, err := s.Apply(Record{Site: &rev}); err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1) % 1000
+			sess, err := s.Session(fmt.Sprintf("%064x", i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			u, err := s.User(sess.Email)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if sess.StateIn(u, s.Site(sess.Site), s.Now()) != StateActive {
+				b.Fatal("not active")
+			}
+		}
+	})
+}
+
+// BenchmarkStore_ApplyLoginSites is BenchmarkStore_ApplyLogin for users
+// that 26 sites know: each login marks its site's entry (a copy of the map)
+// and merges a user record of about 1.5 KB.
+func BenchmarkStore_ApplyLoginSites(b *testing.B) {
+	s, err := Open(Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	base := map[string]SiteBinding{}
+	for site := 0; site < 26; site++ {
+		base[fmt.Sprintf("site-%02d", site)] = SiteBinding{Known: s.Clock().Now(), Bound: s.Clock().Now()}
+	}
+	var n atomic.Int64
+	exp := time.Now().Add(time.Hour).UnixMilli()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			email := fmt.Sprintf("u%d@example.com", i%1000)
+			u := User{Email: email, Login: Set("u", s.Clock().Now(), "n0"), Sites: base}
+			u.MarkKnown(fmt.Sprintf("site-%02d", i%26), s.Clock().Now())
+			sess := Session{ID: fmt.Sprintf("%064x", i), Email: email, Site: "n0", Created: s.Clock().Now(), ExpiresAt: exp}
+			if _, err := s.Apply(Record{User: &u}, Record{Session: &sess}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkStore_ListSessions1M measures the admin listing and a user's
 // history in a store of 1,000,000 sessions (10,000 users, five sites, 30
 // days of logins, most of them history): one page of 50, newest first, from

@@ -100,7 +100,8 @@ func (c *cache) setLocked(key string, e entry) {
 	c.m[key] = e
 }
 
-// clone copies the record's parts, so callers never share the cache's.
+// clone copies the record's parts, so callers never share the cache's
+// (User.Sites excepted: it is never modified in place, see User).
 func (r Record) clone() Record {
 	if r.User != nil {
 		u := *r.User
@@ -109,6 +110,10 @@ func (r Record) clone() Record {
 	if r.Session != nil {
 		s := *r.Session
 		r.Session = &s
+	}
+	if r.Site != nil {
+		x := *r.Site
+		r.Site = &x
 	}
 	return r
 }

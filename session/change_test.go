@@ -127,6 +127,7 @@ func TestChanges_Intent(t *testing.T) {
 		late := genSession(t, "s9") // any session created before at
 		other := genUser(t, "ann@example.com")
 		other.MovedTo = Register[string]{}
+		other.Reset = u.Reset // a write of the same generation (a reset voids older ones whole)
 		for _, joined := range []User{JoinUser(*recs[0].User, other), JoinUser(other, *recs[0].User)} {
 			if st := late.StateAt(joined, now); st == StateActive {
 				t.Fatalf("a session created at %v is active after a revocation at %v", late.Created, at)
@@ -143,6 +144,7 @@ func TestChanges_Intent(t *testing.T) {
 		recs := Move(old, to, nil, at, "a")
 		nu, moved := *recs[0].User, *recs[1].User
 		stale := genUser(t, "ann@example.com") // any older write to the old address
+		stale.Reset = old.Reset                // of the same generation (a reset voids older ones whole)
 		if got := JoinUser(stale, moved); got.MovedTo.V != "bob@example.com" {
 			t.Fatalf("the old address is moved to %q after a stale write", got.MovedTo.V)
 		}

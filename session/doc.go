@@ -1,13 +1,15 @@
-// Package session owns the domain of ussync: users, sessions, the hybrid
-// logical clock that orders their changes, the merge rules that make every
-// replica converge, and the Badger store that keeps them on disk.
+// Package session owns the domain of ussync: users, sessions, the sites an
+// administrator revoked, the hybrid logical clock that orders their
+// changes, the merge rules that make every replica converge, and the Badger
+// store that keeps them on disk.
 //
 // # Convergence
 //
-// Every record (a User or a Session) is a state-based CRDT: Merge is a join
-// (commutative, associative, idempotent), so replicas that receive the same
-// records in any order, any number of times, reach identical state and an
-// identical Digest. The rules:
+// Every record (a User, a Session or a Site) is a state-based CRDT: Join is
+// a join (commutative, associative, idempotent), so replicas that receive
+// the same records in any order, any number of times, reach identical state
+// and an identical Digest. merge_test.go proves it with property tests over
+// every field and kind. The rules:
 //
 //   - User fields login, display name and verification are last-writer-wins
 //     registers ordered by (HLC, node name); an exact tie (which a real writer
@@ -17,8 +19,21 @@
 //   - User.MovedTo (an administrator moved the user to a new address) is a
 //     last-writer-wins register too; while it names an address, none of the
 //     user's sessions is active.
+//   - User.Sites holds, per site (node name), when its backend last had the
+//     user (Known) and when it last proved the mailbox or received the user
+//     by a completed hand-off (Bound); both join per site by max.
+//     User.UnboundBefore only grows: Unverify raises it, voiding every
+//     binding made until then.
+//   - User.Reset is the record's generation: JoinUser compares it first and
+//     the state with the greater Reset wins whole; states of one generation
+//     join field by field (a lexicographic join). ResetUser starts a new
+//     generation: it is how an administrator repairs a record stamped with
+//     a timestamp nothing can outbid.
 //   - A session is immutable but for Ended/EndReason. Ended wins over alive;
 //     of two ends the earliest (HLC, reason) wins, so the first cause is kept.
+//   - A Site record's Revoked is a last-writer-wins register (an
+//     administrator can take a revocation back); its RevokedBefore only
+//     grows and is raised by revoke and un-revoke alike.
 //
 // The records each operation of the cluster writes are built here too
 // (change.go): UpdateUser (a profile, a verification), EndSession (a
@@ -28,25 +43,97 @@
 // property tests check, and the convergence tests draw their histories from
 // them as well as from arbitrary records.
 //
-// A session is active when it is not ended, not expired, and created after
-// its user's RevokedBefore. The last rule is what keeps a revoked user
-// revoked: a login created before a "log out everywhere" that reaches a node
-// late (delayed, reordered, replayed by anti-entropy) is never active.
+// A session is active when it is not ended, not expired, created after its
+// user's RevokedBefore, its user is not moved, and its site is not revoked
+// nor was when it was created (created after the site's RevokedBefore). The
+// revoked-before rules are what keep a revoked user revoked: a login created
+// before a "log out everywhere" that reaches a node late (delayed,
+// reordered, replayed by anti-entropy) is never active.
+//
+// # Identity and bindings
+//
+// NormalizeEmail is the one door for addresses: NFC and ASCII-only case
+// folding for the local part, IDNA (UTS #46) for the domain, and a refusal
+// for whatever cannot be made unambiguous (docs/users.md). A login travels
+// to the other sites only when User.Travels(site) says so: the address is
+// verified and site is bound to it (User.BoundTo). A site that is not bound
+// never overwrites an existing user's profile (User.MayWriteProfile).
+// User.Sites is never modified in place: MarkKnown, Bind, Verify and
+// Unverify copy it, and User values share it.
+//
+// # Clocks
+//
+// The wall clock feeds the HLC. A timestamp more than the max offset
+// (Options.MaxOffset, 5 s by default, the same on every node) ahead of this
+// node's wall clock is refused: Apply does not merge the record, the clock
+// does not observe it, the refusal is counted (Store.Refused) and logged at
+// most once a minute per reason. One observed timestamp from the far future
+// would drag every later write with it for good; 2^64-1 would wrap the
+// clock. The clock never wraps (it saturates at MaxHLC) and never goes back.
+// Apply also refuses a session whose lifetime exceeds Options.MaxSessionTTL
+// plus the max offset, and records whose fields are out of bounds.
 //
 // # Hazards
 //
-// The wall clock feeds the HLC; a node whose clock runs far ahead makes its
-// writes win LWW registers until real time catches up. Expiry uses the
-// receiving node's wall clock, so nodes with skewed clocks may disagree about
-// a session for the size of the skew.
+// Clocks must agree within the max offset (NTP). A node whose clock is
+// slower than that refuses its peers' newer records, so its view goes stale
+// (a session logged out everywhere stays active there) until its clock is
+// fixed; its refusal counter says so. A node whose clock is faster has its
+// records refused by every other node: its logins stay on its own site and
+// its logouts do not reach the others. Within the offset, a node's records
+// win last-writer-wins registers for at most the size of its lead, and
+// expiry is judged by each node's own wall clock, so nodes may disagree
+// about a session for the size of the skew. docs/security.md ("Records and
+// clocks") states what is refused and what is accepted in each case.
+//
+// A reset discards the writes a node made to the user without having heard
+// of it (its old generation). A node of a version that knows no Reset,
+// Sites or Site record ignores them (it drops the unknown fields; a Site
+// record decodes as an empty record and is refused as invalid), and its
+// digest differs from the upgraded nodes' for the records that carry them
+// until it is upgraded.
 //
 // History is swept deterministically: a session is deleted once
 // history_retention has passed since its end (its Ended time, or ExpiresAt if
 // it never ended), a rule that depends only on the record, so every node
 // deletes the same records; Apply refuses records that are already past it, so
 // anti-entropy from a node that has not swept yet cannot resurrect them.
-// Users are never swept.
+// Users and Site records are never swept.
 //
 // The store never holds a session token, a verification code or a password:
 // a Session is identified by the hex SHA-256 of its token.
+//
+// # For the node
+//
+// What a service does with this package, each in a few lines:
+//
+//   - Addresses: NormalizeEmail on every address that comes in.
+//   - PUT of a user by site S: if the user exists and !u.MayWriteProfile(S),
+//     leave login and display name alone; u.MarkKnown(S, clock.Now()); a
+//     verified_via from S is u.Verify(method, S, at); an administrator's
+//     unverify is u.Unverify(S, at) (a rename does it to the old address).
+//   - Login on S: ok, reason := u.Travels(S); the session is Local unless
+//     ok (or sync.require_verified is off); the answer's sync reason is
+//     reason (ReasonNotVerified, ReasonSiteNotBound: "send a code").
+//     u.MarkKnown(S, at) replaces the node-local "known" mark; a site's
+//     "new user" flag is !u.KnownTo(S).
+//   - Code or link redeemed at S: u.Verify(VerifiedCode, S, at). A hand-off
+//     ticket redeemed at S (the user completed it): u.Bind(S, at). A ticket
+//     carries u.WithoutSites().
+//   - Session check: s.StateIn(u, store.Site(s.Site), now); StateSiteRevoked
+//     is a 410 with end reason EndSiteRevoked.
+//   - Revoke a site: store.Apply(Record{Site: &x}) with x := RevokeSite(name,
+//     clock.Now(), self); UnrevokeSite to take it back; store.Site(name)
+//     .IsRevoked() for its tickets and its URL; store.Sites() for status.
+//   - Reset a user: r := ResetUser(u, clock.Now()); store.Apply(Record{User:
+//     &r}) and publish it.
+//   - Store.Fresh: the node started on an empty data dir; its replay cache
+//     is gone, so refuse tickets for one ticket TTL. Site-only (Local)
+//     sessions are node-local too and are lost with it (their users log in
+//     again on that site): they never travel.
+//   - Open the store with Options.MaxOffset and Options.MaxSessionTTL from
+//     the cluster's configuration; report Store.Refused() as a metric by
+//     reason; records from a peer go through ApplyChecked to count and log
+//     refusals per peer; a ticket's time is checked with Clock.CheckTime or
+//     crypto's OpenTicketWithin.
 package session

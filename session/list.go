@@ -266,7 +266,7 @@ func (s *Store) ListSessions(f SessionFilter) (page []Session, next string, err 
 				if err != nil {
 					return err
 				}
-				if sess.StateAt(u, now) != StateActive {
+				if sess.StateIn(u, s.Site(sess.Site), now) != StateActive {
 					continue
 				}
 			}

@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net/mail"
-	"strings"
 	"time"
 )
 
@@ -22,6 +20,14 @@ var (
 	ErrClosed = errors.New("store closed")
 	// ErrBadCursor means a listing's cursor is not one the store made.
 	ErrBadCursor = errors.New("bad cursor")
+	// ErrClockAhead means a record (or a ticket's time) carries a timestamp
+	// more than the max offset ahead of this node's wall clock: the sender's
+	// clock, or this node's, is wrong, or the record is forged. Such a
+	// record is never merged and never observed by the clock.
+	ErrClockAhead = errors.New("timestamp ahead of this node's clock")
+	// ErrLifetime means a session would live longer than the cluster's
+	// maximum session TTL (Options.MaxSessionTTL) plus the max offset.
+	ErrLifetime = errors.New("session lifetime over the cluster's maximum")
 )
 
 // Verification methods and session end reasons, as they appear in the API.
@@ -34,27 +40,29 @@ const (
 	EndLogoutEverywhere = "logout_everywhere"
 	EndAdmin            = "admin"
 	EndExpired          = "expired"
+	// EndSiteRevoked is the end a session of a revoked site is shown with
+	// (its record is not changed: see Site).
+	EndSiteRevoked = "site_revoked"
 )
 
-// MaxEmailBytes is the longest address accepted (RFC 5321 path limit).
-const MaxEmailBytes = 254
-
-// NormalizeEmail trims and lower-cases an address and checks it is one plain
-// addr-spec (no display name) of at most MaxEmailBytes.
-func NormalizeEmail(s string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(s))
-	if e == "" {
-		return "", fmt.Errorf("%w: empty", ErrInvalidEmail)
-	}
-	if len(e) > MaxEmailBytes {
-		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalidEmail, MaxEmailBytes)
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || a.Name != "" {
-		return "", fmt.Errorf("%w: %q is not an address", ErrInvalidEmail, e)
-	}
-	return e, nil
-}
+// Bounds on a record's fields, checked by Record.Validate: records travel in
+// gossip messages and tickets, and a member's record is checked like any
+// other input.
+const (
+	// MaxNameBytes bounds a user's login and display name.
+	MaxNameBytes = 256
+	// MaxUserAgentBytes bounds a session's user agent.
+	MaxUserAgentBytes = 512
+	// MaxSiteNameBytes bounds a node (site) name wherever a record holds
+	// one: a session's site, a register's writer, a user's Sites key, a
+	// Site record's name (memberlist's node names fit).
+	MaxSiteNameBytes = 255
+	// MaxSessionIDBytes bounds a session id (the hex SHA-256 of its token
+	// is 64 bytes).
+	MaxSessionIDBytes = 64
+	// maxSmallField bounds the short fields of a session: IP, end reason.
+	maxSmallField = 64
+)
 
 // Register is a last-writer-wins register: the write with the greatest
 // (At, By) wins.
@@ -100,6 +108,10 @@ type Verification struct {
 // User is a person, identified by e-mail. Email never changes: an
 // administrator moving a user to a new address makes a user at the new
 // address and sets MovedTo on the old one.
+//
+// Fields added after the first release (MovedTo, Sites, UnboundBefore,
+// Reset) are left out of the encoding while never set, so records written
+// before they existed keep their bytes (and digest).
 type User struct {
 	Email         string                 `json:"email"`
 	Login         Register[string]       `json:"login"`
@@ -108,14 +120,31 @@ type User struct {
 	RevokedBefore HLC                    `json:"revoked_before,omitempty"`
 	Created       HLC                    `json:"created,omitempty"`
 	// MovedTo is the address the user was moved to ("" while not moved).
-	// A moved user's sessions are never active. Left out of the encoding
-	// while never set, so records written before it existed keep their
-	// bytes (and digest).
+	// A moved user's sessions are never active.
 	MovedTo Register[string] `json:"moved_to,omitzero"`
+	// Sites is what each site (node name) knows of the user: whether its
+	// backend has the user, and whether it is bound to the address (see
+	// SiteBinding). Joined per site by max. At most MaxSitesPerUser
+	// entries. A map here is never modified in place: the methods that
+	// change it (MarkKnown, Bind) copy it first, and User values, the
+	// store's cache included, share it.
+	Sites map[string]SiteBinding `json:"sites,omitempty"`
+	// UnboundBefore voids every binding made at or before it. It only grows
+	// (max), like RevokedBefore; Unverify raises it.
+	UnboundBefore HLC `json:"unbound_before,omitempty"`
+	// Reset is the record's generation (see ResetUser): of two states with
+	// different Resets the one with the greater wins whole; states of one
+	// generation join field by field.
+	Reset HLC `json:"reset,omitempty"`
 }
 
-// JoinUser merges two states of the same user.
+// JoinUser merges two states of the same user. It is a join: first by
+// Reset (the later generation wins whole, which is how a reset undoes a
+// timestamp nothing can outbid), then field by field.
 func JoinUser(a, b User) User {
+	if a.Reset != b.Reset {
+		return pick(a.Reset > b.Reset, a, b)
+	}
 	return User{
 		Email:         a.Email,
 		Login:         joinRegister(a.Login, b.Login),
@@ -124,6 +153,9 @@ func JoinUser(a, b User) User {
 		RevokedBefore: max(a.RevokedBefore, b.RevokedBefore),
 		Created:       minNonZero(a.Created, b.Created),
 		MovedTo:       joinRegister(a.MovedTo, b.MovedTo),
+		Sites:         joinSites(a.Sites, b.Sites),
+		UnboundBefore: max(a.UnboundBefore, b.UnboundBefore),
+		Reset:         a.Reset,
 	}
 }
 
@@ -208,17 +240,32 @@ const (
 	StateEnded   State = "ended"
 	StateRevoked State = "revoked"
 	StateExpired State = "expired"
+	// StateSiteRevoked is a session minted by a site an administrator
+	// revoked (see Site).
+	StateSiteRevoked State = "site_revoked"
 )
 
 // StateAt tells whether s is active at now given its user u (whose
 // RevokedBefore may be zero when the user is not known yet). Every session
-// of a user moved to another address is revoked.
+// of a user moved to another address is revoked. It does not know about
+// revoked sites: StateIn does.
 func (s Session) StateAt(u User, now time.Time) State {
+	return s.StateIn(u, Site{}, now)
+}
+
+// StateIn is StateAt that also knows the state of the session's site
+// (Store.Site(s.Site)): a session a revoked site minted is
+// StateSiteRevoked. A Site of another name (the zero Site) revokes nothing.
+// The order of the answers is: ended, revoked (by its user), site revoked,
+// expired.
+func (s Session) StateIn(u User, site Site, now time.Time) State {
 	switch {
 	case s.Ended != 0:
 		return StateEnded
 	case s.Created <= u.RevokedBefore || u.MovedTo.V != "":
 		return StateRevoked
+	case site.Revokes(&s):
+		return StateSiteRevoked
 	case now.UnixMilli() >= s.ExpiresAt:
 		return StateExpired
 	}
@@ -234,46 +281,116 @@ func (s Session) EndedAt() int64 {
 	return s.ExpiresAt
 }
 
-// Record is one replicated item: exactly one of User and Session is set.
-// Records are what nodes gossip and what anti-entropy compares.
+// Record is one replicated item: exactly one of User, Session and Site is
+// set. Records are what nodes gossip and what anti-entropy compares. A node
+// of a version that knows no Site record decodes one as a record with
+// nothing set, which Validate refuses: it ignores it.
 type Record struct {
 	User    *User    `json:"u,omitempty"`
 	Session *Session `json:"s,omitempty"`
+	Site    *Site    `json:"site,omitempty"`
 }
 
-// Key is the record's identity in the store and the digest.
+// Key is the record's identity in the store and the digest: "u" + email,
+// "s" + session id, "n" + site (node) name.
 func (r Record) Key() string {
 	switch {
 	case r.User != nil:
 		return "u" + r.User.Email
 	case r.Session != nil:
 		return "s" + r.Session.ID
+	case r.Site != nil:
+		return "n" + r.Site.Name
 	}
 	return ""
 }
 
-// Validate checks that r has exactly one part with its identity set.
+// Validate checks that r has exactly one part, with its identity set and
+// its fields within bounds. Every failure wraps ErrInvalidRecord.
 func (r Record) Validate() error {
+	n := 0
+	for _, set := range []bool{r.User != nil, r.Session != nil, r.Site != nil} {
+		if set {
+			n++
+		}
+	}
+	var err error
 	switch {
-	case (r.User == nil) == (r.Session == nil):
-		return fmt.Errorf("%w: want exactly one of user and session", ErrInvalidRecord)
-	case r.User != nil && r.User.Email == "":
-		return fmt.Errorf("%w: user without email", ErrInvalidRecord)
-	case r.Session != nil && (r.Session.ID == "" || r.Session.Email == ""):
-		return fmt.Errorf("%w: session without id or email", ErrInvalidRecord)
-	case r.Session != nil && r.Session.Ended == 0 && r.Session.EndReason != "":
-		return fmt.Errorf("%w: end reason without an end", ErrInvalidRecord)
+	case n != 1:
+		err = errors.New("want exactly one of user, session and site")
+	case r.User != nil:
+		err = r.User.validate()
+	case r.Session != nil:
+		err = r.Session.validate()
+	default:
+		err = r.Site.validate()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
 	return nil
 }
 
-// MaxHLC is the greatest timestamp the record carries, for Clock.Observe.
+func (u *User) validate() error {
+	switch {
+	case u.Email == "":
+		return errors.New("user without email")
+	case len(u.Email) > MaxEmailBytes || len(u.MovedTo.V) > MaxEmailBytes:
+		return fmt.Errorf("an address over %d bytes", MaxEmailBytes)
+	case len(u.Login.V) > MaxNameBytes || len(u.DisplayName.V) > MaxNameBytes:
+		return fmt.Errorf("a name over %d bytes", MaxNameBytes)
+	case len(u.Verified.V.Method) > maxSmallField:
+		return errors.New("a verification method too long")
+	case longName(u.Login.By, u.DisplayName.By, u.Verified.By, u.MovedTo.By):
+		return fmt.Errorf("a writer's name over %d bytes", MaxSiteNameBytes)
+	}
+	return validateSites(u.Sites)
+}
+
+func (s *Session) validate() error {
+	switch {
+	case s.ID == "" || s.Email == "":
+		return errors.New("session without id or email")
+	case s.Ended == 0 && s.EndReason != "":
+		return errors.New("end reason without an end")
+	case len(s.ID) > MaxSessionIDBytes:
+		return fmt.Errorf("a session id over %d bytes", MaxSessionIDBytes)
+	case len(s.Email) > MaxEmailBytes:
+		return fmt.Errorf("an address over %d bytes", MaxEmailBytes)
+	case longName(s.Site):
+		return fmt.Errorf("a site name over %d bytes", MaxSiteNameBytes)
+	case len(s.IP) > maxSmallField || len(s.EndReason) > maxSmallField:
+		return errors.New("an IP or end reason too long")
+	case len(s.UserAgent) > MaxUserAgentBytes:
+		return fmt.Errorf("a user agent over %d bytes", MaxUserAgentBytes)
+	}
+	return nil
+}
+
+func longName(names ...string) bool {
+	for _, n := range names {
+		if len(n) > MaxSiteNameBytes {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxHLC is the greatest timestamp the record carries, for Clock.Observe and
+// the max offset check.
 func (r Record) MaxHLC() HLC {
 	if u := r.User; u != nil {
-		return max(u.Login.At, u.DisplayName.At, u.Verified.At, u.RevokedBefore, u.Created, u.MovedTo.At)
+		h := max(u.Login.At, u.DisplayName.At, u.Verified.At, u.RevokedBefore, u.Created, u.MovedTo.At, u.UnboundBefore, u.Reset)
+		for _, b := range u.Sites {
+			h = max(h, b.Known, b.Bound)
+		}
+		return h
 	}
 	if s := r.Session; s != nil {
 		return max(s.Created, s.Ended)
+	}
+	if x := r.Site; x != nil {
+		return max(x.Revoked.At, x.RevokedBefore)
 	}
 	return 0
 }
@@ -287,6 +404,9 @@ func Join(a, b Record) Record {
 	case a.Session != nil && b.Session != nil:
 		s := JoinSession(*a.Session, *b.Session)
 		return Record{Session: &s}
+	case a.Site != nil && b.Site != nil:
+		x := JoinSite(*a.Site, *b.Site)
+		return Record{Site: &x}
 	}
 	panic("session: join of records of different kinds")
 }

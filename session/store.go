@@ -63,24 +63,46 @@ type Options struct {
 	// session checks without a Badger read. Zero means 100,000 (about 40 MB);
 	// negative disables it.
 	CacheEntries int
+	// MaxOffset is the largest offset between two nodes' wall clocks the
+	// cluster tolerates: Apply refuses a record carrying a timestamp further
+	// ahead of this node's wall clock (ErrClockAhead), and the clock never
+	// observes one. Zero means DefaultMaxOffset (5 s). Every node should use
+	// the same value.
+	MaxOffset time.Duration
+	// MaxSessionTTL is the cluster's longest session: Apply refuses a
+	// session whose ExpiresAt is more than MaxSessionTTL plus MaxOffset
+	// after its creation (ErrLifetime). Zero means DefaultMaxSessionTTL (a
+	// year, the longest ttl the private API accepts). Every node should use
+	// the same value.
+	MaxSessionTTL time.Duration
 }
+
+// DefaultMaxSessionTTL is Options.MaxSessionTTL's default: a year.
+const DefaultMaxSessionTTL = 8760 * time.Hour
 
 // Store is the on-disk replica of users and sessions. It is safe for
 // concurrent use; writes are serialized, reads are not.
 type Store struct {
-	db        *badger.DB
-	clock     *Clock
-	now       func() time.Time
-	retention time.Duration
-	log       *slog.Logger
+	db            *badger.DB
+	clock         *Clock
+	now           func() time.Time
+	retention     time.Duration
+	maxSessionTTL time.Duration
+	log           *slog.Logger
+	refusals      refusals
 
 	cache *cache
+	sites siteView
 	// written holds the key of every record this store has written (load
 	// fills it; then only the writer goroutine touches it). A merge whose
 	// key it does not hold knows the record is new without asking Badger:
 	// a miss costs a search of every memtable and level, and nearly every
 	// record a node merges (each login, on every node) is a new session.
 	written *bloom.BloomFilter
+
+	// fresh is set when Open found no store in the directory (or none on
+	// disk at all): see Fresh.
+	fresh bool
 
 	writes     chan *applyReq // to the writer; unbuffered
 	stop       chan struct{}  // closed by Close
@@ -106,6 +128,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.MaxSessionTTL <= 0 {
+		opts.MaxSessionTTL = DefaultMaxSessionTTL
+	}
 	bo := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
 		WithSyncWrites(opts.SyncWrites).
@@ -130,13 +155,26 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open badger in %q: %w", opts.Dir, err)
 	}
 	s := &Store{
-		db: db, clock: NewClock(opts.Now), now: opts.Now, retention: opts.Retention, log: opts.Logger,
+		db: db, clock: NewClock(opts.Now, opts.MaxOffset), now: opts.Now, retention: opts.Retention,
+		maxSessionTTL: opts.MaxSessionTTL, log: opts.Logger,
 		cache:  newCache(opts.CacheEntries),
 		writes: make(chan *applyReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := s.db.View(func(txn *badger.Txn) error {
+		// A store written before the index version was recorded has
+		// records, and no version.
+		_, err := txn.Get(metaIndexKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			s.fresh, err = s.mu.users+s.mu.sessions == 0 && len(s.Sites()) == 0, nil
+		}
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read store metadata: %w", err)
 	}
 	if err := s.upgradeIndexes(); err != nil {
 		db.Close()
@@ -174,6 +212,13 @@ func (s *Store) load() error {
 }
 
 func (s *Store) loadRecords() error {
+	ahead := 0
+	defer func() {
+		if ahead > 0 {
+			s.log.Warn("records on disk carry timestamps ahead of the wall clock; the clock did not observe them (see docs/security.md, \"Records and clocks\")",
+				"records", ahead, "max_offset", s.clock.MaxOffset())
+		}
+	}()
 	return s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
@@ -185,14 +230,19 @@ func (s *Store) loadRecords() error {
 				if err := json.Unmarshal(v, &r); err != nil {
 					return fmt.Errorf("decode record %q: %w", key, err)
 				}
-				s.clock.Observe(r.MaxHLC())
+				if s.clock.Observe(r.MaxHLC()) != nil {
+					ahead++
+				}
 				if r.Replicated() {
 					s.mu.digest[BucketOf(key)] ^= recordHash(key, v)
 				}
-				if r.User != nil {
+				switch {
+				case r.User != nil:
 					s.mu.users++
-				} else {
+				case r.Session != nil:
 					s.mu.sessions++
+				case r.Site != nil:
+					s.sites.put(*r.Site)
 				}
 				return nil
 			})
@@ -218,6 +268,14 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	return s.db.Close()
 }
+
+// Fresh reports whether Open created the store: the data dir held none (a
+// new node, or one restarted on a wiped or lost data dir). What was
+// node-local is gone (the replay cache of tickets, verification codes, the
+// site-only sessions); what is replicated comes back from the peers. A node
+// cannot tell which tickets it accepted before: it should refuse tickets for one
+// ticket TTL after starting on a fresh store.
+func (s *Store) Fresh() bool { return s.fresh }
 
 // Clock is the store's hybrid logical clock. Apply observes every timestamp
 // it receives; local writers take their timestamps from Clock().Now().
@@ -264,31 +322,68 @@ type digestChange struct {
 
 // Apply merges records into the store and returns, in order, the merged
 // state of each record that changed it (records that taught the store
-// nothing are left out: that is what stops rebroadcast). Invalid records and
-// sessions already past retention are skipped. Apply keeps no reference to
-// recs.
+// nothing are left out: that is what stops rebroadcast). Records that fail
+// Check are refused: never merged, never observed by the clock, counted by
+// reason (Refused) and logged at most once a minute per reason; sessions
+// already past retention are skipped. Apply keeps no reference to recs.
 //
 // Concurrent calls are committed together (group commit): one writer
 // goroutine takes every call waiting and merges them in one transaction, so
 // parallel logins share a commit instead of queueing for one each.
 func (s *Store) Apply(recs ...Record) ([]Record, error) {
+	changed, _, err := s.ApplyChecked(recs...)
+	return changed, err
+}
+
+// ApplyChecked is Apply that also returns the records it refused, in order,
+// each with its reason: for a caller that knows where the records came from
+// (a peer, a ticket) and counts or logs refusals by source.
+func (s *Store) ApplyChecked(recs ...Record) (changed []Record, refused []Refusal, err error) {
 	if len(recs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	req := &applyReq{recs: recs, done: make(chan struct{})}
 	select {
 	case s.writes <- req:
 	case <-s.stop:
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	<-req.done
-	return req.changed, req.err
+	return req.changed, req.refused, req.err
+}
+
+// Check reports whether Apply would refuse rec, and why: nil, or an error
+// wrapping ErrInvalidRecord (Record.Validate), ErrClockAhead (a timestamp
+// more than the max offset ahead of this node's wall clock) or ErrLifetime
+// (a session living longer than the maximum session TTL plus the max
+// offset). It neither counts nor logs.
+func (s *Store) Check(rec Record) error { return s.check(rec, s.now()) }
+
+func (s *Store) check(rec Record, now time.Time) error {
+	if err := rec.Validate(); err != nil {
+		return err
+	}
+	h := rec.MaxHLC()
+	s.clock.mu.Lock()
+	err := s.clock.checkLocked(h, now)
+	s.clock.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if sess := rec.Session; sess != nil {
+		limit := s.maxSessionTTL + s.clock.maxOffset
+		if life := time.Duration(sess.ExpiresAt-sess.Created.WallMs()) * time.Millisecond; life > limit {
+			return fmt.Errorf("%w: expires %s after its creation, limit %s", ErrLifetime, life, limit)
+		}
+	}
+	return nil
 }
 
 // applyReq is one Apply call waiting for the writer.
 type applyReq struct {
 	recs    []Record
 	changed []Record
+	refused []Refusal
 	err     error
 	done    chan struct{}
 }
@@ -348,6 +443,11 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 				s.mu.sessions += c.sessions
 			}
 			s.cache.put(written...)
+			for _, e := range written {
+				if e.rec.Site != nil {
+					s.sites.put(*e.rec.Site)
+				}
+			}
 		} else {
 			err = fmt.Errorf("commit: %w", err)
 			for _, r := range inTxn {
@@ -361,11 +461,14 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 	}
 	for _, req := range group {
 		inTxn = append(inTxn, req)
-		for _, rec := range req.recs {
-			if rec.Validate() != nil {
+		for i, rec := range req.recs {
+			if err := s.check(rec, now); err != nil {
+				req.refused = append(req.refused, Refusal{Index: i, Key: rec.Key(), Err: err})
+				s.refusals.add(s.log, rec, err, now)
 				continue
 			}
-			s.clock.Observe(rec.MaxHLC())
+			// Checked against now just above: this cannot fail.
+			_ = s.clock.Observe(rec.MaxHLC())
 			if rec.Session != nil && s.sweepable(rec.Session, now) {
 				continue
 			}
@@ -477,7 +580,7 @@ func (s *Store) mergeLocked(txn *badger.Txn, rec Record, cached bool) (Record, d
 	switch {
 	case oldEnc == nil && merged.User != nil:
 		ch.users = 1
-	case oldEnc == nil:
+	case oldEnc == nil && merged.Session != nil:
 		ch.sessions = 1
 	}
 	if sess := merged.Session; sess != nil {
@@ -601,7 +704,7 @@ func (s *Store) UserSessions(email string, all bool, limit int) ([]Session, erro
 			if err != nil {
 				return err
 			}
-			if !ok || (!all && sess.StateAt(u, now) != StateActive) {
+			if !ok || (!all && sess.StateIn(u, s.Site(sess.Site), now) != StateActive) {
 				continue
 			}
 			out = append(out, sess)
@@ -714,7 +817,7 @@ func (s *Store) ActiveSessions() (int, error) {
 				}
 				users[r.Session.Email] = u
 			}
-			if r.Session.StateAt(u, now) == StateActive {
+			if r.Session.StateIn(u, s.Site(r.Session.Site), now) == StateActive {
 				n++
 			}
 		}

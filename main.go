@@ -398,6 +398,14 @@ func printStatus(w io.Writer, st client.Status) error {
 	} else {
 		fmt.Fprintf(tw, "ready\tyes\n")
 	}
+	if h := st.Health; h != nil && h.Status != "ok" {
+		fmt.Fprintf(tw, "gossip\t%s: %s\n", strings.ToUpper(strings.ReplaceAll(h.Status, "_", " ")), h.Reason)
+		for _, f := range h.Foreign {
+			if f.Member || f.Answered {
+				fmt.Fprintf(tw, "  another key\t%s (%d packets, %d streams, last %s)\n", f.Addr, f.Packets, f.Streams, cliTime(f.Last))
+			}
+		}
+	}
 	fmt.Fprintln(tw)
 
 	members := slices.Clone(st.Members)

@@ -19,6 +19,9 @@ type Status struct {
 	// Activity are the node's latest changes, newest first, with the name
 	// of the token that made each (GET /v1/activity has more).
 	Activity []ActivityEntry `json:"activity,omitempty"`
+	// Health is the node's own view of its freshness and reach: catching
+	// up, isolated, key mismatch.
+	Health *GossipHealth `json:"health,omitempty"`
 	// NotReady lists why the node is not ready (GET /readyz answers 503);
 	// empty when it is.
 	NotReady []string `json:"not_ready,omitempty"`

@@ -32,6 +32,9 @@ type apiDeps struct {
 	// Backup streams the store for GET /v1/backup (backup.go). Nil: the
 	// call answers 503.
 	Backup func(io.Writer) (BackupCounts, error)
+	// GossipHealth is gossip's health in a word and why, for GET /healthz
+	// (health.go); nil: not said.
+	GossipHealth func() (status, reason string)
 	// NotReady lists why the node is not ready, for GET /readyz
 	// (health.go); nil: always ready.
 	NotReady func() []string

@@ -26,6 +26,14 @@ var (
 		"Configuration keys changed and reloaded that take effect only at the next start.", nil, nil)
 	descReady = prometheus.NewDesc("ussync_ready",
 		"1 if the node is ready (GET /readyz answers 200), else 0.", nil, nil)
+	descCatchingUp = prometheus.NewDesc("ussync_catching_up",
+		"1 while this node catches up (after a start or being cut off, until a full anti-entropy round with a live member completes), else 0.", nil, nil)
+	descIsolated = prometheus.NewDesc("ussync_isolated",
+		"1 while no other member is alive though this node has peers to reach, else 0.", nil, nil)
+	descKeyMismatch = prometheus.NewDesc("ussync_key_mismatch",
+		"1 if, within the last five minutes, a peer answered or a member's address sent gossip in a cluster key this node does not hold (a missed key rotation), else 0.", nil, nil)
+	descForeign = prometheus.NewDesc("ussync_gossip_foreign_sources",
+		"Addresses that sent this node undecryptable gossip within the last five minutes (members' and strangers').", nil, nil)
 )
 
 // memberStates are the states ussync_members always has a series for.
@@ -67,7 +75,7 @@ func (n *Node) observeApplied(changed []session.Record) {
 type clusterCollector struct{ n *Node }
 
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMembers, descStoreBytes, descKeys, descTokens, descReloadOK, descRestart, descReady} {
+	for _, d := range []*prometheus.Desc{descMembers, descStoreBytes, descKeys, descTokens, descReloadOK, descRestart, descReady, descCatchingUp, descIsolated, descKeyMismatch, descForeign} {
 		ch <- d
 	}
 }
@@ -106,6 +114,18 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		ready = 0
 	}
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
+	h := n.gossip.Health()
+	ch <- prometheus.MustNewConstMetric(descCatchingUp, prometheus.GaugeValue, bit(h.CatchingUp))
+	ch <- prometheus.MustNewConstMetric(descIsolated, prometheus.GaugeValue, bit(h.Isolated))
+	ch <- prometheus.MustNewConstMetric(descKeyMismatch, prometheus.GaugeValue, bit(h.KeyMismatch))
+	ch <- prometheus.MustNewConstMetric(descForeign, prometheus.GaugeValue, float64(len(h.Foreign)))
+}
+
+func bit(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // registerClusterMetrics registers the figures of this file.

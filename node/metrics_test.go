@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 )
 
@@ -65,20 +67,26 @@ func TestMetrics_TypesAndValues(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]string{
-		"ussync_gossip_deltas_applied_total":    "counter",
-		"ussync_antientropy_rounds_total":       "counter",
-		"ussync_propagation_lag_seconds":        "histogram",
-		"ussync_members":                        "gauge",
-		"ussync_members_alive":                  "gauge",
-		"ussync_store_bytes":                    "gauge",
-		"ussync_keyring_keys":                   "gauge",
-		"ussync_api_tokens":                     "gauge",
-		"ussync_config_last_reload_successful":  "gauge",
-		"ussync_config_restart_pending":         "gauge",
-		"ussync_ready":                          "gauge",
-		"ussync_api_request_duration_seconds":   "histogram",
-		"ussync_store_sessions":                 "gauge",
-		"ussync_antientropy_records_sent_total": "counter",
+		"ussync_gossip_deltas_applied_total":        "counter",
+		"ussync_antientropy_rounds_total":           "counter",
+		"ussync_propagation_lag_seconds":            "histogram",
+		"ussync_members":                            "gauge",
+		"ussync_members_alive":                      "gauge",
+		"ussync_store_bytes":                        "gauge",
+		"ussync_keyring_keys":                       "gauge",
+		"ussync_api_tokens":                         "gauge",
+		"ussync_config_last_reload_successful":      "gauge",
+		"ussync_config_restart_pending":             "gauge",
+		"ussync_ready":                              "gauge",
+		"ussync_catching_up":                        "gauge",
+		"ussync_isolated":                           "gauge",
+		"ussync_key_mismatch":                       "gauge",
+		"ussync_gossip_undecryptable_packets_total": "counter",
+		"ussync_gossip_foreign_key_answers_total":   "counter",
+		"ussync_antientropy_rounds_completed_total": "counter",
+		"ussync_api_request_duration_seconds":       "histogram",
+		"ussync_store_sessions":                     "gauge",
+		"ussync_antientropy_records_sent_total":     "counter",
 	} {
 		if got := s.types[name]; got != want {
 			t.Errorf("%s is a %q, want a %s", name, got, want)
@@ -125,11 +133,8 @@ func TestMetrics_TypesAndValues(t *testing.T) {
 		t.Errorf("api tokens: %v", v)
 	}
 
-	// n0 dies: n1 counts it dead, and, alone with a join address, is not
-	// ready.
-	if code := readyz(t, n1); code != http.StatusOK {
-		t.Errorf("n1 /readyz: %d", code)
-	}
+	// n0 dies: n1 counts it dead, and, isolated, is not ready.
+	c.WaitFor(10*time.Second, "n1 ready (caught up)", func() bool { return readyz(t, n1) == http.StatusOK })
 	c.Kill(0)
 	c.WaitFor(10*time.Second, "n1 to count n0 dead", func() bool {
 		v := scrapeMetrics(t, n1).values
@@ -138,10 +143,30 @@ func TestMetrics_TypesAndValues(t *testing.T) {
 	if code := readyz(t, n1); code != http.StatusServiceUnavailable || scrapeMetrics(t, n1).values["ussync_ready"] != 0 {
 		t.Errorf("n1 /readyz alone: %d", code)
 	}
+	if v := scrapeMetrics(t, n1).values["ussync_isolated"]; v != 1 {
+		t.Errorf("n1 alone: ussync_isolated %v", v)
+	}
 	c.Restart(0)
-	c.WaitFor(10*time.Second, "n1 ready again", func() bool { return readyz(t, n1) == http.StatusOK })
-	if code := readyz(t, n0); code != http.StatusOK {
-		t.Errorf("n0 /readyz: %d", code)
+	c.WaitFor(10*time.Second, "n0 and n1 ready again", func() bool {
+		return readyz(t, n1) == http.StatusOK && readyz(t, n0) == http.StatusOK
+	})
+
+	// A node with another cluster secret joins: it hears the cluster's
+	// answers in a key it does not hold.
+	c.Configure = func(i int, cfg *node.Config) {
+		if i == 2 {
+			cfg.Gossip.Secrets = []string{newSecretText(t)}
+		}
+	}
+	n2 := c.Add()
+	c.WaitFor(15*time.Second, "n2 to see the key mismatch", func() bool {
+		v := scrapeMetrics(t, n2).values
+		return v["ussync_key_mismatch"] == 1 && v["ussync_gossip_foreign_key_answers_total"] > 0 && v["ussync_ready"] == 0
+	})
+	var st client.Status
+	n2.Call("GET", "/v1/status", nil, &st)
+	if st.Health == nil || st.Health.Status != "key_mismatch" || !st.Health.KeyMismatch || len(st.NotReady) == 0 {
+		t.Errorf("n2's status: %+v %v", st.Health, st.NotReady)
 	}
 }
 

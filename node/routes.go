@@ -51,20 +51,10 @@ func (a *api) routeTable() []route {
 		{"GET /v1/activity", true, a.listActivity, ""},
 		{"GET /v1/backup", true, a.backup, "store.backup"},
 
-		{"GET /healthz", false, health, ""},
+		{"GET /healthz", false, a.healthz, ""},
 		{"GET /readyz", false, a.readyz, ""},
 		{"GET /metrics", false, a.metricsHandler(), ""},
 	}
-}
-
-var healthBody = &struct {
-	Status string `json:"status"`
-}{"ok"}
-
-// health is GET /healthz: the node answers.
-func health(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, healthBody)
-	return nil
 }
 
 // metricsHandler is GET /metrics: the node's Prometheus registry.

@@ -421,6 +421,12 @@ func printStatus(w io.Writer, st client.Status) error {
 	for _, m := range members {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.State, m.SiteURL, m.Version)
 	}
+	for _, m := range members {
+		// Tickets and records allow 5 s; say so well before.
+		if m.ClockSkew != nil && (*m.ClockSkew > 1 || *m.ClockSkew < -1) {
+			fmt.Fprintf(tw, "clock\t%s's clock is %.1fs %s of this node's: check NTP on both\n", m.Name, abs(*m.ClockSkew), aheadBehind(*m.ClockSkew))
+		}
+	}
 	fmt.Fprintln(tw)
 
 	fmt.Fprintf(tw, "users\t%d\n", st.Counts.Users)
@@ -487,6 +493,20 @@ func printTokens(tw *tabwriter.Writer, tokens []client.TokenInfo) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Source, t.Fingerprint, created, dash(t.CreatedBy), used)
 	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func aheadBehind(skew float64) string {
+	if skew > 0 {
+		return "ahead"
+	}
+	return "behind"
 }
 
 // orNone joins a list, or says it is empty.

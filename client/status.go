@@ -51,6 +51,10 @@ type MemberStatus struct {
 	State   string `json:"state"` // alive, suspect, dead, left
 	SiteURL string `json:"site_url"`
 	Version string `json:"version"`
+	// ClockSkew is the member's wall clock minus this node's, in seconds,
+	// estimated from gossip's probes (positive: ahead); absent for this
+	// node, a member not alive, or one that sends no clock.
+	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
 }
 
 // Counts are the store's record counts.

@@ -127,6 +127,8 @@ type Gossip struct {
 	resolver       resolver
 	snapshotDirty  atomic.Bool
 
+	clocks clockBook // members' clock skew (clock.go)
+
 	logMu  sync.Mutex
 	logged map[string]time.Time
 
@@ -206,6 +208,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	mc.Delegate = (*delegate)(g)
 	mc.Events = (*events)(g)
 	mc.Conflict = (*conflicts)(g)
+	mc.Ping = (*pinger)(g)
 	mc.DeadNodeReclaimTime = deadNodeReclaimTime
 	mc.Logger = memberlistLog(cfg.Logger, g.closing.Load)
 	g.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult, NumNodes: func() int {

@@ -125,6 +125,15 @@ func TestMetrics_TypesAndValues(t *testing.T) {
 		t.Errorf("a mean propagation lag of %v s on loopback", sum/n)
 	}
 
+	// n1 estimates n0's clock from its probes: the same clock here.
+	c.WaitFor(10*time.Second, "n0's clock skew on n1", func() bool {
+		_, ok := scrapeMetrics(t, n1).values[`ussync_member_clock_skew_seconds{member="n0"}`]
+		return ok
+	})
+	if v := scrapeMetrics(t, n1).values[`ussync_member_clock_skew_seconds{member="n0"}`]; v > 1 || v < -1 {
+		t.Errorf("the skew of a clock shared in-process: %v s", v)
+	}
+
 	// A token made: counted.
 	if code := n1.Call("POST", "/v1/tokens", map[string]string{"name": "prometheus"}, nil); code != http.StatusCreated {
 		t.Fatal(code)

@@ -24,8 +24,14 @@ func (n *Node) Status() client.Status {
 		Counts:  client.Counts{Users: users, Sessions: sessions, ActiveSessions: active},
 		Members: []client.MemberStatus{},
 	}
+	skews := n.gossip.ClockSkew()
 	for _, m := range n.gossip.Members() {
-		st.Members = append(st.Members, client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version})
+		ms := client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version}
+		if d, ok := skews[m.Name]; ok && m.State == "alive" {
+			s := d.Seconds()
+			ms.ClockSkew = &s
+		}
+		st.Members = append(st.Members, ms)
 	}
 	for _, k := range n.keyring.Keys() {
 		st.Keyring = append(st.Keyring, client.KeyStatus{Fingerprint: k.Fingerprint, Primary: k.Primary})

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -189,4 +191,41 @@ func readyz(t *testing.T, m *nodetest.Member) int {
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
+}
+
+// TestMetrics_Documented: docs/metrics.md lists every ussync_* series a
+// live node serves, with its type, and nothing else.
+func TestMetrics_Documented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]string{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(ussync_[a-z_]+)` \\| ([a-z]+) \\|").FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = m[2]
+	}
+	if len(documented) < 30 {
+		t.Fatalf("found %d series in docs/metrics.md: the table format changed?", len(documented))
+	}
+	c := nodetest.NewCluster(t, 2)
+	m := c.Members[0]
+	m.Call("GET", "/v1/status", nil, nil) // an API request
+	var s scrape
+	c.WaitFor(10*time.Second, "every series present (the clock skew after a probe)", func() bool {
+		s = scrapeMetrics(t, m)
+		return s.types["ussync_member_clock_skew_seconds"] != "" && s.types["ussync_api_requests_total"] != ""
+	})
+	for name, typ := range s.types {
+		if !strings.HasPrefix(name, "ussync_") {
+			continue
+		}
+		if documented[name] != typ {
+			t.Errorf("%s, a %s, is documented as %q in docs/metrics.md", name, typ, documented[name])
+		}
+	}
+	for name := range documented {
+		if _, ok := s.types[name]; !ok {
+			t.Errorf("docs/metrics.md lists %s, which the node does not serve", name)
+		}
+	}
 }

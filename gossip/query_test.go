@@ -20,7 +20,6 @@ func TestGossip_QueryEveryMember(t *testing.T) {
 	release := make(chan struct{}) // n2 answers test.slow once it is closed
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(free) // before the members' cleanups: their loops must not block
 	for i := range 4 {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i), key)
 		name := cfg.Name
@@ -41,6 +40,7 @@ func TestGossip_QueryEveryMember(t *testing.T) {
 		}
 		ms = append(ms, m)
 	}
+	t.Cleanup(free) // runs before the members' cleanups: their loops must not block
 	waitFor(t, 5*time.Second, "all members alive", func() bool {
 		for _, m := range ms {
 			if len(m.g.LiveMembers()) != len(ms) {

@@ -83,4 +83,5 @@ const (
 const (
 	CodeTokenExists = "token_exists" // 409: an API token of that name exists; revoke it first, or pick another name
 	CodeTokenConfig = "token_config" // 409: the configuration's token is changed in the configuration, not through the API
+	CodeKeyPrimary  = "key_primary"  // 409: the key to remove is the node's primary: use another key first
 )

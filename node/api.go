@@ -29,6 +29,8 @@ type apiDeps struct {
 	// Token is the hash of the one bearer token of a node without Tokens
 	// (tests).
 	Token crypto.TokenHash
+	// Keyring runs the keyring calls (keys.go). Nil: they answer 503.
+	Keyring keyringFunc
 	// Backup streams the store for GET /v1/backup (backup.go). Nil: the
 	// call answers 503.
 	Backup func(io.Writer) (BackupCounts, error)

@@ -67,6 +67,7 @@ var answers = []answer{
 	// The operator's calls: tokens, the keyring, backups.
 	{ErrTokenExists, http.StatusConflict, client.CodeTokenExists, ""},
 	{ErrTokenConfig, http.StatusConflict, client.CodeTokenConfig, ""},
+	{ErrKeyPrimary, http.StatusConflict, client.CodeKeyPrimary, ""},
 	// The node itself.
 	{session.ErrClosed, http.StatusServiceUnavailable, client.CodeUnavailable, "the node is shutting down"},
 	{errUnavailable, http.StatusServiceUnavailable, client.CodeUnavailable, ""},

@@ -212,3 +212,51 @@ func (k *nodeKeyring) configFingerprints() []string {
 	defer k.mu.Unlock()
 	return slices.Clone(k.config)
 }
+
+// install adds s (keys install) and saves the keyring; changed is false
+// when it was there already.
+func (k *nodeKeyring) install(s crypto.Secret) (changed bool, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if slices.Contains(fingerprints(k.ring), s.Fingerprint()) {
+		return false, nil
+	}
+	k.ring.Install(s)
+	return true, k.saveLocked()
+}
+
+// use makes the key of fp the primary (keys use) and saves the keyring. A
+// key not installed here is an error: install it everywhere first.
+func (k *nodeKeyring) use(fp string) (changed bool, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	keys := fingerprints(k.ring)
+	switch {
+	case !slices.Contains(keys, fp):
+		return false, fmt.Errorf("key %s is not installed here: install it on every member first (ussync keys install)", fp)
+	case keys[0] == fp:
+		return false, nil
+	}
+	if err := k.ring.Use(fp); err != nil {
+		return false, err
+	}
+	return true, k.saveLocked()
+}
+
+// remove drops the key of fp (keys remove) and saves the keyring. The
+// primary is refused; a key not installed here is no change.
+func (k *nodeKeyring) remove(fp string) (changed bool, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	keys := fingerprints(k.ring)
+	switch {
+	case !slices.Contains(keys, fp):
+		return false, nil
+	case keys[0] == fp:
+		return false, fmt.Errorf("key %s is the primary here: make another key primary first (ussync keys use): %w", fp, ErrKeyPrimary)
+	}
+	if err := k.ring.Remove(fp); err != nil {
+		return false, err
+	}
+	return true, k.saveLocked()
+}

@@ -189,6 +189,7 @@ func (n *Node) gossipConfig() gossip.Config {
 	gc.Version = n.cfg.Version
 	gc.Join = n.cfg.Gossip.Join
 	gc.Logger = n.log
+	gc.QueryHandler = n.keysQuery
 	if n.TuneGossip != nil {
 		n.TuneGossip(&gc)
 	}
@@ -244,7 +245,7 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	api := newAPI(apiDeps{Service: svc, Status: n.Status, NotReady: n.notReady, GossipHealth: n.gossipHealth, Backup: n.Backup, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
+	api := newAPI(apiDeps{Service: svc, Status: n.Status, NotReady: n.notReady, GossipHealth: n.gossipHealth, Backup: n.Backup, Keyring: n.Keyring, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
 		Handoff: ho, Verify: n.verify})
 	if !n.cfg.Admin.Enabled {
 		return api, public, nil

@@ -49,6 +49,10 @@ func (a *api) routeTable() []route {
 		{"POST /v1/tokens", true, a.createToken, auditSelf},
 		{"DELETE /v1/tokens/{name}", true, a.revokeToken, auditSelf},
 		{"GET /v1/activity", true, a.listActivity, ""},
+		{"GET /v1/keys", true, a.listKeys, auditSelf},
+		{"POST /v1/keys", true, a.installKey, auditSelf},
+		{"POST /v1/keys/{fingerprint}/use", true, a.useKey, auditSelf},
+		{"DELETE /v1/keys/{fingerprint}", true, a.removeKey, auditSelf},
 		{"GET /v1/backup", true, a.backup, "store.backup"},
 
 		{"GET /healthz", false, a.healthz, ""},

@@ -36,6 +36,9 @@ type checkAnswer struct {
 
 // register creates a verified user on one node and waits until every node
 // knows it verified (a login elsewhere before that stays local, rightly).
+// Only that node's site is bound to the address: a login on another site
+// stays there (site_not_bound) until a hand-off or a proof binds it; see
+// vouch.
 func register(t *testing.T, c *nodetest.Cluster, on int, email string) {
 	t.Helper()
 	if code := c.Members[on].Call("PUT", "/v1/users/"+email, map[string]any{"login": "u", "display_name": "U", "verified_via": "registration"}, nil); code != http.StatusOK {
@@ -49,6 +52,20 @@ func register(t *testing.T, c *nodetest.Cluster, on int, email string) {
 		}
 		return true
 	})
+}
+
+// registerEverywhere is register, then every other site's administrator
+// vouches for the address (verified_via: admin, through that site's API):
+// every site is bound, so a login on any of them travels. The vouching
+// says nothing of the sites' user lists (no site but on knows the user).
+func registerEverywhere(t *testing.T, c *nodetest.Cluster, on int, email string) {
+	t.Helper()
+	register(t, c, on, email)
+	for _, m := range c.Members {
+		if code := m.Call("PUT", "/v1/users/"+email, map[string]any{"verified_via": "admin"}, nil); code != http.StatusOK {
+			t.Fatalf("vouch for %s on %s: %d", email, m.Name(), code)
+		}
+	}
 }
 
 func login(t *testing.T, m *nodetest.Member, email string) loginAnswer {
@@ -83,7 +100,7 @@ func waitAll(t *testing.T, c *nodetest.Cluster, id string, want int, wantCode st
 
 func TestCluster_LoginLogoutEverywhere(t *testing.T) {
 	c := nodetest.NewCluster(t, 5)
-	register(t, c, 0, "ann@example.com")
+	registerEverywhere(t, c, 0, "ann@example.com")
 
 	t.Run("login on one node is active on all", func(t *testing.T) {
 		a := login(t, c.Members[0], "ann@example.com")
@@ -160,11 +177,20 @@ func TestCluster_UnverifiedSessionsStayHome(t *testing.T) {
 	if code, _ := checkOn(t, c.Members[0], a.Session.ID); code != http.StatusOK {
 		t.Fatalf("local check: %d", code)
 	}
-	// Verification travels; the user's next login does too.
+	// Verification travels, and binds the site that made it: a login on
+	// another site still stays there.
 	if code := c.Members[1].Call("PUT", "/v1/users/eve@example.com", map[string]any{"verified_via": "admin"}, nil); code != http.StatusOK {
 		t.Fatalf("verify: %d", code)
 	}
 	c.WaitConverged(5 * time.Second)
+	if b := login(t, c.Members[0], "eve@example.com"); b.Synced || b.Reason != session.ReasonSiteNotBound {
+		t.Fatalf("a login on a site that proved nothing: %+v", b)
+	}
+	// The site proves the address itself (an administrator through its
+	// API): the user's next login there travels.
+	if code := c.Members[0].Call("PUT", "/v1/users/eve@example.com", map[string]any{"verified_via": "admin"}, nil); code != http.StatusOK {
+		t.Fatalf("verify on n0: %d", code)
+	}
 	b := login(t, c.Members[0], "eve@example.com")
 	if !b.Synced {
 		t.Fatalf("verified login not synced: %+v", b)
@@ -179,8 +205,8 @@ func TestCluster_UnverifiedSessionsStayHome(t *testing.T) {
 
 func TestCluster_PartitionHeals(t *testing.T) {
 	c := nodetest.NewCluster(t, 5)
-	register(t, c, 0, "ann@example.com")
-	register(t, c, 0, "bob@example.com")
+	registerEverywhere(t, c, 0, "ann@example.com")
+	registerEverywhere(t, c, 0, "bob@example.com")
 	before := login(t, c.Members[0], "ann@example.com")
 	waitAll(t, c, before.Session.ID, http.StatusOK, "")
 
@@ -208,7 +234,7 @@ func TestCluster_PartitionHeals(t *testing.T) {
 
 func TestCluster_KilledNodeCatchesUp(t *testing.T) {
 	c := nodetest.NewCluster(t, 3)
-	register(t, c, 0, "ann@example.com")
+	registerEverywhere(t, c, 0, "ann@example.com")
 	kept := login(t, c.Members[2], "ann@example.com")
 	waitAll(t, c, kept.Session.ID, http.StatusOK, "")
 

@@ -63,7 +63,8 @@ func TestService_ApplyThenPublish(t *testing.T) {
 	})
 	var s session.Session
 	step("login", 1, func() (err error) { // the user is unchanged: the session only
-		s, _, _, err = svc.login(login{Email: "ann@example.com"})
+		res, err := svc.login(login{Email: "ann@example.com"})
+		s = res.Session
 		return err
 	})
 	step("end", 1, func() error {
@@ -74,7 +75,8 @@ func TestService_ApplyThenPublish(t *testing.T) {
 		return err
 	})
 	step("unverified login", 1, func() (err error) { // the new user; its session stays on this site
-		s, _, _, err = svc.login(login{Email: "bob@example.com"})
+		res, err := svc.login(login{Email: "bob@example.com"})
+		s = res.Session
 		return err
 	})
 	step("log out everywhere", 1, func() error { // the user; the ended session stays on this site

@@ -363,7 +363,11 @@ func (s *Site) startSession(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	s.setCookie(w, sessionCookie, ans.Token, int(time.Until(ans.Session.ExpiresAt).Seconds()))
 	if !ans.Synced {
-		s.setFlash(w, "unverified")
+		flash := "unverified"
+		if ans.Reason == client.ReasonSiteNotBound {
+			flash = "notbound"
+		}
+		s.setFlash(w, flash)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}

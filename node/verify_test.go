@@ -479,6 +479,58 @@ func TestVerify_NoEnumeration(t *testing.T) {
 	}
 }
 
+// TestVerify_FailureBudget is issue 9's code guessing: wrong codes are
+// capped per address per day (verification.max_failures_per_day, 10 by
+// default) whatever the number of codes sent. Before, each resend reset
+// the 5 tries of a code: about 600 guesses a day. The link still works.
+func TestVerify_FailureBudget(t *testing.T) {
+	sink := node.NewSMTPSink(t)
+	e := newVerifyEnv(t, sink)
+	const email = "guess@b.example"
+	e.putUser(email)
+	send := func() node.ParsedMail {
+		t.Helper()
+		e.clock.Add(time.Minute) // verification.resend_interval
+		wantStatus(t, "request", e.request(email), http.StatusAccepted, "")
+		return e.lastMail(email)
+	}
+	// Two codes, five wrong tries each: ten, the day's budget.
+	for range 2 {
+		pm := send()
+		for i := 1; i <= 5; i++ {
+			wantStatus(t, fmt.Sprintf("wrong code %d", i), e.verify(email, otherCode(pm.Code)), http.StatusBadRequest, "invalid_code")
+		}
+		wantStatus(t, "the code once its tries are spent", e.verify(email, pm.Code), http.StatusTooManyRequests, "code_locked")
+	}
+	// A third code is locked from the start, the right one too: a resend
+	// does not buy more guesses.
+	pm := send()
+	wantStatus(t, "a new code past the budget", e.verify(email, pm.Code), http.StatusTooManyRequests, "code_locked")
+	if e.user(email).Verified {
+		t.Fatal("verified past the budget")
+	}
+	// A day after the first failures, guesses are allowed again.
+	e.clock.Add(24 * time.Hour)
+	pm = send()
+	wantStatus(t, "a code a day later", e.verify(email, pm.Code), http.StatusOK, "")
+
+	t.Run("the link is no guess", func(t *testing.T) {
+		const email = "link-past-budget@b.example"
+		e.putUser(email)
+		for range 3 {
+			e.clock.Add(time.Minute)
+			wantStatus(t, "request", e.request(email), http.StatusAccepted, "")
+			pm := e.lastMail(email)
+			for range 5 {
+				e.verify(email, otherCode(pm.Code))
+			}
+		}
+		pm := e.lastMail(email)
+		wantStatus(t, "the code", e.verify(email, pm.Code), http.StatusTooManyRequests, "code_locked")
+		wantStatus(t, "the link", e.confirm(pm.Link), http.StatusOK, "")
+	})
+}
+
 func TestVerify_Link(t *testing.T) {
 	sink := node.NewSMTPSink(t)
 	e := newVerifyEnv(t, sink)

@@ -126,9 +126,9 @@ func TestService_MigrateKnown(t *testing.T) {
 		}
 	}
 	for k, v := range map[string]string{
-		"known/ann@example.com":   "",    // acknowledged
-		"known/bob@example.com":   "new", // told by a ticket, not acknowledged
-		"known/gone@example.com":  "",    // no such user any more
+		"known/ann@example.com":  "",    // acknowledged
+		"known/bob@example.com":  "new", // told by a ticket, not acknowledged
+		"known/gone@example.com": "",    // no such user any more
 		"new-user/" + "0123abcd": "bob@example.com",
 	} {
 		if err := st.LocalPut(k, []byte(v), 0); err != nil {

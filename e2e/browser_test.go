@@ -86,14 +86,21 @@ func TestBrowser_Handoff(t *testing.T) {
 			}
 			captured := got[0] // a sync URL of B, with the rest of the chain
 
-			// Another browser (say, whoever read the URL in a log or a
-			// history) replays the ticket: refused, with no cookie.
-			thief := browserLaunch(t, exe, "another browser", false)
+			// The browser that used it replays it: refused.
 			bare := browserBareTicket(t, captured)
-			resp := thief.open(bare)
-			body := thief.body()
+			resp := x.open(bare)
+			body := x.body()
 			if resp.Status != http.StatusConflict || browserErrorCode(body) != "ticket_replayed" {
 				t.Fatalf("replaying a used ticket answered %d %q, want 409 ticket_replayed", resp.Status, body)
+			}
+			// Another browser (say, whoever read the URL in a log or a
+			// history): refused before anything else, as issued to
+			// another browser, with no cookie.
+			thief := browserLaunch(t, exe, "another browser", false)
+			resp = thief.open(bare)
+			body = thief.body()
+			if resp.Status != http.StatusForbidden || browserErrorCode(body) != "other_browser" {
+				t.Fatalf("replaying a used ticket in another browser answered %d %q, want 403 other_browser", resp.Status, body)
 			}
 			if ck := thief.cookie(b, "ussync_session"); ck != nil {
 				t.Fatalf("a replayed ticket set a session cookie on %s", b)

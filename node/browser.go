@@ -314,10 +314,12 @@ func maxAgeUntil(end int64, now time.Time) int {
 	return max(1, int((end-now.UnixMilli())/1000))
 }
 
-// bindStep is GET bind?h=STATE[&m=iframe], the first pass of a chain on
-// each site of its route: set (or keep) this browser's nonce cookie, write
-// its commitment into the bind state, and send the browser to the next
-// site of the route, or back to the origin's chain step when none is left.
+// bindStep is GET bind?h=STATE[&m=iframe], the first pass of a hand-off
+// on each site of its route: set (or keep) this browser's nonce cookie,
+// write its commitment into the bind state, and send the browser to the
+// next site of the route, or back to the origin's chain step when none is
+// left. On the origin itself (an iframe's link starts there), it first
+// checks the browser holds the session the hand-off was made for.
 func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (stepResult, error) {
 	iframe, err := iframeMode(q["m"])
 	if err != nil {
@@ -328,14 +330,24 @@ func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (step
 		return stepResult{}, err
 	}
 	i := indexOf(st.Route, h.Name)
-	if i < 0 || t.Target == h.Name {
+	origin := t.Target == h.Name
+	if (i >= 0) == origin { // the origin is on no route of its own
 		return stepResult{}, refuse(ErrTicketWrongTarget, "the hand-off's route does not name this site")
+	}
+	if origin {
+		if _, err := h.heldSession(br, t.SessionID); err != nil {
+			return stepResult{}, err
+		}
 	}
 	n, ck, err := h.nonce(br, iframe)
 	if err != nil {
 		return stepResult{}, err
 	}
-	st.Bound[i] = crypto.BindingOf(h.Name, n).String()
+	if origin {
+		st.Origin = crypto.BindingOf(h.Name, n).String()
+	} else {
+		st.Bound[i] = crypto.BindingOf(h.Name, n).String()
+	}
 	state, err := h.resealBindState(t, &st)
 	if err != nil {
 		return stepResult{}, err
@@ -345,18 +357,38 @@ func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (step
 			return redirectTo(s.link(pathBind, withMode(url.Values{"h": {state}}, iframe)), ck), nil
 		}
 	}
-	origin, ok := siteNamed(sites, t.Target)
+	home, ok := siteNamed(sites, t.Target)
 	if !ok {
 		return stepResult{}, errBadRedirect("the hand-off's origin", "is not a live member site")
 	}
-	return redirectTo(origin.link(pathChain, withMode(url.Values{"h": {state}}, iframe)), ck), nil
+	return redirectTo(home.link(pathChain, withMode(url.Values{"h": {state}}, iframe)), ck), nil
+}
+
+// heldSession returns the browser's active session of id on this site;
+// ErrOtherBrowser when it holds none.
+func (h *handoff) heldSession(br *browser, id string) (*browserSession, error) {
+	held, err := h.browserSessions(br)
+	if err != nil {
+		return nil, err
+	}
+	var bs *browserSession
+	for i := range held {
+		if crypto.Equal(held[i].Session.ID, id) {
+			bs = &held[i]
+		}
+	}
+	if bs == nil {
+		return nil, refuse(ErrOtherBrowser, "this browser does not hold the session the hand-off was started for: it only works in the browser that logged in")
+	}
+	return bs, nil
 }
 
 // chainStep is GET chain?h=STATE[&m=iframe] on the site that logged the
-// browser in, between the two passes of a chain: the browser must hold
-// the session the chain was started for (its cookie here); then this site
-// seals the chain ticket, which names each site's commitment, and sends the
-// browser down the route to redeem it.
+// browser in, between the two passes of a hand-off: the browser must hold
+// the session it was started for (its cookie here), or the nonce this site
+// set when the state started here; then this site seals the chain ticket,
+// which names each site's commitment, and sends the browser down the route
+// to redeem it.
 func (h *handoff) chainStep(q map[string]string, br *browser, sites []site) (stepResult, error) {
 	iframe, err := iframeMode(q["m"])
 	if err != nil {
@@ -377,18 +409,16 @@ func (h *handoff) chainStep(q map[string]string, br *browser, sites []site) (ste
 		}
 		ret = u.String()
 	}
-	held, err := h.browserSessions(br)
-	if err != nil {
-		return stepResult{}, err
-	}
-	var bs *browserSession
-	for i := range held {
-		if crypto.Equal(held[i].Session.ID, t.SessionID) {
-			bs = &held[i]
+	// The browser that logged in: it holds the session here, or, when the
+	// state started here (an iframe's), the nonce this site set then.
+	bs, err := h.heldSession(br, t.SessionID)
+	if err != nil && st.Origin != "" {
+		if b, perr := crypto.ParseBinding(st.Origin); perr == nil && h.holdsNonce(br, b) {
+			bs, err = h.sessionOf(t.SessionID)
 		}
 	}
-	if bs == nil {
-		return stepResult{}, refuse(ErrOtherBrowser, "this browser does not hold the session the hand-off was started for: it only works in the browser that logged in")
+	if err != nil {
+		return stepResult{}, err
 	}
 	var route []string
 	var binds []crypto.Binding
@@ -412,6 +442,18 @@ func (h *handoff) chainStep(q map[string]string, br *browser, sites []site) (ste
 		return redirectTo(ret), nil
 	}
 	return stepResult{Status: http.StatusNoContent}, nil
+}
+
+// sessionOf is session id and its user, when it is active.
+func (h *handoff) sessionOf(id string) (*browserSession, error) {
+	s, u, err := h.Service.session(id)
+	if err != nil {
+		return nil, err
+	}
+	if s.StateAt(u, h.now()) != session.StateActive {
+		return nil, refuse(ErrSessionEnded, "the session the hand-off was started for is no longer active")
+	}
+	return &browserSession{Session: s, User: u}, nil
 }
 
 // openBindState opens a bind state presented by br: a ticket of kind bind,
@@ -447,6 +489,11 @@ func decodeBindState(b []byte, p *ticketPayload) error {
 		return errors.New("not one commitment per site")
 	case p.Session != nil || p.User != nil || len(p.Ask) > 0:
 		return errors.New("fields of another kind")
+	}
+	if p.Origin != "" {
+		if _, err := crypto.ParseBinding(p.Origin); err != nil {
+			return err
+		}
 	}
 	seen := make(map[string]bool, len(p.Route))
 	for i, name := range p.Route {

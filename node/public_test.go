@@ -450,8 +450,11 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 	})
 
 	t.Run("an iframe's link", func(t *testing.T) {
+		// It starts on the origin, same-site with the page that frames it
+		// (its session cookie is sent there), which sets a nonce of its
+		// own for the chain step after the cross-site hop.
 		end, way := b.follow(l.Sync.URLs[1].URL + "&m=iframe")
-		if got := b.steps(way); got != "n2 bind, n0 chain, n2 sync" || end != "" {
+		if got := b.steps(way); got != "n0 bind, n2 bind, n0 chain, n2 sync" || end != "" {
 			t.Fatalf("went %s, ended at %q", got, end)
 		}
 		last := way[len(way)-1]
@@ -459,8 +462,14 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 		if last.Status != http.StatusNoContent || ck == nil || ck.SameSite != http.SameSiteNoneMode || !ck.Secure {
 			t.Errorf("the iframe's sync: %d %q", last.Status, last.Header.Values("Set-Cookie"))
 		}
-		if n := way[0].cookie("ussync_nonce"); n == nil || n.SameSite != http.SameSiteNoneMode || !n.Secure {
-			t.Errorf("the iframe's nonce: %q", way[0].Header.Values("Set-Cookie"))
+		for _, r := range way[:2] {
+			if n := r.cookie("ussync_nonce"); n == nil || n.SameSite != http.SameSiteNoneMode || !n.Secure {
+				t.Errorf("%s's nonce: %q", b.step(r), r.Header.Values("Set-Cookie"))
+			}
+		}
+		// Without the session on the origin, it goes nowhere.
+		if r := newBrowser(t, c, nil).get(l.Sync.URLs[0].URL + "&m=iframe"); r.Status != http.StatusForbidden || r.errorCode() != "other_browser" {
+			t.Errorf("an iframe's link in another browser: %d %s", r.Status, r.Body)
 		}
 	})
 
@@ -468,7 +477,7 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 		l := loginSync(t, c.Members[0], "ann@example.com", ret) // fresh links
 		forN1, forN2 := l.Sync.URLs[0].URL, l.Sync.URLs[1].URL
 		// n1's first pass presented to n2.
-		wrong := strings.Replace(forN1, "site-1.localhost", "site-2.localhost", 1)
+		wrong := strings.Replace(forN1, "site-0.localhost", "site-2.localhost", 1)
 		if r := b.get(wrong); r.Status != http.StatusForbidden || r.errorCode() != "ticket_wrong_target" || len(r.Header.Values("Set-Cookie")) != 0 {
 			t.Errorf("wrong target: %d %s", r.Status, r.Body)
 		}
@@ -782,7 +791,7 @@ func TestPublic_SubFolderSites(t *testing.T) {
 	b := newBrowser(t, c, nil)
 
 	fromBlog := loginSync(t, c.Members[0], "ann@example.com", "http://example.test/blog/after")
-	if len(fromBlog.Sync.URLs) != 1 || !strings.HasPrefix(fromBlog.Sync.URLs[0].URL, "http://example.test/shop/ussync/v1/bind?") {
+	if len(fromBlog.Sync.URLs) != 1 || !strings.HasPrefix(fromBlog.Sync.URLs[0].URL, "http://example.test/blog/ussync/v1/bind?") {
 		t.Fatalf("links from the blog: %+v", fromBlog.Sync)
 	}
 	b.setSession(sites[0], fromBlog.Token)
@@ -866,15 +875,17 @@ func TestPublic_TLS(t *testing.T) {
 	b := newBrowser(t, c, roots)
 
 	l := loginSync(t, c.Members[0], "ann@example.com", "")
-	if len(l.Sync.URLs) != 1 || !strings.HasPrefix(l.Sync.URLs[0].URL, "https://site-1.localhost/ussync/v1/bind?h=") {
+	if len(l.Sync.URLs) != 1 || !strings.HasPrefix(l.Sync.Chain, "https://site-1.localhost/ussync/v1/bind?h=") {
 		t.Fatalf("links %+v", l.Sync)
 	}
 	b.setSession("http://site-0.localhost/", l.Token)
 	_, way := b.follow(l.Sync.URLs[0].URL)
-	if got := b.steps(way); got != "n1 bind, n0 chain, n1 sync" {
+	if got := b.steps(way); got != "n0 bind, n1 bind, n0 chain, n1 sync" {
 		t.Fatalf("went %s", got)
 	}
-	for name, r := range map[string]*response{"__Host-ussync_nonce": way[0], "__Host-ussync_session": way[2]} {
+	way = way[1:] // n1's steps: bind, then sync
+	way = append(way[:1], way[2])
+	for name, r := range map[string]*response{"__Host-ussync_nonce": way[0], "__Host-ussync_session": way[1]} {
 		ck := r.cookie(name)
 		if ck == nil || !ck.Secure || !ck.HttpOnly || ck.Path != "/" || ck.Domain != "" {
 			t.Errorf("%s: %q", name, r.Header.Values("Set-Cookie"))
@@ -883,8 +894,8 @@ func TestPublic_TLS(t *testing.T) {
 			t.Errorf("%s set without its prefix too", name)
 		}
 	}
-	if way[2].Status != http.StatusNoContent {
-		t.Fatalf("redeem over TLS: %d %s", way[2].Status, way[2].Body)
+	if way[1].Status != http.StatusNoContent {
+		t.Fatalf("redeem over TLS: %d %s", way[1].Status, way[1].Body)
 	}
 	if r := b.get("https://site-1.localhost/ussync/v1/whoami"); r.Status != http.StatusOK {
 		t.Errorf("whoami over TLS: %d", r.Status)

@@ -44,9 +44,12 @@ type ticketPayload struct {
 	Ask     []string         `json:"a,omitempty"`
 	// Route and Bound are a bind state's: the sites of the chain, in order,
 	// and each one's commitment (crypto.Binding.String), "" until the
-	// browser has been there.
-	Route []string `json:"o,omitempty"`
-	Bound []string `json:"b,omitempty"`
+	// browser has been there. Origin is the commitment of the nonce the
+	// origin set when the state started there (an iframe's hand-off):
+	// "" for a chain, whose origin checks its session cookie instead.
+	Route  []string `json:"o,omitempty"`
+	Bound  []string `json:"b,omitempty"`
+	Origin string   `json:"g,omitempty"`
 }
 
 const (
@@ -254,8 +257,11 @@ func (h *handoff) returnTo(raw string) (string, error) {
 // every other live member site that ends on ret, and one link per other
 // site for the iframes. Each starts the first pass of a bound hand-off
 // (bind, then chain, then sync: docs/handoff.md): what the login answer
-// holds are bind states, no credential. With no other site, both are
-// empty.
+// holds are bind states, no credential. A chain starts on the first other
+// site; an iframe's link starts on this site (its bind step checks the
+// session cookie while the iframe is still same-site with the page, and
+// sets a nonce the chain step checks after the cross-site hop). With no
+// other site, both are empty.
 func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.SyncURL, string, error) {
 	urls := []client.SyncURL{}
 	others := h.sites()[1:]
@@ -270,7 +276,7 @@ func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.
 			if err != nil {
 				return []client.SyncURL{}, "", err
 			}
-			urls = append(urls, client.SyncURL{Site: o.Name, URL: o.link(pathBind, url.Values{"h": {st}})})
+			urls = append(urls, client.SyncURL{Site: o.Name, URL: h.self.link(pathBind, url.Values{"h": {st}})})
 		}
 	}
 	if !chain {

@@ -304,7 +304,9 @@ func TestHandoff_LoginLinks(t *testing.T) {
 			}
 			return tk, p
 		}
-		for i, want := range []struct{ site, prefix string }{{"site-b", siteBURL}, {"site-c", siteCURL}} {
+		// An iframe's link starts on this site (same-site with the page
+		// that frames it); the chain on the first other site.
+		for i, want := range []struct{ site, prefix string }{{"site-b", siteAURL}, {"site-c", siteAURL}} {
 			got := l.Sync.URLs[i]
 			if got["site"] != want.site || !strings.HasPrefix(got["url"], want.prefix+"ussync/v1/bind?h=") {
 				t.Errorf("url %d: %v", i, got)

@@ -120,9 +120,10 @@ func New(cfg Config) *Site {
 		}
 	}
 	// The chain leaves by a redirect of the login form (form-action), the
-	// iframe mode frames the other sites (frame-src); nothing frames us.
+	// iframe mode frames this site's hand-off step, which goes on to the
+	// other sites (frame-src); nothing frames us.
 	s.csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; " +
-		"form-action 'self' " + strings.Join(others, " ") + "; frame-src " + strings.Join(others, " ")
+		"form-action 'self' " + strings.Join(others, " ") + "; frame-src 'self' " + strings.Join(others, " ")
 
 	target := &url.URL{Scheme: "http", Host: cfg.Public}
 	s.proxy = &httputil.ReverseProxy{

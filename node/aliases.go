@@ -29,22 +29,22 @@ import (
 type aliases struct {
 	store *session.Store
 	mu    sync.RWMutex
-	// m caches resolved aliases (alias → session id), at most
+	// m caches resolved aliases (alias → session id, in hex), at most
 	// maxCachedAliases: the session check reads it on every page view.
-	m map[[32]byte][32]byte
+	m map[[32]byte]string
 }
 
 const (
 	// keyAlias + hex alias -> raw session id (32 bytes), until the session
 	// expires.
 	keyAlias = "alias/"
-	// maxCachedAliases bounds aliases.m (about 10 MB); past it an entry
+	// maxCachedAliases bounds aliases.m (about 15 MB); past it an entry
 	// is dropped at random, and read again from the store when needed.
 	maxCachedAliases = 100_000
 )
 
 func newAliases(st *session.Store) *aliases {
-	return &aliases{store: st, m: map[[32]byte][32]byte{}}
+	return &aliases{store: st, m: map[[32]byte]string{}}
 }
 
 // key decodes a session id (64 hex characters) for the cache.
@@ -74,11 +74,11 @@ func (a *aliases) mint(sid string, expires time.Time) (string, error) {
 		return "", fmt.Errorf("store alias: %w", err)
 	}
 	ak, _ := aliasKey(alias)
-	a.remember(ak, sk)
+	a.remember(ak, sid)
 	return token, nil
 }
 
-func (a *aliases) remember(ak, sk [32]byte) {
+func (a *aliases) remember(ak [32]byte, sid string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.m) >= maxCachedAliases {
@@ -87,7 +87,7 @@ func (a *aliases) remember(ak, sk [32]byte) {
 			break
 		}
 	}
-	a.m[ak] = sk
+	a.m[ak] = sid
 }
 
 // cached returns the session an alias stands for when it is in memory: a
@@ -98,12 +98,9 @@ func (a *aliases) cached(id string) (string, bool) {
 		return "", false
 	}
 	a.mu.RLock()
-	sk, ok := a.m[ak]
+	sid, ok := a.m[ak]
 	a.mu.RUnlock()
-	if !ok {
-		return "", false
-	}
-	return hex.EncodeToString(sk[:]), true
+	return sid, ok
 }
 
 // lookup returns the session an alias stands for, from memory or the
@@ -125,8 +122,7 @@ func (a *aliases) lookup(id string) (string, bool, error) {
 	case len(v) != 32:
 		return "", false, nil
 	}
-	var sk [32]byte
-	copy(sk[:], v)
-	a.remember(ak, sk)
-	return hex.EncodeToString(sk[:]), true, nil
+	sid := hex.EncodeToString(v)
+	a.remember(ak, sid)
+	return sid, true, nil
 }

@@ -1186,3 +1186,28 @@ func TestHandoff_ChainURLLength(t *testing.T) {
 	t.Logf("chain URL through 30 sites: %d characters (payload %d bytes); its bind state back: %d; a ticket for one site: %d",
 		len(link), len(payload), len(back), len(one))
 }
+
+// BenchmarkAPI_SessionCheckAlias is BenchmarkAPI_SessionCheckHandler for a
+// cookie this site minted when a hand-off brought the session (an alias,
+// what every site but the one that logged the browser in holds): one more
+// map lookup than the session's own id.
+func BenchmarkAPI_SessionCheckAlias(b *testing.B) {
+	e := newHoEnv(b, testKeyring(b), "site-a", siteAURL)
+	tk, _ := e.ticketFor(b, "site-a", "bench@example.com", "")
+	rd, err := e.h.redeem(tk, &browser{cookies: []*http.Cookie{{Name: cookieNonce, Value: testNonce}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := e.srv.Config.Handler
+	req := httptest.NewRequest("GET", "/v1/sessions/"+crypto.SessionID(rd.Token), nil)
+	req.Header.Set("Authorization", "Bearer "+testAPIToken)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}

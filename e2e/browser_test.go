@@ -247,17 +247,22 @@ func TestBrowser_HandoffTiming(t *testing.T) {
 			a, b := sites[0], sites[1]
 			x := browserLaunch(t, exe, mode+" bench browser", mode == "iframe")
 			onB := x.newProbeTab()
-			var ds []time.Duration
+			var ds, backs []time.Duration
 			for range runs {
 				onB.open(b) // anonymous: the last run logged out
 				x.open(a)
-				ds = append(ds, browserHandoff(t, x, onB, a, b, browserAda))
+				toB, back := browserHandoffBoth(t, x, onB, a, b, browserAda)
+				ds, backs = append(ds, toB), append(backs, back)
 				x.submit("logout")
 				x.shows(a, "")
 			}
 			line := fmt.Sprintf("%-6s mode: login answer on A → B shows the user: p50 %v, p90 %v, min %v, max %v (%d runs)",
 				mode, browserPercentile(ds, 50).Round(100*time.Microsecond), browserPercentile(ds, 90).Round(100*time.Microsecond),
 				browserPercentile(ds, 0).Round(100*time.Microsecond), browserPercentile(ds, 100).Round(100*time.Microsecond), runs)
+			if mode == "chain" {
+				line += fmt.Sprintf("; → back on A (the whole chain): p50 %v, p90 %v",
+					browserPercentile(backs, 50).Round(100*time.Microsecond), browserPercentile(backs, 90).Round(100*time.Microsecond))
+			}
 			t.Log(line)
 			report = append(report, line)
 		})

@@ -211,7 +211,7 @@ func (s *service) change(u session.User, known bool, c session.UserChange, ack b
 		nu, pc = session.UpdateUser(nu, true, session.UserChange{Login: c.Login, DisplayName: c.DisplayName}, at, s.Name)
 		changed = changed || pc
 	} else if c.Login != nil || c.DisplayName != nil {
-		s.Log.Info("profile left as it is: this site is not bound to the user's address")
+		s.Log.Debug("profile left as it is: this site is not bound to the user's address")
 	}
 	if ack && !nu.KnownTo(s.Name) {
 		changed = nu.MarkKnown(s.Name, at) || changed

@@ -152,7 +152,7 @@ final class Ussync_Handoff {
 	 */
 	private static function forward( string $endpoint ): void {
 		$nodes = Ussync_Settings::nodes();
-		if ( ! in_array( $endpoint, array( 'sync', 'hop/ask', 'hop/done', 'verify' ), true ) ) {
+		if ( ! in_array( $endpoint, array( 'bind', 'chain', 'sync', 'hop/ask', 'hop/done', 'verify' ), true ) ) {
 			$nodes = array_slice( $nodes, 0, 1 );
 		}
 		$method = isset( $_SERVER['REQUEST_METHOD'] ) ? strtoupper( sanitize_key( wp_unslash( $_SERVER['REQUEST_METHOD'] ) ) ) : 'GET';

@@ -559,6 +559,23 @@ func TestPublic_HandoffBoundToBrowser(t *testing.T) {
 			t.Fatalf("the attacker's own browser: refusals %v, ended at %q", r, end)
 		}
 	})
+	t.Run("an iframe's link after its origin, in another browser", func(t *testing.T) {
+		// The attacker's browser passes the origin's check of an iframe's
+		// link; the URL it is sent on with names his origin nonce.
+		l := loginSync(t, c.Members[0], "mallory@example.com", "")
+		attacker.setSession(ret, l.Token)
+		r := attacker.get(l.Sync.URLs[0].URL + "&m=iframe")
+		next := r.Header.Get("Location")
+		if r.Status != http.StatusSeeOther || !strings.Contains(next, "/ussync/v1/bind?") {
+			t.Fatalf("the origin's bind: %d %s", r.Status, r.Body)
+		}
+		_, way := victim.follow(next)
+		last := way[len(way)-1]
+		if victim.step(last) != "n0 chain" || last.Status != http.StatusForbidden || last.errorCode() != "other_browser" {
+			t.Fatalf("went %s, ended with %d %s", victim.steps(way), last.Status, last.Body)
+		}
+		intact(t)
+	})
 	t.Run("a lazy hop's ticket, in another browser", func(t *testing.T) {
 		// The attacker has a session on n2 now; n1 asks for it.
 		other := newBrowser(t, c, nil)
@@ -949,4 +966,116 @@ func TestPublic_LoginMintsTicketsForItsModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAPI_Handoff drives a whole chain the way a site that answers
+// <site>ussync/v1/… itself does (the WordPress plugin): one POST
+// /v1/handoff per browser step, the browser's cookies in, the cookies to
+// set and where to go out.
+func TestAPI_Handoff(t *testing.T) {
+	c := nodetest.NewCluster(t, 3)
+	registerEverywhere(t, c, 0, "ann@example.com")
+	ret := "http://site-0.localhost/welcome"
+	l := loginSync(t, c.Members[0], "ann@example.com", ret)
+	b := newBrowser(t, c, nil) // for member() and step names only
+	type answer struct {
+		Status   int                `json:"status"`
+		Location string             `json:"location"`
+		Refused  string             `json:"refused"`
+		Cookies  []client.SetCookie `json:"cookies"`
+		Error    *client.StepError  `json:"error"`
+		Session  *sessionJSON       `json:"session"`
+		NewUser  bool               `json:"new_user"`
+	}
+	// run sends the browser at loc through the steps, the site keeping its
+	// cookies in jar (by member name, then cookie name), until a step that
+	// is no hand-off's, or one whose URL holds until (when not "").
+	run := func(t *testing.T, jar map[string]map[string]string, loc, until string) (string, []answer) {
+		t.Helper()
+		var way []answer
+		for i := 0; i < 10 && strings.Contains(loc, "/ussync/v1/") && (until == "" || !strings.Contains(loc, until)); i++ {
+			m := b.member(loc)
+			u, _ := url.Parse(loc)
+			step := strings.TrimPrefix(u.Path, "/ussync/v1/")
+			var a answer
+			if code := m.Call("POST", "/v1/handoff", map[string]any{"step": step, "query": u.RawQuery,
+				"cookies": jar[m.Name()], "ip": "192.0.2.1"}, &a); code != http.StatusOK {
+				t.Fatalf("%s %s: %d", m.Name(), step, code)
+			}
+			way = append(way, a)
+			if jar[m.Name()] == nil {
+				jar[m.Name()] = map[string]string{}
+			}
+			for _, ck := range a.Cookies {
+				if ck.MaxAge < 0 {
+					delete(jar[m.Name()], ck.Name)
+				} else {
+					jar[m.Name()][ck.Name] = ck.Value
+				}
+			}
+			if a.Status != http.StatusSeeOther {
+				return "", way
+			}
+			loc = a.Location
+		}
+		return loc, way
+	}
+
+	jar := map[string]map[string]string{"n0": {"ussync_session": l.Token}}
+	end, way := run(t, jar, l.Sync.Chain, "")
+	if end != ret || len(way) != 5 {
+		t.Fatalf("the chain ended at %q after %d steps", end, len(way))
+	}
+	for i, a := range way {
+		if a.Refused != "" || a.Error != nil {
+			t.Errorf("step %d refused: %+v", i, a)
+		}
+	}
+	last := way[4]
+	if last.Session == nil || last.Session.ID != l.Session.ID || !last.NewUser {
+		t.Errorf("the last sync: %+v", last)
+	}
+	for _, ck := range way[3].Cookies {
+		if ck.Name == "ussync_session" && (!ck.HttpOnly || ck.SameSite != "Lax" || ck.Path != "/" || ck.MaxAge <= 0 || ck.Value == l.Token) {
+			t.Errorf("the session cookie to set: %+v", ck)
+		}
+	}
+	if got := sessionOn(t, c.Members[1], jar["n1"]["ussync_session"]); got != l.Session.ID {
+		t.Errorf("n1's cookie stands for %q", got)
+	}
+
+	t.Run("another browser", func(t *testing.T) {
+		// The owner's site runs the first pass; the second pass's URL, in
+		// a browser without the nonces, is sent on with the refusal; with
+		// nowhere to go, it is the refusal itself.
+		l2 := loginSync(t, c.Members[0], "ann@example.com", ret)
+		owner := map[string]map[string]string{"n0": {"ussync_session": l2.Token}}
+		loc, first := run(t, owner, l2.Sync.Chain, "/ussync/v1/sync?")
+		if len(first) != 3 || !strings.Contains(loc, "/ussync/v1/sync?") {
+			t.Fatalf("the first pass (%d steps) did not end on a ticket: %q", len(first), loc)
+		}
+		end, way := run(t, map[string]map[string]string{}, loc, "")
+		if end != ret || len(way) != 2 || way[0].Refused != "other_browser" || way[1].Refused != "other_browser" || len(way[0].Cookies) != 0 {
+			t.Fatalf("ended at %q: %+v", end, way)
+		}
+		u, _ := url.Parse(loc)
+		q := u.Query()
+		q.Del("next")
+		var a answer
+		c.Members[2].Call("POST", "/v1/handoff", map[string]any{"step": "sync", "query": q.Encode()}, &a)
+		if a.Status != http.StatusForbidden || a.Error == nil || a.Error.Code != "other_browser" || len(a.Cookies) != 0 {
+			t.Fatalf("a bare ticket in another browser: %+v", a)
+		}
+		// It was not used up: the owner's site redeems it.
+		if end, way := run(t, owner, loc, ""); end != ret || way[0].Refused != "" || way[1].Refused != "" {
+			t.Fatalf("the owner: ended at %q: %+v", end, way)
+		}
+	})
+
+	t.Run("refused calls", func(t *testing.T) {
+		m := c.Members[0]
+		wantCode(t, m, "POST", "/v1/handoff", map[string]any{"step": "whoami"}, http.StatusBadRequest, "invalid_field")
+		wantCode(t, m, "POST", "/v1/handoff", map[string]any{"step": "sync", "ip": "x"}, http.StatusBadRequest, "invalid_field")
+		wantCode(t, m, "POST", "/v1/handoff", map[string]any{"step": "sync", "next": "y"}, http.StatusBadRequest, "unknown_field")
+	})
 }

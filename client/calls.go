@@ -181,3 +181,12 @@ func (c *Client) RedeemTicket(ctx context.Context, ticket, ip string) (Redemptio
 }
 
 func userPath(email string) string { return "/v1/users/" + url.PathEscape(email) }
+
+// Handoff runs one step of a browser's hand-off on the node (POST
+// /v1/handoff), for a site that answers <site>ussync/v1/<step> itself: send
+// the browser what the answer says (HandoffAnswer).
+func (c *Client) Handoff(ctx context.Context, step HandoffStep) (HandoffAnswer, error) {
+	var a HandoffAnswer
+	err := c.call(ctx, http.MethodPost, "/v1/handoff", &step, &a)
+	return a, err
+}

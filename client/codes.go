@@ -39,6 +39,9 @@ const (
 	CodeTicketWrongTarget = "ticket_wrong_target" // 403: sealed for another site
 	CodeTicketIPMismatch  = "ticket_ip_mismatch"  // 403: bound to another client address
 	CodeTicketReplayed    = "ticket_replayed"     // 409: already redeemed here
+	CodeTicketLifetime    = "ticket_lifetime"     // 400: the ticket, or the session it carries, lives longer than the cluster allows
+	CodeOtherBrowser      = "other_browser"       // 403: the hand-off was made for another browser (nonce cookie or origin session missing)
+	CodeSessionConflict   = "session_conflict"    // 409: the browser is logged in on this site as another user
 	CodeBadRedirect       = "bad_redirect"        // 400: next/return/return_to is not under a member site's URL
 	CodeCSRF              = "csrf"                // 403: a state-changing or preflight request from a foreign origin
 	CodeNoSession         = "no_session"          // 401: the browser has no active session on this site

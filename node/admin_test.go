@@ -181,7 +181,8 @@ func adminLink(re *regexp.Regexp, page adminAnswer) string {
 
 // adminUser creates a user on member on of c and waits until every node
 // has it; verified: registered as such (a login elsewhere before every node
-// knows it stays local, rightly).
+// knows it stays local, rightly), and vouched for by every node's
+// administrator, so that a login on any site travels (docs/security.md).
 func adminUser(t *testing.T, c *nodetest.Cluster, on int, email, login string, verified bool) {
 	t.Helper()
 	body := map[string]any{"login": login, "display_name": strings.ToUpper(login)}
@@ -199,6 +200,11 @@ func adminUser(t *testing.T, c *nodetest.Cluster, on int, email, login string, v
 		}
 		return true
 	})
+	for _, m := range c.Members {
+		if verified && m.Call("PUT", "/v1/users/"+url.PathEscape(email), map[string]any{"verified_via": "admin"}, nil) != http.StatusOK {
+			t.Fatalf("vouch for %s on %s", email, m.Name())
+		}
+	}
 }
 
 // adminWait polls cond until it holds, or fails t after 5 s.
@@ -407,11 +413,16 @@ func TestAdmin_Page(t *testing.T) {
 			n1.Call("GET", "/v1/users/"+email, nil, &u)
 			return u.Verified && u.VerifiedVia == "admin"
 		})
-		// Now a login of theirs on n1 travels.
+		// Now a login of theirs on n0, whose administrator vouched for the
+		// address, travels; on n1, which proved nothing, it stays.
 		var a loginAnswer
-		n1.Call("POST", "/v1/sessions", map[string]any{"email": email}, &a)
+		n0.Call("POST", "/v1/sessions", map[string]any{"email": email}, &a)
 		if !a.Synced {
 			t.Fatalf("a login after the admin verified the user is not synced: %+v", a)
+		}
+		n1.Call("POST", "/v1/sessions", map[string]any{"email": email}, &a)
+		if a.Synced || a.Reason != "site_not_bound" {
+			t.Fatalf("a login on a site that proved nothing: %+v", a)
 		}
 		if msg := b.action("/admin/users/"+email, "/admin/users/"+email+"/unverify"); !strings.Contains(msg, "unverified") {
 			t.Fatalf("unverify: %q", msg)

@@ -87,7 +87,7 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newUserView(&u))
+	writeJSON(w, http.StatusOK, a.userView(&u))
 	return nil
 }
 
@@ -104,7 +104,7 @@ func (a *api) getUser(w http.ResponseWriter, r *http.Request) error {
 	if !known {
 		return refuse(session.ErrNotFound, "no such user")
 	}
-	writeJSON(w, http.StatusOK, newUserView(&u))
+	writeJSON(w, http.StatusOK, a.userView(&u))
 	return nil
 }
 
@@ -126,7 +126,7 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
 	}
 	views := make([]client.UserInfo, len(page))
 	for i := range page {
-		views[i] = newUserView(&page[i])
+		views[i] = a.userView(&page[i])
 	}
 	writeJSON(w, http.StatusOK, &client.UserPage{Users: views, Next: next})
 	return nil
@@ -222,6 +222,6 @@ func (a *api) renameUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, &client.Rename{User: newUserView(&nu), MovedFrom: from, Ended: ended})
+	writeJSON(w, http.StatusOK, &client.Rename{User: a.userView(&nu), MovedFrom: from, Ended: ended})
 	return nil
 }

@@ -43,6 +43,8 @@ const minTokenLen = 16
 type Config struct {
 	// Node is who this node is and where it keeps its data.
 	Node NodeSection `yaml:"node"`
+	// Cluster holds the limits every node of the cluster must agree on.
+	Cluster ClusterSection `yaml:"cluster"`
 	// Site is the website this node sits beside.
 	Site SiteSection `yaml:"site"`
 	// Gossip is the cluster membership and dissemination listener.
@@ -86,6 +88,17 @@ type NodeSection struct {
 	// centre), "wan" (sites across the internet) or "local" (one machine,
 	// tests).
 	Profile string `yaml:"profile"`
+}
+
+// ClusterSection is the `cluster:` section: limits every node of the
+// cluster checks records and tickets against, so every node must use the
+// same values (docs/security.md, "Records and clocks").
+type ClusterSection struct {
+	// MaxClockOffset is the largest offset between two nodes' wall clocks
+	// the cluster tolerates: a record or a ticket stamped further ahead of
+	// this node's clock is refused, and a ticket may live this much longer
+	// than sync.ticket_ttl. Run NTP on every node.
+	MaxClockOffset Duration `yaml:"max_clock_offset"`
 }
 
 // SiteSection is the `site:` section.
@@ -168,6 +181,11 @@ func (p PublicSection) TrustedPrefixes() []netip.Prefix {
 type SessionSection struct {
 	// TTL is the lifetime of a new session when the login does not give one.
 	TTL Duration `yaml:"ttl"`
+	// MaxTTL is the cluster's longest session: a login may not ask for a
+	// longer ttl, and a session record (from a peer, or inside a ticket)
+	// that lives longer than MaxTTL plus cluster.max_clock_offset is
+	// refused. Every node must use the same value.
+	MaxTTL Duration `yaml:"max_ttl"`
 	// HistoryRetention is how long ended and expired sessions are kept (for
 	// "where am I logged in" history and late gossip) before they are swept.
 	HistoryRetention Duration `yaml:"history_retention"`
@@ -290,6 +308,12 @@ type VerificationSection struct {
 	ResendInterval Duration `yaml:"resend_interval"`
 	// MaxSendsPerHour is the most messages sent to one address in any hour.
 	MaxSendsPerHour int `yaml:"max_sends_per_hour"`
+	// MaxFailuresPerDay is the most wrong codes this node accepts for one
+	// address in any 24 hours, whatever the number of codes sent: past it,
+	// every code for the address is locked until the oldest failure is a
+	// day old (the link in the message still works: it cannot be guessed).
+	// It bounds the odds of guessing a code (docs/verification.md).
+	MaxFailuresPerDay int `yaml:"max_failures_per_day"`
 	// Templates is a directory whose verify.txt.tmpl and verify.html.tmpl
 	// (either or both) replace the built-in message templates: Go
 	// text/template and html/template over .Code, .Link, .Site, .Email and
@@ -326,6 +350,12 @@ func DefaultConfig() Config {
 			// WAN timings tolerate its latency and loss without false deaths.
 			Profile: string(gossip.ProfileWAN),
 		},
+		Cluster: ClusterSection{
+			// NTP keeps clocks within tens of milliseconds; 5 s leaves room
+			// for a clock just stepped, and bounds how far a wrong clock's
+			// writes can win (cockroach's HLC uses 500 ms on its own LAN).
+			MaxClockOffset: Duration(5 * time.Second),
+		},
 		Site: SiteSection{
 			// The point of ussync is one login for all sites; a site that wants
 			// its own registration only says so explicitly.
@@ -349,6 +379,9 @@ func DefaultConfig() Config {
 		Session: SessionSection{
 			// 14 days: the usual "remember me" lifetime of CMS logins.
 			TTL: Duration(14 * 24 * time.Hour),
+			// A year: the longest "remember me" any site asks for; a
+			// session sealed to live longer is refused everywhere.
+			MaxTTL: Duration(8760 * time.Hour),
 			// 30 days: long enough to outlive any session and any partition
 			// a node may come back from, short enough to bound the store.
 			HistoryRetention: Duration(30 * 24 * time.Hour),
@@ -408,6 +441,9 @@ func DefaultConfig() Config {
 			// 5 an hour bounds what a stranger can make the node send to
 			// anyone's address (and the site's mail reputation).
 			MaxSendsPerHour: 5,
+			// 10 wrong codes a day: a typo-prone user never meets it, and
+			// a guesser's odds stay at 1 in 100,000 a day per site.
+			MaxFailuresPerDay: 10,
 		},
 		Log: LogSection{
 			// Info logs joins, leaves and errors, not each request.

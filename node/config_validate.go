@@ -24,6 +24,7 @@ import (
 func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.Node.validate,
+		c.Cluster.validate,
 		func() error { return c.Site.validate(c.Dev, c.Public.Listen) },
 		c.Gossip.validate,
 		c.API.validate,
@@ -146,9 +147,25 @@ func (p PublicSection) validate(apiListen string) error {
 	return nil
 }
 
+func (c ClusterSection) validate() error {
+	if c.MaxClockOffset < Duration(100*time.Millisecond) || c.MaxClockOffset > Duration(time.Minute) {
+		return fmt.Errorf("cluster.max_clock_offset: %s is not from 100ms to 1m", c.MaxClockOffset)
+	}
+	return nil
+}
+
 func (s SessionSection) validate() error {
 	if err := positive(s.TTL); err != nil {
 		return fmt.Errorf("session.ttl: %w", err)
+	}
+	if err := positive(s.MaxTTL); err != nil {
+		return fmt.Errorf("session.max_ttl: %w", err)
+	}
+	if s.MaxTTL > Duration(10*8760*time.Hour) {
+		return fmt.Errorf("session.max_ttl: %s is over ten years", s.MaxTTL)
+	}
+	if s.TTL > s.MaxTTL {
+		return fmt.Errorf("session.ttl: %s is over session.max_ttl (%s)", s.TTL, s.MaxTTL)
 	}
 	if err := positive(s.HistoryRetention); err != nil {
 		return fmt.Errorf("session.history_retention: %w", err)
@@ -248,6 +265,9 @@ func (v VerificationSection) validate() error {
 	}
 	if v.MaxSendsPerHour < 1 || v.MaxSendsPerHour > 1000 {
 		return fmt.Errorf("verification.max_sends_per_hour: %d is not from 1 to 1000", v.MaxSendsPerHour)
+	}
+	if v.MaxFailuresPerDay < v.MaxAttempts || v.MaxFailuresPerDay > 1000 {
+		return fmt.Errorf("verification.max_failures_per_day: %d is not from verification.max_attempts (%d) to 1000", v.MaxFailuresPerDay, v.MaxAttempts)
 	}
 	return nil
 }

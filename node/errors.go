@@ -37,6 +37,14 @@ var (
 	// ErrTicketReplayed means a ticket (or a verification link) was already
 	// used on this site.
 	ErrTicketReplayed = errors.New("the ticket was already used here")
+	// ErrOtherBrowser means a hand-off was presented in another browser than
+	// the one it was made for: the browser holds no nonce cookie matching
+	// the ticket's binding, or (at the origin of a chain) does not hold the
+	// session the chain was started for. A captured hand-off URL ends here.
+	ErrOtherBrowser = errors.New("the hand-off was started in another browser")
+	// ErrSessionConflict means a ticket would replace the active session of
+	// another user in this browser: it is refused, never silently.
+	ErrSessionConflict = errors.New("this browser is logged in here as another user")
 	// ErrBadRedirect means a URL to send a browser to (next, return,
 	// return_to) is not under a member site's URL, or not a usable URL.
 	ErrBadRedirect = errors.New("not a member site's URL")

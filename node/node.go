@@ -129,6 +129,10 @@ func (n *Node) open() error {
 		Now:       n.Now,
 		Retention: time.Duration(n.cfg.Session.HistoryRetention),
 		Logger:    n.log,
+		// The cluster's limits: every record from a peer or in a ticket is
+		// checked against them.
+		MaxOffset:     time.Duration(n.cfg.Cluster.MaxClockOffset),
+		MaxSessionTTL: time.Duration(n.cfg.Session.MaxTTL),
 	})
 	if err != nil {
 		return err
@@ -171,6 +175,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 		Store:           n.store,
 		Name:            n.cfg.Node.Name,
 		TTL:             time.Duration(n.cfg.Session.TTL),
+		MaxTTL:          time.Duration(n.cfg.Session.MaxTTL),
 		RequireVerified: n.cfg.Sync.RequireVerified,
 		Publish:         n.gossip.Publish,
 		Log:             n.log,
@@ -182,6 +187,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 		Name:          n.cfg.Node.Name,
 		SiteURL:       n.cfg.Site.URL,
 		TicketTTL:     time.Duration(n.cfg.Sync.TicketTTL),
+		MaxOffset:     time.Duration(n.cfg.Cluster.MaxClockOffset),
 		BindIP:        n.cfg.Sync.BindIP,
 		HopInterval:   time.Duration(n.cfg.Sync.HopInterval),
 		Modes:         n.cfg.Sync.Modes,
@@ -189,9 +195,13 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 		Log:           n.log,
 		Metrics:       n.metrics,
 		OnUnknownUser: n.cfg.Site.OnUnknownUser,
+		FreshSince:    n.freshSince(),
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := svc.migrateKnown(); err != nil {
+		return nil, nil, fmt.Errorf("move the users this site knows into their records: %w", err)
 	}
 	if n.verify, err = n.newVerifier(); err != nil {
 		return nil, nil, err
@@ -223,6 +233,16 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	mux.Handle(adminPrefix, adm)
 	mux.Handle("/", api)
 	return mux, public, nil
+}
+
+// freshSince is when a node that started on an empty data dir started
+// (it refuses the tickets issued before); zero for a node that kept its
+// data.
+func (n *Node) freshSince() time.Time {
+	if !n.store.Fresh() {
+		return time.Time{}
+	}
+	return n.store.Now()
 }
 
 func (n *Node) serve(srv *http.Server, ln net.Listener) {

@@ -35,6 +35,7 @@ func (a *api) routeTable() []route {
 		{"POST /v1/sessions/{id}/revoke", true, a.revokeSession},
 
 		{"POST /v1/tickets/redeem", true, a.redeemTicket},
+		{"POST /v1/handoff", true, a.handoffStep},
 		{"GET /v1/status", true, a.status},
 
 		{"GET /healthz", false, health},

@@ -62,3 +62,11 @@ func hlcTime(h session.HLC) *time.Time {
 	t := h.Time()
 	return &t
 }
+
+// userView is newUserView as the private API shows it to this site: with
+// whether this site is bound to the address.
+func (a *api) userView(u *session.User) client.UserInfo {
+	v := newUserView(u)
+	v.Bound = u.BoundTo(a.svc.Name)
+	return v
+}

@@ -178,7 +178,7 @@ func (w *statusWriter) WriteHeader(code int) {
 	default:
 		body.Error.Code, body.Error.Message = client.CodeBadRequest, strings.ToLower(http.StatusText(code))
 	}
-	writeJSON(w.ResponseWriter, code, &body)
+	_ = writeJSON(w.ResponseWriter, code, &body) // an error body always encodes
 }
 
 func (w *statusWriter) Write(p []byte) (int, error) {

@@ -102,8 +102,7 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 			ans.Sync.URLs, ans.Sync.Chain = urls, chain
 		}
 	}
-	writeJSON(w, http.StatusCreated, &ans)
-	return nil
+	return writeJSON(w, http.StatusCreated, &ans)
 }
 
 // pathSession is the session of the request path's {id} and its user.
@@ -127,8 +126,7 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 		gone := v // only this copy escapes: the happy path stays on the stack
 		return errGone(state, &gone)
 	}
-	writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUserSession(s.ID)})
-	return nil
+	return writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUserSession(s.ID)})
 }
 
 // errGone is the refusal of a session that is not active, with the session
@@ -178,8 +176,7 @@ func (a *api) end(w http.ResponseWriter, r *http.Request, reason string) error {
 		a.Log.Info("session revoked", "session", s.ID, "reason", s.EndReason)
 	}
 	v, _ := newSessionView(&s, &u, a.svc.now())
-	writeJSON(w, http.StatusOK, client.SessionCheck{Session: v})
-	return nil
+	return writeJSON(w, http.StatusOK, client.SessionCheck{Session: v})
 }
 
 // listSessions is GET /v1/sessions?email=&site=&state=active|all&order=newest|oldest&after=&limit=:
@@ -208,8 +205,7 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 	for i := range page {
 		views[i], _ = newSessionView(&page[i], &users[i], now)
 	}
-	writeJSON(w, http.StatusOK, &client.SessionPage{Sessions: views, Next: next})
-	return nil
+	return writeJSON(w, http.StatusOK, &client.SessionPage{Sessions: views, Next: next})
 }
 
 // sessionFilter reads the query of GET /v1/sessions.
@@ -276,8 +272,7 @@ func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
 	}
 	ans := client.Redemption{Token: rd.Token, User: newUserView(&rd.User), NewUser: rd.NewUser}
 	ans.Session, _ = newSessionView(&rd.Session, &rd.User, a.svc.now())
-	writeJSON(w, http.StatusOK, &ans)
-	return nil
+	return writeJSON(w, http.StatusOK, &ans)
 }
 
 // status is GET /v1/status.
@@ -289,6 +284,5 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) error {
 		st.Node = a.svc.Name
 		st.Counts.Users, st.Counts.Sessions = a.svc.Store.Counts()
 	}
-	writeJSON(w, http.StatusOK, &st)
-	return nil
+	return writeJSON(w, http.StatusOK, &st)
 }

@@ -151,7 +151,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, p.log, refuse(errMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
 			return
 		}
-		writeJSON(w, http.StatusOK, healthBody)
+		_ = writeJSON(w, http.StatusOK, healthBody)
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, p.base)
@@ -384,8 +384,7 @@ func (p *public) whoami(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	}
 	ans := whoamiAnswer{Email: bs.Session.Email, Login: bs.User.Login.V, DisplayName: bs.User.DisplayName.V}
 	ans.Session, _ = newSessionView(&bs.Session, &bs.User, p.svc.now())
-	writeJSON(w, http.StatusOK, &ans)
-	return nil
+	return writeJSON(w, http.StatusOK, &ans)
 }
 
 // fromMember reports whether a state-changing request comes from a member
@@ -445,10 +444,9 @@ func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 		}
 	}
 	p.setCookie(w, cookieSession, "", -1, http.SameSiteLaxMode, p.secure(pr, false))
-	writeJSON(w, http.StatusOK, &struct {
+	return writeJSON(w, http.StatusOK, &struct {
 		Ended int `json:"ended"`
 	}{n})
-	return nil
 }
 
 // auth is /ussync/v1/auth, any method: forward-auth for reverse proxies.
@@ -465,9 +463,8 @@ func (p *public) auth(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 	h := w.Header()
 	h.Set("X-Ussync-Email", bs.Session.Email)
 	h.Set("X-Ussync-Session", bs.Session.ID)
-	writeJSON(w, http.StatusOK, &struct {
+	return writeJSON(w, http.StatusOK, &struct {
 		Email   string `json:"email"`
 		Session string `json:"session"`
 	}{bs.Session.Email, bs.Session.ID})
-	return nil
 }

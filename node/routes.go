@@ -48,8 +48,7 @@ var healthBody = &struct {
 
 // health is GET /healthz: the node answers.
 func health(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, healthBody)
-	return nil
+	return writeJSON(w, http.StatusOK, healthBody)
 }
 
 // metricsHandler is GET /metrics: the node's Prometheus registry.

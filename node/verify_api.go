@@ -85,10 +85,9 @@ func (a *api) requestVerification(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, &struct {
+	return writeJSON(w, http.StatusAccepted, &struct {
 		Status string `json:"status"`
 	}{"sent"})
-	return nil
 }
 
 type verifyCodeRequest struct {
@@ -122,6 +121,5 @@ func (a *api) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newUserView(&u))
-	return nil
+	return writeJSON(w, http.StatusOK, newUserView(&u))
 }

@@ -132,6 +132,7 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "site-url", Usage: "the site's public base `URL` (site.url)", EnvVars: env("SITE_URL")},
 			&cli.StringFlag{Name: "secret-file", Usage: "`FILE` of base64 cluster secrets, primary first (gossip.secret_file)", EnvVars: env("SECRET_FILE")},
 			&cli.StringFlag{Name: "profile", Usage: "gossip timings `PROFILE`: lan, wan or local (node.profile)", EnvVars: env("PROFILE")},
+			&cli.BoolFlag{Name: "strict-perms", Usage: "refuse to start when a secret file is open to other users (node.strict_permissions)", EnvVars: env("STRICT_PERMS")},
 		},
 		Action: agent,
 	}
@@ -177,6 +178,9 @@ func agentConfig(c *cli.Context) (node.Config, error) {
 	}
 	if c.IsSet("join") {
 		cfg.Gossip.Join = slices.Clone(c.StringSlice("join"))
+	}
+	if c.IsSet("strict-perms") {
+		cfg.Node.StrictPermissions = c.Bool("strict-perms")
 	}
 	cfg.Version = version
 	return cfg, nil
@@ -227,6 +231,9 @@ func agent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// What the agent creates (its store's files) is its own: Badger makes
+	// some files 0666 less the umask. The node also fixes modes at start.
+	privateUmask()
 	n, err := node.New(cfg, logger)
 	if err != nil {
 		return fmt.Errorf("build node: %w", err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -37,8 +36,8 @@ type Node struct {
 	gossip  *gossip.Gossip
 	metrics *Metrics
 	verify  *verifier
-	apiLn   net.Listener
-	pubLn   net.Listener
+	apiLn   *limitListener
+	pubLn   *limitListener
 	apiSrv  *http.Server
 	pubSrv  *http.Server
 
@@ -62,6 +61,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 // unusable data dir is an error, and what Start opened is released by Close.
 // Failing to reach the join addresses is not: the node keeps retrying.
 func (n *Node) Start(ctx context.Context) error {
+	if err := n.checkSecretFiles(); err != nil {
+		return err
+	}
 	secrets, err := n.cfg.Secrets()
 	if err != nil {
 		return err
@@ -86,15 +88,23 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The private listener answers only to its own names (DNS rebinding).
+	private = newHostGuard(private, n.cfg.API.Listen, n.cfg.API.AllowedHosts, n.log)
+	// ReadTimeout covers a request's body too (a client dribbling one is cut
+	// off); WriteTimeout covers handling and answering. No answer streams.
 	n.apiSrv = &http.Server{
 		Handler:           private,
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       time.Duration(n.cfg.API.ReadTimeout),
+		WriteTimeout:      time.Duration(n.cfg.API.WriteTimeout),
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
 	n.pubSrv = &http.Server{
 		Handler:           pub,
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       time.Duration(n.cfg.Public.ReadTimeout),
+		WriteTimeout:      time.Duration(n.cfg.Public.WriteTimeout),
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
@@ -117,28 +127,41 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// open opens the store and binds both HTTP listeners. A dev node's default
-// site URL takes the public listener's real port.
+// open secures the data dir, opens the store and binds both HTTP
+// listeners. A dev node's default site URL takes the public listener's real
+// port.
 func (n *Node) open() error {
-	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	fixed, err := secureDataDir(n.cfg.Node.DataDir)
+	if err != nil {
+		return err
 	}
-	var err error
 	n.store, err = session.Open(session.Options{
 		Dir:       n.cfg.Node.DataDir,
 		Now:       n.Now,
 		Retention: time.Duration(n.cfg.Session.HistoryRetention),
 		Logger:    n.log,
+		MaxOffset: time.Duration(n.cfg.Session.MaxOffset),
 	})
 	if err != nil {
 		return err
 	}
-	if n.apiLn, err = net.Listen("tcp", n.cfg.API.Listen); err != nil {
+	// Badger creates some of its files 0644 (0666 less the umask).
+	k, err := secureDataDir(n.cfg.Node.DataDir)
+	if err != nil {
+		return err
+	}
+	if fixed += k; fixed > 0 {
+		n.log.Info("data dir made private: directories 0700, files 0600", "dir", n.cfg.Node.DataDir, "changed", fixed)
+	}
+	ln, err := net.Listen("tcp", n.cfg.API.Listen)
+	if err != nil {
 		return fmt.Errorf("listen for the private API: %w", err)
 	}
-	if n.pubLn, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
+	n.apiLn = newLimitListener(ln, n.cfg.API.MaxConnections, false)
+	if ln, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
 		return fmt.Errorf("listen for the public endpoints: %w", err)
 	}
+	n.pubLn = newLimitListener(ln, n.cfg.Public.MaxConnections, n.cfg.Public.TLSCert != "")
 	if n.cfg.Dev && n.cfg.Site.URL == devSiteURL(n.cfg.Public.Listen) {
 		n.cfg.Site.URL = "http://" + n.pubLn.Addr().String() + "/"
 	}
@@ -225,7 +248,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	return mux, public, nil
 }
 
-func (n *Node) serve(srv *http.Server, ln net.Listener) {
+func (n *Node) serve(srv *http.Server, ln *limitListener) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -241,7 +264,8 @@ func (n *Node) serve(srv *http.Server, ln net.Listener) {
 	}()
 }
 
-// housekeeping sweeps history past retention and reclaims disk space.
+// housekeeping sweeps history past retention, reclaims disk space and keeps
+// the data dir private (files Badger created since are made 0600).
 func (n *Node) housekeeping(ctx context.Context) {
 	defer n.wg.Done()
 	interval := time.Duration(n.cfg.Session.SweepInterval)
@@ -264,6 +288,9 @@ func (n *Node) housekeeping(ctx context.Context) {
 			}
 		case <-gc.C:
 			n.store.GC()
+			if _, err := secureDataDir(n.cfg.Node.DataDir); err != nil {
+				n.log.Warn("keep the data dir private", "err", err)
+			}
 		}
 	}
 }
@@ -286,7 +313,7 @@ func (n *Node) Close(ctx context.Context) error {
 				}
 			}
 		}
-		for _, ln := range []net.Listener{n.apiLn, n.pubLn} {
+		for _, ln := range []*limitListener{n.apiLn, n.pubLn} {
 			if ln != nil {
 				ln.Close() // a listener never served (Start failed) is closed here
 			}
@@ -361,7 +388,7 @@ func (n *Node) Store() *session.Store { return n.store }
 // Gossip is the node's gossip member (after Start).
 func (n *Node) Gossip() *gossip.Gossip { return n.gossip }
 
-func addrOf(ln net.Listener) string {
+func addrOf(ln *limitListener) string {
 	if ln == nil {
 		return ""
 	}

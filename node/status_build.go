@@ -60,6 +60,7 @@ func (n *Node) registerMetrics() {
 	} {
 		n.metrics.RegisterFunc(name, metricHelp(name), f)
 	}
+	n.metrics.Registry.MustRegister(newCollector(n))
 }
 
 func metricHelp(name string) string {

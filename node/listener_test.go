@@ -271,7 +271,9 @@ func TestAPI_HostCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var body struct{ Error struct{ Code, Message string } }
+		var body struct {
+			Error struct{ Code, Message string }
+		}
 		raw, _ := io.ReadAll(resp.Body)
 		json.Unmarshal(raw, &body)
 		return resp.StatusCode, body.Error.Code
@@ -331,4 +333,3 @@ func metricValue(t *testing.T, text, series string) float64 {
 	}
 	return -1
 }
-

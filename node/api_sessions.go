@@ -88,7 +88,7 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ans := client.LoginAnswer{Token: token, Synced: !s.Local}
-	ans.Session, _ = newSessionView(&s, &u, a.svc.now())
+	ans.Session, _ = a.svc.view(&s, &u, a.svc.now())
 	if s.Local {
 		ans.Reason = reasonNotVerified
 	}
@@ -121,7 +121,7 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, state := newSessionView(&s, &u, a.svc.now())
+	v, state := a.svc.view(&s, &u, a.svc.now())
 	if state != session.StateActive {
 		gone := v // only this copy escapes: the happy path stays on the stack
 		return errGone(state, &gone)
@@ -138,6 +138,8 @@ func errGone(state session.State, v *client.SessionInfo) error {
 		e.kind, e.msg = ErrSessionRevoked, "the session was revoked by a log out everywhere"
 	case session.StateExpired:
 		e.kind, e.msg = ErrSessionExpired, "the session has expired"
+	case session.StateSiteRevoked:
+		e.kind, e.msg = ErrSessionSiteRevoked, "the site that created the session ("+v.Site+") was revoked by an administrator"
 	default:
 		e.kind, e.msg = ErrSessionEnded, "the session has ended ("+v.EndReason+")"
 	}
@@ -175,7 +177,7 @@ func (a *api) end(w http.ResponseWriter, r *http.Request, reason string) error {
 	if reason == session.EndAdmin && s.Ended != 0 {
 		a.Log.Info("session revoked", "session", s.ID, "reason", s.EndReason)
 	}
-	v, _ := newSessionView(&s, &u, a.svc.now())
+	v, _ := a.svc.view(&s, &u, a.svc.now())
 	return writeJSON(w, http.StatusOK, client.SessionCheck{Session: v})
 }
 
@@ -203,7 +205,7 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 	now := a.svc.now()
 	views := make([]client.SessionInfo, len(page))
 	for i := range page {
-		views[i], _ = newSessionView(&page[i], &users[i], now)
+		views[i], _ = a.svc.view(&page[i], &users[i], now)
 	}
 	return writeJSON(w, http.StatusOK, &client.SessionPage{Sessions: views, Next: next})
 }
@@ -271,7 +273,7 @@ func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ans := client.Redemption{Token: rd.Token, User: newUserView(&rd.User), NewUser: rd.NewUser}
-	ans.Session, _ = newSessionView(&rd.Session, &rd.User, a.svc.now())
+	ans.Session, _ = a.svc.view(&rd.Session, &rd.User, a.svc.now())
 	return writeJSON(w, http.StatusOK, &ans)
 }
 

@@ -177,7 +177,7 @@ func (a *api) userSessions(w http.ResponseWriter, r *http.Request) error {
 	now := a.svc.now()
 	views := make([]client.SessionInfo, len(list))
 	for i := range list {
-		views[i], _ = newSessionView(&list[i], &u, now)
+		views[i], _ = a.svc.view(&list[i], &u, now)
 	}
 	return writeJSON(w, http.StatusOK, &struct {
 		Sessions []client.SessionInfo `json:"sessions"`

@@ -198,6 +198,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 		Publish:         n.gossip.Publish,
 		Log:             n.log,
 		Metrics:         n.metrics,
+		Members:         n.gossip.Members,
 	})
 	ho, err := newHandoff(handoffConfig{
 		Keyring:       n.keyring,

@@ -271,7 +271,7 @@ func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err
 		if err != nil {
 			return bs, false, err
 		}
-		if s.StateAt(u, now) == session.StateActive {
+		if s.StateIn(u, p.svc.Store.Site(s.Site), now) == session.StateActive {
 			return browserSession{Token: c.Value, Session: s, User: u}, true, nil
 		}
 	}
@@ -383,7 +383,7 @@ func (p *public) whoami(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 		return ErrNoSession
 	}
 	ans := whoamiAnswer{Email: bs.Session.Email, Login: bs.User.Login.V, DisplayName: bs.User.DisplayName.V}
-	ans.Session, _ = newSessionView(&bs.Session, &bs.User, p.svc.now())
+	ans.Session, _ = p.svc.view(&bs.Session, &bs.User, p.svc.now())
 	return writeJSON(w, http.StatusOK, &ans)
 }
 

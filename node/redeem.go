@@ -32,7 +32,8 @@ type redemption struct {
 // active. Its refusals (crypto.ErrTicketMalformed, ErrTicketUnknownKey,
 // ErrTicketTampered, ErrTicketExpired, ErrTicketNotYetValid;
 // ErrTicketWrongTarget, ErrTicketIPMismatch, ErrTicketReplayed,
-// ErrUnknownUser; ErrSessionEnded, ErrSessionRevoked, ErrSessionExpired)
+// ErrUnknownUser, ErrSiteRevoked; ErrSessionEnded, ErrSessionRevoked,
+// ErrSessionExpired, ErrSessionSiteRevoked)
 // are refusals whose messages say why; any other error is a store failure.
 func (h *handoff) redeem(raw, clientIP string) (redemption, error) {
 	rd, err := h.check(raw, clientIP)
@@ -78,6 +79,13 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 		s.Local || (session.Record{Session: &s}).Validate() != nil {
 		return rd, refuse(crypto.ErrTicketMalformed, "the ticket's session record is inconsistent")
 	}
+	// A revoked site is handed nothing, and what it minted is not taken.
+	if err := h.Service.checkNotRevoked(); err != nil {
+		return rd, err
+	}
+	if h.Service.Store.Site(s.Site).IsRevoked() {
+		return rd, refuse(ErrSiteRevoked, "the ticket's session was created by site %s, which an administrator revoked", s.Site)
+	}
 	if h.OnUnknownUser == UnknownUserReject {
 		// Checked before the ticket is used up: once the site knows the
 		// user, the same ticket opens (within its lifetime).
@@ -99,7 +107,7 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 	if rd.Session, rd.User, err = h.Service.acceptHandoff(s, p.User); err != nil {
 		return rd, err
 	}
-	v, state := newSessionView(&rd.Session, &rd.User, now)
+	v, state := h.Service.view(&rd.Session, &rd.User, now)
 	if state != session.StateActive {
 		return rd, errGone(state, &v)
 	}

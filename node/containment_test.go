@@ -88,7 +88,9 @@ func TestSites_Revoke(t *testing.T) {
 	}
 
 	t.Run("unknown names are refused unless forced", func(t *testing.T) {
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		if code := n0.Call("POST", "/v1/sites/n9/revoke", nil, &e); code != http.StatusNotFound || !strings.Contains(e.Error.Message, "n3") {
 			t.Fatalf("revoke an unknown site: %d %+v, want 404 naming the known sites", code, e)
 		}

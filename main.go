@@ -87,7 +87,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), benchCommand(), demoCommand(), versionCommand()},
+		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), sitesCommand(), benchCommand(), demoCommand(), versionCommand()},
 	}
 }
 

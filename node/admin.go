@@ -165,6 +165,10 @@ func newAdmin(cfg adminConfig) (*admin, error) {
 	a.handle("POST /admin/users/{email}/unverify", a.unverify)
 	a.handle("POST /admin/users/{email}/resend", a.resend)
 	a.handle("POST /admin/users/{email}/logout-everywhere", a.logoutEverywhere)
+	a.handle("POST /admin/users/{email}/reset", a.resetUser)
+	a.handle("GET /admin/sites", a.sites)
+	a.handle("POST /admin/sites/{name}/revoke", a.revokeSite)
+	a.handle("POST /admin/sites/{name}/unrevoke", a.unrevokeSite)
 	return a, nil
 }
 

@@ -36,7 +36,13 @@ type adminPage struct {
 	Sessions *adminSessions
 	Users    *adminUsers
 	User     *adminUser
+	Sites    *adminSites
 	Error    *adminError
+}
+
+type adminSites struct {
+	Rows        []client.SiteInfo
+	SelfRevoked bool // this node's own site is revoked: it changes nothing
 }
 
 type adminLogin struct {

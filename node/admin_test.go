@@ -136,6 +136,12 @@ func (b *adminBrowser) page(path string) adminAnswer {
 // shown on the page it lands on.
 func (b *adminBrowser) action(from, action string) string {
 	b.t.Helper()
+	return b.actionWith(from, action, nil)
+}
+
+// actionWith is action with more form fields (a ticked "sure" box).
+func (b *adminBrowser) actionWith(from, action string, extra url.Values) string {
+	b.t.Helper()
 	page := b.page(from)
 	found := false
 	for _, m := range adminActionRe.FindAllStringSubmatch(page.Body, -1) {
@@ -144,7 +150,11 @@ func (b *adminBrowser) action(from, action string) string {
 	if !found {
 		b.t.Fatalf("the page %s has no form posting to %s:\n%s", from, action, page.Body)
 	}
-	ans := b.post(action, url.Values{"csrf": {b.csrf(page)}, "back": {from}})
+	form := url.Values{"csrf": {b.csrf(page)}, "back": {from}}
+	for k, v := range extra {
+		form[k] = v
+	}
+	ans := b.post(action, form)
 	if ans.Status != http.StatusSeeOther || ans.Location != from {
 		b.t.Fatalf("POST %s: %d to %q, want 303 to %s:\n%s", action, ans.Status, ans.Location, from, ans.Body)
 	}

@@ -79,4 +79,3 @@ func TestAdmin_Sites(t *testing.T) {
 		})
 	})
 }
-

@@ -2,52 +2,175 @@ package gossip
 
 import (
 	"hash/fnv"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 )
 
-// antiEntropyLoop runs anti-entropy in two steps. A peer's digest (from
-// push/pull) names the buckets that differ; this node answers with its
-// (key hash, record hash) pairs for those buckets. A peer's pairs name what
-// it lacks or holds in another state; this node sends exactly those records.
-// The peer does the same with this node's digest, so both end with the
-// union, and an in-sync bucket costs nothing, a busy one a few bytes a record.
-func (g *Gossip) antiEntropyLoop() {
+// Anti-entropy runs in rounds; see doc.go ("Anti-entropy rounds") for what
+// a round is and when it is complete. The work arrives from memberlist's
+// goroutines (a peer's digest, from push/pull) and from the apply loop (a
+// peer's pull); it waits per peer, and aeWorkers goroutines take one peer
+// at a time, so a slow or dead peer holds one worker, not the others.
+const (
+	aeWorkers = 4
+	// maxAEPeers bounds the peers with work waiting; maxPeerPulls the pulls
+	// waiting for one peer (each up to MaxChunkBytes: 256 of them are the
+	// pull of four million records). Past either, work is dropped and
+	// counted, and the peer's puller retries its round.
+	maxAEPeers   = 1024
+	maxPeerPulls = 256
+)
+
+// aePeer is the anti-entropy work waiting for one peer.
+type aePeer struct {
+	digest *message  // the newest digest from the peer: older ones are moot
+	pulls  []message // pulls (and legacy hashes) from the peer, in order
+	busy   bool      // a worker holds it
+	queued bool      // it is in aeQueue.ready
+}
+
+// aeQueue holds the work of every peer.
+type aeQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	peers  map[string]*aePeer
+	ready  []string
+	closed bool
+}
+
+func newAEQueue() *aeQueue {
+	q := &aeQueue{peers: map[string]*aePeer{}}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// add queues m (a digest, a pull or legacy hashes) from m.from; it reports
+// false if the work was dropped.
+func (q *aeQueue) add(m message) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	p := q.peers[m.from]
+	if p == nil {
+		if len(q.peers) >= maxAEPeers {
+			return false
+		}
+		p = &aePeer{}
+		q.peers[m.from] = p
+	}
+	if m.kind == kindDigest {
+		p.digest = &m
+	} else {
+		if len(p.pulls) >= maxPeerPulls {
+			return false
+		}
+		p.pulls = append(p.pulls, m)
+	}
+	if !p.busy && !p.queued {
+		p.queued = true
+		q.ready = append(q.ready, m.from)
+		q.cond.Signal()
+	}
+	return true
+}
+
+// take waits for a peer with work and hands it to the caller, which must
+// call done(name) when it has no more. It returns "" once closed.
+func (q *aeQueue) take() (string, *aePeer) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.ready) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return "", nil
+	}
+	name := q.ready[0]
+	q.ready = q.ready[1:]
+	p := q.peers[name]
+	p.queued, p.busy = false, true
+	return name, p
+}
+
+// next pops the peer's next piece of work (its digest first), or reports
+// that there is none, releasing the peer.
+func (q *aeQueue) next(name string, p *aePeer) (message, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case p.digest != nil:
+		m := *p.digest
+		p.digest = nil
+		return m, true
+	case len(p.pulls) > 0:
+		m := p.pulls[0]
+		p.pulls = p.pulls[1:]
+		return m, true
+	}
+	p.busy = false
+	delete(q.peers, name)
+	return message{}, false
+}
+
+func (q *aeQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// aeWorker runs anti-entropy work, one peer at a time.
+func (g *Gossip) aeWorker() {
 	defer g.wg.Done()
 	for {
-		select {
-		case <-g.ctx.Done():
+		name, p := g.aeq.take()
+		if p == nil {
 			return
-		case m := <-g.aeCh:
-			if m.kind == kindHashes {
-				g.sendMissing(m)
-			} else {
-				g.sendHashes(m)
+		}
+		for {
+			m, ok := g.aeq.next(name, p)
+			if !ok {
+				break
 			}
-		case addr := <-g.resync:
-			if err := g.SyncWith(addr); err != nil {
-				g.log.Debug("resync with returning member", "peer", addr, "err", err)
+			if g.ctx.Err() != nil {
+				continue // drain, release
+			}
+			switch m.kind {
+			case kindDigest:
+				g.compare(m)
+			case kindPull:
+				g.answerPull(m)
+			case kindHashes:
+				g.answerHashes(m)
 			}
 		}
 	}
 }
 
-// peerNode finds the member a message came from: a live member, or, for one
-// this node has not (re)admitted yet (typically back from a crash, whose
-// join is this very push/pull), the address the message gives.
+// peerNode finds where to answer a message: at the address the sender gave
+// (it may be a member this node has not re-admitted yet, back from a crash
+// whose join is this very push/pull, or one that came back at a new
+// address), else where this node knows it.
 func (g *Gossip) peerNode(m message) *memberlist.Node {
-	if node := g.member(m.from); node != nil {
-		return node
+	if n := nodeAt(m.from, m.addr); n != nil {
+		return n
 	}
-	return nodeAt(m.from, m.addr)
+	return g.member(m.from)
 }
 
-// sendHashes answers a peer's digest with this node's hashes of the buckets
-// that differ.
-func (g *Gossip) sendHashes(m message) {
+// compare is the first step of a round: a peer's digest names the buckets
+// that differ, and this node pulls them (sends its (key hash, record hash)
+// pairs for them, asking for what it lacks). Equal digests complete the
+// round at once.
+func (g *Gossip) compare(m message) {
 	g.stats.aeRounds.Add(1)
 	g.stats.lastAE.Store(time.Now().UnixMilli())
 	if m.from == g.cfg.Name {
@@ -55,15 +178,34 @@ func (g *Gossip) sendHashes(m message) {
 	}
 	local := g.store.Digest()
 	diff := local.Diff(m.digest)
+	if len(diff) == 0 {
+		g.rounds.drop(m.from)
+		g.roundDone(m.from, "digests equal")
+		return
+	}
+	if g.rounds.pending(m.from) {
+		// A round with this peer is under way: it brings what this one
+		// would (a catch-up of a large store outlasts push/pull periods).
+		// If it stalls it times out and is tried again.
+		return
+	}
 	node := g.peerNode(m)
-	if len(diff) == 0 || node == nil {
+	if node == nil {
 		return
 	}
 	groups := make([]bucketHashes, 0, len(diff))
 	for _, b := range diff {
+		if m.digest[b] == 0 {
+			// The peer holds nothing in this bucket (its records XOR to
+			// zero with odds of 2^-64): nothing to pull. A new member's
+			// digest is all zeros, and a full store's pull would be 16
+			// bytes a record for nothing.
+			continue
+		}
 		entries, err := g.store.BucketEntries(b)
 		if err != nil {
 			g.log.Error("read bucket for anti-entropy", "bucket", b, "err", err)
+			g.resyncLater(m.from, addrOf(node), resyncRetry)
 			return
 		}
 		hb := bucketHashes{bucket: b, hashes: make(map[uint64]uint64, len(entries))}
@@ -72,18 +214,62 @@ func (g *Gossip) sendHashes(m message) {
 		}
 		groups = append(groups, hb)
 	}
-	g.stats.bucketsRepaired.Add(uint64(len(diff)))
-	g.send(node, encodeHashes(g.cfg.Name, g.addr, groups))
+	if len(groups) == 0 {
+		g.roundDone(m.from, "nothing to pull")
+		return
+	}
+	g.stats.bucketsRepaired.Add(uint64(len(groups)))
+	if m.proto < 2 || g.proto.Load() < 2 {
+		// A peer of an older version answers without telling when it is
+		// done: the round counts once its pull is sent (else a member
+		// upgraded first, among busy older peers whose digests always
+		// differ a little, would catch up only by chance).
+		if err := g.send(KindPull, node, encodeHashes(g.cfg.Name, g.addr, groups)); err != nil {
+			g.resyncLater(m.from, addrOf(node), resyncRetry)
+			return
+		}
+		g.roundDone(m.from, "pull sent to a peer of an older version")
+		return
+	}
+	g.pulled()
+	id := g.rounds.start(m.from, addrOf(node), g.roundTimeout())
+	msgs := encodePull(g.cfg.Name, g.addr, id, groups)
+	g.rounds.setParts(id, len(msgs))
+	if err := g.send(KindPull, node, msgs); err != nil {
+		g.roundFailed(id, "send pull: "+err.Error())
+	}
 }
 
-// sendMissing answers a peer's hashes with the records it lacks or holds in
-// another state.
-func (g *Gossip) sendMissing(m message) {
+// answerPull answers one part of a peer's pull round with the records it
+// lacks or holds in another state, tagged so that it can count them. The
+// chunks go out as the buckets are read, so that the puller sees progress
+// early; the last one says how many there were, and is sent even when
+// empty.
+func (g *Gossip) answerPull(m message) {
 	node := g.peerNode(m)
 	if node == nil || m.from == g.cfg.Name {
 		return
 	}
-	var encs [][]byte
+	var (
+		batch [][]byte
+		size  int
+		chunk uint32
+		sent  int
+	)
+	flush := func(last bool) bool {
+		tag := repairTag{Round: m.part.round, Part: m.part.part, Chunk: chunk}
+		if last {
+			tag.Chunks = chunk + 1
+		}
+		if err := g.send(KindRepair, node, [][]byte{encodeTagged(kindRepair, batch, &tag)}); err != nil {
+			return false // the puller's round fails or times out, and it retries
+		}
+		chunk++
+		sent += len(batch)
+		g.stats.recordsRepaired.Add(uint64(len(batch)))
+		batch, size = batch[:0], 0
+		return true
+	}
 	for _, hb := range m.buckets {
 		entries, err := g.store.BucketEntries(hb.bucket)
 		if err != nil {
@@ -91,32 +277,96 @@ func (g *Gossip) sendMissing(m message) {
 			return
 		}
 		for _, e := range entries {
+			if h, ok := hb.hashes[keyHash(e.Key)]; ok && h == e.Hash {
+				continue
+			}
+			if len(batch) > 0 && size+len(e.Enc)+1 > MaxChunkBytes-16-tagRoom {
+				if !flush(false) {
+					return
+				}
+			}
+			batch = append(batch, e.Enc)
+			size += len(e.Enc) + 1
+		}
+	}
+	if flush(true) && sent > 0 {
+		g.log.Debug("anti-entropy repair sent", "peer", m.from, "records", sent, "chunks", chunk)
+	}
+}
+
+// answerHashes answers a peer of aeProto 1 (untagged, nothing when empty).
+func (g *Gossip) answerHashes(m message) {
+	node := g.peerNode(m)
+	if node == nil || m.from == g.cfg.Name {
+		return
+	}
+	encs, ok := g.missing(m)
+	if !ok || len(encs) == 0 {
+		return
+	}
+	if g.send(KindRepair, node, chunkRecords(kindRepair, encs)) == nil {
+		g.stats.recordsRepaired.Add(uint64(len(encs)))
+	}
+}
+
+// missing lists the records of m's buckets that the peer lacks or holds in
+// another state.
+func (g *Gossip) missing(m message) ([][]byte, bool) {
+	var encs [][]byte
+	for _, hb := range m.buckets {
+		entries, err := g.store.BucketEntries(hb.bucket)
+		if err != nil {
+			g.log.Error("read bucket for repair", "bucket", hb.bucket, "err", err)
+			return nil, false
+		}
+		for _, e := range entries {
 			if h, ok := hb.hashes[keyHash(e.Key)]; !ok || h != e.Hash {
 				encs = append(encs, e.Enc)
 			}
 		}
 	}
-	if len(encs) == 0 {
-		return
-	}
-	if g.send(node, chunkRecords(kindRepair, encs)) {
-		g.stats.recordsRepaired.Add(uint64(len(encs)))
-		g.log.Debug("anti-entropy repair sent", "peer", m.from, "records", len(encs))
-	}
+	return encs, true
 }
 
-// send delivers messages to node over TCP, stopping at the first failure.
-func (g *Gossip) send(node *memberlist.Node, msgs [][]byte) bool {
+// send delivers messages to node over TCP, stopping at the first failure
+// (the round it belongs to is then retried whole).
+func (g *Gossip) send(k Kind, node *memberlist.Node, msgs [][]byte) error {
 	for _, msg := range msgs {
 		if g.ctx.Err() != nil {
-			return false
+			return errClosed
 		}
-		if err := g.list.SendReliable(node, msg); err != nil {
-			g.log.Debug("anti-entropy send", "peer", node.Name, "err", err)
-			return false
+		if err := g.sendReliable(k, node, msg); err != nil {
+			g.log.Debug("anti-entropy send", "peer", node.Name, "kind", k, "err", err)
+			return err
 		}
 	}
-	return true
+	return nil
+}
+
+// sendReliable is memberlist's SendReliable, after the fault rules.
+func (g *Gossip) sendReliable(k Kind, node *memberlist.Node, msg []byte) error {
+	if g.cfg.Faults.message(k, addrOf(node)) {
+		return errFault
+	}
+	return g.list.SendReliable(node, msg)
+}
+
+// sendBestEffort is memberlist's SendBestEffort, after the fault rules.
+func (g *Gossip) sendBestEffort(k Kind, node *memberlist.Node, msg []byte) error {
+	if g.cfg.Faults.message(k, addrOf(node)) {
+		return nil // lost, as a packet is
+	}
+	return g.list.SendBestEffort(node, msg)
+}
+
+// pushPull runs one push/pull exchange with the member at addr (memberlist's
+// Join), after the fault rules.
+func (g *Gossip) pushPull(addr string) error {
+	if g.cfg.Faults.message(KindPushPull, addr) {
+		return errFault
+	}
+	_, err := g.list.Join([]string{addr})
+	return err
 }
 
 // keyHash names a record key in 64 bits on the wire.
@@ -133,4 +383,165 @@ func nodeAt(name, addr string) *memberlist.Node {
 		return nil
 	}
 	return &memberlist.Node{Name: name, Addr: net.IP(ap.Addr().AsSlice()), Port: ap.Port()}
+}
+
+// addrOf is a node's host:port.
+func addrOf(n *memberlist.Node) string {
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// round is a pull this node sent, waiting for its repairs.
+type round struct {
+	peer, addr string
+	parts      int               // pull messages sent (0 until known)
+	chunks     map[uint32]uint32 // part → repair chunks announced by its last one
+	got        map[uint32]uint32 // part → repair chunks applied
+	deadline   time.Time         // pushed back by every chunk applied
+}
+
+// roundBook holds the rounds in flight.
+type roundBook struct {
+	mu     sync.Mutex
+	next   uint64
+	rounds map[uint64]*round
+}
+
+func newRoundBook() *roundBook {
+	return &roundBook{next: rand.Uint64(), rounds: map[uint64]*round{}}
+}
+
+func (b *roundBook) start(peer, addr string, timeout time.Duration) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.next++
+	b.rounds[b.next] = &round{peer: peer, addr: addr, chunks: map[uint32]uint32{}, got: map[uint32]uint32{}, deadline: time.Now().Add(timeout)}
+	return b.next
+}
+
+func (b *roundBook) setParts(id uint64, parts int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r := b.rounds[id]; r != nil {
+		r.parts = parts
+	}
+}
+
+// applied counts one repair chunk applied to the store; it returns the
+// round's peer when the round is complete: every part's last chunk has
+// come, and as many chunks as it announced.
+func (b *roundBook) applied(t repairTag, timeout time.Duration) (peer string, done bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rounds[t.Round]
+	if r == nil || (r.parts > 0 && int(t.Part) >= r.parts) {
+		return "", false // late (the round was given up) or not ours
+	}
+	if t.Chunks > 0 {
+		r.chunks[t.Part] = t.Chunks
+	}
+	r.got[t.Part]++
+	r.deadline = time.Now().Add(timeout)
+	if r.parts == 0 || len(r.chunks) < r.parts {
+		return "", false
+	}
+	for part, n := range r.chunks {
+		if r.got[part] < n {
+			return "", false
+		}
+	}
+	delete(b.rounds, t.Round)
+	return r.peer, true
+}
+
+// lost gives up every round: a repair was dropped before it could be
+// read, so one of them cannot complete.
+func (b *roundBook) lost() []*round {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*round, 0, len(b.rounds))
+	for id, r := range b.rounds {
+		out = append(out, r)
+		delete(b.rounds, id)
+	}
+	return out
+}
+
+// remove ends a round and returns it.
+func (b *roundBook) remove(id uint64) *round {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rounds[id]
+	delete(b.rounds, id)
+	return r
+}
+
+// drop ends every round with peer, which a digest found in sync.
+func (b *roundBook) drop(peer string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, r := range b.rounds {
+		if r.peer == peer {
+			delete(b.rounds, id)
+		}
+	}
+}
+
+// expired removes and returns the rounds past their deadline.
+func (b *roundBook) expired(now time.Time) map[uint64]*round {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out map[uint64]*round
+	for id, r := range b.rounds {
+		if now.After(r.deadline) {
+			if out == nil {
+				out = map[uint64]*round{}
+			}
+			out[id] = r
+			delete(b.rounds, id)
+		}
+	}
+	return out
+}
+
+// pending reports whether a round with peer (or with anyone, for "") is in
+// flight.
+func (b *roundBook) pending(peer string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.rounds {
+		if peer == "" || r.peer == peer {
+			return true
+		}
+	}
+	return false
+}
+
+// roundFailed gives a round up and schedules another with its peer.
+func (g *Gossip) roundFailed(id uint64, why string) {
+	if r := g.rounds.remove(id); r != nil {
+		g.failRound(r, why)
+	}
+}
+
+// failRound counts a round given up and owes its peer another.
+func (g *Gossip) failRound(r *round, why string) {
+	g.stats.roundsFailed.Add(1)
+	g.log.Debug("anti-entropy round failed; retrying", "peer", r.peer, "why", why)
+	g.resyncLater(r.peer, r.addr, resyncRetry)
+}
+
+// repairApplied is called by the apply loop once a tagged repair chunk is
+// in the store.
+func (g *Gossip) repairApplied(t repairTag) {
+	if peer, done := g.rounds.applied(t, g.roundTimeout()); done {
+		g.roundDone(peer, "repairs applied")
+	}
+}
+
+// roundDone records a complete round with peer: this node now holds
+// everything peer held when it answered.
+func (g *Gossip) roundDone(peer, how string) {
+	g.stats.roundsCompleted.Add(1)
+	g.resyncs.done(peer)
+	g.caughtUp(peer, how)
 }

@@ -25,7 +25,7 @@ func testLogger(t testing.TB) *slog.Logger {
 		w.off = true
 		w.mu.Unlock()
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: testLogLevel}))
 }
 
 type tWriter struct {
@@ -55,6 +55,8 @@ type member struct {
 	g      *Gossip
 	store  *session.Store
 	faults *Faults
+	cfg    Config
+	dir    string
 }
 
 // testConfig shrinks memberlist's timers so failures are noticed in well
@@ -73,14 +75,22 @@ func testConfig(t testing.TB, name string, key []byte) Config {
 
 func startMember(t testing.TB, cfg Config) *member {
 	t.Helper()
-	st, err := session.Open(session.Options{Dir: t.TempDir(), Logger: cfg.Logger})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if cfg.Faults == nil {
 		cfg.Faults = &Faults{}
 	}
-	g, err := New(cfg, st)
+	m := &member{cfg: cfg, dir: t.TempDir(), faults: cfg.Faults}
+	m.start(t)
+	return m
+}
+
+// start runs m on its data directory and config.
+func (m *member) start(t testing.TB) {
+	t.Helper()
+	st, err := session.Open(session.Options{Dir: m.dir, Logger: m.cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(m.cfg, st)
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -89,7 +99,34 @@ func startMember(t testing.TB, cfg Config) *member {
 		g.Close()
 		st.Close()
 	})
-	return &member{g: g, store: st, faults: cfg.Faults}
+	m.g, m.store = g, st
+}
+
+// kill stops m as a crash would: no leave.
+func (m *member) kill() {
+	m.g.Close()
+	m.store.Close()
+}
+
+// restart starts m again on its data after kill: at its old gossip address,
+// or, with moved set, at a new one. It joins the addresses given. It first
+// makes m forget the members it remembers, so that m does not resync with
+// them itself: what reaches it is what its peers send.
+func (m *member) restart(t testing.TB, moved bool, join ...string) {
+	t.Helper()
+	if moved {
+		m.cfg.BindAddr = "127.0.0.1:0"
+	} else {
+		m.cfg.BindAddr = m.g.Addr()
+	}
+	m.cfg.Join = join
+	forgetMembers(t, m.dir)
+	m.start(t)
+	if len(join) > 0 {
+		if _, err := m.g.Join(join); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func startCluster(t testing.TB, n int) []*member {
@@ -123,6 +160,8 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 var testNow = time.Now()
+
+var testLogLevel = slog.LevelWarn
 
 func login(m *member, id string) session.Record {
 	s := session.Session{ID: id, Email: "ann@example.com", Site: m.g.cfg.Name, Created: m.store.Clock().Now(), ExpiresAt: testNow.Add(time.Hour).UnixMilli()}
@@ -382,5 +421,18 @@ func TestGossip_RepairSendsOnlyWhatDiffers(t *testing.T) {
 	// copy. Whole buckets would be ~80 records.
 	if sent := a.g.Stats().RecordsRepaired + b.g.Stats().RecordsRepaired - before; sent < 2 || sent > 4 {
 		t.Fatalf("%d records repaired for 2 differences among 5001", sent)
+	}
+}
+
+// forgetMembers deletes the members a stopped member remembers.
+func forgetMembers(t testing.TB, dir string) {
+	t.Helper()
+	st, err := session.Open(session.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.LocalDelete(snapshotKey); err != nil {
+		t.Fatal(err)
 	}
 }

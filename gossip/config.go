@@ -59,17 +59,43 @@ type Config struct {
 	TCPTimeout          time.Duration
 	SuspicionMult       int
 
-	// ReconnectInterval is the first delay before re-joining a failed member;
-	// it doubles per failure up to ReconnectMaxBackoff.
+	// ReconnectInterval is the first delay before re-joining a failed member
+	// (or trying a join address no live member answers at); it doubles per
+	// failure up to ReconnectMaxBackoff, and each wait is drawn from
+	// [backoff/2, backoff] so that nodes cut off together do not retry
+	// together. The cap bounds how long a healed partition stays split.
 	ReconnectInterval   time.Duration
 	ReconnectMaxBackoff time.Duration
 	// ReconnectTimeout is how long a failed member is retried before it is
-	// forgotten (Serf: 24 h).
+	// forgotten (Serf: 24 h); also how long a member remembered from the
+	// last run is tried.
 	ReconnectTimeout time.Duration
 	// MaxQueueDepth caps the broadcast queue; older broadcasts are pruned.
 	MaxQueueDepth int
 
-	// Faults, when set, lets tests cut links (partitions). Nil in production.
+	// ResyncInterval is the first delay before a round owed to a member
+	// (back from failure, at a new address, to catch up, or after a failed
+	// round) is tried again; it doubles up to ResyncMaxBackoff, jittered
+	// like reconnects. The first try is at once.
+	ResyncInterval   time.Duration
+	ResyncMaxBackoff time.Duration
+	// RoundTimeout is how long an anti-entropy round may go without
+	// progress (a repair chunk applied) before it is given up and tried
+	// again: it covers a peer that must read many buckets before its first
+	// chunk, and a chunk lost without an error. Zero: twice TCPTimeout, at
+	// least 10 s.
+	RoundTimeout time.Duration
+
+	// MaxInboundStreams caps the concurrent inbound streams from addresses
+	// this member knows (members, failed members, join addresses);
+	// MaxStrangerStreams those from any other address. A stream past the
+	// cap is closed at once (and counted). Zero takes the default: 256 and
+	// 16.
+	MaxInboundStreams  int
+	MaxStrangerStreams int
+
+	// Faults, when set, injects network faults (tests and benchmarks: see
+	// Faults). Nil in production.
 	Faults *Faults
 	// Observer, when set, is called from the apply loop with the records a
 	// peer's message changed (benchmarks time propagation with it). It must
@@ -91,14 +117,28 @@ func DefaultConfig(profile Profile) Config {
 		// (anti-entropy repairs what pruning drops).
 		MaxQueueDepth: 4096,
 	}
+	// Reconnects back off to at most 20 s, whatever the profile and the
+	// partition's length, so that a split heals within ~20 s of the network
+	// coming back (Serf retries every 30 s). A try is one TCP push/pull of
+	// a few KB: cheap at that rate.
+	// Rounds owed are retried faster (a member that is back is reachable):
+	// from ResyncInterval, to at most 10 s.
 	switch profile {
 	case ProfileLAN:
-		c.ReconnectInterval, c.ReconnectMaxBackoff = 5*time.Second, 2*time.Minute
+		c.ReconnectInterval, c.ReconnectMaxBackoff = 2*time.Second, 20*time.Second
+		c.ResyncInterval, c.ResyncMaxBackoff = 500*time.Millisecond, 10*time.Second
 	case ProfileLocal:
 		c.ReconnectInterval, c.ReconnectMaxBackoff = time.Second, 10*time.Second
-	default: // wan: peers across the internet come back slowly
-		c.ReconnectInterval, c.ReconnectMaxBackoff = 10*time.Second, 5*time.Minute
+		c.ResyncInterval, c.ResyncMaxBackoff = 200*time.Millisecond, 5*time.Second
+	default: // wan: first tries later, a round trip costs more
+		c.ReconnectInterval, c.ReconnectMaxBackoff = 5*time.Second, 20*time.Second
+		c.ResyncInterval, c.ResyncMaxBackoff = time.Second, 10*time.Second
 	}
+	// Members may hold a stream each to this one at once (eager push,
+	// anti-entropy, push/pull): 256 leaves room for large clusters. Strangers
+	// (joins of new members, and anyone else) get 16: each may cost up to
+	// ~1 MiB until it proves it holds the key.
+	c.MaxInboundStreams, c.MaxStrangerStreams = 256, 16
 	return c
 }
 
@@ -115,6 +155,34 @@ func (c *Config) Shrink() {
 	c.TCPTimeout = 2 * time.Second
 	c.ReconnectInterval = 100 * time.Millisecond
 	c.ReconnectMaxBackoff = 400 * time.Millisecond
+	c.ResyncInterval = 100 * time.Millisecond
+	c.ResyncMaxBackoff = time.Second
+}
+
+// fill sets the zero fields that have a default (New calls it).
+func (c *Config) fill(mc *memberlist.Config) {
+	d := DefaultConfig(c.Profile)
+	setZero(&c.ReconnectInterval, d.ReconnectInterval)
+	setZero(&c.ReconnectMaxBackoff, d.ReconnectMaxBackoff)
+	setZero(&c.ReconnectTimeout, d.ReconnectTimeout)
+	setZero(&c.ResyncInterval, d.ResyncInterval)
+	setZero(&c.ResyncMaxBackoff, d.ResyncMaxBackoff)
+	if c.RoundTimeout <= 0 {
+		c.RoundTimeout = max(10*time.Second, 2*mc.TCPTimeout)
+	}
+	if c.MaxInboundStreams <= 0 {
+		c.MaxInboundStreams = d.MaxInboundStreams
+	}
+	if c.MaxStrangerStreams <= 0 {
+		c.MaxStrangerStreams = d.MaxStrangerStreams
+	}
+}
+
+// setZero sets *dst to v when *dst is zero.
+func setZero(dst *time.Duration, v time.Duration) {
+	if *dst <= 0 {
+		*dst = v
+	}
 }
 
 // memberlistConfig translates c into memberlist's config.

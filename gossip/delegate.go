@@ -2,8 +2,6 @@ package gossip
 
 import (
 	"encoding/json"
-	"net"
-	"strconv"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -35,6 +33,14 @@ func (d *delegate) NotifyMsg(b []byte) {
 	case d.inbox <- cp:
 	default:
 		d.stats.dropped.Add(1)
+		if len(b) > 1 && kind(b[1]) == kindRepair {
+			// One of this node's rounds cannot complete now: retry them
+			// rather than wait for their timeout.
+			g := (*Gossip)(d)
+			for _, r := range d.rounds.lost() {
+				g.failRound(r, "a repair was dropped: the inbox was full")
+			}
+		}
 	}
 }
 
@@ -46,20 +52,21 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 // records themselves.
 func (d *delegate) LocalState(join bool) []byte {
 	dg := d.store.Digest()
-	return encodeDigest(d.cfg.Name, d.addr, &dg)
+	return encodeDigestProto(d.cfg.Name, d.addr, &dg, uint8(d.proto.Load()))
 }
 
-// MergeRemoteState hands a peer's digest to the anti-entropy loop.
+// MergeRemoteState hands a peer's digest to anti-entropy. A newer digest
+// from the same peer replaces one not compared yet.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	m, err := decodeMessage(buf)
 	if err != nil || m.kind != kindDigest {
 		d.stats.bad.Add(1)
 		return
 	}
-	select {
-	case d.aeCh <- m:
-	default:
-		d.stats.dropped.Add(1) // a round is already waiting; the next one will do
+	if !d.aeq.add(m) {
+		d.stats.dropped.Add(1)
+		// Owe the peer a round rather than wait for the next push/pull.
+		(*Gossip)(d).resyncLater(m.from, m.addr, resyncRetry)
 	}
 }
 
@@ -68,14 +75,20 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 type events Gossip
 
 // copyNode records a member's node; memberlist calls the event delegate
-// with its lock held, so n is read safely here.
+// with its lock held, so n is read safely here. While this member follows
+// n's name to another address (reclaim.go), memberlist's older view of it
+// is not recorded; once memberlist names that address too, it agrees.
 func (g *Gossip) copyNode(n *memberlist.Node) {
-	c := *n
-	c.Addr = append([]byte(nil), n.Addr...)
-	c.Meta = append([]byte(nil), n.Meta...)
+	c := copyOf(n)
 	g.nodesMu.Lock()
+	defer g.nodesMu.Unlock()
+	if to, ok := g.moved[n.Name]; ok {
+		if addrOf(&c) != to {
+			return
+		}
+		delete(g.moved, n.Name)
+	}
 	g.nodes[n.Name] = c
-	g.nodesMu.Unlock()
 }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
@@ -84,33 +97,49 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	g.failedMu.Lock()
 	_, wasFailed := g.failed[n.Name]
 	delete(g.failed, n.Name)
+	_, remembered := g.remembered[n.Name]
+	delete(g.remembered, n.Name)
+	delete(g.rememberedSeen, n.Name)
 	g.failedMu.Unlock()
-	if wasFailed && n.Name != g.cfg.Name {
-		// Back from a crash or a partition: compare digests now rather
-		// than at the next push/pull period.
-		select {
-		case g.resync <- net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))):
-		default:
-		}
+	g.membersChanged(true)
+	if n.Name == g.cfg.Name {
+		return
+	}
+	if wasFailed || remembered {
+		// Back from a crash or a partition: hold a round with it now, and
+		// until one completes, rather than wait for the next push/pull.
+		g.resyncNow(n.Name, addrOf(n), resyncReturned)
 	}
 }
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	g := (*Gossip)(e)
 	g.nodesMu.Lock()
+	if to, ok := g.moved[n.Name]; ok && to != addrOf(n) {
+		// memberlist gave up the old address of a member this node already
+		// follows elsewhere: a push/pull with the new one now lets
+		// memberlist take it (DeadNodeReclaimTime).
+		g.nodesMu.Unlock()
+		g.resyncNow(n.Name, to, resyncMoved)
+		return
+	}
 	delete(g.nodes, n.Name)
+	delete(g.moved, n.Name)
 	g.nodesMu.Unlock()
 	g.dropPeer(n.Name)
+	g.resyncs.done(n.Name) // a dead peer owes nothing; the reconnect loop takes over
 	g.failedMu.Lock()
-	defer g.failedMu.Unlock()
 	var md meta
 	_ = json.Unmarshal(n.Meta, &md)
 	if md.Leaving {
 		// It said goodbye: remember it as left, but do not chase it.
 		g.failed[n.Name] = &failedMember{member: memberOf(n, "left"), left: true}
-		return
+	} else {
+		now := g.store.Now()
+		g.failed[n.Name] = &failedMember{member: memberOf(n, "dead"), since: now, next: now.Add(jitter(g.cfg.ReconnectInterval)), backoff: g.cfg.ReconnectInterval}
 	}
-	g.failed[n.Name] = &failedMember{member: memberOf(n, "dead"), since: g.store.Now(), next: g.store.Now().Add(g.cfg.ReconnectInterval), backoff: g.cfg.ReconnectInterval}
+	g.failedMu.Unlock()
+	g.membersChanged(false)
 }
 
 func (e *events) NotifyUpdate(n *memberlist.Node) { (*Gossip)(e).copyNode(n) }

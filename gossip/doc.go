@@ -15,20 +15,117 @@
 //  3. Anti-entropy: memberlist's push/pull carries a digest (one 64-bit hash
 //     per bucket, 2 KiB in all) instead of the state. For the buckets that
 //     differ each side sends the other its (key hash, record hash) pairs, 16
-//     bytes a record, and each sends back exactly the records the other lacks
-//     or holds in another state, over SendReliable in chunks of at most
-//     MaxChunkBytes. In-sync nodes exchange only the digests; during a burst
-//     of logins a round costs the pairs of the busy buckets, not their
-//     records.
+//     bytes a record (a pull), and each sends back exactly the records the
+//     other lacks or holds in another state, over SendReliable in chunks of
+//     at most MaxChunkBytes. In-sync nodes exchange only the digests; during
+//     a burst of logins a round costs the pairs of the busy buckets, not
+//     their records. Rounds are tracked and retried: see below.
 //  4. Reconnect: memberlist gives up on a member declared dead. A loop keeps
-//     re-joining failed members, and the configured join addresses while the
-//     node is alone, with exponential backoff, so partitions heal by
-//     themselves.
+//     re-joining failed members, the join addresses at which no live member
+//     answers (alone or not) and the members remembered from the last run,
+//     each with a jittered backoff capped at ReconnectMaxBackoff (20 s by
+//     default), so a partition heals within about that long after the
+//     network comes back, whatever its length.
+//
+// # Anti-entropy rounds
+//
+// A round is one member pulling from one peer. It starts when the member
+// compares the peer's digest with its own (the peer's push/pull state). It
+// is complete when either
+//
+//   - the digests are equal, or differ only in buckets the peer's digest
+//     shows empty: the member held everything the peer held; or
+//   - the member sent its pull for every bucket that differs (in parts, when
+//     large), the peer answered every part, and every repair chunk of the
+//     answer is applied to the store. The peer tags each chunk with the
+//     pull's round and part; a part's last chunk (sent even when empty) says
+//     how many there were, so the member can tell "nothing to send" from
+//     "lost on the way".
+//
+// A complete round means: this member now holds every record the peer held
+// when it read its buckets to answer (what the peer writes afterwards comes
+// by push). The other direction (the peer pulling from this member) is the
+// peer's round, held from the same push/pull, and tracked by the peer.
+//
+// A round that cannot complete is retried rather than left to the next
+// periodic push/pull (60 s under the wan profile): a pull that could not be
+// sent, and a digest or repair this member had to drop (a full inbox or
+// anti-entropy queue), fail their round at once; a round whose pull the
+// peer dropped, or whose repair was lost without an error, gets no repair
+// for RoundTimeout (twice TCPTimeout, at least 10 s; every chunk applied
+// pushes it back) and times out. Either way the member owes the peer a
+// round, and starts a push/pull
+// with it (a resync) after ResyncInterval, doubling to ResyncMaxBackoff,
+// jittered, until one completes. A member back from failure, remembered
+// from the last run, or back at a new address is owed a round at once, and
+// the same retries apply. While a round with a peer is under way, its
+// digests start no other (a large catch-up outlasts push/pull periods).
+// Anti-entropy work waits per peer (the newest digest replaces an older
+// one) and is done by a few workers, one peer at a time each, so a slow or
+// dead peer does not hold up the others.
+//
+// # Catching up
+//
+// A member that starts with peers to ask (join addresses, or members
+// remembered from its last run in the store's node-local keys, as Serf's
+// snapshot does) is catching up until a round with a live member completes;
+// so is a member that was cut off from every member while it had peers to
+// reach, from the moment one is back. Until then its store answers from
+// what it held, and a session logged out meanwhile may look active:
+// CatchingUp, Health and Stats say so, for a node to serve /readyz, status
+// and a field on session checks. While catching up with nothing under way
+// it asks a live member itself. A member alone by design (no join address,
+// nothing remembered: the first of a cluster) has nothing to catch up on.
+//
+// A round with a peer that is itself behind makes this member only as fresh
+// as that peer. A peer of an older version does not say when its answer is
+// complete: a round with it counts once the pull is sent (best effort, for
+// the time of a rolling upgrade).
+//
+// # A member back at a new address
+//
+// memberlist refuses a name at a new address while the old one looks alive,
+// and, by default, until the dead entry is forgotten. Here DeadNodeReclaimTime
+// lets a new address take a dead member's name at once; a peer that sees the
+// conflict while the old address still looks alive pings both (only a member
+// holding the cluster key and answering to that name acknowledges) and, if
+// only the new one answers, follows the name there at once: eager pushes,
+// anti-entropy and the member list use the new address. The moved member
+// holds a round with every member, which carries its new address to each.
+// Two live nodes claiming one name are logged as an error and nothing moves.
+//
+// # The gossip port
 //
 // Every message is encrypted and authenticated by memberlist's AES-GCM
 // keyring, with keys the caller derives from the cluster secret; a node with
-// another secret can neither join nor inject anything. Delegate callbacks
-// never block and never keep memberlist's buffers: they copy and hand off to
-// bounded channels, and a full channel drops (and counts) rather than stall
-// memberlist.
+// another secret can neither join nor inject anything. Before memberlist
+// sees a byte, the transport checks what arrives: a packet no installed key
+// decrypts is dropped; a stream must send its first message within
+// TCPTimeout, be encrypted, stay under MaxMessageBytes plus framing (a
+// push/pull state is a 2 KiB digest plus ~600 bytes a member), and is
+// buffered only as its bytes arrive; at most MaxInboundStreams streams from
+// known addresses and MaxStrangerStreams from others are open at once. What
+// fails is counted per source (Stats, Health.Foreign) and logged at most
+// once a minute per source, never once per packet. A join address or member
+// that answers in another key, or a member's address sending memberlist
+// traffic no key opens, is a key mismatch (a node that missed a rotation);
+// a member with no live peer while it has some to reach is Isolated.
+//
+// Delegate callbacks never block and never keep memberlist's buffers: they
+// copy and hand off to bounded queues, and a full queue drops (and counts,
+// and owes the sender a round) rather than stall memberlist.
+//
+// # Faults
+//
+// Faults is the one fault-injecting layer of the project (tests, nodetest,
+// `ussync bench`): cuts, one-way delay with jitter, random loss of packets
+// and streams, and drops of the next messages of a kind, all seeded and
+// reproducible, applied by the transport and the senders. Nil in production.
+//
+// # Wire compatibility
+//
+// The digest ends with the sender's anti-entropy protocol (aeProto). Peers
+// of protocol 2 get pulls (kindPull) and answer with tagged repairs; older
+// peers get kindHashes and answer untagged, as before. Older versions ignore
+// the protocol byte and the tags.
 package gossip

@@ -44,13 +44,27 @@ type Stats struct {
 	DeltasApplied   uint64 // received records that changed the store
 	Rebroadcasts    uint64 // records re-queued for gossip
 	BadMessages     uint64 // malformed or oversized messages dropped
-	Dropped         uint64 // messages dropped because the inbox was full
+	Dropped         uint64 // messages or anti-entropy work dropped because a queue was full
 	AERounds        uint64 // push/pull digests compared
-	BucketsRepaired uint64 // differing buckets sent to a peer
+	BucketsRepaired uint64 // differing buckets pulled from a peer
 	RecordsRepaired uint64 // records sent by anti-entropy
 	LastAERound     time.Time
 	BytesSent       uint64 // all gossip bytes written (packets and streams)
-	Reconnects      uint64 // successful re-joins of failed members
+	Reconnects      uint64 // successful re-joins of failed members, join addresses, remembered members
+
+	// Anti-entropy rounds (doc.go, "Anti-entropy rounds").
+	RoundsCompleted uint64 // rounds this node completed: repairs applied, or digests equal
+	RoundsFailed    uint64 // rounds given up (no answer in time, a step not sent or dropped); each is retried
+	Resyncs         uint64 // push/pulls started to hold a round owed (member back, moved, catch-up, retry)
+	CatchUps        uint64 // catch-ups completed (see Health)
+
+	// Traffic without the cluster key (guard.go).
+	ForeignPackets  uint64 // inbound packets no installed key decrypts, dropped
+	ForeignStreams  uint64 // inbound streams not encrypted, undecryptable or over the size limit
+	ForeignAnswers  uint64 // answers, on streams this node opened, sealed in another key
+	StreamsRefused  uint64 // inbound streams closed at once: over MaxInboundStreams or MaxStrangerStreams
+	StreamsTooLarge uint64 // streams whose first message was over the size limit
+	NameReclaims    uint64 // members followed to a new address (reclaim.go)
 }
 
 // meta is what a node advertises in memberlist's metadata (≤ 512 bytes).
@@ -70,15 +84,20 @@ type Gossip struct {
 	log   *slog.Logger
 	list  *memberlist.Memberlist
 	trans *transport
+	guard *guard
 	queue *memberlist.TransmitLimitedQueue
 	meta  atomic.Pointer[[]byte]
 	// keyring is memberlist's: changing it changes the keys in use.
 	keyring *memberlist.Keyring
 
-	inbox  chan []byte
-	aeCh   chan message
-	resync chan string // addresses of members back from failure
-	addr   string      // this member's advertised host:port
+	inbox      chan []byte
+	aeq        *aeQueue
+	rounds     *roundBook
+	resyncs    *resyncBook
+	ready      readiness
+	foreign    *foreignLog
+	conflictCh chan conflict
+	addr       string // this member's advertised host:port
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -89,17 +108,37 @@ type Gossip struct {
 
 	// nodes are copies of the live members, taken inside memberlist's event
 	// callbacks (which hold its lock): the *Node values memberlist hands out
-	// elsewhere are updated under its lock and cannot be read safely.
+	// elsewhere are updated under its lock and cannot be read safely. moved
+	// names the members followed to a new address before memberlist agrees
+	// (reclaim.go).
 	nodesMu sync.RWMutex
 	nodes   map[string]memberlist.Node
+	moved   map[string]string
 
-	failedMu sync.Mutex
-	failed   map[string]*failedMember
+	// failed are the members that died or left; remembered those read from
+	// the last run's snapshot and not seen yet, with when they were last
+	// seen; probes the reconnect state of join addresses and remembered
+	// members.
+	failedMu       sync.Mutex
+	failed         map[string]*failedMember
+	remembered     map[string]string
+	rememberedSeen map[string]time.Time
+	probes         map[string]*probe
+	resolver       resolver
+	snapshotDirty  atomic.Bool
+
+	logMu  sync.Mutex
+	logged map[string]time.Time
+
+	// proto is the anti-entropy protocol this member announces: aeProto,
+	// or 1 in tests that play a member of an older version.
+	proto atomic.Uint32
 
 	stats struct {
 		deltasSent, recordsPushed, deltasReceived, deltasApplied, rebroadcasts atomic.Uint64
 		bad, dropped, aeRounds, bucketsRepaired, recordsRepaired, reconnects   atomic.Uint64
-		lastAE                                                                 atomic.Int64
+		roundsCompleted, roundsFailed, resyncs, catchUps, reclaims             atomic.Uint64
+		lastAE, lastPull                                                       atomic.Int64
 	}
 	closeOnce sync.Once
 	left      atomic.Bool
@@ -107,7 +146,9 @@ type Gossip struct {
 }
 
 // New creates the member: it binds the gossip port (an error if it is in
-// use) and starts its loops, but joins nobody; call Join.
+// use) and starts its loops, but joins nobody; call Join. A member that has
+// peers to ask (join addresses, or members remembered in store from its
+// last run) starts catching up (see Health).
 func New(cfg Config, store *session.Store) (*Gossip, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -116,6 +157,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.fill(mc)
 	md, err := json.Marshal(meta{SiteURL: cfg.SiteURL, Version: cfg.Version})
 	if err != nil || len(md) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("node metadata is %d bytes, over %d: shorten the site URL", len(md), memberlist.MetaMaxSize)
@@ -135,19 +177,36 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gossip{
 		cfg: cfg, store: store, log: cfg.Logger,
-		trans: newTransport(nt, cfg.Faults),
-		inbox: make(chan []byte, inboxDepth),
-		aeCh:  make(chan message, 16),
-		ctx:   ctx, cancel: cancel,
-		peers:  map[string]*peer{},
-		failed: map[string]*failedMember{},
-		nodes:  map[string]memberlist.Node{},
+		inbox:   make(chan []byte, inboxDepth),
+		aeq:     newAEQueue(),
+		rounds:  newRoundBook(),
+		resyncs: newResyncBook(cfg.ResyncInterval, cfg.ResyncMaxBackoff),
+		foreign: newForeignLog(cfg.Logger, time.Now),
+		ctx:     ctx, cancel: cancel,
+		conflictCh:     make(chan conflict, 16),
+		peers:          map[string]*peer{},
+		failed:         map[string]*failedMember{},
+		remembered:     map[string]string{},
+		rememberedSeen: map[string]time.Time{},
+		probes:         map[string]*probe{},
+		nodes:          map[string]memberlist.Node{},
+		moved:          map[string]string{},
+		logged:         map[string]time.Time{},
 	}
+	if g.guard, err = newGuard(cfg.Keys, cfg.MaxInboundStreams, cfg.MaxStrangerStreams, mc.TCPTimeout, g.knownIP, g.foreign); err != nil {
+		cancel()
+		nt.Shutdown()
+		return nil, err
+	}
+	g.trans = newTransport(nt, cfg.Faults, g.guard)
 	g.meta.Store(&md)
+	g.proto.Store(aeProto)
 	g.keyring = mc.Keyring
 	mc.Transport = g.trans
 	mc.Delegate = (*delegate)(g)
 	mc.Events = (*events)(g)
+	mc.Conflict = (*conflicts)(g)
+	mc.DeadNodeReclaimTime = deadNodeReclaimTime
 	mc.Logger = memberlistLog(cfg.Logger, g.closing.Load)
 	g.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult, NumNodes: func() int {
 		if g.list == nil {
@@ -155,6 +214,8 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		}
 		return g.list.NumMembers()
 	}}
+	g.loadSnapshot()
+	g.ready.aloneSince = time.Now()
 	list, err := memberlist.Create(mc)
 	if err != nil {
 		cancel()
@@ -163,10 +224,20 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	}
 	g.list = list
 	g.addr = g.Addr()
-	g.wg.Add(3)
+	for _, a := range cfg.Join {
+		g.resolver.resolve(a, time.Now()) // a join list may name this node itself
+	}
+	if g.peersToReach() {
+		g.startCatchUp(CatchUpStarting)
+	}
+	g.wg.Add(4 + aeWorkers)
 	go g.applyLoop()
-	go g.antiEntropyLoop()
+	go g.maintainLoop()
 	go g.reconnectLoop()
+	go g.reclaimLoop()
+	for range aeWorkers {
+		go g.aeWorker()
+	}
 	return g, nil
 }
 
@@ -183,7 +254,16 @@ func (g *Gossip) Join(addrs []string) (int, error) {
 	if len(addrs) == 0 {
 		return 0, nil
 	}
-	n, err := g.list.Join(addrs)
+	var to []string
+	for _, a := range addrs {
+		if !g.cfg.Faults.message(KindPushPull, a) {
+			to = append(to, a)
+		}
+	}
+	if len(to) == 0 {
+		return 0, fmt.Errorf("join %v: %w", addrs, errFault)
+	}
+	n, err := g.list.Join(to)
 	if err != nil && n == 0 {
 		return 0, fmt.Errorf("join %v: %w", addrs, err)
 	}
@@ -285,6 +365,16 @@ func (g *Gossip) Stats() Stats {
 		RecordsRepaired: g.stats.recordsRepaired.Load(),
 		BytesSent:       g.trans.sent.Load(),
 		Reconnects:      g.stats.reconnects.Load(),
+		RoundsCompleted: g.stats.roundsCompleted.Load(),
+		RoundsFailed:    g.stats.roundsFailed.Load(),
+		Resyncs:         g.stats.resyncs.Load(),
+		CatchUps:        g.stats.catchUps.Load(),
+		ForeignPackets:  g.foreign.packets.Load(),
+		ForeignStreams:  g.foreign.streams.Load(),
+		ForeignAnswers:  g.foreign.answers.Load(),
+		StreamsRefused:  g.guard.streamsBusy.Load(),
+		StreamsTooLarge: g.guard.streamsTooLarge.Load(),
+		NameReclaims:    g.stats.reclaims.Load(),
 	}
 	if ms := g.stats.lastAE.Load(); ms != 0 {
 		s.LastAERound = time.UnixMilli(ms).UTC()
@@ -293,10 +383,13 @@ func (g *Gossip) Stats() Stats {
 }
 
 // SyncWith runs one push/pull exchange with the member at addr now, as the
-// periodic anti-entropy would (the join handshake is a push/pull).
+// periodic anti-entropy would (the join handshake is a push/pull). The
+// round it starts completes later, when its repairs are applied.
 func (g *Gossip) SyncWith(addr string) error {
-	_, err := g.Join([]string{addr})
-	return err
+	if err := g.pushPull(addr); err != nil {
+		return fmt.Errorf("sync with %s: %w", addr, err)
+	}
+	return nil
 }
 
 // UpdateKeys installs a new set of gossip keys, primary first (key rotation).
@@ -313,6 +406,10 @@ func (g *Gossip) UpdateKeys(keys [][]byte) error {
 	if err := kr.UseKey(keys[0]); err != nil {
 		return fmt.Errorf("update keys: %w", err)
 	}
+	// The guard accepts the new keys before the old ones go.
+	if err := g.guard.keys.set(kr.GetKeys()); err != nil {
+		return fmt.Errorf("update keys: %w", err)
+	}
 	keep := map[string]bool{}
 	for _, k := range keys {
 		keep[string(k)] = true
@@ -323,6 +420,9 @@ func (g *Gossip) UpdateKeys(keys [][]byte) error {
 				return fmt.Errorf("update keys: %w", err)
 			}
 		}
+	}
+	if err := g.guard.keys.set(kr.GetKeys()); err != nil {
+		return fmt.Errorf("update keys: %w", err)
 	}
 	return nil
 }
@@ -352,6 +452,7 @@ func (g *Gossip) Close() error {
 	g.closeOnce.Do(func() {
 		g.closing.Store(true)
 		g.cancel()
+		g.aeq.close()
 		g.peersMu.Lock()
 		for _, p := range g.peers {
 			p.stop()
@@ -359,6 +460,8 @@ func (g *Gossip) Close() error {
 		g.peersMu.Unlock()
 		err = g.list.Shutdown()
 		g.wg.Wait()
+		g.snapshotDirty.Store(true)
+		g.snapshotMembers()
 	})
 	return err
 }
@@ -390,6 +493,7 @@ func (g *Gossip) applyLoop() {
 
 func (g *Gossip) applyBatch(batch [][]byte) {
 	var deltas, repairs []session.Record
+	var tags []repairTag
 	for _, b := range batch {
 		m, err := decodeMessage(b)
 		if err != nil {
@@ -402,11 +506,12 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			deltas = append(deltas, m.records...)
 		case kindRepair:
 			repairs = append(repairs, m.records...)
-		case kindHashes:
-			select {
-			case g.aeCh <- m:
-			default:
-				g.stats.dropped.Add(1) // the next push/pull will ask again
+			if m.tag != nil {
+				tags = append(tags, *m.tag)
+			}
+		case kindHashes, kindPull:
+			if !g.aeq.add(m) {
+				g.stats.dropped.Add(1) // the peer's round times out, and it retries
 			}
 		default:
 			g.stats.bad.Add(1)
@@ -427,13 +532,18 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			g.cfg.Observer(changed)
 		}
 	}
-	if len(repairs) > 0 {
+	if len(repairs) > 0 || len(tags) > 0 {
 		changed, err := g.store.Apply(repairs...)
 		if err != nil {
+			// The chunks are not counted: their rounds time out and retry.
 			g.log.Error("apply repair", "err", err)
+			return
 		}
 		if g.cfg.Observer != nil && len(changed) > 0 {
 			g.cfg.Observer(changed)
+		}
+		for _, t := range tags {
+			g.repairApplied(t)
 		}
 	}
 }

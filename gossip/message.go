@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/ussync/ussync/session"
 )
@@ -15,6 +17,13 @@ import (
 // for the same reason.
 const (
 	wireVersion = 1
+
+	// aeProto is the anti-entropy protocol this version speaks, sent after
+	// the address in its digest. 1 (or nothing): the peer sends kindHashes
+	// and answers them with untagged repairs. 2: it also understands
+	// kindPull and answers it with repairs tagged with the pull's round, so
+	// the puller knows when the round is complete.
+	aeProto = 2
 
 	// MaxMessageBytes is the largest message accepted from the wire.
 	MaxMessageBytes = 1 << 20
@@ -35,8 +44,13 @@ const (
 	kindDigest kind = 3
 	// kindHashes answers a digest: for each bucket that differs, the
 	// sender's (key hash, record hash) pairs, so the receiver sends back only
-	// the records the sender lacks or holds in another state.
+	// the records the sender lacks or holds in another state. Sent to peers
+	// of aeProto 1; the answer is not tagged.
 	kindHashes kind = 4
+	// kindPull is kindHashes with a round: a round id and this message's
+	// part of the round, so that the receiver tags its repairs and the
+	// sender can tell when it holds everything it asked for.
+	kindPull kind = 5
 )
 
 // Decoding errors; each bad message is dropped and counted.
@@ -49,15 +63,39 @@ var (
 	errVersion = errors.New("unknown wire version")
 	// errKind means an unknown message kind.
 	errKind = errors.New("unknown message kind")
+	// errTag means a pull or repair whose round numbering is impossible
+	// (a part or chunk index not below the count).
+	errTag = errors.New("bad round numbering")
 )
 
 type message struct {
 	kind    kind
 	records []session.Record
-	from    string          // kindDigest
-	addr    string          // kindDigest, kindHashes: the sender's gossip host:port, if given
+	from    string          // kindDigest, kindHashes, kindPull
+	addr    string          // kindDigest, kindHashes, kindPull: the sender's gossip host:port, if given
 	digest  *session.Digest // kindDigest
-	buckets []bucketHashes  // kindHashes
+	proto   uint8           // kindDigest: the sender's aeProto (1 when absent)
+	buckets []bucketHashes  // kindHashes, kindPull
+	part    partOf          // kindPull: which part of which round
+	tag     *repairTag      // kindRepair answering a kindPull
+}
+
+// partOf names one message of a pull round: the round's id, this message's
+// index and the number of messages in the round.
+type partOf struct {
+	round       uint64
+	part, parts uint32
+}
+
+// repairTag ties a repair chunk to the pull it answers: the pull's round and
+// part, this chunk's index and, on the part's last chunk only, the number
+// of chunks answering that part (zero on the others: the answer goes out as
+// it is read). A last chunk is sent even when empty.
+type repairTag struct {
+	Round  uint64
+	Part   uint32
+	Chunk  uint32
+	Chunks uint32
 }
 
 // bucketHashes are one bucket's records as a peer holds them: key hash to
@@ -81,7 +119,14 @@ func encodeRecord(r session.Record) []byte {
 
 // encodeRecords frames already-encoded records as one message.
 func encodeRecords(k kind, recs [][]byte) []byte {
-	n := 8
+	return encodeTagged(k, recs, nil)
+}
+
+// encodeTagged frames records as one message, with the repair tag when
+// given: {"r":[...],"q":[round,part,chunk,chunks]}. Versions that do not know
+// "q" ignore it.
+func encodeTagged(k kind, recs [][]byte, tag *repairTag) []byte {
+	n := 8 + tagRoom
 	for _, r := range recs {
 		n += len(r) + 1
 	}
@@ -94,52 +139,104 @@ func encodeRecords(k kind, recs [][]byte) []byte {
 		}
 		b = append(b, r...)
 	}
-	return append(b, "]}"...)
+	b = append(b, ']')
+	if tag != nil {
+		b = append(b, `,"q":[`...)
+		b = strconv.AppendUint(b, tag.Round, 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, uint64(tag.Part), 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, uint64(tag.Chunk), 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, uint64(tag.Chunks), 10)
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
+
+// tagRoom is the most a repair tag adds to a message.
+const tagRoom = 64
 
 // chunkRecords frames records into messages of at most MaxChunkBytes (a
 // record larger than that goes alone).
 func chunkRecords(k kind, recs [][]byte) [][]byte {
 	var out [][]byte
+	for _, c := range chunkBounds(recs) {
+		out = append(out, encodeRecords(k, recs[c[0]:c[1]]))
+	}
+	return out
+}
+
+// chunkBounds splits recs into runs whose framing stays under
+// MaxChunkBytes (a record larger than that goes alone).
+func chunkBounds(recs [][]byte) [][2]int {
+	var out [][2]int
 	start, size := 0, 0
 	for i, r := range recs {
-		if i > start && size+len(r)+1 > MaxChunkBytes-16 {
-			out = append(out, encodeRecords(k, recs[start:i]))
+		if i > start && size+len(r)+1 > MaxChunkBytes-16-tagRoom {
+			out = append(out, [2]int{start, i})
 			start, size = i, 0
 		}
 		size += len(r) + 1
 	}
 	if start < len(recs) {
-		out = append(out, encodeRecords(k, recs[start:]))
+		out = append(out, [2]int{start, len(recs)})
 	}
 	return out
 }
 
 // encodeDigest frames a push/pull state: name, digest, then (added later,
-// so optional on the wire) the sender's gossip address.
+// so optional on the wire) the sender's gossip address and its aeProto.
 func encodeDigest(from, addr string, d *session.Digest) []byte {
+	return encodeDigestProto(from, addr, d, aeProto)
+}
+
+func encodeDigestProto(from, addr string, d *session.Digest, proto uint8) []byte {
 	name, ad := clip255(from), clip255(addr)
-	b := make([]byte, 0, 4+len(name)+8*session.Buckets+len(ad))
+	b := make([]byte, 0, 5+len(name)+8*session.Buckets+len(ad))
 	b = append(b, wireVersion, byte(kindDigest), byte(len(name)))
 	b = append(b, name...)
 	for _, h := range d {
 		b = binary.BigEndian.AppendUint64(b, h)
 	}
 	b = append(b, byte(len(ad)))
-	return append(b, ad...)
+	b = append(b, ad...)
+	return append(b, proto)
 }
 
 // encodeHashes frames bucket hashes in messages of at most MaxChunkBytes; a
 // bucket too large for one message is split over several (the receiver then
 // sends a few records twice, which merging absorbs).
 func encodeHashes(from, addr string, groups []bucketHashes) [][]byte {
+	return encodeGroups(kindHashes, from, addr, 0, groups)
+}
+
+// encodePull is encodeHashes for a peer of aeProto 2: every message names
+// the round and its part of it (the parts are numbered once all are framed).
+func encodePull(from, addr string, round uint64, groups []bucketHashes) [][]byte {
+	msgs := encodeGroups(kindPull, from, addr, round, groups)
+	for i, m := range msgs {
+		off := 3 + int(m[2])
+		off += 1 + int(m[off]) + 8
+		binary.BigEndian.PutUint32(m[off:], uint32(i))
+		binary.BigEndian.PutUint32(m[off+4:], uint32(len(msgs)))
+	}
+	return msgs
+}
+
+func encodeGroups(k kind, from, addr string, round uint64, groups []bucketHashes) [][]byte {
 	name, ad := clip255(from), clip255(addr)
 	head := func() []byte {
-		b := make([]byte, 0, 4+len(name)+len(ad)+1024)
-		b = append(b, wireVersion, byte(kindHashes), byte(len(name)))
+		b := make([]byte, 0, 20+len(name)+len(ad)+1024)
+		b = append(b, wireVersion, byte(k), byte(len(name)))
 		b = append(b, name...)
 		b = append(b, byte(len(ad)))
-		return append(b, ad...)
+		b = append(b, ad...)
+		if k == kindPull {
+			b = binary.BigEndian.AppendUint64(b, round)
+			b = append(b, 0, 0, 0, 0, 0, 0, 0, 0) // part and parts, set by encodePull
+		}
+		return b
 	}
 	var out [][]byte
 	msg := head()
@@ -195,11 +292,18 @@ func decodeMessage(b []byte) (message, error) {
 	case kindDelta, kindRepair:
 		var rb struct {
 			Records []session.Record `json:"r"`
+			Tag     []uint64         `json:"q"`
 		}
 		if err := json.Unmarshal(body, &rb); err != nil {
 			return message{}, fmt.Errorf("decode records: %w", err)
 		}
 		m.records = rb.Records
+		if m.kind == kindRepair && rb.Tag != nil {
+			if len(rb.Tag) != 4 || rb.Tag[1] > math.MaxUint32 || rb.Tag[2] > math.MaxUint32 || rb.Tag[3] > math.MaxUint32 || rb.Tag[3] != 0 && rb.Tag[2] >= rb.Tag[3] {
+				return message{}, fmt.Errorf("decode records: %w", errTag)
+			}
+			m.tag = &repairTag{Round: rb.Tag[0], Part: uint32(rb.Tag[1]), Chunk: uint32(rb.Tag[2]), Chunks: uint32(rb.Tag[3])}
+		}
 	case kindDigest:
 		if len(body) < 1 || len(body) < 1+int(body[0])+8*session.Buckets {
 			return message{}, fmt.Errorf("decode digest: %w", errTooShort)
@@ -211,10 +315,14 @@ func decodeMessage(b []byte) (message, error) {
 			d[i] = binary.BigEndian.Uint64(body[1+n+8*i:])
 		}
 		m.digest = &d
+		m.proto = 1
 		if rest := body[1+n+8*session.Buckets:]; len(rest) > 0 && len(rest) >= 1+int(rest[0]) {
 			m.addr = string(rest[1 : 1+int(rest[0])])
+			if rest = rest[1+int(rest[0]):]; len(rest) > 0 && rest[0] > 1 {
+				m.proto = rest[0]
+			}
 		}
-	case kindHashes:
+	case kindHashes, kindPull:
 		return decodeHashes(m, body)
 	default:
 		return message{}, fmt.Errorf("%w %d", errKind, m.kind)
@@ -238,6 +346,16 @@ func decodeHashes(m message, body []byte) (message, error) {
 	}
 	if m.addr, ok = str(); !ok {
 		return message{}, short
+	}
+	if m.kind == kindPull {
+		if len(body) < 16 {
+			return message{}, short
+		}
+		m.part = partOf{round: binary.BigEndian.Uint64(body), part: binary.BigEndian.Uint32(body[8:]), parts: binary.BigEndian.Uint32(body[12:])}
+		body = body[16:]
+		if m.part.part >= m.part.parts {
+			return message{}, fmt.Errorf("decode pull: %w", errTag)
+		}
 	}
 	for len(body) > 0 {
 		if len(body) < 5 {

@@ -2,7 +2,10 @@ package gossip
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/ussync/ussync/session"
@@ -25,9 +28,45 @@ func TestMessage_RoundTrip(t *testing.T) {
 	t.Run("digest", func(t *testing.T) {
 		var d session.Digest
 		d[0], d[255] = 1, 1<<63
-		m, err := decodeMessage(encodeDigest("shop", "127.0.0.1:7946", &d))
-		if err != nil || m.from != "shop" || m.addr != "127.0.0.1:7946" || *m.digest != d {
+		b := encodeDigest("shop", "127.0.0.1:7946", &d)
+		m, err := decodeMessage(b)
+		if err != nil || m.from != "shop" || m.addr != "127.0.0.1:7946" || *m.digest != d || m.proto != aeProto {
 			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		// The byte layout, as older versions read it: name, digest, address;
+		// the protocol after it.
+		if b[2] != 4 || string(b[3:7]) != "shop" || b[7+8*session.Buckets] != 14 || b[len(b)-1] != aeProto {
+			t.Fatalf("layout % x", b)
+		}
+		if m, err := decodeMessage(b[:len(b)-1]); err != nil || m.proto != 1 {
+			t.Fatalf("a digest from a version before rounds: proto %d, %v", m.proto, err)
+		}
+	})
+	t.Run("pull and tagged repair", func(t *testing.T) {
+		groups := []bucketHashes{{bucket: 5, hashes: map[uint64]uint64{7: 8}}}
+		msgs := encodePull("n1", "127.0.0.1:1", 1<<63+5, groups)
+		m, err := decodeMessage(msgs[0])
+		if err != nil || m.kind != kindPull || m.part != (partOf{round: 1<<63 + 5, part: 0, parts: 1}) || m.buckets[0].hashes[7] != 8 {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		tag := repairTag{Round: 1<<63 + 5, Part: 2, Chunk: 1, Chunks: 3}
+		m, err = decodeMessage(encodeTagged(kindRepair, recs, &tag))
+		if err != nil || m.tag == nil || *m.tag != tag || len(m.records) != 2 {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		// Not the last chunk: no count; older versions ignore the tag.
+		tag.Chunks = 0
+		b := encodeTagged(kindRepair, nil, &tag)
+		if m, err = decodeMessage(b); err != nil || *m.tag != tag {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		if !bytes.HasSuffix(b, []byte(`"q":[9223372036854775813,2,1,0]}`)) {
+			t.Fatalf("tag layout %s", b)
+		}
+		for _, bad := range []string{`[1,2,3]`, `[1,2,5,5]`, `[1,4294967296,0,1]`} {
+			if _, err := decodeMessage(append([]byte{wireVersion, byte(kindRepair)}, `{"r":[],"q":`+bad+`}`...)); !errors.Is(err, errTag) {
+				t.Errorf("tag %s: %v", bad, err)
+			}
 		}
 	})
 	t.Run("unknown fields are tolerated", func(t *testing.T) {
@@ -89,10 +128,18 @@ func TestMessage_Refusals(t *testing.T) {
 
 func FuzzDecodeMessage(f *testing.F) {
 	s := session.Session{ID: "abc", Email: "ann@example.com", Created: 1, ExpiresAt: 2}
-	f.Add(encodeRecords(kindDelta, [][]byte{encodeRecord(session.Record{Session: &s})}))
+	u := session.User{Email: "ann@example.com", Login: session.Set("ann", 5, "shop"), RevokedBefore: 9}
+	enc := [][]byte{encodeRecord(session.Record{Session: &s}), encodeRecord(session.Record{User: &u})}
+	f.Add(encodeRecords(kindDelta, enc))
+	f.Add(encodeTagged(kindRepair, enc, &repairTag{Round: 1 << 60, Part: 2, Chunk: 3, Chunks: 4}))
+	f.Add(encodeTagged(kindRepair, nil, &repairTag{Round: 7, Chunk: 5}))
 	var d session.Digest
+	d[3] = 42
 	f.Add(encodeDigest("node", "127.0.0.1:1", &d))
-	f.Add(encodeHashes("node", "127.0.0.1:1", []bucketHashes{{bucket: 3, hashes: map[uint64]uint64{1: 2, 3: 4}}})[0])
+	f.Add(encodeDigestProto("old", "", &d, 1))
+	groups := []bucketHashes{{bucket: 3, hashes: map[uint64]uint64{1: 2, 3: 4}}, {bucket: 9, hashes: map[uint64]uint64{}}}
+	f.Add(encodeHashes("node", "127.0.0.1:1", groups)[0])
+	f.Add(encodePull("node", "[::1]:7946", 99, groups)[0])
 	f.Add([]byte{1, 2, '{', '"', 'r', '"', ':', 'n', 'u', 'l', 'l', '}'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
@@ -105,7 +152,105 @@ func FuzzDecodeMessage(f *testing.F) {
 			_ = r.Key()
 			_ = r.MaxHLC()
 		}
+		// And what decodes encodes back to what decodes the same.
+		again, ok := reencode(t, m)
+		if ok && !sameMessage(m, again) {
+			t.Fatalf("round trip changed the message:\nfirst  %+v\nsecond %+v", describe(m), describe(again))
+		}
 	})
+}
+
+// reencode encodes m with the encoders the members use, and decodes the
+// result; messages split over several are joined back into one. It
+// reports false when the encoding does not fit a message.
+func reencode(t *testing.T, m message) (message, bool) {
+	t.Helper()
+	var msgs [][]byte
+	switch m.kind {
+	case kindDelta, kindRepair:
+		encs := make([][]byte, len(m.records))
+		for i, r := range m.records {
+			encs[i] = encodeRecord(r)
+		}
+		if m.tag != nil {
+			msgs = [][]byte{encodeTagged(m.kind, encs, m.tag)}
+		} else {
+			msgs = chunkRecords(m.kind, encs)
+			if len(msgs) == 0 {
+				msgs = [][]byte{encodeRecords(m.kind, nil)}
+			}
+		}
+	case kindDigest:
+		msgs = [][]byte{encodeDigestProto(m.from, m.addr, m.digest, m.proto)}
+	case kindHashes:
+		msgs = encodeHashes(m.from, m.addr, m.buckets)
+	case kindPull:
+		msgs = encodeGroups(kindPull, m.from, m.addr, m.part.round, m.buckets)
+		for _, b := range msgs { // this part's numbering, as encodePull would have it
+			off := 3 + int(b[2])
+			off += 1 + int(b[off]) + 8
+			binary.BigEndian.PutUint32(b[off:], m.part.part)
+			binary.BigEndian.PutUint32(b[off+4:], m.part.parts)
+		}
+	default:
+		t.Fatalf("decoded an unknown kind %d", m.kind)
+	}
+	var out message
+	for i, b := range msgs {
+		if len(b) > MaxMessageBytes {
+			// JSON escapes <, > and & as six bytes: a message near the limit
+			// may not fit once re-encoded. Records are bounded long before.
+			return message{}, false
+		}
+		d, err := decodeMessage(b)
+		if err != nil {
+			t.Fatalf("the re-encoded message does not decode: %v", err)
+		}
+		if i == 0 {
+			out = d
+			continue
+		}
+		out.records = append(out.records, d.records...)
+		out.buckets = append(out.buckets, d.buckets...)
+	}
+	return out, true
+}
+
+// sameMessage compares two decoded messages; bucket groups are compared as
+// the pairs they hold (encoding may split a bucket over several groups).
+func sameMessage(a, b message) bool {
+	if a.kind != b.kind || a.from != b.from || a.addr != b.addr || a.proto != b.proto || a.part != b.part {
+		return false
+	}
+	if (a.digest == nil) != (b.digest == nil) || a.digest != nil && *a.digest != *b.digest {
+		return false
+	}
+	if (a.tag == nil) != (b.tag == nil) || a.tag != nil && *a.tag != *b.tag {
+		return false
+	}
+	if len(a.records) != len(b.records) || !reflect.DeepEqual(a.records, b.records) && (len(a.records) > 0 || len(b.records) > 0) {
+		return false
+	}
+	return reflect.DeepEqual(pairs(a.buckets), pairs(b.buckets))
+}
+
+// pairs flattens bucket groups into bucket → key hash → record hash, with
+// the buckets named even when empty.
+func pairs(groups []bucketHashes) map[uint8]map[uint64]uint64 {
+	out := map[uint8]map[uint64]uint64{}
+	for _, g := range groups {
+		if out[g.bucket] == nil {
+			out[g.bucket] = map[uint64]uint64{}
+		}
+		for k, v := range g.hashes {
+			out[g.bucket][k] = v
+		}
+	}
+	return out
+}
+
+func describe(m message) string {
+	return fmt.Sprintf("kind %d from %q addr %q proto %d part %+v tag %+v %d records %v buckets %v", m.kind, m.from, m.addr, m.proto, m.part, m.tag, len(m.records), m.records, pairs(m.buckets))
 }
 
 func TestMessage_DigestWithoutAddress(t *testing.T) {

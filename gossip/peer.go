@@ -106,10 +106,10 @@ func (p *peer) send(batch [][]byte) (streamed bool) {
 	for _, msg := range chunkRecords(kindDelta, batch) {
 		var err error
 		if len(msg) <= bestEffortMax {
-			err = p.g.list.SendBestEffort(node, msg)
+			err = p.g.sendBestEffort(KindDelta, node, msg)
 		} else {
 			streamed = true
-			err = p.g.list.SendReliable(node, msg)
+			err = p.g.sendReliable(KindDelta, node, msg)
 		}
 		if err != nil {
 			p.g.log.Debug("eager push failed", "peer", p.name, "err", err)

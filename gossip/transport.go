@@ -1,8 +1,10 @@
 package gossip
 
 import (
-	"errors"
+	"bytes"
+	"context"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,61 +12,30 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// Faults cuts links between members, for tests of partitions: a node whose
-// Faults blocks an address sends nothing to it, neither packets nor streams,
-// and drops packets from it. Blocking both directions (each side's Faults
-// blocks the other) makes a partition. The zero value blocks nothing; it is
-// safe for concurrent use.
-type Faults struct {
-	mu      sync.RWMutex
-	blocked map[string]bool
-}
-
-// Block cuts the links to the given gossip addresses (host:port).
-func (f *Faults) Block(addrs ...string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.blocked == nil {
-		f.blocked = map[string]bool{}
-	}
-	for _, a := range addrs {
-		f.blocked[a] = true
-	}
-}
-
-// Heal restores every link.
-func (f *Faults) Heal() {
-	f.mu.Lock()
-	f.blocked = nil
-	f.mu.Unlock()
-}
-
-func (f *Faults) cut(addr string) bool {
-	if f == nil {
-		return false
-	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.blocked[addr]
-}
-
-var errCut = errors.New("link cut by fault injection")
-
-// transport wraps memberlist's NetTransport to count the bytes this node
-// sends and, in tests, to cut links.
+// transport wraps memberlist's NetTransport: it counts the bytes this node
+// sends, applies Faults (cuts, delays, loss, drops) to what it sends, and
+// passes what arrives through the guard (keys, sizes, stream caps) before
+// memberlist sees it.
 type transport struct {
 	inner   *memberlist.NetTransport
 	faults  *Faults
+	guard   *guard
 	packets chan *memberlist.Packet
 	streams chan net.Conn
 	sent    atomic.Uint64 // bytes written, packets and streams
 	done    chan struct{}
+	ctx     context.Context // cancelled with done
+	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+
+	timersMu sync.Mutex
+	timers   map[*time.Timer]struct{} // delayed packets not sent yet
 }
 
-func newTransport(inner *memberlist.NetTransport, faults *Faults) *transport {
-	t := &transport{inner: inner, faults: faults, done: make(chan struct{}),
-		packets: make(chan *memberlist.Packet), streams: make(chan net.Conn)}
+func newTransport(inner *memberlist.NetTransport, faults *Faults, gd *guard) *transport {
+	t := &transport{inner: inner, faults: faults, guard: gd, done: make(chan struct{}),
+		packets: make(chan *memberlist.Packet), streams: make(chan net.Conn), timers: map[*time.Timer]struct{}{}}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.wg.Add(2)
 	go t.forwardPackets()
 	go t.forwardStreams()
@@ -76,7 +47,10 @@ func (t *transport) forwardPackets() {
 	for {
 		select {
 		case p := <-t.inner.PacketCh():
-			if p.From != nil && t.faults.cut(p.From.String()) {
+			if p.From != nil && t.faults.refuse(p.From.String()) {
+				continue
+			}
+			if t.guard != nil && !t.guard.packet(p.Buf, p.From) {
 				continue
 			}
 			select {
@@ -95,15 +69,32 @@ func (t *transport) forwardStreams() {
 	for {
 		select {
 		case c := <-t.inner.StreamCh():
-			select {
-			case t.streams <- &countingConn{Conn: c, n: &t.sent}:
-			case <-t.done:
-				c.Close()
-				return
+			if t.guard == nil {
+				t.handOver(&countingConn{Conn: c, n: &t.sent})
+				continue
 			}
+			// The guard waits for the stream's first message: not here.
+			t.wg.Add(1)
+			go func() {
+				defer t.wg.Done()
+				stop := context.AfterFunc(t.ctx, func() { c.Close() }) // do not wait out a slow sender at shutdown
+				ok := t.guard.stream(&countingConn{Conn: c, n: &t.sent})
+				stop()
+				if ok != nil {
+					t.handOver(ok)
+				}
+			}()
 		case <-t.done:
 			return
 		}
+	}
+}
+
+func (t *transport) handOver(c net.Conn) {
+	select {
+	case t.streams <- c:
+	case <-t.done:
+		c.Close()
 	}
 }
 
@@ -112,31 +103,88 @@ func (t *transport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error)
 }
 
 func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.faults.cut(addr) {
-		return time.Now(), nil // lost on the way, as UDP would
+	lost, delay := t.faults.packet(addr)
+	if lost {
+		return time.Now(), nil // lost on the way, as UDP would be
 	}
 	t.sent.Add(uint64(len(b)))
-	return t.inner.WriteTo(b, addr)
+	if delay <= 0 {
+		return t.inner.WriteTo(b, addr)
+	}
+	cp := bytes.Clone(b) // memberlist reuses b
+	t.later(delay, func() { t.inner.WriteTo(cp, addr) })
+	return time.Now(), nil
+}
+
+// later runs fn after d from a timer, unless the transport shuts down first.
+func (t *transport) later(d time.Duration, fn func()) {
+	t.timersMu.Lock()
+	defer t.timersMu.Unlock()
+	select {
+	case <-t.done:
+		return
+	default:
+	}
+	var tm *time.Timer
+	tm = time.AfterFunc(d, func() {
+		t.timersMu.Lock()
+		_, live := t.timers[tm]
+		delete(t.timers, tm)
+		t.timersMu.Unlock()
+		if live {
+			fn()
+		}
+	})
+	t.timers[tm] = struct{}{}
 }
 
 func (t *transport) PacketCh() <-chan *memberlist.Packet { return t.packets }
 
 func (t *transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if t.faults.cut(addr) {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errCut}
+	plan := t.faults.stream(addr)
+	if plan.connect > 0 {
+		wait := min(plan.connect, timeout)
+		tm := time.NewTimer(wait)
+		select {
+		case <-tm.C:
+		case <-t.done:
+			tm.Stop()
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: net.ErrClosed}
+		}
+		if plan.connect >= timeout {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+		}
+		timeout -= plan.connect
+	}
+	if plan.fail != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: plan.fail}
 	}
 	c, err := t.inner.DialTimeout(addr, timeout)
 	if err != nil {
 		return nil, err
 	}
-	return &countingConn{Conn: c, n: &t.sent}, nil
+	var conn net.Conn = &countingConn{Conn: c, n: &t.sent}
+	if plan.delay != nil {
+		conn = newDelayedConn(conn, plan.delay, t.done)
+	}
+	if t.guard != nil {
+		conn = t.guard.outbound(conn, addr)
+	}
+	return conn, nil
 }
 
 func (t *transport) StreamCh() <-chan net.Conn { return t.streams }
 
 func (t *transport) Shutdown() error {
 	err := t.inner.Shutdown()
+	t.timersMu.Lock()
 	close(t.done)
+	for tm := range t.timers {
+		tm.Stop()
+	}
+	t.timers = nil
+	t.timersMu.Unlock()
+	t.cancel()
 	t.wg.Wait()
 	return err
 }

@@ -227,6 +227,20 @@ func TestCluster_KilledNodeCatchesUp(t *testing.T) {
 	if code, ec := checkOn(t, c.Members[2], kept.Session.ID); code != http.StatusGone || ec != "session_ended" {
 		t.Fatalf("restarted node missed a logout: %d %s", code, ec)
 	}
+
+	// A user's change alone, missed while down: only anti-entropy over the
+	// user records brings it, and convergence is judged by the records.
+	c.Kill(2)
+	c.WaitFor(10*time.Second, "the others to see n2 fail again", func() bool { return len(c.Members[0].Gossip().LiveMembers()) == 2 })
+	if code := c.Members[0].Call("PUT", "/v1/users/ann@example.com", map[string]any{"display_name": "Ann while n2 was down"}, nil); code != http.StatusOK {
+		t.Fatalf("rename: %d", code)
+	}
+	c.Restart(2)
+	c.WaitMembers(10 * time.Second)
+	c.WaitConverged(10 * time.Second)
+	if u, err := c.Members[2].Store().User("ann@example.com"); err != nil || u.DisplayName.V != "Ann while n2 was down" {
+		t.Fatalf("restarted node missed a user's change: %+v, %v", u.DisplayName, err)
+	}
 }
 
 func TestCluster_StatusListsMembers(t *testing.T) {

@@ -1,8 +1,11 @@
 // Package nodetest runs clusters of real ussync nodes in one process, on
 // 127.0.0.1 with ports picked by the kernel, shrunk gossip timers and stores
 // in temporary directories: for tests and for `ussync bench`. Links between
-// nodes can be cut (Partition) and restored (Heal); nodes can be killed and
-// restarted on their data.
+// nodes can be cut (Partition) and restored (Heal), or delayed and made lossy
+// (SetLink), through each member's gossip.Faults, the one fault-injecting
+// layer; nodes can be killed and restarted on their data (at a new gossip
+// port: the harness binds port 0). Convergence is judged by records, not
+// only digests (WaitConverged).
 package nodetest
 
 import (
@@ -73,6 +76,9 @@ type Cluster struct {
 	// probes), read when the member starts: tests put one node's clock
 	// ahead or behind the others'. Nil, or a nil func: the real clock.
 	Clock func(i int) func() time.Time
+	// Seed seeds the random faults (SetLink): member i's Faults get Seed+i,
+	// so a run is reproduced by its seed. Set it before adding members.
+	Seed uint64
 }
 
 func random(n int) string {
@@ -122,6 +128,7 @@ func (c *Cluster) Add() *Member {
 		c.t.Fatalf("data dir: %v", err)
 	}
 	m := &Member{Index: len(c.Members), Dir: dir, Faults: &gossip.Faults{}, c: c}
+	m.Faults.SetSeed(c.Seed + uint64(m.Index))
 	c.Members = append(c.Members, m)
 	c.start(m)
 	return m
@@ -213,7 +220,17 @@ func (c *Cluster) Partition(groups ...[]int) {
 	}
 }
 
-// Heal restores every link.
+// SetLink gives every link between members the faults l (delay, jitter,
+// loss; see gossip.Faults), in both directions: each member applies l to
+// what it sends. The zero Link restores perfect links; Heal leaves links
+// alone.
+func (c *Cluster) SetLink(l gossip.Link) {
+	for _, m := range c.Members {
+		m.Faults.SetLink("", l)
+	}
+}
+
+// Heal removes every cut (Partition).
 func (c *Cluster) Heal() {
 	for _, m := range c.Members {
 		m.Faults.Heal()
@@ -233,7 +250,8 @@ func (c *Cluster) WaitMembers(d time.Duration) {
 	})
 }
 
-// Converged reports whether every member has the same digest.
+// Converged reports whether every member has the same digest: the cheap
+// test, which the bench times. WaitConverged also compares the records.
 func (c *Cluster) Converged() bool {
 	d := c.Members[0].Store().Digest()
 	for _, m := range c.Members[1:] {
@@ -244,10 +262,69 @@ func (c *Cluster) Converged() bool {
 	return true
 }
 
-// WaitConverged waits until every member has the same digest.
+// RecordsDiffer compares every replicated record of every member with the
+// first member's (by key and stored encoding), and returns the first
+// difference found, or "" if they hold the same. It reads whole stores: for
+// tests, once the digests agree (a digest blind to some records would agree
+// anyway).
+func (c *Cluster) RecordsDiffer() string {
+	want, err := records(c.Members[0].Store())
+	if err != nil {
+		return err.Error()
+	}
+	for _, m := range c.Members[1:] {
+		got, err := records(m.Store())
+		if err != nil {
+			return err.Error()
+		}
+		for k, h := range want {
+			if g, ok := got[k]; !ok {
+				return fmt.Sprintf("%s lacks %s", m.Name(), k)
+			} else if g != h {
+				return fmt.Sprintf("%s holds %s in another state than %s", m.Name(), k, c.Members[0].Name())
+			}
+		}
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				return fmt.Sprintf("%s holds %s, which %s lacks", m.Name(), k, c.Members[0].Name())
+			}
+		}
+	}
+	return ""
+}
+
+// records maps each replicated record's key to its hash.
+func records(s *session.Store) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for b := 0; b < session.Buckets; b++ {
+		entries, err := s.BucketEntries(uint8(b))
+		if err != nil {
+			return nil, fmt.Errorf("read bucket %d: %w", b, err)
+		}
+		for _, e := range entries {
+			out[e.Key] = e.Hash
+		}
+	}
+	return out, nil
+}
+
+// WaitConverged waits until every member has the same digest and the same
+// records, or fails the test after d saying which differ.
 func (c *Cluster) WaitConverged(d time.Duration) {
 	c.t.Helper()
-	c.WaitFor(d, "convergence", c.Converged)
+	deadline := time.Now().Add(d)
+	for {
+		why := "the digests differ"
+		if c.Converged() {
+			if why = c.RecordsDiffer(); why == "" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %v waiting for convergence: %s", d, why)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // WaitFor polls cond until it holds, or fails the test after d

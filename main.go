@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -356,9 +357,20 @@ func printStatus(w io.Writer, st client.Status) error {
 		}
 	}
 	fmt.Fprintf(tw, "MEMBERS (%d, %d alive)\n", len(members), alive)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSITE\tVERSION")
+	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSITE\tVERSION\tCLOCK")
 	for _, m := range members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.State, m.SiteURL, m.Version)
+		state := m.State
+		if m.Revoked {
+			state += ",revoked"
+		}
+		clock := "-"
+		if m.ClockSkew != nil {
+			clock = fmt.Sprintf("%+.3fs", *m.ClockSkew)
+			if m.ClockSkewed {
+				clock += " (!)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, state, m.SiteURL, m.Version, clock)
 	}
 	fmt.Fprintln(tw)
 
@@ -386,7 +398,22 @@ func printStatus(w io.Writer, st client.Status) error {
 	s := st.Sync
 	fmt.Fprintf(tw, "sync\t%d deltas sent, %d received, %d applied, %d rebroadcast, %d bad messages\n",
 		s.DeltasSent, s.DeltasReceived, s.DeltasApplied, s.Rebroadcasts, s.BadMessages)
-	return tw.Flush()
+	var refused []string
+	for _, reason := range slices.Sorted(maps.Keys(st.RecordsRefused)) {
+		refused = append(refused, fmt.Sprintf("%d %s", st.RecordsRefused[reason], reason))
+	}
+	if len(refused) > 0 {
+		fmt.Fprintf(tw, "records refused\t%s (max clock offset %gs)\n", strings.Join(refused, ", "), st.MaxOffset)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, warn := range st.Warnings {
+		if _, err := fmt.Fprintf(w, "\nWARNING: %s\n", warn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func keygenCommand() *cli.Command {

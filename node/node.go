@@ -265,8 +265,9 @@ func (n *Node) serve(srv *http.Server, ln *limitListener) {
 	}()
 }
 
-// housekeeping sweeps history past retention, reclaims disk space and keeps
-// the data dir private (files Badger created since are made 0600).
+// housekeeping sweeps history past retention, reclaims disk space, keeps
+// the data dir private (files Badger created since are made 0600) and logs
+// the members whose clocks go beyond the max offset.
 func (n *Node) housekeeping(ctx context.Context) {
 	defer n.wg.Done()
 	interval := time.Duration(n.cfg.Session.SweepInterval)
@@ -277,10 +278,15 @@ func (n *Node) housekeeping(ctx context.Context) {
 	defer sweep.Stop()
 	gc := time.NewTicker(time.Hour)
 	defer gc.Stop()
+	clocks := time.NewTicker(clockCheckInterval)
+	defer clocks.Stop()
+	skewed := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-clocks.C:
+			n.clockWatch(skewed)
 		case <-sweep.C:
 			if k, err := n.store.Sweep(ctx); err != nil {
 				n.log.Error("sweep history", "err", err)

@@ -188,6 +188,13 @@ func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
 }
 
+// adminRevokedMayServe are the pages a node whose own site is revoked
+// still serves (it says so on the sites page); the others answer 403.
+var adminRevokedMayServe = map[string]bool{
+	"GET /admin/sites":   true,
+	"POST /admin/logout": true,
+}
+
 // adminHandler is an admin route that needs a logged-in administrator. It
 // returns an error instead of answering one: render turns it into a page.
 type adminHandler func(w http.ResponseWriter, r *http.Request, s *adminSession) error
@@ -212,6 +219,10 @@ func (a *admin) handle(pattern string, h adminHandler) {
 				a.fail(w, r, s, err)
 				return
 			}
+		}
+		if !adminRevokedMayServe[pattern] && a.svc.revoked() {
+			a.fail(w, r, s, a.svc.checkNotRevoked()) // as the private API: see revokedMayServe
+			return
 		}
 		if err := h(w, r, s); err != nil {
 			a.fail(w, r, s, err)

@@ -45,7 +45,7 @@ func TestAdmin_Sites(t *testing.T) {
 		if !strings.Contains(flash, "Site n1 is revoked") {
 			t.Fatalf("flash %q", flash)
 		}
-		adminWaitCheck(t, c, id, http.StatusGone)
+		adminWait(t, "n1's session revoked on n0", func() bool { code, _ := checkOn(t, n0, id); return code == http.StatusGone })
 		if page := b.page("/admin/sites"); !strings.Contains(page.Body, `id="site-n1" data-revoked="true"`) || !strings.Contains(page.Body, `action="/admin/sites/n1/unrevoke"`) {
 			t.Fatalf("the sites page after the revocation:\n%s", page.Body)
 		}
@@ -56,6 +56,9 @@ func TestAdmin_Sites(t *testing.T) {
 		x.login(c.Token)
 		if page := x.page("/admin/sites"); !strings.Contains(page.Body, `id="self-revoked"`) {
 			t.Fatalf("n1's sites page does not say it is revoked:\n%s", page.Body)
+		}
+		if ans := x.get("/admin/users"); ans.Status != http.StatusForbidden || !strings.Contains(ans.Body, "was revoked by an administrator") {
+			t.Fatalf("the revoked n1's users page: %d\n%s", ans.Status, ans.Body)
 		}
 	})
 	t.Run("take back", func(t *testing.T) {

@@ -89,10 +89,11 @@ type NodeSection struct {
 	Profile string `yaml:"profile"`
 	// StrictPermissions refuses to start when a file holding a secret
 	// (gossip.secret_file, api.token_file, admin.password_file,
-	// smtp.password_file, public.tls_key) may be read or written by its
-	// group or by others. Off, the node starts and logs a warning for each
-	// such file. Either way the data dir is made 0700 and its files 0600
-	// (docs/security.md, "Files").
+	// smtp.password_file, public.tls_key) is open to other users: any
+	// permission for others or for its group, but a file root owns may be
+	// readable by its group (0640, as PostgreSQL allows for its key). Off,
+	// the node starts and logs a warning for each such file. Either way the
+	// data dir is made 0700 and its files 0600 (docs/operations.md).
 	StrictPermissions bool `yaml:"strict_permissions"`
 }
 

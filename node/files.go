@@ -41,9 +41,22 @@ func (c Config) secretFiles() [][2]string {
 	return out
 }
 
+// looseSecret reports whether a secret file is open to other users: any
+// permission for others, or for its group, or write permission for its
+// group. As PostgreSQL does for its key file, a file root owns may be
+// readable by its group (0640 root:ussync, the packaged layout: root
+// writes it, the ussync group reads it).
+func looseSecret(fi os.FileInfo) bool {
+	mode := fi.Mode().Perm()
+	if ownedByRoot(fi) {
+		return mode&0o037 != 0
+	}
+	return mode&0o077 != 0
+}
+
 // checkSecretFiles looks at the mode of every secret file the config names
-// (following symbolic links, as reading them does). A file its group or
-// others may read or write is logged as a warning, or, under
+// (following symbolic links, as reading them does). A file open to other
+// users (looseSecret) is logged as a warning, or, under
 // node.strict_permissions, is an error wrapping ErrLoosePermissions that
 // names every such file. A file that cannot be read is left to the code
 // that reads it, which says why.
@@ -55,7 +68,7 @@ func (n *Node) checkSecretFiles() error {
 			continue
 		}
 		mode := fi.Mode().Perm()
-		if mode&0o077 == 0 {
+		if !looseSecret(fi) {
 			continue
 		}
 		loose = append(loose, fmt.Sprintf("%s %s is %04o", f[0], f[1], mode))

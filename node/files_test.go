@@ -76,7 +76,8 @@ func TestFiles_DataDirPrivate(t *testing.T) {
 
 // TestFiles_SecretPermissions: a secret file open to its group or others is
 // logged (the node starts); under node.strict_permissions the node refuses
-// to start, naming the file, and starts once the file is 0600.
+// to start, naming the file, and starts once the file is 0600 (or 0640 and
+// owned by root, as PostgreSQL allows its key file).
 func TestFiles_SecretPermissions(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=\n"), 0o644); err != nil {
@@ -120,5 +121,20 @@ func TestFiles_SecretPermissions(t *testing.T) {
 	os.Chmod(secret, 0o600)
 	if log, err := start(true); err != nil || strings.Contains(log, "open to other users") {
 		t.Fatalf("a 0600 secret under strict_permissions: %v\n%s", err, log)
+	}
+
+	// 0640: the packaged layout (root:ussync) when root owns the file, a
+	// file its group may read otherwise.
+	os.Chmod(secret, 0o640)
+	_, err = start(true)
+	if os.Getuid() == 0 && err != nil {
+		t.Fatalf("a 0640 secret root owns, under strict_permissions: %v", err)
+	}
+	if os.Getuid() != 0 && !errors.Is(err, node.ErrLoosePermissions) {
+		t.Fatalf("a 0640 secret a user owns, under strict_permissions: %v", err)
+	}
+	os.Chmod(secret, 0o660)
+	if _, err := start(true); !errors.Is(err, node.ErrLoosePermissions) {
+		t.Fatalf("a 0660 secret under strict_permissions: %v", err)
 	}
 }

@@ -134,6 +134,7 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "secret-file", Usage: "`FILE` of base64 cluster secrets, primary first (gossip.secret_file)", EnvVars: env("SECRET_FILE")},
 			&cli.StringFlag{Name: "profile", Usage: "gossip timings `PROFILE`: lan, wan or local (node.profile)", EnvVars: env("PROFILE")},
 			&cli.BoolFlag{Name: "strict-perms", Usage: "refuse to start when a secret file is open to other users (node.strict_permissions)", EnvVars: env("STRICT_PERMS")},
+			&cli.BoolFlag{Name: "unrevoke-self", Usage: "take this site's revocation back at start: when no node that is not revoked is left to run 'ussync sites unrevoke' (docs/security.md)"},
 		},
 		Action: agent,
 	}
@@ -183,6 +184,7 @@ func agentConfig(c *cli.Context) (node.Config, error) {
 	if c.IsSet("strict-perms") {
 		cfg.Node.StrictPermissions = c.Bool("strict-perms")
 	}
+	cfg.UnrevokeSelf = c.Bool("unrevoke-self")
 	cfg.Version = version
 	return cfg, nil
 }

@@ -72,6 +72,13 @@ type Config struct {
 	// Version is the software version the node advertises to its peers and in
 	// its status. Set by the CLI from its build version, never read from the file.
 	Version string `yaml:"-"`
+	// UnrevokeSelf takes this node's own site's revocation back when it
+	// starts (`ussync agent --unrevoke-self`): the way out for an
+	// administrator with a shell on this machine when no node that is not
+	// revoked is left to run `ussync sites unrevoke` (a compromised token
+	// revoked every other site). Set by the CLI, never read from the file:
+	// the API token cannot reach it.
+	UnrevokeSelf bool `yaml:"-"`
 }
 
 // NodeSection is the `node:` section.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/internal/eventually"
+	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 	"github.com/ussync/ussync/session"
 )
@@ -335,5 +336,56 @@ func TestUsers_ResetPoisoned(t *testing.T) {
 		if code := n0.Call("POST", "/v1/users/nobody@example.com/reset", nil, nil); code != http.StatusNotFound {
 			t.Fatalf("reset an unknown user: %d, want 404", code)
 		}
+	})
+}
+
+// TestSites_UnrevokeSelf: a compromised site's token revokes every other
+// site before an administrator reacts; the revoked nodes change nothing,
+// not even each other's revocation. An administrator with a shell on one of
+// them restarts it with --unrevoke-self (the API token cannot reach that),
+// and from it revokes the compromised site and takes the others back.
+func TestSites_UnrevokeSelf(t *testing.T) {
+	c := nodetest.New(t)
+	unrevoke := false
+	c.Configure = func(i int, cfg *node.Config) { cfg.UnrevokeSelf = unrevoke && i == 1 }
+	c.Start(3)
+	n0, n1 := c.Members[0], c.Members[1]
+	for _, name := range []string{"n1", "n2"} {
+		if code := n0.Call("POST", "/v1/sites/"+name+"/revoke", nil, nil); code != http.StatusOK {
+			t.Fatalf("revoke %s from n0: %d", name, code)
+		}
+	}
+	c.WaitFor(10*time.Second, "n1 and n2 revoked on every node", func() bool {
+		for _, m := range c.Members {
+			if !m.Store().Site("n1").IsRevoked() || !m.Store().Site("n2").IsRevoked() {
+				return false
+			}
+		}
+		return true
+	})
+	if code, raw := n1.CallRaw("POST", "/v1/sites/n2/unrevoke", nil); code != http.StatusForbidden {
+		t.Fatalf("the revoked n1 un-revokes n2: %d %s", code, raw)
+	}
+
+	c.Kill(1)
+	unrevoke = true
+	c.Restart(1)
+	unrevoke = false
+	if n1.Store().Site("n1").IsRevoked() {
+		t.Fatal("n1 restarted with --unrevoke-self is still revoked")
+	}
+	for _, call := range []string{"/v1/sites/n0/revoke", "/v1/sites/n2/unrevoke"} {
+		if code, raw := n1.CallRaw("POST", call, nil); code != http.StatusOK {
+			t.Fatalf("POST %s on n1: %d %s", call, code, raw)
+		}
+	}
+	c.WaitFor(20*time.Second, "n0 revoked, n1 and n2 trusted, on every node", func() bool {
+		for _, m := range c.Members {
+			s := m.Store()
+			if !s.Site("n0").IsRevoked() || s.Site("n1").IsRevoked() || s.Site("n2").IsRevoked() {
+				return false
+			}
+		}
+		return true
 	})
 }

@@ -88,6 +88,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := n.unrevokeSelf(); err != nil {
+		return err
+	}
 	// The private listener answers only to its own names (DNS rebinding).
 	private = newHostGuard(private, n.cfg.API.Listen, n.cfg.API.AllowedHosts, n.log)
 	// ReadTimeout covers a request's body too (a client dribbling one is cut
@@ -367,6 +370,23 @@ func (n *Node) Kill() {
 			n.store.Close()
 		}
 	})
+}
+
+// unrevokeSelf takes this node's own site's revocation back, under
+// Config.UnrevokeSelf, before the node serves or joins: the record is
+// gossiped once the node joins (anti-entropy carries it to every peer).
+func (n *Node) unrevokeSelf() error {
+	name := n.cfg.Node.Name
+	if !n.cfg.UnrevokeSelf || !n.store.Site(name).IsRevoked() {
+		return nil
+	}
+	x := session.UnrevokeSite(name, n.store.Clock().Now(), name)
+	if _, err := n.store.Apply(session.Record{Site: &x}); err != nil {
+		return fmt.Errorf("take this site's revocation back: %w", err)
+	}
+	n.gossip.Publish([]session.Record{{Site: &x}})
+	n.log.Warn("this site's revocation taken back at start (--unrevoke-self): its new logins are active again once its peers hear it", "site", name)
+	return nil
 }
 
 // Name is the node's name.

@@ -51,7 +51,10 @@ type limitListener struct {
 	answer  []byte // nil: close without an answer
 	open    atomic.Int64
 	refused atomic.Uint64
-	turning chan struct{} // a slot per connection being turned away
+	turning chan struct{}  // a slot per connection being turned away
+	wg      sync.WaitGroup // the turn-away goroutines; Close waits for them
+	mu      sync.Mutex     // orders wg.Add after Close against its Wait
+	closed  bool
 }
 
 func newLimitListener(ln net.Listener, max int, tls bool) *limitListener {
@@ -93,7 +96,17 @@ func (l *limitListener) turnAway(c net.Conn) {
 		c.Close()
 		return
 	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.turning
+		c.Close()
+		return
+	}
+	l.wg.Add(1)
+	l.mu.Unlock()
 	go func() {
+		defer l.wg.Done()
 		defer func() { <-l.turning }()
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(turnAwayTime))
@@ -110,6 +123,17 @@ func (l *limitListener) turnAway(c net.Conn) {
 			}
 		}
 	}()
+}
+
+// Close stops accepting and waits for the connections being turned away
+// (each for at most turnAwayTime).
+func (l *limitListener) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	err := l.Listener.Close()
+	l.wg.Wait()
+	return err
 }
 
 // Open is the number of connections held now.

@@ -41,11 +41,12 @@ type Node struct {
 	apiSrv  *http.Server
 	pubSrv  *http.Server
 
-	started   bool // Start succeeded
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	started    bool // Start succeeded
+	modesFixed int  // data dir entries whose modes open() made private
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // New builds a node from a validated Config. It opens nothing.
@@ -126,6 +127,9 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	n.started = true
+	if n.modesFixed > 0 {
+		n.log.Info("data dir made private: directories 0700, files 0600", "dir", n.cfg.Node.DataDir, "changed", n.modesFixed)
+	}
 	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
 	return nil
 }
@@ -153,9 +157,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
-	if fixed += k; fixed > 0 {
-		n.log.Info("data dir made private: directories 0700, files 0600", "dir", n.cfg.Node.DataDir, "changed", fixed)
-	}
+	n.modesFixed = fixed + k // logged once the node has started: a failed start says one thing
 	ln, err := net.Listen("tcp", n.cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("listen for the private API: %w", err)

@@ -41,7 +41,18 @@ func TestClockBook_ShortestTrip(t *testing.T) {
 // TestGossip_Clocks: members measure each other's clock from their probes;
 // on one machine the offset is within the probes' round trip of zero.
 func TestGossip_Clocks(t *testing.T) {
-	ms := startCluster(t, 2)
+	// A clock is measured by a probe acknowledged within the probe timeout:
+	// give the probes memberlist's LAN timeout, which load does not miss.
+	key := newKey(t)
+	var ms []*member
+	for _, name := range []string{"n0", "n1"} {
+		cfg := testConfig(t, name, key)
+		cfg.ProbeTimeout, cfg.ProbeInterval = 500*time.Millisecond, time.Second
+		ms = append(ms, startMember(t, cfg))
+	}
+	if _, err := ms[1].g.Join([]string{ms[0].g.Addr()}); err != nil {
+		t.Fatal(err)
+	}
 	var c MemberClock
 	waitFor(t, 10*time.Second, "n0 measuring n1's clock", func() bool {
 		cs := ms[0].g.Clocks()

@@ -236,3 +236,34 @@ type StepError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// SiteInfo is one site as a node knows it (GET /v1/sites): a member gossip
+// knows, a site an administrator revoked (`ussync sites revoke`), or both.
+// Times are RFC 3339 in UTC.
+type SiteInfo struct {
+	Name    string `json:"name"`               // the node's name
+	SiteURL string `json:"site_url,omitempty"` // as the member advertises it; "" when not a member now
+	State   string `json:"state,omitempty"`    // member state: alive, suspect, dead, left; "" when not a member now
+	// Revoked: its sessions are not active on any node, its tickets are
+	// refused, its URL is no redirect target nor CORS origin, and its node
+	// changes nothing.
+	Revoked bool `json:"revoked"`
+	// Since is when the site was last revoked or un-revoked, By on which
+	// node; both empty for a site never revoked.
+	Since *time.Time `json:"since,omitempty"`
+	By    string     `json:"by,omitempty"`
+	// RevokedBefore: every session the site minted up to this time stays
+	// revoked for good, even once the site is un-revoked.
+	RevokedBefore *time.Time `json:"revoked_before,omitempty"`
+}
+
+// SiteList is the answer of GET /v1/sites, by name.
+type SiteList struct {
+	Sites []SiteInfo `json:"sites"`
+}
+
+// Reset is the answer of POST /v1/users/{email}/reset.
+type Reset struct {
+	User  UserInfo `json:"user"`  // the user's new record: unverified, logged out everywhere
+	Ended int      `json:"ended"` // sessions that were active on the node that reset it
+}

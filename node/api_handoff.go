@@ -62,7 +62,7 @@ func (a *api) handoffStep(w http.ResponseWriter, r *http.Request) error {
 			MaxAge: c.MaxAge, Secure: c.Secure, HttpOnly: c.HttpOnly, SameSite: ss})
 	}
 	if rd := res.Redeemed; rd != nil {
-		v, _ := newSessionView(&rd.Session, &rd.User, a.svc.now())
+		v, _ := a.svc.view(&rd.Session, &rd.User, a.svc.now())
 		u := a.userView(&rd.User)
 		ans.Session, ans.User, ans.NewUser = &v, &u, rd.NewUser
 	}

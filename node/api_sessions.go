@@ -88,7 +88,7 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	s, u := &res.Session, &res.User
 	ans := client.LoginAnswer{Token: res.Token, Synced: !s.Local, Reason: res.Reason}
-	ans.Session, _ = newSessionView(s, u, a.svc.now())
+	ans.Session, _ = a.svc.view(s, u, a.svc.now())
 	if s.Local && res.Reason != "" {
 		ans.Bind = bindHow(l.Email, res.Reason)
 	}
@@ -102,8 +102,7 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 			ans.Sync.URLs, ans.Sync.Chain = urls, chain
 		}
 	}
-	writeJSON(w, http.StatusCreated, &ans)
-	return nil
+	return writeJSON(w, http.StatusCreated, &ans)
 }
 
 // bindHow tells a site whose login stays on it (reason) how to bind itself
@@ -137,13 +136,12 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, state := newSessionView(&s, &u, a.svc.now())
+	v, state := a.svc.view(&s, &u, a.svc.now())
 	if state != session.StateActive {
 		gone := v // only this copy escapes: the happy path stays on the stack
 		return errGone(state, &gone)
 	}
-	writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUser(&u)})
-	return nil
+	return writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUser(&u)})
 }
 
 // errGone is the refusal of a session that is not active, with the session
@@ -155,6 +153,8 @@ func errGone(state session.State, v *client.SessionInfo) error {
 		e.kind, e.msg = ErrSessionRevoked, "the session was revoked by a log out everywhere"
 	case session.StateExpired:
 		e.kind, e.msg = ErrSessionExpired, "the session has expired"
+	case session.StateSiteRevoked:
+		e.kind, e.msg = ErrSessionSiteRevoked, "the site that created the session ("+v.Site+") was revoked by an administrator"
 	default:
 		e.kind, e.msg = ErrSessionEnded, "the session has ended ("+v.EndReason+")"
 	}
@@ -192,9 +192,8 @@ func (a *api) end(w http.ResponseWriter, r *http.Request, reason string) error {
 	if reason == session.EndAdmin && s.Ended != 0 {
 		a.Log.Info("session revoked", "session", s.ID, "reason", s.EndReason)
 	}
-	v, _ := newSessionView(&s, &u, a.svc.now())
-	writeJSON(w, http.StatusOK, client.SessionCheck{Session: v})
-	return nil
+	v, _ := a.svc.view(&s, &u, a.svc.now())
+	return writeJSON(w, http.StatusOK, client.SessionCheck{Session: v})
 }
 
 // listSessions is GET /v1/sessions?email=&site=&state=active|all&order=newest|oldest&after=&limit=:
@@ -221,10 +220,9 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 	now := a.svc.now()
 	views := make([]client.SessionInfo, len(page))
 	for i := range page {
-		views[i], _ = newSessionView(&page[i], &users[i], now)
+		views[i], _ = a.svc.view(&page[i], &users[i], now)
 	}
-	writeJSON(w, http.StatusOK, &client.SessionPage{Sessions: views, Next: next})
-	return nil
+	return writeJSON(w, http.StatusOK, &client.SessionPage{Sessions: views, Next: next})
 }
 
 // sessionFilter reads the query of GET /v1/sessions.
@@ -303,9 +301,8 @@ func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ans := client.Redemption{Token: rd.Token, User: a.userView(&rd.User), NewUser: rd.NewUser}
-	ans.Session, _ = newSessionView(&rd.Session, &rd.User, a.svc.now())
-	writeJSON(w, http.StatusOK, &ans)
-	return nil
+	ans.Session, _ = a.svc.view(&rd.Session, &rd.User, a.svc.now())
+	return writeJSON(w, http.StatusOK, &ans)
 }
 
 // status is GET /v1/status.
@@ -317,6 +314,5 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) error {
 		st.Node = a.svc.Name
 		st.Counts.Users, st.Counts.Sessions = a.svc.Store.Counts()
 	}
-	writeJSON(w, http.StatusOK, &st)
-	return nil
+	return writeJSON(w, http.StatusOK, &st)
 }

@@ -189,7 +189,7 @@ func browserSessionsOf(svc *service, tokens []string) ([]browserSession, error) 
 		if err != nil {
 			return nil, err
 		}
-		if s.StateAt(u, now) == session.StateActive {
+		if s.StateIn(u, svc.Store.Site(s.Site), now) == session.StateActive {
 			out = append(out, browserSession{Token: tok, Session: s, User: u})
 		}
 	}

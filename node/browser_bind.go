@@ -152,7 +152,7 @@ func (h *handoff) sessionOf(id string) (*browserSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.StateAt(u, h.now()) != session.StateActive {
+	if s.StateIn(u, h.Service.Store.Site(s.Site), h.now()) != session.StateActive {
 		return nil, refuse(ErrSessionEnded, "the session the hand-off was started for is no longer active")
 	}
 	return &browserSession{Session: s, User: u}, nil

@@ -422,16 +422,20 @@ func TestConfig_ExampleFile(t *testing.T) {
 	}
 }
 
-// yamlKeys lists the second-level keys of the format, e.g. "data_dir".
+// yamlKeys lists the second-level keys of the format, e.g. "data_dir"
+// (yaml.v3 indents by four spaces).
 func yamlKeys(c Config) []string {
 	var keys []string
 	for _, line := range strings.Split(c.String(), "\n") {
-		if strings.HasPrefix(line, "    ") {
+		if !strings.HasPrefix(line, "    ") || strings.HasPrefix(line, "     ") {
 			continue
 		}
-		if k, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && strings.HasPrefix(line, "  ") && !strings.HasPrefix(k, "-") {
+		if k, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(k, "-") {
 			keys = append(keys, k)
 		}
+	}
+	if len(keys) < 20 {
+		panic(fmt.Sprintf("yamlKeys found %d keys: the format's indentation changed", len(keys)))
 	}
 	return keys
 }

@@ -120,8 +120,32 @@ func (a APISection) validate() error {
 	if a.Token != "" && a.TokenFile != "" {
 		return errors.New("api.token and api.token_file are both set; keep one")
 	}
+	for i, h := range a.AllowedHosts {
+		if !plainHost(h) || strings.Contains(h, ":") {
+			return fmt.Errorf("api.allowed_hosts[%d]: %q is not a host name (write it without scheme or port)", i, h)
+		}
+	}
+	return listenerLimits("api", a.ReadTimeout, a.WriteTimeout, a.MaxConnections)
+}
+
+// listenerLimits checks the timeouts and the connection cap of the HTTP
+// listener of section.
+func listenerLimits(section string, read, write Duration, maxConns int) error {
+	if read < Duration(time.Second) {
+		return fmt.Errorf("%s.read_timeout: %s is under 1s", section, read)
+	}
+	if write < Duration(time.Second) {
+		return fmt.Errorf("%s.write_timeout: %s is under 1s", section, write)
+	}
+	if maxConns < 1 || maxConns > maxConnectionsCap {
+		return fmt.Errorf("%s.max_connections: %d is not from 1 to %d", section, maxConns, maxConnectionsCap)
+	}
 	return nil
 }
+
+// maxConnectionsCap bounds api/public.max_connections: each connection
+// holds a file descriptor and a few KiB.
+const maxConnectionsCap = 1 << 20
 
 // validate checks the public section; its listener must not be the private
 // API's (apiListen).
@@ -144,7 +168,7 @@ func (p PublicSection) validate(apiListen string) error {
 			return fmt.Errorf("public.trusted_proxies[%d]: %q is not a CIDR prefix%s", i, pfx, hint)
 		}
 	}
-	return nil
+	return listenerLimits("public", p.ReadTimeout, p.WriteTimeout, p.MaxConnections)
 }
 
 func (c ClusterSection) validate() error {
@@ -172,6 +196,9 @@ func (s SessionSection) validate() error {
 	}
 	if s.SweepInterval < Duration(time.Second) {
 		return fmt.Errorf("session.sweep_interval: %s is under 1s", s.SweepInterval)
+	}
+	if s.MaxOffset < Duration(100*time.Millisecond) || s.MaxOffset > Duration(time.Minute) {
+		return fmt.Errorf("session.max_offset: %s is not from 100ms to 1m (run NTP rather than raise it)", s.MaxOffset)
 	}
 	return nil
 }

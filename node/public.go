@@ -139,7 +139,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, p.log, refuse(errMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
 			return
 		}
-		writeJSON(w, http.StatusOK, healthBody)
+		_ = writeJSON(w, http.StatusOK, healthBody)
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, p.base)
@@ -277,9 +277,8 @@ func (p *public) whoami(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	}
 	bs := held[0]
 	ans := whoamiAnswer{Email: bs.Session.Email, Login: bs.User.Login.V, DisplayName: bs.User.DisplayName.V}
-	ans.Session, _ = newSessionView(&bs.Session, &bs.User, p.svc.now())
-	writeJSON(w, http.StatusOK, &ans)
-	return nil
+	ans.Session, _ = p.svc.view(&bs.Session, &bs.User, p.svc.now())
+	return writeJSON(w, http.StatusOK, &ans)
 }
 
 // fromMember reports whether a state-changing request comes from a member
@@ -353,10 +352,9 @@ func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 		// name; it can be deleted only over https.
 		http.SetCookie(w, &http.Cookie{Name: hostPrefix + cookieSession, Path: "/", MaxAge: -1, Secure: true, HttpOnly: true})
 	}
-	writeJSON(w, http.StatusOK, &struct {
+	return writeJSON(w, http.StatusOK, &struct {
 		Ended int `json:"ended"`
 	}{n})
-	return nil
 }
 
 // auth is /ussync/v1/auth, any method: forward-auth for reverse proxies.
@@ -374,9 +372,8 @@ func (p *public) auth(w http.ResponseWriter, r *http.Request, pr *publicReq) err
 	h := w.Header()
 	h.Set("X-Ussync-Email", bs.Session.Email)
 	h.Set("X-Ussync-Session", bs.Session.ID)
-	writeJSON(w, http.StatusOK, &struct {
+	return writeJSON(w, http.StatusOK, &struct {
 		Email   string `json:"email"`
 		Session string `json:"session"`
 	}{bs.Session.Email, bs.Session.ID})
-	return nil
 }

@@ -42,9 +42,10 @@ type redemption struct {
 // Its refusals (crypto.ErrTicketMalformed, ErrTicketUnknownKey,
 // ErrTicketTampered, ErrTicketExpired, ErrTicketNotYetValid,
 // ErrTicketLifetime; ErrTicketWrongTarget, ErrTicketIPMismatch,
-// ErrOtherBrowser, ErrSessionConflict, ErrUnknownUser, ErrTicketReplayed;
+// ErrOtherBrowser, ErrSessionConflict, ErrUnknownUser, ErrSiteRevoked,
+// ErrTicketReplayed;
 // session.ErrLifetime, session.ErrClockAhead; ErrSessionEnded,
-// ErrSessionRevoked, ErrSessionExpired) are refusals whose messages say
+// ErrSessionRevoked, ErrSessionExpired, ErrSessionSiteRevoked) are refusals whose messages say
 // why; any other error is a store failure. Only the last three use the
 // ticket up.
 func (h *handoff) redeem(raw string, br *browser) (redemption, error) {
@@ -83,7 +84,7 @@ func (h *handoff) check(raw string, br *browser) (redemption, error) {
 	if rd.Session, rd.User, err = h.Service.acceptHandoff(s, p.User); err != nil {
 		return rd, err
 	}
-	v, state := newSessionView(&rd.Session, &rd.User, h.now())
+	v, state := h.Service.view(&rd.Session, &rd.User, h.now())
 	if state != session.StateActive {
 		return rd, errGone(state, &v)
 	}
@@ -156,6 +157,13 @@ func (h *handoff) mayRedeem(t *crypto.Ticket, s *session.Session, br *browser) e
 	}
 	if !h.holdsNonce(br, t.Bindings[at]) {
 		return refuse(ErrOtherBrowser, "the ticket was issued to another browser: a hand-off only works in the browser that logged in")
+	}
+	// A revoked site is handed nothing, and what it minted is not taken.
+	if err := h.Service.checkNotRevoked(); err != nil {
+		return err
+	}
+	if h.Service.Store.Site(s.Site).IsRevoked() {
+		return refuse(ErrSiteRevoked, "the ticket's session was created by site %s, which an administrator revoked", s.Site)
 	}
 	held, err := h.browserSessions(br)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/session"
 )
 
@@ -35,6 +36,9 @@ type serviceConfig struct {
 	Log *slog.Logger
 	// Metrics counts the sessions created and ended. Nil makes a private set.
 	Metrics *Metrics
+	// Members lists every member gossip knows, whatever its state (the
+	// sites an administrator may revoke). Nil: none but this node.
+	Members func() []gossip.Member
 }
 
 // service performs the cluster's operations on this node: log in, end a
@@ -80,8 +84,12 @@ func (s *service) now() time.Time { return s.Store.Now() }
 
 // apply merges recs into the store, then publishes those that changed and
 // travel. It returns the merged state of the records that changed. It is
-// the one way the operations change a replicated record.
+// the one way the operations change a replicated record; a node whose site
+// was revoked changes none (ErrSiteRevoked, see checkNotRevoked).
 func (s *service) apply(recs ...session.Record) ([]session.Record, error) {
+	if err := s.checkNotRevoked(); err != nil {
+		return nil, err
+	}
 	changed, err := s.Store.Apply(recs...)
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
@@ -320,7 +328,7 @@ func (s *service) login(l login) (loginResult, error) {
 // as it is, so its first cause is kept. It returns the session as it now
 // stands and whether this call ended it.
 func (s *service) end(sess session.Session, u session.User, reason string) (session.Session, bool, error) {
-	if sess.StateAt(u, s.now()) != session.StateActive {
+	if sess.StateIn(u, s.Store.Site(sess.Site), s.now()) != session.StateActive {
 		return sess, false, nil
 	}
 	ended := session.EndSession(sess, s.Store.Clock().Now(), reason)

@@ -87,10 +87,9 @@ func (a *api) requestVerification(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, &struct {
+	return writeJSON(w, http.StatusAccepted, &struct {
 		Status string `json:"status"`
 	}{"sent"})
-	return nil
 }
 
 type verifyCodeRequest struct {
@@ -124,6 +123,5 @@ func (a *api) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.userView(&u))
-	return nil
+	return writeJSON(w, http.StatusOK, a.userView(&u))
 }

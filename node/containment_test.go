@@ -41,15 +41,6 @@ func publicGet(t *testing.T, m *nodetest.Member, path string, q url.Values, orig
 	return resp.StatusCode, e.Error.Code, resp.Header
 }
 
-// ticketOf is the t parameter of a sync URL.
-func ticketOf(t *testing.T, raw string) string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Query().Get("t")
-}
 
 // errorCodeOf is the code of an error answer.
 func errorCodeOf(raw []byte) string {

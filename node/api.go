@@ -111,6 +111,9 @@ func (a *api) handle(rt route) {
 		if rt.auth {
 			if tok = a.authorized(r); tok == nil {
 				err = errUnauthorized
+			} else if !revokedMayServe[rt.pattern] && a.svc.revoked() {
+				// A revoked site's backend reads nothing more through its node.
+				err = a.svc.checkNotRevoked()
 			}
 		}
 		if err == nil {
@@ -127,6 +130,15 @@ func (a *api) handle(rt route) {
 			a.Activity.record(tok.name, rt.audit, auditSubject(r))
 		}
 	})
+}
+
+// revokedMayServe are the calls a node whose own site is revoked still
+// answers: what it is, and the sites (which say it is revoked). Every other
+// call is 403 site_revoked, so that a compromised site's token reads no
+// more users or sessions once the site is revoked.
+var revokedMayServe = map[string]bool{
+	"GET /v1/status": true,
+	"GET /v1/sites":  true,
 }
 
 // authorized returns the token the request's bearer token is, or nil. The
@@ -246,7 +258,7 @@ func (w *statusWriter) WriteHeader(code int) {
 	default:
 		body.Error.Code, body.Error.Message = client.CodeBadRequest, strings.ToLower(http.StatusText(code))
 	}
-	writeJSON(w.ResponseWriter, code, &body)
+	_ = writeJSON(w.ResponseWriter, code, &body) // an error body always encodes
 }
 
 func (w *statusWriter) Write(p []byte) (int, error) {

@@ -167,7 +167,7 @@ func TestKeys_RotationOnFiveNodes(t *testing.T) {
 	c := nodetest.NewCluster(t, 5)
 	n0 := c.Members[0]
 	const ann = "ann@example.com"
-	register(t, c, 0, ann)
+	registerEverywhere(t, c, 0, ann)
 	k1, k2 := c.Secret, newSecretText(t)
 	fp1, fp2 := fingerprint(t, k1), fingerprint(t, k2)
 

@@ -32,8 +32,6 @@ var (
 		"1 while no other member is alive though this node has peers to reach, else 0.", nil, nil)
 	descKeyMismatch = prometheus.NewDesc("ussync_key_mismatch",
 		"1 if, within the last five minutes, a peer answered or a member's address sent gossip in a cluster key this node does not hold (a missed key rotation), else 0.", nil, nil)
-	descSkew = prometheus.NewDesc("ussync_member_clock_skew_seconds",
-		"Estimated clock skew of each live member: its wall clock minus this node's, from the clock its probe acks carry (positive: ahead). Members of a version that sends none are absent.", []string{"member"}, nil)
 	descForeign = prometheus.NewDesc("ussync_gossip_foreign_sources",
 		"Addresses that sent this node undecryptable gossip within the last five minutes (members' and strangers').", nil, nil)
 )
@@ -77,7 +75,7 @@ func (n *Node) observeApplied(changed []session.Record) {
 type clusterCollector struct{ n *Node }
 
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMembers, descStoreBytes, descKeys, descTokens, descReloadOK, descRestart, descReady, descCatchingUp, descIsolated, descKeyMismatch, descForeign, descSkew} {
+	for _, d := range []*prometheus.Desc{descMembers, descStoreBytes, descKeys, descTokens, descReloadOK, descRestart, descReady, descCatchingUp, descIsolated, descKeyMismatch, descForeign} {
 		ch <- d
 	}
 }
@@ -121,9 +119,6 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descIsolated, prometheus.GaugeValue, bit(h.Isolated))
 	ch <- prometheus.MustNewConstMetric(descKeyMismatch, prometheus.GaugeValue, bit(h.KeyMismatch))
 	ch <- prometheus.MustNewConstMetric(descForeign, prometheus.GaugeValue, float64(len(h.Foreign)))
-	for member, skew := range n.gossip.ClockSkew() {
-		ch <- prometheus.MustNewConstMetric(descSkew, prometheus.GaugeValue, skew.Seconds(), member)
-	}
 }
 
 func bit(b bool) float64 {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,17 +53,18 @@ type Node struct {
 	reloadMu sync.Mutex // serializes Reload
 	current  Config     // the configuration as the last reload left it (under reloadMu)
 	reloads  reloads
-	apiLn    net.Listener
-	pubLn    net.Listener
+	apiLn    *limitListener
+	pubLn    *limitListener
 	apiSrv   *http.Server
 	pubSrv   *http.Server
 
-	started   bool        // Start succeeded
-	stopping  atomic.Bool // Close has begun: not ready
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	started    bool        // Start succeeded
+	modesFixed int         // data dir entries whose modes open() made private
+	stopping   atomic.Bool // Close has begun: not ready
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // New builds a node from a validated Config. It opens nothing.
@@ -80,6 +80,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 // unusable data dir is an error, and what Start opened is released by Close.
 // Failing to reach the join addresses is not: the node keeps retrying.
 func (n *Node) Start(ctx context.Context) error {
+	if err := n.checkSecretFiles(); err != nil {
+		return err
+	}
 	secrets, err := n.cfg.Secrets()
 	if err != nil {
 		return err
@@ -117,18 +120,12 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.apiSrv = &http.Server{
-		Handler:           private,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	if err := n.unrevokeSelf(); err != nil {
+		return err
 	}
-	n.pubSrv = &http.Server{
-		Handler:           pub,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
-	}
+	// The private listener answers only to its own names (DNS rebinding).
+	private = newHostGuard(private, n.cfg.API.Listen, n.cfg.API.AllowedHosts, n.log)
+	n.newServers(private, pub)
 	loopCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.serve(n.apiSrv, n.apiLn)
@@ -145,32 +142,71 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.started = true
 	n.current = n.cfg
+	if n.modesFixed > 0 {
+		n.log.Info("data dir made private: directories 0700, files 0600", "dir", n.cfg.Node.DataDir, "changed", n.modesFixed)
+	}
 	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
 	return nil
 }
 
-// open opens the store and binds both HTTP listeners. A dev node's default
-// site URL takes the public listener's real port.
-func (n *Node) open() error {
-	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+// newServers makes the two HTTP servers with their timeouts.
+func (n *Node) newServers(private, pub http.Handler) {
+	// ReadTimeout covers a request's body too (a client dribbling one is cut
+	// off); WriteTimeout covers handling and answering. No answer streams.
+	n.apiSrv = &http.Server{
+		Handler:           private,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       time.Duration(n.cfg.API.ReadTimeout),
+		WriteTimeout:      time.Duration(n.cfg.API.WriteTimeout),
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
-	var err error
+	n.pubSrv = &http.Server{
+		Handler:           pub,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       time.Duration(n.cfg.Public.ReadTimeout),
+		WriteTimeout:      time.Duration(n.cfg.Public.WriteTimeout),
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// open secures the data dir, opens the store and binds both HTTP
+// listeners. A dev node's default site URL takes the public listener's real
+// port.
+func (n *Node) open() error {
+	fixed, err := secureDataDir(n.cfg.Node.DataDir)
+	if err != nil {
+		return err
+	}
 	n.store, err = session.Open(session.Options{
 		Dir:       n.cfg.Node.DataDir,
 		Now:       n.Now,
 		Retention: time.Duration(n.cfg.Session.HistoryRetention),
 		Logger:    n.log,
+		// The cluster's limits: every record from a peer or in a ticket is
+		// checked against them.
+		MaxOffset:     time.Duration(n.cfg.Cluster.MaxClockOffset),
+		MaxSessionTTL: time.Duration(n.cfg.Session.MaxTTL),
 	})
 	if err != nil {
 		return err
 	}
-	if n.apiLn, err = net.Listen("tcp", n.cfg.API.Listen); err != nil {
+	// Badger creates some of its files 0644 (0666 less the umask).
+	k, err := secureDataDir(n.cfg.Node.DataDir)
+	if err != nil {
+		return err
+	}
+	n.modesFixed = fixed + k // logged once the node has started: a failed start says one thing
+	ln, err := net.Listen("tcp", n.cfg.API.Listen)
+	if err != nil {
 		return fmt.Errorf("listen for the private API: %w", err)
 	}
-	if n.pubLn, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
+	n.apiLn = newLimitListener(ln, n.cfg.API.MaxConnections, false)
+	if ln, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
 		return fmt.Errorf("listen for the public endpoints: %w", err)
 	}
+	n.pubLn = newLimitListener(ln, n.cfg.Public.MaxConnections, n.cfg.Public.TLSCert != "")
 	if n.cfg.Dev && n.cfg.Site.URL == devSiteURL(n.cfg.Public.Listen) {
 		n.cfg.Site.URL = "http://" + n.pubLn.Addr().String() + "/"
 	}
@@ -214,10 +250,12 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 		Store:           n.store,
 		Name:            n.cfg.Node.Name,
 		TTL:             time.Duration(n.cfg.Session.TTL),
+		MaxTTL:          time.Duration(n.cfg.Session.MaxTTL),
 		RequireVerified: n.cfg.Sync.RequireVerified,
 		Publish:         n.gossip.Publish,
 		Log:             n.log,
 		Metrics:         n.metrics,
+		Members:         n.gossip.Members,
 	})
 	ho, err := newHandoff(handoffConfig{
 		Keyring:       n.keyring,
@@ -225,6 +263,7 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 		Name:          n.cfg.Node.Name,
 		SiteURL:       n.cfg.Site.URL,
 		TicketTTL:     time.Duration(n.cfg.Sync.TicketTTL),
+		MaxOffset:     time.Duration(n.cfg.Cluster.MaxClockOffset),
 		BindIP:        n.cfg.Sync.BindIP,
 		HopInterval:   time.Duration(n.cfg.Sync.HopInterval),
 		Modes:         n.cfg.Sync.Modes,
@@ -232,11 +271,15 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 		Log:           n.log,
 		Metrics:       n.metrics,
 		OnUnknownUser: n.cfg.Site.OnUnknownUser,
+		FreshSince:    n.freshSince(),
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	n.svc, n.handoff = svc, ho
+	if err := svc.migrateKnown(); err != nil {
+		return nil, nil, fmt.Errorf("move the users this site knows into their records: %w", err)
+	}
 	if n.verify, err = n.newVerifier(); err != nil {
 		return nil, nil, err
 	}
@@ -270,7 +313,17 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 	return mux, public, nil
 }
 
-func (n *Node) serve(srv *http.Server, ln net.Listener) {
+// freshSince is when a node that started on an empty data dir started
+// (it refuses the tickets issued before); zero for a node that kept its
+// data.
+func (n *Node) freshSince() time.Time {
+	if !n.store.Fresh() {
+		return time.Time{}
+	}
+	return n.store.Now()
+}
+
+func (n *Node) serve(srv *http.Server, ln *limitListener) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -286,7 +339,9 @@ func (n *Node) serve(srv *http.Server, ln net.Listener) {
 	}()
 }
 
-// housekeeping sweeps history past retention and reclaims disk space.
+// housekeeping sweeps history past retention, reclaims disk space, keeps
+// the data dir private (files Badger created since are made 0600) and logs
+// the members whose clocks go beyond the max offset.
 func (n *Node) housekeeping(ctx context.Context) {
 	defer n.wg.Done()
 	interval := time.Duration(n.cfg.Session.SweepInterval)
@@ -297,10 +352,15 @@ func (n *Node) housekeeping(ctx context.Context) {
 	defer sweep.Stop()
 	gc := time.NewTicker(time.Hour)
 	defer gc.Stop()
+	clocks := time.NewTicker(clockCheckInterval)
+	defer clocks.Stop()
+	skewed := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-clocks.C:
+			n.clockWatch(skewed)
 		case <-sweep.C:
 			if k, err := n.store.Sweep(ctx); err != nil {
 				n.log.Error("sweep history", "err", err)
@@ -309,6 +369,9 @@ func (n *Node) housekeeping(ctx context.Context) {
 			}
 		case <-gc.C:
 			n.store.GC()
+			if _, err := secureDataDir(n.cfg.Node.DataDir); err != nil {
+				n.log.Warn("keep the data dir private", "err", err)
+			}
 		}
 	}
 }
@@ -332,7 +395,7 @@ func (n *Node) Close(ctx context.Context) error {
 				}
 			}
 		}
-		for _, ln := range []net.Listener{n.apiLn, n.pubLn} {
+		for _, ln := range []*limitListener{n.apiLn, n.pubLn} {
 			if ln != nil {
 				ln.Close() // a listener never served (Start failed) is closed here
 			}
@@ -381,6 +444,23 @@ func (n *Node) Kill() {
 	})
 }
 
+// unrevokeSelf takes this node's own site's revocation back, under
+// Config.UnrevokeSelf, before the node serves or joins: the record is
+// gossiped once the node joins (anti-entropy carries it to every peer).
+func (n *Node) unrevokeSelf() error {
+	name := n.cfg.Node.Name
+	if !n.cfg.UnrevokeSelf || !n.store.Site(name).IsRevoked() {
+		return nil
+	}
+	x := session.UnrevokeSite(name, n.store.Clock().Now(), name)
+	if _, err := n.store.Apply(session.Record{Site: &x}); err != nil {
+		return fmt.Errorf("take this site's revocation back: %w", err)
+	}
+	n.gossip.Publish([]session.Record{{Site: &x}})
+	n.log.Warn("this site's revocation taken back at start (--unrevoke-self): its new logins are active again once its peers hear it", "site", name)
+	return nil
+}
+
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Node.Name }
 
@@ -407,7 +487,7 @@ func (n *Node) Store() *session.Store { return n.store }
 // Gossip is the node's gossip member (after Start).
 func (n *Node) Gossip() *gossip.Gossip { return n.gossip }
 
-func addrOf(ln net.Listener) string {
+func addrOf(ln *limitListener) string {
 	if ln == nil {
 		return ""
 	}

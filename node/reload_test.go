@@ -159,7 +159,7 @@ func TestReload_KeyRotationByFile(t *testing.T) {
 		cfg.Gossip.Secrets, cfg.Gossip.SecretFile = nil, files[i]
 	}
 	c.Start(3)
-	register(t, c, 0, "ann@example.com")
+	registerEverywhere(t, c, 0, "ann@example.com")
 	oldKey, newKey := c.Secret, newSecretText(t)
 	oldFP, newFP := fingerprint(t, oldKey), fingerprint(t, newKey)
 

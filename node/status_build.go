@@ -24,14 +24,28 @@ func (n *Node) Status() client.Status {
 		Counts:  client.Counts{Users: users, Sessions: sessions, ActiveSessions: active},
 		Members: []client.MemberStatus{},
 	}
-	skews := n.gossip.ClockSkew()
+	clocks := map[string]memberClock{}
+	for _, c := range n.memberClocks() {
+		clocks[c.Name] = c
+	}
+	refusedFrom := n.gossip.RefusedFrom()
 	for _, m := range n.gossip.Members() {
-		ms := client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version}
-		if d, ok := skews[m.Name]; ok && m.State == "alive" {
-			s := d.Seconds()
-			ms.ClockSkew = &s
+		ms := client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version,
+			RecordsRefused: refusedFrom[m.Name], Revoked: n.store.Site(m.Name).IsRevoked()}
+		if c, ok := clocks[m.Name]; ok {
+			skew := c.Skew.Seconds()
+			ms.ClockSkew = &skew
+			if ms.ClockSkewed = n.skewed(c); ms.ClockSkewed {
+				st.Warnings = append(st.Warnings, n.skewWarning(c))
+			}
 		}
 		st.Members = append(st.Members, ms)
+	}
+	st.MaxOffset = n.maxOffset().Seconds()
+	st.RecordsRefused = n.store.Refused()
+	if n.store.Site(n.cfg.Node.Name).IsRevoked() {
+		st.Warnings = append(st.Warnings, "this node's site is revoked by an administrator: its sessions are not active anywhere and it changes nothing; "+
+			"take the revocation back from another node (ussync sites unrevoke "+n.cfg.Node.Name+")")
 	}
 	for _, k := range n.keyring.Keys() {
 		st.Keyring = append(st.Keyring, client.KeyStatus{Fingerprint: k.Fingerprint, Primary: k.Primary})
@@ -99,6 +113,7 @@ func (n *Node) registerMetrics() {
 		n.metrics.RegisterCounterFunc(name, metricHelp[name], f)
 	}
 	n.registerClusterMetrics()
+	n.metrics.Registry.MustRegister(newCollector(n))
 }
 
 // metricHelp is the HELP text of the figures registered above.

@@ -526,6 +526,48 @@ func TestPublic_SyncRefusals(t *testing.T) {
 		e.clock.Add(61 * time.Second)
 		e.get(syncPath(url.Values{"t": {tk}})).refusal(t, http.StatusGone, client.CodeTicketExpired)
 	})
+	// A ticket is sealed under the cluster secret, so a member can put in
+	// it records no peer could make this node take (issue 9, "one bad
+	// record"): they are refused as a peer's would be, before anything is
+	// used up, and neither the store nor its clock follows them.
+	t.Run("records stamped in the future", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			mod  func(s *session.Session, u *session.User)
+		}{
+			{"a user revoked at the end of time", func(_ *session.Session, u *session.User) {
+				u.RevokedBefore = session.MaxHLC
+				u.Login = session.Set("mallory", session.MaxHLC, "site-b")
+			}},
+			{"a session created a minute ahead", func(s *session.Session, _ *session.User) {
+				s.Created = session.MakeHLC(e.clock.Now().Add(time.Minute).UnixMilli(), 0)
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				l := e.login(t, "eve@example.com", true)
+				s, u := e.session(t, l.Session.ID)
+				created := s.Created
+				tc.mod(&s, &u)
+				tk, err := e.h.sealSession("site-a", &s, &u, testBinding("site-a"), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range 2 { // the same refusal twice: the first used nothing up
+					e.get(syncPath(url.Values{"t": {tk}})).refusal(t, http.StatusGone, client.CodeTicketExpired)
+				}
+				got, err := e.store.User("eve@example.com")
+				if err != nil || got.RevokedBefore == session.MaxHLC || got.Login.V == "mallory" {
+					t.Errorf("the store took the ticket's user: %+v %v", got, err)
+				}
+				if last, bound := e.store.Clock().Last(), session.MakeHLC(e.clock.Now().Add(5*time.Second).UnixMilli(), 0); last > bound {
+					t.Errorf("the clock followed the ticket to %s", last)
+				}
+				if got, _ := e.store.Session(l.Session.ID); got.Created != created {
+					t.Errorf("the store took the ticket's session: created %s", got.Created)
+				}
+			})
+		}
+	})
 	t.Run("bad redirect refuses before redeeming", func(t *testing.T) {
 		tk := valid(t)
 		for _, next := range []string{

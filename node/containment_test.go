@@ -41,7 +41,6 @@ func publicGet(t *testing.T, m *nodetest.Member, path string, q url.Values, orig
 	return resp.StatusCode, e.Error.Code, resp.Header
 }
 
-
 // errorCodeOf is the code of an error answer.
 func errorCodeOf(raw []byte) string {
 	var e struct{ Error struct{ Code string } }

@@ -1,6 +1,8 @@
 package node_test
 
 import (
+	"bytes"
+	"compress/flate"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 )
@@ -393,6 +396,39 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 		})
 	})
 	onN1 := b.cookie("http://site-1.localhost/", "ussync_session").Value
+
+	// Every member of the route opens the chain ticket (and any member can:
+	// it holds the cluster secret). It learns the session's id, which every
+	// member holds anyway, and no value that works as a cookie anywhere
+	// (issue 9, item 8).
+	t.Run("the chain ticket carries no cookie value", func(t *testing.T) {
+		next, err := url.Parse(way[2].Header.Get("Location"))
+		if err != nil || next.Query().Get("t") == "" {
+			t.Fatalf("the chain step sent the browser to %q", way[2].Header.Get("Location"))
+		}
+		kr, err := crypto.ParseKeyring(c.Secret + "\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := kr.OpenTicket(next.Query().Get("t"), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload := tk.Payload
+		if len(payload) > 0 && payload[0] == 0x01 { // compressed (node/tickets.go)
+			if payload, err = io.ReadAll(flate.NewReader(bytes.NewReader(payload[1:]))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !slices.Equal(tk.Route, []string{"n1", "n2"}) || tk.SessionID != l.Session.ID || tk.Token != "" {
+			t.Fatalf("chain ticket %v, token %t", tk, tk.Token != "")
+		}
+		for _, v := range []string{l.Token, onN1, b.cookie("http://site-2.localhost/", "ussync_session").Value} {
+			if bytes.Contains(payload, []byte(v)) {
+				t.Fatalf("the chain ticket's payload holds a cookie value: %s", payload)
+			}
+		}
+	})
 
 	t.Run("whoami with CORS", func(t *testing.T) {
 		r := b.get("http://site-1.localhost/ussync/v1/whoami", "Origin", "http://site-2.localhost")

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -1252,4 +1253,57 @@ func BenchmarkAPI_SessionCheckAlias(b *testing.B) {
 			b.Fatalf("status %d", w.Code)
 		}
 	}
+}
+
+// FuzzDecodePayload exercises the decoder of a session ticket's and a hop
+// request's payload (JSON, or deflated JSON behind payloadDeflate), which
+// a member holding the cluster secret can fill with anything: it must
+// never panic, and what it accepts must encode again into a payload that
+// decodes to the same encoding; the
+// checks a redemption makes of the records (Record.Validate) must not
+// panic on them either.
+func FuzzDecodePayload(f *testing.F) {
+	at := session.MakeHLC(1_700_000_000_000, 0)
+	s := session.Session{Email: "ann@example.com", Site: "site-a", IP: "192.0.2.1", UserAgent: strings.Repeat("ua ", 200),
+		Created: at, ExpiresAt: at.Time().Add(time.Hour).UnixMilli()}
+	u := session.User{Email: "ann@example.com", Login: session.Set("ann", at, "site-a"), RevokedBefore: at}
+	for _, p := range []ticketPayload{
+		{Session: &s, User: &u}, // over deflateAbove: compressed
+		{Session: &session.Session{Email: "bob@example.com", Created: at}},
+		{Kind: ticketKindHop, Return: "http://a.example/x", Ask: []string{"site-b", "site-c"}},
+	} {
+		enc, err := encodePayload(&p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+	}
+	for _, s := range []string{"", "{}", `{"s":{}}`, `{"s":{"email":"a@b.c","expires_at":-1},"u":{"revoked_before":18446744073709551615}}`,
+		`{"k":"hop","a":["a","a"]}`, "\x01", "\x01\xff\xff", "\x01\x4b\x4c\x04\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var p ticketPayload
+		if err := decodePayload(raw, &p); err != nil {
+			return
+		}
+		if p.Session != nil {
+			_ = (session.Record{Session: p.Session}).Validate()
+		}
+		if p.User != nil {
+			_ = (session.Record{User: p.User}).Validate()
+		}
+		enc, err := encodePayload(&p)
+		if err != nil {
+			return // a value JSON cannot hold (a NaN cannot arrive: JSON has none)
+		}
+		var again ticketPayload
+		if err := decodePayload(enc, &again); err != nil {
+			t.Fatalf("re-encoded payload %q does not decode: %v", enc, err)
+		}
+		enc2, err := encodePayload(&again)
+		if err != nil || !bytes.Equal(enc, enc2) {
+			t.Fatalf("payload not stable under a round trip:\n%q\n%q (%v)", enc, enc2, err)
+		}
+	})
 }

@@ -375,6 +375,61 @@ func TestHandoff_LoginLinks(t *testing.T) {
 	})
 }
 
+// TestHandoff_EveryKindHasALifetime: a member holding the cluster secret
+// seals a bind state, a hop request or a session ticket to live most of a
+// day (what SealTicket allows): every step that opens one refuses it as
+// ticket_lifetime, before it reads what it says, and sets nothing (issue
+// 9, item 7: the hand-off's tickets live no longer than sync.ticket_ttl
+// plus the max offset).
+func TestHandoff_EveryKindHasALifetime(t *testing.T) {
+	e := newHoEnv(t, testKeyring(t), "site-a", siteAURL)
+	l := e.login(t, "ann@example.com", true)
+	s, u := e.session(t, l.Session.ID)
+	stretch := func(raw string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := e.kr.OpenTicket(raw, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.ExpiresAt = tk.IssuedAt.Add(23 * time.Hour)
+		out, err := e.kr.SealTicket(tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	bind := stretch(e.h.sealBindState([]string{"site-b"}, "", s.ID, ""))
+	hop := stretch(e.h.sealHop(siteAURL, []string{"site-b"}, testBinding("site-a"), ""))
+	sess := stretch(e.h.sealSession("site-a", &s, &u, testBinding("site-a"), ""))
+	for _, tc := range []struct{ step, param, raw string }{
+		{"bind", "h", bind}, {"chain", "h", bind}, {"hop/ask", "h", hop}, {"hop/done", "h", hop}, {"sync", "t", sess},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			r := e.get("ussync/v1/"+tc.step+"?"+url.Values{tc.param: {tc.raw}}.Encode(), cookieHeaderOf(cookieSession, l.Token)...)
+			code := r.Header.Get(refusedHeader)
+			if code == "" {
+				var ea struct{ Error struct{ Code string } }
+				json.Unmarshal(r.Body, &ea)
+				code = ea.Error.Code
+			}
+			if code != client.CodeTicketLifetime {
+				t.Fatalf("%s with a ticket of a day: %d %q (refused %q), want %s", tc.step, r.Status, r.Body, code, client.CodeTicketLifetime)
+			}
+			if sc := r.Header.Values("Set-Cookie"); len(sc) != 0 {
+				t.Errorf("the refusal set cookies: %q", sc)
+			}
+		})
+	}
+}
+
+// cookieHeaderOf is a Cookie header of one cookie, as pubDo's hdr pairs.
+func cookieHeaderOf(name, value string) []string {
+	return []string{"Cookie", name + "=" + value}
+}
+
 func TestPublic_SyncRefusals(t *testing.T) {
 	kr := testKeyring(t)
 	other := testKeyring(t)

@@ -1,0 +1,97 @@
+//go:build unix
+
+package wordpress
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// verified reports whether site s's node holds the address as verified.
+func (tb *testbed) verified(t *testing.T, s *site, email string) bool {
+	t.Helper()
+	var rec struct {
+		Verified bool `json:"verified"`
+	}
+	code, err := tb.nodeCall(s, "GET", "/v1/users/"+url.PathEscape(email), nil, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code == 200 && rec.Verified
+}
+
+// uid returns the id of the account with this address on site s.
+func (tb *testbed) uid(t *testing.T, s *site, email string) string {
+	t.Helper()
+	return string(tb.mustPHP(t, s, fmt.Sprintf(`return (string) get_user_by('email', %q)->ID;`, email)))
+}
+
+var reBulkNonce = regexp.MustCompile(`id="_wpnonce" name="_wpnonce" value="([0-9a-f]+)"`)
+
+// TestWordPress_VerifyCSRF: the Users list's bulk "Verify e-mail" is not
+// reachable by a link without the list's nonce (WordPress itself checks no
+// nonce before a plugin's bulk action on users.php), and a user cannot
+// verify their own address with the row action, whatever nonce they hold.
+// Either would bind the site to an address nobody proved, and the next
+// login with it would travel to every site.
+func TestWordPress_VerifyCSRF(t *testing.T) {
+	tb := theBed(t)
+	a := tb.sites[0]
+	tb.defaults(t)
+	const email = "mal@example.com"
+	pass := tb.user(t, a, "mal", email, "subscriber")
+	id := strings.Trim(tb.uid(t, a, email), `"`)
+	admin, _ := clientLogin(t, a, "admin", adminPass, nil)
+
+	// A link on another site's page, followed by the administrator's browser.
+	resp, _ := get(t, admin, "GET", a.url+"wp-admin/users.php?action=ussync_verify&users%5B%5D="+id, nil,
+		map[string]string{"Sec-Fetch-Site": "cross-site", "Referer": "http://evil.localhost/"})
+	if tb.verified(t, a, email) {
+		t.Fatalf("a link without the list's nonce verified %s (answer %d)", email, resp.StatusCode)
+	}
+
+	// From the list itself (its nonce), the bulk action works.
+	_, list := get(t, admin, "GET", a.url+"wp-admin/users.php", nil, nil)
+	m := reBulkNonce.FindStringSubmatch(list)
+	if m == nil {
+		t.Fatal("no bulk nonce on the Users list")
+	}
+	resp, _ = get(t, admin, "GET", a.url+"wp-admin/users.php?action=ussync_verify&users%5B%5D="+id+"&_wpnonce="+m[1], nil,
+		map[string]string{"Referer": a.url + "wp-admin/users.php"})
+	if !tb.verified(t, a, email) {
+		t.Fatalf("the bulk verify with the list's nonce did not verify (answer %d)", resp.StatusCode)
+	}
+	if loc := resp.Header.Get("Location"); strings.Contains(loc, "action=ussync_verify") {
+		t.Fatalf("the bulk verify sends the browser back to itself: %s", loc)
+	}
+	tb.mustPHP(t, a, fmt.Sprintf(`foreach (Ussync_Settings::nodes() as $n) { $n->put_user(%q, array('verified' => false)); } return 1;`, email))
+	if tb.verified(t, a, email) {
+		t.Fatal("could not unverify for the next step")
+	}
+
+	// The subscriber holds a valid nonce of the row action for themselves
+	// (made for their own browser session): still refused.
+	mal, _ := clientLogin(t, a, "mal", pass, nil)
+	au, _ := url.Parse(a.url)
+	var loggedIn string
+	for _, c := range mal.Jar.Cookies(au) {
+		if strings.HasPrefix(c.Name, "wordpress_logged_in_") {
+			loggedIn = c.Value
+		}
+	}
+	if loggedIn == "" {
+		t.Fatal("the subscriber's login set no logged-in cookie")
+	}
+	nonce := strings.Trim(string(tb.mustPHP(t, a, fmt.Sprintf(`$_COOKIE[LOGGED_IN_COOKIE] = urldecode(%q); wp_set_current_user(%s); return wp_create_nonce('ussync_verify_%s');`, loggedIn, id, id))), `"`)
+	resp, _ = get(t, mal, "GET", a.url+"wp-admin/admin-post.php?action=ussync_verify&to=1&user="+id+"&_wpnonce="+nonce, nil, nil)
+	if tb.verified(t, a, email) {
+		t.Fatalf("a subscriber verified their own address as the administrator (answer %d)", resp.StatusCode)
+	}
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a subscriber's verify answered %d, want 403", resp.StatusCode)
+	}
+}

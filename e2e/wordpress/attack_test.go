@@ -95,3 +95,38 @@ func TestWordPress_VerifyCSRF(t *testing.T) {
 		t.Fatalf("a subscriber's verify answered %d, want 403", resp.StatusCode)
 	}
 }
+
+// TestWordPress_RolesStayLazy: a user whose role stays on their site (an
+// editor) is not carried to another site by the lazy hop, which asks the
+// other sites' nodes for the browser's session; their logout still ends
+// their session.
+func TestWordPress_RolesStayLazy(t *testing.T) {
+	tb := theBed(t)
+	a, b := tb.sites[0], tb.sites[1]
+	tb.settings(t, map[string]any{"mode": "lazy"})
+	t.Cleanup(func() { tb.defaults(t) })
+	const email = "elle@example.com"
+	pass := tb.user(t, a, "elle", email, "editor")
+	tb.user(t, b, "elle-b", email, "subscriber") // a plain account on B
+	tb.verify(t, a, email)
+	x := launch(t, "elle's browser")
+	x.wpLogin(a, "elle", pass, false)
+	x.shows("A logged in", func(p page) bool { return strings.HasPrefix(p.Href, a.url) && p.User == email })
+	if n := tb.activeSessions(t, a, email); n != 1 {
+		t.Fatalf("%d active sessions after the editor's login, want 1", n)
+	}
+	x.visited()
+	x.visit(b.url, "")
+	asked := false
+	for _, u := range x.visited() {
+		asked = asked || strings.HasPrefix(u, a.url+"ussync/v1/hop/ask")
+	}
+	if !asked {
+		t.Fatal("B's lazy hop did not ask A: the test proves nothing")
+	}
+	x.open(a.url + "?e2e=logout")
+	x.visit(a.url, "")
+	if n := tb.activeSessions(t, a, email); n != 0 {
+		t.Fatalf("%d active sessions after the editor's logout", n)
+	}
+}

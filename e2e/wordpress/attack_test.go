@@ -130,3 +130,30 @@ func TestWordPress_RolesStayLazy(t *testing.T) {
 		t.Fatalf("%d active sessions after the editor's logout", n)
 	}
 }
+
+// TestWordPress_NoticeOnce: a visitor whose session cookie no node knows
+// (stale, or forged) sees the refusal's notice once, and every answer that
+// sets or deletes a cookie or shows the notice is uncacheable: a page
+// cache never hands it to another visitor.
+func TestWordPress_NoticeOnce(t *testing.T) {
+	tb := theBed(t)
+	b := tb.sites[1]
+	tb.defaults(t)
+	c := httpClient()
+	bu, _ := url.Parse(b.url)
+	c.Jar.SetCookies(bu, []*http.Cookie{{Name: "ussync_session", Value: strings.Repeat("A", 43), Path: "/"}})
+	shown := 0
+	for i := range 3 {
+		resp, body := get(t, c, "GET", b.url, nil, map[string]string{"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"})
+		notice := strings.Contains(body, `class="ussync-notice"`)
+		if notice {
+			shown++
+		}
+		if (notice || len(resp.Header.Values("Set-Cookie")) > 0) && !strings.Contains(resp.Header.Get("Cache-Control"), "no-store") {
+			t.Fatalf("view %d: notice %v, cookies %q, with Cache-Control %q", i+1, notice, resp.Header.Values("Set-Cookie"), resp.Header.Get("Cache-Control"))
+		}
+	}
+	if shown != 1 {
+		t.Fatalf("the notice was shown on %d of 3 page views, want once", shown)
+	}
+}

@@ -311,6 +311,38 @@ final class Ussync_Admin {
 		return $texts[ $code ] ?? ( '' !== $code ? __( 'Your login on another site could not be used here. Log in here.', 'ussync' ) : '' );
 	}
 
+	/** @var string The notice cookie's code, taken before any output ('' if none). */
+	private static string $cookie_code = '';
+
+	/**
+	 * The notice cookie's code, deleting the cookie. A page that shows a
+	 * notice is marked uncacheable (it is this browser's). Once output has
+	 * begun the cookie can no longer be deleted: it is then left for the
+	 * next page, which takes it at init.
+	 *
+	 * @return string
+	 */
+	private static function cookie_notice(): string {
+		$code = isset( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) && is_string( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) ? sanitize_key( wp_unslash( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) ) : '';
+		if ( '' === $code || headers_sent() ) {
+			return '';
+		}
+		Ussync_Handoff::clear_cookie( Ussync_Handoff::NOTICE_COOKIE );
+		Ussync_Handoff::no_cache();
+		return $code;
+	}
+
+	/**
+	 * init: takes the notice cookie while headers can still be sent (the
+	 * notice itself is printed later, in the page's body), so that it is
+	 * shown once.
+	 */
+	public static function early_notice(): void {
+		if ( '' === self::$cookie_code ) {
+			self::$cookie_code = self::cookie_notice();
+		}
+	}
+
 	/**
 	 * The notice of this browser: a code in a cookie (for a visitor), or
 	 * kept with the WordPress session (for a logged-in user). Read once.
@@ -321,12 +353,11 @@ final class Ussync_Admin {
 		$code = Ussync_Auth::current_notice();
 		if ( '' !== $code ) {
 			Ussync_Auth::clear_notice();
+			Ussync_Handoff::no_cache();
 			return $code;
 		}
-		$code = isset( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) ? sanitize_key( wp_unslash( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) ) : '';
-		if ( '' !== $code ) {
-			Ussync_Handoff::clear_cookie( Ussync_Handoff::NOTICE_COOKIE );
-		}
+		$code              = '' !== self::$cookie_code ? self::$cookie_code : self::cookie_notice();
+		self::$cookie_code = '';
 		return $code;
 	}
 

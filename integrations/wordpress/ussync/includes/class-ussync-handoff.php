@@ -291,7 +291,9 @@ final class Ussync_Handoff {
 	}
 
 	/**
-	 * Sets an HttpOnly cookie on the site's path.
+	 * Sets an HttpOnly cookie on the site's path, and marks the answer
+	 * uncacheable: a page cache must never hand one browser's cookie (a
+	 * notice, the lazy hop's mark, a deletion) to another.
 	 *
 	 * @param string $name    Name.
 	 * @param string $value   Value.
@@ -302,6 +304,7 @@ final class Ussync_Handoff {
 		if ( headers_sent() ) {
 			return;
 		}
+		self::no_cache();
 		$secure = is_ssl() || ( $none && self::localhost() );
 		setcookie(
 			$name,

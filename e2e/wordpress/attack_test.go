@@ -157,3 +157,24 @@ func TestWordPress_NoticeOnce(t *testing.T) {
 		t.Fatalf("the notice was shown on %d of 3 page views, want once", shown)
 	}
 }
+
+// TestWordPress_HealthBlocked: with WP_HTTP_BLOCK_EXTERNAL (a common
+// hardening) and the node's host not in WP_ACCESSIBLE_HOSTS, WordPress
+// never sends the plugin's calls: the health box says so and what to add,
+// instead of calling the node unreachable.
+func TestWordPress_HealthBlocked(t *testing.T) {
+	tb := theBed(t)
+	c3 := tb.sites[2]
+	tb.defaults(t)
+	// The testbed allows 127.0.0.1; 127.0.0.2 is loopback too, and blocked.
+	_, port, _ := strings.Cut(c3.api, ":")
+	tb.mustPHP(t, c3, `$s = get_option('ussync_settings'); $s['connections'][0]['api_url'] = 'http://127.0.0.2:`+port+`'; update_option('ussync_settings', $s); return 1;`)
+	t.Cleanup(func() {
+		tb.mustPHP(t, c3, `$s = get_option('ussync_settings'); $s['connections'][0]['api_url'] = 'http://`+c3.api+`'; update_option('ussync_settings', $s); delete_option('ussync_down'); return 1;`)
+	})
+	c, _ := clientLogin(t, c3, "admin", adminPass, nil)
+	_, page := get(t, c, "GET", c3.url+"wp-admin/options-general.php?page=ussync", nil, nil)
+	if !strings.Contains(page, `data-health="blocked"`) || !strings.Contains(page, "WP_ACCESSIBLE_HOSTS") || !strings.Contains(page, "127.0.0.2") {
+		t.Fatalf("the health box does not say WordPress blocks the call and what to add: %s", truncate(page[max(0, strings.Index(page, "ussync-health")):], 600))
+	}
+}

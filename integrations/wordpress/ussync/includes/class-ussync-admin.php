@@ -238,8 +238,13 @@ final class Ussync_Admin {
 				continue;
 			}
 			$r = $node->status();
+			if ( 'blocked' === $r['code'] ) {
+				/* translators: 1: URL, 2: a host name */
+				echo '<p class="ussync-health-bad" data-health="blocked"><strong>' . esc_html( sprintf( __( 'WordPress does not let this site call its node at %1$s: wp-config.php defines WP_HTTP_BLOCK_EXTERNAL. Add %2$s to WP_ACCESSIBLE_HOSTS in wp-config.php (e.g. define( \'WP_ACCESSIBLE_HOSTS\', \'%2$s\' );). Until then logins stay on this site.', 'ussync' ), $node->api_url, (string) wp_parse_url( $node->api_url, PHP_URL_HOST ) ) ) . '</strong></p>';
+				continue;
+			}
 			if ( 200 !== $r['status'] ) {
-				$why = 401 === $r['status'] ? __( 'the node refused the API token', 'ussync' ) : ( '' !== $r['message'] ? $r['message'] : $r['code'] );
+				$why = 401 === $r['status'] ? __( 'the node refused the API token', 'ussync' ) : rtrim( '' !== $r['message'] ? $r['message'] : $r['code'], '.' );
 				/* translators: 1: URL, 2: the reason */
 				echo '<p class="ussync-health-bad" data-health="unreachable"><strong>' . esc_html( sprintf( __( 'The node at %1$s is unreachable: %2$s. Logins stay on this site until it answers.', 'ussync' ), $node->api_url, $why ) ) . '</strong></p>';
 				continue;

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -177,4 +179,48 @@ func TestWordPress_HealthBlocked(t *testing.T) {
 	if !strings.Contains(page, `data-health="blocked"`) || !strings.Contains(page, "WP_ACCESSIBLE_HOSTS") || !strings.Contains(page, "127.0.0.2") {
 		t.Fatalf("the health box does not say WordPress blocks the call and what to add: %s", truncate(page[max(0, strings.Index(page, "ussync-health")):], 600))
 	}
+}
+
+// TestWordPress_HostCookies: a node whose site is served over https at
+// the root of its host names its cookies __Host-… (node/browser.go); the
+// plugin, relaying its answers, keeps them instead of dropping them (the
+// lazy hop's mark here; the nonce of every hand-off alike). A real node
+// with such a site URL, alone (it joins nobody), stands behind site B's
+// public path for the test.
+func TestWordPress_HostCookies(t *testing.T) {
+	tb := theBed(t)
+	b := tb.sites[1]
+	tb.defaults(t)
+	s := &site{name: "site-s"}
+	gp, _ := freePort(true)
+	ap, _ := freePort(false)
+	pp, _ := freePort(false)
+	sp, _ := freePort(false)
+	s.gossip, s.api, s.public = fmt.Sprintf("127.0.0.1:%d", gp), fmt.Sprintf("127.0.0.1:%d", ap), fmt.Sprintf("127.0.0.1:%d", pp)
+	s.url = fmt.Sprintf("https://site-s.localhost:%d/", sp)
+	cfg := fmt.Sprintf("node:\n  name: site-s\n  data_dir: %s\n  profile: local\nsite:\n  url: %s\ngossip:\n  bind: %s\n  secret_file: %s\napi:\n  listen: %s\n  token_file: %s\npublic:\n  listen: %s\n  trusted_proxies: [\"127.0.0.1/32\"]\nsync:\n  modes: [chain, lazy]\n",
+		filepath.Join(tb.dir, "node-site-s"), s.url, s.gossip, filepath.Join(tb.dir, "secret"), s.api, filepath.Join(tb.dir, "api-token"), s.public)
+	s.nodeCf = filepath.Join(tb.dir, "node-site-s.yaml")
+	if err := os.WriteFile(s.nodeCf, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.startNode(s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.node.stop)
+	tb.mustPHP(t, b, `$s = get_option('ussync_settings'); $s['connections'][0]['public_url'] = 'http://`+s.public+`'; update_option('ussync_settings', $s); return 1;`)
+	t.Cleanup(func() {
+		tb.mustPHP(t, b, `$s = get_option('ussync_settings'); $s['connections'][0]['public_url'] = 'http://`+b.public+`'; update_option('ussync_settings', $s); return 1;`)
+	})
+	resp, body := get(t, httpClient(), "GET", b.url+"ussync/v1/hop?return="+url.QueryEscape(s.url), nil,
+		map[string]string{"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none"})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the hop answered %d: %s", resp.StatusCode, truncate(body, 300))
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "ussync_checked" && c.Value == "1" {
+			return
+		}
+	}
+	t.Fatalf("the node's __Host-ussync_checked did not reach the browser: cookies %q", resp.Header.Values("Set-Cookie"))
 }

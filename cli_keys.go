@@ -233,7 +233,11 @@ func headline(a client.KeyringAnswer) string {
 	case client.KeysRemove:
 		return fmt.Sprintf("removed key %s %s", a.Fingerprint, strings.Replace(where, "on ", "from ", 1))
 	}
-	return fmt.Sprintf("keys held by %d members: %d answered", members, len(a.OK))
+	s := "s"
+	if members == 1 {
+		s = ""
+	}
+	return fmt.Sprintf("keys held by %d member%s: %d answered", members, s, len(a.OK))
 }
 
 // printKeyring writes a keyring answer for people: a headline, every member

@@ -233,6 +233,9 @@ func headline(a client.KeyringAnswer) string {
 	case client.KeysRemove:
 		return fmt.Sprintf("removed key %s %s", a.Fingerprint, strings.Replace(where, "on ", "from ", 1))
 	}
+	if a.Local {
+		return "keys held by the node called (--local)"
+	}
 	s := "s"
 	if members == 1 {
 		s = ""

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +188,16 @@ func TestCLI_Keys(t *testing.T) {
 	sameMembers("install --local", members, map[string]string{"n0": "ok"})
 	if head != "installed key "+fingerprintOf(t, k3)+" on the node called alone (--local)" || len(keys) != 2 {
 		t.Errorf("install --local: %q %q", head, keys)
+	}
+	code, out, errOut = runCmd(t, []string{"keys", "list", "--local"}, flags)
+	if code != 0 || errOut != "" {
+		t.Fatalf("list --local: exit %d %q", code, errOut)
+	}
+	head, members, keys = keysOut(t, out)
+	sameMembers("list --local", members, map[string]string{"n0": "ok"})
+	if head != "keys held by the node called (--local)" || len(keys) != 2 ||
+		!slices.Contains([]string{strings.Join(keys[0], " "), strings.Join(keys[1], " ")}, fp2+" 1/1 all -") {
+		t.Errorf("list --local: %q %q", head, keys)
 	}
 }
 

@@ -37,8 +37,9 @@ var previous struct {
 }
 
 // previousBinary returns a ussync binary of the previous version:
-// $USSYNC_PREVIOUS_BINARY if set, else one built from previousCommit out
-// of this clone's git history (git archive: the work tree is not touched).
+// $USSYNC_PREVIOUS_BINARY if set, else one built from previousCommit (or
+// the revision $USSYNC_UPGRADE_FROM names) out of this clone's git history
+// (git archive: the work tree is not touched), stamped previousVersion.
 // A clone without that history cannot test the upgrade: the test is
 // skipped with a banner, or fails under USSYNC_E2E_REQUIRE=1 (CI).
 func previousBinary(t *testing.T) string {
@@ -48,11 +49,15 @@ func previousBinary(t *testing.T) string {
 		return p
 	}
 	root := moduleRoot(t)
+	rev := previousCommit
+	if r := os.Getenv("USSYNC_UPGRADE_FROM"); r != "" {
+		rev = r
+	}
 	if _, err := exec.LookPath("git"); err != nil {
 		testenv.Missing(t, "no git (the previous version is built from the history)", "the rolling upgrade from the previous version", "apt-get install -y git")
 	}
-	if out, err := exec.Command("git", "-C", root, "cat-file", "-e", previousCommit+"^{commit}").CombinedOutput(); err != nil {
-		testenv.Missing(t, fmt.Sprintf("commit %s is not in this clone's history (%v %s)", previousCommit[:12], err, strings.TrimSpace(string(out))),
+	if out, err := exec.Command("git", "-C", root, "cat-file", "-e", rev+"^{commit}").CombinedOutput(); err != nil {
+		testenv.Missing(t, fmt.Sprintf("commit %s is not in this clone's history (%v %s)", rev, err, strings.TrimSpace(string(out))),
 			"the rolling upgrade from the previous version",
 			"clone with the whole history (git fetch --unshallow), or set USSYNC_PREVIOUS_BINARY to a build of that commit")
 	}
@@ -61,19 +66,19 @@ func previousBinary(t *testing.T) string {
 		if previous.err = os.MkdirAll(src, 0o755); previous.err != nil {
 			return
 		}
-		archive := exec.Command("sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", root, previousCommit, src)
+		archive := exec.Command("sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", root, rev, src)
 		if out, err := archive.CombinedOutput(); err != nil {
-			previous.err = fmt.Errorf("git archive %s: %v\n%s", previousCommit, err, out)
+			previous.err = fmt.Errorf("git archive %s: %v\n%s", rev, err, out)
 			return
 		}
 		previous.path = filepath.Join(bin.dir, "ussync-previous")
 		// No -race: the previous version's races are not this test's
 		// subject, and the build is twice as fast without it.
 		build := exec.Command("go", "build", "-buildvcs=false", "-ldflags",
-			"-X main.version="+previousVersion+" -X main.commit="+previousCommit, "-o", previous.path, ".")
+			"-X main.version="+previousVersion+" -X main.commit="+rev, "-o", previous.path, ".")
 		build.Dir = src
 		if out, err := build.CombinedOutput(); err != nil {
-			previous.err = fmt.Errorf("go build of %s: %v\n%s", previousCommit, err, out)
+			previous.err = fmt.Errorf("go build of %s: %v\n%s", rev, err, out)
 		}
 	})
 	if previous.err != nil {
@@ -113,9 +118,10 @@ func TestAgents_UpgradeFromPrevious(t *testing.T) {
 	n0, n1, n2 := c.agents[0], c.agents[1], c.agents[2]
 	const ann = "ann@example.com"
 	c.register(n0, ann)
+	prevV := c.versions(n0)["n0"]
 	for name, v := range c.versions(n0) {
-		if v != previousVersion {
-			t.Fatalf("%s runs %q, want the previous version %q", name, v, previousVersion)
+		if v != prevV {
+			t.Fatalf("%s runs %q, n0 %q: one previous version is wanted", name, v, prevV)
 		}
 	}
 	var wants []sessionWant
@@ -141,10 +147,10 @@ func TestAgents_UpgradeFromPrevious(t *testing.T) {
 	}
 	upgrade(n2)
 	current := c.versions(n0)["n2"]
-	if current == previousVersion || c.versions(n2)["n0"] != previousVersion {
+	if current == prevV || c.versions(n2)["n0"] != prevV {
 		t.Fatalf("n0 lists n2 at %q, n2 lists n0 at %q", current, c.versions(n2)["n0"])
 	}
-	t.Logf("mixed cluster: n0 and n1 at %s, n2 at %s", previousVersion, current)
+	t.Logf("mixed cluster: n0 and n1 at %s, n2 at %s", prevV, current)
 
 	// The mixed cluster replicates both ways: a login on a previous node
 	// reaches the new one and back; a logout on the new node ends a
@@ -204,7 +210,7 @@ func TestAgents_UpgradeFromPrevious(t *testing.T) {
 
 	// The keyring calls: the previous nodes are not asked, and said so.
 	code, out, errOut := c.cli("keys", "list", "--api", "http://"+n2.api)
-	if code != exitPartialCode || !strings.Contains(out, "n0      NOT ASKED: version "+previousVersion+" has no keyring calls") ||
+	if code != exitPartialCode || !strings.Contains(out, "n0      NOT ASKED: version "+prevV+" has no keyring calls") ||
 		!strings.Contains(errOut, "too old to ask: n0,n1") {
 		t.Errorf("keys list in the mixed cluster: exit %d\n%s%s", code, out, errOut)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -30,7 +29,7 @@ func LoadConfig(path string) (Config, error) {
 // key, a value of the wrong type or a second YAML document is an error naming
 // the file and the line. It does not validate.
 func ReadConfig(path string, base Config) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFileMax(path, 1<<20, "not a configuration file")
 	if err != nil {
 		return base, fmt.Errorf("read config: %w", err)
 	}

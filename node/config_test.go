@@ -249,6 +249,15 @@ sync:
 		})
 	}
 
+	t.Run("endless file", func(t *testing.T) {
+		if _, err := os.Stat("/dev/zero"); err != nil {
+			t.Skip("no /dev/zero")
+		}
+		if _, err := LoadConfig("/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a configuration file") {
+			t.Errorf("LoadConfig(/dev/zero) = %v", err)
+		}
+	})
+
 	t.Run("missing file", func(t *testing.T) {
 		if _, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml")); err == nil || !strings.Contains(err.Error(), "nope.yaml") {
 			t.Errorf("LoadConfig() = %v", err)
@@ -290,6 +299,27 @@ func TestConfig_Secrets(t *testing.T) {
 		}
 		if got != secret+"\nb2xkLXNlY3JldA==\n" {
 			t.Errorf("Secrets() = %q", got)
+		}
+	})
+
+	// A path naming an endless or huge file by mistake is refused, not
+	// read until memory runs out.
+	t.Run("endless file", func(t *testing.T) {
+		if _, err := os.Stat("/dev/zero"); err != nil {
+			t.Skip("no /dev/zero")
+		}
+		c := validConfig(t)
+		c.Gossip.Secrets, c.API.Token = nil, ""
+		c.Gossip.SecretFile, c.API.TokenFile, c.Admin.PasswordFile = "/dev/zero", "/dev/zero", "/dev/zero"
+		c.SMTP.Password, c.SMTP.PasswordFile = "", "/dev/zero"
+		_, err1 := c.Secrets()
+		_, err2 := c.APIToken()
+		_, err3 := c.AdminPassword()
+		_, err4 := c.SMTPPassword()
+		for i, err := range []error{err1, err2, err3, err4} {
+			if err == nil || !strings.Contains(err.Error(), "not a file of secrets") {
+				t.Errorf("file %d: %v", i+1, err)
+			}
 		}
 	})
 

@@ -31,7 +31,7 @@ func keysOut(t *testing.T, out string) (head string, members map[string]string, 
 		name, res, _ := strings.Cut(l, " ")
 		members[name] = strings.TrimSpace(res)
 	}
-	if parts[2] == "no keys: no member answered" {
+	if parts[2] == "no keys: no member answered with its keys" {
 		return head, members, nil
 	}
 	return head, members, tableRows(t, parts[2], "KEY HELD BY PRIMARY ON MISSING ON")

@@ -78,6 +78,10 @@ func backup(c *cli.Context) error {
 	pw.CloseWithError(err)
 	wg.Wait()
 	switch {
+	case err != nil && size == 0:
+		// The node refused (a wrong token) or could not be reached: that is
+		// the cause, not the empty stream the check then read.
+		return apiErr(err)
 	case readErr != nil:
 		return &exitErr{code: exitUnreachable, err: fmt.Errorf("the backup from the node is not complete, nothing saved: %w", readErr)}
 	case err != nil:

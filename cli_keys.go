@@ -186,7 +186,7 @@ type memberResult struct {
 
 // keyringMembers lists every member a keyring answer names, by name, with
 // what it did: "ok", "FAILED: why", "NO ANSWER", "DOWN (not asked)",
-// "NOT ASKED: version".
+// "LEFT (stopped, not asked)", "NOT ASKED: version".
 func keyringMembers(a client.KeyringAnswer) []memberResult {
 	var out []memberResult
 	for _, n := range a.OK {
@@ -205,6 +205,9 @@ func keyringMembers(a client.KeyringAnswer) []memberResult {
 	}
 	for _, n := range a.Down {
 		out = append(out, memberResult{n, "DOWN (not asked)"})
+	}
+	for _, n := range a.Left {
+		out = append(out, memberResult{n, "LEFT (stopped, not asked)"})
 	}
 	for _, s := range a.Unsupported {
 		n, v, _ := strings.Cut(s, " (")
@@ -256,7 +259,7 @@ func printKeyring(w io.Writer, a client.KeyringAnswer) error {
 	}
 	fmt.Fprintln(tw)
 	if len(a.Keys) == 0 {
-		fmt.Fprintln(tw, "no keys: no member answered")
+		fmt.Fprintln(tw, "no keys: no member answered with its keys")
 		return tw.Flush()
 	}
 	fmt.Fprintln(tw, "KEY\tHELD BY\tPRIMARY ON\tMISSING ON")
@@ -294,6 +297,9 @@ func incomplete(a client.KeyringAnswer) error {
 	}
 	if len(a.Down) > 0 {
 		who = append(who, "down: "+names(a.Down))
+	}
+	if len(a.Left) > 0 {
+		who = append(who, "left: "+names(a.Left))
 	}
 	if len(a.Unsupported) > 0 {
 		who = append(who, "too old to ask: "+names(a.Unsupported))

@@ -31,7 +31,7 @@ func keysOut(t *testing.T, out string) (head string, members map[string]string, 
 		name, res, _ := strings.Cut(l, " ")
 		members[name] = strings.TrimSpace(res)
 	}
-	if parts[2] == "no keys: no member answered" {
+	if parts[2] == "no keys: no member answered with its keys" {
 		return head, members, nil
 	}
 	return head, members, tableRows(t, parts[2], "KEY HELD BY PRIMARY ON MISSING ON")
@@ -230,6 +230,7 @@ func TestCLI_KeysSummary(t *testing.T) {
 		Failed:      map[string]string{"b": "disk full"},
 		NoAnswer:    []string{"c (unreachable: connection refused)"},
 		Down:        []string{"d"},
+		Left:        []string{"f"},
 		Unsupported: []string{"e (0.1.0)"},
 		Keys: []client.KeyringKey{
 			{Fingerprint: "00112233445566ff", Members: 1, MissingOn: nil},
@@ -240,7 +241,7 @@ func TestCLI_KeysSummary(t *testing.T) {
 	if err := printKeyring(&b, a); err != nil {
 		t.Fatal(err)
 	}
-	want := `installed key 00112233445566ff on 1 of 5 members
+	want := `installed key 00112233445566ff on 1 of 6 members
 
 MEMBER  RESULT
 a       ok
@@ -248,6 +249,7 @@ b       FAILED: disk full
 c       NO ANSWER (unreachable: connection refused)
 d       DOWN (not asked)
 e       NOT ASKED: version 0.1.0 has no keyring calls
+f       LEFT (stopped, not asked)
 
 KEY               HELD BY  PRIMARY ON  MISSING ON
 00112233445566ff  1/1      -           -
@@ -257,7 +259,7 @@ aabbccddeeff0011  1/1      all         -
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 	err := incomplete(a).Error()
-	for _, w := range []string{"keys install not done on every member (failed on b; no answer from c; down: d; too old to ask: e)", "--local"} {
+	for _, w := range []string{"keys install not done on every member (failed on b; no answer from c; down: d; left: f; too old to ask: e)", "--local"} {
 		if !strings.Contains(err, w) {
 			t.Errorf("%q lacks %q", err, w)
 		}

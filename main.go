@@ -472,6 +472,13 @@ func printStatus(w io.Writer, st client.Status) error {
 	s := st.Sync
 	fmt.Fprintf(tw, "sync\t%d deltas sent, %d received, %d applied, %d rebroadcast, %d bad messages\n",
 		s.DeltasSent, s.DeltasReceived, s.DeltasApplied, s.Rebroadcasts, s.BadMessages)
+	var refused []string
+	for _, reason := range slices.Sorted(maps.Keys(st.RecordsRefused)) {
+		refused = append(refused, fmt.Sprintf("%d %s", st.RecordsRefused[reason], reason))
+	}
+	if len(refused) > 0 {
+		fmt.Fprintf(tw, "records refused\t%s (max clock offset %gs)\n", strings.Join(refused, ", "), st.MaxOffset)
+	}
 	if r := st.Reload; r != nil {
 		what := "applied " + orNone(r.Applied)
 		if r.Error != "" {
@@ -490,13 +497,6 @@ func printStatus(w io.Writer, st client.Status) error {
 		for _, e := range st.Activity {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cliTime(e.At), e.Actor, e.Action, dash(e.Subject))
 		}
-	}
-	var refused []string
-	for _, reason := range slices.Sorted(maps.Keys(st.RecordsRefused)) {
-		refused = append(refused, fmt.Sprintf("%d %s", st.RecordsRefused[reason], reason))
-	}
-	if len(refused) > 0 {
-		fmt.Fprintf(tw, "records refused\t%s (max clock offset %gs)\n", strings.Join(refused, ", "), st.MaxOffset)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

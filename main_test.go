@@ -192,6 +192,7 @@ func fakeStatus() client.Status {
 		Keyring:     []client.KeyStatus{{Fingerprint: "old0fp"}, {Fingerprint: "prim4ryfp", Primary: true}},
 		AntiEntropy: client.AntiEntropy{Rounds: 12, BucketsRepaired: 2, RecordsSent: 9, LastRound: "2026-01-02T03:04:05Z"},
 		Sync:        client.SyncStats{DeltasSent: 4, DeltasReceived: 6, DeltasApplied: 5, Rebroadcasts: 1},
+		Tokens:      []client.TokenInfo{{Name: "config", Source: client.TokenConfig, Fingerprint: "a50817b01e71abb5"}},
 	}
 }
 
@@ -234,6 +235,10 @@ func TestRun_Status(t *testing.T) {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("output lacks %q:\n%s", want, stdout)
 			}
+		}
+		// The node's figures are one block, before the tables that follow.
+		if r, tok := strings.Index(stdout, "records refused"), strings.Index(stdout, "TOKENS"); r < 0 || tok < 0 || r > tok {
+			t.Errorf("the records refused line is not with the node's figures, before TOKENS:\n%s", stdout)
 		}
 		if strings.Index(stdout, "site-a  ") > strings.Index(stdout, "site-b  ") {
 			t.Errorf("members not sorted by name:\n%s", stdout)

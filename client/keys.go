@@ -41,6 +41,11 @@ type KeyringAnswer struct {
 	// not asked. A member down during a rotation must be given the new key
 	// when it is back (it is flagged key_mismatch meanwhile).
 	Down []string `json:"down,omitempty"`
+	// Left are the members that left the cluster (stopped cleanly, as
+	// `systemctl stop` does) and are still remembered: not asked. Like a
+	// member down, one that comes back holds the keys it had when it
+	// stopped, so an operation is not complete while one is listed.
+	Left []string `json:"left,omitempty"`
 	// Unsupported are the live members of a version without keyring calls
 	// ("name (version)"): not asked.
 	Unsupported []string `json:"unsupported,omitempty"`
@@ -48,7 +53,8 @@ type KeyringAnswer struct {
 	// operation.
 	Keys []KeyringKey `json:"keys"`
 	// Complete is true when every member asked answered and did it, and no
-	// member was down or unsupported: the operation holds cluster-wide.
+	// member was down, left or unsupported: the operation holds
+	// cluster-wide.
 	Complete bool `json:"complete"`
 }
 

@@ -80,6 +80,12 @@ func Restore(dataDir string, r io.Reader, header func(BackupInfo), progress func
 	if err != nil {
 		return info, counts, err
 	}
+	// The store holds e-mail addresses and session ids: the node's alone
+	// from now, not only from its next start (Badger's files come out
+	// 0666 less the umask).
+	if _, err := secureDataDir(dataDir); err != nil {
+		return info, counts, err
+	}
 	if owned && os.Geteuid() == 0 && (uid != 0 || gid != 0) {
 		err := filepath.WalkDir(dataDir, func(p string, _ fs.DirEntry, err error) error {
 			if err != nil {

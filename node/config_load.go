@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -29,7 +29,7 @@ func LoadConfig(path string) (Config, error) {
 // key, a value of the wrong type or a second YAML document is an error naming
 // the file and the line. It does not validate.
 func ReadConfig(path string, base Config) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFileMax(path, 1<<20, "not a configuration file")
 	if err != nil {
 		return base, fmt.Errorf("read config: %w", err)
 	}
@@ -57,7 +57,7 @@ func ParseConfig(data []byte, base Config) (Config, error) {
 		if errors.Is(err, io.EOF) { // empty file or only comments
 			return base, nil
 		}
-		return base, yamlError(err)
+		return base, yamlError(err, data)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -87,7 +87,7 @@ var (
 
 // yamlError turns a yaml.v3 error into one line that names keys and types in
 // the file's terms and never repeats the offending value.
-func yamlError(err error) error {
+func yamlError(err error, data []byte) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		// Syntax errors: "yaml: line 3: mapping values are not allowed ...".
@@ -104,12 +104,49 @@ func yamlError(err error) error {
 			continue
 		}
 		if m := reCannot.FindStringSubmatch(e); m != nil {
-			msgs = append(msgs, fmt.Sprintf("line %s: expected %s, found %s", m[1], typeWords(m[3]), tagWords(m[2])))
+			key := ""
+			if line, err := strconv.Atoi(m[1]); err == nil {
+				if k := keyAtLine(data, line); k != "" {
+					key = k + ": "
+				}
+			}
+			msgs = append(msgs, fmt.Sprintf("line %s: %sexpected %s, found %s", m[1], key, typeWords(m[3]), tagWords(m[2])))
 			continue
 		}
 		msgs = append(msgs, reQuoted.ReplaceAllString(e, "a value"))
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// keyAtLine names the key whose value starts at line of the YAML data,
+// "section.key" (or "section" for a section's own value), or "" when none
+// does: yaml.v3's type errors give only the line.
+func keyAtLine(data []byte, line int) string {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return ""
+	}
+	var find func(n *yaml.Node, prefix string) string
+	find = func(n *yaml.Node, prefix string) string {
+		if n.Kind != yaml.MappingNode {
+			return ""
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			name := prefix + k.Value
+			if v.Line == line && v.Kind != yaml.MappingNode {
+				return name
+			}
+			if got := find(v, name+"."); got != "" {
+				return got
+			}
+			if v.Line == line {
+				return name
+			}
+		}
+		return ""
+	}
+	return find(doc.Content[0], "")
 }
 
 func typeWords(goType string) string {

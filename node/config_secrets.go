@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -10,6 +11,35 @@ import (
 
 	"github.com/ussync/ussync/crypto"
 )
+
+// maxSecretFile is the most a file holding secrets may hold: a keyring of
+// hundreds of keys, a token, a password hash, with room to spare.
+const maxSecretFile = 64 << 10
+
+// readSmallFile reads a file that holds a secret, refusing one larger than
+// maxSecretFile: a path naming /dev/zero, a log or a disk image by mistake
+// is one clear error, not a node reading until memory runs out.
+func readSmallFile(path string) ([]byte, error) {
+	return readFileMax(path, maxSecretFile, "not a file of secrets")
+}
+
+// readFileMax reads at most max bytes of path; a larger file is an error
+// saying what it is not.
+func readFileMax(path string, max int64, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: larger than %d KiB: %s", path, max>>10, what)
+	}
+	return b, nil
+}
 
 // The secrets a Config names (read when asked, never kept in errors), and
 // its redacted forms for printing and logging.
@@ -22,7 +52,7 @@ func (c Config) SMTPPassword() (string, error) {
 	if c.SMTP.Password != "" || c.SMTP.PasswordFile == "" {
 		return c.SMTP.Password, nil
 	}
-	b, err := os.ReadFile(c.SMTP.PasswordFile)
+	b, err := readSmallFile(c.SMTP.PasswordFile)
 	if err != nil {
 		return "", fmt.Errorf("read smtp.password_file: %w", err)
 	}
@@ -44,7 +74,7 @@ func (c Config) Secrets() (string, error) {
 	if c.Gossip.SecretFile == "" {
 		return "", ErrNoSecret
 	}
-	b, err := os.ReadFile(c.Gossip.SecretFile)
+	b, err := readSmallFile(c.Gossip.SecretFile)
 	if err != nil {
 		return "", fmt.Errorf("read gossip.secret_file: %w", err)
 	}
@@ -64,7 +94,7 @@ func (c Config) APIToken() (string, error) {
 		if c.API.TokenFile == "" {
 			return "", ErrNoAPIToken
 		}
-		b, err := os.ReadFile(c.API.TokenFile)
+		b, err := readSmallFile(c.API.TokenFile)
 		if err != nil {
 			return "", fmt.Errorf("read api.token_file: %w", err)
 		}
@@ -89,7 +119,7 @@ func (c Config) AdminPassword() (crypto.PasswordHash, error) {
 	if c.Admin.PasswordFile == "" {
 		return crypto.PasswordHash{}, nil
 	}
-	b, err := os.ReadFile(c.Admin.PasswordFile)
+	b, err := readSmallFile(c.Admin.PasswordFile)
 	if err != nil {
 		return crypto.PasswordHash{}, fmt.Errorf("read admin.password_file: %w", err)
 	}

@@ -222,8 +222,10 @@ sync:
 		{"unknown top-level key", "nodes:\n  name: x\n", []string{"line 1", `unknown key "nodes"`, "top level"}},
 		{"bad duration", "session:\n  ttl: 14 days\n", []string{"line 2", `"14 days" is not a duration`}},
 		{"bare number duration", "sync:\n  ticket_ttl: 60\n", []string{"line 2", "is not a duration"}},
-		{"bad bool", "sync:\n  bind_ip: maybe\n", []string{"line 2", "expected true or false"}},
-		{"scalar for a list", "gossip:\n  join: a.example:7946\n", []string{"line 2", "expected a list"}},
+		{"bad bool", "sync:\n  bind_ip: maybe\n", []string{"line 2", "sync.bind_ip: expected true or false"}},
+		{"scalar for a list", "gossip:\n  join: a.example:7946\n", []string{"line 2", "gossip.join: expected a list"}},
+		{"string for a number", "api:\n  listen: 127.0.0.1:1\n  max_connections: lots\n", []string{"line 3", "api.max_connections: expected a whole number"}},
+		{"list for a string", "node:\n  name: [a, b]\n", []string{"line 2", "node.name: expected a string"}},
 		{"syntax", "node: [\n", []string{"yaml"}},
 		{"two documents", "node:\n  name: a\n---\nnode:\n  name: b\n", []string{"more than one YAML document"}},
 		{"duplicate key", "node:\n  name: a\n  name: b\n", []string{"already defined"}},
@@ -246,6 +248,15 @@ sync:
 			}
 		})
 	}
+
+	t.Run("endless file", func(t *testing.T) {
+		if _, err := os.Stat("/dev/zero"); err != nil {
+			t.Skip("no /dev/zero")
+		}
+		if _, err := LoadConfig("/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a configuration file") {
+			t.Errorf("LoadConfig(/dev/zero) = %v", err)
+		}
+	})
 
 	t.Run("missing file", func(t *testing.T) {
 		if _, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml")); err == nil || !strings.Contains(err.Error(), "nope.yaml") {
@@ -288,6 +299,27 @@ func TestConfig_Secrets(t *testing.T) {
 		}
 		if got != secret+"\nb2xkLXNlY3JldA==\n" {
 			t.Errorf("Secrets() = %q", got)
+		}
+	})
+
+	// A path naming an endless or huge file by mistake is refused, not
+	// read until memory runs out.
+	t.Run("endless file", func(t *testing.T) {
+		if _, err := os.Stat("/dev/zero"); err != nil {
+			t.Skip("no /dev/zero")
+		}
+		c := validConfig(t)
+		c.Gossip.Secrets, c.API.Token = nil, ""
+		c.Gossip.SecretFile, c.API.TokenFile, c.Admin.PasswordFile = "/dev/zero", "/dev/zero", "/dev/zero"
+		c.SMTP.Password, c.SMTP.PasswordFile = "", "/dev/zero"
+		_, err1 := c.Secrets()
+		_, err2 := c.APIToken()
+		_, err3 := c.AdminPassword()
+		_, err4 := c.SMTPPassword()
+		for i, err := range []error{err1, err2, err3, err4} {
+			if err == nil || !strings.Contains(err.Error(), "not a file of secrets") {
+				t.Errorf("file %d: %v", i+1, err)
+			}
 		}
 	})
 

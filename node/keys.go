@@ -161,7 +161,7 @@ func (n *Node) Keyring(ctx context.Context, req keysRequest, local bool) (client
 		n.sumKeysQuery(&ans, res, replies)
 	}
 	ans.Keys = keyHolders(replies)
-	ans.Complete = len(ans.Failed) == 0 && len(ans.NoAnswer) == 0 && len(ans.Down) == 0 && len(ans.Unsupported) == 0
+	ans.Complete = len(ans.Failed) == 0 && len(ans.NoAnswer) == 0 && len(ans.Down) == 0 && len(ans.Left) == 0 && len(ans.Unsupported) == 0
 	return ans, nil
 }
 
@@ -200,8 +200,16 @@ func (n *Node) sumKeysQuery(ans *client.KeyringAnswer, res gossip.QueryResult, r
 	}
 	sort.Strings(ans.Unsupported)
 	for _, m := range n.gossip.Members() {
-		if m.State == "dead" && !slices.Contains(ans.Asked, m.Name) {
+		if slices.Contains(ans.Asked, m.Name) {
+			continue
+		}
+		// A member that left (a clean stop) comes back with the keys it
+		// had, exactly as one that failed: both are named, neither asked.
+		switch m.State {
+		case "dead":
 			ans.Down = append(ans.Down, m.Name)
+		case "left":
+			ans.Left = append(ans.Left, m.Name)
 		}
 	}
 }

@@ -281,3 +281,28 @@ func TestKeys_RotationOnFiveNodes(t *testing.T) {
 		t.Errorf("keys list after n4 is back: %+v; n0 sees %+v", list, n0.Gossip().Members())
 	}
 }
+
+// A member stopped cleanly (it leaves, as under `systemctl stop`) comes
+// back with the keys it had, as one that crashed does: a keyring call
+// names it and is not complete, or the operator rotates on "2 of 2
+// members" and the stopped node cannot rejoin.
+func TestKeys_LeftMemberNamed(t *testing.T) {
+	c := nodetest.NewCluster(t, 3)
+	c.WaitMembers(10 * time.Second)
+	n0 := c.Members[0]
+	if err := c.Members[2].Close(context.Background()); err != nil {
+		t.Fatalf("stop n2: %v", err)
+	}
+	c.WaitFor(20*time.Second, "n2 left on n0", func() bool {
+		for _, m := range n0.Gossip().Members() {
+			if m.Name == "n2" {
+				return m.State == "left"
+			}
+		}
+		return false
+	})
+	a := keysCall(t, n0, "GET", "/v1/keys", nil)
+	if a.Complete || !slices.Equal(a.Left, []string{"n2"}) || len(a.OK) != 2 {
+		t.Errorf("keys list with n2 stopped: %+v", a)
+	}
+}

@@ -502,12 +502,20 @@ func (s *service) acceptHandoff(sess session.Session, u *session.User) (session.
 	return got, user, err
 }
 
-// bind records that a hand-off of u's session to this site was completed
-// by the user's browser: this site is bound to the address from now on
-// (User.Bind), and the change is published. A site already bound writes
-// nothing.
-func (s *service) bind(u session.User) (session.User, error) {
+// bind records that a hand-off of u's session sess to this site was
+// completed by the user's browser: this site is bound to the address from
+// now on (User.Bind), and the change is published. A site already bound
+// writes nothing. A hand-off binds only what its session proves: the site
+// that made it is bound to the address still, and the session was made
+// after the bindings were last voided (User.UnboundBefore). A session of an
+// unverified address, or one made before an administrator's unverify,
+// binds nothing: it travelled on no proof, or on a proof that is void.
+func (s *service) bind(u session.User, sess *session.Session) (session.User, error) {
 	if u.Created == 0 || u.BoundTo(s.Name) {
+		return u, nil
+	}
+	if sess.Created <= u.UnboundBefore || !u.BoundTo(sess.Site) {
+		s.Log.Info("hand-off binds nothing: the site that made the session is no longer bound to the address", "session", sess.ID)
 		return u, nil
 	}
 	if !u.Bind(s.Name, s.Store.Clock().Now()) {

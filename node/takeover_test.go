@@ -71,3 +71,47 @@ func unboundProfileAcrossPartition(t *testing.T, onB []map[string]any) {
 		}
 	}
 }
+
+// TestPublic_HandoffAfterUnverifyBindsNothing: an administrator unverifies
+// ann@… (a site may have claimed her address: every binding voids), but a
+// sync link of a session made before is still in a browser. Completing it
+// after the unverify must not bind the target: the session travelled on a
+// binding that is void now. Otherwise, once another site proves the address
+// again, the target's logins travel with no proof of its own.
+func TestPublic_HandoffAfterUnverifyBindsNothing(t *testing.T) {
+	c := nodetest.NewCluster(t, 3)
+	const ann = "ann@example.com"
+	register(t, c, 0, ann)
+	l := loginSync(t, c.Members[0], ann, "")
+	if code := c.Members[0].Call("PUT", "/v1/users/"+ann, map[string]any{"verified": false}, nil); code != http.StatusOK {
+		t.Fatalf("unverify: %d", code)
+	}
+	n1 := c.Members[1]
+	c.WaitFor(10*time.Second, "ann unverified on n1", func() bool {
+		u, err := n1.Store().User(ann)
+		return err == nil && !u.Verified.V.OK
+	})
+	b := newBrowser(t, c, nil)
+	b.setSession("http://site-0.localhost/", l.Token)
+	if l.Sync.URLs[0].Site != "n1" {
+		t.Fatalf("sync %+v", l.Sync)
+	}
+	b.follow(l.Sync.URLs[0].URL) // redeemed or refused: either way, no binding
+	if code := c.Members[2].Call("PUT", "/v1/users/"+ann, map[string]any{"verified_via": "admin"}, nil); code != http.StatusOK {
+		t.Fatalf("verify again on n2: %d", code)
+	}
+	c.WaitFor(10*time.Second, "ann verified again on n1", func() bool {
+		u, err := n1.Store().User(ann)
+		return err == nil && u.Verified.V.OK
+	})
+	if u, _ := n1.Store().User(ann); u.BoundTo("n1") {
+		t.Errorf("n1 is bound to ann by a hand-off of a session made before the unverify")
+	}
+	var a loginAnswer
+	if code := n1.Call("POST", "/v1/sessions", map[string]any{"email": ann}, &a); code != http.StatusCreated {
+		t.Fatalf("login on n1: %d", code)
+	}
+	if a.Synced || a.Reason != "site_not_bound" {
+		t.Errorf("a login on n1 after the stale hand-off: synced %v (%s), want site_not_bound", a.Synced, a.Reason)
+	}
+}

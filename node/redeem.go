@@ -92,7 +92,7 @@ func (h *handoff) check(raw string, br *browser) (redemption, error) {
 		return rd, errGone(state, &v)
 	}
 	// The user's browser completed the hand-off: this site is bound.
-	if rd.User, err = h.Service.bind(rd.User); err != nil {
+	if rd.User, err = h.Service.bind(rd.User, &rd.Session); err != nil {
 		return rd, err
 	}
 	if rd.Token, err = h.Service.aliases.mint(rd.Session.ID, time.UnixMilli(rd.Session.ExpiresAt)); err != nil {

@@ -219,12 +219,28 @@ func (s *service) change(u session.User, known bool, c session.UserChange, ack b
 	}
 	// An unverified address is nobody's proved mailbox: any site that has
 	// the user may write its profile. Once verified, only a bound site may.
+	// A site that is not bound writes a field at a floor stamp (see
+	// session.ProfileFloorEnd) when its node does not hold the user, or no
+	// bound site wrote the field: another site may hold the user, verified,
+	// and its profile must win when the records meet. A bound site claims
+	// the fields it holds at a floor stamp.
+	bound := nu.BoundTo(s.Name)
 	if !known || !nu.Verified.V.OK || nu.MayWriteProfile(s.Name) {
-		var pc bool
-		nu, pc = session.UpdateUser(nu, true, session.UserChange{Login: c.Login, DisplayName: c.DisplayName}, at, s.Name)
-		changed = changed || pc
+		stamp := func(r session.Register[string]) session.HLC {
+			if !bound && (!known || r.At < session.ProfileFloorEnd) {
+				return session.FloorStamp(r)
+			}
+			return at
+		}
+		var lc, dc bool
+		nu, lc = session.UpdateUser(nu, true, session.UserChange{Login: c.Login}, stamp(nu.Login), s.Name)
+		nu, dc = session.UpdateUser(nu, true, session.UserChange{DisplayName: c.DisplayName}, stamp(nu.DisplayName), s.Name)
+		changed = changed || lc || dc
 	} else if c.Login != nil || c.DisplayName != nil {
 		s.Log.Debug("profile left as it is: this site is not bound to the user's address")
+	}
+	if bound {
+		changed = nu.ClaimProfile(s.Name, at) || changed
 	}
 	if ack && !nu.KnownTo(s.Name) {
 		changed = nu.MarkKnown(s.Name, at) || changed
@@ -397,7 +413,9 @@ func (s *service) markVerified(email string) (session.User, error) {
 	if !known {
 		return u, ErrInvalidCode
 	}
-	if !u.Verify(session.VerifiedCode, s.Name, s.Store.Clock().Now()) {
+	at := s.Store.Clock().Now()
+	verified := u.Verify(session.VerifiedCode, s.Name, at)
+	if claimed := u.ClaimProfile(s.Name, at); !verified && !claimed {
 		return u, nil
 	}
 	s.Log.Info("e-mail verified by code")
@@ -484,12 +502,20 @@ func (s *service) acceptHandoff(sess session.Session, u *session.User) (session.
 	return got, user, err
 }
 
-// bind records that a hand-off of u's session to this site was completed
-// by the user's browser: this site is bound to the address from now on
-// (User.Bind), and the change is published. A site already bound writes
-// nothing.
-func (s *service) bind(u session.User) (session.User, error) {
+// bind records that a hand-off of u's session sess to this site was
+// completed by the user's browser: this site is bound to the address from
+// now on (User.Bind), and the change is published. A site already bound
+// writes nothing. A hand-off binds only what its session proves: the site
+// that made it is bound to the address still, and the session was made
+// after the bindings were last voided (User.UnboundBefore). A session of an
+// unverified address, or one made before an administrator's unverify,
+// binds nothing: it travelled on no proof, or on a proof that is void.
+func (s *service) bind(u session.User, sess *session.Session) (session.User, error) {
 	if u.Created == 0 || u.BoundTo(s.Name) {
+		return u, nil
+	}
+	if sess.Created <= u.UnboundBefore || !u.BoundTo(sess.Site) {
+		s.Log.Info("hand-off binds nothing: the site that made the session is no longer bound to the address", "session", sess.ID)
 		return u, nil
 	}
 	if !u.Bind(s.Name, s.Store.Clock().Now()) {

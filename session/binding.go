@@ -187,6 +187,42 @@ func (u User) MayWriteProfile(site string) bool {
 	return u.Created == 0 || u.BoundTo(site)
 }
 
+// ProfileFloorEnd ends the stamps of floor writes: a profile field (login,
+// display name) written by a site that is not bound to the address is
+// stamped below it (FloorStamp), not at its clock, while the field was
+// never written by a bound site, or the writer does not hold the user at
+// all. Another site may hold the user already, verified, with a profile its
+// bound site wrote (a partition, a node that lost its data dir, a site still
+// catching up): every write at a clock is later than every floor write, so
+// an unbound site fills an empty profile and never overwrites a proved one.
+// Floor writes among themselves are ordered by a counter, like a Lamport
+// clock. It is 2000-01-01T00:00:00Z: no honest clock reads earlier.
+const ProfileFloorEnd HLC = 946684800000 << logicalBits
+
+// FloorStamp is the stamp of a floor write over register r (see
+// ProfileFloorEnd): after r's own floor stamp, or 1 for a field never
+// written.
+func FloorStamp(r Register[string]) HLC {
+	if r.At >= ProfileFloorEnd-1 {
+		return ProfileFloorEnd - 1
+	}
+	return r.At + 1
+}
+
+// ClaimProfile restamps, at at by site, the profile fields still at a
+// floor stamp (ProfileFloorEnd): a site bound to the address takes the
+// profile it holds as its own, so no floor write of another site wins it
+// later. Call it only for a site bound to u. It reports whether u changed.
+func (u *User) ClaimProfile(site string, at HLC) bool {
+	changed := false
+	for _, r := range []*Register[string]{&u.Login, &u.DisplayName} {
+		if r.At != 0 && r.At < ProfileFloorEnd {
+			*r, changed = Set(r.V, at, site), true
+		}
+	}
+	return changed
+}
+
 // WithoutSites is u without its per-site knowledge, for a hand-off ticket:
 // the target records its own binding when it redeems the ticket, and the
 // rest reaches it by gossip. (Records join: what is left out is not lost.)

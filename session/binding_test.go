@@ -287,3 +287,27 @@ func TestStore_SiteKnowledgeSurvivesWipe(t *testing.T) {
 		t.Fatalf("bob's logins on shop stay local after the wipe (%s)", why)
 	}
 }
+
+// TestClaimProfile: a bound site claims the profile fields at a floor stamp
+// and leaves the ones a clock stamped; every clock stamp beats every floor
+// stamp in the join.
+func TestClaimProfile(t *testing.T) {
+	at := MakeHLC(1_700_000_000_000, 0)
+	u := User{Email: "bob@example.com", Login: Set("bob", FloorStamp(Register[string]{}), "b"), DisplayName: Set("Bob", at, "c")}
+	if FloorStamp(u.Login) != 2 {
+		t.Errorf("next floor stamp %v, want 2", FloorStamp(u.Login))
+	}
+	if !u.ClaimProfile("b", at+1) || u.Login != Set("bob", at+1, "b") || u.DisplayName != Set("Bob", at, "c") {
+		t.Fatalf("claimed %+v / %+v", u.Login, u.DisplayName)
+	}
+	if u.ClaimProfile("b", at+2) {
+		t.Error("claimed twice")
+	}
+	floor := Register[string]{V: "mallory", At: ProfileFloorEnd - 1, By: "zz"}
+	if FloorStamp(floor) != ProfileFloorEnd-1 {
+		t.Error("the floor stamp left the floor")
+	}
+	if got := joinRegister(floor, Set("bob", MakeHLC(946684800000, 0), "a")); got.V != "bob" {
+		t.Errorf("a floor write beat a clock write: %+v", got)
+	}
+}

@@ -326,11 +326,11 @@ func status(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	return printStatus(w, st)
+	return printStatus(w, st, colour(w))
 }
 
 // printStatus writes st as aligned tables for people.
-func printStatus(w io.Writer, st client.Status) error {
+func printStatus(w io.Writer, st client.Status, painted bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "node\t%s\n", st.Node)
 	fmt.Fprintf(tw, "site\t%s\n", st.SiteURL)
@@ -338,6 +338,7 @@ func printStatus(w io.Writer, st client.Status) error {
 	if st.Profile != "" {
 		fmt.Fprintf(tw, "profile\t%s\n", st.Profile)
 	}
+	printHealth(tw, st.Health, painted)
 	fmt.Fprintln(tw)
 
 	members := slices.Clone(st.Members)

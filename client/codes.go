@@ -21,6 +21,7 @@ const (
 	CodeUnsupportedMedia = "unsupported_media_type" // 415: a body that is not application/json
 	CodeInternal         = "internal"               // 500: a bug or a store failure, logged by the node
 	CodeUnavailable      = "unavailable"            // 503: the node is shutting down, or does not offer the call
+	CodeNodeIsolated     = "node_isolated"          // 503: a session check on a node isolated or catching up for longer than sync.fail_closed_after
 )
 
 // Error codes of user administration (docs/users.md).
@@ -39,6 +40,7 @@ const (
 	CodeTicketWrongTarget = "ticket_wrong_target" // 403: sealed for another site
 	CodeTicketIPMismatch  = "ticket_ip_mismatch"  // 403: bound to another client address
 	CodeTicketReplayed    = "ticket_replayed"     // 409: already redeemed here
+	CodeTicketBeforeStart = "ticket_before_start" // 409: issued before this node started on an empty data dir (its replay cache is gone)
 	CodeBadRedirect       = "bad_redirect"        // 400: next/return/return_to is not under a member site's URL
 	CodeCSRF              = "csrf"                // 403: a state-changing or preflight request from a foreign origin
 	CodeNoSession         = "no_session"          // 401: the browser has no active session on this site

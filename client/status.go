@@ -3,10 +3,13 @@ package client
 // Status is the answer of GET /v1/status: the node's view of the cluster.
 // It never holds a secret: keys appear only as fingerprints.
 type Status struct {
-	Node        string         `json:"node"`
-	SiteURL     string         `json:"site_url"`
-	Version     string         `json:"version"`
-	Profile     string         `json:"profile"`
+	Node    string `json:"node"`
+	SiteURL string `json:"site_url"`
+	Version string `json:"version"`
+	Profile string `json:"profile"`
+	// Health is the node's freshness and reach: catching up, isolated, a
+	// key mismatch, failing closed (GET /healthz answers the same).
+	Health      NodeHealth     `json:"health"`
 	Members     []MemberStatus `json:"members"`
 	Counts      Counts         `json:"counts"`
 	Keyring     []KeyStatus    `json:"keyring"`

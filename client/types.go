@@ -32,6 +32,10 @@ type SessionCheck struct {
 	// user yet (site.on_unknown_user: create). The site adds the user to
 	// its own user list and PUTs it, which clears the flag.
 	NewUser bool `json:"new_user,omitempty"`
+	// Node is set while the answering node may answer from stale data (it
+	// is catching up or isolated); the header HeaderNodeState says the
+	// same on every answer of the check, errors included.
+	Node *NodeState `json:"node,omitempty"`
 }
 
 // UserInfo is a user as the private API shows it. Times are RFC 3339 in UTC.

@@ -117,7 +117,11 @@ func (a *api) pathSession(r *http.Request) (session.Session, session.User, error
 
 // checkSession is GET /v1/sessions/{id}, called on every page view of every
 // site: one read of the session, one of its user, no log on success.
+// Every answer carries the node's state (client.HeaderNodeState); a node
+// failing closed (sync.fail_closed_after) answers an active session 503
+// node_isolated (freshness.go).
 func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
+	fresh := a.Fresh.sessionCheck(w)
 	s, u, err := a.pathSession(r)
 	if err != nil {
 		return err
@@ -127,7 +131,11 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 		gone := v // only this copy escapes: the happy path stays on the stack
 		return errGone(state, &gone)
 	}
-	writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUserSession(s.ID)})
+	if fresh.refusal != nil {
+		a.Fresh.refused()
+		return fresh.refusal
+	}
+	writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUserSession(s.ID), Node: fresh.view})
 	return nil
 }
 

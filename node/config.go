@@ -198,6 +198,12 @@ type SyncSection struct {
 	// came back without a session, in lazy mode) is not sent again before it,
 	// so a logged-out visitor does not bounce on every page.
 	HopInterval Duration `yaml:"hop_interval"`
+	// FailClosedAfter, when positive, is how long this node may be
+	// catching up or isolated (it may hold sessions logged out elsewhere)
+	// before its session checks answer 503 node_isolated instead of 200, so
+	// that sites fail closed. Zero: never; the checks still say the node's
+	// state (client.HeaderNodeState) and sites may decide themselves.
+	FailClosedAfter Duration `yaml:"fail_closed_after"`
 }
 
 // AdminSection is the `admin:` section: the administrator web page served
@@ -372,6 +378,11 @@ func DefaultConfig() Config {
 			// redirects per ten minutes at most, and a login elsewhere is seen
 			// here within that time even before the user logs in again.
 			HopInterval: Duration(10 * time.Minute),
+			// Off: a site whose node is cut off keeps working with what it
+			// knows (logins and logouts made there still count), and every
+			// check says so; failing closed logs every user of the site out
+			// while the network is down, a choice for the site to make.
+			FailClosedAfter: 0,
 		},
 		Admin: AdminSection{
 			// The page is on the private listener, behind the API token:

@@ -180,6 +180,9 @@ func (s SyncSection) validate() error {
 	if err := positive(s.HopInterval); err != nil {
 		return fmt.Errorf("sync.hop_interval: %w", err)
 	}
+	if s.FailClosedAfter < 0 {
+		return fmt.Errorf("sync.fail_closed_after: %s is negative (0 turns it off)", s.FailClosedAfter)
+	}
 	return nil
 }
 

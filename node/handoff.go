@@ -80,6 +80,10 @@ type handoffConfig struct {
 	// this site does not know creates it ("create", the default when empty)
 	// or is refused ("reject"). See siteUsers.
 	OnUnknownUser string
+	// TicketGuard, when set, refuses a session ticket by its issue time
+	// before it is used up: a node started on an empty data dir refuses
+	// the tickets that may predate its replay cache (freshstore.go).
+	TicketGuard func(issued time.Time) error
 }
 
 // handoff is the browser hand-off shared by the private API (login links,

@@ -55,6 +55,7 @@ var answers = []answer{
 	{ErrTicketWrongTarget, http.StatusForbidden, client.CodeTicketWrongTarget, ""},
 	{ErrTicketIPMismatch, http.StatusForbidden, client.CodeTicketIPMismatch, ""},
 	{ErrTicketReplayed, http.StatusConflict, client.CodeTicketReplayed, ""},
+	{ErrTicketBeforeStart, http.StatusConflict, client.CodeTicketBeforeStart, ""},
 	{ErrUnknownUser, http.StatusForbidden, client.CodeUnknownUser, ""},
 	{ErrBadRedirect, http.StatusBadRequest, client.CodeBadRedirect, ""},
 	// E-mail verification.
@@ -67,6 +68,7 @@ var answers = []answer{
 	// The node itself.
 	{session.ErrClosed, http.StatusServiceUnavailable, client.CodeUnavailable, "the node is shutting down"},
 	{errUnavailable, http.StatusServiceUnavailable, client.CodeUnavailable, ""},
+	{ErrNodeIsolated, http.StatusServiceUnavailable, client.CodeNodeIsolated, ""},
 	{errInternal, http.StatusInternalServerError, client.CodeInternal, ""},
 }
 

@@ -36,6 +36,7 @@ type Node struct {
 	store   *session.Store
 	gossip  *gossip.Gossip
 	metrics *Metrics
+	fresh   *freshness
 	verify  *verifier
 	apiLn   net.Listener
 	pubLn   net.Listener
@@ -82,6 +83,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.metrics = NewMetrics()
 	n.registerMetrics()
+	n.startFreshness()
 	private, pub, err := n.handlers(crypto.HashToken(token))
 	if err != nil {
 		return err
@@ -104,6 +106,11 @@ func (n *Node) Start(ctx context.Context) error {
 	n.serve(n.pubSrv, n.pubLn)
 	n.wg.Add(1)
 	go n.housekeeping(loopCtx)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.fresh.watch(loopCtx)
+	}()
 
 	if len(gc.Join) > 0 {
 		if k, err := n.gossip.Join(gc.Join); err != nil {
@@ -112,6 +119,7 @@ func (n *Node) Start(ctx context.Context) error {
 			n.log.Info("joined cluster", "contacted", k)
 		}
 	}
+	n.fresh.update(time.Now()) // the join may have ended the isolation of the start
 	n.started = true
 	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
 	return nil
@@ -189,6 +197,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 		Log:           n.log,
 		Metrics:       n.metrics,
 		OnUnknownUser: n.cfg.Site.OnUnknownUser,
+		TicketGuard:   n.fresh.guard.check,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -202,7 +211,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 		return nil, nil, err
 	}
 	api := newAPI(apiDeps{Service: svc, Status: n.Status, Token: token, Log: n.log, Metrics: n.metrics,
-		Handoff: ho, Verify: n.verify})
+		Handoff: ho, Verify: n.verify, Fresh: n.fresh})
 	if !n.cfg.Admin.Enabled {
 		return api, public, nil
 	}

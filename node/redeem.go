@@ -31,7 +31,7 @@ type redemption struct {
 // here before, and its session (merged with what this node holds) is
 // active. Its refusals (crypto.ErrTicketMalformed, ErrTicketUnknownKey,
 // ErrTicketTampered, ErrTicketExpired, ErrTicketNotYetValid;
-// ErrTicketWrongTarget, ErrTicketIPMismatch, ErrTicketReplayed,
+// ErrTicketWrongTarget, ErrTicketIPMismatch, ErrTicketReplayed, ErrTicketBeforeStart,
 // ErrUnknownUser; ErrSessionEnded, ErrSessionRevoked, ErrSessionExpired)
 // are refusals whose messages say why; any other error is a store failure.
 func (h *handoff) redeem(raw, clientIP string) (redemption, error) {
@@ -87,6 +87,11 @@ func (h *handoff) check(raw, clientIP string) (redemption, error) {
 		}
 		if !known {
 			return rd, refuse(ErrUnknownUser, "this site does not know the user (site.on_unknown_user: reject): they must register here first")
+		}
+	}
+	if h.TicketGuard != nil {
+		if err := h.TicketGuard(t.IssuedAt); err != nil {
+			return rd, err
 		}
 	}
 	first, err := h.Service.Store.UseOnce(t.ID, t.ExpiresAt)

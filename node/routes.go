@@ -37,7 +37,8 @@ func (a *api) routeTable() []route {
 		{"POST /v1/tickets/redeem", true, a.redeemTicket},
 		{"GET /v1/status", true, a.status},
 
-		{"GET /healthz", false, health},
+		{"GET /healthz", false, a.healthz},
+		{"GET /readyz", false, a.readyz},
 		{"GET /metrics", false, a.metricsHandler()},
 	}
 }
@@ -45,12 +46,6 @@ func (a *api) routeTable() []route {
 var healthBody = &struct {
 	Status string `json:"status"`
 }{"ok"}
-
-// health is GET /healthz: the node answers.
-func health(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, healthBody)
-	return nil
-}
 
 // metricsHandler is GET /metrics: the node's Prometheus registry.
 func (a *api) metricsHandler() func(http.ResponseWriter, *http.Request) error {

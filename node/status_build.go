@@ -20,6 +20,7 @@ func (n *Node) Status() client.Status {
 		Profile: n.cfg.Node.Profile,
 		Counts:  client.Counts{Users: users, Sessions: sessions, ActiveSessions: active},
 		Members: []client.MemberStatus{},
+		Health:  n.fresh.health(),
 	}
 	for _, m := range n.gossip.Members() {
 		st.Members = append(st.Members, client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version})

@@ -106,13 +106,33 @@ func NewCluster(t T, n int) *Cluster {
 	return c
 }
 
-// Start adds n nodes, each joining the first, and waits for full membership.
+// Start adds n nodes, each joining the first, and waits for full membership
+// and for every node to be settled (WaitSettled).
 func (c *Cluster) Start(n int) {
 	c.t.Helper()
 	for i := 0; i < n; i++ {
 		c.Add()
 	}
 	c.WaitMembers(10 * time.Second)
+	c.WaitSettled(10 * time.Second)
+}
+
+// WaitSettled waits until no member is catching up and, in a cluster of
+// more than one, every member started on an empty data dir knows its name
+// is new to the cluster (so it refuses no ticket: see node's freshstore.go).
+// A member restarted on a wiped data dir never settles within a ticket TTL:
+// do not wait for it.
+func (c *Cluster) WaitSettled(d time.Duration) {
+	c.t.Helper()
+	c.WaitFor(d, "every member caught up and settled", func() bool {
+		for _, m := range c.Members {
+			h := m.Health()
+			if h.CatchingUp || (len(c.Members) > 1 && h.TicketsRefusedUntil != nil) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // Add starts one more node that joins the cluster.

@@ -1,0 +1,322 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/gossip"
+)
+
+// Freshness is what a node knows of its own data: whether it may be
+// missing changes the cluster made (docs/operations.md, "Partial
+// failures"). Gossip tells (gossip.Health): a node that just started with
+// peers to ask, or came back after being cut off from every member, is
+// catching up until an anti-entropy round with a live member completes; a
+// node that sees no other member alive though it has some to reach is
+// isolated; a peer answering in another cluster key is a key mismatch.
+// The node shows it
+//
+//   - on every session check: the header client.HeaderNodeState, and the
+//     field "node" of a 200 answer while not ok;
+//   - on GET /healthz: 200 "ok", or 429 "degraded" while isolated or on a
+//     key mismatch (Consul's HTTP checks read 429 as a warning: the
+//     process is alive, a restart cures nothing);
+//   - on GET /readyz: 503 while catching up or isolated;
+//   - in status (Status.Health) and metrics (ussync_node_*).
+//
+// With sync.fail_closed_after set, a node that has been catching up or
+// isolated for longer answers the session check of an active session 503
+// node_isolated instead of 200, so that sites fail closed; ended and
+// unknown sessions are answered as usual (they are closed already).
+
+// healthSource is what freshness reads of the gossip member.
+type healthSource interface {
+	// CatchingUp and Isolated are cheap; Health copies more.
+	CatchingUp() bool
+	Isolated() bool
+	Health() gossip.Health
+}
+
+// freshInterval is how often the watch reads gossip's state: the longest a
+// change of isolation (or the end of a catch-up) takes to show on session
+// checks. The start of a catch-up shows at once (CatchingUp is read on
+// every check).
+const freshInterval = 100 * time.Millisecond
+
+// freshness watches gossip's health and holds the node's state for the
+// session check. It is safe for concurrent use; a nil *freshness is a node
+// always fresh (tests of the API alone).
+type freshness struct {
+	src       healthSource
+	failAfter time.Duration
+	log       *slog.Logger
+	// guard is the fresh store's ticket refusal (freshstore.go); nil when
+	// the store was not fresh.
+	guard *freshGuard
+
+	snap         atomic.Pointer[freshSnap]
+	failedClosed prometheus.Counter // ussync_session_checks_failed_closed_total
+}
+
+// freshSnap is one reading of the node's state. A new one replaces it
+// whenever the state changes; the session check only reads it.
+type freshSnap struct {
+	state  string   // client.NodeState*
+	header []string // {state}: set as is on every check, no allocation
+	since  time.Time
+	view   *client.NodeState // nil when ok
+	// refusal, when set, is the answer to the check of an active session:
+	// failing closed.
+	refusal error
+}
+
+var (
+	okSnap       = &freshSnap{state: client.NodeStateOK, header: []string{client.NodeStateOK}}
+	catchingSnap = &freshSnap{state: client.NodeStateCatchingUp, header: []string{client.NodeStateCatchingUp},
+		view: &client.NodeState{State: client.NodeStateCatchingUp, CatchingUp: true}}
+)
+
+func newFreshness(src healthSource, failAfter time.Duration, log *slog.Logger, m *Metrics) *freshness {
+	f := &freshness{src: src, failAfter: failAfter, log: log}
+	f.snap.Store(okSnap)
+	f.failedClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ussync_session_checks_failed_closed_total",
+		Help: "Session checks of active sessions answered 503 node_isolated: the node was catching up or isolated for longer than sync.fail_closed_after.",
+	})
+	m.Registry.MustRegister(f.failedClosed)
+	f.update(time.Now())
+	return f
+}
+
+// current is the state a session check answers with: one atomic load, and
+// one more for gossip's CatchingUp.
+func (f *freshness) current() *freshSnap {
+	if f == nil {
+		return okSnap
+	}
+	s := f.snap.Load()
+	if s.state == client.NodeStateOK && f.src.CatchingUp() {
+		return catchingSnap // began since the last reading
+	}
+	return s
+}
+
+// watch updates the state every freshInterval until ctx ends.
+func (f *freshness) watch(ctx context.Context) {
+	t := time.NewTicker(freshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			f.update(now)
+			f.guard.settle()
+		}
+	}
+}
+
+// update reads gossip's state at now and replaces the snapshot if it
+// changed, logging the moves in and out of failing closed (gossip logs
+// isolation and key mismatch itself, once a minute).
+func (f *freshness) update(now time.Time) {
+	prev := f.snap.Load()
+	catching, isolated := f.src.CatchingUp(), f.src.Isolated()
+	if !catching && !isolated {
+		if prev != okSnap {
+			f.snap.Store(okSnap)
+			if prev.refusal != nil {
+				f.log.Warn("session checks answer again: this node is in touch with the cluster", "stale_for", now.Sub(prev.since).Round(time.Second))
+			}
+		}
+		return
+	}
+	h := f.src.Health()
+	var since time.Time
+	for _, t := range []time.Time{h.CatchUpSince, h.IsolatedSince} {
+		if !t.IsZero() && (since.IsZero() || t.Before(since)) {
+			since = t
+		}
+	}
+	if since.IsZero() {
+		since = now // between gossip's readings
+	}
+	if prev.state != client.NodeStateOK && !prev.since.IsZero() && prev.since.Before(since) {
+		since = prev.since // one stale spell: isolated, then catching up
+	}
+	state := client.NodeStateCatchingUp
+	if isolated {
+		state = client.NodeStateIsolated
+	}
+	failing := f.failAfter > 0 && now.Sub(since) >= f.failAfter
+	if prev.state == state && prev.since.Equal(since) && (prev.refusal != nil) == failing {
+		return
+	}
+	s := &freshSnap{state: state, header: []string{state}, since: since}
+	at := since.UTC()
+	s.view = &client.NodeState{State: state, CatchingUp: catching, Isolated: isolated, Since: &at}
+	if failing {
+		what := "catching up (no anti-entropy round with a live member completed yet)"
+		if isolated {
+			what = "isolated (no other member alive)"
+		}
+		s.refusal = refuse(ErrNodeIsolated, "this node has been %s since %s, longer than sync.fail_closed_after (%s): it may be missing logouts made on other sites, so it vouches for no session until it is in touch again",
+			what, at.Format(time.RFC3339), f.failAfter)
+		if prev.refusal == nil {
+			f.log.Error("session checks fail closed: this node may be missing logouts made elsewhere (sync.fail_closed_after); `ussync status` says why",
+				"state", state, "since", at.Format(time.RFC3339), "fail_closed_after", f.failAfter.String(), "reason", h.Reason())
+		}
+	}
+	f.snap.Store(s)
+}
+
+// sessionCheck sets the node-state header of a session check on w and
+// returns the snapshot: its view goes into a 200 answer, and its refusal,
+// when set, replaces one.
+func (f *freshness) sessionCheck(w http.ResponseWriter) *freshSnap {
+	s := f.current()
+	w.Header()[client.HeaderNodeState] = s.header
+	return s
+}
+
+// refused counts a session check failed closed.
+func (f *freshness) refused() { f.failedClosed.Inc() }
+
+// health is the node's health for GET /healthz and status.
+func (f *freshness) health() client.NodeHealth {
+	if f == nil {
+		return client.NodeHealth{Status: client.HealthOK, State: "ok"}
+	}
+	h := f.src.Health()
+	nh := client.NodeHealth{
+		Status:       client.HealthOK,
+		State:        h.Status(),
+		Reason:       h.Reason(),
+		CatchingUp:   h.CatchingUp,
+		CaughtUpWith: h.CaughtUpWith,
+		Isolated:     h.Isolated,
+		KeyMismatch:  h.KeyMismatch,
+		FailClosed:   f.snap.Load().refusal != nil,
+	}
+	nh.CatchUpSince = timePtr(h.CatchUpSince)
+	nh.CaughtUpAt = timePtr(h.CaughtUpAt)
+	nh.IsolatedSince = timePtr(h.IsolatedSince)
+	for _, src := range h.Foreign {
+		if src.Answered || src.Member && src.Plausible {
+			nh.ForeignPeers = append(nh.ForeignPeers, src.Addr)
+		}
+	}
+	if h.Isolated || h.KeyMismatch {
+		nh.Status = client.HealthDegraded
+	}
+	if nh.FailClosed {
+		nh.Reason += fmt.Sprintf("; session checks fail closed (sync.fail_closed_after %s)", f.failAfter)
+	}
+	f.guard.addHealth(&nh)
+	return nh
+}
+
+// notReady lists why the node should not take its site's traffic: it is
+// catching up or isolated (GET /readyz).
+func (f *freshness) notReady() []string {
+	if f == nil {
+		return nil
+	}
+	var out []string
+	h := f.src.Health()
+	if h.Isolated {
+		out = append(out, "isolated: "+h.Reason())
+	} else if h.CatchingUp {
+		out = append(out, h.Reason())
+	}
+	return out
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// registerFreshMetrics exports the freshness figures on /metrics.
+func (n *Node) registerFreshMetrics() {
+	g, f := n.gossip, n.fresh
+	bit := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	m := n.metrics
+	m.RegisterFunc("ussync_node_catching_up", "1 while the node is catching up: started or back from being cut off, no full anti-entropy round with a live member yet.",
+		func() float64 { return bit(g.CatchingUp()) })
+	m.RegisterFunc("ussync_node_isolated", "1 while the node sees no other member alive though it has some to reach (a partition, its network, or another cluster key).",
+		func() float64 { return bit(g.Isolated()) })
+	m.RegisterFunc("ussync_node_key_mismatch", "1 while a peer answered, or a member's address sent gossip, in a cluster key this node does not hold (within five minutes).",
+		func() float64 { return bit(g.KeyMismatch()) })
+	m.RegisterFunc("ussync_node_fail_closed", "1 while session checks of active sessions answer 503 node_isolated (sync.fail_closed_after).",
+		func() float64 { return bit(f.snap.Load().refusal != nil) })
+	m.RegisterFunc("ussync_node_stale_seconds", "Seconds the node has been catching up or isolated without a break; 0 while in touch.",
+		func() float64 {
+			s := f.current()
+			if s.state == client.NodeStateOK || s.since.IsZero() {
+				return 0
+			}
+			return time.Since(s.since).Seconds()
+		})
+	m.RegisterCounterFunc("ussync_catchups_total", "Catch-ups this node completed (a full anti-entropy round after a start or after being cut off).",
+		func() float64 { return float64(g.Stats().CatchUps) })
+	for kind, get := range map[string]func(gossip.Stats) uint64{
+		"packet": func(s gossip.Stats) uint64 { return s.ForeignPackets },
+		"stream": func(s gossip.Stats) uint64 { return s.ForeignStreams },
+		"answer": func(s gossip.Stats) uint64 { return s.ForeignAnswers },
+	} {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "ussync_gossip_foreign_total",
+			Help:        "Gossip traffic no installed key decrypts, by kind: inbound packets and streams, and answers (in another key) to streams this node opened.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 { return float64(get(g.Stats())) }))
+	}
+}
+
+// startFreshness builds the node's freshness and the fresh store's ticket
+// guard, and registers their metrics (after the store, gossip and metrics;
+// the watch starts with the node's loops).
+func (n *Node) startFreshness() {
+	g := n.gossip
+	n.fresh = newFreshness(g, time.Duration(n.cfg.Sync.FailClosedAfter), n.log, n.metrics)
+	n.fresh.guard = newFreshGuard(n.store, n.cfg.Node.Name, time.Duration(n.cfg.Sync.TicketTTL),
+		func() bool { return !g.CatchingUp() && g.Stats().RoundsCompleted > 0 }, n.log)
+	n.registerFreshMetrics()
+}
+
+// Health is the node's freshness and reach, as GET /healthz and status
+// show it (after Start).
+func (n *Node) Health() client.NodeHealth { return n.fresh.health() }
+
+// healthz is GET /healthz: 200 {"status":"ok",…} while the node is in
+// touch with its cluster (catching up included: it is alive and will be
+// fresh by itself), 429 {"status":"degraded",…} while it is isolated or a
+// peer uses another cluster key. The body is client.NodeHealth.
+func (a *api) healthz(w http.ResponseWriter, _ *http.Request) error {
+	if a.Fresh == nil {
+		writeJSON(w, http.StatusOK, healthBody)
+		return nil
+	}
+	h := a.Fresh.health()
+	code := http.StatusOK
+	if h.Status == client.HealthDegraded {
+		code = http.StatusTooManyRequests
+	}
+	writeJSON(w, code, &h)
+	return nil
+}

@@ -255,6 +255,7 @@ type agent struct {
 	public  string
 	siteURL string
 	config  string // --config FILE, when not empty
+	secret  string // USSYNC_SECRET, when not the cluster's
 	join    []string
 	runs    []*proc
 }
@@ -375,7 +376,11 @@ func (c *cluster) start(a *agent) error {
 	c.t.Helper()
 	p := &proc{done: make(chan struct{})}
 	p.cmd = exec.Command(c.bin, a.args()...)
-	p.cmd.Env = cleanEnv("USSYNC_SECRET="+c.secret, "USSYNC_API_TOKEN="+c.token)
+	secret := c.secret
+	if a.secret != "" {
+		secret = a.secret
+	}
+	p.cmd.Env = cleanEnv("USSYNC_SECRET="+secret, "USSYNC_API_TOKEN="+c.token)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = procAttr()
 	if err := p.cmd.Start(); err != nil {
@@ -392,7 +397,8 @@ func (c *cluster) start(a *agent) error {
 		if p.exited() {
 			return fmt.Errorf("the process exited before answering /healthz (%s)", p.describe())
 		}
-		if code, _, err := c.do(a, "GET", "/healthz", nil, nil); err == nil && code == http.StatusOK {
+		// 429: alive, but degraded (isolated, another cluster key).
+		if code, _, err := c.do(a, "GET", "/healthz", nil, nil); err == nil && (code == http.StatusOK || code == http.StatusTooManyRequests) {
 			return nil
 		}
 		if time.Now().After(deadline) {

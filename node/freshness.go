@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -297,6 +298,30 @@ func (n *Node) startFreshness() {
 	n.fresh.guard = newFreshGuard(n.store, n.cfg.Node.Name, time.Duration(n.cfg.Sync.TicketTTL),
 		func() bool { return !g.CatchingUp() && g.Stats().RoundsCompleted > 0 }, n.log)
 	n.registerFreshMetrics()
+}
+
+// joinFailed says why no join address answered at start: plainly, when
+// one answered in another cluster key (this node's secret is not theirs);
+// else that the node keeps trying.
+func (n *Node) joinFailed(err error) {
+	h := n.gossip.Health()
+	var peers []string
+	for _, f := range h.Foreign {
+		if f.Answered {
+			peers = append(peers, f.Addr)
+		}
+	}
+	if len(peers) == 0 {
+		n.log.Warn("no join address answered; retrying in the background", "err", err)
+		return
+	}
+	var mine []string
+	for _, k := range n.keyring.Keys() {
+		mine = append(mine, k.Fingerprint)
+	}
+	n.log.Error("the join addresses answer in another cluster key: this node's secret is not the cluster's (a key rotation it missed, or the wrong secret file). "+
+		"Compare this node's key fingerprints with those `ussync status` shows on a member, install the cluster's secret and restart; until then this node runs alone and hears no logout",
+		"peers", strings.Join(peers, ","), "fingerprints", strings.Join(mine, ","))
 }
 
 // Health is the node's freshness and reach, as GET /healthz and status

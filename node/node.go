@@ -114,7 +114,7 @@ func (n *Node) Start(ctx context.Context) error {
 
 	if len(gc.Join) > 0 {
 		if k, err := n.gossip.Join(gc.Join); err != nil {
-			n.log.Warn("no join address answered; retrying in the background", "err", err)
+			n.joinFailed(err)
 		} else {
 			n.log.Info("joined cluster", "contacted", k)
 		}

@@ -80,6 +80,7 @@ func TestLayout_ThirdPartyBehindOneDoor(t *testing.T) {
 		"demo/site":           {"client"},
 		"examples/go-site":    {"client"},
 		"e2e":                 nil,
+		"e2e/wordpress":       nil,
 		".":                   {"node", "client", "crypto", "bench", "demo"},
 	}
 	for _, p := range goList(t) {

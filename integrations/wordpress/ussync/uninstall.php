@@ -1,0 +1,13 @@
+<?php
+/**
+ * Uninstall: removes what the plugin stored (its options and its user
+ * meta). The users it added stay: they are accounts of this site now.
+ *
+ * @package ussync
+ */
+
+defined( 'WP_UNINSTALL_PLUGIN' ) || exit;
+
+delete_option( 'ussync_settings' );
+delete_option( 'ussync_down' );
+delete_metadata( 'user', 0, 'ussync_added', '', true );

@@ -49,6 +49,9 @@ type Member struct {
 	// Observer, when set before the node starts, sees every record a peer's
 	// message changed on this node (the bench times propagation with it).
 	Observer func([]session.Record)
+	// Clock, when set before the node starts (or restarts), is its wall
+	// clock (node.Node.Now): tests give members clocks that disagree.
+	Clock func() time.Time
 	c        *Cluster
 }
 
@@ -186,6 +189,7 @@ func (c *Cluster) start(m *Member) {
 	if err != nil {
 		c.t.Fatalf("new node: %v", err)
 	}
+	n.Now = m.Clock
 	n.TuneGossip = func(g *gossip.Config) {
 		g.Shrink()
 		g.Faults = m.Faults

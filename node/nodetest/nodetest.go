@@ -52,7 +52,7 @@ type Member struct {
 	// Clock, when set before the node starts (or restarts), is its wall
 	// clock (node.Node.Now): tests give members clocks that disagree.
 	Clock func() time.Time
-	c        *Cluster
+	c     *Cluster
 }
 
 // Cluster is a set of nodes sharing one secret and one API token.

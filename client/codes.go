@@ -22,6 +22,7 @@ const (
 	CodeInternal         = "internal"               // 500: a bug or a store failure, logged by the node
 	CodeUnavailable      = "unavailable"            // 503: the node is shutting down, or does not offer the call
 	CodeNodeIsolated     = "node_isolated"          // 503: a session check on a node isolated or catching up for longer than sync.fail_closed_after
+	CodeStorageFull      = "storage_full"           // 503: the node's data dir is out of space; the write was not made
 )
 
 // Error codes of user administration (docs/users.md).

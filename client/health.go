@@ -41,7 +41,7 @@ type NodeState struct {
 // Health statuses (NodeHealth.Status): the word of GET /healthz.
 const (
 	HealthOK       = "ok"       // 200
-	HealthDegraded = "degraded" // 429: isolated, or a peer uses another cluster key
+	HealthDegraded = "degraded" // 429: isolated, a peer uses another cluster key, or the disk is full
 )
 
 // NodeHealth is the answer of GET /healthz and Status.Health: what the node
@@ -50,10 +50,11 @@ const (
 type NodeHealth struct {
 	// Status is HealthOK or HealthDegraded. GET /healthz answers 200 with
 	// "ok" and 429 Too Many Requests with "degraded" (the code Consul's HTTP
-	// checks read as a warning): degraded is isolated or key mismatch.
+	// checks read as a warning): degraded is isolated, key mismatch or
+	// storage full.
 	Status string `json:"status"`
-	// State is gossip's one word, the most severe first: "key_mismatch",
-	// "isolated", "catching_up" or "ok".
+	// State is one word, the most severe first: "storage_full",
+	// "key_mismatch", "isolated", "catching_up" or "ok".
 	State string `json:"state"`
 	// Reason says in one line what State names, for people; "" when ok.
 	Reason string `json:"reason,omitempty"`
@@ -78,6 +79,12 @@ type NodeHealth struct {
 	// sync.fail_closed_after, so its session checks answer 503
 	// node_isolated instead of 200.
 	FailClosed bool `json:"fail_closed"`
+	// StorageFull: the data dir's filesystem has less free space than the
+	// store keeps in reserve (ReserveBytes): every write is refused (503
+	// storage_full), reads go on. FreeBytes is what it has.
+	StorageFull  bool   `json:"storage_full"`
+	FreeBytes    uint64 `json:"free_bytes,omitempty"`
+	ReserveBytes uint64 `json:"reserve_bytes,omitempty"`
 	// FreshStore: the node started on an empty data dir. Until
 	// TicketsRefusedUntil it refuses the hand-off tickets that may predate
 	// it (its replay cache was lost with the old data).

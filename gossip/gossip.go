@@ -521,7 +521,7 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 	if len(deltas) > 0 {
 		changed, err := g.store.Apply(deltas...)
 		if err != nil {
-			g.log.Error("apply gossip", "err", err)
+			g.applyFailed("apply gossip", err)
 		}
 		g.stats.deltasApplied.Add(uint64(len(changed)))
 		for _, r := range changed {
@@ -536,7 +536,7 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		changed, err := g.store.Apply(repairs...)
 		if err != nil {
 			// The chunks are not counted: their rounds time out and retry.
-			g.log.Error("apply repair", "err", err)
+			g.applyFailed("apply repair", err)
 			return
 		}
 		if g.cfg.Observer != nil && len(changed) > 0 {
@@ -546,6 +546,17 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			g.repairApplied(t)
 		}
 	}
+}
+
+// applyFailed logs a store's refusal of received records: at once, but
+// once a minute for a full disk (every message would say it; the store
+// logs it too, and anti-entropy brings the records once space returns).
+func (g *Gossip) applyFailed(what string, err error) {
+	if errors.Is(err, session.ErrStorageFull) {
+		g.logOnce("storage full", func() { g.log.Warn(what+": the store is full; anti-entropy brings the records once space is freed (logged once a minute)", "err", err) })
+		return
+	}
+	g.log.Error(what, "err", err)
 }
 
 // broadcast is one record in memberlist's gossip queue.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/session"
 )
 
 // Freshness is what a node knows of its own data: whether it may be
@@ -61,6 +62,9 @@ type freshness struct {
 	// guard is the fresh store's ticket refusal (freshstore.go); nil when
 	// the store was not fresh.
 	guard *freshGuard
+	// space measures the store's free space (session.Store.Space); nil:
+	// not reported.
+	space func() session.Space
 
 	snap         atomic.Pointer[freshSnap]
 	failedClosed prometheus.Counter // ussync_session_checks_failed_closed_total
@@ -220,6 +224,17 @@ func (f *freshness) health() client.NodeHealth {
 	if nh.FailClosed {
 		nh.Reason += fmt.Sprintf("; session checks fail closed (sync.fail_closed_after %s)", f.failAfter)
 	}
+	if f.space != nil {
+		if sp := f.space(); sp.Full {
+			nh.StorageFull, nh.FreeBytes, nh.ReserveBytes = true, sp.Free, sp.Reserve
+			nh.Status, nh.State = client.HealthDegraded, "storage_full"
+			why := fmt.Sprintf("storage full: %d bytes free in the data dir's filesystem, under the %d the store keeps in reserve: every write is refused (503 storage_full) until space is freed", sp.Free, sp.Reserve)
+			if nh.Reason != "" {
+				why += "; " + nh.Reason
+			}
+			nh.Reason = why
+		}
+	}
 	f.guard.addHealth(&nh)
 	return nh
 }
@@ -274,6 +289,13 @@ func (n *Node) registerFreshMetrics() {
 			}
 			return time.Since(s.since).Seconds()
 		})
+	st := n.store
+	m.RegisterFunc("ussync_store_full", "1 while the data dir's filesystem has less free space than the store keeps in reserve: every write is refused (503 storage_full).",
+		func() float64 { return bit(st.Space().Full) })
+	m.RegisterFunc("ussync_store_free_bytes", "Bytes free in the data dir's filesystem, for this node's user.",
+		func() float64 { return float64(st.Space().Free) })
+	m.RegisterCounterFunc("ussync_store_writes_refused_total", "Writes the store refused for want of free space (storage_full).",
+		func() float64 { return float64(st.Space().Refused) })
 	m.RegisterCounterFunc("ussync_catchups_total", "Catch-ups this node completed (a full anti-entropy round after a start or after being cut off).",
 		func() float64 { return float64(g.Stats().CatchUps) })
 	for kind, get := range map[string]func(gossip.Stats) uint64{
@@ -295,6 +317,7 @@ func (n *Node) registerFreshMetrics() {
 func (n *Node) startFreshness() {
 	g := n.gossip
 	n.fresh = newFreshness(g, time.Duration(n.cfg.Sync.FailClosedAfter), n.log, n.metrics)
+	n.fresh.space = n.store.Space
 	n.fresh.guard = newFreshGuard(n.store, n.cfg.Node.Name, time.Duration(n.cfg.Sync.TicketTTL),
 		func() bool { return !g.CatchingUp() && g.Stats().RoundsCompleted > 0 }, n.log)
 	n.registerFreshMetrics()

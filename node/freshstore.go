@@ -103,20 +103,25 @@ func (g *freshGuard) settle() {
 	g.log.Info("this node's name is new to the cluster: no ticket predates its store")
 }
 
-// hasPast reports whether a replicated record names this site: a session
-// created here, a user this site knew or was bound to, a site record.
+// hasPast reports whether a replicated record names this site from
+// before its start: a session created here, a user this site knew or was
+// bound to, a site record. What this life wrote since does not count.
 func (g *freshGuard) hasPast() (bool, error) {
 	if g.store.Site(g.name).Name != "" {
 		return true, nil
 	}
+	startMs := g.start.UnixMilli()
+	before := func(h session.HLC) bool { return h != 0 && h.WallMs() < startMs }
 	after := ""
 	for {
 		page, next, err := g.store.ListSessions(session.SessionFilter{Site: g.name, After: after, Limit: session.MaxListLimit})
 		if err != nil {
 			return false, fmt.Errorf("list sessions: %w", err)
 		}
-		if len(page) > 0 {
-			return true, nil
+		for i := range page {
+			if before(page[i].Created) {
+				return true, nil
+			}
 		}
 		if next == "" {
 			break
@@ -130,7 +135,7 @@ func (g *freshGuard) hasPast() (bool, error) {
 			return false, err
 		}
 		for i := range page {
-			if _, ok := page[i].Sites[g.name]; ok {
+			if b, ok := page[i].Sites[g.name]; ok && (before(b.Known) || before(b.Bound)) {
 				return true, nil
 			}
 		}

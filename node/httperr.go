@@ -69,6 +69,7 @@ var answers = []answer{
 	{session.ErrClosed, http.StatusServiceUnavailable, client.CodeUnavailable, "the node is shutting down"},
 	{errUnavailable, http.StatusServiceUnavailable, client.CodeUnavailable, ""},
 	{ErrNodeIsolated, http.StatusServiceUnavailable, client.CodeNodeIsolated, ""},
+	{session.ErrStorageFull, http.StatusServiceUnavailable, client.CodeStorageFull, "the node's data dir is out of space: nothing was written; it refuses writes until space is freed (its log has the figures)"},
 	{errInternal, http.StatusInternalServerError, client.CodeInternal, ""},
 }
 

@@ -266,7 +266,9 @@ func (n *Node) housekeeping(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sweep.C:
-			if k, err := n.store.Sweep(ctx); err != nil {
+			if k, err := n.store.Sweep(ctx); errors.Is(err, session.ErrStorageFull) {
+				// The store logs a full disk itself, once a minute.
+			} else if err != nil {
 				n.log.Error("sweep history", "err", err)
 			} else if k > 0 {
 				n.log.Info("swept history past retention", "sessions", k)

@@ -108,7 +108,9 @@ func TestAgents_DiskFull(t *testing.T) {
 
 	filler := fill(t, disk)
 	// A write on the full node: refused, with a clear code; not a crash.
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	c.eventually(convergeTimeout, "n1 to refuse writes", func() string {
 		code, raw, err := c.do(n1, "POST", "/v1/sessions", map[string]string{"email": ann}, &e)
 		if err != nil || code != http.StatusServiceUnavailable || e.Error.Code != "storage_full" {

@@ -553,7 +553,9 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 // logs it too, and anti-entropy brings the records once space returns).
 func (g *Gossip) applyFailed(what string, err error) {
 	if errors.Is(err, session.ErrStorageFull) {
-		g.logOnce("storage full", func() { g.log.Warn(what+": the store is full; anti-entropy brings the records once space is freed (logged once a minute)", "err", err) })
+		g.logOnce("storage full", func() {
+			g.log.Warn(what+": the store is full; anti-entropy brings the records once space is freed (logged once a minute)", "err", err)
+		})
 		return
 	}
 	g.log.Error(what, "err", err)

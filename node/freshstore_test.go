@@ -55,7 +55,8 @@ func TestFreshStore_Wiped(t *testing.T) {
 
 	// ann logs in on n1 too (n1 is a site with users of its own), then a
 	// login on n0 hands her session to n1 through the chain.
-	login(t, c.Members[1], "ann@example.com")
+	onN1 := login(t, c.Members[1], "ann@example.com")
+	waitAll(t, c, onN1.Session.ID, http.StatusOK, "") // the others keep it through the wipe
 	l := loginSync(t, c.Members[0], "ann@example.com", "")
 	url1 := syncURLFor(t, l, "n1")
 	if r := b.get(url1); !opened(r) {
@@ -183,7 +184,8 @@ func TestFreshStore_UnknownUserSite(t *testing.T) {
 	}
 	c.Start(2)
 	register(t, c, 0, "ann@example.com")
-	login(t, c.Members[1], "ann@example.com")
+	l := login(t, c.Members[1], "ann@example.com")
+	waitAll(t, c, l.Session.ID, http.StatusOK, "") // on n0 too: the wipe loses only n1's copy
 	wipe(t, c, 1)
 	n1 := c.Members[1]
 	c.WaitMembers(10 * time.Second)

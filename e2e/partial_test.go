@@ -105,7 +105,7 @@ func TestAgents_MissedKeyRotation(t *testing.T) {
 	if table := c.ussync(n2, "status"); !strings.Contains(table, "DEGRADED: KEY MISMATCH") || !strings.Contains(table, n0.gossip+" speaks another cluster key") {
 		t.Errorf("status:\n%s", table)
 	}
-	for _, series := range []string{"ussync_node_key_mismatch 1", "ussync_node_isolated 1", "ussync_node_fail_closed 1", `ussync_session_checks_failed_closed_total 1`} {
+	for _, series := range []string{"ussync_key_mismatch 1", "ussync_isolated 1", "ussync_fail_closed 1", `ussync_session_checks_failed_closed_total 1`} {
 		if m := c.metrics(n2); !strings.Contains(m, "\n"+series) {
 			t.Errorf("n2's metrics lack %q", series)
 		}

@@ -89,6 +89,7 @@ func (g *Gossip) copyNode(n *memberlist.Node) {
 		delete(g.moved, n.Name)
 	}
 	g.nodes[n.Name] = c
+	g.noteBeatLocked(&c)
 }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
@@ -125,6 +126,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	}
 	delete(g.nodes, n.Name)
 	delete(g.moved, n.Name)
+	delete(g.beats, n.Name)
 	g.nodesMu.Unlock()
 	g.dropPeer(n.Name)
 	g.resyncs.done(n.Name) // a dead peer owes nothing; the reconnect loop takes over

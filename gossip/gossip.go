@@ -34,6 +34,11 @@ type Member struct {
 	State   string // alive, suspect, dead, left
 	SiteURL string
 	Version string
+	// Site is what the member last reported of its own website: SiteUp,
+	// SiteDown, or "" (it reports nothing). SiteFresh: that report arrived
+	// within three of its periods, by this member's clock (sitehealth.go).
+	Site      string
+	SiteFresh bool
 }
 
 // Stats are counters since the node started.
@@ -75,6 +80,12 @@ type meta struct {
 	// does not say whether a member left or died (Node.State is not filled
 	// in), so the departing node says it in its metadata.
 	Leaving bool `json:"leaving,omitempty"`
+	// Site, Beat and Every are the site's health (sitehealth.go): its
+	// state, a counter that changes at every report, and the period
+	// between reports in milliseconds.
+	Site  string `json:"ss,omitempty"`
+	Beat  uint64 `json:"hb,omitempty"`
+	Every int64  `json:"ev,omitempty"`
 }
 
 // Gossip is one running member. It is safe for concurrent use.
@@ -87,6 +98,9 @@ type Gossip struct {
 	guard *guard
 	queue *memberlist.TransmitLimitedQueue
 	meta  atomic.Pointer[[]byte]
+	// metaMu serializes changes of meta; beat counts site reports.
+	metaMu sync.Mutex
+	beat   uint64
 	// keyring is memberlist's: changing it changes the keys in use.
 	keyring *memberlist.Keyring
 
@@ -114,6 +128,7 @@ type Gossip struct {
 	nodesMu sync.RWMutex
 	nodes   map[string]memberlist.Node
 	moved   map[string]string
+	beats   map[string]beatSeen // by name: when each member's site report last changed (sitehealth.go)
 
 	// failed are the members that died or left; remembered those read from
 	// the last run's snapshot and not seen yet, with when they were last
@@ -190,6 +205,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		rememberedSeen: map[string]time.Time{},
 		probes:         map[string]*probe{},
 		nodes:          map[string]memberlist.Node{},
+		beats:          map[string]beatSeen{},
 		moved:          map[string]string{},
 		logged:         map[string]time.Time{},
 	}
@@ -337,7 +353,13 @@ func (g *Gossip) LiveMembers() []Member {
 	g.nodesMu.RLock()
 	out := make([]Member, 0, len(g.nodes))
 	for _, n := range g.nodes {
-		out = append(out, memberOf(&n, "alive"))
+		m := memberOf(&n, "alive")
+		if m.Site != "" {
+			var md meta
+			_ = json.Unmarshal(n.Meta, &md)
+			m.SiteFresh = n.Name == g.cfg.Name || g.siteFreshLocked(n.Name, time.Duration(md.Every)*time.Millisecond)
+		}
+		out = append(out, m)
 	}
 	g.nodesMu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -347,7 +369,7 @@ func (g *Gossip) LiveMembers() []Member {
 func memberOf(n *memberlist.Node, state string) Member {
 	var md meta
 	_ = json.Unmarshal(n.Meta, &md) // a peer's bad metadata shows as empty fields
-	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version}
+	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Site: md.Site}
 }
 
 // Stats returns the counters.
@@ -433,8 +455,13 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 	if g.left.Swap(true) {
 		return nil
 	}
-	if md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true}); err == nil {
+	g.metaMu.Lock()
+	md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true})
+	if err == nil {
 		g.meta.Store(&md)
+	}
+	g.metaMu.Unlock()
+	if err == nil {
 		if err := g.list.UpdateNode(timeout); err != nil {
 			g.log.Debug("announce leaving", "err", err)
 		}

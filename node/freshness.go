@@ -273,15 +273,17 @@ func (n *Node) registerFreshMetrics() {
 		return 0
 	}
 	m := n.metrics
-	m.RegisterFunc("ussync_node_catching_up", "1 while the node is catching up: started or back from being cut off, no full anti-entropy round with a live member yet.",
+	// ussync_catching_up, ussync_isolated, ussync_key_mismatch and
+	// ussync_catchups_total are named as the metrics rework names them.
+	m.RegisterFunc("ussync_catching_up", "1 while the node is catching up: started or back from being cut off, no full anti-entropy round with a live member yet.",
 		func() float64 { return bit(g.CatchingUp()) })
-	m.RegisterFunc("ussync_node_isolated", "1 while the node sees no other member alive though it has some to reach (a partition, its network, or another cluster key).",
+	m.RegisterFunc("ussync_isolated", "1 while the node sees no other member alive though it has some to reach (a partition, its network, or another cluster key).",
 		func() float64 { return bit(g.Isolated()) })
-	m.RegisterFunc("ussync_node_key_mismatch", "1 while a peer answered, or a member's address sent gossip, in a cluster key this node does not hold (within five minutes).",
+	m.RegisterFunc("ussync_key_mismatch", "1 while a peer answered, or a member's address sent gossip, in a cluster key this node does not hold (within five minutes).",
 		func() float64 { return bit(g.KeyMismatch()) })
-	m.RegisterFunc("ussync_node_fail_closed", "1 while session checks of active sessions answer 503 node_isolated (sync.fail_closed_after).",
+	m.RegisterFunc("ussync_fail_closed", "1 while session checks of active sessions answer 503 node_isolated (sync.fail_closed_after).",
 		func() float64 { return bit(f.snap.Load().refusal != nil) })
-	m.RegisterFunc("ussync_node_stale_seconds", "Seconds the node has been catching up or isolated without a break; 0 while in touch.",
+	m.RegisterFunc("ussync_stale_seconds", "Seconds the node has been catching up or isolated without a break; 0 while in touch.",
 		func() float64 {
 			s := f.current()
 			if s.state == client.NodeStateOK || s.since.IsZero() {
@@ -298,17 +300,6 @@ func (n *Node) registerFreshMetrics() {
 		func() float64 { return float64(st.Space().Refused) })
 	m.RegisterCounterFunc("ussync_catchups_total", "Catch-ups this node completed (a full anti-entropy round after a start or after being cut off).",
 		func() float64 { return float64(g.Stats().CatchUps) })
-	for kind, get := range map[string]func(gossip.Stats) uint64{
-		"packet": func(s gossip.Stats) uint64 { return s.ForeignPackets },
-		"stream": func(s gossip.Stats) uint64 { return s.ForeignStreams },
-		"answer": func(s gossip.Stats) uint64 { return s.ForeignAnswers },
-	} {
-		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "ussync_gossip_foreign_total",
-			Help:        "Gossip traffic no installed key decrypts, by kind: inbound packets and streams, and answers (in another key) to streams this node opened.",
-			ConstLabels: prometheus.Labels{"kind": kind},
-		}, func() float64 { return float64(get(g.Stats())) }))
-	}
 }
 
 // startFreshness builds the node's freshness and the fresh store's ticket

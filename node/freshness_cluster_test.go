@@ -125,8 +125,8 @@ func TestFreshness_RestartedNodeCatchingUp(t *testing.T) {
 	if !st.Health.CatchingUp || st.Health.CatchUpSince == nil || !strings.Contains(st.Health.Reason, "catching up") {
 		t.Errorf("status while catching up: %+v", st.Health)
 	}
-	if v := metric(t, c, n2, "ussync_node_catching_up"); v != "1" {
-		t.Errorf("ussync_node_catching_up %q, want 1", v)
+	if v := metric(t, c, n2, "ussync_catching_up"); v != "1" {
+		t.Errorf("ussync_catching_up %q, want 1", v)
 	}
 
 	// The pulls go through again: the next retry completes a round.
@@ -142,8 +142,8 @@ func TestFreshness_RestartedNodeCatchingUp(t *testing.T) {
 	if st.Health.CatchingUp || st.Health.CaughtUpAt == nil || st.Health.CaughtUpWith == "" {
 		t.Errorf("status once caught up: %+v", st.Health)
 	}
-	if v := metric(t, c, n2, "ussync_node_catching_up"); v != "0" {
-		t.Errorf("ussync_node_catching_up %q, want 0", v)
+	if v := metric(t, c, n2, "ussync_catching_up"); v != "0" {
+		t.Errorf("ussync_catching_up %q, want 0", v)
 	}
 }
 
@@ -197,11 +197,11 @@ func TestFreshness_IsolatedNodeFailsClosed(t *testing.T) {
 		last = r.state(t)
 		return r.status == http.StatusServiceUnavailable && strings.Contains(last, client.CodeNodeIsolated)
 	})
-	if v := metric(t, c, n2, "ussync_node_fail_closed"); v != "1" {
-		t.Errorf("ussync_node_fail_closed %q, want 1", v)
+	if v := metric(t, c, n2, "ussync_fail_closed"); v != "1" {
+		t.Errorf("ussync_fail_closed %q, want 1", v)
 	}
-	if v := metric(t, c, n2, "ussync_node_isolated"); v != "1" {
-		t.Errorf("ussync_node_isolated %q, want 1", v)
+	if v := metric(t, c, n2, "ussync_isolated"); v != "1" {
+		t.Errorf("ussync_isolated %q, want 1", v)
 	}
 	var st client.Status
 	get(t, c, n2, "/v1/status").decode(t, &st)
@@ -219,7 +219,7 @@ func TestFreshness_IsolatedNodeFailsClosed(t *testing.T) {
 	if r := get(t, c, n2, "/healthz"); r.status != http.StatusOK {
 		t.Errorf("healthz in touch again: %d %s", r.status, r.body)
 	}
-	if v := metric(t, c, n2, "ussync_node_fail_closed"); v != "0" {
-		t.Errorf("ussync_node_fail_closed %q, want 0", v)
+	if v := metric(t, c, n2, "ussync_fail_closed"); v != "0" {
+		t.Errorf("ussync_fail_closed %q, want 0", v)
 	}
 }

@@ -96,3 +96,15 @@ func printHealth(w io.Writer, h client.NodeHealth, painted bool) {
 		fmt.Fprintf(w, "%s\t%s\n", label, l)
 	}
 }
+
+// memberState is a member's STATE in status's table: its gossip state, and
+// its site's when that keeps it out of hand-offs ("alive, site down").
+func memberState(m client.MemberStatus) string {
+	switch {
+	case m.State == "alive" && m.SiteState == "down":
+		return "alive, site down"
+	case m.State == "alive" && m.SiteState == "stale":
+		return "alive, no site report"
+	}
+	return m.State
+}

@@ -352,7 +352,7 @@ func printStatus(w io.Writer, st client.Status, painted bool) error {
 	fmt.Fprintf(tw, "MEMBERS (%d, %d alive)\n", len(members), alive)
 	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSITE\tVERSION")
 	for _, m := range members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.State, m.SiteURL, m.Version)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, memberState(m), m.SiteURL, m.Version)
 	}
 	fmt.Fprintln(tw)
 

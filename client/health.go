@@ -41,7 +41,7 @@ type NodeState struct {
 // Health statuses (NodeHealth.Status): the word of GET /healthz.
 const (
 	HealthOK       = "ok"       // 200
-	HealthDegraded = "degraded" // 429: isolated, a peer uses another cluster key, or the disk is full
+	HealthDegraded = "degraded" // 429: isolated, a peer uses another cluster key, the site does not answer, or the disk is full
 )
 
 // NodeHealth is the answer of GET /healthz and Status.Health: what the node
@@ -54,7 +54,7 @@ type NodeHealth struct {
 	// storage full.
 	Status string `json:"status"`
 	// State is one word, the most severe first: "storage_full",
-	// "key_mismatch", "isolated", "catching_up" or "ok".
+	// "key_mismatch", "isolated", "site_down", "catching_up" or "ok".
 	State string `json:"state"`
 	// Reason says in one line what State names, for people; "" when ok.
 	Reason string `json:"reason,omitempty"`
@@ -79,6 +79,11 @@ type NodeHealth struct {
 	// sync.fail_closed_after, so its session checks answer 503
 	// node_isolated instead of 200.
 	FailClosed bool `json:"fail_closed"`
+	// SiteDown: this node's site did not answer its last health check
+	// (site.health_url): the other sites leave it out of their hand-offs.
+	// SiteCheck says what the check got.
+	SiteDown  bool   `json:"site_down"`
+	SiteCheck string `json:"site_check,omitempty"`
 	// StorageFull: the data dir's filesystem has less free space than the
 	// store keeps in reserve (ReserveBytes): every write is refused (503
 	// storage_full), reads go on. FreeBytes is what it has.

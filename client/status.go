@@ -24,6 +24,13 @@ type MemberStatus struct {
 	State   string `json:"state"` // alive, suspect, dead, left
 	SiteURL string `json:"site_url"`
 	Version string `json:"version"`
+	// SiteState is what the member last reported of its site: "up",
+	// "down", "stale" (its reports stopped: its node may have crashed), or
+	// "" (it reports nothing: checks off, or an older version).
+	SiteState string `json:"site_state,omitempty"`
+	// Handoff: this node hands browsers to the member (alive, and its
+	// site up or not reported).
+	Handoff bool `json:"handoff"`
 }
 
 // Counts are the store's record counts.

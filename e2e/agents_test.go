@@ -345,9 +345,8 @@ func (c *cluster) add() *agent {
 	c.t.Helper()
 	i := len(c.agents)
 	a := &agent{
-		name:    fmt.Sprintf("n%d", i),
-		dir:     c.t.TempDir(), // removed after the process is killed (cleanups run last first)
-		siteURL: fmt.Sprintf("http://site-%d.localhost/", i),
+		name: fmt.Sprintf("n%d", i),
+		dir:  c.t.TempDir(), // removed after the process is killed (cleanups run last first)
 	}
 	if i > 0 {
 		a.join = []string{c.agents[0].gossip}
@@ -355,10 +354,17 @@ func (c *cluster) add() *agent {
 	if c.setup != nil {
 		c.setup(a)
 	}
+	ownSite := a.siteURL == ""
 	c.agents = append(c.agents, a)
 	c.t.Cleanup(func() { c.stop(a) })
 	for attempt := 1; ; attempt++ {
 		a.gossip, a.api, a.public = freeAddr(c.t, true), freeAddr(c.t, false), freeAddr(c.t, false)
+		if ownSite {
+			// The site is the node's public listener itself, under its own
+			// host name (*.localhost is the loopback): the site check passes.
+			_, port, _ := net.SplitHostPort(a.public)
+			a.siteURL = fmt.Sprintf("http://site-%d.localhost:%s/", i, port)
+		}
 		err := c.start(a)
 		if err == nil {
 			return a

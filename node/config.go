@@ -99,6 +99,32 @@ type SiteSection struct {
 	// it has no account for: "create" the local user from the gossiped record,
 	// or "reject" the hand-off (the user must register on this site first).
 	OnUnknownUser string `yaml:"on_unknown_user"`
+	// HealthURL is what the node requests, every HealthInterval, to check
+	// that its site answers; it advertises the result, and the other sites
+	// skip a site that does not in their hand-offs. Empty:
+	// <url>ussync/v1/healthz, through the site's web server and reverse
+	// proxy, which the node answers itself (a stopped web server, or a
+	// proxy that does not forward <url>ussync/ as is, fails it). HealthOff
+	// ("off"): no check, no report (the others take the site as up).
+	HealthURL string `yaml:"health_url"`
+	// HealthInterval is the period of the check (1s to 5m). A site whose
+	// reports stop for three periods (its node crashed) is skipped too.
+	HealthInterval Duration `yaml:"health_interval"`
+}
+
+// HealthOff is the SiteSection.HealthURL that turns the site's check off.
+const HealthOff = "off"
+
+// HealthCheckURL is the URL the site's health check requests ("" when the
+// check is off). Call it on a validated Config.
+func (s SiteSection) HealthCheckURL() string {
+	switch s.HealthURL {
+	case HealthOff:
+		return ""
+	case "":
+		return s.URL + "ussync/v1/healthz"
+	}
+	return s.HealthURL
 }
 
 // GossipSection is the `gossip:` section.
@@ -336,6 +362,12 @@ func DefaultConfig() Config {
 			// The point of ussync is one login for all sites; a site that wants
 			// its own registration only says so explicitly.
 			OnUnknownUser: UnknownUserCreate,
+			// 5 s: a site that stops answering, or a node that crashes, is
+			// skipped by the others' hand-offs within about 15 s, sooner
+			// than memberlist declares a node dead under the wan profile;
+			// one small request and one metadata update every 5 s cost
+			// nothing.
+			HealthInterval: Duration(5 * time.Second),
 		},
 		Gossip: GossipSection{
 			// memberlist's usual port, on every interface: peers are elsewhere.

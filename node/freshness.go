@@ -65,6 +65,8 @@ type freshness struct {
 	// space measures the store's free space (session.Store.Space); nil:
 	// not reported.
 	space func() session.Space
+	// site is the check of this node's site (sitecheck.go); nil: off.
+	site *siteCheck
 
 	snap         atomic.Pointer[freshSnap]
 	failedClosed prometheus.Counter // ussync_session_checks_failed_closed_total
@@ -224,6 +226,7 @@ func (f *freshness) health() client.NodeHealth {
 	if nh.FailClosed {
 		nh.Reason += fmt.Sprintf("; session checks fail closed (sync.fail_closed_after %s)", f.failAfter)
 	}
+	f.site.addHealth(&nh)
 	if f.space != nil {
 		if sp := f.space(); sp.Full {
 			nh.StorageFull, nh.FreeBytes, nh.ReserveBytes = true, sp.Free, sp.Reserve
@@ -291,6 +294,8 @@ func (n *Node) registerFreshMetrics() {
 			}
 			return time.Since(s.since).Seconds()
 		})
+	m.RegisterFunc("ussync_site_down", "1 while this node's site does not answer its health check (site.health_url): the other sites leave it out of their hand-offs.",
+		func() float64 { d, _, _ := f.site.down(); return bit(d) })
 	st := n.store
 	m.RegisterFunc("ussync_store_full", "1 while the data dir's filesystem has less free space than the store keeps in reserve: every write is refused (503 storage_full).",
 		func() float64 { return bit(st.Space().Full) })
@@ -309,6 +314,7 @@ func (n *Node) startFreshness() {
 	g := n.gossip
 	n.fresh = newFreshness(g, time.Duration(n.cfg.Sync.FailClosedAfter), n.log, n.metrics)
 	n.fresh.space = n.store.Space
+	n.fresh.site = newSiteCheck(n.cfg.Site.HealthCheckURL(), time.Duration(n.cfg.Site.HealthInterval), g.SetSite, n.log)
 	n.fresh.guard = newFreshGuard(n.store, n.cfg.Node.Name, time.Duration(n.cfg.Sync.TicketTTL),
 		func() bool { return !g.CatchingUp() && g.Stats().RoundsCompleted > 0 }, n.log)
 	n.registerFreshMetrics()

@@ -106,10 +106,14 @@ func (n *Node) Start(ctx context.Context) error {
 	n.serve(n.pubSrv, n.pubLn)
 	n.wg.Add(1)
 	go n.housekeeping(loopCtx)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.fresh.watch(loopCtx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.fresh.site.run(loopCtx)
 	}()
 
 	if len(gc.Join) > 0 {

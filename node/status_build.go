@@ -23,7 +23,8 @@ func (n *Node) Status() client.Status {
 		Health:  n.fresh.health(),
 	}
 	for _, m := range n.gossip.Members() {
-		st.Members = append(st.Members, client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version})
+		st.Members = append(st.Members, client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version,
+			SiteState: siteState(m), Handoff: m.State == "alive" && m.Good()})
 	}
 	for _, k := range n.keyring.Keys() {
 		st.Keyring = append(st.Keyring, client.KeyStatus{Fingerprint: k.Fingerprint, Primary: k.Primary})

@@ -158,6 +158,8 @@ func (c *Cluster) config(m *Member) node.Config {
 	cfg.Node.DataDir = m.Dir
 	cfg.Node.Profile = string(gossip.ProfileLocal)
 	cfg.Site.URL = fmt.Sprintf("http://site-%d.localhost/", m.Index)
+	// No site answers at these URLs: no site check, unless a test sets one.
+	cfg.Site.HealthURL = node.HealthOff
 	cfg.Gossip.Bind = "127.0.0.1:0"
 	cfg.Gossip.Secrets = []string{c.Secret}
 	cfg.API.Listen = "127.0.0.1:0"

@@ -103,7 +103,7 @@ func (p *peer) send(batch [][]byte) (streamed bool) {
 	if node == nil {
 		return false // gone: gossip and anti-entropy take over
 	}
-	for _, msg := range chunkRecords(kindDelta, batch) {
+	for _, msg := range chunkRecords(kindDelta, p.g.cfg.Name, batch) {
 		var err error
 		if len(msg) <= bestEffortMax {
 			err = p.g.sendBestEffort(KindDelta, node, msg)

@@ -315,7 +315,7 @@ func (n *Node) startFreshness() {
 	n.fresh = newFreshness(g, time.Duration(n.cfg.Sync.FailClosedAfter), n.log, n.metrics)
 	n.fresh.space = n.store.Space
 	n.fresh.site = newSiteCheck(n.cfg.Site.HealthCheckURL(), time.Duration(n.cfg.Site.HealthInterval), g.SetSite, n.log)
-	n.fresh.guard = newFreshGuard(n.store, n.cfg.Node.Name, time.Duration(n.cfg.Sync.TicketTTL),
+	n.fresh.guard = newFreshGuard(n.store, n.cfg.Node.Name, time.Duration(n.cfg.Sync.TicketTTL), time.Duration(n.cfg.Cluster.MaxClockOffset),
 		func() bool { return !g.CatchingUp() && g.Stats().RoundsCompleted > 0 }, n.log)
 	n.registerFreshMetrics()
 }

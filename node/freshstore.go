@@ -54,14 +54,19 @@ type freshGuard struct {
 }
 
 // newFreshGuard returns the guard of a store opened at start, or nil when
-// the store is not fresh.
-func newFreshGuard(st *session.Store, name string, ticketTTL time.Duration, rounds func() bool, log *slog.Logger) *freshGuard {
+// the store is not fresh. skew is the cluster's max clock offset
+// (cluster.max_clock_offset; zero: crypto.MaxClockSkew), the future a
+// ticket's issue time may be in.
+func newFreshGuard(st *session.Store, name string, ticketTTL, skew time.Duration, rounds func() bool, log *slog.Logger) *freshGuard {
 	if !st.Fresh() {
 		return nil
 	}
+	if skew <= 0 {
+		skew = crypto.MaxClockSkew
+	}
 	start := st.Now()
 	g := &freshGuard{store: st, name: name, log: log, rounds: rounds, start: start,
-		before: start.Add(crypto.MaxClockSkew), until: start.Add(crypto.MaxClockSkew + ticketTTL)}
+		before: start.Add(skew), until: start.Add(skew + ticketTTL)}
 	log.Warn("started on an empty data dir: the replay cache of hand-off tickets is empty, so tickets issued before this start are refused until it is known that this node's name is new to the cluster (or they expire)",
 		"refused_until", g.until.UTC().Format(time.RFC3339))
 	return g

@@ -169,9 +169,9 @@ func (c *siteCheck) addHealth(h *client.NodeHealth) {
 	h.Reason = msg
 }
 
-// siteState is how status shows a member's site: "up", "down", "stale"
+// memberSiteState is how status shows a member's site: "up", "down", "stale"
 // (up, but its reports stopped), or "" (it reports nothing).
-func siteState(m gossip.Member) string {
+func memberSiteState(m gossip.Member) string {
 	if m.Site == gossip.SiteUp && !m.SiteFresh {
 		return "stale"
 	}

@@ -29,8 +29,8 @@ func newFakeSite(t *testing.T) *fakeSite {
 	return f
 }
 
-// memberStatus is how m's status shows the member named name.
-func memberStatus(t *testing.T, m *nodetest.Member, name string) client.MemberStatus {
+// siteMemberStatus is how m's status shows the member named name.
+func siteMemberStatus(t *testing.T, m *nodetest.Member, name string) client.MemberStatus {
 	t.Helper()
 	var st client.Status
 	if code := m.Call("GET", "/v1/status", nil, &st); code != http.StatusOK {
@@ -65,7 +65,7 @@ func TestSiteCheck_Reports(t *testing.T) {
 	}
 	c.WaitFor(10*time.Second, "every site up on n0", func() bool {
 		for _, m := range c.Members {
-			if x := memberStatus(t, n0, m.Name()); x.SiteState != "up" || !x.Handoff {
+			if x := siteMemberStatus(t, n0, m.Name()); x.SiteState != "up" || !x.Handoff {
 				return false
 			}
 		}
@@ -83,7 +83,7 @@ func TestSiteCheck_Reports(t *testing.T) {
 			tc.fail()
 			c.WaitFor(10*time.Second, "n1's site down on n0 and n2", func() bool {
 				for _, m := range []*nodetest.Member{n0, c.Members[2]} {
-					if x := memberStatus(t, m, "n1"); x.SiteState != "down" || x.Handoff || x.State != "alive" {
+					if x := siteMemberStatus(t, m, "n1"); x.SiteState != "down" || x.Handoff || x.State != "alive" {
 						return false
 					}
 				}
@@ -109,7 +109,7 @@ func TestSiteCheck_Reports(t *testing.T) {
 	sites[1] = newFakeSite(t)
 	c.Restart(1)
 	c.WaitFor(10*time.Second, "n1's site up again on n0", func() bool {
-		x := memberStatus(t, n0, "n1")
+		x := siteMemberStatus(t, n0, "n1")
 		return x.SiteState == "up" && x.Handoff
 	})
 	var h client.NodeHealth

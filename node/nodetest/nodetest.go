@@ -50,7 +50,8 @@ type Member struct {
 	// message changed on this node (the bench times propagation with it).
 	Observer func([]session.Record)
 	// Clock, when set before the node starts (or restarts), is its wall
-	// clock (node.Node.Now): tests give members clocks that disagree.
+	// clock (node.Node.Now): tests give members clocks that disagree. It
+	// wins over Cluster.Clock.
 	Clock func() time.Time
 	c     *Cluster
 }
@@ -74,6 +75,11 @@ type Cluster struct {
 	// Quiet drops node logs below warnings (default: warnings and errors
 	// only, into the test log).
 	LogLevel slog.Level
+	// Clock, when set, gives member i its wall clock (node.Node.Now: the
+	// clock of its store, its tickets, its sessions' expiry and its gossip
+	// probes), read when the member starts: tests put one node's clock
+	// ahead or behind the others'. Nil, or a nil func: the real clock.
+	Clock func(i int) func() time.Time
 	// Seed seeds the random faults (SetLink): member i's Faults get Seed+i,
 	// so a run is reproduced by its seed. Set it before adding members.
 	Seed uint64
@@ -192,6 +198,9 @@ func (c *Cluster) start(m *Member) {
 		c.t.Fatalf("new node: %v", err)
 	}
 	n.Now = m.Clock
+	if n.Now == nil && c.Clock != nil {
+		n.Now = c.Clock(m.Index)
+	}
 	n.TuneGossip = func(g *gossip.Config) {
 		g.Shrink()
 		g.Faults = m.Faults

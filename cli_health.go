@@ -28,27 +28,29 @@ func colour(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// healthLines are status's lines about the node's health (client.NodeHealth):
-// "ok", or the state in capitals, its reason and what follows from it. When
-// painted, a degraded node's lines are red and a catching-up node's yellow.
-func healthLines(h client.NodeHealth, painted bool) []string {
-	if h.Status == "" {
+// healthLines are status's lines about the node's health
+// (client.GossipHealth): "ok", or the state in capitals, its reason and
+// what follows from it. When painted, a degraded node's lines (isolated,
+// another key, a full disk, failing closed) are red and the others yellow.
+func healthLines(h *client.GossipHealth, painted bool) []string {
+	if h == nil || h.Status == "" {
 		return []string{"unknown (a node of an older version)"}
 	}
-	if h.State == "ok" && !h.FailClosed {
+	if h.Status == "ok" && !h.FailClosed {
 		line := "ok"
 		if h.CaughtUpAt != nil {
 			line += fmt.Sprintf(" (caught up with %s at %s)", h.CaughtUpWith, h.CaughtUpAt.Format(time.RFC3339))
 		}
 		return append([]string{line}, freshLines(h)...)
 	}
-	word := strings.ToUpper(strings.ReplaceAll(h.State, "_", " "))
-	if h.Status == client.HealthDegraded {
+	word := strings.ToUpper(strings.ReplaceAll(h.Status, "_", " "))
+	degraded := h.Isolated || h.KeyMismatch || h.StorageFull
+	if degraded {
 		word = "DEGRADED: " + word
 	}
 	lines := []string{word + ": " + h.Reason}
 	if h.KeyMismatch {
-		for _, p := range h.ForeignPeers {
+		for _, p := range h.ForeignPeers() {
 			lines = append(lines, fmt.Sprintf("  %s speaks another cluster key: compare the key fingerprints below with `ussync status` on that node", p))
 		}
 	}
@@ -60,7 +62,7 @@ func healthLines(h client.NodeHealth, painted bool) []string {
 	lines = append(lines, freshLines(h)...)
 	if painted {
 		c := ansiYellow
-		if h.Status == client.HealthDegraded || h.FailClosed {
+		if degraded || h.FailClosed {
 			c = ansiRed
 		}
 		for i := range lines {
@@ -71,14 +73,14 @@ func healthLines(h client.NodeHealth, painted bool) []string {
 }
 
 // freshLines say that a node started on an empty data dir refuses old tickets.
-func freshLines(h client.NodeHealth) []string {
+func freshLines(h *client.GossipHealth) []string {
 	if h.TicketsRefusedUntil == nil {
 		return nil
 	}
 	return []string{fmt.Sprintf("  started on an empty data dir: hand-off tickets issued before the start are refused until %s", h.TicketsRefusedUntil.Format(time.RFC3339))}
 }
 
-func nodeState(h client.NodeHealth) string {
+func nodeState(h *client.GossipHealth) string {
 	if h.Isolated {
 		return client.NodeStateIsolated
 	}
@@ -87,7 +89,7 @@ func nodeState(h client.NodeHealth) string {
 
 // printHealth writes the health lines after a "health" label, aligned by
 // the caller's tabwriter.
-func printHealth(w io.Writer, h client.NodeHealth, painted bool) {
+func printHealth(w io.Writer, h *client.GossipHealth, painted bool) {
 	for i, l := range healthLines(h, painted) {
 		label := "health"
 		if i > 0 {

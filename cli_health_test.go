@@ -15,11 +15,11 @@ func TestRun_StatusHealth(t *testing.T) {
 	const token = "0123456789abcdef"
 	since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	st := fakeStatus()
-	st.Health = client.NodeHealth{
-		Status: client.HealthDegraded, State: "key_mismatch",
+	st.Health = &client.GossipHealth{
+		Status:     "key_mismatch",
 		Reason:     "10.0.0.3:7946 answers in another cluster key: this node's secret is not the cluster's, or that node missed a key rotation",
 		CatchingUp: true, Isolated: true, IsolatedSince: &since, KeyMismatch: true,
-		ForeignPeers: []string{"10.0.0.3:7946"}, FailClosed: true,
+		Foreign: []client.ForeignSource{{Addr: "10.0.0.3:7946", Answered: true}}, FailClosed: true,
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -43,7 +43,7 @@ func TestRun_StatusHealth(t *testing.T) {
 	}
 	code, stdout, _ = runCLI(t, "status", "--api", srv.URL, "--token", token, "--json")
 	var got client.Status
-	if err := json.Unmarshal([]byte(stdout), &got); code != 0 || err != nil || !got.Health.KeyMismatch || !got.Health.FailClosed || got.Health.Status != "degraded" {
+	if err := json.Unmarshal([]byte(stdout), &got); code != 0 || err != nil || !got.Health.KeyMismatch || !got.Health.FailClosed || got.Health.Status != "key_mismatch" {
 		t.Errorf("--json: exit %d, %v, health %+v", code, err, got.Health)
 	}
 
@@ -53,11 +53,11 @@ func TestRun_StatusHealth(t *testing.T) {
 				t.Errorf("a degraded node's line is not red: %q", l)
 			}
 		}
-		catching := client.NodeHealth{Status: client.HealthOK, State: "catching_up", Reason: "catching up (starting) since …", CatchingUp: true}
+		catching := &client.GossipHealth{Status: "catching_up", Reason: "catching up (starting) since …", CatchingUp: true}
 		if l := healthLines(catching, true); !strings.HasPrefix(l[0], ansiYellow) || !strings.Contains(l[1], client.NodeStateCatchingUp) {
 			t.Errorf("catching up: %q", l)
 		}
-		if l := healthLines(client.NodeHealth{Status: client.HealthOK, State: "ok"}, true); len(l) != 1 || l[0] != "ok" {
+		if l := healthLines(&client.GossipHealth{Status: "ok"}, true); len(l) != 1 || l[0] != "ok" {
 			t.Errorf("ok: %q", l)
 		}
 	})

@@ -38,43 +38,36 @@ type NodeState struct {
 	Since *time.Time `json:"since,omitempty"`
 }
 
-// Health statuses (NodeHealth.Status): the word of GET /healthz.
-const (
-	HealthOK       = "ok"       // 200
-	HealthDegraded = "degraded" // 429: isolated, a peer uses another cluster key, the site does not answer, or the disk is full
-)
-
-// NodeHealth is the answer of GET /healthz and Status.Health: what the node
-// knows of its own freshness and reach (docs/operations.md, "Partial
-// failures"). Times are RFC 3339 in UTC.
-type NodeHealth struct {
-	// Status is HealthOK or HealthDegraded. GET /healthz answers 200 with
-	// "ok" and 429 Too Many Requests with "degraded" (the code Consul's HTTP
-	// checks read as a warning): degraded is isolated, key mismatch or
-	// storage full.
+// GossipHealth is a node's own view of its freshness and reach (the
+// gossip package's Health), of its site and of its disk, in its status
+// (Status.Health) and, in short, on GET /healthz (docs/operations.md,
+// "Partial failures"). Times are RFC 3339 in UTC.
+type GossipHealth struct {
+	// Status is the most severe of "storage_full", "key_mismatch",
+	// "isolated", "site_down", "catching_up", or "ok"; Reason says why in
+	// one line when not ok.
 	Status string `json:"status"`
-	// State is one word, the most severe first: "storage_full",
-	// "key_mismatch", "isolated", "site_down", "catching_up" or "ok".
-	State string `json:"state"`
-	// Reason says in one line what State names, for people; "" when ok.
 	Reason string `json:"reason,omitempty"`
-
-	// CatchingUp: no full anti-entropy round with a live member since the
-	// node started or came back (NodeStateCatchingUp).
+	// CatchingUp: the node may lack changes made while it was away; set
+	// from start (when it has peers to ask) until a full anti-entropy round
+	// with a live member completes. CaughtUpAt and CaughtUpWith are the
+	// last catch-up's end and the member it completed with.
 	CatchingUp   bool       `json:"catching_up"`
 	CatchUpSince *time.Time `json:"catch_up_since,omitempty"`
-	// CaughtUpAt and CaughtUpWith are when the last catch-up ended, and the
-	// member whose round ended it.
 	CaughtUpAt   *time.Time `json:"caught_up_at,omitempty"`
 	CaughtUpWith string     `json:"caught_up_with,omitempty"`
-	// Isolated: no other member alive though the node has some to reach.
+	// Isolated: no other member is alive though the node has peers to
+	// reach, since IsolatedSince.
 	Isolated      bool       `json:"isolated"`
 	IsolatedSince *time.Time `json:"isolated_since,omitempty"`
-	// KeyMismatch: within the last five minutes a peer answered, or a
-	// member's address sent gossip, in a cluster key this node does not
-	// hold. ForeignPeers are those addresses, most recent first.
-	KeyMismatch  bool     `json:"key_mismatch"`
-	ForeignPeers []string `json:"foreign_peers,omitempty"`
+	// KeyMismatch: a peer answered, or a member's address sent gossip, in
+	// a cluster key this node does not hold, within the last five minutes
+	// (a missed key rotation, here or there). Foreign lists the sources.
+	KeyMismatch bool            `json:"key_mismatch"`
+	Foreign     []ForeignSource `json:"foreign,omitempty"`
+	// Resyncing are the anti-entropy rounds the node owes other members
+	// and keeps retrying.
+	Resyncing []Resync `json:"resyncing,omitempty"`
 	// FailClosed: the node has been catching up or isolated for longer than
 	// sync.fail_closed_after, so its session checks answer 503
 	// node_isolated instead of 200.
@@ -95,4 +88,36 @@ type NodeHealth struct {
 	// it (its replay cache was lost with the old data).
 	FreshStore          bool       `json:"fresh_store,omitempty"`
 	TicketsRefusedUntil *time.Time `json:"tickets_refused_until,omitempty"`
+}
+
+// ForeignPeers are the addresses of Foreign that are members or join
+// addresses (a missed key rotation), not strangers' noise.
+func (h *GossipHealth) ForeignPeers() []string {
+	var out []string
+	for _, f := range h.Foreign {
+		if f.Member || f.Answered {
+			out = append(out, f.Addr)
+		}
+	}
+	return out
+}
+
+// ForeignSource is an address undecryptable gossip came from lately.
+type ForeignSource struct {
+	Addr    string `json:"addr"`
+	Packets uint64 `json:"packets"`
+	Streams uint64 `json:"streams"`
+	// Answered: the node dialled Addr and the answer was in another key.
+	Answered bool `json:"answered"`
+	// Member: Addr is a member's or a join address, not a stranger's.
+	Member bool      `json:"member"`
+	Last   time.Time `json:"last"`
+}
+
+// Resync is an anti-entropy round owed to a member.
+type Resync struct {
+	Member   string    `json:"member"`
+	Reason   string    `json:"reason"`
+	Since    time.Time `json:"since"`
+	Attempts int       `json:"attempts"`
 }

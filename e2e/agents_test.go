@@ -257,7 +257,10 @@ type agent struct {
 	config  string // --config FILE, when not empty
 	secret  string // USSYNC_SECRET, when not the cluster's
 	join    []string
-	runs    []*proc
+	// env, when not nil, is the process's USSYNC_* environment instead of
+	// the cluster's secret and token (USSYNC_SECRET, USSYNC_API_TOKEN).
+	env  []string
+	runs []*proc
 }
 
 // cur is the agent's latest run.
@@ -305,6 +308,18 @@ func newCluster(t *testing.T, n int) *cluster {
 // or give it a config file.
 func newClusterWith(t *testing.T, n int, setup func(*agent)) *cluster {
 	t.Helper()
+	c := emptyCluster(t, setup)
+	for range n {
+		c.add()
+	}
+	c.waitMembers(c.agents, c.agents...)
+	return c
+}
+
+// emptyCluster is a cluster with its secret and token and no agent yet:
+// add them with add, then waitMembers.
+func emptyCluster(t *testing.T, setup func(*agent)) *cluster {
+	t.Helper()
 	c := &cluster{t: t, bin: ussyncBinary(t), token: randomHex(32), setup: setup}
 	c.secret = c.keygen()
 	c.http = &http.Client{
@@ -313,10 +328,6 @@ func newClusterWith(t *testing.T, n int, setup func(*agent)) *cluster {
 		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8},
 	}
 	t.Cleanup(c.http.CloseIdleConnections)
-	for range n {
-		c.add()
-	}
-	c.waitMembers(c.agents, c.agents...)
 	return c
 }
 
@@ -387,6 +398,9 @@ func (c *cluster) start(a *agent) error {
 		secret = a.secret
 	}
 	p.cmd.Env = cleanEnv("USSYNC_SECRET="+secret, "USSYNC_API_TOKEN="+c.token)
+	if a.env != nil {
+		p.cmd.Env = cleanEnv(a.env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = procAttr()
 	if err := p.cmd.Start(); err != nil {
@@ -403,8 +417,7 @@ func (c *cluster) start(a *agent) error {
 		if p.exited() {
 			return fmt.Errorf("the process exited before answering /healthz (%s)", p.describe())
 		}
-		// 429: alive, but degraded (isolated, another cluster key).
-		if code, _, err := c.do(a, "GET", "/healthz", nil, nil); err == nil && (code == http.StatusOK || code == http.StatusTooManyRequests) {
+		if code, _, err := c.do(a, "GET", "/healthz", nil, nil); err == nil && code == http.StatusOK {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -132,7 +132,7 @@ func TestAgents_DiskFull(t *testing.T) {
 	c.must(n0, "DELETE", "/v1/sessions/"+before, nil, nil, http.StatusOK)
 
 	var h health
-	if code, raw, err := c.do(n1, "GET", "/healthz", nil, &h); err != nil || code != http.StatusTooManyRequests || !strings.Contains(h.Reason, "free") {
+	if code, raw, err := c.do(n1, "GET", "/healthz", nil, &h); err != nil || code != http.StatusOK || !h.StorageFull || h.Gossip != "storage_full" || !strings.Contains(h.Reason, "free") {
 		t.Errorf("healthz of the full n1: %d %v %s", code, err, raw)
 	}
 	if m := c.metrics(n1); !strings.Contains(m, "\nussync_store_full 1") || !strings.Contains(m, `ussync_store_writes_refused_total`) {

@@ -13,17 +13,28 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ussync/ussync/client"
 )
 
-// health is the part of GET /healthz these tests read.
+// health is the part of GET /healthz these tests read: always 200 while
+// the process answers, naming the node's state.
 type health struct {
-	Status       string   `json:"status"`
-	State        string   `json:"state"`
-	Reason       string   `json:"reason"`
-	Isolated     bool     `json:"isolated"`
-	KeyMismatch  bool     `json:"key_mismatch"`
-	ForeignPeers []string `json:"foreign_peers"`
-	FailClosed   bool     `json:"fail_closed"`
+	Status      string `json:"status"`
+	Gossip      string `json:"gossip"`
+	Reason      string `json:"reason"`
+	FailClosed  bool   `json:"fail_closed"`
+	StorageFull bool   `json:"storage_full"`
+}
+
+// nodeHealth is the node's full health, from its status.
+func (c *cluster) nodeHealth(a *agent) (client.GossipHealth, string) {
+	var st client.Status
+	code, raw, err := c.do(a, "GET", "/v1/status", nil, &st)
+	if err != nil || code != http.StatusOK || st.Health == nil {
+		return client.GossipHealth{}, fmt.Sprintf("status: %d %v %s", code, err, raw)
+	}
+	return *st.Health, ""
 }
 
 // TestAgents_MissedKeyRotation: a node that was down while the others moved
@@ -68,12 +79,19 @@ func TestAgents_MissedKeyRotation(t *testing.T) {
 	}
 	c.restart(n2)
 
-	var h health
+	var h client.GossipHealth
 	c.eventually(convergeTimeout, "n2 to say it speaks another cluster key", func() string {
-		code, raw, err := c.do(n2, "GET", "/healthz", nil, &h)
-		if err != nil || code != http.StatusTooManyRequests || h.Status != "degraded" || h.State != "key_mismatch" || !h.Isolated ||
-			!strings.Contains(h.Reason, "another cluster key") || !containsAll(h.ForeignPeers, n0.gossip) {
+		var hz health
+		code, raw, err := c.do(n2, "GET", "/healthz", nil, &hz)
+		if err != nil || code != http.StatusOK || hz.Gossip != "key_mismatch" || !strings.Contains(hz.Reason, "another cluster key") {
 			return fmt.Sprintf("healthz: %d %v %s", code, err, raw)
+		}
+		var why string
+		if h, why = c.nodeHealth(n2); why != "" {
+			return why
+		}
+		if h.Status != "key_mismatch" || !h.Isolated || !containsAll(h.ForeignPeers(), n0.gossip) {
+			return fmt.Sprintf("health: %+v", h)
 		}
 		return ""
 	})
@@ -94,12 +112,12 @@ func TestAgents_MissedKeyRotation(t *testing.T) {
 	// status, as an operator runs it.
 	out := c.ussync(n2, "status", "--json")
 	var st struct {
-		Health  health `json:"health"`
+		Health  client.GossipHealth `json:"health"`
 		Keyring []struct {
 			Fingerprint string `json:"fingerprint"`
 		} `json:"keyring"`
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || !st.Health.KeyMismatch || !st.Health.FailClosed || st.Health.Status != "degraded" {
+	if err := json.Unmarshal([]byte(out), &st); err != nil || !st.Health.KeyMismatch || !st.Health.FailClosed || st.Health.Status != "key_mismatch" {
 		t.Errorf("status --json: %v %s", err, out)
 	}
 	if table := c.ussync(n2, "status"); !strings.Contains(table, "DEGRADED: KEY MISMATCH") || !strings.Contains(table, n0.gossip+" speaks another cluster key") {
@@ -117,10 +135,9 @@ func TestAgents_MissedKeyRotation(t *testing.T) {
 	}
 	// The others see a member's address speak a key they do not hold.
 	c.eventually(convergeTimeout, "n0 to report the stranger", func() string {
-		var h0 health
-		code, raw, err := c.do(n0, "GET", "/healthz", nil, &h0)
-		if err != nil || code != http.StatusTooManyRequests || !h0.KeyMismatch || h0.Isolated {
-			return fmt.Sprintf("n0's healthz: %d %v %s", code, err, raw)
+		h0, why := c.nodeHealth(n0)
+		if why != "" || !h0.KeyMismatch || h0.Isolated {
+			return fmt.Sprintf("n0's health: %+v %s", h0, why)
 		}
 		return ""
 	})

@@ -39,6 +39,8 @@ type Member struct {
 	// within three of its periods, by this member's clock (sitehealth.go).
 	Site      string
 	SiteFresh bool
+	// Queries: the member answers queries (Query); older versions do not.
+	Queries bool
 }
 
 // Stats are counters since the node started.
@@ -90,6 +92,8 @@ type meta struct {
 	Site  string `json:"ss,omitempty"`
 	Beat  uint64 `json:"hb,omitempty"`
 	Every int64  `json:"ev,omitempty"`
+	// Queries: this member answers queries (query.go).
+	Queries bool `json:"q,omitempty"`
 }
 
 // Gossip is one running member. It is safe for concurrent use.
@@ -148,6 +152,8 @@ type Gossip struct {
 	resolver       resolver
 	snapshotDirty  atomic.Bool
 
+	queries *queryBook // queries asked and to answer (query.go)
+
 	logMu  sync.Mutex
 	logged map[string]time.Time
 
@@ -180,7 +186,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		return nil, err
 	}
 	cfg.fill(mc)
-	md, err := json.Marshal(meta{SiteURL: cfg.SiteURL, Version: cfg.Version})
+	md, err := json.Marshal(meta{SiteURL: cfg.SiteURL, Version: cfg.Version, Queries: true})
 	if err != nil || len(md) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("node metadata is %d bytes, over %d: shorten the site URL", len(md), memberlist.MetaMaxSize)
 	}
@@ -217,6 +223,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		beats:          map[string]beatSeen{},
 		moved:          map[string]string{},
 		logged:         map[string]time.Time{},
+		queries:        newQueryBook(),
 	}
 	if g.guard, err = newGuard(cfg.Keys, cfg.MaxInboundStreams, cfg.MaxStrangerStreams, mc.TCPTimeout, g.knownIP, g.foreign); err != nil {
 		cancel()
@@ -258,7 +265,8 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	if g.peersToReach() {
 		g.startCatchUp(CatchUpStarting)
 	}
-	g.wg.Add(4 + aeWorkers)
+	g.wg.Add(5 + aeWorkers)
+	go g.queryLoop()
 	go g.applyLoop()
 	go g.maintainLoop()
 	go g.reconnectLoop()
@@ -378,7 +386,7 @@ func (g *Gossip) LiveMembers() []Member {
 func memberOf(n *memberlist.Node, state string) Member {
 	var md meta
 	_ = json.Unmarshal(n.Meta, &md) // a peer's bad metadata shows as empty fields
-	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Site: md.Site}
+	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Site: md.Site, Queries: md.Queries}
 }
 
 // Stats returns the counters.
@@ -467,7 +475,7 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 		return nil
 	}
 	g.metaMu.Lock()
-	md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true})
+	md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true, Queries: true})
 	if err == nil {
 		g.meta.Store(&md)
 	}
@@ -558,6 +566,10 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			if !g.aeq.add(m) {
 				g.stats.dropped.Add(1) // the peer's round times out, and it retries
 			}
+		case kindQuery:
+			g.receiveQuery(*m.query)
+		case kindAnswer:
+			g.receiveAnswer(*m.answer)
 		default:
 			g.stats.bad.Add(1)
 		}

@@ -196,33 +196,15 @@ func (f *freshness) sessionCheck(w http.ResponseWriter) *freshSnap {
 // refused counts a session check failed closed.
 func (f *freshness) refused() { f.failedClosed.Inc() }
 
-// health is the node's health for GET /healthz and status.
-func (f *freshness) health() client.NodeHealth {
+// health is the node's health for GET /healthz and status: gossip's, and
+// whether it fails closed, its site answers, its disk has room and a
+// wiped store refuses old tickets.
+func (f *freshness) health() client.GossipHealth {
 	if f == nil {
-		return client.NodeHealth{Status: client.HealthOK, State: "ok"}
+		return client.GossipHealth{Status: "ok"}
 	}
-	h := f.src.Health()
-	nh := client.NodeHealth{
-		Status:       client.HealthOK,
-		State:        h.Status(),
-		Reason:       h.Reason(),
-		CatchingUp:   h.CatchingUp,
-		CaughtUpWith: h.CaughtUpWith,
-		Isolated:     h.Isolated,
-		KeyMismatch:  h.KeyMismatch,
-		FailClosed:   f.snap.Load().refusal != nil,
-	}
-	nh.CatchUpSince = timePtr(h.CatchUpSince)
-	nh.CaughtUpAt = timePtr(h.CaughtUpAt)
-	nh.IsolatedSince = timePtr(h.IsolatedSince)
-	for _, src := range h.Foreign {
-		if src.Answered || src.Member && src.Plausible {
-			nh.ForeignPeers = append(nh.ForeignPeers, src.Addr)
-		}
-	}
-	if h.Isolated || h.KeyMismatch {
-		nh.Status = client.HealthDegraded
-	}
+	nh := gossipHealthOf(f.src.Health())
+	nh.FailClosed = f.snap.Load().refusal != nil
 	if nh.FailClosed {
 		nh.Reason += fmt.Sprintf("; session checks fail closed (sync.fail_closed_after %s)", f.failAfter)
 	}
@@ -230,7 +212,7 @@ func (f *freshness) health() client.NodeHealth {
 	if f.space != nil {
 		if sp := f.space(); sp.Full {
 			nh.StorageFull, nh.FreeBytes, nh.ReserveBytes = true, sp.Free, sp.Reserve
-			nh.Status, nh.State = client.HealthDegraded, "storage_full"
+			nh.Status = "storage_full"
 			why := fmt.Sprintf("storage full: %d bytes free in the data dir's filesystem, under the %d the store keeps in reserve: every write is refused (503 storage_full) until space is freed", sp.Free, sp.Reserve)
 			if nh.Reason != "" {
 				why += "; " + nh.Reason
@@ -242,33 +224,9 @@ func (f *freshness) health() client.NodeHealth {
 	return nh
 }
 
-// notReady lists why the node should not take its site's traffic: it is
-// catching up or isolated (GET /readyz).
-func (f *freshness) notReady() []string {
-	if f == nil {
-		return nil
-	}
-	var out []string
-	h := f.src.Health()
-	if h.Isolated {
-		out = append(out, "isolated: "+h.Reason())
-	} else if h.CatchingUp {
-		out = append(out, h.Reason())
-	}
-	return out
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
 // registerFreshMetrics exports the freshness figures on /metrics.
 func (n *Node) registerFreshMetrics() {
-	g, f := n.gossip, n.fresh
+	f := n.fresh
 	bit := func(b bool) float64 {
 		if b {
 			return 1
@@ -277,13 +235,7 @@ func (n *Node) registerFreshMetrics() {
 	}
 	m := n.metrics
 	// ussync_catching_up, ussync_isolated, ussync_key_mismatch and
-	// ussync_catchups_total are named as the metrics rework names them.
-	m.RegisterFunc("ussync_catching_up", "1 while the node is catching up: started or back from being cut off, no full anti-entropy round with a live member yet.",
-		func() float64 { return bit(g.CatchingUp()) })
-	m.RegisterFunc("ussync_isolated", "1 while the node sees no other member alive though it has some to reach (a partition, its network, or another cluster key).",
-		func() float64 { return bit(g.Isolated()) })
-	m.RegisterFunc("ussync_key_mismatch", "1 while a peer answered, or a member's address sent gossip, in a cluster key this node does not hold (within five minutes).",
-		func() float64 { return bit(g.KeyMismatch()) })
+	// ussync_catchups_total are the metrics rework's (status_build.go).
 	m.RegisterFunc("ussync_fail_closed", "1 while session checks of active sessions answer 503 node_isolated (sync.fail_closed_after).",
 		func() float64 { return bit(f.snap.Load().refusal != nil) })
 	m.RegisterFunc("ussync_stale_seconds", "Seconds the node has been catching up or isolated without a break; 0 while in touch.",
@@ -303,8 +255,6 @@ func (n *Node) registerFreshMetrics() {
 		func() float64 { return float64(st.Space().Free) })
 	m.RegisterCounterFunc("ussync_store_writes_refused_total", "Writes the store refused for want of free space (storage_full).",
 		func() float64 { return float64(st.Space().Refused) })
-	m.RegisterCounterFunc("ussync_catchups_total", "Catch-ups this node completed (a full anti-entropy round after a start or after being cut off).",
-		func() float64 { return float64(g.Stats().CatchUps) })
 }
 
 // startFreshness builds the node's freshness and the fresh store's ticket
@@ -344,24 +294,6 @@ func (n *Node) joinFailed(err error) {
 		"peers", strings.Join(peers, ","), "fingerprints", strings.Join(mine, ","))
 }
 
-// Health is the node's freshness and reach, as GET /healthz and status
-// show it (after Start).
-func (n *Node) Health() client.NodeHealth { return n.fresh.health() }
-
-// healthz is GET /healthz: 200 {"status":"ok",…} while the node is in
-// touch with its cluster (catching up included: it is alive and will be
-// fresh by itself), 429 {"status":"degraded",…} while it is isolated or a
-// peer uses another cluster key. The body is client.NodeHealth.
-func (a *api) healthz(w http.ResponseWriter, _ *http.Request) error {
-	if a.Fresh == nil {
-		writeJSON(w, http.StatusOK, healthBody)
-		return nil
-	}
-	h := a.Fresh.health()
-	code := http.StatusOK
-	if h.Status == client.HealthDegraded {
-		code = http.StatusTooManyRequests
-	}
-	writeJSON(w, code, &h)
-	return nil
-}
+// Health is the node's freshness and reach, of its site and of its disk,
+// as status shows it (after Start).
+func (n *Node) Health() client.GossipHealth { return n.fresh.health() }

@@ -39,6 +39,7 @@ func freshEnv(t *testing.T, src *fakeHealth, failAfter time.Duration) (*apiEnv, 
 		w.wire = func(_ *service, d *apiDeps) {
 			f = newFreshness(src, failAfter, slog.New(slog.NewTextHandler(&strings.Builder{}, nil)), w.api.Metrics)
 			d.Fresh = f
+			d.NotReady = func() []string { return gossipNotReady(src) }
 		}
 	})
 	return e, f
@@ -108,9 +109,9 @@ func TestFreshness_SessionCheck(t *testing.T) {
 		}
 		// What is over stays over: an ended session is still 410.
 		check(t, ended.Session.ID, http.StatusGone, client.NodeStateCatchingUp, nil)
-		var h client.NodeHealth
+		var h healthzBody
 		e.do("GET", "/healthz", nil).want(t, http.StatusOK, &h)
-		if !h.FailClosed || !h.CatchingUp || h.Status != client.HealthOK {
+		if !h.FailClosed || h.Gossip != "catching_up" || !strings.Contains(h.Reason, "fail closed") {
 			t.Errorf("healthz %+v", h)
 		}
 		if m := e.do("GET", "/metrics", nil); !strings.Contains(string(m.Body), "ussync_session_checks_failed_closed_total 1") {
@@ -131,35 +132,38 @@ func TestFreshness_HealthAndReadiness(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		h          gossip.Health
-		healthz    int
-		status     string
 		state      string
 		ready      int
 		inReason   string
 		foreignHas string
 	}{
-		{"ok", gossip.Health{}, http.StatusOK, client.HealthOK, "ok", http.StatusOK, "", ""},
+		{"ok", gossip.Health{}, "ok", http.StatusOK, "", ""},
 		{"catching up", gossip.Health{CatchingUp: true, CatchUpReason: gossip.CatchUpStarting, CatchUpSince: t0},
-			http.StatusOK, client.HealthOK, "catching_up", http.StatusServiceUnavailable, "catching up (starting)", ""},
+			"catching_up", http.StatusServiceUnavailable, "catching up (starting)", ""},
 		{"isolated", gossip.Health{Isolated: true, IsolatedSince: t0},
-			http.StatusTooManyRequests, client.HealthDegraded, "isolated", http.StatusServiceUnavailable, "no other member is alive", ""},
+			"isolated", http.StatusServiceUnavailable, "no other member is alive", ""},
 		{"key mismatch", gossip.Health{Isolated: true, IsolatedSince: t0, KeyMismatch: true,
 			Foreign: []gossip.ForeignSource{{Addr: "192.0.2.9:7946", Answered: true, Plausible: true}}},
-			http.StatusTooManyRequests, client.HealthDegraded, "key_mismatch", http.StatusServiceUnavailable, "another cluster key", "192.0.2.9:7946"},
+			"key_mismatch", http.StatusServiceUnavailable, "another cluster key", "192.0.2.9:7946"},
 		{"a peer with another key", gossip.Health{KeyMismatch: true,
-			Foreign: []gossip.ForeignSource{{Addr: "192.0.2.8", Member: true, Plausible: true}, {Addr: "198.51.100.1:1", Plausible: false}}},
-			http.StatusTooManyRequests, client.HealthDegraded, "key_mismatch", http.StatusOK, "no installed key decrypts", "192.0.2.8"},
+			Foreign: []gossip.ForeignSource{{Addr: "192.0.2.8", Member: true, Plausible: true}, {Addr: "198.51.100.1:1", Member: true, Plausible: false}}},
+			"key_mismatch", http.StatusOK, "no installed key decrypts", "192.0.2.8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src.set(tc.h)
 			f.update(t0.Add(time.Second))
-			var h client.NodeHealth
-			e.do("GET", "/healthz", nil).want(t, tc.healthz, &h)
-			if h.Status != tc.status || h.State != tc.state || !strings.Contains(h.Reason, tc.inReason) {
-				t.Errorf("healthz %+v, want status %s, state %s, reason with %q", h, tc.status, tc.state, tc.inReason)
+			// Liveness: 200 whatever the state, which it names.
+			var hz healthzBody
+			e.do("GET", "/healthz", nil).want(t, http.StatusOK, &hz)
+			if hz.Status != "ok" || hz.Gossip != tc.state || !strings.Contains(hz.Reason, tc.inReason) {
+				t.Errorf("healthz %+v, want gossip %s, reason with %q", hz, tc.state, tc.inReason)
 			}
-			if tc.foreignHas != "" && (len(h.ForeignPeers) != 1 || h.ForeignPeers[0] != tc.foreignHas) {
-				t.Errorf("foreign peers %v, want only %s (noise from strangers is not a peer)", h.ForeignPeers, tc.foreignHas)
+			h := f.health()
+			if h.Status != tc.state || !strings.Contains(h.Reason, tc.inReason) {
+				t.Errorf("health %+v, want status %s, reason with %q", h, tc.state, tc.inReason)
+			}
+			if fp := h.ForeignPeers(); tc.foreignHas != "" && (len(fp) != 1 || fp[0] != tc.foreignHas) {
+				t.Errorf("foreign peers %v, want only %s (noise is not a peer)", fp, tc.foreignHas)
 			}
 			var rd readyBody
 			e.do("GET", "/readyz", nil).want(t, tc.ready, &rd)

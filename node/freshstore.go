@@ -152,12 +152,12 @@ func (g *freshGuard) hasPast() (bool, error) {
 }
 
 // addHealth reports the guard in h while it may refuse tickets.
-func (g *freshGuard) addHealth(h *client.NodeHealth) {
+func (g *freshGuard) addHealth(h *client.GossipHealth) {
 	if g == nil {
 		return
 	}
 	h.FreshStore = true
 	if !g.lifted.Load() && g.store.Now().Before(g.until) {
-		h.TicketsRefusedUntil = timePtr(g.until)
+		h.TicketsRefusedUntil = utcOrNil(g.until)
 	}
 }

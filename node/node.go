@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
@@ -31,19 +34,34 @@ type Node struct {
 	// Now, when set before Start, is the wall clock of the store (tests).
 	Now func() time.Time
 
-	keyring *crypto.Keyring
-	store   *session.Store
-	gossip  *gossip.Gossip
-	metrics *Metrics
-	fresh   *freshness
-	verify  *verifier
-	apiLn   *limitListener
-	pubLn   *limitListener
-	apiSrv  *http.Server
-	pubSrv  *http.Server
+	keyring  *crypto.Keyring // keys.ring
+	keys     *nodeKeyring
+	store    *session.Store
+	gossip   *gossip.Gossip
+	metrics  *Metrics
+	fresh    *freshness           // the node's freshness and its site's check (freshness.go)
+	lag      prometheus.Histogram // ussync_propagation_lag_seconds
+	verify   *verifier
+	tokens   *apiTokens
+	activity *activity
+	svc      *service
+	handoff  *handoff
+	admin    *admin // nil when admin.enabled is off
 
-	started    bool // Start succeeded
-	modesFixed int  // data dir entries whose modes open() made private
+	// LogLevel, when set before Start, is the level of the node's logger:
+	// a reload sets it to log.level (the CLI's logger reads it).
+	LogLevel *slog.LevelVar
+	reloadMu sync.Mutex // serializes Reload
+	current  Config     // the configuration as the last reload left it (under reloadMu)
+	reloads  reloads
+	apiLn    *limitListener
+	pubLn    *limitListener
+	apiSrv   *http.Server
+	pubSrv   *http.Server
+
+	started    bool        // Start succeeded
+	modesFixed int         // data dir entries whose modes open() made private
+	stopping   atomic.Bool // Close has begun: not ready
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
@@ -70,7 +88,8 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if n.keyring, err = crypto.ParseKeyring(secrets); err != nil {
+	configRing, err := crypto.ParseKeyring(secrets)
+	if err != nil {
 		return fmt.Errorf("cluster secret: %w", err)
 	}
 	token, err := n.cfg.APIToken()
@@ -80,14 +99,26 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.open(); err != nil {
 		return err
 	}
+	var ch keyringChange
+	if n.keys, ch, err = openKeyring(n.cfg.Node.DataDir, configRing); err != nil {
+		return err
+	}
+	n.keyring = n.keys.ring
+	n.logKeyringChange(ch, "start")
+	n.metrics = NewMetrics()
+	n.lag = newLagHistogram()
 	gc := n.gossipConfig()
 	if n.gossip, err = gossip.New(gc, n.store); err != nil {
 		return err
 	}
-	n.metrics = NewMetrics()
 	n.registerMetrics()
 	n.startFreshness()
-	private, pub, err := n.handlers(crypto.HashToken(token))
+	n.tokens = newAPITokens(n.store, n.Now, n.log, crypto.HashToken(token))
+	if err := n.tokens.load(); err != nil {
+		return err
+	}
+	n.activity = newActivity(n.store, n.Now, n.log)
+	private, pub, err := n.handlers()
 	if err != nil {
 		return err
 	}
@@ -96,6 +127,24 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	// The private listener answers only to its own names (DNS rebinding).
 	private = newHostGuard(private, n.cfg.API.Listen, n.cfg.API.AllowedHosts, n.log)
+	n.newServers(private, pub)
+	loopCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.serve(n.apiSrv, n.apiLn)
+	n.serve(n.pubSrv, n.pubLn)
+	n.runLoops(loopCtx)
+	n.join(gc.Join)
+	n.started = true
+	n.current = n.cfg
+	if n.modesFixed > 0 {
+		n.log.Info("data dir made private: directories 0700, files 0600", "dir", n.cfg.Node.DataDir, "changed", n.modesFixed)
+	}
+	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
+	return nil
+}
+
+// newServers makes the two HTTP servers with their timeouts.
+func (n *Node) newServers(private, pub http.Handler) {
 	// ReadTimeout covers a request's body too (a client dribbling one is cut
 	// off); WriteTimeout covers handling and answering. No answer streams.
 	n.apiSrv = &http.Server{
@@ -114,36 +163,34 @@ func (n *Node) Start(ctx context.Context) error {
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
-	loopCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.serve(n.apiSrv, n.apiLn)
-	n.serve(n.pubSrv, n.pubLn)
-	n.wg.Add(1)
-	go n.housekeeping(loopCtx)
-	n.wg.Add(2)
-	go func() {
-		defer n.wg.Done()
-		n.fresh.watch(loopCtx)
-	}()
-	go func() {
-		defer n.wg.Done()
-		n.fresh.site.run(loopCtx)
-	}()
+}
 
-	if len(gc.Join) > 0 {
-		if k, err := n.gossip.Join(gc.Join); err != nil {
+// runLoops starts the node's loops, stopped when ctx ends: housekeeping,
+// the freshness watch and the site's check.
+func (n *Node) runLoops(ctx context.Context) {
+	n.wg.Add(3)
+	go n.housekeeping(ctx)
+	go func() {
+		defer n.wg.Done()
+		n.fresh.watch(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.fresh.site.run(ctx)
+	}()
+}
+
+// join contacts the join addresses at start (the reconnect loop keeps
+// trying when none answers, and says why when they answer in another key).
+func (n *Node) join(addrs []string) {
+	if len(addrs) > 0 {
+		if k, err := n.gossip.Join(addrs); err != nil {
 			n.joinFailed(err)
 		} else {
 			n.log.Info("joined cluster", "contacted", k)
 		}
 	}
 	n.fresh.update(time.Now()) // the join may have ended the isolation of the start
-	n.started = true
-	if n.modesFixed > 0 {
-		n.log.Info("data dir made private: directories 0700, files 0600", "dir", n.cfg.Node.DataDir, "changed", n.modesFixed)
-	}
-	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
-	return nil
 }
 
 // open secures the data dir, opens the store and binds both HTTP
@@ -200,8 +247,19 @@ func (n *Node) gossipConfig() gossip.Config {
 	gc.Version = n.cfg.Version
 	gc.Join = n.cfg.Gossip.Join
 	gc.Logger = n.log
+	gc.QueryHandler = n.keysQuery
 	if n.TuneGossip != nil {
 		n.TuneGossip(&gc)
+	}
+	// The node observes what peers' messages change (propagation lag), and
+	// so does the Observer a tuning sets, if any.
+	if tuned := gc.Observer; tuned != nil {
+		gc.Observer = func(changed []session.Record) {
+			n.observeApplied(changed)
+			tuned(changed)
+		}
+	} else {
+		gc.Observer = n.observeApplied
 	}
 	return gc
 }
@@ -209,7 +267,7 @@ func (n *Node) gossipConfig() gossip.Config {
 // handlers wires the service and the HTTP faces that call it: the private
 // listener's (the API, and the admin page at /admin/ when admin.enabled)
 // and the public one's.
-func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, err error) {
+func (n *Node) handlers() (private, public http.Handler, err error) {
 	svc := newService(serviceConfig{
 		Store:           n.store,
 		Name:            n.cfg.Node.Name,
@@ -240,6 +298,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
+	n.svc, n.handoff = svc, ho
 	if err := svc.migrateKnown(); err != nil {
 		return nil, nil, fmt.Errorf("move the users this site knows into their records: %w", err)
 	}
@@ -251,7 +310,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
-	api := newAPI(apiDeps{Service: svc, Status: n.Status, Token: token, Log: n.log, Metrics: n.metrics,
+	api := newAPI(apiDeps{Service: svc, Status: n.Status, NotReady: n.notReady, GossipHealth: n.gossipHealth, Backup: n.Backup, Keyring: n.Keyring, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
 		Handoff: ho, Verify: n.verify, Fresh: n.fresh})
 	if !n.cfg.Admin.Enabled {
 		return api, public, nil
@@ -260,7 +319,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := adminConfig{Service: svc, Members: n.gossip.LiveMembers, Token: token, Log: n.log,
+	cfg := adminConfig{Service: svc, Members: n.gossip.LiveMembers, Tokens: n.tokens, Activity: n.activity, Log: n.log,
 		Password: pw, TTL: time.Duration(n.cfg.Admin.SessionTTL)}
 	if n.cfg.SMTP.Enabled() {
 		cfg.Resend = n.SendVerification
@@ -269,6 +328,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
+	n.admin = adm
 	mux := http.NewServeMux()
 	mux.Handle(adminPrefix, adm)
 	mux.Handle("/", api)
@@ -335,6 +395,7 @@ func (n *Node) housekeeping(ctx context.Context) {
 // node whose Start failed half-way.
 func (n *Node) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
+		n.stopping.Store(true)
 		var errs []error
 		if n.gossip != nil {
 			if err := n.gossip.Leave(leaveTimeout); err != nil {

@@ -23,6 +23,21 @@ import (
 // site is down, or whose reports stopped, out of the hand-offs they offer:
 // a browser is never sent to a site that cannot bring it back.
 
+// HealthOff is the SiteSection.HealthURL that turns the site's check off.
+const HealthOff = "off"
+
+// HealthCheckURL is the URL the site's health check requests ("" when the
+// check is off). Call it on a validated Config.
+func (s SiteSection) HealthCheckURL() string {
+	switch s.HealthURL {
+	case HealthOff:
+		return ""
+	case "":
+		return s.URL + "ussync/v1/healthz"
+	}
+	return s.HealthURL
+}
+
 // siteCheck checks this node's site. It is safe for concurrent use; a nil
 // *siteCheck is a check that is off.
 type siteCheck struct {
@@ -151,16 +166,15 @@ func (c *siteCheck) down() (bool, string, time.Time) {
 	return c.state == gossip.SiteDown, c.why, c.since
 }
 
-// addHealth reports a site that does not answer in h: degraded.
-func (c *siteCheck) addHealth(h *client.NodeHealth) {
+// addHealth reports a site that does not answer in h.
+func (c *siteCheck) addHealth(h *client.GossipHealth) {
 	down, why, since := c.down()
 	if !down {
 		return
 	}
 	h.SiteDown, h.SiteCheck = true, why
-	h.Status = client.HealthDegraded
-	if h.State == "ok" || h.State == "catching_up" {
-		h.State = "site_down"
+	if h.Status == "ok" || h.Status == "catching_up" {
+		h.Status = "site_down"
 	}
 	msg := fmt.Sprintf("this site does not answer its health check since %s (%s): the other sites leave it out of their hand-offs", since.UTC().Format(time.RFC3339), why)
 	if h.Reason != "" {

@@ -89,8 +89,8 @@ func TestSiteCheck_Reports(t *testing.T) {
 				}
 				return true
 			})
-			var h client.NodeHealth
-			if code := n1.Call("GET", "/healthz", nil, &h); code != http.StatusTooManyRequests || !h.SiteDown || h.State != "site_down" || !strings.Contains(h.Reason, "health check") {
+			var h healthz
+			if code := n1.Call("GET", "/healthz", nil, &h); code != http.StatusOK || !h.SiteDown || h.Gossip != "site_down" || !strings.Contains(h.Reason, "health check") {
 				t.Errorf("n1's healthz: %d %+v", code, h)
 			}
 			if v := metric(t, c, n1, "ussync_site_down"); v != "1" {
@@ -112,7 +112,7 @@ func TestSiteCheck_Reports(t *testing.T) {
 		x := siteMemberStatus(t, n0, "n1")
 		return x.SiteState == "up" && x.Handoff
 	})
-	var h client.NodeHealth
+	var h healthz
 	if code := c.Members[1].Call("GET", "/healthz", nil, &h); code != http.StatusOK || h.SiteDown {
 		t.Errorf("n1's healthz once its site answers: %d %+v", code, h)
 	}

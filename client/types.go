@@ -161,7 +161,25 @@ type BindHow struct {
 type LoginSync struct {
 	URLs  []SyncURL `json:"urls"`  // one per other live member site, for iframes
 	Chain string    `json:"chain"` // one link through every other site that ends on ReturnTo
+	// Skipped are the member sites left out of the links: their own node
+	// reports that their site does not answer (or its reports stopped). The
+	// session reaches them by a later hand-off or lazy mode.
+	Skipped []string `json:"skipped,omitempty"`
+	// Error, when set, says why a login that travels was offered no
+	// hand-off (URLs and Chain empty) though other sites are members: the
+	// user is logged in here only. The node logs it and counts it
+	// (ussync_handoff_unavailable_total).
+	Error *StepError `json:"error,omitempty"`
 }
+
+// Codes of LoginSync.Error.
+const (
+	// SyncTooLarge: the hand-off does not fit in a URL (too many sites, or
+	// names or fields too long).
+	SyncTooLarge = "handoff_too_large"
+	// SyncFailed: sealing the hand-off failed (the node's log says why).
+	SyncFailed = "handoff_failed"
+)
 
 // SyncURL is another site's sync URL of a login.
 type SyncURL struct {

@@ -97,10 +97,11 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 		// The session is stored and published already: a failure here costs
 		// the browser its hand-off, not the login.
 		if urls, chain, err := a.Handoff.loginSync(s, l.IP, returnTo); err != nil {
-			a.Log.Warn("seal hand-off links", "session", s.ID, "err", err)
+			ans.Sync.Error = a.Handoff.unavailableFor(s.ID, err)
 		} else {
 			ans.Sync.URLs, ans.Sync.Chain = urls, chain
 		}
+		ans.Sync.Skipped = a.Handoff.skippedAtLogin()
 	}
 	return writeJSON(w, http.StatusCreated, &ans)
 }

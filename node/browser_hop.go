@@ -28,7 +28,7 @@ func (h *handoff) hopStep(q map[string]string, br *browser, sites []site) (stepR
 	if len(held) > 0 { // nothing to ask: the browser has a session here
 		return redirectTo(ret.String()), nil
 	}
-	others := sites[1:]
+	others := h.routeSites() // a site that does not answer is not asked
 	if len(others) == 0 {
 		return redirectTo(ret.String(), h.checkedCookie(br)), nil
 	}
@@ -93,7 +93,10 @@ func (h *handoff) hopAskStep(q map[string]string, br *browser, sites []site) (st
 		after = hp.Ask[i+1:]
 	}
 	for _, name := range after {
-		if s, ok := siteNamed(sites, name); ok && s.Name != h.Name && s.Name != asker.Name {
+		if name == asker.Name {
+			continue
+		}
+		if s, ok := h.nextSite(sites, name); ok {
 			return redirectTo(s.link(pathHopAsk, url.Values{"h": {raw}})), nil
 		}
 	}

@@ -106,6 +106,10 @@ type handoff struct {
 
 	issued   *prometheus.CounterVec // ussync_tickets_issued_total{kind}
 	redeemed *prometheus.CounterVec // ussync_tickets_redeemed_total{result}
+	skipped  *prometheus.CounterVec // ussync_handoff_sites_skipped_total{reason}
+	// unavailable counts the logins offered no hand-off though other sites
+	// were there (ussync_handoff_unavailable_total{reason}).
+	unavailable *prometheus.CounterVec
 }
 
 // newHandoff checks cfg and registers the hand-off metrics.
@@ -142,9 +146,20 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 		Name: "ussync_tickets_redeemed_total",
 		Help: `Tickets presented to this node, by result: "ok" or the refusal's error code.`,
 	}, []string{"result"})
+	h.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ussync_handoff_sites_skipped_total",
+		Help: `Member sites a hand-off (a login's links, a chain's or lazy mode's next hop) left out, by reason: "site_down" (its node reports its site does not answer), "site_stale" (its node's reports stopped), "not_live" (no longer a live member).`,
+	}, []string{"reason"})
+	h.unavailable = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ussync_handoff_unavailable_total",
+		Help: `Logins that were offered no hand-off though other sites are members (the login answer's sync.error), by its code.`,
+	}, []string{"reason"})
 	h.issued.WithLabelValues("session")
 	h.redeemed.WithLabelValues("ok")
-	cfg.Metrics.Registry.MustRegister(h.issued, h.redeemed)
+	for _, r := range []string{skipSiteDown, skipSiteStale} {
+		h.skipped.WithLabelValues(r)
+	}
+	cfg.Metrics.Registry.MustRegister(h.issued, h.redeemed, h.skipped, h.unavailable)
 	return h, nil
 }
 

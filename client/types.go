@@ -1,6 +1,9 @@
 package client
 
-import "time"
+import (
+	"net/http"
+	"time"
+)
 
 // SessionInfo is a session as the private API shows it. Times are RFC 3339
 // in UTC. EndedAt (null while active) and EndReason ("") say why a session is
@@ -171,6 +174,20 @@ type LoginSync struct {
 	// (ussync_handoff_unavailable_total).
 	Error *StepError `json:"error,omitempty"`
 }
+
+// HopMark is the query parameter the node's lazy-mode hop
+// (<site>ussync/v1/hop?return=URL) adds to the return URL, whatever the
+// round found: a page requested with it is a browser back from asking the
+// other sites. A site sends a browser without a session to the hop only
+// when the request lacks it (Hopped): a browser that keeps no cookie (no
+// session, no ussync_checked) then comes back once, never in a loop. The
+// hop itself sends a return URL that has it straight back. (The WordPress
+// plugin marks its return URLs with its own ussync_hopped, as before.)
+const HopMark = "ussync_hop"
+
+// Hopped reports whether r is a browser back from a lazy-mode hop (its URL
+// has HopMark).
+func Hopped(r *http.Request) bool { return r.URL.Query().Has(HopMark) }
 
 // Codes of LoginSync.Error.
 const (

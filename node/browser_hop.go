@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 )
 
@@ -16,6 +17,8 @@ import (
 // (or keep) this browser's nonce cookie, then ask the other sites, one
 // after the other, for the browser's session, with a hop request that names
 // the nonce's commitment (the ticket an asked site makes is bound to it).
+// The round comes back to URL with client.HopMark added; a URL that has it
+// already is sent straight back (a browser that keeps no cookie).
 func (h *handoff) hopStep(q map[string]string, br *browser, sites []site) (stepResult, error) {
 	ret, err := h.selfRedirect(`query parameter "return"`, q["return"])
 	if err != nil {
@@ -28,6 +31,17 @@ func (h *handoff) hopStep(q map[string]string, br *browser, sites []site) (stepR
 	if len(held) > 0 { // nothing to ask: the browser has a session here
 		return redirectTo(ret.String()), nil
 	}
+	if ret.Query().Has(client.HopMark) {
+		// Back from a round, still without a cookie here: the browser keeps
+		// none. Another round would end the same way, and so on forever.
+		return redirectTo(ret.String(), h.checkedCookie(br)), nil
+	}
+	// Wherever the round ends, it ends there, marked (the site's own
+	// parameters left as they were).
+	if ret.RawQuery != "" {
+		ret.RawQuery += "&"
+	}
+	ret.RawQuery += client.HopMark + "=1"
 	others := h.routeSites() // a site that does not answer is not asked
 	if len(others) == 0 {
 		return redirectTo(ret.String(), h.checkedCookie(br)), nil

@@ -55,6 +55,8 @@ type browser struct {
 	c      *nodetest.Cluster
 	client *http.Client
 	jar    map[string]map[string]*http.Cookie // host -> path + " " + name -> cookie
+	// noCookies makes a browser that keeps no cookie at all.
+	noCookies bool
 	// lax skips the check of each answer's security headers: their frame
 	// ancestors follow the live members, which change while a test kills
 	// or wipes nodes (and flap on a loaded machine).
@@ -87,6 +89,9 @@ func (b *browser) member(raw string) *nodetest.Member {
 
 // keep stores the cookies an answer from u set.
 func (b *browser) keep(u *url.URL, cs []*http.Cookie) {
+	if b.noCookies {
+		return
+	}
 	for _, c := range cs {
 		path := c.Path
 		if path == "" {
@@ -743,7 +748,7 @@ func TestPublic_LazyHop(t *testing.T) {
 	t.Run("no site has a session", func(t *testing.T) {
 		b := newBrowser(t, c, nil)
 		end, way := b.follow(hop)
-		if got := b.steps(way); got != "n0 hop, n1 hop/ask, n2 hop/ask, n0 hop/done" || end != ret {
+		if got := b.steps(way); got != "n0 hop, n1 hop/ask, n2 hop/ask, n0 hop/done" || end != ret+"&ussync_hop=1" {
 			t.Fatalf("went %s, ended at %q", got, end)
 		}
 		if n := way[0].cookie("ussync_nonce"); n == nil || n.Path != "/ussync/v1/" || !n.HttpOnly {
@@ -760,7 +765,7 @@ func TestPublic_LazyHop(t *testing.T) {
 		l := loginSync(t, c.Members[2], "ann@example.com", "")
 		b.setSession("http://site-2.localhost/", l.Token)
 		end, way := b.follow(hop)
-		if got := b.steps(way); got != "n0 hop, n1 hop/ask, n2 hop/ask, n0 sync" || end != ret {
+		if got := b.steps(way); got != "n0 hop, n1 hop/ask, n2 hop/ask, n0 sync" || end != ret+"&ussync_hop=1" {
 			t.Fatalf("went %s, ended at %q", got, end)
 		}
 		ck := way[3].cookie("ussync_session")
@@ -781,6 +786,23 @@ func TestPublic_LazyHop(t *testing.T) {
 				t.Errorf("%d %v", r.Status, r.Header)
 			}
 		})
+	})
+
+	// Issue 13, item 6: a browser that keeps no cookie comes back from a
+	// round without a session and without ussync_checked; a site sending
+	// it to the hop again must not start another round, and another.
+	t.Run("a browser that keeps no cookie goes round once", func(t *testing.T) {
+		b := newBrowser(t, c, nil)
+		b.noCookies = true
+		end, way := b.follow(hop)
+		if got := b.steps(way); got != "n0 hop, n1 hop/ask, n2 hop/ask, n0 hop/done" || end != ret+"&ussync_hop=1" {
+			t.Fatalf("went %s, ended at %q", got, end)
+		}
+		again := "http://site-0.localhost/ussync/v1/hop?return=" + url.QueryEscape(end)
+		end, way = b.follow(again)
+		if got := b.steps(way); got != "n0 hop" || end != ret+"&ussync_hop=1" {
+			t.Fatalf("sent to the hop again: went %s, ended at %q; want straight back", got, end)
+		}
 	})
 
 	t.Run("refusals", func(t *testing.T) {

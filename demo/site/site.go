@@ -271,15 +271,15 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 		s.nodeDown(w, err)
 		return
 	}
-	hopped := r.URL.Query().Has("hopped")
+	hopped := client.Hopped(r)
 	_, checkedErr := r.Cookie(checkedCookie)
 	checked := checkedErr == nil
 	if s.Mode == client.ModeLazy && v.Session == nil && !checked && !hopped {
 		// Lazy mode: ask the other sites once. The node sends the browser
 		// round them and back to return=, with a session cookie or with
-		// ussync_checked; "hopped" stops a loop in a browser that keeps no
-		// cookies at all.
-		ret := s.URL + "?hopped=1"
+		// ussync_checked, and client.HopMark in the URL, which stops a loop
+		// in a browser that keeps no cookies at all.
+		ret := s.URL
 		http.Redirect(w, r, s.URL+"ussync/v1/hop?return="+url.QueryEscape(ret), http.StatusFound)
 		return
 	}

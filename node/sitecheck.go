@@ -38,6 +38,15 @@ func (s SiteSection) HealthCheckURL() string {
 	return s.HealthURL
 }
 
+// siteCheckTimeout bounds one check of the site; siteCheckFailures
+// checks in a row must fail before the site is reported down (one slow
+// answer on a loaded machine is no outage: load balancers' "unhealthy
+// threshold", AWS ELB's default is 2).
+const (
+	siteCheckTimeout  = 5 * time.Second
+	siteCheckFailures = 2
+)
+
 // siteCheck checks this node's site. It is safe for concurrent use; a nil
 // *siteCheck is a check that is off.
 type siteCheck struct {
@@ -48,10 +57,11 @@ type siteCheck struct {
 	report  func(state string, every, timeout time.Duration) error
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	state string // gossip.SiteUp, gossip.SiteDown, "" before the first check
-	why   string // why it is down
-	since time.Time
+	mu     sync.Mutex
+	state  string // gossip.SiteUp, gossip.SiteDown, "" before the first check
+	why    string // why it is down
+	since  time.Time
+	failed int // checks failed in a row
 }
 
 // newSiteCheck returns the check of url every period, reporting through
@@ -60,7 +70,7 @@ func newSiteCheck(url string, every time.Duration, report func(string, time.Dura
 	if url == "" {
 		return nil
 	}
-	timeout := min(every, 5*time.Second)
+	timeout := siteCheckTimeout
 	dialer := &net.Dialer{Timeout: timeout}
 	return &siteCheck{
 		url: url, every: every, timeout: timeout, report: report, log: log,
@@ -112,13 +122,20 @@ func (c *siteCheck) run(ctx context.Context) {
 // and reports the state.
 func (c *siteCheck) checkOnce(ctx context.Context) {
 	state, why := gossip.SiteUp, ""
-	if err := c.probe(ctx); err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		state, why = gossip.SiteDown, err.Error()
+	err := c.probe(ctx)
+	if err != nil && ctx.Err() != nil {
+		return
 	}
 	c.mu.Lock()
+	if err != nil {
+		c.failed++
+		state, why = gossip.SiteDown, err.Error()
+		if c.failed < siteCheckFailures && c.state != "" {
+			state, why = c.state, c.why // not yet: one more try
+		}
+	} else {
+		c.failed = 0
+	}
 	was := c.state
 	if was != state {
 		c.since = time.Now()
@@ -132,7 +149,9 @@ func (c *siteCheck) checkOnce(ctx context.Context) {
 	case state == gossip.SiteUp && was == gossip.SiteDown:
 		c.log.Info("this site answers its health check again: the other sites hand browsers to it again", "url", c.url)
 	}
-	if err := c.report(state, c.every, c.timeout); err != nil && ctx.Err() == nil {
+	// The period advertised is the longest between two reports: a check
+	// may take its whole timeout.
+	if err := c.report(state, c.every+c.timeout, c.timeout); err != nil && ctx.Err() == nil {
 		c.log.Debug("advertise the site's state", "err", err)
 	}
 }

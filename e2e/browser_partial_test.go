@@ -25,6 +25,8 @@ func TestBrowser_SiteDown(t *testing.T) {
 	ada := browserLaunch(t, exe, "ada's browser", false)
 	// A's node learns from C's node that C's site does not answer.
 	ada.eventually("A's node to leave C out of its hand-offs", func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		st, err := d.Status(ctx, 0)
 		if err != nil {
 			return err.Error()

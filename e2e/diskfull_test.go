@@ -163,6 +163,9 @@ func TestAgents_DiskFull(t *testing.T) {
 		}
 		return ""
 	})
+	// n1's administrator vouches for bob (a login travels only from a site
+	// bound to the address).
+	c.must(n1, "PUT", "/v1/users/"+bob, map[string]string{"verified_via": "admin"}, nil, http.StatusOK)
 	after := c.login(n1, bob)
 	c.waitSessions([]sessionWant{
 		{"ann's, logged out on n0 while n1 was full", before, "410 session_ended logout"},

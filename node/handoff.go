@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
 )
@@ -158,6 +159,9 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	h.redeemed.WithLabelValues("ok")
 	for _, r := range []string{skipSiteDown, skipSiteStale} {
 		h.skipped.WithLabelValues(r)
+	}
+	for _, r := range []string{client.SyncTooLarge, client.SyncFailed} {
+		h.unavailable.WithLabelValues(r)
 	}
 	cfg.Metrics.Registry.MustRegister(h.issued, h.redeemed, h.skipped, h.unavailable)
 	return h, nil

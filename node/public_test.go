@@ -603,7 +603,7 @@ func TestPublic_HandoffBoundToBrowser(t *testing.T) {
 			}
 		}
 		end, way := victim.follow(ticketURL)
-		if got := refusals(way); !slices.Equal(got, []string{"other_browser"}) || end != "http://site-1.localhost/" {
+		if got := refusals(way); !slices.Equal(got, []string{"other_browser"}) || end != "http://site-1.localhost/?ussync_hop=1" {
 			t.Fatalf("refusals %v, ended at %q", got, end)
 		}
 		intact(t)

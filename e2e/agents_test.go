@@ -259,7 +259,10 @@ type agent struct {
 	join    []string
 	// env, when not nil, is the process's USSYNC_* environment instead of
 	// the cluster's secret and token (USSYNC_SECRET, USSYNC_API_TOKEN).
-	env  []string
+	env []string
+	// bin, when not empty, is the binary the agent runs instead of the
+	// cluster's (another version of ussync).
+	bin  string
 	runs []*proc
 }
 
@@ -392,7 +395,11 @@ func (c *cluster) add() *agent {
 func (c *cluster) start(a *agent) error {
 	c.t.Helper()
 	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(c.bin, a.args()...)
+	binary := c.bin
+	if a.bin != "" {
+		binary = a.bin
+	}
+	p.cmd = exec.Command(binary, a.args()...)
 	secret := c.secret
 	if a.secret != "" {
 		secret = a.secret

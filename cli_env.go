@@ -43,6 +43,8 @@ var otherEnv = []string{
 	"USSYNC_ADMIN_SCREENSHOTS", // the admin page tests: save screenshots
 	"USSYNC_UPGRADE_FROM",      // the upgrade test: the git revision of the previous version
 	"USSYNC_PREVIOUS_BINARY",   // the upgrade test: a prebuilt binary of the previous version
+	"USSYNC_FAULTS_SEED",       // the randomised fault schedule: its seed, to reproduce a run
+	"USSYNC_FAULTS_DURATION",   // and how long it runs
 }
 
 // flagEnv lists the variables of every flag of app's commands.

@@ -97,7 +97,7 @@ func TestRun_UnknownEnvironment(t *testing.T) {
 // programs' Var, $NAME and ${NAME in shell, Environment=NAME in a unit.
 var envUse = regexp.MustCompile(`(?:Getenv|LookupEnv|Setenv|Unsetenv)\("(USSYNC_[A-Z0-9_]+)"\)` +
 	`|"(USSYNC_[A-Z0-9_]+)="` +
-	`|env\("([A-Z0-9_]+)"\)` +
+	`|\benv\("([A-Z0-9_]+)"\)` +
 	`|Var: +"(USSYNC_[A-Z0-9_]+)"` +
 	`|\$\{?(USSYNC_[A-Z0-9_]+)` +
 	`|Environment=(USSYNC_[A-Z0-9_]+)` +

@@ -395,11 +395,11 @@ func status(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	return printStatus(w, st)
+	return printStatus(w, st, colour(w))
 }
 
 // printStatus writes st as aligned tables for people.
-func printStatus(w io.Writer, st client.Status) error {
+func printStatus(w io.Writer, st client.Status, painted bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "node\t%s\n", st.Node)
 	fmt.Fprintf(tw, "site\t%s\n", st.SiteURL)
@@ -412,14 +412,7 @@ func printStatus(w io.Writer, st client.Status) error {
 	} else {
 		fmt.Fprintf(tw, "ready\tyes\n")
 	}
-	if h := st.Health; h != nil && h.Status != "ok" {
-		fmt.Fprintf(tw, "gossip\t%s: %s\n", strings.ToUpper(strings.ReplaceAll(h.Status, "_", " ")), h.Reason)
-		for _, f := range h.Foreign {
-			if f.Member || f.Answered {
-				fmt.Fprintf(tw, "  another key\t%s (%d packets, %d streams, last %s)\n", f.Addr, f.Packets, f.Streams, cliTime(f.Last))
-			}
-		}
-	}
+	printHealth(tw, st.Health, painted)
 	fmt.Fprintln(tw)
 
 	members := slices.Clone(st.Members)
@@ -433,7 +426,7 @@ func printStatus(w io.Writer, st client.Status) error {
 	fmt.Fprintf(tw, "MEMBERS (%d, %d alive)\n", len(members), alive)
 	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSITE\tVERSION\tCLOCK")
 	for _, m := range members {
-		state := m.State
+		state := memberState(m)
 		if m.Revoked {
 			state += ",revoked"
 		}

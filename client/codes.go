@@ -21,6 +21,8 @@ const (
 	CodeUnsupportedMedia = "unsupported_media_type" // 415: a body that is not application/json
 	CodeInternal         = "internal"               // 500: a bug or a store failure, logged by the node
 	CodeUnavailable      = "unavailable"            // 503: the node is shutting down, holds too many connections, or does not offer the call
+	CodeNodeIsolated     = "node_isolated"          // 503: a session check on a node isolated or catching up for longer than sync.fail_closed_after
+	CodeStorageFull      = "storage_full"           // 503: the node's data dir is out of space; the write was not made
 	CodeWrongHost        = "wrong_host"             // 421: the Host header names no name of the private listener (api.allowed_hosts)
 )
 
@@ -45,6 +47,7 @@ const (
 	CodeTicketWrongTarget = "ticket_wrong_target" // 403: sealed for another site
 	CodeTicketIPMismatch  = "ticket_ip_mismatch"  // 403: bound to another client address
 	CodeTicketReplayed    = "ticket_replayed"     // 409: already redeemed here
+	CodeTicketBeforeStart = "ticket_before_start" // 409: issued before this node started on an empty data dir (its replay cache is gone)
 	CodeTicketLifetime    = "ticket_lifetime"     // 400: the ticket, or the session it carries, lives longer than the cluster allows
 	CodeOtherBrowser      = "other_browser"       // 403: the hand-off was made for another browser (nonce cookie or origin session missing)
 	CodeSessionConflict   = "session_conflict"    // 409: the browser is logged in on this site as another user

@@ -79,6 +79,12 @@ type Visitor struct {
 	// hand-off and the site's backend has not PUT the user yet. A site that
 	// keeps its own users adds this one and calls PutUser, which clears it.
 	NewUser bool
+	// Node is SessionCheck.Node: set while the site's node may answer from
+	// stale data (catching up or isolated). A handler that must not trust
+	// a possibly logged-out session (a payment, a password change) can
+	// refuse while it is set; the node fails closed by itself past
+	// sync.fail_closed_after.
+	Node *NodeState
 }
 
 type visitorKey struct{}
@@ -168,7 +174,7 @@ func visitorOf(c *Client, r *http.Request, names []string) (v *Visitor, over []s
 			}
 			sc, err := c.CheckSession(r.Context(), SessionID(ck.Value))
 			if err == nil {
-				return &Visitor{Session: sc.Session, NewUser: sc.NewUser}, over, nil
+				return &Visitor{Session: sc.Session, NewUser: sc.NewUser, Node: sc.Node}, over, nil
 			}
 			ae, ok := errors.AsType[*APIError](err)
 			if !ok || (ae.StatusCode != http.StatusGone && ae.StatusCode != http.StatusNotFound && ae.StatusCode != http.StatusBadRequest) {

@@ -19,8 +19,9 @@ type Status struct {
 	// Activity are the node's latest changes, newest first, with the name
 	// of the token that made each (GET /v1/activity has more).
 	Activity []ActivityEntry `json:"activity,omitempty"`
-	// Health is the node's own view of its freshness and reach: catching
-	// up, isolated, key mismatch.
+	// Health is the node's own view of its freshness and reach (catching
+	// up, isolated, key mismatch, failing closed), of its site and of its
+	// disk.
 	Health *GossipHealth `json:"health,omitempty"`
 	// NotReady lists why the node is not ready (GET /readyz answers 503);
 	// empty when it is.
@@ -60,6 +61,13 @@ type MemberStatus struct {
 	State   string `json:"state"` // alive, suspect, dead, left
 	SiteURL string `json:"site_url"`
 	Version string `json:"version"`
+	// SiteState is what the member last reported of its site: "up",
+	// "down", "stale" (its reports stopped: its node may have crashed), or
+	// "" (it reports nothing: checks off, or an older version).
+	SiteState string `json:"site_state,omitempty"`
+	// Handoff: this node hands browsers to the member (alive, and its
+	// site up or not reported).
+	Handoff bool `json:"handoff"`
 	// ClockSkew is the member's wall clock minus this node's, in seconds
 	// (positive: the member is ahead), estimated from the gossip probes
 	// within half their round trip. Absent for this node, and until a probe

@@ -1,6 +1,9 @@
 package client
 
-import "time"
+import (
+	"net/http"
+	"time"
+)
 
 // SessionInfo is a session as the private API shows it. Times are RFC 3339
 // in UTC. EndedAt (null while active) and EndReason ("") say why a session is
@@ -32,6 +35,10 @@ type SessionCheck struct {
 	// user yet (site.on_unknown_user: create). The site adds the user to
 	// its own user list and PUTs it, which clears the flag.
 	NewUser bool `json:"new_user,omitempty"`
+	// Node is set while the answering node may answer from stale data (it
+	// is catching up or isolated); the header HeaderNodeState says the
+	// same on every answer of the check, errors included.
+	Node *NodeState `json:"node,omitempty"`
 }
 
 // UserInfo is a user as the private API shows it. Times are RFC 3339 in UTC.
@@ -157,7 +164,39 @@ type BindHow struct {
 type LoginSync struct {
 	URLs  []SyncURL `json:"urls"`  // one per other live member site, for iframes
 	Chain string    `json:"chain"` // one link through every other site that ends on ReturnTo
+	// Skipped are the member sites left out of the links: their own node
+	// reports that their site does not answer (or its reports stopped). The
+	// session reaches them by a later hand-off or lazy mode.
+	Skipped []string `json:"skipped,omitempty"`
+	// Error, when set, says why a login that travels was offered no
+	// hand-off (URLs and Chain empty) though other sites are members: the
+	// user is logged in here only. The node logs it and counts it
+	// (ussync_handoff_unavailable_total).
+	Error *StepError `json:"error,omitempty"`
 }
+
+// HopMark is the query parameter the node's lazy-mode hop
+// (<site>ussync/v1/hop?return=URL) adds to the return URL, whatever the
+// round found: a page requested with it is a browser back from asking the
+// other sites. A site sends a browser without a session to the hop only
+// when the request lacks it (Hopped): a browser that keeps no cookie (no
+// session, no ussync_checked) then comes back once, never in a loop. The
+// hop itself sends a return URL that has it straight back. (The WordPress
+// plugin marks its return URLs with its own ussync_hopped, as before.)
+const HopMark = "ussync_hop"
+
+// Hopped reports whether r is a browser back from a lazy-mode hop (its URL
+// has HopMark).
+func Hopped(r *http.Request) bool { return r.URL.Query().Has(HopMark) }
+
+// Codes of LoginSync.Error.
+const (
+	// SyncTooLarge: the hand-off does not fit in a URL (too many sites, or
+	// names or fields too long).
+	SyncTooLarge = "handoff_too_large"
+	// SyncFailed: sealing the hand-off failed (the node's log says why).
+	SyncFailed = "handoff_failed"
+)
 
 // SyncURL is another site's sync URL of a login.
 type SyncURL struct {

@@ -76,6 +76,9 @@ type Demo struct {
 	log   *slog.Logger
 	nodes []*node.Node
 	sites []*site.Site
+	// stopped are the sites StopSite stopped (Close skips them).
+	stoppedMu sync.Mutex
+	stopped   map[int]bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -216,6 +219,9 @@ func (d *Demo) startNodes(ctx context.Context, opts Options, family []site.Spec,
 		cfg.Public.TrustedProxies = []string{"127.0.0.1/32"}
 		cfg.Sync.Modes = []string{opts.Mode}
 		cfg.Sync.HopInterval = node.Duration(opts.HopInterval)
+		// Each node checks its own site every second (through the site's
+		// proxy): a stopped site is left out of hand-offs at once.
+		cfg.Site.HealthInterval = node.Duration(time.Second)
 		cfg.Version = opts.Version
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("config of node %s: %w", spec.Name, err)
@@ -269,12 +275,12 @@ func (d *Demo) waitMembers(ctx context.Context) error {
 			}
 			alive := 0
 			for _, m := range st.Members {
-				if m.State == "alive" && m.SiteURL != "" {
+				if m.State == "alive" && m.SiteURL != "" && m.Handoff {
 					alive++
 				}
 			}
 			if alive != len(d.sites) {
-				return fmt.Errorf("%s sees %d of %d members alive", s.Name, alive, len(d.sites))
+				return fmt.Errorf("%s sees %d of %d members alive, their sites answering", s.Name, alive, len(d.sites))
 			}
 		}
 		return nil
@@ -339,6 +345,34 @@ func (d *Demo) Sites() []string {
 	return out
 }
 
+// StopSite stops the web server of site i (0, 1 or 2), as a crashed or
+// stopped web server would be, and leaves its node running: the node's
+// check of its site fails, and the other sites leave it out of their
+// hand-offs (docs/operations.md, "A site that does not answer").
+func (d *Demo) StopSite(ctx context.Context, i int) error {
+	if i < 0 || i >= len(d.sites) {
+		return fmt.Errorf("no site %d", i)
+	}
+	d.stoppedMu.Lock()
+	if d.stopped == nil {
+		d.stopped = map[int]bool{}
+	}
+	d.stopped[i] = true
+	d.stoppedMu.Unlock()
+	return d.sites[i].Shutdown(ctx)
+}
+
+func (d *Demo) isStopped(i int) bool {
+	d.stoppedMu.Lock()
+	defer d.stoppedMu.Unlock()
+	return d.stopped[i]
+}
+
+// Status is node i's status (its view of the cluster and of the sites).
+func (d *Demo) Status(ctx context.Context, i int) (client.Status, error) {
+	return d.sites[i].API.Status(ctx)
+}
+
 // Close stops the sites (letting requests in flight finish), then the nodes
 // (each leaves the cluster and closes its store), and removes the data
 // dirs. It is idempotent.
@@ -347,7 +381,10 @@ func (d *Demo) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		var errs []error
-		for _, s := range d.sites {
+		for i, s := range d.sites {
+			if d.isStopped(i) {
+				continue
+			}
 			if err := s.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop site %s: %w", s.Name, err))
 			}

@@ -216,3 +216,43 @@ func TestSite_ProxiesTheNodesPublicEndpoints(t *testing.T) {
 		t.Fatalf("whoami through the proxy answered %d %q, want the node's 401", resp.StatusCode, body)
 	}
 }
+
+// TestSite_OtherHostNames: a demo site opened under another name for its
+// port (http://localhost:8081/ rather than the printed
+// http://site-a.localhost:8081/) sends the browser to its own URL, where
+// its forms work: a login there succeeds instead of saying, forever, that
+// the form has expired.
+func TestSite_OtherHostNames(t *testing.T) {
+	sites := testDemo(t, "chain")
+	a, _ := url.Parse(sites[0])
+	for _, host := range []string{"localhost", "127.0.0.1"} {
+		t.Run(host, func(t *testing.T) {
+			c := testBrowser(t)
+			c.CheckRedirect = nil // follow, as a browser does
+			other := "http://" + net.JoinHostPort(host, a.Port()) + "/"
+			resp, body := testGet(t, c, other+"?from=bookmark")
+			if resp.Request.URL.Host != a.Host || resp.Request.URL.RawQuery != "from=bookmark" || resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s ended at %s (%d), want the site's own URL %s with the query", other, resp.Request.URL, resp.StatusCode, sites[0])
+			}
+			m := reCSRF.FindStringSubmatch(body)
+			if m == nil {
+				t.Fatalf("no login form: %.300s", body)
+			}
+			resp = testPost(t, c, sites[0]+"login", url.Values{"email": {"ada@example.com"}, "csrf": {m[1]}}, strings.TrimSuffix(sites[0], "/"))
+			if resp.StatusCode != http.StatusOK || resp.Request.URL.Host != a.Host {
+				t.Fatalf("login: %d at %s, want the chain to end on the site with 200", resp.StatusCode, resp.Request.URL)
+			}
+			// Opened again under the other name: the same browser is logged in.
+			if _, body := testGet(t, c, other); pageUser(t, body) != "ada@example.com" {
+				t.Fatalf("back at %s, the page shows %q", other, pageUser(t, body))
+			}
+		})
+	}
+	t.Run("a form posted to another name keeps its method", func(t *testing.T) {
+		c := testBrowser(t)
+		resp := testPost(t, c, "http://"+net.JoinHostPort("localhost", a.Port())+"/login", url.Values{"email": {"ada@example.com"}}, "")
+		if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != sites[0]+"login" {
+			t.Fatalf("POST under another name: %d → %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
+}

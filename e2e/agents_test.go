@@ -255,6 +255,7 @@ type agent struct {
 	public  string
 	siteURL string
 	config  string // --config FILE, when not empty
+	secret  string // USSYNC_SECRET, when not the cluster's
 	join    []string
 	// env, when not nil, is the process's USSYNC_* environment instead of
 	// the cluster's secret and token (USSYNC_SECRET, USSYNC_API_TOKEN).
@@ -358,9 +359,8 @@ func (c *cluster) add() *agent {
 	c.t.Helper()
 	i := len(c.agents)
 	a := &agent{
-		name:    fmt.Sprintf("n%d", i),
-		dir:     c.t.TempDir(), // removed after the process is killed (cleanups run last first)
-		siteURL: fmt.Sprintf("http://site-%d.localhost/", i),
+		name: fmt.Sprintf("n%d", i),
+		dir:  c.t.TempDir(), // removed after the process is killed (cleanups run last first)
 	}
 	if i > 0 {
 		a.join = []string{c.agents[0].gossip}
@@ -368,10 +368,17 @@ func (c *cluster) add() *agent {
 	if c.setup != nil {
 		c.setup(a)
 	}
+	ownSite := a.siteURL == ""
 	c.agents = append(c.agents, a)
 	c.t.Cleanup(func() { c.stop(a) })
 	for attempt := 1; ; attempt++ {
 		a.gossip, a.api, a.public = freeAddr(c.t, true), freeAddr(c.t, false), freeAddr(c.t, false)
+		if ownSite {
+			// The site is the node's public listener itself, under its own
+			// host name (*.localhost is the loopback): the site check passes.
+			_, port, _ := net.SplitHostPort(a.public)
+			a.siteURL = fmt.Sprintf("http://site-%d.localhost:%s/", i, port)
+		}
 		err := c.start(a)
 		if err == nil {
 			return a
@@ -393,7 +400,11 @@ func (c *cluster) start(a *agent) error {
 		binary = a.bin
 	}
 	p.cmd = exec.Command(binary, a.args()...)
-	p.cmd.Env = cleanEnv("USSYNC_SECRET="+c.secret, "USSYNC_API_TOKEN="+c.token)
+	secret := c.secret
+	if a.secret != "" {
+		secret = a.secret
+	}
+	p.cmd.Env = cleanEnv("USSYNC_SECRET="+secret, "USSYNC_API_TOKEN="+c.token)
 	if a.env != nil {
 		p.cmd.Env = cleanEnv(a.env...)
 	}

@@ -64,6 +64,12 @@ func (w *browserLogWriter) Write(p []byte) (int, error) {
 // hand-off mode, closed at cleanup, and returns the sites' URLs.
 func browserDemo(t *testing.T, mode string) []string {
 	t.Helper()
+	return browserDemoRun(t, mode).Sites()
+}
+
+// browserDemoRun is browserDemo's demo itself.
+func browserDemoRun(t *testing.T, mode string) *demo.Demo {
+	t.Helper()
 	lw := &browserLogWriter{t: t}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -83,7 +89,7 @@ func browserDemo(t *testing.T, mode string) []string {
 		lw.off = true
 		lw.mu.Unlock()
 	})
-	return d.Sites()
+	return d
 }
 
 // browserTab is one tab of a headless Chromium with its own profile.

@@ -90,6 +90,7 @@ func (g *Gossip) copyNode(n *memberlist.Node) {
 		delete(g.moved, n.Name)
 	}
 	g.nodes[n.Name] = c
+	g.noteBeatLocked(&c)
 }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
@@ -126,6 +127,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	}
 	delete(g.nodes, n.Name)
 	delete(g.moved, n.Name)
+	delete(g.beats, n.Name)
 	g.nodesMu.Unlock()
 	g.dropPeer(n.Name)
 	g.clocks.forget(n.Name)

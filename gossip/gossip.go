@@ -34,6 +34,11 @@ type Member struct {
 	State   string // alive, suspect, dead, left
 	SiteURL string
 	Version string
+	// Site is what the member last reported of its own website: SiteUp,
+	// SiteDown, or "" (it reports nothing). SiteFresh: that report arrived
+	// within three of its periods, by this member's clock (sitehealth.go).
+	Site      string
+	SiteFresh bool
 	// Queries: the member answers queries (Query); older versions do not.
 	Queries bool
 }
@@ -81,6 +86,12 @@ type meta struct {
 	// does not say whether a member left or died (Node.State is not filled
 	// in), so the departing node says it in its metadata.
 	Leaving bool `json:"leaving,omitempty"`
+	// Site, Beat and Every are the site's health (sitehealth.go): its
+	// state, a counter that changes at every report, and the period
+	// between reports in milliseconds.
+	Site  string `json:"ss,omitempty"`
+	Beat  uint64 `json:"hb,omitempty"`
+	Every int64  `json:"ev,omitempty"`
 	// Queries: this member answers queries (query.go).
 	Queries bool `json:"q,omitempty"`
 }
@@ -95,6 +106,9 @@ type Gossip struct {
 	guard *guard
 	queue *memberlist.TransmitLimitedQueue
 	meta  atomic.Pointer[[]byte]
+	// metaMu serializes changes of meta; beat counts site reports.
+	metaMu sync.Mutex
+	beat   uint64
 	// keyring is memberlist's: changing it changes the keys in use.
 	keyring *memberlist.Keyring
 
@@ -124,6 +138,7 @@ type Gossip struct {
 	nodesMu sync.RWMutex
 	nodes   map[string]memberlist.Node
 	moved   map[string]string
+	beats   map[string]beatSeen // by name: when each member's site report last changed (sitehealth.go)
 
 	// failed are the members that died or left; remembered those read from
 	// the last run's snapshot and not seen yet, with when they were last
@@ -205,6 +220,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		rememberedSeen: map[string]time.Time{},
 		probes:         map[string]*probe{},
 		nodes:          map[string]memberlist.Node{},
+		beats:          map[string]beatSeen{},
 		moved:          map[string]string{},
 		logged:         map[string]time.Time{},
 		queries:        newQueryBook(),
@@ -241,7 +257,8 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
 	g.list = list
-	g.addr = g.Addr()
+	ln := list.LocalNode() // read once: memberlist rewrites it in place at each UpdateNode (SetSite)
+	g.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	for _, a := range cfg.Join {
 		g.resolver.resolve(a, time.Now()) // a join list may name this node itself
 	}
@@ -260,11 +277,8 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	return g, nil
 }
 
-// Addr is the host:port this member advertises.
-func (g *Gossip) Addr() string {
-	n := g.list.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+// Addr is the host:port this member advertises (it does not change).
+func (g *Gossip) Addr() string { return g.addr }
 
 // Join contacts the given members and returns how many answered. An error
 // means none did; the reconnect loop keeps trying the configured addresses
@@ -356,7 +370,13 @@ func (g *Gossip) LiveMembers() []Member {
 	g.nodesMu.RLock()
 	out := make([]Member, 0, len(g.nodes))
 	for _, n := range g.nodes {
-		out = append(out, memberOf(&n, "alive"))
+		m := memberOf(&n, "alive")
+		if m.Site != "" {
+			var md meta
+			_ = json.Unmarshal(n.Meta, &md)
+			m.SiteFresh = n.Name == g.cfg.Name || g.siteFreshLocked(n.Name, time.Duration(md.Every)*time.Millisecond)
+		}
+		out = append(out, m)
 	}
 	g.nodesMu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -366,7 +386,7 @@ func (g *Gossip) LiveMembers() []Member {
 func memberOf(n *memberlist.Node, state string) Member {
 	var md meta
 	_ = json.Unmarshal(n.Meta, &md) // a peer's bad metadata shows as empty fields
-	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Queries: md.Queries}
+	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Site: md.Site, Queries: md.Queries}
 }
 
 // Stats returns the counters.
@@ -454,8 +474,13 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 	if g.left.Swap(true) {
 		return nil
 	}
-	if md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true, Queries: true}); err == nil {
+	g.metaMu.Lock()
+	md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true, Queries: true})
+	if err == nil {
 		g.meta.Store(&md)
+	}
+	g.metaMu.Unlock()
+	if err == nil {
 		if err := g.list.UpdateNode(timeout); err != nil {
 			g.log.Debug("announce leaving", "err", err)
 		}
@@ -553,7 +578,7 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 	if len(deltas) > 0 {
 		changed, refused, err := g.store.ApplyChecked(deltas...)
 		if err != nil {
-			g.log.Error("apply gossip", "err", err)
+			g.applyFailed("apply gossip", err)
 		}
 		g.noteRefusals(deltaFrom, refused)
 		g.stats.deltasApplied.Add(uint64(len(changed)))
@@ -569,7 +594,7 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		changed, refused, err := g.store.ApplyChecked(repairs...)
 		if err != nil {
 			// The chunks are not counted: their rounds time out and retry.
-			g.log.Error("apply repair", "err", err)
+			g.applyFailed("apply repair", err)
 			return
 		}
 		g.noteRefusals(repairFrom, refused)
@@ -580,6 +605,19 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			g.repairApplied(t)
 		}
 	}
+}
+
+// applyFailed logs a store's refusal of received records: at once, but
+// once a minute for a full disk (every message would say it; the store
+// logs it too, and anti-entropy brings the records once space returns).
+func (g *Gossip) applyFailed(what string, err error) {
+	if errors.Is(err, session.ErrStorageFull) {
+		g.logOnce("storage full", func() {
+			g.log.Warn(what+": the store is full; anti-entropy brings the records once space is freed (logged once a minute)", "err", err)
+		})
+		return
+	}
+	g.log.Error(what, "err", err)
 }
 
 // noteRefusals counts and logs, by sender, the records the store refused

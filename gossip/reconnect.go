@@ -368,6 +368,10 @@ func (g *Gossip) snapshotMembers() {
 	}
 	if err != nil && !errors.Is(err, session.ErrClosed) {
 		g.snapshotDirty.Store(true)
-		g.log.Warn("remember the members", "err", err)
+		if errors.Is(err, session.ErrStorageFull) {
+			g.logOnce("storage full: snapshot", func() { g.log.Warn("remember the members: the store is full (logged once a minute)", "err", err) })
+		} else {
+			g.log.Warn("remember the members", "err", err)
+		}
 	}
 }

@@ -56,6 +56,9 @@ type apiDeps struct {
 	// Verify is e-mail verification by code (verifier.go). Nil: no code is
 	// ever valid and requesting one answers 503.
 	Verify *verifier
+	// Fresh is the node's freshness (freshness.go): the session check's
+	// node state, /healthz and /readyz. Nil: always fresh.
+	Fresh *freshness
 }
 
 // api is the private HTTP API: the handler of the private listener. Its

@@ -97,10 +97,11 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 		// The session is stored and published already: a failure here costs
 		// the browser its hand-off, not the login.
 		if urls, chain, err := a.Handoff.loginSync(s, l.IP, returnTo); err != nil {
-			a.Log.Warn("seal hand-off links", "session", s.ID, "err", err)
+			ans.Sync.Error = a.Handoff.unavailableFor(s.ID, err)
 		} else {
 			ans.Sync.URLs, ans.Sync.Chain = urls, chain
 		}
+		ans.Sync.Skipped = a.Handoff.skippedAtLogin()
 	}
 	return writeJSON(w, http.StatusCreated, &ans)
 }
@@ -131,7 +132,11 @@ func (a *api) pathSession(r *http.Request) (session.Session, session.User, error
 
 // checkSession is GET /v1/sessions/{id}, called on every page view of every
 // site: one read of the session, one of its user, no log on success.
+// Every answer carries the node's state (client.HeaderNodeState); a node
+// failing closed (sync.fail_closed_after) answers an active session 503
+// node_isolated (freshness.go).
 func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
+	fresh := a.Fresh.sessionCheck(w)
 	s, u, err := a.pathSession(r)
 	if err != nil {
 		return err
@@ -141,7 +146,11 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 		gone := v // only this copy escapes: the happy path stays on the stack
 		return errGone(state, &gone)
 	}
-	return writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUser(&u)})
+	if fresh.refusal != nil {
+		a.Fresh.refused()
+		return fresh.refusal
+	}
+	return writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUser(&u), Node: fresh.view})
 }
 
 // errGone is the refusal of a session that is not active, with the session

@@ -55,7 +55,7 @@ func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (step
 		return stepResult{}, err
 	}
 	for _, name := range st.Route[i+1:] {
-		if s, ok := siteNamed(sites, name); ok && name != h.Name {
+		if s, ok := h.nextSite(sites, name); ok {
 			return redirectTo(s.link(pathBind, withMode(url.Values{"h": {state}}, iframe)), ck), nil
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 )
 
@@ -16,6 +17,8 @@ import (
 // (or keep) this browser's nonce cookie, then ask the other sites, one
 // after the other, for the browser's session, with a hop request that names
 // the nonce's commitment (the ticket an asked site makes is bound to it).
+// The round comes back to URL with client.HopMark added; a URL that has it
+// already is sent straight back (a browser that keeps no cookie).
 func (h *handoff) hopStep(q map[string]string, br *browser, sites []site) (stepResult, error) {
 	ret, err := h.selfRedirect(`query parameter "return"`, q["return"])
 	if err != nil {
@@ -28,7 +31,18 @@ func (h *handoff) hopStep(q map[string]string, br *browser, sites []site) (stepR
 	if len(held) > 0 { // nothing to ask: the browser has a session here
 		return redirectTo(ret.String()), nil
 	}
-	others := sites[1:]
+	if ret.Query().Has(client.HopMark) {
+		// Back from a round, still without a cookie here: the browser keeps
+		// none. Another round would end the same way, and so on forever.
+		return redirectTo(ret.String(), h.checkedCookie(br)), nil
+	}
+	// Wherever the round ends, it ends there, marked (the site's own
+	// parameters left as they were).
+	if ret.RawQuery != "" {
+		ret.RawQuery += "&"
+	}
+	ret.RawQuery += client.HopMark + "=1"
+	others := h.routeSites() // a site that does not answer is not asked
 	if len(others) == 0 {
 		return redirectTo(ret.String(), h.checkedCookie(br)), nil
 	}
@@ -93,7 +107,10 @@ func (h *handoff) hopAskStep(q map[string]string, br *browser, sites []site) (st
 		after = hp.Ask[i+1:]
 	}
 	for _, name := range after {
-		if s, ok := siteNamed(sites, name); ok && s.Name != h.Name && s.Name != asker.Name {
+		if name == asker.Name {
+			continue
+		}
+		if s, ok := h.nextSite(sites, name); ok {
 			return redirectTo(s.link(pathHopAsk, url.Values{"h": {raw}})), nil
 		}
 	}

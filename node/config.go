@@ -131,6 +131,14 @@ type SiteSection struct {
 	// it has no account for: "create" the local user from the gossiped record,
 	// or "reject" the hand-off (the user must register on this site first).
 	OnUnknownUser string `yaml:"on_unknown_user" ussync:"live"`
+	// HealthURL is what the node requests every HealthInterval to check
+	// that its site answers; the other sites skip one that does not in
+	// their hand-offs. Empty: <url>ussync/v1/healthz through the site's web
+	// server and proxy (a stopped server, or a proxy that does not forward
+	// <url>ussync/ as is, fails it). HealthOff: no check, taken as up.
+	HealthURL string `yaml:"health_url"`
+	// HealthInterval is the check's period (1s to 5m); reports stopped for three is down too.
+	HealthInterval Duration `yaml:"health_interval"`
 }
 
 // GossipSection is the `gossip:` section.
@@ -258,6 +266,11 @@ type SyncSection struct {
 	// came back without a session, in lazy mode) is not sent again before it,
 	// so a logged-out visitor does not bounce on every page.
 	HopInterval Duration `yaml:"hop_interval" ussync:"live"`
+	// FailClosedAfter, when positive, is how long this node may be catching
+	// up or isolated before its session checks answer 503 node_isolated
+	// instead of 200 (sites fail closed). Zero: never; the checks say the
+	// node's state (client.HeaderNodeState) all the same.
+	FailClosedAfter Duration `yaml:"fail_closed_after"`
 }
 
 // AdminSection is the `admin:` section: the administrator web page served
@@ -403,6 +416,12 @@ func DefaultConfig() Config {
 			// The point of ussync is one login for all sites; a site that wants
 			// its own registration only says so explicitly.
 			OnUnknownUser: UnknownUserCreate,
+			// 5 s: a site that stops answering, or a node that crashes, is
+			// skipped by the others' hand-offs within about 15 s, sooner
+			// than memberlist declares a node dead under the wan profile;
+			// one small request and one metadata update every 5 s cost
+			// nothing.
+			HealthInterval: Duration(5 * time.Second),
 		},
 		Gossip: GossipSection{
 			// memberlist's usual port, on every interface: peers are elsewhere.
@@ -468,6 +487,11 @@ func DefaultConfig() Config {
 			// redirects per ten minutes at most, and a login elsewhere is seen
 			// here within that time even before the user logs in again.
 			HopInterval: Duration(10 * time.Minute),
+			// Off: a site whose node is cut off keeps working with what it
+			// knows (logins and logouts made there still count), and every
+			// check says so; failing closed logs every user of the site out
+			// while the network is down, a choice for the site to make.
+			FailClosedAfter: 0,
 		},
 		Admin: AdminSection{
 			// The page is on the private listener, behind the API token:

@@ -82,6 +82,14 @@ func (s SiteSection) validate(dev bool, publicListen string) error {
 	if err := oneOf(s.OnUnknownUser, UnknownUserCreate, UnknownUserReject); err != nil {
 		return fmt.Errorf("site.on_unknown_user: %w", err)
 	}
+	if h := s.HealthURL; h != "" && h != HealthOff {
+		if u, err := url.Parse(h); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("site.health_url: %q is not an absolute http(s) URL (or %q)", h, HealthOff)
+		}
+	}
+	if s.HealthInterval < Duration(time.Second) || s.HealthInterval > Duration(5*time.Minute) {
+		return fmt.Errorf("site.health_interval: %s is not between 1s and 5m", s.HealthInterval)
+	}
 	return nil
 }
 
@@ -220,6 +228,9 @@ func (s SyncSection) validate() error {
 	}
 	if err := positive(s.HopInterval); err != nil {
 		return fmt.Errorf("sync.hop_interval: %w", err)
+	}
+	if s.FailClosedAfter < 0 {
+		return fmt.Errorf("sync.fail_closed_after: %s is negative (0 turns it off)", s.FailClosedAfter)
 	}
 	return nil
 }

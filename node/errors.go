@@ -37,6 +37,10 @@ var (
 	// ErrTicketReplayed means a ticket (or a verification link) was already
 	// used on this site.
 	ErrTicketReplayed = errors.New("the ticket was already used here")
+	// ErrTicketBeforeStart means a ticket was issued before this node
+	// started on an empty data dir, whose replay cache is gone: it cannot
+	// tell whether the ticket was used here already (freshstore.go).
+	ErrTicketBeforeStart = errors.New("the ticket predates this node's store")
 	// ErrOtherBrowser means a hand-off was presented in another browser than
 	// the one it was made for: the browser holds no nonce cookie matching
 	// the ticket's binding, or (at the origin of a chain) does not hold the
@@ -64,6 +68,10 @@ var (
 	ErrMailFailed = errors.New("the mail server did not accept the message; the node's log has the details. No code is pending: try again later")
 	// ErrMailDisabled means the node sends no mail (no smtp.host).
 	ErrMailDisabled = errors.New("this node sends no mail: smtp.host is not configured")
+	// ErrNodeIsolated means this node has been catching up or isolated for
+	// longer than sync.fail_closed_after: it refuses to vouch for a session
+	// another site may have logged out (freshness.go).
+	ErrNodeIsolated = errors.New("this node may be missing logouts made elsewhere")
 	// ErrLinkStale means a verification link's code was used, or replaced
 	// by a newer one.
 	ErrLinkStale = errors.New("the link's code was already used, or a newer code was sent")

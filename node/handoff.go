@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
 )
@@ -67,13 +68,6 @@ type handoffConfig struct {
 	// (sync.bind_ip). Tickets bound by another node are checked whatever it
 	// is.
 	BindIP bool
-	// FreshSince, when set, is when this node started on an empty data dir
-	// (session.Store.Fresh): its replay cache is gone, so a session ticket
-	// issued before then, which it may have redeemed before it lost its
-	// data, is refused. (Clocks within the max offset: a node restarted
-	// within that offset of a redemption could miss a replay; a ticket is
-	// bound to one browser as well.)
-	FreshSince time.Time
 	// HopInterval is the lifetime of the ussync_checked cookie
 	// (sync.hop_interval).
 	HopInterval time.Duration
@@ -94,6 +88,10 @@ type handoffConfig struct {
 	// this site does not know creates it ("create", the default when empty)
 	// or is refused ("reject"). See User.KnownTo.
 	OnUnknownUser string
+	// TicketGuard, when set, refuses a session ticket by its issue time
+	// before it is used up: a node started on an empty data dir refuses
+	// the tickets that may predate its replay cache (freshstore.go).
+	TicketGuard func(issued time.Time) error
 }
 
 // handoff is the browser hand-off shared by the private API (login links,
@@ -109,6 +107,10 @@ type handoff struct {
 
 	issued   *prometheus.CounterVec // ussync_tickets_issued_total{kind}
 	redeemed *prometheus.CounterVec // ussync_tickets_redeemed_total{result}
+	skipped  *prometheus.CounterVec // ussync_handoff_sites_skipped_total{reason}
+	// unavailable counts the logins offered no hand-off though other sites
+	// were there (ussync_handoff_unavailable_total{reason}).
+	unavailable *prometheus.CounterVec
 }
 
 // newHandoff checks cfg and registers the hand-off metrics.
@@ -145,9 +147,23 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 		Name: "ussync_tickets_redeemed_total",
 		Help: `Tickets presented to this node, by result: "ok" or the refusal's error code.`,
 	}, []string{"result"})
+	h.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ussync_handoff_sites_skipped_total",
+		Help: `Member sites a hand-off (a login's links, a chain's or lazy mode's next hop) left out, by reason: "site_down" (its node reports its site does not answer), "site_stale" (its node's reports stopped), "not_live" (no longer a live member).`,
+	}, []string{"reason"})
+	h.unavailable = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ussync_handoff_unavailable_total",
+		Help: `Logins that were offered no hand-off though other sites are members (the login answer's sync.error), by its code.`,
+	}, []string{"reason"})
 	h.issued.WithLabelValues("session")
 	h.redeemed.WithLabelValues("ok")
-	cfg.Metrics.Registry.MustRegister(h.issued, h.redeemed)
+	for _, r := range []string{skipSiteDown, skipSiteStale} {
+		h.skipped.WithLabelValues(r)
+	}
+	for _, r := range []string{client.SyncTooLarge, client.SyncFailed} {
+		h.unavailable.WithLabelValues(r)
+	}
+	cfg.Metrics.Registry.MustRegister(h.issued, h.redeemed, h.skipped, h.unavailable)
 	return h, nil
 }
 

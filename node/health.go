@@ -19,9 +19,9 @@ import (
 //     isolated (no other member alive though it has peers to reach: it
 //     hears no logout from the other sites).
 //
-// /healthz also says how gossip is (gossip.Health.Status: ok, catching_up,
-// isolated, key_mismatch) and why, without failing: a restart fixes none
-// of them.
+// /healthz also says how the node is (client.GossipHealth.Status: ok,
+// catching_up, site_down, isolated, key_mismatch, storage_full) and why,
+// without failing: a restart fixes none of them.
 //
 // Both are on the private listener, without a token, like /metrics.
 
@@ -31,8 +31,15 @@ func (n *Node) notReady() []string {
 	if n.stopping.Load() {
 		return append(reasons, "shutting down: the store is closing")
 	}
-	if n.gossip.CatchingUp() || n.gossip.Isolated() {
-		h := n.gossip.Health()
+	return append(reasons, gossipNotReady(n.gossip)...)
+}
+
+// gossipNotReady lists why gossip makes a node unfit to answer its site:
+// catching up, isolated.
+func gossipNotReady(g healthSource) []string {
+	var reasons []string
+	if g.CatchingUp() || g.Isolated() {
+		h := g.Health()
 		if h.Isolated {
 			reasons = append(reasons, "isolated: "+h.Reason()+" (a firewall, another cluster secret, or every peer down)")
 		}
@@ -51,17 +58,26 @@ var publicHealth = &healthzBody{Status: "ok"}
 // healthzBody is the answer of GET /healthz.
 type healthzBody struct {
 	Status string `json:"status"` // always "ok": the process answers
-	// Gossip is gossip.Health.Status: ok, catching_up, isolated,
-	// key_mismatch; Reason says why when it is not ok.
+	// Gossip is client.GossipHealth.Status: ok, catching_up, site_down,
+	// isolated, key_mismatch, storage_full; Reason says why when it is
+	// not ok.
 	Gossip string `json:"gossip,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// FailClosed, SiteDown and StorageFull are client.GossipHealth's.
+	FailClosed  bool `json:"fail_closed,omitempty"`
+	SiteDown    bool `json:"site_down,omitempty"`
+	StorageFull bool `json:"storage_full,omitempty"`
 }
 
 // healthz is GET /healthz: 200 while the process serves, with gossip's
 // health for information.
 func (a *api) healthz(w http.ResponseWriter, _ *http.Request) error {
 	body := healthzBody{Status: "ok"}
-	if a.GossipHealth != nil {
+	if a.Fresh != nil {
+		h := a.Fresh.health()
+		body.Gossip, body.Reason = h.Status, h.Reason
+		body.FailClosed, body.SiteDown, body.StorageFull = h.FailClosed, h.SiteDown, h.StorageFull
+	} else if a.GossipHealth != nil {
 		body.Gossip, body.Reason = a.GossipHealth()
 	}
 	writeJSON(w, http.StatusOK, &body)

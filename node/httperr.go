@@ -64,6 +64,7 @@ var answers = []answer{
 	{ErrTicketWrongTarget, http.StatusForbidden, client.CodeTicketWrongTarget, ""},
 	{ErrTicketIPMismatch, http.StatusForbidden, client.CodeTicketIPMismatch, ""},
 	{ErrTicketReplayed, http.StatusConflict, client.CodeTicketReplayed, ""},
+	{ErrTicketBeforeStart, http.StatusConflict, client.CodeTicketBeforeStart, ""},
 	{ErrUnknownUser, http.StatusForbidden, client.CodeUnknownUser, ""},
 	{ErrBadRedirect, http.StatusBadRequest, client.CodeBadRedirect, ""},
 	// E-mail verification.
@@ -80,6 +81,8 @@ var answers = []answer{
 	// The node itself.
 	{session.ErrClosed, http.StatusServiceUnavailable, client.CodeUnavailable, "the node is shutting down"},
 	{errUnavailable, http.StatusServiceUnavailable, client.CodeUnavailable, ""},
+	{ErrNodeIsolated, http.StatusServiceUnavailable, client.CodeNodeIsolated, ""},
+	{session.ErrStorageFull, http.StatusServiceUnavailable, client.CodeStorageFull, "the node's data dir is out of space: nothing was written; it refuses writes until space is freed (its log has the figures)"},
 	{errWrongHost, http.StatusMisdirectedRequest, client.CodeWrongHost, ""},
 	{errInternal, http.StatusInternalServerError, client.CodeInternal, ""},
 }

@@ -39,6 +39,7 @@ type Node struct {
 	store    *session.Store
 	gossip   *gossip.Gossip
 	metrics  *Metrics
+	fresh    *freshness           // the node's freshness and its site's check (freshness.go)
 	lag      prometheus.Histogram // ussync_propagation_lag_seconds
 	verify   *verifier
 	tokens   *apiTokens
@@ -111,6 +112,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	n.registerMetrics()
+	n.startFreshness()
 	n.tokens = newAPITokens(n.store, n.Now, n.log, crypto.HashToken(token))
 	if err := n.tokens.load(); err != nil {
 		return err
@@ -130,16 +132,8 @@ func (n *Node) Start(ctx context.Context) error {
 	n.cancel = cancel
 	n.serve(n.apiSrv, n.apiLn)
 	n.serve(n.pubSrv, n.pubLn)
-	n.wg.Add(1)
-	go n.housekeeping(loopCtx)
-
-	if len(gc.Join) > 0 {
-		if k, err := n.gossip.Join(gc.Join); err != nil {
-			n.log.Warn("no join address answered; retrying in the background", "err", err)
-		} else {
-			n.log.Info("joined cluster", "contacted", k)
-		}
-	}
+	n.runLoops(loopCtx)
+	n.join(gc.Join)
 	n.started = true
 	n.current = n.cfg
 	if n.modesFixed > 0 {
@@ -169,6 +163,34 @@ func (n *Node) newServers(private, pub http.Handler) {
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
+}
+
+// runLoops starts the node's loops, stopped when ctx ends: housekeeping,
+// the freshness watch and the site's check.
+func (n *Node) runLoops(ctx context.Context) {
+	n.wg.Add(3)
+	go n.housekeeping(ctx)
+	go func() {
+		defer n.wg.Done()
+		n.fresh.watch(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.fresh.site.run(ctx)
+	}()
+}
+
+// join contacts the join addresses at start (the reconnect loop keeps
+// trying when none answers, and says why when they answer in another key).
+func (n *Node) join(addrs []string) {
+	if len(addrs) > 0 {
+		if k, err := n.gossip.Join(addrs); err != nil {
+			n.joinFailed(err)
+		} else {
+			n.log.Info("joined cluster", "contacted", k)
+		}
+	}
+	n.fresh.update(time.Now()) // the join may have ended the isolation of the start
 }
 
 // open secures the data dir, opens the store and binds both HTTP
@@ -271,7 +293,7 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 		Log:           n.log,
 		Metrics:       n.metrics,
 		OnUnknownUser: n.cfg.Site.OnUnknownUser,
-		FreshSince:    n.freshSince(),
+		TicketGuard:   n.fresh.guard.check,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -289,7 +311,7 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 		return nil, nil, err
 	}
 	api := newAPI(apiDeps{Service: svc, Status: n.Status, NotReady: n.notReady, GossipHealth: n.gossipHealth, Backup: n.Backup, Keyring: n.Keyring, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
-		Handoff: ho, Verify: n.verify})
+		Handoff: ho, Verify: n.verify, Fresh: n.fresh})
 	if !n.cfg.Admin.Enabled {
 		return api, public, nil
 	}
@@ -311,16 +333,6 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 	mux.Handle(adminPrefix, adm)
 	mux.Handle("/", api)
 	return mux, public, nil
-}
-
-// freshSince is when a node that started on an empty data dir started
-// (it refuses the tickets issued before); zero for a node that kept its
-// data.
-func (n *Node) freshSince() time.Time {
-	if !n.store.Fresh() {
-		return time.Time{}
-	}
-	return n.store.Now()
 }
 
 func (n *Node) serve(srv *http.Server, ln *limitListener) {
@@ -362,7 +374,9 @@ func (n *Node) housekeeping(ctx context.Context) {
 		case <-clocks.C:
 			n.clockWatch(skewed)
 		case <-sweep.C:
-			if k, err := n.store.Sweep(ctx); err != nil {
+			if k, err := n.store.Sweep(ctx); errors.Is(err, session.ErrStorageFull) {
+				// The store logs a full disk itself, once a minute.
+			} else if err != nil {
 				n.log.Error("sweep history", "err", err)
 			} else if k > 0 {
 				n.log.Info("swept history past retention", "sessions", k)

@@ -133,7 +133,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, p.log, errInternal)
 		}
 	}()
-	if r.URL.Path == "/healthz" {
+	if r.URL.Path == "/healthz" || r.URL.Path == p.base+"healthz" { // the site check's, through the proxy
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			writeError(w, r, p.log, refuse(errMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))

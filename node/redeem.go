@@ -43,7 +43,7 @@ type redemption struct {
 // ErrTicketTampered, ErrTicketExpired, ErrTicketNotYetValid,
 // ErrTicketLifetime; ErrTicketWrongTarget, ErrTicketIPMismatch,
 // ErrOtherBrowser, ErrSessionConflict, ErrUnknownUser, ErrSiteRevoked,
-// ErrTicketReplayed;
+// ErrTicketReplayed, ErrTicketBeforeStart;
 // session.ErrLifetime, session.ErrClockAhead; ErrSessionEnded,
 // ErrSessionRevoked, ErrSessionExpired, ErrSessionSiteRevoked) are refusals whose messages say
 // why; any other error is a store failure. Only the last three use the
@@ -74,8 +74,10 @@ func (h *handoff) check(raw string, br *browser) (redemption, error) {
 	if err := h.mayRedeem(&t, &s, br); err != nil {
 		return rd, err
 	}
-	if t.IssuedAt.Before(h.FreshSince) {
-		return rd, refuse(ErrTicketReplayed, "the ticket was issued before this node started on an empty data dir (its replay cache is gone): it may have been used here before")
+	if h.TicketGuard != nil {
+		if err := h.TicketGuard(t.IssuedAt); err != nil {
+			return rd, err
+		}
 	}
 	first, err := h.Service.Store.UseOnce(t.ID, t.ExpiresAt)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ussync/ussync/gossip"
 )
 
 // The member sites (the member list is the list of sites) and the URLs a
@@ -98,27 +100,56 @@ func (s site) localhost() bool {
 type siteList struct {
 	at    time.Time
 	sites []site
+	// route are the other sites a hand-off goes through: those of sites
+	// known to be good (gossip.Member.Good: their own node's last check of
+	// the site passed and its reports are fresh, or it reports nothing).
+	// skipped are the others, by name, with why.
+	route   []site
+	skipped map[string]string
 }
+
+// Why a live member site is left out of the hand-offs (siteList.skipped,
+// ussync_handoff_sites_skipped_total's reason).
+const (
+	skipSiteDown  = "site_down"  // its node reports that its site does not answer
+	skipSiteStale = "site_stale" // its node's reports stopped (crashed, or cut off)
+)
 
 // sites lists the live member sites, this one first, then the others by
 // name, as they were at most sitesTTL ago. A member with an unusable site
 // URL, or whose site an administrator revoked, is left out (it cannot be
 // redirected to, framed by or handed a ticket); this site is always in,
 // even before gossip has started. The slice is shared: read it, never change it.
-func (h *handoff) sites() []site {
-	now := time.Now()
-	if l := h.cache.Load(); l != nil && now.Sub(l.at) < sitesTTL && !now.Before(l.at) {
-		return l.sites
-	}
-	l := &siteList{at: now, sites: h.loadSites()}
-	h.cache.Store(l)
-	return l.sites
+func (h *handoff) sites() []site { return h.siteList().sites }
+
+// routeSites lists the other sites a new hand-off goes through, by name:
+// the live member sites known to be good (docs/operations.md, "A site that
+// does not answer"). A site whose node reports it down, or whose reports
+// stopped, is skipped: a browser sent there would not come back. Shared:
+// read it, never change it.
+func (h *handoff) routeSites() []site { return h.siteList().route }
+
+// goodSite reports whether a hand-off may send a browser to the site name
+// (one of routeSites).
+func (h *handoff) goodSite(name string) bool {
+	_, ok := siteNamed(h.siteList().route, name)
+	return ok
 }
 
-func (h *handoff) loadSites() []site {
-	out := []site{h.self}
+func (h *handoff) siteList() *siteList {
+	now := time.Now()
+	if l := h.cache.Load(); l != nil && now.Sub(l.at) < sitesTTL && !now.Before(l.at) {
+		return l
+	}
+	l := h.loadSites(now)
+	h.cache.Store(l)
+	return l
+}
+
+func (h *handoff) loadSites(now time.Time) *siteList {
+	l := &siteList{at: now, sites: []site{h.self}, skipped: map[string]string{}}
 	if h.Members == nil {
-		return out
+		return l
 	}
 	for _, m := range h.Members() {
 		// A revoked site is no site: no redirect to it, no CORS from it,
@@ -126,11 +157,21 @@ func (h *handoff) loadSites() []site {
 		if m.Name == h.Name || h.Service.Store.Site(m.Name).IsRevoked() {
 			continue
 		}
-		if s, ok := parseSite(m.Name, m.SiteURL); ok {
-			out = append(out, s)
+		s, ok := parseSite(m.Name, m.SiteURL)
+		if !ok {
+			continue
+		}
+		l.sites = append(l.sites, s)
+		switch {
+		case m.Good():
+			l.route = append(l.route, s)
+		case m.Site == gossip.SiteDown:
+			l.skipped[m.Name] = skipSiteDown
+		default:
+			l.skipped[m.Name] = skipSiteStale
 		}
 	}
-	return out
+	return l
 }
 
 // siteNamed returns the member site of the node name.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/gossip"
 )
 
 // statusActivity is how many of the latest changes the status shows.
@@ -31,6 +32,7 @@ func (n *Node) Status() client.Status {
 	refusedFrom := n.gossip.RefusedFrom()
 	for _, m := range n.gossip.Members() {
 		ms := client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version,
+			SiteState: memberSiteState(m), Handoff: n.handsOffTo(m),
 			RecordsRefused: refusedFrom[m.Name], Revoked: n.store.Site(m.Name).IsRevoked()}
 		if c, ok := clocks[m.Name]; ok {
 			skew := c.Skew.Seconds()
@@ -141,4 +143,15 @@ var metricHelp = map[string]string{
 	"ussync_gossip_foreign_key_answers_total":   "Answers, on gossip streams this node opened, sealed in a key it does not hold: key mismatches.",
 	"ussync_gossip_streams_refused_total":       "Inbound gossip streams closed at once: too many open.",
 	"ussync_gossip_name_reclaims_total":         "Members followed to a new address.",
+}
+
+// handsOffTo reports whether this node's hand-offs send browsers to member
+// m now: as the hand-off itself sees it (its member list, at most a second
+// old), so that a status saying yes means the next login's links include
+// m. This node itself: alive and its site answering.
+func (n *Node) handsOffTo(m gossip.Member) bool {
+	if m.Name == n.cfg.Node.Name || n.handoff == nil {
+		return m.State == "alive" && m.Good()
+	}
+	return n.handoff.goodSite(m.Name)
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ussync/ussync/client"
@@ -254,7 +255,8 @@ func (h *handoff) returnTo(raw string) (string, error) {
 }
 
 // loginSync builds the hand-off links of a new session s: one chain through
-// every other live member site that ends on ret, and one link per other
+// every other live member site known to be good (routeSites) that ends on
+// ret, and one link per other
 // site for the iframes. Each starts the first pass of a bound hand-off
 // (bind, then chain, then sync: docs/handoff.md): what the login answer
 // holds are bind states, no credential. A chain starts on the first other
@@ -264,7 +266,7 @@ func (h *handoff) returnTo(raw string) (string, error) {
 // other site, both are empty.
 func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.SyncURL, string, error) {
 	urls := []client.SyncURL{}
-	others := h.sites()[1:]
+	others := h.routeSites()
 	chain, iframe := h.offers(client.ModeChain), h.offers(client.ModeIframe)
 	if len(others) == 0 || (!chain && !iframe) || s.Local {
 		return urls, "", nil
@@ -286,11 +288,80 @@ func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.
 	for i, o := range others {
 		route[i] = o.Name
 	}
+	if err := h.chainFits(route, ret, s); err != nil {
+		return []client.SyncURL{}, "", err
+	}
 	st, err := h.sealBindState(route, ret, s.ID, bind)
 	if err != nil {
 		return []client.SyncURL{}, "", err
 	}
 	return urls, others[0].link(pathBind, url.Values{"h": {st}}), nil
+}
+
+// chainFits checks, before a chain is offered, that what its browser will
+// carry fits in a ticket at its largest: the bind state once every site of
+// route wrote its commitment, and the chain ticket the origin seals then.
+// A chain that could not be completed would strand the browser half-way;
+// crypto.ErrTicketTooLarge says it is not offered (sync.error).
+func (h *handoff) chainFits(route []string, ret string, s *session.Session) error {
+	var b crypto.Binding
+	for i := range b {
+		b[i] = byte(i*37 + 11) // as incompressible as a real commitment
+	}
+	full := ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret}
+	binds := make([]crypto.Binding, len(route))
+	for i := range route {
+		b[0], b[1] = byte(i), byte(i>>8)
+		full.Bound[i], binds[i] = b.String(), b
+	}
+	payload, err := encodePayload(&full)
+	if err != nil {
+		return err
+	}
+	now := h.now()
+	trial := crypto.Ticket{Target: h.Name, SessionID: s.ID, ClientIP: s.IP, Payload: payload, IssuedAt: now, ExpiresAt: now.Add(h.TicketTTL)}
+	if _, err := h.Keyring.SealTicket(trial); err != nil {
+		return err
+	}
+	_, u, err := h.Service.session(s.ID)
+	if err != nil {
+		return err
+	}
+	if payload, err = sessionPayload(s, &u); err != nil {
+		return err
+	}
+	trial = crypto.Ticket{Route: route, Bindings: binds, SessionID: s.ID, ClientIP: s.IP, Payload: payload, IssuedAt: now, ExpiresAt: now.Add(h.TicketTTL)}
+	_, err = h.Keyring.SealTicket(trial)
+	return err
+}
+
+// skippedAtLogin lists, and counts, the member sites a login's links
+// leave out (routeSites): their site does not answer.
+func (h *handoff) skippedAtLogin() []string {
+	l := h.siteList()
+	if len(l.skipped) == 0 || (!h.offers(client.ModeChain) && !h.offers(client.ModeIframe)) {
+		return nil
+	}
+	names := make([]string, 0, len(l.skipped))
+	for name, why := range l.skipped {
+		names = append(names, name)
+		h.skipped.WithLabelValues(why).Inc()
+	}
+	slices.Sort(names)
+	h.Log.Info("login: hand-off links leave out sites that do not answer", "sites", strings.Join(names, ","))
+	return names
+}
+
+// unavailableFor is the login answer's sync.error for a hand-off that could
+// not be built for session sid: logged and counted, never silent.
+func (h *handoff) unavailableFor(sid string, err error) *client.StepError {
+	e := &client.StepError{Code: client.SyncFailed, Message: "the hand-off to the other sites could not be made; the user is logged in on this site only (the node's log says why)"}
+	if errors.Is(err, crypto.ErrTicketTooLarge) {
+		e = &client.StepError{Code: client.SyncTooLarge, Message: "the hand-off to the other sites does not fit in a URL (too many sites, or their names or the user's fields too long); the user is logged in on this site only"}
+	}
+	h.unavailable.WithLabelValues(e.Code).Inc()
+	h.Log.Error("login: no hand-off offered", "session", sid, "code", e.Code, "err", err)
+	return e
 }
 
 // offers reports whether this site offers a hand-off mode.
@@ -305,14 +376,40 @@ func (h *handoff) offers(mode string) bool {
 // the user is not stranded). It returns "" when no site is left.
 func (h *handoff) chainNext(sites []site, ticket string, rest []string, next string, iframe bool) string {
 	for _, name := range rest {
-		s, ok := siteNamed(sites, name)
-		if !ok || s.Name == h.Name {
-			h.Log.Info("chain: skipping a site that is not a live member", "site", name)
-			continue
+		if s, ok := h.nextSite(sites, name); ok {
+			return syncLink(s, ticket, next, iframe)
 		}
-		return syncLink(s, ticket, next, iframe)
 	}
 	return ""
+}
+
+// nextSite is the site name of a hand-off's route, when the browser may be
+// sent there now: a live member other than this one, known to be good. A
+// site that is not is skipped, logged and counted: it misses this hand-off
+// (the next one, or lazy mode, brings the session there), the user is not
+// stranded.
+func (h *handoff) nextSite(sites []site, name string) (site, bool) {
+	s, ok := siteNamed(sites, name)
+	switch {
+	case ok && s.Name == h.Name:
+		return site{}, false
+	case !ok:
+		h.skip("not_live", name)
+		return site{}, false
+	case !h.goodSite(name):
+		h.skip(h.siteList().skipped[name], name)
+		return site{}, false
+	}
+	return s, true
+}
+
+// skip logs and counts a site left out of a hand-off for reason.
+func (h *handoff) skip(reason, name string) {
+	if reason == "" {
+		reason = skipSiteStale
+	}
+	h.skipped.WithLabelValues(reason).Inc()
+	h.Log.Info("hand-off: skipping a site the browser could not come back from", "site", name, "reason", reason)
 }
 
 // openHop opens a hop request presented by the client at clientIP: a

@@ -328,6 +328,7 @@ func TestUsers_UnknownUser(t *testing.T) {
 		c.WaitMembers(10 * time.Second)
 		c.WaitConverged(20 * time.Second)
 		n2 := c.Members[2]
+		waitTicketsOpen(t, c, 0, n2) // those issued before its start are refused (freshstore.go)
 		for _, email := range []string{"ann@example.com", "bob@example.com"} {
 			l := loginSync(t, c.Members[0], email, "")
 			tk, nonce := handoffTicket(t, c, 0, l, "n2")
@@ -384,13 +385,22 @@ func TestUsers_History(t *testing.T) {
 	registerEverywhere(t, c, 0, "ann@example.com")
 	registerEverywhere(t, c, 1, "bob@example.com")
 	m0, m1, m2 := c.Members[0], c.Members[1], c.Members[2]
-	loggedOut := login(t, m0, "ann@example.com").Session.ID
-	revoked := login(t, m1, "ann@example.com").Session.ID
-	alive := login(t, m2, "bob@example.com").Session.ID
-	everywhere := login(t, m2, "ann@example.com").Session.ID
-	for _, id := range []string{loggedOut, revoked, alive, everywhere} {
+	// Listings are in creation order by HLC (docs/users.md), which is
+	// causal order: each login is made once the previous one has reached
+	// every node, so that each is created after the ones before. Logins on
+	// different nodes that have not heard of each other are concurrent, and
+	// their order follows their HLCs, not the wall clock: in one millisecond
+	// the logical counters decide.
+	var ids []string
+	for _, l := range []struct {
+		m     *nodetest.Member
+		email string
+	}{{m0, "ann@example.com"}, {m1, "ann@example.com"}, {m2, "bob@example.com"}, {m2, "ann@example.com"}} {
+		id := login(t, l.m, l.email).Session.ID
 		waitAll(t, c, id, http.StatusOK, "")
+		ids = append(ids, id)
 	}
+	loggedOut, revoked, alive, everywhere := ids[0], ids[1], ids[2], ids[3]
 	callWant(t, m1, "DELETE", "/v1/sessions/"+loggedOut, nil, http.StatusOK)
 	if a := callWant(t, m2, "POST", "/v1/sessions/"+revoked+"/revoke", nil, http.StatusOK); a.Session.EndReason != "admin" {
 		t.Fatalf("revoke answer %+v", a.Session)

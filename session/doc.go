@@ -100,6 +100,10 @@
 // anti-entropy from a node that has not swept yet cannot resurrect them.
 // Users and Site records are never swept.
 //
+// Badger writes through memory-mapped files: a full filesystem would make
+// a write a SIGBUS. The store keeps Options.MinFree (64 MiB) free and
+// refuses every write below it with ErrStorageFull (space.go); reads go on.
+//
 // The store never holds a session token, a verification code or a password:
 // a Session is identified by the hex SHA-256 of its token.
 //

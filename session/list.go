@@ -117,6 +117,9 @@ func (s *Store) upgradeIndexes() error {
 	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 		return fmt.Errorf("read index version: %w", err)
 	}
+	if err := s.space.check(); err != nil {
+		return fmt.Errorf("build the listing indexes: %w", err)
+	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	n := 0

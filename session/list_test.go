@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -448,5 +449,50 @@ func TestStore_LocalScan(t *testing.T) {
 	}
 	if s.Digest() != empty {
 		t.Fatal("local keys changed the digest")
+	}
+}
+
+// TestStore_ListSessionsTies: two nodes may create sessions with the same
+// HLC (the same millisecond and counter, neither having heard of the
+// other). Listings order them by id: ascending newest first, descending
+// oldest first (the exact reverse), on every node alike (docs/users.md).
+func TestStore_ListSessionsTies(t *testing.T) {
+	mt := NewManualClock(time.UnixMilli(1_000_000))
+	s := openStore(t, t.TempDir(), mt.Now)
+	defer s.Close()
+	at := MakeHLC(900_000, 3)
+	var recs []Record
+	for i, id := range []string{"c", "a", "b"} {
+		sess := Session{ID: strings.Repeat(id, 64), Email: "ann@example.com", Site: fmt.Sprintf("n%d", i), Created: at, ExpiresAt: 2_000_000}
+		recs = append(recs, Record{Session: &sess})
+	}
+	later := Session{ID: strings.Repeat("0", 64), Email: "ann@example.com", Site: "n0", Created: at + 1, ExpiresAt: 2_000_000}
+	recs = append(recs, Record{Session: &later})
+	if _, err := s.Apply(recs...); err != nil {
+		t.Fatal(err)
+	}
+	a, b, c, z := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64), later.ID
+	for _, tc := range []struct {
+		name string
+		f    SessionFilter
+		want []string
+	}{
+		{"newest first", SessionFilter{Limit: 2}, []string{z, a, b, c}},
+		{"oldest first", SessionFilter{Limit: 2, Oldest: true}, []string{c, b, a, z}},
+		{"a user's, newest first", SessionFilter{Email: "ann@example.com", Limit: 2}, []string{z, a, b, c}},
+		{"a user's, oldest first", SessionFilter{Email: "ann@example.com", Oldest: true}, []string{c, b, a, z}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := listIDs(t, s, tc.f); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %v, want %v", short(got), short(tc.want))
+			}
+		})
+	}
+	us, err := s.UserSessions("ann@example.com", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := idsOf(us, nil); !reflect.DeepEqual(got, []string{z, a, b, c}) {
+		t.Fatalf("UserSessions: %v", short(got))
 	}
 }

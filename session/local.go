@@ -22,6 +22,9 @@ func (s *Store) LocalPut(key string, value []byte, ttl time.Duration) error {
 	if s.mu.closed {
 		return ErrClosed
 	}
+	if err := s.space.check(); err != nil {
+		return err
+	}
 	e := badger.NewEntry(localKey(key), value)
 	if ttl > 0 {
 		e = e.WithTTL(ttl)
@@ -61,6 +64,9 @@ func (s *Store) LocalDelete(key string) error {
 	if s.mu.closed {
 		return ErrClosed
 	}
+	if err := s.space.check(); err != nil {
+		return err
+	}
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(localKey(key)) }); err != nil {
 		return fmt.Errorf("local delete: %w", err)
 	}
@@ -76,6 +82,9 @@ func (s *Store) LocalUpdate(key string, ttl time.Duration, fn func(old []byte) (
 	defer s.mu.Unlock()
 	if s.mu.closed {
 		return ErrClosed
+	}
+	if err := s.space.check(); err != nil {
+		return err
 	}
 	return s.db.Update(func(txn *badger.Txn) error {
 		var old []byte

@@ -75,6 +75,11 @@ type Options struct {
 	// year, the longest ttl the private API accepts). Every node should use
 	// the same value.
 	MaxSessionTTL time.Duration
+	// MinFree is the free space, in bytes, the store keeps in reserve on
+	// its directory's filesystem: with less, every write is refused with
+	// ErrStorageFull (space.go). Zero means DefaultMinFree; negative turns
+	// the check off (a filesystem that reports no free space).
+	MinFree int64
 }
 
 // DefaultMaxSessionTTL is Options.MaxSessionTTL's default: a year.
@@ -90,6 +95,7 @@ type Store struct {
 	maxSessionTTL time.Duration
 	log           *slog.Logger
 	refusals      refusals
+	space         *space
 
 	cache *cache
 	sites siteView
@@ -131,6 +137,12 @@ func Open(opts Options) (*Store, error) {
 	if opts.MaxSessionTTL <= 0 {
 		opts.MaxSessionTTL = DefaultMaxSessionTTL
 	}
+	if opts.MinFree == 0 {
+		opts.MinFree = DefaultMinFree
+	}
+	if opts.InMemory {
+		opts.MinFree = -1
+	}
 	bo := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
 		WithSyncWrites(opts.SyncWrites).
@@ -157,6 +169,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		db: db, clock: NewClock(opts.Now, opts.MaxOffset), now: opts.Now, retention: opts.Retention,
 		maxSessionTTL: opts.MaxSessionTTL, log: opts.Logger,
+		space:  newSpace(opts.Dir, opts.MinFree, opts.Logger),
 		cache:  newCache(opts.CacheEntries),
 		writes: make(chan *applyReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
 	}
@@ -413,7 +426,13 @@ func (s *Store) writer() {
 			}
 		}
 		s.mu.Lock()
-		s.applyGroupLocked(group)
+		if err := s.space.check(); err != nil {
+			for _, r := range group {
+				r.err = err
+			}
+		} else {
+			s.applyGroupLocked(group)
+		}
 		s.mu.Unlock()
 		for _, r := range group {
 			close(r.done)
@@ -853,6 +872,9 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	if s.mu.closed {
 		return 0, ErrClosed
 	}
+	if err := s.space.check(); err != nil {
+		return 0, err
+	}
 	n := 0
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
@@ -919,6 +941,9 @@ func (s *Store) UseOnce(id string, expires time.Time) (bool, error) {
 	if s.mu.closed {
 		return false, ErrClosed
 	}
+	if err := s.space.check(); err != nil {
+		return false, err
+	}
 	first := false
 	err := s.db.Update(func(txn *badger.Txn) error {
 		k := append([]byte{prefixReplay}, id...)
@@ -967,7 +992,7 @@ func (s *Store) LocalScan(prefix string, fn func(key string, value []byte, expir
 
 // GC reclaims value-log space; call it now and then (the node does, hourly).
 func (s *Store) GC() {
-	for s.db.RunValueLogGC(0.5) == nil {
+	for s.space.check() == nil && s.db.RunValueLogGC(0.5) == nil {
 	}
 }
 

@@ -150,7 +150,34 @@ func (s *Site) routes() http.Handler {
 	mux.HandleFunc("POST /logout-everywhere", s.logoutEverywhere)
 	mux.Handle("GET /static/", http.FileServerFS(staticFS))
 	mux.Handle("/ussync/", s.proxy)
-	return mux
+	return s.canonicalHost(mux)
+}
+
+// canonicalHost sends a request that reached the site under another host
+// name (http://localhost:8081/ for http://site-a.localhost:8081/, the
+// loopback address) to the same path under the site's own URL, as
+// WordPress's redirect_canonical does: the site's cookies, its forms'
+// origin check and the hand-off all belong to that one origin, and a page
+// served under another name would refuse its own forms. GET and HEAD get
+// 302 Found (not cached for good: the port may serve another site
+// tomorrow), the other methods 307, which keeps the method and body.
+func (s *Site) canonicalHost(next http.Handler) http.Handler {
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Host, u.Host) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		code := http.StatusTemporaryRedirect
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			code = http.StatusFound
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, strings.TrimSuffix(s.URL, "/")+r.URL.RequestURI(), code)
+	})
 }
 
 // Serve serves the site on ln, in the background, until Shutdown.
@@ -244,15 +271,15 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 		s.nodeDown(w, err)
 		return
 	}
-	hopped := r.URL.Query().Has("hopped")
+	hopped := client.Hopped(r)
 	_, checkedErr := r.Cookie(checkedCookie)
 	checked := checkedErr == nil
 	if s.Mode == client.ModeLazy && v.Session == nil && !checked && !hopped {
 		// Lazy mode: ask the other sites once. The node sends the browser
 		// round them and back to return=, with a session cookie or with
-		// ussync_checked; "hopped" stops a loop in a browser that keeps no
-		// cookies at all.
-		ret := s.URL + "?hopped=1"
+		// ussync_checked, and client.HopMark in the URL, which stops a loop
+		// in a browser that keeps no cookies at all.
+		ret := s.URL
 		http.Redirect(w, r, s.URL+"ussync/v1/hop?return="+url.QueryEscape(ret), http.StatusFound)
 		return
 	}

@@ -49,7 +49,11 @@ type Member struct {
 	// Observer, when set before the node starts, sees every record a peer's
 	// message changed on this node (the bench times propagation with it).
 	Observer func([]session.Record)
-	c        *Cluster
+	// Clock, when set before the node starts (or restarts), is its wall
+	// clock (node.Node.Now): tests give members clocks that disagree. It
+	// wins over Cluster.Clock.
+	Clock func() time.Time
+	c     *Cluster
 }
 
 // Cluster is a set of nodes sharing one secret and one API token.
@@ -111,13 +115,33 @@ func NewCluster(t T, n int) *Cluster {
 	return c
 }
 
-// Start adds n nodes, each joining the first, and waits for full membership.
+// Start adds n nodes, each joining the first, and waits for full membership
+// and for every node to be settled (WaitSettled).
 func (c *Cluster) Start(n int) {
 	c.t.Helper()
 	for i := 0; i < n; i++ {
 		c.Add()
 	}
 	c.WaitMembers(10 * time.Second)
+	c.WaitSettled(10 * time.Second)
+}
+
+// WaitSettled waits until no member is catching up and, in a cluster of
+// more than one, every member started on an empty data dir knows its name
+// is new to the cluster (so it refuses no ticket: see node's freshstore.go).
+// A member restarted on a wiped data dir never settles within a ticket TTL:
+// do not wait for it.
+func (c *Cluster) WaitSettled(d time.Duration) {
+	c.t.Helper()
+	c.WaitFor(d, "every member caught up and settled", func() bool {
+		for _, m := range c.Members {
+			h := m.Health()
+			if h.CatchingUp || (len(c.Members) > 1 && h.TicketsRefusedUntil != nil) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // Add starts one more node that joins the cluster.
@@ -140,6 +164,8 @@ func (c *Cluster) config(m *Member) node.Config {
 	cfg.Node.DataDir = m.Dir
 	cfg.Node.Profile = string(gossip.ProfileLocal)
 	cfg.Site.URL = fmt.Sprintf("http://site-%d.localhost/", m.Index)
+	// No site answers at these URLs: no site check, unless a test sets one.
+	cfg.Site.HealthURL = node.HealthOff
 	cfg.Gossip.Bind = "127.0.0.1:0"
 	cfg.Gossip.Secrets = []string{c.Secret}
 	cfg.API.Listen = "127.0.0.1:0"
@@ -171,7 +197,8 @@ func (c *Cluster) start(m *Member) {
 	if err != nil {
 		c.t.Fatalf("new node: %v", err)
 	}
-	if c.Clock != nil {
+	n.Now = m.Clock
+	if n.Now == nil && c.Clock != nil {
 		n.Now = c.Clock(m.Index)
 	}
 	n.TuneGossip = func(g *gossip.Config) {

@@ -381,6 +381,13 @@ final class Ussync_Auth {
 			if ( 0 === $r['status'] && 'closed' === Ussync_Settings::value( 'fail' ) ) {
 				return false; // for this request only: the WordPress session stays.
 			}
+			if ( 503 === $r['status'] && 'node_isolated' === $r['code'] ) {
+				// The node has been out of touch longer than its
+				// sync.fail_closed_after and refuses to vouch for the
+				// session: closed for this request, whatever this site's
+				// own setting; the WordPress session stays.
+				return false;
+			}
 		}
 		return $uid;
 	}

@@ -23,9 +23,11 @@ final class Ussync_Util {
 
 	/**
 	 * The endpoints under <site path>ussync/v1/ that the plugin answers by
-	 * forwarding them to the node's public listener (docs/handoff.md).
+	 * forwarding them to the node's public listener (docs/handoff.md);
+	 * healthz is the node's check of its own site (site.health_url): the
+	 * other sites hand browsers only to a site that answers it.
 	 */
-	const ENDPOINTS = array( 'bind', 'chain', 'sync', 'whoami', 'logout', 'auth', 'hop', 'hop/ask', 'hop/done', 'verify' );
+	const ENDPOINTS = array( 'bind', 'chain', 'sync', 'whoami', 'logout', 'auth', 'hop', 'hop/ask', 'hop/done', 'verify', 'healthz' );
 
 	/**
 	 * Session id of a session token: the lower-case hex SHA-256 of the token,

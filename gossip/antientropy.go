@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ussync/ussync/session"
 )
 
 // Anti-entropy runs in rounds; see doc.go ("Anti-entropy rounds") for what
@@ -193,8 +195,18 @@ func (g *Gossip) compare(m message) {
 	if node == nil {
 		return
 	}
+	// A bucket a round with another peer is pulling now comes from there:
+	// pulling it twice would double a catch-up's transfer (a newcomer
+	// compares the digests of every member it meets while its first round
+	// runs). Whatever that round leaves different, the next push/pull finds.
+	busy := g.rounds.busyBuckets()
+	skipped := false
 	groups := make([]bucketHashes, 0, len(diff))
 	for _, b := range diff {
+		if busy[b] {
+			skipped = true
+			continue
+		}
 		if m.digest[b] == 0 {
 			// The peer holds nothing in this bucket (its records XOR to
 			// zero with odds of 2^-64): nothing to pull. A new member's
@@ -215,7 +227,9 @@ func (g *Gossip) compare(m message) {
 		groups = append(groups, hb)
 	}
 	if len(groups) == 0 {
-		g.roundDone(m.from, "nothing to pull")
+		if !skipped {
+			g.roundDone(m.from, "nothing to pull")
+		}
 		return
 	}
 	g.stats.bucketsRepaired.Add(uint64(len(groups)))
@@ -232,7 +246,11 @@ func (g *Gossip) compare(m message) {
 		return
 	}
 	g.pulled()
-	id := g.rounds.start(m.from, addrOf(node), g.roundTimeout())
+	buckets := make([]uint8, len(groups))
+	for i, hb := range groups {
+		buckets[i] = hb.bucket
+	}
+	id := g.rounds.start(m.from, addrOf(node), g.roundTimeout(), buckets)
 	msgs := encodePull(g.cfg.Name, g.addr, id, groups)
 	g.rounds.setParts(id, len(msgs))
 	if err := g.send(KindPull, node, msgs); err != nil {
@@ -397,6 +415,7 @@ type round struct {
 	chunks     map[uint32]uint32 // part → repair chunks announced by its last one
 	got        map[uint32]uint32 // part → repair chunks applied
 	deadline   time.Time         // pushed back by every chunk applied
+	buckets    []uint8           // the buckets pulled
 }
 
 // roundBook holds the rounds in flight.
@@ -410,12 +429,26 @@ func newRoundBook() *roundBook {
 	return &roundBook{next: rand.Uint64(), rounds: map[uint64]*round{}}
 }
 
-func (b *roundBook) start(peer, addr string, timeout time.Duration) uint64 {
+func (b *roundBook) start(peer, addr string, timeout time.Duration, buckets []uint8) uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.next++
-	b.rounds[b.next] = &round{peer: peer, addr: addr, chunks: map[uint32]uint32{}, got: map[uint32]uint32{}, deadline: time.Now().Add(timeout)}
+	b.rounds[b.next] = &round{peer: peer, addr: addr, chunks: map[uint32]uint32{}, got: map[uint32]uint32{},
+		deadline: time.Now().Add(timeout), buckets: buckets}
 	return b.next
+}
+
+// busyBuckets marks the buckets some round in flight is pulling.
+func (b *roundBook) busyBuckets() *[session.Buckets]bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out [session.Buckets]bool
+	for _, r := range b.rounds {
+		for _, k := range r.buckets {
+			out[k] = true
+		}
+	}
+	return &out
 }
 
 func (b *roundBook) setParts(id uint64, parts int) {

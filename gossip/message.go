@@ -167,6 +167,35 @@ func chunkRecords(k kind, recs [][]byte) [][]byte {
 	return out
 }
 
+// packRecords frames records into at most max messages of at most size
+// bytes each, in order, or returns nil if they do not fit (a record larger
+// than size alone does not).
+func packRecords(k kind, recs [][]byte, size, max int) [][]byte {
+	var out [][]byte
+	start, n := 0, 0
+	const frame = 10 // version, kind, {"r":[ and ]}
+	for i, r := range recs {
+		if frame+len(r) > size {
+			return nil
+		}
+		if i > start && n+len(r)+1 > size-frame {
+			if len(out) == max-1 {
+				return nil
+			}
+			out = append(out, encodeRecords(k, recs[start:i]))
+			start, n = i, 0
+		}
+		n += len(r) + 1
+	}
+	if start < len(recs) {
+		if len(out) == max {
+			return nil
+		}
+		out = append(out, encodeRecords(k, recs[start:]))
+	}
+	return out
+}
+
 // chunkBounds splits recs into runs whose framing stays under
 // MaxChunkBytes (a record larger than that goes alone).
 func chunkBounds(recs [][]byte) [][2]int {

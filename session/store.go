@@ -746,21 +746,26 @@ func (s *Store) BucketEntries(b uint8) ([]BucketEntry, error) {
 			if err != nil {
 				return fmt.Errorf("read record: %w", err)
 			}
-			var local struct {
-				S *struct {
-					Local bool `json:"local"`
-				} `json:"s"`
-			}
-			if err := json.Unmarshal(enc, &local); err != nil {
-				return fmt.Errorf("decode record: %w", err)
-			}
-			if local.S == nil || !local.S.Local {
+			if !localEnc(key, enc) {
 				out = append(out, BucketEntry{Key: key, Hash: recordHash(key, enc), Enc: enc})
 			}
 		}
 		return nil
 	})
 	return out, err
+}
+
+// localSuffix ends the stored encoding of a local session and of nothing
+// else: the store writes json.Marshal's encoding of a Record, whose last
+// part is then the Session, whose last field is Local. Inside a string a
+// quote is always escaped, so no field's value can end the encoding so.
+var localSuffix = []byte(`,"local":true}}`)
+
+// localEnc reports whether the stored record enc under key is a local
+// session, without decoding it (anti-entropy reads every record of the
+// buckets it compares).
+func localEnc(key string, enc []byte) bool {
+	return len(key) > 0 && key[0] == 's' && bytes.HasSuffix(enc, localSuffix)
 }
 
 // BucketRecords returns every replicated record in bucket b, decoded.

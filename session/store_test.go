@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -686,4 +687,27 @@ func randomRecord(rng *rand.Rand, now time.Time) Record {
 		s.Ended, s.EndReason = at(), EndLogout
 	}
 	return Record{Session: &s}
+}
+
+// TestStore_LocalEnc: anti-entropy tells a local session by the end of its
+// stored encoding; a user agent made to look like it changes nothing.
+func TestStore_LocalEnc(t *testing.T) {
+	for _, tc := range []struct {
+		rec   Record
+		local bool
+	}{
+		{Record{Session: &Session{ID: "a", Email: "ann@example.com", Site: "n0", Created: 1, ExpiresAt: 2, Local: true}}, true},
+		{Record{Session: &Session{ID: "b", Email: "ann@example.com", Site: "n0", Created: 1, ExpiresAt: 2}}, false},
+		{Record{Session: &Session{ID: "c", Email: "ann@example.com", Site: "n0", UserAgent: `x,"local":true}}`, Created: 1, ExpiresAt: 2}}, false},
+		{Record{Session: &Session{ID: "d", Email: "ann@example.com", Site: "n0", Ended: 3, EndReason: `,"local":true}}`, Created: 1, ExpiresAt: 2}}, false},
+		{Record{User: &User{Email: "ann@example.com", Login: Set(`,"local":true}}`, 1, "n0")}}, false},
+	} {
+		enc, err := json.Marshal(tc.rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := localEnc(tc.rec.Key(), enc); got != tc.local {
+			t.Errorf("localEnc(%s) = %v, want %v", enc, got, tc.local)
+		}
+	}
 }

@@ -133,7 +133,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
-	if n.apiLn, err = net.Listen("tcp", n.cfg.API.Listen); err != nil {
+	if n.apiLn, err = listenAPI(n.cfg.API.Listen); err != nil {
 		return fmt.Errorf("listen for the private API: %w", err)
 	}
 	if n.pubLn, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
@@ -341,7 +341,8 @@ func (n *Node) Name() string { return n.cfg.Node.Name }
 // SiteURL is the site URL the node advertises.
 func (n *Node) SiteURL() string { return n.cfg.Site.URL }
 
-// APIAddr is the address the private API listens on (after Start).
+// APIAddr is the address the private API listens on (after Start):
+// host:port, or unix:/path for a Unix socket.
 func (n *Node) APIAddr() string { return addrOf(n.apiLn) }
 
 // PublicAddr is the address the public listener listens on (after Start).
@@ -364,6 +365,9 @@ func (n *Node) Gossip() *gossip.Gossip { return n.gossip }
 func addrOf(ln net.Listener) string {
 	if ln == nil {
 		return ""
+	}
+	if ln.Addr().Network() == "unix" {
+		return unixPrefix + ln.Addr().String()
 	}
 	return ln.Addr().String()
 }

@@ -136,8 +136,8 @@ func runBench(c *cli.Context) error {
 		SplitTimers:       splitTimers,
 		SplitFor:          c.Duration("split-for"),
 		FootprintSessions: c.Int("footprint-sessions"),
-		Log:          c.App.ErrWriter,
-		Progress:     c.App.ErrWriter,
+		Log:               c.App.ErrWriter,
+		Progress:          c.App.ErrWriter,
 	}
 	if err := bench.ParseTimers(opts.Timers); err != nil {
 		return fmt.Errorf("--timers: %w", err)

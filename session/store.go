@@ -99,6 +99,11 @@ type Store struct {
 	// a miss costs a search of every memtable and level, and nearly every
 	// record a node merges (each login, on every node) is a new session.
 	written *bloom.BloomFilter
+	// writtenRoom is the number of keys written was sized for.
+	writtenRoom int
+
+	// inMemory is Options.InMemory: nothing outlives Close.
+	inMemory bool
 
 	// fresh is set when Open found no store in the directory (or none on
 	// disk at all): see Fresh.
@@ -156,7 +161,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db: db, clock: NewClock(opts.Now, opts.MaxOffset), now: opts.Now, retention: opts.Retention,
-		maxSessionTTL: opts.MaxSessionTTL, log: opts.Logger,
+		maxSessionTTL: opts.MaxSessionTTL, log: opts.Logger, inMemory: opts.InMemory,
 		cache:  newCache(opts.CacheEntries),
 		writes: make(chan *applyReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
 	}
@@ -196,19 +201,25 @@ const (
 
 // load rebuilds the in-memory digest, counts, clock and written-key filter
 // from disk.
+//
+// A store closed by Close saved its digest, counts, clock, filter and sites
+// (state.go): then nothing else is read. Otherwise every record is decoded.
 func (s *Store) load() error {
-	if err := s.loadRecords(); err != nil {
+	saved, err := s.loadState()
+	if err != nil {
 		return err
 	}
-	s.written = bloom.NewWithEstimates(uint(max(minWrittenKeys, 2*(s.mu.users+s.mu.sessions))), writtenFPRate)
-	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			s.written.Add(it.Item().Key())
+	if !saved {
+		if err := s.loadRecords(); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	if s.written != nil {
+		return nil // restored with the state
+	}
+	s.writtenRoom = max(minWrittenKeys, 2*(s.mu.users+s.mu.sessions))
+	s.written = bloom.NewWithEstimates(uint(s.writtenRoom), writtenFPRate)
+	return s.loadKeys()
 }
 
 func (s *Store) loadRecords() error {
@@ -266,6 +277,12 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.mu.Unlock()
 	<-s.writerDone
+	if s.inMemory {
+		return s.db.Close()
+	}
+	if err := s.saveState(); err != nil {
+		s.log.Warn("save the store's state; the next start reads every record", "err", err)
+	}
 	return s.db.Close()
 }
 

@@ -71,7 +71,7 @@ func decodeState(b []byte) (savedState, bool) {
 	var v [5]uint64
 	for i := range v {
 		x, n := binary.Uvarint(b)
-		if n <= 0 || x > 1<<40 {
+		if n <= 0 || i != 2 && x > 1<<40 { // counts and lengths; 2 is the clock
 			return st, false
 		}
 		v[i], b = x, b[n:]
@@ -189,6 +189,7 @@ func (s *Store) loadState() (bool, error) {
 	}
 	s.mu.digest, s.mu.users, s.mu.sessions = st.digest, st.users, st.sessions
 	s.sites.put(st.sites...)
+	s.fromState = true
 	if err := s.clock.Observe(st.last); err != nil {
 		s.log.Warn("the clock's last timestamp is ahead of the wall clock; the clock did not observe it (see docs/security.md, \"Records and clocks\")",
 			"max_offset", s.clock.MaxOffset())

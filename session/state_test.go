@@ -42,6 +42,9 @@ func TestStore_SavedState(t *testing.T) {
 			forgetSavedState(t, dir)
 		}
 		s := openStore(t, dir, mt.Now)
+		if s.fromState != saved {
+			t.Fatalf("opened from the saved state: %v, want %v", s.fromState, saved)
+		}
 		u, n := s.Counts()
 		if s.Digest() != digest || u != users || n != sessions {
 			t.Errorf("saved %v: digest or counts (%d, %d) differ from (%d, %d) at close", saved, u, n, users, sessions)

@@ -104,6 +104,9 @@ type Store struct {
 
 	// inMemory is Options.InMemory: nothing outlives Close.
 	inMemory bool
+	// fromState is set when Open read the state the last Close saved
+	// (state.go) instead of every record.
+	fromState bool
 
 	// fresh is set when Open found no store in the directory (or none on
 	// disk at all): see Fresh.

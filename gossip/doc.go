@@ -19,7 +19,12 @@
 //     other lacks or holds in another state, over SendReliable in chunks of
 //     at most MaxChunkBytes. In-sync nodes exchange only the digests; during
 //     a burst of logins a round costs the pairs of the busy buckets, not
-//     their records. Rounds are tracked and retried: see below.
+//     their records. A pull goes in parts of at most 8 buckets, two parts
+//     answered at a time (the next part leaves when one is applied), so a
+//     new member holds a few parts of records in memory, not the store its
+//     peer reads faster than it writes; and a bucket that a round with one
+//     peer is pulling is not pulled from another meanwhile. Rounds are
+//     tracked and retried: see below.
 //  4. Reconnect: memberlist gives up on a member declared dead. A loop keeps
 //     re-joining failed members, the join addresses at which no live member
 //     answers (alone or not) and the members remembered from the last run,

@@ -240,10 +240,18 @@ func encodeHashes(from, addr string, groups []bucketHashes) [][]byte {
 	return encodeGroups(kindHashes, from, addr, 0, groups)
 }
 
+// pullPartBuckets is the most buckets one part of a pull asks for, so that
+// the answer comes in parts the puller can pace (pullWindow).
+const pullPartBuckets = 8
+
 // encodePull is encodeHashes for a peer of aeProto 2: every message names
-// the round and its part of it (the parts are numbered once all are framed).
+// the round and its part of it (the parts are numbered once all are
+// framed). A part holds at most pullPartBuckets buckets.
 func encodePull(from, addr string, round uint64, groups []bucketHashes) [][]byte {
-	msgs := encodeGroups(kindPull, from, addr, round, groups)
+	var msgs [][]byte
+	for lo := 0; lo < len(groups) || lo == 0; lo += pullPartBuckets {
+		msgs = append(msgs, encodeGroups(kindPull, from, addr, round, groups[lo:min(lo+pullPartBuckets, len(groups))])...)
+	}
 	for i, m := range msgs {
 		off := 3 + int(m[2])
 		off += 1 + int(m[off]) + 8

@@ -263,6 +263,7 @@ func usersCommand() *cli.Command {
 			adminCommand("verify", "EMAIL", "mark a user's e-mail verified, as an administrator", usersVerify(true)),
 			adminCommand("unverify", "EMAIL", "clear a user's verification: their next logins stay on their own site", usersVerify(false)),
 			adminCommand("rename", "OLD NEW", "move a user to a new e-mail address; the old one is logged out everywhere", usersRename),
+			adminCommand("reset", "EMAIL", "reset a damaged user record on every site: a new generation of it (unverified, logged out everywhere)", usersReset),
 		},
 	}
 }
@@ -359,5 +360,102 @@ func usersRename(c *cli.Context) error {
 		return apiErr(err)
 	}
 	_, err = fmt.Fprintf(c.App.Writer, "moved %s to %s: %d active session(s) of the old address ended\n", r.MovedFrom, r.User.Email, r.Ended)
+	return err
+}
+
+func usersReset(c *cli.Context) error {
+	a, cl, err := argsClient(c, "EMAIL")
+	if err != nil {
+		return err
+	}
+	r, err := cl.ResetUser(c.Context, a[0])
+	if err != nil {
+		return apiErr(err)
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "reset %s on every site: %d active session(s) ended; the address is unverified until proved again\n", r.User.Email, r.Ended)
+	return err
+}
+
+func sitesCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "sites",
+		Usage:           "list the sites, revoke one (a compromised site), take a revocation back",
+		HideHelpCommand: true,
+		OnUsageError:    adminUsageError,
+		Subcommands: []*cli.Command{
+			{
+				Name:         "list",
+				Usage:        "list the sites the node knows: the members and the revoked sites",
+				OnUsageError: adminUsageError,
+				Flags:        apiFlags(&cli.BoolFlag{Name: "json", Usage: "print the sites as JSON"}),
+				Action:       sitesList,
+			},
+			{
+				Name:      "revoke",
+				Usage:     "revoke a site on every node: its sessions end, its tickets and its URL are refused, its node changes nothing",
+				ArgsUsage: "NAME",
+				Description: "Like Serf's force-leave plus a ban, for a site whose backend or API token is\n" +
+					"compromised. Run it on another node: a revoked node refuses every change,\n" +
+					"its own un-revocation included. It does not contain a holder of the cluster\n" +
+					"secret: rotate the secret for that.",
+				OnUsageError: adminUsageError,
+				Flags:        apiFlags(&cli.BoolFlag{Name: "force", Usage: "revoke a name the node knows nothing of"}),
+				Action:       sitesRevoke,
+			},
+			adminCommand("unrevoke", "NAME", "take a site's revocation back: its new logins are active again (what it minted before stays revoked)", sitesUnrevoke),
+		},
+	}
+}
+
+func sitesList(c *cli.Context) error {
+	_, cl, err := argsClient(c)
+	if err != nil {
+		return err
+	}
+	sites, err := cl.Sites(c.Context)
+	if err != nil {
+		return apiErr(err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, client.SiteList{Sites: sites})
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tSITE\tREVOKED\tSINCE\tBY")
+	for _, s := range sites {
+		revoked, since := "no", "-"
+		if s.Revoked {
+			revoked = "yes"
+		}
+		if s.Since != nil {
+			since = cliTime(*s.Since)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, dash(s.State), dash(s.SiteURL), revoked, since, dash(s.By))
+	}
+	return tw.Flush()
+}
+
+func sitesRevoke(c *cli.Context) error {
+	a, cl, err := argsClient(c, "NAME")
+	if err != nil {
+		return err
+	}
+	s, err := cl.RevokeSite(c.Context, a[0], c.Bool("force"))
+	if err != nil {
+		return apiErr(err)
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "revoked site %s on every node: its sessions end, its tickets and its URL are refused\n", s.Name)
+	return err
+}
+
+func sitesUnrevoke(c *cli.Context) error {
+	a, cl, err := argsClient(c, "NAME")
+	if err != nil {
+		return err
+	}
+	s, err := cl.UnrevokeSite(c.Context, a[0])
+	if err != nil {
+		return apiErr(err)
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "site %s is not revoked: its new logins are active again (the sessions it minted before stay revoked)\n", s.Name)
 	return err
 }

@@ -272,3 +272,56 @@ func lineWith(out, first, last string) bool {
 	}
 	return false
 }
+
+func TestCLI_Sites(t *testing.T) {
+	c := nodetest.NewCluster(t, 2)
+	flags := []string{"--api", "http://" + c.Members[0].APIAddr(), "--token", c.Token}
+
+	t.Run("list", func(t *testing.T) {
+		code, out, errOut := runCmd(t, []string{"sites", "list"}, flags)
+		if code != 0 {
+			t.Fatalf("exit %d %q", code, errOut)
+		}
+		rows := tableRows(t, out, "NAME STATE SITE REVOKED SINCE BY")
+		if len(rows) != 2 || rows[1][0] != "n1" || rows[1][1] != "alive" || rows[1][2] != "http://site-1.localhost/" || rows[1][3] != "no" {
+			t.Fatalf("rows %q", rows)
+		}
+	})
+	t.Run("revoke and unrevoke", func(t *testing.T) {
+		code, out, errOut := runCmd(t, []string{"sites", "revoke"}, flags, "n1")
+		if code != 0 || !strings.HasPrefix(out, "revoked site n1 on every node") {
+			t.Fatalf("revoke: exit %d %q %q", code, out, errOut)
+		}
+		_, out, _ = runCmd(t, []string{"sites", "list"}, append(flags, "--json"))
+		var l client.SiteList
+		if err := json.Unmarshal([]byte(out), &l); err != nil || len(l.Sites) != 2 || !l.Sites[1].Revoked || l.Sites[1].By != "n0" {
+			t.Fatalf("list --json after the revocation: %v %s", err, out)
+		}
+		code, _, errOut = runCmd(t, []string{"sites", "revoke"}, flags, "typo")
+		if code != 1 {
+			t.Errorf("revoke an unknown name: exit %d", code)
+		}
+		oneErrorLine(t, errOut, "not_found", "n0, n1")
+		if code, _, errOut = runCmd(t, []string{"sites", "revoke"}, append(flags, "--force"), "gone-long-ago"); code != 0 {
+			t.Errorf("revoke --force an unknown name: exit %d %q", code, errOut)
+		}
+		code, out, errOut = runCmd(t, []string{"sites", "unrevoke"}, flags, "n1")
+		if code != 0 || !strings.HasPrefix(out, "site n1 is not revoked") {
+			t.Fatalf("unrevoke: exit %d %q %q", code, out, errOut)
+		}
+	})
+	t.Run("users reset", func(t *testing.T) {
+		m := c.Members[0]
+		if code := m.Call("PUT", "/v1/users/ann@example.com", map[string]string{"verified_via": "registration"}, nil); code != http.StatusOK {
+			t.Fatalf("put: %d", code)
+		}
+		code, out, errOut := runCmd(t, []string{"users", "reset"}, flags, "ann@example.com")
+		if code != 0 || !strings.HasPrefix(out, "reset ann@example.com on every site") {
+			t.Fatalf("reset: exit %d %q %q", code, out, errOut)
+		}
+		var u client.UserInfo
+		if m.Call("GET", "/v1/users/ann@example.com", nil, &u); u.Verified {
+			t.Fatalf("still verified after the reset: %+v", u)
+		}
+	})
+}

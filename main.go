@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -87,7 +88,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), benchCommand(), demoCommand(), versionCommand()},
+		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), sitesCommand(), benchCommand(), demoCommand(), versionCommand()},
 	}
 }
 
@@ -132,6 +133,8 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "site-url", Usage: "the site's public base `URL` (site.url)", EnvVars: env("SITE_URL")},
 			&cli.StringFlag{Name: "secret-file", Usage: "`FILE` of base64 cluster secrets, primary first (gossip.secret_file)", EnvVars: env("SECRET_FILE")},
 			&cli.StringFlag{Name: "profile", Usage: "gossip timings `PROFILE`: lan, wan or local (node.profile)", EnvVars: env("PROFILE")},
+			&cli.BoolFlag{Name: "strict-perms", Usage: "refuse to start when a secret file is open to other users (node.strict_permissions)", EnvVars: env("STRICT_PERMS")},
+			&cli.BoolFlag{Name: "unrevoke-self", Usage: "take this site's revocation back at start: when no node that is not revoked is left to run 'ussync sites unrevoke' (docs/security.md)"},
 		},
 		Action: agent,
 	}
@@ -178,6 +181,10 @@ func agentConfig(c *cli.Context) (node.Config, error) {
 	if c.IsSet("join") {
 		cfg.Gossip.Join = slices.Clone(c.StringSlice("join"))
 	}
+	if c.IsSet("strict-perms") {
+		cfg.Node.StrictPermissions = c.Bool("strict-perms")
+	}
+	cfg.UnrevokeSelf = c.Bool("unrevoke-self")
 	cfg.Version = version
 	return cfg, nil
 }
@@ -227,6 +234,9 @@ func agent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// What the agent creates (its store's files) is its own: Badger makes
+	// some files 0666 less the umask. The node also fixes modes at start.
+	privateUmask()
 	n, err := node.New(cfg, logger)
 	if err != nil {
 		return fmt.Errorf("build node: %w", err)
@@ -352,9 +362,20 @@ func printStatus(w io.Writer, st client.Status) error {
 		}
 	}
 	fmt.Fprintf(tw, "MEMBERS (%d, %d alive)\n", len(members), alive)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSITE\tVERSION")
+	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSITE\tVERSION\tCLOCK")
 	for _, m := range members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.State, m.SiteURL, m.Version)
+		state := m.State
+		if m.Revoked {
+			state += ",revoked"
+		}
+		clock := "-"
+		if m.ClockSkew != nil {
+			clock = fmt.Sprintf("%+.3fs", *m.ClockSkew)
+			if m.ClockSkewed {
+				clock += " (!)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, state, m.SiteURL, m.Version, clock)
 	}
 	fmt.Fprintln(tw)
 
@@ -382,7 +403,22 @@ func printStatus(w io.Writer, st client.Status) error {
 	s := st.Sync
 	fmt.Fprintf(tw, "sync\t%d deltas sent, %d received, %d applied, %d rebroadcast, %d bad messages\n",
 		s.DeltasSent, s.DeltasReceived, s.DeltasApplied, s.Rebroadcasts, s.BadMessages)
-	return tw.Flush()
+	var refused []string
+	for _, reason := range slices.Sorted(maps.Keys(st.RecordsRefused)) {
+		refused = append(refused, fmt.Sprintf("%d %s", st.RecordsRefused[reason], reason))
+	}
+	if len(refused) > 0 {
+		fmt.Fprintf(tw, "records refused\t%s (max clock offset %gs)\n", strings.Join(refused, ", "), st.MaxOffset)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, warn := range st.Warnings {
+		if _, err := fmt.Fprintf(w, "\nWARNING: %s\n", warn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func keygenCommand() *cli.Command {

@@ -179,10 +179,13 @@ func TestRun_StatusUnreachable(t *testing.T) {
 }
 
 func fakeStatus() client.Status {
+	skew := 600.25
 	return client.Status{
 		Node: "site-a", SiteURL: "https://a.example/", Version: "0.1.0-test", Profile: "wan",
+		MaxOffset: 5, RecordsRefused: map[string]uint64{"clock_ahead": 3, "invalid": 0, "lifetime": 0},
+		Warnings: []string{"member site-b's clock is 600.2 s ahead of this node's"},
 		Members: []client.MemberStatus{
-			{Name: "site-b", Address: "10.0.0.2:7946", State: "suspect", SiteURL: "https://b.example/", Version: "0.1.0"},
+			{Name: "site-b", Address: "10.0.0.2:7946", State: "suspect", SiteURL: "https://b.example/", Version: "0.1.0", ClockSkew: &skew, ClockSkewed: true},
 			{Name: "site-a", Address: "10.0.0.1:7946", State: "alive", SiteURL: "https://a.example/", Version: "0.1.0-test"},
 		},
 		Counts:      client.Counts{Users: 3, Sessions: 7, ActiveSessions: 5},
@@ -225,7 +228,9 @@ func TestRun_Status(t *testing.T) {
 		t.Logf("output:\n%s", stdout)
 		for _, want := range []string{"site-a", "site-b", "10.0.0.2:7946", "suspect", "https://b.example/",
 			"NAME", "ADDRESS", "STATE", "SITE", "VERSION", "0.1.0-test", "prim4ryfp (primary), old0fp",
-			"7 (5 active)", "12 rounds", "2026-01-02T03:04:05Z", "4 deltas sent"} {
+			"7 (5 active)", "12 rounds", "2026-01-02T03:04:05Z", "4 deltas sent",
+			"CLOCK", "+600.250s (!)", "3 clock_ahead, 0 invalid, 0 lifetime (max clock offset 5s)",
+			"\nWARNING: member site-b's clock is 600.2 s ahead of this node's\n"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("output lacks %q:\n%s", want, stdout)
 			}

@@ -121,6 +121,7 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 		// The load: logins into n0 at the rate asked, until the newcomer is
 		// converged.
 		loadCtx, stopLoad := context.WithCancel(ctx)
+		origin := c.Members[0] // read here: c.Add appends to c.Members while the load runs
 		var (
 			loadWG sync.WaitGroup
 			lats   []time.Duration
@@ -138,7 +139,7 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 				case <-tick.C:
 				}
 				t0 := time.Now()
-				if _, err := cl.expect(loadCtx, c.Members[0], http.StatusCreated, "POST", "/v1/sessions", loginBody(users[i%len(users)])); err != nil {
+				if _, err := cl.expect(loadCtx, origin, http.StatusCreated, "POST", "/v1/sessions", loginBody(users[i%len(users)])); err != nil {
 					if loadCtx.Err() == nil {
 						fails++
 					}
@@ -156,7 +157,7 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 			if res.CaughtUpSeconds == 0 && !nc.Gossip().CatchingUp() {
 				res.CaughtUpSeconds = time.Since(start).Seconds()
 			}
-			if nc.Store().Digest() == c.Members[0].Store().Digest() {
+			if nc.Store().Digest() == origin.Store().Digest() {
 				res.Converged = true
 				res.Seconds = time.Since(start).Seconds()
 				break

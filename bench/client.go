@@ -150,16 +150,18 @@ func (cl *client) login(ctx context.Context, m *nodetest.Member, email string) (
 
 func userEmail(i int) string { return fmt.Sprintf("user%06d@bench.example", i) }
 
-// registerUsers creates n verified users on the first member and waits
-// until every member knows them verified (a login elsewhere before that
-// would rightly stay local).
+// registerUsers creates n verified users, registered on every member (each
+// site proved the address: its logins travel, docs/security.md), and waits
+// until every member knows them verified.
 func registerUsers(ctx context.Context, c *nodetest.Cluster, cl *client, n int) ([]string, error) {
 	body := []byte(`{"login":"bench","display_name":"Bench","verified_via":"registration"}`)
 	emails := make([]string, n)
 	for i := range emails {
 		emails[i] = userEmail(i)
-		if _, err := cl.expect(ctx, c.Members[0], http.StatusOK, "PUT", "/v1/users/"+emails[i], body); err != nil {
-			return nil, err
+		for _, m := range c.Members {
+			if _, err := cl.expect(ctx, m, http.StatusOK, "PUT", "/v1/users/"+emails[i], body); err != nil {
+				return nil, err
+			}
 		}
 	}
 	c.WaitFor(30*time.Second, "the users verified on every node", func() bool {

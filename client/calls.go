@@ -180,4 +180,57 @@ func (c *Client) RedeemTicket(ctx context.Context, ticket, ip string) (Redemptio
 	return r, err
 }
 
+// ResetUser resets a damaged user record on every site (POST
+// /v1/users/{email}/reset): a new generation of the record that outranks
+// any timestamp of the old one. The user keeps the address, the names and
+// a move; the verification and the sites' bindings are cleared and every
+// session ends. An unknown user is a 404 CodeNotFound.
+func (c *Client) ResetUser(ctx context.Context, email string) (Reset, error) {
+	var r Reset
+	err := c.call(ctx, http.MethodPost, userPath(email)+"/reset", nil, &r)
+	return r, err
+}
+
+// Sites lists every site the node knows of: the members and the revoked
+// sites (GET /v1/sites).
+func (c *Client) Sites(ctx context.Context) ([]SiteInfo, error) {
+	var l SiteList
+	err := c.call(ctx, http.MethodGet, "/v1/sites", nil, &l)
+	return l.Sites, err
+}
+
+// RevokeSite revokes a site on every node (POST /v1/sites/{name}/revoke),
+// as Serf's force-leave plus a ban: every session it minted ends, its
+// tickets and its URL are refused, its node changes nothing more. A name
+// the node knows nothing of is a 404 CodeNotFound unless force is set. A
+// node whose own site is revoked answers 403 CodeSiteRevoked.
+func (c *Client) RevokeSite(ctx context.Context, name string, force bool) (SiteInfo, error) {
+	var body any // no body: the node's default
+	if force {
+		body = map[string]bool{"force": true}
+	}
+	var s SiteInfo
+	err := c.call(ctx, http.MethodPost, sitePath(name)+"/revoke", body, &s)
+	return s, err
+}
+
+// UnrevokeSite takes a site's revocation back on every node (POST
+// /v1/sites/{name}/unrevoke): its new logins are active again; what it
+// minted until then stays revoked. Run it on a node that is not revoked.
+func (c *Client) UnrevokeSite(ctx context.Context, name string) (SiteInfo, error) {
+	var s SiteInfo
+	err := c.call(ctx, http.MethodPost, sitePath(name)+"/unrevoke", nil, &s)
+	return s, err
+}
+
 func userPath(email string) string { return "/v1/users/" + url.PathEscape(email) }
+
+// Handoff runs one step of a browser's hand-off on the node (POST
+// /v1/handoff), for a site that answers <site>ussync/v1/<step> itself: send
+// the browser what the answer says (HandoffAnswer).
+func (c *Client) Handoff(ctx context.Context, step HandoffStep) (HandoffAnswer, error) {
+	var a HandoffAnswer
+	err := c.call(ctx, http.MethodPost, "/v1/handoff", &step, &a)
+	return a, err
+}
+func sitePath(name string) string { return "/v1/sites/" + url.PathEscape(name) }

@@ -15,18 +15,24 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"     // 405: the route exists for other methods (see Allow)
 	CodeEmailImmutable   = "email_immutable"        // 409: a body email differs from the path's
 	CodeSessionEnded     = "session_ended"          // 410: logged out (end_reason says how)
-	CodeSessionRevoked   = "session_revoked"        // 410: killed by "log out everywhere"
+	CodeSessionRevoked   = "session_revoked"        // 410: killed by "log out everywhere", a move, a reset or its site's revocation
 	CodeSessionExpired   = "session_expired"        // 410: past expires_at
 	CodeBodyTooLarge     = "body_too_large"         // 413: body over 64 KiB
 	CodeUnsupportedMedia = "unsupported_media_type" // 415: a body that is not application/json
 	CodeInternal         = "internal"               // 500: a bug or a store failure, logged by the node
-	CodeUnavailable      = "unavailable"            // 503: the node is shutting down, or does not offer the call
+	CodeUnavailable      = "unavailable"            // 503: the node is shutting down, holds too many connections, or does not offer the call
+	CodeWrongHost        = "wrong_host"             // 421: the Host header names no name of the private listener (api.allowed_hosts)
 )
 
 // Error codes of user administration (docs/users.md).
 const (
 	CodeUserMoved   = "user_moved"   // 409: the user was moved to another address (the message names it)
 	CodeUnknownUser = "unknown_user" // 403: a ticket for a user this site does not know, under site.on_unknown_user: reject
+)
+
+// Error codes of site containment (docs/security.md, "Containing a site").
+const (
+	CodeSiteRevoked = "site_revoked" // 403: the site was revoked: its tickets are refused, and a revoked node changes nothing
 )
 
 // Error codes of the browser hand-off (docs/handoff.md), on the public
@@ -39,6 +45,9 @@ const (
 	CodeTicketWrongTarget = "ticket_wrong_target" // 403: sealed for another site
 	CodeTicketIPMismatch  = "ticket_ip_mismatch"  // 403: bound to another client address
 	CodeTicketReplayed    = "ticket_replayed"     // 409: already redeemed here
+	CodeTicketLifetime    = "ticket_lifetime"     // 400: the ticket, or the session it carries, lives longer than the cluster allows
+	CodeOtherBrowser      = "other_browser"       // 403: the hand-off was made for another browser (nonce cookie or origin session missing)
+	CodeSessionConflict   = "session_conflict"    // 409: the browser is logged in on this site as another user
 	CodeBadRedirect       = "bad_redirect"        // 400: next/return/return_to is not under a member site's URL
 	CodeCSRF              = "csrf"                // 403: a state-changing or preflight request from a foreign origin
 	CodeNoSession         = "no_session"          // 401: the browser has no active session on this site

@@ -11,22 +11,42 @@ import (
 // DefaultCookie is the cookie Middleware reads unless told otherwise: the
 // one the node sets on each site a hand-off brings the browser to
 // (docs/handoff.md), and the one a site sets from LoginAnswer.Token at
-// login.
+// login. A site served over https at the root of its host uses HostCookie
+// instead (CookieName tells which).
 const DefaultCookie = "ussync_session"
+
+// HostCookie is DefaultCookie with the __Host- prefix (RFC 6265bis): the
+// session cookie's name on a site served over https at the root of its
+// host, where it must be set Secure, with Path=/ and no Domain, so that no
+// other host of the domain can set or overwrite it.
+const HostCookie = "__Host-" + DefaultCookie
+
+// CookieName returns the name of the session cookie of the site at
+// siteURL (the node's site.url): HostCookie for an https site at the root
+// of its host, else DefaultCookie.
+func CookieName(siteURL string) string {
+	u, err := url.Parse(siteURL)
+	if err == nil && u.Scheme == "https" && (u.Path == "" || u.Path == "/") {
+		return HostCookie
+	}
+	return DefaultCookie
+}
 
 // Bounds on the cookies Middleware looks at, as the node's own public
 // endpoints do.
 const (
 	maxTokenBytes  = 128 // a cookie value longer than any token is not looked up
-	maxCookieTries = 4   // nested site paths may send several cookies of one name
+	maxCookieTries = 8   // nested site paths may send several cookies of one name
 )
 
 // MiddlewareOptions configure Middleware. The zero value reads the
 // ussync_session cookie, answers 401 to a request with no active session
 // and 503 when the node cannot tell (fails closed).
 type MiddlewareOptions struct {
-	// CookieName is the cookie that holds the session token. Default
-	// DefaultCookie.
+	// CookieName is the cookie that holds the session token. Default: both
+	// HostCookie and DefaultCookie are read, in that order (see
+	// CookieName); a cookie whose session is over is deleted under the
+	// name it came with.
 	CookieName string
 	// CookiePath is the Path the cookie was set with; a cookie whose
 	// session is over is deleted with it. Default "/".
@@ -81,8 +101,9 @@ func VisitorFrom(ctx context.Context) (v Visitor, ok bool) {
 // session is over is deleted. See MiddlewareOptions for the choices. The
 // returned function is safe for concurrent use.
 func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handler {
-	if opts.CookieName == "" {
-		opts.CookieName = DefaultCookie
+	names := []string{HostCookie, DefaultCookie}
+	if opts.CookieName != "" {
+		names = []string{opts.CookieName}
 	}
 	if opts.CookiePath == "" {
 		opts.CookiePath = "/"
@@ -92,7 +113,7 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			v, over, err := visitorOf(c, r, opts.CookieName)
+			v, over, err := visitorOf(c, r, names)
 			switch {
 			case err != nil:
 				if opts.OnNodeError != nil {
@@ -104,9 +125,15 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 				h.Set("Cache-Control", "no-store")
 				http.Error(w, "The login service of this site is not answering; try again in a moment.", http.StatusServiceUnavailable)
 				return
-			case over && v == nil:
-				http.SetCookie(w, &http.Cookie{Name: opts.CookieName, Path: opts.CookiePath, MaxAge: -1,
-					HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+			case v == nil:
+				for _, name := range over {
+					path, secure := opts.CookiePath, r.TLS != nil
+					if strings.HasPrefix(name, "__Host-") {
+						path, secure = "/", true
+					}
+					http.SetCookie(w, &http.Cookie{Name: name, Path: path, MaxAge: -1,
+						HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+				}
 			}
 			switch {
 			case v != nil:
@@ -124,27 +151,33 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 	}
 }
 
-// visitorOf checks the request's session cookies with the node, the first
-// ones first, and returns the first active session's Visitor (nil when
-// none is); over reports that a cookie named a session that is over. err is
-// set when the node could not tell.
-func visitorOf(c *Client, r *http.Request, name string) (v *Visitor, over bool, err error) {
-	for i, ck := range r.CookiesNamed(name) {
-		if i >= maxCookieTries {
-			break
+// visitorOf checks the request's session cookies of names with the node,
+// the first ones first, and returns the first active session's Visitor
+// (nil when none is); over lists the names of cookies whose session is
+// over. err is set when the node could not tell.
+func visitorOf(c *Client, r *http.Request, names []string) (v *Visitor, over []string, err error) {
+	tries := 0
+	for _, name := range names {
+		for _, ck := range r.CookiesNamed(name) {
+			if tries >= maxCookieTries {
+				return nil, over, nil
+			}
+			tries++
+			if ck.Value == "" || len(ck.Value) > maxTokenBytes {
+				continue
+			}
+			sc, err := c.CheckSession(r.Context(), SessionID(ck.Value))
+			if err == nil {
+				return &Visitor{Session: sc.Session, NewUser: sc.NewUser}, over, nil
+			}
+			ae, ok := errors.AsType[*APIError](err)
+			if !ok || (ae.StatusCode != http.StatusGone && ae.StatusCode != http.StatusNotFound && ae.StatusCode != http.StatusBadRequest) {
+				return nil, over, err
+			}
+			if len(over) == 0 || over[len(over)-1] != name {
+				over = append(over, name) // ended, revoked, expired, unknown, or not a token
+			}
 		}
-		if ck.Value == "" || len(ck.Value) > maxTokenBytes {
-			continue
-		}
-		sc, err := c.CheckSession(r.Context(), SessionID(ck.Value))
-		if err == nil {
-			return &Visitor{Session: sc.Session, NewUser: sc.NewUser}, over, nil
-		}
-		ae, ok := errors.AsType[*APIError](err)
-		if !ok || (ae.StatusCode != http.StatusGone && ae.StatusCode != http.StatusNotFound && ae.StatusCode != http.StatusBadRequest) {
-			return nil, over, err
-		}
-		over = true // ended, revoked, expired, unknown, or not a token
 	}
 	return nil, over, nil
 }

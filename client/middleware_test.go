@@ -138,6 +138,45 @@ func TestMiddleware(t *testing.T) {
 		}
 	})
 
+	t.Run("the __Host- cookie of an https site at its root", func(t *testing.T) {
+		ans := loginVerified(t, cls[0], "hal@example.com")
+		get := func(cookies ...*http.Cookie) *http.Response {
+			req, _ := http.NewRequest("GET", s.srv.URL+"/private", nil)
+			for _, c := range cookies {
+				req.AddCookie(c)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		if resp := get(&http.Cookie{Name: client.HostCookie, Value: ans.Token}); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", client.HostCookie, resp.StatusCode)
+		}
+		// An unknown one beside no live one: it goes, under its own name,
+		// as a __Host- cookie must be deleted (Path=/, Secure).
+		resp := get(&http.Cookie{Name: client.HostCookie, Value: "never-issued"})
+		var gone *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == client.HostCookie {
+				gone = c
+			}
+		}
+		if resp.StatusCode != http.StatusUnauthorized || gone == nil || gone.MaxAge >= 0 || gone.Path != "/" || !gone.Secure {
+			t.Fatalf("%d, deleted %+v", resp.StatusCode, gone)
+		}
+		for site, want := range map[string]string{
+			"https://example.com/": client.HostCookie, "https://example.com": client.HostCookie,
+			"https://example.com/blog/": client.DefaultCookie, "http://example.com/": client.DefaultCookie,
+		} {
+			if got := client.CookieName(site); got != want {
+				t.Errorf("CookieName(%q) = %q, want %q", site, got, want)
+			}
+		}
+	})
+
 	t.Run("optional pages take anyone", func(t *testing.T) {
 		ans := loginVerified(t, cls[0], "ann@example.com")
 		if resp, body := s.get(t, "GET", "/page", ""); resp.StatusCode != http.StatusOK || body != "hello stranger" {

@@ -45,6 +45,12 @@ type UserInfo struct {
 	RevokedBefore *time.Time `json:"revoked_before"` // null until a "log out everywhere"
 	CreatedAt     *time.Time `json:"created_at"`     // null only for a user known from a peer without it
 	MovedTo       string     `json:"moved_to"`       // the address an administrator moved the user to; "" if not moved
+	// Bound says that the site of the node answering is bound to the
+	// address: it proved the mailbox (registration, code, link, an
+	// administrator through it) or the user completed a hand-off to it.
+	// Only a bound site's logins of a verified user travel, and only a
+	// bound site may change an existing user's login and display name.
+	Bound bool `json:"bound"`
 }
 
 // UserUpdate is the body of PUT /v1/users/{email}; nil fields are left out
@@ -117,10 +123,32 @@ type LoginAnswer struct {
 	// cookie. The node keeps only its hash (the session id).
 	Token string `json:"token"`
 	// Synced is false for a session kept on its own site; Reason then says
-	// why ("email_not_verified").
+	// why (ReasonNotVerified, ReasonSiteNotBound) and Bind how to make the
+	// next login travel.
 	Synced bool      `json:"synced"`
 	Reason string    `json:"reason,omitempty"`
+	Bind   *BindHow  `json:"bind,omitempty"`
 	Sync   LoginSync `json:"sync"`
+}
+
+// Why a login stays on its own site (LoginAnswer.Reason).
+const (
+	ReasonNotVerified  = "email_not_verified" // the user's address is not verified
+	ReasonSiteNotBound = "site_not_bound"     // verified, but not by this site nor through a hand-off to it
+)
+
+// BindByCode is how a site binds itself to an address (BindHow.How): it
+// sends the user a code from its own node and checks it.
+const BindByCode = "code"
+
+// BindHow says how a site makes its logins of a user travel: prove the
+// mailbox on this site. After Verify succeeds, log the user in again: the
+// new session travels.
+type BindHow struct {
+	How     string `json:"how"`     // BindByCode
+	Send    string `json:"send"`    // the call that sends the code and link: "POST /v1/users/{email}/verification"
+	Verify  string `json:"verify"`  // the call that checks the typed code: "POST /v1/users/{email}/verify"
+	Message string `json:"message"` // for the site's developers and logs
 }
 
 // LoginSync are the hand-off links of a login, each with its own
@@ -147,4 +175,95 @@ type Redemption struct {
 	// NewUser: the site did not know this user; it should add them to its
 	// own users (and PUT them, which acknowledges it).
 	NewUser bool `json:"new_user"`
+}
+
+// HandoffStep is the body of POST /v1/handoff: one step of a browser's
+// hand-off (docs/handoff.md, "Sites that answer the steps themselves"),
+// for a site that answers <site>ussync/v1/<step> itself and relays the
+// answer to the browser.
+type HandoffStep struct {
+	// Step is the path after <site path>ussync/v1/: "sync", "bind",
+	// "chain", "hop", "hop/ask" or "hop/done".
+	Step string `json:"step"`
+	// Query is the request's query string as the browser sent it (without
+	// the "?").
+	Query string `json:"query"`
+	// Cookies are the browser's cookies on this site, by name: at least
+	// every ussync_* and __Host-ussync_* one. The site's own session, when
+	// it keeps the ussync token elsewhere, goes in as ussync_session (or
+	// its __Host- name): the chain step checks the browser holds it.
+	Cookies map[string]string `json:"cookies,omitempty"`
+	// IP is the browser's address as the site sees it.
+	IP string `json:"ip,omitempty"`
+	// HTTPS says the browser came over https (the cookies get Secure).
+	HTTPS bool `json:"https,omitempty"`
+}
+
+// HandoffAnswer is the answer of POST /v1/handoff: what to answer the
+// browser. Status is 303 (redirect to Location), 204 (no content) or the
+// 4xx of a refusal, whose Error the site sends as the JSON body
+// {"error":{…}}. Set every cookie of Cookies, whatever the status.
+type HandoffAnswer struct {
+	Status   int         `json:"status"`
+	Location string      `json:"location,omitempty"`
+	Cookies  []SetCookie `json:"cookies"`
+	// Refused is the code of a ticket refused on a step that sends the
+	// browser on all the same (X-Ussync-Refused).
+	Refused string     `json:"refused,omitempty"`
+	Error   *StepError `json:"error,omitempty"`
+	// Session, User and NewUser are set when the step handed a session to
+	// this site (a sync step that set ussync_session): the site may log
+	// its own user in from them.
+	Session *SessionInfo `json:"session,omitempty"`
+	User    *UserInfo    `json:"user,omitempty"`
+	NewUser bool         `json:"new_user,omitempty"`
+}
+
+// SetCookie is a cookie a hand-off step sets, with every attribute to send
+// (Max-Age < 0 deletes it). SameSite is "Lax" or "None".
+type SetCookie struct {
+	Name     string `json:"name"`
+	Value    string `json:"value"`
+	Path     string `json:"path"`
+	MaxAge   int    `json:"max_age"`
+	Secure   bool   `json:"secure"`
+	HttpOnly bool   `json:"http_only"`
+	SameSite string `json:"same_site"`
+}
+
+// StepError is a refused step's error, the body's "error" object.
+type StepError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// SiteInfo is one site as a node knows it (GET /v1/sites): a member gossip
+// knows, a site an administrator revoked (`ussync sites revoke`), or both.
+// Times are RFC 3339 in UTC.
+type SiteInfo struct {
+	Name    string `json:"name"`               // the node's name
+	SiteURL string `json:"site_url,omitempty"` // as the member advertises it; "" when not a member now
+	State   string `json:"state,omitempty"`    // member state: alive, suspect, dead, left; "" when not a member now
+	// Revoked: its sessions are not active on any node, its tickets are
+	// refused, its URL is no redirect target nor CORS origin, and its node
+	// changes nothing.
+	Revoked bool `json:"revoked"`
+	// Since is when the site was last revoked or un-revoked, By on which
+	// node; both empty for a site never revoked.
+	Since *time.Time `json:"since,omitempty"`
+	By    string     `json:"by,omitempty"`
+	// RevokedBefore: every session the site minted up to this time stays
+	// revoked for good, even once the site is un-revoked.
+	RevokedBefore *time.Time `json:"revoked_before,omitempty"`
+}
+
+// SiteList is the answer of GET /v1/sites, by name.
+type SiteList struct {
+	Sites []SiteInfo `json:"sites"`
+}
+
+// Reset is the answer of POST /v1/users/{email}/reset.
+type Reset struct {
+	User  UserInfo `json:"user"`  // the user's new record: unverified, logged out everywhere
+	Ended int      `json:"ended"` // sessions that were active on the node that reset it
 }

@@ -93,9 +93,18 @@ type Ticket struct {
 	// node gave, for one seal and one copy of the payload in the URL. The
 	// names are distinct (a chain never comes back to a node).
 	Route []string
+	// Bindings, when not empty, bind the ticket to one browser: Bindings[i]
+	// is the BindingOf the nonce the browser holds on Route[i] (on Target,
+	// for a ticket with one target: then it has one element). The node
+	// checks the browser's nonce cookie against it before it accepts the
+	// ticket, so a ticket copied out of one browser is refused in any
+	// other (docs/handoff.md, "Bound to the browser").
+	Bindings []Binding
 	// SessionID is the session's id (SessionID of Token).
 	SessionID string
-	// Token is the session token the target sets in its cookie. Secret.
+	// Token is a session token the target may set in its cookie. Secret.
+	// Tickets of this version leave it empty (each target mints its own
+	// token); it is kept so that the encoding stays one.
 	Token string
 	// ClientIP, when not empty, binds the ticket to the client address.
 	ClientIP string
@@ -169,11 +178,15 @@ func (t Ticket) LogValue() slog.Value {
 // it as URL-safe unpadded base64, at most MaxTicketBytes long. An empty ID is
 // filled with a random one. A ticket with a zero time, whose ExpiresAt is
 // not after IssuedAt, that would live longer than MaxTicketLifetime, with
-// both a Target and a Route, or with a name twice in its Route is
+// both a Target and a Route, with a name twice in its Route, or with
+// Bindings that do not match its Route (one per name) or Target (one) is
 // ErrTicketInvalid; one that would be too long is ErrTicketTooLarge.
 func (k *Keyring) SealTicket(t Ticket) (string, error) {
 	if t.Target != "" && len(t.Route) > 0 {
 		return "", fmt.Errorf("seal ticket: %w: both a target and a route", ErrTicketInvalid)
+	}
+	if n := len(t.Bindings); n != 0 && n != max(1, len(t.Route)) {
+		return "", fmt.Errorf("seal ticket: %w: %d bindings for %d targets", ErrTicketInvalid, n, max(1, len(t.Route)))
 	}
 	if repeats(t.Route) {
 		return "", fmt.Errorf("seal ticket: %w: a node twice in the route", ErrTicketInvalid)
@@ -306,6 +319,8 @@ func (k *Keyring) OpenTicketWithin(s string, now time.Time, lim TicketLimits) (T
 //	ID        16 raw bytes if flagIDHex, else string
 //	Target    string; if flagRoute, a uvarint count and that many
 //	          strings (Route) instead
+//	Bindings  if flagBindings: BindingSize raw bytes per name of Route
+//	          (one for a Target)
 //	SessionID 32 raw bytes if flagSessionHex, else string
 //	Token     32 raw bytes if flagTokenB64, else string
 //	ClientIP  1-byte length (4 or 16) + address if flagIPRaw, else string
@@ -323,7 +338,8 @@ const (
 	flagTokenB64
 	flagIPRaw
 	flagRoute
-	flagsKnown = flagIDHex | flagSessionHex | flagTokenB64 | flagIPRaw | flagRoute
+	flagBindings
+	flagsKnown = flagIDHex | flagSessionHex | flagTokenB64 | flagIPRaw | flagRoute | flagBindings
 )
 
 func appendTicket(b []byte, t *Ticket) []byte {
@@ -347,6 +363,9 @@ func appendTicket(b []byte, t *Ticket) []byte {
 	if len(t.Route) > 0 {
 		flags |= flagRoute
 	}
+	if len(t.Bindings) > 0 {
+		flags |= flagBindings
+	}
 	b = append(b, flags)
 	b = appendRawOrString(b, idRaw, id, t.ID)
 	if len(t.Route) > 0 {
@@ -356,6 +375,9 @@ func appendTicket(b []byte, t *Ticket) []byte {
 		}
 	} else {
 		b = appendString(b, t.Target)
+	}
+	for _, c := range t.Bindings {
+		b = append(b, c[:]...)
 	}
 	b = appendRawOrString(b, sidRaw, sid, t.SessionID)
 	b = appendRawOrString(b, tokRaw, tok, t.Token)
@@ -533,6 +555,16 @@ func decodeTicket(b []byte) (Ticket, error) {
 		}
 	} else {
 		t.Target = string(d.bytes("target"))
+	}
+	if flags&flagBindings != 0 {
+		n := max(1, len(t.Route))
+		raw := d.raw(n*BindingSize, "bindings")
+		if d.err == nil {
+			t.Bindings = make([]Binding, n)
+			for i := range t.Bindings {
+				copy(t.Bindings[i][:], raw[i*BindingSize:])
+			}
+		}
 	}
 	t.SessionID = d.string(flags&flagSessionHex != 0, 32, "session id", hex.EncodeToString)
 	t.Token = d.string(flags&flagTokenB64 != 0, 32, "token", base64.RawURLEncoding.EncodeToString)

@@ -61,7 +61,7 @@ func assertSameTicket(t *testing.T, got, want Ticket) {
 
 // sameTicket compares every field, the secret ones too.
 func sameTicket(a, b Ticket) bool {
-	return a.ID == b.ID && a.Target == b.Target && slices.Equal(a.Route, b.Route) &&
+	return a.ID == b.ID && a.Target == b.Target && slices.Equal(a.Route, b.Route) && slices.Equal(a.Bindings, b.Bindings) &&
 		a.SessionID == b.SessionID && a.Token == b.Token && a.ClientIP == b.ClientIP &&
 		a.IssuedAt.Equal(b.IssuedAt) && a.ExpiresAt.Equal(b.ExpiresAt) &&
 		bytes.Equal(a.Payload, b.Payload)
@@ -605,6 +605,10 @@ func FuzzDecodeTicket(f *testing.F) {
 	tk.ClientIP, tk.ID, tk.Token = "2001:db8::1", "x", "y"
 	f.Add(appendTicket(nil, &tk))
 	tk.Target, tk.Route = "", []string{"shop", "blog", "forum"}
+	f.Add(appendTicket(nil, &tk))
+	tk.Bindings = []Binding{BindingOf("shop", "a"), BindingOf("blog", "b"), BindingOf("forum", "c")}
+	f.Add(appendTicket(nil, &tk))
+	tk.Route, tk.Target, tk.Bindings = nil, "shop", tk.Bindings[:1]
 	f.Add(appendTicket(nil, &tk))
 	f.Add([]byte{})
 	f.Add([]byte{0x0f})

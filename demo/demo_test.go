@@ -151,13 +151,31 @@ func TestSite_FormsRefuseCrossSiteRequests(t *testing.T) {
 		if resp.StatusCode != http.StatusSeeOther || ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" {
 			t.Fatalf("answered %d with session cookie %+v, want 303 and an HttpOnly, SameSite=Lax cookie on /", resp.StatusCode, ck)
 		}
-		// Chain mode: the browser is sent to the next site's sync endpoint.
-		if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, b+"ussync/v1/sync?") && !strings.HasPrefix(loc, cc+"ussync/v1/sync?") {
-			t.Fatalf("login redirects to %q, want another site's ussync/v1/sync", loc)
+		// Chain mode: the browser is sent on the chain's first pass, to
+		// the next site's bind step.
+		loc := resp.Header.Get("Location")
+		if !strings.HasPrefix(loc, b+"ussync/v1/bind?") && !strings.HasPrefix(loc, cc+"ussync/v1/bind?") {
+			t.Fatalf("login redirects to %q, want another site's ussync/v1/bind", loc)
 		}
-		_, body := testGet(t, c, a)
-		if got := pageUser(t, body); got != "ada@example.com" {
-			t.Fatalf("after login the page shows %q", got)
+		// Both passes, as a browser follows them: bind on B and C, chain
+		// back on A, sync on B and C, home on A.
+		var path []string
+		for i := 0; loc != "" && i < 10; i++ {
+			u, _ := url.Parse(loc)
+			path = append(path, u.Host+u.Path)
+			r, _ := testGet(t, c, loc)
+			if r.Header.Get("X-Ussync-Refused") != "" {
+				t.Fatalf("%s refused the hand-off: %s", loc, r.Header.Get("X-Ussync-Refused"))
+			}
+			loc = r.Header.Get("Location")
+		}
+		if len(path) != 6 {
+			t.Errorf("the chain went %q, want bind, bind, chain, sync, sync, home", path)
+		}
+		for _, s := range []string{a, b, cc} {
+			if _, body := testGet(t, c, s); pageUser(t, body) != "ada@example.com" {
+				t.Fatalf("after the chain %s shows %q", s, pageUser(t, body))
+			}
 		}
 	})
 }

@@ -20,6 +20,13 @@
 //     (/ussync/v1/hop), and it comes back with a session or with
 //     ussync_checked set.
 //
+// A login travels only from a site bound to the user's address
+// (docs/security.md). The demo sends no mail, so the demo users are
+// registered on the Shop and vouched for by the demo's operator on the
+// Blog and the Forum (verified_via: admin): every site is bound, and a
+// login on any of them travels. The page's "register" form proves nothing:
+// its logins stay on their site.
+//
 // Run starts everything and returns once the three nodes see each other and
 // the demo users are known everywhere; Close stops it and removes the data.
 package demo

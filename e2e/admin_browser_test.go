@@ -44,6 +44,9 @@ func TestAdmin_Browser(t *testing.T) {
 		}
 		return true
 	})
+	// n1's administrator vouches for the address too: n1 is bound, and its
+	// logins travel (docs/security.md).
+	adminPut(t, n1, verified, map[string]any{"verified_via": "admin"})
 	// Sessions on n1 for the verified user (they travel to n0), and a
 	// hostile user agent that must render as text.
 	ids := []string{

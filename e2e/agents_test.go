@@ -582,10 +582,20 @@ func (c *cluster) waitState(who *agent, state string, on ...*agent) {
 }
 
 // register creates a verified user on a and waits until every running agent
-// knows it verified (a login elsewhere before that stays local, rightly).
+// knows it verified (a login elsewhere before that stays local, rightly);
+// every other running agent's administrator then vouches for it
+// (verified_via: admin), so that a login on any site travels
+// (docs/security.md: a login travels from a site bound to the address).
 func (c *cluster) register(a *agent, email string) {
 	c.t.Helper()
 	c.must(a, "PUT", "/v1/users/"+email, map[string]string{"login": strings.Split(email, "@")[0], "display_name": email, "verified_via": "registration"}, nil, http.StatusOK)
+	defer func() {
+		for _, o := range c.agents {
+			if o != a {
+				c.must(o, "PUT", "/v1/users/"+email, map[string]string{"verified_via": "admin"}, nil, http.StatusOK)
+			}
+		}
+	}()
 	c.eventually(convergeTimeout, email+" verified on every node", func() string {
 		for _, o := range c.agents {
 			var u struct {

@@ -403,23 +403,35 @@ func browserErrorCode(text string) string {
 // pb (a probe tab open on b), shows the user. It returns once both tabs are done.
 func browserHandoff(t *testing.T, a, pb *browserTab, siteA, siteB, email string) time.Duration {
 	t.Helper()
+	toB, _ := browserHandoffBoth(t, a, pb, siteA, siteB, email)
+	return toB
+}
+
+// browserHandoffBoth is browserHandoff that also returns the time from the
+// login answer until the browser asks for the page the hand-off returns to
+// on A (the whole hand-off; zero in iframe mode, which returns nowhere).
+func browserHandoffBoth(t *testing.T, a, pb *browserTab, siteA, siteB, email string) (toB, back time.Duration) {
+	t.Helper()
 	pb.shows(siteB, "")
 	a.fillLogin(siteA, email)
 
 	var mu sync.Mutex
-	var answered time.Time
+	var answered, returned time.Time
 	lctx, lcancel := context.WithCancel(a.ctx)
 	defer lcancel()
 	err := chromedp.Listen(lctx, func(ev any) {
 		e, ok := ev.(*network.EventRequestWillBeSent)
-		if !ok || e.RedirectResponse == nil || e.RedirectResponse.URL != siteA+"login" {
+		if !ok || e.RedirectResponse == nil {
 			return
 		}
 		mu.Lock()
-		if answered.IsZero() {
+		defer mu.Unlock()
+		switch {
+		case e.RedirectResponse.URL == siteA+"login" && answered.IsZero():
 			answered = time.Now()
+		case e.Request.URL == siteA && strings.Contains(e.RedirectResponse.URL, "/ussync/v1/") && returned.IsZero():
+			returned = time.Now()
 		}
-		mu.Unlock()
 	})
 	if err != nil {
 		t.Fatalf("listen to network events: %v", err)
@@ -460,7 +472,10 @@ func browserHandoff(t *testing.T, a, pb *browserTab, siteA, siteB, email string)
 	if answered.IsZero() {
 		t.Fatalf("the browser saw no answer to POST %slogin", siteA)
 	}
-	return max(0, r.at.Sub(answered))
+	if !returned.IsZero() {
+		back = max(0, returned.Sub(answered))
+	}
+	return max(0, r.at.Sub(answered)), back
 }
 
 // browserPercentile returns the p-th percentile (0..100) of ds.

@@ -86,14 +86,21 @@ func TestBrowser_Handoff(t *testing.T) {
 			}
 			captured := got[0] // a sync URL of B, with the rest of the chain
 
-			// Another browser (say, whoever read the URL in a log or a
-			// history) replays the ticket: refused, with no cookie.
-			thief := browserLaunch(t, exe, "another browser", false)
+			// The browser that used it replays it: refused.
 			bare := browserBareTicket(t, captured)
-			resp := thief.open(bare)
-			body := thief.body()
+			resp := x.open(bare)
+			body := x.body()
 			if resp.Status != http.StatusConflict || browserErrorCode(body) != "ticket_replayed" {
 				t.Fatalf("replaying a used ticket answered %d %q, want 409 ticket_replayed", resp.Status, body)
+			}
+			// Another browser (say, whoever read the URL in a log or a
+			// history): refused before anything else, as issued to
+			// another browser, with no cookie.
+			thief := browserLaunch(t, exe, "another browser", false)
+			resp = thief.open(bare)
+			body = thief.body()
+			if resp.Status != http.StatusForbidden || browserErrorCode(body) != "other_browser" {
+				t.Fatalf("replaying a used ticket in another browser answered %d %q, want 403 other_browser", resp.Status, body)
 			}
 			if ck := thief.cookie(b, "ussync_session"); ck != nil {
 				t.Fatalf("a replayed ticket set a session cookie on %s", b)
@@ -240,17 +247,22 @@ func TestBrowser_HandoffTiming(t *testing.T) {
 			a, b := sites[0], sites[1]
 			x := browserLaunch(t, exe, mode+" bench browser", mode == "iframe")
 			onB := x.newProbeTab()
-			var ds []time.Duration
+			var ds, backs []time.Duration
 			for range runs {
 				onB.open(b) // anonymous: the last run logged out
 				x.open(a)
-				ds = append(ds, browserHandoff(t, x, onB, a, b, browserAda))
+				toB, back := browserHandoffBoth(t, x, onB, a, b, browserAda)
+				ds, backs = append(ds, toB), append(backs, back)
 				x.submit("logout")
 				x.shows(a, "")
 			}
 			line := fmt.Sprintf("%-6s mode: login answer on A → B shows the user: p50 %v, p90 %v, min %v, max %v (%d runs)",
 				mode, browserPercentile(ds, 50).Round(100*time.Microsecond), browserPercentile(ds, 90).Round(100*time.Microsecond),
 				browserPercentile(ds, 0).Round(100*time.Microsecond), browserPercentile(ds, 100).Round(100*time.Microsecond), runs)
+			if mode == "chain" {
+				line += fmt.Sprintf("; → back on A (the whole chain): p50 %v, p90 %v",
+					browserPercentile(backs, 50).Round(100*time.Microsecond), browserPercentile(backs, 90).Round(100*time.Microsecond))
+			}
 			t.Log(line)
 			report = append(report, line)
 		})

@@ -34,6 +34,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/internal/testenv"
 )
 
@@ -236,9 +237,14 @@ func (s *siteApp) call(method, path string, body any, out any) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// cookieName is the session cookie of the site: __Host-ussync_session on
+// an https site at its root, as the node names the ones it sets
+// (docs/handoff.md, "Cookies").
+func (s *siteApp) cookieName() string { return client.CookieName(s.url) }
+
 // user is the e-mail of the request's active session, or "".
 func (s *siteApp) user(r *http.Request) (email, id string) {
-	c, err := r.Cookie("ussync_session")
+	c, err := r.Cookie(s.cookieName())
 	if err != nil || c.Value == "" {
 		return "", ""
 	}
@@ -263,7 +269,7 @@ func (s *siteApp) page(w http.ResponseWriter, site, user, body string) {
 }
 
 func (s *siteApp) setCookie(w http.ResponseWriter, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: "ussync_session", Value: value, Path: "/", MaxAge: maxAge,
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 }
 
@@ -560,8 +566,9 @@ func testProxy(t *testing.T, kind proxyKind) {
 		}
 		x.visit(b, browserAda)
 		x.visit(cc, browserAda)
-		// The node set B's cookie through the proxy: https, so Secure.
-		ck := x.cookie(b, "ussync_session")
+		// The node set B's cookie through the proxy: https at the root, so
+		// a Secure __Host- cookie.
+		ck := x.cookie(b, "__Host-ussync_session")
 		if ck == nil || !ck.Secure || !ck.HTTPOnly || ck.Path != "/" {
 			t.Fatalf("B's session cookie: %+v", ck)
 		}

@@ -298,7 +298,7 @@ func (g *Gossip) answerPull(m message) {
 		if last {
 			tag.Chunks = chunk + 1
 		}
-		if err := g.send(KindRepair, node, [][]byte{encodeTagged(kindRepair, batch, &tag)}); err != nil {
+		if err := g.send(KindRepair, node, [][]byte{encodeTagged(kindRepair, g.cfg.Name, batch, &tag)}); err != nil {
 			return false // the puller's round fails or times out, and it retries
 		}
 		chunk++
@@ -341,7 +341,7 @@ func (g *Gossip) answerHashes(m message) {
 	if !ok || len(encs) == 0 {
 		return
 	}
-	if g.send(KindRepair, node, chunkRecords(kindRepair, encs)) == nil {
+	if g.send(KindRepair, node, chunkRecords(kindRepair, g.cfg.Name, encs)) == nil {
 		g.stats.recordsRepaired.Add(uint64(len(encs)))
 	}
 }

@@ -324,7 +324,7 @@ func TestGossip_OtherSecretCannotJoinOrInject(t *testing.T) {
 	// Send a forged login straight at the member, encrypted with the wrong
 	// key, over both UDP and TCP.
 	forged := session.Session{ID: "forged", Email: "ann@example.com", Site: "x", Created: 1, ExpiresAt: testNow.Add(time.Hour).UnixMilli()}
-	msg := encodeRecords(kindDelta, [][]byte{encodeRecord(session.Record{Session: &forged})})
+	msg := encodeRecords(kindDelta, "intruder", [][]byte{encodeRecord(session.Record{Session: &forged})})
 	to := &memberlist.Node{Name: "n0", Addr: ms[0].g.list.LocalNode().Addr, Port: ms[0].g.list.LocalNode().Port}
 	_ = intruder.g.list.SendBestEffort(to, msg)
 	_ = intruder.g.list.SendReliable(to, msg)

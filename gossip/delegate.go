@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"encoding/json"
+	"errors"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -127,6 +128,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	delete(g.moved, n.Name)
 	g.nodesMu.Unlock()
 	g.dropPeer(n.Name)
+	g.clocks.forget(n.Name)
 	g.resyncs.done(n.Name) // a dead peer owes nothing; the reconnect loop takes over
 	g.failedMu.Lock()
 	var md meta
@@ -143,3 +145,24 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 }
 
 func (e *events) NotifyUpdate(n *memberlist.Node) { (*Gossip)(e).copyNode(n) }
+
+// aliveFilter is memberlist's AliveDelegate: it refuses every alive message
+// about a member whose site an administrator revoked (session.Site), so that
+// a revoked site cannot join, come back after it failed or left, or refute
+// a suspicion of itself while it stays revoked. memberlist cannot remove a
+// member that still answers its probes: a revoked node already alive stays
+// listed until it fails or leaves, and its own node refuses every change
+// meanwhile (node's service). Once the revocation is taken back, its alive
+// messages are accepted again.
+type aliveFilter Gossip
+
+// errSiteRevoked is why an alive message is ignored (memberlist logs it).
+var errSiteRevoked = errors.New("its site is revoked (ussync sites revoke)")
+
+func (a *aliveFilter) NotifyAlive(n *memberlist.Node) error {
+	if n == nil || n.Name == a.cfg.Name || !a.store.Site(n.Name).IsRevoked() {
+		return nil
+	}
+	a.stats.revokedAlive.Add(1)
+	return errSiteRevoked
+}

@@ -124,6 +124,26 @@
 // copy and hand off to bounded queues, and a full queue drops (and counts,
 // and owes the sender a round) rather than stall memberlist.
 //
+// # Refused records, clocks and revoked sites
+//
+// Records from peers go through the store's checks (session.Store.
+// ApplyChecked): a record stamped more than the max offset ahead of this
+// node's clock, invalid, or living too long is refused, never merged and
+// never rebroadcast, so it stops at the first honest node. Every record
+// message names its sender ("f"), so refusals are counted per peer
+// (RefusedFrom) and logged at most once a minute per peer.
+//
+// Each probe's ack carries the acker's wall clock (memberlist's
+// PingDelegate, as Consul's coordinates ride on the probes); the prober
+// estimates the member's offset within half the round trip, keeping the
+// sample of shortest trip among the last eight (NTP's clock filter): Clocks.
+//
+// While an administrator has revoked a member's site (a session.Site record),
+// its alive messages are ignored (memberlist's AliveDelegate): it cannot
+// join, come back, or refute a suspicion, and the reconnect loop does not
+// chase it. memberlist cannot remove a member that still answers probes: a
+// revoked node already alive stays listed until it fails or leaves.
+//
 // # Faults
 //
 // Faults is the one fault-injecting layer of the project (tests, nodetest,

@@ -66,6 +66,10 @@ type Stats struct {
 	StreamsRefused  uint64 // inbound streams closed at once: over MaxInboundStreams or MaxStrangerStreams
 	StreamsTooLarge uint64 // streams whose first message was over the size limit
 	NameReclaims    uint64 // members followed to a new address (reclaim.go)
+
+	// Containment and clocks.
+	RevokedAlive   uint64 // alive messages about a member whose site is revoked, ignored (delegate.go)
+	RecordsRefused uint64 // records from peers the store refused (RefusedFrom has them by peer)
 }
 
 // meta is what a node advertises in memberlist's metadata (≤ 512 bytes).
@@ -98,6 +102,8 @@ type Gossip struct {
 	resyncs    *resyncBook
 	ready      readiness
 	foreign    *foreignLog
+	clocks     *clockBook
+	refusals   *refusalBook
 	conflictCh chan conflict
 	addr       string // this member's advertised host:port
 
@@ -140,7 +146,7 @@ type Gossip struct {
 		deltasSent, recordsPushed, deltasReceived, deltasApplied, rebroadcasts atomic.Uint64
 		bad, dropped, aeRounds, bucketsRepaired, recordsRepaired, reconnects   atomic.Uint64
 		roundsCompleted, roundsFailed, resyncs, catchUps, reclaims             atomic.Uint64
-		duplicates                                                             atomic.Uint64
+		revokedAlive, recordsRefused, duplicates                               atomic.Uint64
 		lastAE, lastPull                                                       atomic.Int64
 	}
 	closeOnce sync.Once
@@ -180,13 +186,15 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gossip{
 		cfg: cfg, store: store, log: cfg.Logger,
-		inbox:   make(chan []byte, inboxDepth),
-		recent:  newRecentMessages(),
-		aeq:     newAEQueue(),
-		rounds:  newRoundBook(),
-		resyncs: newResyncBook(cfg.ResyncInterval, cfg.ResyncMaxBackoff),
-		foreign: newForeignLog(cfg.Logger, time.Now),
-		ctx:     ctx, cancel: cancel,
+		inbox:    make(chan []byte, inboxDepth),
+		recent:   newRecentMessages(),
+		aeq:      newAEQueue(),
+		rounds:   newRoundBook(),
+		resyncs:  newResyncBook(cfg.ResyncInterval, cfg.ResyncMaxBackoff),
+		foreign:  newForeignLog(cfg.Logger, time.Now),
+		clocks:   newClockBook(),
+		refusals: newRefusalBook(),
+		ctx:      ctx, cancel: cancel,
 		conflictCh:     make(chan conflict, 16),
 		peers:          map[string]*peer{},
 		failed:         map[string]*failedMember{},
@@ -210,6 +218,8 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	mc.Delegate = (*delegate)(g)
 	mc.Events = (*events)(g)
 	mc.Conflict = (*conflicts)(g)
+	mc.Ping = (*pinger)(g)
+	mc.Alive = (*aliveFilter)(g)
 	mc.DeadNodeReclaimTime = deadNodeReclaimTime
 	mc.Logger = memberlistLog(cfg.Logger, g.closing.Load)
 	g.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult, NumNodes: func() int {
@@ -313,7 +323,7 @@ func (g *Gossip) Publish(recs []session.Record) {
 // queueBroadcast puts one record into memberlist's gossip; a newer state of
 // the same record replaces a queued older one.
 func (g *Gossip) queueBroadcast(key string, enc []byte) {
-	g.queue.QueueBroadcast(&broadcast{key: key, msg: encodeRecords(kindDelta, [][]byte{enc})})
+	g.queue.QueueBroadcast(&broadcast{key: key, msg: encodeRecords(kindDelta, g.cfg.Name, [][]byte{enc})})
 	if g.cfg.MaxQueueDepth > 0 && g.queue.NumQueued() > g.cfg.MaxQueueDepth {
 		g.queue.Prune(g.cfg.MaxQueueDepth)
 	}
@@ -383,6 +393,8 @@ func (g *Gossip) Stats() Stats {
 		StreamsRefused:  g.guard.streamsBusy.Load(),
 		StreamsTooLarge: g.guard.streamsTooLarge.Load(),
 		NameReclaims:    g.stats.reclaims.Load(),
+		RevokedAlive:    g.stats.revokedAlive.Load(),
+		RecordsRefused:  g.stats.recordsRefused.Load(),
 	}
 	if ms := g.stats.lastAE.Load(); ms != 0 {
 		s.LastAERound = time.UnixMilli(ms).UTC()
@@ -501,11 +513,13 @@ func (g *Gossip) applyLoop() {
 
 func (g *Gossip) applyBatch(batch [][]byte) {
 	var deltas, repairs []session.Record
+	var deltaFrom, repairFrom []string // the sender of each record
 	var tags []repairTag
 	for _, b := range batch {
 		if len(b) > 1 && kind(b[1]) == kindDelta && g.recent.seen(b) {
-			// A copy of a packet already taken (PacketCopies), or a record's
-			// same state gossiped by another member: nothing to learn.
+			// A copy of a packet already taken (PacketCopies), or the same
+			// message gossiped again by its sender (messages name their
+			// sender, so another member's copy is decoded): nothing to learn.
 			g.stats.duplicates.Add(1)
 			continue
 		}
@@ -518,8 +532,14 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		switch m.kind {
 		case kindDelta:
 			deltas = append(deltas, m.records...)
+			for range m.records {
+				deltaFrom = append(deltaFrom, m.from)
+			}
 		case kindRepair:
 			repairs = append(repairs, m.records...)
+			for range m.records {
+				repairFrom = append(repairFrom, m.from)
+			}
 			if m.tag != nil {
 				tags = append(tags, *m.tag)
 			}
@@ -533,10 +553,11 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 	}
 	g.stats.deltasReceived.Add(uint64(len(deltas)))
 	if len(deltas) > 0 {
-		changed, err := g.store.Apply(deltas...)
+		changed, refused, err := g.store.ApplyChecked(deltas...)
 		if err != nil {
 			g.log.Error("apply gossip", "err", err)
 		}
+		g.noteRefusals(deltaFrom, refused)
 		g.stats.deltasApplied.Add(uint64(len(changed)))
 		for _, r := range changed {
 			g.queueBroadcast(r.Key(), encodeRecord(r))
@@ -547,18 +568,41 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		}
 	}
 	if len(repairs) > 0 || len(tags) > 0 {
-		changed, err := g.store.Apply(repairs...)
+		changed, refused, err := g.store.ApplyChecked(repairs...)
 		if err != nil {
 			// The chunks are not counted: their rounds time out and retry.
 			g.log.Error("apply repair", "err", err)
 			return
 		}
+		g.noteRefusals(repairFrom, refused)
 		if g.cfg.Observer != nil && len(changed) > 0 {
 			g.cfg.Observer(changed)
 		}
 		for _, t := range tags {
 			g.repairApplied(t)
 		}
+	}
+}
+
+// noteRefusals counts and logs, by sender, the records the store refused
+// (never merged, never rebroadcast: a refused record stops here). from is
+// the sender of each record applied, in order.
+func (g *Gossip) noteRefusals(from []string, refused []session.Refusal) {
+	if len(refused) == 0 {
+		return
+	}
+	g.stats.recordsRefused.Add(uint64(len(refused)))
+	bySender := map[string][]session.Refusal{}
+	for _, r := range refused {
+		name := ""
+		if r.Index < len(from) {
+			name = from[r.Index]
+		}
+		bySender[name] = append(bySender[name], r)
+	}
+	now := g.store.Now()
+	for name, rs := range bySender {
+		g.refusals.add(g.log, name, rs, now)
 	}
 }
 

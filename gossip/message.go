@@ -71,7 +71,7 @@ var (
 type message struct {
 	kind    kind
 	records []session.Record
-	from    string          // kindDigest, kindHashes, kindPull
+	from    string          // the sender's name: every kind (records: when it names one)
 	addr    string          // kindDigest, kindHashes, kindPull: the sender's gossip host:port, if given
 	digest  *session.Digest // kindDigest
 	proto   uint8           // kindDigest: the sender's aeProto (1 when absent)
@@ -117,22 +117,29 @@ func encodeRecord(r session.Record) []byte {
 	return b
 }
 
-// encodeRecords frames already-encoded records as one message.
-func encodeRecords(k kind, recs [][]byte) []byte {
-	return encodeTagged(k, recs, nil)
+// encodeRecords frames already-encoded records as one message sent by the
+// member named from.
+func encodeRecords(k kind, from string, recs [][]byte) []byte {
+	return encodeTagged(k, from, recs, nil)
 }
 
-// encodeTagged frames records as one message, with the repair tag when
-// given: {"r":[...],"q":[round,part,chunk,chunks]}. Versions that do not know
-// "q" ignore it.
-func encodeTagged(k kind, recs [][]byte, tag *repairTag) []byte {
-	n := 8 + tagRoom
+// encodeTagged frames records as one message, with the sender's name and
+// the repair tag when given: {"f":"n1","r":[...],"q":[round,part,chunk,chunks]}.
+// Versions that do not know "f" or "q" ignore them.
+func encodeTagged(k kind, from string, recs [][]byte, tag *repairTag) []byte {
+	n := 8 + tagRoom + fromRoom
 	for _, r := range recs {
 		n += len(r) + 1
 	}
 	b := make([]byte, 0, n)
-	b = append(b, wireVersion, byte(k))
-	b = append(b, `{"r":[`...)
+	b = append(b, wireVersion, byte(k), '{')
+	if from != "" && len(from) <= 255 {
+		name, _ := json.Marshal(from) // a string: cannot fail
+		b = append(b, `"f":`...)
+		b = append(b, name...)
+		b = append(b, ',')
+	}
+	b = append(b, `"r":[`...)
 	for i, r := range recs {
 		if i > 0 {
 			b = append(b, ',')
@@ -154,15 +161,19 @@ func encodeTagged(k kind, recs [][]byte, tag *repairTag) []byte {
 	return append(b, '}')
 }
 
-// tagRoom is the most a repair tag adds to a message.
-const tagRoom = 64
+// tagRoom is the most a repair tag adds to a message, fromRoom the most the
+// sender's name does (a node name is at most 64 characters).
+const (
+	tagRoom  = 64
+	fromRoom = 72
+)
 
-// chunkRecords frames records into messages of at most MaxChunkBytes (a
-// record larger than that goes alone).
-func chunkRecords(k kind, recs [][]byte) [][]byte {
+// chunkRecords frames records sent by from into messages of at most
+// MaxChunkBytes (a record larger than that goes alone).
+func chunkRecords(k kind, from string, recs [][]byte) [][]byte {
 	var out [][]byte
 	for _, c := range chunkBounds(recs) {
-		out = append(out, encodeRecords(k, recs[c[0]:c[1]]))
+		out = append(out, encodeRecords(k, from, recs[c[0]:c[1]]))
 	}
 	return out
 }
@@ -170,10 +181,14 @@ func chunkRecords(k kind, recs [][]byte) [][]byte {
 // packRecords frames records into at most max messages of at most size
 // bytes each, in order, or returns nil if they do not fit (a record larger
 // than size alone does not).
-func packRecords(k kind, recs [][]byte, size, max int) [][]byte {
+func packRecords(k kind, from string, recs [][]byte, size, max int) [][]byte {
 	var out [][]byte
 	start, n := 0, 0
-	const frame = 10 // version, kind, {"r":[ and ]}
+	frame := 10 // version, kind, {"r":[ and ]}
+	if from != "" && len(from) <= 255 {
+		name, _ := json.Marshal(from) // a string: cannot fail
+		frame += len(name) + 5        // "f":…,
+	}
 	for i, r := range recs {
 		if frame+len(r) > size {
 			return nil
@@ -182,7 +197,7 @@ func packRecords(k kind, recs [][]byte, size, max int) [][]byte {
 			if len(out) == max-1 {
 				return nil
 			}
-			out = append(out, encodeRecords(k, recs[start:i]))
+			out = append(out, encodeRecords(k, from, recs[start:i]))
 			start, n = i, 0
 		}
 		n += len(r) + 1
@@ -191,7 +206,7 @@ func packRecords(k kind, recs [][]byte, size, max int) [][]byte {
 		if len(out) == max {
 			return nil
 		}
-		out = append(out, encodeRecords(k, recs[start:]))
+		out = append(out, encodeRecords(k, from, recs[start:]))
 	}
 	return out
 }
@@ -202,7 +217,7 @@ func chunkBounds(recs [][]byte) [][2]int {
 	var out [][2]int
 	start, size := 0, 0
 	for i, r := range recs {
-		if i > start && size+len(r)+1 > MaxChunkBytes-16-tagRoom {
+		if i > start && size+len(r)+1 > MaxChunkBytes-16-tagRoom-fromRoom {
 			out = append(out, [2]int{start, i})
 			start, size = i, 0
 		}
@@ -328,6 +343,7 @@ func decodeMessage(b []byte) (message, error) {
 	switch m.kind {
 	case kindDelta, kindRepair:
 		var rb struct {
+			From    string           `json:"f"`
 			Records []session.Record `json:"r"`
 			Tag     []uint64         `json:"q"`
 		}
@@ -335,6 +351,9 @@ func decodeMessage(b []byte) (message, error) {
 			return message{}, fmt.Errorf("decode records: %w", err)
 		}
 		m.records = rb.Records
+		if len(rb.From) <= 255 {
+			m.from = rb.From
+		}
 		if m.kind == kindRepair && rb.Tag != nil {
 			if len(rb.Tag) != 4 || rb.Tag[1] > math.MaxUint32 || rb.Tag[2] > math.MaxUint32 || rb.Tag[3] > math.MaxUint32 || rb.Tag[3] != 0 && rb.Tag[2] >= rb.Tag[3] {
 				return message{}, fmt.Errorf("decode records: %w", errTag)

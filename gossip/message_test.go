@@ -17,11 +17,11 @@ func TestMessage_RoundTrip(t *testing.T) {
 	recs := [][]byte{encodeRecord(session.Record{Session: &s}), encodeRecord(session.Record{User: &u})}
 
 	t.Run("records", func(t *testing.T) {
-		m, err := decodeMessage(encodeRecords(kindRepair, recs))
+		m, err := decodeMessage(encodeRecords(kindRepair, "n1", recs))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.kind != kindRepair || len(m.records) != 2 || m.records[0].Session.ID != "abc" || m.records[1].User.Login.V != "ann" {
+		if m.kind != kindRepair || m.from != "n1" || len(m.records) != 2 || m.records[0].Session.ID != "abc" || m.records[1].User.Login.V != "ann" {
 			t.Fatalf("decoded %+v", m)
 		}
 	})
@@ -50,13 +50,13 @@ func TestMessage_RoundTrip(t *testing.T) {
 			t.Fatalf("decoded %+v, %v", m, err)
 		}
 		tag := repairTag{Round: 1<<63 + 5, Part: 2, Chunk: 1, Chunks: 3}
-		m, err = decodeMessage(encodeTagged(kindRepair, recs, &tag))
+		m, err = decodeMessage(encodeTagged(kindRepair, "n1", recs, &tag))
 		if err != nil || m.tag == nil || *m.tag != tag || len(m.records) != 2 {
 			t.Fatalf("decoded %+v, %v", m, err)
 		}
 		// Not the last chunk: no count; older versions ignore the tag.
 		tag.Chunks = 0
-		b := encodeTagged(kindRepair, nil, &tag)
+		b := encodeTagged(kindRepair, "n1", nil, &tag)
 		if m, err = decodeMessage(b); err != nil || *m.tag != tag {
 			t.Fatalf("decoded %+v, %v", m, err)
 		}
@@ -84,7 +84,7 @@ func TestMessage_RoundTrip(t *testing.T) {
 		for i := 0; i < 1000; i++ {
 			many = append(many, one)
 		}
-		chunks := chunkRecords(kindRepair, many)
+		chunks := chunkRecords(kindRepair, "n1", many)
 		n := 0
 		for _, c := range chunks {
 			if len(c) > MaxChunkBytes {
@@ -130,9 +130,10 @@ func FuzzDecodeMessage(f *testing.F) {
 	s := session.Session{ID: "abc", Email: "ann@example.com", Created: 1, ExpiresAt: 2}
 	u := session.User{Email: "ann@example.com", Login: session.Set("ann", 5, "shop"), RevokedBefore: 9}
 	enc := [][]byte{encodeRecord(session.Record{Session: &s}), encodeRecord(session.Record{User: &u})}
-	f.Add(encodeRecords(kindDelta, enc))
-	f.Add(encodeTagged(kindRepair, enc, &repairTag{Round: 1 << 60, Part: 2, Chunk: 3, Chunks: 4}))
-	f.Add(encodeTagged(kindRepair, nil, &repairTag{Round: 7, Chunk: 5}))
+	f.Add(encodeRecords(kindDelta, "node", enc))
+	f.Add(encodeRecords(kindDelta, "", enc))
+	f.Add(encodeTagged(kindRepair, "node", enc, &repairTag{Round: 1 << 60, Part: 2, Chunk: 3, Chunks: 4}))
+	f.Add(encodeTagged(kindRepair, "", nil, &repairTag{Round: 7, Chunk: 5}))
 	var d session.Digest
 	d[3] = 42
 	f.Add(encodeDigest("node", "127.0.0.1:1", &d))
@@ -173,11 +174,11 @@ func reencode(t *testing.T, m message) (message, bool) {
 			encs[i] = encodeRecord(r)
 		}
 		if m.tag != nil {
-			msgs = [][]byte{encodeTagged(m.kind, encs, m.tag)}
+			msgs = [][]byte{encodeTagged(m.kind, m.from, encs, m.tag)}
 		} else {
-			msgs = chunkRecords(m.kind, encs)
+			msgs = chunkRecords(m.kind, m.from, encs)
 			if len(msgs) == 0 {
-				msgs = [][]byte{encodeRecords(m.kind, nil)}
+				msgs = [][]byte{encodeRecords(m.kind, m.from, nil)}
 			}
 		}
 	case kindDigest:

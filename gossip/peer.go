@@ -110,7 +110,7 @@ func (p *peer) send(batch [][]byte) (streamed bool) {
 	if node == nil {
 		return false // gone: gossip and anti-entropy take over
 	}
-	if msgs := packRecords(kindDelta, batch, bestEffortMax, maxPushPackets); msgs != nil {
+	if msgs := packRecords(kindDelta, p.g.cfg.Name, batch, bestEffortMax, maxPushPackets); msgs != nil {
 		for _, msg := range msgs {
 			for range p.g.cfg.PacketCopies {
 				if err := p.g.sendBestEffort(KindDelta, node, msg); err != nil {
@@ -121,7 +121,7 @@ func (p *peer) send(batch [][]byte) (streamed bool) {
 		}
 		return false
 	}
-	for _, msg := range chunkRecords(kindDelta, batch) {
+	for _, msg := range chunkRecords(kindDelta, p.g.cfg.Name, batch) {
 		if err := p.g.sendReliable(KindDelta, node, msg); err != nil {
 			p.g.log.Debug("eager push failed", "peer", p.name, "err", err)
 			continue

@@ -211,6 +211,7 @@ func (g *Gossip) dueFailed(now time.Time) []failedMember {
 	for name, f := range g.failed {
 		switch {
 		case f.left:
+		case g.store.Site(name).IsRevoked(): // it would be refused: not chased while revoked
 		case now.Sub(f.since) > g.cfg.ReconnectTimeout:
 			delete(g.failed, name)
 			g.snapshotDirty.Store(true)

@@ -36,12 +36,9 @@ const (
 	// adminMaxSessions bounds the admin sessions kept in memory; the one
 	// nearest expiry is dropped when a login would exceed it.
 	adminMaxSessions = 1000
-	// adminFailWindow and adminMaxFailures rate-limit failed logins: an
-	// address that failed adminMaxFailures times within adminFailWindow is
-	// refused (429), even with the right secret, until the window passes.
-	adminFailWindow  = time.Minute
-	adminMaxFailures = 10
-	adminMaxFailIPs  = 10000
+	// adminDeviceTTL is the lifetime of the device cookie a browser gets
+	// when it logs in (admin_limit.go).
+	adminDeviceTTL = 365 * 24 * time.Hour
 	// adminPageSize is the default number of rows of a list; adminMaxPage
 	// the most a page may ask for (the store's own limit).
 	adminPageSize = 50
@@ -88,10 +85,11 @@ type admin struct {
 	cssURL   string
 	cookie   string // name of the admin session cookie
 	preLogin string // name of the login form's CSRF cookie
+	device   string // name of the device cookie of a browser that logged in
+	limit    *loginLimiter
 	mu       struct {
 		sync.Mutex
 		sessions map[string]*adminSession // by hex SHA-256 of the cookie value
-		failures map[string]*adminFailures
 	}
 }
 
@@ -120,9 +118,10 @@ func newAdmin(cfg adminConfig) (*admin, error) {
 		pages:    map[string]*template.Template{},
 		cookie:   "ussync_admin_" + cfg.Service.Name,
 		preLogin: "ussync_admin_login_" + cfg.Service.Name,
+		device:   "ussync_admin_device_" + cfg.Service.Name,
+		limit:    newLoginLimiter(),
 	}
 	a.mu.sessions = map[string]*adminSession{}
-	a.mu.failures = map[string]*adminFailures{}
 
 	var err error
 	if a.css, err = adminFiles.ReadFile("admin/admin.css"); err != nil {
@@ -165,6 +164,10 @@ func newAdmin(cfg adminConfig) (*admin, error) {
 	a.handle("POST /admin/users/{email}/unverify", a.unverify)
 	a.handle("POST /admin/users/{email}/resend", a.resend)
 	a.handle("POST /admin/users/{email}/logout-everywhere", a.logoutEverywhere)
+	a.handle("POST /admin/users/{email}/reset", a.resetUser)
+	a.handle("GET /admin/sites", a.sites)
+	a.handle("POST /admin/sites/{name}/revoke", a.revokeSite)
+	a.handle("POST /admin/sites/{name}/unrevoke", a.unrevokeSite)
 	return a, nil
 }
 
@@ -183,6 +186,13 @@ func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// adminRevokedMayServe are the pages a node whose own site is revoked
+// still serves (it says so on the sites page); the others answer 403.
+var adminRevokedMayServe = map[string]bool{
+	"GET /admin/sites":   true,
+	"POST /admin/logout": true,
 }
 
 // adminHandler is an admin route that needs a logged-in administrator. It
@@ -209,6 +219,10 @@ func (a *admin) handle(pattern string, h adminHandler) {
 				a.fail(w, r, s, err)
 				return
 			}
+		}
+		if !adminRevokedMayServe[pattern] && a.svc.revoked() {
+			a.fail(w, r, s, a.svc.checkNotRevoked()) // as the private API: see revokedMayServe
+			return
 		}
 		if err := h(w, r, s); err != nil {
 			a.fail(w, r, s, err)

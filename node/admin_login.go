@@ -9,24 +9,19 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 )
 
 // The admin page's own sessions and login: the API token or the admin
-// password, a CSRF token per browser, and a limit on failed logins per
-// address.
+// password, a CSRF token per browser, and the limiter of failed logins
+// (admin_limit.go).
 
 // adminSession is one logged-in administrator (one browser).
 type adminSession struct {
 	csrf    string    // the token every form of this session carries
 	expires time.Time // wall clock
 	flash   *adminFlash
-}
-
-// adminFailures counts failed logins from one address.
-type adminFailures struct {
-	n     int
-	since time.Time
 }
 
 // random32 returns 32 random bytes, URL-safe base64.
@@ -138,41 +133,16 @@ func clientKey(r *http.Request) string {
 	return host
 }
 
-// throttled reports whether ip has failed too often lately.
-func (a *admin) throttled(ip string, now time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f := a.mu.failures[ip]
-	if f == nil {
-		return false
-	}
-	if now.Sub(f.since) >= adminFailWindow {
-		delete(a.mu.failures, ip)
-		return false
-	}
-	return f.n >= adminMaxFailures
-}
-
-// failed counts a failed login from ip.
-func (a *admin) failed(ip string, now time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.mu.failures) >= adminMaxFailIPs {
-		for k, f := range a.mu.failures {
-			if now.Sub(f.since) >= adminFailWindow {
-				delete(a.mu.failures, k)
-			}
-		}
-		if len(a.mu.failures) >= adminMaxFailIPs {
-			clear(a.mu.failures) // a flood from many addresses: start over
+// attemptOf is the login attempt r makes: its address, and its device
+// cookie when this node issued it.
+func (a *admin) attemptOf(r *http.Request) attempt {
+	at := attempt{ip: clientKey(r)}
+	if c, err := r.Cookie(a.device); err == nil && c.Value != "" {
+		if k := adminKey(c.Value); a.limit.known(k) {
+			at.device = k
 		}
 	}
-	f := a.mu.failures[ip]
-	if f == nil || now.Sub(f.since) >= adminFailWindow {
-		f = &adminFailures{since: now}
-		a.mu.failures[ip] = f
-	}
-	f.n++
+	return at
 }
 
 // loginForm is GET /admin/login. The form's CSRF token is also set in a
@@ -215,10 +185,13 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, nil, err)
 		return
 	}
-	ip, now := clientKey(r), a.svc.now()
-	if a.throttled(ip, now) {
-		a.log.Warn("admin login refused: too many failures", "ip", ip)
-		a.showLogin(w, r, http.StatusTooManyRequests, &adminFlash{"error", "Too many failed attempts from your address: wait a minute, then try again."})
+	at, now := a.attemptOf(r), a.svc.now()
+	if wait := a.limit.wait(at, now); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		a.log.Warn("admin login refused: too many failures, backing off", "ip", at.ip, "known_device", at.device != "", "retry_after_s", secs)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		a.showLogin(w, r, http.StatusTooManyRequests, &adminFlash{"error", fmt.Sprintf(
+			"Too many failed attempts: wait %d s, then try again (each failure doubles the wait; a browser that logged in here before is not held back by others' failures).", secs)})
 		return
 	}
 	secret := r.PostForm.Get("secret")
@@ -227,8 +200,10 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 		ok = a.cfg.Password.Check(secret)
 	}
 	if !ok {
-		a.failed(ip, now)
-		a.log.Warn("admin login failed", "ip", ip)
+		if secret != "" { // an empty form guesses nothing
+			account, ipFails := a.limit.failed(at, now)
+			a.log.Warn("admin login failed", "ip", at.ip, "known_device", at.device != "", "failures", account, "failures_from_ip", ipFails)
+		}
 		what := "API token"
 		if !a.cfg.Password.IsZero() {
 			what = "password or API token"
@@ -236,6 +211,13 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 		a.showLogin(w, r, http.StatusUnauthorized, &adminFlash{"error", "Wrong " + what + "."})
 		return
 	}
+	device, err := random32()
+	if err != nil {
+		a.fail(w, r, nil, err)
+		return
+	}
+	a.limit.succeeded(at, adminKey(device), now)
+	a.setCookie(w, r, a.device, device, int(adminDeviceTTL/time.Second))
 	v, err := a.newSession()
 	if err != nil {
 		a.fail(w, r, nil, err)
@@ -243,7 +225,7 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 	}
 	a.setCookie(w, r, a.cookie, v, int(a.cfg.TTL/time.Second))
 	a.setCookie(w, r, a.preLogin, "", -1)
-	a.log.Info("admin logged in", "ip", ip)
+	a.log.Info("admin logged in", "ip", at.ip)
 	http.Redirect(w, r, adminLocal(r.PostForm.Get("next"), adminPrefix+"sessions"), http.StatusSeeOther)
 }
 

@@ -36,7 +36,13 @@ type adminPage struct {
 	Sessions *adminSessions
 	Users    *adminUsers
 	User     *adminUser
+	Sites    *adminSites
 	Error    *adminError
+}
+
+type adminSites struct {
+	Rows        []client.SiteInfo
+	SelfRevoked bool // this node's own site is revoked: it changes nothing
 }
 
 type adminLogin struct {
@@ -215,7 +221,7 @@ func (a *admin) rows(list []session.Session) ([]adminSessionRow, error) {
 	rows := make([]adminSessionRow, len(list))
 	for i := range list {
 		u := &users[i]
-		v, st := newSessionView(&list[i], u, now)
+		v, st := a.svc.view(&list[i], u, now)
 		rows[i] = adminSessionRow{SessionInfo: v, Login: u.Login.V, State: st, Verified: u.Verified.V.OK}
 	}
 	return rows, nil

@@ -77,15 +77,28 @@ func (a *api) handle(pattern string, auth bool, h func(http.ResponseWriter, *htt
 			sw.routed = true
 		}
 		var err error
-		if auth && !a.authorized(r) {
+		switch {
+		case auth && !a.authorized(r):
 			err = errUnauthorized
-		} else {
+		case auth && !revokedMayServe[pattern] && a.svc.revoked():
+			// A revoked site's backend reads nothing more through its node.
+			err = a.svc.checkNotRevoked()
+		default:
 			err = h(w, r)
 		}
 		if err != nil {
 			writeError(w, r, a.Log, err)
 		}
 	})
+}
+
+// revokedMayServe are the calls a node whose own site is revoked still
+// answers: what it is, and the sites (which say it is revoked). Every other
+// call is 403 site_revoked, so that a compromised site's token reads no
+// more users or sessions once the site is revoked.
+var revokedMayServe = map[string]bool{
+	"GET /v1/status": true,
+	"GET /v1/sites":  true,
 }
 
 // authorized checks the bearer token in constant time.
@@ -178,7 +191,7 @@ func (w *statusWriter) WriteHeader(code int) {
 	default:
 		body.Error.Code, body.Error.Message = client.CodeBadRequest, strings.ToLower(http.StatusText(code))
 	}
-	writeJSON(w.ResponseWriter, code, &body)
+	_ = writeJSON(w.ResponseWriter, code, &body) // an error body always encodes
 }
 
 func (w *statusWriter) Write(p []byte) (int, error) {

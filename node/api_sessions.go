@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/ussync/ussync/client"
@@ -13,9 +14,6 @@ import (
 // The private API's session calls, and status. Each handler checks and
 // decodes its request, calls the service, and answers its result or returns
 // its error (answered by writeError, through the table of httperr.go).
-
-// reasonNotVerified is why a session is kept on its own site.
-const reasonNotVerified = "email_not_verified"
 
 type createSessionRequest struct {
 	Email       string  `json:"email"`
@@ -29,8 +27,9 @@ type createSessionRequest struct {
 	ReturnTo string `json:"return_to"`
 }
 
-// login checks the request and returns the service's login.
-func (req *createSessionRequest) login() (login, error) {
+// login checks the request and returns the service's login; maxTTL is
+// session.max_ttl.
+func (req *createSessionRequest) login(maxTTL time.Duration) (login, error) {
 	l := login{
 		Change:    session.UserChange{Login: req.Login, DisplayName: req.DisplayName},
 		UserAgent: req.UserAgent,
@@ -43,8 +42,8 @@ func (req *createSessionRequest) login() (login, error) {
 		return l, refuse(session.ErrInvalidEmail, "field \"email\" is not a valid address (%v)", err)
 	}
 	if req.TTL != "" {
-		if l.TTL, err = time.ParseDuration(req.TTL); err != nil || l.TTL <= 0 || l.TTL > maxSessionTTL {
-			return l, refuse(errInvalidField, "field \"ttl\" must be a Go duration above 0 and at most %s (e.g. \"720h\"), not %q", maxSessionTTL, req.TTL)
+		if l.TTL, err = time.ParseDuration(req.TTL); err != nil || l.TTL <= 0 || l.TTL > maxTTL {
+			return l, refuse(errInvalidField, "field \"ttl\" must be a Go duration above 0 and at most %s (session.max_ttl; e.g. \"720h\"), not %q", maxTTL, req.TTL)
 		}
 	}
 	if req.IP != "" {
@@ -70,7 +69,7 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return err
 	}
-	l, err := req.login()
+	l, err := req.login(a.svc.MaxTTL)
 	if err != nil {
 		return err
 	}
@@ -83,27 +82,42 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 			return refuse(errInvalidField, "field \"ip\" is required: this node binds hand-off tickets to the client address (sync.bind_ip)")
 		}
 	}
-	s, token, u, err := a.svc.login(l)
+	res, err := a.svc.login(l)
 	if err != nil {
 		return err
 	}
-	ans := client.LoginAnswer{Token: token, Synced: !s.Local}
-	ans.Session, _ = newSessionView(&s, &u, a.svc.now())
-	if s.Local {
-		ans.Reason = reasonNotVerified
+	s, u := &res.Session, &res.User
+	ans := client.LoginAnswer{Token: res.Token, Synced: !s.Local, Reason: res.Reason}
+	ans.Session, _ = a.svc.view(s, u, a.svc.now())
+	if s.Local && res.Reason != "" {
+		ans.Bind = bindHow(l.Email, res.Reason)
 	}
 	ans.Sync.URLs = []client.SyncURL{}
 	if !s.Local && a.Handoff != nil {
 		// The session is stored and published already: a failure here costs
 		// the browser its hand-off, not the login.
-		if urls, chain, err := a.Handoff.loginSync(&s, &u, token, l.IP, returnTo); err != nil {
-			a.Log.Warn("seal hand-off tickets", "session", s.ID, "err", err)
+		if urls, chain, err := a.Handoff.loginSync(s, l.IP, returnTo); err != nil {
+			a.Log.Warn("seal hand-off links", "session", s.ID, "err", err)
 		} else {
 			ans.Sync.URLs, ans.Sync.Chain = urls, chain
 		}
 	}
-	writeJSON(w, http.StatusCreated, &ans)
-	return nil
+	return writeJSON(w, http.StatusCreated, &ans)
+}
+
+// bindHow tells a site whose login stays on it (reason) how to bind itself
+// to the address: prove the mailbox on this site, by a code and link its
+// node sends; the next login after that travels.
+func bindHow(email, reason string) *client.BindHow {
+	p := "/v1/users/" + url.PathEscape(email)
+	b := &client.BindHow{How: client.BindByCode, Send: "POST " + p + "/verification", Verify: "POST " + p + "/verify"}
+	switch reason {
+	case session.ReasonSiteNotBound:
+		b.Message = "This site has not proved the address: send the user a code from this site (send), check it (verify), then log in again; that login travels. A hand-off from a site where the user is logged in binds this site too."
+	default:
+		b.Message = "The address is not verified: send the user a code from this site (send), check it (verify), then log in again; that login travels."
+	}
+	return b
 }
 
 // pathSession is the session of the request path's {id} and its user.
@@ -122,13 +136,12 @@ func (a *api) checkSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, state := newSessionView(&s, &u, a.svc.now())
+	v, state := a.svc.view(&s, &u, a.svc.now())
 	if state != session.StateActive {
 		gone := v // only this copy escapes: the happy path stays on the stack
 		return errGone(state, &gone)
 	}
-	writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUserSession(s.ID)})
-	return nil
+	return writeJSON(w, http.StatusOK, client.SessionCheck{Session: v, NewUser: a.svc.newUser(&u)})
 }
 
 // errGone is the refusal of a session that is not active, with the session
@@ -140,6 +153,8 @@ func errGone(state session.State, v *client.SessionInfo) error {
 		e.kind, e.msg = ErrSessionRevoked, "the session was revoked by a log out everywhere"
 	case session.StateExpired:
 		e.kind, e.msg = ErrSessionExpired, "the session has expired"
+	case session.StateSiteRevoked:
+		e.kind, e.msg = ErrSessionSiteRevoked, "the site that created the session ("+v.Site+") was revoked by an administrator"
 	default:
 		e.kind, e.msg = ErrSessionEnded, "the session has ended ("+v.EndReason+")"
 	}
@@ -177,9 +192,8 @@ func (a *api) end(w http.ResponseWriter, r *http.Request, reason string) error {
 	if reason == session.EndAdmin && s.Ended != 0 {
 		a.Log.Info("session revoked", "session", s.ID, "reason", s.EndReason)
 	}
-	v, _ := newSessionView(&s, &u, a.svc.now())
-	writeJSON(w, http.StatusOK, client.SessionCheck{Session: v})
-	return nil
+	v, _ := a.svc.view(&s, &u, a.svc.now())
+	return writeJSON(w, http.StatusOK, client.SessionCheck{Session: v})
 }
 
 // listSessions is GET /v1/sessions?email=&site=&state=active|all&order=newest|oldest&after=&limit=:
@@ -206,10 +220,9 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 	now := a.svc.now()
 	views := make([]client.SessionInfo, len(page))
 	for i := range page {
-		views[i], _ = newSessionView(&page[i], &users[i], now)
+		views[i], _ = a.svc.view(&page[i], &users[i], now)
 	}
-	writeJSON(w, http.StatusOK, &client.SessionPage{Sessions: views, Next: next})
-	return nil
+	return writeJSON(w, http.StatusOK, &client.SessionPage{Sessions: views, Next: next})
 }
 
 // sessionFilter reads the query of GET /v1/sessions.
@@ -247,6 +260,12 @@ func sessionFilter(r *http.Request) (session.SessionFilter, error) {
 type redeemRequest struct {
 	Ticket string `json:"ticket"`
 	IP     string `json:"ip"`
+	// Nonce is the value of the browser's nonce cookie on this site
+	// (ussync_nonce, or __Host-ussync_nonce): the ticket is bound to it.
+	Nonce string `json:"nonce"`
+	// Session is the browser's session token on this site, if it has one:
+	// a ticket of another user is refused rather than replace it.
+	Session string `json:"session"`
 }
 
 // redeemTicket is POST /v1/tickets/redeem: a site that keeps its own
@@ -263,21 +282,27 @@ func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
 	if req.Ticket == "" {
 		return refuse(errInvalidField, "field \"ticket\" is required")
 	}
+	br := &browser{}
 	if req.IP != "" {
 		ip, err := netip.ParseAddr(req.IP)
 		if err != nil {
 			return refuse(errInvalidField, "field \"ip\" is not an IP address")
 		}
-		req.IP = ip.String()
+		br.client.IP = ip.Unmap().WithZone("")
 	}
-	rd, err := a.Handoff.redeem(req.Ticket, req.IP)
+	if req.Nonce != "" {
+		br.cookies = append(br.cookies, &http.Cookie{Name: a.Handoff.cookieName(cookieNonce), Value: req.Nonce})
+	}
+	if req.Session != "" {
+		br.cookies = append(br.cookies, &http.Cookie{Name: a.Handoff.cookieName(cookieSession), Value: req.Session})
+	}
+	rd, err := a.Handoff.redeem(req.Ticket, br)
 	if err != nil {
 		return err
 	}
-	ans := client.Redemption{Token: rd.Token, User: newUserView(&rd.User), NewUser: rd.NewUser}
-	ans.Session, _ = newSessionView(&rd.Session, &rd.User, a.svc.now())
-	writeJSON(w, http.StatusOK, &ans)
-	return nil
+	ans := client.Redemption{Token: rd.Token, User: a.userView(&rd.User), NewUser: rd.NewUser}
+	ans.Session, _ = a.svc.view(&rd.Session, &rd.User, a.svc.now())
+	return writeJSON(w, http.StatusOK, &ans)
 }
 
 // status is GET /v1/status.
@@ -289,6 +314,5 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) error {
 		st.Node = a.svc.Name
 		st.Counts.Users, st.Counts.Sessions = a.svc.Store.Counts()
 	}
-	writeJSON(w, http.StatusOK, &st)
-	return nil
+	return writeJSON(w, http.StatusOK, &st)
 }

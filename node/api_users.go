@@ -87,8 +87,7 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newUserView(&u))
-	return nil
+	return writeJSON(w, http.StatusOK, a.userView(&u))
 }
 
 // getUser is GET /v1/users/{email}.
@@ -104,8 +103,7 @@ func (a *api) getUser(w http.ResponseWriter, r *http.Request) error {
 	if !known {
 		return refuse(session.ErrNotFound, "no such user")
 	}
-	writeJSON(w, http.StatusOK, newUserView(&u))
-	return nil
+	return writeJSON(w, http.StatusOK, a.userView(&u))
 }
 
 // listUsers is GET /v1/users?after=&limit=: one page of users in e-mail
@@ -126,10 +124,9 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
 	}
 	views := make([]client.UserInfo, len(page))
 	for i := range page {
-		views[i] = newUserView(&page[i])
+		views[i] = a.userView(&page[i])
 	}
-	writeJSON(w, http.StatusOK, &client.UserPage{Users: views, Next: next})
-	return nil
+	return writeJSON(w, http.StatusOK, &client.UserPage{Users: views, Next: next})
 }
 
 // logoutEverywhere is POST /v1/users/{email}/logout-everywhere: end every
@@ -147,10 +144,9 @@ func (a *api) logoutEverywhere(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, &struct {
+	return writeJSON(w, http.StatusOK, &struct {
 		Ended int `json:"ended"`
 	}{n})
-	return nil
 }
 
 // userSessions is GET /v1/users/{email}/sessions?state=active|all.
@@ -181,12 +177,11 @@ func (a *api) userSessions(w http.ResponseWriter, r *http.Request) error {
 	now := a.svc.now()
 	views := make([]client.SessionInfo, len(list))
 	for i := range list {
-		views[i], _ = newSessionView(&list[i], &u, now)
+		views[i], _ = a.svc.view(&list[i], &u, now)
 	}
-	writeJSON(w, http.StatusOK, &struct {
+	return writeJSON(w, http.StatusOK, &struct {
 		Sessions []client.SessionInfo `json:"sessions"`
 	}{views})
-	return nil
 }
 
 type renameRequest struct {
@@ -222,6 +217,5 @@ func (a *api) renameUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, &client.Rename{User: newUserView(&nu), MovedFrom: from, Ended: ended})
-	return nil
+	return writeJSON(w, http.StatusOK, &client.Rename{User: a.userView(&nu), MovedFrom: from, Ended: ended})
 }

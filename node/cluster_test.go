@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 	"github.com/ussync/ussync/session"
 )
@@ -36,6 +37,9 @@ type checkAnswer struct {
 
 // register creates a verified user on one node and waits until every node
 // knows it verified (a login elsewhere before that stays local, rightly).
+// Only that node's site is bound to the address: a login on another site
+// stays there (site_not_bound) until a hand-off or a proof binds it; see
+// vouch.
 func register(t *testing.T, c *nodetest.Cluster, on int, email string) {
 	t.Helper()
 	if code := c.Members[on].Call("PUT", "/v1/users/"+email, map[string]any{"login": "u", "display_name": "U", "verified_via": "registration"}, nil); code != http.StatusOK {
@@ -49,6 +53,20 @@ func register(t *testing.T, c *nodetest.Cluster, on int, email string) {
 		}
 		return true
 	})
+}
+
+// registerEverywhere is register, then every other site's administrator
+// vouches for the address (verified_via: admin, through that site's API):
+// every site is bound, so a login on any of them travels. The vouching
+// says nothing of the sites' user lists (no site but on knows the user).
+func registerEverywhere(t *testing.T, c *nodetest.Cluster, on int, email string) {
+	t.Helper()
+	register(t, c, on, email)
+	for _, m := range c.Members {
+		if code := m.Call("PUT", "/v1/users/"+email, map[string]any{"verified_via": "admin"}, nil); code != http.StatusOK {
+			t.Fatalf("vouch for %s on %s: %d", email, m.Name(), code)
+		}
+	}
 }
 
 func login(t *testing.T, m *nodetest.Member, email string) loginAnswer {
@@ -83,7 +101,7 @@ func waitAll(t *testing.T, c *nodetest.Cluster, id string, want int, wantCode st
 
 func TestCluster_LoginLogoutEverywhere(t *testing.T) {
 	c := nodetest.NewCluster(t, 5)
-	register(t, c, 0, "ann@example.com")
+	registerEverywhere(t, c, 0, "ann@example.com")
 
 	t.Run("login on one node is active on all", func(t *testing.T) {
 		a := login(t, c.Members[0], "ann@example.com")
@@ -160,11 +178,20 @@ func TestCluster_UnverifiedSessionsStayHome(t *testing.T) {
 	if code, _ := checkOn(t, c.Members[0], a.Session.ID); code != http.StatusOK {
 		t.Fatalf("local check: %d", code)
 	}
-	// Verification travels; the user's next login does too.
+	// Verification travels, and binds the site that made it: a login on
+	// another site still stays there.
 	if code := c.Members[1].Call("PUT", "/v1/users/eve@example.com", map[string]any{"verified_via": "admin"}, nil); code != http.StatusOK {
 		t.Fatalf("verify: %d", code)
 	}
 	c.WaitConverged(5 * time.Second)
+	if b := login(t, c.Members[0], "eve@example.com"); b.Synced || b.Reason != session.ReasonSiteNotBound {
+		t.Fatalf("a login on a site that proved nothing: %+v", b)
+	}
+	// The site proves the address itself (an administrator through its
+	// API): the user's next login there travels.
+	if code := c.Members[0].Call("PUT", "/v1/users/eve@example.com", map[string]any{"verified_via": "admin"}, nil); code != http.StatusOK {
+		t.Fatalf("verify on n0: %d", code)
+	}
 	b := login(t, c.Members[0], "eve@example.com")
 	if !b.Synced {
 		t.Fatalf("verified login not synced: %+v", b)
@@ -179,8 +206,8 @@ func TestCluster_UnverifiedSessionsStayHome(t *testing.T) {
 
 func TestCluster_PartitionHeals(t *testing.T) {
 	c := nodetest.NewCluster(t, 5)
-	register(t, c, 0, "ann@example.com")
-	register(t, c, 0, "bob@example.com")
+	registerEverywhere(t, c, 0, "ann@example.com")
+	registerEverywhere(t, c, 0, "bob@example.com")
 	before := login(t, c.Members[0], "ann@example.com")
 	waitAll(t, c, before.Session.ID, http.StatusOK, "")
 
@@ -208,7 +235,7 @@ func TestCluster_PartitionHeals(t *testing.T) {
 
 func TestCluster_KilledNodeCatchesUp(t *testing.T) {
 	c := nodetest.NewCluster(t, 3)
-	register(t, c, 0, "ann@example.com")
+	registerEverywhere(t, c, 0, "ann@example.com")
 	kept := login(t, c.Members[2], "ann@example.com")
 	waitAll(t, c, kept.Session.ID, http.StatusOK, "")
 
@@ -267,5 +294,132 @@ func TestCluster_StatusListsMembers(t *testing.T) {
 	_, raw := c.Members[1].CallRaw("GET", "/v1/status", nil)
 	if s := string(raw); len(s) == 0 || strings.Contains(s, c.Secret) || strings.Contains(s, c.Token) {
 		t.Fatal("status leaks the secret or the token")
+	}
+}
+
+// TestCluster_SiteBinding is issue 9's first account takeover: site A
+// registers bob@…, whose mailbox site B proved, and logs him in with no
+// proof of its own. The session stays on A (site_not_bound, with how to
+// bind), and Bob's login and display name are unchanged everywhere. A
+// binds itself by proving the mailbox; then its logins travel.
+func TestCluster_SiteBinding(t *testing.T) {
+	c := nodetest.NewCluster(t, 3)
+	a, b := c.Members[0], c.Members[1]
+	const bob = "bob@example.com"
+	if code := b.Call("PUT", "/v1/users/"+bob, map[string]any{"login": "bob", "display_name": "Bob", "verified_via": "registration"}, nil); code != http.StatusOK {
+		t.Fatalf("register on B: %d", code)
+	}
+	c.WaitFor(5*time.Second, "bob verified on every node", func() bool {
+		for _, m := range c.Members {
+			if u, err := m.Store().User(bob); err != nil || !u.Verified.V.OK {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Someone registers bob@ on site A, which proves nothing.
+	var u struct {
+		Login       string `json:"login"`
+		DisplayName string `json:"display_name"`
+		Bound       *bool  `json:"bound"`
+	}
+	if code := a.Call("PUT", "/v1/users/"+bob, map[string]any{"login": "mallory", "display_name": "Mallory"}, &u); code != http.StatusOK ||
+		u.Login != "bob" || u.DisplayName != "Bob" || u.Bound == nil || *u.Bound {
+		t.Fatalf("PUT on A: %d %+v", code, u)
+	}
+	var l struct {
+		loginAnswer
+		Bind *struct {
+			How, Send, Verify string
+		} `json:"bind"`
+	}
+	if code := a.Call("POST", "/v1/sessions", map[string]any{"email": bob, "login": "mallory", "display_name": "Mallory"}, &l); code != http.StatusCreated {
+		t.Fatalf("login on A: %d", code)
+	}
+	if l.Synced || l.Reason != "site_not_bound" || l.Bind == nil || l.Bind.How != "code" || l.Bind.Send != "POST /v1/users/"+bob+"/verification" {
+		t.Fatalf("a login on A: %+v bind %+v", l.loginAnswer, l.Bind)
+	}
+	c.WaitConverged(5 * time.Second)
+	for _, m := range c.Members {
+		if got, err := m.Store().User(bob); err != nil || got.Login.V != "bob" || got.DisplayName.V != "Bob" {
+			t.Errorf("%s: bob is %q %q (%v)", m.Name(), got.Login.V, got.DisplayName.V, err)
+		}
+		if m != a {
+			if code, _ := checkOn(t, m, l.Session.ID); code != http.StatusNotFound {
+				t.Errorf("A's session reached %s: %d", m.Name(), code)
+			}
+		}
+	}
+	// B, which proved the mailbox, logs Bob in everywhere.
+	if l := login(t, b, bob); !l.Synced {
+		t.Fatalf("a login on B: %+v", l)
+	} else {
+		waitAll(t, c, l.Session.ID, http.StatusOK, "")
+	}
+	// A proves the mailbox itself (its registration confirmed it): its
+	// next login travels, and it may write the profile.
+	if code := a.Call("PUT", "/v1/users/"+bob, map[string]any{"verified_via": "registration", "display_name": "Bob B."}, &u); code != http.StatusOK || u.Bound == nil || !*u.Bound || u.DisplayName != "Bob B." {
+		t.Fatalf("A proves the address: %d %+v", code, u)
+	}
+	if l := login(t, a, bob); !l.Synced {
+		t.Fatalf("a login on A once bound: %+v", l)
+	} else {
+		waitAll(t, c, l.Session.ID, http.StatusOK, "")
+	}
+	// An administrator's unverify voids every binding: no login travels
+	// until a site proves the address again.
+	if code := c.Members[2].Call("PUT", "/v1/users/"+bob, map[string]any{"verified": false}, nil); code != http.StatusOK {
+		t.Fatalf("unverify: %d", code)
+	}
+	c.WaitConverged(5 * time.Second)
+	if code := c.Members[2].Call("PUT", "/v1/users/"+bob, map[string]any{"verified_via": "admin"}, nil); code != http.StatusOK {
+		t.Fatalf("verify on n2: %d", code)
+	}
+	c.WaitConverged(5 * time.Second)
+	for _, m := range []*nodetest.Member{a, b} {
+		if l := login(t, m, bob); l.Synced || l.Reason != "site_not_bound" {
+			t.Errorf("a login on %s after the unverify: %+v", m.Name(), l)
+		}
+	}
+}
+
+// TestCluster_Limits: session.max_ttl and cluster.max_clock_offset reach
+// the API and the store. A login may not ask for more than max_ttl, and a
+// session a member writes to live longer (which only a holder of the
+// cluster secret can) is refused by every other node, as is a record
+// stamped further ahead than the max offset.
+func TestCluster_Limits(t *testing.T) {
+	c := nodetest.New(t)
+	c.Configure = func(_ int, cfg *node.Config) {
+		cfg.Session.TTL = node.Duration(30 * time.Minute)
+		cfg.Session.MaxTTL = node.Duration(time.Hour)
+		cfg.Cluster.MaxClockOffset = node.Duration(time.Second)
+	}
+	c.Start(2)
+	registerEverywhere(t, c, 0, "ann@example.com")
+	n0, n1 := c.Members[0], c.Members[1]
+	var a answer
+	if code, raw := n0.CallRaw("POST", "/v1/sessions", map[string]any{"email": "ann@example.com", "ttl": "2h"}); code != http.StatusBadRequest || !strings.Contains(string(raw), "session.max_ttl") {
+		t.Fatalf("a login for 2h: %d %s", code, raw)
+	}
+	a = callWant(t, n0, "POST", "/v1/sessions", map[string]any{"email": "ann@example.com", "ttl": "1h"}, http.StatusCreated)
+	waitAll(t, c, a.Session.ID, http.StatusOK, "")
+
+	at := n0.Store().Clock().Now()
+	for _, bad := range []session.Session{
+		{ID: fmt.Sprintf("%064x", 1), Email: "ann@example.com", Site: "n0", Created: at, ExpiresAt: at.Time().Add(3 * time.Hour).UnixMilli()},
+		{ID: fmt.Sprintf("%064x", 2), Email: "ann@example.com", Site: "n0", Created: session.MakeHLC(at.WallMs()+60_000, 0), ExpiresAt: at.Time().Add(time.Hour).UnixMilli()},
+	} {
+		n0.Gossip().Publish([]session.Record{{Session: &bad}})
+	}
+	c.WaitFor(5*time.Second, "n1 to refuse both", func() bool {
+		r := n1.Store().Refused()
+		return r[session.RefusedLifetime] >= 1 && r[session.RefusedClockAhead] >= 1
+	})
+	for i := 1; i <= 2; i++ {
+		if code, _ := checkOn(t, n1, fmt.Sprintf("%064x", i)); code != http.StatusNotFound {
+			t.Errorf("n1 took a session out of bounds: %d", code)
+		}
 	}
 }

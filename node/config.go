@@ -11,6 +11,7 @@ import (
 
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/session"
 )
 
 // Answers to a session for an email this site has no account for.
@@ -43,6 +44,8 @@ const minTokenLen = 16
 type Config struct {
 	// Node is who this node is and where it keeps its data.
 	Node NodeSection `yaml:"node"`
+	// Cluster holds the limits every node of the cluster must agree on.
+	Cluster ClusterSection `yaml:"cluster"`
 	// Site is the website this node sits beside.
 	Site SiteSection `yaml:"site"`
 	// Gossip is the cluster membership and dissemination listener.
@@ -71,6 +74,13 @@ type Config struct {
 	// Version is the software version the node advertises to its peers and in
 	// its status. Set by the CLI from its build version, never read from the file.
 	Version string `yaml:"-"`
+	// UnrevokeSelf takes this node's own site's revocation back when it
+	// starts (`ussync agent --unrevoke-self`): the way out for an
+	// administrator with a shell on this machine when no node that is not
+	// revoked is left to run `ussync sites unrevoke` (a compromised token
+	// revoked every other site). Set by the CLI, never read from the file:
+	// the API token cannot reach it.
+	UnrevokeSelf bool `yaml:"-"`
 }
 
 // NodeSection is the `node:` section.
@@ -86,6 +96,25 @@ type NodeSection struct {
 	// centre), "wan" (sites across the internet) or "local" (one machine,
 	// tests).
 	Profile string `yaml:"profile"`
+	// StrictPermissions refuses to start when a file holding a secret
+	// (gossip.secret_file, api.token_file, admin.password_file,
+	// smtp.password_file, public.tls_key) is open to other users: any
+	// permission for others or for its group, but a file root owns may be
+	// readable by its group (0640, as PostgreSQL allows for its key). Off,
+	// the node starts and logs a warning for each such file. Either way the
+	// data dir is made 0700 and its files 0600 (docs/operations.md).
+	StrictPermissions bool `yaml:"strict_permissions"`
+}
+
+// ClusterSection is the `cluster:` section: limits every node of the
+// cluster checks records and tickets against, so every node must use the
+// same values (docs/security.md, "Records and clocks").
+type ClusterSection struct {
+	// MaxClockOffset is the largest offset between two nodes' wall clocks
+	// the cluster tolerates: a record or a ticket stamped further ahead of
+	// this node's clock is refused, and a ticket may live this much longer
+	// than sync.ticket_ttl. Run NTP on every node.
+	MaxClockOffset Duration `yaml:"max_clock_offset"`
 }
 
 // SiteSection is the `site:` section.
@@ -136,6 +165,23 @@ type APISection struct {
 	Token string `yaml:"token"`
 	// TokenFile is a file holding the API token (surrounding whitespace ignored).
 	TokenFile string `yaml:"token_file"`
+	// AllowedHosts are host names, besides the built-in ones, that a
+	// request to the private listener may carry in its Host header. Built
+	// in: localhost and *.localhost, every IP address, and the host of
+	// Listen. Any other name is refused (421) so that a web page cannot
+	// reach the listener through DNS rebinding; list here the names the
+	// site's backend or a scraper uses to reach it (e.g. "ussync.internal").
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// ReadTimeout bounds reading one request, its body included: a client
+	// that sends slower is cut off.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds one request from the end of its headers to the
+	// end of its answer, handling included (a verification request waits
+	// for the mail server).
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// MaxConnections caps the connections the listener holds open at once;
+	// a connection over the cap is answered 503 and closed.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // PublicSection is the `public:` section.
@@ -152,6 +198,12 @@ type PublicSection struct {
 	// X-Forwarded-For / X-Forwarded-Proto headers are believed. Requests from
 	// other addresses are taken at their socket address. Empty: trust none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ReadTimeout, WriteTimeout and MaxConnections are as in the api
+	// section, for the public listener. Over the cap, a plain-HTTP
+	// connection is answered 503 and a TLS one is closed.
+	ReadTimeout    Duration `yaml:"read_timeout"`
+	WriteTimeout   Duration `yaml:"write_timeout"`
+	MaxConnections int      `yaml:"max_connections"`
 }
 
 // TrustedPrefixes returns TrustedProxies parsed and masked. Entries that do not
@@ -170,11 +222,23 @@ func (p PublicSection) TrustedPrefixes() []netip.Prefix {
 type SessionSection struct {
 	// TTL is the lifetime of a new session when the login does not give one.
 	TTL Duration `yaml:"ttl"`
+	// MaxTTL is the cluster's longest session: a login may not ask for a
+	// longer ttl, and a session record (from a peer, or inside a ticket)
+	// that lives longer than MaxTTL plus cluster.max_clock_offset is
+	// refused. Every node must use the same value.
+	MaxTTL Duration `yaml:"max_ttl"`
 	// HistoryRetention is how long ended and expired sessions are kept (for
 	// "where am I logged in" history and late gossip) before they are swept.
 	HistoryRetention Duration `yaml:"history_retention"`
 	// SweepInterval is how often the store removes records past retention.
 	SweepInterval Duration `yaml:"sweep_interval"`
+	// MaxOffset is the largest offset between two nodes' wall clocks the
+	// cluster tolerates: a record or ticket stamped further ahead of this
+	// node's clock is refused, and a member whose clock is further off is
+	// reported (status, log, metric). A cluster setting: give every node
+	// the same value. Run NTP; never raise it to hide a wrong clock
+	// (docs/security.md, "Records and clocks").
+	MaxOffset Duration `yaml:"max_offset"`
 }
 
 // SyncSection is the `sync:` section.
@@ -292,6 +356,12 @@ type VerificationSection struct {
 	ResendInterval Duration `yaml:"resend_interval"`
 	// MaxSendsPerHour is the most messages sent to one address in any hour.
 	MaxSendsPerHour int `yaml:"max_sends_per_hour"`
+	// MaxFailuresPerDay is the most wrong codes this node accepts for one
+	// address in any 24 hours, whatever the number of codes sent: past it,
+	// every code for the address is locked until the oldest failure is a
+	// day old (the link in the message still works: it cannot be guessed).
+	// It bounds the odds of guessing a code (docs/verification.md).
+	MaxFailuresPerDay int `yaml:"max_failures_per_day"`
 	// Templates is a directory whose verify.txt.tmpl and verify.html.tmpl
 	// (either or both) replace the built-in message templates: Go
 	// text/template and html/template over .Code, .Link, .Site, .Email and
@@ -328,6 +398,12 @@ func DefaultConfig() Config {
 			// WAN timings tolerate its latency and loss without false deaths.
 			Profile: string(gossip.ProfileWAN),
 		},
+		Cluster: ClusterSection{
+			// NTP keeps clocks within tens of milliseconds; 5 s leaves room
+			// for a clock just stepped, and bounds how far a wrong clock's
+			// writes can win (cockroach's HLC uses 500 ms on its own LAN).
+			MaxClockOffset: Duration(5 * time.Second),
+		},
 		Site: SiteSection{
 			// The point of ussync is one login for all sites; a site that wants
 			// its own registration only says so explicitly.
@@ -341,22 +417,49 @@ func DefaultConfig() Config {
 			// Loopback: the site's backend runs on the same machine, and
 			// nothing else should reach the private API.
 			Listen: "127.0.0.1:7947",
+			// A request of the private API is a small JSON body from the
+			// same machine: ten seconds is slack, and a client that
+			// dribbles its body is cut off soon.
+			ReadTimeout: Duration(10 * time.Second),
+			// Two minutes: a verification request waits for the mail
+			// server (smtp.timeout per step); a client that does not read
+			// its answer is cut off after it.
+			WriteTimeout: Duration(2 * time.Minute),
+			// Far above what a site's backend keeps open (a connection per
+			// PHP worker), far below the process's file limit.
+			MaxConnections: 4096,
 		},
 		Public: PublicSection{
 			// Loopback: the site's reverse proxy forwards <site url>ussync/ to
 			// it. Serving the internet directly needs tls_cert/tls_key and an
 			// explicit listen address.
 			Listen: "127.0.0.1:7948",
+			// Browsers send small requests; ten seconds covers a slow mobile
+			// link and cuts off a client dribbling a body (the reverse
+			// proxy in front usually buffers bodies anyway).
+			ReadTimeout: Duration(10 * time.Second),
+			// Every public answer is computed in milliseconds.
+			WriteTimeout: Duration(30 * time.Second),
+			// As for the API: room for every browser of a busy site behind
+			// a proxy that reuses its connections.
+			MaxConnections: 4096,
 		},
 		Session: SessionSection{
 			// 14 days: the usual "remember me" lifetime of CMS logins.
 			TTL: Duration(14 * 24 * time.Hour),
+			// A year: the longest "remember me" any site asks for; a
+			// session sealed to live longer is refused everywhere.
+			MaxTTL: Duration(8760 * time.Hour),
 			// 30 days: long enough to outlive any session and any partition
 			// a node may come back from, short enough to bound the store.
 			HistoryRetention: Duration(30 * 24 * time.Hour),
 			// A minute: expiry is checked on read, so sweeping only reclaims
 			// space and can be lazy, yet stays cheap per run.
 			SweepInterval: Duration(time.Minute),
+			// NTP keeps clocks within tens of milliseconds; five seconds
+			// leaves room for a clock just stepped (session.DefaultMaxOffset,
+			// cockroach's default is 500 ms for a database on one network).
+			MaxOffset: Duration(session.DefaultMaxOffset),
 		},
 		Sync: SyncSection{
 			// An unverified email must not log anyone in on other sites.
@@ -410,6 +513,9 @@ func DefaultConfig() Config {
 			// 5 an hour bounds what a stranger can make the node send to
 			// anyone's address (and the site's mail reputation).
 			MaxSendsPerHour: 5,
+			// 10 wrong codes a day: a typo-prone user never meets it, and
+			// a guesser's odds stay at 1 in 100,000 a day per site.
+			MaxFailuresPerDay: 10,
 		},
 		Log: LogSection{
 			// Info logs joins, leaves and errors, not each request.

@@ -48,6 +48,7 @@ func ParseConfig(data []byte, base Config) (Config, error) {
 	cfg.Gossip.Join = slices.Clone(base.Gossip.Join)
 	cfg.Gossip.Secrets = slices.Clone(base.Gossip.Secrets)
 	cfg.Public.TrustedProxies = slices.Clone(base.Public.TrustedProxies)
+	cfg.API.AllowedHosts = slices.Clone(base.API.AllowedHosts)
 	cfg.Sync.Modes = slices.Clone(base.Sync.Modes)
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))

@@ -113,7 +113,12 @@ func TestConfig_Validate(t *testing.T) {
 		{"public.listen", func(c *Config) { c.Public.Listen = c.API.Listen }},
 		{"public.tls_cert, public.tls_key", func(c *Config) { c.Public.TLSCert = "cert.pem" }},
 		{"public.trusted_proxies[0]", func(c *Config) { c.Public.TrustedProxies = []string{"10.0.0.1"} }},
+		{"cluster.max_clock_offset", func(c *Config) { c.Cluster.MaxClockOffset = 0 }},
+		{"cluster.max_clock_offset", func(c *Config) { c.Cluster.MaxClockOffset = Duration(time.Hour) }},
 		{"session.ttl", func(c *Config) { c.Session.TTL = 0 }},
+		{"session.ttl", func(c *Config) { c.Session.TTL = Duration(9000 * time.Hour) }},
+		{"session.max_ttl", func(c *Config) { c.Session.MaxTTL = 0 }},
+		{"session.max_ttl", func(c *Config) { c.Session.MaxTTL = Duration(20 * 8760 * time.Hour) }},
 		{"session.history_retention", func(c *Config) { c.Session.HistoryRetention = -1 }},
 		{"session.sweep_interval", func(c *Config) { c.Session.SweepInterval = Duration(time.Millisecond) }},
 		{"sync.ticket_ttl", func(c *Config) { c.Sync.TicketTTL = 0 }},
@@ -122,6 +127,8 @@ func TestConfig_Validate(t *testing.T) {
 		{"sync.modes[1]", func(c *Config) { c.Sync.Modes = []string{"chain", "carrier-pigeon"} }},
 		{"sync.modes[1]", func(c *Config) { c.Sync.Modes = []string{"lazy", "lazy"} }},
 		{"sync.hop_interval", func(c *Config) { c.Sync.HopInterval = 0 }},
+		{"verification.max_failures_per_day", func(c *Config) { c.Verification.MaxFailuresPerDay = 4 }},
+		{"verification.max_failures_per_day", func(c *Config) { c.Verification.MaxFailuresPerDay = 5000 }},
 		{"log.level", func(c *Config) { c.Log.Level = "loud" }},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }},
 	}
@@ -415,16 +422,20 @@ func TestConfig_ExampleFile(t *testing.T) {
 	}
 }
 
-// yamlKeys lists the second-level keys of the format, e.g. "data_dir".
+// yamlKeys lists the second-level keys of the format, e.g. "data_dir"
+// (yaml.v3 indents by four spaces).
 func yamlKeys(c Config) []string {
 	var keys []string
 	for _, line := range strings.Split(c.String(), "\n") {
-		if strings.HasPrefix(line, "    ") {
+		if !strings.HasPrefix(line, "    ") || strings.HasPrefix(line, "     ") {
 			continue
 		}
-		if k, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && strings.HasPrefix(line, "  ") && !strings.HasPrefix(k, "-") {
+		if k, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(k, "-") {
 			keys = append(keys, k)
 		}
+	}
+	if len(keys) < 20 {
+		panic(fmt.Sprintf("yamlKeys found %d keys: the format's indentation changed", len(keys)))
 	}
 	return keys
 }

@@ -24,6 +24,7 @@ import (
 func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.Node.validate,
+		c.Cluster.validate,
 		func() error { return c.Site.validate(c.Dev, c.Public.Listen) },
 		c.Gossip.validate,
 		c.API.validate,
@@ -119,8 +120,32 @@ func (a APISection) validate() error {
 	if a.Token != "" && a.TokenFile != "" {
 		return errors.New("api.token and api.token_file are both set; keep one")
 	}
+	for i, h := range a.AllowedHosts {
+		if !plainHost(h) || strings.Contains(h, ":") {
+			return fmt.Errorf("api.allowed_hosts[%d]: %q is not a host name (write it without scheme or port)", i, h)
+		}
+	}
+	return listenerLimits("api", a.ReadTimeout, a.WriteTimeout, a.MaxConnections)
+}
+
+// listenerLimits checks the timeouts and the connection cap of the HTTP
+// listener of section.
+func listenerLimits(section string, read, write Duration, maxConns int) error {
+	if read < Duration(time.Second) {
+		return fmt.Errorf("%s.read_timeout: %s is under 1s", section, read)
+	}
+	if write < Duration(time.Second) {
+		return fmt.Errorf("%s.write_timeout: %s is under 1s", section, write)
+	}
+	if maxConns < 1 || maxConns > maxConnectionsCap {
+		return fmt.Errorf("%s.max_connections: %d is not from 1 to %d", section, maxConns, maxConnectionsCap)
+	}
 	return nil
 }
+
+// maxConnectionsCap bounds api/public.max_connections: each connection
+// holds a file descriptor and a few KiB.
+const maxConnectionsCap = 1 << 20
 
 // validate checks the public section; its listener must not be the private
 // API's (apiListen).
@@ -143,6 +168,13 @@ func (p PublicSection) validate(apiListen string) error {
 			return fmt.Errorf("public.trusted_proxies[%d]: %q is not a CIDR prefix%s", i, pfx, hint)
 		}
 	}
+	return listenerLimits("public", p.ReadTimeout, p.WriteTimeout, p.MaxConnections)
+}
+
+func (c ClusterSection) validate() error {
+	if c.MaxClockOffset < Duration(100*time.Millisecond) || c.MaxClockOffset > Duration(time.Minute) {
+		return fmt.Errorf("cluster.max_clock_offset: %s is not from 100ms to 1m", c.MaxClockOffset)
+	}
 	return nil
 }
 
@@ -150,11 +182,23 @@ func (s SessionSection) validate() error {
 	if err := positive(s.TTL); err != nil {
 		return fmt.Errorf("session.ttl: %w", err)
 	}
+	if err := positive(s.MaxTTL); err != nil {
+		return fmt.Errorf("session.max_ttl: %w", err)
+	}
+	if s.MaxTTL > Duration(10*8760*time.Hour) {
+		return fmt.Errorf("session.max_ttl: %s is over ten years", s.MaxTTL)
+	}
+	if s.TTL > s.MaxTTL {
+		return fmt.Errorf("session.ttl: %s is over session.max_ttl (%s)", s.TTL, s.MaxTTL)
+	}
 	if err := positive(s.HistoryRetention); err != nil {
 		return fmt.Errorf("session.history_retention: %w", err)
 	}
 	if s.SweepInterval < Duration(time.Second) {
 		return fmt.Errorf("session.sweep_interval: %s is under 1s", s.SweepInterval)
+	}
+	if s.MaxOffset < Duration(100*time.Millisecond) || s.MaxOffset > Duration(time.Minute) {
+		return fmt.Errorf("session.max_offset: %s is not from 100ms to 1m (run NTP rather than raise it)", s.MaxOffset)
 	}
 	return nil
 }
@@ -248,6 +292,9 @@ func (v VerificationSection) validate() error {
 	}
 	if v.MaxSendsPerHour < 1 || v.MaxSendsPerHour > 1000 {
 		return fmt.Errorf("verification.max_sends_per_hour: %d is not from 1 to 1000", v.MaxSendsPerHour)
+	}
+	if v.MaxFailuresPerDay < v.MaxAttempts || v.MaxFailuresPerDay > 1000 {
+		return fmt.Errorf("verification.max_failures_per_day: %d is not from verification.max_attempts (%d) to 1000", v.MaxFailuresPerDay, v.MaxAttempts)
 	}
 	return nil
 }

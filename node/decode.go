@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
@@ -113,7 +112,6 @@ func jsonType(goType string) string {
 const (
 	maxNameBytes      = 256 // login and display_name
 	maxUserAgentBytes = 512
-	maxSessionTTL     = 8760 * time.Hour // a year
 )
 
 // pathEmail is the normalized {email} of the request path.
@@ -181,7 +179,12 @@ func queryLimit(q url.Values) (int, error) {
 // a query that does not parse, or a named parameter given more than once, is
 // a 400. Other parameters are ignored.
 func queryParams(r *http.Request, names ...string) (map[string]string, error) {
-	vals, err := url.ParseQuery(r.URL.RawQuery)
+	return queryOf(r.URL.RawQuery, names...)
+}
+
+// queryOf is queryParams over a raw query string.
+func queryOf(raw string, names ...string) (map[string]string, error) {
+	vals, err := url.ParseQuery(raw)
 	if err != nil {
 		return nil, refuse(errBadRequest, "the query string does not parse")
 	}

@@ -14,24 +14,35 @@
 // One service (service.go) performs every operation that changes a
 // replicated record: log in, end a session, log a user out everywhere,
 // update a user, mark one verified, move one to a new address, accept the
-// records a hand-off ticket carries. It builds each change with session's
+// records a hand-off ticket carries, revoke a site or take it back, reset
+// a damaged user (service_sites.go). It builds each change with session's
 // record changes (session/change.go) and applies it in one place: merged
 // into the store, then published to gossip, never the other way round.
 // Three faces translate HTTP to it, and none reaches another's type:
 //
 //   - the private API (api.go, routes.go, api_users.go, api_sessions.go,
-//     verify_api.go) for the site's backend, bearer token required; its Go
-//     client and wire types are package client;
-//   - the public endpoints (public.go, public_hop.go, verify_page.go) that
-//     browsers reach through the site: ticket redemption, whoami, logout,
-//     forward-auth, lazy mode's hops, verification links;
-//   - the admin page (admin.go, admin_login.go, admin_pages.go) on the
-//     private listener.
+//     api_handoff.go, api_sites.go, verify_api.go) for the site's backend,
+//     bearer token required; its Go client and wire types are package
+//     client;
+//   - the public endpoints (public.go, verify_page.go) that browsers reach
+//     through the site: the hand-off's steps, whoami, logout, forward-auth,
+//     verification links;
+//   - the admin page (admin.go, admin_login.go, admin_limit.go,
+//     admin_pages.go, admin_sites.go) on the private listener.
 //
-// The browser hand-off (handoff.go, sites.go, tickets.go, redeem.go) and
-// e-mail verification (verifier.go, mail.go) keep their own node-local
-// state (the replay cache, pending codes) and go through the service for
-// every replicated change.
+// Both listeners hold a bounded number of connections and cut off slow
+// requests; the private one answers only its own host names (listener.go).
+// The node keeps its data dir private and checks its secret files
+// (files.go), watches its members' clocks (clocks.go) and exports what
+// carries labels on /metrics (collector.go).
+//
+// The browser hand-off (handoff.go, sites.go, browser.go: its steps, each
+// bound to the browser that logged in; tickets.go, redeem.go) and e-mail
+// verification (verifier.go, mail.go) keep their own node-local state (the
+// replay cache, each site's cookie aliases in aliases.go, pending codes)
+// and go through the service for every replicated change. The public
+// listener serves the hand-off's steps over HTTP, and POST /v1/handoff runs
+// the same steps for a site that answers them itself.
 //
 // # Errors
 //
@@ -44,9 +55,11 @@
 // # Guarantees
 //
 // A change the private API acknowledges is in the store's write-ahead log
-// and has been handed to gossip. The session check (GET /v1/sessions/{id},
-// on every page view of every site) reads the store twice and writes no
-// log line. No answer, log line or metric holds a token, a secret, a
+// and has been handed to gossip. A node whose own site is revoked changes
+// no replicated record and answers only its status and the sites. The
+// session check (GET /v1/sessions/{id}, on every page view of every site)
+// reads the store twice (and an alias map in memory) and writes no log
+// line. No answer, log line or metric holds a token, a secret, a
 // verification code or a password; secrets are compared in constant time.
 // Handlers never panic the server: a panic is logged and answered 500.
 //

@@ -37,6 +37,14 @@ var (
 	// ErrTicketReplayed means a ticket (or a verification link) was already
 	// used on this site.
 	ErrTicketReplayed = errors.New("the ticket was already used here")
+	// ErrOtherBrowser means a hand-off was presented in another browser than
+	// the one it was made for: the browser holds no nonce cookie matching
+	// the ticket's binding, or (at the origin of a chain) does not hold the
+	// session the chain was started for. A captured hand-off URL ends here.
+	ErrOtherBrowser = errors.New("the hand-off was started in another browser")
+	// ErrSessionConflict means a ticket would replace the active session of
+	// another user in this browser: it is refused, never silently.
+	ErrSessionConflict = errors.New("this browser is logged in here as another user")
 	// ErrBadRedirect means a URL to send a browser to (next, return,
 	// return_to) is not under a member site's URL, or not a usable URL.
 	ErrBadRedirect = errors.New("not a member site's URL")
@@ -59,6 +67,17 @@ var (
 	// ErrLinkStale means a verification link's code was used, or replaced
 	// by a newer one.
 	ErrLinkStale = errors.New("the link's code was already used, or a newer code was sent")
+	// ErrSiteRevoked means an administrator revoked a site (`ussync sites
+	// revoke`) and the request needs that site's trust: a ticket of a
+	// session it minted, or a change made through the revoked node itself
+	// (a revoked node changes no replicated record).
+	ErrSiteRevoked = errors.New("the site was revoked by an administrator")
+	// ErrSessionSiteRevoked means a session is not active because the site
+	// that minted it was revoked (it is answered as a revoked session).
+	ErrSessionSiteRevoked = errors.New("the session's site was revoked by an administrator")
+	// ErrUnknownSite means a site operation named a site this node has never
+	// heard of: not a member, never revoked, no session of it.
+	ErrUnknownSite = errors.New("no such site")
 )
 
 // Refusals of a request's form, made by the HTTP handlers themselves.
@@ -75,6 +94,7 @@ var (
 	errCSRF             = errors.New("cross-site request refused")
 	errUnauthorized     = errors.New(`missing or invalid API token: send "Authorization: Bearer <api token>"`)
 	errUnavailable      = errors.New("unavailable")
+	errWrongHost        = errors.New("the Host header names no name of this listener")
 	errInternal         = errors.New("internal error; the node's log has the details")
 )
 

@@ -29,6 +29,8 @@ const (
 	sitesTTL = time.Second
 	// ticketKindHop marks a lazy-mode hop request (see ticketPayload).
 	ticketKindHop = "hop"
+	// ticketKindBind marks the bind state of a chain's first pass.
+	ticketKindBind = "bind"
 	// ticketKindSession is the metric label of session tickets (their
 	// payload has no kind).
 	ticketKindSession = "session"
@@ -56,10 +58,22 @@ type handoffConfig struct {
 	SiteURL string
 	// TicketTTL is a ticket's lifetime (sync.ticket_ttl).
 	TicketTTL time.Duration
+	// MaxOffset is the cluster's max clock offset
+	// (cluster.max_clock_offset): a ticket issued further in the future,
+	// or living longer than TicketTTL plus it, is refused. Zero:
+	// crypto.MaxClockSkew.
+	MaxOffset time.Duration
 	// BindIP binds the tickets this node seals to the client IP
 	// (sync.bind_ip). Tickets bound by another node are checked whatever it
 	// is.
 	BindIP bool
+	// FreshSince, when set, is when this node started on an empty data dir
+	// (session.Store.Fresh): its replay cache is gone, so a session ticket
+	// issued before then, which it may have redeemed before it lost its
+	// data, is refused. (Clocks within the max offset: a node restarted
+	// within that offset of a redemption could miss a replay; a ticket is
+	// bound to one browser as well.)
+	FreshSince time.Time
 	// HopInterval is the lifetime of the ussync_checked cookie
 	// (sync.hop_interval).
 	HopInterval time.Duration
@@ -78,7 +92,7 @@ type handoffConfig struct {
 	Modes []string
 	// OnUnknownUser is site.on_unknown_user: redeeming a ticket for a user
 	// this site does not know creates it ("create", the default when empty)
-	// or is refused ("reject"). See siteUsers.
+	// or is refused ("reject"). See User.KnownTo.
 	OnUnknownUser string
 }
 
@@ -102,6 +116,9 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	if cfg.TicketTTL <= 0 {
 		cfg.TicketTTL = time.Minute
 	}
+	if cfg.MaxOffset <= 0 {
+		cfg.MaxOffset = crypto.MaxClockSkew
+	}
 	if cfg.HopInterval <= 0 {
 		cfg.HopInterval = 10 * time.Minute
 	}
@@ -118,7 +135,7 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	h := &handoff{handoffConfig: cfg, self: self}
 	h.issued = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ussync_tickets_issued_total",
-		Help: `Hand-off tickets sealed by this node, by kind ("session" for a browser's session, "hop" for a lazy-mode request).`,
+		Help: `Hand-off tickets sealed by this node, by kind ("session" for a browser's session, "hop" for a lazy-mode request, "bind" for the first pass of a chain).`,
 	}, []string{"kind"})
 	h.redeemed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ussync_tickets_redeemed_total",

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -42,9 +43,12 @@ var answers = []answer{
 	// Users and sessions.
 	{session.ErrNotFound, http.StatusNotFound, client.CodeNotFound, ""},
 	{ErrUserMoved, http.StatusConflict, client.CodeUserMoved, ""},
+	{ErrUnknownSite, http.StatusNotFound, client.CodeNotFound, ""},
+	{ErrSiteRevoked, http.StatusForbidden, client.CodeSiteRevoked, ""},
 	{ErrSessionEnded, http.StatusGone, client.CodeSessionEnded, ""},
 	{ErrSessionRevoked, http.StatusGone, client.CodeSessionRevoked, ""},
 	{ErrSessionExpired, http.StatusGone, client.CodeSessionExpired, ""},
+	{ErrSessionSiteRevoked, http.StatusGone, client.CodeSessionRevoked, ""},
 	{ErrNoSession, http.StatusUnauthorized, client.CodeNoSession, ""},
 	// The hand-off.
 	{crypto.ErrTicketMalformed, http.StatusBadRequest, client.CodeTicketMalformed, ""},
@@ -52,6 +56,11 @@ var answers = []answer{
 	{crypto.ErrTicketTampered, http.StatusBadRequest, client.CodeTicketTampered, ""},
 	{crypto.ErrTicketExpired, http.StatusGone, client.CodeTicketExpired, ""},
 	{crypto.ErrTicketNotYetValid, http.StatusGone, client.CodeTicketExpired, ""},
+	{crypto.ErrTicketLifetime, http.StatusBadRequest, client.CodeTicketLifetime, ""},
+	{session.ErrLifetime, http.StatusBadRequest, client.CodeTicketLifetime, ""},
+	{session.ErrClockAhead, http.StatusGone, client.CodeTicketExpired, ""},
+	{ErrOtherBrowser, http.StatusForbidden, client.CodeOtherBrowser, ""},
+	{ErrSessionConflict, http.StatusConflict, client.CodeSessionConflict, ""},
 	{ErrTicketWrongTarget, http.StatusForbidden, client.CodeTicketWrongTarget, ""},
 	{ErrTicketIPMismatch, http.StatusForbidden, client.CodeTicketIPMismatch, ""},
 	{ErrTicketReplayed, http.StatusConflict, client.CodeTicketReplayed, ""},
@@ -67,6 +76,7 @@ var answers = []answer{
 	// The node itself.
 	{session.ErrClosed, http.StatusServiceUnavailable, client.CodeUnavailable, "the node is shutting down"},
 	{errUnavailable, http.StatusServiceUnavailable, client.CodeUnavailable, ""},
+	{errWrongHost, http.StatusMisdirectedRequest, client.CodeWrongHost, ""},
 	{errInternal, http.StatusInternalServerError, client.CodeInternal, ""},
 }
 
@@ -127,13 +137,21 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if rf, ok := errors.AsType[*refusal](err); ok {
 		body.Session = rf.session
 	}
-	writeJSON(w, a.status, &body)
+	_ = writeJSON(w, a.status, &body) // an error body always encodes
 }
 
-// writeJSON answers v as JSON with the status. v must encode (the API's own
-// view types always do).
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers v as JSON with the status. It encodes v before it
+// writes anything: when v does not encode (a time past the year 9999, a
+// damaged record's), nothing is written and the error is returned, for the
+// handler to return in turn: writeError then logs it and answers 500, never
+// an empty 200. A failed write is the client gone, and is not returned.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode the answer: %w", err)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // a failed write is the client gone
+	w.Write(append(b, '\n'))
+	return nil
 }

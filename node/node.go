@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -37,16 +36,17 @@ type Node struct {
 	gossip  *gossip.Gossip
 	metrics *Metrics
 	verify  *verifier
-	apiLn   net.Listener
-	pubLn   net.Listener
+	apiLn   *limitListener
+	pubLn   *limitListener
 	apiSrv  *http.Server
 	pubSrv  *http.Server
 
-	started   bool // Start succeeded
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	started    bool // Start succeeded
+	modesFixed int  // data dir entries whose modes open() made private
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // New builds a node from a validated Config. It opens nothing.
@@ -62,6 +62,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 // unusable data dir is an error, and what Start opened is released by Close.
 // Failing to reach the join addresses is not: the node keeps retrying.
 func (n *Node) Start(ctx context.Context) error {
+	if err := n.checkSecretFiles(); err != nil {
+		return err
+	}
 	secrets, err := n.cfg.Secrets()
 	if err != nil {
 		return err
@@ -86,15 +89,26 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := n.unrevokeSelf(); err != nil {
+		return err
+	}
+	// The private listener answers only to its own names (DNS rebinding).
+	private = newHostGuard(private, n.cfg.API.Listen, n.cfg.API.AllowedHosts, n.log)
+	// ReadTimeout covers a request's body too (a client dribbling one is cut
+	// off); WriteTimeout covers handling and answering. No answer streams.
 	n.apiSrv = &http.Server{
 		Handler:           private,
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       time.Duration(n.cfg.API.ReadTimeout),
+		WriteTimeout:      time.Duration(n.cfg.API.WriteTimeout),
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
 	n.pubSrv = &http.Server{
 		Handler:           pub,
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       time.Duration(n.cfg.Public.ReadTimeout),
+		WriteTimeout:      time.Duration(n.cfg.Public.WriteTimeout),
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
@@ -113,32 +127,49 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	n.started = true
+	if n.modesFixed > 0 {
+		n.log.Info("data dir made private: directories 0700, files 0600", "dir", n.cfg.Node.DataDir, "changed", n.modesFixed)
+	}
 	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
 	return nil
 }
 
-// open opens the store and binds both HTTP listeners. A dev node's default
-// site URL takes the public listener's real port.
+// open secures the data dir, opens the store and binds both HTTP
+// listeners. A dev node's default site URL takes the public listener's real
+// port.
 func (n *Node) open() error {
-	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	fixed, err := secureDataDir(n.cfg.Node.DataDir)
+	if err != nil {
+		return err
 	}
-	var err error
 	n.store, err = session.Open(session.Options{
 		Dir:       n.cfg.Node.DataDir,
 		Now:       n.Now,
 		Retention: time.Duration(n.cfg.Session.HistoryRetention),
 		Logger:    n.log,
+		// The cluster's limits: every record from a peer or in a ticket is
+		// checked against them.
+		MaxOffset:     time.Duration(n.cfg.Cluster.MaxClockOffset),
+		MaxSessionTTL: time.Duration(n.cfg.Session.MaxTTL),
 	})
 	if err != nil {
 		return err
 	}
-	if n.apiLn, err = listenAPI(n.cfg.API.Listen); err != nil {
+	// Badger creates some of its files 0644 (0666 less the umask).
+	k, err := secureDataDir(n.cfg.Node.DataDir)
+	if err != nil {
+		return err
+	}
+	n.modesFixed = fixed + k // logged once the node has started: a failed start says one thing
+	ln, err := listenAPI(n.cfg.API.Listen)
+	if err != nil {
 		return fmt.Errorf("listen for the private API: %w", err)
 	}
-	if n.pubLn, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
+	n.apiLn = newLimitListener(ln, n.cfg.API.MaxConnections, false)
+	if ln, err = net.Listen("tcp", n.cfg.Public.Listen); err != nil {
 		return fmt.Errorf("listen for the public endpoints: %w", err)
 	}
+	n.pubLn = newLimitListener(ln, n.cfg.Public.MaxConnections, n.cfg.Public.TLSCert != "")
 	if n.cfg.Dev && n.cfg.Site.URL == devSiteURL(n.cfg.Public.Listen) {
 		n.cfg.Site.URL = "http://" + n.pubLn.Addr().String() + "/"
 	}
@@ -171,10 +202,12 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 		Store:           n.store,
 		Name:            n.cfg.Node.Name,
 		TTL:             time.Duration(n.cfg.Session.TTL),
+		MaxTTL:          time.Duration(n.cfg.Session.MaxTTL),
 		RequireVerified: n.cfg.Sync.RequireVerified,
 		Publish:         n.gossip.Publish,
 		Log:             n.log,
 		Metrics:         n.metrics,
+		Members:         n.gossip.Members,
 	})
 	ho, err := newHandoff(handoffConfig{
 		Keyring:       n.keyring,
@@ -182,6 +215,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 		Name:          n.cfg.Node.Name,
 		SiteURL:       n.cfg.Site.URL,
 		TicketTTL:     time.Duration(n.cfg.Sync.TicketTTL),
+		MaxOffset:     time.Duration(n.cfg.Cluster.MaxClockOffset),
 		BindIP:        n.cfg.Sync.BindIP,
 		HopInterval:   time.Duration(n.cfg.Sync.HopInterval),
 		Modes:         n.cfg.Sync.Modes,
@@ -189,9 +223,13 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 		Log:           n.log,
 		Metrics:       n.metrics,
 		OnUnknownUser: n.cfg.Site.OnUnknownUser,
+		FreshSince:    n.freshSince(),
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := svc.migrateKnown(); err != nil {
+		return nil, nil, fmt.Errorf("move the users this site knows into their records: %w", err)
 	}
 	if n.verify, err = n.newVerifier(); err != nil {
 		return nil, nil, err
@@ -225,7 +263,17 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	return mux, public, nil
 }
 
-func (n *Node) serve(srv *http.Server, ln net.Listener) {
+// freshSince is when a node that started on an empty data dir started
+// (it refuses the tickets issued before); zero for a node that kept its
+// data.
+func (n *Node) freshSince() time.Time {
+	if !n.store.Fresh() {
+		return time.Time{}
+	}
+	return n.store.Now()
+}
+
+func (n *Node) serve(srv *http.Server, ln *limitListener) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -241,7 +289,9 @@ func (n *Node) serve(srv *http.Server, ln net.Listener) {
 	}()
 }
 
-// housekeeping sweeps history past retention and reclaims disk space.
+// housekeeping sweeps history past retention, reclaims disk space, keeps
+// the data dir private (files Badger created since are made 0600) and logs
+// the members whose clocks go beyond the max offset.
 func (n *Node) housekeeping(ctx context.Context) {
 	defer n.wg.Done()
 	interval := time.Duration(n.cfg.Session.SweepInterval)
@@ -252,10 +302,15 @@ func (n *Node) housekeeping(ctx context.Context) {
 	defer sweep.Stop()
 	gc := time.NewTicker(time.Hour)
 	defer gc.Stop()
+	clocks := time.NewTicker(clockCheckInterval)
+	defer clocks.Stop()
+	skewed := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-clocks.C:
+			n.clockWatch(skewed)
 		case <-sweep.C:
 			if k, err := n.store.Sweep(ctx); err != nil {
 				n.log.Error("sweep history", "err", err)
@@ -264,6 +319,9 @@ func (n *Node) housekeeping(ctx context.Context) {
 			}
 		case <-gc.C:
 			n.store.GC()
+			if _, err := secureDataDir(n.cfg.Node.DataDir); err != nil {
+				n.log.Warn("keep the data dir private", "err", err)
+			}
 		}
 	}
 }
@@ -286,7 +344,7 @@ func (n *Node) Close(ctx context.Context) error {
 				}
 			}
 		}
-		for _, ln := range []net.Listener{n.apiLn, n.pubLn} {
+		for _, ln := range []*limitListener{n.apiLn, n.pubLn} {
 			if ln != nil {
 				ln.Close() // a listener never served (Start failed) is closed here
 			}
@@ -335,6 +393,23 @@ func (n *Node) Kill() {
 	})
 }
 
+// unrevokeSelf takes this node's own site's revocation back, under
+// Config.UnrevokeSelf, before the node serves or joins: the record is
+// gossiped once the node joins (anti-entropy carries it to every peer).
+func (n *Node) unrevokeSelf() error {
+	name := n.cfg.Node.Name
+	if !n.cfg.UnrevokeSelf || !n.store.Site(name).IsRevoked() {
+		return nil
+	}
+	x := session.UnrevokeSite(name, n.store.Clock().Now(), name)
+	if _, err := n.store.Apply(session.Record{Site: &x}); err != nil {
+		return fmt.Errorf("take this site's revocation back: %w", err)
+	}
+	n.gossip.Publish([]session.Record{{Site: &x}})
+	n.log.Warn("this site's revocation taken back at start (--unrevoke-self): its new logins are active again once its peers hear it", "site", name)
+	return nil
+}
+
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Node.Name }
 
@@ -362,7 +437,7 @@ func (n *Node) Store() *session.Store { return n.store }
 // Gossip is the node's gossip member (after Start).
 func (n *Node) Gossip() *gossip.Gossip { return n.gossip }
 
-func addrOf(ln net.Listener) string {
+func addrOf(ln *limitListener) string {
 	if ln == nil {
 		return ""
 	}

@@ -35,6 +35,7 @@ type userJSON struct {
 	VerifiedAt    *time.Time `json:"verified_at"`
 	RevokedBefore *time.Time `json:"revoked_before"`
 	CreatedAt     *time.Time `json:"created_at"`
+	Bound         bool       `json:"bound"`
 }
 
 type loginJSON struct {
@@ -133,10 +134,12 @@ func TestAPI_PutUser(t *testing.T) {
 		}
 	})
 	t.Run("verify", func(t *testing.T) {
+		// The first verification is kept (who proved the mailbox first,
+		// and how); a later one binds its site all the same.
 		for _, via := range []string{session.VerifiedRegistration, session.VerifiedAdmin} {
 			var u userJSON
 			e.do("PUT", "/v1/users/alice@example.com", map[string]string{"verified_via": via}).want(t, http.StatusOK, &u)
-			if !u.Verified || u.VerifiedVia != via || u.VerifiedAt == nil {
+			if !u.Verified || u.VerifiedVia != session.VerifiedRegistration || u.VerifiedAt == nil || !u.Bound {
 				t.Errorf("user %+v", u)
 			}
 		}
@@ -247,7 +250,7 @@ func TestAPI_CreateSession(t *testing.T) {
 	t.Run("unverified user stays local", func(t *testing.T) {
 		e := newAPIEnv(t)
 		l := e.login(t, "u@example.com", false)
-		if l.Synced || l.Session.Synced || l.Reason == nil || *l.Reason != reasonNotVerified {
+		if l.Synced || l.Session.Synced || l.Reason == nil || *l.Reason != session.ReasonNotVerified {
 			t.Errorf("synced %v/%v reason %v", l.Synced, l.Session.Synced, l.Reason)
 		}
 		for _, rec := range e.pub.take() {

@@ -10,29 +10,18 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/ussync/ussync/client"
-	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
-)
-
-// Cookies the public listener sets, scoped to the site's path.
-const (
-	// cookieSession holds the session token (the same session on every site).
-	cookieSession = "ussync_session"
-	// cookieChecked marks a browser that lazy mode just sent round the
-	// other sites: its backend does not send it again before it expires.
-	cookieChecked = "ussync_checked"
 )
 
 // Public listener limits.
 const (
 	// maxTokenBytes: a cookie value longer than any token is not looked up.
 	maxTokenBytes = 128
-	// maxCookieTries bounds the ussync_session cookies looked up for one
+	// maxCookieTries bounds the cookies of one name looked up for one
 	// request (nested site paths may send several).
-	maxCookieTries = 4
+	maxCookieTries = 8
 	// corsMaxAge is how long browsers may cache a preflight answer (seconds).
 	corsMaxAge = "600"
 	// refusedHeader names the refusal of a ticket whose browser was sent on
@@ -110,14 +99,13 @@ func newPublic(d publicDeps) (http.Handler, error) {
 	}
 	get := []string{http.MethodGet}
 	p.routes = map[string]publicRoute{
-		"sync":     {methods: get, serve: p.sync},
-		"whoami":   {methods: get, preflight: "GET", serve: p.whoami},
-		"logout":   {methods: []string{http.MethodPost}, preflight: "POST", serve: p.logout},
-		"auth":     {serve: p.auth}, // forward-auth proxies may send the original method
-		"hop":      {methods: get, serve: p.hop},
-		"hop/ask":  {methods: get, serve: p.hopAsk},
-		"hop/done": {methods: get, serve: p.hopDone},
-		"verify":   {methods: get, serve: p.verify},
+		"whoami": {methods: get, preflight: "GET", serve: p.whoami},
+		"logout": {methods: []string{http.MethodPost}, preflight: "POST", serve: p.logout},
+		"auth":   {serve: p.auth}, // forward-auth proxies may send the original method
+		"verify": {methods: []string{http.MethodGet, http.MethodPost}, serve: p.verify},
+	}
+	for path := range steps {
+		p.routes[path] = publicRoute{methods: get, serve: p.step(path)}
 	}
 	for path, rt := range p.routes {
 		method := "*"
@@ -151,7 +139,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, p.log, refuse(errMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
 			return
 		}
-		writeJSON(w, http.StatusOK, healthBody)
+		_ = writeJSON(w, http.StatusOK, healthBody)
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, p.base)
@@ -214,126 +202,31 @@ func securityHeaders(h http.Header, sites []site) {
 	h.Set("Cache-Control", "no-store")
 }
 
-// redirect answers 303 See Other to loc, with no body.
-func redirect(w http.ResponseWriter, loc string) {
-	w.Header().Set("Location", loc)
-	w.WriteHeader(http.StatusSeeOther)
-}
-
-// secure reports whether cookies set for this request get Secure: the site
-// is https, or the request came over TLS (directly or through a trusted
-// proxy), or it is an iframe hand-off on a localhost site (browsers treat
-// localhost as secure, and SameSite=None needs Secure).
-func (p *public) secure(pr *publicReq, iframe bool) bool {
-	return p.h.self.https() || pr.client.HTTPS || (iframe && p.h.self.localhost())
-}
-
-// setCookie sets an HttpOnly cookie scoped to the site's path. maxAge < 0
-// deletes it.
-func (p *public) setCookie(w http.ResponseWriter, name, value string, maxAge int, sameSite http.SameSite, secure bool) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     name,
-		Value:    value,
-		Path:     p.h.self.URL.EscapedPath(),
-		MaxAge:   maxAge,
-		HttpOnly: true,
-		Secure:   secure,
-		SameSite: sameSite,
-	})
-}
-
-// browserSession is the active session of a request's cookie.
-type browserSession struct {
-	Token   string
-	Session session.Session
-	User    session.User
-}
-
-// cookieSession finds the active session of the request's ussync_session
-// cookie: token → id (SessionID) → store. ok is false when there is none.
-func (p *public) cookieSession(r *http.Request) (bs browserSession, ok bool, err error) {
-	now := p.svc.now()
-	for i, c := range r.CookiesNamed(cookieSession) {
-		if i >= maxCookieTries {
-			break
-		}
-		if c.Value == "" || len(c.Value) > maxTokenBytes {
-			continue
-		}
-		s, err := p.svc.Store.Session(crypto.SessionID(c.Value))
-		if errors.Is(err, session.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return bs, false, fmt.Errorf("read session: %w", err)
-		}
-		u, _, err := p.svc.user(s.Email)
-		if err != nil {
-			return bs, false, err
-		}
-		if s.StateAt(u, now) == session.StateActive {
-			return browserSession{Token: c.Value, Session: s, User: u}, true, nil
-		}
-	}
-	return bs, false, nil
-}
-
-// sync is GET /ussync/v1/sync?t=TICKET[&next=URL][&m=iframe]: redeem a
-// ticket, set the cookie, then go down a chain ticket's route, to next, or
-// answer 204.
-func (p *public) sync(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	q, err := queryParams(r, "t", "next", "m")
-	if err != nil {
-		return err
-	}
-	iframe := false
-	switch q["m"] {
-	case "":
-	case client.ModeIframe:
-		iframe = true
-	default:
-		return refuse(errInvalidField, "query parameter \"m\" must be %q or absent", client.ModeIframe)
-	}
-	next := ""
-	if raw, ok := q["next"]; ok {
-		u, err := memberRedirect(pr.sites, "query parameter \"next\"", raw)
+// step serves the browser step path (browser.go) as HTTP: the query and
+// the cookies in, the cookies, the refusal header and a 303 or 204 out.
+func (p *public) step(path string) func(http.ResponseWriter, *http.Request, *publicReq) error {
+	return func(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+		res, err := p.h.runStep(path, r.URL.RawQuery, browserOf(r, pr.client), pr.sites)
 		if err != nil {
 			return err
 		}
-		next = u.String()
-	}
-	rd, err := p.h.redeem(q["t"], pr.client.String())
-	loc := p.h.chainNext(pr.sites, q["t"], rd.Rest, next)
-	if loc == "" {
-		loc = next
-	}
-	if err != nil {
-		a, _, ok := answerOf(err)
-		if !ok || a.status >= 500 || loc == "" {
-			return err
+		for _, c := range res.Cookies {
+			http.SetCookie(w, c)
 		}
-		// Refused, but the browser has somewhere to go: send it on, so one
-		// bad site does not strand the user (logged and counted by redeem).
-		w.Header().Set(refusedHeader, a.code)
-	} else {
-		sameSite := http.SameSiteLaxMode
-		if iframe {
-			sameSite = http.SameSiteNoneMode
+		if res.Refused != "" {
+			w.Header().Set(refusedHeader, res.Refused)
 		}
-		p.setCookie(w, cookieSession, rd.Token, maxAgeUntil(rd.Session.ExpiresAt, p.svc.now()), sameSite, p.secure(pr, iframe))
-	}
-	if loc != "" {
-		redirect(w, loc)
+		if res.Location != "" {
+			w.Header().Set("Location", res.Location)
+		}
+		w.WriteHeader(res.Status)
 		return nil
 	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
-// maxAgeUntil is a cookie Max-Age (seconds, at least 1) that ends at the
-// Unix-millisecond time end.
-func maxAgeUntil(end int64, now time.Time) int {
-	return max(1, int((end-now.UnixMilli())/1000))
+// sessions returns the active sessions of the request's session cookies.
+func (p *public) sessions(r *http.Request, pr *publicReq) ([]browserSession, error) {
+	return p.h.browserSessions(browserOf(r, pr.client))
 }
 
 // cors sets the CORS answer headers: the Origin is echoed, with
@@ -375,17 +268,17 @@ type whoamiAnswer struct {
 // whoami is GET /ussync/v1/whoami: who the browser is on this site.
 func (p *public) whoami(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
 	cors(w, r, pr)
-	bs, ok, err := p.cookieSession(r)
+	held, err := p.sessions(r, pr)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if len(held) == 0 {
 		return ErrNoSession
 	}
+	bs := held[0]
 	ans := whoamiAnswer{Email: bs.Session.Email, Login: bs.User.Login.V, DisplayName: bs.User.DisplayName.V}
-	ans.Session, _ = newSessionView(&bs.Session, &bs.User, p.svc.now())
-	writeJSON(w, http.StatusOK, &ans)
-	return nil
+	ans.Session, _ = p.svc.view(&bs.Session, &bs.User, p.svc.now())
+	return writeJSON(w, http.StatusOK, &ans)
 }
 
 // fromMember reports whether a state-changing request comes from a member
@@ -405,8 +298,11 @@ func fromMember(r *http.Request, sites []site) bool {
 	return memberOrigin(sites, originOf(u))
 }
 
-// logout is POST /ussync/v1/logout[?everywhere=1]: end this browser's
-// session (or all of its user's), on every site, and clear the cookie.
+// logout is POST /ussync/v1/logout[?everywhere=1]: end every active
+// session the browser's cookies on this site hold (or all of their users'
+// sessions), on every site, and clear the cookies. A browser may hold
+// several (nested site paths, a cookie from before the site moved to an
+// https root): none is left alive behind a logout.
 func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
 	cors(w, r, pr)
 	if !fromMember(r, pr.sites) {
@@ -424,50 +320,60 @@ func (p *public) logout(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	default:
 		return refuse(errInvalidField, "query parameter \"everywhere\" must be 1 or 0")
 	}
-	bs, ok, err := p.cookieSession(r)
+	held, err := p.sessions(r, pr)
 	if err != nil {
 		return err
 	}
 	n := 0
-	switch {
-	case !ok:
-	case everywhere:
-		if n, err = p.svc.logoutEverywhere(bs.Session.Email); err != nil {
-			return err
-		}
-	default:
-		_, ended, err := p.svc.end(bs.Session, bs.User, session.EndLogout)
-		if err != nil {
-			return err
-		}
-		if ended {
-			n = 1
+	done := map[string]bool{}
+	for _, bs := range held {
+		switch {
+		case everywhere && !done[bs.Session.Email]:
+			done[bs.Session.Email] = true
+			k, err := p.svc.logoutEverywhere(bs.Session.Email)
+			if err != nil {
+				return err
+			}
+			n += k
+		case !everywhere:
+			_, ended, err := p.svc.end(bs.Session, bs.User, session.EndLogout)
+			if err != nil {
+				return err
+			}
+			if ended {
+				n++
+			}
 		}
 	}
-	p.setCookie(w, cookieSession, "", -1, http.SameSiteLaxMode, p.secure(pr, false))
-	writeJSON(w, http.StatusOK, &struct {
+	br := browserOf(r, pr.client)
+	http.SetCookie(w, p.h.cookie(cookieSession, "", -1, http.SameSiteLaxMode, p.h.secure(br, false)))
+	if !p.h.self.hostCookies() && len(r.CookiesNamed(hostPrefix+cookieSession)) > 0 {
+		// A __Host- cookie of the same host is deleted only under its own
+		// name; it can be deleted only over https.
+		http.SetCookie(w, &http.Cookie{Name: hostPrefix + cookieSession, Path: "/", MaxAge: -1, Secure: true, HttpOnly: true})
+	}
+	return writeJSON(w, http.StatusOK, &struct {
 		Ended int `json:"ended"`
 	}{n})
-	return nil
 }
 
 // auth is /ussync/v1/auth, any method: forward-auth for reverse proxies.
 // 200 with X-Ussync-Email and X-Ussync-Session when the cookie's session is
 // active, else 401.
 func (p *public) auth(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	bs, ok, err := p.cookieSession(r)
+	held, err := p.sessions(r, pr)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if len(held) == 0 {
 		return ErrNoSession
 	}
+	bs := held[0]
 	h := w.Header()
 	h.Set("X-Ussync-Email", bs.Session.Email)
 	h.Set("X-Ussync-Session", bs.Session.ID)
-	writeJSON(w, http.StatusOK, &struct {
+	return writeJSON(w, http.StatusOK, &struct {
 		Email   string `json:"email"`
 		Session string `json:"session"`
 	}{bs.Session.Email, bs.Session.ID})
-	return nil
 }

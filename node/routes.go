@@ -15,8 +15,9 @@ type route struct {
 }
 
 // routeTable is every call of the private API, in one place (README "The
-// private API", docs/users.md, docs/verification.md, docs/handoff.md). The
-// handlers are in api_users.go, api_sessions.go and verify_api.go.
+// private API", docs/users.md, docs/verification.md, docs/handoff.md,
+// docs/security.md). The handlers are in api_users.go, api_sessions.go,
+// api_sites.go and verify_api.go.
 func (a *api) routeTable() []route {
 	return []route{
 		{"PUT /v1/users/{email}", true, a.putUser},
@@ -27,6 +28,7 @@ func (a *api) routeTable() []route {
 		{"POST /v1/users/{email}/rename", true, a.renameUser},
 		{"POST /v1/users/{email}/verification", true, a.requestVerification},
 		{"POST /v1/users/{email}/verify", true, a.verifyCode},
+		{"POST /v1/users/{email}/reset", true, a.resetUser},
 
 		{"POST /v1/sessions", true, a.createSession},
 		{"GET /v1/sessions", true, a.listSessions},
@@ -34,7 +36,12 @@ func (a *api) routeTable() []route {
 		{"DELETE /v1/sessions/{id}", true, a.endSession},
 		{"POST /v1/sessions/{id}/revoke", true, a.revokeSession},
 
+		{"GET /v1/sites", true, a.listSites},
+		{"POST /v1/sites/{name}/revoke", true, a.revokeSite},
+		{"POST /v1/sites/{name}/unrevoke", true, a.unrevokeSite},
+
 		{"POST /v1/tickets/redeem", true, a.redeemTicket},
+		{"POST /v1/handoff", true, a.handoffStep},
 		{"GET /v1/status", true, a.status},
 
 		{"GET /healthz", false, health},
@@ -48,8 +55,7 @@ var healthBody = &struct {
 
 // health is GET /healthz: the node answers.
 func health(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, healthBody)
-	return nil
+	return writeJSON(w, http.StatusOK, healthBody)
 }
 
 // metricsHandler is GET /metrics: the node's Prometheus registry.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/session"
 )
 
@@ -19,8 +20,12 @@ type serviceConfig struct {
 	Name string
 	// TTL is the lifetime of a session whose login gives none (session.ttl).
 	TTL time.Duration
-	// RequireVerified keeps sessions of unverified users on this site
-	// (sync.require_verified).
+	// MaxTTL is the longest session a login may ask for (session.max_ttl).
+	// Zero: session.DefaultMaxSessionTTL.
+	MaxTTL time.Duration
+	// RequireVerified keeps a session on this site unless its user's
+	// address is verified and this site is bound to it (User.Travels):
+	// sync.require_verified. Off, every session travels.
 	RequireVerified bool
 	// Publish hands the records an operation changed to gossip (eager push,
 	// then rebroadcast). Only replicated records are handed over. It must
@@ -31,6 +36,9 @@ type serviceConfig struct {
 	Log *slog.Logger
 	// Metrics counts the sessions created and ended. Nil makes a private set.
 	Metrics *Metrics
+	// Members lists every member gossip knows, whatever its state (the
+	// sites an administrator may revoke). Nil: none but this node.
+	Members func() []gossip.Member
 }
 
 // service performs the cluster's operations on this node: log in, end a
@@ -42,13 +50,17 @@ type serviceConfig struct {
 // and goes through apply: merged into the store, then published, in that
 // order, so that a peer never hears of a change this node has not made.
 //
+// What a site knows of a user travels in the user's record (session's
+// MarkKnown, Bind, Verify): the site that writes is always this node's
+// (Name), so one site's API token binds and marks its own site only.
+//
 // Its errors are values (errors.go): session.ErrNotFound, ErrUserMoved,
 // ErrInvalidCode, and failures of the store. It is safe for concurrent use.
 type service struct {
 	serviceConfig
-	// users are the users this site knows, and which of them its backend
-	// has not acknowledged yet (siteusers.go).
-	users *siteUsers
+	// aliases are the cookie tokens this site minted for the sessions
+	// hand-offs brought it (aliases.go).
+	aliases *aliases
 }
 
 func newService(cfg serviceConfig) *service {
@@ -61,7 +73,10 @@ func newService(cfg serviceConfig) *service {
 	if cfg.Publish == nil {
 		cfg.Publish = func([]session.Record) {}
 	}
-	return &service{serviceConfig: cfg, users: newSiteUsers(cfg.Store)}
+	if cfg.MaxTTL <= 0 {
+		cfg.MaxTTL = session.DefaultMaxSessionTTL
+	}
+	return &service{serviceConfig: cfg, aliases: newAliases(cfg.Store)}
 }
 
 // now is the store's wall clock.
@@ -69,8 +84,12 @@ func (s *service) now() time.Time { return s.Store.Now() }
 
 // apply merges recs into the store, then publishes those that changed and
 // travel. It returns the merged state of the records that changed. It is
-// the one way the operations change a replicated record.
+// the one way the operations change a replicated record; a node whose site
+// was revoked changes none (ErrSiteRevoked, see checkNotRevoked).
 func (s *service) apply(recs ...session.Record) ([]session.Record, error) {
+	if err := s.checkNotRevoked(); err != nil {
+		return nil, err
+	}
 	changed, err := s.Store.Apply(recs...)
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
@@ -102,9 +121,24 @@ func (s *service) user(email string) (session.User, bool, error) {
 
 // session returns session id and its user (zero but for the email when
 // this node has not heard of the user yet); session.ErrNotFound when the
-// node holds no such session.
+// node holds no such session. id is a session's id or an alias this site
+// minted for one (aliases.go): a cookie's sha256 either way.
 func (s *service) session(id string) (session.Session, session.User, error) {
+	// An alias in memory costs a map lookup; a session's own id misses it
+	// and reads the store's cache, as before aliases existed.
+	if sid, ok := s.aliases.cached(id); ok {
+		id = sid
+	}
 	sess, err := s.Store.Session(id)
+	if errors.Is(err, session.ErrNotFound) {
+		sid, ok, aerr := s.aliases.lookup(id)
+		if aerr != nil {
+			return sess, session.User{}, aerr
+		}
+		if ok {
+			sess, err = s.Store.Session(sid)
+		}
+	}
 	if errors.Is(err, session.ErrNotFound) {
 		return sess, session.User{}, refuse(session.ErrNotFound, "no such session")
 	}
@@ -140,10 +174,17 @@ func errMoved(u *session.User) error {
 }
 
 // updateUser creates or updates email's user (checked and normalized by the
-// caller) and publishes the change to every site. ack says the site's
-// backend has the user now (see siteUsers.acknowledge): false for an
-// administrator's verify or unverify alone. It returns the user as it now
-// stands, or ErrUserMoved.
+// caller) on behalf of this site and publishes the change to every site. A
+// verification in c (verified_via) means this site proved the mailbox: the
+// user is verified if it was not, and this site is bound to the address
+// (User.Verify); clearing it is an administrator's unverify, which voids
+// every site's binding (User.Unverify). The login and display name of a
+// verified user are written only by a site bound to the address
+// (User.MayWriteProfile): a site that is not bound never overwrites the
+// profile of a user whose mailbox another site proved. (An unverified
+// user's profile, which nobody proved, any site may write.) ack says the site's backend has the user
+// (User.MarkKnown): false for an administrator's verify or unverify alone.
+// It returns the user as it now stands, or ErrUserMoved.
 func (s *service) updateUser(email string, c session.UserChange, ack bool) (session.User, error) {
 	u, known, err := s.user(email)
 	if err != nil {
@@ -152,22 +193,52 @@ func (s *service) updateUser(email string, c session.UserChange, ack bool) (sess
 	if u.MovedTo.V != "" {
 		return u, errMoved(&u)
 	}
-	if nu, changed := session.UpdateUser(u, known, c, s.Store.Clock().Now(), s.Name); changed {
-		merged, err := s.apply(session.Record{User: &nu})
-		if err != nil {
-			return u, err
-		}
-		u = nu
-		if len(merged) > 0 {
-			u = *merged[0].User
+	nu, changed := s.change(u, known, c, ack, s.Store.Clock().Now())
+	if !changed {
+		return u, nil
+	}
+	return s.applyUser(nu)
+}
+
+// change is the user change of this site's write c, at at (see updateUser;
+// a login is a write with no verification and ack set). It reports whether
+// the user changed.
+func (s *service) change(u session.User, known bool, c session.UserChange, ack bool, at session.HLC) (session.User, bool) {
+	nu, changed := session.UpdateUser(u, known, session.UserChange{}, at, s.Name) // creates a new user
+	if v := c.Verified; v != nil {
+		if v.OK {
+			changed = nu.Verify(v.Method, s.Name, at) || changed
+		} else {
+			changed = nu.Unverify(s.Name, at) || changed
 		}
 	}
-	if ack {
-		if err := s.users.acknowledge(email); err != nil {
-			return u, err
-		}
+	// An unverified address is nobody's proved mailbox: any site that has
+	// the user may write its profile. Once verified, only a bound site may.
+	if !known || !nu.Verified.V.OK || nu.MayWriteProfile(s.Name) {
+		var pc bool
+		nu, pc = session.UpdateUser(nu, true, session.UserChange{Login: c.Login, DisplayName: c.DisplayName}, at, s.Name)
+		changed = changed || pc
+	} else if c.Login != nil || c.DisplayName != nil {
+		s.Log.Debug("profile left as it is: this site is not bound to the user's address")
 	}
-	return u, nil
+	if ack && !nu.KnownTo(s.Name) {
+		changed = nu.MarkKnown(s.Name, at) || changed
+	}
+	return nu, changed
+}
+
+// applyUser merges and publishes nu, and returns the user as it then
+// stands.
+func (s *service) applyUser(nu session.User) (session.User, error) {
+	merged, err := s.apply(session.Record{User: &nu})
+	if err != nil {
+		return nu, err
+	}
+	if len(merged) > 0 {
+		return *merged[0].User, nil
+	}
+	u, _, err := s.user(nu.Email)
+	return u, err
 }
 
 // login is what a login gives the service: the request, checked and
@@ -180,22 +251,34 @@ type login struct {
 	TTL       time.Duration // 0: serviceConfig.TTL
 }
 
+// loginResult is what a login made: the session, its token (which only the
+// caller will ever hold), the user as they now stand, and, for a session
+// kept on this site, why (session.ReasonNotVerified or
+// ReasonSiteNotBound).
+type loginResult struct {
+	Session session.Session
+	Token   string
+	User    session.User
+	Reason  string
+}
+
 // login opens a session for l on this site: a new session, and the user
-// (created, or updated with the login's names). The session stays on this
-// site (Local) when the user's e-mail is not verified and the node requires
-// it. It returns the session, its token (which only the caller will ever
-// hold) and the user as they now stand, or ErrUserMoved.
-func (s *service) login(l login) (session.Session, string, session.User, error) {
+// (created, or updated with the login's names where this site may write
+// them, and marked known to this site). The session stays on this site
+// (Local) unless the user's address is verified and this site is bound to
+// it (User.Travels), when the node requires it. It returns ErrUserMoved for
+// a moved user.
+func (s *service) login(l login) (loginResult, error) {
 	u, known, err := s.user(l.Email)
 	if err != nil {
-		return session.Session{}, "", u, err
+		return loginResult{User: u}, err
 	}
 	if u.MovedTo.V != "" {
-		return session.Session{}, "", u, errMoved(&u)
+		return loginResult{User: u}, errMoved(&u)
 	}
 	token, id, err := crypto.NewToken()
 	if err != nil {
-		return session.Session{}, "", u, err
+		return loginResult{User: u}, err
 	}
 	ttl := l.TTL
 	if ttl == 0 {
@@ -204,7 +287,11 @@ func (s *service) login(l login) (session.Session, string, session.User, error) 
 	// Taken after reading the user: the clock has observed its
 	// RevokedBefore, so the session is created after it.
 	at := s.Store.Clock().Now()
-	nu, userChanged := session.UpdateUser(u, known, l.Change, at, s.Name)
+	nu, userChanged := s.change(u, known, l.Change, true, at)
+	travels, reason := nu.Travels(s.Name)
+	if !s.RequireVerified {
+		travels, reason = true, ""
+	}
 	sess := session.Session{
 		ID:        id,
 		Email:     l.Email,
@@ -213,7 +300,7 @@ func (s *service) login(l login) (session.Session, string, session.User, error) 
 		UserAgent: l.UserAgent,
 		Created:   at,
 		ExpiresAt: s.now().UnixMilli() + ttl.Milliseconds(),
-		Local:     s.RequireVerified && !nu.Verified.V.OK,
+		Local:     !travels,
 	}
 	recs := make([]session.Record, 0, 2)
 	if userChanged {
@@ -222,7 +309,7 @@ func (s *service) login(l login) (session.Session, string, session.User, error) 
 	recs = append(recs, session.Record{Session: &sess})
 	merged, err := s.apply(recs...)
 	if err != nil {
-		return session.Session{}, "", u, err
+		return loginResult{User: u}, err
 	}
 	u = nu
 	for _, rec := range merged {
@@ -231,11 +318,8 @@ func (s *service) login(l login) (session.Session, string, session.User, error) 
 		}
 	}
 	s.Metrics.sessionCreated(!sess.Local)
-	s.Log.Info("session created", "session", id, "synced", !sess.Local)
-	if err := s.users.acknowledge(l.Email); err != nil { // a login here: the site has the user
-		s.Log.Warn("mark the user known", "session", id, "err", err)
-	}
-	return sess, token, u, nil
+	s.Log.Info("session created", "session", id, "synced", !sess.Local, "reason", reason)
+	return loginResult{Session: sess, Token: token, User: u, Reason: reason}, nil
 }
 
 // end logs session sess (of user u) out, on every site, with reason
@@ -244,7 +328,7 @@ func (s *service) login(l login) (session.Session, string, session.User, error) 
 // as it is, so its first cause is kept. It returns the session as it now
 // stands and whether this call ended it.
 func (s *service) end(sess session.Session, u session.User, reason string) (session.Session, bool, error) {
-	if sess.StateAt(u, s.now()) != session.StateActive {
+	if sess.StateIn(u, s.Store.Site(sess.Site), s.now()) != session.StateActive {
 		return sess, false, nil
 	}
 	ended := session.EndSession(sess, s.Store.Clock().Now(), reason)
@@ -294,8 +378,10 @@ func (s *service) logoutEverywhere(email string) (int, error) {
 }
 
 // markVerified marks email's user verified by code, on every site (the
-// register is published like a PUT). A user verified already, whatever the
-// method, is left as it is. A user this node does not hold is
+// register is published like a PUT), and binds this site to the address:
+// the user proved the mailbox here (a code typed on this site, or the link
+// its node sent). A user verified already keeps its first verification; the
+// binding is recorded all the same. A user this node does not hold is
 // ErrInvalidCode: a code is only ever sent to an existing user.
 func (s *service) markVerified(email string) (session.User, error) {
 	u, known, err := s.user(email)
@@ -305,21 +391,11 @@ func (s *service) markVerified(email string) (session.User, error) {
 	if !known {
 		return u, ErrInvalidCode
 	}
-	if u.Verified.V.OK {
+	if !u.Verify(session.VerifiedCode, s.Name, s.Store.Clock().Now()) {
 		return u, nil
 	}
-	v := session.Verification{OK: true, Method: session.VerifiedCode}
-	nu, _ := session.UpdateUser(u, true, session.UserChange{Verified: &v}, s.Store.Clock().Now(), s.Name)
-	merged, err := s.apply(session.Record{User: &nu})
-	if err != nil {
-		return u, err
-	}
-	u = nu
-	if len(merged) > 0 {
-		u = *merged[0].User
-	}
 	s.Log.Info("e-mail verified by code")
-	return u, nil
+	return s.applyUser(u)
 }
 
 // move is an administrator moving user from to address to (both normalized,
@@ -349,7 +425,16 @@ func (s *service) move(from, to string) (session.User, int, error) {
 	}
 	// Taken after reading both users: the clock has observed their stamps,
 	// so the new values win every register.
-	recs := session.Move(old, nu, active, s.Store.Clock().Now(), s.Name)
+	at := s.Store.Clock().Now()
+	recs := session.Move(old, nu, active, at, s.Name)
+	// The old address is no longer the user's: every binding to it is
+	// void (were it moved back, each site proves it again). This site knew
+	// the old address: it knows the new one (other sites learn it when
+	// their backend PUTs it, or as a new user).
+	recs[1].User.Unverify(s.Name, at)
+	if old.KnownTo(s.Name) {
+		recs[0].User.MarkKnown(s.Name, at)
+	}
 	merged, err := s.apply(recs...)
 	if err != nil {
 		return nu, 0, err
@@ -361,15 +446,6 @@ func (s *service) move(from, to string) (session.User, int, error) {
 		}
 	}
 	s.Metrics.sessionsEndedAdd(session.EndAdmin, len(active))
-	// This site knew the old address: it knows the new one. (Other sites
-	// learn it when their backend PUTs it, or as a new user.)
-	if k, err := s.users.known(from, s.Name); err != nil {
-		return nu, 0, err
-	} else if k {
-		if err := s.users.acknowledge(to); err != nil {
-			return nu, 0, err
-		}
-	}
 	s.Log.Info("user moved to a new address", "sessions_ended", len(active))
 	return nu, len(active), nil
 }
@@ -378,14 +454,21 @@ func (s *service) move(from, to string) (session.User, int, error) {
 // and its user when the ticket has it) and returns them as this node now
 // holds them. They are not published: they come from the node that sealed
 // the ticket, which published them already, and gossip brings them here
-// too; the ticket only lets this site act before it does.
+// too; the ticket only lets this site act before it does. A record the
+// store refuses (a timestamp ahead of this node's clock, a session living
+// longer than the cluster allows) is returned as its error (see
+// ticketRecordError).
 func (s *service) acceptHandoff(sess session.Session, u *session.User) (session.Session, session.User, error) {
 	recs := []session.Record{{Session: &sess}}
 	if u != nil && u.Email == sess.Email {
 		recs = append(recs, session.Record{User: u})
 	}
-	if _, err := s.Store.Apply(recs...); err != nil {
+	_, refused, err := s.Store.ApplyChecked(recs...)
+	if err != nil {
 		return sess, session.User{}, fmt.Errorf("apply ticket records: %w", err)
+	}
+	if len(refused) > 0 {
+		return sess, session.User{}, ticketRecordError(refused[0].Err)
 	}
 	got, err := s.Store.Session(sess.ID)
 	if err != nil {
@@ -395,7 +478,22 @@ func (s *service) acceptHandoff(sess session.Session, u *session.User) (session.
 	return got, user, err
 }
 
-// newUserSession reports whether session id was redeemed here for a user
-// the site's backend has not acknowledged yet. It costs nothing while no
-// session is pending (the session check calls it on every page view).
-func (s *service) newUserSession(id string) bool { return s.users.isNew(id) }
+// bind records that a hand-off of u's session to this site was completed
+// by the user's browser: this site is bound to the address from now on
+// (User.Bind), and the change is published. A site already bound writes
+// nothing.
+func (s *service) bind(u session.User) (session.User, error) {
+	if u.Created == 0 || u.BoundTo(s.Name) {
+		return u, nil
+	}
+	if !u.Bind(s.Name, s.Store.Clock().Now()) {
+		return u, nil
+	}
+	return s.applyUser(u)
+}
+
+// newUser reports whether this site's backend has not said it has u yet
+// (User.KnownTo): a user who arrived by a hand-off, the site's "new user".
+func (s *service) newUser(u *session.User) bool {
+	return u.Created != 0 && !u.KnownTo(s.Name)
+}

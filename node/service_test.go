@@ -63,7 +63,8 @@ func TestService_ApplyThenPublish(t *testing.T) {
 	})
 	var s session.Session
 	step("login", 1, func() (err error) { // the user is unchanged: the session only
-		s, _, _, err = svc.login(login{Email: "ann@example.com"})
+		res, err := svc.login(login{Email: "ann@example.com"})
+		s = res.Session
 		return err
 	})
 	step("end", 1, func() error {
@@ -74,7 +75,8 @@ func TestService_ApplyThenPublish(t *testing.T) {
 		return err
 	})
 	step("unverified login", 1, func() (err error) { // the new user; its session stays on this site
-		s, _, _, err = svc.login(login{Email: "bob@example.com"})
+		res, err := svc.login(login{Email: "bob@example.com"})
+		s = res.Session
 		return err
 	})
 	step("log out everywhere", 1, func() error { // the user; the ended session stays on this site
@@ -103,4 +105,64 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestService_MigrateKnown: the users a site knew under an earlier
+// version's node-local keys are marked known in their records (published:
+// they travel, and survive a lost data dir), and the keys are removed; a
+// user the site's backend had not acknowledged stays unknown.
+func TestService_MigrateKnown(t *testing.T) {
+	clock := session.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	st, err := session.Open(session.Options{Dir: t.TempDir(), Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	at := st.Clock().Now()
+	for _, email := range []string{"ann@example.com", "bob@example.com"} {
+		u := session.User{Email: email, Created: at, Login: session.Set("x", at, "site-b")}
+		if _, err := st.Apply(session.Record{User: &u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range map[string]string{
+		"known/ann@example.com":  "",    // acknowledged
+		"known/bob@example.com":  "new", // told by a ticket, not acknowledged
+		"known/gone@example.com": "",    // no such user any more
+		"new-user/" + "0123abcd": "bob@example.com",
+	} {
+		if err := st.LocalPut(k, []byte(v), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var published []string
+	svc := newService(serviceConfig{Store: st, Name: "site-a", TTL: time.Hour,
+		Publish: func(recs []session.Record) {
+			for _, r := range recs {
+				published = append(published, r.Key())
+			}
+		}})
+	if err := svc.migrateKnown(); err != nil {
+		t.Fatal(err)
+	}
+	if ann, _ := st.User("ann@example.com"); !ann.KnownTo("site-a") {
+		t.Error("ann is not known to site-a")
+	}
+	if bob, _ := st.User("bob@example.com"); bob.KnownTo("site-a") {
+		t.Error("bob, never acknowledged, is known to site-a")
+	}
+	if len(published) != 1 || published[0] != "uann@example.com" {
+		t.Errorf("published %v", published)
+	}
+	for _, prefix := range []string{legacyKnown, legacyNewUser} {
+		st.LocalScan(prefix, func(k string, _ []byte, _ time.Time) error {
+			t.Errorf("%s is left", k)
+			return nil
+		})
+	}
+	// Again: nothing to do.
+	published = nil
+	if err := svc.migrateKnown(); err != nil || len(published) != 0 {
+		t.Errorf("a second run: %v, published %v", err, published)
+	}
 }

@@ -102,8 +102,9 @@ type siteList struct {
 
 // sites lists the live member sites, this one first, then the others by
 // name, as they were at most sitesTTL ago. A member with an unusable site
-// URL is left out (it cannot be redirected to); this site is always in, even
-// before gossip has started. The slice is shared: read it, never change it.
+// URL, or whose site an administrator revoked, is left out (it cannot be
+// redirected to, framed by or handed a ticket); this site is always in,
+// even before gossip has started. The slice is shared: read it, never change it.
 func (h *handoff) sites() []site {
 	now := time.Now()
 	if l := h.cache.Load(); l != nil && now.Sub(l.at) < sitesTTL && !now.Before(l.at) {
@@ -120,7 +121,9 @@ func (h *handoff) loadSites() []site {
 		return out
 	}
 	for _, m := range h.Members() {
-		if m.Name == h.Name {
+		// A revoked site is no site: no redirect to it, no CORS from it,
+		// no ticket for it (its own node is still listed first).
+		if m.Name == h.Name || h.Service.Store.Site(m.Name).IsRevoked() {
 			continue
 		}
 		if s, ok := parseSite(m.Name, m.SiteURL); ok {

@@ -21,8 +21,28 @@ func (n *Node) Status() client.Status {
 		Counts:  client.Counts{Users: users, Sessions: sessions, ActiveSessions: active},
 		Members: []client.MemberStatus{},
 	}
+	clocks := map[string]memberClock{}
+	for _, c := range n.memberClocks() {
+		clocks[c.Name] = c
+	}
+	refusedFrom := n.gossip.RefusedFrom()
 	for _, m := range n.gossip.Members() {
-		st.Members = append(st.Members, client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version})
+		ms := client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version,
+			RecordsRefused: refusedFrom[m.Name], Revoked: n.store.Site(m.Name).IsRevoked()}
+		if c, ok := clocks[m.Name]; ok {
+			skew := c.Skew.Seconds()
+			ms.ClockSkew = &skew
+			if ms.ClockSkewed = n.skewed(c); ms.ClockSkewed {
+				st.Warnings = append(st.Warnings, n.skewWarning(c))
+			}
+		}
+		st.Members = append(st.Members, ms)
+	}
+	st.MaxOffset = n.maxOffset().Seconds()
+	st.RecordsRefused = n.store.Refused()
+	if n.store.Site(n.cfg.Node.Name).IsRevoked() {
+		st.Warnings = append(st.Warnings, "this node's site is revoked by an administrator: its sessions are not active anywhere and it changes nothing; "+
+			"take the revocation back from another node (ussync sites unrevoke "+n.cfg.Node.Name+")")
 	}
 	for _, k := range n.keyring.Keys() {
 		st.Keyring = append(st.Keyring, client.KeyStatus{Fingerprint: k.Fingerprint, Primary: k.Primary})
@@ -60,6 +80,7 @@ func (n *Node) registerMetrics() {
 	} {
 		n.metrics.RegisterFunc(name, metricHelp(name), f)
 	}
+	n.metrics.Registry.MustRegister(newCollector(n))
 }
 
 func metricHelp(name string) string {

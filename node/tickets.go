@@ -23,8 +23,11 @@ import (
 // ticketPayload is the Payload of the tickets nodes seal. A session ticket
 // carries the session and user records (the target merges them, so it needs
 // no gossip first; the session's id is left out, the ticket's SessionID is
-// it); a hop request (Kind "hop") carries the page to come back to and the
-// sites to ask. Unknown fields are ignored.
+// it; the user without its per-site knowledge, User.WithoutSites); a hop
+// request (Kind "hop") carries the page to come back to and the sites to
+// ask; a bind state (Kind "bind", the first pass of a chain) carries the
+// route, each site's commitment as it is written, and the page to come back
+// to. Unknown fields are ignored.
 //
 // Encoding: JSON, or, when the JSON is over deflateAbove bytes,
 // payloadDeflate followed by the JSON compressed with DEFLATE. A typical
@@ -39,6 +42,14 @@ type ticketPayload struct {
 	User    *session.User    `json:"u,omitempty"`
 	Return  string           `json:"r,omitempty"`
 	Ask     []string         `json:"a,omitempty"`
+	// Route and Bound are a bind state's: the sites of the chain, in order,
+	// and each one's commitment (crypto.Binding.String), "" until the
+	// browser has been there. Origin is the commitment of the nonce the
+	// origin set when the state started there (an iframe's hand-off):
+	// "" for a chain, whose origin checks its session cookie instead.
+	Route  []string `json:"o,omitempty"`
+	Bound  []string `json:"b,omitempty"`
+	Origin string   `json:"g,omitempty"`
 }
 
 const (
@@ -128,18 +139,34 @@ func (h *handoff) clientBinding(ip string) string {
 	return ip
 }
 
-// sealSession seals a ticket that hands session s (token, user u) to the
-// node target. clientIP is bound as is (see clientBinding).
-func (h *handoff) sealSession(target string, s *session.Session, u *session.User, token, clientIP string) (string, error) {
+// sealSession seals a ticket that hands session s (user u) to the node
+// target, bound to the browser whose nonce there commits to bind.
+// clientIP is bound as is (see clientBinding). The ticket carries no token:
+// the target mints its own.
+func (h *handoff) sealSession(target string, s *session.Session, u *session.User, bind crypto.Binding, clientIP string) (string, error) {
 	payload, err := sessionPayload(s, u)
 	if err != nil {
 		return "", err
 	}
-	return h.seal(ticketKindSession, crypto.Ticket{Target: target, SessionID: s.ID, Token: token, ClientIP: clientIP, Payload: payload})
+	return h.seal(ticketKindSession, crypto.Ticket{Target: target, Bindings: []crypto.Binding{bind},
+		SessionID: s.ID, ClientIP: clientIP, Payload: payload})
 }
 
-// sessionPayload is the ticket payload of a session and its user: encoded
-// once per login, however many tickets carry it.
+// sealChain seals the chain ticket of a bound chain: one ticket for the
+// route, bound on each of its sites to the browser's nonce there (binds,
+// in the route's order).
+func (h *handoff) sealChain(route []string, binds []crypto.Binding, s *session.Session, u *session.User, clientIP string) (string, error) {
+	payload, err := sessionPayload(s, u)
+	if err != nil {
+		return "", err
+	}
+	return h.seal(ticketKindSession, crypto.Ticket{Route: route, Bindings: binds,
+		SessionID: s.ID, ClientIP: clientIP, Payload: payload})
+}
+
+// sessionPayload is the ticket payload of a session and its user, the user
+// without its per-site knowledge (the target records its own binding; the
+// rest reaches it by gossip): encoded once per ticket.
 func sessionPayload(s *session.Session, u *session.User) ([]byte, error) {
 	if s.Local {
 		return nil, errors.New("seal ticket: the session stays on its own site")
@@ -148,7 +175,8 @@ func sessionPayload(s *session.Session, u *session.User) ([]byte, error) {
 	bare.ID = "" // the ticket's SessionID
 	p := ticketPayload{Session: &bare}
 	if u != nil && u.Email == s.Email {
-		p.User = u
+		w := u.WithoutSites()
+		p.User = &w
 	}
 	return encodePayload(&p)
 }
@@ -167,23 +195,50 @@ func (h *handoff) seal(kind string, t crypto.Ticket) (string, error) {
 }
 
 // sealHop seals a lazy-mode hop request: a ticket for this node that
-// carries the page to come back to and the names of the sites to ask.
-func (h *handoff) sealHop(ret string, ask []string, clientIP string) (string, error) {
+// carries the page to come back to and the names of the sites to ask, and
+// the commitment of the browser's nonce here (the ticket an asked site
+// makes for this one is bound to it).
+func (h *handoff) sealHop(ret string, ask []string, bind crypto.Binding, clientIP string) (string, error) {
 	payload, err := encodePayload(&ticketPayload{Kind: ticketKindHop, Return: ret, Ask: ask})
 	if err != nil {
 		return "", err
 	}
-	return h.seal(ticketKindHop, crypto.Ticket{Target: h.Name, ClientIP: clientIP, Payload: payload})
+	return h.seal(ticketKindHop, crypto.Ticket{Target: h.Name, Bindings: []crypto.Binding{bind}, ClientIP: clientIP, Payload: payload})
+}
+
+// sealBindState seals the bind state of a new chain through route for
+// session sid, that ends on ret ("" for an iframe's): a ticket whose Target
+// is this node (the chain comes back here between its passes). It carries
+// no session: it is no credential, only the route and, as the browser
+// goes, each site's commitment.
+func (h *handoff) sealBindState(route []string, ret, sid, clientIP string) (string, error) {
+	payload, err := encodePayload(&ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret})
+	if err != nil {
+		return "", err
+	}
+	return h.seal(ticketKindBind, crypto.Ticket{Target: h.Name, SessionID: sid, ClientIP: clientIP, Payload: payload})
+}
+
+// resealBindState seals t again with the bind state p: same id, target,
+// session, client binding and times (a site of the route cannot extend its
+// life).
+func (h *handoff) resealBindState(t crypto.Ticket, p *ticketPayload) (string, error) {
+	payload, err := encodePayload(p)
+	if err != nil {
+		return "", err
+	}
+	t.Payload = payload
+	return h.Keyring.SealTicket(t)
 }
 
 // syncLink is the sync URL of ticket on site s, with the page to end on
-// (optional).
-func syncLink(s site, ticket string, next string) string {
+// (optional), in an iframe or not.
+func syncLink(s site, ticket string, next string, iframe bool) string {
 	q := url.Values{"t": {ticket}}
 	if next != "" {
 		q.Set("next", next)
 	}
-	return s.link(pathSync, q)
+	return s.link(pathSync, withMode(q, iframe))
 }
 
 // returnTo checks a login's return_to (default: this site's URL).
@@ -198,47 +253,44 @@ func (h *handoff) returnTo(raw string) (string, error) {
 	return u.String(), nil
 }
 
-// loginSync builds the hand-off links of a new session: one sync URL per
-// other live member site (for iframes), each with a ticket for that site,
-// and one chain through all of them that ends on ret, with one chain ticket
-// whose route is those sites. With no other site, both are empty.
-func (h *handoff) loginSync(s *session.Session, u *session.User, token, clientIP, ret string) ([]client.SyncURL, string, error) {
+// loginSync builds the hand-off links of a new session s: one chain through
+// every other live member site that ends on ret, and one link per other
+// site for the iframes. Each starts the first pass of a bound hand-off
+// (bind, then chain, then sync: docs/handoff.md): what the login answer
+// holds are bind states, no credential. A chain starts on the first other
+// site; an iframe's link starts on this site (its bind step checks the
+// session cookie while the iframe is still same-site with the page, and
+// sets a nonce the chain step checks after the cross-site hop). With no
+// other site, both are empty.
+func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.SyncURL, string, error) {
 	urls := []client.SyncURL{}
 	others := h.sites()[1:]
 	chain, iframe := h.offers(client.ModeChain), h.offers(client.ModeIframe)
-	if len(others) == 0 || (!chain && !iframe) {
+	if len(others) == 0 || (!chain && !iframe) || s.Local {
 		return urls, "", nil
 	}
 	bind := h.clientBinding(clientIP)
-	payload, err := sessionPayload(s, u)
-	if err != nil {
-		return []client.SyncURL{}, "", err
-	}
-	// Every ticket minted is a credential in flight: mint no more than the
-	// modes can use. An iframe's ticket is good on its own site only.
-	ticket := crypto.Ticket{SessionID: s.ID, Token: token, ClientIP: bind, Payload: payload}
 	if iframe {
 		for _, o := range others {
-			ticket.Target = o.Name
-			tk, err := h.seal(ticketKindSession, ticket)
+			st, err := h.sealBindState([]string{o.Name}, "", s.ID, bind)
 			if err != nil {
 				return []client.SyncURL{}, "", err
 			}
-			urls = append(urls, client.SyncURL{Site: o.Name, URL: syncLink(o, tk, "")})
+			urls = append(urls, client.SyncURL{Site: o.Name, URL: h.self.link(pathBind, url.Values{"h": {st}})})
 		}
 	}
 	if !chain {
 		return urls, "", nil
 	}
-	ticket.Target, ticket.Route = "", make([]string, len(others))
+	route := make([]string, len(others))
 	for i, o := range others {
-		ticket.Route[i] = o.Name
+		route[i] = o.Name
 	}
-	tk, err := h.seal(ticketKindSession, ticket)
+	st, err := h.sealBindState(route, ret, s.ID, bind)
 	if err != nil {
 		return []client.SyncURL{}, "", err
 	}
-	return urls, syncLink(others[0], tk, ret), nil
+	return urls, others[0].link(pathBind, url.Values{"h": {st}}), nil
 }
 
 // offers reports whether this site offers a hand-off mode.
@@ -250,28 +302,28 @@ func (h *handoff) offers(mode string) bool {
 // same ticket and next, of the first site of rest (the route after this
 // site) that is a live member. A site that is not is skipped (it is missed,
 // the user is not stranded). It returns "" when no site is left.
-func (h *handoff) chainNext(sites []site, ticket string, rest []string, next string) string {
+func (h *handoff) chainNext(sites []site, ticket string, rest []string, next string, iframe bool) string {
 	for _, name := range rest {
 		s, ok := siteNamed(sites, name)
 		if !ok || s.Name == h.Name {
 			h.Log.Info("chain: skipping a site that is not a live member", "site", name)
 			continue
 		}
-		return syncLink(s, ticket, next)
+		return syncLink(s, ticket, next, iframe)
 	}
 	return ""
 }
 
 // openHop opens a hop request presented by the client at clientIP: a
-// ticket of kind hop, unexpired, matching its IP binding. Its Target is the
-// asking site.
+// ticket of kind hop, unexpired, bound to the asking site's nonce, matching
+// its IP binding. Its Target is the asking site.
 func (h *handoff) openHop(raw, clientIP string) (crypto.Ticket, ticketPayload, error) {
 	var p ticketPayload
-	t, err := h.Keyring.OpenTicket(raw, h.now())
+	t, err := h.Keyring.OpenTicketWithin(raw, h.now(), h.limits())
 	if err != nil {
 		return t, p, ticketError(err)
 	}
-	if err := decodePayload(t.Payload, &p); err != nil || p.Kind != ticketKindHop {
+	if err := decodePayload(t.Payload, &p); err != nil || p.Kind != ticketKindHop || len(t.Bindings) != 1 {
 		return t, p, refuse(crypto.ErrTicketMalformed, "not a hop request")
 	}
 	if t.ClientIP != "" && !sameIP(t.ClientIP, clientIP) {

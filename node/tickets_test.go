@@ -30,6 +30,14 @@ const (
 	wantCSP  = "default-src 'none'; frame-ancestors http://a.example http://b.example https://c.example"
 )
 
+// testNonce is the browser nonce the hand-off tests' browser holds on
+// every site (ValidNonce: 32 bytes in base64): tickets made for "this
+// browser" are bound to it (testBinding).
+var testNonce = base64.RawURLEncoding.EncodeToString([]byte("a browser nonce of 32 bytes, ok!"))
+
+// testBinding is the binding of testNonce on site name.
+func testBinding(name string) crypto.Binding { return crypto.BindingOf(name, testNonce) }
+
 // hoEnv is one node's private API and public listener over a real store,
 // with a static member list (no gossip).
 type hoEnv struct {
@@ -39,6 +47,9 @@ type hoEnv struct {
 	pub *httptest.Server
 	// base is the public listener's URL plus the site path.
 	base string
+	// nonce is the nonce cookie every public request carries (testNonce;
+	// "" for none): the browser tickets are bound to.
+	nonce string
 }
 
 // hoSetup is what an hoOption may change before the env starts.
@@ -73,7 +84,7 @@ func staticMembers(name, siteURL string) func() []gossip.Member {
 // newHoEnv starts node name (site-a by default) at siteURL with keyring kr.
 func newHoEnv(t testing.TB, kr *crypto.Keyring, name, siteURL string, opts ...hoOption) *hoEnv {
 	t.Helper()
-	e := &hoEnv{kr: kr}
+	e := &hoEnv{kr: kr, nonce: testNonce}
 	var pd publicDeps
 	setup := hoSetup{pub: &pd}
 	e.apiEnv = newAPIEnv(t, func(w *testWiring) {
@@ -163,7 +174,9 @@ func (r *pubResponse) refusal(t testing.TB, status int, code string) {
 }
 
 // get sends a request to the public listener (path relative to the site
-// path) without following redirects; hdr is name, value pairs.
+// path) without following redirects; hdr is name, value pairs. It carries
+// the env's nonce cookie (e.nonce), as the browser the tickets are bound
+// to does.
 func (e *hoEnv) pubDo(method, path string, hdr ...string) *pubResponse {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.base+path, nil)
@@ -172,6 +185,9 @@ func (e *hoEnv) pubDo(method, path string, hdr ...string) *pubResponse {
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	if e.nonce != "" {
+		req.AddCookie(&http.Cookie{Name: cookieNonce, Value: e.nonce})
 	}
 	cl := e.pub.Client()
 	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -222,16 +238,28 @@ func (e *hoEnv) session(t testing.TB, id string) (session.Session, session.User)
 	return s, u
 }
 
-// ticketFor logs email in on e and seals a ticket of the session for target.
+// ticketFor logs email in on e and seals a ticket of the session for
+// target, bound to the test browser (testNonce).
 func (e *hoEnv) ticketFor(t testing.TB, target, email, ip string) (string, loginJSON) {
 	t.Helper()
 	l := e.login(t, email, true)
 	s, u := e.session(t, l.Session.ID)
-	tk, err := e.h.sealSession(target, &s, &u, l.Token, ip)
+	tk, err := e.h.sealSession(target, &s, &u, testBinding(target), ip)
 	if err != nil {
 		t.Fatalf("seal: %v", err)
 	}
 	return tk, l
+}
+
+// sessionOf is the id of the session a cookie token stands for on e (the
+// session check, GET /v1/sessions/{sha256(token)}), "" when none is active.
+func (e *hoEnv) sessionOf(t testing.TB, token string) string {
+	t.Helper()
+	code, _, s := e.checkSession(t, crypto.SessionID(token))
+	if code != http.StatusOK {
+		return ""
+	}
+	return s.ID
 }
 
 func syncPath(q url.Values) string { return "ussync/v1/sync?" + q.Encode() }
@@ -257,45 +285,62 @@ func TestHandoff_LoginLinks(t *testing.T) {
 		if l.Sync == nil || len(l.Sync.URLs) != 2 || l.Sync.Chain == nil {
 			t.Fatalf("sync %+v", l.Sync)
 		}
-		for i, want := range []struct{ site, prefix string }{{"site-b", siteBURL}, {"site-c", siteCURL}} {
+		// Each link starts the first pass of a bound hand-off: a bind state
+		// sealed by this site for the route, with no session credential in
+		// it (no token, no session record).
+		now := e.clock.Now()
+		openState := func(t *testing.T, raw string) (crypto.Ticket, ticketPayload) {
+			t.Helper()
+			tk, err := kr.OpenTicket(raw, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p ticketPayload
+			if err := decodeBindState(tk.Payload, &p); err != nil {
+				t.Fatalf("bind state %v: %v", tk, err)
+			}
+			if tk.Target != "site-a" || tk.SessionID != l.Session.ID || tk.Token != "" || len(tk.Bindings) != 0 || p.Session != nil || p.User != nil {
+				t.Errorf("bind state %v %+v", tk, p)
+			}
+			return tk, p
+		}
+		// An iframe's link starts on this site (same-site with the page
+		// that frames it); the chain on the first other site.
+		for i, want := range []struct{ site, prefix string }{{"site-b", siteAURL}, {"site-c", siteAURL}} {
 			got := l.Sync.URLs[i]
-			if got["site"] != want.site || !strings.HasPrefix(got["url"], want.prefix+"ussync/v1/sync?t=") {
+			if got["site"] != want.site || !strings.HasPrefix(got["url"], want.prefix+"ussync/v1/bind?h=") {
 				t.Errorf("url %d: %v", i, got)
 			}
 			if len(got["url"]) > 900 {
 				t.Errorf("a sync URL is %d characters long", len(got["url"]))
 			}
+			u, _ := url.Parse(got["url"])
+			if _, p := openState(t, u.Query().Get("h")); !slices.Equal(p.Route, []string{want.site}) || p.Return != "" {
+				t.Errorf("url %d: route %v return %q", i, p.Route, p.Return)
+			}
 		}
 		chain, err := url.Parse(*l.Sync.Chain)
-		if err != nil || chain.Host != "b.example" || chain.Path != "/ussync/v1/sync" {
+		if err != nil || chain.Host != "b.example" || chain.Path != "/ussync/v1/bind" {
 			t.Fatalf("chain %q", *l.Sync.Chain)
 		}
 		q := chain.Query()
-		if len(q) != 2 || q.Get("t") == "" || q.Get("next") != "http://a.example/account?tab=1" {
+		if len(q) != 1 || q.Get("h") == "" {
 			t.Errorf("chain query %v", q)
 		}
 		t.Logf("chain URL through 2 sites: %d characters", len(*l.Sync.Chain))
-		// One chain ticket for the route; one ticket per site for the
-		// iframes, each good on its own site only.
-		now := e.clock.Now()
-		ct, err := kr.OpenTicket(q.Get("t"), now)
-		if err != nil || ct.Target != "" || !slices.Equal(ct.Route, []string{"site-b", "site-c"}) || ct.SessionID != l.Session.ID {
-			t.Errorf("chain ticket %v: %v", ct, err)
-		}
-		for i, want := range []string{"site-b", "site-c"} {
-			u, _ := url.Parse(l.Sync.URLs[i]["url"])
-			st, err := kr.OpenTicket(u.Query().Get("t"), now)
-			if err != nil || st.Target != want || len(st.Route) != 0 || st.SessionID != l.Session.ID {
-				t.Errorf("sync URL %d ticket %v: %v", i, st, err)
-			}
+		if _, p := openState(t, q.Get("h")); !slices.Equal(p.Route, []string{"site-b", "site-c"}) || p.Return != "http://a.example/account?tab=1" ||
+			!slices.Equal(p.Bound, []string{"", ""}) {
+			t.Errorf("chain: route %v bound %q return %q", p.Route, p.Bound, p.Return)
 		}
 	})
 	t.Run("default return is the site", func(t *testing.T) {
 		e := newHoEnv(t, kr, "site-a", siteAURL)
 		l := e.login(t, "ann@example.com", true)
 		chain, _ := url.Parse(*l.Sync.Chain)
-		if chain.Query().Get("next") != siteAURL {
-			t.Errorf("next %q", chain.Query().Get("next"))
+		tk, err := kr.OpenTicket(chain.Query().Get("h"), e.clock.Now())
+		var p ticketPayload
+		if err != nil || decodeBindState(tk.Payload, &p) != nil || p.Return != siteAURL {
+			t.Errorf("return %q (%v)", p.Return, err)
 		}
 	})
 	t.Run("unverified user: no links", func(t *testing.T) {
@@ -322,9 +367,9 @@ func TestHandoff_LoginLinks(t *testing.T) {
 		e.do("PUT", "/v1/users/ann@example.com", `{"verified_via":"admin"}`).want(t, http.StatusOK, nil)
 		e.do("POST", "/v1/sessions", `{"email":"ann@example.com","ip":"::ffff:192.0.2.7"}`).want(t, http.StatusCreated, &l)
 		u, _ := url.Parse(l.Sync.URLs[0]["url"])
-		tk, err := kr.OpenTicket(u.Query().Get("t"), e.clock.Now())
+		tk, err := kr.OpenTicket(u.Query().Get("h"), e.clock.Now())
 		if err != nil || tk.ClientIP != "192.0.2.7" {
-			t.Errorf("ticket %v, %v: want bound to 192.0.2.7", tk, err)
+			t.Errorf("bind state %v, %v: want bound to 192.0.2.7", tk, err)
 		}
 	})
 }
@@ -346,7 +391,8 @@ func TestPublic_SyncRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := e.clock.Now()
-		tk := crypto.Ticket{Target: "site-a", SessionID: l.Session.ID, Token: l.Token, IssuedAt: now, ExpiresAt: now.Add(time.Minute), Payload: payload}
+		tk := crypto.Ticket{Target: "site-a", SessionID: l.Session.ID, Bindings: []crypto.Binding{testBinding("site-a")},
+			IssuedAt: now, ExpiresAt: now.Add(time.Minute), Payload: payload}
 		mod(&tk)
 		sealed, err := k.SealTicket(tk)
 		if err != nil {
@@ -391,11 +437,33 @@ func TestPublic_SyncRefusals(t *testing.T) {
 			tk, _ := e.ticketFor(t, "site-a", "ann@example.com", "192.0.2.99")
 			return tk
 		}, 403, client.CodeTicketIPMismatch},
-		{"token does not match the session", func(t *testing.T) string {
-			return sealWith(t, kr, func(tk *crypto.Ticket) { tk.Token = strings.Repeat("x", 43) })
+		{"session id that is no id", func(t *testing.T) string {
+			return sealWith(t, kr, func(tk *crypto.Ticket) { tk.SessionID = strings.Repeat("x", 64) })
 		}, 400, client.CodeTicketMalformed},
+		{"bound to no browser", func(t *testing.T) string {
+			return sealWith(t, kr, func(tk *crypto.Ticket) { tk.Bindings = nil })
+		}, 403, client.CodeOtherBrowser},
+		{"bound to another browser", func(t *testing.T) string {
+			return sealWith(t, kr, func(tk *crypto.Ticket) { tk.Bindings[0] = crypto.BindingOf("site-a", "another nonce") })
+		}, 403, client.CodeOtherBrowser},
+		{"bound to this browser's nonce on another site", func(t *testing.T) string {
+			return sealWith(t, kr, func(tk *crypto.Ticket) { tk.Bindings[0] = testBinding("site-b") })
+		}, 403, client.CodeOtherBrowser},
+		{"lives longer than the ticket TTL", func(t *testing.T) string {
+			return sealWith(t, kr, func(tk *crypto.Ticket) { tk.ExpiresAt = tk.IssuedAt.Add(time.Hour) })
+		}, 400, client.CodeTicketLifetime},
+		{"a session living past the cluster's maximum", func(t *testing.T) string {
+			l := e.login(t, "ann@example.com", true)
+			s, u := e.session(t, l.Session.ID)
+			s.ExpiresAt = e.clock.Now().Add(2 * session.DefaultMaxSessionTTL).UnixMilli()
+			tk, err := e.h.sealSession("site-a", &s, &u, testBinding("site-a"), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tk
+		}, 400, client.CodeTicketLifetime},
 		{"hop request", func(t *testing.T) string {
-			h, err := e.h.sealHop(siteAURL, []string{"site-b"}, "")
+			h, err := e.h.sealHop(siteAURL, []string{"site-b"}, testBinding("site-a"), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -429,7 +497,7 @@ func TestPublic_SyncRefusals(t *testing.T) {
 			if _, err := e.store.Apply(session.Record{User: &u2}); err != nil {
 				t.Fatal(err)
 			}
-			tk, err := e.h.sealSession("site-a", &s, &u, l.Token, "")
+			tk, err := e.h.sealSession("site-a", &s, &u, testBinding("site-a"), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -441,7 +509,7 @@ func TestPublic_SyncRefusals(t *testing.T) {
 			e.do("POST", "/v1/sessions", `{"email":"dan@example.com","ttl":"30s"}`).want(t, http.StatusCreated, &l)
 			e.clock.Add(31 * time.Second)
 			s, u := e.session(t, l.Session.ID)
-			tk, err := e.h.sealSession("site-a", &s, &u, l.Token, "")
+			tk, err := e.h.sealSession("site-a", &s, &u, testBinding("site-a"), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -525,7 +593,12 @@ func TestPublic_SyncCookie(t *testing.T) {
 			}
 			wantPath := e.h.self.URL.Path
 			wantAge := int(l.Session.ExpiresAt.Sub(e.clock.Now()) / time.Second)
-			if c.Value != l.Token || !c.HttpOnly || c.Path != wantPath || c.Secure != tc.secure || c.SameSite != tc.sameSite ||
+			// The site's own token, never the login's: it stands for the
+			// session here only.
+			if c.Value == l.Token || e.sessionOf(t, c.Value) != l.Session.ID {
+				t.Errorf("the cookie's token stands for %q, want session %s", e.sessionOf(t, c.Value), l.Session.ID)
+			}
+			if !c.HttpOnly || c.Path != wantPath || c.Secure != tc.secure || c.SameSite != tc.sameSite ||
 				c.MaxAge != wantAge || c.Domain != "" {
 				t.Errorf("cookie %q: want path %s secure %v samesite %v max-age %d", r.Header.Get("Set-Cookie"), wantPath, tc.secure, tc.sameSite, wantAge)
 			}
@@ -535,11 +608,15 @@ func TestPublic_SyncCookie(t *testing.T) {
 		a := newHoEnv(t, kr, "site-a", siteAURL)
 		b := newHoEnv(t, kr, "site-b", siteBURL)
 		l := a.login(t, "ann@example.com", true)
-		u, _ := url.Parse(l.Sync.URLs[0]["url"]) // site-b's
+		as, au := a.session(t, l.Session.ID)
+		tk, err := a.h.sealSession("site-b", &as, &au, testBinding("site-b"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := b.store.Session(l.Session.ID); err == nil {
 			t.Fatal("site-b knows the session already")
 		}
-		r := b.get(syncPath(u.Query()))
+		r := b.get(syncPath(url.Values{"t": {tk}}))
 		if r.Status != http.StatusNoContent || r.cookie(cookieSession) == nil {
 			t.Fatalf("redeem on site-b: %d %s", r.Status, r.Body)
 		}
@@ -550,7 +627,7 @@ func TestPublic_SyncCookie(t *testing.T) {
 		if as, _ := a.store.Session(l.Session.ID); as != s {
 			t.Errorf("the records differ:\n%+v\n%+v", as, s)
 		}
-		if strings.Contains(b.logs.String(), l.Token) || strings.Contains(b.logs.String(), u.Query().Get("t")) {
+		if strings.Contains(b.logs.String(), r.cookie(cookieSession).Value) || strings.Contains(b.logs.String(), tk) {
 			t.Error("a token or ticket was logged")
 		}
 	})
@@ -566,7 +643,11 @@ func TestPublic_Chain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tk, err := e.h.seal(ticketKindSession, crypto.Ticket{Route: route, SessionID: s.ID, Token: l.Token, Payload: payload})
+		binds := make([]crypto.Binding, len(route))
+		for i, name := range route {
+			binds[i] = testBinding(name)
+		}
+		tk, err := e.h.seal(ticketKindSession, crypto.Ticket{Route: route, Bindings: binds, SessionID: s.ID, Payload: payload})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -642,42 +723,67 @@ func TestAPI_RedeemTicket(t *testing.T) {
 	kr := testKeyring(t)
 	a := newHoEnv(t, kr, "site-a", siteAURL, withBindIP)
 	b := newHoEnv(t, kr, "site-b", siteBURL)
-	var l loginJSON
 	a.do("PUT", "/v1/users/ann@example.com", `{"verified_via":"registration","login":"ann","display_name":"Ann"}`).want(t, http.StatusOK, nil)
+	// login seals the tickets a hand-off gives a browser (nonce testNonce
+	// on every site) for site-b and site-c, bound to 192.0.2.7.
 	login := func() (forB, forC string, l loginJSON) {
 		a.do("POST", "/v1/sessions", `{"email":"ann@example.com","ip":"192.0.2.7"}`).want(t, http.StatusCreated, &l)
-		ub, _ := url.Parse(l.Sync.URLs[0]["url"])
-		uc, _ := url.Parse(l.Sync.URLs[1]["url"])
-		return ub.Query().Get("t"), uc.Query().Get("t"), l
+		s, u := a.session(t, l.Session.ID)
+		var err error
+		if forB, err = a.h.sealSession("site-b", &s, &u, testBinding("site-b"), "192.0.2.7"); err != nil {
+			t.Fatal(err)
+		}
+		if forC, err = a.h.sealSession("site-c", &s, &u, testBinding("site-c"), "192.0.2.7"); err != nil {
+			t.Fatal(err)
+		}
+		return forB, forC, l
+	}
+	redeem := func(tk, ip string) map[string]string {
+		return map[string]string{"ticket": tk, "ip": ip, "nonce": testNonce}
 	}
 	t.Run("happy path", func(t *testing.T) {
-		tk, _, l2 := login()
-		l = l2
+		tk, _, l := login()
 		var ans struct {
 			Session sessionJSON `json:"session"`
 			User    userJSON    `json:"user"`
 			Token   string      `json:"token"`
 		}
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).want(t, http.StatusOK, &ans)
-		if ans.Token != l.Token || ans.Session.ID != l.Session.ID || crypto.SessionID(ans.Token) != ans.Session.ID ||
-			!ans.Session.Active || ans.Session.Site != "site-a" || ans.User.Email != "ann@example.com" || ans.User.Login != "ann" ||
-			ans.User.DisplayName != "Ann" || !ans.User.Verified {
+		b.do("POST", "/v1/tickets/redeem", redeem(tk, "192.0.2.7")).want(t, http.StatusOK, &ans)
+		if ans.Session.ID != l.Session.ID || !ans.Session.Active || ans.Session.Site != "site-a" || ans.User.Email != "ann@example.com" ||
+			ans.User.Login != "ann" || ans.User.DisplayName != "Ann" || !ans.User.Verified {
 			t.Errorf("answer %+v", ans)
 		}
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).wantError(t, http.StatusConflict, client.CodeTicketReplayed)
+		// Site-b's own token: it stands for the session on site-b, and on
+		// no other site (site-a has never seen it).
+		if ans.Token == l.Token || b.sessionOf(t, ans.Token) != l.Session.ID || a.sessionOf(t, ans.Token) != "" {
+			t.Errorf("token %q: site-b resolves it to %q, site-a to %q", ans.Token, b.sessionOf(t, ans.Token), a.sessionOf(t, ans.Token))
+		}
+		b.do("POST", "/v1/tickets/redeem", redeem(tk, "192.0.2.7")).wantError(t, http.StatusConflict, client.CodeTicketReplayed)
 	})
 	t.Run("refusals", func(t *testing.T) {
 		tk, forC, _ := login()
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}).wantError(t, http.StatusForbidden, client.CodeTicketIPMismatch)
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "198.51.100.1"}).wantError(t, http.StatusForbidden, client.CodeTicketIPMismatch)
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": forC, "ip": "192.0.2.7"}).wantError(t, http.StatusForbidden, client.CodeTicketWrongTarget)
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk[:50], "ip": "192.0.2.7"}).wantError(t, http.StatusBadRequest, client.CodeTicketMalformed)
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "not-an-ip"}).wantError(t, http.StatusBadRequest, client.CodeInvalidField)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "nonce": testNonce}).wantError(t, http.StatusForbidden, client.CodeTicketIPMismatch)
+		b.do("POST", "/v1/tickets/redeem", redeem(tk, "198.51.100.1")).wantError(t, http.StatusForbidden, client.CodeTicketIPMismatch)
+		b.do("POST", "/v1/tickets/redeem", redeem(forC, "192.0.2.7")).wantError(t, http.StatusForbidden, client.CodeTicketWrongTarget)
+		b.do("POST", "/v1/tickets/redeem", redeem(tk[:50], "192.0.2.7")).wantError(t, http.StatusBadRequest, client.CodeTicketMalformed)
+		b.do("POST", "/v1/tickets/redeem", redeem(tk, "not-an-ip")).wantError(t, http.StatusBadRequest, client.CodeInvalidField)
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).wantError(t, http.StatusForbidden, client.CodeOtherBrowser)
+		other, _ := crypto.NewNonce()
+		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7", "nonce": other}).wantError(t, http.StatusForbidden, client.CodeOtherBrowser)
 		b.do("POST", "/v1/tickets/redeem", `{"ip":"192.0.2.7"}`).wantError(t, http.StatusBadRequest, client.CodeInvalidField)
 		b.do("POST", "/v1/tickets/redeem", `{"ticket":"x","next":"y"}`).wantError(t, http.StatusBadRequest, client.CodeUnknownField)
 		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}, "Authorization", "").wantError(t, http.StatusUnauthorized, client.CodeUnauthorized)
 		// The refusals above did not use the ticket up.
-		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "::ffff:192.0.2.7"}).want(t, http.StatusOK, nil)
+		b.do("POST", "/v1/tickets/redeem", redeem(tk, "::ffff:192.0.2.7")).want(t, http.StatusOK, nil)
+	})
+	t.Run("another user's session in the browser", func(t *testing.T) {
+		tk, _, _ := login()
+		bob := b.login(t, "bob@example.com", true)
+		req := redeem(tk, "192.0.2.7")
+		req["session"] = bob.Token
+		b.do("POST", "/v1/tickets/redeem", req).wantError(t, http.StatusConflict, client.CodeSessionConflict)
+		delete(req, "session")
+		b.do("POST", "/v1/tickets/redeem", req).want(t, http.StatusOK, nil)
 	})
 	t.Run("ended session", func(t *testing.T) {
 		tk, _, l := login()
@@ -688,7 +794,7 @@ func TestAPI_RedeemTicket(t *testing.T) {
 		if _, err := b.store.Apply(session.Record{Session: &ended}); err != nil {
 			t.Fatal(err)
 		}
-		ea := b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.7"}).wantError(t, http.StatusGone, client.CodeSessionEnded)
+		ea := b.do("POST", "/v1/tickets/redeem", redeem(tk, "192.0.2.7")).wantError(t, http.StatusGone, client.CodeSessionEnded)
 		if ea.Session == nil || ea.Session.ID != l.Session.ID || ea.Session.EndReason != session.EndLogout {
 			t.Errorf("session %+v", ea.Session)
 		}
@@ -995,23 +1101,26 @@ func BenchmarkTicket_IssueRedeem(b *testing.B) {
 	s, u := e.session(b, l.Session.ID)
 	b.ReportAllocs()
 	b.ResetTimer()
+	br := &browser{cookies: []*http.Cookie{{Name: cookieNonce, Value: testNonce}}}
 	for b.Loop() {
-		tk, err := e.h.sealSession("site-a", &s, &u, l.Token, "")
+		tk, err := e.h.sealSession("site-a", &s, &u, testBinding("site-a"), "")
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := e.h.redeem(tk, ""); err != nil {
+		if _, err := e.h.redeem(tk, br); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// TestHandoff_ChainURLLength holds a chain through 30 sites under 2 KB: one
-// chain ticket whatever the number of sites (a proxy's request line is
-// commonly limited to 8 KB; one ticket per site outgrew it at ten).
+// TestHandoff_ChainURLLength holds a chain through 30 sites under 2.5 KB:
+// one chain ticket whatever the number of sites (a proxy's request line is
+// commonly limited to 8 KB; one ticket per site outgrew it at ten), and the
+// first pass's bind state, once every site has written its commitment,
+// under the same bound.
 func TestHandoff_ChainURLLength(t *testing.T) {
 	e := newHoEnv(t, testKeyring(t), "site-a", siteAURL)
-	token, id, err := crypto.NewToken()
+	_, id, err := crypto.NewToken()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1035,17 +1144,70 @@ func TestHandoff_ChainURLLength(t *testing.T) {
 	for i := range route {
 		route[i] = fmt.Sprintf("site-%02d-example-c", i) // 16 characters
 	}
-	tk, err := e.h.seal(ticketKindSession, crypto.Ticket{Route: route, SessionID: s.ID, Token: token, ClientIP: s.IP, Payload: payload})
+	binds := make([]crypto.Binding, len(route))
+	for i, name := range route {
+		binds[i] = testBinding(name)
+	}
+	ret := "https://shop.example.com/account/orders?tab=recent"
+	tk, err := e.h.seal(ticketKindSession, crypto.Ticket{Route: route, Bindings: binds, SessionID: s.ID, ClientIP: s.IP, Payload: payload})
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := syncLink(e.h.self, tk, "https://shop.example.com/account/orders?tab=recent")
-	if len(link) > 2048 {
+	link := syncLink(e.h.self, tk, ret, false)
+	if len(link) > 2560 {
 		t.Errorf("a chain URL through 30 sites is %d characters", len(link))
 	}
-	one, err := e.h.sealSession("site-b", &s, &u, token, s.IP)
+	// The first pass: the bind state as the last site of the route sends
+	// it back, every commitment written.
+	st := ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret}
+	for i := range st.Bound {
+		st.Bound[i] = binds[i].String()
+	}
+	raw, err := e.h.sealBindState(route, ret, s.ID, s.IP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("chain URL through 30 sites: %d characters (payload %d bytes); a ticket for one site: %d", len(link), len(payload), len(one))
+	opened, err := e.kr.OpenTicket(raw, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := e.h.resealBindState(opened, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := e.h.self.link(pathChain, url.Values{"h": {full}})
+	if len(back) > 2560 {
+		t.Errorf("a bind state through 30 sites is %d characters", len(back))
+	}
+	one, err := e.h.sealSession("site-b", &s, &u, testBinding("site-b"), s.IP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("chain URL through 30 sites: %d characters (payload %d bytes); its bind state back: %d; a ticket for one site: %d",
+		len(link), len(payload), len(back), len(one))
+}
+
+// BenchmarkAPI_SessionCheckAlias is BenchmarkAPI_SessionCheckHandler for a
+// cookie this site minted when a hand-off brought the session (an alias,
+// what every site but the one that logged the browser in holds): one more
+// map lookup than the session's own id.
+func BenchmarkAPI_SessionCheckAlias(b *testing.B) {
+	e := newHoEnv(b, testKeyring(b), "site-a", siteAURL)
+	tk, _ := e.ticketFor(b, "site-a", "bench@example.com", "")
+	rd, err := e.h.redeem(tk, &browser{cookies: []*http.Cookie{{Name: cookieNonce, Value: testNonce}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := e.srv.Config.Handler
+	req := httptest.NewRequest("GET", "/v1/sessions/"+crypto.SessionID(rd.Token), nil)
+	req.Header.Set("Authorization", "Bearer "+testAPIToken)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
 }

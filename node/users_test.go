@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -61,25 +62,9 @@ func wantCode(t *testing.T, m *nodetest.Member, method, path string, body any, s
 	return a
 }
 
-// ticketFor returns the ticket of login l for node name, from its sync URL.
-func ticketFor(t *testing.T, l syncLogin, name string) string {
-	t.Helper()
-	for _, u := range l.Sync.URLs {
-		if u.Site == name {
-			pu, err := url.Parse(u.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return pu.Query().Get("t")
-		}
-	}
-	t.Fatalf("no sync URL for %s in %+v", name, l.Sync.URLs)
-	return ""
-}
-
 func TestUsers_Rename(t *testing.T) {
 	c := nodetest.NewCluster(t, 3)
-	register(t, c, 0, "ann@example.com")
+	registerEverywhere(t, c, 0, "ann@example.com")
 	callWant(t, c.Members[0], "PUT", "/v1/users/ann@example.com", map[string]any{"login": "ann", "display_name": "Ann"}, http.StatusOK)
 	c.WaitConverged(5 * time.Second)
 	var ids []string
@@ -156,11 +141,23 @@ func TestUsers_Rename(t *testing.T) {
 	})
 
 	t.Run("the new address logs in and syncs", func(t *testing.T) {
-		l := loginSync(t, c.Members[2], "ann.new@example.com", "")
+		// The administrator vouched for the new address through n1: n1 is
+		// bound to it; the sites bound to the old address are not (they
+		// proved another mailbox), until a hand-off or a proof binds them.
+		l := loginSync(t, c.Members[1], "ann.new@example.com", "")
 		if !l.Synced {
 			t.Fatalf("login %+v", l)
 		}
 		waitAll(t, c, l.Session.ID, http.StatusOK, "")
+		var a loginAnswer
+		if c.Members[2].Call("POST", "/v1/sessions", map[string]string{"email": "ann.new@example.com"}, &a); a.Synced || a.Reason != "site_not_bound" {
+			t.Fatalf("a login on n2: %+v", a)
+		}
+		for _, m := range c.Members {
+			if u, err := m.Store().User("ann@example.com"); err != nil || u.BoundTo("n0") || u.BoundTo("n2") {
+				t.Errorf("%s: the old address is still bound (%v)", m.Name(), err)
+			}
+		}
 	})
 
 	t.Run("onto an existing user, and back", func(t *testing.T) {
@@ -207,7 +204,8 @@ func TestUsers_Unverify(t *testing.T) {
 }
 
 // TestUsers_UnknownUser runs both policies of site.on_unknown_user: n1
-// creates unknown users, n2 rejects them; n0 is where they log in.
+// creates unknown users, n2 rejects them; n0 is where they log in. What a
+// site knows travels in the user's record: it survives a wiped data dir.
 func TestUsers_UnknownUser(t *testing.T) {
 	c := nodetest.New(t)
 	c.Configure = func(i int, cfg *node.Config) {
@@ -217,56 +215,64 @@ func TestUsers_UnknownUser(t *testing.T) {
 	}
 	c.Start(3)
 	register(t, c, 0, "ann@example.com")
-	redeem := func(m *nodetest.Member, tk string, want int) answer {
+	// redeem has member m redeem the ticket its browser brought (POST
+	// /v1/tickets/redeem, as a site that keeps its own cookies does).
+	redeem := func(m *nodetest.Member, tk, nonce string, want int) answer {
 		t.Helper()
-		return callWant(t, m, "POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.1"}, want)
+		return callWant(t, m, "POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.1", "nonce": nonce}, want)
+	}
+	handoff := func(m *nodetest.Member) answer {
+		t.Helper()
+		l := loginSync(t, c.Members[0], "ann@example.com", "")
+		tk, nonce := handoffTicket(t, c, 0, l, m.Name())
+		return redeem(m, tk, nonce, http.StatusOK)
 	}
 	newUser := func(a answer) bool { return a.NewUser != nil && *a.NewUser }
 
 	t.Run("create", func(t *testing.T) {
 		n1 := c.Members[1]
-		l := loginSync(t, c.Members[0], "ann@example.com", "")
-		a := redeem(n1, ticketFor(t, l, "n1"), http.StatusOK)
-		if !newUser(a) || a.Token != l.Token || a.User == nil || a.User.Email != "ann@example.com" {
+		a := handoff(n1)
+		if !newUser(a) || a.Token == "" || a.User == nil || a.User.Email != "ann@example.com" {
 			t.Fatalf("redeem answer %+v", a)
 		}
-		// The site's session check says so too, until its backend PUTs
-		// the user; other sites never say it.
-		if a := callWant(t, n1, "GET", "/v1/sessions/"+l.Session.ID, nil, http.StatusOK); !newUser(a) {
+		id := a.Session.ID
+		// The site's session check says so too (by its own token, or the
+		// session's id), until its backend PUTs the user; other sites
+		// never say it.
+		if a := callWant(t, n1, "GET", "/v1/sessions/"+client.SessionID(a.Token), nil, http.StatusOK); !newUser(a) || a.Session.ID != id {
 			t.Fatalf("check on n1: %+v", a)
 		}
-		if a := callWant(t, c.Members[0], "GET", "/v1/sessions/"+l.Session.ID, nil, http.StatusOK); a.NewUser != nil {
+		if a := callWant(t, c.Members[0], "GET", "/v1/sessions/"+id, nil, http.StatusOK); a.NewUser != nil {
 			t.Fatalf("check on n0: %+v", a)
 		}
 		// A second session before the backend acknowledged: still new.
-		l2 := loginSync(t, c.Members[0], "ann@example.com", "")
-		if a := redeem(n1, ticketFor(t, l2, "n1"), http.StatusOK); !newUser(a) {
-			t.Fatalf("second redeem %+v", a)
+		a2 := handoff(n1)
+		if !newUser(a2) {
+			t.Fatalf("second redeem %+v", a2)
 		}
-		// The flag survives a restart.
+		// It survives a restart.
 		c.Kill(1)
 		c.Restart(1)
 		// The logins below hand the session to n1 only once n0 lists it
 		// alive again (it came back on a new gossip port).
 		c.WaitMembers(10 * time.Second)
 		n1 = c.Members[1]
-		if a := callWant(t, n1, "GET", "/v1/sessions/"+l2.Session.ID, nil, http.StatusOK); !newUser(a) {
+		if a := callWant(t, n1, "GET", "/v1/sessions/"+client.SessionID(a2.Token), nil, http.StatusOK); !newUser(a) {
 			t.Fatalf("check after a restart: %+v", a)
 		}
 		// An administrator's verify does not acknowledge: the site's
 		// backend has not added the user.
 		callWant(t, n1, "PUT", "/v1/users/ann@example.com", map[string]string{"verified_via": "admin"}, http.StatusOK)
-		if a := callWant(t, n1, "GET", "/v1/sessions/"+l.Session.ID, nil, http.StatusOK); !newUser(a) {
+		if a := callWant(t, n1, "GET", "/v1/sessions/"+id, nil, http.StatusOK); !newUser(a) {
 			t.Fatalf("check after an admin verify: %+v", a)
 		}
 		callWant(t, n1, "PUT", "/v1/users/ann@example.com", map[string]string{"login": "ann", "display_name": "Ann"}, http.StatusOK)
-		for _, id := range []string{l.Session.ID, l2.Session.ID} {
+		for _, id := range []string{id, a2.Session.ID} {
 			if a := callWant(t, n1, "GET", "/v1/sessions/"+id, nil, http.StatusOK); a.NewUser != nil {
 				t.Fatalf("check after the PUT: %+v", a)
 			}
 		}
-		l3 := loginSync(t, c.Members[0], "ann@example.com", "")
-		if a := redeem(n1, ticketFor(t, l3, "n1"), http.StatusOK); newUser(a) {
+		if a := handoff(n1); newUser(a) {
 			t.Fatalf("redeem of a known user %+v", a)
 		}
 	})
@@ -274,10 +280,12 @@ func TestUsers_UnknownUser(t *testing.T) {
 	t.Run("reject", func(t *testing.T) {
 		n2 := c.Members[2]
 		l := loginSync(t, c.Members[0], "ann@example.com", "")
-		tk := ticketFor(t, l, "n2")
-		wantCode(t, n2, "POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.1"}, http.StatusForbidden, "unknown_user")
+		tk, nonce := handoffTicket(t, c, 0, l, "n2")
+		wantCode(t, n2, "POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.1", "nonce": nonce}, http.StatusForbidden, "unknown_user")
 		// The browser's own visit: refused, no cookie.
-		resp, err := http.Get("http://" + n2.PublicAddr() + "/ussync/v1/sync?t=" + url.QueryEscape(tk))
+		req, _ := http.NewRequest("GET", "http://"+n2.PublicAddr()+"/ussync/v1/sync?t="+url.QueryEscape(tk), nil)
+		req.Header.Set("Cookie", "ussync_nonce="+nonce)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,19 +297,49 @@ func TestUsers_UnknownUser(t *testing.T) {
 		// Once the site has the user, the same ticket opens: it was not
 		// used up.
 		callWant(t, n2, "PUT", "/v1/users/ann@example.com", map[string]string{"login": "ann"}, http.StatusOK)
-		if a := redeem(n2, tk, http.StatusOK); newUser(a) || a.Token != l.Token {
+		if a := redeem(n2, tk, nonce, http.StatusOK); newUser(a) || a.Session.ID != l.Session.ID {
 			t.Fatalf("redeem after the PUT: %+v", a)
 		}
 	})
 
 	t.Run("reject knows who logged in there", func(t *testing.T) {
 		n2 := c.Members[2]
-		register(t, c, 0, "bob@example.com")
+		registerEverywhere(t, c, 0, "bob@example.com")
 		login(t, n2, "bob@example.com")
 		l := loginSync(t, c.Members[0], "bob@example.com", "")
-		if a := redeem(n2, ticketFor(t, l, "n2"), http.StatusOK); newUser(a) {
+		tk, nonce := handoffTicket(t, c, 0, l, "n2")
+		if a := redeem(n2, tk, nonce, http.StatusOK); newUser(a) {
 			t.Fatalf("redeem %+v", a)
 		}
+	})
+
+	t.Run("a wiped data dir forgets nothing a site knows", func(t *testing.T) {
+		// n2 knows ann and bob (its backend PUT ann, bob logged in there).
+		// Its disk is lost; it starts again on an empty data dir and gets
+		// the users back from its peers, with what n2 knows of them.
+		c.Kill(2)
+		if err := os.RemoveAll(c.Members[2].Dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(c.Members[2].Dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		c.Restart(2)
+		c.WaitMembers(10 * time.Second)
+		c.WaitConverged(20 * time.Second)
+		n2 := c.Members[2]
+		for _, email := range []string{"ann@example.com", "bob@example.com"} {
+			l := loginSync(t, c.Members[0], email, "")
+			tk, nonce := handoffTicket(t, c, 0, l, "n2")
+			if a := redeem(n2, tk, nonce, http.StatusOK); newUser(a) {
+				t.Fatalf("%s after the wipe: %+v", email, a)
+			}
+		}
+		// A user n2 never knew is still refused.
+		registerEverywhere(t, c, 0, "cy@example.com")
+		l := loginSync(t, c.Members[0], "cy@example.com", "")
+		tk, nonce := handoffTicket(t, c, 0, l, "n2")
+		wantCode(t, n2, "POST", "/v1/tickets/redeem", map[string]string{"ticket": tk, "ip": "192.0.2.1", "nonce": nonce}, http.StatusForbidden, "unknown_user")
 	})
 }
 
@@ -343,8 +381,8 @@ func history(ss []client.SessionInfo) []historyRow {
 // sessions, with the same ends, whichever node ended them.
 func TestUsers_History(t *testing.T) {
 	c := nodetest.NewCluster(t, 3)
-	register(t, c, 0, "ann@example.com")
-	register(t, c, 1, "bob@example.com")
+	registerEverywhere(t, c, 0, "ann@example.com")
+	registerEverywhere(t, c, 1, "bob@example.com")
 	m0, m1, m2 := c.Members[0], c.Members[1], c.Members[2]
 	loggedOut := login(t, m0, "ann@example.com").Session.ID
 	revoked := login(t, m1, "ann@example.com").Session.ID

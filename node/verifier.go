@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,11 +43,15 @@ const (
 	pathVerify = publicPrefix + "verify"
 	// ticketKindVerify marks the payload of a one-click verification link.
 	ticketKindVerify = "verify"
-	// Node-local keys: the pending code and the send history of an address.
+	// Node-local keys: the pending code, the send history and the failed
+	// guesses of an address.
 	localCodePrefix = "vcode/"
 	localSendPrefix = "vsend/"
+	localFailPrefix = "vfail/"
 	// sendWindow is the window of verification.max_sends_per_hour.
 	sendWindow = time.Hour
+	// failWindow is the window of verification.max_failures_per_day.
+	failWindow = 24 * time.Hour
 )
 
 var (
@@ -72,6 +77,13 @@ type verifierConfig struct {
 	MaxAttempts     int
 	ResendInterval  time.Duration
 	MaxSendsPerHour int
+	// MaxFailuresPerDay is verification.max_failures_per_day: wrong codes
+	// accepted for one address in any 24 hours, whatever the codes sent.
+	// Zero: 2 × MaxAttempts.
+	MaxFailuresPerDay int
+	// MaxOffset is the cluster's max clock offset, for the links' limits.
+	// Zero: crypto.MaxClockSkew.
+	MaxOffset time.Duration
 	// Mailer sends the messages; nil: mail is disabled (requests answer
 	// 503, codes and links are still checked).
 	Mailer *mailer
@@ -87,6 +99,7 @@ type verifierConfig struct {
 // verifier is e-mail verification. It is safe for concurrent use.
 type verifier struct {
 	verifierConfig
+	checkMu  sync.Mutex             // serializes checkCode
 	requests *prometheus.CounterVec // ussync_verification_requests_total{result}
 	checks   *prometheus.CounterVec // ussync_verification_checks_total{via,result}
 }
@@ -115,6 +128,9 @@ func newVerifier(cfg verifierConfig) (*verifier, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
+	}
+	if cfg.MaxFailuresPerDay <= 0 {
+		cfg.MaxFailuresPerDay = 2 * cfg.MaxAttempts
 	}
 	v := &verifier{verifierConfig: cfg}
 	v.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -148,9 +164,23 @@ type pendingCode struct {
 }
 
 // sendHistory is the node-local record of the messages sent to an
-// address within the last sendWindow: Unix milliseconds, oldest first.
+// address within the last sendWindow (or, under localFailPrefix, of the
+// wrong codes tried for it within the last failWindow): Unix milliseconds,
+// oldest first.
 type sendHistory struct {
 	At []int64 `json:"at"`
+}
+
+// within returns h's times after now-window, none after now (a clock set
+// back does not lock out).
+func (h sendHistory) within(nowMS int64, window time.Duration) []int64 {
+	kept := h.At[:0]
+	for _, at := range h.At {
+		if at > nowMS-window.Milliseconds() {
+			kept = append(kept, min(at, nowMS))
+		}
+	}
+	return kept
 }
 
 // linkPayload is the Payload of a verification link's ticket. Its kind
@@ -253,13 +283,7 @@ func (v *verifier) reserveSend(email string, now time.Time) (time.Duration, erro
 		if old != nil {
 			_ = json.Unmarshal(old, &h) // a damaged history starts over
 		}
-		kept := h.At[:0]
-		for _, at := range h.At {
-			if at > nowMS-sendWindow.Milliseconds() {
-				kept = append(kept, min(at, nowMS)) // a clock set back does not lock out
-			}
-		}
-		h.At = kept
+		h.At = h.within(nowMS, sendWindow)
 		if n := len(h.At); n > 0 && v.ResendInterval > 0 {
 			if d := time.Duration(h.At[n-1]+v.ResendInterval.Milliseconds()-nowMS) * time.Millisecond; d > 0 {
 				wait = d
@@ -324,7 +348,9 @@ func (v *verifier) link(email, id string, now, expires time.Time) (string, error
 // checkCode checks a code typed for email (normalized): nil when it is the
 // pending code's, which is then consumed; ErrInvalidCode when it is wrong
 // (counted), or no code is pending, or it expired; ErrCodeLocked once
-// MaxAttempts wrong codes were tried, until a new code is requested.
+// MaxAttempts wrong codes were tried for this code (until a new code is
+// requested) or MaxFailuresPerDay for the address in the last 24 hours
+// (whatever new codes were sent: a resend does not reset it).
 func (v *verifier) checkCode(email, code string) error {
 	code = strings.Map(func(r rune) rune {
 		if r == ' ' || r == '-' { // as people copy it: "123 456", "123-456"
@@ -332,9 +358,19 @@ func (v *verifier) checkCode(email, code string) error {
 		}
 		return r
 	}, code)
+	// One check at a time on this node: the day's budget is read, then
+	// spent, and parallel guesses must not overrun it. (Codes are typed by
+	// people: a lock costs nothing.)
+	v.checkMu.Lock()
+	defer v.checkMu.Unlock()
 	now := v.Store.Now().UnixMilli()
+	spent, err := v.failures(email, now)
+	if err != nil {
+		return err
+	}
 	var result error
-	err := v.Store.LocalUpdate(localCodePrefix+email, v.CodeTTL, func(old []byte) ([]byte, error) {
+	wrong := false
+	err = v.Store.LocalUpdate(localCodePrefix+email, v.CodeTTL, func(old []byte) ([]byte, error) {
 		var rec pendingCode
 		if old == nil {
 			result = ErrInvalidCode
@@ -344,7 +380,7 @@ func (v *verifier) checkCode(email, code string) error {
 			result = ErrInvalidCode
 			return nil, nil // expired: gone, as if never sent
 		}
-		if rec.Attempts >= v.MaxAttempts {
+		if rec.Attempts >= v.MaxAttempts || len(spent) >= v.MaxFailuresPerDay {
 			result = ErrCodeLocked
 			return nil, errUnchanged
 		}
@@ -352,11 +388,21 @@ func (v *verifier) checkCode(email, code string) error {
 			return nil, nil // consumed: the code and its link
 		}
 		rec.Attempts++
-		result = ErrInvalidCode
+		result, wrong = ErrInvalidCode, true
 		return json.Marshal(&rec)
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return fmt.Errorf("check code: %w", err)
+	}
+	if wrong {
+		h := sendHistory{At: append(spent, now)}
+		raw, err := json.Marshal(&h)
+		if err == nil {
+			err = v.Store.LocalPut(localFailPrefix+email, raw, failWindow)
+		}
+		if err != nil {
+			return fmt.Errorf("count a wrong code: %w", err)
+		}
 	}
 	label := "verified"
 	if result != nil {
@@ -366,15 +412,55 @@ func (v *verifier) checkCode(email, code string) error {
 	return result
 }
 
+// failures returns the times of the wrong codes tried for email in the
+// last failWindow (Unix ms, oldest first).
+func (v *verifier) failures(email string, nowMS int64) ([]int64, error) {
+	var h sendHistory
+	old, err := v.Store.LocalGet(localFailPrefix + email)
+	if err != nil && !errors.Is(err, session.ErrNotFound) {
+		return nil, fmt.Errorf("read wrong codes: %w", err)
+	}
+	if old != nil {
+		_ = json.Unmarshal(old, &h) // a damaged count starts over
+	}
+	return h.within(nowMS, failWindow), nil
+}
+
+// inspectLink checks a one-click link's token c without using it: what the
+// confirmation page a GET shows needs (mail scanners open links; only the
+// page's button, a POST, verifies). It returns the address, or the refusal
+// redeemLink would give (but for a replay: a link whose code was used is
+// stale).
+func (v *verifier) inspectLink(c string) (string, error) {
+	t, email, err := v.openLink(c)
+	if err != nil {
+		return "", err
+	}
+	rec, ok := v.pending(email)
+	if !ok || rec.ID != t.ID || v.Store.Now().UnixMilli() >= rec.Expires {
+		return "", refuse(ErrLinkStale, "the link's code was already used, or a newer code was sent")
+	}
+	return email, nil
+}
+
+// pending reads the pending code of email.
+func (v *verifier) pending(email string) (pendingCode, bool) {
+	var rec pendingCode
+	raw, err := v.Store.LocalGet(localCodePrefix + email)
+	if err != nil || json.Unmarshal(raw, &rec) != nil {
+		return rec, false
+	}
+	return rec, true
+}
+
 // redeemLink checks a one-click link's token c and consumes its code. It
 // returns the address to mark verified, or a refusal: the ticket's own
 // (crypto's ticket sentinels, ErrTicketWrongTarget), ErrTicketReplayed for
-// a link opened before, ErrLinkStale when its code was used or replaced by
-// a newer one.
-// A code locked by wrong tries does not stop its link: the link is not
-// guessable.
+// a link used before, ErrLinkStale when its code was used or replaced by
+// a newer one. A code locked by wrong tries does not stop its link: the
+// link is not guessable.
 func (v *verifier) redeemLink(c string) (string, error) {
-	email, err := v.openLink(c)
+	email, err := v.useLink(c)
 	result := "verified"
 	if _, refused := errors.AsType[*refusal](err); refused {
 		result = errorCode(err)
@@ -385,22 +471,32 @@ func (v *verifier) redeemLink(c string) (string, error) {
 	return email, err
 }
 
-func (v *verifier) openLink(c string) (string, error) {
-	now := v.Store.Now()
-	t, err := v.Keyring.OpenTicket(c, now)
+// openLink opens a link's ticket: within the code's lifetime (and the
+// clocks' offset), of kind verify, for this node.
+func (v *verifier) openLink(c string) (crypto.Ticket, string, error) {
+	t, err := v.Keyring.OpenTicketWithin(c, v.Store.Now(), crypto.TicketLimits{MaxLifetime: v.CodeTTL, MaxOffset: v.MaxOffset})
 	if err != nil {
-		return "", ticketError(err)
+		return t, "", ticketError(err)
 	}
 	var p linkPayload
 	if json.Unmarshal(t.Payload, &p) != nil || p.Kind != ticketKindVerify {
-		return "", refuse(crypto.ErrTicketMalformed, "not a verification link")
+		return t, "", refuse(crypto.ErrTicketMalformed, "not a verification link")
 	}
 	email, err := session.NormalizeEmail(p.Email)
 	if err != nil || email != p.Email {
-		return "", refuse(crypto.ErrTicketMalformed, "not a verification link")
+		return t, "", refuse(crypto.ErrTicketMalformed, "not a verification link")
 	}
 	if t.Target != v.Name {
-		return "", refuse(ErrTicketWrongTarget, "the link is for another site")
+		return t, "", refuse(ErrTicketWrongTarget, "the link is for another site")
+	}
+	return t, email, nil
+}
+
+func (v *verifier) useLink(c string) (string, error) {
+	now := v.Store.Now()
+	t, email, err := v.openLink(c)
+	if err != nil {
+		return "", err
 	}
 	first, err := v.Store.UseOnce(t.ID, t.ExpiresAt)
 	if err != nil {

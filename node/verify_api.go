@@ -30,18 +30,20 @@ func (n *Node) newVerifier() (*verifier, error) {
 		return nil, err
 	}
 	return newVerifier(verifierConfig{
-		Keyring:         n.keyring,
-		Store:           n.store,
-		Name:            n.cfg.Node.Name,
-		SiteURL:         n.cfg.Site.URL,
-		CodeTTL:         time.Duration(n.cfg.Verification.CodeTTL),
-		MaxAttempts:     n.cfg.Verification.MaxAttempts,
-		ResendInterval:  time.Duration(n.cfg.Verification.ResendInterval),
-		MaxSendsPerHour: n.cfg.Verification.MaxSendsPerHour,
-		Mailer:          m,
-		Templates:       tpl,
-		Log:             n.log,
-		Metrics:         n.metrics,
+		Keyring:           n.keyring,
+		Store:             n.store,
+		Name:              n.cfg.Node.Name,
+		SiteURL:           n.cfg.Site.URL,
+		CodeTTL:           time.Duration(n.cfg.Verification.CodeTTL),
+		MaxAttempts:       n.cfg.Verification.MaxAttempts,
+		ResendInterval:    time.Duration(n.cfg.Verification.ResendInterval),
+		MaxSendsPerHour:   n.cfg.Verification.MaxSendsPerHour,
+		MaxFailuresPerDay: n.cfg.Verification.MaxFailuresPerDay,
+		MaxOffset:         time.Duration(n.cfg.Cluster.MaxClockOffset),
+		Mailer:            m,
+		Templates:         tpl,
+		Log:               n.log,
+		Metrics:           n.metrics,
 	})
 }
 
@@ -85,10 +87,9 @@ func (a *api) requestVerification(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, &struct {
+	return writeJSON(w, http.StatusAccepted, &struct {
 		Status string `json:"status"`
 	}{"sent"})
-	return nil
 }
 
 type verifyCodeRequest struct {
@@ -122,6 +123,5 @@ func (a *api) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newUserView(&u))
-	return nil
+	return writeJSON(w, http.StatusOK, a.userView(&u))
 }

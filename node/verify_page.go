@@ -5,8 +5,11 @@ import (
 	"encoding/base64"
 	htmltemplate "html/template"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
 )
 
@@ -17,17 +20,27 @@ import (
 // allowed by its hash in their CSP.
 const verifyPageStyle = `body{margin:0;padding:48px 16px;background:#f4f4f5;color:#18181b;font:16px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}` +
 	`main{max-width:28rem;margin:0 auto;padding:32px;background:#fff;border-radius:8px;border-top:4px solid #16a34a}` +
-	`main.refused{border-top-color:#dc2626}h1{margin:0 0 16px;font-size:1.4rem}a{color:#2563eb}`
+	`main.refused{border-top-color:#dc2626}main.ask{border-top-color:#2563eb}h1{margin:0 0 16px;font-size:1.4rem}a{color:#2563eb}` +
+	`button{font:inherit;padding:8px 16px;border:0;border-radius:6px;background:#2563eb;color:#fff;cursor:pointer}`
 
 var (
 	verifyPage = htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/verify_page.html.tmpl"))
-	// verifyPageCSP allows nothing but the page's own style block.
+	// verifyPageCSP allows nothing but the page's own style block, and its
+	// form to post to this site; nothing may frame the button.
 	verifyPageCSP = func() string {
 		sum := sha256.Sum256([]byte(verifyPageStyle))
 		return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
-			"'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+			"'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 	}()
 )
+
+// cookieVerify is the confirmation page's CSRF cookie: the POST of its
+// button must carry the same value in its form (a double-submit token), so
+// only the page this browser loaded can confirm.
+const cookieVerify = "ussync_verify"
+
+// maxVerifyForm bounds the confirmation's POST body.
+const maxVerifyForm = 8 << 10
 
 // verifyPageData is what the verification page shows.
 type verifyPageData struct {
@@ -37,31 +50,60 @@ type verifyPageData struct {
 	Site    string // the site's URL, for the way back
 	Host    string
 	Style   htmltemplate.CSS
+	// Confirm shows the button that posts the link (Link) with the
+	// page's CSRF token to Action.
+	Confirm bool
+	Email   string
+	Link    string
+	CSRF    string
+	Action  string
 }
 
-// verify is GET /ussync/v1/verify?c=TOKEN, the link in the message: verify
-// the address and say so on a small HTML page, or refuse with a 4xx page
-// that says why (and X-Ussync-Refused: <code>).
+// verify is the link in the message, GET /ussync/v1/verify?c=TOKEN: a
+// page that asks the user to confirm, with a button that POSTs the link
+// back with a CSRF token (mail scanners open links: a GET verifies
+// nothing). POST /ussync/v1/verify (c, csrf) verifies the address, binds
+// this site to it and says so; a refusal is a 4xx page that says why (and
+// X-Ussync-Refused: <code>).
 func (p *public) verify(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	q, err := queryParams(r, "c")
-	if err != nil {
-		return err
-	}
-	var email string
-	if p.verifier == nil {
-		err = refuse(session.ErrNotFound, "this node verifies no e-mail")
-	} else {
-		email, err = p.verifier.redeemLink(q["c"])
-	}
-	if err == nil {
-		_, err = p.svc.markVerified(email)
-	}
+	br := browserOf(r, pr.client)
 	d := verifyPageData{Site: p.h.self.URL.String(), Host: p.h.self.URL.Host, Style: htmltemplate.CSS(verifyPageStyle)}
+	var c, email string
+	var err error
+	if r.Method == http.MethodPost {
+		c, err = p.confirmation(w, r, br)
+	} else {
+		var q map[string]string
+		if q, err = queryParams(r, "c"); err == nil {
+			c = q["c"]
+		}
+	}
+	if err == nil && p.verifier == nil {
+		err = refuse(session.ErrNotFound, "this node verifies no e-mail")
+	}
+	if err == nil && r.Method != http.MethodPost {
+		if email, err = p.verifier.inspectLink(c); err == nil {
+			token, cerr := crypto.NewNonce()
+			if cerr != nil {
+				return cerr
+			}
+			http.SetCookie(w, p.h.cookie(cookieVerify, token, int(p.verifier.CodeTTL/time.Second)+60, http.SameSiteStrictMode, p.h.secure(br, false)))
+			d.Confirm, d.Email, d.Link, d.CSRF, d.Action = true, email, c, token, p.h.self.URL.EscapedPath()+pathVerify
+			d.Title, d.Message = "Confirm your e-mail address", "Press the button to confirm that this address is yours."
+		}
+	} else if err == nil {
+		if email, err = p.verifier.redeemLink(c); err == nil {
+			_, err = p.svc.markVerified(email)
+		}
+		if err == nil {
+			http.SetCookie(w, p.h.cookie(cookieVerify, "", -1, http.SameSiteStrictMode, p.h.secure(br, false)))
+			d.OK, d.Title, d.Message = true, "Your e-mail is verified", "Thank you: your address is confirmed. You can close this page."
+		}
+	}
 	status := http.StatusOK
 	a, _, known := answerOf(err)
 	switch refused := known && a.status < 500; {
 	case err == nil:
-		d.OK, d.Title, d.Message = true, "Your e-mail is verified", "Thank you: your address is confirmed. You can close this page."
 	case !refused:
 		p.log.Error("verify link", "err", err)
 		status, d.Title, d.Message = http.StatusInternalServerError, "Something went wrong", "Your address could not be verified just now. Please open the link again in a moment."
@@ -80,6 +122,28 @@ func (p *public) verify(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 	return nil
 }
 
+// confirmation reads the POST of the confirmation page's button: the link
+// (c), and a CSRF token equal to the page's cookie; a form posted from
+// another origin, or without the page's cookie, is refused (errCSRF).
+func (p *public) confirmation(w http.ResponseWriter, r *http.Request, br *browser) (string, error) {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" && !strings.EqualFold(o, p.h.self.Origin) {
+		return "", refuse(errCSRF, "the confirmation was posted from another site")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxVerifyForm)
+	if err := r.ParseForm(); err != nil {
+		return "", refuse(errBadRequest, "the form does not parse")
+	}
+	c, token := r.PostForm.Get("c"), r.PostForm.Get("csrf")
+	ok := false
+	for _, v := range p.h.cookieValues(br, cookieVerify) {
+		ok = (crypto.ValidNonce(token) && crypto.Equal(v, token)) || ok
+	}
+	if !ok {
+		return "", refuse(errCSRF, "the confirmation did not come from the page this browser opened")
+	}
+	return c, nil
+}
+
 // verifyRefusal says, for people, why a link was refused.
 func verifyRefusal(code string) string {
 	switch code {
@@ -91,6 +155,8 @@ func verifyRefusal(code string) string {
 		return "The link is no longer valid: its code was already used, or a newer code was sent. Use the most recent message, or ask the site for a new code."
 	case client.CodeTicketWrongTarget:
 		return "The link is for another site. Open it as it was sent, without changing it."
+	case client.CodeCSRF:
+		return "The confirmation did not come from the page this browser opened. Open the link in the message again, then press the button."
 	}
 	return "The link is not valid. Open it exactly as it was sent (some mail programs break long links), or ask the site for a new code."
 }

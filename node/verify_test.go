@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -187,6 +188,48 @@ func openOn(t *testing.T, c *http.Client, addr, link string) verifyAnswer {
 	return verifyAnswer{resp.StatusCode, resp.Header, b}
 }
 
+var (
+	reFormLink = regexp.MustCompile(`name="c" value="([^"]+)"`)
+	reFormCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+)
+
+// confirm does what a person does with a verification link: open it (a
+// GET shows a confirmation page and verifies nothing), then press the
+// page's button (a POST of the link with the page's CSRF token and
+// cookie). It returns the answer of the POST, or of the GET when it shows
+// no button.
+func (e *verifyEnv) confirm(link string) verifyAnswer {
+	e.t.Helper()
+	page := e.open(link)
+	c, token := reFormLink.FindSubmatch(page.Body), reFormCSRF.FindSubmatch(page.Body)
+	var ck *http.Cookie
+	for _, x := range (&http.Response{Header: page.Header}).Cookies() {
+		if x.Name == "ussync_verify" {
+			ck = x
+		}
+	}
+	if page.Status != http.StatusOK || c == nil || token == nil || ck == nil {
+		return page
+	}
+	return e.post(html.UnescapeString(string(c[1])), html.UnescapeString(string(token[1])), ck.Value, "null")
+}
+
+// post sends the confirmation page's form: the link's token c, the CSRF
+// token, the page's cookie (none when ""), from origin (none when "").
+func (e *verifyEnv) post(c, token, cookie, origin string) verifyAnswer {
+	e.t.Helper()
+	form := url.Values{"c": {c}, "csrf": {token}}
+	req, _ := http.NewRequest("POST", "http://"+e.n.PublicAddr()+"/ussync/v1/verify", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: "ussync_verify", Value: cookie})
+	}
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	return e.do(req)
+}
+
 func (e *verifyEnv) putUser(email string) {
 	e.t.Helper()
 	if a := e.api("PUT", "/v1/users/"+email, map[string]any{"login": "u", "display_name": "U"}); a.Status != http.StatusOK {
@@ -227,6 +270,7 @@ type verifiedUser struct {
 	Email       string `json:"email"`
 	Verified    bool   `json:"verified"`
 	VerifiedVia string `json:"verified_via"`
+	Bound       bool   `json:"bound"`
 }
 
 func (e *verifyEnv) user(email string) verifiedUser {
@@ -435,42 +479,130 @@ func TestVerify_NoEnumeration(t *testing.T) {
 	}
 }
 
+// TestVerify_FailureBudget is issue 9's code guessing: wrong codes are
+// capped per address per day (verification.max_failures_per_day, 10 by
+// default) whatever the number of codes sent. Before, each resend reset
+// the 5 tries of a code: about 600 guesses a day. The link still works.
+func TestVerify_FailureBudget(t *testing.T) {
+	sink := node.NewSMTPSink(t)
+	e := newVerifyEnv(t, sink)
+	const email = "guess@b.example"
+	e.putUser(email)
+	send := func() node.ParsedMail {
+		t.Helper()
+		e.clock.Add(time.Minute) // verification.resend_interval
+		wantStatus(t, "request", e.request(email), http.StatusAccepted, "")
+		return e.lastMail(email)
+	}
+	// Two codes, five wrong tries each: ten, the day's budget.
+	for range 2 {
+		pm := send()
+		for i := 1; i <= 5; i++ {
+			wantStatus(t, fmt.Sprintf("wrong code %d", i), e.verify(email, otherCode(pm.Code)), http.StatusBadRequest, "invalid_code")
+		}
+		wantStatus(t, "the code once its tries are spent", e.verify(email, pm.Code), http.StatusTooManyRequests, "code_locked")
+	}
+	// A third code is locked from the start, the right one too: a resend
+	// does not buy more guesses.
+	pm := send()
+	wantStatus(t, "a new code past the budget", e.verify(email, pm.Code), http.StatusTooManyRequests, "code_locked")
+	if e.user(email).Verified {
+		t.Fatal("verified past the budget")
+	}
+	// A day after the first failures, guesses are allowed again.
+	e.clock.Add(24 * time.Hour)
+	pm = send()
+	wantStatus(t, "a code a day later", e.verify(email, pm.Code), http.StatusOK, "")
+
+	t.Run("the link is no guess", func(t *testing.T) {
+		const email = "link-past-budget@b.example"
+		e.putUser(email)
+		for range 3 {
+			e.clock.Add(time.Minute)
+			wantStatus(t, "request", e.request(email), http.StatusAccepted, "")
+			pm := e.lastMail(email)
+			for range 5 {
+				e.verify(email, otherCode(pm.Code))
+			}
+		}
+		pm := e.lastMail(email)
+		wantStatus(t, "the code", e.verify(email, pm.Code), http.StatusTooManyRequests, "code_locked")
+		wantStatus(t, "the link", e.confirm(pm.Link), http.StatusOK, "")
+	})
+}
+
 func TestVerify_Link(t *testing.T) {
 	sink := node.NewSMTPSink(t)
 	e := newVerifyEnv(t, sink)
 
-	t.Run("verifies once", func(t *testing.T) {
+	t.Run("verifies once, only by the page's button", func(t *testing.T) {
 		const email = "link@b.example"
 		e.putUser(email)
 		wantStatus(t, "request", e.request(email), http.StatusAccepted, "")
 		pm := e.lastMail(email)
 
-		a := e.open(pm.Link)
+		// A bare GET (a mail scanner, a preview) verifies nothing: it
+		// shows a page whose button posts.
+		for range 2 {
+			a := e.open(pm.Link)
+			if a.Status != http.StatusOK || !strings.Contains(string(a.Body), `<form method="post"`) || strings.Contains(string(a.Body), "is verified") {
+				t.Fatalf("open: %d %s", a.Status, a.Body)
+			}
+			if u := e.user(email); u.Verified {
+				t.Fatalf("a GET of the link verified the address: %+v", u)
+			}
+			h := a.Header
+			csp := h.Get("Content-Security-Policy")
+			if !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(csp, "default-src 'none'") ||
+				!strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "form-action 'self'") || h.Get("Referrer-Policy") != "no-referrer" ||
+				h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("headers: %v", h)
+			}
+			// The CSP allows exactly the page's own style block.
+			m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindSubmatch(a.Body)
+			if m == nil {
+				t.Fatal("no style block")
+			}
+			sum := sha256.Sum256(m[1])
+			if !strings.Contains(csp, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") {
+				t.Errorf("CSP %q does not allow the page's style", csp)
+			}
+		}
+		// Posts that did not come from the page this browser opened.
+		page := e.open(pm.Link)
+		c, token := string(reFormLink.FindSubmatch(page.Body)[1]), string(reFormCSRF.FindSubmatch(page.Body)[1])
+		c = html.UnescapeString(c)
+		var cookie string
+		for _, x := range (&http.Response{Header: page.Header}).Cookies() {
+			if x.Name == "ussync_verify" {
+				cookie = x.Value
+				if !x.HttpOnly || x.SameSite != http.SameSiteStrictMode || x.Path != "/ussync/v1/" {
+					t.Errorf("the page's cookie: %q", page.Header.Values("Set-Cookie"))
+				}
+			}
+		}
+		other := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+		wantStatus(t, "a post without the page's cookie", e.post(c, token, "", ""), http.StatusForbidden, "csrf")
+		wantStatus(t, "a post with another token", e.post(c, other, cookie, "null"), http.StatusForbidden, "csrf")
+		wantStatus(t, "a post with another cookie", e.post(c, token, other, "null"), http.StatusForbidden, "csrf")
+		wantStatus(t, "a post from another site", e.post(c, token, cookie, "https://evil.example"), http.StatusForbidden, "csrf")
+		if u := e.user(email); u.Verified {
+			t.Fatalf("a refused post verified the address: %+v", u)
+		}
+		a := e.post(c, token, cookie, "null")
 		if a.Status != http.StatusOK || !strings.Contains(string(a.Body), "Your e-mail is verified") {
-			t.Fatalf("open: %d %s", a.Status, a.Body)
+			t.Fatalf("confirm: %d %s", a.Status, a.Body)
 		}
-		h := a.Header
-		csp := h.Get("Content-Security-Policy")
-		if !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(csp, "default-src 'none'") ||
-			!strings.Contains(csp, "frame-ancestors 'none'") || h.Get("Referrer-Policy") != "no-referrer" ||
-			h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" {
-			t.Errorf("headers: %v", h)
-		}
-		// The CSP allows exactly the page's own style block.
-		m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindSubmatch(a.Body)
-		if m == nil {
-			t.Fatal("no style block")
-		}
-		sum := sha256.Sum256(m[1])
-		if !strings.Contains(csp, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") {
-			t.Errorf("CSP %q does not allow the page's style", csp)
-		}
-		if u := e.user(email); !u.Verified || u.VerifiedVia != "code" {
+		if u := e.user(email); !u.Verified || u.VerifiedVia != "code" || !u.Bound {
 			t.Errorf("user: %+v", u)
 		}
-
+		a = e.post(c, token, cookie, "null")
+		wantStatus(t, "the button again", a, http.StatusConflict, "ticket_replayed")
+		if !strings.Contains(string(a.Body), "already used") {
+			t.Errorf("refusal page: %s", a.Body)
+		}
 		a = e.open(pm.Link)
-		wantStatus(t, "the link again", a, http.StatusConflict, "ticket_replayed")
+		wantStatus(t, "the link again", a, http.StatusGone, "link_stale")
 		if !strings.Contains(string(a.Body), "already used") {
 			t.Errorf("refusal page: %s", a.Body)
 		}
@@ -490,10 +622,12 @@ func TestVerify_Link(t *testing.T) {
 		wantStatus(t, "tampered", e.open(pm.Link[:i]+flip+pm.Link[i+1:]), http.StatusBadRequest, "ticket_tampered")
 		wantStatus(t, "not a ticket", e.open("http://x/ussync/v1/verify?c=nonsense"), http.StatusBadRequest, "ticket_malformed")
 		wantStatus(t, "no token", e.open("http://x/ussync/v1/verify"), http.StatusBadRequest, "ticket_malformed")
-		req, _ := http.NewRequest("POST", "http://"+e.n.PublicAddr()+"/ussync/v1/verify?c=x", nil)
-		wantStatus(t, "POST", e.do(req), http.StatusMethodNotAllowed, "method_not_allowed")
+		req, _ := http.NewRequest("HEAD", "http://"+e.n.PublicAddr()+"/ussync/v1/verify?c=x", nil)
+		wantStatus(t, "HEAD", e.do(req), http.StatusMethodNotAllowed, "")
+		req, _ = http.NewRequest("POST", "http://"+e.n.PublicAddr()+"/ussync/v1/verify?c=x", nil)
+		wantStatus(t, "a bare POST", e.do(req), http.StatusForbidden, "csrf")
 		// None of that used the link up.
-		wantStatus(t, "the real link", e.open(pm.Link), http.StatusOK, "")
+		wantStatus(t, "the real link", e.confirm(pm.Link), http.StatusOK, "")
 	})
 
 	t.Run("a newer code makes the link stale", func(t *testing.T) {
@@ -505,7 +639,7 @@ func TestVerify_Link(t *testing.T) {
 		wantStatus(t, "request", e.request(email), http.StatusAccepted, "")
 		second := e.lastMail(email)
 		wantStatus(t, "the first link", e.open(first.Link), http.StatusGone, "link_stale")
-		wantStatus(t, "the second link", e.open(second.Link), http.StatusOK, "")
+		wantStatus(t, "the second link", e.confirm(second.Link), http.StatusOK, "")
 	})
 
 	t.Run("a typed code makes the link stale", func(t *testing.T) {
@@ -526,7 +660,7 @@ func TestVerify_Link(t *testing.T) {
 			e.verify(email, otherCode(pm.Code))
 		}
 		wantStatus(t, "locked", e.verify(email, pm.Code), http.StatusTooManyRequests, "code_locked")
-		wantStatus(t, "link", e.open(pm.Link), http.StatusOK, "")
+		wantStatus(t, "link", e.confirm(pm.Link), http.StatusOK, "")
 	})
 }
 
@@ -579,8 +713,8 @@ func TestVerify_NoSecretsInLogs(t *testing.T) {
 	e.clock.Add(time.Minute)
 	wantStatus(t, "request", e.request(email), http.StatusAccepted, "")
 	pm = step()
-	e.open(pm.Link)
-	e.open(pm.Link)
+	e.confirm(pm.Link)
+	e.confirm(pm.Link)
 	e.clock.Add(time.Minute)
 	sink.Fail(errors.New("rejected for <" + email + ">"))
 	wantStatus(t, "failed request", e.request(email), http.StatusBadGateway, "mail_failed")
@@ -720,10 +854,16 @@ func TestVerify_Cluster(t *testing.T) {
 		u, err := c.Members[1].Store().User(email)
 		return err == nil && u.Verified.V.OK && u.Verified.V.Method == "code"
 	})
+	// The code proved the mailbox on n0: n0 is bound to the address, n1
+	// is not (until a hand-off from n0, or a code of its own).
 	var login struct {
-		Synced bool `json:"synced"`
+		Synced bool   `json:"synced"`
+		Reason string `json:"reason"`
 	}
-	if code := c.Members[1].Call("POST", "/v1/sessions", map[string]any{"email": email}, &login); code != http.StatusCreated || !login.Synced {
-		t.Errorf("login on n1 after verifying on n0: %d synced=%v", code, login.Synced)
+	if code := c.Members[0].Call("POST", "/v1/sessions", map[string]any{"email": email}, &login); code != http.StatusCreated || !login.Synced {
+		t.Errorf("login on n0 after verifying on n0: %d synced=%v", code, login.Synced)
+	}
+	if code := c.Members[1].Call("POST", "/v1/sessions", map[string]any{"email": email}, &login); code != http.StatusCreated || login.Synced || login.Reason != "site_not_bound" {
+		t.Errorf("login on n1 after verifying on n0: %d synced=%v reason %q", code, login.Synced, login.Reason)
 	}
 }

@@ -7,9 +7,10 @@ import (
 	"github.com/ussync/ussync/session"
 )
 
-// newSessionView shows s as of now, given its user u (zero if unknown here).
-// It also returns the session's state.
-func newSessionView(s *session.Session, u *session.User, now time.Time) (client.SessionInfo, session.State) {
+// newSessionView shows s as of now, given its user u (zero if unknown here)
+// and the record of the site that minted it (zero if never revoked: see
+// service.view). It also returns the session's state.
+func newSessionView(s *session.Session, u *session.User, site session.Site, now time.Time) (client.SessionInfo, session.State) {
 	v := client.SessionInfo{
 		ID:        s.ID,
 		Email:     s.Email,
@@ -20,7 +21,7 @@ func newSessionView(s *session.Session, u *session.User, now time.Time) (client.
 		ExpiresAt: time.UnixMilli(s.ExpiresAt).UTC(),
 		Synced:    !s.Local,
 	}
-	state := s.StateAt(*u, now)
+	state := s.StateIn(*u, site, now)
 	switch state {
 	case session.StateActive:
 		v.Active = true
@@ -30,6 +31,15 @@ func newSessionView(s *session.Session, u *session.User, now time.Time) (client.
 		v.EndedAt, v.EndReason = hlcTime(u.RevokedBefore), session.EndLogoutEverywhere
 		if s.Created > u.RevokedBefore { // revoked by the user's move alone
 			v.EndedAt, v.EndReason = hlcTime(u.MovedTo.At), session.EndAdmin
+		}
+	case session.StateSiteRevoked:
+		// While the site is revoked: ended at the revocation, or at its
+		// creation if the site was revoked then already. Once un-revoked,
+		// the record keeps only when that was (RevokedBefore): it ended by
+		// then.
+		v.EndedAt, v.EndReason = hlcTime(max(s.Created, site.Revoked.At)), session.EndSiteRevoked
+		if !site.Revoked.V {
+			v.EndedAt = hlcTime(site.RevokedBefore)
 		}
 	case session.StateExpired:
 		v.EndedAt, v.EndReason = &v.ExpiresAt, session.EndExpired
@@ -61,4 +71,12 @@ func hlcTime(h session.HLC) *time.Time {
 	}
 	t := h.Time()
 	return &t
+}
+
+// userView is newUserView as the private API shows it to this site: with
+// whether this site is bound to the address.
+func (a *api) userView(u *session.User) client.UserInfo {
+	v := newUserView(u)
+	v.Bound = u.BoundTo(a.svc.Name)
+	return v
 }

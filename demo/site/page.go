@@ -95,6 +95,8 @@ func (s *Site) notice(code string) *notice {
 		}
 	case code == "unverified":
 		return &notice{"warn", "Logged in here only: this e-mail address is not verified, so the session stays on " + s.Title + " and never reaches " + others + "."}
+	case code == "notbound":
+		return &notice{"warn", "Logged in here only: " + s.Title + " has not proved this address itself (a code sent from here), so the session stays on " + s.Title + "."}
 	case code == "loggedout":
 		return &notice{"info", "Logged out — on every site: the session ended in the store, and every site's next check sees it."}
 	case strings.HasPrefix(code, "everywhere."):

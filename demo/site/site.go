@@ -120,9 +120,10 @@ func New(cfg Config) *Site {
 		}
 	}
 	// The chain leaves by a redirect of the login form (form-action), the
-	// iframe mode frames the other sites (frame-src); nothing frames us.
+	// iframe mode frames this site's hand-off step, which goes on to the
+	// other sites (frame-src); nothing frames us.
 	s.csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; " +
-		"form-action 'self' " + strings.Join(others, " ") + "; frame-src " + strings.Join(others, " ")
+		"form-action 'self' " + strings.Join(others, " ") + "; frame-src 'self' " + strings.Join(others, " ")
 
 	target := &url.URL{Scheme: "http", Host: cfg.Public}
 	s.proxy = &httputil.ReverseProxy{
@@ -363,7 +364,11 @@ func (s *Site) startSession(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	s.setCookie(w, sessionCookie, ans.Token, int(time.Until(ans.Session.ExpiresAt).Seconds()))
 	if !ans.Synced {
-		s.setFlash(w, "unverified")
+		flash := "unverified"
+		if ans.Reason == client.ReasonSiteNotBound {
+			flash = "notbound"
+		}
+		s.setFlash(w, flash)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}

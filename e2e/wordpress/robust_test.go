@@ -177,9 +177,10 @@ func TestWordPress_Frames(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `data-user="`+email+`"`) {
 		t.Fatalf("the page after an interim login: %d (Location %q)", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	// The same login outside the modal starts the chain (the test can fail).
+	// The same login outside the modal starts the chain (the test can fail):
+	// its first pass (docs/handoff.md).
 	_, resp = clientLogin(t, a, "ivy", pass, nil)
-	if resp.StatusCode/100 != 3 || !strings.Contains(resp.Header.Get("Location"), "/ussync/v1/sync") {
+	if resp.StatusCode/100 != 3 || !strings.Contains(resp.Header.Get("Location"), "/ussync/v1/bind") {
 		t.Fatalf("a normal login: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

@@ -72,6 +72,11 @@ type Cluster struct {
 	// Quiet drops node logs below warnings (default: warnings and errors
 	// only, into the test log).
 	LogLevel slog.Level
+	// Clock, when set, gives member i its wall clock (node.Node.Now: the
+	// clock of its store, its tickets, its sessions' expiry and its gossip
+	// probes), read when the member starts: tests put one node's clock
+	// ahead or behind the others'. Nil, or a nil func: the real clock.
+	Clock func(i int) func() time.Time
 	// Seed seeds the random faults (SetLink): member i's Faults get Seed+i,
 	// so a run is reproduced by its seed. Set it before adding members.
 	Seed uint64
@@ -173,6 +178,9 @@ func (c *Cluster) start(m *Member) {
 	n, err := node.New(cfg, log)
 	if err != nil {
 		c.t.Fatalf("new node: %v", err)
+	}
+	if c.Clock != nil {
+		n.Now = c.Clock(m.Index)
 	}
 	n.TuneGossip = func(g *gossip.Config) {
 		g.Shrink()

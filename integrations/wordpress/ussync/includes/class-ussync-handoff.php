@@ -152,7 +152,7 @@ final class Ussync_Handoff {
 	 */
 	private static function forward( string $endpoint ): void {
 		$nodes = Ussync_Settings::nodes();
-		if ( ! in_array( $endpoint, array( 'sync', 'hop/ask', 'hop/done', 'verify' ), true ) ) {
+		if ( ! in_array( $endpoint, array( 'bind', 'chain', 'sync', 'hop/ask', 'hop/done', 'verify' ), true ) ) {
 			$nodes = array_slice( $nodes, 0, 1 );
 		}
 		$method = isset( $_SERVER['REQUEST_METHOD'] ) ? strtoupper( sanitize_key( wp_unslash( $_SERVER['REQUEST_METHOD'] ) ) ) : 'GET';
@@ -218,8 +218,9 @@ final class Ussync_Handoff {
 				$cookies[] = 'ussync_session=' . $value;
 			} elseif ( 0 === $node->index && self::CHECKED_COOKIE === $name && '1' === $value ) {
 				$cookies[] = self::CHECKED_COOKIE . '=1';
-			} elseif ( 0 === strpos( (string) $name, 'ussync_nonce' ) && 0 === $node->index && preg_match( '/\A[A-Za-z0-9_.~-]{1,200}\z/', $value ) ) {
-				// Browser-binding cookies of the node (docs/handoff.md, issue 9).
+			} elseif ( 0 === strpos( (string) $name, 'ussync_nonce' ) && preg_match( '/\A[A-Za-z0-9_.~-]{1,200}\z/', $value ) ) {
+				// Browser-binding cookies of the node (docs/handoff.md, issue 9):
+				// one for every network (each node commits to it under its own name).
 				$cookies[] = $name . '=' . $value;
 			}
 		}
@@ -261,7 +262,7 @@ final class Ussync_Handoff {
 				}
 				continue;
 			}
-			if ( 0 === $node->index && ( self::CHECKED_COOKIE === $c['name'] || 0 === strpos( $c['name'], 'ussync_nonce' ) ) ) {
+			if ( ( 0 === $node->index && self::CHECKED_COOKIE === $c['name'] ) || 0 === strpos( $c['name'], 'ussync_nonce' ) ) {
 				$age = isset( $c['attrs']['max-age'] ) ? (int) $c['attrs']['max-age'] : 0;
 				self::cookie( $c['name'], $c['value'], $age > 0 ? time() + $age : ( $age < 0 ? 1 : 0 ), 'none' === $same );
 			}

@@ -25,7 +25,7 @@ final class Ussync_Util {
 	 * The endpoints under <site path>ussync/v1/ that the plugin answers by
 	 * forwarding them to the node's public listener (docs/handoff.md).
 	 */
-	const ENDPOINTS = array( 'sync', 'whoami', 'logout', 'auth', 'hop', 'hop/ask', 'hop/done', 'verify' );
+	const ENDPOINTS = array( 'bind', 'chain', 'sync', 'whoami', 'logout', 'auth', 'hop', 'hop/ask', 'hop/done', 'verify' );
 
 	/**
 	 * Session id of a session token: the lower-case hex SHA-256 of the token,

@@ -97,10 +97,10 @@ func (s *Store) saveState() error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	st := savedState{digest: s.mu.digest, users: s.mu.users, sessions: s.mu.sessions, last: s.clock.Last(),
+	s.sum.Lock()
+	st := savedState{digest: s.sum.digest, users: s.sum.users, sessions: s.sum.sessions, last: s.clock.Last(),
 		room: s.writtenRoom, written: written, sites: s.Sites()}
-	s.mu.Unlock()
+	s.sum.Unlock()
 	b, err := st.encode()
 	if err != nil {
 		return err
@@ -187,7 +187,7 @@ func (s *Store) loadState() (bool, error) {
 			s.writtenRoom = st.room
 		}
 	}
-	s.mu.digest, s.mu.users, s.mu.sessions = st.digest, st.users, st.sessions
+	s.sum.digest, s.sum.users, s.sum.sessions = st.digest, st.users, st.sessions
 	s.sites.put(st.sites...)
 	s.fromState = true
 	if err := s.clock.Observe(st.last); err != nil {

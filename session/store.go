@@ -116,12 +116,22 @@ type Store struct {
 	stop       chan struct{}  // closed by Close
 	writerDone chan struct{}
 
+	// mu serializes the writers (the writer goroutine, Sweep, UseOnce, the
+	// local records) and guards closed.
 	mu struct {
+		sync.Mutex
+		closed bool
+	}
+	// sum holds the digest and counts of what is committed. It has a lock
+	// of its own, held only to read or update them: Digest and Counts never
+	// wait for a write. (They waited for a whole group commit under mu,
+	// seconds for thousands of records on a loaded machine, and memberlist
+	// reads the digest inside a push/pull: its streams timed out.)
+	sum struct {
 		sync.Mutex
 		digest   Digest
 		users    int
 		sessions int
-		closed   bool
 	}
 }
 
@@ -177,7 +187,7 @@ func Open(opts Options) (*Store, error) {
 		// records, and no version.
 		_, err := txn.Get(metaIndexKey)
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			s.fresh, err = s.mu.users+s.mu.sessions == 0 && len(s.Sites()) == 0, nil
+			s.fresh, err = s.sum.users+s.sum.sessions == 0 && len(s.Sites()) == 0, nil
 		}
 		return err
 	}); err != nil {
@@ -220,7 +230,7 @@ func (s *Store) load() error {
 	if s.written != nil {
 		return nil // restored with the state
 	}
-	s.writtenRoom = max(minWrittenKeys, 2*(s.mu.users+s.mu.sessions))
+	s.writtenRoom = max(minWrittenKeys, 2*(s.sum.users+s.sum.sessions))
 	s.written = bloom.NewWithEstimates(uint(s.writtenRoom), writtenFPRate)
 	return s.loadKeys()
 }
@@ -248,13 +258,13 @@ func (s *Store) loadRecords() error {
 					ahead++
 				}
 				if r.Replicated() {
-					s.mu.digest[BucketOf(key)] ^= recordHash(key, v)
+					s.sum.digest[BucketOf(key)] ^= recordHash(key, v)
 				}
 				switch {
 				case r.User != nil:
-					s.mu.users++
+					s.sum.users++
 				case r.Session != nil:
-					s.mu.sessions++
+					s.sum.sessions++
 				case r.Site != nil:
 					s.sites.put(*r.Site)
 				}
@@ -457,11 +467,7 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 	commit := func() error {
 		err := txn.Commit()
 		if err == nil {
-			for _, c := range pending {
-				s.mu.digest[c.bucket] ^= c.xor
-				s.mu.users += c.users
-				s.mu.sessions += c.sessions
-			}
+			s.addSums(pending)
 			s.cache.put(written...)
 			for _, e := range written {
 				if e.rec.Site != nil {
@@ -738,10 +744,23 @@ func (s *Store) UserSessions(email string, all bool, limit int) ([]Session, erro
 }
 
 // Digest returns a copy of the current digest.
+// It never waits for a write in progress: it is the digest of what is
+// committed.
 func (s *Store) Digest() Digest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.digest
+	s.sum.Lock()
+	defer s.sum.Unlock()
+	return s.sum.digest
+}
+
+// addSums adds committed changes to the digest and counts.
+func (s *Store) addSums(changes []digestChange) {
+	s.sum.Lock()
+	defer s.sum.Unlock()
+	for _, c := range changes {
+		s.sum.digest[c.bucket] ^= c.xor
+		s.sum.users += c.users
+		s.sum.sessions += c.sessions
+	}
 }
 
 // BucketEntry is one replicated record of a bucket: its key, the hash it
@@ -807,9 +826,9 @@ func (s *Store) BucketRecords(b uint8) ([]Record, error) {
 
 // Counts are the numbers of users and sessions (history included) held.
 func (s *Store) Counts() (users, sessions int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.users, s.mu.sessions
+	s.sum.Lock()
+	defer s.sum.Unlock()
+	return s.sum.users, s.sum.sessions
 }
 
 // ActiveSessions counts the sessions active now. It reads every session that
@@ -924,10 +943,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	if err := wb.Flush(); err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
-	for _, c := range pending {
-		s.mu.digest[c.bucket] ^= c.xor
-		s.mu.sessions += c.sessions
-	}
+	s.addSums(pending)
 	s.cache.drop(swept...)
 	return n, nil
 }

@@ -37,7 +37,7 @@ func benchCommand() *cli.Command {
 			"Everything shares this machine's CPUs. Node logs (errors only) go to stderr.",
 		OnUsageError: usageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "scenario", Value: bench.ScenarioAll, Usage: "`NAME` to run: all, " + strings.Join(bench.Scenarios, ", ")},
+			&cli.StringFlag{Name: "scenario", Value: bench.ScenarioAll, Usage: "`NAMES` to run: all, or a comma-separated list of " + strings.Join(bench.Scenarios, ", ")},
 			&cli.StringFlag{Name: "nodes", Value: joinSizes(d.Nodes), Usage: "comma-separated cluster `SIZES` for propagation"},
 			&cli.IntFlag{Name: "rounds", Value: d.Rounds, Usage: "measured operations of each kind per cluster size (propagation)"},
 			&cli.DurationFlag{Name: "duration", Value: d.Duration, Usage: "how long each load runs (logins, check)"},
@@ -47,6 +47,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "list-sessions", Value: d.ListSessions, Usage: "sessions in the store of the admin listing (list)"},
 			&cli.StringFlag{Name: "timers", Value: d.Timers, Usage: "gossip `TIMERS` of the nodes: lan (memberlist's LAN profile), wan (its WAN profile, the default deployment) or test (nodetest's shrunk timers)"},
 			&cli.StringFlag{Name: "wan-nodes", Value: joinSizes(d.WANNodes), Usage: "comma-separated cluster `SIZES` for wan"},
+			&cli.StringFlag{Name: "wan-loss", Value: joinLosses(d.WANLoss), Usage: "comma-separated packet loss `PERCENTS` between every pair of nodes (wan)"},
 			&cli.IntFlag{Name: "wan-rounds", Value: d.WANRounds, Usage: "measured rounds per size, loss and push setting (wan)"},
 			&cli.StringFlag{Name: "sites-nodes", Value: joinSizes(d.SitesNodes), Usage: "comma-separated cluster `SIZES` for sites"},
 			&cli.IntFlag{Name: "sites-rounds", Value: d.SitesRounds, Usage: "propagation rounds per size (sites)"},
@@ -72,6 +73,27 @@ func joinSizes(v []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ",")
+}
+
+func joinLosses(v []float64) string {
+	s := make([]string, len(v))
+	for i, l := range v {
+		s[i] = strconv.FormatFloat(l*100, 'g', -1, 64)
+	}
+	return strings.Join(s, ",")
+}
+
+// parseLosses reads percents ("1,5") as fractions.
+func parseLosses(flag, s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		p, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(f), "%")), 64)
+		if err != nil || p < 0 || p >= 100 {
+			return nil, fmt.Errorf("--%s: %q is not a list of percents from 0 to below 100 (e.g. \"1,5\")", flag, s)
+		}
+		out = append(out, p/100)
+	}
+	return out, nil
 }
 
 func parseSizes(flag, s string) ([]int, error) {
@@ -102,6 +124,10 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	wanLoss, err := parseLosses("wan-loss", c.String("wan-loss"))
+	if err != nil {
+		return err
+	}
 	sitesNodes, err := parseSizes("sites-nodes", c.String("sites-nodes"))
 	if err != nil {
 		return err
@@ -125,6 +151,7 @@ func runBench(c *cli.Context) error {
 		Timers:       c.String("timers"),
 
 		WANNodes:          wanNodes,
+		WANLoss:           wanLoss,
 		WANRounds:         c.Int("wan-rounds"),
 		SitesNodes:        sitesNodes,
 		SitesRounds:       c.Int("sites-rounds"),

@@ -279,16 +279,24 @@ func (o Options) progressf(format string, args ...any) {
 	}
 }
 
-// ParseScenario checks a --scenario value and returns the scenarios it
-// names, in run order.
+// ParseScenario checks a --scenario value (all, or names separated by
+// commas) and returns the scenarios it names, in run order: all runs them
+// in the order of Scenarios, a list in its own order.
 func ParseScenario(s string) ([]string, error) {
 	if s == ScenarioAll || s == "" {
 		return slices.Clone(Scenarios), nil
 	}
-	if slices.Contains(Scenarios, s) {
-		return []string{s}, nil
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(Scenarios, name) {
+			return nil, fmt.Errorf("scenario %q: want %s, or one or more of %s separated by commas", name, ScenarioAll, strings.Join(Scenarios, ", "))
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
 	}
-	return nil, fmt.Errorf("scenario %q: want %s or %s", s, ScenarioAll, strings.Join(Scenarios, ", "))
+	return out, nil
 }
 
 // Run runs the named scenarios in order and writes the header and each

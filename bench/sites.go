@@ -197,31 +197,39 @@ func sitesRun(ctx context.Context, n int, opts Options) (SitesResult, error) {
 	return res, err
 }
 
-// quietGossip waits until no member has sent a byte for quietFor.
+// quietGossip waits until the cluster carries no records: no member has
+// sent, received or repaired one for quietFor, and no gossip queue holds
+// one. (Bytes never stop: memberlist's probes and push/pulls run always.)
+// A cluster still busy after limit is measured anyway.
 func quietGossip(ctx context.Context, ms []*nodetest.Member, limit time.Duration) error {
-	sum := func() uint64 {
+	busy := func() (uint64, bool) {
 		var s uint64
+		queued := false
 		for _, m := range ms {
-			s += m.Gossip().Stats().BytesSent
+			g := m.Gossip()
+			st := g.Stats()
+			s += st.DeltasSent + st.DeltasReceived + st.Rebroadcasts + st.RecordsRepaired + st.BucketsRepaired
+			queued = queued || g.QueuedBroadcasts() > 0
 		}
-		return s
+		return s, queued
 	}
 	deadline := time.Now().Add(limit)
-	last, since := sum(), time.Now()
-	for time.Since(since) < quietFor {
-		if time.Now().After(deadline) {
-			return nil // a busy cluster never goes quiet: measure anyway
+	last, _ := busy()
+	since := time.Now()
+	for {
+		s, queued := busy()
+		if s != last || queued {
+			last, since = s, time.Now()
+		}
+		if time.Since(since) >= quietFor || time.Now().After(deadline) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(10 * time.Millisecond):
 		}
-		if s := sum(); s != last {
-			last, since = s, time.Now()
-		}
 	}
-	return nil
 }
 
 // WriteSites writes the sites table.

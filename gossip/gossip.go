@@ -367,6 +367,10 @@ func memberOf(n *memberlist.Node, state string) Member {
 	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version}
 }
 
+// QueuedBroadcasts is the number of records waiting in memberlist's gossip
+// queue (each is sent a few more times before it leaves the queue).
+func (g *Gossip) QueuedBroadcasts() int { return g.queue.NumQueued() }
+
 // Stats returns the counters.
 func (g *Gossip) Stats() Stats {
 	s := Stats{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,8 +20,9 @@ import (
 // apiFlags are the flags every command that calls the private API takes.
 func apiFlags(more ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "api", Value: "http://127.0.0.1:7947", Usage: "the node's private API `URL`", EnvVars: env("API_URL")},
-		&cli.StringFlag{Name: "token", Usage: "private API `TOKEN` (prefer USSYNC_API_TOKEN: flags are visible to other users)", EnvVars: env("API_TOKEN")},
+		&cli.StringFlag{Name: "api", Value: "http://127.0.0.1:7947", Usage: "the node's private API `URL` (unix:///PATH for a Unix socket)", EnvVars: env("API_URL")},
+		&cli.StringFlag{Name: "token", Usage: "private API `TOKEN` (prefer USSYNC_API_TOKEN or --token-file: flags are visible to other users)", EnvVars: env("API_TOKEN")},
+		&cli.StringFlag{Name: "token-file", Usage: "`FILE` holding the private API token, e.g. /etc/ussync/api-token", EnvVars: env("API_TOKEN_FILE")},
 	}, more...)
 }
 
@@ -57,11 +59,32 @@ func wantArgs(c *cli.Context, names ...string) ([]string, error) {
 
 // apiClient is the client of the node the flags name.
 func apiClient(c *cli.Context) (*client.Client, error) {
-	token := c.String("token")
-	if token == "" {
-		return nil, errors.New("no API token: pass --token or set USSYNC_API_TOKEN")
+	token, err := apiToken(c)
+	if err != nil {
+		return nil, err
 	}
 	return client.New(c.String("api"), token), nil
+}
+
+// apiToken is the token of --token (USSYNC_API_TOKEN), else the content of
+// --token-file (USSYNC_API_TOKEN_FILE), surrounding white space dropped.
+func apiToken(c *cli.Context) (string, error) {
+	if token := strings.TrimSpace(c.String("token")); token != "" {
+		return token, nil
+	}
+	path := c.String("token-file")
+	if path == "" {
+		return "", errors.New("no API token: pass --token-file FILE (e.g. /etc/ussync/api-token) or set USSYNC_API_TOKEN")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read the API token: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("the API token file %s is empty", path)
+	}
+	return token, nil
 }
 
 // apiErr is the exit of a failed call: the node refused it or could not be

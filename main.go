@@ -88,7 +88,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), sitesCommand(), benchCommand(), demoCommand(), versionCommand()},
+		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), tokensCommand(), sitesCommand(), backupCommand(), restoreCommand(), benchCommand(), demoCommand(), versionCommand()},
 	}
 }
 
@@ -118,7 +118,9 @@ func agentCommand() *cli.Command {
 		Usage: "run this site's node",
 		Description: "Settings come from the defaults, then --config, then USSYNC_* environment\n" +
 			"variables, then flags. The cluster secret and API token are read from the\n" +
-			"files the config names, or from USSYNC_SECRET and USSYNC_API_TOKEN.",
+			"files the config names, or from USSYNC_SECRET and USSYNC_API_TOKEN.\n" +
+			"SIGHUP reloads the configuration the same way and applies what can change\n" +
+			"while the node runs (see docs/operations.md, \"Reloading\").\n\n" + envHelp(),
 		OnUsageError: usageError,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "YAML configuration `FILE` (see cluster.yaml)", EnvVars: env("CONFIG")},
@@ -133,6 +135,8 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "site-url", Usage: "the site's public base `URL` (site.url)", EnvVars: env("SITE_URL")},
 			&cli.StringFlag{Name: "secret-file", Usage: "`FILE` of base64 cluster secrets, primary first (gossip.secret_file)", EnvVars: env("SECRET_FILE")},
 			&cli.StringFlag{Name: "profile", Usage: "gossip timings `PROFILE`: lan, wan or local (node.profile)", EnvVars: env("PROFILE")},
+			&cli.StringFlag{Name: "token-file", Usage: "`FILE` holding the private API token (api.token_file; its variable is USSYNC_API_TOKEN_FILE)"},
+			&cli.BoolFlag{Name: "print-config", Usage: "print the effective configuration (file, environment, flags) as YAML, secrets as fingerprints, and exit"},
 			&cli.BoolFlag{Name: "strict-perms", Usage: "refuse to start when a secret file is open to other users (node.strict_permissions)", EnvVars: env("STRICT_PERMS")},
 			&cli.BoolFlag{Name: "unrevoke-self", Usage: "take this site's revocation back at start: when no node that is not revoked is left to run 'ussync sites unrevoke' (docs/security.md)"},
 		},
@@ -155,9 +159,16 @@ func agentConfig(c *cli.Context) (node.Config, error) {
 			return cfg, err
 		}
 	}
-	cfg.ApplyEnv(os.Getenv)
-	if c.IsSet("secret-file") && os.Getenv("USSYNC_SECRET") != "" {
-		return cfg, errors.New("USSYNC_SECRET and --secret-file (or USSYNC_SECRET_FILE) are both set; keep one")
+	if err := cfg.ApplyEnv(os.Environ(), allowedEnv(c.App)); err != nil {
+		return cfg, err
+	}
+	for _, v := range []string{"USSYNC_SECRET", "USSYNC_GOSSIP_SECRETS"} {
+		if c.IsSet("secret-file") && os.Getenv(v) != "" {
+			return cfg, fmt.Errorf("%s and --secret-file (or USSYNC_SECRET_FILE) are both set; keep one", v)
+		}
+	}
+	if c.IsSet("token-file") && os.Getenv("USSYNC_API_TOKEN") != "" {
+		return cfg, errors.New("USSYNC_API_TOKEN and --token-file are both set; keep one")
 	}
 	str := map[string]*string{
 		"name":        &cfg.Node.Name,
@@ -169,6 +180,7 @@ func agentConfig(c *cli.Context) (node.Config, error) {
 		"public":      &cfg.Public.Listen,
 		"site-url":    &cfg.Site.URL,
 		"secret-file": &cfg.Gossip.SecretFile,
+		"token-file":  &cfg.API.TokenFile,
 	}
 	for name, field := range str {
 		if c.IsSet(name) {
@@ -177,6 +189,9 @@ func agentConfig(c *cli.Context) (node.Config, error) {
 	}
 	if c.IsSet("secret-file") {
 		cfg.Gossip.Secrets = nil
+	}
+	if c.IsSet("token-file") {
+		cfg.API.Token = ""
 	}
 	if c.IsSet("join") {
 		cfg.Gossip.Join = slices.Clone(c.StringSlice("join"))
@@ -198,6 +213,9 @@ func agent(c *cli.Context) error {
 		return err
 	}
 	stdout := c.App.Writer
+	if c.Bool("print-config") {
+		return printConfig(stdout, cfg)
+	}
 
 	var devSecret, devToken string
 	if cfg.Dev {
@@ -230,7 +248,8 @@ func agent(c *cli.Context) error {
 		return err
 	}
 
-	logger, err := newLogger(c.App.ErrWriter, cfg.Log)
+	level := new(slog.LevelVar)
+	logger, err := newLogger(c.App.ErrWriter, cfg.Log, level)
 	if err != nil {
 		return err
 	}
@@ -241,6 +260,7 @@ func agent(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("build node: %w", err)
 	}
+	n.LogLevel = level
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -251,7 +271,16 @@ func agent(c *cli.Context) error {
 	if cfg.Dev {
 		printDev(stdout, cfg, n, devSecret, devToken)
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			reload(c, n, cfg, logger)
+		}
+	}
 	stop() // a second signal kills the process at once
 	logger.Info("shutting down")
 	if err := closeNode(n); err != nil {
@@ -267,12 +296,40 @@ func closeNode(n *node.Node) error {
 	return n.Close(ctx)
 }
 
-func newLogger(w io.Writer, lc node.LogSection) (*slog.Logger, error) {
+// reload is SIGHUP: the configuration is read again as at start (file,
+// environment, flags) and handed to the node, which applies what can change
+// live, logs what it did and what needs a restart, and shows it in its
+// status. A dev node keeps the data dir, secret and token it generated.
+func reload(c *cli.Context, n *node.Node, started node.Config, logger *slog.Logger) {
+	logger.Info("SIGHUP: reloading the configuration")
+	cfg, err := agentConfig(c)
+	if err != nil {
+		n.ReloadFailed(err)
+		return
+	}
+	if cfg.Dev {
+		if cfg.Node.DataDir == "" {
+			cfg.Node.DataDir = started.Node.DataDir
+		}
+		if _, err := cfg.Secrets(); errors.Is(err, node.ErrNoSecret) {
+			cfg.Gossip.Secrets = started.Gossip.Secrets
+		}
+		if _, err := cfg.APIToken(); errors.Is(err, node.ErrNoAPIToken) {
+			cfg.API.Token = started.API.Token
+		}
+	}
+	_, _ = n.Reload(cfg) // it logs the outcome and keeps it for the status
+}
+
+// newLogger builds the agent's logger at level, which is set to
+// lc.Level (a reload sets it again).
+func newLogger(w io.Writer, lc node.LogSection, lv *slog.LevelVar) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
 		return nil, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", lc.Level)
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	lv.Set(level)
+	opts := &slog.HandlerOptions{Level: lv}
 	if lc.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
@@ -312,11 +369,9 @@ func statusCommand() *cli.Command {
 		Name:         "status",
 		Usage:        "show a node's view of the cluster",
 		OnUsageError: usageError,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "api", Value: "http://127.0.0.1:7947", Usage: "the node's private API `URL` (unix:///PATH for a Unix socket)", EnvVars: env("API_URL")},
-			&cli.StringFlag{Name: "token", Usage: "private API `TOKEN` (prefer USSYNC_API_TOKEN: flags are visible to other users)", EnvVars: env("API_TOKEN")},
+		Flags: apiFlags(
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
-		},
+		),
 		Action: status,
 	}
 }
@@ -325,11 +380,11 @@ func status(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	token := c.String("token")
-	if token == "" {
-		return errors.New("no API token: pass --token or set USSYNC_API_TOKEN")
+	cl, err := apiClient(c)
+	if err != nil {
+		return err
 	}
-	st, err := client.New(c.String("api"), token).Status(c.Context)
+	st, err := cl.Status(c.Context)
 	if err != nil {
 		return &exitErr{code: exitUnreachable, err: err}
 	}
@@ -350,6 +405,19 @@ func printStatus(w io.Writer, st client.Status) error {
 	fmt.Fprintf(tw, "version\t%s\n", st.Version)
 	if st.Profile != "" {
 		fmt.Fprintf(tw, "profile\t%s\n", st.Profile)
+	}
+	if len(st.NotReady) > 0 {
+		fmt.Fprintf(tw, "ready\tNO: %s\n", strings.Join(st.NotReady, "; "))
+	} else {
+		fmt.Fprintf(tw, "ready\tyes\n")
+	}
+	if h := st.Health; h != nil && h.Status != "ok" {
+		fmt.Fprintf(tw, "gossip\t%s: %s\n", strings.ToUpper(strings.ReplaceAll(h.Status, "_", " ")), h.Reason)
+		for _, f := range h.Foreign {
+			if f.Member || f.Answered {
+				fmt.Fprintf(tw, "  another key\t%s (%d packets, %d streams, last %s)\n", f.Addr, f.Packets, f.Streams, cliTime(f.Last))
+			}
+		}
 	}
 	fmt.Fprintln(tw)
 
@@ -403,6 +471,25 @@ func printStatus(w io.Writer, st client.Status) error {
 	s := st.Sync
 	fmt.Fprintf(tw, "sync\t%d deltas sent, %d received, %d applied, %d rebroadcast, %d bad messages\n",
 		s.DeltasSent, s.DeltasReceived, s.DeltasApplied, s.Rebroadcasts, s.BadMessages)
+	if r := st.Reload; r != nil {
+		what := "applied " + orNone(r.Applied)
+		if r.Error != "" {
+			what = "REFUSED, nothing changed: " + r.Error
+		}
+		fmt.Fprintf(tw, "reload\t%s: %s\n", cliTime(r.At), what)
+		if len(r.Restart) > 0 {
+			fmt.Fprintf(tw, "needs restart\t%s (changed in the configuration, not in effect)\n", strings.Join(r.Restart, ", "))
+		}
+	}
+	printTokens(tw, st.Tokens)
+	if len(st.Activity) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "ACTIVITY (latest first)")
+		fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tSUBJECT")
+		for _, e := range st.Activity {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cliTime(e.At), e.Actor, e.Action, dash(e.Subject))
+		}
+	}
 	var refused []string
 	for _, reason := range slices.Sorted(maps.Keys(st.RecordsRefused)) {
 		refused = append(refused, fmt.Sprintf("%d %s", st.RecordsRefused[reason], reason))
@@ -419,6 +506,48 @@ func printStatus(w io.Writer, st client.Status) error {
 		}
 	}
 	return nil
+}
+
+// printTokens writes the TOKENS table of status and `tokens list`.
+func printTokens(tw *tabwriter.Writer, tokens []client.TokenInfo) {
+	if len(tokens) == 0 {
+		return
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "TOKENS")
+	fmt.Fprintln(tw, "NAME\tSOURCE\tFINGERPRINT\tCREATED\tBY\tLAST USED")
+	for _, t := range tokens {
+		created, used := "-", "not since start"
+		if t.CreatedAt != nil {
+			created = cliTime(*t.CreatedAt)
+		}
+		if t.LastUsed != nil {
+			used = cliTime(*t.LastUsed)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Source, t.Fingerprint, created, dash(t.CreatedBy), used)
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func aheadBehind(skew float64) string {
+	if skew > 0 {
+		return "ahead"
+	}
+	return "behind"
+}
+
+// orNone joins a list, or says it is empty.
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "nothing"
+	}
+	return strings.Join(list, ", ")
 }
 
 func keygenCommand() *cli.Command {

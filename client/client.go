@@ -135,6 +135,16 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 	return nil
 }
 
+// callLong is call without the client's own time limit: for calls that
+// wait on the whole cluster (the keyring's), bounded by ctx and the node.
+func (c *Client) callLong(ctx context.Context, method, path string, body, out any) error {
+	long := *c
+	hc := *c.http
+	hc.Timeout = 0
+	long.http = &hc
+	return long.call(ctx, method, path, body, out)
+}
+
 // unreachable explains a transport error without Go's "Get \"...\":" noise.
 func (c *Client) unreachable(err error) error {
 	var reason string

@@ -86,3 +86,11 @@ const (
 	ModeLazy   = "lazy"   // nothing at login; a site without a cookie sends the browser to <site>ussync/v1/hop
 	ModeIframe = "iframe" // embed each of Sync.URLs, with "&m=iframe", in a hidden iframe
 )
+
+// Error codes of the operator's calls (docs/operations.md): API tokens,
+// the keyring, backups.
+const (
+	CodeTokenExists = "token_exists" // 409: an API token of that name exists; revoke it first, or pick another name
+	CodeTokenConfig = "token_config" // 409: the configuration's token is changed in the configuration, not through the API
+	CodeKeyPrimary  = "key_primary"  // 409: the key to remove is the node's primary: use another key first
+)

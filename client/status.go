@@ -1,5 +1,7 @@
 package client
 
+import "time"
+
 // Status is the answer of GET /v1/status: the node's view of the cluster.
 // It never holds a secret: keys appear only as fingerprints.
 type Status struct {
@@ -12,6 +14,20 @@ type Status struct {
 	Keyring     []KeyStatus    `json:"keyring"`
 	AntiEntropy AntiEntropy    `json:"anti_entropy"`
 	Sync        SyncStats      `json:"sync"`
+	// Tokens are the node's API tokens (never the tokens themselves).
+	Tokens []TokenInfo `json:"tokens,omitempty"`
+	// Activity are the node's latest changes, newest first, with the name
+	// of the token that made each (GET /v1/activity has more).
+	Activity []ActivityEntry `json:"activity,omitempty"`
+	// Health is the node's own view of its freshness and reach: catching
+	// up, isolated, key mismatch.
+	Health *GossipHealth `json:"health,omitempty"`
+	// NotReady lists why the node is not ready (GET /readyz answers 503);
+	// empty when it is.
+	NotReady []string `json:"not_ready,omitempty"`
+	// Reload is the last configuration reload (SIGHUP); absent before the
+	// first.
+	Reload *ReloadStatus `json:"reload,omitempty"`
 	// MaxOffset is the cluster's max clock offset (session.max_offset), in
 	// seconds.
 	MaxOffset float64 `json:"max_offset_seconds"`
@@ -21,6 +37,20 @@ type Status struct {
 	// Warnings are what an operator should act on: a member's clock beyond
 	// the max offset, this node's site revoked. Empty when all is well.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// ReloadStatus is the outcome of a node's last configuration reload.
+type ReloadStatus struct {
+	At time.Time `json:"at"`
+	// Applied are the keys whose new value took effect ("log.level",
+	// "gossip.secret_file (content)").
+	Applied []string `json:"applied"`
+	// Restart are the keys whose value differs from the one the node runs
+	// with, which take effect at its next start.
+	Restart []string `json:"restart"`
+	// Error, when set, says why the reload was refused: the node runs on
+	// unchanged.
+	Error string `json:"error,omitempty"`
 }
 
 // MemberStatus is one cluster member as this node sees it.

@@ -70,6 +70,15 @@ func (h TokenHash) Matches(token string) bool {
 	return subtle.ConstantTimeCompare(h[:], got[:]) == 1
 }
 
+// Fingerprint returns the first 16 lower-case hex characters of h: what
+// names an API token in lists and logs (`ussync tokens list`, `ussync agent
+// --print-config`) without revealing it. A token of 32 random bytes cannot
+// be recovered from it; a short typed-in one might be guessed offline, which
+// is one more reason the node refuses tokens under 16 characters.
+func (h TokenHash) Fingerprint() string {
+	return hex.EncodeToString(h[:fingerprintSize])
+}
+
 // NewAPIToken returns a new API token: 32 random bytes, URL-safe unpadded
 // base64.
 func NewAPIToken() (string, error) {

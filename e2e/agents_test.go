@@ -256,7 +256,10 @@ type agent struct {
 	siteURL string
 	config  string // --config FILE, when not empty
 	join    []string
-	runs    []*proc
+	// env, when not nil, is the process's USSYNC_* environment instead of
+	// the cluster's secret and token (USSYNC_SECRET, USSYNC_API_TOKEN).
+	env  []string
+	runs []*proc
 }
 
 // cur is the agent's latest run.
@@ -304,6 +307,18 @@ func newCluster(t *testing.T, n int) *cluster {
 // or give it a config file.
 func newClusterWith(t *testing.T, n int, setup func(*agent)) *cluster {
 	t.Helper()
+	c := emptyCluster(t, setup)
+	for range n {
+		c.add()
+	}
+	c.waitMembers(c.agents, c.agents...)
+	return c
+}
+
+// emptyCluster is a cluster with its secret and token and no agent yet:
+// add them with add, then waitMembers.
+func emptyCluster(t *testing.T, setup func(*agent)) *cluster {
+	t.Helper()
 	c := &cluster{t: t, bin: ussyncBinary(t), token: randomHex(32), setup: setup}
 	c.secret = c.keygen()
 	c.http = &http.Client{
@@ -312,10 +327,6 @@ func newClusterWith(t *testing.T, n int, setup func(*agent)) *cluster {
 		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8},
 	}
 	t.Cleanup(c.http.CloseIdleConnections)
-	for range n {
-		c.add()
-	}
-	c.waitMembers(c.agents, c.agents...)
 	return c
 }
 
@@ -376,6 +387,9 @@ func (c *cluster) start(a *agent) error {
 	p := &proc{done: make(chan struct{})}
 	p.cmd = exec.Command(c.bin, a.args()...)
 	p.cmd.Env = cleanEnv("USSYNC_SECRET="+c.secret, "USSYNC_API_TOKEN="+c.token)
+	if a.env != nil {
+		p.cmd.Env = cleanEnv(a.env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = procAttr()
 	if err := p.cmd.Start(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -125,8 +126,9 @@ func TestInstall_Root(t *testing.T) {
 		{"usr/local/bin/ussync", "-rwxr-xr-x", "0:0"},
 		{"etc/ussync", "drwxr-x---", "0:" + gid},
 		{"etc/ussync/cluster.yaml", "-rw-r-----", "0:" + gid},
-		{"etc/ussync/secret", "-rw-r-----", "0:" + gid},
-		{"etc/ussync/api-token", "-rw-r-----", "0:" + gid},
+		// Only root reads them: the unit hands them to the node as credentials.
+		{"etc/ussync/secret", "-rw-------", "0:0"},
+		{"etc/ussync/api-token", "-rw-------", "0:0"},
 		{"var/lib/ussync", "drwx------", uid + ":" + gid},
 		{"etc/systemd/system/ussync.service", "-rw-r--r--", "0:0"},
 	} {
@@ -191,6 +193,32 @@ func systemdVerify(t *testing.T, analyze, root string) {
 			}
 		}
 	}
+	// The unit's other programs (ExecReload's /bin/kill) are the system's,
+	// which a real root has: copy them in.
+	unit, err := os.ReadFile(filepath.Join(root, "etc/systemd/system/ussync.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(unit), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || !strings.HasPrefix(k, "Exec") {
+			continue
+		}
+		prog := strings.Fields(v)[0]
+		if _, err := os.Stat(filepath.Join(root, prog)); err == nil {
+			continue
+		}
+		b, err := os.ReadFile(prog)
+		if err != nil {
+			t.Fatalf("%s: the unit runs %s, which this machine lacks: %v", k, prog, err)
+		}
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(prog)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, prog), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out, err := exec.Command(analyze, "verify", "--root="+root, "/etc/systemd/system/ussync.service").CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
@@ -208,6 +236,7 @@ func systemdVerify(t *testing.T, analyze, root string) {
 // and Environment lines, %d (the credentials directory) holding copies of
 // the secret and token as LoadCredential makes them, and the installed
 // cluster.yaml with its paths moved under root and its ports on loopback.
+// Then it reloads the node as ExecReload does (SIGHUP).
 func unitStart(t *testing.T, root, unit string) {
 	t.Helper()
 	creds := t.TempDir()
@@ -241,10 +270,12 @@ func unitStart(t *testing.T, root, unit string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The secret must come from the credentials directory: the config's
-	// secret_file points nowhere.
+	// The secret and the token must come from the credentials directory
+	// (USSYNC_SECRET_FILE, USSYNC_API_TOKEN_FILE): the config's secret_file
+	// and token_file point nowhere.
 	moved := strings.NewReplacer(
 		"/etc/ussync/secret", filepath.Join(root, "etc/ussync/no-such-secret"),
+		"/etc/ussync/api-token", filepath.Join(root, "etc/ussync/no-such-token"),
 		"/etc/ussync/", filepath.Join(root, "etc/ussync")+"/",
 		"/var/lib/ussync", t.TempDir(),
 		// No traffic leaves loopback: the join address given at install goes.
@@ -258,6 +289,15 @@ func unitStart(t *testing.T, root, unit string) {
 		if a == "/etc/ussync/cluster.yaml" {
 			argv[i] = confPath
 		}
+	}
+	var reloadArgv []string
+	for _, line := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecReload="); ok {
+			reloadArgv = strings.Fields(v)
+		}
+	}
+	if len(reloadArgv) != 3 || reloadArgv[1] != "-HUP" || reloadArgv[2] != "$MAINPID" {
+		t.Fatalf("ExecReload: %q, want kill -HUP $MAINPID", reloadArgv)
 	}
 	token, err := os.ReadFile(filepath.Join(creds, "api-token"))
 	if err != nil {
@@ -293,6 +333,34 @@ func unitStart(t *testing.T, root, unit string) {
 		}
 		if st.Node != "site-a" || st.SiteURL != "https://site-a.example/" {
 			return fmt.Sprintf("status %+v", st)
+		}
+		return ""
+	})
+
+	// systemctl reload: ExecReload's kill -HUP, with the credentials as they
+	// are. The node reads the same configuration again: nothing to apply,
+	// no error, and the token still works.
+	reload := exec.Command(reloadArgv[0], reloadArgv[1], strconv.Itoa(p.cmd.Process.Pid))
+	if out, err := reload.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", reload, err, out)
+	}
+	c.eventually(startTimeout, "the reload in the node's status", func() string {
+		var st struct {
+			Reload *struct {
+				Applied []string `json:"applied"`
+				Restart []string `json:"restart"`
+				Error   string   `json:"error"`
+			} `json:"reload"`
+		}
+		code, raw, err := c.do(a, "GET", "/v1/status", nil, &st)
+		if err != nil || code != http.StatusOK {
+			return fmt.Sprintf("%d %v %s", code, err, raw)
+		}
+		if st.Reload == nil {
+			return "no reload yet"
+		}
+		if st.Reload.Error != "" || len(st.Reload.Applied) != 0 || len(st.Reload.Restart) != 0 {
+			t.Fatalf("reload: %s", raw)
 		}
 		return ""
 	})

@@ -113,6 +113,9 @@ type Config struct {
 	// peer's message changed (benchmarks time propagation with it). It must
 	// not block.
 	Observer func(changed []session.Record)
+	// QueryHandler answers the queries other members (and this one) ask
+	// (Query). Nil: this member answers each with an error.
+	QueryHandler QueryHandler
 	// Logger receives the node's and memberlist's logs.
 	Logger *slog.Logger
 }

@@ -34,6 +34,8 @@ type Member struct {
 	State   string // alive, suspect, dead, left
 	SiteURL string
 	Version string
+	// Queries: the member answers queries (Query); older versions do not.
+	Queries bool
 }
 
 // Stats are counters since the node started.
@@ -80,6 +82,8 @@ type meta struct {
 	// does not say whether a member left or died (Node.State is not filled
 	// in), so the departing node says it in its metadata.
 	Leaving bool `json:"leaving,omitempty"`
+	// Queries: this member answers queries (query.go).
+	Queries bool `json:"q,omitempty"`
 }
 
 // Gossip is one running member. It is safe for concurrent use.
@@ -135,6 +139,8 @@ type Gossip struct {
 	resolver       resolver
 	snapshotDirty  atomic.Bool
 
+	queries *queryBook // queries asked and to answer (query.go)
+
 	logMu  sync.Mutex
 	logged map[string]time.Time
 
@@ -167,7 +173,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		return nil, err
 	}
 	cfg.fill(mc)
-	md, err := json.Marshal(meta{SiteURL: cfg.SiteURL, Version: cfg.Version})
+	md, err := json.Marshal(meta{SiteURL: cfg.SiteURL, Version: cfg.Version, Queries: true})
 	if err != nil || len(md) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("node metadata is %d bytes, over %d: shorten the site URL", len(md), memberlist.MetaMaxSize)
 	}
@@ -204,6 +210,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		nodes:          map[string]memberlist.Node{},
 		moved:          map[string]string{},
 		logged:         map[string]time.Time{},
+		queries:        newQueryBook(),
 	}
 	if g.guard, err = newGuard(cfg.Keys, cfg.MaxInboundStreams, cfg.MaxStrangerStreams, mc.TCPTimeout, g.knownIP, g.foreign); err != nil {
 		cancel()
@@ -244,7 +251,8 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	if g.peersToReach() {
 		g.startCatchUp(CatchUpStarting)
 	}
-	g.wg.Add(4 + aeWorkers)
+	g.wg.Add(5 + aeWorkers)
+	go g.queryLoop()
 	go g.applyLoop()
 	go g.maintainLoop()
 	go g.reconnectLoop()
@@ -364,7 +372,7 @@ func (g *Gossip) LiveMembers() []Member {
 func memberOf(n *memberlist.Node, state string) Member {
 	var md meta
 	_ = json.Unmarshal(n.Meta, &md) // a peer's bad metadata shows as empty fields
-	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version}
+	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Queries: md.Queries}
 }
 
 // QueuedBroadcasts is the number of records waiting in memberlist's gossip
@@ -457,7 +465,7 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 	if g.left.Swap(true) {
 		return nil
 	}
-	if md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true}); err == nil {
+	if md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true, Queries: true}); err == nil {
 		g.meta.Store(&md)
 		if err := g.list.UpdateNode(timeout); err != nil {
 			g.log.Debug("announce leaving", "err", err)
@@ -551,6 +559,10 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			if !g.aeq.add(m) {
 				g.stats.dropped.Add(1) // the peer's round times out, and it retries
 			}
+		case kindQuery:
+			g.receiveQuery(*m.query)
+		case kindAnswer:
+			g.receiveAnswer(*m.answer)
 		default:
 			g.stats.bad.Add(1)
 		}

@@ -51,6 +51,11 @@ const (
 	// part of the round, so that the receiver tags its repairs and the
 	// sender can tell when it holds everything it asked for.
 	kindPull kind = 5
+	// kindQuery asks a member a question (query.go); kindAnswer carries its
+	// answer back. Both are JSON. Sent only to members whose metadata says
+	// they answer queries.
+	kindQuery  kind = 6
+	kindAnswer kind = 7
 )
 
 // Decoding errors; each bad message is dropped and counted.
@@ -78,6 +83,8 @@ type message struct {
 	buckets []bucketHashes  // kindHashes, kindPull
 	part    partOf          // kindPull: which part of which round
 	tag     *repairTag      // kindRepair answering a kindPull
+	query   *queryWire      // kindQuery
+	answer  *answerWire     // kindAnswer
 }
 
 // partOf names one message of a pull round: the round's id, this message's
@@ -380,6 +387,18 @@ func decodeMessage(b []byte) (message, error) {
 		}
 	case kindHashes, kindPull:
 		return decodeHashes(m, body)
+	case kindQuery:
+		var q queryWire
+		if err := json.Unmarshal(body, &q); err != nil || q.ID == "" || q.From == "" {
+			return message{}, fmt.Errorf("decode query: %w", errors.Join(err, errTooShort))
+		}
+		m.query = &q
+	case kindAnswer:
+		var a answerWire
+		if err := json.Unmarshal(body, &a); err != nil || a.ID == "" || a.From == "" {
+			return message{}, fmt.Errorf("decode answer: %w", errors.Join(err, errTooShort))
+		}
+		m.answer = &a
 	default:
 		return message{}, fmt.Errorf("%w %d", errKind, m.kind)
 	}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ussync/ussync/crypto"
@@ -59,8 +60,12 @@ type adminConfig struct {
 	// Members lists the live members, for the sessions list's site filter.
 	// Nil: none.
 	Members func() []gossip.Member
-	// Token is the hash of the API token, which logs an administrator in.
-	Token crypto.TokenHash
+	// Tokens are the API tokens, any of which logs an administrator in.
+	Tokens *apiTokens
+	// Activity records the changes made through the page with the name of
+	// the token (or "password") its administrator logged in with. Nil
+	// records nothing.
+	Activity *activity
 	// Log receives logins and failures, never a secret. Nil discards.
 	Log *slog.Logger
 	// Password is the bcrypt hash of the admin password; zero: the API
@@ -78,6 +83,7 @@ type adminConfig struct {
 type admin struct {
 	cfg      adminConfig
 	svc      *service
+	password atomic.Pointer[crypto.PasswordHash] // cfg.Password, then reloads
 	log      *slog.Logger
 	mux      *http.ServeMux
 	pages    map[string]*template.Template
@@ -121,6 +127,10 @@ func newAdmin(cfg adminConfig) (*admin, error) {
 		device:   "ussync_admin_device_" + cfg.Service.Name,
 		limit:    newLoginLimiter(),
 	}
+	a.password.Store(&cfg.Password)
+	if cfg.Tokens == nil {
+		return nil, errors.New("admin page: no tokens")
+	}
 	a.mu.sessions = map[string]*adminSession{}
 
 	var err error
@@ -159,6 +169,7 @@ func newAdmin(cfg adminConfig) (*admin, error) {
 	a.handle("GET /admin/sessions", a.sessions)
 	a.handle("POST /admin/sessions/{id}/destroy", a.destroy)
 	a.handle("GET /admin/users", a.users)
+	a.handle("GET /admin/activity", a.activity)
 	a.handle("GET /admin/users/{email}", a.user)
 	a.handle("POST /admin/users/{email}/verify", a.verify)
 	a.handle("POST /admin/users/{email}/unverify", a.unverify)
@@ -226,9 +237,27 @@ func (a *admin) handle(pattern string, h adminHandler) {
 		}
 		if err := h(w, r, s); err != nil {
 			a.fail(w, r, s, err)
+			return
+		}
+		if action := adminActions[pattern]; action != "" {
+			a.cfg.Activity.record(s.actor, action, auditSubject(r))
 		}
 	})
 }
+
+// adminActions are the actions the admin page's changes are recorded
+// under in the activity history, by route.
+var adminActions = map[string]string{
+	"POST /admin/sessions/{id}/destroy":           "session.revoke",
+	"POST /admin/users/{email}/verify":            "user.verify",
+	"POST /admin/users/{email}/unverify":          "user.unverify",
+	"POST /admin/users/{email}/resend":            "user.resend_code",
+	"POST /admin/users/{email}/logout-everywhere": "user.logout_everywhere",
+}
+
+// setPassword replaces the admin password (a reload); a zero hash leaves
+// the API tokens as the only way in.
+func (a *admin) setPassword(h crypto.PasswordHash) { a.password.Store(&h) }
 
 // checkForm parses a POST form (bounded) and checks that it comes from this
 // origin and carries the expected CSRF token, compared in constant time.

@@ -20,6 +20,7 @@ import (
 // adminSession is one logged-in administrator (one browser).
 type adminSession struct {
 	csrf    string    // the token every form of this session carries
+	actor   string    // "admin:<token name>" or "admin:password": who the changes are recorded as
 	expires time.Time // wall clock
 	flash   *adminFlash
 }
@@ -61,8 +62,9 @@ func (a *admin) session(r *http.Request) *adminSession {
 	return s
 }
 
-// newSession starts an admin session and returns its cookie value.
-func (a *admin) newSession() (string, error) {
+// newSession starts an admin session for actor and returns its cookie
+// value.
+func (a *admin) newSession(actor string) (string, error) {
 	v, err := random32()
 	if err != nil {
 		return "", err
@@ -75,7 +77,7 @@ func (a *admin) newSession() (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pruneSessionsLocked(now)
-	a.mu.sessions[adminKey(v)] = &adminSession{csrf: csrf, expires: now.Add(a.cfg.TTL)}
+	a.mu.sessions[adminKey(v)] = &adminSession{csrf: csrf, actor: actor, expires: now.Add(a.cfg.TTL)}
 	return v, nil
 }
 
@@ -170,7 +172,7 @@ func (a *admin) showLogin(w http.ResponseWriter, r *http.Request, status int, fl
 		Title: "Log in",
 		Flash: flash,
 		CSRF:  tok,
-		Login: &adminLogin{Password: !a.cfg.Password.IsZero(), Next: adminLocal(r.FormValue("next"), "")},
+		Login: &adminLogin{Password: !a.password.Load().IsZero(), Next: adminLocal(r.FormValue("next"), "")},
 	})
 }
 
@@ -195,17 +197,20 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secret := r.PostForm.Get("secret")
-	ok := secret != "" && a.cfg.Token.Matches(secret)
-	if !ok && secret != "" && !a.cfg.Password.IsZero() {
-		ok = a.cfg.Password.Check(secret)
+	pw := *a.password.Load()
+	var actor string
+	if tok := a.cfg.Tokens.match(secret); secret != "" && tok != nil {
+		actor = "admin:" + tok.name
+	} else if secret != "" && !pw.IsZero() && pw.Check(secret) {
+		actor = "admin:password"
 	}
-	if !ok {
+	if actor == "" {
 		if secret != "" { // an empty form guesses nothing
 			account, ipFails := a.limit.failed(at, now)
 			a.log.Warn("admin login failed", "ip", at.ip, "known_device", at.device != "", "failures", account, "failures_from_ip", ipFails)
 		}
 		what := "API token"
-		if !a.cfg.Password.IsZero() {
+		if !pw.IsZero() {
 			what = "password or API token"
 		}
 		a.showLogin(w, r, http.StatusUnauthorized, &adminFlash{"error", "Wrong " + what + "."})
@@ -218,14 +223,14 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 	}
 	a.limit.succeeded(at, adminKey(device), now)
 	a.setCookie(w, r, a.device, device, int(adminDeviceTTL/time.Second))
-	v, err := a.newSession()
+	v, err := a.newSession(actor)
 	if err != nil {
 		a.fail(w, r, nil, err)
 		return
 	}
 	a.setCookie(w, r, a.cookie, v, int(a.cfg.TTL/time.Second))
 	a.setCookie(w, r, a.preLogin, "", -1)
-	a.log.Info("admin logged in", "ip", at.ip)
+	a.log.Info("admin logged in", "ip", at.ip, "actor", actor)
 	http.Redirect(w, r, adminLocal(r.PostForm.Get("next"), adminPrefix+"sessions"), http.StatusSeeOther)
 }
 

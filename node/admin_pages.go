@@ -36,6 +36,7 @@ type adminPage struct {
 	Sessions *adminSessions
 	Users    *adminUsers
 	User     *adminUser
+	Activity *adminActivity
 	Sites    *adminSites
 	Error    *adminError
 }
@@ -457,9 +458,10 @@ var adminFuncs = template.FuncMap{
 		}
 		return ""
 	},
-	"short":   func(id string) string { return id[:min(len(id), 12)] },
-	"userURL": adminUserURL,
-	"plural":  adminPlural,
+	"short":     func(id string) string { return id[:min(len(id), 12)] },
+	"hasPrefix": strings.HasPrefix,
+	"userURL":   adminUserURL,
+	"plural":    adminPlural,
 	// dict builds the argument of a sub-template from key, value pairs.
 	"dict": func(kv ...any) (map[string]any, error) {
 		if len(kv)%2 != 0 {

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/session"
 )
 
 // apiDeps is everything the private API needs; the node wires it.
@@ -20,8 +23,26 @@ type apiDeps struct {
 	// Status builds the answer of GET /v1/status. Nil answers the node name
 	// and the store's counts only.
 	Status func() client.Status
-	// Token is the hash of the bearer token every /v1 call must carry.
+	// Tokens are the bearer tokens a /v1 call may carry (tokens.go). Nil:
+	// Token alone, named "config".
+	Tokens *apiTokens
+	// Token is the hash of the one bearer token of a node without Tokens
+	// (tests).
 	Token crypto.TokenHash
+	// Keyring runs the keyring calls (keys.go). Nil: they answer 503.
+	Keyring keyringFunc
+	// Backup streams the store for GET /v1/backup (backup.go). Nil: the
+	// call answers 503.
+	Backup func(io.Writer) (BackupCounts, error)
+	// GossipHealth is gossip's health in a word and why, for GET /healthz
+	// (health.go); nil: not said.
+	GossipHealth func() (status, reason string)
+	// NotReady lists why the node is not ready, for GET /readyz
+	// (health.go); nil: always ready.
+	NotReady func() []string
+	// Activity records the changes made through the API (activity.go).
+	// Nil records nothing.
+	Activity *activity
 	// Log receives request failures (5xx) and panics, never a token. Nil
 	// discards.
 	Log *slog.Logger
@@ -60,34 +81,53 @@ func newAPI(d apiDeps) http.Handler {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics()
 	}
+	if d.Tokens == nil {
+		d.Tokens = newAPITokens(nil, nil, d.Log, d.Token)
+	}
 	a := &api{apiDeps: d, svc: d.Service, mux: http.NewServeMux(), routes: map[string]*routeMetrics{}}
 	a.other = d.Metrics.route("unmatched")
 	for _, rt := range a.routeTable() {
-		a.handle(rt.pattern, rt.auth, rt.serve)
+		a.handle(rt)
 	}
 	return a
 }
 
-// handle registers h for pattern behind the bearer-token check (when auth is
-// set) and the error adapter: the error h returns is the answer.
-func (a *api) handle(pattern string, auth bool, h func(http.ResponseWriter, *http.Request) error) {
-	a.routes[pattern] = a.Metrics.route(pattern)
-	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if sw, ok := w.(*statusWriter); ok {
+// handle registers rt behind the bearer-token check (when rt.auth is set)
+// and the error adapter: the error rt.serve returns is the answer. A call
+// of a route with an audit action that succeeds is recorded in the
+// activity history with the name of its token; the handler finds that name
+// with actorOf (only those routes pay for carrying it).
+func (a *api) handle(rt route) {
+	a.routes[rt.pattern] = a.Metrics.route(rt.pattern)
+	a.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+		sw, _ := w.(*statusWriter)
+		if sw != nil {
 			sw.routed = true
 		}
-		var err error
-		switch {
-		case auth && !a.authorized(r):
-			err = errUnauthorized
-		case auth && !revokedMayServe[pattern] && a.svc.revoked():
-			// A revoked site's backend reads nothing more through its node.
-			err = a.svc.checkNotRevoked()
-		default:
-			err = h(w, r)
+		var (
+			err error
+			tok *apiToken
+		)
+		if rt.auth {
+			if tok = a.authorized(r); tok == nil {
+				err = errUnauthorized
+			} else if !revokedMayServe[rt.pattern] && a.svc.revoked() {
+				// A revoked site's backend reads nothing more through its node.
+				err = a.svc.checkNotRevoked()
+			}
+		}
+		if err == nil {
+			if rt.audit != "" {
+				r = r.WithContext(context.WithValue(r.Context(), actorKey{}, tok.name))
+			}
+			err = rt.serve(w, r)
 		}
 		if err != nil {
 			writeError(w, r, a.Log, err)
+			return
+		}
+		if rt.audit != "" && rt.audit != auditSelf && (sw == nil || sw.status < 400) {
+			a.Activity.record(tok.name, rt.audit, auditSubject(r))
 		}
 	})
 }
@@ -101,14 +141,41 @@ var revokedMayServe = map[string]bool{
 	"GET /v1/sites":  true,
 }
 
-// authorized checks the bearer token in constant time.
-func (a *api) authorized(r *http.Request) bool {
+// authorized returns the token the request's bearer token is, or nil. The
+// comparison is in constant time (apiTokens.match).
+func (a *api) authorized(r *http.Request) *apiToken {
 	h := r.Header.Get("Authorization")
 	const prefix = "bearer "
 	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return false
+		return nil
 	}
-	return a.Token.Matches(strings.TrimSpace(h[len(prefix):]))
+	return a.Tokens.match(strings.TrimSpace(h[len(prefix):]))
+}
+
+// actorKey carries the name of the token of an audited call in its
+// request's context.
+type actorKey struct{}
+
+// actorOf returns the name of the token that made an audited call ("" for
+// a route without an audit action).
+func actorOf(r *http.Request) string {
+	s, _ := r.Context().Value(actorKey{}).(string)
+	return s
+}
+
+// auditSubject is what an audited call was made to: the e-mail address of
+// the path, else its session id's first 16 characters, else its name.
+func auditSubject(r *http.Request) string {
+	if e := r.PathValue("email"); e != "" {
+		if n, err := session.NormalizeEmail(e); err == nil {
+			return n
+		}
+		return e
+	}
+	if id := r.PathValue("id"); id != "" {
+		return id[:min(16, len(id))]
+	}
+	return r.PathValue("name")
 }
 
 // ServeHTTP is the outer layer: common headers, the JSON form of the

@@ -78,7 +78,7 @@ func (a *api) createSession(w http.ResponseWriter, r *http.Request) error {
 		if returnTo, err = a.Handoff.returnTo(req.ReturnTo); err != nil {
 			return err
 		}
-		if a.Handoff.BindIP && l.IP == "" {
+		if a.Handoff.policy().BindIP && l.IP == "" {
 			return refuse(errInvalidField, "field \"ip\" is required: this node binds hand-off tickets to the client address (sync.bind_ip)")
 		}
 	}

@@ -129,7 +129,7 @@ func sameSite(iframe bool) http.SameSite {
 // nonceMaxAge is how long a nonce cookie lives: the first pass of a chain
 // (a ticket TTL), the chain ticket's own TTL, and the clocks' offset.
 func (h *handoff) nonceMaxAge() int {
-	return int((2*h.TicketTTL + h.MaxOffset + time.Second - 1) / time.Second)
+	return int((2*h.policy().TicketTTL + h.MaxOffset + time.Second - 1) / time.Second)
 }
 
 // nonce returns the browser's nonce on this site (the one its cookie holds,

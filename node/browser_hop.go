@@ -49,7 +49,7 @@ func (h *handoff) hopStep(q map[string]string, br *browser, sites []site) (stepR
 
 // checkedCookie is ussync_checked for sync.hop_interval.
 func (h *handoff) checkedCookie(br *browser) *http.Cookie {
-	return h.cookie(cookieChecked, "1", int(h.HopInterval/time.Second), http.SameSiteLaxMode, h.secure(br, false))
+	return h.cookie(cookieChecked, "1", int(h.policy().HopInterval/time.Second), http.SameSiteLaxMode, h.secure(br, false))
 }
 
 // hopAskStep is GET hop/ask?h=HOP on an asked site: hand the browser's

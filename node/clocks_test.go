@@ -146,7 +146,7 @@ func TestClocks_Skewed(t *testing.T) {
 			if !warned {
 				t.Errorf("n0's status warns nothing of %s: %q", want.name, st.Warnings)
 			}
-			v := metricValue(t, scrape(t, n0), fmt.Sprintf(`ussync_member_clock_skew_seconds{member=%q}`, want.name))
+			v := metricValue(t, scrapeText(t, n0), fmt.Sprintf(`ussync_member_clock_skew_seconds{member=%q}`, want.name))
 			if math.Abs(v-want.skew) > st.MaxOffset {
 				t.Errorf("ussync_member_clock_skew_seconds of %s on n0: %v, want about %v", want.name, v, want.skew)
 			}
@@ -218,7 +218,7 @@ func TestClocks_InjectedEndOfTime(t *testing.T) {
 		return true
 	})
 	for _, m := range c.Members {
-		v := metricValue(t, scrape(t, m), `ussync_records_refused_total{reason="clock_ahead"}`)
+		v := metricValue(t, scrapeText(t, m), `ussync_records_refused_total{reason="clock_ahead"}`)
 		if v < 1 {
 			t.Errorf("%s: ussync_records_refused_total{reason=\"clock_ahead\"} %v", m.Name(), v)
 		}

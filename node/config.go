@@ -127,7 +127,7 @@ type SiteSection struct {
 	// OnUnknownUser is what this site does when a session arrives for an email
 	// it has no account for: "create" the local user from the gossiped record,
 	// or "reject" the hand-off (the user must register on this site first).
-	OnUnknownUser string `yaml:"on_unknown_user"`
+	OnUnknownUser string `yaml:"on_unknown_user" ussync:"live"`
 }
 
 // GossipSection is the `gossip:` section.
@@ -144,12 +144,12 @@ type GossipSection struct {
 	// SecretFile is a file holding the cluster secrets, base64, one per line;
 	// the first is the primary (used to send), the others are only accepted
 	// (key rotation). Keep it readable by the ussync user only.
-	SecretFile string `yaml:"secret_file"`
+	SecretFile string `yaml:"secret_file" ussync:"live,alt=secrets"`
 	// Secrets are the cluster secrets inline, base64, primary first. Allowed but
 	// discouraged: a secret in a config file ends up in backups and version
 	// control; prefer SecretFile or the USSYNC_SECRET environment variable.
 	// At most one of Secrets and SecretFile may be set.
-	Secrets []string `yaml:"secrets"`
+	Secrets []string `yaml:"secrets" ussync:"secret,live,alt=secret_file"`
 }
 
 // APISection is the `api:` section.
@@ -162,9 +162,9 @@ type APISection struct {
 	// Token is the bearer token the site's backend must send. Allowed but
 	// discouraged for the same reason as gossip.secrets; prefer TokenFile or
 	// USSYNC_API_TOKEN. At most one of Token and TokenFile may be set.
-	Token string `yaml:"token"`
+	Token string `yaml:"token" ussync:"secret,live,alt=token_file"`
 	// TokenFile is a file holding the API token (surrounding whitespace ignored).
-	TokenFile string `yaml:"token_file"`
+	TokenFile string `yaml:"token_file" ussync:"live,alt=token"`
 	// AllowedHosts are host names, besides the built-in ones, that a
 	// request to the private listener may carry in its Host header. Built
 	// in: localhost and *.localhost, every IP address, and the host of
@@ -221,7 +221,7 @@ func (p PublicSection) TrustedPrefixes() []netip.Prefix {
 // SessionSection is the `session:` section.
 type SessionSection struct {
 	// TTL is the lifetime of a new session when the login does not give one.
-	TTL Duration `yaml:"ttl"`
+	TTL Duration `yaml:"ttl" ussync:"live"`
 	// MaxTTL is the cluster's longest session: a login may not ask for a
 	// longer ttl, and a session record (from a peer, or inside a ticket)
 	// that lives longer than MaxTTL plus cluster.max_clock_offset is
@@ -246,24 +246,24 @@ type SyncSection struct {
 	// RequireVerified keeps the sessions of users whose email is not verified on
 	// their own site: without it, anyone who registers someone else's address on
 	// one site is logged in as them everywhere.
-	RequireVerified bool `yaml:"require_verified"`
+	RequireVerified bool `yaml:"require_verified" ussync:"live"`
 	// BindIP binds each ticket to the client IP that asked for it: a ticket
 	// redeemed from another address is refused. Off by default because
 	// browsers switch addresses (IPv4/IPv6, mobile networks) between sites.
-	BindIP bool `yaml:"bind_ip"`
+	BindIP bool `yaml:"bind_ip" ussync:"live"`
 	// TicketTTL is how long a hand-off ticket may be redeemed (at most 10m).
-	TicketTTL Duration `yaml:"ticket_ttl"`
+	TicketTTL Duration `yaml:"ticket_ttl" ussync:"live"`
 	// Modes are the hand-off modes this site offers, from "chain" (top-level
 	// redirects through every site; works with third-party cookies blocked),
 	// "lazy" (a site with no cookie asks the others when the browser arrives)
 	// and "iframe" (hidden iframes; only where third-party cookies are allowed):
 	// client.ModeChain, client.ModeLazy, client.ModeIframe.
-	Modes []string `yaml:"modes"`
+	Modes []string `yaml:"modes" ussync:"live"`
 	// HopInterval is the least time between two hand-off rounds for one
 	// browser at this site: a browser that was just sent round the sites (and
 	// came back without a session, in lazy mode) is not sent again before it,
 	// so a logged-out visitor does not bounce on every page.
-	HopInterval Duration `yaml:"hop_interval"`
+	HopInterval Duration `yaml:"hop_interval" ussync:"live"`
 }
 
 // AdminSection is the `admin:` section: the administrator web page served
@@ -275,7 +275,7 @@ type AdminSection struct {
 	// password (`htpasswd -nBC 12 admin` writes one; a leading "admin:" is
 	// ignored). Empty: the page accepts the API token only. The API token is
 	// always accepted.
-	PasswordFile string `yaml:"password_file"`
+	PasswordFile string `yaml:"password_file" ussync:"live"`
 	// SessionTTL is how long an administrator stays logged in to the page.
 	SessionTTL Duration `yaml:"session_ttl"`
 }
@@ -315,10 +315,10 @@ type SMTPSection struct {
 	// Password is the SMTP password inline. Allowed but discouraged, as for
 	// gossip.secrets; prefer PasswordFile or USSYNC_SMTP_PASSWORD. At most
 	// one of Password and PasswordFile may be set.
-	Password string `yaml:"password"`
+	Password string `yaml:"password" ussync:"secret,alt=password_file"`
 	// PasswordFile is a file holding the SMTP password (a trailing newline
 	// is ignored).
-	PasswordFile string `yaml:"password_file"`
+	PasswordFile string `yaml:"password_file" ussync:"alt=password"`
 	// From is the sender of the messages: an address, optionally with a
 	// name ("Example <no-reply@example.com>"). Required with Host.
 	From string `yaml:"from"`
@@ -373,7 +373,7 @@ type VerificationSection struct {
 // LogSection is the `log:` section.
 type LogSection struct {
 	// Level is the least severity logged: debug, info, warn or error.
-	Level string `yaml:"level"`
+	Level string `yaml:"level" ussync:"live"`
 	// Format is "text" (logfmt-like, for people) or "json" (for collectors).
 	Format string `yaml:"format"`
 }

@@ -16,7 +16,7 @@ import (
 
 // Reading a Config: the YAML file over a base (strict: unknown keys are
 // errors that name the key and the line, and never quote a value), then the
-// environment.
+// environment (config_env.go).
 
 // LoadConfig reads the YAML file at path over DefaultConfig(). It does not
 // validate: apply the environment and flags, then call Validate.
@@ -146,26 +146,4 @@ func tagWords(tag string) string {
 		return "nothing"
 	}
 	return tag
-}
-
-// ApplyEnv applies the environment-only settings, the secrets kept out of
-// flags (command lines are visible to every local user): USSYNC_SECRET (the
-// secret text, base64 secrets separated by newlines or spaces, primary first)
-// replaces gossip.secrets and gossip.secret_file; USSYNC_API_TOKEN replaces
-// api.token and api.token_file; USSYNC_SMTP_PASSWORD replaces smtp.password
-// and smtp.password_file. Empty or unset variables change nothing.
-// getenv is os.Getenv outside tests.
-func (c *Config) ApplyEnv(getenv func(string) string) {
-	if s := strings.Fields(getenv("USSYNC_SECRET")); len(s) > 0 {
-		c.Gossip.Secrets = s
-		c.Gossip.SecretFile = ""
-	}
-	if t := strings.TrimSpace(getenv("USSYNC_API_TOKEN")); t != "" {
-		c.API.Token = t
-		c.API.TokenFile = ""
-	}
-	if p := getenv("USSYNC_SMTP_PASSWORD"); p != "" {
-		c.SMTP.Password = p
-		c.SMTP.PasswordFile = ""
-	}
 }

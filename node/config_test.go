@@ -303,9 +303,9 @@ func TestConfig_Secrets(t *testing.T) {
 		c := validConfig(t)
 		c.Gossip.Secrets = nil
 		c.Gossip.SecretFile = "/nonexistent"
-		c.ApplyEnv(func(k string) string {
-			return map[string]string{"USSYNC_SECRET": " " + secret + "\n", "USSYNC_API_TOKEN": token}[k]
-		})
+		if err := c.ApplyEnv([]string{"USSYNC_SECRET= " + secret + "\n", "USSYNC_API_TOKEN=" + token}, nil); err != nil {
+			t.Fatal(err)
+		}
 		if got, err := c.Secrets(); err != nil || got != secret+"\n" {
 			t.Errorf("Secrets() = %q, %v", got, err)
 		}
@@ -522,12 +522,9 @@ func TestConfig_SMTPAndVerification(t *testing.T) {
 		if pw, err := c.SMTPPassword(); err != nil || pw != "from file with spaces " {
 			t.Errorf("file: %q, %v", pw, err)
 		}
-		c.ApplyEnv(func(k string) string {
-			if k == "USSYNC_SMTP_PASSWORD" {
-				return "from-env"
-			}
-			return ""
-		})
+		if err := c.ApplyEnv([]string{"USSYNC_SMTP_PASSWORD=from-env"}, nil); err != nil {
+			t.Fatal(err)
+		}
 		if pw, err := c.SMTPPassword(); err != nil || pw != "from-env" || c.SMTP.PasswordFile != "" {
 			t.Errorf("env: %q, %v", pw, err)
 		}

@@ -274,7 +274,7 @@ func TestUsers_ResetPoisoned(t *testing.T) {
 	t.Run("the others refuse it and count it", func(t *testing.T) {
 		c.WaitFor(20*time.Second, "a clock_ahead refusal on another node", func() bool {
 			for _, m := range c.Members {
-				if m != n2 && metricValue(t, scrape(t, m), `ussync_records_refused_total{reason="clock_ahead"}`) > 0 {
+				if m != n2 && metricValue(t, scrapeText(t, m), `ussync_records_refused_total{reason="clock_ahead"}`) > 0 {
 					return true
 				}
 			}

@@ -103,6 +103,9 @@ type handoff struct {
 	handoffConfig
 	self  site
 	cache atomic.Pointer[siteList] // the last sites(), for sitesTTL
+	// pol holds the policies of handoffConfig as a reload leaves them
+	// (policy.go): read them there, not in handoffConfig.
+	pol atomic.Pointer[handoffPolicy]
 
 	issued   *prometheus.CounterVec // ussync_tickets_issued_total{kind}
 	redeemed *prometheus.CounterVec // ussync_tickets_redeemed_total{result}
@@ -133,6 +136,7 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 		return nil, fmt.Errorf("hand-off: site url %q is not an absolute http(s) URL ending in /", cfg.SiteURL)
 	}
 	h := &handoff{handoffConfig: cfg, self: self}
+	h.setPolicy(handoffPolicy{TicketTTL: cfg.TicketTTL, BindIP: cfg.BindIP, HopInterval: cfg.HopInterval, Modes: cfg.Modes, OnUnknownUser: cfg.OnUnknownUser})
 	h.issued = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ussync_tickets_issued_total",
 		Help: `Hand-off tickets sealed by this node, by kind ("session" for a browser's session, "hop" for a lazy-mode request, "bind" for the first pass of a chain).`,

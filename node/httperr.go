@@ -73,6 +73,10 @@ var answers = []answer{
 	{ErrLinkStale, http.StatusGone, client.CodeLinkStale, ""},
 	{ErrMailFailed, http.StatusBadGateway, client.CodeMailFailed, ""},
 	{ErrMailDisabled, http.StatusServiceUnavailable, client.CodeMailDisabled, ""},
+	// The operator's calls: tokens, the keyring, backups.
+	{ErrTokenExists, http.StatusConflict, client.CodeTokenExists, ""},
+	{ErrTokenConfig, http.StatusConflict, client.CodeTokenConfig, ""},
+	{ErrKeyPrimary, http.StatusConflict, client.CodeKeyPrimary, ""},
 	// The node itself.
 	{session.ErrClosed, http.StatusServiceUnavailable, client.CodeUnavailable, "the node is shutting down"},
 	{errUnavailable, http.StatusServiceUnavailable, client.CodeUnavailable, ""},

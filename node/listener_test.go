@@ -239,7 +239,7 @@ func TestHTTP_ConnectionCap(t *testing.T) {
 			})
 		})
 	}
-	metrics := scrape(t, m)
+	metrics := scrapeText(t, m)
 	for _, l := range []string{"api", "public"} {
 		if v := metricValue(t, metrics, `ussync_http_connections_refused_total{listener="`+l+`"}`); v < 1 {
 			t.Errorf("%s: ussync_http_connections_refused_total %v, want at least 1", l, v)
@@ -304,7 +304,7 @@ func TestAPI_HostCheck(t *testing.T) {
 }
 
 // scrape reads a member's /metrics.
-func scrape(t *testing.T, m *nodetest.Member) string {
+func scrapeText(t *testing.T, m *nodetest.Member) string {
 	t.Helper()
 	resp, err := http.Get("http://" + m.APIAddr() + "/metrics")
 	if err != nil {

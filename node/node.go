@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
@@ -31,18 +34,33 @@ type Node struct {
 	// Now, when set before Start, is the wall clock of the store (tests).
 	Now func() time.Time
 
-	keyring *crypto.Keyring
-	store   *session.Store
-	gossip  *gossip.Gossip
-	metrics *Metrics
-	verify  *verifier
-	apiLn   *limitListener
-	pubLn   *limitListener
-	apiSrv  *http.Server
-	pubSrv  *http.Server
+	keyring  *crypto.Keyring // keys.ring
+	keys     *nodeKeyring
+	store    *session.Store
+	gossip   *gossip.Gossip
+	metrics  *Metrics
+	lag      prometheus.Histogram // ussync_propagation_lag_seconds
+	verify   *verifier
+	tokens   *apiTokens
+	activity *activity
+	svc      *service
+	handoff  *handoff
+	admin    *admin // nil when admin.enabled is off
 
-	started    bool // Start succeeded
-	modesFixed int  // data dir entries whose modes open() made private
+	// LogLevel, when set before Start, is the level of the node's logger:
+	// a reload sets it to log.level (the CLI's logger reads it).
+	LogLevel *slog.LevelVar
+	reloadMu sync.Mutex // serializes Reload
+	current  Config     // the configuration as the last reload left it (under reloadMu)
+	reloads  reloads
+	apiLn    *limitListener
+	pubLn    *limitListener
+	apiSrv   *http.Server
+	pubSrv   *http.Server
+
+	started    bool        // Start succeeded
+	modesFixed int         // data dir entries whose modes open() made private
+	stopping   atomic.Bool // Close has begun: not ready
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
@@ -69,7 +87,8 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if n.keyring, err = crypto.ParseKeyring(secrets); err != nil {
+	configRing, err := crypto.ParseKeyring(secrets)
+	if err != nil {
 		return fmt.Errorf("cluster secret: %w", err)
 	}
 	token, err := n.cfg.APIToken()
@@ -79,13 +98,25 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.open(); err != nil {
 		return err
 	}
+	var ch keyringChange
+	if n.keys, ch, err = openKeyring(n.cfg.Node.DataDir, configRing); err != nil {
+		return err
+	}
+	n.keyring = n.keys.ring
+	n.logKeyringChange(ch, "start")
+	n.metrics = NewMetrics()
+	n.lag = newLagHistogram()
 	gc := n.gossipConfig()
 	if n.gossip, err = gossip.New(gc, n.store); err != nil {
 		return err
 	}
-	n.metrics = NewMetrics()
 	n.registerMetrics()
-	private, pub, err := n.handlers(crypto.HashToken(token))
+	n.tokens = newAPITokens(n.store, n.Now, n.log, crypto.HashToken(token))
+	if err := n.tokens.load(); err != nil {
+		return err
+	}
+	n.activity = newActivity(n.store, n.Now, n.log)
+	private, pub, err := n.handlers()
 	if err != nil {
 		return err
 	}
@@ -94,6 +125,32 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	// The private listener answers only to its own names (DNS rebinding).
 	private = newHostGuard(private, n.cfg.API.Listen, n.cfg.API.AllowedHosts, n.log)
+	n.newServers(private, pub)
+	loopCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.serve(n.apiSrv, n.apiLn)
+	n.serve(n.pubSrv, n.pubLn)
+	n.wg.Add(1)
+	go n.housekeeping(loopCtx)
+
+	if len(gc.Join) > 0 {
+		if k, err := n.gossip.Join(gc.Join); err != nil {
+			n.log.Warn("no join address answered; retrying in the background", "err", err)
+		} else {
+			n.log.Info("joined cluster", "contacted", k)
+		}
+	}
+	n.started = true
+	n.current = n.cfg
+	if n.modesFixed > 0 {
+		n.log.Info("data dir made private: directories 0700, files 0600", "dir", n.cfg.Node.DataDir, "changed", n.modesFixed)
+	}
+	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
+	return nil
+}
+
+// newServers makes the two HTTP servers with their timeouts.
+func (n *Node) newServers(private, pub http.Handler) {
 	// ReadTimeout covers a request's body too (a client dribbling one is cut
 	// off); WriteTimeout covers handling and answering. No answer streams.
 	n.apiSrv = &http.Server{
@@ -112,26 +169,6 @@ func (n *Node) Start(ctx context.Context) error {
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
-	loopCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.serve(n.apiSrv, n.apiLn)
-	n.serve(n.pubSrv, n.pubLn)
-	n.wg.Add(1)
-	go n.housekeeping(loopCtx)
-
-	if len(gc.Join) > 0 {
-		if k, err := n.gossip.Join(gc.Join); err != nil {
-			n.log.Warn("no join address answered; retrying in the background", "err", err)
-		} else {
-			n.log.Info("joined cluster", "contacted", k)
-		}
-	}
-	n.started = true
-	if n.modesFixed > 0 {
-		n.log.Info("data dir made private: directories 0700, files 0600", "dir", n.cfg.Node.DataDir, "changed", n.modesFixed)
-	}
-	n.log.Info("node started", "gossip", n.gossip.Addr(), "api", n.APIAddr(), "public", n.PublicAddr(), "site", n.cfg.Site.URL, "profile", n.cfg.Node.Profile)
-	return nil
 }
 
 // open secures the data dir, opens the store and binds both HTTP
@@ -188,8 +225,19 @@ func (n *Node) gossipConfig() gossip.Config {
 	gc.Version = n.cfg.Version
 	gc.Join = n.cfg.Gossip.Join
 	gc.Logger = n.log
+	gc.QueryHandler = n.keysQuery
 	if n.TuneGossip != nil {
 		n.TuneGossip(&gc)
+	}
+	// The node observes what peers' messages change (propagation lag), and
+	// so does the Observer a tuning sets, if any.
+	if tuned := gc.Observer; tuned != nil {
+		gc.Observer = func(changed []session.Record) {
+			n.observeApplied(changed)
+			tuned(changed)
+		}
+	} else {
+		gc.Observer = n.observeApplied
 	}
 	return gc
 }
@@ -197,7 +245,7 @@ func (n *Node) gossipConfig() gossip.Config {
 // handlers wires the service and the HTTP faces that call it: the private
 // listener's (the API, and the admin page at /admin/ when admin.enabled)
 // and the public one's.
-func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, err error) {
+func (n *Node) handlers() (private, public http.Handler, err error) {
 	svc := newService(serviceConfig{
 		Store:           n.store,
 		Name:            n.cfg.Node.Name,
@@ -228,6 +276,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
+	n.svc, n.handoff = svc, ho
 	if err := svc.migrateKnown(); err != nil {
 		return nil, nil, fmt.Errorf("move the users this site knows into their records: %w", err)
 	}
@@ -239,7 +288,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
-	api := newAPI(apiDeps{Service: svc, Status: n.Status, Token: token, Log: n.log, Metrics: n.metrics,
+	api := newAPI(apiDeps{Service: svc, Status: n.Status, NotReady: n.notReady, GossipHealth: n.gossipHealth, Backup: n.Backup, Keyring: n.Keyring, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
 		Handoff: ho, Verify: n.verify})
 	if !n.cfg.Admin.Enabled {
 		return api, public, nil
@@ -248,7 +297,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := adminConfig{Service: svc, Members: n.gossip.LiveMembers, Token: token, Log: n.log,
+	cfg := adminConfig{Service: svc, Members: n.gossip.LiveMembers, Tokens: n.tokens, Activity: n.activity, Log: n.log,
 		Password: pw, TTL: time.Duration(n.cfg.Admin.SessionTTL)}
 	if n.cfg.SMTP.Enabled() {
 		cfg.Resend = n.SendVerification
@@ -257,6 +306,7 @@ func (n *Node) handlers(token crypto.TokenHash) (private, public http.Handler, e
 	if err != nil {
 		return nil, nil, err
 	}
+	n.admin = adm
 	mux := http.NewServeMux()
 	mux.Handle(adminPrefix, adm)
 	mux.Handle("/", api)
@@ -331,6 +381,7 @@ func (n *Node) housekeeping(ctx context.Context) {
 // node whose Start failed half-way.
 func (n *Node) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
+		n.stopping.Store(true)
 		var errs []error
 		if n.gossip != nil {
 			if err := n.gossip.Leave(leaveTimeout); err != nil {

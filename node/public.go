@@ -139,7 +139,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, p.log, refuse(errMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
 			return
 		}
-		_ = writeJSON(w, http.StatusOK, healthBody)
+		_ = writeJSON(w, http.StatusOK, publicHealth)
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, p.base)

@@ -174,7 +174,7 @@ func (h *handoff) mayRedeem(t *crypto.Ticket, s *session.Session, br *browser) e
 			return refuse(ErrSessionConflict, "this browser is logged in on this site as another user: log out here first, then log in again")
 		}
 	}
-	if h.OnUnknownUser == UnknownUserReject {
+	if h.policy().OnUnknownUser == UnknownUserReject {
 		u, _, err := h.Service.user(s.Email)
 		if err != nil {
 			return err
@@ -188,7 +188,7 @@ func (h *handoff) mayRedeem(t *crypto.Ticket, s *session.Session, br *browser) e
 
 // limits are the cluster's bounds on the hand-off tickets this node opens.
 func (h *handoff) limits() crypto.TicketLimits {
-	return crypto.TicketLimits{MaxLifetime: h.TicketTTL, MaxOffset: h.MaxOffset}
+	return crypto.TicketLimits{MaxLifetime: h.policy().TicketTTL, MaxOffset: h.MaxOffset}
 }
 
 // ticketError is the refusal of a ticket OpenTicket refused: its error

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/ussync/ussync/crypto"
@@ -58,6 +59,8 @@ type serviceConfig struct {
 // ErrInvalidCode, and failures of the store. It is safe for concurrent use.
 type service struct {
 	serviceConfig
+	// pol is TTL and RequireVerified, as a reload leaves them (policy.go).
+	pol atomic.Pointer[servicePolicy]
 	// aliases are the cookie tokens this site minted for the sessions
 	// hand-offs brought it (aliases.go).
 	aliases *aliases
@@ -76,7 +79,9 @@ func newService(cfg serviceConfig) *service {
 	if cfg.MaxTTL <= 0 {
 		cfg.MaxTTL = session.DefaultMaxSessionTTL
 	}
-	return &service{serviceConfig: cfg, aliases: newAliases(cfg.Store)}
+	s := &service{serviceConfig: cfg, aliases: newAliases(cfg.Store)}
+	s.setPolicy(servicePolicy{TTL: cfg.TTL, RequireVerified: cfg.RequireVerified})
+	return s
 }
 
 // now is the store's wall clock.
@@ -280,16 +285,17 @@ func (s *service) login(l login) (loginResult, error) {
 	if err != nil {
 		return loginResult{User: u}, err
 	}
+	pol := s.policy()
 	ttl := l.TTL
 	if ttl == 0 {
-		ttl = s.TTL
+		ttl = pol.TTL
 	}
 	// Taken after reading the user: the clock has observed its
 	// RevokedBefore, so the session is created after it.
 	at := s.Store.Clock().Now()
 	nu, userChanged := s.change(u, known, l.Change, true, at)
 	travels, reason := nu.Travels(s.Name)
-	if !s.RequireVerified {
+	if !pol.RequireVerified {
 		travels, reason = true, ""
 	}
 	sess := session.Session{

@@ -6,6 +6,9 @@ import (
 	"github.com/ussync/ussync/client"
 )
 
+// statusActivity is how many of the latest changes the status shows.
+const statusActivity = 10
+
 // Status builds the node's view of the cluster for GET /v1/status.
 func (n *Node) Status() client.Status {
 	users, sessions := n.store.Counts()
@@ -52,6 +55,17 @@ func (n *Node) Status() client.Status {
 	if !gs.LastAERound.IsZero() {
 		st.AntiEntropy.LastRound = gs.LastAERound.Format(time.RFC3339)
 	}
+	st.Tokens = n.tokens.infos()
+	if act, err := n.activity.recent(statusActivity); err != nil {
+		n.log.Warn("read activity", "err", err)
+	} else if len(act) > 0 {
+		st.Activity = act
+	}
+	st.Reload = n.reloadStatus()
+	st.Health = n.gossipHealthStatus()
+	if r := n.notReady(); len(r) > 0 {
+		st.NotReady = r
+	}
 	st.Sync = client.SyncStats{
 		DeltasSent:     gs.DeltasSent,
 		DeltasReceived: gs.DeltasReceived,
@@ -62,27 +76,69 @@ func (n *Node) Status() client.Status {
 	return st
 }
 
-// registerMetrics exports the gossip and store figures on /metrics.
+// registerMetrics exports the gossip and store figures on /metrics (the
+// others are in metrics_cluster.go; docs/metrics.md lists them all).
+// Figures that only grow are counters, so that rate() and resets work.
 func (n *Node) registerMetrics() {
 	g := n.gossip
 	for name, f := range map[string]func() float64{
-		"ussync_members_alive":                  func() float64 { return float64(len(g.LiveMembers())) },
-		"ussync_gossip_deltas_sent_total":       func() float64 { return float64(g.Stats().DeltasSent) },
-		"ussync_gossip_deltas_received_total":   func() float64 { return float64(g.Stats().DeltasReceived) },
-		"ussync_gossip_deltas_applied_total":    func() float64 { return float64(g.Stats().DeltasApplied) },
-		"ussync_gossip_bad_messages_total":      func() float64 { return float64(g.Stats().BadMessages) },
-		"ussync_gossip_dropped_total":           func() float64 { return float64(g.Stats().Dropped) },
-		"ussync_gossip_bytes_sent_total":        func() float64 { return float64(g.Stats().BytesSent) },
-		"ussync_antientropy_rounds_total":       func() float64 { return float64(g.Stats().AERounds) },
-		"ussync_antientropy_records_sent_total": func() float64 { return float64(g.Stats().RecordsRepaired) },
-		"ussync_store_users":                    func() float64 { u, _ := n.store.Counts(); return float64(u) },
-		"ussync_store_sessions":                 func() float64 { _, s := n.store.Counts(); return float64(s) },
+		"ussync_members_alive":  func() float64 { return float64(len(g.LiveMembers())) },
+		"ussync_store_users":    func() float64 { u, _ := n.store.Counts(); return float64(u) },
+		"ussync_store_sessions": func() float64 { _, s := n.store.Counts(); return float64(s) },
 	} {
-		n.metrics.RegisterFunc(name, metricHelp(name), f)
+		n.metrics.RegisterFunc(name, metricHelp[name], f)
 	}
+	for name, f := range map[string]func() float64{
+		"ussync_gossip_deltas_sent_total":           func() float64 { return float64(g.Stats().DeltasSent) },
+		"ussync_gossip_deltas_received_total":       func() float64 { return float64(g.Stats().DeltasReceived) },
+		"ussync_gossip_deltas_applied_total":        func() float64 { return float64(g.Stats().DeltasApplied) },
+		"ussync_gossip_rebroadcasts_total":          func() float64 { return float64(g.Stats().Rebroadcasts) },
+		"ussync_gossip_bad_messages_total":          func() float64 { return float64(g.Stats().BadMessages) },
+		"ussync_gossip_dropped_total":               func() float64 { return float64(g.Stats().Dropped) },
+		"ussync_gossip_bytes_sent_total":            func() float64 { return float64(g.Stats().BytesSent) },
+		"ussync_gossip_reconnects_total":            func() float64 { return float64(g.Stats().Reconnects) },
+		"ussync_antientropy_rounds_total":           func() float64 { return float64(g.Stats().AERounds) },
+		"ussync_antientropy_buckets_total":          func() float64 { return float64(g.Stats().BucketsRepaired) },
+		"ussync_antientropy_records_sent_total":     func() float64 { return float64(g.Stats().RecordsRepaired) },
+		"ussync_antientropy_rounds_completed_total": func() float64 { return float64(g.Stats().RoundsCompleted) },
+		"ussync_antientropy_rounds_failed_total":    func() float64 { return float64(g.Stats().RoundsFailed) },
+		"ussync_antientropy_resyncs_total":          func() float64 { return float64(g.Stats().Resyncs) },
+		"ussync_catchups_total":                     func() float64 { return float64(g.Stats().CatchUps) },
+		"ussync_gossip_undecryptable_packets_total": func() float64 { return float64(g.Stats().ForeignPackets) },
+		"ussync_gossip_undecryptable_streams_total": func() float64 { return float64(g.Stats().ForeignStreams) },
+		"ussync_gossip_foreign_key_answers_total":   func() float64 { return float64(g.Stats().ForeignAnswers) },
+		"ussync_gossip_streams_refused_total":       func() float64 { return float64(g.Stats().StreamsRefused) },
+		"ussync_gossip_name_reclaims_total":         func() float64 { return float64(g.Stats().NameReclaims) },
+	} {
+		n.metrics.RegisterCounterFunc(name, metricHelp[name], f)
+	}
+	n.registerClusterMetrics()
 	n.metrics.Registry.MustRegister(newCollector(n))
 }
 
-func metricHelp(name string) string {
-	return "ussync figure " + name + " (see README, Metrics)."
+// metricHelp is the HELP text of the figures registered above.
+var metricHelp = map[string]string{
+	"ussync_members_alive":                      "Members this node sees alive (or suspect), itself included.",
+	"ussync_store_users":                        "Users in this node's store.",
+	"ussync_store_sessions":                     "Sessions in this node's store, history included.",
+	"ussync_gossip_deltas_sent_total":           "Eager-push messages sent (one per peer per batch).",
+	"ussync_gossip_deltas_received_total":       "Records received in pushed or gossiped messages.",
+	"ussync_gossip_deltas_applied_total":        "Received records that changed this node's store.",
+	"ussync_gossip_rebroadcasts_total":          "Records this node learnt from a peer and queued for gossip again.",
+	"ussync_gossip_bad_messages_total":          "Gossip messages dropped as malformed, oversized, or of an unknown kind or version.",
+	"ussync_gossip_dropped_total":               "Gossip messages or anti-entropy work dropped because a queue was full (anti-entropy repairs them).",
+	"ussync_gossip_bytes_sent_total":            "Bytes of gossip written (packets and streams).",
+	"ussync_gossip_reconnects_total":            "Successful re-joins of failed members and join addresses.",
+	"ussync_antientropy_rounds_total":           "Push/pull digests compared with a peer.",
+	"ussync_antientropy_buckets_total":          "Differing digest buckets repaired.",
+	"ussync_antientropy_records_sent_total":     "Records sent to peers by anti-entropy.",
+	"ussync_antientropy_rounds_completed_total": "Anti-entropy rounds this node completed (repairs applied, or digests equal).",
+	"ussync_antientropy_rounds_failed_total":    "Anti-entropy rounds given up (no answer in time, a step not sent or dropped); each is retried.",
+	"ussync_antientropy_resyncs_total":          "Push/pulls started to hold a round owed to a member (back from failure, moved, catching up, retrying).",
+	"ussync_catchups_total":                     "Catch-ups completed: this node caught up after a start or after being cut off.",
+	"ussync_gossip_undecryptable_packets_total": "Inbound gossip packets no installed key decrypts (another cluster key, or noise), dropped.",
+	"ussync_gossip_undecryptable_streams_total": "Inbound gossip streams not encrypted, undecryptable or over the size limit, closed.",
+	"ussync_gossip_foreign_key_answers_total":   "Answers, on gossip streams this node opened, sealed in a key it does not hold: key mismatches.",
+	"ussync_gossip_streams_refused_total":       "Inbound gossip streams closed at once: too many open.",
+	"ussync_gossip_name_reclaims_total":         "Members followed to a new address.",
 }

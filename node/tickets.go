@@ -130,7 +130,7 @@ func decodePayload(b []byte, p *ticketPayload) error {
 // clientBinding is the ClientIP a ticket sealed for this client gets: its
 // address (IPv4-mapped IPv6 as IPv4) when sync.bind_ip is on, else none.
 func (h *handoff) clientBinding(ip string) string {
-	if !h.BindIP {
+	if !h.policy().BindIP {
 		return ""
 	}
 	if a, err := netip.ParseAddr(ip); err == nil {
@@ -185,7 +185,7 @@ func sessionPayload(s *session.Session, u *session.User) ([]byte, error) {
 // counts it under kind.
 func (h *handoff) seal(kind string, t crypto.Ticket) (string, error) {
 	t.IssuedAt = h.now()
-	t.ExpiresAt = t.IssuedAt.Add(h.TicketTTL)
+	t.ExpiresAt = t.IssuedAt.Add(h.policy().TicketTTL)
 	tk, err := h.Keyring.SealTicket(t)
 	if err != nil {
 		return "", err
@@ -295,7 +295,8 @@ func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.
 
 // offers reports whether this site offers a hand-off mode.
 func (h *handoff) offers(mode string) bool {
-	return h.Modes == nil || slices.Contains(h.Modes, mode)
+	modes := h.policy().Modes
+	return modes == nil || slices.Contains(modes, mode)
 }
 
 // chainNext is where a chain goes after this hop: the sync URL, with the

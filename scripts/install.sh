@@ -6,10 +6,11 @@
 #   /etc/ussync/                            0750 root:ussync
 #   /etc/ussync/cluster.yaml                0640 root:ussync, the commented example
 #                                           configuration with this machine's values
-#   /etc/ussync/secret                      0640 root:ussync, a new cluster secret
-#                                           (or --secret-file's): the same on every node
-#   /etc/ussync/api-token                   0640 root:ussync, a new API token for
-#                                           this site's backend
+#   /etc/ussync/secret                      0600 root, a new cluster secret (or
+#                                           --secret-file's): the same on every node;
+#                                           the unit hands it to the node (LoadCredential)
+#   /etc/ussync/api-token                   0600 root, a new API token for this
+#                                           site's backend; handed over the same way
 #   /var/lib/ussync/                        0700 ussync:ussync, the store
 #   /etc/systemd/system/ussync.service      the hardened unit (examples/systemd)
 #   /usr/local/share/doc/ussync/            README, CHANGELOG, docs, examples
@@ -141,14 +142,14 @@ if [ ! -s "$secret" ]; then
     say "made a new cluster secret in $secret: copy it to every other node (install.sh --secret-file)"
   fi
 fi
-keep 0640 "0:$gid" "$secret"
+keep 0600 0:0 "$secret"
 
 token=$root/etc/ussync/api-token
 if [ ! -s "$token" ]; then
   "$binary" keygen | tr '+/' '-_' | tr -d '=' > "$token"
   say "made a new API token in $token: give it to this site's backend"
 fi
-keep 0640 "0:$gid" "$token"
+keep 0600 0:0 "$token"
 
 # cluster.yaml: the repository's commented example, with this machine's
 # values in, and the example's placeholders for other machines out. Each

@@ -207,6 +207,29 @@ func (c *Cluster) start(m *Member) {
 	m.Node = n
 }
 
+// Config returns the configuration member i starts with (Configure
+// applied, validated): change it and hand it to the member's Reload.
+func (c *Cluster) Config(i int) node.Config {
+	c.t.Helper()
+	cfg := c.config(c.Members[i])
+	if err := cfg.Validate(); err != nil {
+		c.t.Fatalf("config of n%d: %v", i, err)
+	}
+	return cfg
+}
+
+// CallAs is Call with another bearer token than the cluster's.
+func (m *Member) CallAs(token, method, path string, body, out any) int {
+	m.c.t.Helper()
+	code, raw := m.callRaw(token, method, path, body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			m.c.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	return code
+}
+
 // Kill stops member i as a crash would: no leave, no drain.
 func (c *Cluster) Kill(i int) { c.Members[i].Kill() }
 
@@ -378,6 +401,11 @@ func (m *Member) Call(method, path string, body any, out any) int {
 // CallRaw is Call without decoding.
 func (m *Member) CallRaw(method, path string, body any) (int, []byte) {
 	m.c.t.Helper()
+	return m.callRaw(m.c.Token, method, path, body)
+}
+
+func (m *Member) callRaw(token, method, path string, body any) (int, []byte) {
+	m.c.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -390,7 +418,7 @@ func (m *Member) CallRaw(method, path string, body any) (int, []byte) {
 	if err != nil {
 		m.c.t.Fatalf("request: %v", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+m.c.Token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

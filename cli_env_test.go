@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/node"
+)
+
+// TestRun_PrintConfig: --print-config prints what the agent would run
+// with, file then environment then flags, secrets as fingerprints, and
+// exits without starting anything.
+func TestRun_PrintConfig(t *testing.T) {
+	runCLI(t) // clear the environment
+	const secret = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
+	const token = "print-config-token-0123456789"
+	s, _ := crypto.ParseSecret(secret)
+	conf := writeFile(t, "cluster.yaml", "node:\n  name: from-file\n  data_dir: /var/lib/x\nsite:\n  url: https://file.example/\n"+
+		"log:\n  level: debug\n  format: json\napi:\n  listen: 127.0.0.1:1\n")
+	tokenFile := writeFile(t, "token", token+"\n")
+	t.Setenv("USSYNC_SECRET", secret)
+	t.Setenv("USSYNC_API_TOKEN_FILE", tokenFile)
+	t.Setenv("USSYNC_LOG_LEVEL", "warn")
+	t.Setenv("USSYNC_API_LISTEN", "127.0.0.1:2")
+	t.Setenv("USSYNC_SYNC_MODES", "chain lazy")
+	var out, errOut bytes.Buffer
+	code := run([]string{"ussync", "agent", "--config", conf, "--api", "127.0.0.1:3", "--print-config"}, &out, &errOut)
+	if code != 0 || errOut.Len() != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	text := out.String()
+	if strings.Contains(text, secret) || strings.Contains(text, token) {
+		t.Fatalf("a secret is printed:\n%s", text)
+	}
+	var got node.Config
+	if err := yaml.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("not the YAML of a config: %v\n%s", err, text)
+	}
+	for what, ok := range map[string]bool{
+		"the file's name":                   got.Node.Name == "from-file",
+		"the file's format":                 got.Log.Format == "json",
+		"the environment over the file":     got.Log.Level == "warn",
+		"the flag over the environment":     got.API.Listen == "127.0.0.1:3",
+		"a list from the environment":       slices.Equal(got.Sync.Modes, []string{"chain", "lazy"}),
+		"the secret as its fingerprint":     slices.Equal(got.Gossip.Secrets, []string{"secret:" + s.Fingerprint()}),
+		"the token file, not a token":       got.API.TokenFile == tokenFile && got.API.Token == "",
+		"a default":                         got.Session.TTL == node.DefaultConfig().Session.TTL,
+		"the token file's fingerprint":      strings.Contains(text, "# token:"+crypto.HashToken(token).Fingerprint()),
+		"the primary secret marked primary": strings.Contains(text, "secret:"+s.Fingerprint()+" # primary"),
+	} {
+		if !ok {
+			t.Errorf("%s: not printed as expected:\n%s", what, text)
+		}
+	}
+
+	// An invalid configuration is an error, as the agent's would be.
+	code, _, stderr := runCLI(t, "agent", "--print-config", "--site-url", "ftp://x/")
+	if code != 2 {
+		t.Errorf("exit %d", code)
+	}
+	oneErrorLine(t, stderr, "site.url")
+}
+
+// TestRun_UnknownEnvironment: a misspelt variable stops the agent, with the
+// name it probably meant; the variables of flags and of the tests do not.
+func TestRun_UnknownEnvironment(t *testing.T) {
+	runCLI(t) // clear the environment
+	t.Setenv("USSYNC_LOG_FROMAT", "json")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"ussync", "agent", "--dev", "--print-config"}, &out, &errOut); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	oneErrorLine(t, errOut.String(), "unknown environment variable USSYNC_LOG_FROMAT (did you mean USSYNC_LOG_FORMAT?)")
+	os.Unsetenv("USSYNC_LOG_FROMAT")
+
+	t.Setenv("USSYNC_E2E_REQUIRE", "1")    // the tests'
+	t.Setenv("USSYNC_API_URL", "http://x") // a flag's (status)
+	t.Setenv("USSYNC_PROFILE", "local")    // a flag's (agent)
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"ussync", "agent", "--dev", "--print-config"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "profile: local") {
+		t.Errorf("exit %d: %s\n%s", code, errOut.String(), out.String())
+	}
+}
+
+// envUse finds the places a USSYNC_* variable is read or set: os.Getenv
+// and friends, "NAME=" in an environment, a flag's EnvVars, the testenv
+// programs' Var, $NAME and ${NAME in shell, Environment=NAME in a unit.
+var envUse = regexp.MustCompile(`(?:Getenv|LookupEnv|Setenv|Unsetenv)\("(USSYNC_[A-Z0-9_]+)"\)` +
+	`|"(USSYNC_[A-Z0-9_]+)="` +
+	`|env\("([A-Z0-9_]+)"\)` +
+	`|Var: +"(USSYNC_[A-Z0-9_]+)"` +
+	`|\$\{?(USSYNC_[A-Z0-9_]+)` +
+	`|Environment=(USSYNC_[A-Z0-9_]+)` +
+	`|(?m:^\s*(?:export\s+)?(USSYNC_[A-Z0-9_]+)=)`)
+
+// TestEnv_EveryVariableIsKnown: every USSYNC_* variable the repository
+// reads or sets is a key's twin, USSYNC_SECRET, a flag's variable or in
+// otherEnv, so the agent accepts an environment the project itself makes.
+func TestEnv_EveryVariableIsKnown(t *testing.T) {
+	known := allowedEnv(newApp(nil, nil))
+	twins := map[string]bool{"USSYNC_SECRET": true}
+	for _, v := range node.EnvVars() {
+		twins[v.Name] = true
+	}
+	used := map[string][]string{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != "." || d.Name() == "node_modules" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		ext := filepath.Ext(path)
+		if d.IsDir() || !(ext == ".go" || ext == ".sh" || ext == ".service" || filepath.Base(path) == "run") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range envUse.FindAllStringSubmatch(string(b), -1) {
+			for i, g := range m[1:] {
+				if g == "" {
+					continue
+				}
+				if i == 2 { // env("NAME"): main's flag helper adds the prefix
+					g = "USSYNC_" + g
+				}
+				used[g] = append(used[g], path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// .ci/run is skipped with the hidden directories above: read it too.
+	if b, err := os.ReadFile(".ci/run"); err == nil {
+		for _, m := range envUse.FindAllStringSubmatch(string(b), -1) {
+			for _, g := range m[1:] {
+				if g != "" {
+					used[g] = append(used[g], ".ci/run")
+				}
+			}
+		}
+	}
+	if len(used) < 10 {
+		t.Fatalf("found only %d variables: the scan is broken", len(used))
+	}
+	for name, where := range used {
+		// Not for an agent: this file's misspelling, and the variables
+		// internal/testenv's tests hand their own child processes.
+		if name == "USSYNC_LOG_FROMAT" || strings.HasPrefix(name, "USSYNC_TESTENV_") {
+			continue
+		}
+		if !twins[name] && !known(name) {
+			t.Errorf("%s (used in %v) is neither a config key's twin, a flag's variable nor in otherEnv: the agent would refuse it", name, slices.Compact(where))
+		}
+	}
+}

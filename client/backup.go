@@ -1,0 +1,37 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// Backup streams a consistent copy of the node's store (GET /v1/backup)
+// into w and returns the bytes written. Unlike the other calls it has no
+// time limit of its own (a large store takes a while): ctx bounds it. The
+// stream is checked by its reader (node.ReadBackup): a transfer cut short
+// lacks the backup's trailer, which the reader refuses.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/backup", nil)
+	if err != nil {
+		return 0, fmt.Errorf("bad API URL %q: %w", c.base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, c.unreachable(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody))
+		return 0, apiError(resp, data)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("%w at %s: the backup stopped after %d bytes: %v", ErrUnreachable, c.base, n, err)
+	}
+	return n, nil
+}

@@ -111,6 +111,11 @@ type Store struct {
 	// fresh is set when Open found no store in the directory (or none on
 	// disk at all): see Fresh.
 	fresh bool
+	// unsaved is set when records were written behind the store's back
+	// (Restore writes a backup's entries straight into Badger): its digest
+	// and counts are not those on disk, and Close must not save them; the
+	// next Open reads every record.
+	unsaved bool
 
 	writes     chan *applyReq // to the writer; unbuffered
 	stop       chan struct{}  // closed by Close
@@ -290,7 +295,7 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.mu.Unlock()
 	<-s.writerDone
-	if s.inMemory {
+	if s.inMemory || s.unsaved {
 		return s.db.Close()
 	}
 	if err := s.saveState(); err != nil {

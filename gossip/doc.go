@@ -39,8 +39,10 @@
 // # Anti-entropy rounds
 //
 // A round is one member pulling from one peer. It starts when the member
-// compares the peer's digest with its own (the peer's push/pull state). It
-// is complete when either
+// compares the peer's digest with its own (the peer's push/pull state: the
+// digest of what its store has committed, read without waiting for a write
+// in progress, so that a push/pull never waits behind a large catch-up or
+// bulk write). It is complete when either
 //
 //   - the digests are equal, or differ only in buckets the peer's digest
 //     shows empty: the member held everything the peer held; or

@@ -28,8 +28,8 @@ type Status struct {
 	// Reload is the last configuration reload (SIGHUP); absent before the
 	// first.
 	Reload *ReloadStatus `json:"reload,omitempty"`
-	// MaxOffset is the cluster's max clock offset (session.max_offset), in
-	// seconds.
+	// MaxOffset is the cluster's max clock offset
+	// (cluster.max_clock_offset), in seconds.
 	MaxOffset float64 `json:"max_offset_seconds"`
 	// RecordsRefused counts the records this node refused to merge since
 	// it started, by reason: invalid, clock_ahead, lifetime.

@@ -12,18 +12,21 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/ussync/ussync/client"
 )
 
 const browserAlan = "alan@example.com"
 
-// TestBrowser_LoginCSRF is the login CSRF of issue 9 in two real Chromium
-// profiles (two allocators, two user-data dirs): Alan, the attacker, logs
-// in and captures the hand-off's URLs (his browser stopped before it
+// TestBrowser_LoginCSRF is the login CSRF of issue 9 in real Chromium
+// profiles (one allocator and one user-data dir each): Alan, the attacker,
+// logs in and captures the hand-off's URLs (his browser stopped before it
 // redeems anything); Grace, the victim, logged in in her own browser,
 // opens them within the tickets' minute. Nothing happens to her: every
-// site still shows Grace, and no site sets her a session of Alan's. The
-// tickets were not used up by her refused visit: Alan's own browser
-// redeems them afterwards. The same for lazy mode's ticket.
+// site still shows Grace, and no site sets her a session of Alan's. A
+// third browser, logged in nowhere, opens them too and is logged in
+// nowhere. The tickets were not used up by these refused visits: Alan's
+// own browser redeems them afterwards. The same for lazy mode's ticket.
 func TestBrowser_LoginCSRF(t *testing.T) {
 	exe := browserRequire(t)
 
@@ -35,6 +38,8 @@ func TestBrowser_LoginCSRF(t *testing.T) {
 		victim.visit(a, browserGrace)
 		victim.visit(c, browserGrace)
 		refused := victim.refusals()
+		stranger := browserLaunch(t, exe, "a stranger's browser", false)
+		strangerRefused := stranger.refusals()
 
 		attacker := browserLaunch(t, exe, "alan's browser", false)
 		attacker.open(a)
@@ -65,6 +70,22 @@ func TestBrowser_LoginCSRF(t *testing.T) {
 			}
 			intact(t)
 		})
+		t.Run("a browser logged in nowhere", func(t *testing.T) {
+			x := stranger.in(t)
+			if resp := x.open(chainURL); resp.Status != http.StatusForbidden || browserErrorCode(x.body()) != "other_browser" {
+				t.Fatalf("the chain URL in a stranger's browser answered %d %q, want 403 other_browser", resp.Status, x.body())
+			}
+			x.open(ticketURL)
+			if got := strangerRefused.codes(); strings.Join(got, " ") != "other_browser other_browser" {
+				t.Fatalf("the ticket in a stranger's browser: refusals %q, want other_browser on B and C", got)
+			}
+			for _, s := range []string{a, b, c} {
+				x.visit(s, "")
+				if ck := x.cookie(s, client.CookieName(s)); ck != nil {
+					t.Errorf("%s set a session cookie in a stranger's browser", s)
+				}
+			}
+		})
 		t.Run("the ticket still works where it was made", func(t *testing.T) {
 			x := attacker.in(t)
 			x.open(ticketURL)
@@ -79,6 +100,8 @@ func TestBrowser_LoginCSRF(t *testing.T) {
 		victim := browserLaunch(t, exe, "grace's browser", false)
 		victim.login(b, browserGrace)
 		refused := victim.refusals()
+		stranger := browserLaunch(t, exe, "a stranger's browser", false)
+		strangerRefused := stranger.refusals()
 
 		attacker := browserLaunch(t, exe, "alan's browser", false)
 		attacker.login(b, browserAlan)
@@ -93,6 +116,14 @@ func TestBrowser_LoginCSRF(t *testing.T) {
 			t.Fatalf("the ticket in the victim's browser: refusals %q, want other_browser", got)
 		}
 		victim.visit(a, browserGrace)
+		stranger.open(ticketURL)
+		if got := strangerRefused.codes(); strings.Join(got, " ") != "other_browser" {
+			t.Fatalf("the ticket in a stranger's browser: refusals %q, want other_browser", got)
+		}
+		stranger.visit(a, "")
+		if ck := stranger.cookie(a, client.CookieName(a)); ck != nil {
+			t.Errorf("%s set a session cookie in a stranger's browser", a)
+		}
 		attacker.open(ticketURL)
 		attacker.visit(a, browserAlan)
 	})

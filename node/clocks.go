@@ -7,8 +7,8 @@ import (
 
 // The members' clocks as this node sees them (docs/security.md, "Records
 // and clocks"): gossip estimates each live member's offset from its probes'
-// round trips; a member further off than session.max_offset is reported in
-// status, on /metrics and in the log.
+// round trips; a member further off than cluster.max_clock_offset is
+// reported in status, on /metrics and in the log.
 
 // clockCheckInterval is how often the node looks at its members' clocks to
 // log those beyond the max offset (and those back within it).
@@ -35,8 +35,9 @@ func (n *Node) memberClocks() []memberClock {
 	return out
 }
 
-// maxOffset is the cluster's max offset (session.max_offset).
-func (n *Node) maxOffset() time.Duration { return time.Duration(n.cfg.Session.MaxOffset) }
+// maxOffset is the cluster's max offset (cluster.max_clock_offset): the
+// one the store and the hand-off refuse records and tickets by.
+func (n *Node) maxOffset() time.Duration { return time.Duration(n.cfg.Cluster.MaxClockOffset) }
 
 // skewed reports whether m's clock is beyond the max offset from this
 // node's, beyond doubt: by more than the max offset plus the estimate's
@@ -56,10 +57,10 @@ func abs(d time.Duration) time.Duration {
 func (n *Node) skewWarning(m memberClock) string {
 	off := fmt.Sprintf("%.1f s", abs(m.Skew).Seconds())
 	if m.Skew > 0 {
-		return fmt.Sprintf("member %s's clock is %s ahead of this node's, beyond session.max_offset (%s): this node refuses the records %s writes (clock_ahead); "+
+		return fmt.Sprintf("member %s's clock is %s ahead of this node's, beyond cluster.max_clock_offset (%s): this node refuses the records %s writes (clock_ahead); "+
 			"one of the two clocks is wrong: check NTP on both (docs/security.md, \"Records and clocks\")", m.Name, off, n.maxOffset(), m.Name)
 	}
-	return fmt.Sprintf("member %s's clock is %s behind this node's, beyond session.max_offset (%s): %s refuses the records this node writes (clock_ahead); "+
+	return fmt.Sprintf("member %s's clock is %s behind this node's, beyond cluster.max_clock_offset (%s): %s refuses the records this node writes (clock_ahead); "+
 		"one of the two clocks is wrong: check NTP on both (docs/security.md, \"Records and clocks\")", m.Name, off, n.maxOffset(), m.Name)
 }
 

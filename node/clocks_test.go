@@ -12,6 +12,7 @@ import (
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 	"github.com/ussync/ussync/session"
 )
@@ -162,6 +163,42 @@ func TestClocks_Skewed(t *testing.T) {
 			t.Errorf("the slow node's status of n0: %v s, want about +600 s", *ms.ClockSkew)
 		}
 	})
+}
+
+// TestClocks_OneMaxOffset: the offset by which a node refuses a peer's
+// records is the one by which it reports the peer's clock as off: with
+// cluster.max_clock_offset at 1 s and a member 3 s ahead, that member's
+// records are refused and its clock is reported beyond the offset (there
+// were two settings, and a clock could be refused without a word).
+func TestClocks_OneMaxOffset(t *testing.T) {
+	c := nodetest.New(t)
+	c.Configure = func(_ int, cfg *node.Config) { cfg.Cluster.MaxClockOffset = node.Duration(time.Second) }
+	c.Clock = func(i int) func() time.Time {
+		if i == 1 {
+			return func() time.Time { return time.Now().Add(3 * time.Second) }
+		}
+		return nil
+	}
+	c.TuneGossip = func(_ int, g *gossip.Config) { // as skewedCluster does
+		g.ProbeTimeout, g.ProbeInterval = 500*time.Millisecond, time.Second
+	}
+	c.Start(2)
+	n0, ahead := c.Members[0], c.Members[1]
+	if code := ahead.Call("PUT", "/v1/users/ann@example.com", map[string]any{"verified_via": "registration"}, nil); code != http.StatusOK {
+		t.Fatalf("register ann on n1: %d", code)
+	}
+	c.WaitFor(10*time.Second, "n0 refusing n1's record", func() bool { return n0.Store().Refused()[session.RefusedClockAhead] > 0 })
+	st, ms := memberStatus(t, c, n0, "n1")
+	if st.MaxOffset != 1 || !ms.ClockSkewed {
+		t.Fatalf("n0's status: max offset %v s, n1's clock %+.3f s skewed %v; want 1 s, skewed", st.MaxOffset, *ms.ClockSkew, ms.ClockSkewed)
+	}
+	warned := false
+	for _, w := range st.Warnings {
+		warned = warned || strings.Contains(w, "member n1's clock is") && strings.Contains(w, "cluster.max_clock_offset (1s)")
+	}
+	if !warned {
+		t.Errorf("n0's status warns nothing of n1: %q", st.Warnings)
+	}
 }
 
 // TestClocks_InjectedEndOfTime: a member holding the cluster secret pushes

@@ -24,7 +24,7 @@ func newCollector(n *Node) *collector {
 		n: n,
 		refused: prometheus.NewDesc("ussync_records_refused_total",
 			"Records this node refused to merge since it started (from gossip, anti-entropy, tickets or its own writes), by reason: "+
-				"invalid, clock_ahead (stamped more than session.max_offset ahead of this node's clock), lifetime.",
+				"invalid, clock_ahead (stamped more than cluster.max_clock_offset ahead of this node's clock), lifetime.",
 			[]string{"reason"}, nil),
 		skew: prometheus.NewDesc("ussync_member_clock_skew_seconds",
 			"Estimated offset of each live member's wall clock from this node's (positive: the member is ahead), "+

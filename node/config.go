@@ -112,8 +112,11 @@ type NodeSection struct {
 type ClusterSection struct {
 	// MaxClockOffset is the largest offset between two nodes' wall clocks
 	// the cluster tolerates: a record or a ticket stamped further ahead of
-	// this node's clock is refused, and a ticket may live this much longer
-	// than sync.ticket_ttl. Run NTP on every node.
+	// this node's clock is refused (counted, logged), a ticket may live
+	// this much longer than sync.ticket_ttl, and a member whose clock is
+	// further off is reported (status, log, metric). Run NTP on every node;
+	// never raise it to hide a wrong clock (docs/security.md, "Records and
+	// clocks").
 	MaxClockOffset Duration `yaml:"max_clock_offset"`
 }
 
@@ -232,13 +235,6 @@ type SessionSection struct {
 	HistoryRetention Duration `yaml:"history_retention"`
 	// SweepInterval is how often the store removes records past retention.
 	SweepInterval Duration `yaml:"sweep_interval"`
-	// MaxOffset is the largest offset between two nodes' wall clocks the
-	// cluster tolerates: a record or ticket stamped further ahead of this
-	// node's clock is refused, and a member whose clock is further off is
-	// reported (status, log, metric). A cluster setting: give every node
-	// the same value. Run NTP; never raise it to hide a wrong clock
-	// (docs/security.md, "Records and clocks").
-	MaxOffset Duration `yaml:"max_offset"`
 }
 
 // SyncSection is the `sync:` section.
@@ -401,8 +397,9 @@ func DefaultConfig() Config {
 		Cluster: ClusterSection{
 			// NTP keeps clocks within tens of milliseconds; 5 s leaves room
 			// for a clock just stepped, and bounds how far a wrong clock's
-			// writes can win (cockroach's HLC uses 500 ms on its own LAN).
-			MaxClockOffset: Duration(5 * time.Second),
+			// writes can win (session.DefaultMaxOffset; cockroach's HLC uses
+			// 500 ms on its own LAN).
+			MaxClockOffset: Duration(session.DefaultMaxOffset),
 		},
 		Site: SiteSection{
 			// The point of ussync is one login for all sites; a site that wants
@@ -456,10 +453,6 @@ func DefaultConfig() Config {
 			// A minute: expiry is checked on read, so sweeping only reclaims
 			// space and can be lazy, yet stays cheap per run.
 			SweepInterval: Duration(time.Minute),
-			// NTP keeps clocks within tens of milliseconds; five seconds
-			// leaves room for a clock just stepped (session.DefaultMaxOffset,
-			// cockroach's default is 500 ms for a database on one network).
-			MaxOffset: Duration(session.DefaultMaxOffset),
 		},
 		Sync: SyncSection{
 			// An unverified email must not log anyone in on other sites.

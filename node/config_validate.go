@@ -173,7 +173,7 @@ func (p PublicSection) validate(apiListen string) error {
 
 func (c ClusterSection) validate() error {
 	if c.MaxClockOffset < Duration(100*time.Millisecond) || c.MaxClockOffset > Duration(time.Minute) {
-		return fmt.Errorf("cluster.max_clock_offset: %s is not from 100ms to 1m", c.MaxClockOffset)
+		return fmt.Errorf("cluster.max_clock_offset: %s is not from 100ms to 1m (run NTP rather than raise it)", c.MaxClockOffset)
 	}
 	return nil
 }
@@ -196,9 +196,6 @@ func (s SessionSection) validate() error {
 	}
 	if s.SweepInterval < Duration(time.Second) {
 		return fmt.Errorf("session.sweep_interval: %s is under 1s", s.SweepInterval)
-	}
-	if s.MaxOffset < Duration(100*time.Millisecond) || s.MaxOffset > Duration(time.Minute) {
-		return fmt.Errorf("session.max_offset: %s is not from 100ms to 1m (run NTP rather than raise it)", s.MaxOffset)
 	}
 	return nil
 }

@@ -168,6 +168,60 @@ func TestHTTP_SlowBodies(t *testing.T) {
 	})
 }
 
+// TestHTTP_SlowReader: a client that sends requests and never reads the
+// answers (here thousands pipelined on one connection: tens of MB of
+// answers, more than the sockets' buffers hold) cannot hold a connection: once the answers fill the socket
+// buffers, the node's write waits, and write_timeout cuts the connection.
+// Without it the connection would be held for as long as the client keeps
+// it open.
+func TestHTTP_SlowReader(t *testing.T) {
+	const requests = 20000 // ~2 KB answers: far more than the sockets' buffers hold
+	c := nodetest.New(t)
+	c.Configure = func(_ int, cfg *node.Config) { cfg.Public.WriteTimeout = node.Duration(2 * time.Second) }
+	c.Start(1)
+	m := c.Members[0]
+	open := func() float64 {
+		return metricValue(t, scrapeText(t, m), `ussync_http_connections{listener="public"}`)
+	}
+	conn, err := net.Dial("tcp", m.PublicAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// An answer the size of a page: the refusal page of a link that is no
+	// link.
+	req := []byte("GET /ussync/v1/verify?c=x HTTP/1.1\r\nHost: site-0.localhost\r\n\r\n")
+	go func() { // blocks once the node stops reading; ends when it closes
+		for range requests {
+			if _, err := conn.Write(req); err != nil {
+				return
+			}
+		}
+	}()
+	eventually.True(t, 10*time.Second, "the node holding the slow reader's connection", func() bool { return open() >= 1 })
+	eventually.True(t, time.Minute, "the node cutting the slow reader's connection", func() bool { return open() == 0 })
+
+	// What the client reads now is at most what was buffered (the node's
+	// close may reset the connection before), then the end: fewer answers
+	// than it asked for.
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(conn)
+	answers := 0
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			break
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		answers++
+	}
+	if answers >= requests {
+		t.Fatalf("the slow reader read %d answers of %d", answers, requests)
+	}
+	t.Logf("the slow reader got %d answers of %d before the node cut it", answers, requests)
+}
+
 // TestHTTP_ConnectionCap: over max_connections, a connection is answered
 // 503 (JSON, Retry-After) and closed, and counted; once connections are
 // released the node answers again.

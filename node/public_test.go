@@ -1,18 +1,22 @@
 package node_test
 
 import (
+	"bytes"
+	"compress/flate"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ussync/ussync/client"
+	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 )
@@ -394,6 +398,39 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 	})
 	onN1 := b.cookie("http://site-1.localhost/", "ussync_session").Value
 
+	// Every member of the route opens the chain ticket (and any member can:
+	// it holds the cluster secret). It learns the session's id, which every
+	// member holds anyway, and no value that works as a cookie anywhere
+	// (issue 9, item 8).
+	t.Run("the chain ticket carries no cookie value", func(t *testing.T) {
+		next, err := url.Parse(way[2].Header.Get("Location"))
+		if err != nil || next.Query().Get("t") == "" {
+			t.Fatalf("the chain step sent the browser to %q", way[2].Header.Get("Location"))
+		}
+		kr, err := crypto.ParseKeyring(c.Secret + "\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := kr.OpenTicket(next.Query().Get("t"), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload := tk.Payload
+		if len(payload) > 0 && payload[0] == 0x01 { // compressed (node/tickets.go)
+			if payload, err = io.ReadAll(flate.NewReader(bytes.NewReader(payload[1:]))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !slices.Equal(tk.Route, []string{"n1", "n2"}) || tk.SessionID != l.Session.ID || tk.Token != "" {
+			t.Fatalf("chain ticket %v, token %t", tk, tk.Token != "")
+		}
+		for _, v := range []string{l.Token, onN1, b.cookie("http://site-2.localhost/", "ussync_session").Value} {
+			if bytes.Contains(payload, []byte(v)) {
+				t.Fatalf("the chain ticket's payload holds a cookie value: %s", payload)
+			}
+		}
+	})
+
 	t.Run("whoami with CORS", func(t *testing.T) {
 		r := b.get("http://site-1.localhost/ussync/v1/whoami", "Origin", "http://site-2.localhost")
 		var who struct {
@@ -673,6 +710,65 @@ func TestPublic_LogoutAcrossCluster(t *testing.T) {
 		waitAll(t, c, one.Session.ID, http.StatusGone, "session_ended")
 		waitAll(t, c, two.Session.ID, http.StatusGone, "session_ended")
 	})
+}
+
+// TestPublic_HandoffBindingSurvivesWipe: a site bound by a hand-off the
+// user completed (not by a proof of its own) stays bound when its node
+// loses its data dir and starts again on an empty one: the binding travels
+// in the user's record, and the node gets it back from its peers (issue 9,
+// item 1). A site the user never reached stays unbound throughout.
+func TestPublic_HandoffBindingSurvivesWipe(t *testing.T) {
+	c := nodetest.NewCluster(t, 3)
+	register(t, c, 0, "ann@example.com") // n0 proved the address
+	n1, n2 := c.Members[1], c.Members[2]
+	travels := func(t *testing.T, m *nodetest.Member) (bool, string) {
+		t.Helper()
+		var a loginAnswer
+		if code := m.Call("POST", "/v1/sessions", map[string]any{"email": "ann@example.com"}, &a); code != http.StatusCreated {
+			t.Fatalf("login on %s: %d", m.Name(), code)
+		}
+		return a.Synced, a.Reason
+	}
+	if ok, why := travels(t, n1); ok || why != "site_not_bound" {
+		t.Fatalf("a login on n1 before any hand-off: synced %v (%s)", ok, why)
+	}
+	l := loginSync(t, c.Members[0], "ann@example.com", "")
+	b := newBrowser(t, c, nil)
+	b.setSession("http://site-0.localhost/", l.Token)
+	if l.Sync.URLs[0].Site != "n1" {
+		t.Fatalf("sync %+v", l.Sync)
+	}
+	if _, way := b.follow(l.Sync.URLs[0].URL); way[len(way)-1].Status != http.StatusNoContent {
+		t.Fatalf("hand-off to n1: %d %s", way[len(way)-1].Status, way[len(way)-1].Body)
+	}
+	c.WaitFor(10*time.Second, "n1 bound to ann on every node", func() bool {
+		for _, m := range c.Members {
+			if u, err := m.Store().User("ann@example.com"); err != nil || !u.BoundTo("n1") {
+				return false
+			}
+		}
+		return true
+	})
+	if ok, why := travels(t, n1); !ok {
+		t.Fatalf("a login on n1 after the hand-off stays there (%s)", why)
+	}
+
+	c.Kill(1)
+	if err := os.RemoveAll(n1.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(n1.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(1)
+	c.WaitMembers(10 * time.Second)
+	c.WaitConverged(20 * time.Second)
+	if ok, why := travels(t, n1); !ok {
+		t.Fatalf("a login on n1 after its data dir was lost stays there (%s)", why)
+	}
+	if ok, why := travels(t, n2); ok || why != "site_not_bound" {
+		t.Fatalf("a login on n2, which the user never reached: synced %v (%s)", ok, why)
+	}
 }
 
 func TestPublic_BindIP(t *testing.T) {

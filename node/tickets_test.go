@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -374,6 +375,61 @@ func TestHandoff_LoginLinks(t *testing.T) {
 	})
 }
 
+// TestHandoff_EveryKindHasALifetime: a member holding the cluster secret
+// seals a bind state, a hop request or a session ticket to live most of a
+// day (what SealTicket allows): every step that opens one refuses it as
+// ticket_lifetime, before it reads what it says, and sets nothing (issue
+// 9, item 7: the hand-off's tickets live no longer than sync.ticket_ttl
+// plus the max offset).
+func TestHandoff_EveryKindHasALifetime(t *testing.T) {
+	e := newHoEnv(t, testKeyring(t), "site-a", siteAURL)
+	l := e.login(t, "ann@example.com", true)
+	s, u := e.session(t, l.Session.ID)
+	stretch := func(raw string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := e.kr.OpenTicket(raw, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.ExpiresAt = tk.IssuedAt.Add(23 * time.Hour)
+		out, err := e.kr.SealTicket(tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	bind := stretch(e.h.sealBindState([]string{"site-b"}, "", s.ID, ""))
+	hop := stretch(e.h.sealHop(siteAURL, []string{"site-b"}, testBinding("site-a"), ""))
+	sess := stretch(e.h.sealSession("site-a", &s, &u, testBinding("site-a"), ""))
+	for _, tc := range []struct{ step, param, raw string }{
+		{"bind", "h", bind}, {"chain", "h", bind}, {"hop/ask", "h", hop}, {"hop/done", "h", hop}, {"sync", "t", sess},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			r := e.get("ussync/v1/"+tc.step+"?"+url.Values{tc.param: {tc.raw}}.Encode(), cookieHeaderOf(cookieSession, l.Token)...)
+			code := r.Header.Get(refusedHeader)
+			if code == "" {
+				var ea struct{ Error struct{ Code string } }
+				json.Unmarshal(r.Body, &ea)
+				code = ea.Error.Code
+			}
+			if code != client.CodeTicketLifetime {
+				t.Fatalf("%s with a ticket of a day: %d %q (refused %q), want %s", tc.step, r.Status, r.Body, code, client.CodeTicketLifetime)
+			}
+			if sc := r.Header.Values("Set-Cookie"); len(sc) != 0 {
+				t.Errorf("the refusal set cookies: %q", sc)
+			}
+		})
+	}
+}
+
+// cookieHeaderOf is a Cookie header of one cookie, as pubDo's hdr pairs.
+func cookieHeaderOf(name, value string) []string {
+	return []string{"Cookie", name + "=" + value}
+}
+
 func TestPublic_SyncRefusals(t *testing.T) {
 	kr := testKeyring(t)
 	other := testKeyring(t)
@@ -525,6 +581,48 @@ func TestPublic_SyncRefusals(t *testing.T) {
 		tk := valid(t)
 		e.clock.Add(61 * time.Second)
 		e.get(syncPath(url.Values{"t": {tk}})).refusal(t, http.StatusGone, client.CodeTicketExpired)
+	})
+	// A ticket is sealed under the cluster secret, so a member can put in
+	// it records no peer could make this node take (issue 9, "one bad
+	// record"): they are refused as a peer's would be, before anything is
+	// used up, and neither the store nor its clock follows them.
+	t.Run("records stamped in the future", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			mod  func(s *session.Session, u *session.User)
+		}{
+			{"a user revoked at the end of time", func(_ *session.Session, u *session.User) {
+				u.RevokedBefore = session.MaxHLC
+				u.Login = session.Set("mallory", session.MaxHLC, "site-b")
+			}},
+			{"a session created a minute ahead", func(s *session.Session, _ *session.User) {
+				s.Created = session.MakeHLC(e.clock.Now().Add(time.Minute).UnixMilli(), 0)
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				l := e.login(t, "eve@example.com", true)
+				s, u := e.session(t, l.Session.ID)
+				created := s.Created
+				tc.mod(&s, &u)
+				tk, err := e.h.sealSession("site-a", &s, &u, testBinding("site-a"), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range 2 { // the same refusal twice: the first used nothing up
+					e.get(syncPath(url.Values{"t": {tk}})).refusal(t, http.StatusGone, client.CodeTicketExpired)
+				}
+				got, err := e.store.User("eve@example.com")
+				if err != nil || got.RevokedBefore == session.MaxHLC || got.Login.V == "mallory" {
+					t.Errorf("the store took the ticket's user: %+v %v", got, err)
+				}
+				if last, bound := e.store.Clock().Last(), session.MakeHLC(e.clock.Now().Add(5*time.Second).UnixMilli(), 0); last > bound {
+					t.Errorf("the clock followed the ticket to %s", last)
+				}
+				if got, _ := e.store.Session(l.Session.ID); got.Created != created {
+					t.Errorf("the store took the ticket's session: created %s", got.Created)
+				}
+			})
+		}
 	})
 	t.Run("bad redirect refuses before redeeming", func(t *testing.T) {
 		tk := valid(t)
@@ -1210,4 +1308,57 @@ func BenchmarkAPI_SessionCheckAlias(b *testing.B) {
 			b.Fatalf("status %d", w.Code)
 		}
 	}
+}
+
+// FuzzDecodePayload exercises the decoder of a session ticket's and a hop
+// request's payload (JSON, or deflated JSON behind payloadDeflate), which
+// a member holding the cluster secret can fill with anything: it must
+// never panic, and what it accepts must encode again into a payload that
+// decodes to the same encoding; the
+// checks a redemption makes of the records (Record.Validate) must not
+// panic on them either.
+func FuzzDecodePayload(f *testing.F) {
+	at := session.MakeHLC(1_700_000_000_000, 0)
+	s := session.Session{Email: "ann@example.com", Site: "site-a", IP: "192.0.2.1", UserAgent: strings.Repeat("ua ", 200),
+		Created: at, ExpiresAt: at.Time().Add(time.Hour).UnixMilli()}
+	u := session.User{Email: "ann@example.com", Login: session.Set("ann", at, "site-a"), RevokedBefore: at}
+	for _, p := range []ticketPayload{
+		{Session: &s, User: &u}, // over deflateAbove: compressed
+		{Session: &session.Session{Email: "bob@example.com", Created: at}},
+		{Kind: ticketKindHop, Return: "http://a.example/x", Ask: []string{"site-b", "site-c"}},
+	} {
+		enc, err := encodePayload(&p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+	}
+	for _, s := range []string{"", "{}", `{"s":{}}`, `{"s":{"email":"a@b.c","expires_at":-1},"u":{"revoked_before":18446744073709551615}}`,
+		`{"k":"hop","a":["a","a"]}`, "\x01", "\x01\xff\xff", "\x01\x4b\x4c\x04\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var p ticketPayload
+		if err := decodePayload(raw, &p); err != nil {
+			return
+		}
+		if p.Session != nil {
+			_ = (session.Record{Session: p.Session}).Validate()
+		}
+		if p.User != nil {
+			_ = (session.Record{User: p.User}).Validate()
+		}
+		enc, err := encodePayload(&p)
+		if err != nil {
+			return // a value JSON cannot hold (a NaN cannot arrive: JSON has none)
+		}
+		var again ticketPayload
+		if err := decodePayload(enc, &again); err != nil {
+			t.Fatalf("re-encoded payload %q does not decode: %v", enc, err)
+		}
+		enc2, err := encodePayload(&again)
+		if err != nil || !bytes.Equal(enc, enc2) {
+			t.Fatalf("payload not stable under a round trip:\n%q\n%q (%v)", enc, enc2, err)
+		}
+	})
 }

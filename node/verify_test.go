@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
@@ -57,6 +58,8 @@ type verifyEnv struct {
 	logs  *lockedBuffer
 	token string
 	http  *http.Client
+	// secret is the cluster secret: what a member holds.
+	secret string
 }
 
 func randomB64(n int) string {
@@ -103,6 +106,7 @@ func newVerifyEnv(t *testing.T, sink *node.SMTPSink, mods ...func(*node.Config))
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	e.secret = cfg.Gossip.Secrets[0]
 	n, err := node.New(cfg, slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -626,6 +630,24 @@ func TestVerify_Link(t *testing.T) {
 		wantStatus(t, "HEAD", e.do(req), http.StatusMethodNotAllowed, "")
 		req, _ = http.NewRequest("POST", "http://"+e.n.PublicAddr()+"/ussync/v1/verify?c=x", nil)
 		wantStatus(t, "a bare POST", e.do(req), http.StatusForbidden, "csrf")
+		// A member holding the cluster secret seals the link again to
+		// live a day: longer than verification.code_ttl plus the max
+		// offset.
+		u, _ := url.Parse(pm.Link)
+		kr, err := crypto.ParseKeyring(e.secret + "\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := kr.OpenTicket(u.Query().Get("c"), e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.ExpiresAt = tk.IssuedAt.Add(23 * time.Hour)
+		long, err := kr.SealTicket(tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, "a link of a day", e.open("http://x/ussync/v1/verify?c="+long), http.StatusBadRequest, "ticket_lifetime")
 		// None of that used the link up.
 		wantStatus(t, "the real link", e.confirm(pm.Link), http.StatusOK, "")
 	})

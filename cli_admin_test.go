@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -124,7 +125,7 @@ func TestCLI_SessionsList(t *testing.T) {
 			t.Errorf("extra argument: exit %d", code)
 		}
 		oneErrorLine(t, errOut, "sessions list --help")
-		code, _, errOut = runCmd(t, list, []string{"--api", "http://127.0.0.1:1", "--token", "x"})
+		code, _, errOut = runCmd(t, list, []string{"--api", "http://" + closedAddr(t), "--token", "x"})
 		if code != 1 {
 			t.Errorf("unreachable: exit %d", code)
 		}
@@ -324,4 +325,18 @@ func TestCLI_Sites(t *testing.T) {
 			t.Fatalf("still verified after the reset: %+v", u)
 		}
 	})
+}
+
+// closedAddr is a loopback address nothing listens on: a port the kernel
+// just gave and took back (a fixed one, even port 1, may be another
+// program's on a shared machine).
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

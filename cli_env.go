@@ -42,6 +42,7 @@ var otherEnv = []string{
 	"USSYNC_WP_PERF",           // the WordPress performance measurement
 	"USSYNC_ADMIN_SCREENSHOTS", // the admin page tests: save screenshots
 	"USSYNC_UPGRADE_FROM",      // the upgrade test: the git revision of the previous version
+	"USSYNC_PREVIOUS_BINARY",   // the upgrade test: a prebuilt binary of the previous version
 }
 
 // flagEnv lists the variables of every flag of app's commands.

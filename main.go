@@ -35,6 +35,10 @@ const (
 	exitOK          = 0
 	exitUnreachable = 1 // status: the node cannot be reached or refused the call
 	exitError       = 2 // bad flag, bad config, missing secret, failed start
+	// exitPartial: a keyring command (`ussync keys`) that not every member
+	// carried out: one failed, did not answer, was down or too old to be
+	// asked. Its output says which; running it again is safe.
+	exitPartial = 3
 )
 
 // closeTimeout bounds the graceful shutdown: leave, drain requests, close the store.
@@ -88,7 +92,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), tokensCommand(), sitesCommand(), backupCommand(), restoreCommand(), benchCommand(), demoCommand(), versionCommand()},
+		Commands: []*cli.Command{agentCommand(), statusCommand(), keygenCommand(), sessionsCommand(), usersCommand(), tokensCommand(), keysCommand(), sitesCommand(), backupCommand(), restoreCommand(), benchCommand(), demoCommand(), versionCommand()},
 	}
 }
 

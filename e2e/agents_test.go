@@ -258,7 +258,10 @@ type agent struct {
 	join    []string
 	// env, when not nil, is the process's USSYNC_* environment instead of
 	// the cluster's secret and token (USSYNC_SECRET, USSYNC_API_TOKEN).
-	env  []string
+	env []string
+	// bin, when not empty, is the binary the agent runs instead of the
+	// cluster's (another version of ussync).
+	bin  string
 	runs []*proc
 }
 
@@ -385,7 +388,11 @@ func (c *cluster) add() *agent {
 func (c *cluster) start(a *agent) error {
 	c.t.Helper()
 	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(c.bin, a.args()...)
+	binary := c.bin
+	if a.bin != "" {
+		binary = a.bin
+	}
+	p.cmd = exec.Command(binary, a.args()...)
 	p.cmd.Env = cleanEnv("USSYNC_SECRET="+c.secret, "USSYNC_API_TOKEN="+c.token)
 	if a.env != nil {
 		p.cmd.Env = cleanEnv(a.env...)

@@ -337,6 +337,16 @@ func unitStart(t *testing.T, root, unit string) {
 		return ""
 	})
 
+	// The operator's CLI on the machine reads the installed token file
+	// through USSYNC_API_TOKEN_FILE (root reads it: 0600 root) and asks the
+	// node for its keyring: the one secret install.sh made.
+	cmd := exec.Command(c.bin, "keys", "list", "--api", "http://"+a.api)
+	cmd.Env = cleanEnv("USSYNC_API_TOKEN_FILE=" + filepath.Join(root, "etc/ussync/api-token"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "keys held by 1 member: 1 answered\n") || !strings.Contains(string(out), " 1/1 ") {
+		t.Errorf("ussync keys list with USSYNC_API_TOKEN_FILE: %v\n%s", err, out)
+	}
+
 	// systemctl reload: ExecReload's kill -HUP, with the credentials as they
 	// are. The node reads the same configuration again: nothing to apply,
 	// no error, and the token still works.

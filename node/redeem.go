@@ -55,7 +55,10 @@ func (h *handoff) redeem(raw string, br *browser) (redemption, error) {
 		result = "error"
 		if _, refused := errors.AsType[*refusal](err); refused {
 			result = errorCode(err)
-			h.Log.Info("ticket refused", "code", result, "ticket", rd.TicketID, "session", rd.Session.ID)
+			// The reason says what the code alone does not (a ticket of an
+			// earlier version's node is other_browser too); refusals'
+			// messages never quote the ticket.
+			h.Log.Info("ticket refused", "code", result, "reason", err.Error(), "ticket", rd.TicketID, "session", rd.Session.ID)
 		}
 	}
 	h.redeemed.WithLabelValues(result).Inc()

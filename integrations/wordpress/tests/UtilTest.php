@@ -152,6 +152,15 @@ final class UtilTest extends TestCase {
 		$this->assertTrue( Ussync_Util::travels( array(), $blocked ) );
 	}
 
+	public function test_cookie_base(): void {
+		// node/browser.go: a site at an https root has __Host- cookies.
+		$this->assertSame( 'ussync_nonce', Ussync_Util::cookie_base( '__Host-ussync_nonce' ) );
+		$this->assertSame( 'ussync_session', Ussync_Util::cookie_base( '__Host-ussync_session' ) );
+		$this->assertSame( 'ussync_nonce_x', Ussync_Util::cookie_base( 'ussync_nonce_x' ) );
+		$this->assertSame( '__Secure-ussync_session', Ussync_Util::cookie_base( '__Secure-ussync_session' ) );
+		$this->assertSame( '', Ussync_Util::cookie_base( '__Host-' ) );
+	}
+
 	public function test_cookie_and_token_names(): void {
 		$this->assertSame( 'ussync_session', Ussync_Util::cookie_name( 0, 'main' ) );
 		$this->assertSame( 'ussync_session_partners', Ussync_Util::cookie_name( 1, 'partners' ) );

@@ -238,8 +238,13 @@ final class Ussync_Admin {
 				continue;
 			}
 			$r = $node->status();
+			if ( 'blocked' === $r['code'] ) {
+				/* translators: 1: URL, 2: a host name */
+				echo '<p class="ussync-health-bad" data-health="blocked"><strong>' . esc_html( sprintf( __( 'WordPress does not let this site call its node at %1$s: wp-config.php defines WP_HTTP_BLOCK_EXTERNAL. Add %2$s to WP_ACCESSIBLE_HOSTS in wp-config.php (e.g. define( \'WP_ACCESSIBLE_HOSTS\', \'%2$s\' );). Until then logins stay on this site.', 'ussync' ), $node->api_url, (string) wp_parse_url( $node->api_url, PHP_URL_HOST ) ) ) . '</strong></p>';
+				continue;
+			}
 			if ( 200 !== $r['status'] ) {
-				$why = 401 === $r['status'] ? __( 'the node refused the API token', 'ussync' ) : ( '' !== $r['message'] ? $r['message'] : $r['code'] );
+				$why = 401 === $r['status'] ? __( 'the node refused the API token', 'ussync' ) : rtrim( '' !== $r['message'] ? $r['message'] : $r['code'], '.' );
 				/* translators: 1: URL, 2: the reason */
 				echo '<p class="ussync-health-bad" data-health="unreachable"><strong>' . esc_html( sprintf( __( 'The node at %1$s is unreachable: %2$s. Logins stay on this site until it answers.', 'ussync' ), $node->api_url, $why ) ) . '</strong></p>';
 				continue;
@@ -311,6 +316,38 @@ final class Ussync_Admin {
 		return $texts[ $code ] ?? ( '' !== $code ? __( 'Your login on another site could not be used here. Log in here.', 'ussync' ) : '' );
 	}
 
+	/** @var string The notice cookie's code, taken before any output ('' if none). */
+	private static string $cookie_code = '';
+
+	/**
+	 * The notice cookie's code, deleting the cookie. A page that shows a
+	 * notice is marked uncacheable (it is this browser's). Once output has
+	 * begun the cookie can no longer be deleted: it is then left for the
+	 * next page, which takes it at init.
+	 *
+	 * @return string
+	 */
+	private static function cookie_notice(): string {
+		$code = isset( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) && is_string( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) ? sanitize_key( wp_unslash( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) ) : '';
+		if ( '' === $code || headers_sent() ) {
+			return '';
+		}
+		Ussync_Handoff::clear_cookie( Ussync_Handoff::NOTICE_COOKIE );
+		Ussync_Handoff::no_cache();
+		return $code;
+	}
+
+	/**
+	 * init: takes the notice cookie while headers can still be sent (the
+	 * notice itself is printed later, in the page's body), so that it is
+	 * shown once.
+	 */
+	public static function early_notice(): void {
+		if ( '' === self::$cookie_code ) {
+			self::$cookie_code = self::cookie_notice();
+		}
+	}
+
 	/**
 	 * The notice of this browser: a code in a cookie (for a visitor), or
 	 * kept with the WordPress session (for a logged-in user). Read once.
@@ -321,12 +358,11 @@ final class Ussync_Admin {
 		$code = Ussync_Auth::current_notice();
 		if ( '' !== $code ) {
 			Ussync_Auth::clear_notice();
+			Ussync_Handoff::no_cache();
 			return $code;
 		}
-		$code = isset( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) ? sanitize_key( wp_unslash( $_COOKIE[ Ussync_Handoff::NOTICE_COOKIE ] ) ) : '';
-		if ( '' !== $code ) {
-			Ussync_Handoff::clear_cookie( Ussync_Handoff::NOTICE_COOKIE );
-		}
+		$code              = '' !== self::$cookie_code ? self::$cookie_code : self::cookie_notice();
+		self::$cookie_code = '';
 		return $code;
 	}
 

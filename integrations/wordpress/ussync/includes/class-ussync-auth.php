@@ -165,7 +165,8 @@ final class Ussync_Auth {
 
 	/**
 	 * Logs a user in on every network (POST /v1/sessions) and puts each
-	 * token in this browser's cookie. A network that cannot be reached, or
+	 * token in this browser's cookie (only for a user whose roles travel).
+	 * A network that cannot be reached, or
 	 * refuses, is left out: the WordPress login never depends on it.
 	 *
 	 * @param WP_User $user    The user.
@@ -174,7 +175,8 @@ final class Ussync_Auth {
 	 * @return array Network id => the node's answer (session, token, synced, reason, sync).
 	 */
 	private static function create_sessions( WP_User $user, int $ttl, int $expires ): array {
-		$out = array();
+		$out     = array();
+		$travels = self::travels( $user );
 		foreach ( Ussync_Settings::nodes() as $node ) {
 			$email = strtolower( $user->user_email );
 			$prev  = isset( $_COOKIE[ $node->cookie ] ) && is_string( $_COOKIE[ $node->cookie ] ) ? wp_unslash( $_COOKIE[ $node->cookie ] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked by valid_token.
@@ -197,7 +199,16 @@ final class Ussync_Auth {
 				// This browser's former session (a re-login, a reauth): end it.
 				$node->end( Ussync_Util::session_id( $prev ) );
 			}
-			Ussync_Handoff::set_token_cookie( $node, $token, $expires );
+			if ( $travels ) {
+				Ussync_Handoff::set_token_cookie( $node, $token, $expires );
+			} else {
+				// A role that stays here: the token is not put where the
+				// node's public endpoints read it, or a lazy hop from another
+				// site (hop/ask) or its whoami would find the session and
+				// carry it there. The check and the logout use the session id
+				// kept with the WordPress session.
+				Ussync_Handoff::clear_cookie( $node->cookie );
+			}
 			$out[ $node->id ] = $r['data'];
 		}
 		return $out;

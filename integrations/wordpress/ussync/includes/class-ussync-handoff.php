@@ -218,9 +218,10 @@ final class Ussync_Handoff {
 				$cookies[] = 'ussync_session=' . $value;
 			} elseif ( 0 === $node->index && self::CHECKED_COOKIE === $name && '1' === $value ) {
 				$cookies[] = self::CHECKED_COOKIE . '=1';
-			} elseif ( 0 === strpos( (string) $name, 'ussync_nonce' ) && preg_match( '/\A[A-Za-z0-9_.~-]{1,200}\z/', $value ) ) {
+			} elseif ( 0 === strpos( Ussync_Util::cookie_base( (string) $name ), 'ussync_nonce' ) && preg_match( '/\A[A-Za-z0-9_.~-]{1,200}\z/', $value ) ) {
 				// Browser-binding cookies of the node (docs/handoff.md, issue 9):
-				// one for every network (each node commits to it under its own name).
+				// one for every network (each node commits to it under its own
+				// name), __Host- prefixed on a site at an https root.
 				$cookies[] = $name . '=' . $value;
 			}
 		}
@@ -246,7 +247,12 @@ final class Ussync_Handoff {
 				continue;
 			}
 			$same = strtolower( (string) ( $c['attrs']['samesite'] ?? 'lax' ) );
-			if ( 'ussync_session' === $c['name'] ) {
+			// At an https root the node names its cookies __Host-…: the
+			// session's token and the lazy hop's mark go into the plugin's
+			// own cookies, the nonce keeps the node's name (and its Secure,
+			// Path=/ protection against cookies set by a sibling host).
+			$base = Ussync_Util::cookie_base( $c['name'] );
+			if ( 'ussync_session' === $base ) {
 				if ( Ussync_Util::deletes( $c ) ) {
 					self::clear_cookie( $node->cookie );
 					continue;
@@ -262,9 +268,9 @@ final class Ussync_Handoff {
 				}
 				continue;
 			}
-			if ( ( 0 === $node->index && self::CHECKED_COOKIE === $c['name'] ) || 0 === strpos( $c['name'], 'ussync_nonce' ) ) {
+			if ( ( 0 === $node->index && self::CHECKED_COOKIE === $base ) || 0 === strpos( $base, 'ussync_nonce' ) ) {
 				$age = isset( $c['attrs']['max-age'] ) ? (int) $c['attrs']['max-age'] : 0;
-				self::cookie( $c['name'], $c['value'], $age > 0 ? time() + $age : ( $age < 0 ? 1 : 0 ), 'none' === $same );
+				self::cookie( self::CHECKED_COOKIE === $base ? $base : $c['name'], $c['value'], $age > 0 ? time() + $age : ( $age < 0 ? 1 : 0 ), 'none' === $same );
 			}
 		}
 		status_header( $status );
@@ -291,7 +297,9 @@ final class Ussync_Handoff {
 	}
 
 	/**
-	 * Sets an HttpOnly cookie on the site's path.
+	 * Sets an HttpOnly cookie on the site's path, and marks the answer
+	 * uncacheable: a page cache must never hand one browser's cookie (a
+	 * notice, the lazy hop's mark, a deletion) to another.
 	 *
 	 * @param string $name    Name.
 	 * @param string $value   Value.
@@ -302,6 +310,7 @@ final class Ussync_Handoff {
 		if ( headers_sent() ) {
 			return;
 		}
+		self::no_cache();
 		$secure = is_ssl() || ( $none && self::localhost() );
 		setcookie(
 			$name,

@@ -192,7 +192,14 @@ final class Ussync_Node {
 		}
 		$resp = wp_remote_request( $this->api_url . $path, $args );
 		if ( is_wp_error( $resp ) ) {
-			$this->failed( $resp->get_error_code() );
+			if ( 'http_request_not_executed' === $resp->get_error_code() ) {
+				// WP_HTTP_BLOCK_EXTERNAL without the node's host in
+				// WP_ACCESSIBLE_HOSTS: WordPress never sent the call.
+				$fail['code'] = 'blocked';
+				$this->failed( 'WordPress blocked the call: WP_HTTP_BLOCK_EXTERNAL is set and WP_ACCESSIBLE_HOSTS does not list ' . (string) wp_parse_url( $this->api_url, PHP_URL_HOST ) );
+			} else {
+				$this->failed( $resp->get_error_code() );
+			}
 			$fail['message'] = $resp->get_error_message();
 			return $fail;
 		}

@@ -23,6 +23,7 @@ final class Ussync_Plugin {
 		Ussync_Handoff::hooks();
 		Ussync_Auth::hooks();
 		Ussync_Users::hooks();
+		add_action( 'init', array( 'Ussync_Admin', 'early_notice' ), 1 );
 		if ( is_admin() ) {
 			Ussync_Admin::hooks();
 		} else {

@@ -153,7 +153,7 @@ final class Ussync_Users {
 	 * @return array
 	 */
 	public static function row_actions( $actions, $user ) {
-		if ( ! current_user_can( 'edit_user', $user->ID ) ) {
+		if ( ! current_user_can( 'edit_users' ) || ! current_user_can( 'edit_user', $user->ID ) ) {
 			return $actions;
 		}
 		$rec = self::record( $user->user_email );
@@ -220,7 +220,9 @@ final class Ussync_Users {
 	public static function row_verify(): void {
 		$uid = isset( $_GET['user'] ) ? absint( $_GET['user'] ) : 0;
 		check_admin_referer( 'ussync_verify_' . $uid );
-		if ( ! current_user_can( 'edit_user', $uid ) ) {
+		// edit_user alone lets every user edit themselves: verifying an
+		// address as the administrator takes edit_users too.
+		if ( ! current_user_can( 'edit_users' ) || ! current_user_can( 'edit_user', $uid ) ) {
 			wp_die( esc_html__( 'You may not change this user.', 'ussync' ), 403 );
 		}
 		$user = get_userdata( $uid );
@@ -247,7 +249,10 @@ final class Ussync_Users {
 	}
 
 	/**
-	 * Handles a bulk action (WordPress checked the list's nonce).
+	 * Handles a bulk action. WordPress does not check the list's nonce
+	 * before a plugin's bulk action on users.php (its default branch only
+	 * calls this filter), so it is checked here: without it, a link on any
+	 * page an administrator opens would verify an address nobody proved.
 	 *
 	 * @param string $redirect Where to go next.
 	 * @param string $action   The action.
@@ -258,6 +263,10 @@ final class Ussync_Users {
 		if ( ! in_array( $action, array( 'ussync_verify', 'ussync_unverify' ), true ) ) {
 			return $redirect;
 		}
+		check_admin_referer( 'bulk-users' );
+		if ( ! current_user_can( 'edit_users' ) ) {
+			wp_die( esc_html__( 'You may not change users.', 'ussync' ), 403 );
+		}
 		$ok = true;
 		foreach ( array_map( 'absint', (array) $ids ) as $uid ) {
 			$user = get_userdata( $uid );
@@ -265,6 +274,8 @@ final class Ussync_Users {
 				$ok = self::set_verified( $user, 'ussync_verify' === $action ) && $ok;
 			}
 		}
+		// Back to the list, without the action (a reload must not repeat it).
+		$redirect = $redirect ? remove_query_arg( array( 'action', 'action2', 'users', '_wpnonce', '_wp_http_referer', 'ussync_done' ), $redirect ) : admin_url( 'users.php' );
 		return add_query_arg( 'ussync_done', $ok ? 'verified' : 'failed', $redirect );
 	}
 

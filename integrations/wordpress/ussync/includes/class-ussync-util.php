@@ -132,6 +132,19 @@ final class Ussync_Util {
 	}
 
 	/**
+	 * A node's cookie name without the __Host- prefix the node gives its
+	 * cookies on a site served over https at the root of its host
+	 * (client.CookieName, node/browser.go): "__Host-ussync_nonce" and
+	 * "ussync_nonce" are both "ussync_nonce".
+	 *
+	 * @param string $name The cookie's name.
+	 * @return string
+	 */
+	public static function cookie_base( string $name ): string {
+		return str_starts_with( $name, '__Host-' ) ? substr( $name, strlen( '__Host-' ) ) : $name;
+	}
+
+	/**
 	 * Whether a parsed Set-Cookie deletes its cookie (empty value, or a
 	 * Max-Age of zero or less).
 	 *

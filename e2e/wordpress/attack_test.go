@@ -1,0 +1,226 @@
+//go:build unix
+
+package wordpress
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// verified reports whether site s's node holds the address as verified.
+func (tb *testbed) verified(t *testing.T, s *site, email string) bool {
+	t.Helper()
+	var rec struct {
+		Verified bool `json:"verified"`
+	}
+	code, err := tb.nodeCall(s, "GET", "/v1/users/"+url.PathEscape(email), nil, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code == 200 && rec.Verified
+}
+
+// uid returns the id of the account with this address on site s.
+func (tb *testbed) uid(t *testing.T, s *site, email string) string {
+	t.Helper()
+	return string(tb.mustPHP(t, s, fmt.Sprintf(`return (string) get_user_by('email', %q)->ID;`, email)))
+}
+
+var reBulkNonce = regexp.MustCompile(`id="_wpnonce" name="_wpnonce" value="([0-9a-f]+)"`)
+
+// TestWordPress_VerifyCSRF: the Users list's bulk "Verify e-mail" is not
+// reachable by a link without the list's nonce (WordPress itself checks no
+// nonce before a plugin's bulk action on users.php), and a user cannot
+// verify their own address with the row action, whatever nonce they hold.
+// Either would bind the site to an address nobody proved, and the next
+// login with it would travel to every site.
+func TestWordPress_VerifyCSRF(t *testing.T) {
+	tb := theBed(t)
+	a := tb.sites[0]
+	tb.defaults(t)
+	const email = "mal@example.com"
+	pass := tb.user(t, a, "mal", email, "subscriber")
+	id := strings.Trim(tb.uid(t, a, email), `"`)
+	admin, _ := clientLogin(t, a, "admin", adminPass, nil)
+
+	// A link on another site's page, followed by the administrator's browser.
+	resp, _ := get(t, admin, "GET", a.url+"wp-admin/users.php?action=ussync_verify&users%5B%5D="+id, nil,
+		map[string]string{"Sec-Fetch-Site": "cross-site", "Referer": "http://evil.localhost/"})
+	if tb.verified(t, a, email) {
+		t.Fatalf("a link without the list's nonce verified %s (answer %d)", email, resp.StatusCode)
+	}
+
+	// From the list itself (its nonce), the bulk action works.
+	_, list := get(t, admin, "GET", a.url+"wp-admin/users.php", nil, nil)
+	m := reBulkNonce.FindStringSubmatch(list)
+	if m == nil {
+		t.Fatal("no bulk nonce on the Users list")
+	}
+	resp, _ = get(t, admin, "GET", a.url+"wp-admin/users.php?action=ussync_verify&users%5B%5D="+id+"&_wpnonce="+m[1], nil,
+		map[string]string{"Referer": a.url + "wp-admin/users.php"})
+	if !tb.verified(t, a, email) {
+		t.Fatalf("the bulk verify with the list's nonce did not verify (answer %d)", resp.StatusCode)
+	}
+	if loc := resp.Header.Get("Location"); strings.Contains(loc, "action=ussync_verify") {
+		t.Fatalf("the bulk verify sends the browser back to itself: %s", loc)
+	}
+	tb.mustPHP(t, a, fmt.Sprintf(`foreach (Ussync_Settings::nodes() as $n) { $n->put_user(%q, array('verified' => false)); } return 1;`, email))
+	if tb.verified(t, a, email) {
+		t.Fatal("could not unverify for the next step")
+	}
+
+	// The subscriber holds a valid nonce of the row action for themselves
+	// (made for their own browser session): still refused.
+	mal, _ := clientLogin(t, a, "mal", pass, nil)
+	au, _ := url.Parse(a.url)
+	var loggedIn string
+	for _, c := range mal.Jar.Cookies(au) {
+		if strings.HasPrefix(c.Name, "wordpress_logged_in_") {
+			loggedIn = c.Value
+		}
+	}
+	if loggedIn == "" {
+		t.Fatal("the subscriber's login set no logged-in cookie")
+	}
+	nonce := strings.Trim(string(tb.mustPHP(t, a, fmt.Sprintf(`$_COOKIE[LOGGED_IN_COOKIE] = urldecode(%q); wp_set_current_user(%s); return wp_create_nonce('ussync_verify_%s');`, loggedIn, id, id))), `"`)
+	resp, _ = get(t, mal, "GET", a.url+"wp-admin/admin-post.php?action=ussync_verify&to=1&user="+id+"&_wpnonce="+nonce, nil, nil)
+	if tb.verified(t, a, email) {
+		t.Fatalf("a subscriber verified their own address as the administrator (answer %d)", resp.StatusCode)
+	}
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a subscriber's verify answered %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestWordPress_RolesStayLazy: a user whose role stays on their site (an
+// editor) is not carried to another site by the lazy hop, which asks the
+// other sites' nodes for the browser's session; their logout still ends
+// their session.
+func TestWordPress_RolesStayLazy(t *testing.T) {
+	tb := theBed(t)
+	a, b := tb.sites[0], tb.sites[1]
+	tb.settings(t, map[string]any{"mode": "lazy"})
+	t.Cleanup(func() { tb.defaults(t) })
+	const email = "elle@example.com"
+	pass := tb.user(t, a, "elle", email, "editor")
+	tb.user(t, b, "elle-b", email, "subscriber") // a plain account on B
+	tb.verify(t, a, email)
+	x := launch(t, "elle's browser")
+	x.wpLogin(a, "elle", pass, false)
+	x.shows("A logged in", func(p page) bool { return strings.HasPrefix(p.Href, a.url) && p.User == email })
+	if n := tb.activeSessions(t, a, email); n != 1 {
+		t.Fatalf("%d active sessions after the editor's login, want 1", n)
+	}
+	x.visited()
+	x.visit(b.url, "")
+	asked := false
+	for _, u := range x.visited() {
+		asked = asked || strings.HasPrefix(u, a.url+"ussync/v1/hop/ask")
+	}
+	if !asked {
+		t.Fatal("B's lazy hop did not ask A: the test proves nothing")
+	}
+	x.open(a.url + "?e2e=logout")
+	x.visit(a.url, "")
+	if n := tb.activeSessions(t, a, email); n != 0 {
+		t.Fatalf("%d active sessions after the editor's logout", n)
+	}
+}
+
+// TestWordPress_NoticeOnce: a visitor whose session cookie no node knows
+// (stale, or forged) sees the refusal's notice once, and every answer that
+// sets or deletes a cookie or shows the notice is uncacheable: a page
+// cache never hands it to another visitor.
+func TestWordPress_NoticeOnce(t *testing.T) {
+	tb := theBed(t)
+	b := tb.sites[1]
+	tb.defaults(t)
+	c := httpClient()
+	bu, _ := url.Parse(b.url)
+	c.Jar.SetCookies(bu, []*http.Cookie{{Name: "ussync_session", Value: strings.Repeat("A", 43), Path: "/"}})
+	shown := 0
+	for i := range 3 {
+		resp, body := get(t, c, "GET", b.url, nil, map[string]string{"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"})
+		notice := strings.Contains(body, `class="ussync-notice"`)
+		if notice {
+			shown++
+		}
+		if (notice || len(resp.Header.Values("Set-Cookie")) > 0) && !strings.Contains(resp.Header.Get("Cache-Control"), "no-store") {
+			t.Fatalf("view %d: notice %v, cookies %q, with Cache-Control %q", i+1, notice, resp.Header.Values("Set-Cookie"), resp.Header.Get("Cache-Control"))
+		}
+	}
+	if shown != 1 {
+		t.Fatalf("the notice was shown on %d of 3 page views, want once", shown)
+	}
+}
+
+// TestWordPress_HealthBlocked: with WP_HTTP_BLOCK_EXTERNAL (a common
+// hardening) and the node's host not in WP_ACCESSIBLE_HOSTS, WordPress
+// never sends the plugin's calls: the health box says so and what to add,
+// instead of calling the node unreachable.
+func TestWordPress_HealthBlocked(t *testing.T) {
+	tb := theBed(t)
+	c3 := tb.sites[2]
+	tb.defaults(t)
+	// The testbed allows 127.0.0.1; 127.0.0.2 is loopback too, and blocked.
+	_, port, _ := strings.Cut(c3.api, ":")
+	tb.mustPHP(t, c3, `$s = get_option('ussync_settings'); $s['connections'][0]['api_url'] = 'http://127.0.0.2:`+port+`'; update_option('ussync_settings', $s); return 1;`)
+	t.Cleanup(func() {
+		tb.mustPHP(t, c3, `$s = get_option('ussync_settings'); $s['connections'][0]['api_url'] = 'http://`+c3.api+`'; update_option('ussync_settings', $s); delete_option('ussync_down'); return 1;`)
+	})
+	c, _ := clientLogin(t, c3, "admin", adminPass, nil)
+	_, page := get(t, c, "GET", c3.url+"wp-admin/options-general.php?page=ussync", nil, nil)
+	if !strings.Contains(page, `data-health="blocked"`) || !strings.Contains(page, "WP_ACCESSIBLE_HOSTS") || !strings.Contains(page, "127.0.0.2") {
+		t.Fatalf("the health box does not say WordPress blocks the call and what to add: %s", truncate(page[max(0, strings.Index(page, "ussync-health")):], 600))
+	}
+}
+
+// TestWordPress_HostCookies: a node whose site is served over https at
+// the root of its host names its cookies __Host-… (node/browser.go); the
+// plugin, relaying its answers, keeps them instead of dropping them (the
+// lazy hop's mark here; the nonce of every hand-off alike). A real node
+// with such a site URL, alone (it joins nobody), stands behind site B's
+// public path for the test.
+func TestWordPress_HostCookies(t *testing.T) {
+	tb := theBed(t)
+	b := tb.sites[1]
+	tb.defaults(t)
+	s := &site{name: "site-s"}
+	gp, _ := freePort(true)
+	ap, _ := freePort(false)
+	pp, _ := freePort(false)
+	sp, _ := freePort(false)
+	s.gossip, s.api, s.public = fmt.Sprintf("127.0.0.1:%d", gp), fmt.Sprintf("127.0.0.1:%d", ap), fmt.Sprintf("127.0.0.1:%d", pp)
+	s.url = fmt.Sprintf("https://site-s.localhost:%d/", sp)
+	cfg := fmt.Sprintf("node:\n  name: site-s\n  data_dir: %s\n  profile: local\nsite:\n  url: %s\ngossip:\n  bind: %s\n  secret_file: %s\napi:\n  listen: %s\n  token_file: %s\npublic:\n  listen: %s\n  trusted_proxies: [\"127.0.0.1/32\"]\nsync:\n  modes: [chain, lazy]\n",
+		filepath.Join(tb.dir, "node-site-s"), s.url, s.gossip, filepath.Join(tb.dir, "secret"), s.api, filepath.Join(tb.dir, "api-token"), s.public)
+	s.nodeCf = filepath.Join(tb.dir, "node-site-s.yaml")
+	if err := os.WriteFile(s.nodeCf, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.startNode(s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.node.stop)
+	tb.mustPHP(t, b, `$s = get_option('ussync_settings'); $s['connections'][0]['public_url'] = 'http://`+s.public+`'; update_option('ussync_settings', $s); return 1;`)
+	t.Cleanup(func() {
+		tb.mustPHP(t, b, `$s = get_option('ussync_settings'); $s['connections'][0]['public_url'] = 'http://`+b.public+`'; update_option('ussync_settings', $s); return 1;`)
+	})
+	resp, body := get(t, httpClient(), "GET", b.url+"ussync/v1/hop?return="+url.QueryEscape(s.url), nil,
+		map[string]string{"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none"})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the hop answered %d: %s", resp.StatusCode, truncate(body, 300))
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "ussync_checked" && c.Value == "1" {
+			return
+		}
+	}
+	t.Fatalf("the node's __Host-ussync_checked did not reach the browser: cookies %q", resp.Header.Values("Set-Cookie"))
+}

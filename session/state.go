@@ -126,12 +126,17 @@ func (s *Store) loadState() (bool, error) {
 		raw    []byte
 		filter []byte
 		keys   [][]byte
+		stale  bool
 	)
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(metaStateKey)
 		if err != nil {
 			return err
 		}
+		// Anything committed after the state (an earlier version of
+		// ussync, which does not know the key, ran on this store after
+		// the last Close: a downgrade and back) makes it stale.
+		stale = s.db.MaxVersion() > item.Version()
 		if raw, err = item.ValueCopy(nil); err != nil {
 			return err
 		}
@@ -165,6 +170,10 @@ func (s *Store) loadState() (bool, error) {
 		return txn.Delete(metaStateKey)
 	}); err != nil {
 		return false, fmt.Errorf("delete saved state: %w", err)
+	}
+	if stale {
+		s.log.Warn("the store was written after its state was saved (an earlier version ran on it?); reading every record")
+		return false, nil
 	}
 	st, ok := decodeState(raw)
 	if !ok {

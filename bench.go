@@ -20,17 +20,24 @@ func benchCommand() *cli.Command {
 	d := bench.DefaultOptions()
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "measure propagation, login throughput, session checks and push/pull size on in-process clusters",
+		Usage: "measure propagation, throughput, checks, catch-up, heal and footprint on in-process clusters",
 		Description: "Starts clusters of real nodes in this process, on loopback, and prints what it\n" +
 			"measures beside the targets (printed, never asserted):\n" +
 			"  propagation  login, logout and logout-everywhere: API call returned -> applied on every node\n" +
 			"  logins       sustained logins/s into one node of 3, then the time to converge\n" +
 			"  check        GET /v1/sessions/{id} latency under concurrent clients\n" +
 			"  pushpull     bytes of one push/pull between 2 in-sync nodes\n" +
+			"  list         admin listing pages with a million sessions in the store\n" +
+			"  wan          propagation over links of 50 ms ± 20 ms with 1 % and 5 % loss, push on and off\n" +
+			"  sites        propagation, bytes and CPU per login at 10, 30 and 100 sites\n" +
+			"  catchup      a new node joins stores of a million sessions while logins go on\n" +
+			"  heal         a 3 | 2 split with many changes on each side, and long splits, healed\n" +
+			"  restart      a node killed and restarted: time to converge\n" +
+			"  footprint    memory and disk per session, store open time after a restart\n" +
 			"Everything shares this machine's CPUs. Node logs (errors only) go to stderr.",
 		OnUsageError: usageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "scenario", Value: bench.ScenarioAll, Usage: "`NAME` to run: all, " + strings.Join(bench.Scenarios, ", ")},
+			&cli.StringFlag{Name: "scenario", Value: bench.ScenarioAll, Usage: "`NAMES` to run: all, or a comma-separated list of " + strings.Join(bench.Scenarios, ", ")},
 			&cli.StringFlag{Name: "nodes", Value: joinSizes(d.Nodes), Usage: "comma-separated cluster `SIZES` for propagation"},
 			&cli.IntFlag{Name: "rounds", Value: d.Rounds, Usage: "measured operations of each kind per cluster size (propagation)"},
 			&cli.DurationFlag{Name: "duration", Value: d.Duration, Usage: "how long each load runs (logins, check)"},
@@ -38,7 +45,20 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "check-clients", Value: d.CheckClients, Usage: "concurrent clients checking sessions (check)"},
 			&cli.IntFlag{Name: "sessions", Value: d.Sessions, Usage: "sessions each node holds (pushpull)"},
 			&cli.IntFlag{Name: "list-sessions", Value: d.ListSessions, Usage: "sessions in the store of the admin listing (list)"},
-			&cli.StringFlag{Name: "timers", Value: d.Timers, Usage: "gossip `TIMERS` of the nodes: lan (memberlist's LAN profile, as deployed) or test (nodetest's shrunk timers)"},
+			&cli.StringFlag{Name: "timers", Value: d.Timers, Usage: "gossip `TIMERS` of the nodes: lan (memberlist's LAN profile), wan (its WAN profile, the default deployment) or test (nodetest's shrunk timers)"},
+			&cli.StringFlag{Name: "wan-nodes", Value: joinSizes(d.WANNodes), Usage: "comma-separated cluster `SIZES` for wan"},
+			&cli.StringFlag{Name: "wan-loss", Value: joinLosses(d.WANLoss), Usage: "comma-separated packet loss `PERCENTS` between every pair of nodes (wan)"},
+			&cli.IntFlag{Name: "wan-rounds", Value: d.WANRounds, Usage: "measured rounds per size, loss and push setting (wan)"},
+			&cli.StringFlag{Name: "sites-nodes", Value: joinSizes(d.SitesNodes), Usage: "comma-separated cluster `SIZES` for sites"},
+			&cli.IntFlag{Name: "sites-rounds", Value: d.SitesRounds, Usage: "propagation rounds per size (sites)"},
+			&cli.IntFlag{Name: "sites-logins", Value: d.SitesLogins, Usage: "logins whose bytes and CPU are counted, per size (sites)"},
+			&cli.IntFlag{Name: "catchup-sessions", Value: d.CatchupSessions, Usage: "sessions in the cluster's stores when the new node joins (catchup)"},
+			&cli.IntFlag{Name: "catchup-users", Value: d.CatchupUsers, Usage: "users in the cluster's stores (catchup)"},
+			&cli.IntFlag{Name: "catchup-rate", Value: d.CatchupRate, Usage: "logins per second served during the catch-up (catchup)"},
+			&cli.IntFlag{Name: "heal-changes", Value: d.HealChanges, Usage: "changes on each side of the split (heal)"},
+			&cli.StringFlag{Name: "split-timers", Value: strings.Join(d.SplitTimers, ","), Usage: "comma-separated timer `SETS` of the long split (heal) and of restart"},
+			&cli.DurationFlag{Name: "split-for", Usage: "how long the long split lasts (heal; default: past the timers' GossipToTheDeadTime and reconnect cap)"},
+			&cli.IntFlag{Name: "footprint-sessions", Value: d.FootprintSessions, Usage: "sessions in the store (footprint)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the figures as JSON on stdout too (the tables then go to stderr)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run (nodes and clients) to `FILE`"},
 			&cli.StringFlag{Name: "memprofile", Usage: "write an allocation profile of the whole run (nodes and clients) to `FILE` at the end"},
@@ -55,12 +75,33 @@ func joinSizes(v []int) string {
 	return strings.Join(s, ",")
 }
 
-func parseSizes(s string) ([]int, error) {
+func joinLosses(v []float64) string {
+	s := make([]string, len(v))
+	for i, l := range v {
+		s[i] = strconv.FormatFloat(l*100, 'g', -1, 64)
+	}
+	return strings.Join(s, ",")
+}
+
+// parseLosses reads percents ("1,5") as fractions.
+func parseLosses(flag, s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		p, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(f), "%")), 64)
+		if err != nil || p < 0 || p >= 100 {
+			return nil, fmt.Errorf("--%s: %q is not a list of percents from 0 to below 100 (e.g. \"1,5\")", flag, s)
+		}
+		out = append(out, p/100)
+	}
+	return out, nil
+}
+
+func parseSizes(flag, s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 2 || n > 200 {
-			return nil, fmt.Errorf("--nodes: %q is not a list of cluster sizes between 2 and 200 (e.g. \"3,10,30\")", s)
+			return nil, fmt.Errorf("--%s: %q is not a list of cluster sizes between 2 and 200 (e.g. \"3,10,30\")", flag, s)
 		}
 		out = append(out, n)
 	}
@@ -75,9 +116,29 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--scenario: %w", err)
 	}
-	nodes, err := parseSizes(c.String("nodes"))
+	nodes, err := parseSizes("nodes", c.String("nodes"))
 	if err != nil {
 		return err
+	}
+	wanNodes, err := parseSizes("wan-nodes", c.String("wan-nodes"))
+	if err != nil {
+		return err
+	}
+	wanLoss, err := parseLosses("wan-loss", c.String("wan-loss"))
+	if err != nil {
+		return err
+	}
+	sitesNodes, err := parseSizes("sites-nodes", c.String("sites-nodes"))
+	if err != nil {
+		return err
+	}
+	var splitTimers []string
+	for _, t := range strings.Split(c.String("split-timers"), ",") {
+		t = strings.TrimSpace(t)
+		if err := bench.ParseTimers(t); err != nil {
+			return fmt.Errorf("--split-timers: %w", err)
+		}
+		splitTimers = append(splitTimers, t)
 	}
 	opts := bench.Options{
 		Nodes:        nodes,
@@ -88,8 +149,22 @@ func runBench(c *cli.Context) error {
 		Sessions:     c.Int("sessions"),
 		ListSessions: c.Int("list-sessions"),
 		Timers:       c.String("timers"),
-		Log:          c.App.ErrWriter,
-		Progress:     c.App.ErrWriter,
+
+		WANNodes:          wanNodes,
+		WANLoss:           wanLoss,
+		WANRounds:         c.Int("wan-rounds"),
+		SitesNodes:        sitesNodes,
+		SitesRounds:       c.Int("sites-rounds"),
+		SitesLogins:       c.Int("sites-logins"),
+		CatchupSessions:   c.Int("catchup-sessions"),
+		CatchupUsers:      c.Int("catchup-users"),
+		CatchupRate:       c.Int("catchup-rate"),
+		HealChanges:       c.Int("heal-changes"),
+		SplitTimers:       splitTimers,
+		SplitFor:          c.Duration("split-for"),
+		FootprintSessions: c.Int("footprint-sessions"),
+		Log:               c.App.ErrWriter,
+		Progress:          c.App.ErrWriter,
 	}
 	if err := bench.ParseTimers(opts.Timers); err != nil {
 		return fmt.Errorf("--timers: %w", err)
@@ -104,6 +179,14 @@ func runBench(c *cli.Context) error {
 		{"check-clients", opts.CheckClients >= 1},
 		{"sessions", opts.Sessions >= 1},
 		{"list-sessions", opts.ListSessions >= 1},
+		{"wan-rounds", opts.WANRounds >= 1},
+		{"sites-rounds", opts.SitesRounds >= 1},
+		{"sites-logins", opts.SitesLogins >= 1},
+		{"catchup-sessions", opts.CatchupSessions >= 1},
+		{"catchup-users", opts.CatchupUsers >= 1},
+		{"catchup-rate", opts.CatchupRate >= 1},
+		{"heal-changes", opts.HealChanges >= 1},
+		{"footprint-sessions", opts.FootprintSessions >= 1},
 	} {
 		if !f.ok {
 			return fmt.Errorf("--%s must be above 0", f.name)

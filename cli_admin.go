@@ -20,7 +20,7 @@ import (
 // apiFlags are the flags every command that calls the private API takes.
 func apiFlags(more ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "api", Value: "http://127.0.0.1:7947", Usage: "the node's private API `URL`", EnvVars: env("API_URL")},
+		&cli.StringFlag{Name: "api", Value: "http://127.0.0.1:7947", Usage: "the node's private API `URL` (unix:///PATH for a Unix socket)", EnvVars: env("API_URL")},
 		&cli.StringFlag{Name: "token", Usage: "private API `TOKEN` (prefer USSYNC_API_TOKEN or --token-file: flags are visible to other users)", EnvVars: env("API_TOKEN")},
 		&cli.StringFlag{Name: "token-file", Usage: "`FILE` holding the private API token, e.g. /etc/ussync/api-token", EnvVars: env("API_TOKEN_FILE")},
 	}, more...)

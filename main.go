@@ -134,7 +134,7 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "bind", Usage: "gossip `IP:PORT` to bind (gossip.bind)", EnvVars: env("BIND")},
 			&cli.StringFlag{Name: "advertise", Usage: "gossip `IP:PORT` other nodes reach this one at (gossip.advertise)", EnvVars: env("ADVERTISE")},
 			&cli.StringSliceFlag{Name: "join", Usage: "`HOST:PORT` of a node to join, repeatable; replaces gossip.join", EnvVars: env("JOIN")},
-			&cli.StringFlag{Name: "api", Usage: "private API `HOST:PORT` (api.listen)", EnvVars: env("API")},
+			&cli.StringFlag{Name: "api", Usage: "private API `HOST:PORT`, or unix:PATH for a Unix socket (api.listen)", EnvVars: env("API")},
 			&cli.StringFlag{Name: "public", Usage: "public endpoints `HOST:PORT` (public.listen)", EnvVars: env("PUBLIC")},
 			&cli.StringFlag{Name: "site-url", Usage: "the site's public base `URL` (site.url)", EnvVars: env("SITE_URL")},
 			&cli.StringFlag{Name: "secret-file", Usage: "`FILE` of base64 cluster secrets, primary first (gossip.secret_file)", EnvVars: env("SECRET_FILE")},
@@ -353,7 +353,10 @@ func printDev(w io.Writer, cfg node.Config, n *node.Node, secret, token string) 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ussync dev node: throw-away, loopback only; do not use in production")
 	fmt.Fprintf(tw, "  node\t%s\n", cfg.Node.Name)
-	fmt.Fprintf(tw, "  private API\thttp://%s\n", api)
+	if !strings.HasPrefix(api, "unix:") {
+		api = "http://" + api
+	}
+	fmt.Fprintf(tw, "  private API\t%s\n", api)
 	fmt.Fprintf(tw, "  public endpoints\thttp://%s (site URL %s)\n", public, cfg.Site.URL)
 	fmt.Fprintf(tw, "  data dir\t%s\n", cfg.Node.DataDir)
 	if secret != "" {

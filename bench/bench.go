@@ -29,10 +29,17 @@ const (
 	ScenarioCheck       = "check"
 	ScenarioPushPull    = "pushpull"
 	ScenarioList        = "list"
+	ScenarioWAN         = "wan"
+	ScenarioSites       = "sites"
+	ScenarioCatchup     = "catchup"
+	ScenarioHeal        = "heal"
+	ScenarioRestart     = "restart"
+	ScenarioFootprint   = "footprint"
 )
 
 // Scenarios lists every scenario in the order "all" runs them.
-var Scenarios = []string{ScenarioPropagation, ScenarioLogins, ScenarioCheck, ScenarioPushPull, ScenarioList}
+var Scenarios = []string{ScenarioPropagation, ScenarioLogins, ScenarioCheck, ScenarioPushPull, ScenarioList,
+	ScenarioWAN, ScenarioSites, ScenarioCatchup, ScenarioHeal, ScenarioRestart, ScenarioFootprint}
 
 // Targets, printed beside the figures for the reader; never asserted.
 const (
@@ -75,6 +82,11 @@ const (
 	// fast tests, they run anti-entropy 100 times as often as LAN and, on a
 	// loaded machine, suspect live members.
 	TimersTest = "test"
+	// TimersWAN are memberlist's WAN timers (probe every 5 s with a 3 s
+	// timeout, gossip every 500 ms, push/pull every 60 s), as sites across
+	// the internet run (the default profile). The wan scenario always runs
+	// them; --timers wan runs every other scenario under them too.
+	TimersWAN = "wan"
 )
 
 // Options are the sizes of the scenarios. The zero value of a field takes
@@ -97,9 +109,41 @@ type Options struct {
 	// ListSessions is the number of sessions the list scenario's store
 	// holds.
 	ListSessions int
-	// Timers is the gossip timer set of the nodes: TimersLAN (the default)
-	// or TimersTest.
+	// Timers is the gossip timer set of the nodes: TimersLAN (the default),
+	// TimersWAN or TimersTest.
 	Timers string
+
+	// WANNodes are the cluster sizes of the wan scenario, WANLoss its loss
+	// rates (0.01 is 1 %), WANRounds its rounds per cluster, rate and push
+	// setting.
+	WANNodes  []int
+	WANLoss   []float64
+	WANRounds int
+	// SitesNodes are the cluster sizes of the sites scenario; SitesRounds
+	// its propagation rounds and SitesLogins the logins whose bytes and CPU
+	// it counts, per size.
+	SitesNodes  []int
+	SitesRounds int
+	SitesLogins int
+	// CatchupSessions and CatchupUsers are what the cluster's stores hold
+	// when a new node joins (catchup scenario); CatchupRate the logins per
+	// second the cluster serves meanwhile.
+	CatchupSessions int
+	CatchupUsers    int
+	CatchupRate     int
+	// HealChanges is the number of changes made on each side of the heal
+	// scenario's partition.
+	HealChanges int
+	// SplitTimers are the timer sets under which the heal and restart
+	// scenarios time a long split's heal and a restart (default lan and
+	// wan); SplitFor is how long that split lasts (zero: past the timer
+	// set's GossipToTheDeadTime and reconnect cap, when memberlist alone
+	// would never heal).
+	SplitTimers []string
+	SplitFor    time.Duration
+	// FootprintSessions is the number of sessions in the footprint
+	// scenario's store (one user per five sessions).
+	FootprintSessions int
 	// Log receives the nodes' error logs; nil discards them.
 	Log io.Writer
 	// Progress receives one line per step; nil is silent.
@@ -117,6 +161,19 @@ func DefaultOptions() Options {
 		Sessions:     100_000,
 		ListSessions: 1_000_000,
 		Timers:       TimersLAN,
+
+		WANNodes:          []int{10, 30},
+		WANLoss:           []float64{0.01, 0.05},
+		WANRounds:         100,
+		SitesNodes:        []int{10, 30, 100},
+		SitesRounds:       100,
+		SitesLogins:       1000,
+		CatchupSessions:   1_000_000,
+		CatchupUsers:      200_000,
+		CatchupRate:       100,
+		HealChanges:       50_000,
+		SplitTimers:       []string{TimersLAN, TimersWAN},
+		FootprintSessions: 1_000_000,
 	}
 }
 
@@ -146,13 +203,49 @@ func (o Options) withDefaults() Options {
 	if o.Timers == "" {
 		o.Timers = d.Timers
 	}
+	if len(o.WANNodes) == 0 {
+		o.WANNodes = d.WANNodes
+	}
+	if len(o.WANLoss) == 0 {
+		o.WANLoss = d.WANLoss
+	}
+	if o.WANRounds <= 0 {
+		o.WANRounds = d.WANRounds
+	}
+	if len(o.SitesNodes) == 0 {
+		o.SitesNodes = d.SitesNodes
+	}
+	if o.SitesRounds <= 0 {
+		o.SitesRounds = d.SitesRounds
+	}
+	if o.SitesLogins <= 0 {
+		o.SitesLogins = d.SitesLogins
+	}
+	if o.CatchupSessions <= 0 {
+		o.CatchupSessions = d.CatchupSessions
+	}
+	if o.CatchupUsers <= 0 {
+		o.CatchupUsers = d.CatchupUsers
+	}
+	if o.CatchupRate <= 0 {
+		o.CatchupRate = d.CatchupRate
+	}
+	if o.HealChanges <= 0 {
+		o.HealChanges = d.HealChanges
+	}
+	if len(o.SplitTimers) == 0 {
+		o.SplitTimers = d.SplitTimers
+	}
+	if o.FootprintSessions <= 0 {
+		o.FootprintSessions = d.FootprintSessions
+	}
 	return o
 }
 
 // ParseTimers checks a timer set name.
 func ParseTimers(s string) error {
-	if s != TimersLAN && s != TimersTest {
-		return fmt.Errorf("timers %q: want %s or %s", s, TimersLAN, TimersTest)
+	if s != TimersLAN && s != TimersTest && s != TimersWAN {
+		return fmt.Errorf("timers %q: want %s, %s or %s", s, TimersLAN, TimersWAN, TimersTest)
 	}
 	return nil
 }
@@ -160,15 +253,24 @@ func ParseTimers(s string) error {
 // tuneTimers sets g's timers to the set named (g arrives shrunk by
 // nodetest, which is TimersTest).
 func tuneTimers(set string, g *gossip.Config) {
-	if set != TimersLAN {
+	var p gossip.Profile
+	switch set {
+	case TimersLAN:
+		p = gossip.ProfileLAN
+	case TimersWAN:
+		p = gossip.ProfileWAN
+	default:
 		return
 	}
-	// Zero takes the profile's value: memberlist's DefaultLANConfig.
-	g.Profile = gossip.ProfileLAN
+	// Zero takes the profile's value: memberlist's DefaultLANConfig or
+	// DefaultWANConfig.
+	g.Profile = p
 	g.ProbeInterval, g.ProbeTimeout, g.GossipInterval, g.PushPullInterval = 0, 0, 0, 0
 	g.GossipToTheDeadTime, g.TCPTimeout, g.SuspicionMult = 0, 0, 0
-	lan := gossip.DefaultConfig(gossip.ProfileLAN)
-	g.ReconnectInterval, g.ReconnectMaxBackoff = lan.ReconnectInterval, lan.ReconnectMaxBackoff
+	d := gossip.DefaultConfig(p)
+	g.ReconnectInterval, g.ReconnectMaxBackoff = d.ReconnectInterval, d.ReconnectMaxBackoff
+	g.ResyncInterval, g.ResyncMaxBackoff = d.ResyncInterval, d.ResyncMaxBackoff
+	g.PacketCopies = d.PacketCopies
 }
 
 func (o Options) progressf(format string, args ...any) {
@@ -177,16 +279,24 @@ func (o Options) progressf(format string, args ...any) {
 	}
 }
 
-// ParseScenario checks a --scenario value and returns the scenarios it
-// names, in run order.
+// ParseScenario checks a --scenario value (all, or names separated by
+// commas) and returns the scenarios it names, in run order: all runs them
+// in the order of Scenarios, a list in its own order.
 func ParseScenario(s string) ([]string, error) {
 	if s == ScenarioAll || s == "" {
 		return slices.Clone(Scenarios), nil
 	}
-	if slices.Contains(Scenarios, s) {
-		return []string{s}, nil
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(Scenarios, name) {
+			return nil, fmt.Errorf("scenario %q: want %s, or one or more of %s separated by commas", name, ScenarioAll, strings.Join(Scenarios, ", "))
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
 	}
-	return nil, fmt.Errorf("scenario %q: want %s or %s", s, ScenarioAll, strings.Join(Scenarios, ", "))
+	return out, nil
 }
 
 // Run runs the named scenarios in order and writes the header and each
@@ -247,6 +357,48 @@ func Run(ctx context.Context, scenarios []string, opts Options, w io.Writer) (*R
 			}
 			r.List = &res
 			WriteList(w, res)
+		case ScenarioWAN:
+			res, err := WAN(ctx, opts)
+			r.WAN = res
+			if err != nil {
+				return r, fmt.Errorf("wan: %w", err)
+			}
+			WriteWAN(w, res, opts.WANRounds)
+		case ScenarioSites:
+			res, err := Sites(ctx, opts)
+			r.Sites = res
+			if err != nil {
+				return r, fmt.Errorf("sites: %w", err)
+			}
+			WriteSites(w, res)
+		case ScenarioCatchup:
+			res, err := Catchup(ctx, opts)
+			if err != nil {
+				return r, fmt.Errorf("catchup: %w", err)
+			}
+			r.Catchup = &res
+			WriteCatchup(w, res)
+		case ScenarioHeal:
+			res, err := Heal(ctx, opts)
+			r.Heal = res
+			if err != nil {
+				return r, fmt.Errorf("heal: %w", err)
+			}
+			WriteHeal(w, res)
+		case ScenarioRestart:
+			res, err := Restart(ctx, opts)
+			r.Restart = res
+			if err != nil {
+				return r, fmt.Errorf("restart: %w", err)
+			}
+			WriteRestart(w, res)
+		case ScenarioFootprint:
+			res, err := Footprint(ctx, opts)
+			if err != nil {
+				return r, fmt.Errorf("footprint: %w", err)
+			}
+			r.Footprint = &res
+			WriteFootprint(w, res)
 		default:
 			return r, fmt.Errorf("unknown scenario %q", s)
 		}

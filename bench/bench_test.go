@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestRun_Smoke(t *testing.T) {
 	opts := Options{Nodes: []int{3}, Rounds: 5, Duration: 300 * time.Millisecond,
 		Clients: 4, CheckClients: 4, Sessions: 2000, ListSessions: 5000, Log: testLog{t}}
 	var out bytes.Buffer
-	r, err := Run(context.Background(), Scenarios, opts, &out)
+	r, err := Run(context.Background(), []string{ScenarioPropagation, ScenarioLogins, ScenarioCheck, ScenarioPushPull, ScenarioList}, opts, &out)
 	t.Logf("\n%s", out.String())
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -78,11 +79,11 @@ func TestRun_Smoke(t *testing.T) {
 		}
 	})
 	t.Run("check", func(t *testing.T) {
-		if len(r.Check) != 3 {
-			t.Fatalf("%d check rows, want the baseline, 4 clients and the echo floor", len(r.Check))
+		if len(r.Check) != 4 {
+			t.Fatalf("%d check rows, want the baseline, 4 clients, the socket and the echo floor", len(r.Check))
 		}
-		for i, kind := range []string{CheckClosed, CheckClosed, CheckEcho} {
-			if c := r.Check[i]; c.Kind != kind || c.Clients != []int{1, 4, 4}[i] {
+		for i, kind := range []string{CheckClosed, CheckClosed, CheckSocket, CheckEcho} {
+			if c := r.Check[i]; c.Kind != kind || c.Clients != []int{1, 4, 1, 4}[i] {
 				t.Errorf("row %d: %s with %d clients", i, c.Kind, c.Clients)
 			}
 		}
@@ -103,6 +104,121 @@ func TestRun_Smoke(t *testing.T) {
 	})
 	t.Run("tables", func(t *testing.T) {
 		for _, s := range []string{"machine", "PROPAGATION", "LOGINS", "CHECK", "PUSHPULL"} {
+			if !strings.Contains(out.String(), s) {
+				t.Errorf("output lacks %s", s)
+			}
+		}
+	})
+}
+
+// TestRun_SmokeScale runs the scale scenarios (wan, sites, catchup, heal,
+// restart, footprint) at tiny sizes, under nodetest's shrunk timers where a
+// scenario takes the timers asked (wan always runs the WAN profile's): each
+// must produce its figures, converge and lose nothing, and leave nothing
+// behind. It says nothing about speed.
+func TestRun_SmokeScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several clusters")
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	before := runtime.NumGoroutine()
+
+	opts := Options{Timers: TimersTest, Log: testLog{t},
+		WANNodes: []int{3}, WANLoss: []float64{0.05}, WANRounds: 4,
+		SitesNodes: []int{3}, SitesRounds: 3, SitesLogins: 20,
+		CatchupSessions: 3000, CatchupUsers: 600, CatchupRate: 50,
+		HealChanges: 200, SplitTimers: []string{TimersTest}, SplitFor: time.Second,
+		FootprintSessions: 3000}
+	var out bytes.Buffer
+	r, err := Run(context.Background(), []string{ScenarioWAN, ScenarioSites, ScenarioCatchup, ScenarioHeal, ScenarioRestart, ScenarioFootprint}, opts, &out)
+	t.Logf("\n%s", out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("%d temporary entries left, first %s", len(left), left[0].Name())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left running (%d before):\n%s", n-before, before, buf[:runtime.Stack(buf, true)])
+	}
+
+	t.Run("wan", func(t *testing.T) {
+		if len(r.WAN) != 6 {
+			t.Fatalf("%d wan rows, want 3 operations with the push on and off", len(r.WAN))
+		}
+		for _, w := range r.WAN {
+			// Nothing lost within 5 s is a target, printed, not asserted
+			// (on a loaded machine a member may be thought dead for a
+			// while, and what it missed comes by the round it is owed):
+			// every operation is measured or counted lost, and every node
+			// ends up with every record.
+			want := map[bool]int{true: 4, false: 1}[w.Push]
+			if w.Nodes != 3 || w.Latency.Count+w.Lost != want || w.ConvergedSeconds < 0 {
+				t.Errorf("%s, push %v: nodes %d, measured %d, lost %d, converged after %vs; want 3 nodes, %d measured or lost, converged", w.Op, w.Push, w.Nodes, w.Latency.Count, w.Lost, w.ConvergedSeconds, want)
+			}
+			if w.Lost > 0 {
+				t.Logf("%s, push %v: %d of %d not everywhere within 5 s (arrived later: converged after %.1fs)", w.Op, w.Push, w.Lost, want, w.ConvergedSeconds)
+			}
+			if w.PacketsLost == 0 {
+				t.Errorf("%s, push %v: no packet lost at 5%% loss: the links were not set", w.Op, w.Push)
+			}
+		}
+	})
+	t.Run("sites", func(t *testing.T) {
+		if len(r.Sites) != 1 {
+			t.Fatalf("%d sites rows", len(r.Sites))
+		}
+		s := r.Sites[0]
+		for _, p := range s.Propagation {
+			if p.Lost != 0 || p.Latency.Count != 3 {
+				t.Errorf("%s: lost %d, measured %d", p.Op, p.Lost, p.Latency.Count)
+			}
+		}
+		// Twenty logins are a few profile samples and about as many bytes
+		// as the shrunk timers' probes: only the origin's bytes and the
+		// whole CPU are sure to show.
+		if s.BytesOrigin <= 0 || s.CPUAll <= 0 {
+			t.Errorf("no bytes or CPU counted: %+v", s)
+		}
+	})
+	t.Run("catchup", func(t *testing.T) {
+		c := r.Catchup
+		if c == nil || !c.Converged || c.RepairedAll < 3000 || c.Logins == 0 || c.LoginErrors != 0 {
+			t.Fatalf("catchup %+v: want converged, the records repaired, logins served", c)
+		}
+	})
+	t.Run("heal", func(t *testing.T) {
+		if len(r.Heal) != 2 {
+			t.Fatalf("%d heal rows, want the split with changes and one long split", len(r.Heal))
+		}
+		for _, h := range r.Heal {
+			if !h.Converged || h.Bytes <= 0 || h.DiffBytes <= 0 {
+				t.Errorf("%s: %+v: want converged, bytes exchanged and a difference", h.Kind, h)
+			}
+		}
+		if c := r.Heal[0].Changes; c[0] != 200 || c[1] != 200 {
+			t.Errorf("changes %v, want 200 on each side", c)
+		}
+	})
+	t.Run("restart", func(t *testing.T) {
+		if len(r.Restart) != 1 || !r.Restart[0].Converged {
+			t.Fatalf("restart %+v: want one converged row", r.Restart)
+		}
+	})
+	t.Run("footprint", func(t *testing.T) {
+		f := r.Footprint
+		if f == nil || f.Disk <= 0 || f.OpenSeconds <= 0 {
+			t.Fatalf("footprint %+v", f)
+		}
+	})
+	t.Run("tables", func(t *testing.T) {
+		for _, s := range []string{"WAN", "SITES", "CATCHUP", "HEAL", "RESTART", "FOOTPRINT"} {
 			if !strings.Contains(out.String(), s) {
 				t.Errorf("output lacks %s", s)
 			}
@@ -131,4 +247,27 @@ type testLog struct{ t *testing.T }
 func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// TestCPUByLabel: a CPU profile of labelled work is summed by label.
+func TestCPUByLabel(t *testing.T) {
+	p, err := startCPUProfile()
+	if err != nil {
+		t.Skip(err)
+	}
+	// Spin for so much CPU time, not wall time: on a loaded machine the
+	// process may get a fraction of a core.
+	spin := func(d time.Duration) {
+		for end := processCPU() + d; processCPU() < end; {
+		}
+	}
+	pprof.Do(context.Background(), pprof.Labels("node", "busy"), func(context.Context) { spin(300 * time.Millisecond) })
+	spin(100 * time.Millisecond)
+	byNode, err := p.stop("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byNode["busy"] < 100*time.Millisecond || byNode["busy"] <= byNode[""] {
+		t.Errorf("CPU by label %v: want most of 300 ms of CPU on busy", byNode)
+	}
 }

@@ -8,11 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
+	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 )
 
@@ -24,7 +26,14 @@ const (
 	// CheckEcho: no node and no HTTP, a bare TCP echo of the check's sizes
 	// in the same closed loop: the floor this machine puts under any server.
 	CheckEcho = "echo"
+	// CheckSocket: one client over the private API's Unix socket (a node of
+	// the same cluster with api.listen unix:PATH).
+	CheckSocket = "socket"
 )
+
+// TargetCheckSocketP50 is the one-client check's p50 target over a Unix
+// socket.
+const TargetCheckSocketP50 = 20 * time.Microsecond
 
 // Sizes of a session check on the wire, for the echo floor: the request
 // with its bearer token, and the answer with its headers.
@@ -172,6 +181,10 @@ type CheckResult struct {
 	Latency    Latency `json:"latency"`
 	// TargetP99 is the target for Latency.P99 (0: this row is a baseline).
 	TargetP99 float64 `json:"target_p99_ms,omitempty"`
+	// TargetP50 is the target for Latency.P50 (the socket row).
+	TargetP50 float64 `json:"target_p50_ms,omitempty"`
+	// Node is the node checked.
+	Node string `json:"node"`
 }
 
 // Check starts three nodes, logs in a pool of 1000 sessions on the first,
@@ -184,9 +197,18 @@ func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
 	const nodes = 3
 	var out []CheckResult
 	err := withCluster(opts, func(h *harness) error {
-		opts.progressf("check: starting %d nodes", nodes)
+		opts.progressf("check: starting %d nodes, and one whose API is a Unix socket", nodes)
 		c := newCluster(h, opts)
+		sockDir := h.TempDir() // short: sun_path holds 108 bytes
+		c.Configure = func(i int, cfg *node.Config) {
+			cfg.Sync.Modes = node.DefaultConfig().Sync.Modes
+			if i == nodes {
+				cfg.API.Listen = "unix:" + filepath.Join(sockDir, "api.sock")
+			}
+		}
 		c.Start(nodes)
+		c.Add()
+		c.WaitMembers(10 * time.Second)
 		cl := newClient(h, c, opts.CheckClients)
 		users, err := registerUsers(ctx, c, cl, loadUsers)
 		if err != nil {
@@ -230,6 +252,14 @@ func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
 			}
 			out = append(out, res)
 		}
+		sm := c.Members[nodes]
+		opts.progressf("check: 1 client on %s over its Unix socket for %v", sm.Name(), opts.Duration)
+		res, err := checkLoad(ctx, cl, sm, paths, 1, opts.Duration)
+		if err != nil {
+			return err
+		}
+		res.Kind, res.TargetP50 = CheckSocket, ms(TargetCheckSocketP50)
+		out = append(out, res)
 		opts.progressf("check: bare TCP echo, %d clients, for %v", opts.CheckClients, opts.Duration)
 		floor, err := echoFloor(ctx, opts.CheckClients, opts.Duration)
 		if err != nil {
@@ -244,7 +274,7 @@ func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
 // checkLoad runs k clients checking sessions on m for d.
 func checkLoad(ctx context.Context, cl *client, m *nodetest.Member, paths []string, k int, d time.Duration) (CheckResult, error) {
 	const warmup = 20 // requests per client before measuring: connections are up
-	res := CheckResult{Kind: CheckClosed, Clients: k, Pool: len(paths)}
+	res := CheckResult{Kind: CheckClosed, Clients: k, Pool: len(paths), Node: m.Name()}
 	var failed atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
@@ -293,20 +323,25 @@ func WriteCheck(w io.Writer, rs []CheckResult) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nCHECK  GET /v1/sessions/{id} on n0 of 3 nodes over %d active sessions, keep-alive, %.1fs per row\n", rs[0].Pool, rs[0].Seconds)
+	fmt.Fprintf(w, "\nCHECK  GET /v1/sessions/{id} over %d active sessions, keep-alive, %.1fs per row: TCP on n0 of 4 nodes, the socket on n3 (api.listen unix:PATH)\n", rs[0].Pool, rs[0].Seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "LOAD\tCLIENTS\tREQUESTS\tERRORS\tREQ/S\tP50\tP99\tMAX\t TARGET\t")
 	var closed *CheckResult
 	for i, r := range rs {
-		load, target := "closed loop", "- (baseline: one request at a time)"
+		load, target := "TCP, closed loop", "- (baseline: one request at a time)"
 		switch r.Kind {
 		case CheckEcho:
 			load, target = "bare TCP echo, closed loop", "- (this machine's floor: no HTTP, no node)"
+		case CheckSocket:
+			load = "Unix socket, closed loop"
 		default:
 			closed = &rs[i]
 		}
 		if r.TargetP99 > 0 {
 			target = fmt.Sprintf("p99 <= %g ms: %s", r.TargetP99, verdict(r.Latency.P99 <= r.TargetP99 && r.Errors == 0))
+		}
+		if r.TargetP50 > 0 {
+			target = fmt.Sprintf("p50 <= %g µs: %s", 1000*r.TargetP50, verdict(r.Latency.P50 <= r.TargetP50 && r.Errors == 0))
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t %s\t\n", load, r.Clients, r.Requests, r.Errors, r.PerSec,
 			fmtMs(r.Latency.P50), fmtMs(r.Latency.P99), fmtMs(r.Latency.Max), target)

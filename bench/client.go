@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,8 +26,13 @@ import (
 // difference is CPU the server lost to the client. redis-benchmark and wrk
 // are lean C clients for the same reason.
 type client struct {
-	fc   *fasthttp.Client
-	auth string
+	fc    *fasthttp.Client
+	auth  string
+	conns int
+	h     *harness
+	// unix holds one client per Unix socket path (api.listen unix:PATH).
+	unixMu sync.Mutex
+	unix   map[string]*fasthttp.HostClient
 }
 
 // requestTimeout bounds one call; a node that does not answer in it is an
@@ -50,7 +57,29 @@ func newClient(h *harness, c *nodetest.Cluster, conns int) *client {
 		Dial: func(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, requestTimeout) },
 	}
 	h.Cleanup(fc.CloseIdleConnections)
-	return &client{fc: fc, auth: "Bearer " + c.Token}
+	return &client{fc: fc, auth: "Bearer " + c.Token, conns: conns, h: h, unix: map[string]*fasthttp.HostClient{}}
+}
+
+// unixClient returns the client of the API on the socket at path.
+func (cl *client) unixClient(path string) *fasthttp.HostClient {
+	cl.unixMu.Lock()
+	defer cl.unixMu.Unlock()
+	hc := cl.unix[path]
+	if hc == nil {
+		hc = &fasthttp.HostClient{
+			Addr:                     "localhost",
+			MaxConns:                 cl.conns,
+			MaxConnWaitTimeout:       requestTimeout,
+			MaxIdleConnDuration:      time.Second,
+			ReadTimeout:              requestTimeout,
+			WriteTimeout:             requestTimeout,
+			NoDefaultUserAgentHeader: true,
+			Dial:                     func(string) (net.Conn, error) { return net.DialTimeout("unix", path, requestTimeout) },
+		}
+		cl.unix[path] = hc
+		cl.h.Cleanup(hc.CloseIdleConnections)
+	}
+	return hc
 }
 
 // call sends one request and reads the whole answer.
@@ -63,13 +92,18 @@ func (cl *client) call(ctx context.Context, m *nodetest.Member, method, path str
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod(method)
-	req.SetRequestURI("http://" + m.APIAddr() + path)
+	addr := m.APIAddr()
+	do := cl.fc.DoTimeout
+	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
+		addr, do = "localhost", cl.unixClient(sock).DoTimeout
+	}
+	req.SetRequestURI("http://" + addr + path)
 	req.Header.Set("Authorization", cl.auth)
 	if body != nil {
 		req.Header.SetContentType("application/json")
 		req.SetBodyRaw(body)
 	}
-	if err := cl.fc.DoTimeout(req, resp, requestTimeout); err != nil {
+	if err := do(req, resp, requestTimeout); err != nil {
 		return 0, nil, err
 	}
 	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/node"
+	"github.com/ussync/ussync/node/nodetest"
 	"github.com/ussync/ussync/session"
 )
 
@@ -39,16 +41,24 @@ type PropagationResult struct {
 // tracker records when each node applied each change a peer sent it, from
 // the nodes' Observer hooks. Keys name a change: "live/<id>" a session
 // alive, "end/<id>" a session ended, "revoked/<email>/<hlc>" a user's
-// revocation.
+// revocation. Many goroutines may wait at once, each for its own key.
 type tracker struct {
-	n    int
-	mu   sync.Mutex
-	seen map[string][]time.Time // key → when each node applied it (zero: not yet)
-	wake chan struct{}
+	n     int
+	mu    sync.Mutex
+	seen  map[string][]time.Time // key → when each node applied it (zero: not yet)
+	waits map[string]*trackWait
+}
+
+// trackWait is one goroutine waiting for every node but origin to apply a
+// key.
+type trackWait struct {
+	origin int
+	latest time.Time
+	done   chan struct{}
 }
 
 func newTracker(n int) *tracker {
-	return &tracker{n: n, seen: map[string][]time.Time{}, wake: make(chan struct{}, 1)}
+	return &tracker{n: n, seen: map[string][]time.Time{}, waits: map[string]*trackWait{}}
 }
 
 func changeKey(r session.Record) string {
@@ -72,6 +82,7 @@ func (t *tracker) observer(i int) func([]session.Record) {
 	return func(recs []session.Record) {
 		now := time.Now()
 		t.mu.Lock()
+		defer t.mu.Unlock()
 		for _, r := range recs {
 			key := changeKey(r)
 			if key == "" {
@@ -85,49 +96,66 @@ func (t *tracker) observer(i int) func([]session.Record) {
 			if ts[i].IsZero() {
 				ts[i] = now
 			}
-		}
-		t.mu.Unlock()
-		select {
-		case t.wake <- struct{}{}:
-		default:
+			if w := t.waits[key]; w != nil {
+				t.completeLocked(key, w)
+			}
 		}
 	}
 }
 
-// wait waits until every node but origin has applied key and returns the
-// latest of those times, or false after lostAfter. One waiter at a time.
-func (t *tracker) wait(ctx context.Context, key string, origin int) (time.Time, bool) {
-	timer := time.NewTimer(lostAfter)
-	defer timer.Stop()
-	for {
-		t.mu.Lock()
-		ts := t.seen[key]
-		var latest time.Time
-		all := ts != nil
-		for i := 0; all && i < t.n; i++ {
-			switch {
-			case i == origin:
-			case ts[i].IsZero():
-				all = false
-			case ts[i].After(latest):
-				latest = ts[i]
-			}
-		}
-		if all {
-			delete(t.seen, key)
-		}
-		t.mu.Unlock()
-		if all {
-			return latest, true
-		}
-		select {
-		case <-t.wake:
-		case <-timer.C:
-			return time.Time{}, false
-		case <-ctx.Done():
-			return time.Time{}, false
+// completeLocked reports whether every node but w.origin applied key; if
+// so it sets w.latest, wakes w and forgets key.
+func (t *tracker) completeLocked(key string, w *trackWait) bool {
+	ts := t.seen[key]
+	if ts == nil {
+		return false
+	}
+	var latest time.Time
+	for i := 0; i < t.n; i++ {
+		switch {
+		case i == w.origin:
+		case ts[i].IsZero():
+			return false
+		case ts[i].After(latest):
+			latest = ts[i]
 		}
 	}
+	w.latest = latest
+	close(w.done)
+	delete(t.seen, key)
+	delete(t.waits, key)
+	return true
+}
+
+// wait waits until every node but origin has applied key and returns the
+// latest of those times, or false after lostAfter.
+func (t *tracker) wait(ctx context.Context, key string, origin int) (time.Time, bool) {
+	w := &trackWait{origin: origin, done: make(chan struct{})}
+	t.mu.Lock()
+	if t.completeLocked(key, w) {
+		t.mu.Unlock()
+		return w.latest, true
+	}
+	t.waits[key] = w
+	t.mu.Unlock()
+	timer := time.NewTimer(lostAfter)
+	defer timer.Stop()
+	select {
+	case <-w.done:
+		return w.latest, true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-w.done:
+		return w.latest, true
+	default:
+	}
+	delete(t.waits, key)
+	delete(t.seen, key)
+	return time.Time{}, false
 }
 
 // Operation kinds of the propagation scenario.
@@ -137,19 +165,26 @@ const (
 	OpLogoutEverywhere = "logout-everywhere"
 )
 
-// propagation gathers one cluster size's measurements.
+// propagation gathers one cluster's measurements; several workers may
+// measure at once.
 type propagation struct {
-	t      *tracker
-	lat    map[string][]time.Duration
-	calls  map[string][]time.Duration
-	lost   map[string]int
-	early  map[string]int
-	record bool
+	t     *tracker
+	mu    sync.Mutex
+	lat   map[string][]time.Duration
+	calls map[string][]time.Duration
+	lost  map[string]int
+	early map[string]int
+}
+
+func newPropagation(t *tracker) *propagation {
+	return &propagation{t: t, lat: map[string][]time.Duration{}, calls: map[string][]time.Duration{},
+		lost: map[string]int{}, early: map[string]int{}}
 }
 
 // measure times one operation: do calls the API and returns the key of
 // the change; the latency runs from its return to the last other node.
-func (p *propagation) measure(ctx context.Context, op string, origin int, do func() (string, error)) error {
+// Unrecorded (warm-up) operations must arrive, or measure fails.
+func (p *propagation) measure(ctx context.Context, op string, origin int, record bool, do func() (string, error)) error {
 	start := time.Now()
 	key, err := do()
 	returned := time.Now()
@@ -160,12 +195,14 @@ func (p *propagation) measure(ctx context.Context, op string, origin int, do fun
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !p.record {
+	if !record {
 		if !ok {
 			return fmt.Errorf("warm-up %s not seen by every node within %v", op, lostAfter)
 		}
 		return nil
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.calls[op] = append(p.calls[op], returned.Sub(start))
 	if !ok {
 		p.lost[op]++
@@ -178,6 +215,88 @@ func (p *propagation) measure(ctx context.Context, op string, origin int, do fun
 	}
 	p.lat[op] = append(p.lat[op], d)
 	return nil
+}
+
+// lostOne counts an operation waited for but not timed that never arrived.
+func (p *propagation) lostOne(op string) {
+	p.mu.Lock()
+	p.lost[op]++
+	p.mu.Unlock()
+}
+
+// runRounds runs rounds measured rounds (after warmup unmeasured ones) on
+// c, workers at a time: each worker logs its own user in and out, so its
+// operations follow one another while the workers' overlap. Round r runs
+// on node r mod n: login (measured), logout of that session (measured), a
+// second login (waited for, not measured), logout-everywhere (measured,
+// ending the second session).
+func runRounds(ctx context.Context, c *nodetest.Cluster, cl *client, p *propagation, users []string, warmup, rounds, workers int) error {
+	n := len(c.Members)
+	workers = max(1, min(workers, len(users)))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			email := users[w]
+			for r := -warmup + w; r < rounds && ctx.Err() == nil; r += workers {
+				if errs[w] = oneRound(ctx, c.Members[(r+warmup)%n], (r+warmup)%n, email, cl, p, r >= 0); errs[w] != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(append(errs, ctx.Err())...)
+}
+
+func oneRound(ctx context.Context, m *nodetest.Member, i int, email string, cl *client, p *propagation, record bool) error {
+	var id string
+	if err := p.measure(ctx, OpLogin, i, record, func() (string, error) {
+		var err error
+		id, err = cl.login(ctx, m, email)
+		return "live/" + id, err
+	}); err != nil {
+		return err
+	}
+	if err := p.measure(ctx, OpLogout, i, record, func() (string, error) {
+		_, err := cl.expect(ctx, m, http.StatusOK, "DELETE", "/v1/sessions/"+id, nil)
+		return "end/" + id, err
+	}); err != nil {
+		return err
+	}
+	id2, err := cl.login(ctx, m, email)
+	if err != nil {
+		return err
+	}
+	if _, ok := p.t.wait(ctx, "live/"+id2, i); !ok && ctx.Err() == nil && record {
+		// Not timed, but a login some node never saw is still lost.
+		p.lostOne(OpLogin)
+	}
+	return p.measure(ctx, OpLogoutEverywhere, i, record, func() (string, error) {
+		if _, err := cl.expect(ctx, m, http.StatusOK, "POST", "/v1/users/"+email+"/logout-everywhere", nil); err != nil {
+			return "", err
+		}
+		// A worker's operations follow one another: the origin's revocation
+		// of this user is the one this call wrote.
+		u, err := m.Store().User(email)
+		if err != nil {
+			return "", fmt.Errorf("read user on %s: %w", m.Name(), err)
+		}
+		return revokedKey(email, u.RevokedBefore), nil
+	})
+}
+
+// results turns p into one row per operation kind.
+func (p *propagation) results(n int) []PropagationResult {
+	var out []PropagationResult
+	for _, op := range []string{OpLogin, OpLogout, OpLogoutEverywhere} {
+		calls := summarize(p.calls[op])
+		out = append(out, PropagationResult{Nodes: n, Op: op, Latency: summarize(p.lat[op]), Lost: p.lost[op],
+			Early: p.early[op], CallP50: calls.P50})
+	}
+	return out
 }
 
 // Propagation starts n nodes and times, one operation in flight at a time,
@@ -208,58 +327,13 @@ func Propagation(ctx context.Context, n int, opts Options) ([]PropagationResult,
 		if err != nil {
 			return err
 		}
-		p := &propagation{t: t, lat: map[string][]time.Duration{}, calls: map[string][]time.Duration{},
-			lost: map[string]int{}, early: map[string]int{}}
+		p := newPropagation(t)
 		warmup := max(2, min(20, opts.Rounds/10))
 		opts.progressf("propagation: %d nodes, %d warm-up and %d measured rounds", n, warmup, opts.Rounds)
-		for r := -warmup; r < opts.Rounds; r++ {
-			p.record = r >= 0
-			i := (r + warmup) % n
-			m := c.Members[i]
-			email := users[(r+warmup)%len(users)]
-			var id string
-			if err := p.measure(ctx, OpLogin, i, func() (string, error) {
-				var err error
-				id, err = cl.login(ctx, m, email)
-				return "live/" + id, err
-			}); err != nil {
-				return err
-			}
-			if err := p.measure(ctx, OpLogout, i, func() (string, error) {
-				_, err := cl.expect(ctx, m, http.StatusOK, "DELETE", "/v1/sessions/"+id, nil)
-				return "end/" + id, err
-			}); err != nil {
-				return err
-			}
-			id2, err := cl.login(ctx, m, email)
-			if err != nil {
-				return err
-			}
-			if _, ok := t.wait(ctx, "live/"+id2, i); !ok && ctx.Err() == nil {
-				// Not timed, but a login some node never saw is still lost.
-				if p.record {
-					p.lost[OpLogin]++
-				}
-			}
-			if err := p.measure(ctx, OpLogoutEverywhere, i, func() (string, error) {
-				if _, err := cl.expect(ctx, m, http.StatusOK, "POST", "/v1/users/"+email+"/logout-everywhere", nil); err != nil {
-					return "", err
-				}
-				// Operations are sequential: the origin's revocation is the one
-				// this call wrote.
-				u, err := m.Store().User(email)
-				if err != nil {
-					return "", fmt.Errorf("read user on %s: %w", m.Name(), err)
-				}
-				return revokedKey(email, u.RevokedBefore), nil
-			}); err != nil {
-				return err
-			}
+		if err := runRounds(ctx, c, cl, p, users, warmup, opts.Rounds, 1); err != nil {
+			return err
 		}
-		for _, op := range []string{OpLogin, OpLogout, OpLogoutEverywhere} {
-			calls := summarize(p.calls[op])
-			res := PropagationResult{Nodes: n, Op: op, Latency: summarize(p.lat[op]), Lost: p.lost[op],
-				Early: p.early[op], CallP50: calls.P50}
+		for _, res := range p.results(n) {
 			switch n {
 			case 10:
 				res.TargetP99 = ms(TargetPropagationP99N10)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"sync"
 	"text/tabwriter"
@@ -161,12 +162,19 @@ func PushPull(ctx context.Context, opts Options) (PushPullResult, error) {
 // replicated, spread over the users; the same arguments give the same
 // records.
 func syntheticRecords(users, sessions int, now time.Time) []session.Record {
+	recs := make([]session.Record, 0, users+sessions)
+	syntheticRange(users, sessions, now, 0, users+sessions, func(r session.Record) { recs = append(recs, r) })
+	return recs
+}
+
+// syntheticRange calls fn with records lo to hi-1 of syntheticRecords
+// (users first, then sessions), without holding them all.
+func syntheticRange(users, sessions int, now time.Time, lo, hi int, fn func(session.Record)) {
 	base := now.UnixMilli() - int64(sessions) - 1000
 	expires := now.Add(30 * 24 * time.Hour).UnixMilli()
-	recs := make([]session.Record, 0, users+sessions)
-	for i := 0; i < users; i++ {
+	for i := lo; i < hi && i < users; i++ {
 		at := session.MakeHLC(base, uint16(i%1000))
-		recs = append(recs, session.Record{User: &session.User{
+		fn(session.Record{User: &session.User{
 			Email:       userEmail(i),
 			Login:       session.Set(fmt.Sprintf("user%d", i), at, "n0"),
 			DisplayName: session.Set(fmt.Sprintf("User %d", i), at, "n0"),
@@ -174,9 +182,10 @@ func syntheticRecords(users, sessions int, now time.Time) []session.Record {
 			Created:     at,
 		}})
 	}
-	for i := 0; i < sessions; i++ {
+	for j := max(lo, users); j < hi && j < users+sessions; j++ {
+		i := j - users
 		sum := sha256.Sum256([]byte("ussync-bench-session-" + strconv.Itoa(i)))
-		recs = append(recs, session.Record{Session: &session.Session{
+		fn(session.Record{Session: &session.Session{
 			ID:        hex.EncodeToString(sum[:]),
 			Email:     userEmail(i % users),
 			Site:      fmt.Sprintf("n%d", i%2),
@@ -186,7 +195,29 @@ func syntheticRecords(users, sessions int, now time.Time) []session.Record {
 			ExpiresAt: expires,
 		}})
 	}
-	return recs
+}
+
+// fillStore writes syntheticRecords(users, sessions, now) into a new store
+// in dir, fillBatch records at a time, and closes it.
+func fillStore(ctx context.Context, dir string, users, sessions int, now time.Time, log *slog.Logger) error {
+	st, err := session.Open(session.Options{Dir: dir, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open the store to fill: %w", err)
+	}
+	total := users + sessions
+	batch := make([]session.Record, 0, fillBatch)
+	for lo := 0; lo < total && ctx.Err() == nil; lo += fillBatch {
+		batch = batch[:0]
+		syntheticRange(users, sessions, now, lo, min(lo+fillBatch, total), func(r session.Record) { batch = append(batch, r) })
+		if _, err := st.Apply(batch...); err != nil {
+			st.Close()
+			return fmt.Errorf("fill the store: %w", err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("close the filled store: %w", err)
+	}
+	return ctx.Err()
 }
 
 // WritePushPull writes the push/pull table.

@@ -18,6 +18,12 @@ type Report struct {
 	Check       []CheckResult       `json:"check,omitempty"`
 	PushPull    *PushPullResult     `json:"pushpull,omitempty"`
 	List        *ListResult         `json:"list,omitempty"`
+	WAN         []WANResult         `json:"wan,omitempty"`
+	Sites       []SitesResult       `json:"sites,omitempty"`
+	Catchup     *CatchupResult      `json:"catchup,omitempty"`
+	Heal        []HealResult        `json:"heal,omitempty"`
+	Restart     []RestartResult     `json:"restart,omitempty"`
+	Footprint   *FootprintResult    `json:"footprint,omitempty"`
 }
 
 // ReportOptions are the sizes a Report was taken with.
@@ -45,6 +51,8 @@ func WriteHeader(w io.Writer, m Machine, timers string) {
 	switch timers {
 	case TimersLAN:
 		fmt.Fprintln(w, "gossip timers lan: memberlist LAN (probe 1s/500ms, gossip 200ms, push/pull 30s)")
+	case TimersWAN:
+		fmt.Fprintln(w, "gossip timers wan: memberlist WAN (probe 5s/3s, gossip 500ms, push/pull 60s)")
 	case TimersTest:
 		fmt.Fprintln(w, "gossip timers test: nodetest's shrunk timers (probe 100ms/50ms, gossip 20ms, push/pull 300ms)")
 	}

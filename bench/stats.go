@@ -5,6 +5,8 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,3 +110,85 @@ func joinInts(v []int) string {
 	}
 	return strings.Join(s, " ")
 }
+
+// Memory of this process, from /proc/self/status (Linux; 0 elsewhere).
+func procStatus(field string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k != field {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			return 0
+		}
+		n, _ := strconv.ParseInt(f[0], 10, 64)
+		return n << 10 // kB
+	}
+	return 0
+}
+
+// rss is this process's resident set; peakRSS its high-water mark since
+// start or resetPeakRSS.
+func rss() int64     { return procStatus("VmRSS") }
+func peakRSS() int64 { return procStatus("VmHWM") }
+
+// resetPeakRSS resets the high-water mark to the current resident set.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// heapWatch samples the Go heap's live objects every interval until
+// stopped, keeping the peak.
+type heapWatch struct {
+	stop chan struct{}
+	done chan struct{}
+	peak int64
+}
+
+func watchHeap(interval time.Duration) *heapWatch {
+	w := &heapWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			w.peak = max(w.peak, heapBytes())
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+// end stops the watch and returns the peak.
+func (w *heapWatch) end() int64 {
+	close(w.stop)
+	<-w.done
+	return w.peak
+}
+
+// heapBytes is the Go heap's bytes in live and not yet swept objects.
+func heapBytes() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64())
+}
+
+// settledHeap collects garbage and returns memory to the OS, then reads
+// the heap and the resident set: a baseline.
+func settledHeap() (heap, resident int64) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	return heapBytes(), rss()
+}
+
+func mib(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MiB" }

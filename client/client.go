@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,9 +33,14 @@ type Client struct {
 
 // New returns a client of the private API at baseURL (e.g.
 // "http://127.0.0.1:7947"; a missing scheme means http) that sends token as
-// the bearer token. Each call gives up after 10 s unless its context ends
-// first.
+// the bearer token. A node whose API listens on a Unix socket (api.listen:
+// unix:/run/ussync/api.sock) is reached with "unix:///run/ussync/api.sock"
+// (or "unix:/run/ussync/api.sock"). Each call gives up after 10 s unless
+// its context ends first.
 func New(baseURL, token string) *Client {
+	if path, ok := strings.CutPrefix(baseURL, "unix:"); ok {
+		return newUnix(strings.TrimPrefix(path, "//"), token)
+	}
 	if !strings.Contains(baseURL, "://") {
 		baseURL = "http://" + baseURL
 	}
@@ -43,6 +49,22 @@ func New(baseURL, token string) *Client {
 		token: token,
 		http:  &http.Client{Timeout: 10 * time.Second},
 	}
+}
+
+// newUnix is a client of the API on the Unix socket at path: requests go
+// to http://localhost over connections to the socket.
+func newUnix(path, token string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+		// A site's backend calls its node from many requests at once.
+		MaxIdleConns:        64,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &Client{base: "http://localhost", token: token, http: &http.Client{Timeout: 10 * time.Second, Transport: tr}}
 }
 
 // APIError is a non-2xx answer of the private API, from its

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ussync/ussync/session"
 )
 
 // Anti-entropy runs in rounds; see doc.go ("Anti-entropy rounds") for what
@@ -193,8 +195,18 @@ func (g *Gossip) compare(m message) {
 	if node == nil {
 		return
 	}
+	// A bucket a round with another peer is pulling now comes from there:
+	// pulling it twice would double a catch-up's transfer (a newcomer
+	// compares the digests of every member it meets while its first round
+	// runs). Whatever that round leaves different, the next push/pull finds.
+	busy := g.rounds.busyBuckets()
+	skipped := false
 	groups := make([]bucketHashes, 0, len(diff))
 	for _, b := range diff {
+		if busy[b] {
+			skipped = true
+			continue
+		}
 		if m.digest[b] == 0 {
 			// The peer holds nothing in this bucket (its records XOR to
 			// zero with odds of 2^-64): nothing to pull. A new member's
@@ -215,7 +227,9 @@ func (g *Gossip) compare(m message) {
 		groups = append(groups, hb)
 	}
 	if len(groups) == 0 {
-		g.roundDone(m.from, "nothing to pull")
+		if !skipped {
+			g.roundDone(m.from, "nothing to pull")
+		}
 		return
 	}
 	g.stats.bucketsRepaired.Add(uint64(len(groups)))
@@ -232,12 +246,35 @@ func (g *Gossip) compare(m message) {
 		return
 	}
 	g.pulled()
-	id := g.rounds.start(m.from, addrOf(node), g.roundTimeout())
+	buckets := make([]uint8, len(groups))
+	for i, hb := range groups {
+		buckets[i] = hb.bucket
+	}
+	id := g.rounds.start(m.from, addrOf(node), g.roundTimeout(), buckets)
 	msgs := encodePull(g.cfg.Name, g.addr, id, groups)
-	g.rounds.setParts(id, len(msgs))
-	if err := g.send(KindPull, node, msgs); err != nil {
+	first := g.rounds.setParts(id, msgs, node)
+	if err := g.send(KindPull, node, first); err != nil {
 		g.roundFailed(id, "send pull: "+err.Error())
 	}
+}
+
+// pullWindow is how many parts of a pull are answered at once: the next
+// part goes out when one is applied. A catch-up then holds about two
+// parts' records in memory (pullPartBuckets buckets each: 35,000 records
+// of a store of a million), not the whole store, which the peer reads
+// faster than a new node writes it; and the peer reads one part while the
+// node applies the other.
+const pullWindow = 2
+
+// sendNextPart sends the next part of a round, once one is applied.
+func (g *Gossip) sendNextPart(id uint64, node *memberlist.Node, msg []byte) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := g.send(KindPull, node, [][]byte{msg}); err != nil {
+			g.roundFailed(id, "send pull: "+err.Error())
+		}
+	}()
 }
 
 // answerPull answers one part of a peer's pull round with the records it
@@ -397,6 +434,10 @@ type round struct {
 	chunks     map[uint32]uint32 // part → repair chunks announced by its last one
 	got        map[uint32]uint32 // part → repair chunks applied
 	deadline   time.Time         // pushed back by every chunk applied
+	buckets    []uint8           // the buckets pulled
+	unsent     [][]byte          // parts not sent yet (pullWindow)
+	node       *memberlist.Node  // where the parts go
+	complete   map[uint32]bool   // parts whose every repair chunk is applied
 }
 
 // roundBook holds the rounds in flight.
@@ -410,47 +451,73 @@ func newRoundBook() *roundBook {
 	return &roundBook{next: rand.Uint64(), rounds: map[uint64]*round{}}
 }
 
-func (b *roundBook) start(peer, addr string, timeout time.Duration) uint64 {
+func (b *roundBook) start(peer, addr string, timeout time.Duration, buckets []uint8) uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.next++
-	b.rounds[b.next] = &round{peer: peer, addr: addr, chunks: map[uint32]uint32{}, got: map[uint32]uint32{}, deadline: time.Now().Add(timeout)}
+	b.rounds[b.next] = &round{peer: peer, addr: addr, chunks: map[uint32]uint32{}, got: map[uint32]uint32{},
+		deadline: time.Now().Add(timeout), buckets: buckets}
 	return b.next
 }
 
-func (b *roundBook) setParts(id uint64, parts int) {
+// busyBuckets marks the buckets some round in flight is pulling.
+func (b *roundBook) busyBuckets() *[session.Buckets]bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if r := b.rounds[id]; r != nil {
-		r.parts = parts
+	var out [session.Buckets]bool
+	for _, r := range b.rounds {
+		for _, k := range r.buckets {
+			out[k] = true
+		}
 	}
+	return &out
+}
+
+// setParts records the messages of a round's pull and returns the first
+// pullWindow of them to send; the others go one by one as parts complete.
+func (b *roundBook) setParts(id uint64, msgs [][]byte, node *memberlist.Node) [][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(pullWindow, len(msgs))
+	if r := b.rounds[id]; r != nil {
+		r.parts, r.unsent, r.node, r.complete = len(msgs), msgs[n:], node, map[uint32]bool{}
+	}
+	return msgs[:n]
 }
 
 // applied counts one repair chunk applied to the store; it returns the
 // round's peer when the round is complete: every part's last chunk has
-// come, and as many chunks as it announced.
-func (b *roundBook) applied(t repairTag, timeout time.Duration) (peer string, done bool) {
+// come, and as many chunks as it announced. When the chunk completes a part
+// and parts are left to send, it returns the next one and where it goes.
+func (b *roundBook) applied(t repairTag, timeout time.Duration) (peer string, done bool, next []byte, to *memberlist.Node) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.rounds[t.Round]
 	if r == nil || (r.parts > 0 && int(t.Part) >= r.parts) {
-		return "", false // late (the round was given up) or not ours
+		return "", false, nil, nil // late (the round was given up) or not ours
 	}
 	if t.Chunks > 0 {
 		r.chunks[t.Part] = t.Chunks
 	}
 	r.got[t.Part]++
 	r.deadline = time.Now().Add(timeout)
+	if n, ok := r.chunks[t.Part]; ok && r.got[t.Part] >= n && r.complete != nil && !r.complete[t.Part] {
+		r.complete[t.Part] = true
+		if len(r.unsent) > 0 {
+			next, r.unsent = r.unsent[0], r.unsent[1:]
+			return "", false, next, r.node
+		}
+	}
 	if r.parts == 0 || len(r.chunks) < r.parts {
-		return "", false
+		return "", false, nil, nil
 	}
 	for part, n := range r.chunks {
 		if r.got[part] < n {
-			return "", false
+			return "", false, nil, nil
 		}
 	}
 	delete(b.rounds, t.Round)
-	return r.peer, true
+	return r.peer, true, nil, nil
 }
 
 // lost gives up every round: a repair was dropped before it could be
@@ -533,7 +600,11 @@ func (g *Gossip) failRound(r *round, why string) {
 // repairApplied is called by the apply loop once a tagged repair chunk is
 // in the store.
 func (g *Gossip) repairApplied(t repairTag) {
-	if peer, done := g.rounds.applied(t, g.roundTimeout()); done {
+	peer, done, next, to := g.rounds.applied(t, g.roundTimeout())
+	if next != nil {
+		g.sendNextPart(t.Round, to, next)
+	}
+	if done {
 		g.roundDone(peer, "repairs applied")
 	}
 }

@@ -94,6 +94,18 @@ type Config struct {
 	MaxInboundStreams  int
 	MaxStrangerStreams int
 
+	// PacketCopies is how many times each eager-push packet is sent to a
+	// peer, at once: a lost UDP packet then costs nothing unless every copy
+	// is lost (at 1 % independent loss, two copies leave 1 in 10,000
+	// changes to gossip). The receiver applies the first copy and drops
+	// the others unread. Zero takes the profile's: 2 under wan (the
+	// internet loses packets), 1 under lan and local.
+	PacketCopies int
+	// NoEagerPush turns the eager push off: changes then travel by
+	// memberlist's gossip (and rebroadcast) alone, as Serf's user events
+	// do. For benchmarks that show what the push buys; never in production.
+	NoEagerPush bool
+
 	// Faults, when set, injects network faults (tests and benchmarks: see
 	// Faults). Nil in production.
 	Faults *Faults
@@ -137,6 +149,11 @@ func DefaultConfig(profile Profile) Config {
 		c.ReconnectInterval, c.ReconnectMaxBackoff = 5*time.Second, 20*time.Second
 		c.ResyncInterval, c.ResyncMaxBackoff = time.Second, 10*time.Second
 	}
+	if profile == ProfileWAN || profile == "" {
+		c.PacketCopies = 2
+	} else {
+		c.PacketCopies = 1
+	}
 	// Members may hold a stream each to this one at once (eager push,
 	// anti-entropy, push/pull): 256 leaves room for large clusters. Strangers
 	// (joins of new members, and anyone else) get 16: each may cost up to
@@ -172,6 +189,9 @@ func (c *Config) fill(mc *memberlist.Config) {
 	setZero(&c.ResyncMaxBackoff, d.ResyncMaxBackoff)
 	if c.RoundTimeout <= 0 {
 		c.RoundTimeout = max(10*time.Second, 2*mc.TCPTimeout)
+	}
+	if c.PacketCopies <= 0 {
+		c.PacketCopies = d.PacketCopies
 	}
 	if c.MaxInboundStreams <= 0 {
 		c.MaxInboundStreams = d.MaxInboundStreams

@@ -19,19 +19,30 @@
 //     other lacks or holds in another state, over SendReliable in chunks of
 //     at most MaxChunkBytes. In-sync nodes exchange only the digests; during
 //     a burst of logins a round costs the pairs of the busy buckets, not
-//     their records. Rounds are tracked and retried: see below.
+//     their records. A pull goes in parts of at most 8 buckets, two parts
+//     answered at a time (the next part leaves when one is applied), so a
+//     new member holds a few parts of records in memory, not the store its
+//     peer reads faster than it writes; and a bucket that a round with one
+//     peer is pulling is not pulled from another meanwhile. Rounds are
+//     tracked and retried: see below.
 //  4. Reconnect: memberlist gives up on a member declared dead. A loop keeps
 //     re-joining failed members, the join addresses at which no live member
 //     answers (alone or not) and the members remembered from the last run,
 //     each with a jittered backoff capped at ReconnectMaxBackoff (20 s by
-//     default), so a partition heals within about that long after the
-//     network comes back, whatever its length.
+//     default); between tries each is pinged (one UDP packet that only a
+//     holder of the cluster key answers) every ReconnectInterval, and an
+//     answer makes it due at once. So a partition heals within about
+//     ReconnectInterval (2 s lan, 5 s wan) of the network coming back,
+//     whatever its length, and a member that stays away costs a ping per
+//     interval.
 //
 // # Anti-entropy rounds
 //
 // A round is one member pulling from one peer. It starts when the member
-// compares the peer's digest with its own (the peer's push/pull state). It
-// is complete when either
+// compares the peer's digest with its own (the peer's push/pull state: the
+// digest of what its store has committed, read without waiting for a write
+// in progress, so that a push/pull never waits behind a large catch-up or
+// bulk write). It is complete when either
 //
 //   - the digests are equal, or differ only in buckets the peer's digest
 //     shows empty: the member held everything the peer held; or

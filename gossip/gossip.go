@@ -58,6 +58,7 @@ type Stats struct {
 	LastAERound     time.Time
 	BytesSent       uint64 // all gossip bytes written (packets and streams)
 	Reconnects      uint64 // successful re-joins of failed members, join addresses, remembered members
+	Duplicates      uint64 // delta messages dropped unread: a copy of one taken moments before
 
 	// Anti-entropy rounds (doc.go, "Anti-entropy rounds").
 	RoundsCompleted uint64 // rounds this node completed: repairs applied, or digests equal
@@ -113,6 +114,7 @@ type Gossip struct {
 	keyring *memberlist.Keyring
 
 	inbox      chan []byte
+	recent     *recentMessages // the apply loop's
 	aeq        *aeQueue
 	rounds     *roundBook
 	resyncs    *resyncBook
@@ -165,7 +167,7 @@ type Gossip struct {
 		deltasSent, recordsPushed, deltasReceived, deltasApplied, rebroadcasts atomic.Uint64
 		bad, dropped, aeRounds, bucketsRepaired, recordsRepaired, reconnects   atomic.Uint64
 		roundsCompleted, roundsFailed, resyncs, catchUps, reclaims             atomic.Uint64
-		revokedAlive, recordsRefused                                           atomic.Uint64
+		revokedAlive, recordsRefused, duplicates                               atomic.Uint64
 		lastAE, lastPull                                                       atomic.Int64
 	}
 	closeOnce sync.Once
@@ -206,6 +208,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	g := &Gossip{
 		cfg: cfg, store: store, log: cfg.Logger,
 		inbox:    make(chan []byte, inboxDepth),
+		recent:   newRecentMessages(),
 		aeq:      newAEQueue(),
 		rounds:   newRoundBook(),
 		resyncs:  newResyncBook(cfg.ResyncInterval, cfg.ResyncMaxBackoff),
@@ -323,6 +326,9 @@ func (g *Gossip) Publish(recs []session.Record) {
 		return
 	}
 	g.stats.recordsPushed.Add(uint64(len(encs)))
+	if g.cfg.NoEagerPush {
+		return // gossip alone (benchmarks)
+	}
 	g.nodesMu.RLock()
 	names := make([]string, 0, len(g.nodes))
 	for name := range g.nodes {
@@ -389,6 +395,10 @@ func memberOf(n *memberlist.Node, state string) Member {
 	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Site: md.Site, Queries: md.Queries}
 }
 
+// QueuedBroadcasts is the number of records waiting in memberlist's gossip
+// queue (each is sent a few more times before it leaves the queue).
+func (g *Gossip) QueuedBroadcasts() int { return g.queue.NumQueued() }
+
 // Stats returns the counters.
 func (g *Gossip) Stats() Stats {
 	s := Stats{
@@ -404,6 +414,7 @@ func (g *Gossip) Stats() Stats {
 		RecordsRepaired: g.stats.recordsRepaired.Load(),
 		BytesSent:       g.trans.sent.Load(),
 		Reconnects:      g.stats.reconnects.Load(),
+		Duplicates:      g.stats.duplicates.Load(),
 		RoundsCompleted: g.stats.roundsCompleted.Load(),
 		RoundsFailed:    g.stats.roundsFailed.Load(),
 		Resyncs:         g.stats.resyncs.Load(),
@@ -542,6 +553,13 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 	var deltaFrom, repairFrom []string // the sender of each record
 	var tags []repairTag
 	for _, b := range batch {
+		if len(b) > 1 && kind(b[1]) == kindDelta && g.recent.seen(b) {
+			// A copy of a packet already taken (PacketCopies), or the same
+			// message gossiped again by its sender (messages name their
+			// sender, so another member's copy is decoded): nothing to learn.
+			g.stats.duplicates.Add(1)
+			continue
+		}
 		m, err := decodeMessage(b)
 		if err != nil {
 			g.stats.bad.Add(1)

@@ -178,8 +178,13 @@ func (g *guard) stream(c net.Conn) net.Conn {
 	first, err := readFirst(c, maxStreamBytes)
 	switch {
 	case errors.Is(err, errStreamTooLarge):
+		// The slot is free before the stream is counted: whoever reads the
+		// count may rely on it.
+		release()
+		c.Close()
 		g.streamsTooLarge.Add(1)
 		g.foreign.note(ip.String(), false, false)
+		return nil
 	case err != nil:
 		// Closed or too slow before a whole message: nothing to tell anyone.
 	case first[0] != mlEncryptMsg:

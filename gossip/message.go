@@ -185,6 +185,39 @@ func chunkRecords(k kind, from string, recs [][]byte) [][]byte {
 	return out
 }
 
+// packRecords frames records into at most max messages of at most size
+// bytes each, in order, or returns nil if they do not fit (a record larger
+// than size alone does not).
+func packRecords(k kind, from string, recs [][]byte, size, max int) [][]byte {
+	var out [][]byte
+	start, n := 0, 0
+	frame := 10 // version, kind, {"r":[ and ]}
+	if from != "" && len(from) <= 255 {
+		name, _ := json.Marshal(from) // a string: cannot fail
+		frame += len(name) + 5        // "f":…,
+	}
+	for i, r := range recs {
+		if frame+len(r) > size {
+			return nil
+		}
+		if i > start && n+len(r)+1 > size-frame {
+			if len(out) == max-1 {
+				return nil
+			}
+			out = append(out, encodeRecords(k, from, recs[start:i]))
+			start, n = i, 0
+		}
+		n += len(r) + 1
+	}
+	if start < len(recs) {
+		if len(out) == max {
+			return nil
+		}
+		out = append(out, encodeRecords(k, from, recs[start:]))
+	}
+	return out
+}
+
 // chunkBounds splits recs into runs whose framing stays under
 // MaxChunkBytes (a record larger than that goes alone).
 func chunkBounds(recs [][]byte) [][2]int {
@@ -229,10 +262,18 @@ func encodeHashes(from, addr string, groups []bucketHashes) [][]byte {
 	return encodeGroups(kindHashes, from, addr, 0, groups)
 }
 
+// pullPartBuckets is the most buckets one part of a pull asks for, so that
+// the answer comes in parts the puller can pace (pullWindow).
+const pullPartBuckets = 8
+
 // encodePull is encodeHashes for a peer of aeProto 2: every message names
-// the round and its part of it (the parts are numbered once all are framed).
+// the round and its part of it (the parts are numbered once all are
+// framed). A part holds at most pullPartBuckets buckets.
 func encodePull(from, addr string, round uint64, groups []bucketHashes) [][]byte {
-	msgs := encodeGroups(kindPull, from, addr, round, groups)
+	var msgs [][]byte
+	for lo := 0; lo < len(groups) || lo == 0; lo += pullPartBuckets {
+		msgs = append(msgs, encodeGroups(kindPull, from, addr, round, groups[lo:min(lo+pullPartBuckets, len(groups))])...)
+	}
 	for i, m := range msgs {
 		off := 3 + int(m[2])
 		off += 1 + int(m[off]) + 8

@@ -97,27 +97,38 @@ func (p *peer) run() {
 // alone, in packets.
 const busyLinger = 2 * time.Millisecond
 
-// send sends batch to the peer and reports whether it took a stream.
+// maxPushPackets is the most packets one eager push is split into; a
+// larger batch (a node under load) goes over TCP in chunks.
+const maxPushPackets = 4
+
+// send sends batch to the peer and reports whether it took a stream. A
+// batch that fits in a few packets goes as packets (PacketCopies of each),
+// whatever its size: a stream costs a TCP handshake, a round trip that a
+// login across the internet cannot afford. A larger one goes over TCP.
 func (p *peer) send(batch [][]byte) (streamed bool) {
 	node := p.g.member(p.name)
 	if node == nil {
 		return false // gone: gossip and anti-entropy take over
 	}
-	for _, msg := range chunkRecords(kindDelta, p.g.cfg.Name, batch) {
-		var err error
-		if len(msg) <= bestEffortMax {
-			err = p.g.sendBestEffort(KindDelta, node, msg)
-		} else {
-			streamed = true
-			err = p.g.sendReliable(KindDelta, node, msg)
+	if msgs := packRecords(kindDelta, p.g.cfg.Name, batch, bestEffortMax, maxPushPackets); msgs != nil {
+		for _, msg := range msgs {
+			for range p.g.cfg.PacketCopies {
+				if err := p.g.sendBestEffort(KindDelta, node, msg); err != nil {
+					p.g.log.Debug("eager push failed", "peer", p.name, "err", err)
+				}
+			}
+			p.g.stats.deltasSent.Add(1)
 		}
-		if err != nil {
+		return false
+	}
+	for _, msg := range chunkRecords(kindDelta, p.g.cfg.Name, batch) {
+		if err := p.g.sendReliable(KindDelta, node, msg); err != nil {
 			p.g.log.Debug("eager push failed", "peer", p.name, "err", err)
 			continue
 		}
 		p.g.stats.deltasSent.Add(1)
 	}
-	return streamed
+	return true
 }
 
 // member returns a copy of a live member's node, or nil.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/ussync/ussync/session"
 )
 
@@ -19,6 +21,8 @@ type failedMember struct {
 	next    time.Time
 	backoff time.Duration
 	trying  bool
+	pinged  time.Time // last ping sent (see pingAhead)
+	pinging bool
 }
 
 // probe is a join address, or a member remembered from the last run, that
@@ -29,10 +33,15 @@ type probe struct {
 	next    time.Time
 	backoff time.Duration
 	trying  bool
+	pinged  time.Time
+	pinging bool
 }
 
-// maxReconnects bounds the re-joins in flight at once.
-const maxReconnects = 8
+// maxReconnects bounds the re-joins in flight at once; maxPings the pings.
+const (
+	maxReconnects = 8
+	maxPings      = 32
+)
 
 // reconnectLoop keeps trying, each with its own capped and jittered
 // backoff (Config.ReconnectInterval doubling up to ReconnectMaxBackoff,
@@ -48,9 +57,12 @@ const maxReconnects = 8
 //     at that address or ReconnectTimeout after it was last seen.
 //
 // Each try is one push/pull; an answer heals the link and starts a round.
-// With the cap at most 20 s (the default profiles), a partition heals
-// within the cap and one round of the network coming back, whatever its
-// length.
+// Between tries, each is pinged (one UDP packet, memberlist's ping, which
+// only a holder of the cluster key answers) every ReconnectInterval,
+// jittered: an answer makes it due at once. So a partition heals within
+// about ReconnectInterval (2 s under lan, 5 s under wan) of the network
+// coming back, whatever its length, while a member that stays away costs a
+// ping per interval, not a TCP push/pull.
 func (g *Gossip) reconnectLoop() {
 	defer g.wg.Done()
 	// The tick bounds how late a try due now starts (a join address or a
@@ -59,6 +71,7 @@ func (g *Gossip) reconnectLoop() {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	slots := make(chan struct{}, maxReconnects)
+	pings := make(chan struct{}, maxPings)
 	for {
 		select {
 		case <-g.ctx.Done():
@@ -66,6 +79,7 @@ func (g *Gossip) reconnectLoop() {
 		case <-t.C:
 		}
 		now := g.store.Now()
+		g.pingAhead(now, pings)
 		for _, f := range g.dueFailed(now) {
 			select {
 			case slots <- struct{}{}:
@@ -111,6 +125,80 @@ func (g *Gossip) reconnectLoop() {
 			}()
 		}
 		g.snapshotMembers()
+	}
+}
+
+// pingTarget is a failed member or probe to ping.
+type pingTarget struct{ name, addr string }
+
+// pingAhead pings the failed members and probes waiting out a backoff whose
+// last ping is ReconnectInterval old (jittered); one that answers is made
+// due at once, its backoff reset.
+func (g *Gossip) pingAhead(now time.Time, slots chan struct{}) {
+	every := g.cfg.ReconnectInterval
+	var due []pingTarget
+	g.failedMu.Lock()
+	for _, f := range g.failed {
+		if !f.left && !f.trying && !f.pinging && now.Before(f.next) && now.Sub(f.pinged) >= every {
+			f.pinging, f.pinged = true, now.Add(jitter(every)-every)
+			due = append(due, pingTarget{f.member.Name, f.member.Addr})
+		}
+	}
+	for _, p := range g.probes {
+		if !p.trying && !p.pinging && now.Before(p.next) && now.Sub(p.pinged) >= every {
+			p.pinging, p.pinged = true, now.Add(jitter(every)-every)
+			due = append(due, pingTarget{p.name, p.addr})
+		}
+	}
+	g.failedMu.Unlock()
+	for _, d := range due {
+		select {
+		case slots <- struct{}{}:
+		default:
+			g.pinged(d, false) // no slot: the next interval's turn
+			continue
+		}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			defer func() { <-slots }()
+			g.pinged(d, g.pingAddr(d.name, d.addr))
+		}()
+	}
+}
+
+// pingAddr sends memberlist's ping to addr for the member name ("" is
+// answered by anyone holding the key) and waits up to the probe timeout for
+// the ack.
+func (g *Gossip) pingAddr(name, addr string) bool {
+	n := nodeAt(name, addr)
+	if n == nil {
+		ua, err := net.ResolveUDPAddr("udp", addr) // a join address with a host name
+		if err != nil {
+			return false
+		}
+		n = &memberlist.Node{Name: name, Addr: ua.IP, Port: uint16(ua.Port)}
+	}
+	return g.ping(name, n)
+}
+
+// pinged records a ping's outcome: an answer makes the member or probe due
+// now, with its first backoff.
+func (g *Gossip) pinged(d pingTarget, answered bool) {
+	g.failedMu.Lock()
+	defer g.failedMu.Unlock()
+	now := g.store.Now()
+	if f := g.failed[d.name]; d.name != "" && f != nil && f.member.Addr == d.addr {
+		f.pinging = false
+		if answered && !f.trying {
+			f.next, f.backoff = now, g.cfg.ReconnectInterval
+		}
+	}
+	if p := g.probes[d.addr]; p != nil {
+		p.pinging = false
+		if answered && !p.trying {
+			p.next, p.backoff = now, g.cfg.ReconnectInterval
+		}
 	}
 }
 

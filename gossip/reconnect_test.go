@@ -84,3 +84,35 @@ func TestConfig_ReconnectBackoffIsCapped(t *testing.T) {
 		}
 	}
 }
+
+// TestGossip_PingBringsBackAMemberInBackoff: a failed member whose next
+// re-join is an hour away (a backoff grown over a long split) is still
+// re-joined soon after the network heals: it is pinged meanwhile, and its
+// answer makes it due at once.
+func TestGossip_PingBringsBackAMemberInBackoff(t *testing.T) {
+	ms := startCluster(t, 2)
+	a, b := ms[0], ms[1]
+	a.faults.Block(b.g.Addr())
+	b.faults.Block(a.g.Addr())
+	waitFor(t, 10*time.Second, "each to see the other fail", func() bool {
+		return len(a.g.LiveMembers()) == 1 && len(b.g.LiveMembers()) == 1
+	})
+	// Past memberlist's GossipToTheDeadTime: only the reconnect loop heals.
+	time.Sleep(600 * time.Millisecond)
+	for _, m := range ms {
+		m.g.failedMu.Lock()
+		for _, f := range m.g.failed {
+			f.next, f.backoff = time.Now().Add(time.Hour), time.Hour
+		}
+		for _, p := range m.g.probes {
+			p.next, p.backoff = time.Now().Add(time.Hour), time.Hour
+		}
+		m.g.failedMu.Unlock()
+	}
+	login(a, "during")
+	a.faults.Heal()
+	b.faults.Heal()
+	waitFor(t, 15*time.Second, "the members back and in sync", func() bool {
+		return len(a.g.LiveMembers()) == 2 && len(b.g.LiveMembers()) == 2 && converged(ms)
+	})
+}

@@ -165,8 +165,10 @@ type GossipSection struct {
 
 // APISection is the `api:` section.
 type APISection struct {
-	// Listen is the host:port of the private API. Keep it on loopback or a
-	// private network: it answers for every user's sessions.
+	// Listen is the host:port of the private API, or unix:/path for a Unix
+	// socket (mode 0660, the node's user and group: apisocket.go). Keep it
+	// on loopback or a private network: it answers for every user's
+	// sessions.
 	Listen string `yaml:"listen"`
 	// Token is the bearer token the site's backend must send. Allowed but
 	// discouraged for the same reason as gossip.secrets; prefer TokenFile or

@@ -122,7 +122,7 @@ func (g GossipSection) validate() error {
 }
 
 func (a APISection) validate() error {
-	if err := hostPort(a.Listen, true); err != nil {
+	if err := validateAPIListen(a.Listen); err != nil {
 		return fmt.Errorf("api.listen: %w", err)
 	}
 	if a.Token != "" && a.TokenFile != "" {

@@ -220,7 +220,7 @@ func (n *Node) open() error {
 		return err
 	}
 	n.modesFixed = fixed + k // logged once the node has started: a failed start says one thing
-	ln, err := net.Listen("tcp", n.cfg.API.Listen)
+	ln, err := listenAPI(n.cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("listen for the private API: %w", err)
 	}
@@ -481,7 +481,8 @@ func (n *Node) Name() string { return n.cfg.Node.Name }
 // SiteURL is the site URL the node advertises.
 func (n *Node) SiteURL() string { return n.cfg.Site.URL }
 
-// APIAddr is the address the private API listens on (after Start).
+// APIAddr is the address the private API listens on (after Start):
+// host:port, or unix:/path for a Unix socket.
 func (n *Node) APIAddr() string { return addrOf(n.apiLn) }
 
 // PublicAddr is the address the public listener listens on (after Start).
@@ -504,6 +505,9 @@ func (n *Node) Gossip() *gossip.Gossip { return n.gossip }
 func addrOf(ln *limitListener) string {
 	if ln == nil {
 		return ""
+	}
+	if ln.Addr().Network() == "unix" {
+		return unixPrefix + ln.Addr().String()
 	}
 	return ln.Addr().String()
 }

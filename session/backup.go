@@ -288,6 +288,9 @@ func Restore(dir string, r io.Reader, opts Options, header func(BackupInfo), pro
 	if err != nil {
 		return BackupInfo{}, counts, err
 	}
+	// The entries go straight into Badger: the store's digest and counts
+	// stay those of an empty store, which Close must not save (state.go).
+	s.unsaved = true
 	wb := s.db.NewWriteBatch()
 	now := s.now()
 	info, counts, err := ReadBackup(r, header, func(e BackupEntry) error {

@@ -101,6 +101,7 @@ func TestStore_ResetPoisonedUser(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	forgetSavedState(t, dir) // the earlier version saved no state at close
 	s = openStore(t, dir, mt.Now)
 	defer s.Close()
 	now := s.Clock().Now()

@@ -105,21 +105,44 @@ type Store struct {
 	// a miss costs a search of every memtable and level, and nearly every
 	// record a node merges (each login, on every node) is a new session.
 	written *bloom.BloomFilter
+	// writtenRoom is the number of keys written was sized for.
+	writtenRoom int
+
+	// inMemory is Options.InMemory: nothing outlives Close.
+	inMemory bool
+	// fromState is set when Open read the state the last Close saved
+	// (state.go) instead of every record.
+	fromState bool
 
 	// fresh is set when Open found no store in the directory (or none on
 	// disk at all): see Fresh.
 	fresh bool
+	// unsaved is set when records were written behind the store's back
+	// (Restore writes a backup's entries straight into Badger): its digest
+	// and counts are not those on disk, and Close must not save them; the
+	// next Open reads every record.
+	unsaved bool
 
 	writes     chan *applyReq // to the writer; unbuffered
 	stop       chan struct{}  // closed by Close
 	writerDone chan struct{}
 
+	// mu serializes the writers (the writer goroutine, Sweep, UseOnce, the
+	// local records) and guards closed.
 	mu struct {
+		sync.Mutex
+		closed bool
+	}
+	// sum holds the digest and counts of what is committed. It has a lock
+	// of its own, held only to read or update them: Digest and Counts never
+	// wait for a write. (They waited for a whole group commit under mu,
+	// seconds for thousands of records on a loaded machine, and memberlist
+	// reads the digest inside a push/pull: its streams timed out.)
+	sum struct {
 		sync.Mutex
 		digest   Digest
 		users    int
 		sessions int
-		closed   bool
 	}
 }
 
@@ -168,7 +191,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db: db, clock: NewClock(opts.Now, opts.MaxOffset), now: opts.Now, retention: opts.Retention,
-		maxSessionTTL: opts.MaxSessionTTL, log: opts.Logger,
+		maxSessionTTL: opts.MaxSessionTTL, log: opts.Logger, inMemory: opts.InMemory,
 		space:  newSpace(opts.Dir, opts.MinFree, opts.Logger),
 		cache:  newCache(opts.CacheEntries),
 		writes: make(chan *applyReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
@@ -182,7 +205,7 @@ func Open(opts Options) (*Store, error) {
 		// records, and no version.
 		_, err := txn.Get(metaIndexKey)
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			s.fresh, err = s.mu.users+s.mu.sessions == 0 && len(s.Sites()) == 0, nil
+			s.fresh, err = s.sum.users+s.sum.sessions == 0 && len(s.Sites()) == 0, nil
 		}
 		return err
 	}); err != nil {
@@ -209,19 +232,25 @@ const (
 
 // load rebuilds the in-memory digest, counts, clock and written-key filter
 // from disk.
+//
+// A store closed by Close saved its digest, counts, clock, filter and sites
+// (state.go): then nothing else is read. Otherwise every record is decoded.
 func (s *Store) load() error {
-	if err := s.loadRecords(); err != nil {
+	saved, err := s.loadState()
+	if err != nil {
 		return err
 	}
-	s.written = bloom.NewWithEstimates(uint(max(minWrittenKeys, 2*(s.mu.users+s.mu.sessions))), writtenFPRate)
-	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			s.written.Add(it.Item().Key())
+	if !saved {
+		if err := s.loadRecords(); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	if s.written != nil {
+		return nil // restored with the state
+	}
+	s.writtenRoom = max(minWrittenKeys, 2*(s.sum.users+s.sum.sessions))
+	s.written = bloom.NewWithEstimates(uint(s.writtenRoom), writtenFPRate)
+	return s.loadKeys()
 }
 
 func (s *Store) loadRecords() error {
@@ -247,13 +276,13 @@ func (s *Store) loadRecords() error {
 					ahead++
 				}
 				if r.Replicated() {
-					s.mu.digest[BucketOf(key)] ^= recordHash(key, v)
+					s.sum.digest[BucketOf(key)] ^= recordHash(key, v)
 				}
 				switch {
 				case r.User != nil:
-					s.mu.users++
+					s.sum.users++
 				case r.Session != nil:
-					s.mu.sessions++
+					s.sum.sessions++
 				case r.Site != nil:
 					s.sites.put(*r.Site)
 				}
@@ -279,6 +308,12 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.mu.Unlock()
 	<-s.writerDone
+	if s.inMemory || s.unsaved {
+		return s.db.Close()
+	}
+	if err := s.saveState(); err != nil {
+		s.log.Warn("save the store's state; the next start reads every record", "err", err)
+	}
 	return s.db.Close()
 }
 
@@ -456,11 +491,7 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 	commit := func() error {
 		err := txn.Commit()
 		if err == nil {
-			for _, c := range pending {
-				s.mu.digest[c.bucket] ^= c.xor
-				s.mu.users += c.users
-				s.mu.sessions += c.sessions
-			}
+			s.addSums(pending)
 			s.cache.put(written...)
 			for _, e := range written {
 				if e.rec.Site != nil {
@@ -737,10 +768,23 @@ func (s *Store) UserSessions(email string, all bool, limit int) ([]Session, erro
 }
 
 // Digest returns a copy of the current digest.
+// It never waits for a write in progress: it is the digest of what is
+// committed.
 func (s *Store) Digest() Digest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.digest
+	s.sum.Lock()
+	defer s.sum.Unlock()
+	return s.sum.digest
+}
+
+// addSums adds committed changes to the digest and counts.
+func (s *Store) addSums(changes []digestChange) {
+	s.sum.Lock()
+	defer s.sum.Unlock()
+	for _, c := range changes {
+		s.sum.digest[c.bucket] ^= c.xor
+		s.sum.users += c.users
+		s.sum.sessions += c.sessions
+	}
 }
 
 // BucketEntry is one replicated record of a bucket: its key, the hash it
@@ -765,21 +809,26 @@ func (s *Store) BucketEntries(b uint8) ([]BucketEntry, error) {
 			if err != nil {
 				return fmt.Errorf("read record: %w", err)
 			}
-			var local struct {
-				S *struct {
-					Local bool `json:"local"`
-				} `json:"s"`
-			}
-			if err := json.Unmarshal(enc, &local); err != nil {
-				return fmt.Errorf("decode record: %w", err)
-			}
-			if local.S == nil || !local.S.Local {
+			if !localEnc(key, enc) {
 				out = append(out, BucketEntry{Key: key, Hash: recordHash(key, enc), Enc: enc})
 			}
 		}
 		return nil
 	})
 	return out, err
+}
+
+// localSuffix ends the stored encoding of a local session and of nothing
+// else: the store writes json.Marshal's encoding of a Record, whose last
+// part is then the Session, whose last field is Local. Inside a string a
+// quote is always escaped, so no field's value can end the encoding so.
+var localSuffix = []byte(`,"local":true}}`)
+
+// localEnc reports whether the stored record enc under key is a local
+// session, without decoding it (anti-entropy reads every record of the
+// buckets it compares).
+func localEnc(key string, enc []byte) bool {
+	return len(key) > 0 && key[0] == 's' && bytes.HasSuffix(enc, localSuffix)
 }
 
 // BucketRecords returns every replicated record in bucket b, decoded.
@@ -801,9 +850,9 @@ func (s *Store) BucketRecords(b uint8) ([]Record, error) {
 
 // Counts are the numbers of users and sessions (history included) held.
 func (s *Store) Counts() (users, sessions int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.users, s.mu.sessions
+	s.sum.Lock()
+	defer s.sum.Unlock()
+	return s.sum.users, s.sum.sessions
 }
 
 // ActiveSessions counts the sessions active now. It reads every session that
@@ -921,10 +970,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	if err := wb.Flush(); err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
-	for _, c := range pending {
-		s.mu.digest[c.bucket] ^= c.xor
-		s.mu.sessions += c.sessions
-	}
+	s.addSums(pending)
 	s.cache.drop(swept...)
 	return n, nil
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -686,4 +687,75 @@ func randomRecord(rng *rand.Rand, now time.Time) Record {
 		s.Ended, s.EndReason = at(), EndLogout
 	}
 	return Record{Session: &s}
+}
+
+// TestStore_LocalEnc: anti-entropy tells a local session by the end of its
+// stored encoding; a user agent made to look like it changes nothing.
+func TestStore_LocalEnc(t *testing.T) {
+	for _, tc := range []struct {
+		rec   Record
+		local bool
+	}{
+		{Record{Session: &Session{ID: "a", Email: "ann@example.com", Site: "n0", Created: 1, ExpiresAt: 2, Local: true}}, true},
+		{Record{Session: &Session{ID: "b", Email: "ann@example.com", Site: "n0", Created: 1, ExpiresAt: 2}}, false},
+		{Record{Session: &Session{ID: "c", Email: "ann@example.com", Site: "n0", UserAgent: `x,"local":true}}`, Created: 1, ExpiresAt: 2}}, false},
+		{Record{Session: &Session{ID: "d", Email: "ann@example.com", Site: "n0", Ended: 3, EndReason: `,"local":true}}`, Created: 1, ExpiresAt: 2}}, false},
+		{Record{User: &User{Email: "ann@example.com", Login: Set(`,"local":true}}`, 1, "n0")}}, false},
+	} {
+		enc, err := json.Marshal(tc.rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := localEnc(tc.rec.Key(), enc); got != tc.local {
+			t.Errorf("localEnc(%s) = %v, want %v", enc, got, tc.local)
+		}
+	}
+}
+
+// TestStore_DigestDoesNotWaitForWrites: the digest and counts are read
+// while a write holds the writers' lock (a group commit of thousands of
+// records takes seconds on a loaded machine; memberlist reads the digest
+// inside a push/pull, whose stream must not wait for it), and they are
+// those of what is committed.
+func TestStore_DigestDoesNotWaitForWrites(t *testing.T) {
+	mt := NewManualClock(time.UnixMilli(1_000_000))
+	s := openStore(t, t.TempDir(), mt.Now)
+	defer s.Close()
+	if _, err := s.Apply(newSession("s1", "ann@example.com", MakeHLC(999_000, 0), 2_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	want := s.Digest()
+
+	s.mu.Lock() // as the writer holds it through a group commit
+	applied := make(chan error, 1)
+	go func() { // waits for the lock: nothing of it is committed yet
+		_, err := s.Apply(newSession("s2", "ann@example.com", MakeHLC(999_000, 1), 2_000_000))
+		applied <- err
+	}()
+	read := make(chan struct{})
+	var (
+		got          Digest
+		users, nsess int
+	)
+	go func() {
+		got = s.Digest()
+		users, nsess = s.Counts()
+		close(read)
+	}()
+	select {
+	case <-read:
+	case <-time.After(10 * time.Second):
+		s.mu.Unlock()
+		t.Fatal("Digest or Counts waited for the writers' lock")
+	}
+	s.mu.Unlock()
+	if got != want || users != 0 || nsess != 1 {
+		t.Fatalf("read during the write: digest equal %v, %d users, %d sessions; want the committed state (1 session)", got == want, users, nsess)
+	}
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	if _, n := s.Counts(); n != 2 || s.Digest() == want {
+		t.Fatalf("after the write: %d sessions, digest changed %v", n, s.Digest() != want)
+	}
 }

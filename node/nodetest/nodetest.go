@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,10 @@ type Cluster struct {
 	// Seed seeds the random faults (SetLink): member i's Faults get Seed+i,
 	// so a run is reproduced by its seed. Set it before adding members.
 	Seed uint64
+	// Prepare, when set, is called with each new member's empty data
+	// directory before its node first starts (the bench copies a filled
+	// store into it).
+	Prepare func(i int, dir string)
 }
 
 func random(n int) string {
@@ -151,6 +156,9 @@ func (c *Cluster) Add() *Member {
 	if err != nil {
 		c.t.Fatalf("data dir: %v", err)
 	}
+	if c.Prepare != nil {
+		c.Prepare(len(c.Members), dir)
+	}
 	m := &Member{Index: len(c.Members), Dir: dir, Faults: &gossip.Faults{}, c: c}
 	m.Faults.SetSeed(c.Seed + uint64(m.Index))
 	c.Members = append(c.Members, m)
@@ -213,7 +221,13 @@ func (c *Cluster) start(m *Member) {
 			c.TuneGossip(m.Index, g)
 		}
 	}
-	if err := n.Start(context.Background()); err != nil {
+	// Every goroutine the node starts carries its name as the profile
+	// label "node", so a CPU profile of a cluster in one process tells the
+	// nodes apart (the bench's per-node CPU figures).
+	pprof.Do(context.Background(), pprof.Labels("node", cfg.Node.Name), func(ctx context.Context) {
+		err = n.Start(ctx)
+	})
+	if err != nil {
 		n.Close(context.Background())
 		c.t.Fatalf("start %s: %v", cfg.Node.Name, err)
 	}

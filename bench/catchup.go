@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// The catchup scenario: a new site joins a cluster whose stores hold a
+// million sessions, while the cluster keeps serving logins.
+
+// TargetCatchup is how soon a new node must hold what the cluster holds.
+const TargetCatchup = 30 * time.Second
+
+// catchupNodes is the cluster's size before the newcomer.
+const catchupNodes = 3
+
+// CatchupResult is one newcomer's catch-up.
+type CatchupResult struct {
+	Nodes    int `json:"nodes"`
+	Sessions int `json:"sessions"`
+	Users    int `json:"users"`
+	// FillSeconds is how long writing the records into one store took
+	// (the others are copies of it), StartSeconds how long the cluster's
+	// nodes took to open those stores and start.
+	FillSeconds  float64 `json:"fill_seconds"`
+	StartSeconds float64 `json:"start_seconds"`
+	// Seconds runs from the newcomer's start to the first moment its
+	// digest equals n0's; CaughtUpSeconds until the newcomer itself says it
+	// caught up (Health). Converged is false if neither came within
+	// convergeTimeout×5.
+	Seconds         float64 `json:"seconds"`
+	CaughtUpSeconds float64 `json:"caught_up_seconds"`
+	Converged       bool    `json:"converged"`
+	// BytesCluster are the bytes the cluster's nodes sent during the
+	// catch-up (to the newcomer and to each other), BytesNewcomer those
+	// the newcomer sent.
+	BytesCluster  int64 `json:"bytes_cluster"`
+	BytesNewcomer int64 `json:"bytes_newcomer"`
+	// Repairer is the node that sent the most records, Repaired how many,
+	// RepairerBytes the bytes it sent; RepairedAll the records every
+	// node sent.
+	Repairer      string `json:"repairer"`
+	Repaired      uint64 `json:"repaired"`
+	RepairerBytes int64  `json:"repairer_bytes"`
+	RepairedAll   uint64 `json:"repaired_all"`
+	// Logins served during the catch-up (into n0, at the rate asked), and
+	// their latency.
+	Logins      int     `json:"logins"`
+	LoginErrors int     `json:"login_errors"`
+	LoginRate   int     `json:"login_rate"`
+	LoginP50    float64 `json:"login_p50_ms"`
+	LoginP99    float64 `json:"login_p99_ms"`
+	// Memory: the process's resident set and Go heap before the newcomer
+	// started, and their peaks during the catch-up. Every node runs in
+	// this process: the growth is the newcomer's and the repairer's
+	// together (see Note).
+	RSSBefore     int64   `json:"rss_before_bytes"`
+	RSSPeak       int64   `json:"rss_peak_bytes"`
+	HeapBefore    int64   `json:"heap_before_bytes"`
+	HeapPeak      int64   `json:"heap_peak_bytes"`
+	TargetSeconds float64 `json:"target_seconds"`
+}
+
+// Catchup fills one store with opts.CatchupSessions sessions and
+// opts.CatchupUsers users, starts catchupNodes nodes on copies of it, and
+// while n0 serves opts.CatchupRate logins a second, starts a new node that
+// joins them, and times until it holds what they hold.
+func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
+	opts = opts.withDefaults()
+	res := CatchupResult{Nodes: catchupNodes, Sessions: opts.CatchupSessions, Users: opts.CatchupUsers,
+		LoginRate: opts.CatchupRate, TargetSeconds: TargetCatchup.Seconds()}
+	err := withCluster(opts, func(h *harness) error {
+		tmpl := h.TempDir()
+		opts.progressf("catchup: writing %d sessions and %d users into a store", res.Sessions, res.Users)
+		start := time.Now()
+		if err := fillStore(ctx, tmpl, res.Users, res.Sessions, time.Now(), slog.New(slog.DiscardHandler)); err != nil {
+			return err
+		}
+		res.FillSeconds = time.Since(start).Seconds()
+
+		opts.progressf("catchup: starting %d nodes on copies of it", catchupNodes)
+		start = time.Now()
+		c := newCluster(h, opts)
+		c.Prepare = func(i int, dir string) {
+			if i >= catchupNodes {
+				return // the newcomer starts empty
+			}
+			if err := copyDir(tmpl, dir); err != nil {
+				h.Fatalf("copy the filled store: %v", err)
+			}
+		}
+		c.Start(catchupNodes)
+		res.StartSeconds = time.Since(start).Seconds()
+		cl := newClient(h, c, 2)
+		users, err := registerUsers(ctx, c, cl, loadUsers)
+		if err != nil {
+			return err
+		}
+		if err := quietGossip(ctx, c.Members, 30*time.Second); err != nil {
+			return err
+		}
+
+		res.HeapBefore, res.RSSBefore = settledHeap()
+		resetPeakRSS()
+		before := make([]int64, catchupNodes)
+		repaired := make([]uint64, catchupNodes)
+		for i, m := range c.Members {
+			st := m.Gossip().Stats()
+			before[i], repaired[i] = int64(st.BytesSent), st.RecordsRepaired
+		}
+		heap := watchHeap(100 * time.Millisecond)
+
+		// The load: logins into n0 at the rate asked, until the newcomer is
+		// converged.
+		loadCtx, stopLoad := context.WithCancel(ctx)
+		origin := c.Members[0] // read here: c.Add appends to c.Members while the load runs
+		var (
+			loadWG sync.WaitGroup
+			lats   []time.Duration
+			fails  int
+		)
+		loadWG.Add(1)
+		go func() {
+			defer loadWG.Done()
+			tick := time.NewTicker(time.Second / time.Duration(opts.CatchupRate))
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-loadCtx.Done():
+					return
+				case <-tick.C:
+				}
+				t0 := time.Now()
+				if _, err := cl.expect(loadCtx, origin, http.StatusCreated, "POST", "/v1/sessions", loginBody(users[i%len(users)])); err != nil {
+					if loadCtx.Err() == nil {
+						fails++
+					}
+					continue
+				}
+				lats = append(lats, time.Since(t0))
+			}
+		}()
+
+		opts.progressf("catchup: a new node joins while n0 serves %d logins/s", opts.CatchupRate)
+		start = time.Now()
+		nc := c.Add()
+		deadline := start.Add(5 * convergeTimeout)
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			if res.CaughtUpSeconds == 0 && !nc.Gossip().CatchingUp() {
+				res.CaughtUpSeconds = time.Since(start).Seconds()
+			}
+			if nc.Store().Digest() == origin.Store().Digest() {
+				res.Converged = true
+				res.Seconds = time.Since(start).Seconds()
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !res.Converged {
+			res.Seconds = time.Since(start).Seconds()
+		}
+		stopLoad()
+		loadWG.Wait()
+		res.HeapPeak = heap.end()
+		res.RSSPeak = peakRSS()
+		res.Logins, res.LoginErrors = len(lats), fails
+		l := summarize(lats)
+		res.LoginP50, res.LoginP99 = l.P50, l.P99
+		for i, m := range c.Members[:catchupNodes] {
+			st := m.Gossip().Stats()
+			b := int64(st.BytesSent) - before[i]
+			res.BytesCluster += b
+			r := st.RecordsRepaired - repaired[i]
+			res.RepairedAll += r
+			if r > res.Repaired || res.Repairer == "" {
+				res.Repairer, res.Repaired, res.RepairerBytes = m.Name(), r, b
+			}
+		}
+		res.BytesNewcomer = int64(nc.Gossip().Stats().BytesSent)
+		res.RepairedAll += nc.Gossip().Stats().RecordsRepaired
+		return ctx.Err()
+	})
+	return res, err
+}
+
+// copyDir copies the regular files of directory src into dst (a closed
+// Badger store: no subdirectories).
+func copyDir(src, dst string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		// cp --reflink=auto shares the blocks where the file system can.
+		if out, err := exec.Command("cp", "--reflink=auto", src+"/"+e.Name(), dst+"/"+e.Name()).CombinedOutput(); err != nil {
+			return fmt.Errorf("cp %s: %v: %s", e.Name(), err, out)
+		}
+	}
+	return nil
+}
+
+// WriteCatchup writes the catchup table.
+func WriteCatchup(w io.Writer, r CatchupResult) {
+	fmt.Fprintf(w, "\nCATCHUP  a new node joins %d nodes whose stores hold %d sessions and %d users, while n0 serves %d logins/s\n",
+		r.Nodes, r.Sessions, r.Users, r.LoginRate)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIGURE\tVALUE\tTARGET")
+	conv := fmt.Sprintf("%.1fs", r.Seconds)
+	if !r.Converged {
+		conv = fmt.Sprintf("not after %.0fs", r.Seconds)
+	}
+	fmt.Fprintf(tw, "newcomer start -> digest equal to n0's\t%s\t<= %.0fs: %s\n", conv, r.TargetSeconds, verdict(r.Converged && r.Seconds <= r.TargetSeconds))
+	fmt.Fprintf(tw, "newcomer says it caught up\t%.1fs\t\n", r.CaughtUpSeconds)
+	fmt.Fprintf(tw, "records sent by anti-entropy\t%d (%s the most: %d, %s sent)\t\n", r.RepairedAll, r.Repairer, r.Repaired, mib(r.RepairerBytes))
+	fmt.Fprintf(tw, "bytes sent\tcluster %s, newcomer %s\t\n", mib(r.BytesCluster), mib(r.BytesNewcomer))
+	fmt.Fprintf(tw, "logins during the catch-up\t%d (%d errors), p50 %s, p99 %s\t\n", r.Logins, r.LoginErrors, fmtMs(r.LoginP50), fmtMs(r.LoginP99))
+	fmt.Fprintf(tw, "process memory (every node)\tRSS %s before, peak %s (+%s); Go heap %s before, peak %s (+%s)\t\n",
+		mib(r.RSSBefore), mib(r.RSSPeak), mib(r.RSSPeak-r.RSSBefore), mib(r.HeapBefore), mib(r.HeapPeak), mib(r.HeapPeak-r.HeapBefore))
+	fmt.Fprintf(tw, "setup\tfill %.1fs, %d nodes started on copies in %.1fs\t\n", r.FillSeconds, r.Nodes, r.StartSeconds)
+	tw.Flush()
+	fmt.Fprintln(w, "  the nodes share this process: the memory growth is the newcomer's and the repairer's together, beside the cluster's steady state")
+}

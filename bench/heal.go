@@ -1,0 +1,327 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/node/nodetest"
+	"github.com/ussync/ussync/session"
+)
+
+// The heal and restart scenarios: a cluster split in two for long, then
+// whole again; a node killed and restarted.
+
+// Targets of the heal and restart scenarios.
+const (
+	// TargetHealChanges: converged this soon after a long split with many
+	// changes on both sides heals.
+	TargetHealChanges = 10 * time.Second
+	// TargetHealRatio: the bytes exchanged to heal, over the size of what
+	// differed.
+	TargetHealRatio = 2.0
+	// TargetHealLong: converged this soon after the network heals,
+	// whatever the split's length (issue 13).
+	TargetHealLong = 30 * time.Second
+)
+
+const (
+	healNodes   = 5
+	healWorkers = 8 // clients making changes on each side
+	// healSmall is the changes on each side of a long split (the long-split
+	// rows time the heal, not the repair).
+	healSmall = 100
+)
+
+// HealKind names a row of the heal scenario.
+const (
+	HealChanges = "changes"
+	HealLong    = "long split"
+)
+
+// HealResult is one partition of 3 | 2 nodes and its heal.
+type HealResult struct {
+	Kind   string `json:"kind"`
+	Timers string `json:"timers"`
+	// SplitSeconds is how long the partition lasted; Changes the API
+	// writes made on each side meanwhile.
+	SplitSeconds float64 `json:"split_seconds"`
+	Changes      [2]int  `json:"changes"`
+	// Seconds runs from the heal to every node holding the same records.
+	Seconds   float64 `json:"seconds"`
+	Converged bool    `json:"converged"`
+	// Bytes is what every node sent from the heal to convergence, less a
+	// quiet window of the same length; DiffBytes the size of what
+	// differed: the encoded records each node lacked or held in another
+	// state, summed over the nodes (what the heal had to carry at least);
+	// DiffRecords their number.
+	Bytes       int64   `json:"bytes"`
+	DiffBytes   int64   `json:"diff_bytes"`
+	DiffRecords int     `json:"diff_records"`
+	Background  int64   `json:"background_bytes"`
+	Target      float64 `json:"target_seconds"`
+	TargetRatio float64 `json:"target_ratio,omitempty"`
+}
+
+// timerTimes are the durations of a timer set that a split must outlast to
+// be long: memberlist's GossipToTheDeadTime (past it, memberlist alone
+// never heals) and the reconnect backoff's cap.
+func timerTimes(set string) (deadTime, reconnectCap time.Duration) {
+	switch set {
+	case TimersLAN:
+		return 30 * time.Second, gossip.DefaultConfig(gossip.ProfileLAN).ReconnectMaxBackoff
+	case TimersWAN:
+		return 60 * time.Second, gossip.DefaultConfig(gossip.ProfileWAN).ReconnectMaxBackoff
+	}
+	g := gossip.DefaultConfig(gossip.ProfileLocal)
+	g.Shrink()
+	return g.GossipToTheDeadTime, g.ReconnectMaxBackoff
+}
+
+// Heal runs a 3 | 2 split under opts.Timers with opts.HealChanges changes
+// on each side, then, for each timer set of opts.SplitTimers, a split that
+// outlasts memberlist's own healing (opts.SplitFor), and times each heal.
+func Heal(ctx context.Context, opts Options) ([]HealResult, error) {
+	opts = opts.withDefaults()
+	var out []HealResult
+	// Long enough that memberlist has stopped gossiping to the other side.
+	dead, _ := timerTimes(opts.Timers)
+	r, err := healRun(ctx, opts, opts.Timers, HealChanges, opts.HealChanges, dead+dead/4+time.Second)
+	out = append(out, r)
+	if err != nil {
+		return out, err
+	}
+	for _, set := range opts.SplitTimers {
+		split := opts.SplitFor
+		if split <= 0 {
+			dead, cap := timerTimes(set)
+			split = dead + cap + 10*time.Second
+		}
+		r, err := healRun(ctx, opts, set, HealLong, healSmall, split)
+		out = append(out, r)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func healRun(ctx context.Context, opts Options, timers, kind string, changes int, split time.Duration) (HealResult, error) {
+	res := HealResult{Kind: kind, Timers: timers, Target: TargetHealLong.Seconds()}
+	if kind == HealChanges {
+		res.Target, res.TargetRatio = TargetHealChanges.Seconds(), TargetHealRatio
+	}
+	opts.Timers = timers
+	err := withCluster(opts, func(h *harness) error {
+		opts.progressf("heal (%s, %s timers): starting %d nodes", kind, timers, healNodes)
+		c := newCluster(h, opts)
+		c.Start(healNodes)
+		cl := newClient(h, c, 2*healWorkers)
+		users, err := registerUsers(ctx, c, cl, healWorkers)
+		if err != nil {
+			return err
+		}
+		sides := [2][]int{{0, 1, 2}, {3, 4}}
+		c.Partition(sides[0], sides[1])
+		splitAt := time.Now()
+		c.WaitFor(2*time.Minute, "each side to see the other gone", func() bool {
+			for s, side := range sides {
+				for _, i := range side {
+					if len(c.Members[i].Gossip().LiveMembers()) != len(sides[s]) {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		opts.progressf("heal (%s, %s timers): %d changes on each side", kind, timers, changes)
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for s, side := range sides {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n, err := makeChanges(ctx, c, cl, side, users, changes)
+				res.Changes[s], errs[s] = n, err
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+			return err
+		}
+		if wait := time.Until(splitAt.Add(split)); wait > 0 {
+			opts.progressf("heal (%s, %s timers): keeping the split %v more", kind, timers, wait.Round(time.Second))
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		pre := make([]map[string]uint64, healNodes)
+		for i, m := range c.Members {
+			if pre[i], err = storeRecords(m.Store()); err != nil {
+				return err
+			}
+		}
+		bytes := func() int64 {
+			var b int64
+			for _, m := range c.Members {
+				b += int64(m.Gossip().Stats().BytesSent)
+			}
+			return b
+		}
+		opts.progressf("heal (%s, %s timers): healing", kind, timers)
+		b0 := bytes()
+		res.SplitSeconds = time.Since(splitAt).Seconds()
+		c.Heal()
+		healed := time.Now()
+		deadline := healed.Add(3 * time.Minute)
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			if c.Converged() && c.RecordsDiffer() == "" {
+				res.Converged = true
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		window := time.Since(healed)
+		res.Seconds = window.Seconds()
+		b1 := bytes()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		final, err := storeEntries(c.Members[0].Store())
+		if err != nil {
+			return err
+		}
+		for i := range c.Members {
+			for k, e := range final {
+				if pre[i][k] != e.hash {
+					res.DiffBytes += int64(e.size)
+					res.DiffRecords++
+				}
+			}
+		}
+		select {
+		case <-time.After(window):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		res.Background = bytes() - b1
+		res.Bytes = b1 - b0 - res.Background
+		return nil
+	})
+	return res, err
+}
+
+// makeChanges makes n changes through the API of the nodes of side,
+// healWorkers at a time, each worker on its own user: logins, logouts of
+// every other one, and a logout-everywhere every tenth. It returns how many
+// it made.
+func makeChanges(ctx context.Context, c *nodetest.Cluster, cl *client, side []int, users []string, n int) (int, error) {
+	var made atomic.Int64
+	errs := make([]error, healWorkers)
+	var wg sync.WaitGroup
+	for w := range healWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			email := users[w%len(users)]
+			for k := 0; ctx.Err() == nil; k++ {
+				if made.Add(1) > int64(n) {
+					return
+				}
+				m := c.Members[side[k%len(side)]]
+				id, err := cl.login(ctx, m, email)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				switch {
+				case k%10 == 9:
+					if made.Add(1) <= int64(n) {
+						_, errs[w] = cl.expect(ctx, m, http.StatusOK, "POST", "/v1/users/"+email+"/logout-everywhere", nil)
+					}
+				case k%2 == 1:
+					if made.Add(1) <= int64(n) {
+						_, errs[w] = cl.expect(ctx, m, http.StatusOK, "DELETE", "/v1/sessions/"+id, nil)
+					}
+				}
+				if errs[w] != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return int(min(made.Load(), int64(n))), errors.Join(errs...)
+}
+
+// storeRecords maps each replicated record's key to its hash.
+func storeRecords(s *session.Store) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for b := 0; b < session.Buckets; b++ {
+		entries, err := s.BucketEntries(uint8(b))
+		if err != nil {
+			return nil, fmt.Errorf("read bucket %d: %w", b, err)
+		}
+		for _, e := range entries {
+			out[e.Key] = e.Hash
+		}
+	}
+	return out, nil
+}
+
+type entryShape struct {
+	hash uint64
+	size int
+}
+
+// storeEntries maps each replicated record's key to its hash and size.
+func storeEntries(s *session.Store) (map[string]entryShape, error) {
+	out := map[string]entryShape{}
+	for b := 0; b < session.Buckets; b++ {
+		entries, err := s.BucketEntries(uint8(b))
+		if err != nil {
+			return nil, fmt.Errorf("read bucket %d: %w", b, err)
+		}
+		for _, e := range entries {
+			out[e.Key] = entryShape{e.Hash, len(e.Enc)}
+		}
+	}
+	return out, nil
+}
+
+// WriteHeal writes the heal table.
+func WriteHeal(w io.Writer, rs []HealResult) {
+	fmt.Fprintf(w, "\nHEAL  %d nodes split 3 | 2 (every link between the sides cut in the faults transport), changes on both sides, then healed\n", healNodes)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "SPLIT\tTIMERS\tLASTED\tCHANGES\tHEAL -> CONVERGED\tBYTES\tWHAT DIFFERED\tRATIO\t TARGET\t")
+	for _, r := range rs {
+		conv := fmt.Sprintf("%.2fs", r.Seconds)
+		if !r.Converged {
+			conv = fmt.Sprintf("not after %.0fs", r.Seconds)
+		}
+		ratio := 0.0
+		if r.DiffBytes > 0 {
+			ratio = float64(r.Bytes) / float64(r.DiffBytes)
+		}
+		ok := r.Converged && r.Seconds <= r.Target
+		target := fmt.Sprintf("<= %.0fs: %s", r.Target, verdict(ok))
+		if r.TargetRatio > 0 {
+			target = fmt.Sprintf("<= %.0fs and ratio <= %g: %s", r.Target, r.TargetRatio, verdict(ok && ratio <= r.TargetRatio))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0fs\t%d | %d\t%s\t%s\t%s (%d records)\t%.2f\t %s\t\n", r.Kind, r.Timers, r.SplitSeconds,
+			r.Changes[0], r.Changes[1], conv, mib(r.Bytes), mib(r.DiffBytes), r.DiffRecords, ratio, target)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "  BYTES: every node's gossip bytes from the heal to convergence, less a quiet window of the same length. WHAT DIFFERED: the")
+	fmt.Fprintln(w, "  encoded records each node lacked or held in another state before the heal, summed over the nodes (the least a heal carries).")
+	fmt.Fprintln(w, "  A long split outlasts memberlist's GossipToTheDeadTime and the reconnect backoff's cap: only the reconnect loop heals it.")
+}

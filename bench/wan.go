@@ -1,0 +1,172 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/node"
+)
+
+// The wan scenario: propagation across the internet, played in process by
+// the faults transport (gossip.Faults, through nodetest's SetLink): every
+// link delays each packet and each stream write by 50 ms ± 20 ms and loses
+// packets (and stream openings) at random, under memberlist's WAN timers.
+
+// WAN link of the scenario, and its target: one hop, not gossip rounds.
+const (
+	wanDelay  = 50 * time.Millisecond
+	wanJitter = 20 * time.Millisecond
+	// TargetWANMargin is what the p99 may add to the largest one-way delay
+	// at 1 % loss.
+	TargetWANMargin = 15 * time.Millisecond
+	// wanWorkers is how many users are logged in and out at once: a round
+	// waits for every node, which under gossip alone takes seconds.
+	wanWorkers = 8
+)
+
+// WANResult is one operation kind on one cluster over lossy, delayed links.
+type WANResult struct {
+	Nodes int     `json:"nodes"`
+	Loss  float64 `json:"loss"`
+	// Push is whether the eager push was on; off, changes travel by
+	// gossip alone (Serf's user events).
+	Push bool   `json:"eager_push"`
+	Op   string `json:"op"`
+	// Latency: API call returned on one node → applied on every other
+	// (the slowest); Lost: not applied everywhere within 5 s.
+	Latency Latency `json:"latency"`
+	Lost    int     `json:"lost"`
+	// TargetP99 is the p99 target (0: only "nothing lost").
+	TargetP99 float64 `json:"target_p99_ms,omitempty"`
+	// PacketsLost counts the packets the faults dropped during the run,
+	// over every node; Duplicates the push copies the receivers dropped
+	// unread.
+	PacketsLost uint64 `json:"packets_lost"`
+	Duplicates  uint64 `json:"duplicates"`
+	// ConvergedSeconds is how long after the last round every node held
+	// the same records (what was lost within 5 s arrived later); -1 if
+	// they did not within wanConvergeLimit.
+	ConvergedSeconds float64 `json:"converged_seconds"`
+}
+
+// wanConvergeLimit bounds the wait for convergence after the rounds: past
+// a resync of any member that was thought dead meanwhile.
+const wanConvergeLimit = 60 * time.Second
+
+// WAN runs, for each cluster size of opts.WANNodes, each loss rate of
+// opts.WANLoss and with the eager push on then off, opts.WANRounds rounds of
+// login, logout and logout-everywhere (wanWorkers users at a time; with the
+// push off, a quarter of the rounds, one operation in flight) over links
+// delayed by 50 ms ± 20 ms, under the WAN profile's timers.
+func WAN(ctx context.Context, opts Options) ([]WANResult, error) {
+	opts = opts.withDefaults()
+	var out []WANResult
+	for _, n := range opts.WANNodes {
+		for _, loss := range opts.WANLoss {
+			for _, push := range []bool{true, false} {
+				rs, err := wanRun(ctx, n, loss, push, opts)
+				out = append(out, rs...)
+				if err != nil {
+					return out, fmt.Errorf("%d nodes, %.0f%% loss, push %v: %w", n, 100*loss, push, err)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) ([]WANResult, error) {
+	var out []WANResult
+	err := withCluster(opts, func(h *harness) error {
+		opts.progressf("wan: %d nodes, %.0f%% loss, eager push %v", n, 100*loss, push)
+		t := newTracker(n)
+		c := newCluster(h, opts)
+		c.Seed = uint64(n)*1000 + uint64(loss*1000)
+		c.Configure = func(i int, cfg *node.Config) {
+			cfg.Sync.Modes = node.DefaultConfig().Sync.Modes
+			c.Members[i].Observer = t.observer(i)
+		}
+		c.TuneGossip = func(_ int, g *gossip.Config) {
+			tuneTimers(TimersWAN, g)
+			g.NoEagerPush = !push
+		}
+		c.Start(n)
+		cl := newClient(h, c, wanWorkers)
+		users, err := registerUsers(ctx, c, cl, wanWorkers)
+		if err != nil {
+			return err
+		}
+		c.SetLink(gossip.Link{Delay: wanDelay, Jitter: wanJitter, PacketLoss: loss, StreamLoss: loss})
+		p := newPropagation(t)
+		workers, rounds := wanWorkers, opts.WANRounds
+		if !push {
+			// Gossip alone carries a few records per packet and gossip
+			// interval: with several users at once its queue, not the link,
+			// would be measured. One operation in flight, fewer rounds.
+			workers, rounds = 1, max(1, opts.WANRounds/4)
+		}
+		if err := runRounds(ctx, c, cl, p, users, workers, rounds, workers); err != nil {
+			return err
+		}
+		// What was lost within 5 s must still arrive: by gossip, or by the
+		// anti-entropy round owed to a member that was thought dead.
+		conv, t0 := -1.0, time.Now()
+		for time.Since(t0) < wanConvergeLimit && ctx.Err() == nil {
+			if c.Converged() {
+				conv = time.Since(t0).Seconds()
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var lost, dups uint64
+		for _, m := range c.Members {
+			lost += m.Faults.Stats().PacketsLost
+			dups += m.Gossip().Stats().Duplicates
+		}
+		for _, r := range p.results(n) {
+			w := WANResult{Nodes: n, Loss: loss, Push: push, Op: r.Op, Latency: r.Latency, Lost: r.Lost,
+				PacketsLost: lost, Duplicates: dups, ConvergedSeconds: conv}
+			if push && loss <= 0.01 {
+				w.TargetP99 = ms(wanDelay + wanJitter + TargetWANMargin)
+			}
+			out = append(out, w)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// WriteWAN writes the wan table.
+func WriteWAN(w io.Writer, rs []WANResult, rounds int) {
+	fmt.Fprintf(w, "\nWAN  links of %v ± %v one way, packets and stream openings lost at random (the faults transport, in process), memberlist WAN timers;\n"+
+		"     API call returned on one node -> applied on every other (slowest); push on: %d rounds, %d users at a time; off: %d rounds, one at a time\n",
+		wanDelay, wanJitter, rounds, wanWorkers, max(1, rounds/4))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "NODES\tLOSS\tPUSH\tOP\tCOUNT\tLOST\tP50\tP99\tMAX\tCONVERGED\t TARGET\t")
+	for _, r := range rs {
+		pushed := "on"
+		if !r.Push {
+			pushed = "off (gossip alone)"
+		}
+		target := fmt.Sprintf("nothing lost: %s", verdict(r.Lost == 0))
+		if r.TargetP99 > 0 {
+			target = fmt.Sprintf("p99 <= %g ms, nothing lost: %s", r.TargetP99, verdict(r.Latency.P99 <= r.TargetP99 && r.Lost == 0))
+		} else if !r.Push {
+			target = "- (what the push buys)"
+		}
+		conv := "no"
+		if r.ConvergedSeconds >= 0 {
+			conv = fmt.Sprintf("%.1fs", r.ConvergedSeconds)
+		}
+		fmt.Fprintf(tw, "%d\t%.0f%%\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t %s\t\n", r.Nodes, 100*r.Loss, pushed, r.Op, r.Latency.Count, r.Lost,
+			fmtMs(r.Latency.P50), fmtMs(r.Latency.P99), fmtMs(r.Latency.Max), conv, target)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  target at 1%% loss: the largest one-way delay (%v) + %v, one hop; at 5%%: nothing lost. LOST: not everywhere within 5s;\n"+
+		"  CONVERGED: every node holding the same records this long after the last round (what was lost arrived later).\n",
+		wanDelay+wanJitter, TargetWANMargin)
+}

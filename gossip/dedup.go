@@ -1,0 +1,37 @@
+package gossip
+
+import "hash/maphash"
+
+// recentMessages remembers the hashes of the last recentDepth delta
+// messages the apply loop took, so that the extra copies of an eager-push
+// packet (Config.PacketCopies) are dropped before they are decoded. Only
+// the apply loop uses it.
+type recentMessages struct {
+	seed  maphash.Seed
+	ring  [recentDepth]uint64
+	next  int
+	known map[uint64]struct{}
+}
+
+// recentDepth covers the copies of every packet a busy node receives in
+// the moment between a packet and its copy.
+const recentDepth = 4096
+
+func newRecentMessages() *recentMessages {
+	return &recentMessages{seed: maphash.MakeSeed(), known: make(map[uint64]struct{}, recentDepth)}
+}
+
+// seen reports whether msg was taken recently, and remembers it.
+func (r *recentMessages) seen(msg []byte) bool {
+	h := maphash.Bytes(r.seed, msg)
+	if _, ok := r.known[h]; ok {
+		return true
+	}
+	if old := r.ring[r.next]; old != 0 {
+		delete(r.known, old)
+	}
+	r.ring[r.next] = h
+	r.next = (r.next + 1) % recentDepth
+	r.known[h] = struct{}{}
+	return false
+}

@@ -728,6 +728,26 @@ func TestPublic_SyncCookie(t *testing.T) {
 		if strings.Contains(b.logs.String(), r.cookie(cookieSession).Value) || strings.Contains(b.logs.String(), tk) {
 			t.Error("a token or ticket was logged")
 		}
+		// Site-b had never proved ann's mailbox: this hand-off is its first
+		// proof, and its backend is told so (a local account it had under
+		// the address was never proven). The next hand-off finds it bound.
+		if got := r.Header.Get(wasBoundHeader); got != "false" {
+			t.Errorf("first hand-off to site-b: %s %q, want false", wasBoundHeader, got)
+		}
+		l2 := a.login(t, "ann@example.com", true)
+		as2, au2 := a.session(t, l2.Session.ID)
+		tk2, err := a.h.sealSession("site-b", &as2, &au2, testBinding("site-b"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2 := b.get(syncPath(url.Values{"t": {tk2}}))
+		if r2.Status != http.StatusNoContent || r2.Header.Get(wasBoundHeader) != "true" {
+			t.Errorf("second hand-off to site-b: %d %s %q, want true", r2.Status, wasBoundHeader, r2.Header.Get(wasBoundHeader))
+		}
+		// A refused ticket says nothing of the binding.
+		if r3 := b.get(syncPath(url.Values{"t": {tk2}})); r3.Header.Get(wasBoundHeader) != "" {
+			t.Errorf("a replayed ticket: %d %v", r3.Status, r3.Header)
+		}
 	})
 }
 
@@ -842,13 +862,14 @@ func TestAPI_RedeemTicket(t *testing.T) {
 	t.Run("happy path", func(t *testing.T) {
 		tk, _, l := login()
 		var ans struct {
-			Session sessionJSON `json:"session"`
-			User    userJSON    `json:"user"`
-			Token   string      `json:"token"`
+			Session  sessionJSON `json:"session"`
+			User     userJSON    `json:"user"`
+			Token    string      `json:"token"`
+			WasBound *bool       `json:"site_was_bound"`
 		}
 		b.do("POST", "/v1/tickets/redeem", redeem(tk, "192.0.2.7")).want(t, http.StatusOK, &ans)
 		if ans.Session.ID != l.Session.ID || !ans.Session.Active || ans.Session.Site != "site-a" || ans.User.Email != "ann@example.com" ||
-			ans.User.Login != "ann" || ans.User.DisplayName != "Ann" || !ans.User.Verified {
+			ans.User.Login != "ann" || ans.User.DisplayName != "Ann" || !ans.User.Verified || ans.WasBound == nil || *ans.WasBound {
 			t.Errorf("answer %+v", ans)
 		}
 		// Site-b's own token: it stands for the session on site-b, and on
@@ -871,8 +892,15 @@ func TestAPI_RedeemTicket(t *testing.T) {
 		b.do("POST", "/v1/tickets/redeem", `{"ip":"192.0.2.7"}`).wantError(t, http.StatusBadRequest, client.CodeInvalidField)
 		b.do("POST", "/v1/tickets/redeem", `{"ticket":"x","next":"y"}`).wantError(t, http.StatusBadRequest, client.CodeUnknownField)
 		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}, "Authorization", "").wantError(t, http.StatusUnauthorized, client.CodeUnauthorized)
-		// The refusals above did not use the ticket up.
-		b.do("POST", "/v1/tickets/redeem", redeem(tk, "::ffff:192.0.2.7")).want(t, http.StatusOK, nil)
+		// The refusals above did not use the ticket up; site-b is bound
+		// since the happy path's hand-off.
+		var ans struct {
+			WasBound *bool `json:"site_was_bound"`
+		}
+		b.do("POST", "/v1/tickets/redeem", redeem(tk, "::ffff:192.0.2.7")).want(t, http.StatusOK, &ans)
+		if ans.WasBound == nil || !*ans.WasBound {
+			t.Errorf("site_was_bound %v after an earlier hand-off", ans.WasBound)
+		}
 	})
 	t.Run("another user's session in the browser", func(t *testing.T) {
 		tk, _, _ := login()

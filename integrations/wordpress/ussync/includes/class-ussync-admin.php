@@ -311,6 +311,7 @@ final class Ussync_Admin {
 			'role'               => __( 'You are logged in on another site of this family, but accounts with your role here must log in on this site.', 'ussync' ),
 			'second_factor'      => __( 'You are logged in on another site of this family, but your account here uses a second factor: log in here.', 'ussync' ),
 			'other_user'         => __( 'Another account was already logged in here in this browser: it was kept. Log out here first to switch accounts.', 'ussync' ),
+			'password_reset'     => __( 'Welcome: your login on another site of this family logged you in here. An account with your e-mail address already existed on this site before it had verified that address, so for your safety its password was reset and its other sessions were ended. To log in here with a password, use "Lost your password?" (we also sent you an e-mail).', 'ussync' ),
 			'create_failed'      => __( 'You are logged in on another site of this family, but this site could not add your account. Register here.', 'ussync' ),
 		);
 		return $texts[ $code ] ?? ( '' !== $code ? __( 'Your login on another site could not be used here. Log in here.', 'ussync' ) : '' );

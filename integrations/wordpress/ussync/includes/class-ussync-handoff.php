@@ -260,7 +260,8 @@ final class Ussync_Handoff {
 				if ( 'sync' !== $endpoint || ! Ussync_Util::valid_token( $c['value'] ) ) {
 					continue;
 				}
-				$got = Ussync_Auth::arrive( $node, $c['value'] );
+				$bound = strtolower( (string) ( $h['x-ussync-site-was-bound'][0] ?? '' ) );
+				$got   = Ussync_Auth::arrive( $node, $c['value'], 'true' === $bound ? true : ( 'false' === $bound ? false : null ) );
 				if ( $got['ok'] ) {
 					self::set_token_cookie( $node, $c['value'], $got['remember'] ? $got['expires'] : 0, 'none' === $same );
 				} else {

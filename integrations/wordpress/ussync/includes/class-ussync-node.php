@@ -117,15 +117,33 @@ final class Ussync_Node {
 	}
 
 	/**
-	 * Records a failure: marks the node down and logs it, once per outage.
+	 * The key of a down-mark in DOWN_OPTION: the private API's (the only
+	 * one is_down reads), or the public listener's. A visitor's forwarded
+	 * request that fails or times out (a slow step, a client that went
+	 * away) marks only the public listener's, which is there to log the
+	 * outage once: it never stops the session checks of every other
+	 * visitor.
 	 *
-	 * @param string $what What failed (no secret, no address).
+	 * @param bool $public The public listener's mark.
+	 * @return string
 	 */
-	private function failed( string $what ): void {
+	private function mark_key( bool $public ): string {
+		return $public ? $this->id . '#public' : $this->id;
+	}
+
+	/**
+	 * Records a failure: marks the node (or its public listener) down and
+	 * logs it, once per outage.
+	 *
+	 * @param string $what   What failed (no secret, no address).
+	 * @param bool   $public A forwarded request to the public listener failed.
+	 */
+	private function failed( string $what, bool $public = false ): void {
+		$key  = $this->mark_key( $public );
 		$down = get_option( self::DOWN_OPTION, array() );
 		$down = is_array( $down ) ? $down : array();
-		$was  = isset( $down[ $this->id ] );
-		$down[ $this->id ] = time() + self::down_for();
+		$was  = isset( $down[ $key ] ) && (int) $down[ $key ] > time();
+		$down[ $key ] = time() + self::down_for();
 		update_option( self::DOWN_OPTION, $down, true );
 		if ( ! $was ) {
 			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- logged once per outage, by design.
@@ -135,14 +153,17 @@ final class Ussync_Node {
 
 	/**
 	 * Records a success after a failure: clears the mark and logs it once.
+	 *
+	 * @param bool $public The public listener answered.
 	 */
-	private function answered(): void {
+	private function answered( bool $public = false ): void {
+		$key  = $this->mark_key( $public );
 		$down = get_option( self::DOWN_OPTION, array() );
-		if ( is_array( $down ) && isset( $down[ $this->id ] ) ) {
-			unset( $down[ $this->id ] );
+		if ( is_array( $down ) && isset( $down[ $key ] ) ) {
+			unset( $down[ $key ] );
 			update_option( self::DOWN_OPTION, $down, true );
 			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
-			error_log( sprintf( 'ussync: the node of network "%s" answers again', $this->id ) );
+			error_log( sprintf( 'ussync: the node of network "%s" answers again%s', $this->id, $public ? ' (public listener)' : '' ) );
 		}
 	}
 
@@ -255,13 +276,14 @@ final class Ussync_Node {
 			)
 		);
 		if ( is_wp_error( $resp ) ) {
-			$this->failed( 'public listener: ' . $resp->get_error_code() );
+			$this->failed( 'public listener: ' . $resp->get_error_code(), true );
 			return array(
 				'status'  => 0,
 				'headers' => array(),
 				'body'    => '',
 			);
 		}
+		$this->answered( true );
 		$out = array();
 		$raw = $resp['http_response'] instanceof WP_HTTP_Requests_Response ? $resp['http_response']->get_response_object()->headers : null;
 		if ( null !== $raw ) {

@@ -303,3 +303,27 @@ func TestWordPress_PreAccountTakeover(t *testing.T) {
 		t.Error("a hand-off to a bound site reset the password the victim set")
 	}
 }
+
+// TestWordPress_HostSessionCookie: on a site at an https root the
+// plugin's own session cookie is __Host-ussync_session, which a sibling
+// subdomain cannot plant (login CSRF); the cookie under its old name is
+// still read for one transition, and only when the __Host- one is absent.
+// A site over http, or under a path, keeps the plain name.
+func TestWordPress_HostSessionCookie(t *testing.T) {
+	tb := theBed(t)
+	b := tb.sites[1]
+	tb.defaults(t)
+	out := string(tb.mustPHP(t, b, `$conn = Ussync_Util::check_connection((array) Ussync_Settings::value('connections')[0])[0];
+$plain = new Ussync_Node($conn, 0, '');
+add_filter('home_url', static fn($u) => preg_replace('#^http:#', 'https:', $u));
+$n = new Ussync_Node($conn, 0, '');
+$old = str_repeat('o', 43); $new = str_repeat('n', 43);
+$_COOKIE = array('ussync_session' => $old);
+$legacy = $n->token_cookie();
+$_COOKIE = array('ussync_session' => $old, '__Host-ussync_session' => $new);
+$both = $n->token_cookie();
+return array($plain->cookie, $n->cookie, $legacy === $old, $both === $new);`))
+	if out != `["ussync_session","__Host-ussync_session",true,true]` {
+		t.Fatalf("[http name, https root name, old name read, __Host- wins] = %s", out)
+	}
+}

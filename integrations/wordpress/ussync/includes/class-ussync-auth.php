@@ -185,7 +185,7 @@ final class Ussync_Auth {
 		$travels = self::travels( $user );
 		foreach ( Ussync_Settings::nodes() as $node ) {
 			$email = strtolower( $user->user_email );
-			$prev  = isset( $_COOKIE[ $node->cookie ] ) && is_string( $_COOKIE[ $node->cookie ] ) ? wp_unslash( $_COOKIE[ $node->cookie ] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked by valid_token.
+			$prev  = $node->token_cookie();
 			$r     = $node->login( Ussync_Handoff::login_body( $user, $ttl, $email ) );
 			if ( 409 === $r['status'] && 'user_moved' === $r['code'] ) {
 				$email = self::follow_move( $node, $user );
@@ -213,7 +213,7 @@ final class Ussync_Auth {
 				// site (hop/ask) or its whoami would find the session and
 				// carry it there. The check and the logout use the session id
 				// kept with the WordPress session.
-				Ussync_Handoff::clear_cookie( $node->cookie );
+				Ussync_Handoff::clear_token_cookie( $node );
 			}
 			$out[ $node->id ] = $r['data'];
 		}
@@ -408,7 +408,7 @@ final class Ussync_Auth {
 			wp_clear_auth_cookie();
 		}
 		foreach ( Ussync_Settings::nodes() as $node ) {
-			Ussync_Handoff::clear_cookie( $node->cookie );
+			Ussync_Handoff::clear_token_cookie( $node );
 		}
 		if ( 'lazy' === Ussync_Settings::value( 'mode' ) ) {
 			Ussync_Handoff::cookie( Ussync_Handoff::CHECKED_COOKIE, '1', time() + Ussync_Handoff::HOP_INTERVAL, false );
@@ -425,12 +425,11 @@ final class Ussync_Auth {
 			return 0;
 		}
 		foreach ( Ussync_Settings::nodes() as $node ) {
-			$v = isset( $_COOKIE[ $node->cookie ] ) && is_string( $_COOKIE[ $node->cookie ] ) ? wp_unslash( $_COOKIE[ $node->cookie ] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked by valid_token.
+			$v = $node->token_cookie();
 			if ( '' === $v ) {
-				continue;
-			}
-			if ( ! Ussync_Util::valid_token( $v ) ) {
-				Ussync_Handoff::clear_cookie( $node->cookie );
+				if ( isset( $_COOKIE[ $node->cookie ] ) || isset( $_COOKIE[ $node->legacy_cookie ] ) ) {
+					Ussync_Handoff::clear_token_cookie( $node );
+				}
 				continue;
 			}
 			$got = self::arrive( $node, $v );
@@ -438,7 +437,7 @@ final class Ussync_Auth {
 				Ussync_Handoff::set_token_cookie( $node, $v, $got['remember'] ? $got['expires'] : 0 );
 				return $got['uid'];
 			}
-			Ussync_Handoff::clear_cookie( $node->cookie );
+			Ussync_Handoff::clear_token_cookie( $node );
 			if ( 'unavailable' !== $got['code'] ) {
 				Ussync_Handoff::refused( $got['code'] );
 			}
@@ -661,14 +660,14 @@ final class Ussync_Auth {
 		$sids = self::current_sids();
 		foreach ( Ussync_Settings::nodes() as $node ) {
 			$sid = (string) ( $sids[ $node->id ] ?? '' );
-			$v   = isset( $_COOKIE[ $node->cookie ] ) && is_string( $_COOKIE[ $node->cookie ] ) ? wp_unslash( $_COOKIE[ $node->cookie ] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked by valid_token.
+			$v   = $node->token_cookie();
 			if ( '' === $sid && Ussync_Util::valid_token( $v ) ) {
 				$sid = Ussync_Util::session_id( $v );
 			}
 			if ( Ussync_Util::valid_session_id( $sid ) ) {
 				$node->end( $sid );
 			}
-			Ussync_Handoff::clear_cookie( $node->cookie );
+			Ussync_Handoff::clear_token_cookie( $node );
 		}
 		if ( 'lazy' === Ussync_Settings::value( 'mode' ) ) {
 			// Asking the other sites right after a logout would find nothing.

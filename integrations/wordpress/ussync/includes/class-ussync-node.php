@@ -74,8 +74,18 @@ final class Ussync_Node {
 	/** @var string Public listener base URL, without a trailing slash. */
 	public string $public_url;
 
-	/** @var string The browser cookie holding this network's session token here. */
+	/**
+	 * @var string The browser cookie holding this network's session token
+	 * here: __Host- prefixed on a site at an https root.
+	 */
 	public string $cookie;
+
+	/**
+	 * @var string The cookie's name before the __Host- prefix (the same as
+	 * $cookie elsewhere): still read, and deleted, for one transition, so
+	 * that an upgrade logs nobody out.
+	 */
+	public string $legacy_cookie;
 
 	/** @var string The API token ('' when none is configured). */
 	private string $token;
@@ -93,8 +103,26 @@ final class Ussync_Node {
 		$this->label      = '' !== $c['label'] ? $c['label'] : $c['id'];
 		$this->api_url    = $c['api_url'];
 		$this->public_url = $c['public_url'];
-		$this->cookie     = Ussync_Util::cookie_name( $index, $c['id'] );
+		$this->legacy_cookie = Ussync_Util::cookie_name( $index, $c['id'] );
+		$this->cookie        = ( Ussync_Util::host_prefixed( home_url( '/' ) ) ? '__Host-' : '' ) . $this->legacy_cookie;
 		$this->token      = $token;
+	}
+
+	/**
+	 * The session token this browser holds for this network here: its
+	 * cookie, else (one transition) the cookie under its name before the
+	 * __Host- prefix. '' when neither holds a well-formed token.
+	 *
+	 * @return string
+	 */
+	public function token_cookie(): string {
+		foreach ( array_unique( array( $this->cookie, $this->legacy_cookie ) ) as $name ) {
+			$v = isset( $_COOKIE[ $name ] ) && is_string( $_COOKIE[ $name ] ) ? wp_unslash( $_COOKIE[ $name ] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked by valid_token.
+			if ( Ussync_Util::valid_token( $v ) ) {
+				return $v;
+			}
+		}
+		return '';
 	}
 
 	/**

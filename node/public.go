@@ -214,6 +214,10 @@ func (p *public) step(path string) func(http.ResponseWriter, *http.Request, *pub
 	return func(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
 		res, err := p.h.runStep(path, r.URL.RawQuery, browserOf(r, pr.client), pr.sites)
 		if err != nil {
+			if wantsHTML(r) {
+				p.writeStepRefusal(w, r, publicError(err))
+				return nil
+			}
 			return err
 		}
 		for _, c := range res.Cookies {

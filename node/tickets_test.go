@@ -219,7 +219,9 @@ func checkSecurityHeaders(t testing.TB, what string, h http.Header) {
 		"Referrer-Policy":         "no-referrer",
 		"Cache-Control":           "no-store",
 	} {
-		if got := h.Get(k); got != v && !(k == "Content-Security-Policy" && strings.HasPrefix(got, "default-src 'none'; frame-ancestors ")) {
+		// A refused step's page for people allows its own style too.
+		page := strings.HasPrefix(h.Get("Content-Type"), "text/html") && strings.HasPrefix(h.Get(k), "default-src 'none'; style-src 'sha256-")
+		if got := h.Get(k); got != v && !(k == "Content-Security-Policy" && (page || strings.HasPrefix(got, "default-src 'none'; frame-ancestors "))) {
 			t.Errorf("%s: %s %q, want %q", what, k, got, v)
 		}
 	}
@@ -1389,4 +1391,53 @@ func FuzzDecodePayload(f *testing.F) {
 			t.Fatalf("payload not stable under a round trip:\n%q\n%q (%v)", enc, enc2, err)
 		}
 	})
+}
+
+// TestPublic_StepRefusalPage: a refused hand-off step opened by a browser
+// (a top-level navigation, or Accept: text/html) is a small HTML page with
+// the same status: what happened and what to do, escaped, a link back to
+// the site, the code in X-Ussync-Refused, a CSP that allows only its style
+// (framed by member sites only). An API client keeps the JSON error.
+func TestPublic_StepRefusalPage(t *testing.T) {
+	kr := testKeyring(t)
+	e := newHoEnv(t, kr, "site-a", siteAURL)
+	tk, _ := e.ticketFor(t, "site-a", "ann@example.com", "")
+	nonce := e.nonce
+	e.nonce = "" // another browser: it holds no nonce here
+	navigate := []string{"Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document", "Accept", "text/html,application/xhtml+xml,*/*;q=0.8"}
+	r := e.get(syncPath(url.Values{"t": {tk}}), navigate...)
+	body := string(r.Body)
+	csp := r.Header.Get("Content-Security-Policy")
+	if r.Status != http.StatusForbidden || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") ||
+		r.Header.Get(refusedHeader) != client.CodeOtherBrowser {
+		t.Fatalf("other browser, navigating: %d %v\n%s", r.Status, r.Header, body)
+	}
+	if !strings.Contains(body, "Log in again on this site") || !strings.Contains(body, `href="`+siteAURL+`"`) ||
+		strings.Contains(body, `"error"`) || strings.Contains(body, "<script") {
+		t.Errorf("the page: %s", body)
+	}
+	if !strings.HasPrefix(csp, "default-src 'none'; style-src 'sha256-") || !strings.Contains(csp, "frame-ancestors ") ||
+		strings.Contains(csp, "unsafe") || r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers: %v", r.Header)
+	}
+	if len(r.Header.Values("Set-Cookie")) != 0 {
+		t.Errorf("a refusal set cookies: %q", r.Header.Values("Set-Cookie"))
+	}
+	// An API client (no navigation, JSON or nothing accepted) keeps JSON.
+	for _, hdr := range [][]string{nil, {"Accept", "application/json"}, {"Accept", "application/json, text/html"}} {
+		r := e.get(syncPath(url.Values{"t": {tk}}), hdr...)
+		r.refusal(t, http.StatusForbidden, client.CodeOtherBrowser)
+	}
+	// A malformed ticket: 400, the text escaped (nothing of the query is
+	// echoed).
+	r = e.get(syncPath(url.Values{"t": {"<script>alert(1)</script>"}}), navigate...)
+	if r.Status != http.StatusBadRequest || r.Header.Get(refusedHeader) != client.CodeTicketMalformed ||
+		strings.Contains(string(r.Body), "<script") || !strings.Contains(string(r.Body), "Log in again") {
+		t.Errorf("malformed, navigating: %d %v\n%s", r.Status, r.Header, r.Body)
+	}
+	// The right browser redeems the same ticket: the refusals used nothing.
+	e.nonce = nonce
+	if r := e.get(syncPath(url.Values{"t": {tk}}), navigate...); r.Status != http.StatusNoContent {
+		t.Errorf("the right browser: %d %s", r.Status, r.Body)
+	}
 }

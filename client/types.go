@@ -214,6 +214,13 @@ type Redemption struct {
 	// NewUser: the site did not know this user; it should add them to its
 	// own users (and PUT them, which acknowledges it).
 	NewUser bool `json:"new_user"`
+	// SiteWasBound: this site was bound to the user's address before this
+	// redemption (it proved the mailbox, or an earlier hand-off reached
+	// it). When false, a local account the site already had under the
+	// address was never proven to belong to the mailbox's owner: reset its
+	// credentials before logging the browser into it (docs/security.md,
+	// "Pre-existing local accounts").
+	SiteWasBound bool `json:"site_was_bound"`
 }
 
 // HandoffStep is the body of POST /v1/handoff: one step of a browser's
@@ -256,6 +263,8 @@ type HandoffAnswer struct {
 	Session *SessionInfo `json:"session,omitempty"`
 	User    *UserInfo    `json:"user,omitempty"`
 	NewUser bool         `json:"new_user,omitempty"`
+	// SiteWasBound is Redemption.SiteWasBound of the session handed over.
+	SiteWasBound bool `json:"site_was_bound,omitempty"`
 }
 
 // SetCookie is a cookie a hand-off step sets, with every attribute to send

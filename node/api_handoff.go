@@ -64,7 +64,7 @@ func (a *api) handoffStep(w http.ResponseWriter, r *http.Request) error {
 	if rd := res.Redeemed; rd != nil {
 		v, _ := a.svc.view(&rd.Session, &rd.User, a.svc.now())
 		u := a.userView(&rd.User)
-		ans.Session, ans.User, ans.NewUser = &v, &u, rd.NewUser
+		ans.Session, ans.User, ans.NewUser, ans.SiteWasBound = &v, &u, rd.NewUser, rd.WasBound
 	}
 	writeJSON(w, http.StatusOK, &ans)
 	return nil

@@ -309,7 +309,7 @@ func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ans := client.Redemption{Token: rd.Token, User: a.userView(&rd.User), NewUser: rd.NewUser}
+	ans := client.Redemption{Token: rd.Token, User: a.userView(&rd.User), NewUser: rd.NewUser, SiteWasBound: rd.WasBound}
 	ans.Session, _ = a.svc.view(&rd.Session, &rd.User, a.svc.now())
 	return writeJSON(w, http.StatusOK, &ans)
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ussync/ussync/client"
@@ -27,6 +28,11 @@ const (
 	// refusedHeader names the refusal of a ticket whose browser was sent on
 	// anyway (down a chain, or to next): for logs and tests, never a secret.
 	refusedHeader = "X-Ussync-Refused"
+	// wasBoundHeader is on a sync step's answer that handed a session to
+	// this site: "true" when the site was bound to the user's address
+	// before this redemption, else "false" (redemption.WasBound). For the
+	// site's backend that forwards the step; never a secret to the user.
+	wasBoundHeader = "X-Ussync-Site-Was-Bound"
 )
 
 // publicDeps is what the public listener needs; the node wires it.
@@ -208,6 +214,10 @@ func (p *public) step(path string) func(http.ResponseWriter, *http.Request, *pub
 	return func(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
 		res, err := p.h.runStep(path, r.URL.RawQuery, browserOf(r, pr.client), pr.sites)
 		if err != nil {
+			if wantsHTML(r) {
+				p.writeStepRefusal(w, r, publicError(err))
+				return nil
+			}
 			return err
 		}
 		for _, c := range res.Cookies {
@@ -215,6 +225,9 @@ func (p *public) step(path string) func(http.ResponseWriter, *http.Request, *pub
 		}
 		if res.Refused != "" {
 			w.Header().Set(refusedHeader, res.Refused)
+		}
+		if res.Redeemed != nil {
+			w.Header().Set(wasBoundHeader, strconv.FormatBool(res.Redeemed.WasBound))
 		}
 		if res.Location != "" {
 			w.Header().Set("Location", res.Location)

@@ -26,6 +26,13 @@ type redemption struct {
 	// NewUser: this site's backend has not said it has the user (User.
 	// KnownTo), under site.on_unknown_user: create.
 	NewUser bool
+	// WasBound: this site was bound to the user's address before this
+	// redemption (it proved the mailbox, or an earlier hand-off reached
+	// it). A site that was not bound has never proven that whoever holds
+	// a local account under the address owns the mailbox: the hand-off is
+	// the first proof, and credentials set before it are not (see
+	// docs/security.md, "Pre-existing local accounts").
+	WasBound bool
 }
 
 // redeem checks a session ticket presented by browser br and, when every
@@ -94,6 +101,7 @@ func (h *handoff) check(raw string, br *browser) (redemption, error) {
 		return rd, errGone(state, &v)
 	}
 	// The user's browser completed the hand-off: this site is bound.
+	rd.WasBound = rd.User.BoundTo(h.Name)
 	if rd.User, err = h.Service.bind(rd.User, &rd.Session); err != nil {
 		return rd, err
 	}

@@ -219,7 +219,9 @@ func checkSecurityHeaders(t testing.TB, what string, h http.Header) {
 		"Referrer-Policy":         "no-referrer",
 		"Cache-Control":           "no-store",
 	} {
-		if got := h.Get(k); got != v && !(k == "Content-Security-Policy" && strings.HasPrefix(got, "default-src 'none'; frame-ancestors ")) {
+		// A refused step's page for people allows its own style too.
+		page := strings.HasPrefix(h.Get("Content-Type"), "text/html") && strings.HasPrefix(h.Get(k), "default-src 'none'; style-src 'sha256-")
+		if got := h.Get(k); got != v && !(k == "Content-Security-Policy" && (page || strings.HasPrefix(got, "default-src 'none'; frame-ancestors "))) {
 			t.Errorf("%s: %s %q, want %q", what, k, got, v)
 		}
 	}
@@ -728,6 +730,26 @@ func TestPublic_SyncCookie(t *testing.T) {
 		if strings.Contains(b.logs.String(), r.cookie(cookieSession).Value) || strings.Contains(b.logs.String(), tk) {
 			t.Error("a token or ticket was logged")
 		}
+		// Site-b had never proved ann's mailbox: this hand-off is its first
+		// proof, and its backend is told so (a local account it had under
+		// the address was never proven). The next hand-off finds it bound.
+		if got := r.Header.Get(wasBoundHeader); got != "false" {
+			t.Errorf("first hand-off to site-b: %s %q, want false", wasBoundHeader, got)
+		}
+		l2 := a.login(t, "ann@example.com", true)
+		as2, au2 := a.session(t, l2.Session.ID)
+		tk2, err := a.h.sealSession("site-b", &as2, &au2, testBinding("site-b"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2 := b.get(syncPath(url.Values{"t": {tk2}}))
+		if r2.Status != http.StatusNoContent || r2.Header.Get(wasBoundHeader) != "true" {
+			t.Errorf("second hand-off to site-b: %d %s %q, want true", r2.Status, wasBoundHeader, r2.Header.Get(wasBoundHeader))
+		}
+		// A refused ticket says nothing of the binding.
+		if r3 := b.get(syncPath(url.Values{"t": {tk2}})); r3.Header.Get(wasBoundHeader) != "" {
+			t.Errorf("a replayed ticket: %d %v", r3.Status, r3.Header)
+		}
 	})
 }
 
@@ -842,13 +864,14 @@ func TestAPI_RedeemTicket(t *testing.T) {
 	t.Run("happy path", func(t *testing.T) {
 		tk, _, l := login()
 		var ans struct {
-			Session sessionJSON `json:"session"`
-			User    userJSON    `json:"user"`
-			Token   string      `json:"token"`
+			Session  sessionJSON `json:"session"`
+			User     userJSON    `json:"user"`
+			Token    string      `json:"token"`
+			WasBound *bool       `json:"site_was_bound"`
 		}
 		b.do("POST", "/v1/tickets/redeem", redeem(tk, "192.0.2.7")).want(t, http.StatusOK, &ans)
 		if ans.Session.ID != l.Session.ID || !ans.Session.Active || ans.Session.Site != "site-a" || ans.User.Email != "ann@example.com" ||
-			ans.User.Login != "ann" || ans.User.DisplayName != "Ann" || !ans.User.Verified {
+			ans.User.Login != "ann" || ans.User.DisplayName != "Ann" || !ans.User.Verified || ans.WasBound == nil || *ans.WasBound {
 			t.Errorf("answer %+v", ans)
 		}
 		// Site-b's own token: it stands for the session on site-b, and on
@@ -871,8 +894,15 @@ func TestAPI_RedeemTicket(t *testing.T) {
 		b.do("POST", "/v1/tickets/redeem", `{"ip":"192.0.2.7"}`).wantError(t, http.StatusBadRequest, client.CodeInvalidField)
 		b.do("POST", "/v1/tickets/redeem", `{"ticket":"x","next":"y"}`).wantError(t, http.StatusBadRequest, client.CodeUnknownField)
 		b.do("POST", "/v1/tickets/redeem", map[string]string{"ticket": tk}, "Authorization", "").wantError(t, http.StatusUnauthorized, client.CodeUnauthorized)
-		// The refusals above did not use the ticket up.
-		b.do("POST", "/v1/tickets/redeem", redeem(tk, "::ffff:192.0.2.7")).want(t, http.StatusOK, nil)
+		// The refusals above did not use the ticket up; site-b is bound
+		// since the happy path's hand-off.
+		var ans struct {
+			WasBound *bool `json:"site_was_bound"`
+		}
+		b.do("POST", "/v1/tickets/redeem", redeem(tk, "::ffff:192.0.2.7")).want(t, http.StatusOK, &ans)
+		if ans.WasBound == nil || !*ans.WasBound {
+			t.Errorf("site_was_bound %v after an earlier hand-off", ans.WasBound)
+		}
 	})
 	t.Run("another user's session in the browser", func(t *testing.T) {
 		tk, _, _ := login()
@@ -1361,4 +1391,53 @@ func FuzzDecodePayload(f *testing.F) {
 			t.Fatalf("payload not stable under a round trip:\n%q\n%q (%v)", enc, enc2, err)
 		}
 	})
+}
+
+// TestPublic_StepRefusalPage: a refused hand-off step opened by a browser
+// (a top-level navigation, or Accept: text/html) is a small HTML page with
+// the same status: what happened and what to do, escaped, a link back to
+// the site, the code in X-Ussync-Refused, a CSP that allows only its style
+// (framed by member sites only). An API client keeps the JSON error.
+func TestPublic_StepRefusalPage(t *testing.T) {
+	kr := testKeyring(t)
+	e := newHoEnv(t, kr, "site-a", siteAURL)
+	tk, _ := e.ticketFor(t, "site-a", "ann@example.com", "")
+	nonce := e.nonce
+	e.nonce = "" // another browser: it holds no nonce here
+	navigate := []string{"Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document", "Accept", "text/html,application/xhtml+xml,*/*;q=0.8"}
+	r := e.get(syncPath(url.Values{"t": {tk}}), navigate...)
+	body := string(r.Body)
+	csp := r.Header.Get("Content-Security-Policy")
+	if r.Status != http.StatusForbidden || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") ||
+		r.Header.Get(refusedHeader) != client.CodeOtherBrowser {
+		t.Fatalf("other browser, navigating: %d %v\n%s", r.Status, r.Header, body)
+	}
+	if !strings.Contains(body, "Log in again on this site") || !strings.Contains(body, `href="`+siteAURL+`"`) ||
+		strings.Contains(body, `"error"`) || strings.Contains(body, "<script") {
+		t.Errorf("the page: %s", body)
+	}
+	if !strings.HasPrefix(csp, "default-src 'none'; style-src 'sha256-") || !strings.Contains(csp, "frame-ancestors ") ||
+		strings.Contains(csp, "unsafe") || r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers: %v", r.Header)
+	}
+	if len(r.Header.Values("Set-Cookie")) != 0 {
+		t.Errorf("a refusal set cookies: %q", r.Header.Values("Set-Cookie"))
+	}
+	// An API client (no navigation, JSON or nothing accepted) keeps JSON.
+	for _, hdr := range [][]string{nil, {"Accept", "application/json"}, {"Accept", "application/json, text/html"}} {
+		r := e.get(syncPath(url.Values{"t": {tk}}), hdr...)
+		r.refusal(t, http.StatusForbidden, client.CodeOtherBrowser)
+	}
+	// A malformed ticket: 400, the text escaped (nothing of the query is
+	// echoed).
+	r = e.get(syncPath(url.Values{"t": {"<script>alert(1)</script>"}}), navigate...)
+	if r.Status != http.StatusBadRequest || r.Header.Get(refusedHeader) != client.CodeTicketMalformed ||
+		strings.Contains(string(r.Body), "<script") || !strings.Contains(string(r.Body), "Log in again") {
+		t.Errorf("malformed, navigating: %d %v\n%s", r.Status, r.Header, r.Body)
+	}
+	// The right browser redeems the same ticket: the refusals used nothing.
+	e.nonce = nonce
+	if r := e.get(syncPath(url.Values{"t": {tk}}), navigate...); r.Status != http.StatusNoContent {
+		t.Errorf("the right browser: %d %s", r.Status, r.Body)
+	}
 }

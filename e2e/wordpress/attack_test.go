@@ -224,3 +224,106 @@ func TestWordPress_HostCookies(t *testing.T) {
 	}
 	t.Fatalf("the node's __Host-ussync_checked did not reach the browser: cookies %q", resp.Header.Values("Set-Cookie"))
 }
+
+// loggedIn reports whether client c is logged in on site s (its profile
+// page answers instead of sending it to wp-login.php).
+func loggedIn(t *testing.T, c *http.Client, s *site) bool {
+	t.Helper()
+	resp, _ := get(t, c, "GET", s.url+"wp-admin/profile.php", nil, nil)
+	return resp.StatusCode == http.StatusOK
+}
+
+var reLostPassword = regexp.MustCompile(`https?://[^\s<>"]+wp-login\.php\?action=lostpassword`)
+
+// TestWordPress_PreAccountTakeover: an attacker registers the victim's
+// address on site B first, with a password of their choosing, and stays
+// logged in there. B never proves the mailbox. The victim logs in on A
+// (which proved it) and the chain logs them into that account on B: the
+// hand-off is B's first proof of the address, so the account's password
+// is reset and the attacker's session on B ends before the victim's
+// browser is let in. The victim is told, by a notice and by mail. A later
+// hand-off, B being bound now, resets nothing.
+func TestWordPress_PreAccountTakeover(t *testing.T) {
+	tb := theBed(t)
+	a, b := tb.sites[0], tb.sites[1]
+	tb.defaults(t)
+	const email = "vic@example.com"
+
+	// The attacker's account on B, and their session there.
+	mallory := tb.user(t, b, "vic-b", email, "subscriber")
+	attacker, _ := clientLogin(t, b, "vic-b", mallory, nil)
+	if !loggedIn(t, attacker, b) {
+		t.Fatal("the attacker's login on B failed")
+	}
+	if tb.mustPHP(t, b, fmt.Sprintf(`return WP_Application_Passwords::create_new_application_password(get_user_by('email', %q)->ID, array('name' => 'mal'))[0] ? 1 : 0;`, email)) == nil {
+		t.Fatal("no application password")
+	}
+
+	// The victim's own account on A, whose address A proved.
+	pass := tb.user(t, a, "vic", email, "subscriber")
+	tb.verify(t, a, email)
+	vic := launch(t, "the victim's browser")
+	vic.wpLogin(a, "vic", pass, false)
+	vic.shows("A logged in", func(p page) bool { return strings.HasPrefix(p.Href, a.url) && p.User == email })
+	pb := vic.visit(b.url, email)
+	if pb.Login != "vic-b" {
+		t.Fatalf("B logged the victim into %q, want vic-b", pb.Login)
+	}
+	if !strings.Contains(pb.Text, "password was reset") {
+		t.Errorf("B's first page says nothing of the reset: %q", pb.Text)
+	}
+
+	if loggedIn(t, attacker, b) {
+		t.Error("the attacker's session on B survived the victim's arrival")
+	}
+	if c, _ := clientLogin(t, b, "vic-b", mallory, nil); loggedIn(t, c, b) {
+		t.Error("the attacker's password still works on B")
+	}
+	if n := string(tb.mustPHP(t, b, fmt.Sprintf(`return count(WP_Application_Passwords::get_user_application_passwords(get_user_by('email', %q)->ID));`, email))); n != "0" {
+		t.Errorf("%s application passwords left on the account", n)
+	}
+	link := tb.waitMail(t, email, reLostPassword, 1)
+	if !strings.HasPrefix(link, b.url) {
+		t.Errorf("the mail links to %s, want B's lost-password page", link)
+	}
+	vic.visit(b.url, email) // the victim stays logged in on B
+	if !strings.Contains(readFile(filepath.Join(b.dir, "debug.log"))+readFile(filepath.Join(b.dir, "php-errors.log")), "arrived by a hand-off before this site had proved their address") {
+		t.Error("B's log does not record the reset")
+	}
+
+	// B is bound now: the victim sets a password there, and a login from
+	// A in another browser keeps it.
+	newPass := "Vic-own-Strong-pw-4!"
+	tb.mustPHP(t, b, fmt.Sprintf(`wp_set_password(%q, get_user_by('email', %q)->ID); return 1;`, newPass, email))
+	other := launch(t, "the victim's other browser")
+	other.wpLogin(a, "vic", pass, false)
+	other.shows("A logged in", func(p page) bool { return p.User == email })
+	other.visit(b.url, email)
+	if c, _ := clientLogin(t, b, "vic-b", newPass, nil); !loggedIn(t, c, b) {
+		t.Error("a hand-off to a bound site reset the password the victim set")
+	}
+}
+
+// TestWordPress_HostSessionCookie: on a site at an https root the
+// plugin's own session cookie is __Host-ussync_session, which a sibling
+// subdomain cannot plant (login CSRF); the cookie under its old name is
+// still read for one transition, and only when the __Host- one is absent.
+// A site over http, or under a path, keeps the plain name.
+func TestWordPress_HostSessionCookie(t *testing.T) {
+	tb := theBed(t)
+	b := tb.sites[1]
+	tb.defaults(t)
+	out := string(tb.mustPHP(t, b, `$conn = Ussync_Util::check_connection((array) Ussync_Settings::value('connections')[0])[0];
+$plain = new Ussync_Node($conn, 0, '');
+add_filter('home_url', static fn($u) => preg_replace('#^http:#', 'https:', $u));
+$n = new Ussync_Node($conn, 0, '');
+$old = str_repeat('o', 43); $new = str_repeat('n', 43);
+$_COOKIE = array('ussync_session' => $old);
+$legacy = $n->token_cookie();
+$_COOKIE = array('ussync_session' => $old, '__Host-ussync_session' => $new);
+$both = $n->token_cookie();
+return array($plain->cookie, $n->cookie, $legacy === $old, $both === $new);`))
+	if out != `["ussync_session","__Host-ussync_session",true,true]` {
+		t.Fatalf("[http name, https root name, old name read, __Host- wins] = %s", out)
+	}
+}

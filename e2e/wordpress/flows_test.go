@@ -403,3 +403,26 @@ func TestWordPress_REST(t *testing.T) {
 	}
 	x.visit(a.url, "")
 }
+
+// TestWordPress_ForwardFailureNotDown: one visitor's request to
+// <site>/ussync/v1/… that the node's public listener does not answer (it
+// failed, or timed out) does not mark the node down: the session checks of
+// every other visitor still ask it. A failure of the private API still
+// does.
+func TestWordPress_ForwardFailureNotDown(t *testing.T) {
+	tb := theBed(t)
+	a := tb.sites[0]
+	tb.defaults(t)
+	t.Cleanup(func() { tb.mustPHP(t, a, `delete_option('ussync_down'); return 1;`) })
+	out := string(tb.mustPHP(t, a, `delete_option('ussync_down');
+$n = Ussync_Settings::nodes()[0];
+$n->public_url = 'http://127.0.0.1:1';
+$r = $n->forward('GET', '/ussync/v1/whoami', array(), '');
+$public = array($r['status'], $n->is_down());
+$n->api_url = 'http://127.0.0.1:1';
+$n->check(str_repeat('a', 64));
+return array($public, $n->is_down());`))
+	if out != "[[0,false],true]" {
+		t.Fatalf("[[forward status, down after it], down after a private API failure] = %s, want [[0,false],true]", out)
+	}
+}

@@ -36,6 +36,19 @@ func TestWordPress_Settings(t *testing.T) {
 	if strings.Contains(page, tb.token) {
 		t.Fatal("the settings page shows the API token")
 	}
+	// This site's binding, for the administrator's own address: bound once
+	// the site proved it (here an administrator's verify through its node).
+	admin := "admin-" + c3.name + "@example.com"
+	if !strings.Contains(page, `data-binding="`) || !strings.Contains(page, admin) {
+		t.Fatalf("the health box does not show the binding of %s: %s", admin, truncate(page[max(0, strings.Index(page, "ussync-health")):], 800))
+	}
+	tb.verify(t, c3, admin)
+	t.Cleanup(func() {
+		tb.nodeCall(c3, "PUT", "/v1/users/"+url.PathEscape(admin), map[string]any{"verified": false}, nil)
+	})
+	if _, page := get(t, c, "GET", c3.url+"wp-admin/options-general.php?page=ussync", nil, nil); !strings.Contains(page, `data-binding="bound"`) {
+		t.Fatalf("the health box does not say this site is bound to %s once it proved it: %s", admin, truncate(page[max(0, strings.Index(page, "data-binding")):], 400))
+	}
 	if !strings.Contains(page, "USSYNC_API_TOKEN") {
 		t.Fatal("the settings page does not say where the token comes from")
 	}

@@ -164,6 +164,10 @@ final class UtilTest extends TestCase {
 	public function test_cookie_and_token_names(): void {
 		$this->assertSame( 'ussync_session', Ussync_Util::cookie_name( 0, 'main' ) );
 		$this->assertSame( 'ussync_session_partners', Ussync_Util::cookie_name( 1, 'partners' ) );
+		$this->assertTrue( Ussync_Util::host_prefixed( 'https://example.com' ) );
+		$this->assertTrue( Ussync_Util::host_prefixed( 'HTTPS://example.com:8443/' ) );
+		$this->assertFalse( Ussync_Util::host_prefixed( 'https://example.com/blog/' ) );
+		$this->assertFalse( Ussync_Util::host_prefixed( 'http://example.com/' ) );
 		$this->assertSame( 'USSYNC_API_TOKEN', Ussync_Util::token_constant( 0, 'main' ) );
 		$this->assertSame( 'USSYNC_API_TOKEN_PARTNERS', Ussync_Util::token_constant( 2, 'partners' ) );
 	}

@@ -11,3 +11,4 @@ defined( 'WP_UNINSTALL_PLUGIN' ) || exit;
 delete_option( 'ussync_settings' );
 delete_option( 'ussync_down' );
 delete_metadata( 'user', 0, 'ussync_added', '', true );
+delete_metadata( 'user', 0, 'ussync_credentials_reset', '', true );

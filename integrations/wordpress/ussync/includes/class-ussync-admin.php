@@ -260,7 +260,9 @@ final class Ussync_Admin {
 				/* translators: 1: the node's site URL, 2: this site's URL */
 				echo '<strong class="ussync-health-bad">' . esc_html( sprintf( __( 'Its site URL is %1$s, not this site\'s %2$s: set site.url in its cluster.yaml.', 'ussync' ), (string) ( $d['site_url'] ?? '' ), $home ) ) . '</strong>';
 			}
-			echo '</p><table class="widefat striped"><thead><tr><th>' . esc_html__( 'Member', 'ussync' ) . '</th><th>' . esc_html__( 'State', 'ussync' ) . '</th><th>' . esc_html__( 'Site', 'ussync' ) . '</th><th>' . esc_html__( 'Version', 'ussync' ) . '</th></tr></thead><tbody>';
+			echo '</p>';
+			self::binding_line( $node );
+			echo '<table class="widefat striped"><thead><tr><th>' . esc_html__( 'Member', 'ussync' ) . '</th><th>' . esc_html__( 'State', 'ussync' ) . '</th><th>' . esc_html__( 'Site', 'ussync' ) . '</th><th>' . esc_html__( 'Version', 'ussync' ) . '</th></tr></thead><tbody>';
 			foreach ( (array) ( $d['members'] ?? array() ) as $m ) {
 				printf( '<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>', esc_html( (string) ( $m['name'] ?? '' ) ), esc_html( (string) ( $m['state'] ?? '' ) ), esc_html( (string) ( $m['site_url'] ?? '' ) ), esc_html( (string) ( $m['version'] ?? '' ) ) );
 			}
@@ -270,6 +272,43 @@ final class Ussync_Admin {
 			echo '<p>' . esc_html( sprintf( __( '%1$d users, %2$d active sessions in the cluster.', 'ussync' ), (int) ( $c['users'] ?? 0 ), (int) ( $c['active_sessions'] ?? 0 ) ) ) . '</p>';
 		}
 		echo '</div>';
+	}
+
+	/**
+	 * The health box's line on this site's binding. A binding is per
+	 * address (docs/security.md, "A site's knowledge of its users"), so the
+	 * box shows the one of the administrator looking at it: whether their
+	 * address is verified, and whether this site is bound to it (so their
+	 * logins here travel). One call; the Users list shows everyone's.
+	 *
+	 * @param Ussync_Node $node The network.
+	 */
+	private static function binding_line( Ussync_Node $node ): void {
+		$email = strtolower( (string) wp_get_current_user()->user_email );
+		if ( '' === $email ) {
+			return;
+		}
+		$r = $node->user( $email, true );
+		if ( 404 === $r['status'] ) {
+			$state = 'unknown';
+			/* translators: %s: an e-mail address */
+			$text = sprintf( __( 'Your address %s is not in the cluster yet: your next login here adds it.', 'ussync' ), $email );
+		} elseif ( 200 !== $r['status'] ) {
+			return;
+		} elseif ( empty( $r['data']['verified'] ) ) {
+			$state = 'unverified';
+			/* translators: %s: an e-mail address */
+			$text = sprintf( __( 'Your address %s is not verified: your logins stay on this site. Verify it under Users → My sessions.', 'ussync' ), $email );
+		} elseif ( empty( $r['data']['bound'] ) ) {
+			$state = 'not_bound';
+			/* translators: %s: an e-mail address */
+			$text = sprintf( __( 'This site is not bound to your address %s (it has not proved the mailbox): your logins here stay here. Ask for a code under Users → My sessions, or arrive here from a site where you are logged in.', 'ussync' ), $email );
+		} else {
+			$state = 'bound';
+			/* translators: %s: an e-mail address */
+			$text = sprintf( __( 'This site is bound to your address %s: your logins here travel to the other sites.', 'ussync' ), $email );
+		}
+		printf( '<p data-binding="%s">%s</p>', esc_attr( $state ), esc_html( $text ) );
 	}
 
 	/**
@@ -311,6 +350,7 @@ final class Ussync_Admin {
 			'role'               => __( 'You are logged in on another site of this family, but accounts with your role here must log in on this site.', 'ussync' ),
 			'second_factor'      => __( 'You are logged in on another site of this family, but your account here uses a second factor: log in here.', 'ussync' ),
 			'other_user'         => __( 'Another account was already logged in here in this browser: it was kept. Log out here first to switch accounts.', 'ussync' ),
+			'password_reset'     => __( 'Welcome: your login on another site of this family logged you in here. An account with your e-mail address already existed on this site before it had verified that address, so for your safety its password was reset and its other sessions were ended. To log in here with a password, use "Lost your password?" (we also sent you an e-mail).', 'ussync' ),
 			'create_failed'      => __( 'You are logged in on another site of this family, but this site could not add your account. Register here.', 'ussync' ),
 		);
 		return $texts[ $code ] ?? ( '' !== $code ? __( 'Your login on another site could not be used here. Log in here.', 'ussync' ) : '' );

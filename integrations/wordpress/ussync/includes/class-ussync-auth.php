@@ -21,6 +21,9 @@ final class Ussync_Auth {
 	/** @var array|null Network id => session id of the session WordPress is creating for an arrival. */
 	private static ?array $linking = null;
 
+	/** @var string A notice for the WordPress session an arrival is creating ('' if none). */
+	private static string $linking_notice = '';
+
 	/** @var int A user whose password changed in this request (their next WordPress session gets a fresh ussync session, not a hand-off). */
 	private static int $password_changed = 0;
 
@@ -125,7 +128,10 @@ final class Ussync_Auth {
 		$session = (array) $session;
 		if ( null !== self::$linking ) {
 			$session['ussync'] = array( 'sids' => self::$linking );
-			self::$linking     = null;
+			if ( '' !== self::$linking_notice ) {
+				$session['ussync']['notice'] = self::$linking_notice;
+			}
+			self::$linking = null;
 			return $session;
 		}
 		if ( ! apply_filters( 'send_auth_cookies', true ) || ( defined( 'WP_CLI' ) && WP_CLI ) || wp_doing_cron() ) {
@@ -179,7 +185,7 @@ final class Ussync_Auth {
 		$travels = self::travels( $user );
 		foreach ( Ussync_Settings::nodes() as $node ) {
 			$email = strtolower( $user->user_email );
-			$prev  = isset( $_COOKIE[ $node->cookie ] ) && is_string( $_COOKIE[ $node->cookie ] ) ? wp_unslash( $_COOKIE[ $node->cookie ] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked by valid_token.
+			$prev  = $node->token_cookie();
 			$r     = $node->login( Ussync_Handoff::login_body( $user, $ttl, $email ) );
 			if ( 409 === $r['status'] && 'user_moved' === $r['code'] ) {
 				$email = self::follow_move( $node, $user );
@@ -207,7 +213,7 @@ final class Ussync_Auth {
 				// site (hop/ask) or its whoami would find the session and
 				// carry it there. The check and the logout use the session id
 				// kept with the WordPress session.
-				Ussync_Handoff::clear_cookie( $node->cookie );
+				Ussync_Handoff::clear_token_cookie( $node );
 			}
 			$out[ $node->id ] = $r['data'];
 		}
@@ -409,7 +415,7 @@ final class Ussync_Auth {
 			wp_clear_auth_cookie();
 		}
 		foreach ( Ussync_Settings::nodes() as $node ) {
-			Ussync_Handoff::clear_cookie( $node->cookie );
+			Ussync_Handoff::clear_token_cookie( $node );
 		}
 		if ( 'lazy' === Ussync_Settings::value( 'mode' ) ) {
 			Ussync_Handoff::cookie( Ussync_Handoff::CHECKED_COOKIE, '1', time() + Ussync_Handoff::HOP_INTERVAL, false );
@@ -426,12 +432,11 @@ final class Ussync_Auth {
 			return 0;
 		}
 		foreach ( Ussync_Settings::nodes() as $node ) {
-			$v = isset( $_COOKIE[ $node->cookie ] ) && is_string( $_COOKIE[ $node->cookie ] ) ? wp_unslash( $_COOKIE[ $node->cookie ] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked by valid_token.
+			$v = $node->token_cookie();
 			if ( '' === $v ) {
-				continue;
-			}
-			if ( ! Ussync_Util::valid_token( $v ) ) {
-				Ussync_Handoff::clear_cookie( $node->cookie );
+				if ( isset( $_COOKIE[ $node->cookie ] ) || isset( $_COOKIE[ $node->legacy_cookie ] ) ) {
+					Ussync_Handoff::clear_token_cookie( $node );
+				}
 				continue;
 			}
 			$got = self::arrive( $node, $v );
@@ -439,7 +444,7 @@ final class Ussync_Auth {
 				Ussync_Handoff::set_token_cookie( $node, $v, $got['remember'] ? $got['expires'] : 0 );
 				return $got['uid'];
 			}
-			Ussync_Handoff::clear_cookie( $node->cookie );
+			Ussync_Handoff::clear_token_cookie( $node );
 			if ( 'unavailable' !== $got['code'] ) {
 				Ussync_Handoff::refused( $got['code'] );
 			}
@@ -454,11 +459,19 @@ final class Ussync_Auth {
 	 * Never logs into an account matched by name, never replaces another
 	 * user's session in this browser, never copies or raises a role.
 	 *
-	 * @param Ussync_Node $node  The network.
-	 * @param string      $token The session token.
+	 * An account this site already had under the address, while the site
+	 * was not bound to it before this hand-off ($was_bound false: the node
+	 * says so on the sync step's answer), was never proven to be the
+	 * mailbox owner's: someone may have registered it first, with a
+	 * password of their choosing. Its credentials are reset before the
+	 * browser is logged in (see unproven_account).
+	 *
+	 * @param Ussync_Node $node      The network.
+	 * @param string      $token     The session token.
+	 * @param bool|null   $was_bound The site was bound to the address before this hand-off; null: unknown (a cookie the node set itself).
 	 * @return array{ok:bool,uid:int,code:string,remember:bool,expires:int}
 	 */
-	public static function arrive( Ussync_Node $node, string $token ): array {
+	public static function arrive( Ussync_Node $node, string $token, ?bool $was_bound = null ): array {
 		$no = static fn( string $code ): array => array(
 			'ok'       => false,
 			'uid'      => 0,
@@ -503,7 +516,8 @@ final class Ussync_Auth {
 			return $ok( $current );
 		}
 
-		$user = get_user_by( 'email', $email );
+		$user    = get_user_by( 'email', $email );
+		$existed = (bool) $user;
 		if ( ! $user ) {
 			if ( 'reject' === Ussync_Settings::value( 'unknown_user' ) ) {
 				return $no( 'unknown_user' );
@@ -522,19 +536,82 @@ final class Ussync_Auth {
 			return $no( 'second_factor' );
 		}
 
+		$notice = '';
+		if ( $existed && false === $was_bound ) {
+			self::unproven_account( $user, $node->id, $sid );
+			$notice = 'password_reset';
+		}
+
 		// WordPress's cookies never outlive the ussync session: a remembered
 		// login cookie is kept 12 hours past its session's expiration
 		// (wp_set_auth_cookie), so that session ends 12 hours earlier.
 		$life  = max( 60, $expires - time() - ( $remember ? 12 * HOUR_IN_SECONDS : 0 ) );
 		$limit = static fn() => $life;
 		add_filter( 'auth_cookie_expiration', $limit, PHP_INT_MAX );
-		self::$linking = array( $node->id => $sid );
+		self::$linking        = array( $node->id => $sid );
+		self::$linking_notice = $notice;
 		wp_set_auth_cookie( $user->ID, $remember, is_ssl() );
+		self::$linking_notice = '';
 		self::$linking = null;
 		remove_filter( 'auth_cookie_expiration', $limit, PHP_INT_MAX );
 		wp_set_current_user( $user->ID );
 		Ussync_Handoff::no_cache();
 		return $ok( $user->ID );
+	}
+
+	/**
+	 * A session arrived for an account this site had before it was bound to
+	 * the account's address: the hand-off is the first proof that the
+	 * browser's user owns the mailbox, and nothing proved that whoever set
+	 * the account's credentials did (someone may have registered the
+	 * address first, with a password of their choosing: a pre-account
+	 * takeover). As careful SSO systems do when they link an identity to a
+	 * pre-existing unverified local account, the account's credentials
+	 * are reset before the browser is logged in: a random password, its
+	 * application passwords deleted, every other WordPress session
+	 * destroyed (and the ussync sessions they held ended). The event is
+	 * logged and the user is told, by e-mail and by a notice, how to set a
+	 * password of their own. Profile and content stay as they are.
+	 *
+	 * @param WP_User $user    The account.
+	 * @param string  $network The id of the network the session came by.
+	 * @param string  $sid     The arriving session's id (never ended).
+	 */
+	private static function unproven_account( WP_User $user, string $network, string $sid ): void {
+		$mgr   = WP_Session_Tokens::get_instance( $user->ID );
+		$nodes = array();
+		foreach ( Ussync_Settings::nodes() as $n ) {
+			$nodes[ $n->id ] = $n;
+		}
+		foreach ( $mgr->get_all() as $s ) {
+			foreach ( (array) ( $s['ussync']['sids'] ?? array() ) as $id => $other ) {
+				$other = (string) $other;
+				if ( isset( $nodes[ $id ] ) && Ussync_Util::valid_session_id( $other ) && ! ( $id === $network && $other === $sid ) ) {
+					$nodes[ $id ]->end( $other );
+				}
+			}
+		}
+		$mgr->destroy_all();
+		wp_set_password( wp_generate_password( 32, true, true ), $user->ID );
+		if ( class_exists( 'WP_Application_Passwords' ) ) {
+			WP_Application_Passwords::delete_all_application_passwords( $user->ID );
+		}
+		update_user_meta( $user->ID, 'ussync_credentials_reset', time() );
+		// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
+		error_log( sprintf( 'ussync: user %d arrived by a hand-off before this site had proved their address: the account\'s password was reset and its other sessions ended', $user->ID ) );
+		$site = wp_specialchars_decode( get_bloginfo( 'name' ), ENT_QUOTES );
+		wp_mail(
+			$user->user_email,
+			/* translators: %s: the site's name. */
+			sprintf( __( '[%s] Your password here was reset', 'ussync' ), $site ),
+			sprintf(
+				/* translators: 1: the site's name, 2: its address, 3: the lost-password page. */
+				__( "You were just logged in on %1\$s (%2\$s) by your login on another site of the same family.\n\nAn account with your e-mail address already existed here, but this site had never verified that address. Someone else may have created that account before you, so for your safety its password was replaced by a random one and every other session of the account was ended.\n\nTo log in here with a password, set a new one: %3\$s\n\nIf you did not just log in, you can ignore this message.", 'ussync' ),
+				$site,
+				home_url( '/' ),
+				wp_lostpassword_url()
+			)
+		);
 	}
 
 	/**
@@ -590,14 +667,14 @@ final class Ussync_Auth {
 		$sids = self::current_sids();
 		foreach ( Ussync_Settings::nodes() as $node ) {
 			$sid = (string) ( $sids[ $node->id ] ?? '' );
-			$v   = isset( $_COOKIE[ $node->cookie ] ) && is_string( $_COOKIE[ $node->cookie ] ) ? wp_unslash( $_COOKIE[ $node->cookie ] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked by valid_token.
+			$v   = $node->token_cookie();
 			if ( '' === $sid && Ussync_Util::valid_token( $v ) ) {
 				$sid = Ussync_Util::session_id( $v );
 			}
 			if ( Ussync_Util::valid_session_id( $sid ) ) {
 				$node->end( $sid );
 			}
-			Ussync_Handoff::clear_cookie( $node->cookie );
+			Ussync_Handoff::clear_token_cookie( $node );
 		}
 		if ( 'lazy' === Ussync_Settings::value( 'mode' ) ) {
 			// Asking the other sites right after a logout would find nothing.

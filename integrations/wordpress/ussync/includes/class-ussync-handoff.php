@@ -214,8 +214,8 @@ final class Ussync_Handoff {
 				continue;
 			}
 			$value = wp_unslash( $value );
-			if ( $name === $node->cookie && Ussync_Util::valid_token( $value ) ) {
-				$cookies[] = 'ussync_session=' . $value;
+			if ( $name === $node->cookie || $name === $node->legacy_cookie ) {
+				continue; // below: the token, under the node's own name.
 			} elseif ( 0 === $node->index && self::CHECKED_COOKIE === $name && '1' === $value ) {
 				$cookies[] = self::CHECKED_COOKIE . '=1';
 			} elseif ( 0 === strpos( Ussync_Util::cookie_base( (string) $name ), 'ussync_nonce' ) && preg_match( '/\A[A-Za-z0-9_.~-]{1,200}\z/', $value ) ) {
@@ -224,6 +224,10 @@ final class Ussync_Handoff {
 				// name), __Host- prefixed on a site at an https root.
 				$cookies[] = $name . '=' . $value;
 			}
+		}
+		$token = $node->token_cookie();
+		if ( '' !== $token ) {
+			$cookies[] = 'ussync_session=' . $token;
 		}
 		if ( $cookies ) {
 			$h['Cookie'] = implode( '; ', $cookies );
@@ -254,13 +258,14 @@ final class Ussync_Handoff {
 			$base = Ussync_Util::cookie_base( $c['name'] );
 			if ( 'ussync_session' === $base ) {
 				if ( Ussync_Util::deletes( $c ) ) {
-					self::clear_cookie( $node->cookie );
+					self::clear_token_cookie( $node );
 					continue;
 				}
 				if ( 'sync' !== $endpoint || ! Ussync_Util::valid_token( $c['value'] ) ) {
 					continue;
 				}
-				$got = Ussync_Auth::arrive( $node, $c['value'] );
+				$bound = strtolower( (string) ( $h['x-ussync-site-was-bound'][0] ?? '' ) );
+				$got   = Ussync_Auth::arrive( $node, $c['value'], 'true' === $bound ? true : ( 'false' === $bound ? false : null ) );
 				if ( $got['ok'] ) {
 					self::set_token_cookie( $node, $c['value'], $got['remember'] ? $got['expires'] : 0, 'none' === $same );
 				} else {
@@ -311,7 +316,9 @@ final class Ussync_Handoff {
 			return;
 		}
 		self::no_cache();
-		$secure = is_ssl() || ( $none && self::localhost() );
+		// A __Host- cookie must be Secure (with Path=/: the site is at its
+		// host's root), or the browser drops it.
+		$secure = is_ssl() || ( $none && self::localhost() ) || str_starts_with( $name, '__Host-' );
 		setcookie(
 			$name,
 			$value,
@@ -353,6 +360,19 @@ final class Ussync_Handoff {
 	}
 
 	/**
+	 * Deletes a network's session token cookie, under its name and (one
+	 * transition) its name before the __Host- prefix.
+	 *
+	 * @param Ussync_Node $node The network.
+	 */
+	public static function clear_token_cookie( Ussync_Node $node ): void {
+		self::clear_cookie( $node->cookie );
+		if ( $node->legacy_cookie !== $node->cookie ) {
+			self::clear_cookie( $node->legacy_cookie );
+		}
+	}
+
+	/**
 	 * Puts a network's session token in this browser's cookie, for the
 	 * node's public endpoints (whoami, the lazy hop's ask, logout).
 	 *
@@ -363,6 +383,9 @@ final class Ussync_Handoff {
 	 */
 	public static function set_token_cookie( Ussync_Node $node, string $token, int $expires, bool $none = false ): void {
 		self::cookie( $node->cookie, $token, $expires, $none || 'iframe' === Ussync_Settings::value( 'mode' ) );
+		if ( $node->legacy_cookie !== $node->cookie ) {
+			self::clear_cookie( $node->legacy_cookie ); // moved under the __Host- name.
+		}
 	}
 
 	/**
@@ -596,7 +619,7 @@ final class Ussync_Handoff {
 		$node = Ussync_Settings::primary();
 		// phpcs:ignore WordPress.Security.NonceVerification.Recommended
 		$hopped = isset( $_GET[ self::HOPPED_PARAM ] );
-		if ( isset( $_COOKIE[ $node->cookie ] ) || isset( $_COOKIE[ self::CHECKED_COOKIE ] ) ) {
+		if ( isset( $_COOKIE[ $node->cookie ] ) || isset( $_COOKIE[ $node->legacy_cookie ] ) || isset( $_COOKIE[ self::CHECKED_COOKIE ] ) ) {
 			if ( $hopped ) {
 				wp_safe_redirect( Ussync_Util::without_param( self::current_url(), self::HOPPED_PARAM ) );
 				exit;

@@ -74,8 +74,18 @@ final class Ussync_Node {
 	/** @var string Public listener base URL, without a trailing slash. */
 	public string $public_url;
 
-	/** @var string The browser cookie holding this network's session token here. */
+	/**
+	 * @var string The browser cookie holding this network's session token
+	 * here: __Host- prefixed on a site at an https root.
+	 */
 	public string $cookie;
+
+	/**
+	 * @var string The cookie's name before the __Host- prefix (the same as
+	 * $cookie elsewhere): still read, and deleted, for one transition, so
+	 * that an upgrade logs nobody out.
+	 */
+	public string $legacy_cookie;
 
 	/** @var string The API token ('' when none is configured). */
 	private string $token;
@@ -93,8 +103,26 @@ final class Ussync_Node {
 		$this->label      = '' !== $c['label'] ? $c['label'] : $c['id'];
 		$this->api_url    = $c['api_url'];
 		$this->public_url = $c['public_url'];
-		$this->cookie     = Ussync_Util::cookie_name( $index, $c['id'] );
+		$this->legacy_cookie = Ussync_Util::cookie_name( $index, $c['id'] );
+		$this->cookie        = ( Ussync_Util::host_prefixed( home_url( '/' ) ) ? '__Host-' : '' ) . $this->legacy_cookie;
 		$this->token      = $token;
+	}
+
+	/**
+	 * The session token this browser holds for this network here: its
+	 * cookie, else (one transition) the cookie under its name before the
+	 * __Host- prefix. '' when neither holds a well-formed token.
+	 *
+	 * @return string
+	 */
+	public function token_cookie(): string {
+		foreach ( array_unique( array( $this->cookie, $this->legacy_cookie ) ) as $name ) {
+			$v = isset( $_COOKIE[ $name ] ) && is_string( $_COOKIE[ $name ] ) ? wp_unslash( $_COOKIE[ $name ] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked by valid_token.
+			if ( Ussync_Util::valid_token( $v ) ) {
+				return $v;
+			}
+		}
+		return '';
 	}
 
 	/**
@@ -117,15 +145,33 @@ final class Ussync_Node {
 	}
 
 	/**
-	 * Records a failure: marks the node down and logs it, once per outage.
+	 * The key of a down-mark in DOWN_OPTION: the private API's (the only
+	 * one is_down reads), or the public listener's. A visitor's forwarded
+	 * request that fails or times out (a slow step, a client that went
+	 * away) marks only the public listener's, which is there to log the
+	 * outage once: it never stops the session checks of every other
+	 * visitor.
 	 *
-	 * @param string $what What failed (no secret, no address).
+	 * @param bool $public The public listener's mark.
+	 * @return string
 	 */
-	private function failed( string $what ): void {
+	private function mark_key( bool $public ): string {
+		return $public ? $this->id . '#public' : $this->id;
+	}
+
+	/**
+	 * Records a failure: marks the node (or its public listener) down and
+	 * logs it, once per outage.
+	 *
+	 * @param string $what   What failed (no secret, no address).
+	 * @param bool   $public A forwarded request to the public listener failed.
+	 */
+	private function failed( string $what, bool $public = false ): void {
+		$key  = $this->mark_key( $public );
 		$down = get_option( self::DOWN_OPTION, array() );
 		$down = is_array( $down ) ? $down : array();
-		$was  = isset( $down[ $this->id ] );
-		$down[ $this->id ] = time() + self::down_for();
+		$was  = isset( $down[ $key ] ) && (int) $down[ $key ] > time();
+		$down[ $key ] = time() + self::down_for();
 		update_option( self::DOWN_OPTION, $down, true );
 		if ( ! $was ) {
 			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- logged once per outage, by design.
@@ -135,14 +181,17 @@ final class Ussync_Node {
 
 	/**
 	 * Records a success after a failure: clears the mark and logs it once.
+	 *
+	 * @param bool $public The public listener answered.
 	 */
-	private function answered(): void {
+	private function answered( bool $public = false ): void {
+		$key  = $this->mark_key( $public );
 		$down = get_option( self::DOWN_OPTION, array() );
-		if ( is_array( $down ) && isset( $down[ $this->id ] ) ) {
-			unset( $down[ $this->id ] );
+		if ( is_array( $down ) && isset( $down[ $key ] ) ) {
+			unset( $down[ $key ] );
 			update_option( self::DOWN_OPTION, $down, true );
 			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
-			error_log( sprintf( 'ussync: the node of network "%s" answers again', $this->id ) );
+			error_log( sprintf( 'ussync: the node of network "%s" answers again%s', $this->id, $public ? ' (public listener)' : '' ) );
 		}
 	}
 
@@ -255,13 +304,14 @@ final class Ussync_Node {
 			)
 		);
 		if ( is_wp_error( $resp ) ) {
-			$this->failed( 'public listener: ' . $resp->get_error_code() );
+			$this->failed( 'public listener: ' . $resp->get_error_code(), true );
 			return array(
 				'status'  => 0,
 				'headers' => array(),
 				'body'    => '',
 			);
 		}
+		$this->answered( true );
 		$out = array();
 		$raw = $resp['http_response'] instanceof WP_HTTP_Requests_Response ? $resp['http_response']->get_response_object()->headers : null;
 		if ( null !== $raw ) {

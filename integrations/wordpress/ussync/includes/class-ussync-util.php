@@ -361,6 +361,20 @@ final class Ussync_Util {
 	}
 
 	/**
+	 * Whether a site at $home may name its cookies __Host-…: served over
+	 * https at the root of its host (RFC 6265bis section 4.1.3.2: Secure,
+	 * Path=/, no Domain). Such a cookie cannot be planted by a sibling
+	 * subdomain, which a plain name can (login CSRF: the browser would be
+	 * logged in as the planter).
+	 *
+	 * @param string $home The site's home URL.
+	 * @return bool
+	 */
+	public static function host_prefixed( string $home ): bool {
+		return 'https' === strtolower( (string) parse_url( $home, PHP_URL_SCHEME ) ) && '/' === self::site_path( $home );
+	}
+
+	/**
 	 * A network id: lower-case letters, digits and '_', 1 to 20 characters.
 	 *
 	 * @param string $id Candidate.

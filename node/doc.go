@@ -30,9 +30,9 @@
 //   - the private API (api.go, routes.go, api_users.go, api_sessions.go,
 //     api_handoff.go, api_sites.go, api_tokens.go, api_keys.go,
 //     verify_api.go, backup.go, health.go) for the site's backend, bearer
-//     token required (but /healthz and /readyz), on loopback or a Unix
-//     socket (apisocket.go); its Go client and wire types are package
-//     client;
+//     token required (except /healthz, /readyz and /metrics), on loopback
+//     or a Unix socket (apisocket.go); its Go client and wire types are
+//     package client;
 //   - the public endpoints (public.go, browser.go, browser_bind.go,
 //     browser_hop.go, verify_page.go, step_page.go) that browsers reach
 //     through the site: the hand-off's steps, whoami, logout, forward-auth,

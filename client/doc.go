@@ -1,8 +1,9 @@
 // Package client is the Go client of a ussync node's private API
 // (docs/architecture.md, README "The private API"): the calls a site's
-// backend makes on loopback with its API token, the wire types of their
-// answers, the API's error codes, and Middleware, the net/http middleware a
-// Go site wraps its handlers in so that every request is checked against the
+// backend makes with its API token, on loopback or on the node's Unix
+// socket (New with "unix:///path"), the wire types of their answers, the
+// API's error codes, and Middleware, the net/http middleware a Go site
+// wraps its handlers in so that every request is checked against the
 // site's node.
 //
 // It imports the standard library only: a site's backend that links it

@@ -8,11 +8,12 @@ import (
 	"strings"
 )
 
-// DefaultCookie is the cookie Middleware reads unless told otherwise: the
-// one the node sets on each site a hand-off brings the browser to
-// (docs/handoff.md), and the one a site sets from LoginAnswer.Token at
-// login. A site served over https at the root of its host uses HostCookie
-// instead (CookieName tells which).
+// DefaultCookie is the session cookie's name on a site not served over
+// https at the root of its host: the one the node sets there when a
+// hand-off brings the browser (docs/handoff.md), and the one a site sets
+// from LoginAnswer.Token at login. A site served over https at the root of
+// its host uses HostCookie instead (CookieName tells which). Unless told
+// otherwise, Middleware reads HostCookie first, then DefaultCookie.
 const DefaultCookie = "ussync_session"
 
 // HostCookie is DefaultCookie with the __Host- prefix (RFC 6265bis): the
@@ -40,8 +41,9 @@ const (
 )
 
 // MiddlewareOptions configure Middleware. The zero value reads the
-// ussync_session cookie, answers 401 to a request with no active session
-// and 503 when the node cannot tell (fails closed).
+// __Host-ussync_session cookie, then the ussync_session one, answers 401 to
+// a request with no active session and 503 when the node cannot tell
+// (fails closed).
 type MiddlewareOptions struct {
 	// CookieName is the cookie that holds the session token. Default: both
 	// HostCookie and DefaultCookie are read, in that order (see

@@ -53,8 +53,10 @@ type redemption struct {
 // ErrTicketReplayed, ErrTicketBeforeStart;
 // session.ErrLifetime, session.ErrClockAhead; ErrSessionEnded,
 // ErrSessionRevoked, ErrSessionExpired, ErrSessionSiteRevoked) are refusals whose messages say
-// why; any other error is a store failure. Only the last three use the
-// ticket up.
+// why; any other error is a store failure. Only the last four (the
+// session is no longer active) use the ticket up: they are found after the
+// ticket is marked used (Store.UseOnce); every other refusal leaves it
+// unused.
 func (h *handoff) redeem(raw string, br *browser) (redemption, error) {
 	rd, err := h.check(raw, br)
 	result := "ok"

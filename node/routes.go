@@ -25,7 +25,8 @@ const auditSelf = "self"
 // routeTable is every call of the private API, in one place (README "The
 // private API", docs/users.md, docs/verification.md, docs/handoff.md,
 // docs/security.md). The handlers are in api_users.go, api_sessions.go,
-// api_sites.go and verify_api.go.
+// api_handoff.go, api_sites.go, api_tokens.go, api_keys.go, verify_api.go,
+// backup.go and health.go (status is in this file).
 func (a *api) routeTable() []route {
 	return []route{
 		{"PUT /v1/users/{email}", true, a.putUser, "user.update"},

@@ -44,12 +44,19 @@ type serviceConfig struct {
 
 // service performs the cluster's operations on this node: log in, end a
 // session, log a user out everywhere, update a user, mark one verified, move
-// one to a new address, accept the records a hand-off ticket carries. The
-// private API, the public endpoints, the admin page and the ticket
-// redemption all call it; none of them changes a replicated record any other
-// way. Every change is built by session's record changes (session/change.go)
-// and goes through apply: merged into the store, then published, in that
-// order, so that a peer never hears of a change this node has not made.
+// one to a new address, accept the records a hand-off ticket carries, bind
+// this site to a user's address, revoke a site or take it back, reset a
+// damaged user (the last three in service_sites.go). The private API, the
+// public endpoints, the admin page and the ticket redemption all call it;
+// none of them changes a replicated record any other way. Every change is
+// built by session's record changes (session/change.go) and goes through
+// apply: merged into the store, then published, in that order, so that a
+// peer never hears of a change this node has not made. Two writes are the
+// deliberate exceptions: acceptHandoff merges a ticket's records with
+// Store.ApplyChecked and publishes nothing (they came from the cluster;
+// revocation is checked before, in handoff.mayRedeem), and
+// Node.unrevokeSelf (node.go) applies and publishes this site's own
+// un-revocation itself, since apply refuses on a revoked site.
 //
 // What a site knows of a user travels in the user's record (session's
 // MarkKnown, Bind, Verify): the site that writes is always this node's
@@ -90,7 +97,10 @@ func (s *service) now() time.Time { return s.Store.Now() }
 // apply merges recs into the store, then publishes those that changed and
 // travel. It returns the merged state of the records that changed. It is
 // the one way the operations change a replicated record; a node whose site
-// was revoked changes none (ErrSiteRevoked, see checkNotRevoked).
+// was revoked changes none (ErrSiteRevoked, see checkNotRevoked). Two writes
+// bypass it on purpose: acceptHandoff (a ticket's records, from the
+// cluster, not published again) and Node.unrevokeSelf (which must write on
+// a revoked site, so applies and publishes itself).
 func (s *service) apply(recs ...session.Record) ([]session.Record, error) {
 	if err := s.checkNotRevoked(); err != nil {
 		return nil, err

@@ -31,9 +31,12 @@ func (c UserChange) Empty() bool {
 // user that was not (u is then User{Email: …}) is created at at. A field c
 // sets to the value u already holds is left with its old stamp.
 //
-// It is the change of PUT /v1/users/{email}, of a login that names the
-// user's login or display name, and of a verification (by code, by an
-// administrator) or its removal.
+// It is the change of PUT /v1/users/{email} and of a login that names the
+// user's login or display name. c.Verified sets the verification register
+// alone, without binding a site or voiding the bindings; the node never
+// uses it: a verification (at registration, by code, by an administrator)
+// and its removal go through User.Verify and User.Unverify (binding.go),
+// which bind the verifying site or void every binding as well.
 func UpdateUser(u User, known bool, c UserChange, at HLC, by string) (User, bool) {
 	changed := !known
 	if !known {

@@ -36,12 +36,16 @@
 //     grows and is raised by revoke and un-revoke alike.
 //
 // The records each operation of the cluster writes are built here too
-// (change.go): UpdateUser (a profile, a verification), EndSession (a
-// logout, an administrator's revoke), RevokeAll ("log out everywhere") and
-// Move (an administrator's rename). Each is an inflation of the state it was
-// built from (old ⊔ change = change) when stamped above it, which the
-// property tests check, and the convergence tests draw their histories from
-// them as well as from arbitrary records.
+// (change.go): UpdateUser (a profile), EndSession (a logout, an
+// administrator's revoke), RevokeAll ("log out everywhere") and Move (an
+// administrator's rename); a verification, its removal, a binding and a
+// site's acknowledgement are User.Verify, Unverify, Bind and MarkKnown
+// (binding.go); a site's revocation is RevokeSite and UnrevokeSite
+// (site.go); the reset of a damaged user is ResetUser (reset.go). Each of
+// change.go's is an inflation of the state it was built from (old ⊔ change
+// = change) when stamped above it, which the property tests check, and the
+// convergence tests draw their histories from them as well as from
+// arbitrary records.
 //
 // A session is active when it is not ended, not expired, created after its
 // user's RevokedBefore, its user is not moved, and its site is not revoked

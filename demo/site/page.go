@@ -102,11 +102,11 @@ func (s *Site) notice(code string) *notice {
 	case strings.HasPrefix(code, "everywhere."):
 		n, _ := strconv.Atoi(strings.TrimPrefix(code, "everywhere."))
 		return &notice{"info", fmt.Sprintf("Logged out everywhere: %d session%s ended, in every browser, on every site.", n, plural(n))}
-	case code == "session_ended":
+	case code == client.CodeSessionEnded:
 		return &notice{"info", "Your session ended (you logged out here or on another site)."}
-	case code == "session_revoked":
+	case code == client.CodeSessionRevoked:
 		return &notice{"info", "You were logged out everywhere."}
-	case code == "session_expired":
+	case code == client.CodeSessionExpired:
 		return &notice{"info", "Your session expired."}
 	case code != "":
 		return &notice{"info", "Your session is not known here any more."}

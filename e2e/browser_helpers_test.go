@@ -397,10 +397,17 @@ func browserErrorCode(text string) string {
 			Code string `json:"code"`
 		} `json:"error"`
 	}
-	if json.Unmarshal([]byte(strings.TrimSpace(text)), &e) != nil {
-		return ""
+	if json.Unmarshal([]byte(strings.TrimSpace(text)), &e) == nil {
+		return e.Error.Code
 	}
-	return e.Error.Code
+	// A browser's navigation gets the node's refusal page, which shows
+	// the code (node/step_page.go).
+	if _, rest, ok := strings.Cut(text, "Error code: "); ok {
+		if f := strings.Fields(rest); len(f) > 0 {
+			return f[0]
+		}
+	}
+	return ""
 }
 
 // browserHandoff logs email in on site a (tab a, anonymous on a) and

@@ -487,6 +487,11 @@ func testProxy(t *testing.T, kind proxyKind) {
 	if err := os.WriteFile(conf, []byte("public:\n  trusted_proxies: [127.0.0.1/32]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Each node checks its own site through the proxy (site.health_url's
+	// default), over TLS: the agents trust the test's root CA as an
+	// operator's machines trust a private one (SSL_CERT_FILE, read by Go's
+	// TLS on Linux).
+	t.Setenv("SSL_CERT_FILE", filepath.Join(pki.dir, "root.pem"))
 	c := newClusterWith(t, len(proxySites), func(a *agent) {
 		i := len(a.name) - 1 // n0, n1, n2
 		a.siteURL = siteURL(int(a.name[i] - '0'))
@@ -506,6 +511,27 @@ func testProxy(t *testing.T, kind proxyKind) {
 		nodes, apps = append(nodes, a.public), append(apps, ln.Addr().String())
 	}
 	kind.start(t, proxyExe, t.TempDir(), proxyAddr, pki, nodes, apps)
+
+	// Every node hands browsers to every other site only once that site
+	// answers its health check through the proxy, which has just started.
+	for _, a := range c.agents {
+		api := client.New("http://"+a.api, c.token)
+		c.eventually(startTimeout, a.name+" to hand browsers to every site", func() string {
+			st, err := api.Status(context.Background())
+			if err != nil {
+				return err.Error()
+			}
+			for _, m := range st.Members {
+				if m.Name != a.name && !m.Handoff {
+					return m.Name + " is not handed browsers yet"
+				}
+			}
+			if len(st.Members) != len(c.agents) {
+				return fmt.Sprintf("%d members", len(st.Members))
+			}
+			return ""
+		})
+	}
 
 	// The chain verifies for a Go client that trusts the root only, and the
 	// proxy reaches the node: no session, 401.

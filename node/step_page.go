@@ -78,7 +78,7 @@ func (p *public) writeStepRefusal(w http.ResponseWriter, r *http.Request, err er
 	} else {
 		status = a.status
 		w.Header().Set(refusedHeader, a.code)
-		d.Title, d.Message = "You are not logged in here yet", stepRefusalMessage(a.code)
+		d.Title, d.Message, d.Code = "You are not logged in here yet", stepRefusalMessage(a.code), a.code
 	}
 	if a.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")

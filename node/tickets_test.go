@@ -1413,6 +1413,7 @@ func TestPublic_StepRefusalPage(t *testing.T) {
 		t.Fatalf("other browser, navigating: %d %v\n%s", r.Status, r.Header, body)
 	}
 	if !strings.Contains(body, "Log in again on this site") || !strings.Contains(body, `href="`+siteAURL+`"`) ||
+		!strings.Contains(body, `Error code: <code id="code">`+client.CodeOtherBrowser+`</code>`) ||
 		strings.Contains(body, `"error"`) || strings.Contains(body, "<script") {
 		t.Errorf("the page: %s", body)
 	}

@@ -49,9 +49,12 @@ type verifyPageData struct {
 	OK      bool
 	Title   string
 	Message string
-	Site    string // the site's URL, for the way back
-	Host    string
-	Style   htmltemplate.CSS
+	// Code is a refused hand-off step's error code, shown for support
+	// (the same as X-Ussync-Refused); empty on the verification pages.
+	Code  string
+	Site  string // the site's URL, for the way back
+	Host  string
+	Style htmltemplate.CSS
 	// Confirm shows the button that posts the link (Link) with the
 	// page's CSRF token to Action.
 	Confirm bool

@@ -166,7 +166,7 @@ func healRun(ctx context.Context, opts Options, timers, kind string, changes int
 		}
 		pre := make([]map[string]uint64, healNodes)
 		for i, m := range c.Members {
-			if pre[i], err = storeRecords(m.Store()); err != nil {
+			if pre[i], err = m.Store().RecordHashes(); err != nil {
 				return err
 			}
 		}
@@ -261,21 +261,6 @@ func makeChanges(ctx context.Context, c *nodetest.Cluster, cl *client, side []in
 	}
 	wg.Wait()
 	return int(min(made.Load(), int64(n))), errors.Join(errs...)
-}
-
-// storeRecords maps each replicated record's key to its hash.
-func storeRecords(s *session.Store) (map[string]uint64, error) {
-	out := map[string]uint64{}
-	for b := 0; b < session.Buckets; b++ {
-		entries, err := s.BucketEntries(uint8(b))
-		if err != nil {
-			return nil, fmt.Errorf("read bucket %d: %w", b, err)
-		}
-		for _, e := range entries {
-			out[e.Key] = e.Hash
-		}
-	}
-	return out, nil
 }
 
 type entryShape struct {

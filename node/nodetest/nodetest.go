@@ -332,12 +332,12 @@ func (c *Cluster) Converged() bool {
 // tests, once the digests agree (a digest blind to some records would agree
 // anyway).
 func (c *Cluster) RecordsDiffer() string {
-	want, err := records(c.Members[0].Store())
+	want, err := c.Members[0].Store().RecordHashes()
 	if err != nil {
 		return err.Error()
 	}
 	for _, m := range c.Members[1:] {
-		got, err := records(m.Store())
+		got, err := m.Store().RecordHashes()
 		if err != nil {
 			return err.Error()
 		}
@@ -355,21 +355,6 @@ func (c *Cluster) RecordsDiffer() string {
 		}
 	}
 	return ""
-}
-
-// records maps each replicated record's key to its hash.
-func records(s *session.Store) (map[string]uint64, error) {
-	out := map[string]uint64{}
-	for b := 0; b < session.Buckets; b++ {
-		entries, err := s.BucketEntries(uint8(b))
-		if err != nil {
-			return nil, fmt.Errorf("read bucket %d: %w", b, err)
-		}
-		for _, e := range entries {
-			out[e.Key] = e.Hash
-		}
-	}
-	return out, nil
 }
 
 // WaitConverged waits until every member has the same digest and the same

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -78,20 +79,12 @@ func keysInstall(c *cli.Context) error {
 	return keysOutcome(c, a, err)
 }
 
-func keysUse(c *cli.Context) error {
-	a, cl, err := argsClient(c, "KEY")
-	if err != nil {
-		return err
-	}
-	fp, err := fingerprintArg(a[0])
-	if err != nil {
-		return err
-	}
-	ans, err := cl.UseKey(c.Context, fp, c.Bool("local"))
-	return keysOutcome(c, ans, err)
-}
+func keysUse(c *cli.Context) error { return keysByFingerprint(c, (*client.Client).UseKey) }
 
-func keysRemove(c *cli.Context) error {
+func keysRemove(c *cli.Context) error { return keysByFingerprint(c, (*client.Client).RemoveKey) }
+
+// keysByFingerprint runs a keyring call that names one key (use, remove).
+func keysByFingerprint(c *cli.Context, call func(*client.Client, context.Context, string, bool) (client.KeyringAnswer, error)) error {
 	a, cl, err := argsClient(c, "KEY")
 	if err != nil {
 		return err
@@ -100,7 +93,7 @@ func keysRemove(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ans, err := cl.RemoveKey(c.Context, fp, c.Bool("local"))
+	ans, err := call(cl, c.Context, fp, c.Bool("local"))
 	return keysOutcome(c, ans, err)
 }
 

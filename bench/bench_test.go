@@ -32,18 +32,7 @@ func TestRun_Smoke(t *testing.T) {
 	}
 
 	// Nothing left behind: checked before any subtest adds its goroutine.
-	if left, _ := os.ReadDir(tmp); len(left) > 0 {
-		t.Errorf("%d temporary entries left, first %s", len(left), left[0].Name())
-	}
-	// memberlist's goroutines end a moment after Shutdown returns.
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<20)
-		t.Errorf("%d goroutines left running (%d before):\n%s", n-before, before, buf[:runtime.Stack(buf, true)])
-	}
+	nothingLeft(t, tmp, before)
 
 	t.Run("propagation", func(t *testing.T) {
 		if len(r.Propagation) != 3 {
@@ -136,17 +125,7 @@ func TestRun_SmokeScale(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if left, _ := os.ReadDir(tmp); len(left) > 0 {
-		t.Errorf("%d temporary entries left, first %s", len(left), left[0].Name())
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<20)
-		t.Errorf("%d goroutines left running (%d before):\n%s", n-before, before, buf[:runtime.Stack(buf, true)])
-	}
+	nothingLeft(t, tmp, before)
 
 	t.Run("wan", func(t *testing.T) {
 		if len(r.WAN) != 6 {
@@ -269,5 +248,23 @@ func TestCPUByLabel(t *testing.T) {
 	}
 	if byNode["busy"] < 100*time.Millisecond || byNode["busy"] <= byNode[""] {
 		t.Errorf("CPU by label %v: want most of 300 ms of CPU on busy", byNode)
+	}
+}
+
+// nothingLeft checks that a run left no temporary entry in tmp and, within
+// 10 s (memberlist's goroutines end a moment after Shutdown returns), no
+// more goroutines than it started with (before).
+func nothingLeft(t *testing.T, tmp string, before int) {
+	t.Helper()
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("%d temporary entries left, first %s", len(left), left[0].Name())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left running (%d before):\n%s", n-before, before, buf[:runtime.Stack(buf, true)])
 	}
 }

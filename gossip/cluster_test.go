@@ -57,6 +57,9 @@ type member struct {
 	faults *Faults
 	cfg    Config
 	dir    string
+	// free, when set, reads the free space of the store's disk
+	// (session.Options.FreeSpace): tests fill and free it.
+	free func(string) (uint64, error)
 }
 
 // testConfig shrinks memberlist's timers so failures are noticed in well
@@ -86,7 +89,7 @@ func startMember(t testing.TB, cfg Config) *member {
 // start runs m on its data directory and config.
 func (m *member) start(t testing.TB) {
 	t.Helper()
-	st, err := session.Open(session.Options{Dir: m.dir, Logger: m.cfg.Logger})
+	st, err := session.Open(session.Options{Dir: m.dir, Logger: m.cfg.Logger, FreeSpace: m.free})
 	if err != nil {
 		t.Fatal(err)
 	}

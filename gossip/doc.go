@@ -81,7 +81,12 @@
 // remembered from its last run in the store's node-local keys, as Serf's
 // snapshot does) is catching up until a round with a live member completes;
 // so is a member that was cut off from every member while it had peers to
-// reach, from the moment one is back. Until then its store answers from
+// reach, from the moment one is back; so is a member whose store refused
+// records a peer sent because its disk was full (session.ErrStorageFull):
+// its catch-up asks a live member as soon as the store accepts writes
+// again (rounds owed meanwhile start at once, their backoff reset), rather
+// than leave the records to the next periodic push/pull, and no round
+// ends it while the disk is still full. Until then its store answers from
 // what it held, and a session logged out meanwhile may look active:
 // CatchingUp, Health and Stats say so, for a node to serve /readyz, status
 // and a field on session checks. While catching up with nothing under way

@@ -153,6 +153,10 @@ type Gossip struct {
 	probes         map[string]*probe
 	resolver       resolver
 	snapshotDirty  atomic.Bool
+	// storageOwed counts the applies the store refused for a full disk
+	// since it last accepted writes; the maintain loop zeroes it once the
+	// store accepts writes again (resync.go, storageBack).
+	storageOwed atomic.Uint64
 
 	queries *queryBook // queries asked and to answer (query.go)
 
@@ -611,8 +615,13 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 	if len(repairs) > 0 || len(tags) > 0 {
 		changed, refused, err := g.store.ApplyChecked(repairs...)
 		if err != nil {
-			// The chunks are not counted: their rounds time out and retry.
+			// Nothing of the batch was applied, so none of its rounds can
+			// complete: each is failed now and owed again (rather than
+			// left to time out), once space returns for a full disk.
 			g.applyFailed("apply repair", err)
+			for _, t := range tags {
+				g.roundFailed(t.Round, "the store refused its repairs")
+			}
 			return
 		}
 		g.noteRefusals(repairFrom, refused)
@@ -627,11 +636,17 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 
 // applyFailed logs a store's refusal of received records: at once, but
 // once a minute for a full disk (every message would say it; the store
-// logs it too, and anti-entropy brings the records once space returns).
+// logs it too). A full disk also makes this member catch up: it owes itself
+// a round with a live member, started as soon as the store accepts writes
+// again and retried until one completes (resync.go, storageBack), so what
+// it refused comes back at once rather than with the next periodic
+// push/pull.
 func (g *Gossip) applyFailed(what string, err error) {
 	if errors.Is(err, session.ErrStorageFull) {
+		g.storageOwed.Add(1)
+		g.startCatchUp(CatchUpStorageFull)
 		g.logOnce("storage full", func() {
-			g.log.Warn(what+": the store is full; anti-entropy brings the records once space is freed (logged once a minute)", "err", err)
+			g.log.Warn(what+": the store is full; this node catches up by anti-entropy once space is freed (logged once a minute)", "err", err)
 		})
 		return
 	}

@@ -16,6 +16,10 @@ const (
 	// CatchUpRejoined: the member had been cut off from every member while
 	// it had peers to reach, and one is back.
 	CatchUpRejoined = "rejoined after being cut off from every member"
+	// CatchUpStorageFull: the store refused records a peer sent because its
+	// disk was full (session.ErrStorageFull); the catch-up's round waits
+	// until the store accepts writes again.
+	CatchUpStorageFull = "refused records while its disk was full"
 )
 
 // Health is what a member knows of its own freshness and reach, for
@@ -33,13 +37,15 @@ type Health struct {
 	// member with neither join addresses nor remembered members is the
 	// first of its cluster and has nothing to catch up on), and again when
 	// a member comes back after this one had been cut off from every
-	// member; it is cleared once a full anti-entropy round with a live
-	// member completes (doc.go, "Anti-entropy rounds"). Until then the store
+	// member, and when the store refuses records a peer sent because its
+	// disk is full; it is cleared once a full anti-entropy round with a live
+	// member completes (doc.go, "Anti-entropy rounds"), after the store
+	// accepts writes again for the last. Until then the store
 	// answers from what it held: a session logged out elsewhere meanwhile
 	// may still look active.
 	CatchingUp bool
-	// CatchUpReason is CatchUpStarting or CatchUpRejoined while catching
-	// up, else empty.
+	// CatchUpReason is CatchUpStarting, CatchUpRejoined or
+	// CatchUpStorageFull while catching up, else empty.
 	CatchUpReason string
 	// CatchUpSince is when the current catch-up began (zero when none).
 	CatchUpSince time.Time
@@ -138,10 +144,13 @@ func (g *Gossip) startCatchUp(reason string) {
 	g.resyncs.poke()
 }
 
-// caughtUp ends a catch-up: a round with peer completed.
+// caughtUp ends a catch-up: a round with peer completed. A round that
+// completes while records refused for a full disk are owed (storageOwed)
+// ends nothing: it may have completed with nothing to repair, while what
+// was refused is still missing.
 func (g *Gossip) caughtUp(peer, how string) {
 	g.ready.mu.Lock()
-	if !g.ready.catching.Load() {
+	if !g.ready.catching.Load() || g.storageOwed.Load() > 0 {
 		g.ready.mu.Unlock()
 		return
 	}

@@ -115,6 +115,19 @@ func (b *resyncBook) sent(name string, wait time.Duration) {
 	}
 }
 
+// bringForward makes every owed round not under way start at once, with
+// its backoff reset.
+func (b *resyncBook) bringForward() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	for _, e := range b.entries {
+		if !e.running {
+			e.next, e.backoff = now, b.base
+		}
+	}
+}
+
 // done forgets peer's entry: a round with it completed.
 func (b *resyncBook) done(name string) {
 	b.mu.Lock()
@@ -201,7 +214,10 @@ func (g *Gossip) maintainLoop() {
 		for _, r := range g.rounds.expired(now) {
 			g.failRound(r, "no answer before the round timeout")
 		}
-		if g.CatchingUp() && !g.resyncs.any() && !g.rounds.pending("") && now.Sub(g.lastPull()) >= g.cfg.ResyncInterval {
+		// While the store refuses writes for a full disk, a catch-up's
+		// round would only have its repairs refused: it waits for space.
+		full := g.storageOwed.Load() > 0 && !g.storageBack()
+		if !full && g.CatchingUp() && !g.resyncs.any() && !g.rounds.pending("") && now.Sub(g.lastPull()) >= g.cfg.ResyncInterval {
 			// Nothing under way (a join's round has not started, or one
 			// ended without completing): ask a live member. With none, and
 			// no one left to reach (the remembered members were forgotten
@@ -224,6 +240,22 @@ func (g *Gossip) maintainLoop() {
 			})
 		}
 	}
+}
+
+// storageBack reports whether the store, which refused records a peer sent
+// because its disk was full, accepts writes again; if so, every round owed
+// starts at once, with its backoff reset (a round tried while the disk was
+// full failed and backed off), and the catch-up may ask a live member.
+func (g *Gossip) storageBack() bool {
+	owed := g.storageOwed.Load()
+	if g.store.Space().Full || !g.storageOwed.CompareAndSwap(owed, 0) {
+		// Still full, or refused again since: not yet.
+		return false
+	}
+	g.log.Info("the store accepts writes again: catching up on the records it refused", "refused_applies", owed)
+	g.resyncs.bringForward()
+	g.resyncs.poke()
+	return true
 }
 
 // resyncAttempt starts one push/pull owed to e's peer.

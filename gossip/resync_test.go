@@ -3,6 +3,7 @@ package gossip
 import (
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,5 +256,53 @@ func TestGossip_OlderPeer(t *testing.T) {
 	waitFor(t, 10*time.Second, "the new member to be caught up", func() bool { return !nw.g.CatchingUp() })
 	if st := nw.g.Stats(); st.RoundsFailed != 0 || st.BadMessages != 0 || old.g.Stats().BadMessages != 0 {
 		t.Fatalf("new %+v, old %+v", st, old.g.Stats())
+	}
+}
+
+// TestGossip_StorageFullCatchesUp: what a member's store refused while its
+// disk was full reaches it as soon as space returns, with periodic
+// push/pull and reconnects slowed: the refusal makes it catch up, and the
+// catch-up's round (its first push/pull dropped here) starts once the
+// store accepts writes again and is retried until one completes.
+func TestGossip_StorageFullCatchesUp(t *testing.T) {
+	key := newKey(t)
+	a := startMember(t, slowed(testConfig(t, "n0", key)))
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	b := &member{cfg: slowed(testConfig(t, "n1", key)), dir: t.TempDir(), faults: &Faults{},
+		free: func(string) (uint64, error) { return free.Load(), nil }}
+	b.cfg.Faults = b.faults
+	b.start(t)
+	if _, err := b.g.Join([]string{a.g.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	login(a, "before")
+	waitFor(t, 10*time.Second, "b to hold the session written before its disk filled", func() bool { return has(b, "before") })
+
+	free.Store(session.DefaultMinFree - 1)
+	logout(a, "before")
+	login(a, "during")
+	waitFor(t, 10*time.Second, "b to refuse what a sends and say it is catching up, and a's broadcasts to stop", func() bool {
+		return b.g.Health().CatchUpReason == CatchUpStorageFull && a.g.QueuedBroadcasts() == 0
+	})
+	if has(b, "during") || hasEnded(b, "before") {
+		t.Fatal("b applied records on a full disk")
+	}
+	// Written on a behind gossip's back: only a round carries it.
+	unpublished(t, a, "unpublished")
+	if !b.g.CatchingUp() {
+		t.Fatalf("b caught up while its disk is full: %+v", b.g.Health())
+	}
+
+	b.faults.DropNext(1, KindPushPull, a.g.Addr())
+	free.Store(1 << 40)
+	waitFor(t, 15*time.Second, "b to get what it refused once space returned", func() bool {
+		return has(b, "during") && hasEnded(b, "before") && has(b, "unpublished") && !b.g.CatchingUp()
+	})
+	if got := b.faults.Stats().MessagesDropped; got != 1 {
+		t.Fatalf("%d push/pulls dropped, want the catch-up's first", got)
+	}
+	if h := b.g.Health(); h.CaughtUpWith != "n0" || h.Status() != "ok" {
+		t.Fatalf("after catching up: %+v", h)
 	}
 }

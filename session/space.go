@@ -40,8 +40,11 @@ type space struct {
 	logged time.Time
 }
 
-func newSpace(dir string, minFree int64, log *slog.Logger) *space {
-	sp := &space{dir: dir, log: log, free: freeBytes}
+func newSpace(dir string, minFree int64, free func(string) (uint64, error), log *slog.Logger) *space {
+	if free == nil {
+		free = freeBytes
+	}
+	sp := &space{dir: dir, log: log, free: free}
 	if minFree > 0 {
 		sp.min = uint64(minFree)
 	}

@@ -80,6 +80,9 @@ type Options struct {
 	// ErrStorageFull (space.go). Zero means DefaultMinFree; negative turns
 	// the check off (a filesystem that reports no free space).
 	MinFree int64
+	// FreeSpace reads the bytes free to this process on the filesystem
+	// holding dir; statfs if nil. Tests fill and free a disk with it.
+	FreeSpace func(dir string) (uint64, error)
 }
 
 // DefaultMaxSessionTTL is Options.MaxSessionTTL's default: a year.
@@ -192,7 +195,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		db: db, clock: NewClock(opts.Now, opts.MaxOffset), now: opts.Now, retention: opts.Retention,
 		maxSessionTTL: opts.MaxSessionTTL, log: opts.Logger, inMemory: opts.InMemory,
-		space:  newSpace(opts.Dir, opts.MinFree, opts.Logger),
+		space:  newSpace(opts.Dir, opts.MinFree, opts.FreeSpace, opts.Logger),
 		cache:  newCache(opts.CacheEntries),
 		writes: make(chan *applyReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
 	}

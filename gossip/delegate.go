@@ -90,6 +90,7 @@ func (g *Gossip) copyNode(n *memberlist.Node) {
 		delete(g.moved, n.Name)
 	}
 	g.nodes[n.Name] = c
+	g.membersVer.Add(1)
 	g.noteBeatLocked(&c)
 }
 
@@ -126,6 +127,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 		return
 	}
 	delete(g.nodes, n.Name)
+	g.membersVer.Add(1)
 	delete(g.moved, n.Name)
 	delete(g.beats, n.Name)
 	g.nodesMu.Unlock()

@@ -139,8 +139,10 @@ type Gossip struct {
 	// (reclaim.go).
 	nodesMu sync.RWMutex
 	nodes   map[string]memberlist.Node
-	moved   map[string]string
-	beats   map[string]beatSeen // by name: when each member's site report last changed (sitehealth.go)
+	// membersVer moves at every change of nodes, after it (MembersVersion).
+	membersVer atomic.Uint64
+	moved      map[string]string
+	beats      map[string]beatSeen // by name: when each member's site report last changed (sitehealth.go)
 
 	// failed are the members that died or left; remembered those read from
 	// the last run's snapshot and not seen yet, with when they were last
@@ -398,6 +400,13 @@ func memberOf(n *memberlist.Node, state string) Member {
 	_ = json.Unmarshal(n.Meta, &md) // a peer's bad metadata shows as empty fields
 	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Site: md.Site, Queries: md.Queries}
 }
+
+// MembersVersion is a number that changes whenever the live members or
+// their metadata (site URL, version, site state) change: a copy of
+// LiveMembers taken after reading it is current while it has not moved.
+// Only what depends on time (Member.SiteFresh) may go stale without it
+// moving.
+func (g *Gossip) MembersVersion() uint64 { return g.membersVer.Load() }
 
 // QueuedBroadcasts is the number of records waiting in memberlist's gossip
 // queue (each is sent a few more times before it leaves the queue).

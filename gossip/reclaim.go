@@ -163,6 +163,7 @@ func (g *Gossip) ping(name string, n *memberlist.Node) bool {
 func (g *Gossip) follow(n memberlist.Node) {
 	g.nodesMu.Lock()
 	g.nodes[n.Name] = n
+	g.membersVer.Add(1)
 	g.moved[n.Name] = addrOf(&n)
 	g.nodesMu.Unlock()
 	g.dropPeer(n.Name) // its eager-push sender restarts at the new address

@@ -278,6 +278,7 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 		Log:             n.log,
 		Metrics:         n.metrics,
 		Members:         n.gossip.Members,
+		MembersVersion:  n.gossip.MembersVersion,
 	})
 	ho, err := newHandoff(handoffConfig{
 		Keyring:       n.keyring,

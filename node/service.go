@@ -40,6 +40,11 @@ type serviceConfig struct {
 	// Members lists every member gossip knows, whatever its state (the
 	// sites an administrator may revoke). Nil: none but this node.
 	Members func() []gossip.Member
+	// MembersVersion moves whenever the live members or their metadata
+	// change (gossip.Gossip.MembersVersion): the hand-off's cached site
+	// list is current while it has not moved. Nil: the list is reread
+	// every sitesTTL only.
+	MembersVersion func() uint64
 }
 
 // service performs the cluster's operations on this node: log in, end a

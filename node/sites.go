@@ -98,7 +98,10 @@ func (s site) localhost() bool {
 
 // siteList is a member list read at a time (wall clock, not the store's).
 type siteList struct {
-	at    time.Time
+	at time.Time
+	// ver is the members' version (serviceConfig.MembersVersion) read
+	// before the list: a list whose version moved since is not reused.
+	ver   uint64
 	sites []site
 	// route are the other sites a hand-off goes through: those of sites
 	// known to be good (gossip.Member.Good: their own node's last check of
@@ -136,14 +139,30 @@ func (h *handoff) goodSite(name string) bool {
 	return ok
 }
 
+// siteList returns the member sites, reread when the members changed
+// (a member joined, left or changed its metadata) or sitesTTL passed (a
+// site's reports may have stopped meanwhile). A list reused across a change
+// of members was the upgrade test's bug: a node that had just joined kept
+// the list it read before its join, itself alone, for a second, and refused
+// every redirect to the others' sites (400 bad_redirect).
 func (h *handoff) siteList() *siteList {
 	now := time.Now()
-	if l := h.cache.Load(); l != nil && now.Sub(l.at) < sitesTTL && !now.Before(l.at) {
+	ver := h.membersVersion()
+	if l := h.cache.Load(); l != nil && l.ver == ver && now.Sub(l.at) < sitesTTL && !now.Before(l.at) {
 		return l
 	}
 	l := h.loadSites(now)
+	l.ver = ver
 	h.cache.Store(l)
 	return l
+}
+
+// membersVersion is serviceConfig.MembersVersion's, or 0.
+func (h *handoff) membersVersion() uint64 {
+	if h.Service == nil || h.Service.MembersVersion == nil {
+		return 0
+	}
+	return h.Service.MembersVersion()
 }
 
 func (h *handoff) loadSites(now time.Time) *siteList {

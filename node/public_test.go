@@ -393,7 +393,7 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 	b.setSession("http://site-0.localhost/", l.Token) // as n0's site does at login
 	var way []*response
 
-	t.Run("two passes through each other site, then back", func(t *testing.T) {
+	if !t.Run("two passes through each other site, then back", func(t *testing.T) {
 		var end string
 		end, way = b.follow(l.Sync.Chain)
 		if got := b.steps(way); got != "n1 bind, n2 bind, n0 chain, n1 sync, n2 sync" || end != ret {
@@ -443,7 +443,11 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 			}
 			return true
 		})
-	})
+	}) {
+		// Every part below follows the way this one took, and reads the
+		// cookies it set (it panicked on a nil cookie instead of saying so).
+		t.FailNow()
+	}
 	onN1 := b.cookie("http://site-1.localhost/", "ussync_session").Value
 
 	// Every member of the route opens the chain ticket (and any member can:

@@ -163,15 +163,27 @@ func DefaultConfig(profile Profile) Config {
 }
 
 // Shrink sets timers for in-process clusters on loopback (tests and
-// benchmarks): a dead member is noticed in well under a second, push/pull
+// benchmarks): a dead member is noticed within about a second, push/pull
 // runs every 300 ms and reconnects start after 100 ms.
+//
+// SuspicionMult is 3, not lower: memberlist waits for SuspicionMult-2
+// other members to confirm a suspicion before it cuts the suspicion's
+// timeout from its maximum (6 × 300 ms) towards its minimum (300 ms), and
+// with 2 it expects no confirmation and declares a suspect dead after the
+// minimum (then 200 ms). On a loaded machine one member that did not get
+// the CPU to hear an ack in time then killed a live member on its own
+// (Lifeguard's "Suspicion" part, off): clusters of 5 flapped and never
+// held full membership for 10 s. With 3, a member killed in a cluster of
+// three or more is confirmed dead by the others in about the minimum, a
+// false suspicion has 1.8 s to be refuted, and in a cluster of two (no one
+// to confirm) the minimum applies.
 func (c *Config) Shrink() {
 	c.ProbeInterval = 100 * time.Millisecond
 	c.ProbeTimeout = 50 * time.Millisecond
 	c.GossipInterval = 20 * time.Millisecond
 	c.PushPullInterval = 300 * time.Millisecond
 	c.GossipToTheDeadTime = 500 * time.Millisecond
-	c.SuspicionMult = 2
+	c.SuspicionMult = 3
 	c.TCPTimeout = 2 * time.Second
 	c.ReconnectInterval = 100 * time.Millisecond
 	c.ReconnectMaxBackoff = 400 * time.Millisecond

@@ -86,6 +86,14 @@ func waitDead(t *testing.T, who *member, on ...*member) {
 	})
 }
 
+// notFromN keeps the returning member n from starting a push/pull with b
+// itself: n is catching up (it has a join address) and asks a live member
+// at random; had it picked b, it would have pulled b's record on its own,
+// before b's resync (or its retry) ran, and the tests below would have
+// proved nothing and failed their count of b's resyncs (seen under load).
+// A push/pull b starts still lets n pull from b: that is b's resync.
+func notFromN(n, b *member) { n.faults.DropNext(1<<30, KindPushPull, b.g.Addr()) }
+
 // TestGossip_ReturningMemberResyncs: a member back from a crash gets what a
 // peer it did not rejoin through wrote while it was down, with periodic
 // push/pull and reconnects off: only the resync of a member back from
@@ -96,6 +104,7 @@ func TestGossip_ReturningMemberResyncs(t *testing.T) {
 	n.kill()
 	waitDead(t, n, a, b)
 	unpublished(t, b, "written-on-b")
+	notFromN(n, b)
 	n.restart(t, false, a.g.Addr())
 	waitFor(t, 15*time.Second, "the record written on b to reach the returning member", func() bool { return has(n, "written-on-b") })
 	if b.g.Stats().Resyncs == 0 {
@@ -112,6 +121,7 @@ func TestGossip_ResyncRetriesWhenDropped(t *testing.T) {
 	waitDead(t, n, a, b)
 	unpublished(t, b, "written-on-b")
 	b.faults.DropNext(1, KindPushPull, n.g.Addr())
+	notFromN(n, b)
 	n.restart(t, false, a.g.Addr())
 	waitFor(t, 15*time.Second, "the record written on b to reach the returning member", func() bool { return has(n, "written-on-b") })
 	if got := b.faults.Stats().MessagesDropped; got != 1 {

@@ -37,8 +37,9 @@ type KeyringAnswer struct {
 	// NoAnswer are the members asked that did not answer in time, or could
 	// not be reached.
 	NoAnswer []string `json:"no_answer,omitempty"`
-	// Down are the members known but not alive (failed, not departed):
-	// not asked. A member down during a rotation must be given the new key
+	// Down are the members known but not alive (failed, not departed),
+	// or alive again by the time the answers were summed up but not when
+	// the query went out: not asked. A member down during a rotation must be given the new key
 	// when it is back (it is flagged key_mismatch meanwhile).
 	Down []string `json:"down,omitempty"`
 	// Left are the members that left the cluster (stopped cleanly, as

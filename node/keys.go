@@ -199,19 +199,32 @@ func (n *Node) sumKeysQuery(ans *client.KeyringAnswer, res gossip.QueryResult, r
 		ans.Unsupported = append(ans.Unsupported, fmt.Sprintf("%s (%s)", m.Name, m.Version))
 	}
 	sort.Strings(ans.Unsupported)
-	for _, m := range n.gossip.Members() {
-		if slices.Contains(ans.Asked, m.Name) {
+	ans.Down, ans.Left = notAsked(n.gossip.Members(), ans.Asked, res.Unsupported)
+}
+
+// notAsked names the members a keyring query did not reach, from the
+// member list read after it: down (dead, or alive now but not when the
+// query went out) and left (a clean stop). A member that left comes back
+// with the keys it had, exactly as one that failed: both are named, neither
+// asked. One alive now but not asked came back, or was judged dead for a
+// moment by a loaded peer, while the query went out: it did not get the
+// call either, and is named down, never left out (the answer said
+// complete while it lacked the new key). Members of a version without
+// keyring calls are Unsupported's, not named here.
+func notAsked(members []gossip.Member, asked []string, unsupported []gossip.Member) (down, left []string) {
+	for _, m := range members {
+		if slices.Contains(asked, m.Name) || slices.ContainsFunc(unsupported, func(u gossip.Member) bool { return u.Name == m.Name }) {
 			continue
 		}
-		// A member that left (a clean stop) comes back with the keys it
-		// had, exactly as one that failed: both are named, neither asked.
-		switch m.State {
-		case "dead":
-			ans.Down = append(ans.Down, m.Name)
-		case "left":
-			ans.Left = append(ans.Left, m.Name)
+		if m.State == "left" {
+			left = append(left, m.Name)
+		} else {
+			down = append(down, m.Name)
 		}
 	}
+	sort.Strings(down)
+	sort.Strings(left)
+	return down, left
 }
 
 // keyHolders lists every key the replies name, with who holds it, who

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/ussync/ussync/internal/eventually"
 )
 
 var reResetLink = regexp.MustCompile(`https?://[^\s<>"]+wp-login\.php\?action=rp&key=[^\s<>"]+`)
@@ -18,7 +20,7 @@ var reResetLink = regexp.MustCompile(`https?://[^\s<>"]+wp-login\.php\?action=rp
 func (tb *testbed) waitMail(t *testing.T, addr string, re *regexp.Regexp, n int) string {
 	t.Helper()
 	var got string
-	err := waitFor("mail to "+addr, waitTimeout, func() error {
+	err := eventually.Err(waitTimeout, pollEvery, "mail to "+addr, func() error {
 		msgs := tb.sink.to(addr)
 		if len(msgs) < n {
 			return fmt.Errorf("%d messages", len(msgs))

@@ -130,7 +130,7 @@ func TestWordPress_Verification(t *testing.T) {
 		const ben = "ben@example.com"
 		benPass := tb.user(t, a, "ben", ben, "subscriber")
 		admin := launch(t, "the administrator's browser")
-		admin.t = t
+		admin.T = t
 		admin.wpLogin(a, "admin", adminPass, false)
 		admin.open(a.url + "wp-admin/users.php")
 		var benID int
@@ -151,7 +151,7 @@ func TestWordPress_Verification(t *testing.T) {
 	})
 
 	t.Run("email_change_is_refused", func(t *testing.T) {
-		rita.t = t
+		rita.T = t
 		rita.open(a.url + "wp-admin/profile.php")
 		rita.eval(`(() => { const e = document.getElementById("email"); e.readOnly = false; e.value = "evil@example.com"; return true; })()`)
 		rita.submit("#submit")

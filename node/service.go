@@ -386,9 +386,11 @@ func (s *service) markVerified(email string) (session.User, error) {
 	if !known {
 		return u, ErrInvalidCode
 	}
-	at := s.Store.Clock().Now()
-	verified := u.Verify(session.VerifiedCode, s.Name, at)
-	if claimed := u.ClaimProfile(s.Name, at); !verified && !claimed {
+	// The write of a verified_via from this site (session.SiteUpdate):
+	// Verify, which binds this site, then ClaimProfile, since it is bound.
+	code := session.Verification{OK: true, Method: session.VerifiedCode}
+	u, changed := s.change(u, true, session.UserChange{Verified: &code}, false, s.Store.Clock().Now())
+	if !changed {
 		return u, nil
 	}
 	s.Log.Info("e-mail verified by code")

@@ -210,19 +210,16 @@ func printSessions(w io.Writer, p client.SessionPage, wide bool) error {
 		_, err := fmt.Fprintln(w, "no sessions")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	head := "ID\tEMAIL\tSITE\tIP\tCREATED\tENDED\tREASON"
 	if wide {
 		head += "\tUSER AGENT"
 	}
 	fmt.Fprintln(tw, head)
 	for _, s := range p.Sessions {
-		id, ended, reason := s.ID, "-", s.EndReason
+		id, ended, reason := s.ID, cliTimeOr(s.EndedAt, "-"), s.EndReason
 		if !wide && len(id) > 16 {
 			id = id[:16]
-		}
-		if s.EndedAt != nil {
-			ended = cliTime(*s.EndedAt)
 		}
 		if s.Active {
 			reason = "active"
@@ -240,6 +237,18 @@ func printSessions(w io.Writer, p client.SessionPage, wide bool) error {
 }
 
 func cliTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
+
+// cliTimeOr is cliTime of *t, or none when t is nil.
+func cliTimeOr(t *time.Time, none string) string {
+	if t == nil {
+		return none
+	}
+	return cliTime(*t)
+}
+
+// newTable returns the writer of an aligned table for people, the one
+// layout of every table the commands print: flush it at the end.
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
 
 func dash(s string) string {
 	if s == "" {
@@ -311,15 +320,12 @@ func usersList(c *cli.Context) error {
 		_, err := fmt.Fprintln(c.App.Writer, "no users")
 		return err
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "EMAIL\tLOGIN\tNAME\tVERIFIED\tCREATED\tMOVED TO")
 	for _, u := range out.Users {
-		verified, created := "no", "-"
+		verified, created := "no", cliTimeOr(u.CreatedAt, "-")
 		if u.Verified {
 			verified = u.VerifiedVia
-		}
-		if u.CreatedAt != nil {
-			created = cliTime(*u.CreatedAt)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Email, dash(u.Login), dash(u.DisplayName), verified, created, dash(u.MovedTo))
 	}
@@ -442,15 +448,12 @@ func sitesList(c *cli.Context) error {
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, client.SiteList{Sites: sites})
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "NAME\tSTATE\tSITE\tREVOKED\tSINCE\tBY")
 	for _, s := range sites {
-		revoked, since := "no", "-"
+		revoked, since := "no", cliTimeOr(s.Since, "-")
 		if s.Revoked {
 			revoked = "yes"
-		}
-		if s.Since != nil {
-			since = cliTime(*s.Since)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, dash(s.State), dash(s.SiteURL), revoked, since, dash(s.By))
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -243,7 +242,7 @@ func headline(a client.KeyringAnswer) string {
 // with what it did, and every key with how many of the members that
 // answered hold it, where it is the primary and where it is missing.
 func printKeyring(w io.Writer, a client.KeyringAnswer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, headline(a))
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "MEMBER\tRESULT")

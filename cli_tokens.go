@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 )
@@ -46,7 +45,7 @@ func tokensList(c *cli.Context) error {
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, list)
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	tw := newTable(c.App.Writer)
 	printTokens(tw, list)
 	return tw.Flush()
 }

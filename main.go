@@ -350,7 +350,7 @@ func printDev(w io.Writer, cfg node.Config, n *node.Node, secret, token string) 
 	if public == "" {
 		public = cfg.Public.Listen
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "ussync dev node: throw-away, loopback only; do not use in production")
 	fmt.Fprintf(tw, "  node\t%s\n", cfg.Node.Name)
 	if !strings.HasPrefix(api, "unix:") {
@@ -403,7 +403,7 @@ func status(c *cli.Context) error {
 
 // printStatus writes st as aligned tables for people.
 func printStatus(w io.Writer, st client.Status, painted bool) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintf(tw, "node\t%s\n", st.Node)
 	fmt.Fprintf(tw, "site\t%s\n", st.SiteURL)
 	fmt.Fprintf(tw, "version\t%s\n", st.Version)
@@ -514,14 +514,8 @@ func printTokens(tw *tabwriter.Writer, tokens []client.TokenInfo) {
 	fmt.Fprintln(tw, "TOKENS")
 	fmt.Fprintln(tw, "NAME\tSOURCE\tFINGERPRINT\tCREATED\tBY\tLAST USED")
 	for _, t := range tokens {
-		created, used := "-", "not since start"
-		if t.CreatedAt != nil {
-			created = cliTime(*t.CreatedAt)
-		}
-		if t.LastUsed != nil {
-			used = cliTime(*t.LastUsed)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Source, t.Fingerprint, created, dash(t.CreatedBy), used)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Source, t.Fingerprint,
+			cliTimeOr(t.CreatedAt, "-"), dash(t.CreatedBy), cliTimeOr(t.LastUsed, "not since start"))
 	}
 }
 

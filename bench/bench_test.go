@@ -3,12 +3,15 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ussync/ussync/internal/eventually"
 )
 
 // TestRun_Smoke runs every scenario at tiny sizes: each must produce its
@@ -259,12 +262,14 @@ func nothingLeft(t *testing.T, tmp string, before int) {
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
 		t.Errorf("%d temporary entries left, first %s", len(left), left[0].Name())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
+	err := eventually.Err(10*time.Second, 20*time.Millisecond, "the run's goroutines to end", func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			return fmt.Errorf("%d goroutines left running (%d before)", n-before, before)
+		}
+		return nil
+	})
+	if err != nil {
 		buf := make([]byte, 1<<20)
-		t.Errorf("%d goroutines left running (%d before):\n%s", n-before, before, buf[:runtime.Stack(buf, true)])
+		t.Errorf("%v:\n%s", err, buf[:runtime.Stack(buf, true)])
 	}
 }

@@ -109,3 +109,19 @@ func newCluster(h *harness, opts Options) *nodetest.Cluster {
 	h.Cleanup(c.HTTP.CloseIdleConnections)
 	return c
 }
+
+// newTrackedCluster is newCluster for n members, each of which reports the
+// records it applies to the tracker returned (the propagation, sites and
+// wan scenarios measure with it).
+func newTrackedCluster(h *harness, opts Options, n int) (*nodetest.Cluster, *tracker) {
+	t := newTracker(n)
+	c := newCluster(h, opts)
+	modes := c.Configure
+	// Configure runs for each member before its node starts: the hook is in
+	// place before any message can arrive.
+	c.Configure = func(i int, cfg *node.Config) {
+		modes(i, cfg)
+		c.Members[i].Observer = t.observer(i)
+	}
+	return c, t
+}

@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 	"github.com/ussync/ussync/session"
 )
@@ -313,14 +312,7 @@ func Propagation(ctx context.Context, n int, opts Options) ([]PropagationResult,
 	var out []PropagationResult
 	err := withCluster(opts, func(h *harness) error {
 		opts.progressf("propagation: starting %d nodes", n)
-		t := newTracker(n)
-		c := newCluster(h, opts)
-		// Configure runs for each member before its node starts: the hook is
-		// in place before any message can arrive.
-		c.Configure = func(i int, cfg *node.Config) {
-			cfg.Sync.Modes = node.DefaultConfig().Sync.Modes
-			c.Members[i].Observer = t.observer(i)
-		}
+		c, t := newTrackedCluster(h, opts, n)
 		c.Start(n)
 		cl := newClient(h, c, 2)
 		users, err := registerUsers(ctx, c, cl, propUsers)

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 )
 
@@ -75,12 +74,7 @@ func sitesRun(ctx context.Context, n int, opts Options) (SitesResult, error) {
 	}
 	err := withCluster(opts, func(h *harness) error {
 		opts.progressf("sites: starting %d nodes", n)
-		t := newTracker(n)
-		c := newCluster(h, opts)
-		c.Configure = func(i int, cfg *node.Config) {
-			cfg.Sync.Modes = node.DefaultConfig().Sync.Modes
-			c.Members[i].Observer = t.observer(i)
-		}
+		c, t := newTrackedCluster(h, opts, n)
 		c.Start(n)
 		cl := newClient(h, c, sitesWorkers)
 		users, err := registerUsers(ctx, c, cl, 2*sitesWorkers)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/gossip"
-	"github.com/ussync/ussync/node"
 )
 
 // The wan scenario: propagation across the internet, played in process by
@@ -83,13 +82,8 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 	var out []WANResult
 	err := withCluster(opts, func(h *harness) error {
 		opts.progressf("wan: %d nodes, %.0f%% loss, eager push %v", n, 100*loss, push)
-		t := newTracker(n)
-		c := newCluster(h, opts)
+		c, t := newTrackedCluster(h, opts, n)
 		c.Seed = uint64(n)*1000 + uint64(loss*1000)
-		c.Configure = func(i int, cfg *node.Config) {
-			cfg.Sync.Modes = node.DefaultConfig().Sync.Modes
-			c.Members[i].Observer = t.observer(i)
-		}
 		c.TuneGossip = func(_ int, g *gossip.Config) {
 			tuneTimers(TimersWAN, g)
 			g.NoEagerPush = !push

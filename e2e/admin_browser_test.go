@@ -230,22 +230,22 @@ func adminWaitStatus(t *testing.T, c *nodetest.Cluster, m *nodetest.Member, id s
 
 // adminEval evaluates js in the tab.
 func adminEval[T any](b *browserTab, js string) T {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	b.T.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, browserStepTimeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
 	if err != nil {
-		b.t.Fatalf("%s: evaluate %s: %v", b.name, js, err)
+		b.T.Fatalf("%s: evaluate %s: %v", b.Name, js, err)
 	}
 	return v
 }
 
 // adminWaitText waits until the element sel exists and its text holds want.
 func adminWaitText(b *browserTab, sel, want string) {
-	b.t.Helper()
+	b.T.Helper()
 	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.innerText : "(no element " + %q + " in " + location.href + ": " + (document.body ? document.body.innerText.slice(0, 300) : "") + ")"; })()`, sel, sel)
 	b.eventually(fmt.Sprintf("%s to show %q", sel, want), func() string {
-		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(b.Ctx, 5*time.Second)
 		defer cancel()
 		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
 		if err != nil {
@@ -260,21 +260,21 @@ func adminWaitText(b *browserTab, sel, want string) {
 
 // adminSetValue sets the value of the input sel.
 func adminSetValue(b *browserTab, sel, value string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	b.T.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, browserStepTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(sel), value, chromedp.NodeVisible)); err != nil {
-		b.t.Fatalf("%s: fill %s: %v", b.name, sel, err)
+		b.T.Fatalf("%s: fill %s: %v", b.Name, sel, err)
 	}
 }
 
 // adminClick clicks the element sel and waits for the navigation it causes.
 func adminClick(b *browserTab, sel string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	b.T.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, browserStepTimeout)
 	defer cancel()
 	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
-		b.t.Fatalf("%s: click %s: %v", b.name, sel, err)
+		b.T.Fatalf("%s: click %s: %v", b.Name, sel, err)
 	}
 }
 
@@ -282,14 +282,14 @@ func adminClick(b *browserTab, sel string) {
 // CSRF field removed ("remove") or replaced by a wrong value ("wrong"),
 // by clicking its button, and waits for the answer to load.
 func adminSubmitForm(b *browserTab, id, how string) {
-	b.t.Helper()
+	b.T.Helper()
 	js := fmt.Sprintf(`(() => {
 		const c = document.getElementById("destroy-%s").form.querySelector('input[name="csrf"]');
 		if (%q === "remove") c.remove(); else c.value = "wrong" + c.value.slice(5);
 		return true;
 	})()`, id, how)
 	if !adminEval[bool](b, js) {
-		b.t.Fatal("the form was not altered")
+		b.T.Fatal("the form was not altered")
 	}
 	adminClick(b, "#destroy-"+id)
 }
@@ -297,19 +297,19 @@ func adminSubmitForm(b *browserTab, id, how string) {
 // adminScreenshot saves a full-page PNG of the tab as dir/admin-name.png (dir
 // "": none).
 func adminScreenshot(b *browserTab, dir, name string) {
-	b.t.Helper()
+	b.T.Helper()
 	if dir == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	ctx, cancel := context.WithTimeout(b.Ctx, browserStepTimeout)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
-		b.t.Fatalf("%s: screenshot: %v", b.name, err)
+		b.T.Fatalf("%s: screenshot: %v", b.Name, err)
 	}
 	path := filepath.Join(dir, "admin-"+name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Fatal(err)
+		b.T.Fatal(err)
 	}
-	b.t.Logf("screenshot %s", path)
+	b.T.Logf("screenshot %s", path)
 }

@@ -419,19 +419,16 @@ func (c *cluster) start(a *agent) error {
 		close(p.done)
 	}()
 
-	deadline := time.Now().Add(startTimeout)
-	for {
+	return eventually.Err(startTimeout, pollInterval, "GET /healthz at "+a.api, func() error {
 		if p.exited() {
-			return fmt.Errorf("the process exited before answering /healthz (%s)", p.describe())
+			return eventually.Stop(fmt.Errorf("the process exited before answering (%s)", p.describe()))
 		}
-		if code, _, err := c.do(a, "GET", "/healthz", nil, nil); err == nil && code == http.StatusOK {
-			return nil
+		code, _, err := c.do(a, "GET", "/healthz", nil, nil)
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer on /healthz at %s within %s", a.api, startTimeout)
-		}
-		time.Sleep(pollInterval)
-	}
+		return err
+	})
 }
 
 // restart starts a again on the same data dir, ports and flags.

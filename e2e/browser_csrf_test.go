@@ -131,21 +131,21 @@ func TestBrowser_LoginCSRF(t *testing.T) {
 
 // click clicks the button with id, without waiting for what follows.
 func (b *browserTab) click(id string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	b.T.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, browserStepTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID(id), chromedp.NodeVisible)); err != nil {
-		b.t.Fatalf("%s: click #%s: %v", b.name, id, err)
+		b.T.Fatalf("%s: click #%s: %v", b.Name, id, err)
 	}
 }
 
 // navigate starts loading u, without waiting for it to load.
 func (b *browserTab) navigate(u string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	b.T.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, browserStepTimeout)
 	defer cancel()
 	if _, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: u}); err != nil {
-		b.t.Fatalf("%s: navigate to %s: %v", b.name, u, err)
+		b.T.Fatalf("%s: navigate to %s: %v", b.Name, u, err)
 	}
 }
 
@@ -156,7 +156,7 @@ func (b *browserTab) navigate(u string) {
 // nothing.
 func (b *browserTab) captureHandoff(t *testing.T, site string, act func()) (first, ticket string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(b.ctx)
+	ctx, cancel := context.WithCancel(b.Ctx)
 	defer cancel()
 	var mu sync.Mutex
 	got := make(chan string, 1)
@@ -174,31 +174,31 @@ func (b *browserTab) captureHandoff(t *testing.T, site string, act func()) (firs
 				case got <- e.Request.URL:
 				default:
 				}
-				chromedp.Call(b.ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: e.RequestID, ErrorReason: network.ErrorReasonBlockedByClient})
+				chromedp.Call(b.Ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: e.RequestID, ErrorReason: network.ErrorReasonBlockedByClient})
 			}()
 		}
 	})
 	if err != nil {
-		t.Fatalf("%s: listen to network events: %v", b.name, err)
+		t.Fatalf("%s: listen to network events: %v", b.Name, err)
 	}
-	sctx, scancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	sctx, scancel := context.WithTimeout(b.Ctx, browserStepTimeout)
 	defer scancel()
 	if _, err := chromedp.Call(sctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/ussync/v1/sync?*"}}}); err != nil {
-		t.Fatalf("%s: intercept: %v", b.name, err)
+		t.Fatalf("%s: intercept: %v", b.Name, err)
 	}
 	act()
 	select {
 	case ticket = <-got:
 	case <-sctx.Done():
-		t.Fatalf("%s: no ticket was handed to this browser", b.name)
+		t.Fatalf("%s: no ticket was handed to this browser", b.Name)
 	}
 	if _, err := chromedp.Call(sctx, fetch.Disable, cdp.Empty{}); err != nil {
-		t.Fatalf("%s: stop intercepting: %v", b.name, err)
+		t.Fatalf("%s: stop intercepting: %v", b.Name, err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if site != "" && first == "" {
-		t.Fatalf("%s: the login on %s redirected nowhere", b.name, site)
+		t.Fatalf("%s: the login on %s redirected nowhere", b.Name, site)
 	}
 	return first, ticket
 }
@@ -211,9 +211,9 @@ type browserRefusals struct {
 }
 
 func (b *browserTab) refusals() *browserRefusals {
-	b.t.Helper()
+	b.T.Helper()
 	r := &browserRefusals{}
-	err := chromedp.Listen(b.ctx, func(ev any) {
+	err := chromedp.Listen(b.Ctx, func(ev any) {
 		e, ok := ev.(*network.EventRequestWillBeSent)
 		if !ok || e.RedirectResponse == nil {
 			return
@@ -227,7 +227,7 @@ func (b *browserTab) refusals() *browserRefusals {
 		}
 	})
 	if err != nil {
-		b.t.Fatalf("%s: listen to network events: %v", b.name, err)
+		b.T.Fatalf("%s: listen to network events: %v", b.Name, err)
 	}
 	return r
 }

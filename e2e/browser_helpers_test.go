@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -20,7 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ussync/ussync/demo"
-	"github.com/ussync/ussync/internal/eventually"
+	"github.com/ussync/ussync/internal/browsertest"
 	"github.com/ussync/ussync/internal/testenv"
 )
 
@@ -92,210 +90,89 @@ func browserDemoRun(t *testing.T, mode string) *demo.Demo {
 	return d
 }
 
-// browserTab is one tab of a headless Chromium with its own profile.
-type browserTab struct {
-	t    *testing.T
-	name string // for messages: "alice's browser"
-	ctx  context.Context
-}
+// browserTab is one tab of a headless Chromium with its own profile
+// (internal/browsertest).
+type browserTab struct{ *browsertest.Tab }
 
 // browserLaunch starts a headless Chromium on a fresh profile, stopped at
 // cleanup, and returns its first tab. thirdPartyCookies turns Chromium's
-// default (third-party cookies blocked) off for this profile.
-//
-// Found empirically with Chromium 156: only the profile preference
-// profile.cookie_controls_mode = 0 (written into Default/Preferences before
-// launch) lets a cross-site iframe read and set its cookies; the DevTools
-// call Network.setCookieControls{enableThirdPartyCookieRestriction:false}
-// alone does not (it can only add the restriction), so it is not used.
-//
-// extra options are added to the launch (e.g. chromedp.Env for a HOME whose
-// NSS database trusts a test CA).
+// default (third-party cookies blocked) off for this profile
+// (browsertest.Options.ThirdPartyCookies); extra options are added to the
+// launch (e.g. chromedp.Env for a HOME whose NSS database trusts a test CA).
 func browserLaunch(t *testing.T, exe, name string, thirdPartyCookies bool, extra ...chromedp.ExecAllocatorOption) *browserTab {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "ussync-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if thirdPartyCookies {
-		prefs := []byte(`{"profile":{"cookie_controls_mode":0}}`)
-		if err := os.MkdirAll(filepath.Join(dir, "Default"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "Default", "Preferences"), prefs, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(dir),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.WindowSize(1280, 1000),
-	)
-	opts = append(opts, extra...)
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		acancel() // waits for the browser to exit
-		os.RemoveAll(dir)
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium (%s): %v", exe, err)
-	}
-	return &browserTab{t: t, name: name, ctx: ctx}
+	return &browserTab{browsertest.Launch(t, exe, name, browsertest.Options{
+		ThirdPartyCookies: thirdPartyCookies, Extra: extra,
+		StepTimeout: browserStepTimeout, WaitTimeout: browserWaitTimeout, PollEvery: browserPollEvery,
+	})}
 }
 
 // newTab opens another tab of the same browser (same cookies).
 func (b *browserTab) newTab() *browserTab {
-	b.t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx)
-	b.t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		b.t.Fatalf("%s: open a tab: %v", b.name, err)
-	}
-	return &browserTab{t: b.t, name: b.name + " (tab 2)", ctx: ctx}
+	b.T.Helper()
+	return &browserTab{b.NewTab(b.Name + " (tab 2)")}
 }
 
 // newProbeTab opens another tab of the same browser in which a script
 // may fetch the site's pages: the demo sites' CSP (connect-src 'none')
 // is bypassed in it, for browserHandoff's polling only.
 func (b *browserTab) newProbeTab() *browserTab {
-	b.t.Helper()
-	p := b.newTab()
-	ctx, cancel := context.WithTimeout(p.ctx, browserStepTimeout)
+	b.T.Helper()
+	p := &browserTab{b.NewTab(b.Name + " (probe tab)")}
+	ctx, cancel := context.WithTimeout(p.Ctx, browserStepTimeout)
 	defer cancel()
 	if _, err := chromedp.Call(ctx, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true}); err != nil {
-		b.t.Fatalf("%s: bypass CSP: %v", b.name, err)
+		b.T.Fatalf("%s: bypass CSP: %v", b.Name, err)
 	}
-	p.name = b.name + " (probe tab)"
 	return p
 }
 
-// open navigates to u and waits for the page to load (every redirect of a
-// hop or a chain included), returning the document's response.
-func (b *browserTab) open(u string) *network.Response {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
-	defer cancel()
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(u))
-	if err != nil {
-		b.t.Fatalf("%s: open %s: %v", b.name, u, err)
-	}
-	return resp
-}
-
 // browserPage is what a demo page shows, read from the DOM.
-type browserPage struct {
-	Href   string `json:"href"`
-	Site   string `json:"site"` // data-site: "" when not a demo page
-	User   string `json:"user"` // data-user: "" when anonymous
-	Frames int    `json:"frames"`
-	Ready  string `json:"ready"`
-	Text   string `json:"text"`
-}
+type browserPage = browsertest.Page
 
-func (p browserPage) String() string {
-	return fmt.Sprintf("%s site=%q user=%q ready=%s text=%q", p.Href, p.Site, p.User, p.Ready, p.Text)
-}
+// The suite's short names for browsertest.Tab's steps.
 
-const browserPageJS = `(() => {
-	const b = document.body;
-	return {
-		href: location.href,
-		site: (b && b.dataset.site) || "",
-		user: (b && b.dataset.user) || "",
-		frames: document.querySelectorAll("iframe.sync").length,
-		ready: document.readyState,
-		text: b ? b.innerText.replace(/\s+/g, " ").slice(0, 240) : "",
-	};
-})()`
-
-// page reads the current page; an error while a navigation replaces the
-// document is returned, not fatal.
-func (b *browserTab) page() (browserPage, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-	defer cancel()
-	return chromedp.Run(ctx, chromedp.Evaluate[browserPage](browserPageJS))
-}
-
-// eventually polls cond until it returns "" or the deadline passes, then
-// fails with cond's last explanation.
+func (b *browserTab) open(u string) *network.Response  { b.T.Helper(); return b.Open(u) }
+func (b *browserTab) page() (browserPage, error)       { return b.Page() }
+func (b *browserTab) visit(u, user string) browserPage { b.T.Helper(); return b.Visit(u, user) }
 func (b *browserTab) eventually(what string, cond func() string) {
-	b.t.Helper()
-	eventually.DoneEvery(b.t, browserWaitTimeout, browserPollEvery, b.name+": "+what, cond)
+	b.T.Helper()
+	b.Eventually(what, cond)
 }
 
 // shows waits until the current page, without reloading it, is site's page
 // (u) loaded and showing user ("" = anonymous).
 func (b *browserTab) shows(u, user string) browserPage {
-	b.t.Helper()
-	var p browserPage
-	b.eventually(fmt.Sprintf("%s to show user %q", u, user), func() string {
-		var err error
-		if p, err = b.page(); err != nil {
-			return err.Error()
-		}
-		if !strings.HasPrefix(p.Href, u) || p.Site == "" || p.Ready != "complete" || p.User != user {
-			return "the page is " + p.String()
-		}
-		return ""
+	b.T.Helper()
+	return b.Shows(fmt.Sprintf("%s to show user %q", u, user), func(p browserPage) bool {
+		return strings.HasPrefix(p.Href, u) && p.Site != "" && p.User == user
 	})
-	return p
-}
-
-// visit opens site u (reloading it at each try) until it shows user ("" =
-// anonymous): what a person does who looks at another tab and presses F5.
-func (b *browserTab) visit(u, user string) browserPage {
-	b.t.Helper()
-	var p browserPage
-	b.eventually(fmt.Sprintf("%s to show user %q", u, user), func() string {
-		b.open(u)
-		var err error
-		if p, err = b.page(); err != nil {
-			return err.Error()
-		}
-		if !strings.HasPrefix(p.Href, u) || p.Site == "" || p.User != user {
-			return "the page is " + p.String()
-		}
-		return ""
-	})
-	return p
 }
 
 // submit clicks the button with id and waits until the navigation it causes
 // has loaded (through every redirect), returning the final document's
 // response.
 func (b *browserTab) submit(id string) *network.Response {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
-	defer cancel()
-	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID(id), chromedp.NodeVisible))
-	if err != nil {
-		b.t.Fatalf("%s: click #%s: %v", b.name, id, err)
-	}
-	return resp
+	b.T.Helper()
+	return b.Submit("click #"+id, chromedp.Click(chromedp.ID(id), chromedp.NodeVisible))
 }
 
 // fillLogin types email into site u's login form (the page must be u's,
 // anonymous).
 func (b *browserTab) fillLogin(u, email string) {
-	b.t.Helper()
+	b.T.Helper()
 	b.shows(u, "")
-	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	ctx, cancel := context.WithTimeout(b.Ctx, browserStepTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("email"), email, chromedp.NodeVisible)); err != nil {
-		b.t.Fatalf("%s: fill the login form of %s: %v", b.name, u, err)
+		b.T.Fatalf("%s: fill the login form of %s: %v", b.Name, u, err)
 	}
 }
 
 // login logs in on site u with email (opening u first) and waits until the
 // browser is back on u, logged in.
 func (b *browserTab) login(u, email string) browserPage {
-	b.t.Helper()
+	b.T.Helper()
 	b.open(u)
 	b.fillLogin(u, email)
 	b.submit("login")
@@ -304,19 +181,8 @@ func (b *browserTab) login(u, email string) browserPage {
 
 // cookie returns the named cookie this browser holds for u, or nil.
 func (b *browserTab) cookie(u, name string) *network.Cookie {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-	defer cancel()
-	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{u}})
-	if err != nil {
-		b.t.Fatalf("%s: read cookies of %s: %v", b.name, u, err)
-	}
-	for _, c := range res.Cookies {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
+	b.T.Helper()
+	return b.Cookies(u)[name]
 }
 
 // browserRecorder records the URLs a tab requests (every redirect included;
@@ -328,9 +194,9 @@ type browserRecorder struct {
 
 // record starts recording the tab's requests.
 func (b *browserTab) record() *browserRecorder {
-	b.t.Helper()
+	b.T.Helper()
 	rec := &browserRecorder{}
-	err := chromedp.Listen(b.ctx, func(ev any) {
+	err := chromedp.Listen(b.Ctx, func(ev any) {
 		if e, ok := ev.(*network.EventRequestWillBeSent); ok && e.Request != nil {
 			rec.mu.Lock()
 			rec.urls = append(rec.urls, e.Request.URL)
@@ -338,7 +204,7 @@ func (b *browserTab) record() *browserRecorder {
 		}
 	})
 	if err != nil {
-		b.t.Fatalf("%s: listen to network events: %v", b.name, err)
+		b.T.Fatalf("%s: listen to network events: %v", b.Name, err)
 	}
 	return rec
 }
@@ -382,12 +248,8 @@ func browserBareTicket(t *testing.T, syncURL string) string {
 // body returns the text of the current document (a JSON error answer
 // is shown as text).
 func (b *browserTab) body() string {
-	b.t.Helper()
-	p, err := b.page()
-	if err != nil {
-		b.t.Fatalf("%s: read the page: %v", b.name, err)
-	}
-	return p.Text
+	b.T.Helper()
+	return b.Text()
 }
 
 // browserErrorCode is the "code" of a JSON error answer shown as the page.
@@ -430,7 +292,7 @@ func browserHandoffBoth(t *testing.T, a, pb *browserTab, siteA, siteB, email str
 
 	var mu sync.Mutex
 	var answered, returned time.Time
-	lctx, lcancel := context.WithCancel(a.ctx)
+	lctx, lcancel := context.WithCancel(a.Ctx)
 	defer lcancel()
 	err := chromedp.Listen(lctx, func(ev any) {
 		e, ok := ev.(*network.EventRequestWillBeSent)
@@ -459,7 +321,7 @@ func browserHandoffBoth(t *testing.T, a, pb *browserTab, siteA, siteB, email str
 	}
 	found := make(chan result, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(pb.ctx, browserWaitTimeout)
+		ctx, cancel := context.WithTimeout(pb.Ctx, browserWaitTimeout)
 		defer cancel()
 		js := fmt.Sprintf(`(async () => {
 			const want = 'data-user="' + %q + '"';
@@ -505,19 +367,19 @@ func browserPercentile(ds []time.Duration, p int) time.Duration {
 // in returns the tab for use by test t (a subtest must fail through its own
 // T).
 func (b *browserTab) in(t *testing.T) *browserTab {
-	c := *b
-	c.t = t
-	return &c
+	c := *b.Tab
+	c.T = t
+	return &browserTab{&c}
 }
 
 // handoffPage is the HTML of the first page of site b that showed the user
 // during browserHandoff (in the probe tab pb).
 func (b *browserTab) handoffPage() string {
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(b.Ctx, 5*time.Second)
 	defer cancel()
 	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.handoffPage || ""`))
 	if err != nil {
-		b.t.Fatalf("read the hand-off page: %v", err)
+		b.T.Fatalf("read the hand-off page: %v", err)
 	}
 	return html
 }

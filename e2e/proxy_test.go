@@ -568,7 +568,7 @@ func testProxy(t *testing.T, kind proxyKind) {
 	// Every request of this tab carries headers that claim another user.
 	forged := network.Headers{"X-Ussync-User": "mallory@example.com", "X-Ussync-Email": "mallory@example.com", "X-Ussync-Session": "forged"}
 	func() {
-		ctx, cancel := context.WithTimeout(ada.ctx, browserStepTimeout)
+		ctx, cancel := context.WithTimeout(ada.Ctx, browserStepTimeout)
 		defer cancel()
 		if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: forged}); err != nil {
 			t.Fatalf("set extra headers: %v", err)

@@ -162,6 +162,21 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	eventually.True(t, d, what, cond)
 }
 
+// deadToGossip reports whether m has held each of peers failed (not left)
+// for longer than memberlist's GossipToTheDeadTime: memberlist has stopped
+// gossiping to them, and only the reconnect loop heals the split.
+func deadToGossip(m *member, peers ...*member) bool {
+	m.g.failedMu.Lock()
+	defer m.g.failedMu.Unlock()
+	for _, p := range peers {
+		f := m.g.failed[p.g.cfg.Name]
+		if f == nil || f.left || m.g.store.Now().Sub(f.since) <= m.g.cfg.GossipToTheDeadTime {
+			return false
+		}
+	}
+	return true
+}
+
 var testNow = time.Now()
 
 var testLogLevel = slog.LevelWarn
@@ -295,8 +310,9 @@ func TestGossip_PartitionHeals(t *testing.T) {
 	waitFor(t, 10*time.Second, "each side to see the other dead", func() bool {
 		return len(a.g.LiveMembers()) == 1 && len(b.g.LiveMembers()) == 2 && len(c.g.LiveMembers()) == 2
 	})
-	// Wait past GossipToTheDeadTime, after which memberlist alone never heals.
-	time.Sleep(600 * time.Millisecond)
+	waitFor(t, 10*time.Second, "each side past GossipToTheDeadTime, after which memberlist alone never heals", func() bool {
+		return deadToGossip(a, b, c) && deadToGossip(b, a) && deadToGossip(c, a)
+	})
 	logout(a, "before")
 	login(b, "during-b")
 	waitFor(t, 5*time.Second, "during-b on c", func() bool { _, err := c.store.Session("during-b"); return err == nil })

@@ -97,8 +97,9 @@ func TestGossip_PingBringsBackAMemberInBackoff(t *testing.T) {
 	waitFor(t, 10*time.Second, "each to see the other fail", func() bool {
 		return len(a.g.LiveMembers()) == 1 && len(b.g.LiveMembers()) == 1
 	})
-	// Past memberlist's GossipToTheDeadTime: only the reconnect loop heals.
-	time.Sleep(600 * time.Millisecond)
+	waitFor(t, 10*time.Second, "each past GossipToTheDeadTime for the other: only the reconnect loop heals", func() bool {
+		return deadToGossip(a, b) && deadToGossip(b, a)
+	})
 	for _, m := range ms {
 		m.g.failedMu.Lock()
 		for _, f := range m.g.failed {

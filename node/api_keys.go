@@ -14,7 +14,7 @@ import (
 // answer or failed), 400 for a bad key, 409 key_primary for the removal of
 // this node's primary.
 
-// keyringFunc is Node.Keyring.
+// keyringFunc is Node.askKeyring.
 type keyringFunc func(ctx context.Context, req keysRequest, local bool) (client.KeyringAnswer, error)
 
 // keysCall runs one keyring operation for the request.

@@ -11,7 +11,7 @@ import (
 	"github.com/ussync/ussync/session"
 )
 
-// The private API's session calls, and status. Each handler checks and
+// The private API's session calls. Each handler checks and
 // decodes its request, calls the service, and answers its result or returns
 // its error (answered by writeError, through the table of httperr.go).
 
@@ -264,64 +264,4 @@ func sessionFilter(r *http.Request) (session.SessionFilter, error) {
 	f.After = q.Get("after")
 	f.Limit, err = queryLimit(q)
 	return f, err
-}
-
-type redeemRequest struct {
-	Ticket string `json:"ticket"`
-	IP     string `json:"ip"`
-	// Nonce is the value of the browser's nonce cookie on this site
-	// (ussync_nonce, or __Host-ussync_nonce): the ticket is bound to it.
-	Nonce string `json:"nonce"`
-	// Session is the browser's session token on this site, if it has one:
-	// a ticket of another user is refused rather than replace it.
-	Session string `json:"session"`
-}
-
-// redeemTicket is POST /v1/tickets/redeem: a site that keeps its own
-// cookies redeems the ticket its browser brought, with the same checks as
-// GET /ussync/v1/sync.
-func (a *api) redeemTicket(w http.ResponseWriter, r *http.Request) error {
-	if a.Handoff == nil {
-		return refuse(errUnavailable, "this node does not redeem tickets (no hand-off configured)")
-	}
-	var req redeemRequest
-	if err := decodeBody(w, r, &req, false); err != nil {
-		return err
-	}
-	if req.Ticket == "" {
-		return refuse(errInvalidField, "field \"ticket\" is required")
-	}
-	br := &browser{}
-	if req.IP != "" {
-		ip, err := netip.ParseAddr(req.IP)
-		if err != nil {
-			return refuse(errInvalidField, "field \"ip\" is not an IP address")
-		}
-		br.client.IP = ip.Unmap().WithZone("")
-	}
-	if req.Nonce != "" {
-		br.cookies = append(br.cookies, &http.Cookie{Name: a.Handoff.cookieName(cookieNonce), Value: req.Nonce})
-	}
-	if req.Session != "" {
-		br.cookies = append(br.cookies, &http.Cookie{Name: a.Handoff.cookieName(cookieSession), Value: req.Session})
-	}
-	rd, err := a.Handoff.redeem(req.Ticket, br)
-	if err != nil {
-		return err
-	}
-	ans := client.Redemption{Token: rd.Token, User: a.userView(&rd.User), NewUser: rd.NewUser, SiteWasBound: rd.WasBound}
-	ans.Session, _ = a.svc.view(&rd.Session, &rd.User, a.svc.now())
-	return writeJSON(w, http.StatusOK, &ans)
-}
-
-// status is GET /v1/status.
-func (a *api) status(w http.ResponseWriter, r *http.Request) error {
-	var st client.Status
-	if a.Status != nil {
-		st = a.Status()
-	} else {
-		st.Node = a.svc.Name
-		st.Counts.Users, st.Counts.Sessions = a.svc.Store.Counts()
-	}
-	return writeJSON(w, http.StatusOK, &st)
 }

@@ -6,9 +6,10 @@ import (
 	"github.com/ussync/ussync/client"
 )
 
-// The private API's containment calls (docs/security.md, "Containing a
-// site"): list the sites, revoke one, take a revocation back, reset a
-// damaged user record. Each handler checks its request, calls the service
+// The private API's calls on sites (docs/security.md, "Containing a
+// site"): list the sites, revoke one, take a revocation back. (The reset
+// of a damaged user record, the other containment call, is a user call:
+// api_users.go.) Each handler checks its request, calls the service
 // and answers its result or returns its error.
 
 // newSiteView shows a site as the service knows it.
@@ -63,21 +64,4 @@ func (a *api) unrevokeSite(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, newSiteView(&st))
-}
-
-// resetUser is POST /v1/users/{email}/reset: a new generation of the
-// user's record, on every site (service.resetUser).
-func (a *api) resetUser(w http.ResponseWriter, r *http.Request) error {
-	email, err := pathEmail(r)
-	if err != nil {
-		return err
-	}
-	if err := decodeBody(w, r, &struct{}{}, true); err != nil {
-		return err
-	}
-	u, ended, err := a.svc.resetUser(email)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, &client.Reset{User: newUserView(&u), Ended: ended})
 }

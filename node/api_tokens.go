@@ -2,13 +2,12 @@ package node
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/ussync/ussync/client"
 )
 
-// The private API's calls on its own tokens and activity history
-// (docs/operations.md, "Rotating keys and tokens").
+// The private API's calls on its own tokens (docs/operations.md, "Rotating
+// keys and tokens"); the activity they are recorded in is api_activity.go.
 
 // listTokens is GET /v1/tokens.
 func (a *api) listTokens(w http.ResponseWriter, _ *http.Request) error {
@@ -49,26 +48,5 @@ func (a *api) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, struct {
 		Token client.TokenInfo `json:"token_info"`
 	}{info})
-	return nil
-}
-
-// listActivity is GET /v1/activity?limit=N: the latest changes, newest
-// first.
-func (a *api) listActivity(w http.ResponseWriter, r *http.Request) error {
-	limit := 50
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 500 {
-			return refuse(errInvalidField, "query parameter \"limit\" must be a whole number from 1 to 500, not %q", s)
-		}
-		limit = n
-	}
-	list, err := a.Activity.recent(limit)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Activity []client.ActivityEntry `json:"activity"`
-	}{list})
 	return nil
 }

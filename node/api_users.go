@@ -219,3 +219,20 @@ func (a *api) renameUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusOK, &client.Rename{User: a.userView(&nu), MovedFrom: from, Ended: ended})
 }
+
+// resetUser is POST /v1/users/{email}/reset: a new generation of the
+// user's record, on every site (service.resetUser).
+func (a *api) resetUser(w http.ResponseWriter, r *http.Request) error {
+	email, err := pathEmail(r)
+	if err != nil {
+		return err
+	}
+	if err := decodeBody(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	u, ended, err := a.svc.resetUser(email)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, &client.Reset{User: newUserView(&u), Ended: ended})
+}

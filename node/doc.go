@@ -28,8 +28,9 @@
 // Three faces translate HTTP to it, and none reaches another's type:
 //
 //   - the private API (api.go, routes.go, api_users.go, api_sessions.go,
-//     api_handoff.go, api_sites.go, api_tokens.go, api_keys.go,
-//     verify_api.go, backup.go, health.go) for the site's backend, bearer
+//     api_handoff.go, api_sites.go, api_tokens.go, api_activity.go,
+//     api_keys.go, api_status.go, verify_api.go, backup.go, health.go) for
+//     the site's backend, bearer
 //     token required (except /healthz, /readyz and /metrics), on loopback
 //     or a Unix socket (apisocket.go); its Go client and wire types are
 //     package client;
@@ -58,7 +59,7 @@
 // the same steps for a site that answers them itself.
 //
 // The operator's pieces: named API tokens and the activity each records
-// (tokens.go, activity.go, api_tokens.go); the keyring at run time, asked
+// (tokens.go, activity.go, api_tokens.go, api_activity.go); the keyring at run time, asked
 // of every member through a gossip query and kept in the data dir
 // (keys.go, keyring.go, api_keys.go); the site check advertised in gossip
 // metadata (sitecheck.go); freshness, the Ussync-Node-State header and

@@ -121,11 +121,11 @@ func (n *Node) keysTimeout() time.Duration {
 	return 45 * time.Second
 }
 
-// Keyring asks op of every live member (or, with local, of this node
+// askKeyring asks op of every live member (or, with local, of this node
 // alone) and sums their answers up. A removal of this node's primary is
 // refused here, before any member is asked (ErrKeyPrimary). actor is the
 // caller's token name.
-func (n *Node) Keyring(ctx context.Context, req keysRequest, local bool) (client.KeyringAnswer, error) {
+func (n *Node) askKeyring(ctx context.Context, req keysRequest, local bool) (client.KeyringAnswer, error) {
 	ans := client.KeyringAnswer{Op: req.Op, Fingerprint: req.Fingerprint, Local: local, Asked: []string{}, OK: []string{}, Keys: []client.KeyringKey{}}
 	if req.Op == client.KeysInstall {
 		s, err := crypto.ParseSecret(req.Key)

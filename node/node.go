@@ -311,7 +311,7 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	api := newAPI(apiDeps{Service: svc, Status: n.Status, NotReady: n.notReady, GossipHealth: n.gossipHealth, Backup: n.Backup, Keyring: n.Keyring, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
+	api := newAPI(apiDeps{Service: svc, Status: n.Status, NotReady: n.notReady, GossipHealth: n.gossipHealth, Backup: n.Backup, Keyring: n.askKeyring, Tokens: n.tokens, Activity: n.activity, Log: n.log, Metrics: n.metrics,
 		Handoff: ho, Verify: n.verify, Fresh: n.fresh})
 	if !n.cfg.Admin.Enabled {
 		return api, public, nil

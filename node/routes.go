@@ -1,10 +1,7 @@
 package node
 
 import (
-	"log/slog"
 	"net/http"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // route is one call of the private API.
@@ -25,8 +22,9 @@ const auditSelf = "self"
 // routeTable is every call of the private API, in one place (README "The
 // private API", docs/users.md, docs/verification.md, docs/handoff.md,
 // docs/security.md). The handlers are in api_users.go, api_sessions.go,
-// api_handoff.go, api_sites.go, api_tokens.go, api_keys.go, verify_api.go,
-// backup.go and health.go (status is in this file).
+// api_handoff.go (hand-off steps and ticket redemption), api_sites.go,
+// api_tokens.go, api_activity.go, api_keys.go, api_status.go (status and
+// metrics), verify_api.go, backup.go and health.go.
 func (a *api) routeTable() []route {
 	return []route{
 		{"PUT /v1/users/{email}", true, a.putUser, "user.update"},
@@ -66,17 +64,5 @@ func (a *api) routeTable() []route {
 		{"GET /healthz", false, a.healthz, ""},
 		{"GET /readyz", false, a.readyz, ""},
 		{"GET /metrics", false, a.metricsHandler(), ""},
-	}
-}
-
-// metricsHandler is GET /metrics: the node's Prometheus registry.
-func (a *api) metricsHandler() func(http.ResponseWriter, *http.Request) error {
-	h := promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(a.Log.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	})
-	return func(w http.ResponseWriter, r *http.Request) error {
-		h.ServeHTTP(w, r)
-		return nil
 	}
 }

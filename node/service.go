@@ -194,17 +194,12 @@ func errMoved(u *session.User) error {
 }
 
 // updateUser creates or updates email's user (checked and normalized by the
-// caller) on behalf of this site and publishes the change to every site. A
-// verification in c (verified_via) means this site proved the mailbox: the
-// user is verified if it was not, and this site is bound to the address
-// (User.Verify); clearing it is an administrator's unverify, which voids
-// every site's binding (User.Unverify). The login and display name of a
-// verified user are written only by a site bound to the address
-// (User.MayWriteProfile): a site that is not bound never overwrites the
-// profile of a user whose mailbox another site proved. (An unverified
-// user's profile, which nobody proved, any site may write.) ack says the site's backend has the user
-// (User.MarkKnown): false for an administrator's verify or unverify alone.
-// It returns the user as it now stands, or ErrUserMoved.
+// caller) on behalf of this site and publishes the change to every site.
+// The change is session.SiteUpdate's: a verification in c (verified_via)
+// binds this site, clearing it voids every site's binding, and a site that
+// is not bound to a verified address never overwrites its profile. ack says
+// the site's backend has the user: false for an administrator's verify or
+// unverify alone. It returns the user as it now stands, or ErrUserMoved.
 func (s *service) updateUser(email string, c session.UserChange, ack bool) (session.User, error) {
 	u, known, err := s.user(email)
 	if err != nil {
@@ -220,45 +215,13 @@ func (s *service) updateUser(email string, c session.UserChange, ack bool) (sess
 	return s.applyUser(nu)
 }
 
-// change is the user change of this site's write c, at at (see updateUser;
-// a login is a write with no verification and ack set). It reports whether
-// the user changed.
+// change is the user change of this site's write c, at at
+// (session.SiteUpdate; a login is a write with no verification and ack
+// set). It reports whether the user changed.
 func (s *service) change(u session.User, known bool, c session.UserChange, ack bool, at session.HLC) (session.User, bool) {
-	nu, changed := session.UpdateUser(u, known, session.UserChange{}, at, s.Name) // creates a new user
-	if v := c.Verified; v != nil {
-		if v.OK {
-			changed = nu.Verify(v.Method, s.Name, at) || changed
-		} else {
-			changed = nu.Unverify(s.Name, at) || changed
-		}
-	}
-	// An unverified address is nobody's proved mailbox: any site that has
-	// the user may write its profile. Once verified, only a bound site may.
-	// A site that is not bound writes a field at a floor stamp (see
-	// session.ProfileFloorEnd) when its node does not hold the user, or no
-	// bound site wrote the field: another site may hold the user, verified,
-	// and its profile must win when the records meet. A bound site claims
-	// the fields it holds at a floor stamp.
-	bound := nu.BoundTo(s.Name)
-	if !known || !nu.Verified.V.OK || nu.MayWriteProfile(s.Name) {
-		stamp := func(r session.Register[string]) session.HLC {
-			if !bound && (!known || r.At < session.ProfileFloorEnd) {
-				return session.FloorStamp(r)
-			}
-			return at
-		}
-		var lc, dc bool
-		nu, lc = session.UpdateUser(nu, true, session.UserChange{Login: c.Login}, stamp(nu.Login), s.Name)
-		nu, dc = session.UpdateUser(nu, true, session.UserChange{DisplayName: c.DisplayName}, stamp(nu.DisplayName), s.Name)
-		changed = changed || lc || dc
-	} else if c.Login != nil || c.DisplayName != nil {
+	nu, changed, kept := session.SiteUpdate(u, known, c, ack, at, s.Name)
+	if kept {
 		s.Log.Debug("profile left as it is: this site is not bound to the user's address")
-	}
-	if bound {
-		changed = nu.ClaimProfile(s.Name, at) || changed
-	}
-	if ack && !nu.KnownTo(s.Name) {
-		changed = nu.MarkKnown(s.Name, at) || changed
 	}
 	return nu, changed
 }
@@ -428,9 +391,11 @@ func (s *service) markVerified(email string) (session.User, error) {
 	if !known {
 		return u, ErrInvalidCode
 	}
-	at := s.Store.Clock().Now()
-	verified := u.Verify(session.VerifiedCode, s.Name, at)
-	if claimed := u.ClaimProfile(s.Name, at); !verified && !claimed {
+	// The write of a verified_via from this site (session.SiteUpdate):
+	// Verify, which binds this site, then ClaimProfile, since it is bound.
+	code := session.Verification{OK: true, Method: session.VerifiedCode}
+	u, changed := s.change(u, true, session.UserChange{Verified: &code}, false, s.Store.Clock().Now())
+	if !changed {
 		return u, nil
 	}
 	s.Log.Info("e-mail verified by code")
@@ -466,14 +431,6 @@ func (s *service) move(from, to string) (session.User, int, error) {
 	// so the new values win every register.
 	at := s.Store.Clock().Now()
 	recs := session.Move(old, nu, active, at, s.Name)
-	// The old address is no longer the user's: every binding to it is
-	// void (were it moved back, each site proves it again). This site knew
-	// the old address: it knows the new one (other sites learn it when
-	// their backend PUTs it, or as a new user).
-	recs[1].User.Unverify(s.Name, at)
-	if old.KnownTo(s.Name) {
-		recs[0].User.MarkKnown(s.Name, at)
-	}
 	merged, err := s.apply(recs...)
 	if err != nil {
 		return nu, 0, err

@@ -113,14 +113,9 @@ func (s *service) revokeSite(name string, force bool) (siteState, error) {
 	if !known && !force {
 		return st, s.errUnknownSite(name)
 	}
-	x := session.RevokeSite(name, s.Store.Clock().Now(), s.Name)
-	merged, err := s.apply(session.Record{Site: &x})
+	st, err := s.applySite(st, session.RevokeSite(name, s.Store.Clock().Now(), s.Name))
 	if err != nil {
 		return st, err
-	}
-	st.Record = x
-	if len(merged) > 0 {
-		st.Record = *merged[0].Site
 	}
 	s.Log.Warn("site revoked: its sessions end on every node, its tickets and its URL are refused", "site", name)
 	return st, nil
@@ -141,7 +136,17 @@ func (s *service) unrevokeSite(name string) (siteState, error) {
 	if !st.Record.IsRevoked() {
 		return st, nil
 	}
-	x := session.UnrevokeSite(name, s.Store.Clock().Now(), s.Name)
+	st, err := s.applySite(st, session.UnrevokeSite(name, s.Store.Clock().Now(), s.Name))
+	if err != nil {
+		return st, err
+	}
+	s.Log.Warn("site revocation taken back: its new logins are active again", "site", name)
+	return st, nil
+}
+
+// applySite merges and publishes x, a change of st's site record, and
+// returns st with the record as it then stands.
+func (s *service) applySite(st siteState, x session.Site) (siteState, error) {
 	merged, err := s.apply(session.Record{Site: &x})
 	if err != nil {
 		return st, err
@@ -150,7 +155,6 @@ func (s *service) unrevokeSite(name string) (siteState, error) {
 	if len(merged) > 0 {
 		st.Record = *merged[0].Site
 	}
-	s.Log.Warn("site revocation taken back: its new logins are active again", "site", name)
 	return st, nil
 }
 

@@ -48,6 +48,62 @@ func UpdateUser(u User, known bool, c UserChange, at HLC, by string) (User, bool
 	return u, changed
 }
 
+// SiteUpdate returns u with site's write c made at at, and whether the
+// result differs from u: the change of PUT /v1/users/{email} from site's
+// backend, of an administrator's verify or unverify on site, and of a login
+// on site (c names the login and display name, no verification, ack set).
+// known says whether u was read from the store (see UpdateUser).
+//
+//   - A verification in c (OK) means site proved the mailbox: User.Verify,
+//     which binds site. Clearing it is an administrator's unverify:
+//     User.Unverify, which voids every site's binding.
+//   - The login and display name: an unverified address is nobody's proved
+//     mailbox, so any site that has the user may write them; once verified,
+//     only a site bound to the address may (User.MayWriteProfile), and c's
+//     names from another site are left as they are (profileKept reports
+//     it). A site that is not bound writes a field at a floor stamp
+//     (FloorStamp, ProfileFloorEnd) when u was not read from the store or
+//     no bound site wrote the field: another site may hold the user,
+//     verified, and its profile must win when the records meet. A bound
+//     site claims the fields it holds at a floor stamp (User.ClaimProfile).
+//   - ack says site's backend has the user (User.MarkKnown): false for an
+//     administrator's verify or unverify alone.
+//
+// Like the other changes it is an inflation of u when at is above u's
+// stamps (a floor write is above the floor stamp it replaces).
+func SiteUpdate(u User, known bool, c UserChange, ack bool, at HLC, site string) (nu User, changed, profileKept bool) {
+	nu, changed = UpdateUser(u, known, UserChange{}, at, site) // creates a new user
+	if v := c.Verified; v != nil {
+		if v.OK {
+			changed = nu.Verify(v.Method, site, at) || changed
+		} else {
+			changed = nu.Unverify(site, at) || changed
+		}
+	}
+	bound := nu.BoundTo(site)
+	if !known || !nu.Verified.V.OK || nu.MayWriteProfile(site) {
+		stamp := func(r Register[string]) HLC {
+			if !bound && (!known || r.At < ProfileFloorEnd) {
+				return FloorStamp(r)
+			}
+			return at
+		}
+		var lc, dc bool
+		nu, lc = UpdateUser(nu, true, UserChange{Login: c.Login}, stamp(nu.Login), site)
+		nu, dc = UpdateUser(nu, true, UserChange{DisplayName: c.DisplayName}, stamp(nu.DisplayName), site)
+		changed = changed || lc || dc
+	} else {
+		profileKept = c.Login != nil || c.DisplayName != nil
+	}
+	if bound {
+		changed = nu.ClaimProfile(site, at) || changed
+	}
+	if ack && !nu.KnownTo(site) {
+		changed = nu.MarkKnown(site, at) || changed
+	}
+	return nu, changed, profileKept
+}
+
 // setRegister sets r to *v written at at by by, when v is given and differs
 // from r's value; it reports whether it did.
 func setRegister[T comparable](r *Register[T], v *T, at HLC, by string) bool {
@@ -91,13 +147,17 @@ func RevokeAll(u User, known bool, active []Session, at HLC) []Record {
 	return recs
 }
 
-// Move returns the records of an administrator moving user old to the
-// address of to, whose current state is given (User{Email: address} when
-// the store holds none). In order: the user at the new address, which takes
-// old's login, display name and verification (when old is verified) and the
-// earlier of the two creation times, and is marked not moved (a move away
-// from it that has not reached this replica yet is older, and loses); old,
-// marked moved to the new address and revoked at at; then every session of
+// Move returns the records of an administrator of site by moving user old
+// to the address of to, whose current state is given (User{Email: address}
+// when the store holds none). In order: the user at the new address, which
+// takes old's login, display name and verification (when old is verified)
+// and the earlier of the two creation times, is marked not moved (a move
+// away from it that has not reached this replica yet is older, and loses),
+// and is known to by when old was (by knew the old address: it knows the
+// new one; the other sites learn it when their backend PUTs it, or as a
+// new user); old, marked moved to the new address, revoked at at and
+// unverified (User.Unverify: every binding to the old address is void;
+// were it moved back, each site proves it again); then every session of
 // active ended at at with reason EndAdmin. Moving a user back to the
 // address it was moved from is a Move too: the later move wins the
 // registers. active is not modified.
@@ -120,6 +180,10 @@ func Move(old, to User, active []Session, at HLC, by string) []Record {
 	to.MovedTo = Set("", at, by)
 	old.MovedTo = Set(to.Email, at, by)
 	old.RevokedBefore = max(old.RevokedBefore, at)
+	old.Unverify(by, at)
+	if old.KnownTo(by) {
+		to.MarkKnown(by, at)
+	}
 	recs := make([]Record, 0, 2+len(active))
 	recs = append(recs, Record{User: &to}, Record{User: &old})
 	for _, s := range active {

@@ -9,7 +9,8 @@ import (
 
 // genChange draws an operation of the cluster applied to generated prior
 // states, with its stamp above theirs (the caller reads, then takes the
-// clock). It returns the records the operation writes, each beside the
+// clock): every record change of change.go, binding.go, site.go and
+// reset.go. It returns the records the operation writes, each beside the
 // state it was built from (nil for none).
 func genChange(t *rapid.T) (out []Record, prior []*Record) {
 	at := MakeHLC(4+rapid.Int64Range(0, 2).Draw(t, "at.wall"), uint16(rapid.IntRange(0, 2).Draw(t, "at.l")))
@@ -39,7 +40,17 @@ func genChange(t *rapid.T) (out []Record, prior []*Record) {
 		}
 		return recs, p
 	}
-	switch rapid.SampledFrom([]string{"update", "end", "revoke-all", "move"}).Draw(t, "change") {
+	userChange := func(u User, known bool, f func(*User)) ([]Record, []*Record) {
+		nu := u
+		f(&nu)
+		if !known {
+			return []Record{{User: &nu}}, []*Record{nil}
+		}
+		return []Record{{User: &nu}}, []*Record{{User: &u}}
+	}
+	site := rapid.SampledFrom([]string{"shop", "blog", "wiki"}).Draw(t, "change.site")
+	switch change := rapid.SampledFrom([]string{"update", "site-update", "verify", "unverify", "bind", "mark-known", "claim",
+		"reset", "revoke-site", "unrevoke-site", "end", "revoke-all", "move"}).Draw(t, "change"); change {
 	case "update":
 		u, known := user("ann@example.com")
 		c := UserChange{}
@@ -56,6 +67,48 @@ func genChange(t *rapid.T) (out []Record, prior []*Record) {
 			return []Record{{User: &nu}}, []*Record{nil}
 		}
 		return []Record{{User: &nu}}, []*Record{{User: &u}}
+	case "site-update":
+		u, known := user("ann@example.com")
+		c := UserChange{}
+		for _, f := range []**string{&c.Login, &c.DisplayName} {
+			if rapid.Bool().Draw(t, "set.name") {
+				v := rapid.SampledFrom([]string{"ann", "bob", "cy"}).Draw(t, "name.v")
+				*f = &v
+			}
+		}
+		if rapid.Bool().Draw(t, "set.verified") {
+			v := Verification{OK: rapid.Bool().Draw(t, "verified.ok"), Method: rapid.SampledFrom([]string{VerifiedAdmin, VerifiedCode}).Draw(t, "verified.method")}
+			c.Verified = &v
+		}
+		ack := rapid.Bool().Draw(t, "ack")
+		return userChange(u, known, func(nu *User) { *nu, _, _ = SiteUpdate(*nu, known, c, ack, at, site) })
+	case "verify":
+		u := genUser(t, "ann@example.com")
+		method := rapid.SampledFrom([]string{VerifiedAdmin, VerifiedCode, VerifiedRegistration}).Draw(t, "verify.method")
+		return userChange(u, true, func(nu *User) { nu.Verify(method, site, at) })
+	case "unverify":
+		return userChange(genUser(t, "ann@example.com"), true, func(nu *User) { nu.Unverify(site, at) })
+	case "bind":
+		return userChange(genUser(t, "ann@example.com"), true, func(nu *User) { nu.Bind(site, at) })
+	case "mark-known":
+		return userChange(genUser(t, "ann@example.com"), true, func(nu *User) { nu.MarkKnown(site, at) })
+	case "claim":
+		return userChange(genUser(t, "ann@example.com"), true, func(nu *User) { nu.ClaimProfile(site, at) })
+	case "reset":
+		u := genUser(t, "ann@example.com")
+		r := ResetUser(u, at)
+		return []Record{{User: &r}}, []*Record{{User: &u}}
+	case "revoke-site", "unrevoke-site":
+		name := rapid.SampledFrom([]string{"shop", "blog"}).Draw(t, "revoke.site")
+		x := RevokeSite(name, at, by)
+		if change == "unrevoke-site" {
+			x = UnrevokeSite(name, at, by)
+		}
+		if !rapid.Bool().Draw(t, "site.known") {
+			return []Record{{Site: &x}}, []*Record{nil}
+		}
+		prior := genSite(t, name)
+		return []Record{{Site: &x}}, []*Record{{Site: &prior}}
 	case "end":
 		s := genSession(t, rapid.SampledFrom([]string{"s1", "s2"}).Draw(t, "end.id"))
 		e := EndSession(s, at, rapid.SampledFrom([]string{EndLogout, EndAdmin}).Draw(t, "end.reason"))
@@ -157,6 +210,40 @@ func TestChanges_Intent(t *testing.T) {
 		}
 		if old.Created != 0 && (nu.Created == 0 || nu.Created > old.Created) {
 			t.Fatalf("the new address was created at %v, after the old one (%v)", nu.Created, old.Created)
+		}
+		// Every binding to the old address is void, whatever stale write
+		// arrives after the move. (Its verification register is written only
+		// when it holds a value, like every register: a verification stamped
+		// before the move and arriving after it may show, bound to no site.)
+		for _, site := range []string{"a", "b", "shop", "blog", "wiki"} {
+			if got := JoinUser(stale, moved); got.BoundTo(site) {
+				t.Fatalf("the old address is still bound to %s after the move: %+v", site, got)
+			}
+		}
+		if old.KnownTo("a") && !nu.KnownTo("a") {
+			t.Fatal("the moving site knew the old address but not the new one")
+		}
+	}))
+	t.Run("an unbound site's write never overwrites a bound site's profile", rapid.MakeCheck(func(t *rapid.T) {
+		// A user verified and bound on shop, whose name shop wrote; blog
+		// (not bound) writes another name, holding the user or not.
+		u := genUser(t, "ann@example.com")
+		u.Reset, u.MovedTo = 0, Register[string]{}
+		u.Verify(VerifiedCode, "shop", MakeHLC(5, 0))
+		name := "Ann"
+		bound, _, _ := SiteUpdate(u, true, UserChange{DisplayName: &name}, true, MakeHLC(6, 0), "shop")
+		other := "Mallory"
+		known := rapid.Bool().Draw(t, "blog.holds")
+		held := User{Email: u.Email}
+		if known {
+			held = genUser(t, "ann@example.com")
+			held.Reset, held.Sites, held.Verified, held.UnboundBefore = 0, nil, Register[Verification]{}, 0 // blog never saw a verification
+		}
+		unbound, _, _ := SiteUpdate(held, known, UserChange{DisplayName: &other}, true, at, "blog")
+		for _, got := range []User{JoinUser(bound, unbound), JoinUser(unbound, bound)} {
+			if got.DisplayName.V != name {
+				t.Fatalf("display name %q after blog's write at %v, want shop's %q (blog's: %+v)", got.DisplayName.V, unbound.DisplayName.At, name, unbound.DisplayName)
+			}
 		}
 	}))
 }

@@ -36,16 +36,19 @@
 //     grows and is raised by revoke and un-revoke alike.
 //
 // The records each operation of the cluster writes are built here too
-// (change.go): UpdateUser (a profile), EndSession (a logout, an
-// administrator's revoke), RevokeAll ("log out everywhere") and Move (an
-// administrator's rename); a verification, its removal, a binding and a
+// (change.go): UpdateUser (a profile), SiteUpdate (a site's write of a
+// user: its verification, its profile at its clock or at a floor stamp, its
+// acknowledgement), EndSession (a logout, an administrator's revoke),
+// RevokeAll ("log out everywhere") and Move (an administrator's rename); a
+// verification, its removal, a binding and a
 // site's acknowledgement are User.Verify, Unverify, Bind and MarkKnown
 // (binding.go); a site's revocation is RevokeSite and UnrevokeSite
-// (site.go); the reset of a damaged user is ResetUser (reset.go). Each of
-// change.go's is an inflation of the state it was built from (old ⊔ change
-// = change) when stamped above it, which the property tests check, and the
-// convergence tests draw their histories from them as well as from
-// arbitrary records.
+// (site.go); the reset of a damaged user is ResetUser (reset.go). Each is
+// an inflation of the state it was built from (old ⊔ change = change) when
+// stamped above it, which the property tests check (genChange,
+// change_test.go, draws every one of them); the algebra and the
+// convergence tests draw their records from them as well as from arbitrary
+// records.
 //
 // A session is active when it is not ended, not expired, created after its
 // user's RevokedBefore, its user is not moved, and its site is not revoked
@@ -116,10 +119,12 @@
 // What a service does with this package, each in a few lines:
 //
 //   - Addresses: NormalizeEmail on every address that comes in.
-//   - PUT of a user by site S: if the user exists and !u.MayWriteProfile(S),
-//     leave login and display name alone; u.MarkKnown(S, clock.Now()); a
-//     verified_via from S is u.Verify(method, S, at); an administrator's
-//     unverify is u.Unverify(S, at) (a rename does it to the old address).
+//   - PUT of a user by site S, an administrator's verify or unverify on S,
+//     a login on S: SiteUpdate(u, known, change, ack, clock.Now(), S). It
+//     leaves the profile alone when S may not write it (User.MayWriteProfile),
+//     stamps it at a floor when S is not bound, and does u.Verify,
+//     u.Unverify, u.ClaimProfile and u.MarkKnown as the write says. A rename
+//     is Move, which unverifies the old address.
 //   - Login on S: ok, reason := u.Travels(S); the session is Local unless
 //     ok (or sync.require_verified is off); the answer's sync reason is
 //     reason (ReasonNotVerified, ReasonSiteNotBound: "send a code").

@@ -3,18 +3,17 @@
 package wordpress
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/ussync/ussync/internal/browsertest"
+	"github.com/ussync/ussync/internal/testenv"
 )
 
 const (
@@ -26,26 +25,20 @@ const (
 // USSYNC_E2E_REQUIRE=1).
 func chromium(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("USSYNC_CHROMIUM"); p != "" {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	p := lookPaths("chromium", "chromium-browser", "google-chrome", "headless_shell")
-	if p == "" {
-		require(t, "no Chromium found (apt-get install chromium)")
-	}
-	return p
+	return testenv.Require(t, testenv.Chromium, "the WordPress plugin in a browser")
 }
 
-// tab is one tab of a headless Chromium with its own profile.
+// tab is one tab of a headless Chromium with its own profile
+// (internal/browsertest), which records the documents it requests.
 type tab struct {
-	t    *testing.T
-	name string
-	ctx  context.Context
+	*browsertest.Tab
 	mu   sync.Mutex
 	urls []string
 }
+
+// page is what a page shows (the plugin's test theme marks <body> with
+// data-site, data-user, data-login and data-roles).
+type page = browsertest.Page
 
 // launch starts a headless Chromium on a fresh profile (third-party cookies
 // blocked: Chromium's default), stopped at cleanup.
@@ -55,44 +48,14 @@ func launch(t *testing.T, name string) *tab {
 }
 
 // launchWith is launch, with third-party cookies allowed when thirdParty
-// is set: found with Chromium 156 (e2e/browser_helpers_test.go), only the
-// profile preference profile.cookie_controls_mode = 0, written before the
-// browser starts, lets a cross-site frame set its cookies.
+// is set (browsertest.Options.ThirdPartyCookies).
 func launchWith(t *testing.T, name string, thirdParty bool, extra ...chromedp.ExecAllocatorOption) *tab {
 	t.Helper()
-	exe := chromium(t)
-	dir, err := os.MkdirTemp("", "ussync-wp-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if thirdParty {
-		os.MkdirAll(filepath.Join(dir, "Default"), 0o700)
-		if err := os.WriteFile(filepath.Join(dir, "Default", "Preferences"), []byte(`{"profile":{"cookie_controls_mode":0}}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(dir),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.WindowSize(1280, 1000),
-	)
-	opts = append(opts, extra...)
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		acancel()
-		os.RemoveAll(dir)
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium (%s): %v", exe, err)
-	}
-	b := &tab{t: t, name: name, ctx: ctx}
-	err = chromedp.Listen(ctx, func(ev any) {
+	b := &tab{Tab: browsertest.Launch(t, chromium(t), name, browsertest.Options{
+		ThirdPartyCookies: thirdParty, Extra: extra,
+		StepTimeout: stepTimeout, WaitTimeout: waitTimeout, PollEvery: pollEvery,
+	})}
+	err := chromedp.Listen(b.Ctx, func(ev any) {
 		if e, ok := ev.(*network.EventRequestWillBeSent); ok && e.Type == network.ResourceTypeDocument && e.Request != nil {
 			b.mu.Lock()
 			b.urls = append(b.urls, e.Request.URL)
@@ -114,156 +77,41 @@ func (b *tab) visited() []string {
 	return u
 }
 
-// open navigates to u and waits for the load (every redirect included).
-func (b *tab) open(u string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(u)); err != nil {
-		b.t.Fatalf("%s: open %s: %v", b.name, u, err)
-	}
-}
+// The suite's short names for browsertest.Tab's steps.
 
-// page is what a page shows.
-type page struct {
-	Href  string `json:"href"`
-	Site  string `json:"site"`
-	User  string `json:"user"`
-	Login string `json:"login"`
-	Roles string `json:"roles"`
-	Ready string `json:"ready"`
-	Text  string `json:"text"`
-}
-
-func (p page) String() string {
-	return fmt.Sprintf("%s site=%q user=%q text=%q", p.Href, p.Site, p.User, p.Text)
-}
-
-const pageJS = `(() => {
-	const b = document.body;
-	const d = (b && b.dataset) || {};
-	return {href: location.href, site: d.site || "", user: d.user || "", login: d.login || "", roles: d.roles || "",
-		ready: document.readyState, text: b ? b.innerText.replace(/\s+/g, " ").slice(0, 400) : ""};
-})()`
-
-func (b *tab) page() (page, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-	defer cancel()
-	return chromedp.Run(ctx, chromedp.Evaluate[page](pageJS))
-}
-
-// eventually polls cond until it returns "" or the deadline passes.
-func (b *tab) eventually(what string, cond func() string) {
-	b.t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("%s: timed out waiting for %s: %s", b.name, what, why)
-		}
-		time.Sleep(pollEvery)
-	}
-}
-
-// visit opens u (again at each try, as a person pressing F5 would) until
-// its page shows user ("" = nobody) and returns the page.
-func (b *tab) visit(u, user string) page {
-	b.t.Helper()
-	var p page
-	b.eventually(fmt.Sprintf("%s to show %q", u, user), func() string {
-		b.open(u)
-		var err error
-		if p, err = b.page(); err != nil {
-			return err.Error()
-		}
-		if !strings.HasPrefix(p.Href, u) || p.Site == "" || p.User != user {
-			return "the page is " + p.String()
-		}
-		return ""
-	})
-	return p
-}
-
-// shows waits until the current page (without reloading) satisfies ok.
-func (b *tab) shows(what string, ok func(page) bool) page {
-	b.t.Helper()
-	var p page
-	b.eventually(what, func() string {
-		var err error
-		if p, err = b.page(); err != nil {
-			return err.Error()
-		}
-		if p.Ready != "complete" || !ok(p) {
-			return "the page is " + p.String()
-		}
-		return ""
-	})
-	return p
-}
-
-// run runs chromedp actions with the step deadline.
+func (b *tab) open(u string)                               { b.T.Helper(); b.Open(u) }
+func (b *tab) page() (page, error)                         { return b.Page() }
+func (b *tab) text() string                                { b.T.Helper(); return b.Text() }
+func (b *tab) eventually(what string, cond func() string)  { b.T.Helper(); b.Eventually(what, cond) }
+func (b *tab) visit(u, user string) page                   { b.T.Helper(); return b.Visit(u, user) }
+func (b *tab) shows(what string, ok func(page) bool) page  { b.T.Helper(); return b.Shows(what, ok) }
+func (b *tab) cookies(u string) map[string]*network.Cookie { b.T.Helper(); return b.Cookies(u) }
 func (b *tab) run(what string, actions ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		b.t.Fatalf("%s: %s: %v", b.name, what, err)
-	}
+	b.T.Helper()
+	b.Run(what, actions...)
 }
 
-// submit clicks sel and waits for the navigation it causes to load.
+// submit clicks sel (CSS) and waits for the navigation it causes to load.
 func (b *tab) submit(sel string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
-	defer cancel()
-	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
-		b.t.Fatalf("%s: click %s: %v", b.name, sel, err)
-	}
+	b.T.Helper()
+	b.Submit("click "+sel, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 
 // wpLogin logs in through site s's wp-login.php (redirect_to: the home
 // page, so the test sees where the browser lands) and waits until the
 // browser is back on s logged in.
 func (b *tab) wpLogin(s *site, login, pass string, remember bool) {
-	b.t.Helper()
-	b.open(s.url + "wp-login.php?redirect_to=" + s.url)
+	b.T.Helper()
+	b.Open(s.url + "wp-login.php?redirect_to=" + s.url)
 	// wp-login.php moves the focus back to #user_login ~200 ms after load:
 	// values are set, not typed.
-	b.run("fill the login form", chromedp.WaitVisible(chromedp.ID("user_login")),
+	b.Run("fill the login form", chromedp.WaitVisible(chromedp.ID("user_login")),
 		chromedp.SetValue(chromedp.ID("user_login"), login),
 		chromedp.SetValue(chromedp.ID("user_pass"), pass))
 	if remember {
-		b.run("tick remember me", chromedp.Click(chromedp.ID("rememberme")))
+		b.Run("tick remember me", chromedp.Click(chromedp.ID("rememberme")))
 	}
 	b.submit("#wp-submit")
-}
-
-// cookies returns the cookies the browser holds for u.
-func (b *tab) cookies(u string) map[string]*network.Cookie {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-	defer cancel()
-	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{u}})
-	if err != nil {
-		b.t.Fatalf("%s: cookies of %s: %v", b.name, u, err)
-	}
-	out := map[string]*network.Cookie{}
-	for _, c := range res.Cookies {
-		out[c.Name] = c
-	}
-	return out
-}
-
-// text returns the visible text of the current page.
-func (b *tab) text() string {
-	p, err := b.page()
-	if err != nil {
-		b.t.Fatalf("%s: read the page: %v", b.name, err)
-	}
-	return p.Text
 }
 
 // keepDir returns a directory kept for the run (a Firefox profile, a
@@ -276,21 +124,15 @@ func keepDir(t *testing.T, name string) string {
 
 // eval runs a script in the page and returns its boolean result.
 func (b *tab) eval(js string) bool {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		b.t.Fatalf("%s: script: %v", b.name, err)
-	}
-	return v
+	b.T.Helper()
+	return browsertest.Eval[bool](b.Tab, js)
 }
 
 // setPassword fills the profile page's new password (the page must be
 // wp-admin/profile.php).
 func (b *tab) setPassword(pw string) {
-	b.t.Helper()
-	b.run("open the new password field", chromedp.Click(chromedp.CSS("button.wp-generate-pw"), chromedp.NodeVisible))
+	b.T.Helper()
+	b.Run("open the new password field", chromedp.Click(chromedp.CSS("button.wp-generate-pw"), chromedp.NodeVisible))
 	b.eval(fmt.Sprintf(`(() => {
 		const p = document.getElementById("pass1");
 		p.value = %q; p.dispatchEvent(new Event("input", {bubbles: true}));
@@ -317,14 +159,8 @@ func chromedp_waitID(id string) chromedp.Action[chromedp.Void] {
 
 // evalString runs a script and returns its string result.
 func evalString(b *tab, js string) string {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		b.t.Fatalf("%s: script: %v", b.name, err)
-	}
-	return v
+	b.T.Helper()
+	return browsertest.Eval[string](b.Tab, js)
 }
 
 // readFile returns a file's text, or "".

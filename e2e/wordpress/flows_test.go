@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/ussync/ussync/internal/eventually"
 )
 
 var reResetLink = regexp.MustCompile(`https?://[^\s<>"]+wp-login\.php\?action=rp&key=[^\s<>"]+`)
@@ -18,7 +20,7 @@ var reResetLink = regexp.MustCompile(`https?://[^\s<>"]+wp-login\.php\?action=rp
 func (tb *testbed) waitMail(t *testing.T, addr string, re *regexp.Regexp, n int) string {
 	t.Helper()
 	var got string
-	err := waitFor("mail to "+addr, waitTimeout, func() error {
+	err := eventually.Err(waitTimeout, pollEvery, "mail to "+addr, func() error {
 		msgs := tb.sink.to(addr)
 		if len(msgs) < n {
 			return fmt.Errorf("%d messages", len(msgs))
@@ -128,7 +130,7 @@ func TestWordPress_Verification(t *testing.T) {
 		const ben = "ben@example.com"
 		benPass := tb.user(t, a, "ben", ben, "subscriber")
 		admin := launch(t, "the administrator's browser")
-		admin.t = t
+		admin.T = t
 		admin.wpLogin(a, "admin", adminPass, false)
 		admin.open(a.url + "wp-admin/users.php")
 		var benID int
@@ -149,7 +151,7 @@ func TestWordPress_Verification(t *testing.T) {
 	})
 
 	t.Run("email_change_is_refused", func(t *testing.T) {
-		rita.t = t
+		rita.T = t
 		rita.open(a.url + "wp-admin/profile.php")
 		rita.eval(`(() => { const e = document.getElementById("email"); e.readOnly = false; e.value = "evil@example.com"; return true; })()`)
 		rita.submit("#submit")

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ussync/ussync/internal/eventually"
 )
 
 // secondNetwork starts a second cluster (its own secret) with a node for
@@ -57,7 +59,7 @@ update_option('ussync_settings', $s); return 1;`, n.api, n.public, tokenF))
 			tb.mustPHP(t, s, `$s = get_option('ussync_settings'); $s['connections'] = array_slice($s['connections'], 0, 1); update_option('ussync_settings', $s); return 1;`)
 		})
 	}
-	err := waitFor("the second network's membership", startTimeout, func() error {
+	err := eventually.Err(startTimeout, pollEvery, "the second network's membership", func() error {
 		var st struct{ Members []struct{ State string } }
 		if err := tb.nodeGet(nodes[1], "/v1/status", &st); err != nil {
 			return err

@@ -60,7 +60,7 @@ func TestWordPress_Performance(t *testing.T) {
 		}
 		want := email
 		for range runs {
-			ctx, cancel := context.WithTimeout(x.ctx, stepTimeout)
+			ctx, cancel := context.WithTimeout(x.Ctx, stepTimeout)
 			if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
 				t.Fatal(err)
 			}

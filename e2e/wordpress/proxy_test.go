@@ -98,7 +98,7 @@ return 1;`, tb.sites[0].api, tb.sites[0].public))
 	// Without the trusted proxy, WordPress thinks the request is http and
 	// FORCE_SSL_ADMIN sends it to https for ever.
 	tb.mustPHP(t, d, `$s = get_option('ussync_settings'); $s['trusted_proxies'] = ''; update_option('ussync_settings', $s); return 1;`)
-	ctx, cancel := context.WithTimeout(x.ctx, stepTimeout)
+	ctx, cancel := context.WithTimeout(x.Ctx, stepTimeout)
 	defer cancel()
 	err = chromedp.Do(ctx, chromedp.Navigate(d.url+"wp-admin/"))
 	if err == nil || !strings.Contains(err.Error(), "TOO_MANY_REDIRECTS") {

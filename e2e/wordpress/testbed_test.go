@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/ussync/ussync/internal/eventually"
 )
 
 // Deadlines: generous for a loaded 2-core machine; a healthy run meets them
@@ -373,21 +374,6 @@ func (tb *testbed) build(root string) error {
 	return nil
 }
 
-// waitFor polls cond until it returns nil or the deadline passes.
-func waitFor(what string, d time.Duration, cond func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: timed out after %v: %w", what, d, err)
-		}
-		time.Sleep(pollEvery)
-	}
-}
-
 func (tb *testbed) startMariaDB(string) error {
 	data := filepath.Join(tb.dir, "mysql")
 	tb.mysql = filepath.Join(tb.dir, "mysql.sock")
@@ -403,7 +389,7 @@ func (tb *testbed) startMariaDB(string) error {
 	if err != nil {
 		return err
 	}
-	err = waitFor("mariadb socket", startTimeout, func() error {
+	err = eventually.Err(startTimeout, pollEvery, "mariadb socket", func() error {
 		select {
 		case <-p.done:
 			b, _ := os.ReadFile(filepath.Join(tb.dir, "mysql.err"))
@@ -499,7 +485,7 @@ log:
 		}
 	}
 	// Every node lists every other alive.
-	return waitFor("membership", startTimeout, func() error {
+	return eventually.Err(startTimeout, pollEvery, "membership", func() error {
 		for _, s := range tb.sites {
 			var st struct {
 				Members []struct{ Name, State string }
@@ -528,7 +514,7 @@ func (tb *testbed) startNode(s *site) error {
 		return err
 	}
 	s.node = p
-	return waitFor("node "+s.name, startTimeout, func() error {
+	return eventually.Err(startTimeout, pollEvery, "node "+s.name, func() error {
 		select {
 		case <-p.done:
 			return fmt.Errorf("node exited: %s", p.output())
@@ -678,7 +664,7 @@ func (tb *testbed) serve(s *site) error {
 	s.php = p
 	// Ready once a worker answers HTTP (not when the port accepts: the
 	// parent listens before its workers run).
-	return waitFor("php "+s.name, startTimeout, func() error {
+	return eventually.Err(startTimeout, pollEvery, "php "+s.name, func() error {
 		select {
 		case <-p.done:
 			return fmt.Errorf("php exited: %s", p.output())
@@ -729,7 +715,7 @@ func (tb *testbed) install(s *site) error {
 	// under heavy load, an empty answer from PHP's server), it is asked
 	// again: a finished install answers "Already Installed".
 	var b []byte
-	err := waitFor("install "+s.name, startTimeout, func() error {
+	err := eventually.Err(startTimeout, pollEvery, "install "+s.name, func() error {
 		resp, err := c.PostForm(s.url+"wp-admin/install.php?step=2", form)
 		if err != nil {
 			tb.logf("install %s: %v; php: %s", s.name, err, truncate(s.php.output(), 2000))

@@ -80,7 +80,7 @@ func TestWordPress_Chain(t *testing.T) {
 	ada := launch(t, "ada's browser")
 
 	t.Run("login_on_A_reaches_B_and_C", func(t *testing.T) {
-		ada.t = t
+		ada.T = t
 		ada.visited()
 		ada.wpLogin(a, "ada", pass, false)
 		ada.shows("A's home page, logged in", func(p page) bool { return strings.HasPrefix(p.Href, a.url) && p.User == email })
@@ -112,7 +112,7 @@ func TestWordPress_Chain(t *testing.T) {
 	})
 
 	t.Run("plain_wp_logout_on_B_logs_out_A_and_C", func(t *testing.T) {
-		ada.t = t
+		ada.T = t
 		ada.open(b.url + "?e2e=logout")
 		ada.visit(b.url, "")
 		ada.visit(a.url, "")
@@ -120,7 +120,7 @@ func TestWordPress_Chain(t *testing.T) {
 	})
 
 	t.Run("password_change_on_C_logs_out_everywhere_else", func(t *testing.T) {
-		ada.t = t
+		ada.T = t
 		other := launch(t, "ada's other browser")
 		other.wpLogin(a, "ada", pass, false)
 		other.shows("A logged in", func(p page) bool { return p.User == email })

@@ -6,7 +6,11 @@
 // asserted: a test that times out has found a bug, not a slow machine.
 package eventually
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Interval is how often a condition is polled.
 const Interval = 5 * time.Millisecond
@@ -49,6 +53,40 @@ func DoneEvery(t T, timeout, every time.Duration, what string, cond func() (why 
 		t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, why)
 	}
 }
+
+// Err polls cond every every until it returns nil, and returns nil; or
+// returns "<what>: timed out after <timeout>: <cond's last error>". It
+// fails no test: it is for setup code that returns its errors (a TestMain
+// starting the programs a whole package shares). cond ends the wait at once
+// by returning an error wrapped by Stop (a process that exited will not
+// start answering): Err then returns "<what>: <that error>".
+func Err(timeout, every time.Duration, what string, cond func() error) error {
+	var last error
+	_, ok := poll(timeout, every, func() string {
+		last = cond()
+		if last == nil || errors.As(last, new(stopped)) {
+			return ""
+		}
+		return last.Error()
+	})
+	var s stopped
+	switch {
+	case errors.As(last, &s):
+		return fmt.Errorf("%s: %w", what, s.err)
+	case !ok:
+		return fmt.Errorf("%s: timed out after %v: %w", what, timeout, last)
+	}
+	return nil
+}
+
+// Stop wraps err so that a condition given to Err ends the wait with it
+// at once instead of polling on.
+func Stop(err error) error { return stopped{err} }
+
+type stopped struct{ err error }
+
+func (s stopped) Error() string { return s.err.Error() }
+func (s stopped) Unwrap() error { return s.err }
 
 // poll calls cond until it returns "" (ok) or timeout has passed (cond's
 // last answer, not ok), sleeping every between calls. cond is always

@@ -1,6 +1,7 @@
 package eventually
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -42,6 +43,35 @@ func TestTrue(t *testing.T) {
 		}
 	})
 }
+
+func TestErr(t *testing.T) {
+	t.Run("holds after a few polls", func(t *testing.T) {
+		n := 0
+		if err := Err(time.Minute, time.Millisecond, "n to reach 3", func() error {
+			if n++; n < 3 {
+				return fmt.Errorf("n is %d", n)
+			}
+			return nil
+		}); err != nil || n != 3 {
+			t.Fatalf("error %v after %d polls", err, n)
+		}
+	})
+	t.Run("never holds", func(t *testing.T) {
+		err := Err(0, time.Millisecond, "the socket", func() error { return errNoSocket })
+		if !errors.Is(err, errNoSocket) || err.Error() != "the socket: timed out after 0s: no socket" {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("stopped", func(t *testing.T) {
+		n := 0
+		err := Err(time.Minute, time.Millisecond, "the node", func() error { n++; return Stop(errNoSocket) })
+		if !errors.Is(err, errNoSocket) || err.Error() != "the node: no socket" || n != 1 {
+			t.Fatalf("error %v after %d polls", err, n)
+		}
+	})
+}
+
+var errNoSocket = errors.New("no socket")
 
 func TestDone(t *testing.T) {
 	got := run(func(t T) { Done(t, 0, "convergence", func() string { return "n1 lacks 2 records" }) })

@@ -132,10 +132,13 @@ func (u *User) Verify(method, site string, at HLC) bool {
 // Unverify clears the verification (an administrator's unverify; a rename
 // does it to the old address) and voids every binding made so far: each
 // site must prove the mailbox again, or receive the user through a
-// hand-off from one that did. It reports whether u changed.
+// hand-off from one that did. The register is restamped even when it
+// holds no verification here: a verification written before at that this
+// node has not received yet must lose to the unverify when it arrives
+// (last writer wins), not come back. It reports whether u changed.
 func (u *User) Unverify(site string, at HLC) bool {
 	changed := false
-	if u.Verified.V != (Verification{}) {
+	if at > u.Verified.At {
 		u.Verified, changed = Set(Verification{}, at, site), true
 	}
 	if at > u.UnboundBefore {

@@ -125,6 +125,23 @@ func TestUser_Bindings(t *testing.T) {
 			}
 		})
 	})
+	t.Run("an unverify made where the verification had not arrived yet still wins", func(t *testing.T) {
+		// The administrator unverifies on a node that has the user but not
+		// yet the verification made at 2; the unverify at 3 is later, so
+		// once both arrive everywhere the address is unverified.
+		u := User{Email: bob, Created: at(1)}
+		verified := u
+		verified.Verify(VerifiedCode, "b", at(2))
+		unverified := u
+		if !unverified.Unverify("admin", at(3)) {
+			t.Fatal("the unverify changed nothing")
+		}
+		everyOrder(t, []User{verified, unverified}, func(t *testing.T, u User) {
+			if u.Verified.V.OK {
+				t.Fatalf("a verification older than the unverify won: %+v", u.Verified)
+			}
+		})
+	})
 	t.Run("a user verified before bindings existed is bound to the site that verified it", func(t *testing.T) {
 		var legacy User
 		// As stored by an earlier version: no sites, verified by shop.

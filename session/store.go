@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bits-and-blooms/bloom/v3"
@@ -20,18 +21,25 @@ import (
 //
 //	r <bucket> <key>                        -> record (JSON)
 //	i <email> 0x00 <^created:8> <id>        -> entry (a user's sessions, newest first)
-//	a <^created:8> <id>                     -> entry (every session, newest first)
-//	x <ended-at ms:8> <id>                  -> ""  (sessions by end, for the sweeper)
+//	a <^created:8> <id>                     -> entry (every session, newest first; the sweeper reads it oldest first)
 //	u <email>                               -> ""  (users in e-mail order)
 //	t <ticket id>                           -> ""  (replay cache, with a Badger TTL)
 //	m <name>                                -> store metadata (index version)
 //
-// An entry (indexEntry) holds what the listings filter on without reading
-// the record: expiry, ended, local, site.
+// An entry (indexEntry) holds what the listings and the sweeper filter on
+// without reading the record: end, ended, local, site.
+//
+// A session is three keys (its record and two entries), a user one or two.
+// Index version 2 (list.go) kept a fourth per session, x <ended-at:8> <id>,
+// the sessions by end for the sweeper: a fifth of every login's Badger
+// writes and two more at every log out. Version 3 dropped it (the sweeper
+// reads the index of every session instead, whose entry now carries the
+// end); Open deletes a version 2 store's x keys and rewrites its entries.
 const (
-	prefixRecord    = 'r'
-	prefixIndex     = 'i'
-	prefixAll       = 'a'
+	prefixRecord = 'r'
+	prefixIndex  = 'i'
+	prefixAll    = 'a'
+	// prefixEnd is index version 2's sessions by end: Open deletes them.
 	prefixEnd       = 'x'
 	prefixUserIndex = 'u'
 	prefixReplay    = 't'
@@ -107,6 +115,10 @@ type Store struct {
 	written *bloom.BloomFilter
 	// writtenRoom is the number of keys written was sized for.
 	writtenRoom int
+
+	// sweepFrom is where the next Sweep goes on reading the index (a key
+	// of it), nil for the oldest session.
+	sweepFrom atomic.Pointer[[]byte]
 
 	// inMemory is Options.InMemory: nothing outlives Close.
 	inMemory bool
@@ -349,17 +361,18 @@ func indexKey(sess *Session) []byte {
 	return append(k, sess.ID...)
 }
 
-func endKey(sess *Session) []byte {
-	k := make([]byte, 0, 1+8+len(sess.ID))
-	k = append(k, prefixEnd)
-	k = binary.BigEndian.AppendUint64(k, uint64(sess.EndedAt()))
-	return append(k, sess.ID...)
+// sweepable reports whether a session's history is past retention at now:
+// retention has passed since its end, and since its creation. (The second
+// matters only for a session that ends before it is created, an expiry
+// before its creation or an end stamped by a clock behind the creator's:
+// the sweeper reads sessions in creation order and stops at the first
+// created within retention, doc.go.)
+func (s *Store) sweepable(sess *Session, now time.Time) bool {
+	return sweepEnd(sess)+s.retention.Milliseconds() <= now.UnixMilli()
 }
 
-// sweepable reports whether a session's history is past retention at now.
-func (s *Store) sweepable(sess *Session, now time.Time) bool {
-	return sess.EndedAt()+s.retention.Milliseconds() <= now.UnixMilli()
-}
+// sweepEnd is the time, Unix ms, from which a session's retention runs.
+func sweepEnd(sess *Session) int64 { return max(sess.EndedAt(), sess.Created.WallMs()) }
 
 type digestChange struct {
 	bucket   uint8
@@ -634,16 +647,22 @@ func (s *Store) mergeLocked(txn *badger.Txn, rec Record, cached bool) (Record, d
 		ch.sessions = 1
 	}
 	if sess := merged.Session; sess != nil {
-		ik, ak, ek := indexKey(sess), allKey(sess), endKey(sess)
+		ik, ak := indexKey(sess), allKey(sess)
+		ent := encodeEntry(sess)
 		if o := old.Session; o != nil {
-			for _, k := range [][2][]byte{{indexKey(o), ik}, {allKey(o), ak}, {endKey(o), ek}} {
+			for _, k := range [][2][]byte{{indexKey(o), ik}, {allKey(o), ak}} {
 				if !bytes.Equal(k[0], k[1]) {
 					w.dels = append(w.dels, k[0])
 				}
 			}
+			if oldEnt := encodeEntry(o); bytes.Equal(oldEnt, ent) && bytes.Equal(indexKey(o), ik) && bytes.Equal(allKey(o), ak) {
+				// Most merges of a session change neither its entry nor
+				// its keys (a repair of a field the listings do not read):
+				// the record alone is written.
+				return merged, ch, w, nil
+			}
 		}
-		ent := encodeEntry(sess)
-		w.sets = append(w.sets, [2][]byte{ik, ent}, [2][]byte{ak, ent}, [2][]byte{ek, nil})
+		w.sets = append(w.sets, [2][]byte{ik, ent}, [2][]byte{ak, ent})
 	}
 	if merged.User != nil && oldEnc == nil {
 		w.sets = append(w.sets, [2][]byte{userIndexKey(merged.User.Email), nil})
@@ -872,37 +891,47 @@ func (s *Store) Counts() (users, sessions int) {
 	return s.sum.users, s.sum.sessions
 }
 
-// ActiveSessions counts the sessions active now. It reads every session that
-// has not ended or expired: for status and metrics, not for hot paths.
+// ActiveSessions counts the sessions active now. It reads the entry of
+// every session, and the record of every one that has not ended or
+// expired: for status and metrics, not for hot paths.
 func (s *Store) ActiveSessions() (int, error) {
 	now := s.now()
-	start := binary.BigEndian.AppendUint64([]byte{prefixEnd}, uint64(now.UnixMilli()+1))
 	users := map[string]User{}
 	n := 0
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEnd}})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixAll}})
 		defer it.Close()
-		for it.Seek(start); it.Valid(); it.Next() {
-			id := string(it.Item().Key()[9:])
-			r, _, err := getRecord(txn, recordKey("s"+id))
-			if errors.Is(err, ErrNotFound) {
+		for it.Rewind(); it.Valid(); it.Next() {
+			var over bool
+			if err := it.Item().Value(func(v []byte) error {
+				ent, ok := decodeEntry(v)
+				over = ok && (ent.ended || ent.expiredAt(now))
+				return nil
+			}); err != nil {
+				return err
+			}
+			if over {
 				continue
 			}
+			sess, ok, err := s.sessionIn(txn, string(it.Item().Key()[9:]))
 			if err != nil {
 				return err
 			}
-			u, ok := users[r.Session.Email]
 			if !ok {
-				ur, _, err := getRecord(txn, recordKey("u"+r.Session.Email))
+				continue
+			}
+			u, ok := users[sess.Email]
+			if !ok {
+				ur, _, err := getRecord(txn, recordKey("u"+sess.Email))
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					return err
 				}
 				if ur.User != nil {
 					u = *ur.User
 				}
-				users[r.Session.Email] = u
+				users[sess.Email] = u
 			}
-			if r.Session.StateIn(u, s.Site(r.Session.Site), now) == StateActive {
+			if sess.StateIn(u, s.Site(sess.Site), now) == StateActive {
 				n++
 			}
 		}
@@ -911,25 +940,73 @@ func (s *Store) ActiveSessions() (int, error) {
 	return n, err
 }
 
-// Sweep deletes the sessions whose history is past retention and returns how
-// many it deleted. The rule depends only on each record and the wall clock,
-// so every node sweeps the same records.
-func (s *Store) Sweep(ctx context.Context) (int, error) {
-	now := s.now()
+// Sweeping bounds: one Sweep deletes at most sweepBatch sessions and reads
+// at most sweepScan index entries, going on the next time from where it
+// stopped (Store.sweepFrom).
+const (
+	sweepBatch = 10_000
+	sweepScan  = 100_000
+)
+
+// sweepCandidates reads the index of every session oldest first, from the
+// last call's position, and returns the ids whose entries say they are past
+// retention at now (the caller checks each record). It stops at the first
+// session created within retention: none after it can be past it
+// (sweepable).
+func (s *Store) sweepCandidates(now time.Time) ([]string, error) {
 	cutoff := now.UnixMilli() - s.retention.Milliseconds()
+	prefix := []byte{prefixAll}
+	from := s.sweepFrom.Load()
 	var ids []string
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEnd}})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(ids) < 10000; it.Next() {
-			k := it.Item().Key()
-			if int64(binary.BigEndian.Uint64(k[1:9])) > cutoff {
-				break
-			}
-			ids = append(ids, string(k[9:]))
+		seek := append(bytes.Clone(prefix), bytes.Repeat([]byte{0xff}, 9)...) // past the oldest
+		if from != nil {
+			seek = *from
 		}
+		scanned := 0
+		for it.Seek(seek); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < 9 || (from != nil && bytes.Equal(k, *from)) {
+				continue
+			}
+			if HLC(^binary.BigEndian.Uint64(k[1:9])).WallMs() > cutoff {
+				break // created within retention: so is every later one
+			}
+			if scanned == sweepScan || len(ids) == sweepBatch {
+				// Out of budget: the next sweep goes on from here.
+				at := bytes.Clone(k)
+				s.sweepFrom.Store(&at)
+				return nil
+			}
+			scanned++
+			past := true
+			if err := it.Item().Value(func(v []byte) error {
+				if ent, ok := decodeEntry(v); ok {
+					past = ent.end+s.retention.Milliseconds() <= now.UnixMilli()
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if past {
+				ids = append(ids, string(k[9:]))
+			}
+		}
+		s.sweepFrom.Store(nil) // a whole pass: the next one starts from the oldest
 		return nil
 	})
+	return ids, err
+}
+
+// Sweep deletes the sessions whose history is past retention and returns how
+// many it deleted. The rule depends only on each record and the wall clock,
+// so every node sweeps the same records. One call deletes at most 10,000
+// and reads at most 100,000 index entries; the next goes on from there.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	now := s.now()
+	ids, err := s.sweepCandidates(now)
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
@@ -967,11 +1044,11 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if !s.sweepable(r.Session, now) {
+		if r.Session == nil || !s.sweepable(r.Session, now) {
 			continue
 		}
 		rk := recordKey("s" + id)
-		for _, k := range [][]byte{rk, indexKey(r.Session), allKey(r.Session), endKey(r.Session)} {
+		for _, k := range [][]byte{rk, indexKey(r.Session), allKey(r.Session)} {
 			if err := wb.Delete(k); err != nil {
 				return n, fmt.Errorf("sweep: %w", err)
 			}

@@ -490,40 +490,61 @@ func (s *Store) writer() {
 
 // applyGroupLocked merges every call of the group in as few transactions as
 // fit Badger's limits.
+//
+// The transactions are pipelined: one is committed (CommitWith) while the
+// next is merged, so a large group (a catch-up's repairs: tens of thousands
+// of records) keeps both Badger's writer and this one busy instead of
+// taking turns. A record whose key an earlier transaction of the group
+// wrote merges with the state that transaction wrote (own), never with
+// the disk, which may not show it yet. Each commit, once done, adds to the
+// digest and drops its keys from the cache; the calls return, and the
+// cache takes the merged states, once every commit is done, in order. If one
+// fails, the later ones were merged on a state that was not written: the
+// digest and counts are read again from disk (recountLocked).
 func (s *Store) applyGroupLocked(group []*applyReq) {
 	now := s.now()
-	var (
+	type batch struct {
 		pending []digestChange
 		written []entry
-		inTxn   []*applyReq
+		keys    []string
+		reqs    []*applyReq
+		err     error
+	}
+	var (
+		cur     = &batch{}
+		batches []*batch
 		size    int
-		keys    = map[string]bool{} // written in the open transaction
+		own     = map[string]entry{} // written by this group's transactions
+		commits sync.WaitGroup
 	)
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
-	commit := func() error {
-		err := txn.Commit()
-		if err == nil {
-			s.addSums(pending)
-			s.cache.put(written...)
-			for _, e := range written {
-				if e.rec.Site != nil {
-					s.sites.put(*e.rec.Site)
-				}
+	commit := func() {
+		b := cur
+		batches = append(batches, b)
+		commits.Add(1)
+		// The next transaction begins before this one commits: a
+		// transaction begun after a commit waits until it is written (its
+		// read timestamp covers it), which would leave nothing to overlap.
+		// It waits for the commits before this one: one is in flight.
+		next := s.db.NewTransaction(true)
+		txn.CommitWith(func(err error) {
+			defer commits.Done()
+			if err != nil {
+				b.err = fmt.Errorf("commit: %w", err)
+				return
 			}
-		} else {
-			err = fmt.Errorf("commit: %w", err)
-			for _, r := range inTxn {
-				r.err = err
-			}
-		}
-		pending, written, inTxn, size = pending[:0], written[:0], inTxn[:0], 0
-		clear(keys)
-		txn = s.db.NewTransaction(true)
-		return err
+			s.addSums(b.pending)
+			// The cache holds the states before: a check must read what is
+			// committed now (and a read begun before cannot fill the cache
+			// with the old state: drop counts as a write).
+			s.cache.drop(b.keys...)
+		})
+		txn = next
+		cur, size = &batch{}, 0
 	}
 	for _, req := range group {
-		inTxn = append(inTxn, req)
+		cur.reqs = append(cur.reqs, req)
 		for i, rec := range req.recs {
 			if err := s.check(rec, now); err != nil {
 				req.refused = append(req.refused, Refusal{Index: i, Key: rec.Key(), Err: err})
@@ -536,15 +557,14 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 				continue
 			}
 			key := rec.Key()
-			merged, change, writes, err := s.mergeLocked(txn, rec, !keys[key])
-			if err == nil && writes != nil && size+writes.size() > maxBatchBytes {
-				if err = commit(); err != nil {
-					return
-				}
-				inTxn = append(inTxn, req)
-				// The new transaction must see what the last one wrote, and the
-				// cache does not hold it yet: merge again from the disk.
-				merged, change, writes, err = s.mergeLocked(txn, rec, false)
+			var prev *entry
+			if e, ok := own[key]; ok {
+				prev = &e
+			}
+			merged, change, writes, err := s.mergeLocked(txn, rec, prev)
+			if err == nil && writes != nil && size > 0 && size+writes.size() > maxBatchBytes {
+				commit()
+				cur.reqs = append(cur.reqs, req)
 			}
 			if err == nil && writes != nil {
 				err = writes.apply(txn)
@@ -561,15 +581,96 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 				continue
 			}
 			size += writes.size()
-			pending = append(pending, change)
-			written = append(written, entry{rec: merged, enc: writes.sets[0][1]})
-			keys[key] = true
+			cur.pending = append(cur.pending, change)
+			e := entry{rec: merged, enc: writes.sets[0][1]}
+			cur.written = append(cur.written, e)
+			cur.keys = append(cur.keys, key)
+			own[key] = e
 			req.changed = append(req.changed, merged)
 		}
 	}
-	if len(inTxn) > 0 {
+	if size > 0 {
 		commit()
 	}
+	commits.Wait()
+	failed := false
+	for _, b := range batches {
+		if b.err != nil {
+			failed = true
+			for _, r := range b.reqs {
+				r.err = b.err
+			}
+			continue
+		}
+		if failed {
+			continue // merged on a state that was not written
+		}
+		s.cache.put(b.written...)
+		for _, e := range b.written {
+			if e.rec.Site != nil {
+				s.sites.put(*e.rec.Site)
+			}
+		}
+	}
+	if failed {
+		keys := make([]string, 0, len(own))
+		for k := range own {
+			keys = append(keys, k)
+		}
+		s.cache.drop(keys...)
+		if err := s.recountLocked(); err != nil {
+			s.log.Error("read the digest again after a failed commit", "err", err)
+		}
+	}
+}
+
+// recountLocked reads the digest, the counts and the sites again from
+// every record on disk: after a failed commit of a pipelined group, whose
+// later transactions' digest changes assumed the failed one's writes.
+func (s *Store) recountLocked() error {
+	var (
+		digest          Digest
+		users, sessions int
+		sites           []Site
+	)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := string(it.Item().Key()[2:])
+			if err := it.Item().Value(func(v []byte) error {
+				var r Record
+				if err := json.Unmarshal(v, &r); err != nil {
+					return fmt.Errorf("decode record %q: %w", key, err)
+				}
+				if r.Replicated() {
+					digest[BucketOf(key)] ^= recordHash(key, v)
+				}
+				switch {
+				case r.User != nil:
+					users++
+				case r.Session != nil:
+					sessions++
+				case r.Site != nil:
+					sites = append(sites, *r.Site)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.sum.Lock()
+	s.sum.digest, s.sum.users, s.sum.sessions = digest, users, sessions
+	s.sum.Unlock()
+	for _, site := range sites {
+		s.sites.put(site)
+	}
+	return nil
 }
 
 type writeSet struct {
@@ -603,10 +704,11 @@ func (w *writeSet) apply(txn *badger.Txn) error {
 }
 
 // mergeLocked computes the writes that merging rec into the store needs; nil
-// writes mean rec teaches nothing. With cached set, the current state may
-// come from the cache, which holds exactly what was committed; the caller
-// must not set it while the transaction holds uncommitted writes of the key.
-func (s *Store) mergeLocked(txn *badger.Txn, rec Record, cached bool) (Record, digestChange, *writeSet, error) {
+// writes mean rec teaches nothing. The current state is prev when not nil
+// (what a transaction of the group wrote, not committed yet), else the
+// cache's, which holds exactly what was committed, else the disk's (in
+// txn) when the written-key filter says the key may be there.
+func (s *Store) mergeLocked(txn *badger.Txn, rec Record, prev *entry) (Record, digestChange, *writeSet, error) {
 	key := rec.Key()
 	rk := recordKey(key)
 	ch := digestChange{bucket: rk[1]}
@@ -615,7 +717,9 @@ func (s *Store) mergeLocked(txn *badger.Txn, rec Record, cached bool) (Record, d
 		oldEnc []byte
 		err    error
 	)
-	if e, ok := s.cache.entry(key); ok && cached {
+	if prev != nil {
+		old, oldEnc = prev.rec, prev.enc
+	} else if e, ok := s.cache.entry(key); ok {
 		old, oldEnc = e.rec, e.enc
 	} else if !s.written.Test(rk) {
 		// Never written here: new.

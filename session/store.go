@@ -819,6 +819,12 @@ func (s *Store) get(key string) (Record, error) {
 
 // User returns the user with the (normalized) email, or ErrNotFound.
 func (s *Store) User(email string) (User, error) {
+	// A copy of the cached value, as get's clone would give, without the
+	// clone's allocations (the session check reads a user on every page
+	// view).
+	if e, ok := s.cache.entry("u" + email); ok && e.rec.User != nil {
+		return *e.rec.User, nil
+	}
 	r, err := s.get("u" + email)
 	if err != nil || r.User == nil {
 		return User{}, notFound(err)
@@ -828,6 +834,9 @@ func (s *Store) User(email string) (User, error) {
 
 // Session returns the session with the id, or ErrNotFound.
 func (s *Store) Session(id string) (Session, error) {
+	if e, ok := s.cache.entry("s" + id); ok && e.rec.Session != nil {
+		return *e.rec.Session, nil // a copy, as User's
+	}
 	r, err := s.get("s" + id)
 	if err != nil || r.Session == nil {
 		return Session{}, notFound(err)

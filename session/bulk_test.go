@@ -1,6 +1,8 @@
 package session
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -48,12 +50,18 @@ func TestStore_BulkApplyEqualsMerge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	changed, err := b.Apply(recs...)
+	changed, encs, _, err := b.ApplyEncoded(recs...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changed) == 0 {
-		t.Fatal("the bulk apply changed nothing")
+	if len(changed) == 0 || len(encs) != len(changed) {
+		t.Fatalf("the bulk apply changed %d records, with %d encodings", len(changed), len(encs))
+	}
+	for i, r := range changed {
+		// What gossip rebroadcasts instead of encoding the record again.
+		if want, _ := json.Marshal(r); !bytes.Equal(encs[i], want) {
+			t.Fatalf("encoding %d of %s is %s, json.Marshal's %s", i, r.Key(), encs[i], want)
+		}
 	}
 	same := func(when string) {
 		t.Helper()

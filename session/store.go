@@ -400,17 +400,26 @@ func (s *Store) Apply(recs ...Record) ([]Record, error) {
 // each with its reason: for a caller that knows where the records came from
 // (a peer, a ticket) and counts or logs refusals by source.
 func (s *Store) ApplyChecked(recs ...Record) (changed []Record, refused []Refusal, err error) {
+	changed, _, refused, err = s.ApplyEncoded(recs...)
+	return changed, refused, err
+}
+
+// ApplyEncoded is ApplyChecked that also returns, beside each changed
+// record, the bytes stored for it: json.Marshal's encoding of the merged
+// record, for a caller that sends it on (gossip rebroadcasts what it
+// learns) without encoding it again. The caller must not modify them.
+func (s *Store) ApplyEncoded(recs ...Record) (changed []Record, encs [][]byte, refused []Refusal, err error) {
 	if len(recs) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	req := &applyReq{recs: recs, done: make(chan struct{})}
 	select {
 	case s.writes <- req:
 	case <-s.stop:
-		return nil, nil, ErrClosed
+		return nil, nil, nil, ErrClosed
 	}
 	<-req.done
-	return req.changed, req.refused, req.err
+	return req.changed, req.encs, req.refused, req.err
 }
 
 // Check reports whether Apply would refuse rec, and why: nil, or an error
@@ -444,6 +453,7 @@ func (s *Store) check(rec Record, now time.Time) error {
 type applyReq struct {
 	recs    []Record
 	changed []Record
+	encs    [][]byte // the stored encoding of each of changed
 	refused []Refusal
 	err     error
 	done    chan struct{}
@@ -587,6 +597,7 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 			cur.keys = append(cur.keys, key)
 			own[key] = e
 			req.changed = append(req.changed, merged)
+			req.encs = append(req.encs, e.enc)
 		}
 	}
 	if size > 0 {

@@ -1066,8 +1066,8 @@ func (s *Store) ActiveSessions() (int, error) {
 
 // Sweeping bounds: one Sweep deletes at most sweepBatch sessions and reads
 // at most sweepScan index entries, going on the next time from where it
-// stopped (Store.sweepFrom).
-const (
+// stopped (Store.sweepFrom). Variables for the tests.
+var (
 	sweepBatch = 10_000
 	sweepScan  = 100_000
 )
@@ -1090,6 +1090,7 @@ func (s *Store) sweepCandidates(now time.Time) ([]string, error) {
 			seek = *from
 		}
 		scanned := 0
+		var last []byte // the last entry read
 		for it.Seek(seek); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) < 9 || (from != nil && bytes.Equal(k, *from)) {
@@ -1099,12 +1100,13 @@ func (s *Store) sweepCandidates(now time.Time) ([]string, error) {
 				break // created within retention: so is every later one
 			}
 			if scanned == sweepScan || len(ids) == sweepBatch {
-				// Out of budget: the next sweep goes on from here.
-				at := bytes.Clone(k)
-				s.sweepFrom.Store(&at)
+				// Out of budget: the next sweep goes on after the last
+				// entry read.
+				s.sweepFrom.Store(&last)
 				return nil
 			}
 			scanned++
+			last = append(last[:0], k...)
 			past := true
 			if err := it.Item().Value(func(v []byte) error {
 				if ent, ok := decodeEntry(v); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -173,5 +174,46 @@ func TestStore_SweepSessionEndingBeforeCreation(t *testing.T) {
 	}
 	if changed, err := s.Apply(odd); err != nil || len(changed) != 0 {
 		t.Fatalf("apply once swept = %d, %v: want it skipped", len(changed), err)
+	}
+}
+
+// TestStore_SweepGoesOnWhereItStopped: a sweep that runs out of its budget
+// (entries read, sessions deleted) leaves the rest to the next, which goes
+// on after the last entry read: repeated sweeps delete every session past
+// retention, once, and none other.
+func TestStore_SweepGoesOnWhereItStopped(t *testing.T) {
+	defer func(b, s int) { sweepBatch, sweepScan = b, s }(sweepBatch, sweepScan)
+	sweepBatch, sweepScan = 2, 3
+	mt := NewManualClock(time.UnixMilli(10_000_000))
+	s := openStore(t, t.TempDir(), mt.Now) // retention: 1 h
+	defer s.Close()
+	var recs []Record
+	for i := range 20 {
+		expires := int64(9_100_000) // past retention at the sweep
+		if i%3 == 0 {
+			expires = 100_000_000 // lives on
+		}
+		recs = append(recs, newSession(fmt.Sprintf("s%02d", i), "ann@example.com", MakeHLC(9_000_000+int64(i), 0), expires))
+	}
+	if _, err := s.Apply(recs...); err != nil {
+		t.Fatal(err)
+	}
+	mt.Set(time.UnixMilli(9_100_000 + time.Hour.Milliseconds()))
+	total := 0
+	for range 40 {
+		n, err := s.Sweep(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > sweepBatch {
+			t.Fatalf("one sweep deleted %d, more than its batch of %d", n, sweepBatch)
+		}
+		total += n
+	}
+	if total != 13 {
+		t.Fatalf("the sweeps deleted %d sessions, want the 13 past retention", total)
+	}
+	if _, sessions := s.Counts(); sessions != 7 {
+		t.Fatalf("%d sessions left, want the 7 living on", sessions)
 	}
 }

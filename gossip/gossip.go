@@ -607,14 +607,16 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 	}
 	g.stats.deltasReceived.Add(uint64(len(deltas)))
 	if len(deltas) > 0 {
-		changed, refused, err := g.store.ApplyChecked(deltas...)
+		// The store's encoding of what changed is the wire's (encodeRecord
+		// is json.Marshal too): rebroadcast it without encoding it again.
+		changed, encs, refused, err := g.store.ApplyEncoded(deltas...)
 		if err != nil {
 			g.applyFailed("apply gossip", err)
 		}
 		g.noteRefusals(deltaFrom, refused)
 		g.stats.deltasApplied.Add(uint64(len(changed)))
-		for _, r := range changed {
-			g.queueBroadcast(r.Key(), encodeRecord(r))
+		for i, r := range changed {
+			g.queueBroadcast(r.Key(), encs[i])
 		}
 		g.stats.rebroadcasts.Add(uint64(len(changed)))
 		if g.cfg.Observer != nil && len(changed) > 0 {

@@ -212,8 +212,8 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		statusWriters.Put(sw)
 	}()
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
 	a.mux.ServeHTTP(sw, r)
 }
 

@@ -1,11 +1,13 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
@@ -152,13 +154,39 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // damaged record's), nothing is written and the error is returned, for the
 // handler to return in turn: writeError then logs it and answers 500, never
 // an empty 200. A failed write is the client gone, and is not returned.
+//
+// The encoding goes into a pooled buffer (the session check, on every page
+// view of every site, allocated its answer twice: the encoding, then the
+// encoding and a newline). json.Encoder writes what json.Marshal returns,
+// and the newline.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledJSON {
+			buf.Reset()
+			jsonBuffers.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		return fmt.Errorf("encode the answer: %w", err)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(buf.Bytes())
 	return nil
 }
+
+// jsonBuffers holds writeJSON's buffers; one grown past maxPooledJSON (a
+// long listing) is left to the garbage collector.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledJSON = 64 << 10
+
+// Header values every answer sets, shared rather than allocated for each
+// (http.Header.Set makes a new slice each time). Nothing modifies a header
+// value in place: Add appends, which copies a full slice.
+var (
+	contentTypeJSON = []string{"application/json"}
+	noStore         = []string{"no-store"}
+	noSniff         = []string{"nosniff"}
+)

@@ -27,7 +27,9 @@ const (
 
 // indexVersion names the layout of the listing indexes; a store opened
 // with an older one (or none) rebuilds them at Open.
-const indexVersion = "2"
+// Version 3 dropped the index by end (store.go) and put the session's end
+// in the entries.
+const indexVersion = "3"
 
 var metaIndexKey = []byte{prefixMeta, 'i', 'n', 'd', 'e', 'x'}
 
@@ -42,10 +44,15 @@ type SessionFilter struct {
 }
 
 // Index entries. Both session indexes (by user, and of every session) hold,
-// beside the key that orders them, what the listing filters on, so a
-// session the filter refuses costs one index entry, not a record read:
+// beside the key that orders them, what the listing and the sweeper filter
+// on, so a session the filter refuses costs one index entry, not a record
+// read:
 //
-//	<expires ms:8> <flags:1> <site>
+//	<end ms:8> <flags:1> <site>
+//
+// The end is the time from which the session's retention runs
+// (sweepEnd): its expiry while it has not ended, and never before its
+// creation. (Index version 2 held the expiry there.)
 const (
 	entryEnded = 1 << iota // the session has ended
 	entryLocal             // the session stays on its own site
@@ -53,7 +60,7 @@ const (
 
 func encodeEntry(s *Session) []byte {
 	e := make([]byte, 0, 9+len(s.Site))
-	e = binary.BigEndian.AppendUint64(e, uint64(s.ExpiresAt))
+	e = binary.BigEndian.AppendUint64(e, uint64(sweepEnd(s)))
 	var flags byte
 	if s.Ended != 0 {
 		flags |= entryEnded
@@ -66,9 +73,9 @@ func encodeEntry(s *Session) []byte {
 
 // indexEntry is a decoded entry.
 type indexEntry struct {
-	expires int64
-	ended   bool
-	site    []byte
+	end   int64
+	ended bool
+	site  []byte
 }
 
 func decodeEntry(v []byte) (indexEntry, bool) {
@@ -76,9 +83,9 @@ func decodeEntry(v []byte) (indexEntry, bool) {
 		return indexEntry{}, false
 	}
 	return indexEntry{
-		expires: int64(binary.BigEndian.Uint64(v)),
-		ended:   v[8]&entryEnded != 0,
-		site:    v[9:],
+		end:   int64(binary.BigEndian.Uint64(v)),
+		ended: v[8]&entryEnded != 0,
+		site:  v[9:],
 	}, true
 }
 
@@ -100,7 +107,8 @@ func userSessionsPrefix(email string) []byte {
 }
 
 // upgradeIndexes builds the listing indexes of a store written before they
-// existed (or with an older layout), once: one pass over every record.
+// existed (or with an older layout), once: one pass over every record. It
+// deletes index version 2's index by end first.
 func (s *Store) upgradeIndexes() error {
 	var have []byte
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -119,6 +127,9 @@ func (s *Store) upgradeIndexes() error {
 	}
 	if err := s.space.check(); err != nil {
 		return fmt.Errorf("build the listing indexes: %w", err)
+	}
+	if err := s.dropOldEndIndex(); err != nil {
+		return err
 	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
@@ -159,6 +170,26 @@ func (s *Store) upgradeIndexes() error {
 	}
 	if n > 0 {
 		s.log.Info("built the listing indexes", "records", n)
+	}
+	return nil
+}
+
+// dropOldEndIndex deletes index version 2's index by end, if the store has
+// one (DropPrefix stops the writes and flushes: not for a new store).
+func (s *Store) dropOldEndIndex() error {
+	any := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEnd}})
+		defer it.Close()
+		it.Rewind()
+		any = it.Valid()
+		return nil
+	})
+	if err == nil && any {
+		err = s.db.DropPrefix([]byte{prefixEnd})
+	}
+	if err != nil {
+		return fmt.Errorf("delete the index by end: %w", err)
 	}
 	return nil
 }
@@ -244,7 +275,7 @@ func (s *Store) ListSessions(f SessionFilter) (page []Session, next string, err 
 				var ok bool
 				ent, ok = decodeEntry(v)
 				if !ok {
-					ent.expires = 1<<63 - 1 // an entry of an old layout: judge by the record
+					ent.end = 1<<63 - 1 // an entry of an old layout: judge by the record
 				}
 				return nil
 			})
@@ -357,4 +388,6 @@ func (s *Store) userIn(txn *badger.Txn, email string) (User, error) {
 }
 
 // expiredAt reports whether an index entry's session is past its expiry.
-func (e indexEntry) expiredAt(now time.Time) bool { return now.UnixMilli() >= e.expires }
+// (Its end is its expiry while it has not ended, or its creation, if that
+// is later: a session that expires before it is created is expired.)
+func (e indexEntry) expiredAt(now time.Time) bool { return now.UnixMilli() >= e.end }

@@ -344,14 +344,14 @@ func TestStore_SweepRemovesIndexEntries(t *testing.T) {
 	if _, err := s.Apply(ended, alive); err != nil {
 		t.Fatal(err)
 	}
-	if k := indexKeys(t, s); k[prefixAll] != 2 || k[prefixIndex] != 2 || k[prefixEnd] != 2 {
+	if k := indexKeys(t, s); k[prefixAll] != 2 || k[prefixIndex] != 2 || k[prefixEnd] != 0 {
 		t.Fatalf("index keys before the sweep: %v", k)
 	}
 	mt.Set(time.UnixMilli(9_500_000 + time.Hour.Milliseconds()))
 	if n, err := s.Sweep(context.Background()); err != nil || n != 1 {
 		t.Fatalf("sweep = %d, %v", n, err)
 	}
-	if k := indexKeys(t, s); k[prefixAll] != 1 || k[prefixIndex] != 1 || k[prefixEnd] != 1 {
+	if k := indexKeys(t, s); k[prefixAll] != 1 || k[prefixIndex] != 1 || k[prefixEnd] != 0 {
 		t.Fatalf("index keys after the sweep: %v", k)
 	}
 	if got := listIDs(t, s, SessionFilter{}); !reflect.DeepEqual(got, []string{"alive"}) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bits-and-blooms/bloom/v3"
@@ -20,18 +21,25 @@ import (
 //
 //	r <bucket> <key>                        -> record (JSON)
 //	i <email> 0x00 <^created:8> <id>        -> entry (a user's sessions, newest first)
-//	a <^created:8> <id>                     -> entry (every session, newest first)
-//	x <ended-at ms:8> <id>                  -> ""  (sessions by end, for the sweeper)
+//	a <^created:8> <id>                     -> entry (every session, newest first; the sweeper reads it oldest first)
 //	u <email>                               -> ""  (users in e-mail order)
 //	t <ticket id>                           -> ""  (replay cache, with a Badger TTL)
 //	m <name>                                -> store metadata (index version)
 //
-// An entry (indexEntry) holds what the listings filter on without reading
-// the record: expiry, ended, local, site.
+// An entry (indexEntry) holds what the listings and the sweeper filter on
+// without reading the record: end, ended, local, site.
+//
+// A session is three keys (its record and two entries), a user one or two.
+// Index version 2 (list.go) kept a fourth per session, x <ended-at:8> <id>,
+// the sessions by end for the sweeper: a fifth of every login's Badger
+// writes and two more at every log out. Version 3 dropped it (the sweeper
+// reads the index of every session instead, whose entry now carries the
+// end); Open deletes a version 2 store's x keys and rewrites its entries.
 const (
-	prefixRecord    = 'r'
-	prefixIndex     = 'i'
-	prefixAll       = 'a'
+	prefixRecord = 'r'
+	prefixIndex  = 'i'
+	prefixAll    = 'a'
+	// prefixEnd is index version 2's sessions by end: Open deletes them.
 	prefixEnd       = 'x'
 	prefixUserIndex = 'u'
 	prefixReplay    = 't'
@@ -110,6 +118,10 @@ type Store struct {
 	written *bloom.BloomFilter
 	// writtenRoom is the number of keys written was sized for.
 	writtenRoom int
+
+	// sweepFrom is where the next Sweep goes on reading the index (a key
+	// of it), nil for the oldest session.
+	sweepFrom atomic.Pointer[[]byte]
 
 	// inMemory is Options.InMemory: nothing outlives Close.
 	inMemory bool
@@ -352,17 +364,18 @@ func indexKey(sess *Session) []byte {
 	return append(k, sess.ID...)
 }
 
-func endKey(sess *Session) []byte {
-	k := make([]byte, 0, 1+8+len(sess.ID))
-	k = append(k, prefixEnd)
-	k = binary.BigEndian.AppendUint64(k, uint64(sess.EndedAt()))
-	return append(k, sess.ID...)
+// sweepable reports whether a session's history is past retention at now:
+// retention has passed since its end, and since its creation. (The second
+// matters only for a session that ends before it is created, an expiry
+// before its creation or an end stamped by a clock behind the creator's:
+// the sweeper reads sessions in creation order and stops at the first
+// created within retention, doc.go.)
+func (s *Store) sweepable(sess *Session, now time.Time) bool {
+	return sweepEnd(sess)+s.retention.Milliseconds() <= now.UnixMilli()
 }
 
-// sweepable reports whether a session's history is past retention at now.
-func (s *Store) sweepable(sess *Session, now time.Time) bool {
-	return sess.EndedAt()+s.retention.Milliseconds() <= now.UnixMilli()
-}
+// sweepEnd is the time, Unix ms, from which a session's retention runs.
+func sweepEnd(sess *Session) int64 { return max(sess.EndedAt(), sess.Created.WallMs()) }
 
 type digestChange struct {
 	bucket   uint8
@@ -390,17 +403,26 @@ func (s *Store) Apply(recs ...Record) ([]Record, error) {
 // each with its reason: for a caller that knows where the records came from
 // (a peer, a ticket) and counts or logs refusals by source.
 func (s *Store) ApplyChecked(recs ...Record) (changed []Record, refused []Refusal, err error) {
+	changed, _, refused, err = s.ApplyEncoded(recs...)
+	return changed, refused, err
+}
+
+// ApplyEncoded is ApplyChecked that also returns, beside each changed
+// record, the bytes stored for it: json.Marshal's encoding of the merged
+// record, for a caller that sends it on (gossip rebroadcasts what it
+// learns) without encoding it again. The caller must not modify them.
+func (s *Store) ApplyEncoded(recs ...Record) (changed []Record, encs [][]byte, refused []Refusal, err error) {
 	if len(recs) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	req := &applyReq{recs: recs, done: make(chan struct{})}
 	select {
 	case s.writes <- req:
 	case <-s.stop:
-		return nil, nil, ErrClosed
+		return nil, nil, nil, ErrClosed
 	}
 	<-req.done
-	return req.changed, req.refused, req.err
+	return req.changed, req.encs, req.refused, req.err
 }
 
 // Check reports whether Apply would refuse rec, and why: nil, or an error
@@ -434,6 +456,7 @@ func (s *Store) check(rec Record, now time.Time) error {
 type applyReq struct {
 	recs    []Record
 	changed []Record
+	encs    [][]byte // the stored encoding of each of changed
 	refused []Refusal
 	err     error
 	done    chan struct{}
@@ -480,40 +503,61 @@ func (s *Store) writer() {
 
 // applyGroupLocked merges every call of the group in as few transactions as
 // fit Badger's limits.
+//
+// The transactions are pipelined: one is committed (CommitWith) while the
+// next is merged, so a large group (a catch-up's repairs: tens of thousands
+// of records) keeps both Badger's writer and this one busy instead of
+// taking turns. A record whose key an earlier transaction of the group
+// wrote merges with the state that transaction wrote (own), never with
+// the disk, which may not show it yet. Each commit, once done, adds to the
+// digest and drops its keys from the cache; the calls return, and the
+// cache takes the merged states, once every commit is done, in order. If one
+// fails, the later ones were merged on a state that was not written: the
+// digest and counts are read again from disk (recountLocked).
 func (s *Store) applyGroupLocked(group []*applyReq) {
 	now := s.now()
-	var (
+	type batch struct {
 		pending []digestChange
 		written []entry
-		inTxn   []*applyReq
+		keys    []string
+		reqs    []*applyReq
+		err     error
+	}
+	var (
+		cur     = &batch{}
+		batches []*batch
 		size    int
-		keys    = map[string]bool{} // written in the open transaction
+		own     = map[string]entry{} // written by this group's transactions
+		commits sync.WaitGroup
 	)
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
-	commit := func() error {
-		err := txn.Commit()
-		if err == nil {
-			s.addSums(pending)
-			s.cache.put(written...)
-			for _, e := range written {
-				if e.rec.Site != nil {
-					s.sites.put(*e.rec.Site)
-				}
+	commit := func() {
+		b := cur
+		batches = append(batches, b)
+		commits.Add(1)
+		// The next transaction begins before this one commits: a
+		// transaction begun after a commit waits until it is written (its
+		// read timestamp covers it), which would leave nothing to overlap.
+		// It waits for the commits before this one: one is in flight.
+		next := s.db.NewTransaction(true)
+		txn.CommitWith(func(err error) {
+			defer commits.Done()
+			if err != nil {
+				b.err = fmt.Errorf("commit: %w", err)
+				return
 			}
-		} else {
-			err = fmt.Errorf("commit: %w", err)
-			for _, r := range inTxn {
-				r.err = err
-			}
-		}
-		pending, written, inTxn, size = pending[:0], written[:0], inTxn[:0], 0
-		clear(keys)
-		txn = s.db.NewTransaction(true)
-		return err
+			s.addSums(b.pending)
+			// The cache holds the states before: a check must read what is
+			// committed now (and a read begun before cannot fill the cache
+			// with the old state: drop counts as a write).
+			s.cache.drop(b.keys...)
+		})
+		txn = next
+		cur, size = &batch{}, 0
 	}
 	for _, req := range group {
-		inTxn = append(inTxn, req)
+		cur.reqs = append(cur.reqs, req)
 		for i, rec := range req.recs {
 			if err := s.check(rec, now); err != nil {
 				req.refused = append(req.refused, Refusal{Index: i, Key: rec.Key(), Err: err})
@@ -526,15 +570,14 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 				continue
 			}
 			key := rec.Key()
-			merged, change, writes, err := s.mergeLocked(txn, rec, !keys[key])
-			if err == nil && writes != nil && size+writes.size() > maxBatchBytes {
-				if err = commit(); err != nil {
-					return
-				}
-				inTxn = append(inTxn, req)
-				// The new transaction must see what the last one wrote, and the
-				// cache does not hold it yet: merge again from the disk.
-				merged, change, writes, err = s.mergeLocked(txn, rec, false)
+			var prev *entry
+			if e, ok := own[key]; ok {
+				prev = &e
+			}
+			merged, change, writes, err := s.mergeLocked(txn, rec, prev)
+			if err == nil && writes != nil && size > 0 && size+writes.size() > maxBatchBytes {
+				commit()
+				cur.reqs = append(cur.reqs, req)
 			}
 			if err == nil && writes != nil {
 				err = writes.apply(txn)
@@ -551,15 +594,97 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 				continue
 			}
 			size += writes.size()
-			pending = append(pending, change)
-			written = append(written, entry{rec: merged, enc: writes.sets[0][1]})
-			keys[key] = true
+			cur.pending = append(cur.pending, change)
+			e := entry{rec: merged, enc: writes.sets[0][1]}
+			cur.written = append(cur.written, e)
+			cur.keys = append(cur.keys, key)
+			own[key] = e
 			req.changed = append(req.changed, merged)
+			req.encs = append(req.encs, e.enc)
 		}
 	}
-	if len(inTxn) > 0 {
+	if size > 0 {
 		commit()
 	}
+	commits.Wait()
+	failed := false
+	for _, b := range batches {
+		if b.err != nil {
+			failed = true
+			for _, r := range b.reqs {
+				r.err = b.err
+			}
+			continue
+		}
+		if failed {
+			continue // merged on a state that was not written
+		}
+		s.cache.put(b.written...)
+		for _, e := range b.written {
+			if e.rec.Site != nil {
+				s.sites.put(*e.rec.Site)
+			}
+		}
+	}
+	if failed {
+		keys := make([]string, 0, len(own))
+		for k := range own {
+			keys = append(keys, k)
+		}
+		s.cache.drop(keys...)
+		if err := s.recountLocked(); err != nil {
+			s.log.Error("read the digest again after a failed commit", "err", err)
+		}
+	}
+}
+
+// recountLocked reads the digest, the counts and the sites again from
+// every record on disk: after a failed commit of a pipelined group, whose
+// later transactions' digest changes assumed the failed one's writes.
+func (s *Store) recountLocked() error {
+	var (
+		digest          Digest
+		users, sessions int
+		sites           []Site
+	)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := string(it.Item().Key()[2:])
+			if err := it.Item().Value(func(v []byte) error {
+				var r Record
+				if err := json.Unmarshal(v, &r); err != nil {
+					return fmt.Errorf("decode record %q: %w", key, err)
+				}
+				if r.Replicated() {
+					digest[BucketOf(key)] ^= recordHash(key, v)
+				}
+				switch {
+				case r.User != nil:
+					users++
+				case r.Session != nil:
+					sessions++
+				case r.Site != nil:
+					sites = append(sites, *r.Site)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.sum.Lock()
+	s.sum.digest, s.sum.users, s.sum.sessions = digest, users, sessions
+	s.sum.Unlock()
+	for _, site := range sites {
+		s.sites.put(site)
+	}
+	return nil
 }
 
 type writeSet struct {
@@ -593,10 +718,11 @@ func (w *writeSet) apply(txn *badger.Txn) error {
 }
 
 // mergeLocked computes the writes that merging rec into the store needs; nil
-// writes mean rec teaches nothing. With cached set, the current state may
-// come from the cache, which holds exactly what was committed; the caller
-// must not set it while the transaction holds uncommitted writes of the key.
-func (s *Store) mergeLocked(txn *badger.Txn, rec Record, cached bool) (Record, digestChange, *writeSet, error) {
+// writes mean rec teaches nothing. The current state is prev when not nil
+// (what a transaction of the group wrote, not committed yet), else the
+// cache's, which holds exactly what was committed, else the disk's (in
+// txn) when the written-key filter says the key may be there.
+func (s *Store) mergeLocked(txn *badger.Txn, rec Record, prev *entry) (Record, digestChange, *writeSet, error) {
 	key := rec.Key()
 	rk := recordKey(key)
 	ch := digestChange{bucket: rk[1]}
@@ -605,7 +731,9 @@ func (s *Store) mergeLocked(txn *badger.Txn, rec Record, cached bool) (Record, d
 		oldEnc []byte
 		err    error
 	)
-	if e, ok := s.cache.entry(key); ok && cached {
+	if prev != nil {
+		old, oldEnc = prev.rec, prev.enc
+	} else if e, ok := s.cache.entry(key); ok {
 		old, oldEnc = e.rec, e.enc
 	} else if !s.written.Test(rk) {
 		// Never written here: new.
@@ -637,16 +765,22 @@ func (s *Store) mergeLocked(txn *badger.Txn, rec Record, cached bool) (Record, d
 		ch.sessions = 1
 	}
 	if sess := merged.Session; sess != nil {
-		ik, ak, ek := indexKey(sess), allKey(sess), endKey(sess)
+		ik, ak := indexKey(sess), allKey(sess)
+		ent := encodeEntry(sess)
 		if o := old.Session; o != nil {
-			for _, k := range [][2][]byte{{indexKey(o), ik}, {allKey(o), ak}, {endKey(o), ek}} {
+			for _, k := range [][2][]byte{{indexKey(o), ik}, {allKey(o), ak}} {
 				if !bytes.Equal(k[0], k[1]) {
 					w.dels = append(w.dels, k[0])
 				}
 			}
+			if oldEnt := encodeEntry(o); bytes.Equal(oldEnt, ent) && bytes.Equal(indexKey(o), ik) && bytes.Equal(allKey(o), ak) {
+				// Most merges of a session change neither its entry nor
+				// its keys (a repair of a field the listings do not read):
+				// the record alone is written.
+				return merged, ch, w, nil
+			}
 		}
-		ent := encodeEntry(sess)
-		w.sets = append(w.sets, [2][]byte{ik, ent}, [2][]byte{ak, ent}, [2][]byte{ek, nil})
+		w.sets = append(w.sets, [2][]byte{ik, ent}, [2][]byte{ak, ent})
 	}
 	if merged.User != nil && oldEnc == nil {
 		w.sets = append(w.sets, [2][]byte{userIndexKey(merged.User.Email), nil})
@@ -699,6 +833,12 @@ func (s *Store) get(key string) (Record, error) {
 
 // User returns the user with the (normalized) email, or ErrNotFound.
 func (s *Store) User(email string) (User, error) {
+	// A copy of the cached value, as get's clone would give, without the
+	// clone's allocations (the session check reads a user on every page
+	// view).
+	if e, ok := s.cache.entry("u" + email); ok && e.rec.User != nil {
+		return *e.rec.User, nil
+	}
 	r, err := s.get("u" + email)
 	if err != nil || r.User == nil {
 		return User{}, notFound(err)
@@ -708,6 +848,9 @@ func (s *Store) User(email string) (User, error) {
 
 // Session returns the session with the id, or ErrNotFound.
 func (s *Store) Session(id string) (Session, error) {
+	if e, ok := s.cache.entry("s" + id); ok && e.rec.Session != nil {
+		return *e.rec.Session, nil // a copy, as User's
+	}
 	r, err := s.get("s" + id)
 	if err != nil || r.Session == nil {
 		return Session{}, notFound(err)
@@ -875,37 +1018,47 @@ func (s *Store) Counts() (users, sessions int) {
 	return s.sum.users, s.sum.sessions
 }
 
-// ActiveSessions counts the sessions active now. It reads every session that
-// has not ended or expired: for status and metrics, not for hot paths.
+// ActiveSessions counts the sessions active now. It reads the entry of
+// every session, and the record of every one that has not ended or
+// expired: for status and metrics, not for hot paths.
 func (s *Store) ActiveSessions() (int, error) {
 	now := s.now()
-	start := binary.BigEndian.AppendUint64([]byte{prefixEnd}, uint64(now.UnixMilli()+1))
 	users := map[string]User{}
 	n := 0
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEnd}})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixAll}})
 		defer it.Close()
-		for it.Seek(start); it.Valid(); it.Next() {
-			id := string(it.Item().Key()[9:])
-			r, _, err := getRecord(txn, recordKey("s"+id))
-			if errors.Is(err, ErrNotFound) {
+		for it.Rewind(); it.Valid(); it.Next() {
+			var over bool
+			if err := it.Item().Value(func(v []byte) error {
+				ent, ok := decodeEntry(v)
+				over = ok && (ent.ended || ent.expiredAt(now))
+				return nil
+			}); err != nil {
+				return err
+			}
+			if over {
 				continue
 			}
+			sess, ok, err := s.sessionIn(txn, string(it.Item().Key()[9:]))
 			if err != nil {
 				return err
 			}
-			u, ok := users[r.Session.Email]
 			if !ok {
-				ur, _, err := getRecord(txn, recordKey("u"+r.Session.Email))
+				continue
+			}
+			u, ok := users[sess.Email]
+			if !ok {
+				ur, _, err := getRecord(txn, recordKey("u"+sess.Email))
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					return err
 				}
 				if ur.User != nil {
 					u = *ur.User
 				}
-				users[r.Session.Email] = u
+				users[sess.Email] = u
 			}
-			if r.Session.StateIn(u, s.Site(r.Session.Site), now) == StateActive {
+			if sess.StateIn(u, s.Site(sess.Site), now) == StateActive {
 				n++
 			}
 		}
@@ -914,25 +1067,75 @@ func (s *Store) ActiveSessions() (int, error) {
 	return n, err
 }
 
-// Sweep deletes the sessions whose history is past retention and returns how
-// many it deleted. The rule depends only on each record and the wall clock,
-// so every node sweeps the same records.
-func (s *Store) Sweep(ctx context.Context) (int, error) {
-	now := s.now()
+// Sweeping bounds: one Sweep deletes at most sweepBatch sessions and reads
+// at most sweepScan index entries, going on the next time from where it
+// stopped (Store.sweepFrom). Variables for the tests.
+var (
+	sweepBatch = 10_000
+	sweepScan  = 100_000
+)
+
+// sweepCandidates reads the index of every session oldest first, from the
+// last call's position, and returns the ids whose entries say they are past
+// retention at now (the caller checks each record). It stops at the first
+// session created within retention: none after it can be past it
+// (sweepable).
+func (s *Store) sweepCandidates(now time.Time) ([]string, error) {
 	cutoff := now.UnixMilli() - s.retention.Milliseconds()
+	prefix := []byte{prefixAll}
+	from := s.sweepFrom.Load()
 	var ids []string
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEnd}})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(ids) < 10000; it.Next() {
-			k := it.Item().Key()
-			if int64(binary.BigEndian.Uint64(k[1:9])) > cutoff {
-				break
-			}
-			ids = append(ids, string(k[9:]))
+		seek := append(bytes.Clone(prefix), bytes.Repeat([]byte{0xff}, 9)...) // past the oldest
+		if from != nil {
+			seek = *from
 		}
+		scanned := 0
+		var last []byte // the last entry read
+		for it.Seek(seek); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < 9 || (from != nil && bytes.Equal(k, *from)) {
+				continue
+			}
+			if HLC(^binary.BigEndian.Uint64(k[1:9])).WallMs() > cutoff {
+				break // created within retention: so is every later one
+			}
+			if scanned == sweepScan || len(ids) == sweepBatch {
+				// Out of budget: the next sweep goes on after the last
+				// entry read.
+				s.sweepFrom.Store(&last)
+				return nil
+			}
+			scanned++
+			last = append(last[:0], k...)
+			past := true
+			if err := it.Item().Value(func(v []byte) error {
+				if ent, ok := decodeEntry(v); ok {
+					past = ent.end+s.retention.Milliseconds() <= now.UnixMilli()
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if past {
+				ids = append(ids, string(k[9:]))
+			}
+		}
+		s.sweepFrom.Store(nil) // a whole pass: the next one starts from the oldest
 		return nil
 	})
+	return ids, err
+}
+
+// Sweep deletes the sessions whose history is past retention and returns how
+// many it deleted. The rule depends only on each record and the wall clock,
+// so every node sweeps the same records. One call deletes at most 10,000
+// and reads at most 100,000 index entries; the next goes on from there.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	now := s.now()
+	ids, err := s.sweepCandidates(now)
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
@@ -970,11 +1173,11 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if !s.sweepable(r.Session, now) {
+		if r.Session == nil || !s.sweepable(r.Session, now) {
 			continue
 		}
 		rk := recordKey("s" + id)
-		for _, k := range [][]byte{rk, indexKey(r.Session), allKey(r.Session), endKey(r.Session)} {
+		for _, k := range [][]byte{rk, indexKey(r.Session), allKey(r.Session)} {
 			if err := wb.Delete(k); err != nil {
 				return n, fmt.Errorf("sweep: %w", err)
 			}

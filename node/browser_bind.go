@@ -54,16 +54,20 @@ func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (step
 	if err != nil {
 		return stepResult{}, err
 	}
-	for _, name := range st.Route[i+1:] {
-		if s, ok := h.nextSite(sites, name); ok {
-			return redirectTo(s.link(pathBind, withMode(url.Values{"h": {state}}, iframe)), ck), nil
-		}
-	}
 	home, ok := siteNamed(sites, t.Target)
 	if !ok {
 		return stepResult{}, errBadRedirect("the hand-off's origin", "is not a live member site")
 	}
-	return redirectTo(home.link(pathChain, withMode(url.Values{"h": {state}}, iframe)), ck), nil
+	// The sites after this one, then the origin's chain step: a site that
+	// does not answer writes no commitment, and the ticket leaves it out.
+	q2 := withMode(url.Values{"h": {state}}, iframe)
+	on := h.routeOnward(sites, st.Route[i+1:], func(s site) string { return s.link(pathBind, q2) })
+	on = append(on, h.onwardTo(home, home.link(pathChain, q2)))
+	res := redirectOnward(on, ck)
+	if iframe {
+		res.Onward = nil
+	}
+	return res, nil
 }
 
 // heldSession returns the browser's active session of id on this site;
@@ -129,21 +133,24 @@ func (h *handoff) chainStep(q map[string]string, br *browser, sites []site) (ste
 			route, binds = append(route, name), append(binds, b)
 		}
 	}
-	var first string
+	var on []onward
 	if len(route) > 0 && !bs.Session.Local {
 		tk, err := h.sealChain(route, binds, &bs.Session, &bs.User, t.ClientIP)
 		if err != nil {
 			return stepResult{}, err
 		}
-		first = h.chainNext(sites, tk, route, ret, iframe)
+		on = h.chainOnward(sites, tk, route, ret, iframe)
+	} else if ret != "" {
+		on = []onward{{URL: ret}}
 	}
-	switch {
-	case first != "":
-		return redirectTo(first), nil
-	case ret != "":
-		return redirectTo(ret), nil
+	if len(on) == 0 {
+		return stepResult{Status: http.StatusNoContent}, nil
 	}
-	return stepResult{Status: http.StatusNoContent}, nil
+	res := redirectOnward(on)
+	if iframe {
+		res.Onward = nil
+	}
+	return res, nil
 }
 
 // sessionOf is session id and its user, when it is active.

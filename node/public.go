@@ -145,6 +145,9 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, p.log, refuse(errMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
 			return
 		}
+		// Readable by the member sites' pages: a step page probes the next
+		// site here before it sends the browser there (step_onward.go).
+		cors(w, r, pr)
 		_ = writeJSON(w, http.StatusOK, publicHealth)
 		return
 	}
@@ -219,6 +222,9 @@ func (p *public) step(path string) func(http.ResponseWriter, *http.Request, *pub
 				return nil
 			}
 			return err
+		}
+		if needsStepPage(&res) && wantsHTML(r) {
+			return p.writeStepOnward(w, &res)
 		}
 		for _, c := range res.Cookies {
 			http.SetCookie(w, c)

@@ -295,7 +295,10 @@ func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.
 	if err != nil {
 		return []client.SyncURL{}, "", err
 	}
-	return urls, others[0].link(pathBind, url.Values{"h": {st}}), nil
+	// The chain starts on this site's own bind step: the browser is
+	// here, so the first hop to another site is made by a step page that
+	// can skip it when it has died since (step_onward.go).
+	return urls, h.self.link(pathBind, url.Values{"h": {st}}), nil
 }
 
 // chainFits checks, before a chain is offered, that what its browser will
@@ -308,7 +311,7 @@ func (h *handoff) chainFits(route []string, ret string, s *session.Session) erro
 	for i := range b {
 		b[i] = byte(i*37 + 11) // as incompressible as a real commitment
 	}
-	full := ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret}
+	full := ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret, Origin: b.String()}
 	binds := make([]crypto.Binding, len(route))
 	for i := range route {
 		b[0], b[1] = byte(i), byte(i>>8)
@@ -370,17 +373,17 @@ func (h *handoff) offers(mode string) bool {
 	return modes == nil || slices.Contains(modes, mode)
 }
 
-// chainNext is where a chain goes after this hop: the sync URL, with the
-// same ticket and next, of the first site of rest (the route after this
-// site) that is a live member. A site that is not is skipped (it is missed,
-// the user is not stranded). It returns "" when no site is left.
-func (h *handoff) chainNext(sites []site, ticket string, rest []string, next string, iframe bool) string {
-	for _, name := range rest {
-		if s, ok := h.nextSite(sites, name); ok {
-			return syncLink(s, ticket, next, iframe)
-		}
+// chainOnward is where a chain goes after this hop: the sync URL, with the
+// same ticket and next, of each site of rest (the route after this site)
+// that may be sent to now (routeOnward), then next. A site that may not is
+// skipped (it is missed, the user is not stranded). Empty when neither is
+// left.
+func (h *handoff) chainOnward(sites []site, ticket string, rest []string, next string, iframe bool) []onward {
+	on := h.routeOnward(sites, rest, func(s site) string { return syncLink(s, ticket, next, iframe) })
+	if next != "" {
+		on = append(on, h.onwardURL(sites, next))
 	}
-	return ""
+	return on
 }
 
 // nextSite is the site name of a hand-off's route, when the browser may be

@@ -323,7 +323,7 @@ func TestHandoff_LoginLinks(t *testing.T) {
 			}
 		}
 		chain, err := url.Parse(*l.Sync.Chain)
-		if err != nil || chain.Host != "b.example" || chain.Path != "/ussync/v1/bind" {
+		if err != nil || chain.Host != "a.example" || chain.Path != "/ussync/v1/bind" {
 			t.Fatalf("chain %q", *l.Sync.Chain)
 		}
 		q := chain.Query()

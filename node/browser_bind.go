@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
@@ -36,10 +37,14 @@ func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (step
 	if (i >= 0) == origin { // the origin is on no route of its own
 		return stepResult{}, refuse(ErrTicketWrongTarget, "the hand-off's route does not name this site")
 	}
+	var bs *browserSession
 	if origin {
-		if _, err := h.heldSession(br, t.SessionID); err != nil {
+		if bs, err = h.heldSession(br, t.SessionID); err != nil {
 			return stepResult{}, err
 		}
+	}
+	if origin && len(st.Route) == 0 {
+		return h.nextLeg(q, br, sites, t, &st, bs)
 	}
 	n, ck, err := h.nonce(br, iframe)
 	if err != nil {
@@ -68,6 +73,37 @@ func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (step
 		res.Onward = nil
 	}
 	return res, nil
+}
+
+// nextLeg is the origin's bind step for a continuation (a state with no
+// route, ticketPayload.After): a leg of a split chain came back; seal the
+// next leg, through the sites whose names sort after After that may be
+// sent to now, and run it as a chain starting here. None left: the
+// hand-off is over, to its return URL.
+func (h *handoff) nextLeg(q map[string]string, br *browser, sites []site, t crypto.Ticket, st *ticketPayload, bs *browserSession) (stepResult, error) {
+	ret, err := h.selfRedirect("the hand-off's return URL", st.Return)
+	if err != nil {
+		return stepResult{}, err
+	}
+	var route []string
+	for _, s := range h.routeSites() {
+		if s.Name > st.After {
+			route = append(route, s.Name)
+		}
+	}
+	slices.Sort(route)
+	if len(route) == 0 || bs.Session.Local {
+		return redirectTo(ret.String()), nil
+	}
+	state, err := h.sealLeg(route, ret.String(), &bs.Session, t.ClientIP)
+	if err != nil {
+		// What fitted once may not now (the records grew): the sites left
+		// miss this hand-off, the browser goes home.
+		h.unavailableFor(t.SessionID, err)
+		return redirectTo(ret.String()), nil
+	}
+	q2 := map[string]string{"h": state, "m": q["m"]}
+	return h.bindStep(q2, br, sites)
 }
 
 // heldSession returns the browser's active session of id on this site;
@@ -133,6 +169,15 @@ func (h *handoff) chainStep(q map[string]string, br *browser, sites []site) (ste
 			route, binds = append(route, name), append(binds, b)
 		}
 	}
+	if st.After != "" && ret != "" && !bs.Session.Local {
+		// A leg of a split chain: it comes back to this site's bind step
+		// with a continuation, which starts the next leg.
+		cont, err := h.sealBindState(nil, ret, t.SessionID, t.ClientIP, st.After)
+		if err != nil {
+			return stepResult{}, err
+		}
+		ret = h.self.link(pathBind, url.Values{"h": {cont}})
+	}
 	var on []onward
 	if len(route) > 0 && !bs.Session.Local {
 		tk, err := h.sealChain(route, binds, &bs.Session, &bs.User, t.ClientIP)
@@ -192,7 +237,9 @@ func decodeBindState(b []byte, p *ticketPayload) error {
 	switch {
 	case p.Kind != ticketKindBind:
 		return errors.New("not a bind state")
-	case len(p.Route) == 0 || len(p.Route) > session.MaxSitesPerUser:
+	case len(p.After) > session.MaxSiteNameBytes:
+		return errors.New("a site name too long")
+	case (len(p.Route) == 0 && p.After == "") || len(p.Route) > session.MaxSitesPerUser:
 		return fmt.Errorf("a route of %d sites", len(p.Route))
 	case len(p.Bound) != len(p.Route):
 		return errors.New("not one commitment per site")

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -51,6 +52,13 @@ type ticketPayload struct {
 	Route  []string `json:"o,omitempty"`
 	Bound  []string `json:"b,omitempty"`
 	Origin string   `json:"g,omitempty"`
+	// After is set on a bind state when the hand-off is split into legs
+	// (a chain through every site would not fit in a URL): the member
+	// sites whose names sort after it are still to be visited, by the
+	// next leg. On a leg's state, it is the last site of the route; on a
+	// continuation (no route: presented to the origin's bind step when a
+	// leg comes back), where the next leg starts.
+	After string `json:"n,omitempty"`
 }
 
 const (
@@ -211,9 +219,11 @@ func (h *handoff) sealHop(ret string, ask []string, bind crypto.Binding, clientI
 // session sid, that ends on ret ("" for an iframe's): a ticket whose Target
 // is this node (the chain comes back here between its passes). It carries
 // no session: it is no credential, only the route and, as the browser
-// goes, each site's commitment.
-func (h *handoff) sealBindState(route []string, ret, sid, clientIP string) (string, error) {
-	payload, err := encodePayload(&ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret})
+// goes, each site's commitment. after, when not "", says the hand-off goes
+// on after this leg with the sites named after it (ticketPayload.After);
+// with no route, the state is a continuation that starts the next leg.
+func (h *handoff) sealBindState(route []string, ret, sid, clientIP, after string) (string, error) {
+	payload, err := encodePayload(&ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret, After: after})
 	if err != nil {
 		return "", err
 	}
@@ -274,7 +284,7 @@ func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.
 	bind := h.clientBinding(clientIP)
 	if iframe {
 		for _, o := range others {
-			st, err := h.sealBindState([]string{o.Name}, "", s.ID, bind)
+			st, err := h.sealBindState([]string{o.Name}, "", s.ID, bind, "")
 			if err != nil {
 				return []client.SyncURL{}, "", err
 			}
@@ -288,10 +298,8 @@ func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.
 	for i, o := range others {
 		route[i] = o.Name
 	}
-	if err := h.chainFits(route, ret, s); err != nil {
-		return []client.SyncURL{}, "", err
-	}
-	st, err := h.sealBindState(route, ret, s.ID, bind)
+	slices.Sort(route) // legs go on by name (ticketPayload.After)
+	st, err := h.sealLeg(route, ret, s, bind)
 	if err != nil {
 		return []client.SyncURL{}, "", err
 	}
@@ -301,17 +309,49 @@ func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.
 	return urls, h.self.link(pathBind, url.Values{"h": {st}}), nil
 }
 
+// sealLeg seals the bind state of the first leg of a chain through route
+// (names, in order) for session s, ending on ret: the whole route when it
+// fits in a ticket (chainFits), else its longest prefix that does, the
+// state saying the hand-off goes on after it (docs/handoff.md, "Legs").
+// crypto.ErrTicketTooLarge when not even one site fits: the session's own
+// records are too large to travel.
+func (h *handoff) sealLeg(route []string, ret string, s *session.Session, clientIP string) (string, error) {
+	if len(route) == 0 {
+		return "", errors.New("seal a leg: no site")
+	}
+	err := h.chainFits(route, ret, "", s)
+	if err == nil {
+		return h.sealBindState(route, ret, s.ID, clientIP, "")
+	}
+	if !errors.Is(err, crypto.ErrTicketTooLarge) {
+		return "", err
+	}
+	// The longest prefix that fits, with the continuation's name (its
+	// last) in it: sort.Search over the prefix lengths 1..len-1.
+	n := sort.Search(len(route)-1, func(i int) bool {
+		k := i + 1
+		return h.chainFits(route[:k], ret, route[k-1], s) != nil
+	})
+	if n == 0 {
+		return "", h.chainFits(route[:1], ret, route[0], s)
+	}
+	leg := route[:n]
+	h.legs.Inc()
+	return h.sealBindState(leg, ret, s.ID, clientIP, leg[n-1])
+}
+
 // chainFits checks, before a chain is offered, that what its browser will
 // carry fits in a ticket at its largest: the bind state once every site of
-// route wrote its commitment, and the chain ticket the origin seals then.
-// A chain that could not be completed would strand the browser half-way;
-// crypto.ErrTicketTooLarge says it is not offered (sync.error).
-func (h *handoff) chainFits(route []string, ret string, s *session.Session) error {
+// route wrote its commitment (with after, ticketPayload.After), and the
+// chain ticket the origin seals then. A chain that could not be completed
+// would strand the browser half-way; crypto.ErrTicketTooLarge says it is
+// not offered whole.
+func (h *handoff) chainFits(route []string, ret, after string, s *session.Session) error {
 	var b crypto.Binding
 	for i := range b {
 		b[i] = byte(i*37 + 11) // as incompressible as a real commitment
 	}
-	full := ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret, Origin: b.String()}
+	full := ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret, Origin: b.String(), After: after}
 	binds := make([]crypto.Binding, len(route))
 	for i := range route {
 		b[0], b[1] = byte(i), byte(i>>8)

@@ -403,7 +403,7 @@ func TestHandoff_EveryKindHasALifetime(t *testing.T) {
 		}
 		return out
 	}
-	bind := stretch(e.h.sealBindState([]string{"site-b"}, "", s.ID, ""))
+	bind := stretch(e.h.sealBindState([]string{"site-b"}, "", s.ID, "", ""))
 	hop := stretch(e.h.sealHop(siteAURL, []string{"site-b"}, testBinding("site-a"), ""))
 	sess := stretch(e.h.sealSession("site-a", &s, &u, testBinding("site-a"), ""))
 	for _, tc := range []struct{ step, param, raw string }{
@@ -1291,7 +1291,7 @@ func TestHandoff_ChainURLLength(t *testing.T) {
 	for i := range st.Bound {
 		st.Bound[i] = binds[i].String()
 	}
-	raw, err := e.h.sealBindState(route, ret, s.ID, s.IP)
+	raw, err := e.h.sealBindState(route, ret, s.ID, s.IP, "")
 	if err != nil {
 		t.Fatal(err)
 	}

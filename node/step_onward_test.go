@@ -183,6 +183,22 @@ func TestPublic_StepPageSkipsSitesThatDied(t *testing.T) {
 		if r.Status != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != "" {
 			t.Errorf("from another origin: %d %v", r.Status, r.Header)
 		}
+		// A browser whose requests carry extra headers (an extension, a
+		// test's) preflights the probe.
+		pre := []string{"Origin", "http://site-0.localhost", "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "x-ussync-user,x-extra"}
+		r = b.do("OPTIONS", "http://site-1.localhost/ussync/v1/healthz", pre...)
+		if r.Status != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != "http://site-0.localhost" ||
+			r.Header.Get("Access-Control-Allow-Headers") != "x-ussync-user,x-extra" || r.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("a member's preflight: %d %v", r.Status, r.Header)
+		}
+		pre[1] = "https://evil.example"
+		if r = b.do("OPTIONS", "http://site-1.localhost/ussync/v1/healthz", pre...); r.Status != http.StatusForbidden || r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("another origin's preflight: %d %v", r.Status, r.Header)
+		}
+		pre[1], pre[5] = "http://site-0.localhost", "x-a;b=<c>"
+		if r = b.do("OPTIONS", "http://site-1.localhost/ussync/v1/healthz", pre...); r.Header.Get("Access-Control-Allow-Headers") != "" {
+			t.Errorf("a preflight asking for no header list: %v", r.Header)
+		}
 	})
 }
 

@@ -1257,4 +1257,34 @@ func TestAPI_Handoff(t *testing.T) {
 		wantCode(t, m, "POST", "/v1/handoff", map[string]any{"step": "sync", "ip": "x"}, http.StatusBadRequest, "invalid_field")
 		wantCode(t, m, "POST", "/v1/handoff", map[string]any{"step": "sync", "next": "y"}, http.StatusBadRequest, "unknown_field")
 	})
+
+	t.Run("a navigation gets the step page", func(t *testing.T) {
+		// A site that answers the steps itself says the request is the
+		// browser's navigation: a step to another site is then the page
+		// that probes it first, with its CSP, for the site to send as is.
+		l3 := loginSync(t, c.Members[0], "ann@example.com", ret)
+		u, _ := url.Parse(l3.Sync.Chain)
+		var a struct {
+			answer
+			Page string `json:"page"`
+			CSP  string `json:"csp"`
+		}
+		req := map[string]any{"step": "bind", "query": u.RawQuery, "cookies": map[string]string{"ussync_session": l3.Token}, "ip": "192.0.2.1", "navigate": true}
+		if code := c.Members[0].Call("POST", "/v1/handoff", req, &a); code != http.StatusOK {
+			t.Fatalf("POST /v1/handoff: %d", code)
+		}
+		if a.Status != http.StatusOK || a.Location != "" || !strings.Contains(a.Page, `<ol id="onward"`) ||
+			!strings.Contains(a.Page, "http://site-1.localhost/ussync/v1/healthz") ||
+			!strings.HasPrefix(a.CSP, "default-src 'none'; script-src 'sha256-") || !strings.Contains(a.CSP, "connect-src http://site-1.localhost") {
+			t.Fatalf("the step page: %d %q csp %q\n%s", a.Status, a.Location, a.CSP, a.Page)
+		}
+		if len(a.Cookies) == 0 {
+			t.Error("the page's answer sets no nonce")
+		}
+		delete(req, "navigate")
+		a.Page = ""
+		if c.Members[0].Call("POST", "/v1/handoff", req, &a); a.Status != http.StatusSeeOther || a.Page != "" {
+			t.Errorf("without navigate: %d page %d bytes", a.Status, len(a.Page))
+		}
+	})
 }

@@ -120,6 +120,24 @@ func TestPublic_StepPageSkipsSitesThatDied(t *testing.T) {
 		}
 	})
 
+	t.Run("lazy mode's round skips a site that died", func(t *testing.T) {
+		b := newBrowser(t, c, nil)
+		b.lax = true
+		r := b.get("http://site-1.localhost/ussync/v1/hop?return="+url.QueryEscape("http://site-1.localhost/"), navigate...)
+		p := readStepPage(t, r)
+		checkStepPage(t, p, members)
+		// The other sites to ask, then home: hop/done on this site, which
+		// is answering now (no probe).
+		if len(p.links) != 3 || !strings.HasPrefix(p.links[0], "http://site-0.localhost/ussync/v1/hop/ask?") ||
+			!strings.HasPrefix(p.links[1], "http://site-2.localhost/ussync/v1/hop/ask?") ||
+			!strings.HasPrefix(p.links[2], "http://site-1.localhost/ussync/v1/hop/done?") || p.probes[2] != "" {
+			t.Fatalf("the hop's page: %q %q", p.links, p.probes)
+		}
+		if r.cookie("ussync_nonce") == nil {
+			t.Error("the hop's page sets no nonce")
+		}
+	})
+
 	t.Run("API clients and iframes keep the 303", func(t *testing.T) {
 		l := loginSync(t, c.Members[0], "ann@example.com", ret)
 		b := newBrowser(t, c, nil)

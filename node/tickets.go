@@ -269,11 +269,13 @@ func (h *handoff) returnTo(raw string) (string, error) {
 // ret, and one link per other
 // site for the iframes. Each starts the first pass of a bound hand-off
 // (bind, then chain, then sync: docs/handoff.md): what the login answer
-// holds are bind states, no credential. A chain starts on the first other
-// site; an iframe's link starts on this site (its bind step checks the
-// session cookie while the iframe is still same-site with the page, and
-// sets a nonce the chain step checks after the cross-site hop). With no
-// other site, both are empty.
+// holds are bind states, no credential. Both start on this site: an
+// iframe's, because its bind step checks the session cookie while the
+// iframe is still same-site with the page, and sets a nonce the chain step
+// checks after the cross-site hop; a chain's, so that even its first hop
+// to another site is made by a step page that skips a site that died since
+// (step_onward.go). A chain that does not fit in a URL goes in legs
+// (sealLeg). With no other site, both are empty.
 func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.SyncURL, string, error) {
 	urls := []client.SyncURL{}
 	others := h.routeSites()

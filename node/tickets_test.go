@@ -308,7 +308,7 @@ func TestHandoff_LoginLinks(t *testing.T) {
 			return tk, p
 		}
 		// An iframe's link starts on this site (same-site with the page
-		// that frames it); the chain on the first other site.
+		// that frames it), and so does the chain.
 		for i, want := range []struct{ site, prefix string }{{"site-b", siteAURL}, {"site-c", siteAURL}} {
 			got := l.Sync.URLs[i]
 			if got["site"] != want.site || !strings.HasPrefix(got["url"], want.prefix+"ussync/v1/bind?h=") {

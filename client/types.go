@@ -191,8 +191,9 @@ func Hopped(r *http.Request) bool { return r.URL.Query().Has(HopMark) }
 
 // Codes of LoginSync.Error.
 const (
-	// SyncTooLarge: the hand-off does not fit in a URL (too many sites, or
-	// names or fields too long).
+	// SyncTooLarge: the hand-off does not fit in a URL even to one site at
+	// a time (a chain too long for one URL goes in legs instead: only
+	// records beyond their limits reach this).
 	SyncTooLarge = "handoff_too_large"
 	// SyncFailed: sealing the hand-off failed (the node's log says why).
 	SyncFailed = "handoff_failed"

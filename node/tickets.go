@@ -402,7 +402,7 @@ func (h *handoff) skippedAtLogin() []string {
 func (h *handoff) unavailableFor(sid string, err error) *client.StepError {
 	e := &client.StepError{Code: client.SyncFailed, Message: "the hand-off to the other sites could not be made; the user is logged in on this site only (the node's log says why)"}
 	if errors.Is(err, crypto.ErrTicketTooLarge) {
-		e = &client.StepError{Code: client.SyncTooLarge, Message: "the hand-off to the other sites does not fit in a URL (too many sites, or their names or the user's fields too long); the user is logged in on this site only"}
+		e = &client.StepError{Code: client.SyncTooLarge, Message: "the hand-off to the other sites does not fit in a URL, even one site at a time (the user's fields or a site's name too long); the user is logged in on this site only"}
 	}
 	h.unavailable.WithLabelValues(e.Code).Inc()
 	h.Log.Error("login: no hand-off offered", "session", sid, "code", e.Code, "err", err)

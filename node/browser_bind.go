@@ -21,8 +21,11 @@ import (
 // on each site of its route: set (or keep) this browser's nonce cookie,
 // write its commitment into the bind state, and send the browser to the
 // next site of the route, or back to the origin's chain step when none is
-// left. On the origin itself (an iframe's link starts there), it first
-// checks the browser holds the session the hand-off was made for.
+// left. On the origin itself (a chain's and an iframe's link start there),
+// it first checks the browser holds the session the hand-off was made for;
+// a continuation (no route) starts the next leg of a split chain there
+// (nextLeg). A browser's navigation to another site gets the step page
+// that skips a site that does not answer (stepResult.Onward).
 func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (stepResult, error) {
 	iframe, err := iframeMode(q["m"])
 	if err != nil {

@@ -201,6 +201,10 @@ type browserPage struct {
 	Frames int    `json:"frames"`
 	Ready  string `json:"ready"`
 	Text   string `json:"text"`
+	// Onward: the page is a hand-off's step page, whose script sends the
+	// browser on by itself (docs/handoff.md, "A site that dies
+	// mid-hand-off").
+	Onward bool `json:"onward"`
 }
 
 func (p browserPage) String() string {
@@ -216,6 +220,7 @@ const browserPageJS = `(() => {
 		frames: document.querySelectorAll("iframe.sync").length,
 		ready: document.readyState,
 		text: b ? b.innerText.replace(/\s+/g, " ").slice(0, 240) : "",
+		onward: !!document.getElementById("onward"),
 	};
 })()`
 
@@ -258,6 +263,9 @@ func (b *browserTab) visit(u, user string) browserPage {
 	b.t.Helper()
 	var p browserPage
 	b.eventually(fmt.Sprintf("%s to show user %q", u, user), func() string {
+		if cur, err := b.page(); err == nil && cur.Onward {
+			return "on a step page, which goes on by itself: " + cur.Href // a reload now would abort it
+		}
 		b.open(u)
 		var err error
 		if p, err = b.page(); err != nil {

@@ -133,6 +133,10 @@ type page struct {
 	Roles string `json:"roles"`
 	Ready string `json:"ready"`
 	Text  string `json:"text"`
+	// Onward: the page is a hand-off's step page, whose script sends the
+	// browser on by itself (docs/handoff.md, "A site that dies
+	// mid-hand-off").
+	Onward bool `json:"onward"`
 }
 
 func (p page) String() string {
@@ -143,7 +147,8 @@ const pageJS = `(() => {
 	const b = document.body;
 	const d = (b && b.dataset) || {};
 	return {href: location.href, site: d.site || "", user: d.user || "", login: d.login || "", roles: d.roles || "",
-		ready: document.readyState, text: b ? b.innerText.replace(/\s+/g, " ").slice(0, 400) : ""};
+		ready: document.readyState, text: b ? b.innerText.replace(/\s+/g, " ").slice(0, 400) : "",
+		onward: !!document.getElementById("onward")};
 })()`
 
 func (b *tab) page() (page, error) {
@@ -174,6 +179,9 @@ func (b *tab) visit(u, user string) page {
 	b.t.Helper()
 	var p page
 	b.eventually(fmt.Sprintf("%s to show %q", u, user), func() string {
+		if cur, err := b.page(); err == nil && cur.Onward {
+			return "on a step page, which goes on by itself: " + cur.Href // a reload now would abort it
+		}
 		b.open(u)
 		var err error
 		if p, err = b.page(); err != nil {

@@ -170,11 +170,11 @@ func TestClient_Login(t *testing.T) {
 		if len(ans.Sync.URLs) != 1 || ans.Sync.URLs[0].Site != "n1" || !strings.HasPrefix(ans.Sync.URLs[0].URL, "http://site-0.localhost/ussync/v1/bind?h=") {
 			t.Errorf("sync URLs = %+v, want one for n1", ans.Sync.URLs)
 		}
-		// The chain starts with its first pass (bind): return_to is sealed
-		// in its state.
+		// The chain starts with its first pass (bind), on this site:
+		// return_to is sealed in its state.
 		chain, err := url.Parse(ans.Sync.Chain)
-		if err != nil || chain.Host != "site-1.localhost" || chain.Path != "/ussync/v1/bind" || chain.Query().Get("h") == "" {
-			t.Errorf("chain = %q, want the first pass through n1's site", ans.Sync.Chain)
+		if err != nil || chain.Host != "site-0.localhost" || chain.Path != "/ussync/v1/bind" || chain.Query().Get("h") == "" {
+			t.Errorf("chain = %q, want the first pass, starting on this site", ans.Sync.Chain)
 		}
 	})
 

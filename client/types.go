@@ -191,8 +191,9 @@ func Hopped(r *http.Request) bool { return r.URL.Query().Has(HopMark) }
 
 // Codes of LoginSync.Error.
 const (
-	// SyncTooLarge: the hand-off does not fit in a URL (too many sites, or
-	// names or fields too long).
+	// SyncTooLarge: the hand-off does not fit in a URL even to one site at
+	// a time (a chain too long for one URL goes in legs instead: only
+	// records beyond their limits reach this).
 	SyncTooLarge = "handoff_too_large"
 	// SyncFailed: sealing the hand-off failed (the node's log says why).
 	SyncFailed = "handoff_failed"
@@ -243,15 +244,25 @@ type HandoffStep struct {
 	IP string `json:"ip,omitempty"`
 	// HTTPS says the browser came over https (the cookies get Secure).
 	HTTPS bool `json:"https,omitempty"`
+	// Navigate says the request is the browser's top-level navigation
+	// (Sec-Fetch-Mode: navigate, or an Accept that asks for HTML): a step
+	// that sends it to another site then answers with a step page
+	// (HandoffAnswer.Page) that probes the site first and skips it when it
+	// does not answer (docs/handoff.md, "A site that dies mid-hand-off").
+	Navigate bool `json:"navigate,omitempty"`
 }
 
 // HandoffAnswer is the answer of POST /v1/handoff: what to answer the
-// browser. Status is 303 (redirect to Location), 204 (no content) or the
-// 4xx of a refusal, whose Error the site sends as the JSON body
-// {"error":{…}}. Set every cookie of Cookies, whatever the status.
+// browser. Status is 303 (redirect to Location), 204 (no content), 200
+// (the step page Page, sent as text/html with the Content-Security-Policy
+// CSP; only for a request with Navigate) or the 4xx of a refusal, whose
+// Error the site sends as the JSON body {"error":{…}}. Set every cookie of
+// Cookies, whatever the status.
 type HandoffAnswer struct {
 	Status   int         `json:"status"`
 	Location string      `json:"location,omitempty"`
+	Page     string      `json:"page,omitempty"`
+	CSP      string      `json:"csp,omitempty"`
 	Cookies  []SetCookie `json:"cookies"`
 	// Refused is the code of a ticket refused on a step that sends the
 	// browser on all the same (X-Ussync-Refused).

@@ -39,6 +39,11 @@ type Options struct {
 	// sent round again). Default one minute, shorter than a production
 	// node's, so that trying things out in lazy mode is not confusing.
 	HopInterval time.Duration
+	// SiteHealthInterval is site.health_interval of the nodes: how often
+	// each checks that its site answers. Default one second, so that a
+	// stopped site is left out of hand-offs at once; a test of a site that
+	// dies before its node notices sets it long.
+	SiteHealthInterval time.Duration
 	// Version is the software version the nodes advertise.
 	Version string
 	// Logger receives the nodes' and the sites' logs. Nil discards them.
@@ -168,6 +173,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.HopInterval <= 0 {
 		o.HopInterval = time.Minute
 	}
+	if o.SiteHealthInterval <= 0 {
+		o.SiteHealthInterval = time.Second
+	}
 	if o.Version == "" {
 		o.Version = "demo"
 	}
@@ -221,7 +229,7 @@ func (d *Demo) startNodes(ctx context.Context, opts Options, family []site.Spec,
 		cfg.Sync.HopInterval = node.Duration(opts.HopInterval)
 		// Each node checks its own site every second (through the site's
 		// proxy): a stopped site is left out of hand-offs at once.
-		cfg.Site.HealthInterval = node.Duration(time.Second)
+		cfg.Site.HealthInterval = node.Duration(opts.SiteHealthInterval)
 		cfg.Version = opts.Version
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("config of node %s: %w", spec.Name, err)

@@ -65,9 +65,8 @@ func TestBrowser_LoginCSRF(t *testing.T) {
 		t.Run("the chain's ticket", func(t *testing.T) {
 			refused.reset()
 			victim.in(t).open(ticketURL)
-			if got := refused.codes(); strings.Join(got, " ") != "other_browser other_browser" {
-				t.Fatalf("the ticket in the victim's browser: refusals %q, want other_browser on B and C", got)
-			}
+			refused.await(victim.in(t), "other_browser other_browser") // on B and C
+			victim.in(t).shows(a, browserGrace)                        // the way's end: A's page
 			intact(t)
 		})
 		t.Run("a browser logged in nowhere", func(t *testing.T) {
@@ -76,9 +75,8 @@ func TestBrowser_LoginCSRF(t *testing.T) {
 				t.Fatalf("the chain URL in a stranger's browser answered %d %q, want 403 other_browser", resp.Status, x.body())
 			}
 			x.open(ticketURL)
-			if got := strangerRefused.codes(); strings.Join(got, " ") != "other_browser other_browser" {
-				t.Fatalf("the ticket in a stranger's browser: refusals %q, want other_browser on B and C", got)
-			}
+			strangerRefused.await(x, "other_browser other_browser") // on B and C
+			x.shows(a, "")
 			for _, s := range []string{a, b, c} {
 				x.visit(s, "")
 				if ck := x.cookie(s, client.CookieName(s)); ck != nil {
@@ -89,6 +87,7 @@ func TestBrowser_LoginCSRF(t *testing.T) {
 		t.Run("the ticket still works where it was made", func(t *testing.T) {
 			x := attacker.in(t)
 			x.open(ticketURL)
+			x.shows(a, browserAlan) // the way's end, after the step pages
 			x.visit(b, browserAlan)
 			x.visit(c, browserAlan)
 		})
@@ -213,16 +212,26 @@ type browserRefusals struct {
 func (b *browserTab) refusals() *browserRefusals {
 	b.T.Helper()
 	r := &browserRefusals{}
-	err := chromedp.Listen(b.Ctx, func(ev any) {
-		e, ok := ev.(*network.EventRequestWillBeSent)
-		if !ok || e.RedirectResponse == nil {
-			return
-		}
-		for k, v := range e.RedirectResponse.Headers {
+	// A refused step sends the browser on with a redirect, or with a step
+	// page (a document) when it goes to another site.
+	record := func(h network.Headers) {
+		for k, v := range h {
 			if strings.EqualFold(k, "X-Ussync-Refused") {
 				r.mu.Lock()
 				r.got = append(r.got, v.(string))
 				r.mu.Unlock()
+			}
+		}
+	}
+	err := chromedp.Listen(b.Ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if e.RedirectResponse != nil {
+				record(e.RedirectResponse.Headers)
+			}
+		case *network.EventResponseReceived:
+			if e.Type == network.ResourceTypeDocument && e.Response != nil && e.Response.Status < 300 {
+				record(e.Response.Headers)
 			}
 		}
 	})
@@ -236,6 +245,18 @@ func (r *browserRefusals) codes() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.got...)
+}
+
+// await waits until the refusals recorded are want (codes joined by a
+// space): a step page sends the browser on after its page has loaded.
+func (r *browserRefusals) await(b *browserTab, want string) {
+	b.T.Helper()
+	b.eventually("refusals "+want, func() string {
+		if got := strings.Join(r.codes(), " "); got != want {
+			return "refusals " + got
+		}
+		return ""
+	})
 }
 
 func (r *browserRefusals) reset() {

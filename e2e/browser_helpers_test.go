@@ -68,14 +68,19 @@ func browserDemo(t *testing.T, mode string) []string {
 // browserDemoRun is browserDemo's demo itself.
 func browserDemoRun(t *testing.T, mode string) *demo.Demo {
 	t.Helper()
+	return browserDemoWith(t, demo.Options{Mode: mode})
+}
+
+// browserDemoWith is browserDemoRun with more options (its version and
+// logger are the test's).
+func browserDemoWith(t *testing.T, opts demo.Options) *demo.Demo {
+	t.Helper()
 	lw := &browserLogWriter{t: t}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := demo.Run(ctx, demo.Options{
-		Mode:    mode,
-		Version: "e2e",
-		Logger:  slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	opts.Version = "e2e"
+	opts.Logger = slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := demo.Run(ctx, opts)
 	if err != nil {
 		t.Fatalf("start the demo: %v", err)
 	}

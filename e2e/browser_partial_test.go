@@ -3,8 +3,17 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/chromedp"
+
+	"github.com/ussync/ussync/demo"
 )
 
 // TestBrowser_SiteDown: one site's web server is stopped (its node runs
@@ -52,6 +61,86 @@ func TestBrowser_SiteDown(t *testing.T) {
 	}
 	if got := rec.matching(b + "ussync/v1/sync?"); len(got) != 1 {
 		t.Fatalf("the login chain visited B's sync step %d times, want once: %q", len(got), rec.matching(""))
+	}
+	x.visit(b, browserAda)
+}
+
+// TestBrowser_SiteDiesMidHandoff: C's web server stops after the login's
+// chain was planned, before the browser gets there and before C's node
+// notices (its check runs every five minutes here). The step pages probe
+// the next site before they send the browser on: the chain skips C, the
+// browser is back on A logged in, and B, which answers, is logged in
+// (issue 13, item 1).
+func TestBrowser_SiteDiesMidHandoff(t *testing.T) {
+	exe := browserRequire(t)
+	d := browserDemoWith(t, demo.Options{Mode: "chain", SiteHealthInterval: 5 * time.Minute})
+	sites := d.Sites()
+	a, b, c := sites[0], sites[1], sites[2]
+	ada := browserLaunch(t, exe, "ada's browser", false)
+
+	// The first request after the login's answer (the chain, planned with
+	// C in it) is held until C's web server is stopped.
+	ctx, cancel := context.WithCancel(ada.Ctx)
+	defer cancel()
+	stopped := make(chan error, 1)
+	var once sync.Once
+	err := chromedp.Listen(ctx, func(ev any) {
+		e, ok := ev.(*fetch.EventRequestPaused)
+		if !ok {
+			return
+		}
+		go func() {
+			once.Do(func() {
+				sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer scancel()
+				stopped <- d.StopSite(sctx, 2)
+			})
+			chromedp.Call(ada.Ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
+		}()
+	})
+	if err != nil {
+		t.Fatalf("listen to network events: %v", err)
+	}
+	sctx, scancel := context.WithTimeout(ada.Ctx, browserStepTimeout)
+	defer scancel()
+	if _, err := chromedp.Call(sctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: a + "ussync/v1/bind?*"}}}); err != nil {
+		t.Fatalf("intercept: %v", err)
+	}
+
+	rec := ada.record()
+	x := ada.in(t)
+	// login waits until the browser is back on A, logged in: a step that
+	// sent it to C would leave it on the browser's error page there.
+	x.login(a, browserAda)
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("stop site C: %v", err)
+		}
+	default:
+		t.Fatal("the login went through no chain: C was never stopped")
+	}
+	if _, err := chromedp.Call(sctx, fetch.Disable, cdp.Empty{}); err != nil {
+		t.Fatalf("stop intercepting: %v", err)
+	}
+	if got := rec.matching(c + "ussync/v1/healthz"); len(got) == 0 {
+		t.Errorf("no step page probed C: %q", rec.matching(""))
+	}
+	if got := slices.DeleteFunc(rec.matching(c), func(u string) bool { return strings.HasPrefix(u, c+"ussync/v1/healthz") }); len(got) != 0 {
+		t.Fatalf("the browser was sent to the stopped site C: %q", got)
+	}
+	if got := rec.matching(b + "ussync/v1/sync?"); len(got) != 1 {
+		t.Fatalf("the chain visited B's sync step %d times, want once: %q", len(got), rec.matching(""))
+	}
+	// The nodes had not noticed: the step pages did the skipping.
+	st, err := d.Status(sctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Members {
+		if m.SiteURL == c && !m.Handoff {
+			t.Errorf("A's node already knew C was down (%+v): the test proves nothing", m)
+		}
 	}
 	x.visit(b, browserAda)
 }

@@ -108,6 +108,7 @@ func TestBrowser_Handoff(t *testing.T) {
 			// The whole captured URL (the rest of the chain and next=):
 			// whatever page it ends on, no site knows the thief.
 			thief.open(captured)
+			thief.shows(a, "") // the way's end, after the step pages
 			thief.visit(b, "")
 			thief.visit(c, "")
 			thief.visit(a, "")

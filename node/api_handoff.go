@@ -53,6 +53,15 @@ func (a *api) handoffStep(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	ans.Status, ans.Location, ans.Refused = res.Status, res.Location, res.Refused
+	if req.Navigate && needsStepPage(&res) {
+		hdr := http.Header{}
+		securityHeaders(hdr, a.Handoff.sites())
+		page, csp, err := stepPage(res.Onward, hdr.Get("Content-Security-Policy"))
+		if err != nil {
+			return err
+		}
+		ans.Status, ans.Location, ans.Page, ans.CSP = http.StatusOK, "", string(page), csp
+	}
 	for _, c := range res.Cookies {
 		ss := "Lax"
 		if c.SameSite == http.SameSiteNoneMode {

@@ -204,6 +204,11 @@ type stepResult struct {
 	Location string
 	Cookies  []*http.Cookie
 	Refused  string
+	// Onward, when set, lists every place the browser may go next, in
+	// order, Location first: a browser's navigation gets a step page that
+	// skips those whose site does not answer (step_onward.go). Never set
+	// in an iframe, which strands no one.
+	Onward []onward
 	// Redeemed is the session a sync step handed to this site (nil: none).
 	Redeemed *redemption
 }
@@ -283,9 +288,10 @@ func (h *handoff) syncStep(q map[string]string, br *browser, sites []site) (step
 		next = u.String()
 	}
 	rd, err := h.redeem(q["t"], br)
-	loc := h.chainNext(sites, q["t"], rd.Rest, next, iframe)
-	if loc == "" {
-		loc = next
+	on := h.chainOnward(sites, q["t"], rd.Rest, next, iframe)
+	loc := ""
+	if len(on) > 0 {
+		loc = on[0].URL
 	}
 	var res stepResult
 	if err != nil {
@@ -304,6 +310,9 @@ func (h *handoff) syncStep(q map[string]string, br *browser, sites []site) (step
 		return res, nil
 	}
 	res.Status, res.Location = http.StatusSeeOther, loc
+	if !iframe {
+		res.Onward = on
+	}
 	return res, nil
 }
 

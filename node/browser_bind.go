@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/session"
@@ -20,8 +21,11 @@ import (
 // on each site of its route: set (or keep) this browser's nonce cookie,
 // write its commitment into the bind state, and send the browser to the
 // next site of the route, or back to the origin's chain step when none is
-// left. On the origin itself (an iframe's link starts there), it first
-// checks the browser holds the session the hand-off was made for.
+// left. On the origin itself (a chain's and an iframe's link start there),
+// it first checks the browser holds the session the hand-off was made for;
+// a continuation (no route) starts the next leg of a split chain there
+// (nextLeg). A browser's navigation to another site gets the step page
+// that skips a site that does not answer (stepResult.Onward).
 func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (stepResult, error) {
 	iframe, err := iframeMode(q["m"])
 	if err != nil {
@@ -36,10 +40,14 @@ func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (step
 	if (i >= 0) == origin { // the origin is on no route of its own
 		return stepResult{}, refuse(ErrTicketWrongTarget, "the hand-off's route does not name this site")
 	}
+	var bs *browserSession
 	if origin {
-		if _, err := h.heldSession(br, t.SessionID); err != nil {
+		if bs, err = h.heldSession(br, t.SessionID); err != nil {
 			return stepResult{}, err
 		}
+	}
+	if origin && len(st.Route) == 0 {
+		return h.nextLeg(q, br, sites, t, &st, bs)
 	}
 	n, ck, err := h.nonce(br, iframe)
 	if err != nil {
@@ -54,16 +62,51 @@ func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (step
 	if err != nil {
 		return stepResult{}, err
 	}
-	for _, name := range st.Route[i+1:] {
-		if s, ok := h.nextSite(sites, name); ok {
-			return redirectTo(s.link(pathBind, withMode(url.Values{"h": {state}}, iframe)), ck), nil
-		}
-	}
 	home, ok := siteNamed(sites, t.Target)
 	if !ok {
 		return stepResult{}, errBadRedirect("the hand-off's origin", "is not a live member site")
 	}
-	return redirectTo(home.link(pathChain, withMode(url.Values{"h": {state}}, iframe)), ck), nil
+	// The sites after this one, then the origin's chain step: a site that
+	// does not answer writes no commitment, and the ticket leaves it out.
+	q2 := withMode(url.Values{"h": {state}}, iframe)
+	on := h.routeOnward(sites, st.Route[i+1:], func(s site) string { return s.link(pathBind, q2) })
+	on = append(on, h.onwardTo(home, home.link(pathChain, q2)))
+	res := redirectOnward(on, ck)
+	if iframe {
+		res.Onward = nil
+	}
+	return res, nil
+}
+
+// nextLeg is the origin's bind step for a continuation (a state with no
+// route, ticketPayload.After): a leg of a split chain came back; seal the
+// next leg, through the sites whose names sort after After that may be
+// sent to now, and run it as a chain starting here. None left: the
+// hand-off is over, to its return URL.
+func (h *handoff) nextLeg(q map[string]string, br *browser, sites []site, t crypto.Ticket, st *ticketPayload, bs *browserSession) (stepResult, error) {
+	ret, err := h.selfRedirect("the hand-off's return URL", st.Return)
+	if err != nil {
+		return stepResult{}, err
+	}
+	var route []string
+	for _, s := range h.routeSites() {
+		if s.Name > st.After {
+			route = append(route, s.Name)
+		}
+	}
+	slices.Sort(route)
+	if len(route) == 0 || bs.Session.Local {
+		return redirectTo(ret.String()), nil
+	}
+	state, err := h.sealLeg(route, ret.String(), &bs.Session, t.ClientIP)
+	if err != nil {
+		// What fitted once may not now (the records grew): the sites left
+		// miss this hand-off, the browser goes home.
+		h.unavailableFor(t.SessionID, err)
+		return redirectTo(ret.String()), nil
+	}
+	q2 := map[string]string{"h": state, "m": q["m"]}
+	return h.bindStep(q2, br, sites)
 }
 
 // heldSession returns the browser's active session of id on this site;
@@ -129,21 +172,33 @@ func (h *handoff) chainStep(q map[string]string, br *browser, sites []site) (ste
 			route, binds = append(route, name), append(binds, b)
 		}
 	}
-	var first string
+	if st.After != "" && ret != "" && !bs.Session.Local {
+		// A leg of a split chain: it comes back to this site's bind step
+		// with a continuation, which starts the next leg.
+		cont, err := h.sealBindState(nil, ret, t.SessionID, t.ClientIP, st.After)
+		if err != nil {
+			return stepResult{}, err
+		}
+		ret = h.self.link(pathBind, url.Values{"h": {cont}})
+	}
+	var on []onward
 	if len(route) > 0 && !bs.Session.Local {
 		tk, err := h.sealChain(route, binds, &bs.Session, &bs.User, t.ClientIP)
 		if err != nil {
 			return stepResult{}, err
 		}
-		first = h.chainNext(sites, tk, route, ret, iframe)
+		on = h.chainOnward(sites, tk, route, ret, iframe)
+	} else if ret != "" {
+		on = []onward{{URL: ret}}
 	}
-	switch {
-	case first != "":
-		return redirectTo(first), nil
-	case ret != "":
-		return redirectTo(ret), nil
+	if len(on) == 0 {
+		return stepResult{Status: http.StatusNoContent}, nil
 	}
-	return stepResult{Status: http.StatusNoContent}, nil
+	res := redirectOnward(on)
+	if iframe {
+		res.Onward = nil
+	}
+	return res, nil
 }
 
 // sessionOf is session id and its user, when it is active.
@@ -185,7 +240,9 @@ func decodeBindState(b []byte, p *ticketPayload) error {
 	switch {
 	case p.Kind != ticketKindBind:
 		return errors.New("not a bind state")
-	case len(p.Route) == 0 || len(p.Route) > session.MaxSitesPerUser:
+	case len(p.After) > session.MaxSiteNameBytes:
+		return errors.New("a site name too long")
+	case (len(p.Route) == 0 && p.After == "") || len(p.Route) > session.MaxSitesPerUser:
 		return fmt.Errorf("a route of %d sites", len(p.Route))
 	case len(p.Bound) != len(p.Route):
 		return errors.New("not one commitment per site")

@@ -3,6 +3,7 @@ package node
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/ussync/ussync/client"
@@ -58,7 +59,13 @@ func (h *handoff) hopStep(q map[string]string, br *browser, sites []site) (stepR
 	if err != nil {
 		return stepResult{}, err
 	}
-	return redirectTo(others[0].link(pathHopAsk, url.Values{"h": {hr}}), ck), nil
+	q2 := url.Values{"h": {hr}}
+	on := make([]onward, 0, len(others)+1)
+	for _, s := range others {
+		on = append(on, h.onwardTo(s, s.link(pathHopAsk, q2)))
+	}
+	on = append(on, onward{URL: h.self.link(pathHopDone, q2)})
+	return redirectOnward(on, ck), nil
 }
 
 // checkedCookie is ussync_checked for sync.hop_interval.
@@ -106,15 +113,11 @@ func (h *handoff) hopAskStep(q map[string]string, br *browser, sites []site) (st
 	if i := indexOf(hp.Ask, h.Name); i >= 0 {
 		after = hp.Ask[i+1:]
 	}
-	for _, name := range after {
-		if name == asker.Name {
-			continue
-		}
-		if s, ok := h.nextSite(sites, name); ok {
-			return redirectTo(s.link(pathHopAsk, url.Values{"h": {raw}})), nil
-		}
-	}
-	return redirectTo(asker.link(pathHopDone, url.Values{"h": {raw}})), nil
+	after = slices.DeleteFunc(slices.Clone(after), func(n string) bool { return n == asker.Name })
+	q2 := url.Values{"h": {raw}}
+	on := h.routeOnward(sites, after, func(s site) string { return s.link(pathHopAsk, q2) })
+	on = append(on, h.onwardTo(asker, asker.link(pathHopDone, q2)))
+	return redirectOnward(on), nil
 }
 
 // hopDoneStep is GET hop/done?h=HOP back on the asking site: no other site

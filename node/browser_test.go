@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ussync/ussync/crypto"
+	"github.com/ussync/ussync/session"
 )
 
 // FuzzDecodeBindState exercises the decoder of a chain's bind state (a
@@ -18,6 +19,8 @@ func FuzzDecodeBindState(f *testing.F) {
 		{Kind: ticketKindBind, Route: []string{"site-b", "site-c"}, Bound: []string{"", ""}, Return: "http://a.example/"},
 		{Kind: ticketKindBind, Route: []string{"site-b"}, Bound: []string{b}},
 		{Kind: ticketKindBind, Route: []string{strings.Repeat("s", 300)}, Bound: []string{""}, Return: strings.Repeat("r", 2000)},
+		{Kind: ticketKindBind, Route: []string{"site-b"}, Bound: []string{""}, Return: "http://a.example/", After: "site-b"},
+		{Kind: ticketKindBind, Return: "http://a.example/", After: "site-b"}, // a continuation (legs)
 	} {
 		enc, err := encodePayload(&p)
 		if err != nil {
@@ -34,7 +37,8 @@ func FuzzDecodeBindState(f *testing.F) {
 		if err := decodeBindState(raw, &p); err != nil {
 			return
 		}
-		if p.Kind != ticketKindBind || len(p.Route) == 0 || len(p.Route) != len(p.Bound) || p.Session != nil || p.User != nil {
+		if p.Kind != ticketKindBind || (len(p.Route) == 0 && p.After == "") || len(p.After) > session.MaxSiteNameBytes ||
+			len(p.Route) != len(p.Bound) || p.Session != nil || p.User != nil {
 			t.Fatalf("accepted %+v", p)
 		}
 		seen := map[string]bool{}

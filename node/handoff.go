@@ -111,6 +111,9 @@ type handoff struct {
 	// unavailable counts the logins offered no hand-off though other sites
 	// were there (ussync_handoff_unavailable_total{reason}).
 	unavailable *prometheus.CounterVec
+	// legs counts the legs sealed that do not end their hand-off
+	// (ussync_handoff_legs_total): chains split to fit in a URL.
+	legs prometheus.Counter
 }
 
 // newHandoff checks cfg and registers the hand-off metrics.
@@ -155,6 +158,10 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 		Name: "ussync_handoff_unavailable_total",
 		Help: `Logins that were offered no hand-off though other sites are members (the login answer's sync.error), by its code.`,
 	}, []string{"reason"})
+	h.legs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ussync_handoff_legs_total",
+		Help: `Chain legs sealed that do not end their hand-off: a chain through every site would not fit in a URL, so the browser comes back to the origin after this leg and goes on with the next (docs/handoff.md, "Legs").`,
+	})
 	h.issued.WithLabelValues("session")
 	h.redeemed.WithLabelValues("ok")
 	for _, r := range []string{skipSiteDown, skipSiteStale} {
@@ -163,7 +170,7 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	for _, r := range []string{client.SyncTooLarge, client.SyncFailed} {
 		h.unavailable.WithLabelValues(r)
 	}
-	cfg.Metrics.Registry.MustRegister(h.issued, h.redeemed, h.skipped, h.unavailable)
+	cfg.Metrics.Registry.MustRegister(h.issued, h.redeemed, h.skipped, h.unavailable, h.legs)
 	return h, nil
 }
 

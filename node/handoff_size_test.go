@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -56,23 +57,194 @@ func TestHandoff_SizeNeverSilent(t *testing.T) {
 			t.Fatalf("the chain ticket of 26 sites and the longest fields: %v", err)
 		}
 	})
-	t.Run("names too long for a URL", func(t *testing.T) {
-		e := newHoEnv(t, testKeyring(t), "site-a", siteAURL, withSites(25, func(i int) string {
-			// Names as long as allowed, and as incompressible as hashes.
+	t.Run("names too long for one URL: legs", func(t *testing.T) {
+		// 26 sites, names as long as allowed and as incompressible as
+		// hashes, the user's fields at their longest: no chain through
+		// every site fits in a URL. The chain is split into legs; every
+		// site gets the session.
+		kr := testKeyring(t)
+		f := newFamily(t, kr, 25, func(i int) string {
 			var b strings.Builder
 			for j := 0; b.Len() < session.MaxSiteNameBytes-8; j++ {
 				fmt.Fprintf(&b, "%x", sha256.Sum256([]byte(fmt.Sprint(i, j))))
 			}
 			return b.String()[:session.MaxSiteNameBytes]
-		}))
-		l := e.login(t, "ann@example.com", true)
+		})
+		origin := f.envs[0]
+		email := "margaret.hamilton-smith." + long("x", 40) + "@example.com"
+		origin.do("PUT", "/v1/users/"+email, map[string]string{"login": long("l", session.MaxNameBytes), "display_name": long("D", session.MaxNameBytes),
+			"verified_via": session.VerifiedRegistration}).want(t, http.StatusOK, nil)
 		var a client.LoginAnswer
-		e.do("POST", "/v1/sessions", map[string]string{"email": "ann@example.com", "ip": "203.0.113.77", "user_agent": "t"}).want(t, http.StatusCreated, &a)
-		if a.Sync.Error == nil || a.Sync.Error.Code != client.SyncTooLarge || a.Sync.Error.Message == "" || a.Sync.Chain != "" {
-			t.Fatalf("a hand-off that cannot fit: sync %+v (login %v)", a.Sync, l.Synced)
+		origin.do("POST", "/v1/sessions", map[string]string{"email": email, "ip": "203.0.113.77", "user_agent": long("U", session.MaxUserAgentBytes),
+			"return_to": siteAURL + "after?" + long("r", 600)}).want(t, http.StatusCreated, &a)
+		if a.Sync.Error != nil || a.Sync.Chain == "" {
+			t.Fatalf("sync: error %+v, chain %d characters", a.Sync.Error, len(a.Sync.Chain))
 		}
-		if m := e.do("GET", "/metrics", nil); !strings.Contains(string(m.Body), `ussync_handoff_unavailable_total{reason="handoff_too_large"} 2`) {
-			t.Errorf("not counted:\n%s", m.Body)
+		b := f.browser(t)
+		b.set(siteAURL, cookieSession, a.Token) // as the origin's site does at login
+		end, way := b.follow(a.Sync.Chain)
+		if last := way[len(way)-1]; last.status != http.StatusSeeOther {
+			t.Fatalf("%s answered %d", last.step, last.status)
+		}
+		if end != siteAURL+"after?"+long("r", 600) {
+			t.Fatalf("the hand-off ended at %.80q after %d steps", end, len(way))
+		}
+		legs := 0
+		for _, w := range way {
+			if w.refused != "" {
+				t.Errorf("%s refused: %s", w.step, w.refused)
+			}
+			if strings.HasSuffix(w.step, "site-a chain") {
+				legs++
+			}
+			if w.long > 8<<10 {
+				t.Errorf("%s: a URL of %d characters", w.step, w.long)
+			}
+		}
+		if legs < 2 {
+			t.Errorf("%d legs: the test does not split the chain", legs)
+		}
+		for _, e := range f.envs[1:] {
+			tok := b.get(e.h.self.URL.String(), cookieSession)
+			if tok == "" || e.sessionOf(t, tok) != a.Session.ID {
+				t.Errorf("%.12s… did not get the session", e.h.Name)
+			}
+		}
+		if m := origin.do("GET", "/metrics", nil); !strings.Contains(string(m.Body), fmt.Sprintf("ussync_handoff_legs_total %d", legs-1)) ||
+			strings.Contains(string(m.Body), `ussync_handoff_unavailable_total{reason="handoff_too_large"} 1`) {
+			t.Errorf("legs not counted (%d legs):\n%s", legs, m.Body)
+		}
+		t.Logf("%d sites in %d legs, %d steps", len(f.envs)-1, legs, len(way))
+
+		// A leg's way home (the continuation, on the origin's bind step)
+		// is no credential: in another browser it is refused at once, and
+		// on another site it is not the site's.
+		var cont string
+		for i, w := range way {
+			if i > 0 && strings.HasSuffix(w.step, "site-a bind") {
+				cont = w.url
+				break
+			}
+		}
+		if cont == "" {
+			t.Fatal("no continuation on the way")
+		}
+		if _, w := f.browser(t).follow(cont); len(w) != 1 || w[0].status != http.StatusForbidden {
+			t.Errorf("the continuation in another browser: %+v", w)
+		}
+		u, _ := url.Parse(cont)
+		u.Host = "s00.example"
+		if _, w := b.follow(u.String()); len(w) != 1 || w[0].status != http.StatusForbidden {
+			t.Errorf("the continuation on another site: %+v", w)
 		}
 	})
+}
+
+// family is a set of sites, each a node of its own (its own store and
+// public listener), sharing a keyring and a member list: a hand-off
+// between them runs in process, without gossip (a ticket carries what its
+// target needs).
+type family struct {
+	envs   []*hoEnv
+	byHost map[string]*hoEnv
+}
+
+// newFamily makes site-a and n other sites named by name(i) at
+// https://sNN.example/.
+func newFamily(t *testing.T, kr *crypto.Keyring, n int, name func(int) string) *family {
+	f := &family{byHost: map[string]*hoEnv{}}
+	members := withSites(n, name)
+	f.envs = append(f.envs, newHoEnv(t, kr, "site-a", siteAURL, members))
+	for i := range n {
+		f.envs = append(f.envs, newHoEnv(t, kr, name(i), fmt.Sprintf("https://s%02d.example/", i), members))
+	}
+	for _, e := range f.envs {
+		f.byHost[e.h.self.URL.Host] = e
+	}
+	return f
+}
+
+// familyBrowser is a browser among a family's sites: its cookies by host
+// and name, sent to the host's node as a proxy would.
+type familyBrowser struct {
+	f       *family
+	t       *testing.T
+	cookies map[string]map[string]string
+}
+
+func (f *family) browser(t *testing.T) *familyBrowser {
+	return &familyBrowser{f: f, t: t, cookies: map[string]map[string]string{}}
+}
+
+func (b *familyBrowser) set(siteURL, base, value string) {
+	u, _ := url.Parse(siteURL)
+	e := b.f.byHost[u.Host]
+	if b.cookies[u.Host] == nil {
+		b.cookies[u.Host] = map[string]string{}
+	}
+	b.cookies[u.Host][e.h.cookieName(base)] = value
+}
+
+func (b *familyBrowser) get(siteURL, base string) string {
+	u, _ := url.Parse(siteURL)
+	return b.cookies[u.Host][b.f.byHost[u.Host].h.cookieName(base)]
+}
+
+// familyStep is one answer on a browser's way.
+type familyStep struct {
+	step    string // "<site name> <path>"
+	url     string
+	status  int
+	refused string // X-Ussync-Refused
+	long    int    // the URL's length
+}
+
+// follow goes from loc through the hand-off's steps as a browser does,
+// and returns where it ends (the first URL that is no step) and the way.
+func (b *familyBrowser) follow(loc string) (string, []familyStep) {
+	b.t.Helper()
+	var way []familyStep
+	for range 200 {
+		u, err := url.Parse(loc)
+		if err != nil || !strings.Contains(u.Path, "/ussync/v1/") {
+			return loc, way
+		}
+		e := b.f.byHost[u.Host]
+		if e == nil {
+			b.t.Fatalf("the hand-off went to %.80q, no site of the family", loc)
+		}
+		req, _ := http.NewRequest("GET", e.pub.URL+u.RequestURI(), nil)
+		for n, v := range b.cookies[u.Host] {
+			req.AddCookie(&http.Cookie{Name: n, Value: v})
+		}
+		cl := e.pub.Client()
+		cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := cl.Do(req)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		resp.Body.Close()
+		name := e.h.Name
+		if len(name) > 12 {
+			name = name[:12] + "…"
+		}
+		way = append(way, familyStep{step: name + " " + strings.TrimPrefix(u.Path, "/ussync/v1/"), url: loc, status: resp.StatusCode,
+			refused: resp.Header.Get(refusedHeader), long: len(loc)})
+		for _, c := range resp.Cookies() {
+			if b.cookies[u.Host] == nil {
+				b.cookies[u.Host] = map[string]string{}
+			}
+			if c.MaxAge < 0 {
+				delete(b.cookies[u.Host], c.Name)
+			} else {
+				b.cookies[u.Host][c.Name] = c.Value
+			}
+		}
+		if resp.StatusCode != http.StatusSeeOther {
+			return "", way
+		}
+		loc = resp.Header.Get("Location")
+	}
+	b.t.Fatal("the hand-off does not end")
+	return "", nil
 }

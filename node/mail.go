@@ -31,7 +31,7 @@ const (
 	maxSubjectBytes = 200
 )
 
-//go:embed templates/verify.txt.tmpl templates/verify.html.tmpl templates/verify_page.html.tmpl
+//go:embed templates/verify.txt.tmpl templates/verify.html.tmpl templates/verify_page.html.tmpl templates/step_onward.html.tmpl
 var templateFS embed.FS
 
 // mailData is what the message templates see.

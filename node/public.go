@@ -140,11 +140,22 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if r.URL.Path == "/healthz" || r.URL.Path == p.base+"healthz" { // the site check's, through the proxy
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			// A step page's probe that the browser preflights (an
+			// extension or a proxy adds headers to every request).
+			if err := healthPreflight(w, r, pr); err != nil {
+				writeError(w, r, p.log, err)
+			}
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			writeError(w, r, p.log, refuse(errMethodNotAllowed, "%s is not allowed here (Allow: GET, HEAD)", r.Method))
 			return
 		}
+		// Readable by the member sites' pages: a step page probes the next
+		// site here before it sends the browser there (step_onward.go).
+		cors(w, r, pr)
 		_ = writeJSON(w, http.StatusOK, publicHealth)
 		return
 	}
@@ -220,6 +231,9 @@ func (p *public) step(path string) func(http.ResponseWriter, *http.Request, *pub
 			}
 			return err
 		}
+		if needsStepPage(&res) && wantsHTML(r) {
+			return p.writeStepOnward(w, &res)
+		}
 		for _, c := range res.Cookies {
 			http.SetCookie(w, c)
 		}
@@ -269,6 +283,45 @@ func (p *public) preflight(w http.ResponseWriter, r *http.Request, pr *publicReq
 	h.Set("Access-Control-Max-Age", corsMaxAge)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// healthPreflight answers a CORS preflight of the health URL: granted
+// (204) to a member origin, for GET and HEAD, with whatever request headers
+// the browser asks for (the answer is public and takes no credentials);
+// refused (403 csrf) to any other origin.
+func healthPreflight(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
+	w.Header().Add("Vary", "Origin")
+	o := r.Header.Get("Origin")
+	if !memberOrigin(pr.sites, o) {
+		return refuse(errCSRF, "the origin is not a member site")
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", o)
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" && len(req) <= 1024 && headerList(req) {
+		h.Set("Access-Control-Allow-Headers", req)
+	}
+	h.Set("Access-Control-Max-Age", corsMaxAge)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// headerList reports whether s is a comma-separated list of header names
+// (RFC 9110 tokens), safe to echo.
+func headerList(s string) bool {
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			return false
+		}
+		for i := 0; i < len(f); i++ {
+			c := f[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 type whoamiAnswer struct {

@@ -396,13 +396,15 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 	if !t.Run("two passes through each other site, then back", func(t *testing.T) {
 		var end string
 		end, way = b.follow(l.Sync.Chain)
-		if got := b.steps(way); got != "n1 bind, n2 bind, n0 chain, n1 sync, n2 sync" || end != ret {
+		// The chain starts on the origin (its step page can skip a site
+		// that died since the login: step_onward.go).
+		if got := b.steps(way); got != "n0 bind, n1 bind, n2 bind, n0 chain, n1 sync, n2 sync" || end != ret {
 			t.Fatalf("the chain went %s and ended at %q", got, end)
 		}
 		if r := refusals(way); len(r) != 0 {
 			t.Fatalf("refused on the way: %v", r)
 		}
-		for _, r := range way[:2] { // first pass: a nonce, no session
+		for _, r := range way[:3] { // first pass: a nonce, no session
 			ck := r.cookie("ussync_nonce")
 			if ck == nil || !ck.HttpOnly || ck.Path != "/ussync/v1/" || ck.SameSite != http.SameSiteLaxMode || ck.Secure ||
 				ck.MaxAge < 60 || ck.MaxAge > 300 || r.cookie("ussync_session") != nil {
@@ -410,7 +412,7 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 			}
 		}
 		tokens := map[string]bool{l.Token: true}
-		for i, r := range way[3:] {
+		for i, r := range way[4:] {
 			m := c.Members[i+1]
 			ck := r.cookie("ussync_session")
 			if ck == nil || !ck.HttpOnly || ck.Path != "/" || ck.SameSite != http.SameSiteLaxMode || ck.Secure ||
@@ -455,9 +457,9 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 	// member holds anyway, and no value that works as a cookie anywhere
 	// (issue 9, item 8).
 	t.Run("the chain ticket carries no cookie value", func(t *testing.T) {
-		next, err := url.Parse(way[2].Header.Get("Location"))
+		next, err := url.Parse(way[3].Header.Get("Location"))
 		if err != nil || next.Query().Get("t") == "" {
-			t.Fatalf("the chain step sent the browser to %q", way[2].Header.Get("Location"))
+			t.Fatalf("the chain step sent the browser to %q", way[3].Header.Get("Location"))
 		}
 		kr, err := crypto.ParseKeyring(c.Secret + "\n")
 		if err != nil {
@@ -524,7 +526,7 @@ func TestPublic_ChainAcrossCluster(t *testing.T) {
 	})
 
 	t.Run("a replayed chain sets nothing but still comes back", func(t *testing.T) {
-		end, again := b.follow(way[3].URL) // n1's sync, the rest of the chain
+		end, again := b.follow(way[4].URL) // n1's sync, the rest of the chain
 		if got := refusals(again); !slices.Equal(got, []string{"ticket_replayed", "ticket_replayed"}) || end != ret {
 			t.Fatalf("replay: refusals %v, ended at %q", got, end)
 		}
@@ -628,7 +630,23 @@ func TestPublic_HandoffBoundToBrowser(t *testing.T) {
 	}
 
 	t.Run("the first pass, in another browser", func(t *testing.T) {
+		// The login's link starts on the origin, which checks the session
+		// at once.
 		_, way := victim.follow(firstPass)
+		last := way[len(way)-1]
+		if victim.steps(way) != "n0 bind" || last.Status != http.StatusForbidden || last.errorCode() != "other_browser" {
+			t.Fatalf("went %s, ended with %d %s", victim.steps(way), last.Status, last.Body)
+		}
+		intact(t)
+	})
+	t.Run("the first pass after its origin, in another browser", func(t *testing.T) {
+		// Captured after the origin's check, the state names the origin's
+		// nonce in the attacker's browser, which the victim's lacks.
+		r := attacker.get(firstPass)
+		if r.Status != http.StatusSeeOther {
+			t.Fatalf("the origin's bind: %d %s", r.Status, r.Body)
+		}
+		_, way := victim.follow(r.Header.Get("Location"))
 		last := way[len(way)-1]
 		if victim.step(last) != "n0 chain" || last.Status != http.StatusForbidden || last.errorCode() != "other_browser" {
 			t.Fatalf("went %s, ended with %d %s", victim.steps(way), last.Status, last.Body)
@@ -978,15 +996,15 @@ func TestPublic_SubFolderSites(t *testing.T) {
 	}
 	b.setSession(sites[0], fromBlog.Token)
 	end, way := b.follow(fromBlog.Sync.Chain)
-	if got := b.steps(way); got != "n1 bind, n0 chain, n1 sync" || end != "http://example.test/blog/after" {
+	if got := b.steps(way); got != "n0 bind, n1 bind, n0 chain, n1 sync" || end != "http://example.test/blog/after" {
 		t.Fatalf("went %s, ended at %q", got, end)
 	}
-	if ck := way[0].cookie("ussync_nonce"); ck == nil || ck.Path != "/shop/ussync/v1/" {
-		t.Errorf("shop's nonce %q", way[0].Header.Values("Set-Cookie"))
+	if ck := way[1].cookie("ussync_nonce"); ck == nil || ck.Path != "/shop/ussync/v1/" {
+		t.Errorf("shop's nonce %q", way[1].Header.Values("Set-Cookie"))
 	}
-	onShop := way[2].cookie("ussync_session")
+	onShop := way[3].cookie("ussync_session")
 	if onShop == nil || onShop.Path != "/shop/" {
-		t.Fatalf("shop's cookie %q", way[2].Header.Values("Set-Cookie"))
+		t.Fatalf("shop's cookie %q", way[3].Header.Values("Set-Cookie"))
 	}
 
 	for _, tc := range []struct {
@@ -1057,7 +1075,7 @@ func TestPublic_TLS(t *testing.T) {
 	b := newBrowser(t, c, roots)
 
 	l := loginSync(t, c.Members[0], "ann@example.com", "")
-	if len(l.Sync.URLs) != 1 || !strings.HasPrefix(l.Sync.Chain, "https://site-1.localhost/ussync/v1/bind?h=") {
+	if len(l.Sync.URLs) != 1 || !strings.HasPrefix(l.Sync.Chain, "http://site-0.localhost/ussync/v1/bind?h=") {
 		t.Fatalf("links %+v", l.Sync)
 	}
 	b.setSession("http://site-0.localhost/", l.Token)
@@ -1188,7 +1206,7 @@ func TestAPI_Handoff(t *testing.T) {
 
 	jar := map[string]map[string]string{"n0": {"ussync_session": l.Token}}
 	end, way := run(t, jar, l.Sync.Chain, "")
-	if end != ret || len(way) != 5 {
+	if end != ret || len(way) != 6 {
 		t.Fatalf("the chain ended at %q after %d steps", end, len(way))
 	}
 	for i, a := range way {
@@ -1196,11 +1214,11 @@ func TestAPI_Handoff(t *testing.T) {
 			t.Errorf("step %d refused: %+v", i, a)
 		}
 	}
-	last := way[4]
+	last := way[5]
 	if last.Session == nil || last.Session.ID != l.Session.ID || !last.NewUser {
 		t.Errorf("the last sync: %+v", last)
 	}
-	for _, ck := range way[3].Cookies {
+	for _, ck := range way[4].Cookies {
 		if ck.Name == "ussync_session" && (!ck.HttpOnly || ck.SameSite != "Lax" || ck.Path != "/" || ck.MaxAge <= 0 || ck.Value == l.Token) {
 			t.Errorf("the session cookie to set: %+v", ck)
 		}
@@ -1216,7 +1234,7 @@ func TestAPI_Handoff(t *testing.T) {
 		l2 := loginSync(t, c.Members[0], "ann@example.com", ret)
 		owner := map[string]map[string]string{"n0": {"ussync_session": l2.Token}}
 		loc, first := run(t, owner, l2.Sync.Chain, "/ussync/v1/sync?")
-		if len(first) != 3 || !strings.Contains(loc, "/ussync/v1/sync?") {
+		if len(first) != 4 || !strings.Contains(loc, "/ussync/v1/sync?") {
 			t.Fatalf("the first pass (%d steps) did not end on a ticket: %q", len(first), loc)
 		}
 		end, way := run(t, map[string]map[string]string{}, loc, "")
@@ -1242,5 +1260,35 @@ func TestAPI_Handoff(t *testing.T) {
 		wantCode(t, m, "POST", "/v1/handoff", map[string]any{"step": "whoami"}, http.StatusBadRequest, "invalid_field")
 		wantCode(t, m, "POST", "/v1/handoff", map[string]any{"step": "sync", "ip": "x"}, http.StatusBadRequest, "invalid_field")
 		wantCode(t, m, "POST", "/v1/handoff", map[string]any{"step": "sync", "next": "y"}, http.StatusBadRequest, "unknown_field")
+	})
+
+	t.Run("a navigation gets the step page", func(t *testing.T) {
+		// A site that answers the steps itself says the request is the
+		// browser's navigation: a step to another site is then the page
+		// that probes it first, with its CSP, for the site to send as is.
+		l3 := loginSync(t, c.Members[0], "ann@example.com", ret)
+		u, _ := url.Parse(l3.Sync.Chain)
+		var a struct {
+			answer
+			Page string `json:"page"`
+			CSP  string `json:"csp"`
+		}
+		req := map[string]any{"step": "bind", "query": u.RawQuery, "cookies": map[string]string{"ussync_session": l3.Token}, "ip": "192.0.2.1", "navigate": true}
+		if code := c.Members[0].Call("POST", "/v1/handoff", req, &a); code != http.StatusOK {
+			t.Fatalf("POST /v1/handoff: %d", code)
+		}
+		if a.Status != http.StatusOK || a.Location != "" || !strings.Contains(a.Page, `<ol id="onward"`) ||
+			!strings.Contains(a.Page, "http://site-1.localhost/ussync/v1/healthz") ||
+			!strings.HasPrefix(a.CSP, "default-src 'none'; script-src 'sha256-") || !strings.Contains(a.CSP, "connect-src http://site-1.localhost") {
+			t.Fatalf("the step page: %d %q csp %q\n%s", a.Status, a.Location, a.CSP, a.Page)
+		}
+		if len(a.Cookies) == 0 {
+			t.Error("the page's answer sets no nonce")
+		}
+		delete(req, "navigate")
+		a.Page = ""
+		if c.Members[0].Call("POST", "/v1/handoff", req, &a); a.Status != http.StatusSeeOther || a.Page != "" {
+			t.Errorf("without navigate: %d page %d bytes", a.Status, len(a.Page))
+		}
 	})
 }

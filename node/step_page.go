@@ -1,9 +1,15 @@
 package node
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	htmltemplate "html/template"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ussync/ussync/client"
@@ -95,4 +101,92 @@ func (p *public) writeStepRefusal(w http.ResponseWriter, r *http.Request, err er
 	if err := verifyPage.Execute(w, &d); err != nil {
 		p.log.Debug("write step page", "err", err) // the browser went away
 	}
+}
+
+// stepOnwardScript is the one script of a step page (writeStepOnward),
+// allowed by its hash in the page's CSP: it probes each place the browser
+// may go next (the links of #onward, in order) with a CORS fetch of the
+// site's health URL, without cookies or referrer, and goes to the first
+// whose site answers 2xx within the timeout; the last is gone to
+// unprobed (there is nowhere else). A fetch that fails (connection
+// refused, no CORS header: a proxy's 502 for a dead node) or times out
+// skips the site.
+const stepOnwardScript = `(async()=>{const o=document.getElementById("onward"),l=[...o.querySelectorAll("a")],t=+o.dataset.timeout||4000;` +
+	`for(let i=0;i<l.length;i++){const p=l[i].dataset.probe;if(p&&i<l.length-1){const c=new AbortController(),w=setTimeout(()=>c.abort(),t);` +
+	`let ok=false;try{ok=(await fetch(p,{mode:"cors",credentials:"omit",cache:"no-store",referrerPolicy:"no-referrer",signal:c.signal})).ok}catch(e){}` +
+	`clearTimeout(w);if(!ok)continue}location.replace(l[i].href);return}})()`
+
+var (
+	stepOnwardPage = htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/step_onward.html.tmpl"))
+	// stepOnwardScriptHash is stepOnwardScript's CSP hash source.
+	stepOnwardScriptHash = func() string {
+		sum := sha256.Sum256([]byte(stepOnwardScript))
+		return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
+	}()
+)
+
+// stepOnwardData is what a step page shows.
+type stepOnwardData struct {
+	Onward    []onward
+	TimeoutMS int64
+	Style     htmltemplate.CSS
+	Script    htmltemplate.JS
+}
+
+// needsStepPage reports whether a step's answer to a browser's navigation
+// is a step page rather than a bare 303: it goes to another site first,
+// and has somewhere else to go if that site does not answer.
+func needsStepPage(res *stepResult) bool {
+	return res.Status == http.StatusSeeOther && len(res.Onward) > 1 && res.Onward[0].Probe != ""
+}
+
+// stepPage renders the step page of on (needsStepPage) and returns it
+// with its Content-Security-Policy: the page's own script and style by
+// hash, fetches only to the health URLs it probes, no base, no form, and
+// frame-ancestors as csp (the securityHeaders one) has it.
+func stepPage(on []onward, csp string) ([]byte, string, error) {
+	var b bytes.Buffer
+	d := stepOnwardData{Onward: on, TimeoutMS: probeTimeout.Milliseconds(),
+		Style: htmltemplate.CSS(verifyPageStyle), Script: htmltemplate.JS(stepOnwardScript)}
+	if err := stepOnwardPage.Execute(&b, &d); err != nil {
+		return nil, "", err
+	}
+	var connect []string
+	for _, o := range on {
+		if u, err := url.Parse(o.Probe); err == nil && o.Probe != "" {
+			if src := originOf(u); !slices.Contains(connect, src) {
+				connect = append(connect, src)
+			}
+		}
+	}
+	ancestors := "frame-ancestors 'none'"
+	if i := strings.Index(csp, "frame-ancestors"); i >= 0 {
+		ancestors = csp[i:]
+	}
+	return b.Bytes(), "default-src 'none'; script-src '" + stepOnwardScriptHash + "'; style-src '" + verifyStyleHash +
+		"'; connect-src " + strings.Join(connect, " ") + "; base-uri 'none'; form-action 'none'; " + ancestors, nil
+}
+
+// writeStepOnward answers a browser's navigation with the step page of
+// res (needsStepPage): 200, res's cookies set, X-Ussync-Refused kept.
+func (p *public) writeStepOnward(w http.ResponseWriter, res *stepResult) error {
+	h := w.Header()
+	body, csp, err := stepPage(res.Onward, h.Get("Content-Security-Policy"))
+	if err != nil {
+		return err
+	}
+	for _, c := range res.Cookies {
+		http.SetCookie(w, c)
+	}
+	if res.Refused != "" {
+		h.Set(refusedHeader, res.Refused)
+	}
+	if res.Redeemed != nil {
+		h.Set(wasBoundHeader, strconv.FormatBool(res.Redeemed.WasBound))
+	}
+	h.Set("Content-Security-Policy", csp)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body) // an error: the browser went away
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -51,6 +52,13 @@ type ticketPayload struct {
 	Route  []string `json:"o,omitempty"`
 	Bound  []string `json:"b,omitempty"`
 	Origin string   `json:"g,omitempty"`
+	// After is set on a bind state when the hand-off is split into legs
+	// (a chain through every site would not fit in a URL): the member
+	// sites whose names sort after it are still to be visited, by the
+	// next leg. On a leg's state, it is the last site of the route; on a
+	// continuation (no route: presented to the origin's bind step when a
+	// leg comes back), where the next leg starts.
+	After string `json:"n,omitempty"`
 }
 
 const (
@@ -211,9 +219,11 @@ func (h *handoff) sealHop(ret string, ask []string, bind crypto.Binding, clientI
 // session sid, that ends on ret ("" for an iframe's): a ticket whose Target
 // is this node (the chain comes back here between its passes). It carries
 // no session: it is no credential, only the route and, as the browser
-// goes, each site's commitment.
-func (h *handoff) sealBindState(route []string, ret, sid, clientIP string) (string, error) {
-	payload, err := encodePayload(&ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret})
+// goes, each site's commitment. after, when not "", says the hand-off goes
+// on after this leg with the sites named after it (ticketPayload.After);
+// with no route, the state is a continuation that starts the next leg.
+func (h *handoff) sealBindState(route []string, ret, sid, clientIP, after string) (string, error) {
+	payload, err := encodePayload(&ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret, After: after})
 	if err != nil {
 		return "", err
 	}
@@ -259,11 +269,13 @@ func (h *handoff) returnTo(raw string) (string, error) {
 // ret, and one link per other
 // site for the iframes. Each starts the first pass of a bound hand-off
 // (bind, then chain, then sync: docs/handoff.md): what the login answer
-// holds are bind states, no credential. A chain starts on the first other
-// site; an iframe's link starts on this site (its bind step checks the
-// session cookie while the iframe is still same-site with the page, and
-// sets a nonce the chain step checks after the cross-site hop). With no
-// other site, both are empty.
+// holds are bind states, no credential. Both start on this site: an
+// iframe's, because its bind step checks the session cookie while the
+// iframe is still same-site with the page, and sets a nonce the chain step
+// checks after the cross-site hop; a chain's, so that even its first hop
+// to another site is made by a step page that skips a site that died since
+// (step_onward.go). A chain that does not fit in a URL goes in legs
+// (sealLeg). With no other site, both are empty.
 func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.SyncURL, string, error) {
 	urls := []client.SyncURL{}
 	others := h.routeSites()
@@ -274,7 +286,7 @@ func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.
 	bind := h.clientBinding(clientIP)
 	if iframe {
 		for _, o := range others {
-			st, err := h.sealBindState([]string{o.Name}, "", s.ID, bind)
+			st, err := h.sealBindState([]string{o.Name}, "", s.ID, bind, "")
 			if err != nil {
 				return []client.SyncURL{}, "", err
 			}
@@ -288,27 +300,60 @@ func (h *handoff) loginSync(s *session.Session, clientIP, ret string) ([]client.
 	for i, o := range others {
 		route[i] = o.Name
 	}
-	if err := h.chainFits(route, ret, s); err != nil {
-		return []client.SyncURL{}, "", err
-	}
-	st, err := h.sealBindState(route, ret, s.ID, bind)
+	slices.Sort(route) // legs go on by name (ticketPayload.After)
+	st, err := h.sealLeg(route, ret, s, bind)
 	if err != nil {
 		return []client.SyncURL{}, "", err
 	}
-	return urls, others[0].link(pathBind, url.Values{"h": {st}}), nil
+	// The chain starts on this site's own bind step: the browser is
+	// here, so the first hop to another site is made by a step page that
+	// can skip it when it has died since (step_onward.go).
+	return urls, h.self.link(pathBind, url.Values{"h": {st}}), nil
+}
+
+// sealLeg seals the bind state of the first leg of a chain through route
+// (names, in order) for session s, ending on ret: the whole route when it
+// fits in a ticket (chainFits), else its longest prefix that does, the
+// state saying the hand-off goes on after it (docs/handoff.md, "Legs").
+// crypto.ErrTicketTooLarge when not even one site fits: the session's own
+// records are too large to travel.
+func (h *handoff) sealLeg(route []string, ret string, s *session.Session, clientIP string) (string, error) {
+	if len(route) == 0 {
+		return "", errors.New("seal a leg: no site")
+	}
+	err := h.chainFits(route, ret, "", s)
+	if err == nil {
+		return h.sealBindState(route, ret, s.ID, clientIP, "")
+	}
+	if !errors.Is(err, crypto.ErrTicketTooLarge) {
+		return "", err
+	}
+	// The longest prefix that fits, with the continuation's name (its
+	// last) in it: sort.Search over the prefix lengths 1..len-1.
+	n := sort.Search(len(route)-1, func(i int) bool {
+		k := i + 1
+		return h.chainFits(route[:k], ret, route[k-1], s) != nil
+	})
+	if n == 0 {
+		return "", h.chainFits(route[:1], ret, route[0], s)
+	}
+	leg := route[:n]
+	h.legs.Inc()
+	return h.sealBindState(leg, ret, s.ID, clientIP, leg[n-1])
 }
 
 // chainFits checks, before a chain is offered, that what its browser will
 // carry fits in a ticket at its largest: the bind state once every site of
-// route wrote its commitment, and the chain ticket the origin seals then.
-// A chain that could not be completed would strand the browser half-way;
-// crypto.ErrTicketTooLarge says it is not offered (sync.error).
-func (h *handoff) chainFits(route []string, ret string, s *session.Session) error {
+// route wrote its commitment (with after, ticketPayload.After), and the
+// chain ticket the origin seals then. A chain that could not be completed
+// would strand the browser half-way; crypto.ErrTicketTooLarge says it is
+// not offered whole.
+func (h *handoff) chainFits(route []string, ret, after string, s *session.Session) error {
 	var b crypto.Binding
 	for i := range b {
 		b[i] = byte(i*37 + 11) // as incompressible as a real commitment
 	}
-	full := ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret}
+	full := ticketPayload{Kind: ticketKindBind, Route: route, Bound: make([]string, len(route)), Return: ret, Origin: b.String(), After: after}
 	binds := make([]crypto.Binding, len(route))
 	for i := range route {
 		b[0], b[1] = byte(i), byte(i>>8)
@@ -357,7 +402,7 @@ func (h *handoff) skippedAtLogin() []string {
 func (h *handoff) unavailableFor(sid string, err error) *client.StepError {
 	e := &client.StepError{Code: client.SyncFailed, Message: "the hand-off to the other sites could not be made; the user is logged in on this site only (the node's log says why)"}
 	if errors.Is(err, crypto.ErrTicketTooLarge) {
-		e = &client.StepError{Code: client.SyncTooLarge, Message: "the hand-off to the other sites does not fit in a URL (too many sites, or their names or the user's fields too long); the user is logged in on this site only"}
+		e = &client.StepError{Code: client.SyncTooLarge, Message: "the hand-off to the other sites does not fit in a URL, even one site at a time (the user's fields or a site's name too long); the user is logged in on this site only"}
 	}
 	h.unavailable.WithLabelValues(e.Code).Inc()
 	h.Log.Error("login: no hand-off offered", "session", sid, "code", e.Code, "err", err)
@@ -370,17 +415,17 @@ func (h *handoff) offers(mode string) bool {
 	return modes == nil || slices.Contains(modes, mode)
 }
 
-// chainNext is where a chain goes after this hop: the sync URL, with the
-// same ticket and next, of the first site of rest (the route after this
-// site) that is a live member. A site that is not is skipped (it is missed,
-// the user is not stranded). It returns "" when no site is left.
-func (h *handoff) chainNext(sites []site, ticket string, rest []string, next string, iframe bool) string {
-	for _, name := range rest {
-		if s, ok := h.nextSite(sites, name); ok {
-			return syncLink(s, ticket, next, iframe)
-		}
+// chainOnward is where a chain goes after this hop: the sync URL, with the
+// same ticket and next, of each site of rest (the route after this site)
+// that may be sent to now (routeOnward), then next. A site that may not is
+// skipped (it is missed, the user is not stranded). Empty when neither is
+// left.
+func (h *handoff) chainOnward(sites []site, ticket string, rest []string, next string, iframe bool) []onward {
+	on := h.routeOnward(sites, rest, func(s site) string { return syncLink(s, ticket, next, iframe) })
+	if next != "" {
+		on = append(on, h.onwardURL(sites, next))
 	}
-	return ""
+	return on
 }
 
 // nextSite is the site name of a hand-off's route, when the browser may be

@@ -308,7 +308,7 @@ func TestHandoff_LoginLinks(t *testing.T) {
 			return tk, p
 		}
 		// An iframe's link starts on this site (same-site with the page
-		// that frames it); the chain on the first other site.
+		// that frames it), and so does the chain.
 		for i, want := range []struct{ site, prefix string }{{"site-b", siteAURL}, {"site-c", siteAURL}} {
 			got := l.Sync.URLs[i]
 			if got["site"] != want.site || !strings.HasPrefix(got["url"], want.prefix+"ussync/v1/bind?h=") {
@@ -323,7 +323,7 @@ func TestHandoff_LoginLinks(t *testing.T) {
 			}
 		}
 		chain, err := url.Parse(*l.Sync.Chain)
-		if err != nil || chain.Host != "b.example" || chain.Path != "/ussync/v1/bind" {
+		if err != nil || chain.Host != "a.example" || chain.Path != "/ussync/v1/bind" {
 			t.Fatalf("chain %q", *l.Sync.Chain)
 		}
 		q := chain.Query()
@@ -403,7 +403,7 @@ func TestHandoff_EveryKindHasALifetime(t *testing.T) {
 		}
 		return out
 	}
-	bind := stretch(e.h.sealBindState([]string{"site-b"}, "", s.ID, ""))
+	bind := stretch(e.h.sealBindState([]string{"site-b"}, "", s.ID, "", ""))
 	hop := stretch(e.h.sealHop(siteAURL, []string{"site-b"}, testBinding("site-a"), ""))
 	sess := stretch(e.h.sealSession("site-a", &s, &u, testBinding("site-a"), ""))
 	for _, tc := range []struct{ step, param, raw string }{
@@ -1291,7 +1291,7 @@ func TestHandoff_ChainURLLength(t *testing.T) {
 	for i := range st.Bound {
 		st.Bound[i] = binds[i].String()
 	}
-	raw, err := e.h.sealBindState(route, ret, s.ID, s.IP)
+	raw, err := e.h.sealBindState(route, ret, s.ID, s.IP, "")
 	if err != nil {
 		t.Fatal(err)
 	}

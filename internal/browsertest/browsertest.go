@@ -187,6 +187,10 @@ type Page struct {
 	Frames int    `json:"frames"`
 	Ready  string `json:"ready"` // document.readyState
 	Text   string `json:"text"`  // the visible text, white space folded, cut at 400 characters
+	// Onward: the page is a hand-off's step page, whose script sends the
+	// browser on by itself (docs/handoff.md, "A site that dies
+	// mid-hand-off").
+	Onward bool `json:"onward"`
 }
 
 func (p Page) String() string {
@@ -202,6 +206,7 @@ const pageJS = `(() => {
 		frames: document.querySelectorAll("iframe.sync").length,
 		ready: document.readyState,
 		text: b ? b.innerText.replace(/\s+/g, " ").slice(0, 400) : "",
+		onward: !!document.getElementById("onward"),
 	};
 })()`
 
@@ -254,6 +259,9 @@ func (b *Tab) Visit(u, user string) Page {
 	b.T.Helper()
 	var p Page
 	b.Eventually(fmt.Sprintf("%s to show user %q", u, user), func() string {
+		if cur, err := b.Page(); err == nil && cur.Onward {
+			return "on a step page, which goes on by itself: " + cur.Href // a reload now would abort it
+		}
 		b.Open(u)
 		var err error
 		if p, err = b.Page(); err != nil {

@@ -197,7 +197,9 @@ final class Ussync_Handoff {
 	 */
 	private static function forward_headers( Ussync_Node $node ): array {
 		$h = array();
-		foreach ( array( 'User-Agent', 'Accept', 'Accept-Language', 'Origin', 'Referer', 'Content-Type', 'Sec-Fetch-Site', 'Sec-Fetch-Mode', 'Sec-Fetch-Dest', 'Sec-Fetch-User' ) as $name ) {
+		// Access-Control-Request-*: a CORS preflight (a step page's probe of
+		// healthz from a browser that adds headers to every request).
+		foreach ( array( 'User-Agent', 'Accept', 'Accept-Language', 'Origin', 'Referer', 'Content-Type', 'Sec-Fetch-Site', 'Sec-Fetch-Mode', 'Sec-Fetch-Dest', 'Sec-Fetch-User', 'Access-Control-Request-Method', 'Access-Control-Request-Headers' ) as $name ) {
 			$key = 'HTTP_' . strtoupper( str_replace( '-', '_', $name ) );
 			if ( 'Content-Type' === $name ) {
 				$key = 'CONTENT_TYPE';

@@ -20,6 +20,11 @@ const (
 	// disk was full (session.ErrStorageFull); the catch-up's round waits
 	// until the store accepts writes again.
 	CatchUpStorageFull = "refused records while its disk was full"
+	// CatchUpStalled: the member's process did not run for a while (it was
+	// paused: SIGSTOP, a virtual machine suspended or moved; or starved of
+	// CPU), so its peers may have held it dead and sent it nothing, and
+	// what it holds may be stale however healthy it looked before (Stalled).
+	CatchUpStalled = "its process did not run for a while (paused or starved of CPU)"
 )
 
 // Health is what a member knows of its own freshness and reach, for
@@ -44,8 +49,8 @@ type Health struct {
 	// answers from what it held: a session logged out elsewhere meanwhile
 	// may still look active.
 	CatchingUp bool
-	// CatchUpReason is CatchUpStarting, CatchUpRejoined or
-	// CatchUpStorageFull while catching up, else empty.
+	// CatchUpReason is CatchUpStarting, CatchUpRejoined,
+	// CatchUpStorageFull or CatchUpStalled while catching up, else empty.
 	CatchUpReason string
 	// CatchUpSince is when the current catch-up began (zero when none).
 	CatchUpSince time.Time
@@ -142,6 +147,25 @@ func (g *Gossip) startCatchUp(reason string) {
 	g.ready.catching.Store(true)
 	g.pulled()
 	g.resyncs.poke()
+}
+
+// Stalled tells the member that its process did not run for d: the
+// caller measured a gap that long between two readings of a ticker it
+// expects every fraction of a second (node/freshness.go). Memberlist keeps
+// the view it had when the process stopped, so without this the member
+// would answer from a store that may lack what the cluster did while its
+// peers held it dead. It starts a catch-up (CatchUpStalled) when there is
+// anyone to catch up from: another member alive, or peers to reach; a
+// member alone by design has nothing to miss.
+func (g *Gossip) Stalled(d time.Duration) {
+	g.nodesMu.RLock()
+	others := len(g.nodes) > 1
+	g.nodesMu.RUnlock()
+	if !others && !g.peersToReach() {
+		return
+	}
+	g.log.Warn("this process did not run for a while: catching up, since peers may have held it dead and sent it nothing", "stalled_for", d.Round(time.Millisecond))
+	g.startCatchUp(CatchUpStalled)
 }
 
 // caughtUp ends a catch-up: a round with peer completed. A round that

@@ -316,3 +316,32 @@ func TestGossip_StorageFullCatchesUp(t *testing.T) {
 		t.Fatalf("after catching up: %+v", h)
 	}
 }
+
+// TestGossip_StalledCatchesUp: a member told its process stood still
+// (Stalled) catches up through a round, as one back from failure does,
+// and fetches what it missed with periodic push/pull slowed; a member
+// alone by design has nothing to catch up on.
+func TestGossip_StalledCatchesUp(t *testing.T) {
+	key := newKey(t)
+	first := startMember(t, slowed(testConfig(t, "n0", key)))
+	first.g.Stalled(5 * time.Second)
+	if first.g.CatchingUp() {
+		t.Fatalf("a member alone by design: %+v", first.g.Health())
+	}
+	cfg := slowed(testConfig(t, "n1", key))
+	cfg.Join = []string{first.g.Addr()}
+	second := startMember(t, cfg)
+	waitFor(t, 10*time.Second, "n1 to join and catch up", func() bool {
+		return len(second.g.LiveMembers()) == 2 && !second.g.CatchingUp()
+	})
+	// Written on n0 while n1 stood still, and never published: only a
+	// round brings it.
+	unpublished(t, first, "while-n1-stood-still")
+	second.g.Stalled(5 * time.Second)
+	if h := second.g.Health(); !h.CatchingUp || h.CatchUpReason != CatchUpStalled {
+		t.Fatalf("after a stall: %+v", h)
+	}
+	waitFor(t, 10*time.Second, "n1 to catch up after its stall", func() bool {
+		return has(second, "while-n1-stood-still") && !second.g.CatchingUp()
+	})
+}

@@ -44,7 +44,21 @@ type healthSource interface {
 	CatchingUp() bool
 	Isolated() bool
 	Health() gossip.Health
+	// Stalled starts a catch-up after the process did not run for d
+	// (gossip.Gossip.Stalled).
+	Stalled(d time.Duration)
 }
+
+// stallAfter is the gap between two readings of the watch (freshInterval
+// apart) that says the process did not run: paused (SIGSTOP, a virtual
+// machine suspended or moved) or starved of CPU. Its peers may have held
+// it dead meanwhile and sent it nothing, while its own view of the cluster
+// stood still: until a round with a live member completes, it is catching
+// up. Requests that queued while it stood still are answered after it
+// resumes, before any other goroutine may have noticed; the session check
+// measures the gap itself (current), so none of them is vouched for as
+// fresh.
+const stallAfter = 2 * time.Second
 
 // freshInterval is how often the watch reads gossip's state: the longest a
 // change of isolation (or the end of a catch-up) takes to show on session
@@ -68,7 +82,12 @@ type freshness struct {
 	// site is the check of this node's site (sitecheck.go); nil: off.
 	site *siteCheck
 
-	snap         atomic.Pointer[freshSnap]
+	snap atomic.Pointer[freshSnap]
+	// epoch and ticked time the watch on the monotonic clock: ticked is
+	// the time of its last reading since epoch (0: not watching, as in
+	// tests that drive update by hand).
+	epoch  time.Time
+	ticked atomic.Int64
 	failedClosed prometheus.Counter // ussync_session_checks_failed_closed_total
 }
 
@@ -91,7 +110,7 @@ var (
 )
 
 func newFreshness(src healthSource, failAfter time.Duration, log *slog.Logger, m *Metrics) *freshness {
-	f := &freshness{src: src, failAfter: failAfter, log: log}
+	f := &freshness{src: src, failAfter: failAfter, log: log, epoch: time.Now()}
 	f.snap.Store(okSnap)
 	f.failedClosed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ussync_session_checks_failed_closed_total",
@@ -109,23 +128,45 @@ func (f *freshness) current() *freshSnap {
 		return okSnap
 	}
 	s := f.snap.Load()
-	if s.state == client.NodeStateOK && f.src.CatchingUp() {
-		return catchingSnap // began since the last reading
+	if s.state == client.NodeStateOK && (f.src.CatchingUp() || f.stalled() > stallAfter) {
+		return catchingSnap // began since the last reading, or the process stood still
 	}
 	return s
+}
+
+// stalled is how long ago the watch last read gossip's state (0 when not
+// watching).
+func (f *freshness) stalled() time.Duration {
+	t := f.ticked.Load()
+	if t == 0 {
+		return 0
+	}
+	return time.Since(f.epoch) - time.Duration(t)
+}
+
+// tick is one reading of the watch: a gap longer than stallAfter since the
+// last one starts a catch-up before the reading is recorded, so that no
+// session check in between answers as fresh.
+func (f *freshness) tick() {
+	if d := f.stalled(); d > stallAfter {
+		f.src.Stalled(d)
+	}
+	f.ticked.Store(max(int64(time.Since(f.epoch)), 1))
+	f.update(time.Now())
+	f.guard.settle()
 }
 
 // watch updates the state every freshInterval until ctx ends.
 func (f *freshness) watch(ctx context.Context) {
 	t := time.NewTicker(freshInterval)
 	defer t.Stop()
+	f.ticked.Store(max(int64(time.Since(f.epoch)), 1))
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			f.update(now)
-			f.guard.settle()
+		case <-t.C:
+			f.tick()
 		}
 	}
 }

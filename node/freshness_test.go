@@ -14,8 +14,9 @@ import (
 
 // fakeHealth is a gossip member's health set by hand.
 type fakeHealth struct {
-	mu sync.Mutex
-	h  gossip.Health
+	mu     sync.Mutex
+	h      gossip.Health
+	stalls []time.Duration
 }
 
 func (f *fakeHealth) set(h gossip.Health) {
@@ -30,6 +31,15 @@ func (f *fakeHealth) Health() gossip.Health {
 }
 func (f *fakeHealth) CatchingUp() bool { return f.Health().CatchingUp }
 func (f *fakeHealth) Isolated() bool   { return f.Health().Isolated }
+
+// Stalled starts a catch-up, as gossip's does when there are peers, and
+// records the gap it was told.
+func (f *fakeHealth) Stalled(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stalls = append(f.stalls, d)
+	f.h.CatchingUp, f.h.CatchUpReason = true, gossip.CatchUpStalled
+}
 
 // freshEnv is a private API whose node state is src's, read at the
 // instants the test gives (update), failing closed after failAfter.
@@ -123,6 +133,51 @@ func TestFreshness_SessionCheck(t *testing.T) {
 		f.update(t0.Add(62 * time.Second))
 		check(t, s.Session.ID, http.StatusOK, client.NodeStateOK, nil)
 	})
+}
+
+// A node whose process stood still (SIGSTOP, a suspended VM) answers the
+// checks that queued meanwhile as catching up, not fresh, though no other
+// goroutine has run since it resumed; its watch's next reading starts the
+// catch-up, which ends as usual (found by an attack: a resumed node
+// answered 200 "ok" for a session logged out while it was held dead).
+func TestFreshness_Stalled(t *testing.T) {
+	src := &fakeHealth{}
+	e, f := freshEnv(t, src, time.Minute)
+	s := e.login(t, "ann@example.com", true)
+	header := func() string {
+		t.Helper()
+		r := e.do("GET", "/v1/sessions/"+s.Session.ID, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("check: %d %s", r.Status, r.Body)
+		}
+		return r.Header.Get(client.HeaderNodeState)
+	}
+	if got := header(); got != client.NodeStateOK {
+		t.Fatalf("not watching: %q", got)
+	}
+	// The watch read gossip's state 1 s ago, then 3 s ago: the process ran,
+	// then stood still.
+	f.epoch = time.Now().Add(-time.Minute)
+	f.ticked.Store(int64(time.Minute - time.Second))
+	if got := header(); got != client.NodeStateOK {
+		t.Fatalf("1 s since the last reading: %q", got)
+	}
+	f.ticked.Store(int64(time.Minute - 3*time.Second))
+	if got := header(); got != client.NodeStateCatchingUp {
+		t.Fatalf("3 s since the last reading, before any goroutine ran: %q", got)
+	}
+	f.tick()
+	if len(src.stalls) != 1 || src.stalls[0] < 3*time.Second {
+		t.Fatalf("gossip told of stalls %v, want one of 3 s or more", src.stalls)
+	}
+	if got := header(); got != client.NodeStateCatchingUp {
+		t.Fatalf("after the watch's reading, catching up: %q", got)
+	}
+	src.set(gossip.Health{}) // a round completed
+	f.tick()
+	if got := header(); got != client.NodeStateOK || len(src.stalls) != 1 {
+		t.Fatalf("caught up: %q, stalls %v", got, src.stalls)
+	}
 }
 
 func TestFreshness_HealthAndReadiness(t *testing.T) {

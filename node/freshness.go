@@ -86,8 +86,8 @@ type freshness struct {
 	// epoch and ticked time the watch on the monotonic clock: ticked is
 	// the time of its last reading since epoch (0: not watching, as in
 	// tests that drive update by hand).
-	epoch  time.Time
-	ticked atomic.Int64
+	epoch        time.Time
+	ticked       atomic.Int64
 	failedClosed prometheus.Counter // ussync_session_checks_failed_closed_total
 }
 

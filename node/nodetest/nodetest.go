@@ -361,19 +361,12 @@ func (c *Cluster) RecordsDiffer() string {
 // records, or fails the test after d saying which differ.
 func (c *Cluster) WaitConverged(d time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		why := "the digests differ"
-		if c.Converged() {
-			if why = c.RecordsDiffer(); why == "" {
-				return
-			}
+	eventually.Done(c.t, d, "convergence", func() string {
+		if !c.Converged() {
+			return "the digests differ"
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %v waiting for convergence: %s", d, why)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return c.RecordsDiffer()
+	})
 }
 
 // WaitFor polls cond until it holds, or fails the test after d

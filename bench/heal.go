@@ -182,14 +182,7 @@ func healRun(ctx context.Context, opts Options, timers, kind string, changes int
 		res.SplitSeconds = time.Since(splitAt).Seconds()
 		c.Heal()
 		healed := time.Now()
-		deadline := healed.Add(3 * time.Minute)
-		for time.Now().Before(deadline) && ctx.Err() == nil {
-			if c.Converged() && c.RecordsDiffer() == "" {
-				res.Converged = true
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		_, res.Converged = waitConverged(ctx, c.Members, healed, 3*time.Minute, 20*time.Millisecond, nil)
 		window := time.Since(healed)
 		res.Seconds = window.Seconds()
 		b1 := bytes()

@@ -402,6 +402,33 @@ func (s *service) markVerified(email string) (session.User, error) {
 	return s.applyUser(u)
 }
 
+// proof is what a user brings to show an address is theirs: the code of
+// the message this node sent (Email and Code), or its one-click link
+// (Link, which names the address itself).
+type proof struct {
+	Email, Code, Link string
+}
+
+// verifyAddress checks p with v (verifier.checkCode, verifier.redeemLink),
+// and on success marks the address verified (markVerified). It returns the
+// user as it then stands, or the verifier's refusal (ErrInvalidCode, the
+// link's ticket errors, ErrLinkStale) and changes nothing. The one way a
+// code or a link verifies an address: POST /v1/users/{email}/verify and
+// the public verify page both call it.
+func (s *service) verifyAddress(v *verifier, p proof) (session.User, error) {
+	email := p.Email
+	var err error
+	if p.Link != "" {
+		email, err = v.redeemLink(p.Link)
+	} else {
+		err = v.checkCode(email, p.Code)
+	}
+	if err != nil {
+		return session.User{}, err
+	}
+	return s.markVerified(email)
+}
+
 // move is an administrator moving user from to address to (both normalized,
 // different): see session.Move. The old address is logged out everywhere
 // (its active sessions end with reason admin) and refused from then on

@@ -116,10 +116,7 @@ func (a *api) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	if a.Verify == nil {
 		return ErrInvalidCode
 	}
-	if err := a.Verify.checkCode(email, *req.Code); err != nil {
-		return err
-	}
-	u, err := a.svc.markVerified(email)
+	u, err := a.svc.verifyAddress(a.Verify, proof{Email: email, Code: *req.Code})
 	if err != nil {
 		return err
 	}

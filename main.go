@@ -422,7 +422,7 @@ func printStatus(w io.Writer, st client.Status, painted bool) error {
 	slices.SortFunc(members, func(a, b client.MemberStatus) int { return strings.Compare(a.Name, b.Name) })
 	alive := 0
 	for _, m := range members {
-		if m.State == "alive" {
+		if m.State == client.MemberAlive {
 			alive++
 		}
 	}

@@ -204,6 +204,9 @@ func agentConfig(c *cli.Context) (node.Config, error) {
 	return cfg, nil
 }
 
+// agent is `ussync agent`: it builds the configuration, starts the node
+// and serves until a signal stops it. It is long on purpose: the start-up
+// and the shutdown in the order they happen.
 func agent(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err

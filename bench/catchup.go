@@ -74,6 +74,8 @@ type CatchupResult struct {
 // opts.CatchupUsers users, starts catchupNodes nodes on copies of it, and
 // while n0 serves opts.CatchupRate logins a second, starts a new node that
 // joins them, and times until it holds what they hold.
+// It is long on purpose: one scenario's steps in the order they run,
+// sharing the figures they measure; split, the story would be spread out.
 func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 	opts = opts.withDefaults()
 	res := CatchupResult{Nodes: catchupNodes, Sessions: opts.CatchupSessions, Users: opts.CatchupUsers,

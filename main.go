@@ -367,20 +367,6 @@ func printDev(w io.Writer, cfg node.Config, n *node.Node, secret, token string) 
 	tw.Flush()
 }
 
-func abs(x float64) float64 {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
-
-func aheadBehind(skew float64) string {
-	if skew > 0 {
-		return "ahead"
-	}
-	return "behind"
-}
-
 func keygenCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "keygen",

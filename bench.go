@@ -116,81 +116,9 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--scenario: %w", err)
 	}
-	nodes, err := parseSizes("nodes", c.String("nodes"))
+	opts, err := benchOptions(c)
 	if err != nil {
 		return err
-	}
-	wanNodes, err := parseSizes("wan-nodes", c.String("wan-nodes"))
-	if err != nil {
-		return err
-	}
-	wanLoss, err := parseLosses("wan-loss", c.String("wan-loss"))
-	if err != nil {
-		return err
-	}
-	sitesNodes, err := parseSizes("sites-nodes", c.String("sites-nodes"))
-	if err != nil {
-		return err
-	}
-	var splitTimers []string
-	for _, t := range strings.Split(c.String("split-timers"), ",") {
-		t = strings.TrimSpace(t)
-		if err := bench.ParseTimers(t); err != nil {
-			return fmt.Errorf("--split-timers: %w", err)
-		}
-		splitTimers = append(splitTimers, t)
-	}
-	opts := bench.Options{
-		Nodes:        nodes,
-		Rounds:       c.Int("rounds"),
-		Duration:     c.Duration("duration"),
-		Clients:      c.Int("clients"),
-		CheckClients: c.Int("check-clients"),
-		Sessions:     c.Int("sessions"),
-		ListSessions: c.Int("list-sessions"),
-		Timers:       c.String("timers"),
-
-		WANNodes:          wanNodes,
-		WANLoss:           wanLoss,
-		WANRounds:         c.Int("wan-rounds"),
-		SitesNodes:        sitesNodes,
-		SitesRounds:       c.Int("sites-rounds"),
-		SitesLogins:       c.Int("sites-logins"),
-		CatchupSessions:   c.Int("catchup-sessions"),
-		CatchupUsers:      c.Int("catchup-users"),
-		CatchupRate:       c.Int("catchup-rate"),
-		HealChanges:       c.Int("heal-changes"),
-		SplitTimers:       splitTimers,
-		SplitFor:          c.Duration("split-for"),
-		FootprintSessions: c.Int("footprint-sessions"),
-		Log:               c.App.ErrWriter,
-		Progress:          c.App.ErrWriter,
-	}
-	if err := bench.ParseTimers(opts.Timers); err != nil {
-		return fmt.Errorf("--timers: %w", err)
-	}
-	for _, f := range []struct {
-		name string
-		ok   bool
-	}{
-		{"rounds", opts.Rounds >= 1},
-		{"duration", opts.Duration > 0},
-		{"clients", opts.Clients >= 1},
-		{"check-clients", opts.CheckClients >= 1},
-		{"sessions", opts.Sessions >= 1},
-		{"list-sessions", opts.ListSessions >= 1},
-		{"wan-rounds", opts.WANRounds >= 1},
-		{"sites-rounds", opts.SitesRounds >= 1},
-		{"sites-logins", opts.SitesLogins >= 1},
-		{"catchup-sessions", opts.CatchupSessions >= 1},
-		{"catchup-users", opts.CatchupUsers >= 1},
-		{"catchup-rate", opts.CatchupRate >= 1},
-		{"heal-changes", opts.HealChanges >= 1},
-		{"footprint-sessions", opts.FootprintSessions >= 1},
-	} {
-		if !f.ok {
-			return fmt.Errorf("--%s must be above 0", f.name)
-		}
 	}
 
 	if path := c.String("cpuprofile"); path != "" {
@@ -236,4 +164,87 @@ func runBench(c *cli.Context) error {
 		}
 	}
 	return err
+}
+
+// benchOptions reads the bench's options from its flags, and refuses a
+// size or a count that is not above 0, naming the flag.
+func benchOptions(c *cli.Context) (bench.Options, error) {
+	var none bench.Options
+	nodes, err := parseSizes("nodes", c.String("nodes"))
+	if err != nil {
+		return none, err
+	}
+	wanNodes, err := parseSizes("wan-nodes", c.String("wan-nodes"))
+	if err != nil {
+		return none, err
+	}
+	wanLoss, err := parseLosses("wan-loss", c.String("wan-loss"))
+	if err != nil {
+		return none, err
+	}
+	sitesNodes, err := parseSizes("sites-nodes", c.String("sites-nodes"))
+	if err != nil {
+		return none, err
+	}
+	var splitTimers []string
+	for _, t := range strings.Split(c.String("split-timers"), ",") {
+		t = strings.TrimSpace(t)
+		if err := bench.ParseTimers(t); err != nil {
+			return none, fmt.Errorf("--split-timers: %w", err)
+		}
+		splitTimers = append(splitTimers, t)
+	}
+	opts := bench.Options{
+		Nodes:        nodes,
+		Rounds:       c.Int("rounds"),
+		Duration:     c.Duration("duration"),
+		Clients:      c.Int("clients"),
+		CheckClients: c.Int("check-clients"),
+		Sessions:     c.Int("sessions"),
+		ListSessions: c.Int("list-sessions"),
+		Timers:       c.String("timers"),
+
+		WANNodes:          wanNodes,
+		WANLoss:           wanLoss,
+		WANRounds:         c.Int("wan-rounds"),
+		SitesNodes:        sitesNodes,
+		SitesRounds:       c.Int("sites-rounds"),
+		SitesLogins:       c.Int("sites-logins"),
+		CatchupSessions:   c.Int("catchup-sessions"),
+		CatchupUsers:      c.Int("catchup-users"),
+		CatchupRate:       c.Int("catchup-rate"),
+		HealChanges:       c.Int("heal-changes"),
+		SplitTimers:       splitTimers,
+		SplitFor:          c.Duration("split-for"),
+		FootprintSessions: c.Int("footprint-sessions"),
+		Log:               c.App.ErrWriter,
+		Progress:          c.App.ErrWriter,
+	}
+	if err := bench.ParseTimers(opts.Timers); err != nil {
+		return none, fmt.Errorf("--timers: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{"rounds", opts.Rounds >= 1},
+		{"duration", opts.Duration > 0},
+		{"clients", opts.Clients >= 1},
+		{"check-clients", opts.CheckClients >= 1},
+		{"sessions", opts.Sessions >= 1},
+		{"list-sessions", opts.ListSessions >= 1},
+		{"wan-rounds", opts.WANRounds >= 1},
+		{"sites-rounds", opts.SitesRounds >= 1},
+		{"sites-logins", opts.SitesLogins >= 1},
+		{"catchup-sessions", opts.CatchupSessions >= 1},
+		{"catchup-users", opts.CatchupUsers >= 1},
+		{"catchup-rate", opts.CatchupRate >= 1},
+		{"heal-changes", opts.HealChanges >= 1},
+		{"footprint-sessions", opts.FootprintSessions >= 1},
+	} {
+		if !f.ok {
+			return none, fmt.Errorf("--%s must be above 0", f.name)
+		}
+	}
+	return opts, nil
 }

@@ -103,9 +103,9 @@ func printHealth(w io.Writer, h *client.GossipHealth, painted bool) {
 // its site's when that keeps it out of hand-offs ("alive, site down").
 func memberState(m client.MemberStatus) string {
 	switch {
-	case m.State == "alive" && m.SiteState == "down":
+	case m.State == client.MemberAlive && m.SiteState == "down":
 		return "alive, site down"
-	case m.State == "alive" && m.SiteState == "stale":
+	case m.State == client.MemberAlive && m.SiteState == "stale":
 		return "alive, no site report"
 	}
 	return m.State

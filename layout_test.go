@@ -219,12 +219,13 @@ func TestArchitecture_PackageMap(t *testing.T) {
 	}
 }
 
-// TestLayout_Readable holds node/, its test harness and client/ to files
+// TestLayout_Readable holds node/, its test harness, client/, bench/ and
+// the command (the root package) to files
 // of one concern: no file over 600 lines, no function over 80 lines unless
 // its doc comment says why it is long "on purpose".
 func TestLayout_Readable(t *testing.T) {
 	fset := token.NewFileSet()
-	for _, dir := range []string{"node", "node/nodetest", "client"} {
+	for _, dir := range []string{"node", "node/nodetest", "client", "bench", "."} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)
@@ -250,6 +251,57 @@ func TestLayout_Readable(t *testing.T) {
 					t.Errorf("%s: %s is %d lines; split it, or say in its doc comment why it is long on purpose", name, fd.Name.Name, n)
 				}
 			}
+		}
+	}
+}
+
+// TestLayout_OneWayToWrite holds node/ to the rule its doc and
+// service.apply state: a replicated record is changed only by
+// service.apply (merge, then publish), and by the two documented
+// exceptions, service.acceptHandoff (a ticket's records, not published
+// again) and Node.unrevokeSelf (which must write on a revoked site). Any
+// other call of a store's Apply, ApplyChecked or ApplyEncoded, or of a
+// Publish, in node/ fails it.
+func TestLayout_OneWayToWrite(t *testing.T) {
+	allowed := map[string]bool{ // file:function
+		"service.go:apply":         true,
+		"service.go:acceptHandoff": true,
+		"node.go:unrevokeSelf":     true,
+	}
+	writes := map[string]bool{"Apply": true, "ApplyChecked": true, "ApplyEncoded": true, "Publish": true}
+	files, err := filepath.Glob(filepath.Join("node", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Body == nil {
+				continue
+			}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok || !writes[sel.Sel.Name] {
+					return true
+				}
+				if !allowed[filepath.Base(name)+":"+fd.Name.Name] {
+					t.Errorf("%s: %s calls .%s; replicated records change only through service.apply (node/service.go)",
+						fset.Position(call.Pos()), fd.Name.Name, sel.Sel.Name)
+				}
+				return true
+			})
 		}
 	}
 }

@@ -5,23 +5,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/crypto"
 	"github.com/ussync/ussync/node"
 )
@@ -208,6 +204,9 @@ func agentConfig(c *cli.Context) (node.Config, error) {
 	return cfg, nil
 }
 
+// agent is `ussync agent`: it builds the configuration, starts the node
+// and serves until a signal stops it. It is long on purpose: the start-up
+// and the shutdown in the order they happen.
 func agent(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
@@ -366,179 +365,6 @@ func printDev(w io.Writer, cfg node.Config, n *node.Node, secret, token string) 
 		fmt.Fprintf(tw, "  API token (USSYNC_API_TOKEN)\t%s\n", token)
 	}
 	tw.Flush()
-}
-
-func statusCommand() *cli.Command {
-	return &cli.Command{
-		Name:         "status",
-		Usage:        "show a node's view of the cluster",
-		OnUsageError: usageError,
-		Flags: apiFlags(
-			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
-		),
-		Action: status,
-	}
-}
-
-func status(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	cl, err := apiClient(c)
-	if err != nil {
-		return err
-	}
-	st, err := cl.Status(c.Context)
-	if err != nil {
-		return &exitErr{code: exitUnreachable, err: err}
-	}
-	w := c.App.Writer
-	if c.Bool("json") {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	}
-	return printStatus(w, st, colour(w))
-}
-
-// printStatus writes st as aligned tables for people.
-func printStatus(w io.Writer, st client.Status, painted bool) error {
-	tw := newTable(w)
-	fmt.Fprintf(tw, "node\t%s\n", st.Node)
-	fmt.Fprintf(tw, "site\t%s\n", st.SiteURL)
-	fmt.Fprintf(tw, "version\t%s\n", st.Version)
-	if st.Profile != "" {
-		fmt.Fprintf(tw, "profile\t%s\n", st.Profile)
-	}
-	if len(st.NotReady) > 0 {
-		fmt.Fprintf(tw, "ready\tNO: %s\n", strings.Join(st.NotReady, "; "))
-	} else {
-		fmt.Fprintf(tw, "ready\tyes\n")
-	}
-	printHealth(tw, st.Health, painted)
-	fmt.Fprintln(tw)
-
-	members := slices.Clone(st.Members)
-	slices.SortFunc(members, func(a, b client.MemberStatus) int { return strings.Compare(a.Name, b.Name) })
-	alive := 0
-	for _, m := range members {
-		if m.State == "alive" {
-			alive++
-		}
-	}
-	fmt.Fprintf(tw, "MEMBERS (%d, %d alive)\n", len(members), alive)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSITE\tVERSION\tCLOCK")
-	for _, m := range members {
-		state := memberState(m)
-		if m.Revoked {
-			state += ",revoked"
-		}
-		clock := "-"
-		if m.ClockSkew != nil {
-			clock = fmt.Sprintf("%+.3fs", *m.ClockSkew)
-			if m.ClockSkewed {
-				clock += " (!)"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, state, m.SiteURL, m.Version, clock)
-	}
-	fmt.Fprintln(tw)
-
-	fmt.Fprintf(tw, "users\t%d\n", st.Counts.Users)
-	fmt.Fprintf(tw, "sessions\t%d (%d active)\n", st.Counts.Sessions, st.Counts.ActiveSessions)
-	var keys []string
-	for _, k := range st.Keyring {
-		if k.Primary {
-			keys = append([]string{k.Fingerprint + " (primary)"}, keys...)
-		} else {
-			keys = append(keys, k.Fingerprint)
-		}
-	}
-	if len(keys) == 0 {
-		keys = []string{"-"}
-	}
-	fmt.Fprintf(tw, "keys\t%s\n", strings.Join(keys, ", "))
-	ae := st.AntiEntropy
-	last := ae.LastRound
-	if last == "" {
-		last = "never"
-	}
-	fmt.Fprintf(tw, "anti-entropy\t%d rounds, %d buckets repaired, %d records sent, last %s\n",
-		ae.Rounds, ae.BucketsRepaired, ae.RecordsSent, last)
-	s := st.Sync
-	fmt.Fprintf(tw, "sync\t%d deltas sent, %d received, %d applied, %d rebroadcast, %d bad messages\n",
-		s.DeltasSent, s.DeltasReceived, s.DeltasApplied, s.Rebroadcasts, s.BadMessages)
-	var refused []string
-	for _, reason := range slices.Sorted(maps.Keys(st.RecordsRefused)) {
-		refused = append(refused, fmt.Sprintf("%d %s", st.RecordsRefused[reason], reason))
-	}
-	if len(refused) > 0 {
-		fmt.Fprintf(tw, "records refused\t%s (max clock offset %gs)\n", strings.Join(refused, ", "), st.MaxOffset)
-	}
-	if r := st.Reload; r != nil {
-		what := "applied " + orNone(r.Applied)
-		if r.Error != "" {
-			what = "REFUSED, nothing changed: " + r.Error
-		}
-		fmt.Fprintf(tw, "reload\t%s: %s\n", cliTime(r.At), what)
-		if len(r.Restart) > 0 {
-			fmt.Fprintf(tw, "needs restart\t%s (changed in the configuration, not in effect)\n", strings.Join(r.Restart, ", "))
-		}
-	}
-	printTokens(tw, st.Tokens)
-	if len(st.Activity) > 0 {
-		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "ACTIVITY (latest first)")
-		fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tSUBJECT")
-		for _, e := range st.Activity {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cliTime(e.At), e.Actor, e.Action, dash(e.Subject))
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, warn := range st.Warnings {
-		if _, err := fmt.Fprintf(w, "\nWARNING: %s\n", warn); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// printTokens writes the TOKENS table of status and `tokens list`.
-func printTokens(tw *tabwriter.Writer, tokens []client.TokenInfo) {
-	if len(tokens) == 0 {
-		return
-	}
-	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "TOKENS")
-	fmt.Fprintln(tw, "NAME\tSOURCE\tFINGERPRINT\tCREATED\tBY\tLAST USED")
-	for _, t := range tokens {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Source, t.Fingerprint,
-			cliTimeOr(t.CreatedAt, "-"), dash(t.CreatedBy), cliTimeOr(t.LastUsed, "not since start"))
-	}
-}
-
-func abs(x float64) float64 {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
-
-func aheadBehind(skew float64) string {
-	if skew > 0 {
-		return "ahead"
-	}
-	return "behind"
-}
-
-// orNone joins a list, or says it is empty.
-func orNone(list []string) string {
-	if len(list) == 0 {
-		return "nothing"
-	}
-	return strings.Join(list, ", ")
 }
 
 func keygenCommand() *cli.Command {

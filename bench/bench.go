@@ -302,6 +302,7 @@ func ParseScenario(s string) ([]string, error) {
 // Run runs the named scenarios in order and writes the header and each
 // scenario's table to w (nil writes nothing) as soon as it is measured. It
 // stops at the first error or when ctx ends, returning what it measured.
+// It is long on purpose: one case per scenario, each a few lines.
 func Run(ctx context.Context, scenarios []string, opts Options, w io.Writer) (*Report, error) {
 	opts = opts.withDefaults()
 	if w == nil {

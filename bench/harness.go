@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/node"
@@ -124,4 +126,33 @@ func newTrackedCluster(h *harness, opts Options, n int) (*nodetest.Cluster, *tra
 		c.Members[i].Observer = t.observer(i)
 	}
 	return c, t
+}
+
+// waitConverged polls nodetest.Differ(ms...) every every until ms hold the
+// same records (equal digests, then equal records), ctx ends, or limit has
+// passed since start; before each poll it calls tick, if not nil. It
+// reports whether they converged, and the time from start to the poll that
+// found it (or to the give-up). Every scenario that waits for convergence
+// waits here, so they all mean the same by it.
+func waitConverged(ctx context.Context, ms []*nodetest.Member, start time.Time, limit, every time.Duration, tick func()) (time.Duration, bool) {
+	return poll(ctx, start, limit, every, func() bool {
+		if tick != nil {
+			tick()
+		}
+		return nodetest.Differ(ms...) == ""
+	})
+}
+
+// poll calls cond every every until it holds, ctx ends, or limit has passed
+// since start, and reports whether it held and the time from start.
+func poll(ctx context.Context, start time.Time, limit, every time.Duration, cond func() bool) (time.Duration, bool) {
+	for {
+		if cond() {
+			return time.Since(start), true
+		}
+		if time.Since(start) > limit || ctx.Err() != nil {
+			return time.Since(start), false
+		}
+		time.Sleep(every)
+	}
 }

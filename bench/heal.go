@@ -113,6 +113,10 @@ func Heal(ctx context.Context, opts Options) ([]HealResult, error) {
 	return out, nil
 }
 
+// healRun measures one heal of a split cluster (kind, timers) at the
+// given number of changes.
+// It is long on purpose: one scenario's steps in the order they run,
+// sharing the figures they measure; split, the story would be spread out.
 func healRun(ctx context.Context, opts Options, timers, kind string, changes int, split time.Duration) (HealResult, error) {
 	res := HealResult{Kind: kind, Timers: timers, Target: TargetHealLong.Seconds()}
 	if kind == HealChanges {
@@ -182,14 +186,7 @@ func healRun(ctx context.Context, opts Options, timers, kind string, changes int
 		res.SplitSeconds = time.Since(splitAt).Seconds()
 		c.Heal()
 		healed := time.Now()
-		deadline := healed.Add(3 * time.Minute)
-		for time.Now().Before(deadline) && ctx.Err() == nil {
-			if c.Converged() && c.RecordsDiffer() == "" {
-				res.Converged = true
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		_, res.Converged = waitConverged(ctx, c.Members, healed, 3*time.Minute, 20*time.Millisecond, nil)
 		window := time.Since(healed)
 		res.Seconds = window.Seconds()
 		b1 := bytes()

@@ -39,6 +39,8 @@ type ListRow struct {
 // List fills one node's store with opts.ListSessions sessions (one user per
 // hundred), then times pages of GET /v1/sessions (first page, following
 // cursors deep into the list, one user's filter) and one user's history.
+// It is long on purpose: one scenario's steps in the order they run,
+// sharing the figures they measure; split, the story would be spread out.
 func List(ctx context.Context, opts Options) (ListResult, error) {
 	opts = opts.withDefaults()
 	res := ListResult{Sessions: opts.ListSessions, Users: max(1, opts.ListSessions/100), TargetMs: ms(TargetListPage)}

@@ -31,7 +31,7 @@ type LoginsResult struct {
 	// the machine than PerSec, it is the figure to compare changes by.
 	CPUPerLogin float64 `json:"cpu_us_per_login"`
 	// Converged is whether every node held the same records (equal digests
-	// and counts) within a minute of the load stopping, and ConvergeSeconds
+	// and records: waitConverged) within a minute of the load stopping, and ConvergeSeconds
 	// how long after the load stopped that was.
 	Converged       bool    `json:"converged"`
 	ConvergeSeconds float64 `json:"converge_seconds"`
@@ -114,30 +114,8 @@ func Logins(ctx context.Context, opts Options) (LoginsResult, error) {
 		}
 
 		opts.progressf("logins: %d accepted; waiting for convergence", res.Accepted)
-		converged := func() bool {
-			if !c.Converged() {
-				return false
-			}
-			_, s0 := c.Members[0].Store().Counts()
-			for _, m := range c.Members[1:] {
-				if _, s := m.Store().Counts(); s != s0 {
-					return false
-				}
-			}
-			return true
-		}
-		for {
-			if converged() {
-				res.Converged = true
-				res.ConvergeSeconds = time.Since(stopped).Seconds()
-				break
-			}
-			if time.Since(stopped) > convergeTimeout || ctx.Err() != nil {
-				res.ConvergeSeconds = time.Since(stopped).Seconds()
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		took, ok := waitConverged(ctx, c.Members, stopped, convergeTimeout, 5*time.Millisecond, nil)
+		res.Converged, res.ConvergeSeconds = ok, took.Seconds()
 		for _, m := range c.Members {
 			_, s := m.Store().Counts()
 			res.Sessions = append(res.Sessions, s)

@@ -51,6 +51,8 @@ type PushPullResult struct {
 // waits for gossip to go quiet, then triggers exactly one push/pull and
 // counts the gossip bytes each side sent for it. A quiet window of the same
 // length without a push/pull is measured too and subtracted.
+// It is long on purpose: one scenario's steps in the order they run,
+// sharing the figures they measure; split, the story would be spread out.
 func PushPull(ctx context.Context, opts Options) (PushPullResult, error) {
 	opts = opts.withDefaults()
 	res := PushPullResult{Sessions: opts.Sessions, Users: max(1, opts.Sessions/10), Target: TargetPushPullBytes}

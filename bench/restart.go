@@ -97,17 +97,11 @@ func restartRun(ctx context.Context, opts Options, timers string) (RestartResult
 		if code, _, err := cl.call(ctx, victim, "GET", "/v1/sessions/"+id, nil); err == nil && code == http.StatusOK {
 			res.Stale = true
 		}
-		deadline := start.Add(3 * time.Minute)
-		for time.Now().Before(deadline) && ctx.Err() == nil {
+		_, res.Converged = waitConverged(ctx, c.Members, start, 3*time.Minute, 10*time.Millisecond, func() {
 			if res.Ready == 0 && !victim.Gossip().CatchingUp() {
 				res.Ready = time.Since(start).Seconds()
 			}
-			if c.Converged() && c.RecordsDiffer() == "" {
-				res.Converged = true
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		})
 		res.Seconds = time.Since(start).Seconds()
 		return ctx.Err()
 	})

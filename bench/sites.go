@@ -67,6 +67,9 @@ func Sites(ctx context.Context, opts Options) ([]SitesResult, error) {
 	return out, nil
 }
 
+// sitesRun measures the sites scenario at n nodes.
+// It is long on purpose: one scenario's steps in the order they run,
+// sharing the figures they measure; split, the story would be spread out.
 func sitesRun(ctx context.Context, n int, opts Options) (SitesResult, error) {
 	res := SitesResult{Nodes: n, Logins: opts.SitesLogins}
 	if n == 100 {

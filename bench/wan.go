@@ -108,13 +108,9 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		}
 		// What was lost within 5 s must still arrive: by gossip, or by the
 		// anti-entropy round owed to a member that was thought dead.
-		conv, t0 := -1.0, time.Now()
-		for time.Since(t0) < wanConvergeLimit && ctx.Err() == nil {
-			if c.Converged() {
-				conv = time.Since(t0).Seconds()
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
+		conv := -1.0
+		if d, ok := waitConverged(ctx, c.Members, time.Now(), wanConvergeLimit, 20*time.Millisecond, nil); ok {
+			conv = d.Seconds()
 		}
 		var lost, dups uint64
 		for _, m := range c.Members {

@@ -8,7 +8,11 @@ import "time"
 // NodeStateOK (docs/operations.md, "Partial failures").
 const HeaderNodeState = "Ussync-Node-State"
 
-// Values of HeaderNodeState and NodeState.State.
+// Values of HeaderNodeState and NodeState.State. Their spelling is the
+// wire contract of the session check, kept as it is: catching-up with a
+// hyphen. GossipHealth.Status (in status and on GET /healthz) is another
+// field with its own values, spelled catching_up with an underscore like
+// its JSON fields; a site reading both must not compare one with the other.
 const (
 	// NodeStateOK: the node holds what the cluster told it, up to gossip's
 	// delay.

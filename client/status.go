@@ -54,11 +54,24 @@ type ReloadStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
+// Values of MemberStatus.State: memberlist's (and Serf's) member states.
+const (
+	// MemberAlive: the member answers the failure detector's probes.
+	MemberAlive = "alive"
+	// MemberSuspect: a probe went unanswered; the member has the
+	// suspicion timeout to refute it before it is declared dead.
+	MemberSuspect = "suspect"
+	// MemberDead: declared failed; the node keeps trying to reconnect.
+	MemberDead = "dead"
+	// MemberLeft: the member left the cluster on purpose.
+	MemberLeft = "left"
+)
+
 // MemberStatus is one cluster member as this node sees it.
 type MemberStatus struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	State   string `json:"state"` // alive, suspect, dead, left
+	State   string `json:"state"` // MemberAlive, MemberSuspect, MemberDead, MemberLeft
 	SiteURL string `json:"site_url"`
 	Version string `json:"version"`
 	// SiteState is what the member last reported of its site: "up",

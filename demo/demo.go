@@ -283,7 +283,7 @@ func (d *Demo) waitMembers(ctx context.Context) error {
 			}
 			alive := 0
 			for _, m := range st.Members {
-				if m.State == "alive" && m.SiteURL != "" && m.Handoff {
+				if m.State == client.MemberAlive && m.SiteURL != "" && m.Handoff {
 					alive++
 				}
 			}

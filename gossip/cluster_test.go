@@ -256,10 +256,24 @@ func TestGossip_LocalSessionsStayHome(t *testing.T) {
 	ms[0].g.Publish(changed)
 	marker := login(ms[0], "marker") // sent after: once it arrives, the local one would have too
 	waitFor(t, 5*time.Second, "marker", func() bool { _, err := ms[1].store.Session(marker.Session.ID); return err == nil })
+	// A second marker, in the local session's own anti-entropy bucket and
+	// not published: only a repair of that bucket carries it, and once it
+	// has arrived that repair is done, and it would have carried the local
+	// session too.
+	var id string
+	for i := 0; id == ""; i++ {
+		if c := fmt.Sprintf("repair-%d", i); session.BucketOf("s"+c) == session.BucketOf("s"+s.ID) {
+			id = c
+		}
+	}
+	repair := session.Session{ID: id, Email: "bo@example.com", Site: "n0", Created: ms[0].store.Clock().Now(), ExpiresAt: testNow.Add(time.Hour).UnixMilli()}
+	if _, err := ms[0].store.Apply(session.Record{Session: &repair}); err != nil {
+		t.Fatal(err)
+	}
 	if err := ms[1].g.SyncWith(ms[0].g.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // a repair, were there one, would be under way; nothing to poll for an absence
+	waitFor(t, 5*time.Second, "the repair of the local session's bucket", func() bool { _, err := ms[1].store.Session(id); return err == nil })
 	if _, err := ms[1].store.Session("local"); err == nil {
 		t.Fatal("a local session travelled")
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -191,6 +192,19 @@ func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
+	// Mounted beside the API, not inside api.ServeHTTP: its own recover,
+	// so that a panic here too is logged and answered 500 (doc.go).
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.log.Error("admin handler panic", "method", r.Method, "path", r.URL.Path,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			a.render(w, r, http.StatusInternalServerError, nil, "error", adminPage{Title: "Internal error",
+				Error: &adminError{Status: http.StatusInternalServerError, Text: "Something went wrong on this node; the log says what."}})
+		}
+	}()
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		a.render(w, r, http.StatusNotFound, nil, "error", adminPage{Title: "Not found",
 			Error: &adminError{Status: http.StatusNotFound, Text: "There is no such page."}})

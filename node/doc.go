@@ -69,6 +69,16 @@
 // backup and restore (backup.go); the private API on a Unix socket
 // (apisocket.go).
 //
+// Shared by the faces: the wire views of sessions and users (views.go,
+// with service.view); strict JSON request bodies (decode.go); who sent a
+// public request, behind the site's proxies (clientip.go); the policies a
+// reload changes (policy.go); the one-time migration of an earlier
+// version's node-local known-user marks (migrate_known.go); the status,
+// built (status_build.go) and its health part (status_health.go); the
+// Prometheus metrics (metrics.go, metrics_cluster.go). E-mail verification
+// is verifier.go (codes, sending, Node.SendVerification) and
+// verifier_link.go (the one-click link).
+//
 // # Errors
 //
 // Below the handlers, refusals are values (errors.go): sentinels such as

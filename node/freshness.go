@@ -27,9 +27,9 @@ import (
 //
 //   - on every session check: the header client.HeaderNodeState, and the
 //     field "node" of a 200 answer while not ok;
-//   - on GET /healthz: 200 "ok", or 429 "degraded" while isolated or on a
-//     key mismatch (Consul's HTTP checks read 429 as a warning: the
-//     process is alive, a restart cures nothing);
+//   - on GET /healthz: always 200 (liveness: the process answers, and a
+//     restart cures none of these), with the state in its field "gossip"
+//     (ok, catching_up, isolated, key_mismatch, ...; health.go);
 //   - on GET /readyz: 503 while catching up or isolated;
 //   - in status (Status.Health) and metrics (ussync_node_*).
 //

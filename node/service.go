@@ -51,7 +51,7 @@ type serviceConfig struct {
 // session, log a user out everywhere, update a user, mark one verified, move
 // one to a new address, accept the records a hand-off ticket carries, bind
 // this site to a user's address, revoke a site or take it back, reset a
-// damaged user (the last three in service_sites.go). The private API, the
+// damaged user (revocation in service_sites.go). The private API, the
 // public endpoints, the admin page and the ticket redemption all call it;
 // none of them changes a replicated record any other way. Every change is
 // built by session's record changes (session/change.go) and goes through
@@ -402,6 +402,33 @@ func (s *service) markVerified(email string) (session.User, error) {
 	return s.applyUser(u)
 }
 
+// proof is what a user brings to show an address is theirs: the code of
+// the message this node sent (Email and Code), or its one-click link
+// (Link, which names the address itself).
+type proof struct {
+	Email, Code, Link string
+}
+
+// verifyAddress checks p with v (verifier.checkCode, verifier.redeemLink),
+// and on success marks the address verified (markVerified). It returns the
+// user as it then stands, or the verifier's refusal (ErrInvalidCode, the
+// link's ticket errors, ErrLinkStale) and changes nothing. The one way a
+// code or a link verifies an address: POST /v1/users/{email}/verify and
+// the public verify page both call it.
+func (s *service) verifyAddress(v *verifier, p proof) (session.User, error) {
+	email := p.Email
+	var err error
+	if p.Link != "" {
+		email, err = v.redeemLink(p.Link)
+	} else {
+		err = v.checkCode(email, p.Code)
+	}
+	if err != nil {
+		return session.User{}, err
+	}
+	return s.markVerified(email)
+}
+
 // move is an administrator moving user from to address to (both normalized,
 // different): see session.Move. The old address is logged out everywhere
 // (its active sessions end with reason admin) and refused from then on
@@ -500,4 +527,41 @@ func (s *service) bind(u session.User, sess *session.Session) (session.User, err
 // (User.KnownTo): a user who arrived by a hand-off, the site's "new user".
 func (s *service) newUser(u *session.User) bool {
 	return u.Created != 0 && !u.KnownTo(s.Name)
+}
+
+// resetUser resets email's user record on every node (session.ResetUser):
+// a new generation of the record, which wins over any state of the old one
+// whatever its timestamps. It keeps the address, the creation time, the
+// names and a move; it clears the verification and the sites' bindings,
+// and logs the user out everywhere. It returns the user as it now stands
+// and how many sessions were active here before; session.ErrNotFound when
+// this node holds no such user.
+func (s *service) resetUser(email string) (session.User, int, error) {
+	u, known, err := s.user(email)
+	if err != nil {
+		return u, 0, err
+	}
+	if !known {
+		return u, 0, refuse(session.ErrNotFound, "no such user")
+	}
+	active, err := s.Store.UserSessions(email, false, 0)
+	if err != nil {
+		return u, 0, fmt.Errorf("read sessions: %w", err)
+	}
+	at := s.Store.Clock().Now()
+	if u.Reset >= at {
+		return u, 0, refuse(errInvalidField, "the user's record was reset at %s, ahead of this node's clock: reset it from another node", u.Reset.Time())
+	}
+	r := session.ResetUser(u, at)
+	merged, err := s.apply(session.Record{User: &r})
+	if err != nil {
+		return u, 0, err
+	}
+	u = r
+	if len(merged) > 0 {
+		u = *merged[0].User
+	}
+	s.Metrics.sessionsEndedAdd(session.EndAdmin, len(active))
+	s.Log.Warn("user record reset: verification and bindings cleared, logged out everywhere", "sessions_ended", len(active))
+	return u, len(active), nil
 }

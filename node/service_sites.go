@@ -1,12 +1,9 @@
 package node
 
 import (
-	"fmt"
 	"sort"
 	"strings"
-	"time"
 
-	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/gossip"
 	"github.com/ussync/ussync/session"
 )
@@ -22,12 +19,6 @@ type siteState struct {
 	Name   string
 	Member *gossip.Member // nil: not a member this node knows of now
 	Record session.Site   // zero: never revoked
-}
-
-// view is the session s of user u as of now, with the record of the site
-// that minted it (session.Session.StateIn).
-func (s *service) view(sess *session.Session, u *session.User, now time.Time) (client.SessionInfo, session.State) {
-	return newSessionView(sess, u, s.Store.Site(sess.Site), now)
 }
 
 // revoked reports whether this node's own site is revoked.
@@ -156,41 +147,4 @@ func (s *service) applySite(st siteState, x session.Site) (siteState, error) {
 		st.Record = *merged[0].Site
 	}
 	return st, nil
-}
-
-// resetUser resets email's user record on every node (session.ResetUser):
-// a new generation of the record, which wins over any state of the old one
-// whatever its timestamps. It keeps the address, the creation time, the
-// names and a move; it clears the verification and the sites' bindings,
-// and logs the user out everywhere. It returns the user as it now stands
-// and how many sessions were active here before; session.ErrNotFound when
-// this node holds no such user.
-func (s *service) resetUser(email string) (session.User, int, error) {
-	u, known, err := s.user(email)
-	if err != nil {
-		return u, 0, err
-	}
-	if !known {
-		return u, 0, refuse(session.ErrNotFound, "no such user")
-	}
-	active, err := s.Store.UserSessions(email, false, 0)
-	if err != nil {
-		return u, 0, fmt.Errorf("read sessions: %w", err)
-	}
-	at := s.Store.Clock().Now()
-	if u.Reset >= at {
-		return u, 0, refuse(errInvalidField, "the user's record was reset at %s, ahead of this node's clock: reset it from another node", u.Reset.Time())
-	}
-	r := session.ResetUser(u, at)
-	merged, err := s.apply(session.Record{User: &r})
-	if err != nil {
-		return u, 0, err
-	}
-	u = r
-	if len(merged) > 0 {
-		u = *merged[0].User
-	}
-	s.Metrics.sessionsEndedAdd(session.EndAdmin, len(active))
-	s.Log.Warn("user record reset: verification and bindings cleared, logged out everywhere", "sessions_ended", len(active))
-	return u, len(active), nil
 }

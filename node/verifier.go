@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -326,25 +325,6 @@ func (v *verifier) discard(email, id string) {
 	}
 }
 
-// link seals the one-click link of the code with link id for email.
-func (v *verifier) link(email, id string, now, expires time.Time) (string, error) {
-	payload, err := json.Marshal(&linkPayload{Kind: ticketKindVerify, Email: email})
-	if err != nil {
-		return "", fmt.Errorf("encode link payload: %w", err)
-	}
-	tk, err := v.Keyring.SealTicket(crypto.Ticket{
-		ID:        id,
-		Target:    v.Name,
-		IssuedAt:  now,
-		ExpiresAt: expires,
-		Payload:   payload,
-	})
-	if err != nil {
-		return "", err
-	}
-	return v.SiteURL + pathVerify + "?" + url.Values{"c": {tk}}.Encode(), nil
-}
-
 // checkCode checks a code typed for email (normalized): nil when it is the
 // pending code's, which is then consumed; ErrInvalidCode when it is wrong
 // (counted), or no code is pending, or it expired; ErrCodeLocked once
@@ -426,23 +406,6 @@ func (v *verifier) failures(email string, nowMS int64) ([]int64, error) {
 	return h.within(nowMS, failWindow), nil
 }
 
-// inspectLink checks a one-click link's token c without using it: what the
-// confirmation page a GET shows needs (mail scanners open links; only the
-// page's button, a POST, verifies). It returns the address, or the refusal
-// redeemLink would give (but for a replay: a link whose code was used is
-// stale).
-func (v *verifier) inspectLink(c string) (string, error) {
-	t, email, err := v.openLink(c)
-	if err != nil {
-		return "", err
-	}
-	rec, ok := v.pending(email)
-	if !ok || rec.ID != t.ID || v.Store.Now().UnixMilli() >= rec.Expires {
-		return "", refuse(ErrLinkStale, "the link's code was already used, or a newer code was sent")
-	}
-	return email, nil
-}
-
 // pending reads the pending code of email.
 func (v *verifier) pending(email string) (pendingCode, bool) {
 	var rec pendingCode
@@ -451,76 +414,6 @@ func (v *verifier) pending(email string) (pendingCode, bool) {
 		return rec, false
 	}
 	return rec, true
-}
-
-// redeemLink checks a one-click link's token c and consumes its code. It
-// returns the address to mark verified, or a refusal: the ticket's own
-// (crypto's ticket sentinels, ErrTicketWrongTarget), ErrTicketReplayed for
-// a link used before, ErrLinkStale when its code was used or replaced by
-// a newer one. A code locked by wrong tries does not stop its link: the
-// link is not guessable.
-func (v *verifier) redeemLink(c string) (string, error) {
-	email, err := v.useLink(c)
-	result := "verified"
-	if _, refused := errors.AsType[*refusal](err); refused {
-		result = errorCode(err)
-	} else if err != nil {
-		result = "error"
-	}
-	v.checks.WithLabelValues("link", result).Inc()
-	return email, err
-}
-
-// openLink opens a link's ticket: within the code's lifetime (and the
-// clocks' offset), of kind verify, for this node.
-func (v *verifier) openLink(c string) (crypto.Ticket, string, error) {
-	t, err := v.Keyring.OpenTicketWithin(c, v.Store.Now(), crypto.TicketLimits{MaxLifetime: v.CodeTTL, MaxOffset: v.MaxOffset})
-	if err != nil {
-		return t, "", ticketError(err)
-	}
-	var p linkPayload
-	if json.Unmarshal(t.Payload, &p) != nil || p.Kind != ticketKindVerify {
-		return t, "", refuse(crypto.ErrTicketMalformed, "not a verification link")
-	}
-	email, err := session.NormalizeEmail(p.Email)
-	if err != nil || email != p.Email {
-		return t, "", refuse(crypto.ErrTicketMalformed, "not a verification link")
-	}
-	if t.Target != v.Name {
-		return t, "", refuse(ErrTicketWrongTarget, "the link is for another site")
-	}
-	return t, email, nil
-}
-
-func (v *verifier) useLink(c string) (string, error) {
-	now := v.Store.Now()
-	t, email, err := v.openLink(c)
-	if err != nil {
-		return "", err
-	}
-	first, err := v.Store.UseOnce(t.ID, t.ExpiresAt)
-	if err != nil {
-		return "", err
-	}
-	if !first {
-		return "", refuse(ErrTicketReplayed, "the link was already used")
-	}
-	stale := false
-	err = v.Store.LocalUpdate(localCodePrefix+email, v.CodeTTL, func(old []byte) ([]byte, error) {
-		var rec pendingCode
-		if old == nil || json.Unmarshal(old, &rec) != nil || rec.ID != t.ID || now.UnixMilli() >= rec.Expires {
-			stale = true
-			return nil, errUnchanged
-		}
-		return nil, nil // consumed: the code and its link
-	})
-	if err != nil && !errors.Is(err, errUnchanged) {
-		return "", fmt.Errorf("consume code: %w", err)
-	}
-	if stale {
-		return "", refuse(ErrLinkStale, "the link's code was already used, or a newer code was sent")
-	}
-	return email, nil
 }
 
 // scrub removes the recipient's address from an error before it is logged
@@ -536,4 +429,58 @@ func randomHex(n int) (string, error) {
 		return "", fmt.Errorf("random: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// newVerifier builds the node's verifier from its config: the mailer (with
+// the SMTP password read now), the templates (an operator's directory is
+// checked now, so a broken template stops the start, not a user's request).
+func (n *Node) newVerifier() (*verifier, error) {
+	var m *mailer
+	if n.cfg.SMTP.Enabled() {
+		pw, err := n.cfg.SMTPPassword()
+		if err != nil {
+			return nil, err
+		}
+		m = newMailer(n.cfg.SMTP, pw)
+	}
+	tpl, err := loadMailTemplates(n.cfg.Verification.Templates)
+	if err != nil {
+		return nil, err
+	}
+	return newVerifier(verifierConfig{
+		Keyring:           n.keyring,
+		Store:             n.store,
+		Name:              n.cfg.Node.Name,
+		SiteURL:           n.cfg.Site.URL,
+		CodeTTL:           time.Duration(n.cfg.Verification.CodeTTL),
+		MaxAttempts:       n.cfg.Verification.MaxAttempts,
+		ResendInterval:    time.Duration(n.cfg.Verification.ResendInterval),
+		MaxSendsPerHour:   n.cfg.Verification.MaxSendsPerHour,
+		MaxFailuresPerDay: n.cfg.Verification.MaxFailuresPerDay,
+		MaxOffset:         time.Duration(n.cfg.Cluster.MaxClockOffset),
+		Mailer:            m,
+		Templates:         tpl,
+		Log:               n.log,
+		Metrics:           n.metrics,
+	})
+}
+
+// SendVerification sends a verification code and link to email, as POST
+// /v1/users/{email}/verification does (the admin page's "resend code"):
+// nil when the message was sent, or when the address has no user (nothing
+// is sent, and nothing says so). Otherwise session.ErrInvalidEmail,
+// ErrRateLimited (its message says when to retry), ErrMailFailed (the
+// cause is logged), ErrMailDisabled; or another error (store failure). It
+// blocks for the send, at most smtp.timeout per step or until ctx ends.
+// Call it after Start.
+func (n *Node) SendVerification(ctx context.Context, email string) error {
+	if n.verify == nil {
+		return errors.New("send verification: the node is not started")
+	}
+	e, err := session.NormalizeEmail(email)
+	if err != nil {
+		return refuse(session.ErrInvalidEmail, "not a valid address (%v)", err)
+	}
+	_, err = n.verify.send(ctx, e)
+	return err
 }

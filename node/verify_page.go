@@ -97,9 +97,7 @@ func (p *public) verify(w http.ResponseWriter, r *http.Request, pr *publicReq) e
 			d.Title, d.Message = "Confirm your e-mail address", "Press the button to confirm that this address is yours."
 		}
 	} else if err == nil {
-		if email, err = p.verifier.redeemLink(c); err == nil {
-			_, err = p.svc.markVerified(email)
-		}
+		_, err = p.svc.verifyAddress(p.verifier, proof{Link: c})
 		if err == nil {
 			http.SetCookie(w, p.h.cookie(cookieVerify, "", -1, http.SameSiteStrictMode, p.h.secure(br, false)))
 			d.OK, d.Title, d.Message = true, "Your e-mail is verified", "Thank you: your address is confirmed. You can close this page."

@@ -80,3 +80,9 @@ func (a *api) userView(u *session.User) client.UserInfo {
 	v.Bound = u.BoundTo(a.svc.Name)
 	return v
 }
+
+// view is the session s of user u as of now, with the record of the site
+// that minted it (session.Session.StateIn).
+func (s *service) view(sess *session.Session, u *session.User, now time.Time) (client.SessionInfo, session.State) {
+	return newSessionView(sess, u, s.Store.Site(sess.Site), now)
+}

@@ -31,12 +31,13 @@ func (c UserChange) Empty() bool {
 // user that was not (u is then User{Email: …}) is created at at. A field c
 // sets to the value u already holds is left with its old stamp.
 //
-// It is the change of PUT /v1/users/{email} and of a login that names the
-// user's login or display name. c.Verified sets the verification register
-// alone, without binding a site or voiding the bindings; the node never
-// uses it: a verification (at registration, by code, by an administrator)
-// and its removal go through User.Verify and User.Unverify (binding.go),
-// which bind the verifying site or void every binding as well.
+// It is the raw register write SiteUpdate builds on; the node calls
+// SiteUpdate, never UpdateUser itself (PUT /v1/users/{email}, a login, an
+// administrator's verify all go through SiteUpdate). c.Verified here sets
+// the verification register alone, without binding a site or voiding the
+// bindings, which is why SiteUpdate does not pass it on: a verification and
+// its removal go through User.Verify and User.Unverify (binding.go), which
+// bind the verifying site or void every binding as well.
 func UpdateUser(u User, known bool, c UserChange, at HLC, by string) (User, bool) {
 	changed := !known
 	if !known {

@@ -135,11 +135,12 @@
 //     carries u.WithoutSites().
 //   - Session check: s.StateIn(u, store.Site(s.Site), now); StateSiteRevoked
 //     is a 410 with end reason EndSiteRevoked.
-//   - Revoke a site: store.Apply(Record{Site: &x}) with x := RevokeSite(name,
-//     clock.Now(), self); UnrevokeSite to take it back; store.Site(name)
-//     .IsRevoked() for its tickets and its URL; store.Sites() for status.
-//   - Reset a user: r := ResetUser(u, clock.Now()); store.Apply(Record{User:
-//     &r}) and publish it.
+//   - Revoke a site: x := RevokeSite(name, clock.Now(), self), written
+//     through the node's one write path (service.apply: Store.Apply, then
+//     publish); UnrevokeSite to take it back; store.Site(name).IsRevoked()
+//     for its tickets and its URL; store.Sites() for status.
+//   - Reset a user: r := ResetUser(u, clock.Now()), written through
+//     service.apply like every change.
 //   - Store.Fresh: the node started on an empty data dir; its replay cache
 //     is gone, so refuse tickets for one ticket TTL. Site-only (Local)
 //     sessions are node-local too and are lost with it (their users log in

@@ -158,7 +158,7 @@ func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, v visi
 
 	alive := map[string]bool{}
 	for _, m := range s.members(ctx) {
-		alive[m.Name] = m.State == "alive"
+		alive[m.Name] = m.State == client.MemberAlive
 	}
 	titles := map[string]string{}
 	for i, f := range s.Family {

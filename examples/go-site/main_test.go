@@ -48,7 +48,11 @@ func do(t *testing.T, b *http.Client, method, u string, form url.Values) (*http.
 }
 
 // visit walks the example as a person would: the account page sends to the
-// login, the login comes back to it, a logout on another site ends it.
+// login, the login comes back to it, and a "log out everywhere" sent
+// through other ends it. other is a client of the same node: the call is
+// the one another site of the family would make, but which site sends it
+// is not what is tested here (the node's own tests cover a logout
+// travelling between nodes).
 func visit(t *testing.T, base string, other *client.Client) {
 	t.Helper()
 	b := browser(t)

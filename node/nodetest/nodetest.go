@@ -331,12 +331,28 @@ func (c *Cluster) Converged() bool {
 // difference found, or "" if they hold the same. It reads whole stores: for
 // tests, once the digests agree (a digest blind to some records would agree
 // anyway).
-func (c *Cluster) RecordsDiffer() string {
-	want, err := c.Members[0].Store().RecordHashes()
+func (c *Cluster) RecordsDiffer() string { return recordsDiffer(c.Members) }
+
+// Differ says how ms do not hold the same replicated records yet, or ""
+// once they do: the one meaning of "converged" that WaitConverged and the
+// bench share. It compares the digests first (cheap), and the records
+// themselves (Store.RecordHashes, against ms[0]'s) only once those agree.
+func Differ(ms ...*Member) string {
+	d := ms[0].Store().Digest()
+	for _, m := range ms[1:] {
+		if m.Store().Digest() != d {
+			return fmt.Sprintf("the digests of %s and %s differ", ms[0].Name(), m.Name())
+		}
+	}
+	return recordsDiffer(ms)
+}
+
+func recordsDiffer(ms []*Member) string {
+	want, err := ms[0].Store().RecordHashes()
 	if err != nil {
 		return err.Error()
 	}
-	for _, m := range c.Members[1:] {
+	for _, m := range ms[1:] {
 		got, err := m.Store().RecordHashes()
 		if err != nil {
 			return err.Error()
@@ -345,12 +361,12 @@ func (c *Cluster) RecordsDiffer() string {
 			if g, ok := got[k]; !ok {
 				return fmt.Sprintf("%s lacks %s", m.Name(), k)
 			} else if g != h {
-				return fmt.Sprintf("%s holds %s in another state than %s", m.Name(), k, c.Members[0].Name())
+				return fmt.Sprintf("%s holds %s in another state than %s", m.Name(), k, ms[0].Name())
 			}
 		}
 		for k := range got {
 			if _, ok := want[k]; !ok {
-				return fmt.Sprintf("%s holds %s, which %s lacks", m.Name(), k, c.Members[0].Name())
+				return fmt.Sprintf("%s holds %s, which %s lacks", m.Name(), k, ms[0].Name())
 			}
 		}
 	}
@@ -361,19 +377,7 @@ func (c *Cluster) RecordsDiffer() string {
 // records, or fails the test after d saying which differ.
 func (c *Cluster) WaitConverged(d time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		why := "the digests differ"
-		if c.Converged() {
-			if why = c.RecordsDiffer(); why == "" {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %v waiting for convergence: %s", d, why)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.Done(c.t, d, "convergence", func() string { return Differ(c.Members...) })
 }
 
 // WaitFor polls cond until it holds, or fails the test after d

@@ -237,9 +237,8 @@ func (g *Gossip) compare(m message) {
 		// done: the round counts once its pull is sent (else a member
 		// upgraded first, among busy older peers whose digests always
 		// differ a little, would catch up only by chance).
-		err := g.send(KindPull, node, encodeHashes(g.cfg.Name, g.addr, groups))
-		g.rounds.remove(id)
-		if err != nil {
+		g.rounds.remove(id) // not a round of the book: nothing will tag its repairs
+		if err := g.send(KindPull, node, encodeHashes(g.cfg.Name, g.addr, groups)); err != nil {
 			g.resyncLater(m.from, addrOf(node), resyncRetry)
 			return
 		}

@@ -199,23 +199,28 @@ func (g *Gossip) compare(m message) {
 	// pulling it twice would double a catch-up's transfer (a newcomer
 	// compares the digests of every member it meets while its first round
 	// runs). Whatever that round leaves different, the next push/pull finds.
-	busy := g.rounds.busyBuckets()
-	skipped := false
-	groups := make([]bucketHashes, 0, len(diff))
+	want := make([]uint8, 0, len(diff))
 	for _, b := range diff {
-		if busy[b] {
-			skipped = true
-			continue
+		if m.digest[b] != 0 {
+			want = append(want, b)
 		}
-		if m.digest[b] == 0 {
-			// The peer holds nothing in this bucket (its records XOR to
-			// zero with odds of 2^-64): nothing to pull. A new member's
-			// digest is all zeros, and a full store's pull would be 16
-			// bytes a record for nothing.
-			continue
+		// else the peer holds nothing in this bucket (its records XOR to
+		// zero with odds of 2^-64): nothing to pull. A new member's
+		// digest is all zeros, and a full store's pull would be 16 bytes
+		// a record for nothing.
+	}
+	id, buckets, skipped := g.rounds.claim(m.from, addrOf(node), g.roundTimeout(), want)
+	if len(buckets) == 0 {
+		if !skipped {
+			g.roundDone(m.from, "nothing to pull")
 		}
+		return
+	}
+	groups := make([]bucketHashes, 0, len(buckets))
+	for _, b := range buckets {
 		entries, err := g.store.BucketEntries(b)
 		if err != nil {
+			g.rounds.remove(id)
 			g.log.Error("read bucket for anti-entropy", "bucket", b, "err", err)
 			g.resyncLater(m.from, addrOf(node), resyncRetry)
 			return
@@ -226,18 +231,13 @@ func (g *Gossip) compare(m message) {
 		}
 		groups = append(groups, hb)
 	}
-	if len(groups) == 0 {
-		if !skipped {
-			g.roundDone(m.from, "nothing to pull")
-		}
-		return
-	}
 	g.stats.bucketsRepaired.Add(uint64(len(groups)))
 	if m.proto < 2 || g.proto.Load() < 2 {
 		// A peer of an older version answers without telling when it is
 		// done: the round counts once its pull is sent (else a member
 		// upgraded first, among busy older peers whose digests always
 		// differ a little, would catch up only by chance).
+		g.rounds.remove(id) // not a round of the book: nothing will tag its repairs
 		if err := g.send(KindPull, node, encodeHashes(g.cfg.Name, g.addr, groups)); err != nil {
 			g.resyncLater(m.from, addrOf(node), resyncRetry)
 			return
@@ -246,11 +246,6 @@ func (g *Gossip) compare(m message) {
 		return
 	}
 	g.pulled()
-	buckets := make([]uint8, len(groups))
-	for i, hb := range groups {
-		buckets[i] = hb.bucket
-	}
-	id := g.rounds.start(m.from, addrOf(node), g.roundTimeout(), buckets)
 	msgs := encodePull(g.cfg.Name, g.addr, id, groups)
 	first := g.rounds.setParts(id, msgs, node)
 	if err := g.send(KindPull, node, first); err != nil {
@@ -451,26 +446,35 @@ func newRoundBook() *roundBook {
 	return &roundBook{next: rand.Uint64(), rounds: map[uint64]*round{}}
 }
 
-func (b *roundBook) start(peer, addr string, timeout time.Duration, buckets []uint8) uint64 {
+// claim starts a round with peer over the buckets of want that no round
+// in flight pulls, in one step under the book's lock: read first and
+// started later, two workers comparing two peers' digests at once (a
+// newcomer meets every member) both found every bucket free and pulled the
+// whole store twice. It returns the round's id and buckets (none: no round
+// was started) and whether some of want were left to a round in flight.
+func (b *roundBook) claim(peer, addr string, timeout time.Duration, want []uint8) (id uint64, buckets []uint8, skipped bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var busy [session.Buckets]bool
+	for _, r := range b.rounds {
+		for _, k := range r.buckets {
+			busy[k] = true
+		}
+	}
+	for _, k := range want {
+		if busy[k] {
+			skipped = true
+		} else {
+			buckets = append(buckets, k)
+		}
+	}
+	if len(buckets) == 0 {
+		return 0, nil, skipped
+	}
 	b.next++
 	b.rounds[b.next] = &round{peer: peer, addr: addr, chunks: map[uint32]uint32{}, got: map[uint32]uint32{},
 		deadline: time.Now().Add(timeout), buckets: buckets}
-	return b.next
-}
-
-// busyBuckets marks the buckets some round in flight is pulling.
-func (b *roundBook) busyBuckets() *[session.Buckets]bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out [session.Buckets]bool
-	for _, r := range b.rounds {
-		for _, k := range r.buckets {
-			out[k] = true
-		}
-	}
-	return &out
+	return b.next, buckets, skipped
 }
 
 // setParts records the messages of a round's pull and returns the first

@@ -280,24 +280,34 @@ func TestGossip_LocalSessionsStayHome(t *testing.T) {
 }
 
 func TestGossip_NewMemberCatchesUpByAntiEntropy(t *testing.T) {
-	ms := startCluster(t, 2)
-	const n = 10_000
+	// 4,000 sessions fill every one of the 256 buckets (about 16 each), so
+	// the pull is the 32 parts of a full store's, paced by pullWindow, as
+	// with a million; more records only make each part slower under -race.
+	const n = 4_000
+	key := newKey(t)
+	ms := []*member{startMember(t, testConfig(t, "n0", key)), startMember(t, testConfig(t, "n1", key))}
 	var recs []session.Record
 	for i := 0; i < n; i++ {
 		s := session.Session{ID: fmt.Sprintf("%064x", i), Email: fmt.Sprintf("u%d@example.com", i%500), Site: "n0", Created: ms[0].store.Clock().Now(), ExpiresAt: testNow.Add(time.Hour).UnixMilli()}
 		recs = append(recs, session.Record{Session: &s})
 	}
-	// Straight into both stores, not published: only anti-entropy can move them.
+	// Straight into both stores, not published: only anti-entropy can move
+	// them. Both are filled before they meet: filled while members, the
+	// second pulled from the first what the test was writing into it, a
+	// repair the new member's then waited behind under load.
 	for _, m := range ms {
 		if _, err := m.store.Apply(recs...); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if _, err := ms[1].g.Join([]string{ms[0].g.Addr()}); err != nil {
+		t.Fatal(err)
+	}
 	late := startMember(t, testConfig(t, "late", ms[0].g.cfg.Keys[0]))
 	start := time.Now()
 	t.Cleanup(func() { // the story of a failure: how far it got, and how
 		_, sessions := late.store.Counts()
-		t.Logf("after %v: the new member holds %d sessions; its stats %+v; n0's %+v", time.Since(start), sessions, late.g.Stats(), ms[0].g.Stats())
+		t.Logf("after %v: the new member holds %d sessions; its stats %+v; n0's %+v; n1's %+v", time.Since(start), sessions, late.g.Stats(), ms[0].g.Stats(), ms[1].g.Stats())
 	})
 	if _, err := late.g.Join([]string{ms[0].g.Addr()}); err != nil {
 		t.Fatal(err)

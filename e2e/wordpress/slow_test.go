@@ -3,12 +3,15 @@
 package wordpress
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ussync/ussync/internal/eventually"
 )
 
 // TestWordPress_NodeSlow: a node that accepts connections but does not
@@ -74,4 +77,49 @@ func TestWordPress_NodeSlow(t *testing.T) {
 // only grow.
 func siteLogs(s *site) string {
 	return readFile(filepath.Join(s.dir, "php-errors.log")) + readFile(filepath.Join(s.dir, "debug.log"))
+}
+
+// TestWordPress_OutageLoggedOnceConcurrently: PHP workers that all loaded
+// their options before any of them found the node down (page views that
+// waited for it together) log the outage once. Each read the down-mark,
+// found none and logged: "the outage was logged 2 times" in NodeSlow
+// under load. Eight workers, held at a barrier after WordPress loaded,
+// fail at once on a node that refuses connections.
+func TestWordPress_OutageLoggedOnceConcurrently(t *testing.T) {
+	tb := theBed(t)
+	c := tb.sites[2]
+	tb.defaults(t)
+	dir := t.TempDir()
+	logf, start := filepath.Join(dir, "php.log"), filepath.Join(dir, "go")
+	tb.mustPHP(t, c, `delete_option('ussync_down'); return 1;`)
+	t.Cleanup(func() { tb.mustPHP(t, c, `delete_option('ussync_down'); return 1;`) })
+	const workers = 8
+	errs := make(chan error, workers)
+	for i := range workers {
+		go func() {
+			_, err := tb.php(c, fmt.Sprintf(`ini_set('error_log', %q);
+$n = Ussync_Settings::nodes()[0];
+$n->api_url = 'http://127.0.0.1:1';
+touch(%q);
+while (!file_exists(%q)) { usleep(2000); }
+$n->check(str_repeat('a', 64));
+return 1;`, logf, filepath.Join(dir, fmt.Sprintf("ready%d", i)), start))
+			errs <- err
+		}()
+	}
+	eventually.True(t, 60*time.Second, "every worker at the barrier", func() bool {
+		m, _ := filepath.Glob(filepath.Join(dir, "ready*"))
+		return len(m) == workers
+	})
+	if err := os.WriteFile(start, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(readFile(logf), `network "main" did not answer`); n != 1 {
+		t.Fatalf("%d workers failing at once logged the outage %d times, want once:\n%s", workers, n, readFile(logf))
+	}
 }

@@ -59,6 +59,12 @@ final class Ussync_Node {
 	 */
 	const DOWN_OPTION = 'ussync_down';
 
+	/**
+	 * Prefix of the option rows that claim an outage's log line (one per
+	 * mark key, never autoloaded, read only by claim_log's SQL).
+	 */
+	const LOGGED_PREFIX = 'ussync_down_logged_';
+
 	/** @var string The network's id. */
 	public string $id;
 
@@ -173,10 +179,64 @@ final class Ussync_Node {
 		$was  = isset( $down[ $key ] ) && (int) $down[ $key ] > time();
 		$down[ $key ] = time() + self::down_for();
 		update_option( self::DOWN_OPTION, $down, true );
-		if ( ! $was ) {
+		if ( ! $was && self::claim_log( $key ) ) {
 			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- logged once per outage, by design.
 			error_log( sprintf( 'ussync: the node of network "%s" did not answer (%s); retrying in %d s', $this->id, $what, self::down_for() ) );
 		}
+	}
+
+	/** Seconds within which page views that find the node down log it once. */
+	const LOG_WINDOW = 10;
+
+	/**
+	 * Claims the log line of an outage of $key: true for one caller only,
+	 * however many PHP workers find the node down at once. The down-mark is
+	 * read (from the options loaded when the request began), changed and
+	 * written back, so two page views that both waited for a stopped node
+	 * found it unmarked and both logged. The claim is a row of its own
+	 * holding when it was taken, taken by one atomic statement (an INSERT
+	 * IGNORE, else an UPDATE of a claim older than LOG_WINDOW, or than
+	 * DOWN_FOR if shorter): WordPress's option API has no compare-and-set,
+	 * and wp_cache_add is atomic only with a persistent object cache. The
+	 * node answering again ends the claim (release_log).
+	 *
+	 * @param string $key The mark key (mark_key).
+	 * @return bool
+	 */
+	private static function claim_log( string $key ): bool {
+		global $wpdb;
+		$name = self::LOGGED_PREFIX . md5( $key );
+		$now  = time();
+		// phpcs:ignore WordPress.DB.DirectDatabaseQuery -- an atomic claim; never cached.
+		if ( 1 === $wpdb->query( $wpdb->prepare( "INSERT IGNORE INTO {$wpdb->options} (option_name, option_value, autoload) VALUES (%s, %s, 'no')", $name, (string) $now ) ) ) {
+			return true;
+		}
+		$before = $now - min( self::LOG_WINDOW, self::down_for() );
+		// phpcs:ignore WordPress.DB.DirectDatabaseQuery -- an atomic claim; never cached.
+		return 1 === $wpdb->query( $wpdb->prepare( "UPDATE {$wpdb->options} SET option_value = %s WHERE option_name = %s AND CAST(option_value AS SIGNED) <= %d", (string) $now, $name, $before ) );
+	}
+
+	/**
+	 * Ends an outage's log claim, so that the next outage is logged at once;
+	 * true for the one caller that ended it (one query, made only when the
+	 * node answers while marked down).
+	 *
+	 * @param string $key The mark key (mark_key).
+	 * @return bool
+	 */
+	private static function release_log( string $key ): bool {
+		global $wpdb;
+		// phpcs:ignore WordPress.DB.DirectDatabaseQuery -- the claim's row; never cached.
+		return 1 === $wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name = %s", self::LOGGED_PREFIX . md5( $key ) ) );
+	}
+
+	/**
+	 * Ends every outage's log claim (the down-marks were deleted).
+	 */
+	public static function release_all(): void {
+		global $wpdb;
+		// phpcs:ignore WordPress.DB.DirectDatabaseQuery -- the claims' rows; never cached.
+		$wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name LIKE %s", $wpdb->esc_like( self::LOGGED_PREFIX ) . '%' ) );
 	}
 
 	/**
@@ -190,8 +250,10 @@ final class Ussync_Node {
 		if ( is_array( $down ) && isset( $down[ $key ] ) ) {
 			unset( $down[ $key ] );
 			update_option( self::DOWN_OPTION, $down, true );
-			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
-			error_log( sprintf( 'ussync: the node of network "%s" answers again%s', $this->id, $public ? ' (public listener)' : '' ) );
+			if ( self::release_log( $key ) ) { // the one worker that ends the outage says so.
+				// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
+				error_log( sprintf( 'ussync: the node of network "%s" answers again%s', $this->id, $public ? ' (public listener)' : '' ) );
+			}
 		}
 	}
 
@@ -505,3 +567,7 @@ final class Ussync_Node {
 		return $this->call( 'GET', '/v1/status', null, 2 * self::CHECK_TIMEOUT, true );
 	}
 }
+
+// The down-marks cleared by hand (delete_option, as a retry-now) end every
+// outage's log claim too, so that the next outage is logged at once.
+add_action( 'delete_option_' . Ussync_Node::DOWN_OPTION, array( 'Ussync_Node', 'release_all' ) );

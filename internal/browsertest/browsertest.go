@@ -255,12 +255,21 @@ func (b *Tab) Shows(what string, ok func(Page) bool) Page {
 
 // Visit opens site u (again at each try) until it shows user ("" =
 // anonymous): what a person does who looks at another tab and presses F5.
+// Like that person, it leaves a page alone while it is still on its way:
+// a hand-off's step page (which goes on by itself), a document still
+// loading (a step page before its list is parsed looks like any page), or
+// one being replaced; a reload then would abort the hand-off.
 func (b *Tab) Visit(u, user string) Page {
 	b.T.Helper()
 	var p Page
 	b.Eventually(fmt.Sprintf("%s to show user %q", u, user), func() string {
-		if cur, err := b.Page(); err == nil && cur.Onward {
-			return "on a step page, which goes on by itself: " + cur.Href // a reload now would abort it
+		switch cur, err := b.Page(); {
+		case err != nil:
+			return "the page is being replaced: " + err.Error()
+		case cur.Onward:
+			return "on a step page, which goes on by itself: " + cur.Href
+		case cur.Ready != "complete":
+			return "the page is still loading: " + cur.String()
 		}
 		b.Open(u)
 		var err error

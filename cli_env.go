@@ -97,7 +97,8 @@ func envHelp() string {
 		fmt.Fprintf(&b, "  %s %-36s %s\n", live, v.Name, v.Key)
 	}
 	b.WriteString("\nAlso: USSYNC_SECRET (the cluster secrets, as USSYNC_GOSSIP_SECRETS), the\n")
-	b.WriteString("variables of the flags below, and those the tests read (README, Configuration).")
+	b.WriteString("variables of the flags below, and those the tests read (README, Configuration).\n")
+	b.WriteString("A flag's variable counts as the flag: USSYNC_NAME wins over USSYNC_NODE_NAME.")
 	return b.String()
 }
 

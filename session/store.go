@@ -884,12 +884,8 @@ func (s *Store) UserSessions(email string, all bool, limit int) ([]Session, erro
 			id := string(item.Key()[len(prefix)+8:])
 			if !all {
 				// The entry tells most history apart without the record.
-				var over bool
-				if err := item.Value(func(v []byte) error {
-					ent, ok := decodeEntry(v)
-					over = ok && (ent.ended || ent.expiredAt(now))
-					return nil
-				}); err != nil {
+				over, err := entryOver(item, now)
+				if err != nil {
 					return err
 				}
 				if over {
@@ -1029,12 +1025,8 @@ func (s *Store) ActiveSessions() (int, error) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixAll}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var over bool
-			if err := it.Item().Value(func(v []byte) error {
-				ent, ok := decodeEntry(v)
-				over = ok && (ent.ended || ent.expiredAt(now))
-				return nil
-			}); err != nil {
+			over, err := entryOver(it.Item(), now)
+			if err != nil {
 				return err
 			}
 			if over {
@@ -1274,3 +1266,16 @@ func (b badgerLogger) Infof(string, ...any)        {}
 func (b badgerLogger) Debugf(string, ...any)       {}
 
 func trim(s string) string { return string(bytes.TrimSpace([]byte(s))) }
+
+// entryOver reports whether the index entry item says its session is over
+// at now (ended, or expired), without reading the record; an entry it
+// cannot decode is not over (the record decides).
+func entryOver(item *badger.Item, now time.Time) (bool, error) {
+	var over bool
+	err := item.Value(func(v []byte) error {
+		ent, ok := decodeEntry(v)
+		over = ok && (ent.ended || ent.expiredAt(now))
+		return nil
+	})
+	return over, err
+}

@@ -267,16 +267,27 @@ func cors(w http.ResponseWriter, r *http.Request, pr *publicReq) {
 	}
 }
 
+// allowMemberOrigin starts a CORS answer: it varies on Origin, and grants
+// the request's origin when it is a member site's (refused, 403 csrf,
+// otherwise). It returns the headers to add the rest to.
+func allowMemberOrigin(w http.ResponseWriter, r *http.Request, pr *publicReq) (http.Header, error) {
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	o := r.Header.Get("Origin")
+	if !memberOrigin(pr.sites, o) {
+		return nil, refuse(errCSRF, "the origin is not a member site")
+	}
+	h.Set("Access-Control-Allow-Origin", o)
+	return h, nil
+}
+
 // preflight answers a CORS preflight: granted (204) to a member origin,
 // refused (403 csrf) to any other.
 func (p *public) preflight(w http.ResponseWriter, r *http.Request, pr *publicReq, methods string) error {
-	w.Header().Add("Vary", "Origin")
-	o := r.Header.Get("Origin")
-	if !memberOrigin(pr.sites, o) {
-		return refuse(errCSRF, "the origin is not a member site")
+	h, err := allowMemberOrigin(w, r, pr)
+	if err != nil {
+		return err
 	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", o)
 	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Allow-Methods", methods)
 	h.Set("Access-Control-Allow-Headers", "Content-Type")
@@ -290,13 +301,10 @@ func (p *public) preflight(w http.ResponseWriter, r *http.Request, pr *publicReq
 // the browser asks for (the answer is public and takes no credentials);
 // refused (403 csrf) to any other origin.
 func healthPreflight(w http.ResponseWriter, r *http.Request, pr *publicReq) error {
-	w.Header().Add("Vary", "Origin")
-	o := r.Header.Get("Origin")
-	if !memberOrigin(pr.sites, o) {
-		return refuse(errCSRF, "the origin is not a member site")
+	h, err := allowMemberOrigin(w, r, pr)
+	if err != nil {
+		return err
 	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", o)
 	h.Set("Access-Control-Allow-Methods", "GET, HEAD")
 	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" && len(req) <= 1024 && headerList(req) {
 		h.Set("Access-Control-Allow-Headers", req)

@@ -343,6 +343,9 @@ final class Ussync_Admin {
 	 * @return string '' for an unknown code.
 	 */
 	public static function notice_text( string $code ): string {
+		if ( '' === $code ) {
+			return ''; // every page view without a notice: no strings to translate.
+		}
 		$texts = array(
 			'email_not_verified' => __( 'Your login stays on this site: your e-mail address is not verified yet. Verify it under Users → My sessions to be logged in on the other sites too.', 'ussync' ),
 			'site_not_bound'     => __( 'Your login stays on this site: this site has not verified your e-mail address yet. Ask for a code under Users → My sessions.', 'ussync' ),

@@ -100,6 +100,39 @@ final class Ussync_Handoff {
 	}
 
 	/**
+	 * The endpoints answered as soon as the plugin is loaded (early_route):
+	 * those whose answer needs nothing of WordPress but the settings and
+	 * the request's cookies. A sync step (it logs the browser into
+	 * WordPress), logout, auth and verify wait for the whole of WordPress
+	 * (route).
+	 */
+	const EARLY = array( 'healthz', 'bind', 'chain', 'hop', 'hop/ask', 'hop/done', 'whoami' );
+
+	/**
+	 * Answers a request for one of EARLY when the plugin is loaded, before
+	 * the theme, init, the other plugins' hooks and the request's parsing:
+	 * every step of a chain but the sync steps, and every step page's
+	 * probe of the health URL, is one of them, and each was a whole
+	 * WordPress page load (README "Performance"). The health URL answered
+	 * here still proves what a probe asks: PHP, the database and
+	 * WordPress's core answer, with this plugin and its node. Called by
+	 * Ussync_Plugin::boot; returns when the request is not one of them.
+	 */
+	public static function early_route(): void {
+		$endpoint = Ussync_Util::endpoint( self::request_path(), Ussync_Util::site_path( home_url( '/' ) ) );
+		if ( ! in_array( $endpoint, self::EARLY, true ) ) {
+			return;
+		}
+		// WordPress slashes the request's globals after the plugins load;
+		// the code below unslashes them as it does later (the request
+		// ends here, so they are never slashed twice).
+		wp_magic_quotes();
+		self::no_cache();
+		self::forward( $endpoint );
+		exit;
+	}
+
+	/**
 	 * Answers <site>/ussync/v1/<endpoint> (parse_request, before anything
 	 * else WordPress would do with the request).
 	 *
@@ -177,7 +210,8 @@ final class Ussync_Handoff {
 				array(
 					'error' => array(
 						'code'    => 'node_unreachable',
-						'message' => __( 'This site\'s ussync node is not answering.', 'ussync' ),
+						// Before init (early_route) the translations are not loaded yet.
+						'message' => did_action( 'init' ) ? __( 'This site\'s ussync node is not answering.', 'ussync' ) : 'This site\'s ussync node is not answering.',
 					),
 				)
 			);

@@ -18,6 +18,7 @@ final class Ussync_Plugin {
 	 */
 	public static function boot(): void {
 		self::behind_proxy();
+		Ussync_Handoff::early_route();
 		add_action( 'init', array( __CLASS__, 'textdomain' ), 0 );
 		add_action( 'wp_enqueue_scripts', array( __CLASS__, 'scripts' ) );
 		Ussync_Handoff::hooks();

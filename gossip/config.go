@@ -46,6 +46,12 @@ type Config struct {
 	// member list is the list of sites.
 	SiteURL string
 	Version string
+	// Handoff is the version of the browser hand-off protocol this node's
+	// site speaks, advertised in node metadata ("ho") like Version, so that
+	// other members can leave a site that would not understand their
+	// hand-off out of it (Member.Handoff). Zero advertises none: what a
+	// member of a version before the field looks like.
+	Handoff int
 	// Join lists host:port addresses to join at start and to retry while
 	// this node is alone.
 	Join []string

@@ -158,13 +158,45 @@ func TestEnv_EveryVariableIsKnown(t *testing.T) {
 		t.Fatalf("found only %d variables: the scan is broken", len(used))
 	}
 	for name, where := range used {
-		// Not for an agent: this file's misspelling, and the variables
+		// Not for an agent: this file's misspellings, and the variables
 		// internal/testenv's tests hand their own child processes.
-		if name == "USSYNC_LOG_FROMAT" || strings.HasPrefix(name, "USSYNC_TESTENV_") {
+		if name == "USSYNC_LOG_FROMAT" || name == "USSYNC_API_TOKNE" || strings.HasPrefix(name, "USSYNC_TESTENV_") {
 			continue
 		}
 		if !twins[name] && !known(name) {
 			t.Errorf("%s (used in %v) is neither a config key's twin, a flag's variable nor in otherEnv: the agent would refuse it", name, slices.Compact(where))
 		}
+	}
+}
+
+// TestRun_UnknownEnvironmentWarns: a client command warns on stderr of a
+// USSYNC_* variable the program does not know (a misspelt token's
+// variable would otherwise be ignored in silence), naming the variable it
+// probably meant, and goes on; the variables it knows, the agent's
+// included, pass without a word.
+func TestRun_UnknownEnvironmentWarns(t *testing.T) {
+	const token = "0123456789abcdef"
+	srv := statusServer(t, token)
+	runCLI(t) // clear the environment
+	t.Setenv("USSYNC_API_URL", srv.URL)
+	t.Setenv("USSYNC_API_TOKNE", token) // misspelt
+	var out, errOut bytes.Buffer
+	code := run([]string{"ussync", "status", "--token", token}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "site-a") {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if want := "ussync: warning: unknown environment variable USSYNC_API_TOKNE, ignored (did you mean USSYNC_API_TOKEN?)\n"; errOut.String() != want {
+		t.Errorf("stderr %q, want %q", errOut.String(), want)
+	}
+
+	os.Unsetenv("USSYNC_API_TOKNE")
+	t.Setenv("USSYNC_API_TOKEN", token)   // a flag's
+	t.Setenv("USSYNC_LOG_LEVEL", "debug") // the agent's: a key's twin
+	t.Setenv("USSYNC_SECRET", "unused")   // the agent's
+	t.Setenv("USSYNC_E2E_REQUIRE", "1")   // the tests'
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"ussync", "status"}, &out, &errOut); code != 0 || errOut.Len() != 0 {
+		t.Errorf("known variables: exit %d, stderr %q", code, errOut.String())
 	}
 }

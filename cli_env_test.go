@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -198,5 +199,49 @@ func TestRun_UnknownEnvironmentWarns(t *testing.T) {
 	errOut.Reset()
 	if code := run([]string{"ussync", "status"}, &out, &errOut); code != 0 || errOut.Len() != 0 {
 		t.Errorf("known variables: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestRun_PrintConfigKeyring: once the node has a keyring in its data dir
+// (`ussync keys` made another key the primary), --print-config marks that
+// keyring's primary, not the configuration's first secret, and names the
+// keyring's keys; it reads the keyring file and writes nothing.
+func TestRun_PrintConfigKeyring(t *testing.T) {
+	runCLI(t) // clear the environment
+	k1, _ := crypto.GenerateSecret()
+	k2, _ := crypto.GenerateSecret()
+	dir := t.TempDir()
+	ring := fmt.Sprintf(`{"version":1,"keys":[%q,%q],"config":[%q]}`+"\n", k2.Encode(), k1.Encode(), k1.Fingerprint())
+	path := filepath.Join(dir, "keyring.json")
+	if err := os.WriteFile(path, []byte(ring), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("USSYNC_SECRET", k1.Encode())
+	t.Setenv("USSYNC_API_TOKEN", "print-config-token-0123456789")
+	var out, errOut bytes.Buffer
+	code := run([]string{"ussync", "agent", "--name", "n1", "--data-dir", dir, "--site-url", "https://a.example/", "--print-config"}, &out, &errOut)
+	if code != 0 || errOut.Len() != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	text := out.String()
+	if strings.Contains(text, "secret:"+k1.Fingerprint()+" # primary") {
+		t.Errorf("the configuration's secret is marked primary, keyring.json's primary is %s:\n%s", k2.Fingerprint(), text)
+	}
+	if want := "secret:" + k2.Fingerprint() + " (primary), secret:" + k1.Fingerprint(); !strings.Contains(text, want) || !strings.Contains(text, path) {
+		t.Errorf("the keyring %s with %q is not named:\n%s", path, want, text)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != ring {
+		t.Errorf("keyring.json changed: %v\n%s", err, b)
+	}
+
+	// Before the first start (no keyring.json), the secrets are the keyring.
+	os.Remove(path)
+	out.Reset()
+	if code := run([]string{"ussync", "agent", "--name", "n1", "--data-dir", dir, "--site-url", "https://a.example/", "--print-config"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "secret:"+k1.Fingerprint()+" # primary") || strings.Contains(out.String(), "keyring.json") {
+		t.Errorf("no keyring yet: exit %d %s\n%s", code, errOut.String(), out.String())
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("--print-config made a keyring.json: %v", err)
 	}
 }

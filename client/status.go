@@ -63,7 +63,8 @@ const (
 	MemberSuspect = "suspect"
 	// MemberDead: declared failed; the node keeps trying to reconnect.
 	MemberDead = "dead"
-	// MemberLeft: the member left the cluster on purpose.
+	// MemberLeft: the member left the cluster on purpose. It is listed
+	// for 24 hours after it left, then forgotten (Serf's tombstone).
 	MemberLeft = "left"
 )
 

@@ -81,6 +81,36 @@ func allowedEnv(app *cli.App) func(string) bool {
 	return func(name string) bool { return allowed[name] }
 }
 
+// warnUnknownEnv writes a warning to w for each USSYNC_* variable of
+// environ the program does not know at all: not a key's twin, not
+// USSYNC_SECRET, not a flag's variable, not one of otherEnv. The agent
+// refuses such a variable (Config.ApplyEnv); the other commands read only
+// their flags' variables and would otherwise ignore a misspelt
+// USSYNC_API_TOKNE in silence, and call the node without the token the
+// user meant. A variable the program knows but the command does not read
+// (the agent's USSYNC_LOG_LEVEL in the shell that runs `ussync status`) is
+// no typo and passes.
+func warnUnknownEnv(app *cli.App, environ []string, w io.Writer) {
+	allowed := allowedEnv(app)
+	known := append(flagEnv(app), otherEnv...)
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, node.EnvPrefix) || allowed(name) || node.IsEnvVar(name) {
+			continue
+		}
+		unknown = append(unknown, name)
+	}
+	slices.Sort(unknown)
+	for _, name := range slices.Compact(unknown) {
+		msg := fmt.Sprintf("ussync: warning: unknown environment variable %s, ignored", name)
+		if near := node.NearestEnvVar(name, known...); near != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", near)
+		}
+		fmt.Fprintln(w, msg)
+	}
+}
+
 // envHelp is the part of `ussync agent --help` that lists the environment.
 func envHelp() string {
 	var b strings.Builder

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -158,13 +159,89 @@ func TestEnv_EveryVariableIsKnown(t *testing.T) {
 		t.Fatalf("found only %d variables: the scan is broken", len(used))
 	}
 	for name, where := range used {
-		// Not for an agent: this file's misspelling, and the variables
+		// Not for an agent: this file's misspellings, and the variables
 		// internal/testenv's tests hand their own child processes.
-		if name == "USSYNC_LOG_FROMAT" || strings.HasPrefix(name, "USSYNC_TESTENV_") {
+		if name == "USSYNC_LOG_FROMAT" || name == "USSYNC_API_TOKNE" || strings.HasPrefix(name, "USSYNC_TESTENV_") {
 			continue
 		}
 		if !twins[name] && !known(name) {
 			t.Errorf("%s (used in %v) is neither a config key's twin, a flag's variable nor in otherEnv: the agent would refuse it", name, slices.Compact(where))
 		}
+	}
+}
+
+// TestRun_UnknownEnvironmentWarns: a client command warns on stderr of a
+// USSYNC_* variable the program does not know (a misspelt token's
+// variable would otherwise be ignored in silence), naming the variable it
+// probably meant, and goes on; the variables it knows, the agent's
+// included, pass without a word.
+func TestRun_UnknownEnvironmentWarns(t *testing.T) {
+	const token = "0123456789abcdef"
+	srv := statusServer(t, token)
+	runCLI(t) // clear the environment
+	t.Setenv("USSYNC_API_URL", srv.URL)
+	t.Setenv("USSYNC_API_TOKNE", token) // misspelt
+	var out, errOut bytes.Buffer
+	code := run([]string{"ussync", "status", "--token", token}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "site-a") {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if want := "ussync: warning: unknown environment variable USSYNC_API_TOKNE, ignored (did you mean USSYNC_API_TOKEN?)\n"; errOut.String() != want {
+		t.Errorf("stderr %q, want %q", errOut.String(), want)
+	}
+
+	os.Unsetenv("USSYNC_API_TOKNE")
+	t.Setenv("USSYNC_API_TOKEN", token)   // a flag's
+	t.Setenv("USSYNC_LOG_LEVEL", "debug") // the agent's: a key's twin
+	t.Setenv("USSYNC_SECRET", "unused")   // the agent's
+	t.Setenv("USSYNC_E2E_REQUIRE", "1")   // the tests'
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"ussync", "status"}, &out, &errOut); code != 0 || errOut.Len() != 0 {
+		t.Errorf("known variables: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestRun_PrintConfigKeyring: once the node has a keyring in its data dir
+// (`ussync keys` made another key the primary), --print-config marks that
+// keyring's primary, not the configuration's first secret, and names the
+// keyring's keys; it reads the keyring file and writes nothing.
+func TestRun_PrintConfigKeyring(t *testing.T) {
+	runCLI(t) // clear the environment
+	k1, _ := crypto.GenerateSecret()
+	k2, _ := crypto.GenerateSecret()
+	dir := t.TempDir()
+	ring := fmt.Sprintf(`{"version":1,"keys":[%q,%q],"config":[%q]}`+"\n", k2.Encode(), k1.Encode(), k1.Fingerprint())
+	path := filepath.Join(dir, "keyring.json")
+	if err := os.WriteFile(path, []byte(ring), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("USSYNC_SECRET", k1.Encode())
+	t.Setenv("USSYNC_API_TOKEN", "print-config-token-0123456789")
+	var out, errOut bytes.Buffer
+	code := run([]string{"ussync", "agent", "--name", "n1", "--data-dir", dir, "--site-url", "https://a.example/", "--print-config"}, &out, &errOut)
+	if code != 0 || errOut.Len() != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	text := out.String()
+	if strings.Contains(text, "secret:"+k1.Fingerprint()+" # primary") {
+		t.Errorf("the configuration's secret is marked primary, keyring.json's primary is %s:\n%s", k2.Fingerprint(), text)
+	}
+	if want := "secret:" + k2.Fingerprint() + " (primary), secret:" + k1.Fingerprint(); !strings.Contains(text, want) || !strings.Contains(text, path) {
+		t.Errorf("the keyring %s with %q is not named:\n%s", path, want, text)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != ring {
+		t.Errorf("keyring.json changed: %v\n%s", err, b)
+	}
+
+	// Before the first start (no keyring.json), the secrets are the keyring.
+	os.Remove(path)
+	out.Reset()
+	if code := run([]string{"ussync", "agent", "--name", "n1", "--data-dir", dir, "--site-url", "https://a.example/", "--print-config"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "secret:"+k1.Fingerprint()+" # primary") || strings.Contains(out.String(), "keyring.json") {
+		t.Errorf("no keyring yet: exit %d %s\n%s", code, errOut.String(), out.String())
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("--print-config made a keyring.json: %v", err)
 	}
 }

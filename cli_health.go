@@ -100,9 +100,12 @@ func printHealth(w io.Writer, h *client.GossipHealth, painted bool) {
 }
 
 // memberState is a member's STATE in status's table: its gossip state, and
-// its site's when that keeps it out of hand-offs ("alive, site down").
+// its site's or its version's when that keeps it out of hand-offs
+// ("alive, site down", "alive, older hand-off").
 func memberState(m client.MemberStatus) string {
 	switch {
+	case m.State == client.MemberAlive && m.HandoffSkipped == "older_version":
+		return "alive, older hand-off"
 	case m.State == client.MemberAlive && m.SiteState == "down":
 		return "alive, site down"
 	case m.State == client.MemberAlive && m.SiteState == "stale":

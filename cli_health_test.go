@@ -62,3 +62,29 @@ func TestRun_StatusHealth(t *testing.T) {
 		}
 	})
 }
+
+// TestRun_StatusOlderHandoff: a member left out of the hand-offs for its
+// older hand-off (a rolling upgrade under way) says so in status's table.
+func TestRun_StatusOlderHandoff(t *testing.T) {
+	st := fakeStatus()
+	st.Members = append(st.Members, client.MemberStatus{Name: "site-c", Address: "10.0.0.3:7946", State: "alive",
+		SiteURL: "https://c.example/", Version: "0.0.9", HandoffSkipped: "older_version"})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(st)
+	}))
+	defer srv.Close()
+	code, stdout, stderr := runCLI(t, "status", "--api", srv.URL, "--token", "0123456789abcdef")
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, l := range strings.Split(stdout, "\n") {
+		if strings.HasPrefix(l, "site-c ") {
+			if !strings.Contains(l, "alive, older hand-off") {
+				t.Errorf("site-c's line: %q, want its state to say older hand-off", l)
+			}
+			return
+		}
+	}
+	t.Errorf("no line for site-c:\n%s", stdout)
+}

@@ -35,7 +35,8 @@ func keysCommand() *cli.Command {
 			"Each step is asked of every live member and answered by each: the output\n" +
 			"lists who did it, who failed, who did not answer and who is down, and the\n" +
 			"exit status is 3 when one member did not do it (0 when all did, 1 when the\n" +
-			"node called refused or could not be reached, 2 for bad input). Every node\n" +
+			"node called refused or could not be reached, 2 for bad input, and for a\n" +
+			"removal of a key no member that answered holds: nothing removed). Every node\n" +
 			"keeps its keyring in its data dir: a restart keeps it.\n" +
 			"See docs/operations.md, \"Rotating keys and tokens\".",
 		HideHelpCommand: true,
@@ -165,10 +166,26 @@ func keysOutcome(c *cli.Context, a client.KeyringAnswer, err error) error {
 	} else if err := printKeyring(c.App.Writer, a); err != nil {
 		return err
 	}
+	if removedNowhere(a) {
+		// As rm without -f, and unlike Serf's and Consul's keyring
+		// -remove (which report success): a fingerprint that names no key
+		// is most likely a typo, and the key meant is still installed.
+		msg := fmt.Sprintf("key %s is held by none of the members that answered: nothing removed (a mistyped fingerprint? 'ussync keys list' shows the keys held)", a.Fingerprint)
+		if !a.Complete {
+			msg += "; and " + incomplete(a).Error()
+		}
+		return &exitErr{code: exitError, err: errors.New(msg)}
+	}
 	if a.Complete {
 		return nil
 	}
 	return &exitErr{code: exitPartial, err: incomplete(a)}
+}
+
+// removedNowhere reports whether a is a removal that every member that
+// answered carried out without holding the key: nothing was removed.
+func removedNowhere(a client.KeyringAnswer) bool {
+	return a.Op == client.KeysRemove && len(a.OK) > 0 && len(a.NotHeld) == len(a.OK) && len(a.Failed) == 0
 }
 
 // memberResult is one member's line in a keyring answer.
@@ -182,7 +199,11 @@ type memberResult struct {
 func keyringMembers(a client.KeyringAnswer) []memberResult {
 	var out []memberResult
 	for _, n := range a.OK {
-		out = append(out, memberResult{n, "ok"})
+		res := "ok"
+		if slices.Contains(a.NotHeld, n) {
+			res = "ok (did not hold it)"
+		}
+		out = append(out, memberResult{n, res})
 	}
 	for n, why := range a.Failed {
 		out = append(out, memberResult{n, "FAILED: " + why})
@@ -226,6 +247,9 @@ func headline(a client.KeyringAnswer) string {
 	case client.KeysUse:
 		return fmt.Sprintf("key %s is the primary %s", a.Fingerprint, where)
 	case client.KeysRemove:
+		if removedNowhere(a) {
+			return fmt.Sprintf("key %s is held by none of the %d members that answered: nothing removed", a.Fingerprint, len(a.OK))
+		}
 		return fmt.Sprintf("removed key %s %s", a.Fingerprint, strings.Replace(where, "on ", "from ", 1))
 	}
 	if a.Local {

@@ -123,6 +123,19 @@ func TestCLI_Keys(t *testing.T) {
 	sameMembers("use a removed key", members, map[string]string{"n0": "FAILED: key " + fp1 + " is not installed here", "n1": "FAILED:", "n2": "FAILED:"})
 	oneErrorLine(t, errOut, "keys use not done on every member (failed on n0,n1,n2)", "--local")
 
+	// A key no member holds (removed already, or a typo): removed
+	// nowhere, and said so; exit 2, as bad input.
+	code, out, errOut = runCmd(t, []string{"keys", "remove"}, flags, fp1)
+	if code != exitError {
+		t.Errorf("remove a removed key: exit %d", code)
+	}
+	head, members, _ = keysOut(t, out)
+	if head != "key "+fp1+" is held by none of the 3 members that answered: nothing removed" {
+		t.Errorf("remove a removed key: %q", head)
+	}
+	sameMembers("remove a removed key", members, map[string]string{"n0": "ok (did not hold it)", "n1": "ok (did not hold it)", "n2": "ok (did not hold it)"})
+	oneErrorLine(t, errOut, "key "+fp1+" is held by none of the members that answered: nothing removed", "keys list")
+
 	// The node called refuses to remove its primary before asking anyone.
 	code, out, errOut = runCmd(t, []string{"keys", "remove"}, flags, fp2)
 	if code != exitUnreachable || out != "" {
@@ -198,6 +211,18 @@ func TestCLI_Keys(t *testing.T) {
 	if head != "keys held by the node called (--local)" || len(keys) != 2 ||
 		!slices.Contains([]string{strings.Join(keys[0], " "), strings.Join(keys[1], " ")}, fp2+" 1/1 all -") {
 		t.Errorf("list --local: %q %q", head, keys)
+	}
+
+	// A removal of a key some members hold: done where it was, the
+	// others say they did not hold it (not an error), n2 is still down.
+	code, out, errOut = runCmd(t, []string{"keys", "remove"}, flags, k3)
+	if code != exitPartial {
+		t.Errorf("remove a key n0 alone holds: exit %d %q", code, errOut)
+	}
+	head, members, _ = keysOut(t, out)
+	sameMembers("remove a key n0 alone holds", members, map[string]string{"n0": "ok", "n1": "ok (did not hold it)", "n2": "DOWN (not asked)"})
+	if members["n0"] != "ok" || head != "removed key "+fingerprintOf(t, k3)+" from 2 of 3 members" {
+		t.Errorf("remove a key n0 alone holds: %q %q", head, members)
 	}
 }
 

@@ -82,6 +82,14 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// Errors are printed once, by run; urfave must neither print nor exit.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   usageError,
+		// The agent refuses an unknown USSYNC_* variable; the other
+		// commands warn of it (cli_env.go).
+		Before: func(c *cli.Context) error {
+			if c.Args().First() != "agent" {
+				warnUnknownEnv(c.App, os.Environ(), c.App.ErrWriter)
+			}
+			return nil
+		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return fmt.Errorf("unknown command %q; run 'ussync --help'", c.Args().First())

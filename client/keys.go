@@ -32,6 +32,10 @@ type KeyringAnswer struct {
 	Asked []string `json:"asked"`
 	// OK are the members that answered and did it.
 	OK []string `json:"ok"`
+	// NotHeld are the members of OK that did not hold the key a removal
+	// named: nothing changed there. When it is every member of OK, the key
+	// was removed nowhere (a mistyped fingerprint, or a removal run again).
+	NotHeld []string `json:"not_held,omitempty"`
 	// Failed are the members that answered with an error, by name.
 	Failed map[string]string `json:"failed,omitempty"`
 	// NoAnswer are the members asked that did not answer in time, or could

@@ -63,7 +63,8 @@ const (
 	MemberSuspect = "suspect"
 	// MemberDead: declared failed; the node keeps trying to reconnect.
 	MemberDead = "dead"
-	// MemberLeft: the member left the cluster on purpose.
+	// MemberLeft: the member left the cluster on purpose. It is listed
+	// for 24 hours after it left, then forgotten (Serf's tombstone).
 	MemberLeft = "left"
 )
 
@@ -78,9 +79,15 @@ type MemberStatus struct {
 	// "down", "stale" (its reports stopped: its node may have crashed), or
 	// "" (it reports nothing: checks off, or an older version).
 	SiteState string `json:"site_state,omitempty"`
-	// Handoff: this node hands browsers to the member (alive, and its
-	// site up or not reported).
+	// Handoff: this node hands browsers to the member (alive, speaking
+	// this node's hand-off, and its site up or not reported).
 	Handoff bool `json:"handoff"`
+	// HandoffSkipped says why a live member is not handed browsers:
+	// "site_down", "site_stale", or "older_version" (its node speaks an
+	// older hand-off, or advertises none: a rolling upgrade under way).
+	// Empty when Handoff is true, for this node, and for members that are
+	// not alive. The values are ussync_handoff_sites_skipped_total's.
+	HandoffSkipped string `json:"handoff_skipped,omitempty"`
 	// ClockSkew is the member's wall clock minus this node's, in seconds
 	// (positive: the member is ahead), estimated from the gossip probes
 	// within half their round trip. Absent for this node, and until a probe

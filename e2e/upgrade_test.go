@@ -3,18 +3,24 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/internal/testenv"
 )
 
@@ -217,8 +223,11 @@ func TestAgents_UpgradeFromPrevious(t *testing.T) {
 		t.Errorf("keys list in the mixed cluster: exit %d\n%s%s", code, out, errOut)
 	}
 
-	// The rest of the upgrade.
+	// The rest of the upgrade. With n1 and n2 new and n0 previous, a
+	// chain from n2 goes through n1 and never to n0, whose site has no
+	// bind step (it would answer 404): n0 advertises no hand-off version.
 	upgrade(n1)
+	c.chainAvoidsPrevious(n2, n1, n0)
 	upgrade(n0)
 	for name, v := range c.versions(n1) {
 		if v != current {
@@ -229,6 +238,93 @@ func TestAgents_UpgradeFromPrevious(t *testing.T) {
 	c.waitSessions(wants, c.agents...)
 	if code, out, errOut := c.cli("keys", "list", "--api", "http://"+n0.api); code != 0 || !strings.HasPrefix(out, "keys held by 3 members: 3 answered") {
 		t.Errorf("keys list after the upgrade: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// chainAvoidsPrevious logs ann in on from (this version) and follows the
+// login's chain as a browser that takes no step page would (303s, with
+// cookies): it must go through via's sync step, never to any URL on
+// prev's site (a node of the previous version, which has no bind step),
+// and end back on from's site; the login answer names prev in
+// sync.skipped, and from's status says why (older_version).
+func (c *cluster) chainAvoidsPrevious(from, via, prev *agent) {
+	c.t.Helper()
+	type member struct {
+		Name           string `json:"name"`
+		Handoff        bool   `json:"handoff"`
+		HandoffSkipped string `json:"handoff_skipped"`
+	}
+	c.eventually(convergeTimeout, from.name+" to hand off to "+via.name+" and not to "+prev.name, func() string {
+		var st struct {
+			Members []member `json:"members"`
+		}
+		c.must(from, "GET", "/v1/status", nil, &st, http.StatusOK)
+		got := map[string]member{}
+		for _, m := range st.Members {
+			got[m.Name] = m
+		}
+		if !got[via.name].Handoff || got[prev.name].Handoff || got[prev.name].HandoffSkipped != "older_version" {
+			return fmt.Sprintf("members %+v", st.Members)
+		}
+		return ""
+	})
+	var login struct {
+		Token string `json:"token"`
+		Sync  struct {
+			Chain   string   `json:"chain"`
+			Skipped []string `json:"skipped"`
+		} `json:"sync"`
+	}
+	c.must(from, "POST", "/v1/sessions", map[string]string{"email": "ann@example.com", "ip": "127.0.0.1", "user_agent": "ussync-e2e"}, &login, http.StatusCreated)
+	if login.Sync.Chain == "" || !slices.Equal(login.Sync.Skipped, []string{prev.name}) {
+		c.t.Fatalf("the login on %s: chain %q, skipped %v; want a chain, %s skipped", from.name, login.Sync.Chain, login.Sync.Skipped, prev.name)
+	}
+	jar, _ := cookiejar.New(nil)
+	fromURL, _ := url.Parse(from.siteURL)
+	jar.SetCookies(fromURL, []*http.Cookie{{Name: client.CookieName(from.siteURL), Value: login.Token, Path: fromURL.Path}})
+	var visited []string
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	browser := &http.Client{
+		Jar:     jar,
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{Proxy: nil, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if _, port, err := net.SplitHostPort(addr); err == nil {
+				addr = net.JoinHostPort("127.0.0.1", port) // *.localhost is the loopback
+			}
+			return dialer.DialContext(ctx, network, addr)
+		}},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			visited = append(visited, req.URL.String())
+			if len(via) >= 20 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+	defer browser.CloseIdleConnections()
+	visited = append(visited, login.Sync.Chain)
+	resp, err := browser.Get(login.Sync.Chain)
+	if err != nil {
+		c.t.Fatalf("follow %s's chain: %v (way %q)", from.name, err, visited)
+	}
+	resp.Body.Close()
+	way := strings.Join(visited, "\n  ")
+	for _, u := range visited {
+		if strings.HasPrefix(u, prev.siteURL) {
+			c.t.Fatalf("%s's chain visits %s, a site of the previous version:\n  %s", from.name, prev.name, way)
+		}
+	}
+	if !slices.ContainsFunc(visited, func(u string) bool { return strings.HasPrefix(u, via.siteURL+"ussync/v1/sync?") }) ||
+		!strings.HasPrefix(resp.Request.URL.String(), from.siteURL) {
+		c.t.Fatalf("%s's chain does not go through %s's sync and back: ends %s on %s\n  %s", from.name, via.name, resp.Status, resp.Request.URL, way)
+	}
+	viaURL, _ := url.Parse(via.siteURL)
+	held := false
+	for _, ck := range jar.Cookies(viaURL) {
+		held = held || ck.Name == client.CookieName(via.siteURL)
+	}
+	if !held {
+		c.t.Errorf("%s's chain set no session cookie on %s:\n  %s", from.name, via.name, way)
 	}
 }
 

@@ -424,6 +424,56 @@ func TestGossip_LeaveIsNotFailure(t *testing.T) {
 	}
 }
 
+// TestGossip_LeftMemberForgotten: a member that left stays listed "left"
+// for TombstoneTimeout (Serf's tombstone), then is forgotten: it was
+// remembered until the node restarted, so `ussync keys` exited 3 naming it
+// for good (issue 10).
+func TestGossip_LeftMemberForgotten(t *testing.T) {
+	listed := func(m *member, name string) (string, bool) {
+		for _, x := range m.g.Members() {
+			if x.Name == name {
+				return x.State, true
+			}
+		}
+		return "", false
+	}
+	t.Run("at the default, after a day", func(t *testing.T) {
+		ms := startCluster(t, 2)
+		if err := ms[1].g.Leave(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		ms[1].g.Close()
+		waitFor(t, 5*time.Second, "n1 listed as left", func() bool { s, _ := listed(ms[0], "n1"); return s == "left" })
+		now := ms[0].g.store.Now()
+		ms[0].g.dueFailed(now.Add(23 * time.Hour))
+		if s, ok := listed(ms[0], "n1"); !ok || s != "left" {
+			t.Fatalf("n1 forgotten within the day: %q %v", s, ok)
+		}
+		ms[0].g.dueFailed(now.Add(24*time.Hour + time.Minute))
+		if s, ok := listed(ms[0], "n1"); ok {
+			t.Fatalf("n1 still listed %q a day after it left", s)
+		}
+	})
+	t.Run("by the reconnect loop", func(t *testing.T) {
+		key := newKey(t)
+		var ms []*member
+		for i := range 2 {
+			cfg := testConfig(t, fmt.Sprintf("n%d", i), key)
+			cfg.TombstoneTimeout = 300 * time.Millisecond
+			ms = append(ms, startMember(t, cfg))
+		}
+		if _, err := ms[1].g.Join([]string{ms[0].g.Addr()}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "n1 alive on n0", func() bool { s, _ := listed(ms[0], "n1"); return s == "alive" })
+		if err := ms[1].g.Leave(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		ms[1].g.Close()
+		waitFor(t, 10*time.Second, "n1 listed as left, then forgotten", func() bool { _, ok := listed(ms[0], "n1"); return !ok })
+	})
+}
+
 // TestGossip_RepairSendsOnlyWhatDiffers: two members that agree on
 // thousands of sessions but one missing and one ended repair those two, not
 // the buckets they sit in.

@@ -46,6 +46,12 @@ type Config struct {
 	// member list is the list of sites.
 	SiteURL string
 	Version string
+	// Handoff is the version of the browser hand-off protocol this node's
+	// site speaks, advertised in node metadata ("ho") like Version, so that
+	// other members can leave a site that would not understand their
+	// hand-off out of it (Member.Handoff). Zero advertises none: what a
+	// member of a version before the field looks like.
+	Handoff int
 	// Join lists host:port addresses to join at start and to retry while
 	// this node is alone.
 	Join []string
@@ -70,6 +76,13 @@ type Config struct {
 	// forgotten (Serf: 24 h); also how long a member remembered from the
 	// last run is tried.
 	ReconnectTimeout time.Duration
+	// TombstoneTimeout is how long a member that left (a clean stop, as
+	// `systemctl stop` makes) stays listed "left" before it is forgotten
+	// (Serf's TombstoneTimeout, 24 h; reaped by the reconnect loop, at
+	// most a second late, where Serf's ReapInterval is 15 s). Meanwhile
+	// Members lists it, and a keyring operation names it as not done
+	// there: it comes back with the keys it had when it stopped.
+	TombstoneTimeout time.Duration
 	// MaxQueueDepth caps the broadcast queue; older broadcasts are pruned.
 	MaxQueueDepth int
 
@@ -127,6 +140,7 @@ func DefaultConfig(profile Profile) Config {
 		Profile:          profile,
 		BindAddr:         "0.0.0.0:7946",
 		ReconnectTimeout: 24 * time.Hour,
+		TombstoneTimeout: 24 * time.Hour,
 		// A login is a few hundred bytes; 4096 queued covers a burst of
 		// logins at one site without letting the queue grow without bound
 		// (anti-entropy repairs what pruning drops).
@@ -197,6 +211,7 @@ func (c *Config) fill(mc *memberlist.Config) {
 	setZero(&c.ReconnectInterval, d.ReconnectInterval)
 	setZero(&c.ReconnectMaxBackoff, d.ReconnectMaxBackoff)
 	setZero(&c.ReconnectTimeout, d.ReconnectTimeout)
+	setZero(&c.TombstoneTimeout, d.TombstoneTimeout)
 	setZero(&c.ResyncInterval, d.ResyncInterval)
 	setZero(&c.ResyncMaxBackoff, d.ResyncMaxBackoff)
 	if c.RoundTimeout <= 0 {

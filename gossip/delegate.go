@@ -137,11 +137,12 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	g.failedMu.Lock()
 	var md meta
 	_ = json.Unmarshal(n.Meta, &md)
+	now := g.store.Now()
 	if md.Leaving {
-		// It said goodbye: remember it as left, but do not chase it.
-		g.failed[n.Name] = &failedMember{member: memberOf(n, "left"), left: true}
+		// It said goodbye: remember it as left, but do not chase it;
+		// forget it after TombstoneTimeout (dueFailed).
+		g.failed[n.Name] = &failedMember{member: memberOf(n, "left"), left: true, since: now}
 	} else {
-		now := g.store.Now()
 		g.failed[n.Name] = &failedMember{member: memberOf(n, "dead"), since: now, next: now.Add(jitter(g.cfg.ReconnectInterval)), backoff: g.cfg.ReconnectInterval}
 	}
 	g.failedMu.Unlock()

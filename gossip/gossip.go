@@ -41,6 +41,11 @@ type Member struct {
 	SiteFresh bool
 	// Queries: the member answers queries (Query); older versions do not.
 	Queries bool
+	// Handoff is the browser hand-off protocol version the member's site
+	// speaks (Config.Handoff); 0 for a member that advertises none (a
+	// version before the field). It is a capability, like Queries: the
+	// member is a full gossip member whatever it is.
+	Handoff int
 }
 
 // Stats are counters since the node started.
@@ -95,6 +100,15 @@ type meta struct {
 	Every int64  `json:"ev,omitempty"`
 	// Queries: this member answers queries (query.go).
 	Queries bool `json:"q,omitempty"`
+	// Handoff is Config.Handoff: the hand-off protocol version of the
+	// member's site.
+	Handoff int `json:"ho,omitempty"`
+}
+
+// ownMeta is the metadata this member advertises, before its site state
+// (SetSite) or its leaving (Leave) is added.
+func (c *Config) ownMeta() meta {
+	return meta{SiteURL: c.SiteURL, Version: c.Version, Queries: true, Handoff: c.Handoff}
 }
 
 // Gossip is one running member. It is safe for concurrent use.
@@ -194,7 +208,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		return nil, err
 	}
 	cfg.fill(mc)
-	md, err := json.Marshal(meta{SiteURL: cfg.SiteURL, Version: cfg.Version, Queries: true})
+	md, err := json.Marshal(cfg.ownMeta())
 	if err != nil || len(md) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("node metadata is %d bytes, over %d: shorten the site URL", len(md), memberlist.MetaMaxSize)
 	}
@@ -398,7 +412,7 @@ func (g *Gossip) LiveMembers() []Member {
 func memberOf(n *memberlist.Node, state string) Member {
 	var md meta
 	_ = json.Unmarshal(n.Meta, &md) // a peer's bad metadata shows as empty fields
-	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Site: md.Site, Queries: md.Queries}
+	return Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: state, SiteURL: md.SiteURL, Version: md.Version, Site: md.Site, Queries: md.Queries, Handoff: md.Handoff}
 }
 
 // MembersVersion is a number that changes whenever the live members or
@@ -499,7 +513,9 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 		return nil
 	}
 	g.metaMu.Lock()
-	md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Leaving: true, Queries: true})
+	m := g.cfg.ownMeta()
+	m.Leaving = true
+	md, err := json.Marshal(m)
 	if err == nil {
 		g.meta.Store(&md)
 	}

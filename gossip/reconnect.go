@@ -48,7 +48,8 @@ const (
 // each wait drawn from [backoff/2, backoff]):
 //
 //   - failed members, until ReconnectTimeout after they failed (Serf's
-//     reconnect): memberlist gives up on a member once it is dead, and after
+//     reconnect), and forgets members that left after TombstoneTimeout
+//     (Serf's tombstone): memberlist gives up on a member once it is dead, and after
 //     GossipToTheDeadTime stops gossiping to it;
 //   - the join addresses at which no live member answers, whether or not
 //     this node is alone, so that two sides that forgot each other (after
@@ -203,13 +204,17 @@ func (g *Gossip) pinged(d pingTarget, answered bool) {
 }
 
 // dueFailed returns the failed members due for a retry now, marked as being
-// tried, forgetting those past ReconnectTimeout.
+// tried, forgetting those past ReconnectTimeout, and those that left past
+// TombstoneTimeout.
 func (g *Gossip) dueFailed(now time.Time) []failedMember {
 	g.failedMu.Lock()
 	defer g.failedMu.Unlock()
 	var due []failedMember
 	for name, f := range g.failed {
 		switch {
+		case f.left && now.Sub(f.since) > g.cfg.TombstoneTimeout:
+			delete(g.failed, name)
+			g.log.Info("forgot a member that left", "peer", name, "left_at", f.since.UTC().Format(time.RFC3339), "after", g.cfg.TombstoneTimeout.String())
 		case f.left:
 		case g.store.Site(name).IsRevoked(): // it would be refused: not chased while revoked
 		case now.Sub(f.since) > g.cfg.ReconnectTimeout:

@@ -46,7 +46,9 @@ func (g *Gossip) SetSite(state string, every time.Duration, timeout time.Duratio
 		return nil // leaving: its metadata says so, and stays
 	}
 	g.beat++
-	md, err := json.Marshal(meta{SiteURL: g.cfg.SiteURL, Version: g.cfg.Version, Queries: true, Site: state, Beat: g.beat, Every: every.Milliseconds()})
+	m := g.cfg.ownMeta()
+	m.Site, m.Beat, m.Every = state, g.beat, every.Milliseconds()
+	md, err := json.Marshal(m)
 	if err != nil || len(md) > memberlist.MetaMaxSize {
 		g.metaMu.Unlock()
 		return fmt.Errorf("node metadata of %d bytes, over %d", len(md), memberlist.MetaMaxSize)

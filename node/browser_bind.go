@@ -69,7 +69,7 @@ func (h *handoff) bindStep(q map[string]string, br *browser, sites []site) (step
 	// The sites after this one, then the origin's chain step: a site that
 	// does not answer writes no commitment, and the ticket leaves it out.
 	q2 := withMode(url.Values{"h": {state}}, iframe)
-	on := h.routeOnward(sites, st.Route[i+1:], func(s site) string { return s.link(pathBind, q2) })
+	on := h.routeOnward(sites, st.Route[i+1:], func(s site) string { return s.link(pathBind, q2) }, false)
 	on = append(on, h.onwardTo(home, home.link(pathChain, q2)))
 	res := redirectOnward(on, ck)
 	if iframe {

@@ -115,7 +115,7 @@ func (h *handoff) hopAskStep(q map[string]string, br *browser, sites []site) (st
 	}
 	after = slices.DeleteFunc(slices.Clone(after), func(n string) bool { return n == asker.Name })
 	q2 := url.Values{"h": {raw}}
-	on := h.routeOnward(sites, after, func(s site) string { return s.link(pathHopAsk, q2) })
+	on := h.routeOnward(sites, after, func(s site) string { return s.link(pathHopAsk, q2) }, false)
 	on = append(on, h.onwardTo(asker, asker.link(pathHopDone, q2)))
 	return redirectOnward(on), nil
 }

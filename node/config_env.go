@@ -256,14 +256,32 @@ func setField(f reflect.Value, raw string) error {
 	return nil
 }
 
+// IsEnvVar reports whether name is a key's twin or USSYNC_SECRET: a
+// variable the agent reads into its configuration.
+func IsEnvVar(name string) bool {
+	_, twin := twinNamed(name)
+	return twin || name == envSecretAlias
+}
+
 // nearestTwin returns the twin closest to name when it is a likely typo
 // (an edit distance of at most 3), or "".
-func nearestTwin(name string) string {
+func nearestTwin(name string) string { return NearestEnvVar(name) }
+
+// NearestEnvVar is the name, among the keys' twins and others, nearest to
+// name by edit distance (at most 3 edits): what a misspelt variable
+// probably meant. "" when none is that near.
+func NearestEnvVar(name string, others ...string) string {
 	best, bestD := "", 4
-	for _, v := range envVars {
-		if d := editDistance(name, v.Name); d < bestD {
-			best, bestD = v.Name, d
+	try := func(cand string) {
+		if d := editDistance(name, cand); d < bestD {
+			best, bestD = cand, d
 		}
+	}
+	for _, v := range envVars {
+		try(v.Name)
+	}
+	for _, o := range others {
+		try(o)
 	}
 	return best
 }

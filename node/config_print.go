@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -19,29 +20,42 @@ import (
 // "[redacted]" (a password is short enough to guess from a hash). The
 // files of secrets (gossip.secret_file, api.token_file) keep their path,
 // with a comment naming what the file holds, or why it cannot be read.
-// Effective reads those files; it returns an error only if the YAML cannot
-// be built.
+// The secret marked primary is the one the node would encrypt with: that
+// of the keyring in its data dir (keyring.json, which `ussync keys`
+// changes at run time) once it has one, named above the secrets with all
+// its keys. Effective reads those files and writes none; it returns an
+// error only if the YAML cannot be built.
 func (c Config) Effective() (string, error) {
 	r := c.Redacted()
 	var root yaml.Node
 	if err := root.Encode(r); err != nil {
 		return "", fmt.Errorf("print config: %w", err)
 	}
+	primary, ringNote := c.runKeyringNote()
 	if s := mapValue(&root, "gossip", "secrets"); s != nil && len(c.Gossip.Secrets) > 0 {
 		s.Content = nil
 		for i, text := range c.Gossip.Secrets {
 			item := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: secretLabel(i, text)}
-			if i == 0 {
+			if sec, err := crypto.ParseSecret(text); err == nil && sec.Fingerprint() == primary {
 				item.LineComment = "primary"
 			}
 			s.Content = append(s.Content, item)
+		}
+	}
+	if ringNote != "" {
+		key := "secrets"
+		if len(c.Gossip.Secrets) == 0 {
+			key = "secret_file"
+		}
+		if k := mapKey(&root, "gossip", key); k != nil {
+			k.HeadComment = ringNote
 		}
 	}
 	if t := mapValue(&root, "api", "token"); t != nil && c.API.Token != "" {
 		t.Value, t.Style = "token:"+crypto.HashToken(c.API.Token).Fingerprint(), 0
 	}
 	if f := mapValue(&root, "gossip", "secret_file"); f != nil && c.Gossip.SecretFile != "" && len(c.Gossip.Secrets) == 0 {
-		f.LineComment = fileSecretsComment(c)
+		f.LineComment = fileSecretsComment(c, primary)
 	}
 	if f := mapValue(&root, "api", "token_file"); f != nil && c.API.TokenFile != "" && c.API.Token == "" {
 		if tok, err := c.APIToken(); err != nil {
@@ -72,9 +86,64 @@ func secretLabel(i int, text string) string {
 	return s.String()
 }
 
+// runKeyringNote reads the keyring the node would run with, as a start
+// makes it (openKeyring, without writing): the data dir's keyring.json,
+// which `ussync keys` changes, with the configuration's secrets applied; or
+// the secrets alone before the first start. It returns that keyring's
+// primary fingerprint, and a note naming its keys when it is not the
+// secrets alone (or why it cannot be read). Both "" without secrets.
+func (c Config) runKeyringNote() (primary, note string) {
+	text, err := c.Secrets()
+	if err != nil {
+		return "", ""
+	}
+	config, err := crypto.ParseKeyring(text)
+	if err != nil {
+		return "", ""
+	}
+	if c.Node.DataDir == "" {
+		return config.Keys()[0].Fingerprint, ""
+	}
+	path := filepath.Join(c.Node.DataDir, keyringFileName)
+	k, _, fresh, err := loadKeyring(c.Node.DataDir, config)
+	if err != nil {
+		return config.Keys()[0].Fingerprint, fmt.Sprintf("the node's keyring %s cannot be read (%v): the primary below is the configuration's", path, err)
+	}
+	keys := k.ring.Keys()
+	if fresh {
+		return keys[0].Fingerprint, ""
+	}
+	fps := make([]string, len(keys))
+	for i, ki := range keys {
+		fps[i] = "secret:" + ki.Fingerprint
+		if ki.Primary {
+			fps[i] += " (primary)"
+		}
+	}
+	return keys[0].Fingerprint, fmt.Sprintf("the node encrypts with its keyring %s (changed by `ussync keys`; the secrets below are applied to it at start), which then holds %s", path, strings.Join(fps, ", "))
+}
+
+// mapKey returns the key node at path in a mapping node, or nil.
+func mapKey(n *yaml.Node, path ...string) *yaml.Node {
+	if len(path) == 0 {
+		return nil
+	}
+	parent := mapValue(n, path[:len(path)-1]...)
+	if parent == nil || parent.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(parent.Content); i += 2 {
+		if parent.Content[i].Value == path[len(path)-1] {
+			return parent.Content[i]
+		}
+	}
+	return nil
+}
+
 // fileSecretsComment names the secrets of gossip.secret_file by their
-// fingerprints, primary first, or says why the file cannot be read.
-func fileSecretsComment(c Config) string {
+// fingerprints, in the file's order, marking primary (the running
+// keyring's: runKeyringNote), or says why the file cannot be read.
+func fileSecretsComment(c Config, primary string) string {
 	text, err := c.Secrets()
 	if err != nil {
 		return "unreadable: " + err.Error()
@@ -86,7 +155,7 @@ func fileSecretsComment(c Config) string {
 	var fps []string
 	for _, k := range kr.Keys() {
 		fp := "secret:" + k.Fingerprint
-		if k.Primary {
+		if k.Fingerprint == primary {
 			fp += " (primary)"
 		}
 		fps = append(fps, fp)

@@ -152,7 +152,7 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	}, []string{"result"})
 	h.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ussync_handoff_sites_skipped_total",
-		Help: `Member sites a hand-off (a login's links, a chain's or lazy mode's next hop) left out, by reason: "site_down" (its node reports its site does not answer), "site_stale" (its node's reports stopped), "not_live" (no longer a live member).`,
+		Help: `Member sites a hand-off (a login's links, a chain's or lazy mode's next hop) left out, by reason: "site_down" (its node reports its site does not answer), "site_stale" (its node's reports stopped), "older_version" (its node speaks an older hand-off, during a rolling upgrade), "not_live" (no longer a live member).`,
 	}, []string{"reason"})
 	h.unavailable = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ussync_handoff_unavailable_total",
@@ -164,7 +164,7 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	})
 	h.issued.WithLabelValues("session")
 	h.redeemed.WithLabelValues("ok")
-	for _, r := range []string{skipSiteDown, skipSiteStale} {
+	for _, r := range []string{skipSiteDown, skipSiteStale, skipOlderVersion} {
 		h.skipped.WithLabelValues(r)
 	}
 	for _, r := range []string{client.SyncTooLarge, client.SyncFailed} {

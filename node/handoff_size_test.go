@@ -17,9 +17,9 @@ import (
 // withSites makes the cluster site-a and n other sites named by name(i).
 func withSites(n int, name func(int) string) hoOption {
 	return func(s *hoSetup) {
-		ms := []gossip.Member{{Name: "site-a", SiteURL: siteAURL, State: "alive"}}
+		ms := []gossip.Member{{Name: "site-a", SiteURL: siteAURL, State: "alive", Handoff: handoffVersion}}
 		for i := range n {
-			ms = append(ms, gossip.Member{Name: name(i), SiteURL: fmt.Sprintf("https://s%02d.example/", i), State: "alive"})
+			ms = append(ms, gossip.Member{Name: name(i), SiteURL: fmt.Sprintf("https://s%02d.example/", i), State: "alive", Handoff: handoffVersion})
 		}
 		s.cfg.Members = func() []gossip.Member { return ms }
 	}

@@ -80,32 +80,42 @@ type nodeKeyring struct {
 // configuration's secrets) on a first start, then applies the change of
 // the configuration since the last load. It writes the file back.
 func openKeyring(dataDir string, config *crypto.Keyring) (*nodeKeyring, keyringChange, error) {
-	k := &nodeKeyring{path: filepath.Join(dataDir, keyringFileName)}
+	k, ch, _, err := loadKeyring(dataDir, config)
+	if err != nil {
+		return nil, ch, err
+	}
+	return k, ch, k.saveLocked()
+}
+
+// loadKeyring is openKeyring without writing anything: the keyring a start
+// with config would run with, and whether it is made from config alone
+// (fresh: no keyring file yet).
+func loadKeyring(dataDir string, config *crypto.Keyring) (k *nodeKeyring, ch keyringChange, fresh bool, err error) {
+	k = &nodeKeyring{path: filepath.Join(dataDir, keyringFileName)}
 	b, err := os.ReadFile(k.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		k.ring = crypto.NewKeyring(config.Primary(), config.Secrets()[1:]...)
 		k.config = fingerprints(config)
-		return k, keyringChange{}, k.saveLocked()
+		return k, keyringChange{}, true, nil
 	case err != nil:
-		return nil, keyringChange{}, fmt.Errorf("read keyring: %w", err)
+		return nil, keyringChange{}, false, fmt.Errorf("read keyring: %w", err)
 	}
 	var st keyringState
 	if err := json.Unmarshal(b, &st); err != nil || st.Version != 1 || len(st.Keys) == 0 {
-		return nil, keyringChange{}, fmt.Errorf("keyring %s: not a keyring file of this version; move it away to start from the configuration's secrets", k.path)
+		return nil, keyringChange{}, false, fmt.Errorf("keyring %s: not a keyring file of this version; move it away to start from the configuration's secrets", k.path)
 	}
 	var secrets []crypto.Secret
 	for i, text := range st.Keys {
 		s, err := crypto.ParseSecret(text)
 		if err != nil {
-			return nil, keyringChange{}, fmt.Errorf("keyring %s: key %d: %w", k.path, i+1, err)
+			return nil, keyringChange{}, false, fmt.Errorf("keyring %s: key %d: %w", k.path, i+1, err)
 		}
 		secrets = append(secrets, s)
 	}
 	k.ring = crypto.NewKeyring(secrets[0], secrets[1:]...)
 	k.config = st.Config
-	ch := k.applyConfigLocked(config)
-	return k, ch, k.saveLocked()
+	return k, k.applyConfigLocked(config), false, nil
 }
 
 // fingerprints lists a keyring's fingerprints, primary first.

@@ -52,6 +52,12 @@ type keysRequest struct {
 // first.
 type keysReply struct {
 	Keys []string `json:"keys"`
+	// Held, for a removal, says whether the member held the key before:
+	// removing a key a member does not hold changes nothing there and is
+	// no error (a removal run again), but a removal no member held is
+	// named as such (client.KeyringAnswer.NotHeld). Nil for the other
+	// operations, and from a member of a version before the field.
+	Held *bool `json:"held,omitempty"`
 }
 
 // keyringOp applies one operation to this node's keyring, saves it and
@@ -90,7 +96,11 @@ func (n *Node) keyringOp(req keysRequest, from string) (keysReply, error) {
 		n.log.Info("keyring changed", "op", req.Op, "key", req.Fingerprint, "asked_by", from, "actor", req.Actor, "keyring", n.keyring)
 		n.activity.record(actor, "keys."+req.Op, req.Fingerprint)
 	}
-	return keysReply{Keys: fingerprints(n.keyring)}, nil
+	rep := keysReply{Keys: fingerprints(n.keyring)}
+	if req.Op == client.KeysRemove {
+		rep.Held = &changed // remove changes the keyring exactly when it held the key
+	}
+	return rep, nil
 }
 
 // keysQuery answers a keyring query from a member (or this node).
@@ -146,6 +156,7 @@ func (n *Node) askKeyring(ctx context.Context, req keysRequest, local bool) (cli
 		} else {
 			replies[n.cfg.Node.Name] = rep
 			ans.OK = append(ans.OK, n.cfg.Node.Name)
+			noteNotHeld(&ans, n.cfg.Node.Name, rep)
 		}
 	} else {
 		payload, err := json.Marshal(req)
@@ -188,8 +199,10 @@ func (n *Node) sumKeysQuery(ans *client.KeyringAnswer, res gossip.QueryResult, r
 		}
 		replies[name] = rep
 		ans.OK = append(ans.OK, name)
+		noteNotHeld(ans, name, rep)
 	}
 	sort.Strings(ans.OK)
+	sort.Strings(ans.NotHeld)
 	ans.NoAnswer = res.Missing()
 	for name, e := range res.SendErrors {
 		ans.NoAnswer = append(ans.NoAnswer, name+" (unreachable: "+e+")")
@@ -200,6 +213,14 @@ func (n *Node) sumKeysQuery(ans *client.KeyringAnswer, res gossip.QueryResult, r
 	}
 	sort.Strings(ans.Unsupported)
 	ans.Down, ans.Left = notAsked(n.gossip.Members(), ans.Asked, res.Unsupported)
+}
+
+// noteNotHeld adds member name to ans.NotHeld when its reply to a removal
+// says it did not hold the key.
+func noteNotHeld(ans *client.KeyringAnswer, name string, rep keysReply) {
+	if rep.Held != nil && !*rep.Held {
+		ans.NotHeld = append(ans.NotHeld, name)
+	}
 }
 
 // notAsked names the members a keyring query did not reach, from the

@@ -245,6 +245,7 @@ func (n *Node) gossipConfig() gossip.Config {
 	gc.Keys = gossipKeys
 	gc.SiteURL = n.cfg.Site.URL
 	gc.Version = n.cfg.Version
+	gc.Handoff = handoffVersion
 	gc.Join = n.cfg.Gossip.Join
 	gc.Logger = n.log
 	gc.QueryHandler = n.keysQuery

@@ -104,11 +104,17 @@ type siteList struct {
 	ver   uint64
 	sites []site
 	// route are the other sites a hand-off goes through: those of sites
-	// known to be good (gossip.Member.Good: their own node's last check of
-	// the site passed and its reports are fresh, or it reports nothing).
+	// that speak this node's hand-off (handoffVersion) and are known to be
+	// good (gossip.Member.Good: their own node's last check of the site
+	// passed and its reports are fresh, or it reports nothing).
 	// skipped are the others, by name, with why.
 	route   []site
 	skipped map[string]string
+	// older are the sites skipped only for their older hand-off
+	// (skipOlderVersion) that are good otherwise: a chain an older node
+	// made may still go on through them, by the sync step every version
+	// has (mayVisit).
+	older []site
 }
 
 // Why a live member site is left out of the hand-offs (siteList.skipped,
@@ -116,7 +122,26 @@ type siteList struct {
 const (
 	skipSiteDown  = "site_down"  // its node reports that its site does not answer
 	skipSiteStale = "site_stale" // its node's reports stopped (crashed, or cut off)
+	// skipOlderVersion: its node advertises an older hand-off protocol
+	// than handoffVersion, or none (a version before the advertisement):
+	// its site has no step this node's hand-off sends browsers to.
+	skipOlderVersion = "older_version"
 )
+
+// handoffVersion is the browser hand-off protocol this node's site speaks,
+// advertised in its gossip metadata (gossip.Config.Handoff). A member
+// advertising less is left out of this node's hand-offs (skipOlderVersion)
+// and stays a full member otherwise: it replicates, and its own
+// hand-offs, and its links to this site, go on as its version makes them.
+// Move it up when a change to the public endpoints would send an older
+// site's browser to a step it does not have (docs/compatibility.md,
+// "Tickets (browser hand-off)").
+//
+//   - 0: no advertisement (every version before it).
+//   - 2: the two-pass chain through every site's bind step, with tickets
+//     bound to the browser (docs/handoff.md). Version 1, the one-pass
+//     chain of unbound tickets, was never advertised.
+const handoffVersion = 2
 
 // sites lists the live member sites, this one first, then the others by
 // name, as they were at most sitesTTL ago. A member with an unusable site
@@ -138,6 +163,29 @@ func (h *handoff) goodSite(name string) bool {
 	_, ok := siteNamed(h.siteList().route, name)
 	return ok
 }
+
+// mayVisit reports whether a step may send a browser to the member site
+// name now, and if not, why (a skip reason, "" for a site that is no live
+// member). A site of routeSites may be; with older, so may a good site
+// left out only for its older hand-off: older is for the sync step of a
+// chain, which every version has, and whose route, when an older node
+// made it, names older sites that redeem its tickets. The steps a new
+// hand-off starts (bind, hop/ask) pass older false.
+func (h *handoff) mayVisit(name string, older bool) (string, bool) {
+	l := h.siteList()
+	if _, ok := siteNamed(l.route, name); ok {
+		return "", true
+	}
+	if _, ok := siteNamed(l.older, name); ok && older {
+		return "", true
+	}
+	return l.skipped[name], false
+}
+
+// skipReason is why a live member site name is left out of the hand-offs
+// (skipSiteDown, skipSiteStale, skipOlderVersion), or "" when it is not
+// (or is no live member site).
+func (h *handoff) skipReason(name string) string { return h.siteList().skipped[name] }
 
 // siteList returns the member sites, reread when the members changed
 // (a member joined, left or changed its metadata) or sitesTTL passed (a
@@ -181,13 +229,27 @@ func (h *handoff) loadSites(now time.Time) *siteList {
 			continue
 		}
 		l.sites = append(l.sites, s)
+		why := ""
 		switch {
 		case m.Good():
-			l.route = append(l.route, s)
 		case m.Site == gossip.SiteDown:
-			l.skipped[m.Name] = skipSiteDown
+			why = skipSiteDown
 		default:
-			l.skipped[m.Name] = skipSiteStale
+			why = skipSiteStale
+		}
+		switch {
+		case m.Handoff < handoffVersion:
+			// Before its site's state: a site up and fresh is no use to
+			// a browser sent to a step its site does not have (a 404 it
+			// does not come back from).
+			l.skipped[m.Name] = skipOlderVersion
+			if why == "" {
+				l.older = append(l.older, s)
+			}
+		case why == "":
+			l.route = append(l.route, s)
+		default:
+			l.skipped[m.Name] = why
 		}
 	}
 	return l

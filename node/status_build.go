@@ -32,7 +32,7 @@ func (n *Node) Status() client.Status {
 	refusedFrom := n.gossip.RefusedFrom()
 	for _, m := range n.gossip.Members() {
 		ms := client.MemberStatus{Name: m.Name, Address: m.Addr, State: m.State, SiteURL: m.SiteURL, Version: m.Version,
-			SiteState: memberSiteState(m), Handoff: n.handsOffTo(m),
+			SiteState: memberSiteState(m), Handoff: n.handsOffTo(m), HandoffSkipped: n.handoffSkipped(m),
 			RecordsRefused: refusedFrom[m.Name], Revoked: n.store.Site(m.Name).IsRevoked()}
 		if c, ok := clocks[m.Name]; ok {
 			skew := c.Skew.Seconds()
@@ -154,4 +154,13 @@ func (n *Node) handsOffTo(m gossip.Member) bool {
 		return m.State == "alive" && m.Good()
 	}
 	return n.handoff.goodSite(m.Name)
+}
+
+// handoffSkipped is why this node's hand-offs leave member m out, as the
+// hand-off itself sees it (client.MemberStatus.HandoffSkipped).
+func (n *Node) handoffSkipped(m gossip.Member) string {
+	if m.Name == n.cfg.Node.Name || n.handoff == nil {
+		return ""
+	}
+	return n.handoff.skipReason(m.Name)
 }

@@ -56,19 +56,24 @@ func (h *handoff) onwardURL(sites []site, u string) onward {
 }
 
 // routeOnward lists the sites of names (a route's rest, in order) the
-// browser may be sent to now (nextSite), each as link(site). A site left
-// out is logged and counted once: by the step that would have sent the
-// browser there first, so only those before the first site kept.
-func (h *handoff) routeOnward(sites []site, names []string, link func(site) string) []onward {
+// browser may be sent to now (nextSite; older as mayVisit's), each as
+// link(site). A site left out is logged and counted once: by the step that
+// would have sent the browser there first, so only those before the first
+// site kept.
+func (h *handoff) routeOnward(sites []site, names []string, link func(site) string, older bool) []onward {
 	var out []onward
 	for _, name := range names {
 		var s site
 		var ok bool
 		if len(out) == 0 {
-			s, ok = h.nextSite(sites, name)
+			s, ok = h.nextSite(sites, name, older)
 		} else {
 			s, ok = siteNamed(sites, name)
-			ok = ok && s.Name != h.Name && h.goodSite(name)
+			if ok && s.Name != h.Name {
+				_, ok = h.mayVisit(name, older)
+			} else {
+				ok = false
+			}
 		}
 		if ok {
 			out = append(out, h.onwardTo(s, link(s)))

@@ -381,7 +381,8 @@ func (h *handoff) chainFits(route []string, ret, after string, s *session.Sessio
 }
 
 // skippedAtLogin lists, and counts, the member sites a login's links
-// leave out (routeSites): their site does not answer.
+// leave out (routeSites): their site does not answer, or speaks an older
+// hand-off.
 func (h *handoff) skippedAtLogin() []string {
 	l := h.siteList()
 	if len(l.skipped) == 0 || (!h.offers(client.ModeChain) && !h.offers(client.ModeIframe)) {
@@ -393,7 +394,11 @@ func (h *handoff) skippedAtLogin() []string {
 		h.skipped.WithLabelValues(why).Inc()
 	}
 	slices.Sort(names)
-	h.Log.Info("login: hand-off links leave out sites that do not answer", "sites", strings.Join(names, ","))
+	whys := make([]string, len(names))
+	for i, name := range names {
+		whys[i] = name + ":" + l.skipped[name]
+	}
+	h.Log.Info("login: hand-off links leave out sites a browser could not come back from", "sites", strings.Join(whys, ","))
 	return names
 }
 
@@ -421,7 +426,8 @@ func (h *handoff) offers(mode string) bool {
 // skipped (it is missed, the user is not stranded). Empty when neither is
 // left.
 func (h *handoff) chainOnward(sites []site, ticket string, rest []string, next string, iframe bool) []onward {
-	on := h.routeOnward(sites, rest, func(s site) string { return syncLink(s, ticket, next, iframe) })
+	// A chain an older node made names older sites: they have sync.
+	on := h.routeOnward(sites, rest, func(s site) string { return syncLink(s, ticket, next, iframe) }, true)
 	if next != "" {
 		on = append(on, h.onwardURL(sites, next))
 	}
@@ -429,11 +435,12 @@ func (h *handoff) chainOnward(sites []site, ticket string, rest []string, next s
 }
 
 // nextSite is the site name of a hand-off's route, when the browser may be
-// sent there now: a live member other than this one, known to be good. A
+// sent there now: a live member other than this one, known to be good and
+// speaking this node's hand-off (or, with older, an older one: mayVisit). A
 // site that is not is skipped, logged and counted: it misses this hand-off
 // (the next one, or lazy mode, brings the session there), the user is not
 // stranded.
-func (h *handoff) nextSite(sites []site, name string) (site, bool) {
+func (h *handoff) nextSite(sites []site, name string, older bool) (site, bool) {
 	s, ok := siteNamed(sites, name)
 	switch {
 	case ok && s.Name == h.Name:
@@ -441,8 +448,9 @@ func (h *handoff) nextSite(sites []site, name string) (site, bool) {
 	case !ok:
 		h.skip("not_live", name)
 		return site{}, false
-	case !h.goodSite(name):
-		h.skip(h.siteList().skipped[name], name)
+	}
+	if why, ok := h.mayVisit(name, older); !ok {
+		h.skip(why, name)
 		return site{}, false
 	}
 	return s, true

@@ -73,8 +73,8 @@ func testKeyring(t testing.TB) *crypto.Keyring {
 
 // staticMembers is a member list of this site and the others of the tests.
 func staticMembers(name, siteURL string) func() []gossip.Member {
-	ms := []gossip.Member{{Name: name, SiteURL: siteURL, State: "alive"}}
-	for _, o := range []gossip.Member{{Name: "site-a", SiteURL: siteAURL}, {Name: "site-b", SiteURL: siteBURL}, {Name: "site-c", SiteURL: siteCURL}} {
+	ms := []gossip.Member{{Name: name, SiteURL: siteURL, State: "alive", Handoff: handoffVersion}}
+	for _, o := range []gossip.Member{{Name: "site-a", SiteURL: siteAURL, Handoff: handoffVersion}, {Name: "site-b", SiteURL: siteBURL, Handoff: handoffVersion}, {Name: "site-c", SiteURL: siteCURL, Handoff: handoffVersion}} {
 		if o.Name != name {
 			ms = append(ms, o)
 		}

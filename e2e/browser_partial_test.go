@@ -67,10 +67,11 @@ func TestBrowser_SiteDown(t *testing.T) {
 
 // TestBrowser_SiteDiesMidHandoff: C's web server stops after the login's
 // chain was planned, before the browser gets there and before C's node
-// notices (its check runs every five minutes here). The step pages probe
-// the next site before they send the browser on: the chain skips C, the
-// browser is back on A logged in, and B, which answers, is logged in
-// (issue 13, item 1).
+// notices (its check runs every five minutes here). Each step probes the
+// next site from its node first, and answers a step page only when that
+// fails; the page probes again from the browser before it sends the
+// browser on: the chain skips C, the browser is back on A logged in, and
+// B, which answers, is logged in (issue 13, item 1).
 func TestBrowser_SiteDiesMidHandoff(t *testing.T) {
 	exe := browserRequire(t)
 	d := browserDemoWith(t, demo.Options{Mode: "chain", SiteHealthInterval: 5 * time.Minute})
@@ -132,7 +133,8 @@ func TestBrowser_SiteDiesMidHandoff(t *testing.T) {
 	if got := rec.matching(b + "ussync/v1/sync?"); len(got) != 1 {
 		t.Fatalf("the chain visited B's sync step %d times, want once: %q", len(got), rec.matching(""))
 	}
-	// The nodes had not noticed: the step pages did the skipping.
+	// The nodes' site checks had not noticed: the step pages did the
+	// skipping.
 	st, err := d.Status(sctx, 0)
 	if err != nil {
 		t.Fatal(err)

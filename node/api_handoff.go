@@ -53,7 +53,7 @@ func (a *api) handoffStep(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	ans.Status, ans.Location, ans.Refused = res.Status, res.Location, res.Refused
-	if req.Navigate && needsStepPage(&res) {
+	if req.Navigate && a.Handoff.stepPageNeeded(r.Context(), &res) {
 		hdr := http.Header{}
 		securityHeaders(hdr, a.Handoff.sites())
 		page, csp, err := stepPage(res.Onward, hdr.Get("Content-Security-Policy"))

@@ -114,6 +114,9 @@ type handoff struct {
 	// legs counts the legs sealed that do not end their hand-off
 	// (ussync_handoff_legs_total): chains split to fit in a URL.
 	legs prometheus.Counter
+	// prober probes the next site before a step sends a browser's
+	// navigation there (step_probe.go).
+	prober *siteProber
 }
 
 // newHandoff checks cfg and registers the hand-off metrics.
@@ -162,6 +165,14 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 		Name: "ussync_handoff_legs_total",
 		Help: `Chain legs sealed that do not end their hand-off: a chain through every site would not fit in a URL, so the browser comes back to the origin after this leg and goes on with the next (docs/handoff.md, "Legs").`,
 	})
+	probes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ussync_handoff_probes_total",
+		Help: `Requests this node made to the next site's health URL before a step sent a browser's navigation there (docs/handoff.md, "A site that dies mid-hand-off"), by result: "up" (2xx: the step is a 303), "down" (another status), "unreachable" (refused, no such host, TLS refused), "timeout"; the last three answer the step page. An answer reused within a second is not counted again.`,
+	}, []string{"result"})
+	h.prober = newSiteProber(nodeProbeTimeout, nodeProbeTTL, probes)
+	for _, r := range []string{probedUp, probedDown, probedUnreachable, probedTimeout} {
+		probes.WithLabelValues(r)
+	}
 	h.issued.WithLabelValues("session")
 	h.redeemed.WithLabelValues("ok")
 	for _, r := range []string{skipSiteDown, skipSiteStale, skipOlderVersion} {
@@ -170,8 +181,11 @@ func newHandoff(cfg handoffConfig) (*handoff, error) {
 	for _, r := range []string{client.SyncTooLarge, client.SyncFailed} {
 		h.unavailable.WithLabelValues(r)
 	}
-	cfg.Metrics.Registry.MustRegister(h.issued, h.redeemed, h.skipped, h.unavailable, h.legs)
+	cfg.Metrics.Registry.MustRegister(h.issued, h.redeemed, h.skipped, h.unavailable, h.legs, probes)
 	return h, nil
 }
+
+// close drops the connections the hand-off keeps open (the prober's).
+func (h *handoff) close() { h.prober.close() }
 
 func (h *handoff) now() time.Time { return h.Service.now() }

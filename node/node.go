@@ -416,6 +416,9 @@ func (n *Node) Close(ctx context.Context) error {
 				ln.Close() // a listener never served (Start failed) is closed here
 			}
 		}
+		if n.handoff != nil {
+			n.handoff.close()
+		}
 		if n.cancel != nil {
 			n.cancel()
 		}

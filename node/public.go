@@ -231,7 +231,7 @@ func (p *public) step(path string) func(http.ResponseWriter, *http.Request, *pub
 			}
 			return err
 		}
-		if needsStepPage(&res) && wantsHTML(r) {
+		if wantsHTML(r) && p.h.stepPageNeeded(r.Context(), &res) {
 			return p.writeStepOnward(w, &res)
 		}
 		for _, c := range res.Cookies {

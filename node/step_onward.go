@@ -10,7 +10,8 @@ import (
 // hand-off was planned (docs/handoff.md, "A site that dies mid-hand-off"):
 // not one Location but every place it may go, in order, each with the
 // health URL a browser probes before it goes there. The public listener
-// turns them into a step page (step_page.go) for a browser's navigation;
+// turns them into a step page (step_page.go) for a browser's navigation
+// whose next site the node's own probe finds not answering (step_probe.go);
 // a plain 303 to the first goes to everything else.
 
 // probeTimeout is how long a step page waits for the next site's health
@@ -30,6 +31,9 @@ const pathProbe = publicPrefix + "healthz"
 type onward struct {
 	URL   string
 	Probe string
+	// site is the name of the member whose site holds URL ("" for this
+	// site): the node probes that member's site URL (stepPageNeeded).
+	site string
 }
 
 // onwardTo is the onward of link on site s.
@@ -37,7 +41,7 @@ func (h *handoff) onwardTo(s site, link string) onward {
 	if s.Name == h.Name {
 		return onward{URL: link}
 	}
-	return onward{URL: link, Probe: s.URL.String() + pathProbe}
+	return onward{URL: link, Probe: s.URL.String() + pathProbe, site: s.Name}
 }
 
 // onwardURL is the onward of u, a URL already checked to be under a member

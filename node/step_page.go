@@ -134,8 +134,9 @@ type stepOnwardData struct {
 }
 
 // needsStepPage reports whether a step's answer to a browser's navigation
-// is a step page rather than a bare 303: it goes to another site first,
-// and has somewhere else to go if that site does not answer.
+// may be a step page rather than a bare 303: it goes to another site
+// first, and has somewhere else to go if that site does not answer. It is
+// one when the node's own probe of that site fails too (stepPageNeeded).
 func needsStepPage(res *stepResult) bool {
 	return res.Status == http.StatusSeeOther && len(res.Onward) > 1 && res.Onward[0].Probe != ""
 }

@@ -14,10 +14,11 @@ import (
 
 // TestWordPress_SiteDiesMidHandoff: C's web server stops after a login on
 // A planned its chain, before the browser gets there (C's node checks its
-// site every few seconds and needs two failures: it has not noticed). The
-// node's step pages, relayed by the plugin as they are, probe C through
-// its site and skip it: the browser is back on A logged in, B logged in,
-// and no navigation went to C (issue 13, item 1).
+// site every few seconds and needs two failures: it has not noticed). B's
+// node probes C itself before its step sends the browser there, finds it
+// dead and answers the step page, relayed by the plugin as it is, whose
+// own probe of C fails too and skips it: the browser is back on A logged
+// in, B logged in, and no navigation went to C (issue 13, item 1).
 func TestWordPress_SiteDiesMidHandoff(t *testing.T) {
 	tb := theBed(t)
 	a, b, c := tb.sites[0], tb.sites[1], tb.sites[2]

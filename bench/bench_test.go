@@ -142,7 +142,7 @@ func TestRun_SmokeScale(t *testing.T) {
 			// ends up with every record.
 			want := map[bool]int{true: 4, false: 1}[w.Push]
 			if w.Nodes != 3 || w.Latency.Count+w.Lost != want || w.ConvergedSeconds < 0 {
-				t.Errorf("%s, push %v: nodes %d, measured %d, lost %d, converged after %vs; want 3 nodes, %d measured or lost, converged", w.Op, w.Push, w.Nodes, w.Latency.Count, w.Lost, w.ConvergedSeconds, want)
+				t.Errorf("%s, push %v: nodes %d, measured %d, lost %d, converged after %vs (%s); want 3 nodes, %d measured or lost, converged", w.Op, w.Push, w.Nodes, w.Latency.Count, w.Lost, w.ConvergedSeconds, w.Unconverged, want)
 			}
 			if w.Lost > 0 {
 				t.Logf("%s, push %v: %d of %d not everywhere within 5 s (arrived later: converged after %.1fs)", w.Op, w.Push, w.Lost, want, w.ConvergedSeconds)

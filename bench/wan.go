@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/gossip"
+	"github.com/ussync/ussync/node/nodetest"
 )
 
 // The wan scenario: propagation across the internet, played in process by
@@ -50,6 +51,9 @@ type WANResult struct {
 	// the same records (what was lost within 5 s arrived later); -1 if
 	// they did not within wanConvergeLimit.
 	ConvergedSeconds float64 `json:"converged_seconds"`
+	// Unconverged says what still differed when the wait for convergence
+	// gave up (nodetest.Differ); empty if it converged.
+	Unconverged string `json:"unconverged,omitempty"`
 }
 
 // wanConvergeLimit bounds the wait for convergence after the rounds: past
@@ -108,9 +112,11 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		}
 		// What was lost within 5 s must still arrive: by gossip, or by the
 		// anti-entropy round owed to a member that was thought dead.
-		conv := -1.0
+		conv, unconverged := -1.0, ""
 		if d, ok := waitConverged(ctx, c.Members, time.Now(), wanConvergeLimit, 20*time.Millisecond, nil); ok {
 			conv = d.Seconds()
+		} else {
+			unconverged = nodetest.Differ(c.Members...)
 		}
 		var lost, dups uint64
 		for _, m := range c.Members {
@@ -119,7 +125,7 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		}
 		for _, r := range p.results(n) {
 			w := WANResult{Nodes: n, Loss: loss, Push: push, Op: r.Op, Latency: r.Latency, Lost: r.Lost,
-				PacketsLost: lost, Duplicates: dups, ConvergedSeconds: conv}
+				PacketsLost: lost, Duplicates: dups, ConvergedSeconds: conv, Unconverged: unconverged}
 			if push && loss <= 0.01 {
 				w.TargetP99 = ms(wanDelay + wanJitter + TargetWANMargin)
 			}

@@ -180,7 +180,9 @@ func TestRun_SmokeScale(t *testing.T) {
 			t.Fatalf("%d heal rows, want the split with changes and one long split", len(r.Heal))
 		}
 		for _, h := range r.Heal {
-			if !h.Converged || h.Bytes <= 0 || h.DiffBytes <= 0 {
+			// Gross, not Bytes: under test timers on a loaded machine the
+			// quiet window's push/pulls may outweigh a small repair.
+			if !h.Converged || h.Gross <= 0 || h.DiffBytes <= 0 {
 				t.Errorf("%s: %+v: want converged, bytes exchanged and a difference", h.Kind, h)
 			}
 		}

@@ -71,11 +71,11 @@ func TestRun_Smoke(t *testing.T) {
 		}
 	})
 	t.Run("check", func(t *testing.T) {
-		if len(r.Check) != 4 {
-			t.Fatalf("%d check rows, want the baseline, 4 clients, the socket and the echo floor", len(r.Check))
+		if len(r.Check) != 6 {
+			t.Fatalf("%d check rows, want the baseline, 4 clients, the socket, its two floors and the echo floor", len(r.Check))
 		}
-		for i, kind := range []string{CheckClosed, CheckClosed, CheckSocket, CheckEcho} {
-			if c := r.Check[i]; c.Kind != kind || c.Clients != []int{1, 4, 1, 4}[i] {
+		for i, kind := range []string{CheckClosed, CheckClosed, CheckSocket, CheckSocketEcho, CheckSocketHTTP, CheckEcho} {
+			if c := r.Check[i]; c.Kind != kind || c.Clients != []int{1, 4, 1, 1, 1, 4}[i] {
 				t.Errorf("row %d: %s with %d clients", i, c.Kind, c.Clients)
 			}
 		}

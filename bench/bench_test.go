@@ -71,11 +71,11 @@ func TestRun_Smoke(t *testing.T) {
 		}
 	})
 	t.Run("check", func(t *testing.T) {
-		if len(r.Check) != 4 {
-			t.Fatalf("%d check rows, want the baseline, 4 clients, the socket and the echo floor", len(r.Check))
+		if len(r.Check) != 6 {
+			t.Fatalf("%d check rows, want the baseline, 4 clients, the socket, its two floors and the echo floor", len(r.Check))
 		}
-		for i, kind := range []string{CheckClosed, CheckClosed, CheckSocket, CheckEcho} {
-			if c := r.Check[i]; c.Kind != kind || c.Clients != []int{1, 4, 1, 4}[i] {
+		for i, kind := range []string{CheckClosed, CheckClosed, CheckSocket, CheckSocketEcho, CheckSocketHTTP, CheckEcho} {
+			if c := r.Check[i]; c.Kind != kind || c.Clients != []int{1, 4, 1, 1, 1, 4}[i] {
 				t.Errorf("row %d: %s with %d clients", i, c.Kind, c.Clients)
 			}
 		}
@@ -142,7 +142,7 @@ func TestRun_SmokeScale(t *testing.T) {
 			// ends up with every record.
 			want := map[bool]int{true: 4, false: 1}[w.Push]
 			if w.Nodes != 3 || w.Latency.Count+w.Lost != want || w.ConvergedSeconds < 0 {
-				t.Errorf("%s, push %v: nodes %d, measured %d, lost %d, converged after %vs; want 3 nodes, %d measured or lost, converged", w.Op, w.Push, w.Nodes, w.Latency.Count, w.Lost, w.ConvergedSeconds, want)
+				t.Errorf("%s, push %v: nodes %d, measured %d, lost %d, converged after %vs (%s); want 3 nodes, %d measured or lost, converged", w.Op, w.Push, w.Nodes, w.Latency.Count, w.Lost, w.ConvergedSeconds, w.Unconverged, want)
 			}
 			if w.Lost > 0 {
 				t.Logf("%s, push %v: %d of %d not everywhere within 5 s (arrived later: converged after %.1fs)", w.Op, w.Push, w.Lost, want, w.ConvergedSeconds)
@@ -180,7 +180,9 @@ func TestRun_SmokeScale(t *testing.T) {
 			t.Fatalf("%d heal rows, want the split with changes and one long split", len(r.Heal))
 		}
 		for _, h := range r.Heal {
-			if !h.Converged || h.Bytes <= 0 || h.DiffBytes <= 0 {
+			// Gross, not Bytes: under test timers on a loaded machine the
+			// quiet window's push/pulls may outweigh a small repair.
+			if !h.Converged || h.Gross <= 0 || h.DiffBytes <= 0 {
 				t.Errorf("%s: %+v: want converged, bytes exchanged and a difference", h.Kind, h)
 			}
 		}

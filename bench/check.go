@@ -16,6 +16,7 @@ import (
 
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
+	"github.com/valyala/fasthttp"
 )
 
 // Kinds of CheckResult rows.
@@ -29,6 +30,13 @@ const (
 	// CheckSocket: one client over the private API's Unix socket (a node of
 	// the same cluster with api.listen unix:PATH).
 	CheckSocket = "socket"
+	// CheckSocketEcho: one client around a bare echo of the check's sizes
+	// over a Unix socket: the socket row's floor under any server.
+	CheckSocketEcho = "socket-echo"
+	// CheckSocketHTTP: the same client (fasthttp's) and net/http's server
+	// on a Unix socket, with a handler that writes a canned answer of the
+	// check's size: what net/http costs before the node does anything.
+	CheckSocketHTTP = "socket-http"
 )
 
 // TargetCheckSocketP50 is the one-client check's p50 target over a Unix
@@ -47,11 +55,17 @@ const (
 // back. No HTTP, no node: what is left is the kernel, the Go scheduler and
 // the shared CPUs, a floor no server in this process can go under.
 func echoFloor(ctx context.Context, k int, d time.Duration) (CheckResult, error) {
-	res := CheckResult{Kind: CheckEcho, Clients: k}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return res, fmt.Errorf("echo floor: %w", err)
+		return CheckResult{Kind: CheckEcho, Clients: k}, fmt.Errorf("echo floor: %w", err)
 	}
+	return echoOn(ctx, ln, CheckEcho, k, d)
+}
+
+// echoOn is echoFloor on the listener ln (TCP or a Unix socket), which it
+// closes; kind names the row.
+func echoOn(ctx context.Context, ln net.Listener, kind string, k int, d time.Duration) (CheckResult, error) {
+	res := CheckResult{Kind: kind, Clients: k}
 	var serving sync.WaitGroup
 	var connsMu sync.Mutex
 	var conns []net.Conn
@@ -92,7 +106,7 @@ func echoFloor(ctx context.Context, k int, d time.Duration) (CheckResult, error)
 	}()
 
 	all, elapsed, err := closedLoop(ctx, k, d, func(int) func() (bool, error) {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial(ln.Addr().Network(), ln.Addr().String())
 		if err != nil {
 			return func() (bool, error) { return false, err }
 		}
@@ -260,6 +274,12 @@ func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
 		}
 		res.Kind, res.TargetP50 = CheckSocket, ms(TargetCheckSocketP50)
 		out = append(out, res)
+		opts.progressf("check: the socket's floors, bare echo and net/http, 1 client for %v each", opts.Duration)
+		floors, err := socketFloors(ctx, cl, sockDir, opts.Duration)
+		if err != nil {
+			return err
+		}
+		out = append(out, floors...)
 		opts.progressf("check: bare TCP echo, %d clients, for %v", opts.CheckClients, opts.Duration)
 		floor, err := echoFloor(ctx, opts.CheckClients, opts.Duration)
 		if err != nil {
@@ -334,6 +354,10 @@ func WriteCheck(w io.Writer, rs []CheckResult) {
 			load, target = "bare TCP echo, closed loop", "- (this machine's floor: no HTTP, no node)"
 		case CheckSocket:
 			load = "Unix socket, closed loop"
+		case CheckSocketEcho:
+			load, target = "bare echo, Unix socket", "- (the socket row's floor: no HTTP, no node)"
+		case CheckSocketHTTP:
+			load, target = "net/http, canned answer, Unix socket", "- (the socket row's floor with net/http: no node)"
 		default:
 			closed = &rs[i]
 		}
@@ -357,9 +381,88 @@ func WriteCheck(w io.Writer, rs []CheckResult) {
 				"  an HTTP server in this process cannot go under it\n", r.Clients, fmtMs(r.Latency.P99), r.PerSec)
 		}
 	}
+	rows := map[string]*CheckResult{}
+	for i := range rs {
+		rows[rs[i].Kind] = &rs[i]
+	}
+	if sock, std := rows[CheckSocket], rows[CheckSocketHTTP]; sock != nil && std != nil {
+		fmt.Fprintf(w, "  over the socket, net/http with a canned answer takes p50 %s: the node's own part of the check is about %s\n",
+			fmtMs(std.Latency.P50), fmtMs(sock.Latency.P50-std.Latency.P50))
+	}
 	for _, r := range rs {
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "  first error (%s, %d clients): %s\n", r.Kind, r.Clients, r.FirstError)
 		}
 	}
+}
+
+// socketFloors measures, beside the socket row, its floors: one client
+// around a bare echo over a Unix socket in dir, then the same client
+// against net/http's server on a Unix socket answering a canned check of
+// the same size. The node's row less net/http's is what the node adds.
+// (fasthttp's server is not measured here: it starts a process-wide clock
+// goroutine that never ends, which the bench's leak check refuses.)
+func socketFloors(ctx context.Context, cl *client, dir string, d time.Duration) ([]CheckResult, error) {
+	eln, err := net.Listen("unix", filepath.Join(dir, "echo.sock"))
+	if err != nil {
+		return nil, fmt.Errorf("socket echo floor: %w", err)
+	}
+	echo, err := echoOn(ctx, eln, CheckSocketEcho, 1, d)
+	if err != nil {
+		return nil, err
+	}
+	answer := bytes.Repeat([]byte("x"), echoAnswerBytes-150) // less the headers
+	std, err := cannedFloor(ctx, cl, filepath.Join(dir, "http.sock"), CheckSocketHTTP, d, func(ln net.Listener) func() {
+		srv := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Cache-Control", "no-store")
+				w.Write(answer)
+			}),
+			ReadHeaderTimeout: requestTimeout,
+		}
+		go srv.Serve(ln)
+		return func() { srv.Close() }
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []CheckResult{echo, std}, nil
+}
+
+// cannedFloor serves a canned check answer with serve (which starts a
+// server on the listener and returns its stop) on a Unix socket at path,
+// and runs one client of cl against it for d.
+func cannedFloor(ctx context.Context, cl *client, path, kind string, d time.Duration, serve func(net.Listener) func()) (CheckResult, error) {
+	res := CheckResult{Kind: kind, Clients: 1}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return res, fmt.Errorf("%s floor: %w", kind, err)
+	}
+	defer serve(ln)()
+	hc := cl.unixClient(path)
+	all, elapsed, err := closedLoop(ctx, 1, d, func(int) func() (bool, error) {
+		get := func() (bool, error) {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://localhost/v1/sessions/floor")
+			req.Header.Set("Authorization", cl.auth)
+			if err := hc.DoTimeout(req, resp, requestTimeout); err != nil {
+				return false, err
+			}
+			return resp.StatusCode() == http.StatusOK, nil
+		}
+		for range 20 { // warm-up, as checkLoad's
+			get()
+		}
+		return get
+	})
+	if err := errors.Join(ctx.Err(), err); err != nil {
+		return res, fmt.Errorf("%s floor: %w", kind, err)
+	}
+	res.Seconds, res.Requests = elapsed.Seconds(), int64(len(all))
+	res.PerSec = float64(len(all)) / elapsed.Seconds()
+	res.Latency = summarize(all)
+	return res, nil
 }

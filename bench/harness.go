@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -141,6 +142,48 @@ func waitConverged(ctx context.Context, ms []*nodetest.Member, start time.Time, 
 		}
 		return nodetest.Differ(ms...) == ""
 	})
+}
+
+// settleGossip brings the cluster to one state before a measurement: it waits
+// until every member's gossip queue is empty (gossip has sent all it
+// will), then, if the members still differ, has each run a push/pull
+// (Gossip.SyncWith) with every other and waits for them to converge.
+//
+// Gossip alone does not promise delivery. memberlist sends a change in
+// RetransmitMult × ⌈log10(N+1)⌉ packets in all (4 at N = 3), each packet
+// to one peer, the least-sent changes first: in a burst (a user registered
+// on every node within a millisecond, under the eager push off) a change
+// may go to the same peer every time and never reach the third. The
+// periodic push/pull repairs it, but memberlist's first comes a random
+// stagger and then a whole PushPullInterval after start: up to two
+// minutes under the WAN profile.
+func settleGossip(ctx context.Context, c *nodetest.Cluster) error {
+	if _, ok := poll(ctx, time.Now(), 30*time.Second, 10*time.Millisecond, func() bool {
+		for _, m := range c.Members {
+			if m.Gossip().QueuedBroadcasts() > 0 {
+				return false
+			}
+		}
+		return true
+	}); !ok {
+		return errors.New("the gossip queues did not empty within 30s")
+	}
+	if nodetest.Differ(c.Members...) == "" {
+		return nil
+	}
+	for _, m := range c.Members {
+		for _, o := range c.Members {
+			if o != m {
+				// A push/pull lost to the faults is retried by the round
+				// book; the wait below says if it was not.
+				_ = m.Gossip().SyncWith(o.GossipAddr())
+			}
+		}
+	}
+	if _, ok := waitConverged(ctx, c.Members, time.Now(), 30*time.Second, 10*time.Millisecond, nil); !ok {
+		return fmt.Errorf("not converged 30s after a push/pull between every pair: %s", nodetest.Differ(c.Members...))
+	}
+	return nil
 }
 
 // poll calls cond every every until it holds, ctx ends, or limit has passed

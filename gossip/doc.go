@@ -163,5 +163,9 @@
 // The digest ends with the sender's anti-entropy protocol (aeProto). Peers
 // of protocol 2 get pulls (kindPull) and answer with tagged repairs; older
 // peers get kindHashes and answer untagged, as before. Older versions ignore
-// the protocol byte and the tags.
+// the protocol byte and the tags. Protocol 3 adds a flags byte after the
+// protocol: digestFresh, set by a member catching up on the store it started
+// empty, tells its peers of protocol 3 not to pull from it meanwhile (it
+// holds nothing of its own that it did not push); older peers ignore it and
+// pull as before.
 package gossip

@@ -158,6 +158,7 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 		if err != nil {
 			stopLoad()
 			loadWG.Wait()
+			heap.end()
 			return err
 		}
 		start = time.Now()

@@ -167,6 +167,19 @@ func runBench(c *cli.Context) error {
 	return err
 }
 
+// parseTimerSets reads the comma-separated timer sets of flag name.
+func parseTimerSets(name, v string) ([]string, error) {
+	var sets []string
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		if err := bench.ParseTimers(t); err != nil {
+			return nil, fmt.Errorf("--%s: %w", name, err)
+		}
+		sets = append(sets, t)
+	}
+	return sets, nil
+}
+
 // benchOptions reads the bench's options from its flags, and refuses a
 // size or a count that is not above 0, naming the flag.
 func benchOptions(c *cli.Context) (bench.Options, error) {
@@ -187,13 +200,9 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 	if err != nil {
 		return none, err
 	}
-	var splitTimers []string
-	for _, t := range strings.Split(c.String("split-timers"), ",") {
-		t = strings.TrimSpace(t)
-		if err := bench.ParseTimers(t); err != nil {
-			return none, fmt.Errorf("--split-timers: %w", err)
-		}
-		splitTimers = append(splitTimers, t)
+	splitTimers, err := parseTimerSets("split-timers", c.String("split-timers"))
+	if err != nil {
+		return none, err
 	}
 	opts := bench.Options{
 		Nodes:        nodes,

@@ -194,6 +194,15 @@ func sitesRun(ctx context.Context, n int, opts Options) (SitesResult, error) {
 	return res, err
 }
 
+// netBytes prints a per-login byte count net of the background, or says
+// that the background outweighed it (0 or less is no figure).
+func netBytes(v float64) string {
+	if v <= 0 {
+		return "under bg"
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
 // quietGossip waits until the cluster carries no records: no member has
 // sent, received or repaired one for quietFor, and no gossip queue holds
 // one. (Bytes never stop: memberlist's probes and push/pulls run always.)
@@ -250,13 +259,14 @@ func WriteSites(w io.Writer, rs []SitesResult) {
 		if r.TargetP99 > 0 {
 			target = fmt.Sprintf("p99 <= %g ms: %s", r.TargetP99, verdict(p99 <= r.TargetP99 && lost == 0))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f µs\t%.0f µs\t%.0f µs\t %s\t\n", r.Nodes,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.0f µs\t%.0f µs\t%.0f µs\t %s\t\n", r.Nodes,
 			fmtMs(row[OpLogin].Latency.P50), fmtMs(row[OpLogin].Latency.P99), fmtMs(row[OpLogout].Latency.P99),
-			fmtMs(row[OpLogoutEverywhere].Latency.P99), lost, r.BytesOrigin, r.BytesOther, r.BytesAll,
+			fmtMs(row[OpLogoutEverywhere].Latency.P99), lost, netBytes(r.BytesOrigin), netBytes(r.BytesOther), netBytes(r.BytesAll),
 			r.CPUOrigin, r.CPUOther, r.CPUAll, target)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "  bytes: gossip bytes sent (packets and streams) during the logins, less a quiet window of the same length; CPU: from a CPU profile")
+	fmt.Fprintln(w, "  bytes: gossip bytes sent (packets and streams) during the logins, less a quiet window of the same length (\"under bg\": the window")
+	fmt.Fprintln(w, "  sent as much, the logins' share is lost in the probes and push/pulls of a loaded machine); CPU: from a CPU profile")
 	fmt.Fprintln(w, "  whose samples carry each node's name (ORIGIN n0, OTHER the mean receiver), ALL the whole process (every node and the clients).")
 	fmt.Fprintln(w, "  Nothing is shrunk but the machine: every node runs the timers above, its own Badger store and HTTP listeners, on the same CPUs.")
 	for _, r := range rs {

@@ -39,6 +39,10 @@ type SitesResult struct {
 	BytesOther  float64 `json:"bytes_other_per_login"`
 	BytesAll    float64 `json:"bytes_all_per_login"`
 	Background  int64   `json:"background_bytes"`
+	// GrossOrigin is what n0 sent during the logins, background included
+	// (the net figures are 0 or less when a loaded machine's background
+	// outweighs a few logins).
+	GrossOrigin int64 `json:"gross_origin_bytes"`
 	// CPUOrigin is n0's CPU per login (its goroutines, from a CPU profile
 	// labelled per node), in µs; CPUOther a receiving node's (their mean);
 	// CPUAll the whole process's (every node and the clients). Zero when
@@ -171,6 +175,7 @@ func sitesRun(ctx context.Context, n int, opts Options) (SitesResult, error) {
 			res.BytesAll += d / k
 			if i == 0 {
 				res.BytesOrigin = d / k
+				res.GrossOrigin = b1[i] - b0[i]
 			} else {
 				other += d
 			}

@@ -147,8 +147,10 @@ func TestRun_SmokeScale(t *testing.T) {
 			if w.Lost > 0 {
 				t.Logf("%s, push %v: %d of %d not everywhere within 5 s (arrived later: converged after %.1fs)", w.Op, w.Push, w.Lost, want, w.ConvergedSeconds)
 			}
-			if w.PacketsLost == 0 {
-				t.Errorf("%s, push %v: no packet lost at 5%% loss: the links were not set", w.Op, w.Push)
+			// Delayed, not PacketsLost: with the push off a run sends a few
+			// dozen packets, and 5 % loss spares all of them one time in ten.
+			if w.Delayed == 0 {
+				t.Errorf("%s, push %v: no packet delayed: the links were not set", w.Op, w.Push)
 			}
 		}
 	})

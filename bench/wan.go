@@ -46,7 +46,10 @@ type WANResult struct {
 	// over every node; Duplicates the push copies the receivers dropped
 	// unread.
 	PacketsLost uint64 `json:"packets_lost"`
-	Duplicates  uint64 `json:"duplicates"`
+	// Delayed counts the packets and stream writes the links delayed:
+	// every one that crossed a link once it was set.
+	Delayed    uint64 `json:"delayed"`
+	Duplicates uint64 `json:"duplicates"`
 	// ConvergedSeconds is how long after the last round every node held
 	// the same records (what was lost within 5 s arrived later); -1 if
 	// they did not within wanConvergeLimit.
@@ -127,14 +130,15 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		} else {
 			unconverged = nodetest.Differ(c.Members...)
 		}
-		var lost, dups uint64
+		var lost, delayed, dups uint64
 		for _, m := range c.Members {
-			lost += m.Faults.Stats().PacketsLost
+			fs := m.Faults.Stats()
+			lost, delayed = lost+fs.PacketsLost, delayed+fs.Delayed
 			dups += m.Gossip().Stats().Duplicates
 		}
 		for _, r := range p.results(n) {
 			w := WANResult{Nodes: n, Loss: loss, Push: push, Op: r.Op, Latency: r.Latency, Lost: r.Lost,
-				PacketsLost: lost, Duplicates: dups, ConvergedSeconds: conv, Unconverged: unconverged}
+				PacketsLost: lost, Delayed: delayed, Duplicates: dups, ConvergedSeconds: conv, Unconverged: unconverged}
 			if push && loss <= 0.01 {
 				w.TargetP99 = ms(wanDelay + wanJitter + TargetWANMargin)
 			}

@@ -334,6 +334,31 @@ func emptyCluster(t *testing.T, setup func(*agent)) *cluster {
 	return c
 }
 
+// followClient is an HTTP client for a browser's redirects across
+// *.localhost sites (dialled on the loopback), without a browser: each URL
+// it is redirected to is appended to *visited, and it stops after 20. jar
+// may be nil (every cookie dropped).
+func followClient(jar http.CookieJar, visited *[]string) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Jar:     jar,
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{Proxy: nil, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if _, port, err := net.SplitHostPort(addr); err == nil {
+				addr = net.JoinHostPort("127.0.0.1", port) // *.localhost is the loopback
+			}
+			return dialer.DialContext(ctx, network, addr)
+		}},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			*visited = append(*visited, req.URL.String())
+			if len(via) >= 20 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)

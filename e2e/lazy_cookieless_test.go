@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -32,23 +31,7 @@ func TestDemo_LazyCookieless(t *testing.T) {
 	a := d.Sites()[0]
 
 	var visited []string
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	hc := &http.Client{ // no Jar: every cookie is dropped
-		Timeout: 20 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if _, port, err := net.SplitHostPort(addr); err == nil {
-				addr = net.JoinHostPort("127.0.0.1", port) // *.localhost is the loopback
-			}
-			return dialer.DialContext(ctx, network, addr)
-		}},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			visited = append(visited, req.URL.String())
-			if len(via) >= 20 {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}
+	hc := followClient(nil, &visited) // no jar: every cookie is dropped
 	resp, err := hc.Get(a)
 	if err != nil {
 		t.Fatal(err)

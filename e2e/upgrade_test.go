@@ -3,10 +3,8 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -18,7 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ussync/ussync/client"
 	"github.com/ussync/ussync/internal/testenv"
@@ -283,24 +280,7 @@ func (c *cluster) chainAvoidsPrevious(from, via, prev *agent) {
 	fromURL, _ := url.Parse(from.siteURL)
 	jar.SetCookies(fromURL, []*http.Cookie{{Name: client.CookieName(from.siteURL), Value: login.Token, Path: fromURL.Path}})
 	var visited []string
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	browser := &http.Client{
-		Jar:     jar,
-		Timeout: 20 * time.Second,
-		Transport: &http.Transport{Proxy: nil, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if _, port, err := net.SplitHostPort(addr); err == nil {
-				addr = net.JoinHostPort("127.0.0.1", port) // *.localhost is the loopback
-			}
-			return dialer.DialContext(ctx, network, addr)
-		}},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			visited = append(visited, req.URL.String())
-			if len(via) >= 20 {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}
+	browser := followClient(jar, &visited)
 	defer browser.CloseIdleConnections()
 	visited = append(visited, login.Sync.Chain)
 	resp, err := browser.Get(login.Sync.Chain)

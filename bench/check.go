@@ -266,20 +266,11 @@ func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
 			}
 			out = append(out, res)
 		}
-		sm := c.Members[nodes]
-		opts.progressf("check: 1 client on %s over its Unix socket for %v", sm.Name(), opts.Duration)
-		res, err := checkLoad(ctx, cl, sm, paths, 1, opts.Duration)
+		sock, err := checkSocket(ctx, opts, cl, c.Members[nodes], paths, sockDir)
 		if err != nil {
 			return err
 		}
-		res.Kind, res.TargetP50 = CheckSocket, ms(TargetCheckSocketP50)
-		out = append(out, res)
-		opts.progressf("check: the socket's floors, bare echo and net/http, 1 client for %v each", opts.Duration)
-		floors, err := socketFloors(ctx, cl, sockDir, opts.Duration)
-		if err != nil {
-			return err
-		}
-		out = append(out, floors...)
+		out = append(out, sock...)
 		opts.progressf("check: bare TCP echo, %d clients, for %v", opts.CheckClients, opts.Duration)
 		floor, err := echoFloor(ctx, opts.CheckClients, opts.Duration)
 		if err != nil {
@@ -289,6 +280,23 @@ func Check(ctx context.Context, opts Options) ([]CheckResult, error) {
 		return nil
 	})
 	return out, err
+}
+
+// checkSocket runs one client checking sessions on sm, whose API is a Unix
+// socket, then the socket's floors (socketFloors, their sockets in dir).
+func checkSocket(ctx context.Context, opts Options, cl *client, sm *nodetest.Member, paths []string, dir string) ([]CheckResult, error) {
+	opts.progressf("check: 1 client on %s over its Unix socket for %v", sm.Name(), opts.Duration)
+	res, err := checkLoad(ctx, cl, sm, paths, 1, opts.Duration)
+	if err != nil {
+		return nil, err
+	}
+	res.Kind, res.TargetP50 = CheckSocket, ms(TargetCheckSocketP50)
+	opts.progressf("check: the socket's floors, bare echo and net/http, 1 client for %v each", opts.Duration)
+	floors, err := socketFloors(ctx, cl, dir, opts.Duration)
+	if err != nil {
+		return nil, err
+	}
+	return append([]CheckResult{res}, floors...), nil
 }
 
 // checkLoad runs k clients checking sessions on m for d.

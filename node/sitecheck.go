@@ -71,29 +71,69 @@ func newSiteCheck(url string, every time.Duration, report func(string, time.Dura
 		return nil
 	}
 	timeout := siteCheckTimeout
-	dialer := &net.Dialer{Timeout: timeout}
 	return &siteCheck{
 		url: url, every: every, timeout: timeout, report: report, log: log,
-		client: &http.Client{
-			Timeout: timeout,
-			Transport: &http.Transport{
-				Proxy: nil, // the site itself, never through a proxy of the environment
-				// Names under .localhost are the loopback (RFC 6761 §6.3),
-				// as browsers resolve them; Go's resolver asks DNS.
-				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-					if host, port, err := net.SplitHostPort(addr); err == nil && isLocalhost(host) {
-						addr = net.JoinHostPort("127.0.0.1", port)
-					}
-					return dialer.DialContext(ctx, network, addr)
-				},
-				MaxIdleConns:          1,
-				IdleConnTimeout:       2 * every,
-				ResponseHeaderTimeout: timeout,
-			},
-			// A redirect is the site's answer, not another site's.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client: healthClient(timeout, 1, 2*every),
 	}
+}
+
+// healthClient returns the HTTP client of a site's health URL, the site
+// check's and the steps' probe's (step_probe.go): every call bounded by
+// timeout, at most idle connections kept for idleFor, no cookie, no proxy
+// of the environment (the site as a browser reaches it), names under
+// .localhost dialled on the loopback, and redirects not followed.
+func healthClient(timeout time.Duration, idle int, idleFor time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy: nil,
+			// Names under .localhost are the loopback (RFC 6761 §6.3), as
+			// browsers resolve them; Go's resolver asks DNS.
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if host, port, err := net.SplitHostPort(addr); err == nil && isLocalhost(host) {
+					addr = net.JoinHostPort("127.0.0.1", port)
+				}
+				return dialer.DialContext(ctx, network, addr)
+			},
+			TLSHandshakeTimeout:    timeout,
+			ResponseHeaderTimeout:  timeout,
+			MaxIdleConns:           idle,
+			MaxIdleConnsPerHost:    min(idle, 2),
+			MaxResponseHeaderBytes: 16 << 10,
+			IdleConnTimeout:        idleFor,
+		},
+		// A redirect is the site's answer, not a place to go.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// healthStatusError is a health URL's answer that is not 2xx.
+type healthStatusError struct {
+	url, status string
+}
+
+func (e *healthStatusError) Error() string { return e.url + " answered " + e.status }
+
+// getHealth requests a health URL once with hc, as agent: nil for a 2xx
+// answer, a *healthStatusError for another answer, else the transport's
+// error. At most 4 KiB of the body is read.
+func getHealth(ctx context.Context, hc *http.Client, url, agent string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", agent)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode/100 != 2 {
+		return &healthStatusError{url: url, status: resp.Status}
+	}
+	return nil
 }
 
 func isLocalhost(host string) bool {
@@ -158,21 +198,7 @@ func (c *siteCheck) checkOnce(ctx context.Context) {
 
 // probe requests the health URL: nil for a 2xx answer.
 func (c *siteCheck) probe(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("User-Agent", "ussync-site-check")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %s", c.url, resp.Status)
-	}
-	return nil
+	return getHealth(ctx, c.client, c.url, "ussync-site-check")
 }
 
 // down reports whether the last check failed, and why.

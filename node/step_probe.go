@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -66,33 +65,10 @@ type siteProbe struct {
 // newSiteProber returns a prober whose requests take at most timeout and
 // whose answers are reused for ttl, counting its probes into probes.
 func newSiteProber(timeout, ttl time.Duration, probes *prometheus.CounterVec) *siteProber {
-	dialer := &net.Dialer{Timeout: timeout}
 	return &siteProber{
 		timeout: timeout, ttl: ttl, probes: probes,
-		last: map[string]*siteProbe{},
-		client: &http.Client{
-			Timeout: timeout,
-			// No Jar: no cookie is sent or kept.
-			Transport: &http.Transport{
-				Proxy: nil, // the site as the browser reaches it, not through a proxy of the environment
-				// Names under .localhost are the loopback (RFC 6761 §6.3),
-				// as browsers resolve them; Go's resolver asks DNS.
-				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-					if host, port, err := net.SplitHostPort(addr); err == nil && isLocalhost(host) {
-						addr = net.JoinHostPort("127.0.0.1", port)
-					}
-					return dialer.DialContext(ctx, network, addr)
-				},
-				TLSHandshakeTimeout:    timeout,
-				ResponseHeaderTimeout:  timeout,
-				MaxIdleConns:           32,
-				MaxIdleConnsPerHost:    2,
-				MaxResponseHeaderBytes: 16 << 10,
-				IdleConnTimeout:        30 * time.Second,
-			},
-			// A redirect is the site's answer, not a place to go.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		last:   map[string]*siteProbe{},
+		client: healthClient(timeout, 32, 30*time.Second),
 	}
 }
 
@@ -156,29 +132,21 @@ func (p *siteProber) pruneLocked(now time.Time) {
 func (p *siteProber) probe(ctx context.Context, u string) bool {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	result := probedUnreachable
-	defer func() { p.probes.WithLabelValues(result).Inc() }()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return false
-	}
-	req.Header.Set("User-Agent", "ussync-step-probe")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		var ne net.Error
-		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-			result = probedTimeout
-		}
-		return false
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode/100 != 2 {
+	err := getHealth(ctx, p.client, u, "ussync-step-probe")
+	result := probedUp
+	var status *healthStatusError
+	var ne net.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &status):
 		result = probedDown
-		return false
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		result = probedTimeout
+	default:
+		result = probedUnreachable
 	}
-	result = probedUp
-	return true
+	p.probes.WithLabelValues(result).Inc()
+	return err == nil
 }
 
 // close drops the prober's idle connections.

@@ -373,7 +373,7 @@ final class Ussync_Node {
 	 */
 	public function forward( string $method, string $path_query, array $headers, string $body ): array {
 		$url = $this->public_url . $path_query;
-		if ( ! self::direct( $url ) ) {
+		if ( ! self::direct( $this->public_url ) ) {
 			return $this->forward_wp( $method, $url, $headers, $body );
 		}
 		// Every step of a chain and every step page's probe of healthz
@@ -406,37 +406,43 @@ final class Ussync_Node {
 	}
 
 	/**
-	 * Whether a call to $url may go straight through curl (check, forward):
-	 * curl is there and WordPress's WP_HTTP_BLOCK_EXTERNAL would let the
-	 * call through. Otherwise it goes through WordPress's HTTP API, which
-	 * works without curl and reports a blocked host (call's 'blocked').
+	 * Whether calls under $base (a node's API or public URL) may go
+	 * straight through curl (check, forward): curl is there and WordPress's
+	 * WP_HTTP_BLOCK_EXTERNAL would let them through (it judges the host
+	 * alone). Otherwise they go through WordPress's HTTP API, which works
+	 * without curl and reports a blocked host (call's 'blocked'). Decided
+	 * once per base and request: the check runs on every page view.
 	 *
-	 * @param string $url The URL to call.
+	 * @param string $base The node URL the calls go under.
 	 * @return bool
 	 */
-	private static function direct( string $url ): bool {
-		if ( ! function_exists( 'curl_init' ) ) {
-			return false;
+	private static function direct( string $base ): bool {
+		static $known = array();
+		if ( ! isset( $known[ $base ] ) ) {
+			$ok = function_exists( 'curl_init' );
+			if ( $ok && defined( 'WP_HTTP_BLOCK_EXTERNAL' ) && WP_HTTP_BLOCK_EXTERNAL && class_exists( 'WP_Http' ) ) {
+				$ok = ! ( new WP_Http() )->block_request( $base );
+			}
+			$known[ $base ] = $ok;
 		}
-		if ( defined( 'WP_HTTP_BLOCK_EXTERNAL' ) && WP_HTTP_BLOCK_EXTERNAL && class_exists( 'WP_Http' ) ) {
-			return ! ( new WP_Http() )->block_request( $url );
-		}
-		return true;
+		return $known[ $base ];
 	}
 
 	/**
 	 * One HTTP request through curl, redirects not followed. Returns
 	 * 'errno' (curl's, 0 when an answer came), 'status', 'headers'
-	 * (lower-case name => list of values, one per header line) and 'body'.
+	 * (lower-case name => list of values, one per header line; empty
+	 * unless $want_headers) and 'body'.
 	 *
-	 * @param string      $method  HTTP method.
-	 * @param string      $url     URL (http or https).
-	 * @param string[]    $headers Request header lines.
-	 * @param string|null $body    Request body, or null for none.
-	 * @param float       $timeout Seconds, for the connection and for the whole call.
+	 * @param string      $method       HTTP method.
+	 * @param string      $url          URL (http or https).
+	 * @param string[]    $headers      Request header lines.
+	 * @param string|null $body         Request body, or null for none.
+	 * @param float       $timeout      Seconds, for the connection and for the whole call.
+	 * @param bool        $want_headers Whether the answer's headers are read (the session check, on every page view, needs none).
 	 * @return array{errno:int,status:int,headers:array<string,string[]>,body:string}
 	 */
-	private static function curl( string $method, string $url, array $headers, ?string $body, float $timeout ): array {
+	private static function curl( string $method, string $url, array $headers, ?string $body, float $timeout, bool $want_headers = true ): array {
 		$got = array();
 		$ch  = curl_init( $url );
 		$opt = array(
@@ -448,7 +454,9 @@ final class Ussync_Node {
 			CURLOPT_TIMEOUT_MS        => (int) ( $timeout * 1000 ),
 			CURLOPT_CONNECTTIMEOUT_MS => (int) ( $timeout * 1000 ),
 			CURLOPT_HTTPHEADER        => $headers,
-			CURLOPT_HEADERFUNCTION    => static function ( $h, string $line ) use ( &$got ): int {
+		);
+		if ( $want_headers ) {
+			$opt[ CURLOPT_HEADERFUNCTION ] = static function ( $h, string $line ) use ( &$got ): int {
 				if ( 0 === strncasecmp( $line, 'HTTP/', 5 ) ) {
 					$got = array(); // a new answer (after a 1xx): its headers only.
 				} elseif ( false !== strpos( $line, ':' ) ) {
@@ -456,8 +464,8 @@ final class Ussync_Node {
 					$got[ strtolower( trim( $name ) ) ][] = trim( $value );
 				}
 				return strlen( $line );
-			},
-		);
+			};
+		}
 		if ( 'HEAD' === $method ) {
 			$opt[ CURLOPT_NOBODY ] = true;
 		}
@@ -568,7 +576,7 @@ final class Ussync_Node {
 	 */
 	public function check( string $id ): array {
 		$url = $this->api_url . '/v1/sessions/' . $id;
-		if ( ! $this->has_token() || $this->is_down() || ! self::direct( $url ) ) {
+		if ( ! $this->has_token() || $this->is_down() || ! self::direct( $this->api_url ) ) {
 			return $this->call( 'GET', '/v1/sessions/' . $id );
 		}
 		// The check runs on every logged-in page view: straight through
@@ -577,7 +585,7 @@ final class Ussync_Node {
 		// means of 200 requests, plugin on against off, a busy 2-core
 		// machine): +4 ms through wp_remote_request, +0.5 ms here. Same
 		// timeout, same answer, same outage handling.
-		$ans = self::curl( 'GET', $url, array( 'Authorization: Bearer ' . $this->token, 'Accept: application/json' ), null, self::timeout( self::CHECK_TIMEOUT ) );
+		$ans = self::curl( 'GET', $url, array( 'Authorization: Bearer ' . $this->token, 'Accept: application/json' ), null, self::timeout( self::CHECK_TIMEOUT ), false );
 		if ( 0 !== $ans['errno'] ) {
 			$this->failed( 'curl error ' . $ans['errno'] );
 			return array(

@@ -5,6 +5,9 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -539,5 +542,16 @@ func forgetMembers(t testing.TB, dir string) {
 	defer st.Close()
 	if err := st.LocalDelete(snapshotKey); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Addr is set before memberlist starts (its listeners call LocalState, which
+// sends it, at once); it must still be the address memberlist advertises.
+func TestGossip_AddrIsAdvertisedAddress(t *testing.T) {
+	m := startMember(t, testConfig(t, "n0", newKey(t)))
+	ln := m.g.list.LocalNode()
+	want := net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+	if got := m.g.Addr(); got != want || strings.HasSuffix(got, ":0") {
+		t.Fatalf("Addr() = %q, memberlist advertises %q", got, want)
 	}
 }

@@ -265,12 +265,25 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	mc.Alive = (*aliveFilter)(g)
 	mc.DeadNodeReclaimTime = deadNodeReclaimTime
 	mc.Logger = memberlistLog(cfg.Logger, g.closing.Load)
+	// memberlist calls the queue's NumNodes, and LocalState reads g.addr, from
+	// its listeners and its gossip ticker, which memberlist.Create starts
+	// before it returns: both are set here, before it, or read atomically.
+	var created atomic.Pointer[memberlist.Memberlist]
 	g.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult, NumNodes: func() int {
-		if g.list == nil {
-			return 1
+		if l := created.Load(); l != nil {
+			return l.NumMembers()
 		}
-		return g.list.NumMembers()
+		return 1
 	}}
+	// The address memberlist advertises for this node (its setAlive asks the
+	// transport the same question).
+	ip, port, err := g.trans.FinalAdvertiseAddr(mc.AdvertiseAddr, mc.AdvertisePort)
+	if err != nil {
+		cancel()
+		g.trans.Shutdown()
+		return nil, fmt.Errorf("gossip advertise address: %w", err)
+	}
+	g.addr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
 	g.loadSnapshot()
 	g.ready.aloneSince = time.Now()
 	list, err := memberlist.Create(mc)
@@ -280,8 +293,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
 	g.list = list
-	ln := list.LocalNode() // read once: memberlist rewrites it in place at each UpdateNode (SetSite)
-	g.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+	created.Store(list)
 	for _, a := range cfg.Join {
 		g.resolver.resolve(a, time.Now()) // a join list may name this node itself
 	}

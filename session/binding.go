@@ -118,12 +118,26 @@ func (u *User) Bind(site string, at HLC) bool {
 
 // Verify marks the address verified by method (VerifiedRegistration,
 // VerifiedAdmin, VerifiedCode) at site, at at, and binds site: the site
-// that proved the mailbox is bound to it. An address already verified keeps
-// its verification (who verified it first, and how); site is bound all the
-// same. It reports whether u changed.
+// that proved the mailbox is bound to it. It reports whether u changed.
+//
+// An explicit verification (VerifiedAdmin, VerifiedCode) is written even
+// when the address already reads as verified here: this node may not have
+// received an unverify made elsewhere before at, and the later act must win
+// when the two meet (last writer wins), as Unverify restamps for the mirror
+// case. The register then names the latest verification; the site named by
+// the one it replaces stays bound (a record from before bindings existed
+// was bound only through Verified.By). A registration cannot be repeated
+// after an unverify, and sites re-PUT users they registered, so an address
+// already verified keeps the verification it has on a VerifiedRegistration.
 func (u *User) Verify(method, site string, at HLC) bool {
 	changed := false
-	if !u.Verified.V.OK {
+	switch old := u.Verified; {
+	case !old.V.OK:
+		u.Verified, changed = Set(Verification{OK: true, Method: method}, at, site), true
+	case method != VerifiedRegistration && at > old.At:
+		if old.By != "" && old.At > u.UnboundBefore {
+			u.Bind(old.By, old.At)
+		}
 		u.Verified, changed = Set(Verification{OK: true, Method: method}, at, site), true
 	}
 	return u.Bind(site, at) || changed

@@ -75,8 +75,54 @@ func TestUser_Bindings(t *testing.T) {
 					t.Fatalf("site %s: stays local (%s)", site, why)
 				}
 			}
-			if u.Verified.V.Method != VerifiedRegistration || u.Verified.By != "b" {
-				t.Fatalf("a later code replaced the first verification: %+v", u.Verified)
+			if u.Verified.V.Method != VerifiedCode || u.Verified.By != "a" {
+				t.Fatalf("the latest verification (a code at a, at 5) is not the one recorded: %+v", u.Verified)
+			}
+		})
+	})
+	t.Run("a repeated registration keeps the first verification", func(t *testing.T) {
+		u := User{Email: bob, Created: at(1)}
+		u.Verify(VerifiedCode, "b", at(2))
+		u.Verify(VerifiedRegistration, "b", at(3)) // a site's re-PUT
+		if u.Verified.V.Method != VerifiedCode || u.Verified.At != at(2) {
+			t.Fatalf("a registration replaced the verification: %+v", u.Verified)
+		}
+	})
+	for _, method := range []string{VerifiedAdmin, VerifiedCode} {
+		t.Run("a "+method+" verification made where an earlier unverify had not arrived yet wins", func(t *testing.T) {
+			// ann is verified everywhere; the administrator unverifies her on
+			// a at 3; before that reaches b, she is verified again on b at 4
+			// (the administrator changed their mind, or she entered a code).
+			// The later act must win once both arrive everywhere, as an
+			// unverify made where a verification had not arrived yet does.
+			u := User{Email: bob, Created: at(1)}
+			u.Verify(VerifiedRegistration, "c", at(2))
+			unverified := u
+			unverified.Unverify("a", at(3))
+			again := u
+			if !again.Verify(method, "b", at(4)) {
+				t.Fatal("the verification on b, where the address still read as verified, wrote nothing")
+			}
+			everyOrder(t, []User{u, unverified, again}, func(t *testing.T, u User) {
+				if ok, why := u.Travels("b"); !ok {
+					t.Fatalf("the later verification lost to the earlier unverify: %s, %+v", why, u.Verified)
+				}
+				if u.BoundTo("c") {
+					t.Fatal("a binding made before the unverify counts again")
+				}
+			})
+		})
+	}
+	t.Run("a verification that replaces a pre-binding record's keeps its site bound", func(t *testing.T) {
+		var legacy User // verified by shop, stored before bindings were recorded
+		if err := json.Unmarshal([]byte(`{"email":"bob@example.com","login":{"v":"bob"},"display_name":{"v":""},"verified":{"v":{"ok":true,"method":"registration"},"t":131072,"n":"shop"},"created":65536}`), &legacy); err != nil {
+			t.Fatal(err)
+		}
+		replaced := legacy
+		replaced.Verify(VerifiedAdmin, "blog", at(3))
+		everyOrder(t, []User{legacy, replaced}, func(t *testing.T, u User) {
+			if !u.BoundTo("shop") || !u.BoundTo("blog") {
+				t.Fatalf("bound: shop %v, blog %v", u.BoundTo("shop"), u.BoundTo("blog"))
 			}
 		})
 	})

@@ -301,16 +301,25 @@ func (c *Cluster) Heal() {
 	}
 }
 
-// WaitMembers waits until every member sees every member alive.
+// WaitMembers waits until every member sees every member alive. On
+// timeout it says what each member that did not sees: the members it holds
+// alive and its health, the story a membership fault needs.
 func (c *Cluster) WaitMembers(d time.Duration) {
 	c.t.Helper()
-	c.WaitFor(d, "full membership", func() bool {
+	eventually.Done(c.t, d, "full membership", func() string {
+		var why []string
 		for _, m := range c.Members {
-			if len(m.Gossip().LiveMembers()) != len(c.Members) {
-				return false
+			live := m.Gossip().LiveMembers()
+			if len(live) == len(c.Members) {
+				continue
 			}
+			names := make([]string, len(live))
+			for i, l := range live {
+				names[i] = l.Name + "@" + l.Addr
+			}
+			why = append(why, fmt.Sprintf("%s sees %v alive; health %+v", m.Name(), names, m.Gossip().Health()))
 		}
-		return true
+		return strings.Join(why, "\n")
 	})
 }
 

@@ -219,13 +219,13 @@ func TestArchitecture_PackageMap(t *testing.T) {
 	}
 }
 
-// TestLayout_Readable holds node/, its test harness, client/, bench/ and
-// the command (the root package) to files
+// TestLayout_Readable holds node/, its test harness, client/, bench/,
+// demo/, examples/ and the command (the root package) to files
 // of one concern: no file over 600 lines, no function over 80 lines unless
 // its doc comment says why it is long "on purpose".
 func TestLayout_Readable(t *testing.T) {
 	fset := token.NewFileSet()
-	for _, dir := range []string{"node", "node/nodetest", "client", "bench", "."} {
+	for _, dir := range []string{"node", "node/nodetest", "client", "bench", "demo", "demo/site", "examples/go-site", "."} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)

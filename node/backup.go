@@ -32,7 +32,10 @@ var (
 )
 
 // Backup writes a consistent copy of the node's store to w (see
-// session.Store.Backup) and logs it.
+// session.Store.Backup) and logs it. It returns the counts written and
+// the first error of the store's read or of w (session.ErrClosed once
+// the node is closing): then w holds a backup without its trailer, which
+// ReadBackup refuses.
 func (n *Node) Backup(w io.Writer) (BackupCounts, error) {
 	start := time.Now()
 	counts, err := n.store.Backup(w, BackupInfo{Node: n.cfg.Node.Name, Software: n.cfg.Version}, nil)
@@ -64,6 +67,8 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request) error {
 
 // ReadBackup reads and checks a backup (session.ReadBackup) without
 // writing it anywhere: what `ussync backup` does to the stream it saves.
+// A stream that is not a whole, intact backup is ErrBadBackup; r's own
+// errors are returned as they come.
 func ReadBackup(r io.Reader, header func(BackupInfo), progress func(BackupCounts)) (BackupInfo, BackupCounts, error) {
 	return session.ReadBackup(r, header, nil, progress)
 }
@@ -73,7 +78,9 @@ func ReadBackup(r io.Reader, header func(BackupInfo), progress func(BackupCounts
 // directory owned by another user (systemd's StateDirectory, owned by
 // User=), the restored files are given to that owner, so that the node can
 // open them. The keyring is not in a backup: the node's next start seeds
-// it from the configuration's secrets.
+// it from the configuration's secrets. Errors: ErrNotEmpty, ErrBadBackup
+// (dataDir is emptied again), and the file system's (creating or chowning
+// dataDir).
 func Restore(dataDir string, r io.Reader, header func(BackupInfo), progress func(BackupCounts)) (BackupInfo, BackupCounts, error) {
 	uid, gid, owned := dirOwner(dataDir)
 	info, counts, err := session.Restore(dataDir, r, session.Options{}, header, progress)

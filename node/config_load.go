@@ -19,7 +19,9 @@ import (
 // environment (config_env.go).
 
 // LoadConfig reads the YAML file at path over DefaultConfig(). It does not
-// validate: apply the environment and flags, then call Validate.
+// validate: apply the environment and flags, then call Validate. Errors
+// name the file: one it cannot read (the fs.PathError within), or
+// ParseConfig's.
 func LoadConfig(path string) (Config, error) {
 	return ReadConfig(path, DefaultConfig())
 }
@@ -41,7 +43,9 @@ func ReadConfig(path string, base Config) (Config, error) {
 }
 
 // ParseConfig decodes YAML data over base, strictly (see ReadConfig). Errors
-// are one line and never quote a value (it might be a secret).
+// are one line and never quote a value (it might be a secret): YAML's own,
+// with its line (an unknown key names its section, a value of the wrong
+// type its field), or a second YAML document.
 func ParseConfig(data []byte, base Config) (Config, error) {
 	cfg := base
 	// Copy the slices: decoding must not write through into base's arrays.

@@ -21,6 +21,8 @@ import (
 // of the file, each on its own. It then derives what the checked values
 // imply: site.url gets its trailing slash and, on a dev node without one, a
 // default from public.listen. It reads no file: Secrets and APIToken do.
+// The error is one line, prefixed by the field's path; c is changed only
+// when every field is valid.
 func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.Node.validate,

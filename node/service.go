@@ -380,8 +380,8 @@ func (s *service) logoutEverywhere(email string) (int, error) {
 // markVerified marks email's user verified by code, on every site (the
 // register is published like a PUT), and binds this site to the address:
 // the user proved the mailbox here (a code typed on this site, or the link
-// its node sent). The code is recorded as the latest verification even on a
-// user verified already (User.Verify says why). A user this node does not hold is
+// its node sent). On a user verified already the code restamps the
+// verification, which keeps its first method (User.Verify says why). A user this node does not hold is
 // ErrInvalidCode: a code is only ever sent to an existing user.
 func (s *service) markVerified(email string) (session.User, error) {
 	u, known, err := s.user(email)

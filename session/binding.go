@@ -124,11 +124,14 @@ func (u *User) Bind(site string, at HLC) bool {
 // when the address already reads as verified here: this node may not have
 // received an unverify made elsewhere before at, and the later act must win
 // when the two meet (last writer wins), as Unverify restamps for the mirror
-// case. The register then names the latest verification; the site named by
-// the one it replaces stays bound (a record from before bindings existed
-// was bound only through Verified.By). A registration cannot be repeated
-// after an unverify, and sites re-PUT users they registered, so an address
-// already verified keeps the verification it has on a VerifiedRegistration.
+// case. The register is restamped at at by site but keeps its method: the
+// method says how the address was first proved (sites verify a registered
+// user as administrators to bind themselves, and that must not rewrite
+// it). The site the register named before stays bound (a record from
+// before bindings existed was bound only through Verified.By). A
+// registration cannot be repeated after an unverify, and sites re-PUT users
+// they registered, so a VerifiedRegistration of an address already
+// verified leaves the register alone.
 func (u *User) Verify(method, site string, at HLC) bool {
 	changed := false
 	switch old := u.Verified; {
@@ -138,7 +141,7 @@ func (u *User) Verify(method, site string, at HLC) bool {
 		if old.By != "" && old.At > u.UnboundBefore {
 			u.Bind(old.By, old.At)
 		}
-		u.Verified, changed = Set(Verification{OK: true, Method: method}, at, site), true
+		u.Verified, changed = Set(old.V, at, site), true
 	}
 	return u.Bind(site, at) || changed
 }

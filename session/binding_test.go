@@ -75,8 +75,8 @@ func TestUser_Bindings(t *testing.T) {
 					t.Fatalf("site %s: stays local (%s)", site, why)
 				}
 			}
-			if u.Verified.V.Method != VerifiedCode || u.Verified.By != "a" {
-				t.Fatalf("the latest verification (a code at a, at 5) is not the one recorded: %+v", u.Verified)
+			if v := u.Verified; v.V.Method != VerifiedRegistration || v.By != "a" || v.At != at(5) {
+				t.Fatalf("want the first method, restamped by the later code (a, at 5): %+v", v)
 			}
 		})
 	})

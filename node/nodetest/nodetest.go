@@ -335,51 +335,20 @@ func (c *Cluster) Converged() bool {
 	return true
 }
 
-// RecordsDiffer compares every replicated record of every member with the
-// first member's (by key and stored encoding), and returns the first
-// difference found, or "" if they hold the same. It reads whole stores: for
-// tests, once the digests agree (a digest blind to some records would agree
-// anyway).
-func (c *Cluster) RecordsDiffer() string { return recordsDiffer(c.Members) }
+// RecordsDiffer is Differ over every member: the first difference found,
+// or "" if they hold the same records. It reads whole stores: for tests.
+func (c *Cluster) RecordsDiffer() string { return Differ(c.Members...) }
 
 // Differ says how ms do not hold the same replicated records yet, or ""
-// once they do: the one meaning of "converged" that WaitConverged and the
-// bench share. It compares the digests first (cheap), and the records
-// themselves (Store.RecordHashes, against ms[0]'s) only once those agree.
+// once they do (session.Differ): the one meaning of "converged" that
+// WaitConverged and the bench share.
 func Differ(ms ...*Member) string {
-	d := ms[0].Store().Digest()
-	for _, m := range ms[1:] {
-		if m.Store().Digest() != d {
-			return fmt.Sprintf("the digests of %s and %s differ", ms[0].Name(), m.Name())
-		}
+	names := make([]string, len(ms))
+	stores := make([]*session.Store, len(ms))
+	for i, m := range ms {
+		names[i], stores[i] = m.Name(), m.Store()
 	}
-	return recordsDiffer(ms)
-}
-
-func recordsDiffer(ms []*Member) string {
-	want, err := ms[0].Store().RecordHashes()
-	if err != nil {
-		return err.Error()
-	}
-	for _, m := range ms[1:] {
-		got, err := m.Store().RecordHashes()
-		if err != nil {
-			return err.Error()
-		}
-		for k, h := range want {
-			if g, ok := got[k]; !ok {
-				return fmt.Sprintf("%s lacks %s", m.Name(), k)
-			} else if g != h {
-				return fmt.Sprintf("%s holds %s in another state than %s", m.Name(), k, ms[0].Name())
-			}
-		}
-		for k := range got {
-			if _, ok := want[k]; !ok {
-				return fmt.Sprintf("%s holds %s, which %s lacks", m.Name(), k, ms[0].Name())
-			}
-		}
-	}
-	return ""
+	return session.Differ(names, stores)
 }
 
 // WaitConverged waits until every member has the same digest and the same

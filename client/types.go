@@ -178,15 +178,26 @@ type LoginSync struct {
 // HopMark is the query parameter the node's lazy-mode hop
 // (<site>ussync/v1/hop?return=URL) adds to the return URL, whatever the
 // round found: a page requested with it is a browser back from asking the
-// other sites. A site sends a browser without a session to the hop only
-// when the request lacks it (Hopped): a browser that keeps no cookie (no
-// session, no ussync_checked) then comes back once, never in a loop. The
-// hop itself sends a return URL that has it straight back. (The WordPress
-// plugin marks its return URLs with its own ussync_hopped, as before.)
+// other sites.
+//
+// Lazy mode is loop-free only if the site honours the mark. A lazy site
+// MUST NOT send to the hop a request whose URL carries HopMark (check
+// Hopped first), and must not drop the mark before it has checked it (a
+// redirect to a canonical URL without the query loses it). Then a browser
+// that keeps no cookie (no session, no ussync_checked) goes round the other
+// sites once and lands on the page. The node cannot make up for a site
+// that ignores the mark: the hop sends a return URL that has it straight
+// back, without asking the other sites, so such a site and its hop bounce
+// the browser between them until the browser gives up (too many
+// redirects); and a site that drops the mark sends the browser round every
+// site again each time (docs/handoff.md, "Lazy mode"). (The WordPress
+// plugin marks its return URLs with its own ussync_hopped, which it checks
+// the same way.)
 const HopMark = "ussync_hop"
 
 // Hopped reports whether r is a browser back from a lazy-mode hop (its URL
-// has HopMark).
+// has HopMark). A lazy site sends a browser without a session to the hop
+// only when Hopped is false: see HopMark.
 func Hopped(r *http.Request) bool { return r.URL.Query().Has(HopMark) }
 
 // Codes of LoginSync.Error.

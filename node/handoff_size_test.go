@@ -138,6 +138,53 @@ func TestHandoff_SizeNeverSilent(t *testing.T) {
 			t.Errorf("the continuation on another site: %+v", w)
 		}
 	})
+	t.Run("a site no URL can carry: sync.error", func(t *testing.T) {
+		// Records within their limits always fit a leg of one site (the
+		// subtests above, at their longest). What cannot is a member whose
+		// name alone is longer than a ticket: no node.name passes Validate
+		// at that length (64 characters), but the node takes the names of
+		// the members it hears of as they come (a peer of a later version,
+		// or configured as a library without Validate). Incompressible
+		// (hex), and sorted first: every leg holds it, none is sealed.
+		var b strings.Builder
+		for j := 0; b.Len() < 2*crypto.MaxTicketBytes; j++ {
+			fmt.Fprintf(&b, "%x", sha256.Sum256([]byte(fmt.Sprint("huge", j))))
+		}
+		huge := b.String()
+		names := []string{huge, "site-b"}
+		e := newHoEnv(t, testKeyring(t), "site-a", siteAURL, withSites(len(names), func(i int) string { return names[i] }))
+		const counted = `ussync_handoff_unavailable_total{reason="` + client.SyncTooLarge + `"} `
+		if m := e.do("GET", "/metrics", nil); !strings.Contains(string(m.Body), counted+"0\n") {
+			t.Fatalf("before the login, no %s0:\n%s", counted, m.Body)
+		}
+		email := "ada@example.com"
+		e.do("PUT", "/v1/users/"+email, map[string]string{"verified_via": session.VerifiedRegistration}).want(t, http.StatusOK, nil)
+		var a client.LoginAnswer
+		e.do("POST", "/v1/sessions", map[string]string{"email": email, "ip": "203.0.113.77"}).want(t, http.StatusCreated, &a)
+
+		// The login stands on its own site, and travels (Synced) though
+		// no link was offered; the answer says why.
+		if a.Token == "" || !a.Synced || e.sessionOf(t, a.Token) != a.Session.ID {
+			t.Fatalf("the login: token %t, synced %t, session %q", a.Token != "", a.Synced, a.Session.ID)
+		}
+		if a.Sync.Error == nil || a.Sync.Error.Code != client.SyncTooLarge || a.Sync.Error.Message == "" {
+			t.Fatalf("sync.error %+v, want code %q and a message", a.Sync.Error, client.SyncTooLarge)
+		}
+		if a.Sync.Chain != "" || len(a.Sync.URLs) != 0 {
+			t.Errorf("sync.error with links: chain %d characters, %d URLs", len(a.Sync.Chain), len(a.Sync.URLs))
+		}
+		if m := e.do("GET", "/metrics", nil); !strings.Contains(string(m.Body), counted+"1\n") {
+			t.Errorf("not counted, want %s1:\n%s", counted, m.Body)
+		}
+		logged := false
+		for line := range strings.Lines(e.logs.String()) {
+			logged = logged || strings.Contains(line, `msg="login: no hand-off offered"`) &&
+				strings.Contains(line, "code="+client.SyncTooLarge) && strings.Contains(line, "session="+a.Session.ID)
+		}
+		if !logged {
+			t.Errorf("no log line for the hand-off not offered:\n%s", e.logs)
+		}
+	})
 }
 
 // family is a set of sites, each a node of its own (its own store and

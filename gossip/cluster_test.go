@@ -212,42 +212,16 @@ func logout(m *member, id string) {
 func converged(ms []*member) bool { return differ(ms) == "" }
 
 // differ says how ms do not hold the same replicated records yet, or ""
-// once they do, as node/nodetest's Differ does: the digests first (cheap),
-// then, once they agree, every replicated record of each member, by key and
-// stored encoding (session.Store.RecordHashes), against the first member's.
-// A digest blind to some records agrees anyway: judged by digests alone, no
-// cluster test noticed user records dropped from the digest (issue 13,
-// item 10).
+// once they do (session.Differ: digests, then every record). A digest
+// blind to some records agrees anyway: judged by digests alone, no cluster
+// test noticed user records dropped from the digest (issue 13, item 10).
 func differ(ms []*member) string {
-	d := ms[0].store.Digest()
-	for _, m := range ms[1:] {
-		if m.store.Digest() != d {
-			return fmt.Sprintf("the digests of %s and %s differ", ms[0].g.cfg.Name, m.g.cfg.Name)
-		}
+	names := make([]string, len(ms))
+	stores := make([]*session.Store, len(ms))
+	for i, m := range ms {
+		names[i], stores[i] = m.g.cfg.Name, m.store
 	}
-	want, err := ms[0].store.RecordHashes()
-	if err != nil {
-		return err.Error()
-	}
-	for _, m := range ms[1:] {
-		got, err := m.store.RecordHashes()
-		if err != nil {
-			return err.Error()
-		}
-		for k, h := range want {
-			if g, ok := got[k]; !ok {
-				return fmt.Sprintf("%s lacks %s", m.g.cfg.Name, k)
-			} else if g != h {
-				return fmt.Sprintf("%s holds %s in another state than %s", m.g.cfg.Name, k, ms[0].g.cfg.Name)
-			}
-		}
-		for k := range got {
-			if _, ok := want[k]; !ok {
-				return fmt.Sprintf("%s holds %s, which %s lacks", m.g.cfg.Name, k, ms[0].g.cfg.Name)
-			}
-		}
-	}
-	return ""
+	return session.Differ(names, stores)
 }
 
 func hasEnded(m *member, id string) bool {

@@ -55,6 +55,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "catchup-sessions", Value: d.CatchupSessions, Usage: "sessions in the cluster's stores when the new node joins (catchup)"},
 			&cli.IntFlag{Name: "catchup-users", Value: d.CatchupUsers, Usage: "users in the cluster's stores (catchup)"},
 			&cli.IntFlag{Name: "catchup-rate", Value: d.CatchupRate, Usage: "logins per second served during the catch-up (catchup)"},
+			&cli.StringFlag{Name: "catchup-cpuprofile", Usage: "write a CPU profile of the catch-up alone (newcomer start to equal digests, not the fill) to `FILE` (catchup)"},
 			&cli.IntFlag{Name: "heal-changes", Value: d.HealChanges, Usage: "changes on each side of the split (heal)"},
 			&cli.StringFlag{Name: "split-timers", Value: strings.Join(d.SplitTimers, ","), Usage: "comma-separated timer `SETS` of the long split (heal) and of restart"},
 			&cli.DurationFlag{Name: "split-for", Usage: "how long the long split lasts (heal; default: past the timers' GossipToTheDeadTime and reconnect cap)"},
@@ -166,6 +167,19 @@ func runBench(c *cli.Context) error {
 	return err
 }
 
+// parseTimerSets reads the comma-separated timer sets of flag name.
+func parseTimerSets(name, v string) ([]string, error) {
+	var sets []string
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		if err := bench.ParseTimers(t); err != nil {
+			return nil, fmt.Errorf("--%s: %w", name, err)
+		}
+		sets = append(sets, t)
+	}
+	return sets, nil
+}
+
 // benchOptions reads the bench's options from its flags, and refuses a
 // size or a count that is not above 0, naming the flag.
 func benchOptions(c *cli.Context) (bench.Options, error) {
@@ -186,13 +200,9 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 	if err != nil {
 		return none, err
 	}
-	var splitTimers []string
-	for _, t := range strings.Split(c.String("split-timers"), ",") {
-		t = strings.TrimSpace(t)
-		if err := bench.ParseTimers(t); err != nil {
-			return none, fmt.Errorf("--split-timers: %w", err)
-		}
-		splitTimers = append(splitTimers, t)
+	splitTimers, err := parseTimerSets("split-timers", c.String("split-timers"))
+	if err != nil {
+		return none, err
 	}
 	opts := bench.Options{
 		Nodes:        nodes,
@@ -213,6 +223,7 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		CatchupSessions:   c.Int("catchup-sessions"),
 		CatchupUsers:      c.Int("catchup-users"),
 		CatchupRate:       c.Int("catchup-rate"),
+		CatchupCPUProfile: c.String("catchup-cpuprofile"),
 		HealChanges:       c.Int("heal-changes"),
 		SplitTimers:       splitTimers,
 		SplitFor:          c.Duration("split-for"),

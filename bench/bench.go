@@ -131,6 +131,11 @@ type Options struct {
 	CatchupSessions int
 	CatchupUsers    int
 	CatchupRate     int
+	// CatchupCPUProfile, when set, is the file that receives a CPU profile
+	// of the catch-up alone (from the newcomer's start to equal digests),
+	// without the fill and the start that come before it. It cannot be
+	// taken beside a profile of the whole run (--cpuprofile).
+	CatchupCPUProfile string
 	// HealChanges is the number of changes made on each side of the heal
 	// scenario's partition.
 	HealChanges int

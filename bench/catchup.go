@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -153,6 +154,13 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 		}()
 
 		opts.progressf("catchup: a new node joins while n0 serves %d logins/s", opts.CatchupRate)
+		stopProfile, err := startFileProfile(opts.CatchupCPUProfile)
+		if err != nil {
+			stopLoad()
+			loadWG.Wait()
+			heap.end()
+			return err
+		}
 		start = time.Now()
 		nc := c.Add()
 		// Under load, the time to equal digests only: comparing a million
@@ -165,6 +173,9 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 			return nc.Store().Digest() == origin.Store().Digest()
 		})
 		res.Seconds = took.Seconds()
+		if err := stopProfile(); err != nil {
+			h.Logf("catchup: %v", err)
+		}
 		stopLoad()
 		loadWG.Wait()
 		if ok {
@@ -190,6 +201,30 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 		return ctx.Err()
 	})
 	return res, err
+}
+
+// startFileProfile starts a CPU profile of the process into the file at
+// path and returns what stops it and closes the file; with no path, it does
+// nothing.
+func startFileProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start CPU profile %s: %w", path, errProfiling)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write CPU profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // copyDir copies the regular files of directory src into dst (a closed

@@ -185,6 +185,17 @@ func (g *Gossip) compare(m message) {
 		g.roundDone(m.from, "digests equal")
 		return
 	}
+	if m.fresh && g.proto.Load() >= 3 && !g.CatchingUp() {
+		// The peer started on an empty store and is catching up: it holds
+		// nothing this member lacks but what it pushed (digestFlags).
+		// Pulling would list every record of every bucket it has begun to
+		// fill and have it read them all back, while it is busiest. Once
+		// caught up it says so, and the next push/pull compares as usual.
+		// A member catching up itself pulls all the same: two nodes
+		// started empty together would else wait for each other. (A
+		// member of aeProto 2 or older ignores the flag, as before.)
+		return
+	}
 	if g.rounds.pending(m.from) {
 		// A round with this peer is under way: it brings what this one
 		// would (a catch-up of a large store outlasts push/pull periods).

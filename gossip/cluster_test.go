@@ -312,6 +312,8 @@ func TestGossip_NewMemberCatchesUpByAntiEntropy(t *testing.T) {
 	if _, err := ms[1].g.Join([]string{ms[0].g.Addr()}); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 30*time.Second, "n1 to hold what n0 holds", func() bool { return ms[1].store.Digest() == ms[0].store.Digest() })
+	pulledBefore := []uint64{ms[0].g.Stats().BucketsRepaired, ms[1].g.Stats().BucketsRepaired}
 	late := startMember(t, testConfig(t, "late", ms[0].g.cfg.Keys[0]))
 	start := time.Now()
 	t.Cleanup(func() { // the story of a failure: how far it got, and how
@@ -327,6 +329,14 @@ func TestGossip_NewMemberCatchesUpByAntiEntropy(t *testing.T) {
 	})
 	if st := ms[0].g.Stats(); st.RecordsRepaired == 0 && ms[1].g.Stats().RecordsRepaired == 0 {
 		t.Fatal("no records were repaired, yet the member caught up")
+	}
+	// The new member started empty and said so (digestFresh): the others
+	// pulled nothing back from it while it filled (they pulled every
+	// bucket it had begun to fill, and it read them all to answer).
+	for i, m := range ms {
+		if got := m.g.Stats().BucketsRepaired; got != pulledBefore[i] {
+			t.Errorf("%s pulled %d buckets from the new member while it caught up", m.g.cfg.Name, got-pulledBefore[i])
+		}
 	}
 }
 

@@ -122,9 +122,10 @@ type Config struct {
 	// Faults, when set, injects network faults (tests and benchmarks: see
 	// Faults). Nil in production.
 	Faults *Faults
-	// Observer, when set, is called from the apply loop with the records a
-	// peer's message changed (benchmarks time propagation with it). It must
-	// not block.
+	// Observer, when set, is called with the records a peer's message
+	// changed (benchmarks time propagation with it), from the apply loop
+	// (pushes and gossip) and the repair loop (anti-entropy's repairs),
+	// which may call it at the same time. It must not block.
 	Observer func(changed []session.Record)
 	// QueryHandler answers the queries other members (and this one) ask
 	// (Query). Nil: this member answers each with an error.

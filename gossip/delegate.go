@@ -53,7 +53,11 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 // records themselves.
 func (d *delegate) LocalState(join bool) []byte {
 	dg := d.store.Digest()
-	return encodeDigestProto(d.cfg.Name, d.addr, &dg, uint8(d.proto.Load()))
+	proto, flags := uint8(d.proto.Load()), uint8(0)
+	if proto >= 3 {
+		flags = (*Gossip)(d).digestFlags()
+	}
+	return encodeDigestProto(d.cfg.Name, d.addr, &dg, proto, flags)
 }
 
 // MergeRemoteState hands a peer's digest to anti-entropy. A newer digest

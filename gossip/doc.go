@@ -23,8 +23,14 @@
 //     answered at a time (the next part leaves when one is applied), so a
 //     new member holds a few parts of records in memory, not the store its
 //     peer reads faster than it writes; and a bucket that a round with one
-//     peer is pulling is not pulled from another meanwhile. Rounds are
-//     tracked and retried: see below.
+//     peer is pulling is not pulled from another meanwhile. Repairs are
+//     decoded by the apply loop and merged by a repair loop of their own
+//     (session.Store.ApplyRepairs), so decoding one batch overlaps merging
+//     the last and pushes are not held behind a catch-up. A member that is
+//     not catching up does not pull from one that started on an empty store
+//     and is catching up for the first time (digestFresh, below): what it
+//     holds came from its peers or was pushed. Rounds are tracked and
+//     retried: see below.
 //  4. Reconnect: memberlist gives up on a member declared dead. A loop keeps
 //     re-joining failed members, the join addresses at which no live member
 //     answers (alone or not) and the members remembered from the last run,
@@ -134,7 +140,7 @@
 // # Refused records, clocks and revoked sites
 //
 // Records from peers go through the store's checks (session.Store.
-// ApplyChecked): a record stamped more than the max offset ahead of this
+// ApplyChecked, and ApplyRepairs for anti-entropy's repairs): a record stamped more than the max offset ahead of this
 // node's clock, invalid, or living too long is refused, never merged and
 // never rebroadcast, so it stops at the first honest node. Every record
 // message names its sender ("f"), so refusals are counted per peer
@@ -163,5 +169,9 @@
 // The digest ends with the sender's anti-entropy protocol (aeProto). Peers
 // of protocol 2 get pulls (kindPull) and answer with tagged repairs; older
 // peers get kindHashes and answer untagged, as before. Older versions ignore
-// the protocol byte and the tags.
+// the protocol byte and the tags. Protocol 3 adds a flags byte after the
+// protocol: digestFresh, set by a member catching up on the store it started
+// empty, tells its peers of protocol 3 not to pull from it meanwhile (it
+// holds nothing of its own that it did not push); older peers ignore it and
+// pull as before.
 package gossip

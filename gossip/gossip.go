@@ -128,7 +128,8 @@ type Gossip struct {
 	keyring *memberlist.Keyring
 
 	inbox      chan []byte
-	recent     *recentMessages // the apply loop's
+	repairs    chan repairBatch // from the apply loop to the repair loop
+	recent     *recentMessages  // the apply loop's
 	aeq        *aeQueue
 	rounds     *roundBook
 	resyncs    *resyncBook
@@ -228,6 +229,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	g := &Gossip{
 		cfg: cfg, store: store, log: cfg.Logger,
 		inbox:    make(chan []byte, inboxDepth),
+		repairs:  make(chan repairBatch, repairDepth),
 		recent:   newRecentMessages(),
 		aeq:      newAEQueue(),
 		rounds:   newRoundBook(),
@@ -300,9 +302,10 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 	if g.peersToReach() {
 		g.startCatchUp(CatchUpStarting)
 	}
-	g.wg.Add(5 + aeWorkers)
+	g.wg.Add(6 + aeWorkers)
 	go g.queryLoop()
 	go g.applyLoop()
+	go g.repairLoop()
 	go g.maintainLoop()
 	go g.reconnectLoop()
 	go g.reclaimLoop()
@@ -652,24 +655,64 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		}
 	}
 	if len(repairs) > 0 || len(tags) > 0 {
-		changed, refused, err := g.store.ApplyChecked(repairs...)
-		if err != nil {
-			// Nothing of the batch was applied, so none of its rounds can
-			// complete: each is failed now and owed again (rather than
-			// left to time out), once space returns for a full disk.
-			g.applyFailed("apply repair", err)
-			for _, t := range tags {
-				g.roundFailed(t.Round, "the store refused its repairs")
-			}
+		select {
+		case g.repairs <- repairBatch{recs: repairs, from: repairFrom, tags: tags}:
+		case <-g.ctx.Done():
+		}
+	}
+}
+
+// repairDepth is how many decoded batches of repairs wait for the repair
+// loop: one, so that the apply loop decodes the next batch (a tenth of a
+// catch-up's CPU) while the store merges this one, and pushes and gossip
+// are applied meanwhile instead of waiting behind tens of thousands of
+// repaired records. Past it the apply loop waits: a catch-up holds at most
+// this batch, the one being applied and the one being decoded in memory.
+const repairDepth = 1
+
+// repairBatch is the repairs of one batch of messages, decoded: the
+// records, the sender of each, and the round tags of their chunks.
+type repairBatch struct {
+	recs []session.Record
+	from []string
+	tags []repairTag
+}
+
+// repairLoop applies the repairs the apply loop decoded, in order, and
+// counts each chunk applied to its round once its records are in the store.
+func (g *Gossip) repairLoop() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.ctx.Done():
 			return
+		case b := <-g.repairs:
+			g.applyRepairs(b)
 		}
-		g.noteRefusals(repairFrom, refused)
-		if g.cfg.Observer != nil && len(changed) > 0 {
-			g.cfg.Observer(changed)
+	}
+}
+
+func (g *Gossip) applyRepairs(b repairBatch) {
+	// ApplyRepairs leaves them out of the store's record cache: a
+	// catch-up's hundreds of thousands of records would evict the sessions
+	// checks are reading, for records nobody reads yet.
+	changed, refused, err := g.store.ApplyRepairs(b.recs...)
+	if err != nil {
+		// Nothing of the batch was applied, so none of its rounds can
+		// complete: each is failed now and owed again (rather than left
+		// to time out), once space returns for a full disk.
+		g.applyFailed("apply repair", err)
+		for _, t := range b.tags {
+			g.roundFailed(t.Round, "the store refused its repairs")
 		}
-		for _, t := range tags {
-			g.repairApplied(t)
-		}
+		return
+	}
+	g.noteRefusals(b.from, refused)
+	if g.cfg.Observer != nil && len(changed) > 0 {
+		g.cfg.Observer(changed)
+	}
+	for _, t := range b.tags {
+		g.repairApplied(t)
 	}
 }
 

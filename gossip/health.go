@@ -136,6 +136,24 @@ type readiness struct {
 	aloneSince time.Time // zero while another member is alive
 }
 
+// digestFlags are the flags this member's digest carries: digestFresh
+// while it catches up for the first time on a store it started empty.
+// Everything it holds then came from its peers, or was written here and
+// pushed as it was, so its peers need not pull from it (compare). Once it
+// has caught up the flag is gone for good: what it writes from then on is
+// its own like anyone's.
+func (g *Gossip) digestFlags() uint8 {
+	if !g.ready.catching.Load() || !g.store.Fresh() {
+		return 0
+	}
+	g.ready.mu.Lock()
+	defer g.ready.mu.Unlock()
+	if g.ready.reason == CatchUpStarting && g.ready.caughtAt.IsZero() {
+		return digestFresh
+	}
+	return 0
+}
+
 // startCatchUp marks the member as catching up, unless it already is.
 func (g *Gossip) startCatchUp(reason string) {
 	g.ready.mu.Lock()

@@ -22,8 +22,9 @@ const (
 	// the address in its digest. 1 (or nothing): the peer sends kindHashes
 	// and answers them with untagged repairs. 2: it also understands
 	// kindPull and answers it with repairs tagged with the pull's round, so
-	// the puller knows when the round is complete.
-	aeProto = 2
+	// the puller knows when the round is complete. 3: its digest may carry
+	// flags after the protocol (digestFresh), and it honors a peer's.
+	aeProto = 3
 
 	// MaxMessageBytes is the largest message accepted from the wire.
 	MaxMessageBytes = 1 << 20
@@ -80,6 +81,7 @@ type message struct {
 	addr    string          // kindDigest, kindHashes, kindPull: the sender's gossip host:port, if given
 	digest  *session.Digest // kindDigest
 	proto   uint8           // kindDigest: the sender's aeProto (1 when absent)
+	fresh   bool            // kindDigest: the sender says digestFresh
 	buckets []bucketHashes  // kindHashes, kindPull
 	part    partOf          // kindPull: which part of which round
 	tag     *repairTag      // kindRepair answering a kindPull
@@ -237,12 +239,24 @@ func chunkBounds(recs [][]byte) [][2]int {
 }
 
 // encodeDigest frames a push/pull state: name, digest, then (added later,
-// so optional on the wire) the sender's gossip address and its aeProto.
+// so optional on the wire) the sender's gossip address, its aeProto and
+// its digest flags (digestFresh; the byte is left out when none is set).
 func encodeDigest(from, addr string, d *session.Digest) []byte {
-	return encodeDigestProto(from, addr, d, aeProto)
+	return encodeDigestProto(from, addr, d, aeProto, 0)
 }
 
-func encodeDigestProto(from, addr string, d *session.Digest, proto uint8) []byte {
+// Digest flags, a byte after the aeProto (older versions ignore it).
+const (
+	// digestFresh says the sender started on an empty store and is
+	// catching up: what it holds came from its peers, or was pushed by it
+	// as it was written, so a peer that is not catching up itself gains
+	// nothing by pulling from it until it has caught up (a pull of a
+	// store of a million records lists 16 MB of hashes, and the newcomer
+	// reads its whole store to answer, while it is busiest).
+	digestFresh uint8 = 1 << 0
+)
+
+func encodeDigestProto(from, addr string, d *session.Digest, proto, flags uint8) []byte {
 	name, ad := clip255(from), clip255(addr)
 	b := make([]byte, 0, 5+len(name)+8*session.Buckets+len(ad))
 	b = append(b, wireVersion, byte(kindDigest), byte(len(name)))
@@ -252,7 +266,11 @@ func encodeDigestProto(from, addr string, d *session.Digest, proto uint8) []byte
 	}
 	b = append(b, byte(len(ad)))
 	b = append(b, ad...)
-	return append(b, proto)
+	b = append(b, proto)
+	if flags != 0 {
+		b = append(b, flags)
+	}
+	return b
 }
 
 // encodeHashes frames bucket hashes in messages of at most MaxChunkBytes; a
@@ -383,6 +401,9 @@ func decodeMessage(b []byte) (message, error) {
 			m.addr = string(rest[1 : 1+int(rest[0])])
 			if rest = rest[1+int(rest[0]):]; len(rest) > 0 && rest[0] > 1 {
 				m.proto = rest[0]
+			}
+			if len(rest) > 1 {
+				m.fresh = rest[1]&digestFresh != 0
 			}
 		}
 	case kindHashes, kindPull:

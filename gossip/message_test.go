@@ -41,6 +41,18 @@ func TestMessage_RoundTrip(t *testing.T) {
 		if m, err := decodeMessage(b[:len(b)-1]); err != nil || m.proto != 1 {
 			t.Fatalf("a digest from a version before rounds: proto %d, %v", m.proto, err)
 		}
+		if m.fresh {
+			t.Fatal("a digest without flags decoded as fresh")
+		}
+		// A newcomer catching up says so in a byte after the protocol,
+		// which older versions ignore.
+		b = encodeDigestProto("shop", "127.0.0.1:7946", &d, aeProto, digestFresh)
+		if m, err := decodeMessage(b); err != nil || !m.fresh || m.proto != aeProto || *m.digest != d {
+			t.Fatalf("fresh digest decoded %+v, %v", m, err)
+		}
+		if b[len(b)-2] != aeProto || b[len(b)-1] != digestFresh {
+			t.Fatalf("layout % x", b)
+		}
 	})
 	t.Run("pull and tagged repair", func(t *testing.T) {
 		groups := []bucketHashes{{bucket: 5, hashes: map[uint64]uint64{7: 8}}}
@@ -137,7 +149,8 @@ func FuzzDecodeMessage(f *testing.F) {
 	var d session.Digest
 	d[3] = 42
 	f.Add(encodeDigest("node", "127.0.0.1:1", &d))
-	f.Add(encodeDigestProto("old", "", &d, 1))
+	f.Add(encodeDigestProto("old", "", &d, 1, 0))
+	f.Add(encodeDigestProto("new", "127.0.0.1:1", &d, aeProto, digestFresh))
 	groups := []bucketHashes{{bucket: 3, hashes: map[uint64]uint64{1: 2, 3: 4}}, {bucket: 9, hashes: map[uint64]uint64{}}}
 	f.Add(encodeHashes("node", "127.0.0.1:1", groups)[0])
 	f.Add(encodePull("node", "[::1]:7946", 99, groups)[0])
@@ -182,7 +195,11 @@ func reencode(t *testing.T, m message) (message, bool) {
 			}
 		}
 	case kindDigest:
-		msgs = [][]byte{encodeDigestProto(m.from, m.addr, m.digest, m.proto)}
+		var flags uint8
+		if m.fresh {
+			flags = digestFresh
+		}
+		msgs = [][]byte{encodeDigestProto(m.from, m.addr, m.digest, m.proto, flags)}
 	case kindHashes:
 		msgs = encodeHashes(m.from, m.addr, m.buckets)
 	case kindPull:
@@ -220,7 +237,7 @@ func reencode(t *testing.T, m message) (message, bool) {
 // sameMessage compares two decoded messages; bucket groups are compared as
 // the pairs they hold (encoding may split a bucket over several groups).
 func sameMessage(a, b message) bool {
-	if a.kind != b.kind || a.from != b.from || a.addr != b.addr || a.proto != b.proto || a.part != b.part {
+	if a.kind != b.kind || a.from != b.from || a.addr != b.addr || a.proto != b.proto || a.fresh != b.fresh || a.part != b.part {
 		return false
 	}
 	if (a.digest == nil) != (b.digest == nil) || a.digest != nil && *a.digest != *b.digest {

@@ -49,7 +49,7 @@ func newLagHistogram() prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "ussync_propagation_lag_seconds",
 		Help: "Time from a change on its node (the wall time of its record's latest HLC) to its application here, for every record a peer's message changed (pushes, gossip and anti-entropy repairs; a node back from an outage observes long lags for what it missed).",
-		// The histogram is observed from gossip's apply loop.
+		// The histogram is observed from gossip's apply and repair loops.
 		Buckets: lagBuckets,
 	})
 }

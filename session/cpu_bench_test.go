@@ -52,7 +52,7 @@ func BenchmarkStore_LoginCPU(b *testing.B) {
 }
 
 // BenchmarkStore_CatchUpCPU applies a peer's store into an empty one as
-// anti-entropy repairs do (chunks of 1,000 records: one user for five
+// anti-entropy repairs do (ApplyRepairs, chunks of 1,000 records: one user for five
 // sessions), reported as CPU time per record.
 func BenchmarkStore_CatchUpCPU(b *testing.B) {
 	s, err := Open(Options{Dir: b.TempDir()})
@@ -76,7 +76,7 @@ func BenchmarkStore_CatchUpCPU(b *testing.B) {
 	cpu := processCPU(b)
 	for len(recs) > 0 {
 		n := min(1000, len(recs))
-		if _, err := s.Apply(recs[:n]...); err != nil {
+		if _, _, err := s.ApplyRepairs(recs[:n]...); err != nil {
 			b.Fatal(err)
 		}
 		recs = recs[n:]

@@ -147,7 +147,8 @@
 //     again on that site): they never travel.
 //   - Open the store with Options.MaxOffset and Options.MaxSessionTTL from
 //     the cluster's configuration; report Store.Refused() as a metric by
-//     reason; records from a peer go through ApplyChecked to count and log
-//     refusals per peer; a ticket's time is checked with Clock.CheckTime or
+//     reason; records from a peer go through ApplyChecked (anti-entropy's
+//     repairs through ApplyRepairs, which leaves them out of the record
+//     cache) to count and log refusals per peer; a ticket's time is checked with Clock.CheckTime or
 //     crypto's OpenTicketWithin.
 package session

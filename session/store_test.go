@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -758,4 +759,64 @@ func TestStore_DigestDoesNotWaitForWrites(t *testing.T) {
 	if _, n := s.Counts(); n != 2 || s.Digest() == want {
 		t.Fatalf("after the write: %d sessions, digest changed %v", n, s.Digest() != want)
 	}
+}
+
+// TestStore_ApplyRepairsMergesAsApply: ApplyRepairs merges exactly as Apply
+// does, into a store that already holds records (some cached by reads),
+// returns the same changes, and leaves no stale state in the record cache
+// while adding none of its own.
+func TestStore_ApplyRepairsMergesAsApply(t *testing.T) {
+	clock := func() time.Time { return time.UnixMilli(10) }
+	rapid.Check(t, func(rt *rapid.T) {
+		held := rapid.SliceOfN(rapid.Custom(genRecord), 0, 20).Draw(rt, "held")
+		repairs := rapid.SliceOfN(rapid.Custom(genRecord), 1, 30).Draw(rt, "repairs")
+		// Repairs of records already held, in other states, too.
+		repairs = append(repairs, rapid.SliceOfN(rapid.SampledFrom(append(append([]Record{}, held...), repairs...)), 0, 10).Draw(rt, "again")...)
+		applied := openStore(t, "", clock)
+		repaired := openStore(t, "", clock)
+		defer applied.Close()
+		defer repaired.Close()
+		for _, s := range []*Store{applied, repaired} {
+			if _, err := s.Apply(held...); err != nil {
+				rt.Fatal(err)
+			}
+			for _, r := range held { // cached by a read
+				if _, err := s.get(r.Key()); err != nil {
+					rt.Fatalf("read %s: %v", r.Key(), err)
+				}
+			}
+		}
+		want, err := applied.Apply(repairs...)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		got, refused, err := repaired.ApplyRepairs(repairs...)
+		if err != nil || len(refused) != 0 {
+			rt.Fatalf("repairs: %v, refused %v", err, refused)
+		}
+		noneRefused(rt, applied, repaired)
+		if !reflect.DeepEqual(got, want) {
+			rt.Fatalf("changed:\n got %v\nwant %v", got, want)
+		}
+		if applied.Digest() != repaired.Digest() || !reflect.DeepEqual(stateOf(rt, applied), stateOf(rt, repaired)) {
+			rt.Fatal("ApplyRepairs merged otherwise than Apply")
+		}
+		for _, r := range repairs {
+			key := r.Key()
+			if _, ok := repaired.cache.entry(key); ok && !slices.ContainsFunc(held, func(h Record) bool { return h.Key() == key }) {
+				rt.Fatalf("%s is in the cache: only a read puts a repaired record there", key)
+			}
+		}
+		for _, r := range repairs {
+			key := r.Key()
+			a, errA := applied.get(key)
+			b, errB := repaired.get(key)
+			if errors.Is(errA, ErrNotFound) && errors.Is(errB, ErrNotFound) {
+				continue // skipped by both: already past retention
+			}
+			if errA != nil || errB != nil || enc(rt, a) != enc(rt, b) {
+				rt.Fatalf("%s reads %v (%v) after ApplyRepairs, %v (%v) after Apply", key, b, errB, a, errA)
+			}
+		}
+	})
 }

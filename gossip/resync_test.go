@@ -229,13 +229,8 @@ func TestGossip_CatchingUp(t *testing.T) {
 	// A join list naming only the member itself (one list for every site)
 	// is nobody to ask either.
 	self := testConfig(t, "self", key)
-	ln, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	self.BindAddr = ln.LocalAddr().String()
+	self.BindAddr = freeGossipAddr(t)
 	self.Join = []string{self.BindAddr}
-	ln.Close()
 	if m := startMember(t, self); m.g.CatchingUp() || m.g.Isolated() {
 		t.Fatalf("a member whose join list names itself: %+v", m.g.Health())
 	}
@@ -380,4 +375,27 @@ func TestGossip_StalledCatchesUp(t *testing.T) {
 	waitFor(t, 10*time.Second, "n1 to catch up after its stall", func() bool {
 		return has(second, "while-n1-stood-still") && !second.g.CatchingUp()
 	})
+}
+
+// freeGossipAddr returns a loopback address whose port is free for both of
+// memberlist's listeners, TCP and UDP, at the time of the call: a port
+// picked by UDP alone was once taken for TCP under load ("bind: address
+// already in use").
+func freeGossipAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		tl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := tl.Addr().String()
+		ul, err := net.ListenPacket("udp", addr)
+		tl.Close()
+		if err == nil {
+			ul.Close()
+			return addr
+		}
+	}
+	t.Fatal("no loopback port free for both TCP and UDP in 20 tries")
+	return ""
 }

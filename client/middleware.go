@@ -58,7 +58,9 @@ type MiddlewareOptions struct {
 	// query parameter NextParam. Empty, and for other methods: 401.
 	LoginURL string
 	// NextParam is the query parameter of LoginURL that carries the page
-	// asked for (a path and query on this site). Default "next".
+	// asked for (a path and query on this site). Default "next". The login
+	// page receives it from the browser, so anyone can write a link that
+	// sets it: pass it through SafeNext before redirecting there.
 	NextParam string
 	// Optional lets a request with no active session through too, without
 	// a Visitor: for pages that show more to a logged-in user.

@@ -100,10 +100,12 @@ func (s *site) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: client.DefaultCookie, Value: ans.Token, Path: "/",
 		Expires: ans.Session.ExpiresAt, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	next := r.PostFormValue("next")
-	if len(next) < 2 || next[0] != '/' || next[1] == '/' || next[1] == '\\' { // this site's pages only
+	if next == "" {
 		next = "/account"
 	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	// This site's pages only: a link to the login page must not send the
+	// browser on to another site.
+	http.Redirect(w, r, client.SafeNext(next), http.StatusSeeOther)
 }
 
 // logout ends the session on every site of the family.

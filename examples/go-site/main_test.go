@@ -78,6 +78,25 @@ func visit(t *testing.T, base string, other *client.Client) {
 	}
 }
 
+// roundTrip sends one request and returns the answer as it came: unlike
+// an http.Client, it reads no Location header, so a Location a browser
+// would misread is seen as the site sent it.
+func roundTrip(t *testing.T, method, u string, form url.Values) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
 func TestGoSite(t *testing.T) {
 	c := nodetest.NewCluster(t, 1)
 	api := client.New(c.Members[0].APIAddr(), c.Token)
@@ -101,11 +120,19 @@ func TestGoSite(t *testing.T) {
 	})
 
 	t.Run("only this site's pages after the login", func(t *testing.T) {
-		for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example"} {
-			resp, _ := do(t, browser(t), "POST", srv.URL+"/login", url.Values{"email": {"ada@example.com"}, "next": {next}})
-			if loc := resp.Header.Get("Location"); loc != "/account" {
-				t.Errorf("next %q sent the browser to %q", next, loc)
+		for _, next := range []string{
+			"//evil.example/", "https://evil.example/", "/\\evil.example", "\\\\evil.example",
+			"/\t/evil.example", "/\r\n/evil.example", "/\n/evil.example", "javascript:alert(1)",
+			"/%2F%2Fevil.example", "/%5Cevil.example", "/%09/evil.example", "/" + strings.Repeat("a", 4096),
+		} {
+			resp := roundTrip(t, "POST", srv.URL+"/login", url.Values{"email": {"ada@example.com"}, "next": {next}})
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/" {
+				t.Errorf("next %.60q: %d to %.60q, want the home page", next, resp.StatusCode, loc)
 			}
+		}
+		resp, _ := do(t, browser(t), "POST", srv.URL+"/login", url.Values{"email": {"ada@example.com"}, "next": {"/account?tab=orders"}})
+		if loc := resp.Header.Get("Location"); loc != "/account?tab=orders" {
+			t.Errorf("a page of the site: sent to %q", loc)
 		}
 	})
 }

@@ -75,6 +75,13 @@ type APIError struct {
 	Message    string // the node's explanation, or the HTTP status text
 	// RetryAfter is the answer's Retry-After (429 rate_limited, 503), or 0.
 	RetryAfter time.Duration
+	// NodeState is the answer's HeaderNodeState, which every answer of the
+	// node's session check carries (GET /v1/sessions/{id}: Session,
+	// CheckSession), its refusals included; "" on the answers of other
+	// calls, and on an answer that was not the session check's (a wrong
+	// base URL's path, another server, a proxy's error page). SessionOver
+	// reads it.
+	NodeState string
 }
 
 func (e *APIError) Error() string {
@@ -91,6 +98,30 @@ func ErrorCode(err error) string {
 		return ae.Code
 	}
 	return ""
+}
+
+// SessionOver reports whether err, from Session or CheckSession, is the
+// node's verdict that the session is not active: 410 session_ended,
+// session_revoked or session_expired, or 404 not_found (a session the node
+// does not know: never issued, or forgotten long after its end), on an
+// answer that carries HeaderNodeState, as only the session check's do.
+// Any other error is no verdict on the session: no answer, a 5xx (the
+// node failing closed, 503 node_isolated, among them), a refused API
+// token, or a 404 from a wrong base URL's path or from another server.
+// A site that logs a browser out when the check fails logs it out only
+// when SessionOver is true; Middleware does.
+func SessionOver(err error) bool {
+	ae, ok := errors.AsType[*APIError](err)
+	if !ok || ae.NodeState == "" {
+		return false
+	}
+	switch ae.StatusCode {
+	case http.StatusGone:
+		return ae.Code == CodeSessionEnded || ae.Code == CodeSessionRevoked || ae.Code == CodeSessionExpired
+	case http.StatusNotFound:
+		return ae.Code == CodeNotFound
+	}
+	return false
 }
 
 // call sends one request (body JSON-encoded when not nil) and decodes a 2xx
@@ -176,6 +207,7 @@ func apiError(resp *http.Response, body []byte) error {
 	} else {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
+	e.NodeState = resp.Header.Get(HeaderNodeState)
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 		e.RetryAfter = time.Duration(s) * time.Second
 	}

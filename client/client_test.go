@@ -230,12 +230,23 @@ func TestClient_Session(t *testing.T) {
 
 	t.Run("unknown", func(t *testing.T) {
 		_, err := cl[0].Session(ctx, client.SessionID("no such token"))
-		wantAPIError(t, err, http.StatusNotFound, "not_found")
+		if ae := wantAPIError(t, err, http.StatusNotFound, "not_found"); ae.NodeState != client.NodeStateOK || !client.SessionOver(err) {
+			t.Errorf("node state %q, over %v: the node's own answer that it knows no such session", ae.NodeState, client.SessionOver(err))
+		}
+		// The same 404 from the node's router (a base URL with a wrong path)
+		// says nothing of the session.
+		_, err = client.New("http://"+c.Members[0].APIAddr()+"/api", c.Token).Session(ctx, client.SessionID("no such token"))
+		if ae := wantAPIError(t, err, http.StatusNotFound, "not_found"); ae.NodeState != "" || client.SessionOver(err) {
+			t.Errorf("a wrong path: node state %q, over %v", ae.NodeState, client.SessionOver(err))
+		}
 	})
 
 	t.Run("id is one path segment", func(t *testing.T) {
 		_, err := cl[0].Session(ctx, "a/b") // unescaped, no route would match
 		wantAPIError(t, err, http.StatusBadRequest, "invalid_id")
+		if client.SessionOver(err) {
+			t.Error("a malformed id is the caller's mistake, not a verdict on a session")
+		}
 	})
 
 	t.Run("ended is gone", func(t *testing.T) {
@@ -245,6 +256,9 @@ func TestClient_Session(t *testing.T) {
 		}
 		_, err := cl[0].Session(ctx, a.Session.ID)
 		wantAPIError(t, err, http.StatusGone, "session_ended")
+		if !client.SessionOver(err) {
+			t.Error("SessionOver is false for an ended session")
+		}
 	})
 
 	t.Run("logged out everywhere is gone", func(t *testing.T) {

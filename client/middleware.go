@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -106,9 +105,10 @@ func VisitorFrom(ctx context.Context) (v Visitor, ok bool) {
 // cookie, checks the session on the site's node (GET /v1/sessions/{id}, on
 // every request: a logout anywhere is seen on the next one) and puts the
 // Visitor in the request's context (VisitorFrom). A request with no
-// cookie, or whose session is over (ended, revoked, expired, or unknown to
-// the node), is sent to the login URL or answered 401, and a cookie whose
-// session is over is deleted. See MiddlewareOptions for the choices. The
+// cookie, or whose session the node says is over (SessionOver: ended,
+// revoked, expired, or unknown to it), is sent to the login URL or
+// answered 401, and a cookie whose session is over is deleted; any other
+// failure of the check is the node's (OnNodeError) and deletes nothing. See MiddlewareOptions for the choices. The
 // returned function is safe for concurrent use.
 func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handler {
 	names := []string{HostCookie, DefaultCookie}
@@ -180,8 +180,7 @@ func visitorOf(c *Client, r *http.Request, names []string) (v *Visitor, over []s
 			if err == nil {
 				return &Visitor{Session: sc.Session, NewUser: sc.NewUser, Node: sc.Node}, over, nil
 			}
-			ae, ok := errors.AsType[*APIError](err)
-			if !ok || (ae.StatusCode != http.StatusGone && ae.StatusCode != http.StatusNotFound && ae.StatusCode != http.StatusBadRequest) {
+			if !SessionOver(err) {
 				return nil, over, err
 			}
 			if len(over) == 0 || over[len(over)-1] != name {

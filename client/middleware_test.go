@@ -215,6 +215,28 @@ func TestMiddleware_NodeErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("a wrong API URL fails closed, not logged out", func(t *testing.T) {
+		// A 404 that is not the session check's: the node's router answering
+		// a wrong path, another server on the port. Only the node's own
+		// verdict on the session (its answer carries Ussync-Node-State)
+		// deletes the cookie.
+		other := httptest.NewServer(http.NotFoundHandler())
+		t.Cleanup(other.Close)
+		for name, cl := range map[string]*client.Client{
+			"a wrong path on the node": client.New("http://"+c.Members[0].APIAddr()+"/api", c.Token),
+			"another server":           client.New(other.URL, c.Token),
+		} {
+			s := newSite(t, cl, client.MiddlewareOptions{LoginURL: "/login"})
+			resp, _ := s.get(t, "GET", "/private", ans.Token)
+			if resp.StatusCode != http.StatusServiceUnavailable || s.runs.Load() != 0 || deleted(resp) {
+				t.Errorf("%s: %d, handler ran %d times, cookie deleted %v", name, resp.StatusCode, s.runs.Load(), deleted(resp))
+			}
+		}
+		if _, err := cls[0].Session(context.Background(), ans.Session.ID); err != nil {
+			t.Fatalf("the session after all that: %v", err)
+		}
+	})
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

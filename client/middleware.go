@@ -4,39 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
-)
-
-// DefaultCookie is the session cookie's name on a site not served over
-// https at the root of its host: the one the node sets there when a
-// hand-off brings the browser (docs/handoff.md), and the one a site sets
-// from LoginAnswer.Token at login. A site served over https at the root of
-// its host uses HostCookie instead (CookieName tells which). Unless told
-// otherwise, Middleware reads HostCookie first, then DefaultCookie.
-const DefaultCookie = "ussync_session"
-
-// HostCookie is DefaultCookie with the __Host- prefix (RFC 6265bis): the
-// session cookie's name on a site served over https at the root of its
-// host, where it must be set Secure, with Path=/ and no Domain, so that no
-// other host of the domain can set or overwrite it.
-const HostCookie = "__Host-" + DefaultCookie
-
-// CookieName returns the name of the session cookie of the site at
-// siteURL (the node's site.url): HostCookie for an https site at the root
-// of its host, else DefaultCookie.
-func CookieName(siteURL string) string {
-	u, err := url.Parse(siteURL)
-	if err == nil && u.Scheme == "https" && (u.Path == "" || u.Path == "/") {
-		return HostCookie
-	}
-	return DefaultCookie
-}
-
-// Bounds on the cookies Middleware looks at, as the node's own public
-// endpoints do.
-const (
-	maxTokenBytes  = 128 // a cookie value longer than any token is not looked up
-	maxCookieTries = 8   // nested site paths may send several cookies of one name
 )
 
 // MiddlewareOptions configure Middleware. The zero value reads the
@@ -137,12 +106,7 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 				return
 			case v == nil:
 				for _, name := range over {
-					path, secure := opts.CookiePath, r.TLS != nil
-					if strings.HasPrefix(name, "__Host-") {
-						path, secure = "/", true
-					}
-					http.SetCookie(w, &http.Cookie{Name: name, Path: path, MaxAge: -1,
-						HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+					deleteCookie(w, r, name, opts.CookiePath)
 				}
 			}
 			switch {
@@ -161,30 +125,39 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 	}
 }
 
-// visitorOf checks the request's session cookies of names with the node,
-// the first ones first, and returns the first active session's Visitor
-// (nil when none is); over lists the names of cookies whose session is
-// over. err is set when the node could not tell.
+// maxCookieTries bounds the session checks one request makes: a browser
+// may send several session cookies of one name (set for nested paths, or
+// for a parent domain by another host of it), as the node's own public
+// endpoints allow.
+const maxCookieTries = 8
+
+// visitorOf judges the request's session cookies of names, in that order
+// and each name's in the browser's, and returns the Visitor of the first
+// whose session the node says is active (nil when none is). A value that
+// cannot be a token is no session and costs no check. over lists the
+// names to delete: set only when every cookie was judged, none active; a
+// request with more token-like cookies than maxCookieTries has them
+// checked, the rest not, and nothing deleted (the rest may hold the live
+// session). err is set when the node could not tell (SessionOver false).
 func visitorOf(c *Client, r *http.Request, names []string) (v *Visitor, over []string, err error) {
 	tries := 0
 	for _, name := range names {
 		for _, ck := range r.CookiesNamed(name) {
-			if tries >= maxCookieTries {
-				return nil, over, nil
+			if couldBeToken(ck.Value) {
+				if tries == maxCookieTries {
+					return nil, nil, nil
+				}
+				tries++
+				sc, err := c.CheckSession(r.Context(), SessionID(ck.Value))
+				if err == nil {
+					return &Visitor{Session: sc.Session, NewUser: sc.NewUser, Node: sc.Node}, nil, nil
+				}
+				if !SessionOver(err) {
+					return nil, nil, err
+				}
 			}
-			tries++
-			if ck.Value == "" || len(ck.Value) > maxTokenBytes {
-				continue
-			}
-			sc, err := c.CheckSession(r.Context(), SessionID(ck.Value))
-			if err == nil {
-				return &Visitor{Session: sc.Session, NewUser: sc.NewUser, Node: sc.Node}, over, nil
-			}
-			if !SessionOver(err) {
-				return nil, over, err
-			}
-			if len(over) == 0 || over[len(over)-1] != name {
-				over = append(over, name) // ended, revoked, expired, unknown, or not a token
+			if !slices.Contains(over, name) {
+				over = append(over, name)
 			}
 		}
 	}

@@ -2,6 +2,8 @@ package client_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -308,4 +311,78 @@ func TestMiddleware_CookieName(t *testing.T) {
 	if rec.Code != http.StatusUnauthorized || len(cs) != 1 || cs[0].Name != "shop_session" || cs[0].Path != "/shop/" || cs[0].MaxAge >= 0 {
 		t.Fatalf("%d, cookies %v: want the site's cookie deleted on its path", rec.Code, cs)
 	}
+}
+
+// randomToken is a value of a session token's form (43 characters of
+// URL-safe base64) that no node issued.
+func randomToken(t *testing.T) string {
+	t.Helper()
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func TestMiddleware_JunkCookies(t *testing.T) {
+	c, cls := clientCluster(t)
+	ans := loginVerified(t, cls[0], "ada@example.com")
+	h := client.Middleware(cls[0], client.MiddlewareOptions{})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	serve := func(h http.Handler, values ...string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/private", nil)
+		for _, v := range values {
+			req.AddCookie(&http.Cookie{Name: client.DefaultCookie, Value: v})
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	junk := []string{"junk", "x", "deleted", strings.Repeat("A", 42), strings.Repeat("A", 44), ans.Token[:42] + "=",
+		strings.Repeat("x", 129), strings.Repeat("x", 4000), "a.b", "not+base64/at" + strings.Repeat("a", 30)}
+
+	t.Run("junk before the session's cookie costs nothing and deletes nothing", func(t *testing.T) {
+		// Sibling hosts of a domain can set cookies the browser sends before
+		// this site's own (cookie tossing), as many as they like.
+		rec := serve(h, append(junk, ans.Token)...)
+		if rec.Code != http.StatusOK || len(rec.Result().Cookies()) != 0 {
+			t.Fatalf("%d, cookies %v: want the session found and nothing deleted", rec.Code, rec.Result().Cookies())
+		}
+	})
+
+	t.Run("junk is judged without the node", func(t *testing.T) {
+		// Through a node that cannot be reached: a value that cannot be a
+		// token is no session whatever the node would say, and goes.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := ln.Addr().String()
+		ln.Close()
+		h := client.Middleware(client.New(down, c.Token), client.MiddlewareOptions{})(http.NotFoundHandler())
+		rec := serve(h, junk...)
+		if cs := rec.Result().Cookies(); rec.Code != http.StatusUnauthorized || len(cs) != 1 || cs[0].MaxAge >= 0 {
+			t.Fatalf("%d, cookies %v: want 401 and the cookie deleted, without asking the node", rec.Code, cs)
+		}
+	})
+
+	t.Run("more token-like cookies than it checks: no verdict, nothing deleted", func(t *testing.T) {
+		var values []string
+		for range 8 {
+			values = append(values, randomToken(t)) // each costs a check: the node knows none
+		}
+		rec := serve(h, append(values, ans.Token)...)
+		if rec.Code != http.StatusUnauthorized || len(rec.Result().Cookies()) != 0 {
+			t.Fatalf("%d, cookies %v: want 401 and nothing deleted (the ninth cookie was never checked)", rec.Code, rec.Result().Cookies())
+		}
+		rec = serve(h, append(slices.Clone(values[:7]), ans.Token)...)
+		if rec.Code != http.StatusOK || len(rec.Result().Cookies()) != 0 {
+			t.Fatalf("%d, cookies %v: the eighth is checked", rec.Code, rec.Result().Cookies())
+		}
+		// Every one checked and none active: a verdict, and the cookie goes.
+		rec = serve(h, values...)
+		if cs := rec.Result().Cookies(); rec.Code != http.StatusUnauthorized || len(cs) != 1 || cs[0].MaxAge >= 0 {
+			t.Fatalf("%d, cookies %v: want the cookie deleted", rec.Code, cs)
+		}
+	})
 }

@@ -73,12 +73,25 @@ func VisitorFrom(ctx context.Context) (v Visitor, ok bool) {
 // the handler it wraps only with an active session: it reads the session
 // cookie, checks the session on the site's node (GET /v1/sessions/{id}, on
 // every request: a logout anywhere is seen on the next one) and puts the
-// Visitor in the request's context (VisitorFrom). A request with no
-// cookie, or whose session the node says is over (SessionOver: ended,
-// revoked, expired, or unknown to it), is sent to the login URL or
-// answered 401, and a cookie whose session is over is deleted; any other
-// failure of the check is the node's (OnNodeError) and deletes nothing. See MiddlewareOptions for the choices. The
-// returned function is safe for concurrent use.
+// Visitor in the request's context (VisitorFrom). See MiddlewareOptions
+// for the choices. The returned function is safe for concurrent use.
+//
+// A request with no cookie, or whose session the node says is over
+// (SessionOver: ended, revoked, expired, or unknown to it), is sent to the
+// login URL or answered 401. Its cookie is then deleted, and so is one
+// that cannot hold a token (not 43 characters of URL-safe base64), but
+// only once every session cookie of the request was judged: at most 8 are
+// checked with the node, and a request carrying more token-like ones
+// deletes nothing. Any other failure of the check is the node's
+// (OnNodeError) and deletes nothing.
+//
+// Every answer it makes or lets through carries "Cache-Control: private,
+// no-store" and "Vary: Cookie", set before the wrapped handler runs: a
+// page made for one visitor must not be kept by a shared cache (a CDN, a
+// proxy) and shown to the next, nor kept in the browser's cache after a
+// logout. A handler whose page may be kept (the same for everyone, under
+// Optional) says so itself: w.Header().Set("Cache-Control", …) replaces
+// it.
 func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handler {
 	names := []string{HostCookie, DefaultCookie}
 	if opts.CookieName != "" {
@@ -92,6 +105,9 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Cache-Control", "private, no-store")
+			h.Add("Vary", "Cookie")
 			v, over, err := visitorOf(c, r, names)
 			switch {
 			case err != nil:
@@ -99,9 +115,7 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 					opts.OnNodeError(w, r, err)
 					return
 				}
-				h := w.Header()
 				h.Set("Retry-After", "5")
-				h.Set("Cache-Control", "no-store")
 				http.Error(w, "The login service of this site is not answering; try again in a moment.", http.StatusServiceUnavailable)
 				return
 			case v == nil:
@@ -115,10 +129,8 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 			case opts.Optional:
 				next.ServeHTTP(w, r)
 			case opts.LoginURL != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-				w.Header().Set("Cache-Control", "no-store")
 				http.Redirect(w, r, loginURL(opts.LoginURL, opts.NextParam, r.URL.RequestURI()), http.StatusSeeOther)
 			default:
-				w.Header().Set("Cache-Control", "no-store")
 				http.Error(w, "You are not logged in.", http.StatusUnauthorized)
 			}
 		})

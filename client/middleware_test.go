@@ -386,3 +386,31 @@ func TestMiddleware_JunkCookies(t *testing.T) {
 		}
 	})
 }
+
+func TestMiddleware_NoStore(t *testing.T) {
+	_, cls := clientCluster(t)
+	ans := loginVerified(t, cls[0], "ada@example.com")
+	mux := http.NewServeMux()
+	protect := client.Middleware(cls[0], client.MiddlewareOptions{Optional: true})
+	mux.Handle("/private", protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mine") })))
+	mux.Handle("/public", protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=60") // the handler knows best
+		io.WriteString(w, "anyone's")
+	})))
+	for _, tc := range []struct{ path, token, cache string }{
+		{"/private", ans.Token, "private, no-store"}, // a page made for one visitor
+		{"/private", "", "private, no-store"},        // optional, anonymous: the same URL
+		{"/public", ans.Token, "public, max-age=60"},
+	} {
+		req := httptest.NewRequest("GET", tc.path, nil)
+		if tc.token != "" {
+			req.AddCookie(&http.Cookie{Name: client.DefaultCookie, Value: tc.token})
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if got := rec.Header().Get("Cache-Control"); rec.Code != http.StatusOK || got != tc.cache || !slices.Contains(rec.Header().Values("Vary"), "Cookie") {
+			t.Errorf("%s (cookie %v): %d, Cache-Control %q, Vary %q; want %q and Vary: Cookie",
+				tc.path, tc.token != "", rec.Code, got, rec.Header().Values("Vary"), tc.cache)
+		}
+	}
+}

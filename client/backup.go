@@ -18,9 +18,7 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, fmt.Errorf("bad API URL %q: %w", c.base, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	hc := *c.http
-	hc.Timeout = 0
-	resp, err := hc.Do(req)
+	resp, err := c.WithTimeout(0).http.Do(req)
 	if err != nil {
 		return 0, c.unreachable(err)
 	}

@@ -31,12 +31,21 @@ type Client struct {
 	http  *http.Client
 }
 
+// DefaultTimeout is how long a Client's call waits for the node's answer
+// unless WithTimeout says otherwise: long enough for a node under load, a
+// ceiling on what a hung node costs each call.
+const DefaultTimeout = 10 * time.Second
+
 // New returns a client of the private API at baseURL (e.g.
 // "http://127.0.0.1:7947"; a missing scheme means http) that sends token as
 // the bearer token. A node whose API listens on a Unix socket (api.listen:
 // unix:/run/ussync/api.sock) is reached with "unix:///run/ussync/api.sock"
-// (or "unix:/run/ussync/api.sock"). Each call gives up after 10 s unless
-// its context ends first.
+// (or "unix:/run/ussync/api.sock"). Each call gives up after
+// DefaultTimeout (WithTimeout changes it) unless its context ends first.
+//
+// The client keeps up to 64 idle connections to the node, so that a
+// site's backend checking sessions from many requests at once reuses them
+// instead of opening (and leaving in TIME_WAIT) one per check.
 func New(baseURL, token string) *Client {
 	if path, ok := strings.CutPrefix(baseURL, "unix:"); ok {
 		return newUnix(strings.TrimPrefix(path, "//"), token)
@@ -47,24 +56,57 @@ func New(baseURL, token string) *Client {
 	return &Client{
 		base:  strings.TrimRight(baseURL, "/"),
 		token: token,
-		http:  &http.Client{Timeout: 10 * time.Second},
+		http:  &http.Client{Timeout: DefaultTimeout, Transport: pooled(nil)},
 	}
 }
 
 // newUnix is a client of the API on the Unix socket at path: requests go
 // to http://localhost over connections to the socket.
 func newUnix(path, token string) *Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-		// A site's backend calls its node from many requests at once.
-		MaxIdleConns:        64,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     90 * time.Second,
+	tr := pooled(func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	})
+	return &Client{base: "http://localhost", token: token, http: &http.Client{Timeout: DefaultTimeout, Transport: tr}}
+}
+
+// maxIdleConns is how many idle connections to its node a Client keeps:
+// a site's backend calls its node from many requests at once, and Go's
+// default of 2 per host closes the rest after each burst.
+const maxIdleConns = 64
+
+// pooled is Go's default transport (proxy from the environment, which
+// leaves loopback alone; dial and TLS handshake time limits) keeping
+// maxIdleConns idle connections to the node, dialled with dial when it is
+// not nil (a Unix socket: no proxy then).
+func pooled(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = maxIdleConns
+	tr.MaxIdleConnsPerHost = maxIdleConns
+	tr.IdleConnTimeout = 90 * time.Second
+	if dial != nil {
+		tr.DialContext = dial
+		tr.Proxy = nil
 	}
-	return &Client{base: "http://localhost", token: token, http: &http.Client{Timeout: 10 * time.Second, Transport: tr}}
+	return tr
+}
+
+// WithTimeout returns a copy of c whose calls give up after d unless their
+// context ends first (d <= 0: only the context bounds them); c is left as
+// it is, and the two share their connections. A site's pages wait on the
+// session check Middleware makes, so a Client made for it may want less
+// than DefaultTimeout:
+//
+//	api := client.New(url, token).WithTimeout(2 * time.Second)
+//
+// Calls that wait on the whole cluster (the keyring's) and Backup have no
+// limit of their own whatever d is: their context bounds them.
+func (c *Client) WithTimeout(d time.Duration) *Client {
+	cp := *c
+	hc := *c.http
+	hc.Timeout = max(d, 0)
+	cp.http = &hc
+	return &cp
 }
 
 // APIError is a non-2xx answer of the private API, from its
@@ -169,11 +211,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 // callLong is call without the client's own time limit: for calls that
 // wait on the whole cluster (the keyring's), bounded by ctx and the node.
 func (c *Client) callLong(ctx context.Context, method, path string, body, out any) error {
-	long := *c
-	hc := *c.http
-	hc.Timeout = 0
-	long.http = &hc
-	return long.call(ctx, method, path, body, out)
+	return c.WithTimeout(0).call(ctx, method, path, body, out)
 }
 
 // unreachable explains a transport error without Go's "Get \"...\":" noise.

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,4 +312,67 @@ func TestClient_EndSession(t *testing.T) {
 		_, err := cl[0].EndSession(ctx, client.SessionID("no such token"))
 		wantAPIError(t, err, http.StatusNotFound, "not_found")
 	})
+}
+
+// TestClient_Pool checks that a client keeps its connections to the node
+// for the next calls, as many as a busy site's backend has open at once:
+// with Go's default of 2 idle connections per host, every burst of checks
+// opened new ones and left thousands in TIME_WAIT under load.
+func TestClient_Pool(t *testing.T) {
+	const concurrent = 16
+	var conns atomic.Int32
+	arrived := make(chan struct{}, concurrent)
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release // every call of a burst is in flight at once, each on its own connection
+		w.Write([]byte(`{"node":"n1"}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	cl := client.New(srv.URL, "tok")
+	for burst := range 2 {
+		errs := make(chan error, concurrent)
+		for range concurrent {
+			go func() {
+				_, err := cl.Status(context.Background())
+				errs <- err
+			}()
+		}
+		for range concurrent {
+			<-arrived
+		}
+		for range concurrent {
+			release <- struct{}{}
+		}
+		for range concurrent {
+			if err := <-errs; err != nil {
+				t.Fatalf("burst %d: %v", burst, err)
+			}
+		}
+	}
+	if n := conns.Load(); n != concurrent {
+		t.Errorf("two bursts of %d calls opened %d connections, want %d: the second reuses the first's", concurrent, n, concurrent)
+	}
+}
+
+func TestClient_WithTimeout(t *testing.T) {
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // a node that never answers, until the test ends
+		case <-r.Context().Done():
+		case <-hung:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hung) })
+	_, err := client.New(srv.URL, "tok").WithTimeout(50 * time.Millisecond).Status(context.Background())
+	if !errors.Is(err, client.ErrUnreachable) || !strings.Contains(err.Error(), "no answer in time") {
+		t.Fatalf("err = %v, want no answer in time", err)
+	}
 }

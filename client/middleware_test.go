@@ -259,6 +259,23 @@ func TestMiddleware_NodeErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("a hung node fails closed at the client's timeout", func(t *testing.T) {
+		hung := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-hung:
+			}
+		}))
+		t.Cleanup(srv.Close)
+		t.Cleanup(func() { close(hung) })
+		s := newSite(t, client.New(srv.URL, c.Token).WithTimeout(50*time.Millisecond), client.MiddlewareOptions{})
+		resp, _ := s.get(t, "GET", "/private", ans.Token)
+		if resp.StatusCode != http.StatusServiceUnavailable || s.runs.Load() != 0 || deleted(resp) {
+			t.Fatalf("%d, handler ran %d times, cookie deleted %v", resp.StatusCode, s.runs.Load(), deleted(resp))
+		}
+	})
+
 	t.Run("OnNodeError may fail open", func(t *testing.T) {
 		var seen error
 		open := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

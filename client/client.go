@@ -16,9 +16,17 @@ import (
 	"time"
 )
 
-// ErrUnreachable is wrapped by Client errors when no HTTP answer came back:
-// the node is down, the address is wrong or the network is in the way.
-var ErrUnreachable = errors.New("the node cannot be reached")
+var (
+	// ErrUnreachable is wrapped by Client errors when no HTTP answer came
+	// back: the node is down or hung, the address is wrong or the network
+	// is in the way.
+	ErrUnreachable = errors.New("the node cannot be reached")
+	// ErrBadURL is wrapped by every error of a Client that New was given a
+	// base URL it cannot use (empty, not a URL, another scheme than http,
+	// https or unix, no host or socket path, a query or a fragment); the
+	// error says which. No call of such a Client reaches the network.
+	ErrBadURL = errors.New("bad API URL")
+)
 
 // maxAnswerBody bounds an answer: a page of 500 sessions is ~250 KB, a status
 // of a thousand members ~200 KB.
@@ -29,6 +37,7 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	err   error // why New could not use its base URL (wraps ErrBadURL), or nil
 }
 
 // DefaultTimeout is how long a Client's call waits for the node's answer
@@ -42,22 +51,61 @@ const DefaultTimeout = 10 * time.Second
 // unix:/run/ussync/api.sock) is reached with "unix:///run/ussync/api.sock"
 // (or "unix:/run/ussync/api.sock"). Each call gives up after
 // DefaultTimeout (WithTimeout changes it) unless its context ends first.
+// New does no I/O; given a base URL it cannot use, it returns a Client
+// every call of which returns an error wrapping ErrBadURL that says why.
 //
 // The client keeps up to 64 idle connections to the node, so that a
 // site's backend checking sessions from many requests at once reuses them
 // instead of opening (and leaving in TIME_WAIT) one per check.
 func New(baseURL, token string) *Client {
 	if path, ok := strings.CutPrefix(baseURL, "unix:"); ok {
-		return newUnix(strings.TrimPrefix(path, "//"), token)
+		c := newUnix(strings.TrimPrefix(path, "//"), token)
+		if strings.TrimPrefix(path, "//") == "" {
+			c.err = badURL(baseURL, "no socket path (unix:///run/ussync/api.sock)")
+		}
+		return c
 	}
-	if !strings.Contains(baseURL, "://") {
-		baseURL = "http://" + baseURL
+	base := baseURL
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
 	}
-	return &Client{
-		base:  strings.TrimRight(baseURL, "/"),
+	c := &Client{
+		base:  strings.TrimRight(base, "/"),
 		token: token,
 		http:  &http.Client{Timeout: DefaultTimeout, Transport: pooled(nil)},
 	}
+	c.err = checkBase(baseURL, base)
+	return c
+}
+
+// checkBase says why New cannot use base (baseURL with its scheme), or
+// returns nil.
+func checkBase(baseURL, base string) error {
+	if baseURL == "" {
+		return badURL(baseURL, "empty; give the node's api.listen, e.g. http://127.0.0.1:7947")
+	}
+	u, err := url.Parse(base)
+	switch {
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return badURL(baseURL, "not a URL: "+err.Error())
+	case u.Scheme != "http" && u.Scheme != "https":
+		return badURL(baseURL, "scheme "+u.Scheme+"; want http, https or unix")
+	case u.Host == "":
+		return badURL(baseURL, "no host")
+	case u.RawQuery != "" || u.ForceQuery:
+		return badURL(baseURL, "a query; the calls' paths are added to the URL")
+	case u.Fragment != "" || strings.Contains(base, "#"):
+		return badURL(baseURL, "a fragment; the calls' paths are added to the URL")
+	}
+	return nil
+}
+
+func badURL(baseURL, why string) error {
+	return fmt.Errorf("%w %q: %s", ErrBadURL, baseURL, why)
 }
 
 // newUnix is a client of the API on the Unix socket at path: requests go
@@ -178,11 +226,10 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := c.request(ctx, method, path, rd)
 	if err != nil {
-		return fmt.Errorf("bad API URL %q: %w", c.base, err)
+		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -206,6 +253,20 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		return fmt.Errorf("%s %s: the answer is not the expected JSON (is %s a ussync node?): %v", method, path, c.base, err)
 	}
 	return nil
+}
+
+// request is a request of the API at path, with the bearer token; its
+// error wraps ErrBadURL.
+func (c *Client) request(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, badURL(c.base, err.Error())
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	return req, nil
 }
 
 // callLong is call without the client's own time limit: for calls that

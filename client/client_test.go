@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -94,6 +95,28 @@ func TestClient_Status(t *testing.T) {
 			t.Errorf("err = %q", msg)
 		}
 	})
+}
+
+func TestNew_BadURL(t *testing.T) {
+	for url, why := range map[string]string{
+		"":                           "empty",
+		"unix:":                      "no socket path",
+		"unix://":                    "no socket path",
+		"http://":                    "no host",
+		"ftp://127.0.0.1:7947":       "scheme",
+		"http://127.0.0.1:7947?x=1":  "query",
+		"http://127.0.0.1:7947/#top": "fragment",
+		"http://[::1":                "not a URL",
+	} {
+		_, err := client.New(url, "secret-token").Status(context.Background())
+		if !errors.Is(err, client.ErrBadURL) || errors.Is(err, client.ErrUnreachable) ||
+			!strings.Contains(err.Error(), why) || strings.Contains(err.Error(), "secret-token") {
+			t.Errorf("New(%q): %v, want ErrBadURL saying %q", url, err, why)
+		}
+		if _, err := client.New(url, "tok").Backup(context.Background(), io.Discard); !errors.Is(err, client.ErrBadURL) {
+			t.Errorf("New(%q).Backup: %v, want ErrBadURL", url, err)
+		}
+	}
 }
 
 // clientCluster starts a two-node cluster and returns a client of each

@@ -23,7 +23,9 @@ type MiddlewareOptions struct {
 	CookiePath string
 	// LoginURL is where a browser with no active session is sent: 303 See
 	// Other, for GET and HEAD requests, with the page it asked for in the
-	// query parameter NextParam. Empty, and for other methods: 401.
+	// query parameter NextParam (added to LoginURL's query, before its
+	// #fragment; "/" when the request's path would not pass SafeNext).
+	// Empty, and for other methods: 401.
 	LoginURL string
 	// NextParam is the query parameter of LoginURL that carries the page
 	// asked for (a path and query on this site). Default "next". The login
@@ -34,11 +36,17 @@ type MiddlewareOptions struct {
 	// a Visitor: for pages that show more to a logged-in user.
 	Optional bool
 	// OnNodeError answers a request whose session the node could not
-	// check: the node is unreachable, answered 5xx, or refused the API
-	// token (the site's configuration is wrong). err says which (it wraps
-	// ErrUnreachable, or is an *APIError). Nil fails closed: 503 Service
-	// Unavailable, and the handler does not run. To fail open, serve the
-	// handler from here (without a Visitor).
+	// check, and says nothing of the cookie (none is deleted). err says
+	// why: it wraps ErrUnreachable (no answer: the node is down, or hung
+	// past the Client's timeout), or wraps ErrBadURL (New was given a base
+	// URL it cannot use), or is an *APIError (the node answered 5xx, 503
+	// node_isolated among them, or refused the API token; or the answer
+	// was not the session check's, such as a 404 from a wrong base URL's
+	// path: SessionOver false), or is another error (an answer that was
+	// not a node's JSON: another server on the address). Nil fails
+	// closed: 503 Service Unavailable with Retry-After: 5, and the handler
+	// does not run. To fail open, serve the handler from here (without a
+	// Visitor).
 	OnNodeError func(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -74,7 +82,8 @@ func VisitorFrom(ctx context.Context) (v Visitor, ok bool) {
 // cookie, checks the session on the site's node (GET /v1/sessions/{id}, on
 // every request: a logout anywhere is seen on the next one) and puts the
 // Visitor in the request's context (VisitorFrom). See MiddlewareOptions
-// for the choices. The returned function is safe for concurrent use.
+// for the choices. The returned function is safe for concurrent use. A
+// nil c is a programming error: Middleware panics.
 //
 // A request with no cookie, or whose session the node says is over
 // (SessionOver: ended, revoked, expired, or unknown to it), is sent to the
@@ -101,6 +110,9 @@ func VisitorFrom(ctx context.Context) (v Visitor, ok bool) {
 // Optional) says so itself: w.Header().Set("Cache-Control", …) replaces
 // it.
 func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handler {
+	if c == nil {
+		panic("client.Middleware: nil *Client")
+	}
 	names := []string{HostCookie, DefaultCookie}
 	if opts.CookieName != "" {
 		names = []string{opts.CookieName}
@@ -137,7 +149,7 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 			case opts.Optional:
 				next.ServeHTTP(w, r)
 			case opts.LoginURL != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-				http.Redirect(w, r, loginURL(opts.LoginURL, opts.NextParam, r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, loginURL(opts.LoginURL, opts.NextParam, SafeNext(r.URL.RequestURI())), http.StatusSeeOther)
 			default:
 				http.Error(w, "You are not logged in.", http.StatusUnauthorized)
 			}
@@ -190,11 +202,17 @@ func visitorOf(c *Client, r *http.Request, names []string) (v *Visitor, over []s
 	return nil, over, nil
 }
 
-// loginURL is base with next set to the page asked for.
+// loginURL is base with param set to next, in its query and before its
+// fragment.
 func loginURL(base, param, next string) string {
+	base, frag, hasFrag := strings.Cut(base, "#")
 	sep := "?"
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	return base + sep + url.Values{param: {next}}.Encode()
+	u := base + sep + url.Values{param: {next}}.Encode()
+	if hasFrag {
+		u += "#" + frag
+	}
+	return u
 }

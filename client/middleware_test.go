@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -204,6 +205,63 @@ func TestMiddleware_LoginURL(t *testing.T) {
 	if resp, _ := s.get(t, "POST", "/private", ""); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a POST is answered %d, want 401 (a redirect would lose its body)", resp.StatusCode)
 	}
+
+	t.Run("next goes before a fragment", func(t *testing.T) {
+		for login, want := range map[string]string{
+			"https://sso.example/login#form": "https://sso.example/login?next=%2Fprivate#form",
+			"/login?site=shop#top":           "/login?site=shop&next=%2Fprivate#top",
+			"/login#":                        "/login?next=%2Fprivate#",
+		} {
+			s := newSite(t, cls[0], client.MiddlewareOptions{LoginURL: login})
+			if resp, _ := s.get(t, "GET", "/private", ""); resp.Header.Get("Location") != want {
+				t.Errorf("LoginURL %q: sent to %q, want %q", login, resp.Header.Get("Location"), want)
+			}
+		}
+	})
+
+	t.Run("next is a page of this site", func(t *testing.T) {
+		// A request for //evil.example/x is this site's, but a login page
+		// that trusted next would send the browser to evil.example.
+		h := client.Middleware(cls[0], client.MiddlewareOptions{LoginURL: "/login"})(http.NotFoundHandler())
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET //evil.example/x HTTP/1.1\r\nHost: site\r\n\r\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if loc := rec.Header().Get("Location"); loc != "/login?next=%2F" {
+			t.Errorf("sent to %q, want the login with next=/", loc)
+		}
+	})
+}
+
+func TestMiddleware_Misuse(t *testing.T) {
+	t.Run("a nil client panics at once", func(t *testing.T) {
+		defer func() {
+			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "nil *Client") {
+				t.Errorf("recovered %v, want a panic naming the nil client", r)
+			}
+		}()
+		client.Middleware(nil, client.MiddlewareOptions{})
+	})
+
+	t.Run("a base URL New cannot use fails closed with a plain reason", func(t *testing.T) {
+		var seen error
+		h := client.Middleware(client.New("", "tok"), client.MiddlewareOptions{})(http.NotFoundHandler())
+		req := httptest.NewRequest("GET", "/private", nil)
+		req.AddCookie(&http.Cookie{Name: client.DefaultCookie, Value: randomToken(t)})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable || len(rec.Result().Cookies()) != 0 {
+			t.Fatalf("%d, cookies %v", rec.Code, rec.Result().Cookies())
+		}
+		client.Middleware(client.New("", "tok"), client.MiddlewareOptions{OnNodeError: func(w http.ResponseWriter, r *http.Request, err error) {
+			seen = err
+		}})(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), req)
+		if !errors.Is(seen, client.ErrBadURL) {
+			t.Errorf("OnNodeError got %v, want ErrBadURL", seen)
+		}
+	})
 }
 
 func TestMiddleware_NodeErrors(t *testing.T) {

@@ -113,13 +113,7 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 	if c == nil {
 		panic("client.Middleware: nil *Client")
 	}
-	names := []string{HostCookie, DefaultCookie}
-	if opts.CookieName != "" {
-		names = []string{opts.CookieName}
-	}
-	if opts.CookiePath == "" {
-		opts.CookiePath = "/"
-	}
+	names, path := opts.cookieNames(), opts.cookiePath()
 	if opts.NextParam == "" {
 		opts.NextParam = "next"
 	}
@@ -140,7 +134,7 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 				return
 			case v == nil:
 				for _, name := range over {
-					deleteCookie(w, r, name, opts.CookiePath)
+					deleteCookie(w, r, name, path)
 				}
 			}
 			switch {
@@ -155,6 +149,31 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 			}
 		})
 	}
+}
+
+// cookieNames are the names of the session cookies o reads.
+func (o *MiddlewareOptions) cookieNames() []string {
+	if o.CookieName != "" {
+		return []string{o.CookieName}
+	}
+	return []string{HostCookie, DefaultCookie}
+}
+
+// cookiePath is the Path the session cookies were set with.
+func (o *MiddlewareOptions) cookiePath() string {
+	if o.CookiePath == "" {
+		return "/"
+	}
+	return o.CookiePath
+}
+
+// checks bounds the node calls made for one request, all together, by
+// the client's timeout (DefaultTimeout unless WithTimeout).
+func (c *Client) checks(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d := c.http.Timeout; d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return ctx, func() {}
 }
 
 // maxCookieTries bounds the session checks one request makes: a browser
@@ -172,12 +191,8 @@ const maxCookieTries = 8
 // checked, the rest not, and nothing deleted (the rest may hold the live
 // session). err is set when the node could not tell (SessionOver false).
 func visitorOf(c *Client, r *http.Request, names []string) (v *Visitor, over []string, err error) {
-	ctx := r.Context()
-	if d := c.http.Timeout; d > 0 { // one bound on all the checks, not each
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
+	ctx, cancel := c.checks(r.Context())
+	defer cancel()
 	tries := 0
 	for _, name := range names {
 		for _, ck := range r.CookiesNamed(name) {

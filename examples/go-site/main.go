@@ -50,7 +50,7 @@ func env(name, def string) string {
 
 // newSite is the site's routes, over the private API of its node.
 func newSite(api *client.Client) http.Handler {
-	s := &site{api: api}
+	s := &site{api: api, ussync: client.MiddlewareOptions{LoginURL: "/login"}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("GET /login", s.loginForm)
@@ -58,7 +58,7 @@ func newSite(api *client.Client) http.Handler {
 	mux.HandleFunc("POST /logout", s.logout)
 
 	// ussync: a browser without an active session is sent to /login.
-	protect := client.Middleware(api, client.MiddlewareOptions{LoginURL: "/login"})
+	protect := client.Middleware(api, s.ussync)
 	mux.Handle("GET /account", protect(http.HandlerFunc(account)))
 	// ussync: end.
 
@@ -71,7 +71,10 @@ func account(w http.ResponseWriter, r *http.Request) {
 	page.Execute(w, map[string]any{"Title": "Your account", "Email": v.Session.Email, "Since": v.Session.CreatedAt})
 }
 
-type site struct{ api *client.Client }
+type site struct {
+	api    *client.Client
+	ussync client.MiddlewareOptions // the middleware's, which the logout shares
+}
 
 func (s *site) home(w http.ResponseWriter, r *http.Request) {
 	page.Execute(w, map[string]any{"Title": "Welcome"})
@@ -108,14 +111,18 @@ func (s *site) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, client.SafeNext(next), http.StatusSeeOther)
 }
 
-// logout ends the session on every site of the family.
+// logout ends the session on every site of the family and deletes its
+// cookies, under both names the middleware reads (an https site at the
+// root of its host holds __Host-ussync_session, set by the node's
+// hand-off). When the node cannot end it, the visitor is told and stays
+// logged in here: looking logged out on this site alone while the other
+// sites keep the session would mislead.
 func (s *site) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(client.DefaultCookie); err == nil {
-		if _, err := s.api.EndSession(r.Context(), client.SessionID(c.Value)); err != nil && client.ErrorCode(err) == "" {
-			log.Printf("logout: %v", err)
-		}
+	if err := client.Logout(s.api, w, r, s.ussync); err != nil {
+		log.Printf("logout: %v", err)
+		http.Error(w, "The login service is not answering, so you are still logged in; try again in a moment.", http.StatusBadGateway)
+		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: client.DefaultCookie, Path: "/", MaxAge: -1, HttpOnly: true})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

@@ -119,6 +119,44 @@ func TestGoSite(t *testing.T) {
 		}
 	})
 
+	t.Run("logout ends and clears both cookie names", func(t *testing.T) {
+		// An https site at the root of its host holds __Host-ussync_session
+		// (set by the node's hand-off), and may hold ussync_session too (set
+		// by its own login): the logout ends both sessions and deletes both.
+		var tokens []string
+		emails := []string{"hal@example.com", "hal2@example.com"}
+		for _, email := range emails {
+			ans, err := api.Login(context.Background(), client.LoginRequest{Email: email})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens = append(tokens, ans.Token)
+		}
+		req, _ := http.NewRequest("POST", srv.URL+"/logout", nil)
+		req.AddCookie(&http.Cookie{Name: client.HostCookie, Value: tokens[0]})
+		req.AddCookie(&http.Cookie{Name: client.DefaultCookie, Value: tokens[1]})
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		gone := map[string]*http.Cookie{}
+		for _, c := range resp.Cookies() {
+			if c.MaxAge < 0 {
+				gone[c.Name] = c
+			}
+		}
+		if h := gone[client.HostCookie]; resp.StatusCode != http.StatusSeeOther || h == nil || !h.Secure || h.Path != "/" || gone[client.DefaultCookie] == nil {
+			t.Fatalf("logout: %d, deleted %v: want both cookies deleted, the __Host- one Secure with Path=/", resp.StatusCode, resp.Cookies())
+		}
+		for _, email := range emails {
+			page, err := api.Sessions(context.Background(), client.SessionQuery{Email: email, All: true})
+			if err != nil || len(page.Sessions) != 1 || page.Sessions[0].EndReason != client.EndLogout {
+				t.Errorf("%s's session on the node: %+v, %v; want it ended by the logout", email, page.Sessions, err)
+			}
+		}
+	})
+
 	t.Run("only this site's pages after the login", func(t *testing.T) {
 		for _, next := range []string{
 			"//evil.example/", "https://evil.example/", "/\\evil.example", "\\\\evil.example",

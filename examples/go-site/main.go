@@ -11,8 +11,11 @@
 // Run it beside a node (`ussync agent --dev` prints its API address and
 // token):
 //
-//	USSYNC_API=http://127.0.0.1:7947 USSYNC_API_TOKEN=… go run ./examples/go-site
+//	USSYNC_API_URL=http://127.0.0.1:7947 USSYNC_API_TOKEN=… go run ./examples/go-site
 //
+// USSYNC_API_URL and USSYNC_API_TOKEN are the variables the ussync client
+// commands read (`ussync status`, …), so one environment serves both;
+// USSYNC_API is the agent's own api.listen (HOST:PORT), not read here.
 // It listens on ADDR (default 127.0.0.1:8080) and links only the standard
 // library and package client: neither the node's store nor its gossip.
 package main
@@ -31,7 +34,11 @@ import (
 )
 
 func main() {
-	api := client.New(env("USSYNC_API", "http://127.0.0.1:7947"), os.Getenv("USSYNC_API_TOKEN"))
+	token := os.Getenv("USSYNC_API_TOKEN")
+	if token == "" {
+		log.Fatal("go-site: set USSYNC_API_TOKEN to the node's API token (api.token)")
+	}
+	api := client.New(env("USSYNC_API_URL", "http://127.0.0.1:7947"), token)
 	ln, err := net.Listen("tcp", env("ADDR", "127.0.0.1:8080"))
 	if err != nil {
 		log.Fatal(err)

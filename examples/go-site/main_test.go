@@ -188,7 +188,7 @@ func TestGoSite_Runs(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), "USSYNC_API=http://"+c.Members[0].APIAddr(), "USSYNC_API_TOKEN="+c.Token, "ADDR=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "USSYNC_API_URL=http://"+c.Members[0].APIAddr(), "USSYNC_API_TOKEN="+c.Token, "ADDR=127.0.0.1:0")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

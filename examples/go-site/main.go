@@ -16,8 +16,10 @@
 // USSYNC_API_URL and USSYNC_API_TOKEN are the variables the ussync client
 // commands read (`ussync status`, …), so one environment serves both;
 // USSYNC_API is the agent's own api.listen (HOST:PORT), not read here.
-// It listens on ADDR (default 127.0.0.1:8080) and links only the standard
-// library and package client: neither the node's store nor its gossip.
+// It listens on ADDR (default 127.0.0.1:8080), takes SITE_URL (default
+// http://ADDR/) for the name of its session cookie, and links only the
+// standard library and package client: neither the node's store nor its
+// gossip.
 package main
 
 import (
@@ -28,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ussync/ussync/client"
@@ -44,7 +47,8 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("go-site: listening on http://%s/\n", ln.Addr())
-	srv := &http.Server{Handler: newSite(api), ReadHeaderTimeout: 5 * time.Second}
+	siteURL := env("SITE_URL", "http://"+ln.Addr().String()+"/")
+	srv := &http.Server{Handler: newSite(api, siteURL), ReadHeaderTimeout: 5 * time.Second}
 	log.Fatal(srv.Serve(ln))
 }
 
@@ -55,9 +59,10 @@ func env(name, def string) string {
 	return def
 }
 
-// newSite is the site's routes, over the private API of its node.
-func newSite(api *client.Client) http.Handler {
-	s := &site{api: api, ussync: client.MiddlewareOptions{LoginURL: "/login"}}
+// newSite is the routes of the site at siteURL (its node's site.url),
+// over the private API of its node.
+func newSite(api *client.Client, siteURL string) http.Handler {
+	s := &site{api: api, siteURL: siteURL, ussync: client.MiddlewareOptions{LoginURL: "/login"}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("GET /login", s.loginForm)
@@ -79,8 +84,9 @@ func account(w http.ResponseWriter, r *http.Request) {
 }
 
 type site struct {
-	api    *client.Client
-	ussync client.MiddlewareOptions // the middleware's, which the logout shares
+	api     *client.Client
+	siteURL string                   // the site's base URL, as its node's site.url
+	ussync  client.MiddlewareOptions // the middleware's, which the logout shares
 }
 
 func (s *site) home(w http.ResponseWriter, r *http.Request) {
@@ -107,8 +113,11 @@ func (s *site) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "The login service is not answering.", http.StatusBadGateway)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: client.DefaultCookie, Value: ans.Token, Path: "/",
-		Expires: ans.Session.ExpiresAt, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	// The name the node's hand-off sets on this site too: __Host-… on an
+	// https site at the root of its host, which must be Secure with Path=/.
+	name := client.CookieName(s.siteURL)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: ans.Token, Path: "/", Expires: ans.Session.ExpiresAt,
+		HttpOnly: true, Secure: strings.HasPrefix(s.siteURL, "https:") || r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	next := r.PostFormValue("next")
 	if next == "" {
 		next = "/account"

@@ -100,9 +100,33 @@ func roundTrip(t *testing.T, method, u string, form url.Values) *http.Response {
 func TestGoSite(t *testing.T) {
 	c := nodetest.NewCluster(t, 1)
 	api := client.New(c.Members[0].APIAddr(), c.Token)
-	srv := httptest.NewServer(newSite(api))
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config.Handler = newSite(api, "http://"+srv.Listener.Addr().String()+"/")
+	srv.Start()
 	t.Cleanup(srv.Close)
 	visit(t, srv.URL, api)
+
+	t.Run("an https site at its root sets the __Host- cookie", func(t *testing.T) {
+		https := httptest.NewServer(newSite(api, "https://shop.example/"))
+		t.Cleanup(https.Close)
+		resp := roundTrip(t, "POST", https.URL+"/login", url.Values{"email": {"ada@example.com"}})
+		var set *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == client.HostCookie {
+				set = c
+			}
+		}
+		if set == nil || !set.Secure || set.Path != "/" || set.Domain != "" || !set.HttpOnly || set.SameSite != http.SameSiteLaxMode {
+			t.Fatalf("login set %v, want %s Secure, HttpOnly, SameSite=Lax on / with no Domain", resp.Cookies(), client.HostCookie)
+		}
+		req, _ := http.NewRequest("GET", https.URL+"/account", nil)
+		req.AddCookie(&http.Cookie{Name: set.Name, Value: set.Value})
+		if resp, err := http.DefaultTransport.RoundTrip(req); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("/account with it: %v, %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+	})
 
 	t.Run("logout", func(t *testing.T) {
 		b := browser(t)

@@ -32,7 +32,9 @@ func CookieName(siteURL string) string {
 }
 
 // tokenLen is the length of every session token a node issues: 32 random
-// bytes in URL-safe base64 without padding (crypto.NewToken).
+// bytes in URL-safe base64 without padding (crypto.NewToken; client may
+// not import crypto, and TestMiddleware, whose sessions a real node
+// issues, fails if the two part).
 const tokenLen = 43
 
 // couldBeToken reports whether v has the form of a session token: tokenLen

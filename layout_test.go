@@ -305,3 +305,183 @@ func TestLayout_OneWayToWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestArchitecture_Arrows holds the diagram of docs/architecture.md's "The
+// arrows" equal to `go list`: it draws every import between the module's
+// packages, and no other, and names every package (main for the root).
+// The diagram is read as drawn: "a, b ──→ c" is a→c and b→c, "c ←── a" is
+// a→c, arrows chain along a line, and a line that starts with a branch
+// ("├────→", "└────→") under a name draws from that name.
+func TestArchitecture_Arrows(t *testing.T) {
+	pkgs := goList(t)
+	known := map[string]bool{}
+	want := map[[2]string]bool{}
+	for _, p := range pkgs {
+		known[p.path] = true
+		for _, imp := range p.internal {
+			want[[2]string{p.path, imp}] = true
+		}
+	}
+	drawn, named := readArrows(t, known)
+	for e := range want {
+		if !drawn[e] {
+			t.Errorf("docs/architecture.md: the arrows lack %s ──→ %s", e[0], e[1])
+		}
+	}
+	for e := range drawn {
+		if !want[e] {
+			t.Errorf("docs/architecture.md: the arrows draw %s ──→ %s, which go list does not", e[0], e[1])
+		}
+	}
+	for _, p := range pkgs {
+		if !named[p.path] {
+			t.Errorf("docs/architecture.md: the arrows do not name %s", p.path)
+		}
+	}
+}
+
+// readArrows reads the diagram of "## The arrows": the import edges it
+// draws and the packages it names, among known ("main" is ".").
+func readArrows(t *testing.T, known map[string]bool) (drawn map[[2]string]bool, named map[string]bool) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## The arrows\n")
+	_, block, ok2 := strings.Cut(section, "```\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal(`docs/architecture.md has no diagram under "## The arrows"`)
+	}
+	type span struct {
+		from, to int // columns, in runes
+		name     string
+	}
+	drawn, named = map[[2]string]bool{}, map[string]bool{}
+	var above [][]span // the names of the lines read so far, by column
+	for _, line := range strings.Split(block, "\n") {
+		rs := []rune(line)
+		for i, depth := 0, 0; i < len(rs); i++ { // comments in parentheses are not drawn
+			if rs[i] == '(' {
+				depth++
+			}
+			if depth > 0 {
+				if rs[i] == ')' {
+					depth--
+				}
+				rs[i] = ' '
+			}
+		}
+		var spans []span
+		var groups [][]string // the names between arrows
+		var arrows []rune     // '→' or '←' between groups[i] and groups[i+1]
+		group := []string{}
+		for i := 0; i < len(rs); {
+			r := rs[i]
+			switch {
+			case r == '├' || r == '└':
+				// A branch draws from the name above its column.
+				src := ""
+				for j := len(above) - 1; j >= 0 && src == ""; j-- {
+					for _, s := range above[j] {
+						if s.from <= i && i <= s.to {
+							src = s.name
+						}
+					}
+				}
+				if src == "" {
+					t.Fatalf("docs/architecture.md: a branch under no name: %q", line)
+				}
+				group = []string{src}
+				i++
+			case r == '─' || r == '→' || r == '←':
+				j := i
+				for j < len(rs) && (rs[j] == '─' || rs[j] == '→' || rs[j] == '←') {
+					j++
+				}
+				arrow := string(rs[i:j])
+				if strings.HasSuffix(arrow, "→") == strings.HasPrefix(arrow, "←") {
+					t.Fatalf("docs/architecture.md: an arrow of no one direction %q in %q", arrow, line)
+				}
+				groups = append(groups, group)
+				group = []string{}
+				if strings.HasSuffix(arrow, "→") {
+					arrows = append(arrows, '→')
+				} else {
+					arrows = append(arrows, '←')
+				}
+				i = j
+			case r == '.' || r == '/' || r == '_' || r == '-' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9':
+				j := i
+				for j < len(rs) && (rs[j] == '.' || rs[j] == '/' || rs[j] == '_' || rs[j] == '-' ||
+					'a' <= rs[j] && rs[j] <= 'z' || 'A' <= rs[j] && rs[j] <= 'Z' || '0' <= rs[j] && rs[j] <= '9') {
+					j++
+				}
+				name := string(rs[i:j])
+				if name == "main" {
+					name = "."
+				}
+				if !known[name] {
+					t.Fatalf("docs/architecture.md: the arrows name %q, which go list does not", name)
+				}
+				named[name] = true
+				group = append(group, name)
+				spans = append(spans, span{i, j - 1, name})
+				i = j
+			default: // white space, commas, "│"
+				i++
+			}
+		}
+		groups = append(groups, group)
+		for k, a := range arrows {
+			from, to := groups[k], groups[k+1]
+			if a == '←' {
+				from, to = to, from
+			}
+			if len(from) == 0 || len(to) == 0 {
+				t.Fatalf("docs/architecture.md: an arrow without a package at one end: %q", line)
+			}
+			for _, f := range from {
+				for _, g := range to {
+					drawn[[2]string{f, g}] = true
+				}
+			}
+		}
+		above = append(above, spans)
+	}
+	return drawn, named
+}
+
+// TestLayout_ReadmeTable holds the README's Layout table to `go list`:
+// every package has a row, its own or its parent directory's (`main.go`
+// stands for the root).
+func TestLayout_ReadmeTable(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Layout\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Layout" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var rows []string
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cell := strings.Split(strings.Trim(line, "|"), " | ")[0]
+		for _, name := range ticked(cell) {
+			if name == "main.go" {
+				name = "."
+			}
+			rows = append(rows, strings.TrimSuffix(name, "/"))
+		}
+	}
+	for _, p := range goList(t) {
+		if !slices.ContainsFunc(rows, func(r string) bool { return p.path == r || strings.HasPrefix(p.path, r+"/") }) {
+			t.Errorf("README.md: the Layout table has no row for %s", p.path)
+		}
+	}
+}

@@ -13,14 +13,11 @@ import (
 // stream is checked by its reader (node.ReadBackup): a transfer cut short
 // lacks the backup's trailer, which the reader refuses.
 func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/backup", nil)
+	req, err := c.request(ctx, http.MethodGet, "/v1/backup", nil)
 	if err != nil {
-		return 0, fmt.Errorf("bad API URL %q: %w", c.base, err)
+		return 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	hc := *c.http
-	hc.Timeout = 0
-	resp, err := hc.Do(req)
+	resp, err := c.WithTimeout(0).http.Do(req)
 	if err != nil {
 		return 0, c.unreachable(err)
 	}

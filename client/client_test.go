@@ -3,11 +3,13 @@ package client_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,6 +95,28 @@ func TestClient_Status(t *testing.T) {
 			t.Errorf("err = %q", msg)
 		}
 	})
+}
+
+func TestNew_BadURL(t *testing.T) {
+	for url, why := range map[string]string{
+		"":                           "empty",
+		"unix:":                      "no socket path",
+		"unix://":                    "no socket path",
+		"http://":                    "no host",
+		"ftp://127.0.0.1:7947":       "scheme",
+		"http://127.0.0.1:7947?x=1":  "query",
+		"http://127.0.0.1:7947/#top": "fragment",
+		"http://[::1":                "not a URL",
+	} {
+		_, err := client.New(url, "secret-token").Status(context.Background())
+		if !errors.Is(err, client.ErrBadURL) || errors.Is(err, client.ErrUnreachable) ||
+			!strings.Contains(err.Error(), why) || strings.Contains(err.Error(), "secret-token") {
+			t.Errorf("New(%q): %v, want ErrBadURL saying %q", url, err, why)
+		}
+		if _, err := client.New(url, "tok").Backup(context.Background(), io.Discard); !errors.Is(err, client.ErrBadURL) {
+			t.Errorf("New(%q).Backup: %v, want ErrBadURL", url, err)
+		}
+	}
 }
 
 // clientCluster starts a two-node cluster and returns a client of each
@@ -230,12 +254,23 @@ func TestClient_Session(t *testing.T) {
 
 	t.Run("unknown", func(t *testing.T) {
 		_, err := cl[0].Session(ctx, client.SessionID("no such token"))
-		wantAPIError(t, err, http.StatusNotFound, "not_found")
+		if ae := wantAPIError(t, err, http.StatusNotFound, "not_found"); ae.NodeState != client.NodeStateOK || !client.SessionOver(err) {
+			t.Errorf("node state %q, over %v: the node's own answer that it knows no such session", ae.NodeState, client.SessionOver(err))
+		}
+		// The same 404 from the node's router (a base URL with a wrong path)
+		// says nothing of the session.
+		_, err = client.New("http://"+c.Members[0].APIAddr()+"/api", c.Token).Session(ctx, client.SessionID("no such token"))
+		if ae := wantAPIError(t, err, http.StatusNotFound, "not_found"); ae.NodeState != "" || client.SessionOver(err) {
+			t.Errorf("a wrong path: node state %q, over %v", ae.NodeState, client.SessionOver(err))
+		}
 	})
 
 	t.Run("id is one path segment", func(t *testing.T) {
 		_, err := cl[0].Session(ctx, "a/b") // unescaped, no route would match
 		wantAPIError(t, err, http.StatusBadRequest, "invalid_id")
+		if client.SessionOver(err) {
+			t.Error("a malformed id is the caller's mistake, not a verdict on a session")
+		}
 	})
 
 	t.Run("ended is gone", func(t *testing.T) {
@@ -245,6 +280,9 @@ func TestClient_Session(t *testing.T) {
 		}
 		_, err := cl[0].Session(ctx, a.Session.ID)
 		wantAPIError(t, err, http.StatusGone, "session_ended")
+		if !client.SessionOver(err) {
+			t.Error("SessionOver is false for an ended session")
+		}
 	})
 
 	t.Run("logged out everywhere is gone", func(t *testing.T) {
@@ -297,4 +335,67 @@ func TestClient_EndSession(t *testing.T) {
 		_, err := cl[0].EndSession(ctx, client.SessionID("no such token"))
 		wantAPIError(t, err, http.StatusNotFound, "not_found")
 	})
+}
+
+// TestClient_Pool checks that a client keeps its connections to the node
+// for the next calls, as many as a busy site's backend has open at once:
+// with Go's default of 2 idle connections per host, every burst of checks
+// opened new ones and left thousands in TIME_WAIT under load.
+func TestClient_Pool(t *testing.T) {
+	const concurrent = 16
+	var conns atomic.Int32
+	arrived := make(chan struct{}, concurrent)
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release // every call of a burst is in flight at once, each on its own connection
+		w.Write([]byte(`{"node":"n1"}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	cl := client.New(srv.URL, "tok")
+	for burst := range 2 {
+		errs := make(chan error, concurrent)
+		for range concurrent {
+			go func() {
+				_, err := cl.Status(context.Background())
+				errs <- err
+			}()
+		}
+		for range concurrent {
+			<-arrived
+		}
+		for range concurrent {
+			release <- struct{}{}
+		}
+		for range concurrent {
+			if err := <-errs; err != nil {
+				t.Fatalf("burst %d: %v", burst, err)
+			}
+		}
+	}
+	if n := conns.Load(); n != concurrent {
+		t.Errorf("two bursts of %d calls opened %d connections, want %d: the second reuses the first's", concurrent, n, concurrent)
+	}
+}
+
+func TestClient_WithTimeout(t *testing.T) {
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // a node that never answers, until the test ends
+		case <-r.Context().Done():
+		case <-hung:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hung) })
+	_, err := client.New(srv.URL, "tok").WithTimeout(50 * time.Millisecond).Status(context.Background())
+	if !errors.Is(err, client.ErrUnreachable) || !strings.Contains(err.Error(), "no answer in time") {
+		t.Fatalf("err = %v, want no answer in time", err)
+	}
 }

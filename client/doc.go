@@ -12,6 +12,7 @@
 //
 // A Client is safe for concurrent use. Every call returns an *APIError when
 // the node answered with an error ({"error":{"code","message"}}; compare its
-// Code with the Code* constants), or an error wrapping ErrUnreachable when no
-// answer came back.
+// Code with the Code* constants), an error wrapping ErrUnreachable when no
+// answer came back, or one wrapping ErrBadURL when New was given a base URL
+// it cannot use.
 package client

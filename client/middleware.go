@@ -2,42 +2,10 @@ package client
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
-)
-
-// DefaultCookie is the session cookie's name on a site not served over
-// https at the root of its host: the one the node sets there when a
-// hand-off brings the browser (docs/handoff.md), and the one a site sets
-// from LoginAnswer.Token at login. A site served over https at the root of
-// its host uses HostCookie instead (CookieName tells which). Unless told
-// otherwise, Middleware reads HostCookie first, then DefaultCookie.
-const DefaultCookie = "ussync_session"
-
-// HostCookie is DefaultCookie with the __Host- prefix (RFC 6265bis): the
-// session cookie's name on a site served over https at the root of its
-// host, where it must be set Secure, with Path=/ and no Domain, so that no
-// other host of the domain can set or overwrite it.
-const HostCookie = "__Host-" + DefaultCookie
-
-// CookieName returns the name of the session cookie of the site at
-// siteURL (the node's site.url): HostCookie for an https site at the root
-// of its host, else DefaultCookie.
-func CookieName(siteURL string) string {
-	u, err := url.Parse(siteURL)
-	if err == nil && u.Scheme == "https" && (u.Path == "" || u.Path == "/") {
-		return HostCookie
-	}
-	return DefaultCookie
-}
-
-// Bounds on the cookies Middleware looks at, as the node's own public
-// endpoints do.
-const (
-	maxTokenBytes  = 128 // a cookie value longer than any token is not looked up
-	maxCookieTries = 8   // nested site paths may send several cookies of one name
 )
 
 // MiddlewareOptions configure Middleware. The zero value reads the
@@ -55,20 +23,30 @@ type MiddlewareOptions struct {
 	CookiePath string
 	// LoginURL is where a browser with no active session is sent: 303 See
 	// Other, for GET and HEAD requests, with the page it asked for in the
-	// query parameter NextParam. Empty, and for other methods: 401.
+	// query parameter NextParam (added to LoginURL's query, before its
+	// #fragment; "/" when the request's path would not pass SafeNext).
+	// Empty, and for other methods: 401.
 	LoginURL string
 	// NextParam is the query parameter of LoginURL that carries the page
-	// asked for (a path and query on this site). Default "next".
+	// asked for (a path and query on this site). Default "next". The login
+	// page receives it from the browser, so anyone can write a link that
+	// sets it: pass it through SafeNext before redirecting there.
 	NextParam string
 	// Optional lets a request with no active session through too, without
 	// a Visitor: for pages that show more to a logged-in user.
 	Optional bool
 	// OnNodeError answers a request whose session the node could not
-	// check: the node is unreachable, answered 5xx, or refused the API
-	// token (the site's configuration is wrong). err says which (it wraps
-	// ErrUnreachable, or is an *APIError). Nil fails closed: 503 Service
-	// Unavailable, and the handler does not run. To fail open, serve the
-	// handler from here (without a Visitor).
+	// check, and says nothing of the cookie (none is deleted). err says
+	// why: it wraps ErrUnreachable (no answer: the node is down, or hung
+	// past the Client's timeout), or wraps ErrBadURL (New was given a base
+	// URL it cannot use), or is an *APIError (the node answered 5xx, 503
+	// node_isolated among them, or refused the API token; or the answer
+	// was not the session check's, such as a 404 from a wrong base URL's
+	// path: SessionOver false), or is another error (an answer that was
+	// not a node's JSON: another server on the address). Nil fails
+	// closed: 503 Service Unavailable with Retry-After: 5, and the handler
+	// does not run. To fail open, serve the handler from here (without a
+	// Visitor).
 	OnNodeError func(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -103,24 +81,48 @@ func VisitorFrom(ctx context.Context) (v Visitor, ok bool) {
 // the handler it wraps only with an active session: it reads the session
 // cookie, checks the session on the site's node (GET /v1/sessions/{id}, on
 // every request: a logout anywhere is seen on the next one) and puts the
-// Visitor in the request's context (VisitorFrom). A request with no
-// cookie, or whose session is over (ended, revoked, expired, or unknown to
-// the node), is sent to the login URL or answered 401, and a cookie whose
-// session is over is deleted. See MiddlewareOptions for the choices. The
-// returned function is safe for concurrent use.
+// Visitor in the request's context (VisitorFrom). See MiddlewareOptions
+// for the choices. The returned function is safe for concurrent use. A
+// nil c is a programming error: Middleware panics.
+//
+// A request with no cookie, or whose session the node says is over
+// (SessionOver: ended, revoked, expired, or unknown to it), is sent to the
+// login URL or answered 401. Its cookie is then deleted, and so is one
+// that cannot hold a token (not 43 characters of URL-safe base64), but
+// only once every session cookie of the request was judged: at most 8 are
+// checked with the node, and a request carrying more token-like ones
+// deletes nothing. Any other failure of the check is the node's
+// (OnNodeError) and deletes nothing.
+//
+// The check is one read on the node, made while the request waits: tens
+// of microseconds on an idle loopback, a few milliseconds under load
+// (README, "Performance"). When the
+// node hangs, the request waits for the Client's timeout (DefaultTimeout,
+// 10 s, unless WithTimeout; sooner if the request's context ends first),
+// for all its cookies' checks together, then fails closed (OnNodeError,
+// else 503). A Client made with WithTimeout(2 * time.Second) bounds that
+// at 2 s.
+//
+// Every answer it makes or lets through carries "Cache-Control: private,
+// no-store" and "Vary: Cookie", set before the wrapped handler runs: a
+// page made for one visitor must not be kept by a shared cache (a CDN, a
+// proxy) and shown to the next, nor kept in the browser's cache after a
+// logout. A handler whose page may be kept (the same for everyone, under
+// Optional) says so itself: w.Header().Set("Cache-Control", …) replaces
+// it.
 func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handler {
-	names := []string{HostCookie, DefaultCookie}
-	if opts.CookieName != "" {
-		names = []string{opts.CookieName}
+	if c == nil {
+		panic("client.Middleware: nil *Client")
 	}
-	if opts.CookiePath == "" {
-		opts.CookiePath = "/"
-	}
+	names, path := opts.cookieNames(), opts.cookiePath()
 	if opts.NextParam == "" {
 		opts.NextParam = "next"
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Cache-Control", "private, no-store")
+			h.Add("Vary", "Cookie")
 			v, over, err := visitorOf(c, r, names)
 			switch {
 			case err != nil:
@@ -128,19 +130,12 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 					opts.OnNodeError(w, r, err)
 					return
 				}
-				h := w.Header()
 				h.Set("Retry-After", "5")
-				h.Set("Cache-Control", "no-store")
 				http.Error(w, "The login service of this site is not answering; try again in a moment.", http.StatusServiceUnavailable)
 				return
 			case v == nil:
 				for _, name := range over {
-					path, secure := opts.CookiePath, r.TLS != nil
-					if strings.HasPrefix(name, "__Host-") {
-						path, secure = "/", true
-					}
-					http.SetCookie(w, &http.Cookie{Name: name, Path: path, MaxAge: -1,
-						HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+					deleteCookie(w, r, name, path)
 				}
 			}
 			switch {
@@ -149,52 +144,91 @@ func Middleware(c *Client, opts MiddlewareOptions) func(http.Handler) http.Handl
 			case opts.Optional:
 				next.ServeHTTP(w, r)
 			case opts.LoginURL != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-				w.Header().Set("Cache-Control", "no-store")
-				http.Redirect(w, r, loginURL(opts.LoginURL, opts.NextParam, r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, loginURL(opts.LoginURL, opts.NextParam, SafeNext(r.URL.RequestURI())), http.StatusSeeOther)
 			default:
-				w.Header().Set("Cache-Control", "no-store")
 				http.Error(w, "You are not logged in.", http.StatusUnauthorized)
 			}
 		})
 	}
 }
 
-// visitorOf checks the request's session cookies of names with the node,
-// the first ones first, and returns the first active session's Visitor
-// (nil when none is); over lists the names of cookies whose session is
-// over. err is set when the node could not tell.
+// cookieNames are the names of the session cookies o reads.
+func (o *MiddlewareOptions) cookieNames() []string {
+	if o.CookieName != "" {
+		return []string{o.CookieName}
+	}
+	return []string{HostCookie, DefaultCookie}
+}
+
+// cookiePath is the Path the session cookies were set with.
+func (o *MiddlewareOptions) cookiePath() string {
+	if o.CookiePath == "" {
+		return "/"
+	}
+	return o.CookiePath
+}
+
+// checks bounds the node calls made for one request, all together, by
+// the client's timeout (DefaultTimeout unless WithTimeout).
+func (c *Client) checks(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d := c.http.Timeout; d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return ctx, func() {}
+}
+
+// maxCookieTries bounds the session checks one request makes: a browser
+// may send several session cookies of one name (set for nested paths, or
+// for a parent domain by another host of it), as the node's own public
+// endpoints allow.
+const maxCookieTries = 8
+
+// visitorOf judges the request's session cookies of names, in that order
+// and each name's in the browser's, and returns the Visitor of the first
+// whose session the node says is active (nil when none is). A value that
+// cannot be a token is no session and costs no check. over lists the
+// names to delete: set only when every cookie was judged, none active; a
+// request with more token-like cookies than maxCookieTries has them
+// checked, the rest not, and nothing deleted (the rest may hold the live
+// session). err is set when the node could not tell (SessionOver false).
 func visitorOf(c *Client, r *http.Request, names []string) (v *Visitor, over []string, err error) {
+	ctx, cancel := c.checks(r.Context())
+	defer cancel()
 	tries := 0
 	for _, name := range names {
 		for _, ck := range r.CookiesNamed(name) {
-			if tries >= maxCookieTries {
-				return nil, over, nil
+			if couldBeToken(ck.Value) {
+				if tries == maxCookieTries {
+					return nil, nil, nil
+				}
+				tries++
+				sc, err := c.CheckSession(ctx, SessionID(ck.Value))
+				if err == nil {
+					return &Visitor{Session: sc.Session, NewUser: sc.NewUser, Node: sc.Node}, nil, nil
+				}
+				if !SessionOver(err) {
+					return nil, nil, err
+				}
 			}
-			tries++
-			if ck.Value == "" || len(ck.Value) > maxTokenBytes {
-				continue
-			}
-			sc, err := c.CheckSession(r.Context(), SessionID(ck.Value))
-			if err == nil {
-				return &Visitor{Session: sc.Session, NewUser: sc.NewUser, Node: sc.Node}, over, nil
-			}
-			ae, ok := errors.AsType[*APIError](err)
-			if !ok || (ae.StatusCode != http.StatusGone && ae.StatusCode != http.StatusNotFound && ae.StatusCode != http.StatusBadRequest) {
-				return nil, over, err
-			}
-			if len(over) == 0 || over[len(over)-1] != name {
-				over = append(over, name) // ended, revoked, expired, unknown, or not a token
+			if !slices.Contains(over, name) {
+				over = append(over, name)
 			}
 		}
 	}
 	return nil, over, nil
 }
 
-// loginURL is base with next set to the page asked for.
+// loginURL is base with param set to next, in its query and before its
+// fragment.
 func loginURL(base, param, next string) string {
+	base, frag, hasFrag := strings.Cut(base, "#")
 	sep := "?"
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	return base + sep + url.Values{param: {next}}.Encode()
+	u := base + sep + url.Values{param: {next}}.Encode()
+	if hasFrag {
+		u += "#" + frag
+	}
+	return u
 }

@@ -11,10 +11,15 @@
 // Run it beside a node (`ussync agent --dev` prints its API address and
 // token):
 //
-//	USSYNC_API=http://127.0.0.1:7947 USSYNC_API_TOKEN=… go run ./examples/go-site
+//	USSYNC_API_URL=http://127.0.0.1:7947 USSYNC_API_TOKEN=… go run ./examples/go-site
 //
-// It listens on ADDR (default 127.0.0.1:8080) and links only the standard
-// library and package client: neither the node's store nor its gossip.
+// USSYNC_API_URL and USSYNC_API_TOKEN are the variables the ussync client
+// commands read (`ussync status`, …), so one environment serves both;
+// USSYNC_API is the agent's own api.listen (HOST:PORT), not read here.
+// It listens on ADDR (default 127.0.0.1:8080), takes SITE_URL (default
+// http://ADDR/) for the name of its session cookie, and links only the
+// standard library and package client: neither the node's store nor its
+// gossip.
 package main
 
 import (
@@ -25,19 +30,25 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ussync/ussync/client"
 )
 
 func main() {
-	api := client.New(env("USSYNC_API", "http://127.0.0.1:7947"), os.Getenv("USSYNC_API_TOKEN"))
+	token := os.Getenv("USSYNC_API_TOKEN")
+	if token == "" {
+		log.Fatal("go-site: set USSYNC_API_TOKEN to the node's API token (api.token)")
+	}
+	api := client.New(env("USSYNC_API_URL", "http://127.0.0.1:7947"), token)
 	ln, err := net.Listen("tcp", env("ADDR", "127.0.0.1:8080"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("go-site: listening on http://%s/\n", ln.Addr())
-	srv := &http.Server{Handler: newSite(api), ReadHeaderTimeout: 5 * time.Second}
+	siteURL := env("SITE_URL", "http://"+ln.Addr().String()+"/")
+	srv := &http.Server{Handler: newSite(api, siteURL), ReadHeaderTimeout: 5 * time.Second}
 	log.Fatal(srv.Serve(ln))
 }
 
@@ -48,9 +59,10 @@ func env(name, def string) string {
 	return def
 }
 
-// newSite is the site's routes, over the private API of its node.
-func newSite(api *client.Client) http.Handler {
-	s := &site{api: api}
+// newSite is the routes of the site at siteURL (its node's site.url),
+// over the private API of its node.
+func newSite(api *client.Client, siteURL string) http.Handler {
+	s := &site{api: api, siteURL: siteURL, ussync: client.MiddlewareOptions{LoginURL: "/login"}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("GET /login", s.loginForm)
@@ -58,7 +70,7 @@ func newSite(api *client.Client) http.Handler {
 	mux.HandleFunc("POST /logout", s.logout)
 
 	// ussync: a browser without an active session is sent to /login.
-	protect := client.Middleware(api, client.MiddlewareOptions{LoginURL: "/login"})
+	protect := client.Middleware(api, s.ussync)
 	mux.Handle("GET /account", protect(http.HandlerFunc(account)))
 	// ussync: end.
 
@@ -71,7 +83,11 @@ func account(w http.ResponseWriter, r *http.Request) {
 	page.Execute(w, map[string]any{"Title": "Your account", "Email": v.Session.Email, "Since": v.Session.CreatedAt})
 }
 
-type site struct{ api *client.Client }
+type site struct {
+	api     *client.Client
+	siteURL string                   // the site's base URL, as its node's site.url
+	ussync  client.MiddlewareOptions // the middleware's, which the logout shares
+}
 
 func (s *site) home(w http.ResponseWriter, r *http.Request) {
 	page.Execute(w, map[string]any{"Title": "Welcome"})
@@ -97,23 +113,32 @@ func (s *site) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "The login service is not answering.", http.StatusBadGateway)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: client.DefaultCookie, Value: ans.Token, Path: "/",
-		Expires: ans.Session.ExpiresAt, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	// The name the node's hand-off sets on this site too: __Host-… on an
+	// https site at the root of its host, which must be Secure with Path=/.
+	name := client.CookieName(s.siteURL)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: ans.Token, Path: "/", Expires: ans.Session.ExpiresAt,
+		HttpOnly: true, Secure: strings.HasPrefix(s.siteURL, "https:") || r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	next := r.PostFormValue("next")
-	if len(next) < 2 || next[0] != '/' || next[1] == '/' || next[1] == '\\' { // this site's pages only
+	if next == "" {
 		next = "/account"
 	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	// This site's pages only: a link to the login page must not send the
+	// browser on to another site.
+	http.Redirect(w, r, client.SafeNext(next), http.StatusSeeOther)
 }
 
-// logout ends the session on every site of the family.
+// logout ends the session on every site of the family and deletes its
+// cookies, under both names the middleware reads (an https site at the
+// root of its host holds __Host-ussync_session, set by the node's
+// hand-off). When the node cannot end it, the visitor is told and stays
+// logged in here: looking logged out on this site alone while the other
+// sites keep the session would mislead.
 func (s *site) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(client.DefaultCookie); err == nil {
-		if _, err := s.api.EndSession(r.Context(), client.SessionID(c.Value)); err != nil && client.ErrorCode(err) == "" {
-			log.Printf("logout: %v", err)
-		}
+	if err := client.Logout(s.api, w, r, s.ussync); err != nil {
+		log.Printf("logout: %v", err)
+		http.Error(w, "The login service is not answering, so you are still logged in; try again in a moment.", http.StatusBadGateway)
+		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: client.DefaultCookie, Path: "/", MaxAge: -1, HttpOnly: true})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

@@ -2,7 +2,9 @@ package gossip
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -107,6 +109,48 @@ func waitDead(t *testing.T, who *member, on ...*member) {
 	})
 }
 
+// debugLogs is a tune for startSlowCluster: every member logs at debug
+// level, so that a failure shows who heard whose alive messages, who saw
+// whom join or fail, and every push/pull.
+func debugLogs(t *testing.T) func(int, *Config) {
+	return func(_ int, c *Config) { c.Logger = testLoggerAt(t, slog.LevelDebug).With("node", c.Name) }
+}
+
+// tellStory logs, if the test failed, where each member stands: its
+// counters, its faults', the members it lists (with states) and memberlist's
+// own list, the failed members it tracks, and the rounds it owes. It reads
+// m.g when the test ends, so a restarted member is told as restarted (the
+// story is told after that instance closed, before the others do).
+func tellStory(t *testing.T, ms ...*member) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, m := range ms {
+			g := m.g
+			var b strings.Builder
+			fmt.Fprintf(&b, "story of %s (%s):\n  stats %+v\n  faults %+v\n  catching up %v\n  members:", g.cfg.Name, g.Addr(), g.Stats(), m.faults.Stats(), g.CatchingUp())
+			for _, x := range g.Members() {
+				fmt.Fprintf(&b, " %s=%s@%s", x.Name, x.State, x.Addr)
+			}
+			b.WriteString("\n  memberlist:")
+			for _, n := range g.list.Members() {
+				fmt.Fprintf(&b, " %s@%s", n.Name, addrOf(n))
+			}
+			b.WriteString("\n  failed:")
+			g.failedMu.Lock()
+			for name, f := range g.failed {
+				fmt.Fprintf(&b, " %s(since %s, pinged %s, pinging %v, next %s)", name, f.since.Format(storyTime), f.pinged.Format(storyTime), f.pinging, f.next.Format(storyTime))
+			}
+			g.failedMu.Unlock()
+			fmt.Fprintf(&b, "\n  owes rounds: %+v", g.resyncs.list())
+			t.Log(b.String())
+		}
+	})
+}
+
+const storyTime = "15:04:05.000"
+
 // onlyByBsResync leaves one way for what b wrote to reach the returning
 // member n: a push/pull b starts with n (b's resync; a push/pull carries
 // both digests, and n pulls from b). The other ways are cut:
@@ -135,8 +179,9 @@ func onlyByBsResync(a, b, n *member) {
 // push/pull and reconnects off: only the resync of a member back from
 // failure carries it (issue 13, item 0).
 func TestGossip_ReturningMemberResyncs(t *testing.T) {
-	ms := startSlowCluster(t, 3, nil)
+	ms := startSlowCluster(t, 3, debugLogs(t))
 	a, b, n := ms[0], ms[1], ms[2]
+	tellStory(t, a, b, n)
 	n.kill()
 	waitDead(t, n, a, b)
 	onlyByBsResync(a, b, n)
@@ -151,8 +196,9 @@ func TestGossip_ReturningMemberResyncs(t *testing.T) {
 // TestGossip_ResyncRetriesWhenDropped: the resync's first push/pull is
 // dropped; it is tried again until a round completes.
 func TestGossip_ResyncRetriesWhenDropped(t *testing.T) {
-	ms := startSlowCluster(t, 3, nil)
+	ms := startSlowCluster(t, 3, debugLogs(t))
 	a, b, n := ms[0], ms[1], ms[2]
+	tellStory(t, a, b, n)
 	n.kill()
 	waitDead(t, n, a, b)
 	onlyByBsResync(a, b, n)

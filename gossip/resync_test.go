@@ -174,13 +174,50 @@ func onlyByBsResync(a, b, n *member) {
 	a.faults.DropNext(1<<30, KindPull, b.g.Addr())
 }
 
+// resyncCluster starts the three members of the resync tests: a, b and n.
+// a (only a) keeps memberlist's periodic push/pull: it is how b hears for
+// sure that n is back. Without it b heard only by gossip of n's alive
+// message, which is not enough:
+//
+//   - memberlist sends a broadcast a few times in all (RetransmitMult 2,
+//     ×1 for three members), piggybacked on whatever packets go next, to
+//     whichever member they go to; under load they sometimes all went to a.
+//   - b ignores an alive message about a member it holds dead at the same
+//     or a higher incarnation, and the restarted n starts again at
+//     incarnation 1. n moves past it only by refuting its death, which it
+//     hears only from a member that still holds it dead: if a has already
+//     forgotten n (GossipToTheDeadTime after it died) and b has not, no one
+//     tells n, and once b forgets n no one sends it another alive message.
+//     Seen: b logged n's alive messages and no join, and never resynced
+//     (TestGossip_ResyncWhileStillHeldDead makes it happen every time).
+//
+// a's push/pulls carry no record to n: a cannot pull from b
+// (onlyByBsResync), so it never holds what b wrote. Membership is not under
+// test here; the resync that follows is. In production the reconnect loop
+// and periodic push/pull (both slowed here) bound the time as they do for
+// b: it pings n every ReconnectInterval while it holds it failed.
+func resyncCluster(t *testing.T, tune func(i int, c *Config)) (a, b, n *member) {
+	t.Helper()
+	ms := startSlowCluster(t, 3, func(i int, c *Config) {
+		debugLogs(t)(i, c)
+		if i == 0 {
+			c.PushPullInterval = 300 * time.Millisecond // as Shrink sets it
+		}
+		if tune != nil {
+			tune(i, c)
+		}
+	})
+	a, b, n = ms[0], ms[1], ms[2]
+	tellStory(t, a, b, n)
+	return a, b, n
+}
+
 // TestGossip_ReturningMemberResyncs: a member back from a crash gets what a
-// peer it did not rejoin through wrote while it was down, with periodic
-// push/pull and reconnects off: only the resync of a member back from
-// failure carries it (issue 13, item 0).
+// peer it did not rejoin through wrote while it was down, with that peer's
+// and its own periodic push/pull and every reconnect off: only the resync
+// of a member back from failure carries it (issue 13, item 0).
 func TestGossip_ReturningMemberResyncs(t *testing.T) {
-	ms := startSlowCluster(t, 3, debugLogs(t))
-	a, b, n := ms[0], ms[1], ms[2]
+	a, b, n := resyncCluster(t, nil)
 	tellStory(t, a, b, n)
 	n.kill()
 	waitDead(t, n, a, b)
@@ -196,9 +233,7 @@ func TestGossip_ReturningMemberResyncs(t *testing.T) {
 // TestGossip_ResyncRetriesWhenDropped: the resync's first push/pull is
 // dropped; it is tried again until a round completes.
 func TestGossip_ResyncRetriesWhenDropped(t *testing.T) {
-	ms := startSlowCluster(t, 3, debugLogs(t))
-	a, b, n := ms[0], ms[1], ms[2]
-	tellStory(t, a, b, n)
+	a, b, n := resyncCluster(t, nil)
 	n.kill()
 	waitDead(t, n, a, b)
 	onlyByBsResync(a, b, n)
@@ -211,6 +246,32 @@ func TestGossip_ResyncRetriesWhenDropped(t *testing.T) {
 	}
 	if st := b.g.Stats(); st.Resyncs < 2 {
 		t.Fatalf("b started %d resyncs: the dropped one was not retried", st.Resyncs)
+	}
+}
+
+// TestGossip_ResyncWhileStillHeldDead: b still holds the returning member n
+// dead when n comes back (its GossipToTheDeadTime is long), a has forgotten
+// it (its own is short): b ignores n's alive messages (n restarted at
+// incarnation 1), and no one tells n it was dead, so it does not refute.
+// b hears n is back once it forgets n, from a's push/pull, and resyncs.
+// Gossip of n's alive message alone failed this every other run.
+func TestGossip_ResyncWhileStillHeldDead(t *testing.T) {
+	a, b, n := resyncCluster(t, func(i int, c *Config) {
+		switch i {
+		case 0:
+			c.GossipToTheDeadTime = time.Millisecond
+		case 1:
+			c.GossipToTheDeadTime = 5 * time.Second
+		}
+	})
+	n.kill()
+	waitDead(t, n, a, b)
+	onlyByBsResync(a, b, n)
+	unpublished(t, b, "written-on-b")
+	n.restart(t, false, a.g.Addr())
+	waitFor(t, 15*time.Second, "the record written on b to reach the returning member", func() bool { return has(n, "written-on-b") })
+	if b.g.Stats().Resyncs == 0 {
+		t.Fatal("b never resynced")
 	}
 }
 

@@ -255,7 +255,9 @@ func TestGossip_ResyncRetriesWhenDropped(t *testing.T) {
 // dead when n comes back (its GossipToTheDeadTime is 5 s), a has forgotten
 // it (its own is 1 ms): b ignores n's alive messages (n restarted at
 // incarnation 1), and no one tells n it was dead, so it does not refute.
-// b hears n is back once it forgets n, at a's next push/pull, and resyncs.
+// b hears n is back at the latest once it forgets n, at a's next push/pull
+// (sooner if n refutes a suspicion: its new incarnation is above b's), and
+// resyncs.
 // With gossip of n's alive message alone (a's push/pull slowed too) this
 // failed 10 runs in 10. Under heavy load a restart later than 5 s after n
 // died (a slow waitDead or store open) finds b past it, and the test then

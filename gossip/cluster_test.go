@@ -21,14 +21,19 @@ import (
 // testLogger writes into t.Log, so a failing test shows its cluster's story.
 // It stops at cleanup: memberlist goroutines that outlive Shutdown by a
 // moment must not log into a finished test.
-func testLogger(t testing.TB) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger { return testLoggerAt(t, testLogLevel) }
+
+// testLoggerAt is testLogger at another level: debugLogs, for a test whose
+// failure needs the whole story (members joining, failing, alive messages
+// heard, push/pulls).
+func testLoggerAt(t testing.TB, level slog.Level) *slog.Logger {
 	w := &tWriter{t: t}
 	t.Cleanup(func() { // registered first, so it runs after the members close
 		w.mu.Lock()
 		w.off = true
 		w.mu.Unlock()
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: testLogLevel}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 type tWriter struct {

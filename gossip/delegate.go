@@ -115,8 +115,11 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	if wasFailed || remembered {
 		// Back from a crash or a partition: hold a round with it now, and
 		// until one completes, rather than wait for the next push/pull.
+		g.log.Debug("member back from failure: holding a round with it", "peer", n.Name, "addr", addrOf(n), "remembered", remembered)
 		g.resyncNow(n.Name, addrOf(n), resyncReturned)
+		return
 	}
+	g.log.Debug("member joined", "peer", n.Name, "addr", addrOf(n))
 }
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
@@ -142,6 +145,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	var md meta
 	_ = json.Unmarshal(n.Meta, &md)
 	now := g.store.Now()
+	g.log.Debug("member gone", "peer", n.Name, "addr", addrOf(n), "left", md.Leaving)
 	if md.Leaving {
 		// It said goodbye: remember it as left, but do not chase it;
 		// forget it after TombstoneTimeout (dueFailed).
@@ -169,6 +173,12 @@ type aliveFilter Gossip
 var errSiteRevoked = errors.New("its site is revoked (ussync sites revoke)")
 
 func (a *aliveFilter) NotifyAlive(n *memberlist.Node) error {
+	if n != nil && n.Name != a.cfg.Name {
+		// Every alive message, heard by gossip or in a push/pull, before
+		// memberlist compares incarnations: with "member joined" (or not)
+		// after it, the story of a member that came back.
+		a.log.Debug("alive message", "peer", n.Name, "addr", addrOf(n))
+	}
 	if n == nil || n.Name == a.cfg.Name || !a.store.Site(n.Name).IsRevoked() {
 		return nil
 	}

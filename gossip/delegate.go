@@ -1,8 +1,10 @@
 package gossip
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -173,7 +175,7 @@ type aliveFilter Gossip
 var errSiteRevoked = errors.New("its site is revoked (ussync sites revoke)")
 
 func (a *aliveFilter) NotifyAlive(n *memberlist.Node) error {
-	if n != nil && n.Name != a.cfg.Name {
+	if n != nil && n.Name != a.cfg.Name && a.log.Enabled(context.Background(), slog.LevelDebug) {
 		// Every alive message, heard by gossip or in a push/pull, before
 		// memberlist compares incarnations: with "member joined" (or not)
 		// after it, the story of a member that came back.

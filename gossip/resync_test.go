@@ -221,15 +221,7 @@ func resyncCluster(t *testing.T, tune func(i int, c *Config)) (a, b, n *member) 
 func TestGossip_ReturningMemberResyncs(t *testing.T) {
 	a, b, n := resyncCluster(t, nil)
 	tellStory(t, a, b, n)
-	n.kill()
-	waitDead(t, n, a, b)
-	onlyByBsResync(a, b, n)
-	unpublished(t, b, "written-on-b")
-	n.restart(t, false, a.g.Addr())
-	waitFor(t, 15*time.Second, "the record written on b to reach the returning member", func() bool { return has(n, "written-on-b") })
-	if b.g.Stats().Resyncs == 0 {
-		t.Fatal("b never resynced")
-	}
+	crashAndReturn(t, a, b, n)
 }
 
 // TestGossip_ResyncRetriesWhenDropped: the resync's first push/pull is
@@ -271,15 +263,7 @@ func TestGossip_ResyncWhileStillHeldDead(t *testing.T) {
 			c.GossipToTheDeadTime = 5 * time.Second
 		}
 	})
-	n.kill()
-	waitDead(t, n, a, b)
-	onlyByBsResync(a, b, n)
-	unpublished(t, b, "written-on-b")
-	n.restart(t, false, a.g.Addr())
-	waitFor(t, 15*time.Second, "the record written on b to reach the returning member", func() bool { return has(n, "written-on-b") })
-	if b.g.Stats().Resyncs == 0 {
-		t.Fatal("b never resynced")
-	}
+	crashAndReturn(t, a, b, n)
 }
 
 // TestGossip_RoundRetriedAfterDroppedRepair: a repair lost without an error
@@ -512,4 +496,21 @@ func freeGossipAddr(t *testing.T) string {
 	}
 	t.Fatal("no loopback port free for both TCP and UDP in 20 tries")
 	return ""
+}
+
+// crashAndReturn kills n, writes a record on b while n is down (where only
+// anti-entropy can carry it), restarts n joining a, and waits for the
+// record to reach n through b's resync, the one path onlyByBsResync
+// leaves.
+func crashAndReturn(t *testing.T, a, b, n *member) {
+	t.Helper()
+	n.kill()
+	waitDead(t, n, a, b)
+	onlyByBsResync(a, b, n)
+	unpublished(t, b, "written-on-b")
+	n.restart(t, false, a.g.Addr())
+	waitFor(t, 15*time.Second, "the record written on b to reach the returning member", func() bool { return has(n, "written-on-b") })
+	if b.g.Stats().Resyncs == 0 {
+		t.Fatal("b never resynced")
+	}
 }

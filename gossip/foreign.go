@@ -11,13 +11,19 @@ import (
 
 // Undecryptable gossip is counted per source and logged sampled: at most
 // one line per source per foreignLogEvery, carrying the counts since the
-// previous line. A source is forgotten foreignWindow after it was last
-// heard; at most maxForeignSources are tracked (the least recently heard
-// one makes room), the totals in Stats count them all.
+// previous line, and at most maxForeignLines lines per foreignLogEvery in
+// all: a source is a host:port, so packets from many ports (or spoofed
+// addresses: UDP's source is whatever the sender writes) would otherwise
+// write a line each, and anyone who can reach the gossip port could fill
+// the disk with them. The next line says how many were left out. A source
+// is forgotten foreignWindow after it was last heard; at most
+// maxForeignSources are tracked (the least recently heard one makes room),
+// the totals in Stats count them all.
 const (
 	foreignWindow     = 5 * time.Minute
 	foreignLogEvery   = time.Minute
 	maxForeignSources = 256
+	maxForeignLines   = 10
 )
 
 // ForeignSource is one source of gossip traffic this member cannot
@@ -59,6 +65,25 @@ type foreignLog struct {
 
 	mu      sync.Mutex
 	sources map[string]*foreignEntry
+	// The lines of the current foreignLogEvery window, and the lines left
+	// out in it past maxForeignLines.
+	window  time.Time
+	lines   int
+	leftOut int
+}
+
+// lineLocked reports whether a line may be written now, and how many were
+// left out in the window before (said in the line).
+func (f *foreignLog) lineLocked(now time.Time) (ok bool, leftOut int) {
+	if now.Sub(f.window) >= foreignLogEvery {
+		leftOut, f.window, f.lines, f.leftOut = f.leftOut, now, 0, 0
+	}
+	if f.lines >= maxForeignLines {
+		f.leftOut++
+		return false, 0
+	}
+	f.lines++
+	return true, leftOut
 }
 
 func newForeignLog(log *slog.Logger, now func() time.Time) *foreignLog {
@@ -108,15 +133,21 @@ func (f *foreignLog) note(addr string, packet, plausible bool) {
 	}
 	e.Plausible = e.Plausible || plausible
 	var pk, st uint64
+	var leftOut int
 	due := e.logged.IsZero() || now.Sub(e.logged) >= foreignLogEvery
 	if due {
-		pk, st = e.sinceLogPkts, e.sinceLogStrm
-		e.logged, e.sinceLogPkts, e.sinceLogStrm = now, 0, 0
+		if due, leftOut = f.lineLocked(now); due {
+			pk, st = e.sinceLogPkts, e.sinceLogStrm
+			e.logged, e.sinceLogPkts, e.sinceLogStrm = now, 0, 0
+		}
 	}
 	f.mu.Unlock()
 	if due {
-		f.log.Warn("gossip traffic that no installed key decrypts: a node with another cluster secret, or not a ussync node (logged at most once a minute per source)",
-			"source", addr, "packets", pk, "streams", st)
+		args := []any{"source", addr, "packets", pk, "streams", st}
+		if leftOut > 0 {
+			args = append(args, "sources_left_out_before", leftOut)
+		}
+		f.log.Warn("gossip traffic that no installed key decrypts: a node with another cluster secret, or not a ussync node (logged at most once a minute per source, ten sources a minute)", args...)
 	}
 }
 

@@ -117,6 +117,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"cluster.max_clock_offset", func(c *Config) { c.Cluster.MaxClockOffset = Duration(time.Hour) }},
 		{"session.ttl", func(c *Config) { c.Session.TTL = 0 }},
 		{"session.ttl", func(c *Config) { c.Session.TTL = Duration(9000 * time.Hour) }},
+		{"session.ttl", func(c *Config) { c.Session.TTL = Duration(time.Nanosecond) }},
 		{"session.max_ttl", func(c *Config) { c.Session.MaxTTL = 0 }},
 		{"session.max_ttl", func(c *Config) { c.Session.MaxTTL = Duration(20 * 8760 * time.Hour) }},
 		{"session.history_retention", func(c *Config) { c.Session.HistoryRetention = -1 }},

@@ -192,6 +192,10 @@ func (s SessionSection) validate() error {
 	if err := positive(s.TTL); err != nil {
 		return fmt.Errorf("session.ttl: %w", err)
 	}
+	if s.TTL < Duration(time.Minute) {
+		// Accepted, a typo such as 1ns would end every login at once.
+		return fmt.Errorf("session.ttl: %s is under 1m (a login's session would end before its hand-off does)", s.TTL)
+	}
 	if err := positive(s.MaxTTL); err != nil {
 		return fmt.Errorf("session.max_ttl: %w", err)
 	}

@@ -412,10 +412,9 @@ func readArrows(t *testing.T, known map[string]bool) (drawn map[[2]string]bool, 
 					arrows = append(arrows, '←')
 				}
 				i = j
-			case r == '.' || r == '/' || r == '_' || r == '-' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9':
+			case nameRune(r):
 				j := i
-				for j < len(rs) && (rs[j] == '.' || rs[j] == '/' || rs[j] == '_' || rs[j] == '-' ||
-					'a' <= rs[j] && rs[j] <= 'z' || 'A' <= rs[j] && rs[j] <= 'Z' || '0' <= rs[j] && rs[j] <= '9') {
+				for j < len(rs) && nameRune(rs[j]) {
 					j++
 				}
 				name := string(rs[i:j])
@@ -451,6 +450,12 @@ func readArrows(t *testing.T, known map[string]bool) (drawn map[[2]string]bool, 
 		above = append(above, spans)
 	}
 	return drawn, named
+}
+
+// nameRune reports whether r may stand in a package path as the diagram
+// writes it.
+func nameRune(r rune) bool {
+	return r == '.' || r == '/' || r == '_' || r == '-' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
 }
 
 // TestLayout_ReadmeTable holds the README's Layout table to `go list`:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 )
 
 // Logout logs the browser of r out of every site of the family: it ends
@@ -30,23 +29,14 @@ func Logout(c *Client, w http.ResponseWriter, r *http.Request, opts MiddlewareOp
 	}
 	ctx, cancel := c.checks(r.Context())
 	defer cancel()
-	var names []string
-	tries := 0
-	for _, name := range opts.cookieNames() {
-		for _, ck := range r.CookiesNamed(name) {
-			if couldBeToken(ck.Value) {
-				if tries == maxCookieTries {
-					return fmt.Errorf("log out: the request carries more than %d session cookies; none was deleted", maxCookieTries)
-				}
-				tries++
-				if err := c.end(ctx, SessionID(ck.Value)); err != nil {
-					return err
-				}
-			}
-			if !slices.Contains(names, name) {
-				names = append(names, name)
-			}
-		}
+	names, all, err := eachSession(r, opts.cookieNames(), func(id string) (bool, error) {
+		return false, c.end(ctx, id)
+	})
+	if err != nil {
+		return err
+	}
+	if !all {
+		return fmt.Errorf("log out: the request carries more than %d session cookies; none was deleted", maxCookieTries)
 	}
 	for _, name := range names {
 		deleteCookie(w, r, name, opts.cookiePath())

@@ -194,28 +194,49 @@ const maxCookieTries = 8
 func visitorOf(c *Client, r *http.Request, names []string) (v *Visitor, over []string, err error) {
 	ctx, cancel := c.checks(r.Context())
 	defer cancel()
+	seen, all, err := eachSession(r, names, func(id string) (bool, error) {
+		sc, err := c.CheckSession(ctx, id)
+		switch {
+		case err == nil:
+			v = &Visitor{Session: sc.Session, NewUser: sc.NewUser, Node: sc.Node}
+			return true, nil
+		case SessionOver(err):
+			return false, nil
+		}
+		return true, err
+	})
+	if err != nil || v != nil || !all {
+		return v, nil, err
+	}
+	return nil, seen, nil
+}
+
+// eachSession calls judge with the session id of each of r's session
+// cookies of names that could hold a token, in that order and each name's
+// in the browser's, until judge says stop or returns an error (which
+// eachSession returns); a value that cannot be a token costs no call.
+// seen lists the names of the cookies passed over, stop or error aside;
+// all is false when judge stopped, or when more than maxCookieTries
+// cookies would have needed a call (the rest were not judged).
+func eachSession(r *http.Request, names []string, judge func(id string) (stop bool, err error)) (seen []string, all bool, err error) {
 	tries := 0
 	for _, name := range names {
 		for _, ck := range r.CookiesNamed(name) {
 			if couldBeToken(ck.Value) {
 				if tries == maxCookieTries {
-					return nil, nil, nil
+					return seen, false, nil
 				}
 				tries++
-				sc, err := c.CheckSession(ctx, SessionID(ck.Value))
-				if err == nil {
-					return &Visitor{Session: sc.Session, NewUser: sc.NewUser, Node: sc.Node}, nil, nil
-				}
-				if !SessionOver(err) {
-					return nil, nil, err
+				if stop, err := judge(SessionID(ck.Value)); stop || err != nil {
+					return seen, false, err
 				}
 			}
-			if !slices.Contains(over, name) {
-				over = append(over, name)
+			if !slices.Contains(seen, name) {
+				seen = append(seen, name)
 			}
 		}
 	}
-	return nil, over, nil
+	return seen, true, nil
 }
 
 // loginURL is base with param set to next, in its query and before its

@@ -576,3 +576,20 @@ func TestGossip_AddrIsAdvertisedAddress(t *testing.T) {
 		t.Fatalf("Addr() = %q, memberlist advertises %q", got, want)
 	}
 }
+
+// TestGossip_LeaveReachesPeersOverTCP: a member whose every gossip packet
+// is lost as it leaves is still listed as left, not failed: the metadata
+// saying it leaves goes to each live member by a push/pull (pushLeaving),
+// not only in an alive message gossiped by UDP. Periodic push/pull is off,
+// so nothing else could carry it.
+func TestGossip_LeaveReachesPeersOverTCP(t *testing.T) {
+	ms := startSlowCluster(t, 3, nil)
+	ms[2].faults.SetLink("", Link{PacketLoss: 1})
+	if err := ms[2].g.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ms[2].g.Close()
+	waitFor(t, 15*time.Second, "n2 listed as left on n0 and n1", func() bool {
+		return stateOf(ms[0], "n2") == "left" && stateOf(ms[1], "n2") == "left"
+	})
+}

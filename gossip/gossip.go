@@ -539,11 +539,43 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 		if err := g.list.UpdateNode(timeout); err != nil {
 			g.log.Debug("announce leaving", "err", err)
 		}
+		g.pushLeaving(timeout)
 	}
 	if err := g.list.Leave(timeout); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
 	return nil
+}
+
+// pushLeaving pushes this member's state, its metadata saying it leaves,
+// to every live member over TCP (a push/pull each, at once), waiting for
+// them at most timeout. Peers tell a departure from a failure by that
+// metadata alone: memberlist marks a member that sent its own dead message
+// left, but never says so (NotifyLeave's Node carries no state), and the
+// alive message that carries the metadata (UpdateNode) is gossiped by UDP
+// with no delivery guarantee. A peer that heard the dead message first
+// took the departure for a failure and chased the member (seen under load:
+// TestGossip_LeaveIsNotFailure).
+func (g *Gossip) pushLeaving(timeout time.Duration) {
+	var wg sync.WaitGroup
+	for _, m := range g.LiveMembers() {
+		if m.Name == g.cfg.Name {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.pushPull(m.Addr); err != nil {
+				g.log.Debug("announce leaving", "peer", m.Name, "err", err)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
 }
 
 // Close stops the loops and memberlist. It does not leave: a node that

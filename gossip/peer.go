@@ -33,6 +33,7 @@ type peer struct {
 	pending [][]byte
 	seq     uint64               // the last push numbered
 	unacked map[uint64]*inflight // by sequence number
+	held    int                  // bytes of the messages in unacked
 	// srtt and rttvar estimate the time from a push to its
 	// acknowledgement (zero: no sample yet).
 	srtt, rttvar time.Duration
@@ -57,9 +58,12 @@ const (
 	minPushRTO   = 100 * time.Millisecond
 	maxPushRTO   = 2 * time.Second
 	maxPushTries = 6
-	// maxUnacked bounds one peer's pushes awaiting acknowledgement; past
-	// it the oldest is left to gossip and anti-entropy.
-	maxUnacked = 4096
+	// maxUnacked and maxUnackedBytes bound one peer's pushes awaiting
+	// acknowledgement or another try (a failed stream holds up to
+	// MaxChunkBytes); past either the oldest is left to gossip and
+	// anti-entropy.
+	maxUnacked      = 4096
+	maxUnackedBytes = 16 << 20
 )
 
 // maxPending bounds one peer's backlog (records); past it the oldest are
@@ -212,20 +216,37 @@ func (p *peer) track(msg []byte, stream bool) []byte {
 	if !stream {
 		msg = encodePush(p.seq, p.g.cfg.Name, msg)
 	}
-	p.unacked[p.seq] = &inflight{msg: msg, stream: stream, sent: now, due: now.Add(rto), rto: rto, tries: 1}
-	if len(p.unacked) > maxUnacked {
-		oldest := p.seq
-		for s := range p.unacked {
-			oldest = min(oldest, s)
-		}
-		delete(p.unacked, oldest)
-		p.g.stats.pushesGivenUp.Add(1)
-	}
+	p.holdLocked(p.seq, &inflight{msg: msg, stream: stream, sent: now, due: now.Add(rto), rto: rto, tries: 1})
 	select {
 	case p.wake <- struct{}{}: // the run loop arms its timer
 	default:
 	}
 	return msg
+}
+
+// holdLocked keeps f under seq, and gives up the oldest pushes held while
+// there are too many.
+func (p *peer) holdLocked(seq uint64, f *inflight) {
+	p.unacked[seq] = f
+	p.held += len(f.msg)
+	for len(p.unacked) > maxUnacked || p.held > maxUnackedBytes {
+		oldest := seq
+		for s := range p.unacked {
+			oldest = min(oldest, s)
+		}
+		p.forgetLocked(oldest)
+		p.g.stats.pushesGivenUp.Add(1)
+	}
+}
+
+// forgetLocked drops the push held under seq, if any, and returns it.
+func (p *peer) forgetLocked(seq uint64) *inflight {
+	f := p.unacked[seq]
+	if f != nil {
+		delete(p.unacked, seq)
+		p.held -= len(f.msg)
+	}
+	return f
 }
 
 // acked forgets the pushes seqs acknowledge, and learns the time to an
@@ -235,11 +256,10 @@ func (p *peer) acked(seqs []uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range seqs {
-		f := p.unacked[s]
+		f := p.forgetLocked(s)
 		if f == nil {
 			continue
 		}
-		delete(p.unacked, s)
 		if f.tries != 1 {
 			continue // which send it answers is not known (Karn)
 		}
@@ -275,7 +295,7 @@ func (p *peer) resendDue(now time.Time) {
 		switch {
 		case f.due.After(now):
 		case f.tries >= maxPushTries:
-			delete(p.unacked, s)
+			p.forgetLocked(s)
 			p.g.stats.pushesGivenUp.Add(1)
 		default:
 			f.tries++
@@ -283,7 +303,7 @@ func (p *peer) resendDue(now time.Time) {
 			f.due = now.Add(f.rto)
 			again = append(again, f)
 			if f.stream {
-				delete(p.unacked, s) // tracked again if it fails again
+				p.forgetLocked(s) // held again if it fails again
 			}
 		}
 	}
@@ -303,7 +323,7 @@ func (p *peer) resendDue(now time.Time) {
 			p.mu.Lock()
 			if f.tries < maxPushTries {
 				p.seq++
-				p.unacked[p.seq] = f
+				p.holdLocked(p.seq, f)
 			} else {
 				p.g.stats.pushesGivenUp.Add(1)
 			}

@@ -117,3 +117,39 @@ func TestGossip_OlderMemberGetsPlainPushes(t *testing.T) {
 		t.Errorf("n0 awaits %d acknowledgements from a member that sends none", n)
 	}
 }
+
+// A peer holds at most maxUnacked pushes and maxUnackedBytes of them: past
+// either, the oldest is given up (left to gossip and anti-entropy).
+func TestPeer_HoldsBoundedPushes(t *testing.T) {
+	p := &peer{g: &Gossip{}, unacked: map[uint64]*inflight{}}
+	for s := uint64(1); s <= maxUnacked+10; s++ {
+		p.holdLocked(s, &inflight{msg: make([]byte, 100)})
+	}
+	if len(p.unacked) != maxUnacked || p.unacked[10] != nil || p.unacked[11] == nil || p.g.stats.pushesGivenUp.Load() != 10 {
+		t.Fatalf("held %d, given up %d; want %d held, the 10 oldest given up", len(p.unacked), p.g.stats.pushesGivenUp.Load(), maxUnacked)
+	}
+	big := make([]byte, MaxChunkBytes)
+	for s := uint64(1 << 20); p.held <= maxUnackedBytes-MaxChunkBytes; s++ {
+		p.holdLocked(s, &inflight{msg: big, stream: true})
+	}
+	p.holdLocked(1<<30, &inflight{msg: big, stream: true})
+	if p.held > maxUnackedBytes || p.unacked[1<<30] == nil {
+		t.Fatalf("held %d bytes, over %d, or the newest given up", p.held, maxUnackedBytes)
+	}
+}
+
+// The retransmission timeout follows the time to an acknowledgement
+// (RFC 6298), counting only pushes acknowledged at their first send.
+func TestPeer_TimeToAckLearned(t *testing.T) {
+	p := &peer{g: &Gossip{}, unacked: map[uint64]*inflight{}}
+	now := time.Now()
+	p.holdLocked(1, &inflight{sent: now.Add(-300 * time.Millisecond), tries: 1})
+	p.holdLocked(2, &inflight{sent: now.Add(-5 * time.Second), tries: 3})
+	p.acked([]uint64{1, 2, 99})
+	if len(p.unacked) != 0 || p.held != 0 {
+		t.Fatalf("%d pushes, %d bytes still held", len(p.unacked), p.held)
+	}
+	if p.srtt < 300*time.Millisecond || p.srtt > time.Second || p.rttvar != p.srtt/2 {
+		t.Fatalf("srtt %v, rttvar %v: want about 300ms from the first-try push alone, rttvar half of it", p.srtt, p.rttvar)
+	}
+}

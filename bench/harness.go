@@ -106,7 +106,20 @@ func newCluster(h *harness, opts Options) *nodetest.Cluster {
 	c.LogLevel = slog.LevelError
 	// The production default hand-off modes (nodetest offers every mode), so
 	// a login mints the tickets a deployment's would.
-	c.Configure = func(_ int, cfg *node.Config) { cfg.Sync.Modes = node.DefaultConfig().Sync.Modes }
+	c.Configure = func(i int, cfg *node.Config) {
+		cfg.Sync.Modes = node.DefaultConfig().Sync.Modes
+		// Each node joins every member started before it, as a deployment
+		// lists its sister sites, so that each learns of it by a push/pull
+		// at once: under the wan timers (gossip every 500 ms) the alive
+		// messages of 30 nodes joining within seconds took over 10 s to
+		// reach every member (nodetest waits 10 s for full membership).
+		cfg.Gossip.Join = nil
+		for _, o := range c.Members[:i] {
+			if o.Node != nil {
+				cfg.Gossip.Join = append(cfg.Gossip.Join, o.GossipAddr())
+			}
+		}
+	}
 	c.TuneGossip = func(_ int, g *gossip.Config) { tuneTimers(opts.Timers, g) }
 	h.Cleanup(c.HTTP.CloseIdleConnections)
 	return c

@@ -112,6 +112,7 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		}
 		c.SetLink(gossip.Link{Delay: wanDelay, Jitter: wanJitter, PacketLoss: loss, StreamLoss: loss})
 		p := newPropagation(t)
+		p.gossipAlone = !push
 		workers, rounds := wanWorkers, opts.WANRounds
 		if !push {
 			// Gossip alone carries a few records per packet and gossip

@@ -110,14 +110,18 @@ type Config struct {
 	// PacketCopies is how many times each eager-push packet is sent to a
 	// peer, at once: a lost UDP packet then costs nothing unless every copy
 	// is lost (at 1 % independent loss, two copies leave 1 in 10,000
-	// changes to gossip). The receiver applies the first copy and drops
-	// the others unread. Zero takes the profile's: 2 under wan (the
+	// changes to wait for a second try: a push is sent again until it is
+	// acknowledged, see peer). The receiver applies the first copy and
+	// drops the others unread. Zero takes the profile's: 2 under wan (the
 	// internet loses packets), 1 under lan and local.
 	PacketCopies int
 	// NoEagerPush turns the eager push off: changes then travel by
 	// memberlist's gossip (and rebroadcast) alone, as Serf's user events
 	// do. For benchmarks that show what the push buys; never in production.
 	NoEagerPush bool
+	// noAcks plays a member of an older version, which neither asks for
+	// nor sends acknowledgements of pushes (tests).
+	noAcks bool
 
 	// Faults, when set, injects network faults (tests and benchmarks: see
 	// Faults). Nil in production.

@@ -97,7 +97,10 @@ func (g *Gossip) copyNode(n *memberlist.Node) {
 	}
 	g.nodes[n.Name] = c
 	g.membersVer.Add(1)
-	g.noteBeatLocked(&c)
+	var md meta
+	_ = json.Unmarshal(c.Meta, &md) // unreadable metadata: no acknowledgements, no site report
+	g.acking[n.Name] = md.Acks
+	g.noteBeatLocked(n.Name, md)
 }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
@@ -139,6 +142,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	g.membersVer.Add(1)
 	delete(g.moved, n.Name)
 	delete(g.beats, n.Name)
+	delete(g.acking, n.Name)
 	g.nodesMu.Unlock()
 	g.dropPeer(n.Name)
 	g.clocks.forget(n.Name)

@@ -7,7 +7,14 @@
 //     live member, through one sender per peer. A sender takes everything
 //     queued for its peer when it wakes, so changes batch by themselves under
 //     load and go alone when idle. Small batches travel as one UDP packet
-//     (SendBestEffort), larger ones over TCP (SendReliable).
+//     (SendBestEffort), larger ones over TCP (SendReliable). A packet push
+//     asks its receiver for an acknowledgement (kindPush, kindAck) and is
+//     sent again, after a retransmission timeout computed as TCP's (RFC
+//     6298), until one comes or it was sent six times; a stream that failed
+//     is sent again the same way. Gossip cannot stand in for a lost push:
+//     memberlist sends a few queued changes per packet and GossipInterval,
+//     so during a burst the one a push lost waits seconds in the queue.
+//     Members of older versions (no meta.Acks) get plain kindDelta pushes.
 //  2. Gossip: the same records enter memberlist's broadcast queue, and a node
 //     that learns something new from a peer re-queues it, as Serf does with
 //     user events, so a member that missed the push still hears it. The queue

@@ -92,6 +92,9 @@ const (
 	KindPull
 	// KindRepair matches anti-entropy records sent in answer to a pull.
 	KindRepair
+	// KindAck matches an acknowledgement of eager pushes (each copy of a
+	// push is a KindDelta).
+	KindAck
 )
 
 func (k Kind) String() string {
@@ -110,6 +113,8 @@ func (k Kind) String() string {
 		return "pull"
 	case KindRepair:
 		return "repair"
+	case KindAck:
+		return "ack"
 	}
 	return "unknown"
 }

@@ -64,6 +64,8 @@ type Stats struct {
 	BytesSent       uint64 // all gossip bytes written (packets and streams)
 	Reconnects      uint64 // successful re-joins of failed members, join addresses, remembered members
 	Duplicates      uint64 // delta messages dropped unread: a copy of one taken moments before
+	PushRetries     uint64 // pushes sent again: not acknowledged in time, or their stream failed
+	PushesGivenUp   uint64 // pushes never acknowledged after every try, left to gossip and anti-entropy
 
 	// Anti-entropy rounds (doc.go, "Anti-entropy rounds").
 	RoundsCompleted uint64 // rounds this node completed: repairs applied, or digests equal
@@ -103,12 +105,15 @@ type meta struct {
 	// Handoff is Config.Handoff: the hand-off protocol version of the
 	// member's site.
 	Handoff int `json:"ho,omitempty"`
+	// Acks: this member acknowledges pushes (kindPush, kindAck); a member
+	// that does not say so gets kindDelta pushes, unacknowledged.
+	Acks bool `json:"pa,omitempty"`
 }
 
 // ownMeta is the metadata this member advertises, before its site state
 // (SetSite) or its leaving (Leave) is added.
 func (c *Config) ownMeta() meta {
-	return meta{SiteURL: c.SiteURL, Version: c.Version, Queries: true, Handoff: c.Handoff}
+	return meta{SiteURL: c.SiteURL, Version: c.Version, Queries: true, Handoff: c.Handoff, Acks: !c.noAcks}
 }
 
 // Gossip is one running member. It is safe for concurrent use.
@@ -158,6 +163,7 @@ type Gossip struct {
 	membersVer atomic.Uint64
 	moved      map[string]string
 	beats      map[string]beatSeen // by name: when each member's site report last changed (sitehealth.go)
+	acking     map[string]bool     // by name: the member acknowledges pushes (meta.Acks)
 
 	// failed are the members that died or left; remembered those read from
 	// the last run's snapshot and not seen yet, with when they were last
@@ -189,6 +195,7 @@ type Gossip struct {
 		bad, dropped, aeRounds, bucketsRepaired, recordsRepaired, reconnects   atomic.Uint64
 		roundsCompleted, roundsFailed, resyncs, catchUps, reclaims             atomic.Uint64
 		revokedAlive, recordsRefused, duplicates                               atomic.Uint64
+		pushRetries, pushesGivenUp                                             atomic.Uint64
 		lastAE, lastPull                                                       atomic.Int64
 	}
 	closeOnce sync.Once
@@ -246,6 +253,7 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		probes:         map[string]*probe{},
 		nodes:          map[string]memberlist.Node{},
 		beats:          map[string]beatSeen{},
+		acking:         map[string]bool{},
 		moved:          map[string]string{},
 		logged:         map[string]time.Time{},
 		queries:        newQueryBook(),
@@ -457,6 +465,8 @@ func (g *Gossip) Stats() Stats {
 		BytesSent:       g.trans.sent.Load(),
 		Reconnects:      g.stats.reconnects.Load(),
 		Duplicates:      g.stats.duplicates.Load(),
+		PushRetries:     g.stats.pushRetries.Load(),
+		PushesGivenUp:   g.stats.pushesGivenUp.Load(),
 		RoundsCompleted: g.stats.roundsCompleted.Load(),
 		RoundsFailed:    g.stats.roundsFailed.Load(),
 		Resyncs:         g.stats.resyncs.Load(),
@@ -628,8 +638,17 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 	var deltas, repairs []session.Record
 	var deltaFrom, repairFrom []string // the sender of each record
 	var tags []repairTag
+	var acks map[string][]uint64 // pushes to acknowledge, by sender
 	for _, b := range batch {
-		if len(b) > 1 && kind(b[1]) == kindDelta && g.recent.seen(b) {
+		if seq, from, _, ok := pushHeader(b); ok {
+			// Acknowledged even when dropped unread below: the sender may
+			// have lost the acknowledgement of the first copy.
+			if acks == nil {
+				acks = map[string][]uint64{}
+			}
+			acks[from] = append(acks[from], seq)
+		}
+		if len(b) > 1 && (kind(b[1]) == kindDelta || kind(b[1]) == kindPush) && g.recent.seen(b) {
 			// A copy of a packet already taken (PacketCopies), or the same
 			// message gossiped again by its sender (messages name their
 			// sender, so another member's copy is decoded): nothing to learn.
@@ -643,7 +662,7 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			continue
 		}
 		switch m.kind {
-		case kindDelta:
+		case kindDelta, kindPush:
 			deltas = append(deltas, m.records...)
 			for range m.records {
 				deltaFrom = append(deltaFrom, m.from)
@@ -664,10 +683,18 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			g.receiveQuery(*m.query)
 		case kindAnswer:
 			g.receiveAnswer(*m.answer)
+		case kindAck:
+			g.peersMu.Lock()
+			p := g.peers[m.from]
+			g.peersMu.Unlock()
+			if p != nil {
+				p.acked(m.acks)
+			}
 		default:
 			g.stats.bad.Add(1)
 		}
 	}
+	applied := true
 	g.stats.deltasReceived.Add(uint64(len(deltas)))
 	if len(deltas) > 0 {
 		// The store's encoding of what changed is the wire's (encodeRecord
@@ -675,6 +702,7 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		changed, encs, refused, err := g.store.ApplyEncoded(deltas...)
 		if err != nil {
 			g.applyFailed("apply gossip", err)
+			applied = false // not acknowledged: the senders try again
 		}
 		g.noteRefusals(deltaFrom, refused)
 		g.stats.deltasApplied.Add(uint64(len(changed)))
@@ -685,6 +713,9 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		if g.cfg.Observer != nil && len(changed) > 0 {
 			g.cfg.Observer(changed)
 		}
+	}
+	if applied {
+		g.sendAcks(acks)
 	}
 	if len(repairs) > 0 || len(tags) > 0 {
 		select {
@@ -787,6 +818,31 @@ func (g *Gossip) noteRefusals(from []string, refused []session.Refusal) {
 	for name, rs := range bySender {
 		g.refusals.add(g.log, name, rs, now)
 	}
+}
+
+// sendAcks acknowledges, in one packet per sender (and per maxAcks), the
+// pushes applied; a sender that is not a live member gets none.
+func (g *Gossip) sendAcks(acks map[string][]uint64) {
+	for from, seqs := range acks {
+		node := g.member(from)
+		if node == nil || from == g.cfg.Name || len(from) > 255 {
+			continue
+		}
+		for len(seqs) > 0 {
+			n := min(len(seqs), maxAcks)
+			if err := g.sendBestEffort(KindAck, node, encodeAck(g.cfg.Name, seqs[:n])); err != nil {
+				g.log.Debug("acknowledge pushes", "peer", from, "err", err)
+			}
+			seqs = seqs[n:]
+		}
+	}
+}
+
+// acksPushes reports whether the member named name acknowledges pushes.
+func (g *Gossip) acksPushes(name string) bool {
+	g.nodesMu.RLock()
+	defer g.nodesMu.RUnlock()
+	return g.acking[name]
 }
 
 // broadcast is one record in memberlist's gossip queue.

@@ -57,7 +57,20 @@ const (
 	// they answer queries.
 	kindQuery  kind = 6
 	kindAnswer kind = 7
+	// kindPush is an eager push that asks to be acknowledged: a kindDelta
+	// whose two-byte header is followed by a sequence number (8 bytes, big
+	// endian) and the sender's name (1 byte of length, then the name), so
+	// that a receiver can acknowledge a copy it drops unread. Sent only to
+	// members whose metadata says they acknowledge pushes (meta.Acks).
+	kindPush kind = 8
+	// kindAck acknowledges pushes once their records are applied: the
+	// acknowledging member's name (1 byte of length, then the name) and
+	// up to maxAcks sequence numbers of 8 bytes, big endian.
+	kindAck kind = 9
 )
+
+// maxAcks bounds the sequence numbers of one kindAck (8 KiB of them).
+const maxAcks = 1024
 
 // Decoding errors; each bad message is dropped and counted.
 var (
@@ -87,6 +100,8 @@ type message struct {
 	tag     *repairTag      // kindRepair answering a kindPull
 	query   *queryWire      // kindQuery
 	answer  *answerWire     // kindAnswer
+	seq     uint64          // kindPush: the number to acknowledge
+	acks    []uint64        // kindAck: the pushes acknowledged
 }
 
 // partOf names one message of a pull round: the round's id, this message's
@@ -130,6 +145,39 @@ func encodeRecord(r session.Record) []byte {
 // member named from.
 func encodeRecords(k kind, from string, recs [][]byte) []byte {
 	return encodeTagged(k, from, recs, nil)
+}
+
+// encodePush turns a kindDelta message from packRecords into the kindPush
+// message numbered seq, sent by the member named from (at most 255 bytes).
+func encodePush(seq uint64, from string, delta []byte) []byte {
+	b := make([]byte, 0, len(delta)+10+len(from))
+	b = append(b, wireVersion, byte(kindPush))
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = append(b, byte(len(from)))
+	b = append(b, from...)
+	return append(b, delta[2:]...)
+}
+
+// pushHeader reads a kindPush message's sequence number and sender without
+// decoding its records, so that a copy dropped unread is acknowledged too.
+func pushHeader(b []byte) (seq uint64, from string, body []byte, ok bool) {
+	if len(b) < 11 || b[0] != wireVersion || kind(b[1]) != kindPush || len(b) < 11+int(b[10]) {
+		return 0, "", nil, false
+	}
+	n := int(b[10])
+	return binary.BigEndian.Uint64(b[2:]), string(b[11 : 11+n]), b[11+n:], true
+}
+
+// encodeAck acknowledges seqs (at most maxAcks) on behalf of the member
+// named from (at most 255 bytes).
+func encodeAck(from string, seqs []uint64) []byte {
+	b := make([]byte, 0, 3+len(from)+8*len(seqs))
+	b = append(b, wireVersion, byte(kindAck), byte(len(from)))
+	b = append(b, from...)
+	for _, s := range seqs {
+		b = binary.BigEndian.AppendUint64(b, s)
+	}
+	return b
 }
 
 // encodeTagged frames records as one message, with the sender's name and
@@ -366,6 +414,30 @@ func decodeMessage(b []byte) (message, error) {
 	m := message{kind: kind(b[1])}
 	body := b[2:]
 	switch m.kind {
+	case kindPush:
+		seq, from, rest, ok := pushHeader(b)
+		if !ok {
+			return message{}, fmt.Errorf("decode push: %w", errTooShort)
+		}
+		var rb struct {
+			Records []session.Record `json:"r"`
+		}
+		if err := json.Unmarshal(rest, &rb); err != nil {
+			return message{}, fmt.Errorf("decode records: %w", err)
+		}
+		m.seq, m.from, m.records = seq, from, rb.Records
+	case kindAck:
+		if len(body) < 1 || len(body) < 1+int(body[0]) {
+			return message{}, fmt.Errorf("decode ack: %w", errTooShort)
+		}
+		n := int(body[0])
+		m.from, body = string(body[1:1+n]), body[1+n:]
+		if len(body)%8 != 0 || len(body)/8 > maxAcks {
+			return message{}, fmt.Errorf("decode ack: %d bytes of sequence numbers: %w", len(body), errTooShort)
+		}
+		for ; len(body) > 0; body = body[8:] {
+			m.acks = append(m.acks, binary.BigEndian.Uint64(body))
+		}
 	case kindDelta, kindRepair:
 		var rb struct {
 			From    string           `json:"f"`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/ussync/ussync/session"
@@ -155,6 +156,10 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(encodeHashes("node", "127.0.0.1:1", groups)[0])
 	f.Add(encodePull("node", "[::1]:7946", 99, groups)[0])
 	f.Add([]byte{1, 2, '{', '"', 'r', '"', ':', 'n', 'u', 'l', 'l', '}'})
+	f.Add(encodePush(1<<40, "node", encodeRecords(kindDelta, "node", enc)))
+	f.Add(encodePush(0, "", encodeRecords(kindDelta, "", nil)))
+	f.Add(encodeAck("node", []uint64{1, 1 << 63, 7}))
+	f.Add(encodeAck("", nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
 		if err != nil {
@@ -194,6 +199,16 @@ func reencode(t *testing.T, m message) (message, bool) {
 				msgs = [][]byte{encodeRecords(m.kind, m.from, nil)}
 			}
 		}
+	case kindPush:
+		encs := make([][]byte, len(m.records))
+		for i, r := range m.records {
+			encs[i] = encodeRecord(r)
+		}
+		msgs = [][]byte{encodePush(m.seq, m.from, encodeRecords(kindDelta, "", encs))}
+	case kindAck:
+		msgs = [][]byte{encodeAck(m.from, m.acks)}
+	case kindQuery, kindAnswer:
+		return m, false // JSON of their own (query_test.go)
 	case kindDigest:
 		var flags uint8
 		if m.fresh {
@@ -237,7 +252,10 @@ func reencode(t *testing.T, m message) (message, bool) {
 // sameMessage compares two decoded messages; bucket groups are compared as
 // the pairs they hold (encoding may split a bucket over several groups).
 func sameMessage(a, b message) bool {
-	if a.kind != b.kind || a.from != b.from || a.addr != b.addr || a.proto != b.proto || a.fresh != b.fresh || a.part != b.part {
+	if a.kind != b.kind || a.from != b.from || a.addr != b.addr || a.proto != b.proto || a.fresh != b.fresh || a.part != b.part || a.seq != b.seq {
+		return false
+	}
+	if !slices.Equal(a.acks, b.acks) {
 		return false
 	}
 	if (a.digest == nil) != (b.digest == nil) || a.digest != nil && *a.digest != *b.digest {
@@ -318,5 +336,41 @@ func TestMessage_Hashes(t *testing.T) {
 		if _, err := decodeMessage(b[:cut]); err == nil {
 			t.Errorf("truncated at %d: accepted", cut)
 		}
+	}
+}
+
+// A push carries its sequence number and sender ahead of the records, so
+// that a copy dropped unread can still be acknowledged; an ack lists what
+// it acknowledges. Both refuse a truncated header.
+func TestMessage_PushAndAck(t *testing.T) {
+	s := session.Session{ID: "abc", Email: "ann@example.com", Created: 1, ExpiresAt: 2}
+	delta := encodeRecords(kindDelta, "n1", [][]byte{encodeRecord(session.Record{Session: &s})})
+	push := encodePush(1<<33+5, "n1", delta)
+	seq, from, _, ok := pushHeader(push)
+	if !ok || seq != 1<<33+5 || from != "n1" {
+		t.Fatalf("pushHeader = %d, %q, %v", seq, from, ok)
+	}
+	m, err := decodeMessage(push)
+	if err != nil || m.kind != kindPush || m.seq != 1<<33+5 || m.from != "n1" || len(m.records) != 1 || m.records[0].Session.ID != "abc" {
+		t.Fatalf("decode push: %+v, %v", describe(m), err)
+	}
+	if _, _, _, ok := pushHeader(delta); ok {
+		t.Fatal("a delta read as a push")
+	}
+	for n := range 11 + len("n1") {
+		if _, err := decodeMessage(push[:n]); err == nil {
+			t.Errorf("a push cut to %d bytes decoded", n)
+		}
+	}
+	ack := encodeAck("n2", []uint64{3, 1 << 62})
+	m, err = decodeMessage(ack)
+	if err != nil || m.kind != kindAck || m.from != "n2" || !slices.Equal(m.acks, []uint64{3, 1 << 62}) {
+		t.Fatalf("decode ack: %+v, %v", describe(m), err)
+	}
+	if _, err := decodeMessage(ack[:len(ack)-1]); err == nil {
+		t.Error("an ack with a partial sequence number decoded")
+	}
+	if _, err := decodeMessage(encodeAck("n2", make([]uint64, maxAcks+1))); err == nil {
+		t.Error("an ack over maxAcks decoded")
 	}
 }

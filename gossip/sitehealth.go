@@ -62,13 +62,12 @@ func (g *Gossip) SetSite(state string, every time.Duration, timeout time.Duratio
 }
 
 // noteBeat records when member n's beat changed (nodesMu held).
-func (g *Gossip) noteBeatLocked(n *memberlist.Node) {
-	var md meta
-	if json.Unmarshal(n.Meta, &md) != nil || md.Beat == 0 {
+func (g *Gossip) noteBeatLocked(name string, md meta) {
+	if md.Beat == 0 {
 		return
 	}
-	if b, ok := g.beats[n.Name]; !ok || b.beat != md.Beat {
-		g.beats[n.Name] = beatSeen{beat: md.Beat, at: time.Now()}
+	if b, ok := g.beats[name]; !ok || b.beat != md.Beat {
+		g.beats[name] = beatSeen{beat: md.Beat, at: time.Now()}
 	}
 }
 

@@ -92,6 +92,8 @@ func (n *Node) registerMetrics() {
 	}
 	for name, f := range map[string]func() float64{
 		"ussync_gossip_deltas_sent_total":           func() float64 { return float64(g.Stats().DeltasSent) },
+		"ussync_gossip_push_retries_total":          func() float64 { return float64(g.Stats().PushRetries) },
+		"ussync_gossip_pushes_given_up_total":       func() float64 { return float64(g.Stats().PushesGivenUp) },
 		"ussync_gossip_deltas_received_total":       func() float64 { return float64(g.Stats().DeltasReceived) },
 		"ussync_gossip_deltas_applied_total":        func() float64 { return float64(g.Stats().DeltasApplied) },
 		"ussync_gossip_rebroadcasts_total":          func() float64 { return float64(g.Stats().Rebroadcasts) },
@@ -124,6 +126,8 @@ var metricHelp = map[string]string{
 	"ussync_store_users":                        "Users in this node's store.",
 	"ussync_store_sessions":                     "Sessions in this node's store, history included.",
 	"ussync_gossip_deltas_sent_total":           "Eager-push messages sent (one per peer per batch).",
+	"ussync_gossip_push_retries_total":          "Eager pushes sent again: not acknowledged in time, or their stream failed.",
+	"ussync_gossip_pushes_given_up_total":       "Eager pushes never acknowledged after every try, left to gossip and anti-entropy.",
 	"ussync_gossip_deltas_received_total":       "Records received in pushed or gossiped messages.",
 	"ussync_gossip_deltas_applied_total":        "Received records that changed this node's store.",
 	"ussync_gossip_rebroadcasts_total":          "Records this node learnt from a peer and queued for gossip again.",

@@ -1,0 +1,155 @@
+package gossip
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ussync/ussync/session"
+)
+
+// slowGossip starts two members whose gossip, probes (memberlist
+// piggybacks gossip on them) and periodic push/pull wait an hour: a change
+// reaches the other member by its eager push or not at all.
+func slowGossip(t *testing.T, tune func(i int, c *Config)) (a, b *member) {
+	t.Helper()
+	key := newKey(t)
+	var ms []*member
+	for i := range 2 {
+		c := testConfig(t, fmt.Sprintf("n%d", i), key)
+		c.GossipInterval, c.PushPullInterval, c.ProbeInterval = time.Hour, time.Hour, time.Hour
+		if tune != nil {
+			tune(i, &c)
+		}
+		m := startMember(t, c)
+		if i > 0 {
+			if _, err := m.g.Join([]string{ms[0].g.Addr()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ms = append(ms, m)
+	}
+	waitFor(t, 5*time.Second, "both members alive", func() bool {
+		return len(ms[0].g.LiveMembers()) == 2 && len(ms[1].g.LiveMembers()) == 2 &&
+			ms[0].g.acksPushes("n1") == !ms[1].cfg.noAcks && ms[1].g.acksPushes("n0") == !ms[0].cfg.noAcks
+	})
+	return ms[0], ms[1]
+}
+
+// unacked is how many of m's pushes to name await an acknowledgement.
+func unacked(m *member, name string) int {
+	m.g.peersMu.Lock()
+	p := m.g.peers[name]
+	m.g.peersMu.Unlock()
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.unacked)
+}
+
+// A push whose packets are lost is sent again until one arrives; gossip,
+// which would carry it seconds later in a busy cluster (peer's doc), is
+// held off here. Before pushes were acknowledged, the session never
+// arrived.
+func TestGossip_PushSentAgainUntilAcknowledged(t *testing.T) {
+	a, b := slowGossip(t, nil)
+	a.faults.DropNext(3, KindDelta, b.g.Addr())
+	login(a, "s1")
+	waitFor(t, 10*time.Second, "the session on n1", func() bool { return has(b, "s1") })
+	waitFor(t, 5*time.Second, "the push acknowledged", func() bool { return unacked(a, "n1") == 0 })
+	if st := a.g.Stats(); st.PushRetries < 3 || st.PushesGivenUp != 0 {
+		t.Errorf("n0 sent %d pushes again and gave up %d; want at least 3 and none", st.PushRetries, st.PushesGivenUp)
+	}
+}
+
+// A lost acknowledgement makes the sender push again: the receiver drops
+// the copy unread and acknowledges it again.
+func TestGossip_LostAckIsAnsweredAgain(t *testing.T) {
+	a, b := slowGossip(t, nil)
+	b.faults.DropNext(1, KindAck, a.g.Addr())
+	login(a, "s1")
+	waitFor(t, 5*time.Second, "the session on n1", func() bool { return has(b, "s1") })
+	waitFor(t, 5*time.Second, "the push acknowledged", func() bool { return unacked(a, "n1") == 0 })
+	if a.g.Stats().PushRetries < 1 || b.g.Stats().Duplicates < 1 {
+		t.Errorf("n0 sent %d pushes again, n1 dropped %d copies; want at least 1 each", a.g.Stats().PushRetries, b.g.Stats().Duplicates)
+	}
+	if got := b.g.Stats().DeltasApplied; got != 1 {
+		t.Errorf("n1 applied %d records, want the session once", got)
+	}
+}
+
+// A batch too large for packets goes over a stream; one that fails is sent
+// again (it was dropped, and left to gossip and anti-entropy).
+func TestGossip_FailedPushStreamSentAgain(t *testing.T) {
+	a, b := slowGossip(t, nil)
+	a.faults.DropNext(1, KindDelta, b.g.Addr())
+	var recs []session.Record
+	for i := range 200 { // ~40 KB: past maxPushPackets packets
+		s := session.Session{ID: fmt.Sprintf("s%03d", i), Email: "ann@example.com", Site: "n0", Created: a.store.Clock().Now(), ExpiresAt: testNow.Add(time.Hour).UnixMilli()}
+		changed, err := a.store.Apply(session.Record{Session: &s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, changed...)
+	}
+	a.g.Publish(recs)
+	waitFor(t, 10*time.Second, "every session on n1", func() bool { return has(b, "s000") && has(b, "s199") && converged([]*member{a, b}) })
+	if st := a.g.Stats(); st.PushRetries < 1 || a.faults.Stats().MessagesDropped != 1 {
+		t.Errorf("n0 sent %d pushes again, the faults dropped %d; want at least 1 and 1", st.PushRetries, a.faults.Stats().MessagesDropped)
+	}
+}
+
+// A member of an older version neither asks for acknowledgements nor sends
+// them: it gets plain deltas, and nobody waits for its answer.
+func TestGossip_OlderMemberGetsPlainPushes(t *testing.T) {
+	a, b := slowGossip(t, func(i int, c *Config) { c.noAcks = i == 1 })
+	login(a, "s1")
+	login(b, "s2")
+	waitFor(t, 5*time.Second, "each session on the other member", func() bool { return has(b, "s1") && has(a, "s2") })
+	for _, m := range []*member{a, b} {
+		if st := m.g.Stats(); st.BadMessages != 0 || st.PushRetries != 0 {
+			t.Errorf("%s: %d bad messages, %d pushes sent again; want none", m.cfg.Name, st.BadMessages, st.PushRetries)
+		}
+	}
+	if n := unacked(a, "n1"); n != 0 {
+		t.Errorf("n0 awaits %d acknowledgements from a member that sends none", n)
+	}
+}
+
+// A peer holds at most maxUnacked pushes and maxUnackedBytes of them: past
+// either, the oldest is given up (left to gossip and anti-entropy).
+func TestPeer_HoldsBoundedPushes(t *testing.T) {
+	p := &peer{g: &Gossip{}, unacked: map[uint64]*inflight{}}
+	for s := uint64(1); s <= maxUnacked+10; s++ {
+		p.holdLocked(s, &inflight{msg: make([]byte, 100)})
+	}
+	if len(p.unacked) != maxUnacked || p.unacked[10] != nil || p.unacked[11] == nil || p.g.stats.pushesGivenUp.Load() != 10 {
+		t.Fatalf("held %d, given up %d; want %d held, the 10 oldest given up", len(p.unacked), p.g.stats.pushesGivenUp.Load(), maxUnacked)
+	}
+	big := make([]byte, MaxChunkBytes)
+	for s := uint64(1 << 20); p.held <= maxUnackedBytes-MaxChunkBytes; s++ {
+		p.holdLocked(s, &inflight{msg: big, stream: true})
+	}
+	p.holdLocked(1<<30, &inflight{msg: big, stream: true})
+	if p.held > maxUnackedBytes || p.unacked[1<<30] == nil {
+		t.Fatalf("held %d bytes, over %d, or the newest given up", p.held, maxUnackedBytes)
+	}
+}
+
+// The retransmission timeout follows the time to an acknowledgement
+// (RFC 6298), counting only pushes acknowledged at their first send.
+func TestPeer_TimeToAckLearned(t *testing.T) {
+	p := &peer{g: &Gossip{}, unacked: map[uint64]*inflight{}}
+	now := time.Now()
+	p.holdLocked(1, &inflight{sent: now.Add(-300 * time.Millisecond), tries: 1})
+	p.holdLocked(2, &inflight{sent: now.Add(-5 * time.Second), tries: 3})
+	p.acked([]uint64{1, 2, 99})
+	if len(p.unacked) != 0 || p.held != 0 {
+		t.Fatalf("%d pushes, %d bytes still held", len(p.unacked), p.held)
+	}
+	if p.srtt < 300*time.Millisecond || p.srtt > time.Second || p.rttvar != p.srtt/2 {
+		t.Fatalf("srtt %v, rttvar %v: want about 300ms from the first-try push alone, rttvar half of it", p.srtt, p.rttvar)
+	}
+}

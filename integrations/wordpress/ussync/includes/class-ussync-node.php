@@ -387,8 +387,7 @@ final class Ussync_Node {
 		foreach ( $headers as $name => $value ) {
 			$lines[] = $name . ': ' . str_replace( array( "\r", "\n" ), '', (string) $value );
 		}
-		$lines[] = 'Expect:'; // no 100-continue round trip for a POST body.
-		$ans     = self::curl( $method, $url, $lines, '' === $body ? null : $body, self::timeout( 2 * self::CHECK_TIMEOUT ) );
+		$ans = Ussync_Curl::request( $method, $this->public_url, $path_query, $lines, '' === $body ? null : $body, self::timeout( 2 * self::CHECK_TIMEOUT ) );
 		if ( 0 !== $ans['errno'] ) {
 			$this->failed( 'public listener: curl error ' . $ans['errno'], true );
 			return array(
@@ -419,73 +418,13 @@ final class Ussync_Node {
 	private static function direct( string $base ): bool {
 		static $known = array();
 		if ( ! isset( $known[ $base ] ) ) {
-			$ok = function_exists( 'curl_init' );
+			$ok = Ussync_Curl::available();
 			if ( $ok && defined( 'WP_HTTP_BLOCK_EXTERNAL' ) && WP_HTTP_BLOCK_EXTERNAL && class_exists( 'WP_Http' ) ) {
 				$ok = ! ( new WP_Http() )->block_request( $base );
 			}
 			$known[ $base ] = $ok;
 		}
 		return $known[ $base ];
-	}
-
-	/**
-	 * One HTTP request through curl, redirects not followed. Returns
-	 * 'errno' (curl's, 0 when an answer came), 'status', 'headers'
-	 * (lower-case name => list of values, one per header line; empty
-	 * unless $want_headers) and 'body'.
-	 *
-	 * @param string      $method       HTTP method.
-	 * @param string      $url          URL (http or https).
-	 * @param string[]    $headers      Request header lines.
-	 * @param string|null $body         Request body, or null for none.
-	 * @param float       $timeout      Seconds, for the connection and for the whole call.
-	 * @param bool        $want_headers Whether the answer's headers are read (the session check, on every page view, needs none).
-	 * @return array{errno:int,status:int,headers:array<string,string[]>,body:string}
-	 */
-	private static function curl( string $method, string $url, array $headers, ?string $body, float $timeout, bool $want_headers = true ): array {
-		$got = array();
-		$ch  = curl_init( $url );
-		$opt = array(
-			CURLOPT_CUSTOMREQUEST     => $method,
-			CURLOPT_RETURNTRANSFER    => true,
-			CURLOPT_FOLLOWLOCATION    => false,
-			CURLOPT_PROTOCOLS         => CURLPROTO_HTTP | CURLPROTO_HTTPS,
-			CURLOPT_NOSIGNAL          => true,
-			CURLOPT_TIMEOUT_MS        => (int) ( $timeout * 1000 ),
-			CURLOPT_CONNECTTIMEOUT_MS => (int) ( $timeout * 1000 ),
-			CURLOPT_HTTPHEADER        => $headers,
-		);
-		if ( $want_headers ) {
-			$opt[ CURLOPT_HEADERFUNCTION ] = static function ( $h, string $line ) use ( &$got ): int {
-				if ( 0 === strncasecmp( $line, 'HTTP/', 5 ) ) {
-					$got = array(); // a new answer (after a 1xx): its headers only.
-				} elseif ( false !== strpos( $line, ':' ) ) {
-					list( $name, $value )          = explode( ':', $line, 2 );
-					$got[ strtolower( trim( $name ) ) ][] = trim( $value );
-				}
-				return strlen( $line );
-			};
-		}
-		if ( 'HEAD' === $method ) {
-			$opt[ CURLOPT_NOBODY ] = true;
-		}
-		if ( null !== $body ) {
-			$opt[ CURLOPT_POSTFIELDS ] = $body;
-		}
-		curl_setopt_array( $ch, $opt );
-		$out    = curl_exec( $ch );
-		$status = (int) curl_getinfo( $ch, CURLINFO_RESPONSE_CODE );
-		$errno  = curl_errno( $ch );
-		curl_close( $ch );
-		if ( 0 === $errno && false === $out ) {
-			$errno = -1;
-		}
-		return array(
-			'errno'   => $errno,
-			'status'  => $status,
-			'headers' => 0 === $errno ? $got : array(),
-			'body'    => 0 === $errno ? (string) $out : '',
-		);
 	}
 
 	/**
@@ -575,7 +514,6 @@ final class Ussync_Node {
 	 * @return array
 	 */
 	public function check( string $id ): array {
-		$url = $this->api_url . '/v1/sessions/' . $id;
 		if ( ! $this->has_token() || $this->is_down() || ! self::direct( $this->api_url ) ) {
 			return $this->call( 'GET', '/v1/sessions/' . $id );
 		}
@@ -585,7 +523,7 @@ final class Ussync_Node {
 		// means of 200 requests, plugin on against off, a busy 2-core
 		// machine): +4 ms through wp_remote_request, +0.5 ms here. Same
 		// timeout, same answer, same outage handling.
-		$ans = self::curl( 'GET', $url, array( 'Authorization: Bearer ' . $this->token, 'Accept: application/json' ), null, self::timeout( self::CHECK_TIMEOUT ), false );
+		$ans = Ussync_Curl::request( 'GET', $this->api_url, '/v1/sessions/' . $id, array( 'Authorization: Bearer ' . $this->token, 'Accept: application/json' ), null, self::timeout( self::CHECK_TIMEOUT ), false );
 		if ( 0 !== $ans['errno'] ) {
 			$this->failed( 'curl error ' . $ans['errno'] );
 			return array(

@@ -2,7 +2,10 @@
 /**
  * One node connection: the client of a node's private API (README "The
  * private API", docs/users.md, docs/verification.md) and of its public
- * listener (docs/handoff.md), through WordPress's HTTP API.
+ * listener (docs/handoff.md), through WordPress's HTTP API, except where
+ * it costs too much or cannot serve: the session check of every page view,
+ * the forwarded hand-off steps, and a private API on a Unix socket go
+ * straight through curl (Ussync_Curl).
  *
  * @package ussync
  */
@@ -74,7 +77,11 @@ final class Ussync_Node {
 	/** @var string A name for people. */
 	public string $label;
 
-	/** @var string Private API base URL, without a trailing slash. */
+	/**
+	 * @var string Private API base URL, without a trailing slash:
+	 * http(s)://host:port, or unix:/path when the node's api.listen is a
+	 * Unix socket.
+	 */
 	public string $api_url;
 
 	/** @var string Public listener base URL, without a trailing slash. */
@@ -138,6 +145,15 @@ final class Ussync_Node {
 	 */
 	public function has_token(): bool {
 		return '' !== $this->token;
+	}
+
+	/**
+	 * Whether the private API is on a Unix socket (api_url unix:/path).
+	 *
+	 * @return bool
+	 */
+	public function on_socket(): bool {
+		return str_starts_with( $this->api_url, Ussync_Util::UNIX_PREFIX );
 	}
 
 	/**
@@ -304,37 +320,67 @@ final class Ussync_Node {
 			$fail['code'] = 'down';
 			return $fail;
 		}
-		$args = array(
-			'method'      => $method,
-			'timeout'     => self::timeout( $timeout ),
-			'redirection' => 0,
-			'httpversion' => '1.1',
-			'blocking'    => true,
-			'headers'     => array(
-				'Authorization' => 'Bearer ' . $this->token,
-				'Accept'        => 'application/json',
-			),
-		);
-		if ( null !== $body ) {
-			$args['headers']['Content-Type'] = 'application/json';
-			$args['body']                    = (string) wp_json_encode( (object) $body );
-		}
-		$resp = wp_remote_request( $this->api_url . $path, $args );
-		if ( is_wp_error( $resp ) ) {
-			if ( 'http_request_not_executed' === $resp->get_error_code() ) {
-				// WP_HTTP_BLOCK_EXTERNAL without the node's host in
-				// WP_ACCESSIBLE_HOSTS: WordPress never sent the call.
-				$fail['code'] = 'blocked';
-				$this->failed( 'WordPress blocked the call: WP_HTTP_BLOCK_EXTERNAL is set and WP_ACCESSIBLE_HOSTS does not list ' . (string) wp_parse_url( $this->api_url, PHP_URL_HOST ) );
-			} else {
-				$this->failed( $resp->get_error_code() );
+		$json = null !== $body ? (string) wp_json_encode( (object) $body ) : null;
+		if ( $this->on_socket() ) {
+			// WordPress's HTTP API has no way to reach a Unix socket. Its
+			// http_api_curl action could put CURLOPT_UNIX_SOCKET_PATH on
+			// WordPress's own curl handle, but only when WordPress picks
+			// curl: with its fsockopen transport (no php-curl), or another
+			// plugin's transport or pre_http_request, the request would go
+			// to whatever listens on port 80 of localhost, the API token
+			// with it. So every call to a node on a socket goes through the
+			// plugin's curl helper, which reaches the socket or fails.
+			if ( ! Ussync_Curl::available() ) {
+				$fail['code'] = 'no_curl'; // the health box says what it means.
+				$this->failed( 'PHP has no curl extension (php-curl), which a node on a Unix socket needs' );
+				return $fail;
 			}
-			$fail['message'] = $resp->get_error_message();
-			return $fail;
+			$lines = $this->auth_headers();
+			if ( null !== $json ) {
+				$lines[] = 'Content-Type: application/json';
+			}
+			$ans = Ussync_Curl::request( $method, $this->api_url, $path, $lines, $json, self::timeout( $timeout ), false );
+			if ( 0 !== $ans['errno'] ) {
+				$this->failed( 'curl error ' . $ans['errno'] . ': ' . $ans['error'] );
+				$fail['message'] = $ans['error'];
+				return $fail;
+			}
+			$status = $ans['status'];
+			$raw    = $ans['body'];
+		} else {
+			$args = array(
+				'method'      => $method,
+				'timeout'     => self::timeout( $timeout ),
+				'redirection' => 0,
+				'httpversion' => '1.1',
+				'blocking'    => true,
+				'headers'     => array(
+					'Authorization' => 'Bearer ' . $this->token,
+					'Accept'        => 'application/json',
+				),
+			);
+			if ( null !== $json ) {
+				$args['headers']['Content-Type'] = 'application/json';
+				$args['body']                    = $json;
+			}
+			$resp = wp_remote_request( $this->api_url . $path, $args );
+			if ( is_wp_error( $resp ) ) {
+				if ( 'http_request_not_executed' === $resp->get_error_code() ) {
+					// WP_HTTP_BLOCK_EXTERNAL without the node's host in
+					// WP_ACCESSIBLE_HOSTS: WordPress never sent the call.
+					$fail['code'] = 'blocked';
+					$this->failed( 'WordPress blocked the call: WP_HTTP_BLOCK_EXTERNAL is set and WP_ACCESSIBLE_HOSTS does not list ' . (string) wp_parse_url( $this->api_url, PHP_URL_HOST ) );
+				} else {
+					$this->failed( $resp->get_error_code() );
+				}
+				$fail['message'] = $resp->get_error_message();
+				return $fail;
+			}
+			$status = (int) wp_remote_retrieve_response_code( $resp );
+			$raw    = (string) wp_remote_retrieve_body( $resp );
 		}
-		$status = (int) wp_remote_retrieve_response_code( $resp );
-		$data   = json_decode( (string) wp_remote_retrieve_body( $resp ), true );
-		$data   = is_array( $data ) ? $data : array();
+		$data = json_decode( $raw, true );
+		$data = is_array( $data ) ? $data : array();
 		if ( $status >= 500 || $status < 200 ) {
 			$this->failed( 'HTTP ' . $status );
 			$fail['code']    = (string) ( $data['error']['code'] ?? 'server_error' );
@@ -405,12 +451,14 @@ final class Ussync_Node {
 	}
 
 	/**
-	 * Whether calls under $base (a node's API or public URL) may go
-	 * straight through curl (check, forward): curl is there and WordPress's
-	 * WP_HTTP_BLOCK_EXTERNAL would let them through (it judges the host
-	 * alone). Otherwise they go through WordPress's HTTP API, which works
-	 * without curl and reports a blocked host (call's 'blocked'). Decided
-	 * once per base and request: the check runs on every page view.
+	 * Whether calls under $base (a node's http(s) API or public URL) may
+	 * go straight through curl (check, forward): curl is there and
+	 * WordPress's WP_HTTP_BLOCK_EXTERNAL would let them through (it judges
+	 * the host alone). Otherwise they go through WordPress's HTTP API,
+	 * which works without curl and reports a blocked host (call's
+	 * 'blocked'). Decided once per base and request: the check runs on
+	 * every page view. (A Unix socket is on this machine by definition:
+	 * WP_HTTP_BLOCK_EXTERNAL has nothing to judge there, see call.)
 	 *
 	 * @param string $base The node URL the calls go under.
 	 * @return bool
@@ -508,14 +556,34 @@ final class Ussync_Node {
 	}
 
 	/**
+	 * Whether the check goes straight through curl: a Unix socket (with
+	 * curl), or an http(s) URL that direct() lets through.
+	 *
+	 * @return bool
+	 */
+	private function check_by_curl(): bool {
+		return $this->on_socket() ? Ussync_Curl::available() : self::direct( $this->api_url );
+	}
+
+	/**
+	 * The headers of every private API call.
+	 *
+	 * @return string[]
+	 */
+	private function auth_headers(): array {
+		return array( 'Authorization: Bearer ' . $this->token, 'Accept: application/json' );
+	}
+
+	/**
 	 * GET /v1/sessions/{id}: the check of every page view.
 	 *
 	 * @param string $id Session id.
 	 * @return array
 	 */
 	public function check( string $id ): array {
-		if ( ! $this->has_token() || $this->is_down() || ! self::direct( $this->api_url ) ) {
-			return $this->call( 'GET', '/v1/sessions/' . $id );
+		$path = '/v1/sessions/' . $id;
+		if ( ! $this->has_token() || $this->is_down() || ! $this->check_by_curl() ) {
+			return $this->call( 'GET', $path );
 		}
 		// The check runs on every logged-in page view: straight through
 		// curl it costs a fraction of WordPress's HTTP API. Measured on a
@@ -523,9 +591,9 @@ final class Ussync_Node {
 		// means of 200 requests, plugin on against off, a busy 2-core
 		// machine): +4 ms through wp_remote_request, +0.5 ms here. Same
 		// timeout, same answer, same outage handling.
-		$ans = Ussync_Curl::request( 'GET', $this->api_url, '/v1/sessions/' . $id, array( 'Authorization: Bearer ' . $this->token, 'Accept: application/json' ), null, self::timeout( self::CHECK_TIMEOUT ), false );
+		$ans = Ussync_Curl::request( 'GET', $this->api_url, $path, $this->auth_headers(), null, self::timeout( self::CHECK_TIMEOUT ), false );
 		if ( 0 !== $ans['errno'] ) {
-			$this->failed( 'curl error ' . $ans['errno'] );
+			$this->failed( 'curl error ' . $ans['errno'] . ( $this->on_socket() ? ': ' . $ans['error'] : '' ) );
 			return array(
 				'status'  => 0,
 				'data'    => array(),

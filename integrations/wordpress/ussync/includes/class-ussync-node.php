@@ -312,6 +312,7 @@ final class Ussync_Node {
 			'code'    => 'unreachable',
 			'message' => '',
 		);
+		$this->drop_ahead();
 		if ( ! $this->has_token() ) {
 			$fail['code'] = 'no_token';
 			return $fail;
@@ -418,6 +419,7 @@ final class Ussync_Node {
 	 * @return array{status:int,headers:array<string,string[]>,body:string}
 	 */
 	public function forward( string $method, string $path_query, array $headers, string $body ): array {
+		$this->drop_ahead();
 		$url = $this->public_url . $path_query;
 		if ( ! self::direct( $this->public_url ) ) {
 			return $this->forward_wp( $method, $url, $headers, $body );
@@ -556,6 +558,63 @@ final class Ussync_Node {
 	}
 
 	/**
+	 * @var array<string,array{sid:string,call:int}> Network id => the check
+	 * sent ahead (check_ahead): the session asked about, and the call of
+	 * Ussync_Curl waiting to be received.
+	 */
+	private static array $ahead = array();
+
+	/**
+	 * Sends the check of a session now, so that the node answers while
+	 * WordPress goes on loading (Ussync_Auth::check_ahead, at plugin load,
+	 * for a browser that holds WordPress's logged-in cookie and this
+	 * network's session cookie). Nothing is decided from this call: only
+	 * check(), asked about the same session by the WordPress session
+	 * WordPress validated, reads its answer; anything else drops it. At
+	 * most one per network and request; none while the node is marked
+	 * down, or when the check would not go through curl.
+	 *
+	 * @param string $id Session id.
+	 */
+	public function check_ahead( string $id ): void {
+		if ( isset( self::$ahead[ $this->id ] ) || ! Ussync_Util::valid_session_id( $id ) || ! $this->has_token() || $this->is_down() || ! $this->check_by_curl() ) {
+			return;
+		}
+		$call = Ussync_Curl::send( 'GET', $this->api_url, '/v1/sessions/' . $id, $this->auth_headers(), null, self::timeout( self::CHECK_TIMEOUT ) );
+		if ( 0 !== $call ) {
+			self::$ahead[ $this->id ] = array(
+				'sid'  => $id,
+				'call' => $call,
+			);
+		}
+	}
+
+	/**
+	 * Takes this network's check sent ahead, if any, out of the waiting
+	 * list: whoever takes it receives or discards it.
+	 *
+	 * @return array{sid:string,call:int}|null
+	 */
+	private function take_ahead(): ?array {
+		$ahead = self::$ahead[ $this->id ] ?? null;
+		unset( self::$ahead[ $this->id ] );
+		return $ahead;
+	}
+
+	/**
+	 * Discards this network's check sent ahead, unread: another call to
+	 * the node is made first (call, forward), and may change the session
+	 * (a logout, a hand-off step), so the answer sent before it could be
+	 * older than it.
+	 */
+	private function drop_ahead(): void {
+		$ahead = $this->take_ahead();
+		if ( null !== $ahead ) {
+			Ussync_Curl::discard( $ahead['call'] );
+		}
+	}
+
+	/**
 	 * Whether the check goes straight through curl: a Unix socket (with
 	 * curl), or an http(s) URL that direct() lets through.
 	 *
@@ -577,12 +636,25 @@ final class Ussync_Node {
 	/**
 	 * GET /v1/sessions/{id}: the check of every page view.
 	 *
-	 * @param string $id Session id.
+	 * With $validated (Ussync_Auth::check: $id is the session the WordPress
+	 * session WordPress validated for this request holds), the answer of
+	 * the check sent ahead for the same session (check_ahead) serves, and
+	 * is waited for up to the same timeout. A check sent ahead for another
+	 * session (the browser's cookie said one thing, its WordPress session
+	 * another) is discarded unread and $id asked about.
+	 *
+	 * @param string $id        Session id.
+	 * @param bool   $validated $id comes from the WordPress session WordPress validated.
 	 * @return array
 	 */
-	public function check( string $id ): array {
-		$path = '/v1/sessions/' . $id;
-		if ( ! $this->has_token() || $this->is_down() || ! $this->check_by_curl() ) {
+	public function check( string $id, bool $validated = false ): array {
+		$path  = '/v1/sessions/' . $id;
+		$ahead = $this->take_ahead();
+		if ( null !== $ahead && ( ! $validated || $ahead['sid'] !== $id || ! $this->has_token() || $this->is_down() ) ) {
+			Ussync_Curl::discard( $ahead['call'] );
+			$ahead = null;
+		}
+		if ( null === $ahead && ( ! $this->has_token() || $this->is_down() || ! $this->check_by_curl() ) ) {
 			return $this->call( 'GET', $path );
 		}
 		// The check runs on every logged-in page view: straight through
@@ -591,7 +663,11 @@ final class Ussync_Node {
 		// means of 200 requests, plugin on against off, a busy 2-core
 		// machine): +4 ms through wp_remote_request, +0.5 ms here. Same
 		// timeout, same answer, same outage handling.
-		$ans = Ussync_Curl::request( 'GET', $this->api_url, $path, $this->auth_headers(), null, self::timeout( self::CHECK_TIMEOUT ), false );
+		if ( null !== $ahead ) {
+			$ans = Ussync_Curl::receive( $ahead['call'], $this->api_url );
+		} else {
+			$ans = Ussync_Curl::request( 'GET', $this->api_url, $path, $this->auth_headers(), null, self::timeout( self::CHECK_TIMEOUT ), false );
+		}
 		if ( 0 !== $ans['errno'] ) {
 			$this->failed( 'curl error ' . $ans['errno'] . ( $this->on_socket() ? ': ' . $ans['error'] : '' ) );
 			return array(

@@ -32,8 +32,12 @@ import (
 //     shows the user, then until B's page (opened next) shows them: p50 and
 //     p90 of 20, in chain and lazy mode and with the plugin off;
 //   - the cost of the session check on a logged-in page view: ab against
-//     PHP's server, one connection, the plugin on and off in turns.
+//     PHP's server, one connection, in turns with the plugin off, on with
+//     its node's private API on loopback TCP, and on with it on a Unix
+//     socket (setAPI).
 //
+// Each table says the load averages (/proc/loadavg) when it began and
+// ended.
 // The machine is shared and busy: the figures are indicative.
 func TestWordPress_Performance(t *testing.T) {
 	mode := os.Getenv("USSYNC_WP_PERF")
@@ -106,6 +110,7 @@ func TestWordPress_Performance(t *testing.T) {
 		login, toB []time.Duration
 	}
 	var rows []row
+	loginLoad := loadavg()
 	for _, m := range []struct {
 		name, mode string
 		plugin     bool
@@ -121,7 +126,7 @@ func TestWordPress_Performance(t *testing.T) {
 		tb.mustPHP(t, s, `activate_plugin('ussync/ussync.php'); return 1;`)
 	}
 	var out strings.Builder
-	fmt.Fprintf(&out, "\nlogin on A (Chromium, %d runs each; indicative: shared 2-core machine)\n", runs)
+	fmt.Fprintf(&out, "\nlogin on A (Chromium, %d runs each; indicative: shared 2-core machine; load %s at the start, %s at the end)\n", runs, loginLoad, loadavg())
 	fmt.Fprintf(&out, "%-11s %-28s %-28s\n", "", "click -> A shows the user", "click -> B's page shows them")
 	for _, r := range rows {
 		fmt.Fprintf(&out, "%-11s p50 %6s p90 %6s          p50 %6s p90 %6s\n", r.name,
@@ -151,28 +156,51 @@ func TestWordPress_Performance(t *testing.T) {
 		if !strings.Contains(getWith(t, target, a, strings.Join(cookies, "; ")), `data-user="`+email+`"`) {
 			t.Fatal("the measured page is not the logged-in page")
 		}
-		var on, off []float64
-		for i := range 6 {
-			plugin := i%2 == 0
-			if plugin {
-				tb.mustPHP(t, a, `activate_plugin('ussync/ussync.php'); return 1;`)
-			} else {
+		load0 := loadavg()
+		t.Cleanup(func() { tb.setAPI(t, a, false) })
+		modes := []string{"plugin off", "plugin on, TCP", "plugin on, socket"}
+		rounds := make([][]float64, len(modes))
+		for i := range 3 * len(modes) {
+			m := i % len(modes)
+			tb.setAPI(t, a, m == 2)
+			if m == 0 {
 				tb.mustPHP(t, a, `deactivate_plugins('ussync/ussync.php'); return 1;`)
-			}
-			p50 := abP50(t, ab, target, a, strings.Join(cookies, "; "))
-			if plugin {
-				on = append(on, p50)
 			} else {
-				off = append(off, p50)
+				tb.mustPHP(t, a, `activate_plugin('ussync/ussync.php'); return 1;`)
+				if !strings.Contains(getWith(t, target, a, strings.Join(cookies, "; ")), `data-user="`+email+`"`) {
+					t.Fatalf("%s: the measured page is not the logged-in page", modes[m])
+				}
 			}
+			rounds[m] = append(rounds[m], abP50(t, ab, target, a, strings.Join(cookies, "; ")))
 		}
+		tb.setAPI(t, a, false)
 		tb.mustPHP(t, a, `activate_plugin('ussync/ussync.php'); return 1;`)
-		slices.Sort(on)
-		slices.Sort(off)
-		fmt.Fprintf(&out, "\nlogged-in page view on A (ab, 1 connection, 200 requests, 3 rounds each, median of the rounds' means)\n")
-		fmt.Fprintf(&out, "plugin on  %.2f ms (rounds %v)\nplugin off %.2f ms (rounds %v)\n", on[1], on, off[1], off)
+		fmt.Fprintf(&out, "\nlogged-in page view on A (ab, 1 connection, 200 requests, 3 rounds each in turns, median of the rounds' means; load %s at the start, %s at the end)\n", load0, loadavg())
+		for _, r := range rounds {
+			slices.Sort(r)
+		}
+		for m, r := range rounds {
+			fmt.Fprintf(&out, "%-18s %.2f ms (rounds %v)", modes[m], r[1], r)
+			if m > 0 {
+				fmt.Fprintf(&out, "  %+.2f ms", r[1]-rounds[0][1])
+			}
+			fmt.Fprintln(&out)
+		}
 	}
 	t.Log(out.String())
+}
+
+// loadavg is the machine's load averages over 1, 5 and 15 minutes.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // getWith fetches a site's page with cookies.

@@ -30,9 +30,11 @@ import (
 //     p90 of 20, in chain and lazy mode and with the plugin off;
 //   - the cost of the session check on a logged-in page view: 300 views
 //     of A's page from one client, each on a new connection (as ab's), in
-//     each of three modes taking turns request by request: the plugin off,
-//     on with its node's private API on loopback TCP, and on with it on a
-//     Unix socket (socketTwin). Turns cancel the drift of a shared
+//     each of five modes taking turns request by request: the plugin off;
+//     on with its node's private API on loopback TCP, and on a Unix socket
+//     (socketTwin), the check sent ahead as the plugin loads (the
+//     default); and both again with the check made when WordPress asks
+//     (USSYNC_CHECK_AHEAD false). Turns cancel the drift of a shared
 //     machine's load, which rounds of one mode at a time (ab's) did not:
 //     the difference of each view with the plugin-off view of its turn is
 //     the figure.
@@ -157,6 +159,8 @@ func TestWordPress_Performance(t *testing.T) {
 		{"plugin off", "off"},
 		{"plugin on, TCP", "http://" + a.api},
 		{"plugin on, socket", twin},
+		{"TCP, not ahead", "noahead http://" + a.api},
+		{"socket, not ahead", "noahead " + twin},
 	}
 	const views = 300
 	load0 := loadavg()
@@ -168,7 +172,7 @@ func TestWordPress_Performance(t *testing.T) {
 				m = len(modes) - 1 - j // each mode as often first as last
 			}
 			d := pageView(t, a, cookie, modes[m].header, email)
-			if i >= 10 { // the first ten turns warm PHP's caches and the kept connections
+			if i >= 10 { // the first ten turns warm PHP's caches
 				times[m] = append(times[m], d)
 			}
 		}

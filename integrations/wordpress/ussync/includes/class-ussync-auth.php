@@ -330,10 +330,12 @@ final class Ussync_Auth {
 	 * check sent for another session is discarded unread. Visitors without
 	 * the cookies are never asked about; roles that stay on this site hold
 	 * no session cookie here and are checked when WordPress asks. Measured
-	 * on a logged-in page view: README "Performance".
+	 * on a logged-in page view: README "Performance". The constant
+	 * USSYNC_CHECK_AHEAD, false in wp-config.php, turns it off (the check
+	 * is then made when WordPress asks, as before).
 	 */
 	public static function check_ahead(): void {
-		if ( ! defined( 'LOGGED_IN_COOKIE' ) || empty( $_COOKIE[ LOGGED_IN_COOKIE ] ) || ( defined( 'WP_CLI' ) && WP_CLI ) || wp_doing_cron() ) {
+		if ( ( defined( 'USSYNC_CHECK_AHEAD' ) && ! USSYNC_CHECK_AHEAD ) || ! defined( 'LOGGED_IN_COOKIE' ) || empty( $_COOKIE[ LOGGED_IN_COOKIE ] ) || ( defined( 'WP_CLI' ) && WP_CLI ) || wp_doing_cron() ) {
 			return;
 		}
 		foreach ( Ussync_Settings::nodes( false ) as $node ) {

@@ -30,14 +30,15 @@ import (
 //     p90 of 20, in chain and lazy mode and with the plugin off;
 //   - the cost of the session check on a logged-in page view: 300 views
 //     of A's page from one client, each on a new connection (as ab's), in
-//     each of five modes taking turns request by request: the plugin off;
+//     each of six modes taking turns request by request: the plugin off;
 //     on with its node's private API on loopback TCP, and on a Unix socket
 //     (socketTwin), the check sent ahead as the plugin loads (the
 //     default); and both again with the check made when WordPress asks
-//     (USSYNC_CHECK_AHEAD false). Turns cancel the drift of a shared
-//     machine's load, which rounds of one mode at a time (ab's) did not:
-//     the difference of each view with the plugin-off view of its turn is
-//     the figure.
+//     (USSYNC_CHECK_AHEAD false); and on with its node marked down, so
+//     that it makes no call (what the plugin costs besides the check).
+//     Turns cancel the drift of a shared machine's load, which rounds of
+//     one mode at a time (ab's) did not: the difference of each view with
+//     the plugin-off view of its turn is the figure.
 //
 // Each table says the load averages (/proc/loadavg) when it began and
 // ended. The machine is shared and busy: the figures are indicative.
@@ -161,6 +162,7 @@ func TestWordPress_Performance(t *testing.T) {
 		{"plugin on, socket", twin},
 		{"TCP, not ahead", "noahead http://" + a.api},
 		{"socket, not ahead", "noahead " + twin},
+		{"no call", "nocall"},
 	}
 	const views = 300
 	load0 := loadavg()

@@ -110,11 +110,11 @@ final class CurlTest extends TestCase {
 		$call = Ussync_Curl::send( 'GET', $base, '/echo/ahead', array( 'Authorization: Bearer t' ), null, 5.0 );
 		$this->assertGreaterThan( 0, $call );
 		$this->assertSame( 1, Ussync_Curl::pending() );
-		$got = $this->ok( Ussync_Curl::receive( $call, $base ) );
+		$got = $this->ok( Ussync_Curl::receive( $call, $base, 5.0 ) );
 		$this->assertSame( '/echo/ahead', $got['target'] );
 		$this->assertContains( 'Authorization: Bearer t', explode( "\r\n", $got['head'] ) );
 		$this->assertSame( 0, Ussync_Curl::pending() );
-		$this->assertSame( -1, Ussync_Curl::receive( $call, $base )['errno'], 'a call received twice' );
+		$this->assertSame( -1, Ussync_Curl::receive( $call, $base, 5.0 )['errno'], 'a call received twice' );
 	}
 
 	/**
@@ -130,7 +130,7 @@ final class CurlTest extends TestCase {
 		$call = Ussync_Curl::send( 'GET', $base, $tag, array(), null, 5.0 );
 		$seen = $this->ok( Ussync_Curl::request( 'GET', $base, '/seen', array(), null, 5.0 ) );
 		$this->assertContains( $tag, $seen, 'the call sent ahead had not reached the server' );
-		$this->assertSame( $tag, $this->ok( Ussync_Curl::receive( $call, $base ) )['target'] );
+		$this->assertSame( $tag, $this->ok( Ussync_Curl::receive( $call, $base, 5.0 ) )['target'] );
 	}
 
 	/**
@@ -143,9 +143,9 @@ final class CurlTest extends TestCase {
 		$quick = Ussync_Curl::send( 'GET', $base, '/echo/second', array(), null, 5.0 );
 		$gone  = Ussync_Curl::send( 'GET', $base, '/echo/third', array(), null, 5.0 );
 		Ussync_Curl::discard( $gone );
-		$this->assertSame( '/echo/second', $this->ok( Ussync_Curl::receive( $quick, $base ) )['target'] );
-		$this->assertSame( '/slow/200/first', $this->ok( Ussync_Curl::receive( $slow, $base ) )['target'] );
-		$this->assertSame( -1, Ussync_Curl::receive( $gone, $base )['errno'], 'a discarded call was read' );
+		$this->assertSame( '/echo/second', $this->ok( Ussync_Curl::receive( $quick, $base, 5.0 ) )['target'] );
+		$this->assertSame( '/slow/200/first', $this->ok( Ussync_Curl::receive( $slow, $base, 5.0 ) )['target'] );
+		$this->assertSame( -1, Ussync_Curl::receive( $gone, $base, 5.0 )['errno'], 'a discarded call was read' );
 		$this->assertSame( 0, Ussync_Curl::pending() );
 	}
 
@@ -161,7 +161,7 @@ final class CurlTest extends TestCase {
 		Ussync_Curl::discard( $a );
 		Ussync_Curl::discard_all(); // what shutdown runs.
 		$this->assertSame( 0, Ussync_Curl::pending() );
-		$this->assertSame( -1, Ussync_Curl::receive( $b, $base )['errno'] );
+		$this->assertSame( -1, Ussync_Curl::receive( $b, $base, 5.0 )['errno'] );
 		// The server sees both connections closed (it reads their end).
 		$deadline = microtime( true ) + 10;
 		do {
@@ -184,9 +184,31 @@ final class CurlTest extends TestCase {
 		$this->assertSame( 28, $r['errno'], $r['error'] ); // CURLE_OPERATION_TIMEDOUT.
 		$this->assertSame( 0, $r['status'] );
 		$call = Ussync_Curl::send( 'GET', $base, '/silent', array(), null, 0.2 );
-		$r    = Ussync_Curl::receive( $call, $base );
-		$this->assertSame( 28, $r['errno'], $r['error'] );
+		$r    = Ussync_Curl::receive( $call, $base, 5.0 );
+		$this->assertSame( 28, $r['errno'], 'the call outlived its life: ' . $r['error'] );
 		$this->assertSame( '', $r['body'] );
+		$call = Ussync_Curl::send( 'GET', $base, '/silent', array(), null, 30.0 );
+		$r    = Ussync_Curl::receive( $call, $base, 0.2 );
+		$this->assertSame( 28, $r['errno'], 'the reader waited past its wait: ' . $r['error'] );
+	}
+
+	/**
+	 * An answer that came while PHP was busy elsewhere, for longer than
+	 * the reader then waits, is read: the wait counts from receive, not
+	 * from send (a timer counted from send would call it timed out, and
+	 * the node down, whenever WordPress loads slowly).
+	 *
+	 * @dataProvider transports
+	 * @param string $name The server's transport.
+	 */
+	public function test_answer_read_after_a_long_gap( string $name ): void {
+		$base = self::$bases[ $name ];
+		$tag  = '/echo/gap-' . bin2hex( random_bytes( 4 ) );
+		$call = Ussync_Curl::send( 'GET', $base, $tag, array(), null, 30.0 );
+		// PHP busy elsewhere (WordPress loading its theme) for longer than
+		// the wait below; the server has answered meanwhile.
+		usleep( 300000 );
+		$this->assertSame( $tag, $this->ok( Ussync_Curl::receive( $call, $base, 0.2 ) )['target'] );
 	}
 
 	public function test_socket_that_cannot_be_reached_says_why(): void {
@@ -194,7 +216,7 @@ final class CurlTest extends TestCase {
 		$r       = Ussync_Curl::request( 'GET', $missing, '/v1/status', array(), null, 1.0 );
 		$this->assertSame( 7, $r['errno'] ); // CURLE_COULDNT_CONNECT.
 		$this->assertSame( self::$dir . '/none.sock: No such file or directory', $r['error'] );
-		$this->assertSame( $r['error'], Ussync_Curl::receive( Ussync_Curl::send( 'GET', $missing, '/v1/status', array(), null, 1.0 ), $missing )['error'] );
+		$this->assertSame( $r['error'], Ussync_Curl::receive( Ussync_Curl::send( 'GET', $missing, '/v1/status', array(), null, 1.0 ), $missing, 5.0 )['error'] );
 
 		touch( self::$dir . '/file.sock' );
 		$this->assertStringEndsWith( 'file.sock: not a socket', Ussync_Curl::request( 'GET', 'unix:' . self::$dir . '/file.sock', '/', array(), null, 1.0 )['error'] );

@@ -90,13 +90,13 @@ foreach ( $bases as $name => $base ) {
 	$paths[ "sent ahead, $name" ] = static function () use ( $base, $path, $auth, $ahead ): array {
 		$c0   = cpu();
 		$t0   = hrtime( true );
-		$call = Ussync_Curl::send( 'GET', $base, $path, $auth, null, 1.0 );
+		$call = Ussync_Curl::send( 'GET', $base, $path, $auth, null, 30.0 );
 		$sent = hrtime( true ) - $t0;
 		$used = cpu() - $c0;
 		work( $ahead );
 		$c0 = cpu();
 		$t0 = hrtime( true );
-		$r  = Ussync_Curl::receive( $call, $base );
+		$r  = Ussync_Curl::receive( $call, $base, 1.0 );
 		return array( $r['status'], ( $sent + hrtime( true ) - $t0 ) / 1e3, $used + cpu() - $c0 );
 	};
 }

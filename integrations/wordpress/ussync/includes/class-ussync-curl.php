@@ -36,8 +36,8 @@ final class Ussync_Curl {
 
 	/**
 	 * Calls sent and not yet received or discarded, by id: the multi
-	 * handle, the easy handle, and the hrtime (ns) after which receive
-	 * stops waiting whatever curl says.
+	 * handle, the easy handle, and the hrtime (ns) at which the call's
+	 * life ends (send's $life).
 	 *
 	 * @var array<int,array{mh:CurlMultiHandle,ch:CurlHandle,until:int}>
 	 */
@@ -98,20 +98,25 @@ final class Ussync_Curl {
 	 * Sends a request now and returns at once, its answer left for
 	 * receive (or discard): curl connects and writes the request (on
 	 * loopback TCP or a Unix socket that takes no waiting), and the server
-	 * answers while PHP goes on. $timeout counts from now. The answer's
-	 * headers are not read.
+	 * answers while PHP goes on. The answer's headers are not read.
+	 *
+	 * $life bounds the whole call from now, however long PHP takes to come
+	 * and read it: curl keeps no timer of its own running meanwhile (its
+	 * timers are checked only when it is driven, so a shorter one would
+	 * call a call timed out whose answer has long been waiting). How long
+	 * the reader waits is receive's $wait, counted from then.
 	 *
 	 * @param string      $method  HTTP method.
 	 * @param string      $base    Base URL (http, https, or unix:/path).
 	 * @param string      $path    Path and query under it, already escaped.
 	 * @param string[]    $headers Request header lines.
 	 * @param string|null $body    Request body, or null for none.
-	 * @param float       $timeout Seconds, for the connection and for the whole call.
+	 * @param float       $life    Seconds the call may last, sent and received, at most.
 	 * @return int The call's id (0 when no call could be made: receive then answers errno -1).
 	 */
-	public static function send( string $method, string $base, string $path, array $headers, ?string $body, float $timeout ): int {
+	public static function send( string $method, string $base, string $path, array $headers, ?string $body, float $life ): int {
 		$unused = array();
-		$ch     = self::handle( $method, $base, $path, $headers, $body, $timeout, false, $unused );
+		$ch     = self::handle( $method, $base, $path, $headers, $body, $life, false, $unused );
 		if ( null === $ch ) {
 			return 0;
 		}
@@ -133,22 +138,24 @@ final class Ussync_Curl {
 		self::$pending[ ++self::$last ] = array(
 			'mh'    => $mh,
 			'ch'    => $ch,
-			'until' => hrtime( true ) + (int) ( ( $timeout + 0.05 ) * 1e9 ),
+			'until' => hrtime( true ) + (int) ( $life * 1e9 ),
 		);
 		return self::$last;
 	}
 
 	/**
-	 * The answer to a call sent (send): waits for it, at most until the
-	 * call's timeout (counted from send), then closes the call. A call is
-	 * received once; a call id unknown, already received or discarded
-	 * gets errno -1.
+	 * The answer to a call sent (send): waits for it $wait seconds at
+	 * most from now (and not past the call's life), then closes the call.
+	 * An answer that came meanwhile is read however long ago it was sent.
+	 * A call is received once; a call id unknown, already received or
+	 * discarded gets errno -1.
 	 *
 	 * @param int    $call A call id of send.
 	 * @param string $base The base URL it was sent to (for the error message).
+	 * @param float  $wait Seconds to wait at most.
 	 * @return array{errno:int,error:string,status:int,headers:array<string,string[]>,body:string}
 	 */
-	public static function receive( int $call, string $base ): array {
+	public static function receive( int $call, string $base, float $wait ): array {
 		$p = self::$pending[ $call ] ?? null;
 		unset( self::$pending[ $call ] );
 		if ( null === $p ) {
@@ -156,12 +163,13 @@ final class Ussync_Curl {
 		}
 		$mh      = $p['mh'];
 		$ch      = $p['ch'];
+		$until   = min( $p['until'], hrtime( true ) + (int) ( $wait * 1e9 ) );
 		$running = 1;
 		while ( true ) {
 			if ( CURLM_OK !== curl_multi_exec( $mh, $running ) || 0 === $running ) {
 				break;
 			}
-			$left = ( $p['until'] - hrtime( true ) ) / 1e9;
+			$left = ( $until - hrtime( true ) ) / 1e9;
 			if ( $left <= 0 ) {
 				break;
 			}
@@ -177,9 +185,9 @@ final class Ussync_Curl {
 			$info  = curl_multi_info_read( $mh );
 			$errno = is_array( $info ) ? (int) $info['result'] : curl_errno( $ch );
 			$error = 0 !== $errno ? curl_error( $ch ) : '';
-		} elseif ( ( $p['until'] - hrtime( true ) ) <= 0 ) {
-			$errno = 28; // CURLE_OPERATION_TIMEDOUT: curl's timer did not end it first.
-			$error = 'timed out';
+		} elseif ( ( $until - hrtime( true ) ) <= 0 ) {
+			$errno = 28; // CURLE_OPERATION_TIMEDOUT.
+			$error = sprintf( 'no answer within %d ms', (int) ( $wait * 1000 ) );
 		}
 		$status = (int) curl_getinfo( $ch, CURLINFO_RESPONSE_CODE );
 		$body   = (string) curl_multi_getcontent( $ch );

@@ -27,6 +27,15 @@ final class Ussync_Node {
 	 */
 	const CHECK_TIMEOUT = 1.0;
 
+	/**
+	 * Seconds a check sent ahead (check_ahead) may wait to be read: the
+	 * time WordPress takes to load the other plugins and the theme before
+	 * it asks, which an overloaded machine may stretch past CHECK_TIMEOUT.
+	 * The page view itself waits CHECK_TIMEOUT at most when it reads the
+	 * answer; a call never read is closed at shutdown.
+	 */
+	const AHEAD_LIFE = 30.0;
+
 	/** Seconds a code request waits (the node waits for its mail server). */
 	const MAIL_TIMEOUT = 15.0;
 
@@ -580,7 +589,7 @@ final class Ussync_Node {
 		if ( isset( self::$ahead[ $this->id ] ) || ! Ussync_Util::valid_session_id( $id ) || ! $this->has_token() || $this->is_down() || ! $this->check_by_curl() ) {
 			return;
 		}
-		$call = Ussync_Curl::send( 'GET', $this->api_url, '/v1/sessions/' . $id, $this->auth_headers(), null, self::timeout( self::CHECK_TIMEOUT ) );
+		$call = Ussync_Curl::send( 'GET', $this->api_url, '/v1/sessions/' . $id, $this->auth_headers(), null, max( self::AHEAD_LIFE, self::timeout( self::CHECK_TIMEOUT ) ) );
 		if ( 0 !== $call ) {
 			self::$ahead[ $this->id ] = array(
 				'sid'  => $id,
@@ -664,7 +673,7 @@ final class Ussync_Node {
 		// machine): +4 ms through wp_remote_request, +0.5 ms here. Same
 		// timeout, same answer, same outage handling.
 		if ( null !== $ahead ) {
-			$ans = Ussync_Curl::receive( $ahead['call'], $this->api_url );
+			$ans = Ussync_Curl::receive( $ahead['call'], $this->api_url, self::timeout( self::CHECK_TIMEOUT ) );
 		} else {
 			$ans = Ussync_Curl::request( 'GET', $this->api_url, $path, $this->auth_headers(), null, self::timeout( self::CHECK_TIMEOUT ), false );
 		}

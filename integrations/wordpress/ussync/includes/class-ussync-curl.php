@@ -122,9 +122,11 @@ final class Ussync_Curl {
 		}
 		$mh = curl_multi_init();
 		curl_multi_add_handle( $mh, $ch );
-		// One turn of curl's state machine connects (a Unix socket at once,
-		// loopback TCP by the next turn) and the turn after that writes the
-		// request: a few turns, none of which waits, until it is written.
+		// Turns of curl's state machine, none of which waits, until the
+		// request is written: a Unix socket connects and takes the request
+		// in the first, loopback TCP connects in the first and takes it in
+		// the second (later when a loaded machine delays the handshake:
+		// then receive sends it).
 		for ( $turn = 0; $turn < 4; $turn++ ) {
 			$running = 0;
 			if ( CURLM_OK !== curl_multi_exec( $mh, $running ) || 0 === $running || curl_getinfo( $ch, CURLINFO_REQUEST_SIZE ) > 0 ) {

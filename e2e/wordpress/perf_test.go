@@ -9,11 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,10 +28,20 @@ import (
 //   - in Chromium, from the click on "Log In" on A until A's landing page
 //     shows the user, then until B's page (opened next) shows them: p50 and
 //     p90 of 20, in chain and lazy mode and with the plugin off;
-//   - the cost of the session check on a logged-in page view: ab against
-//     PHP's server, one connection, the plugin on and off in turns.
+//   - the cost of the session check on a logged-in page view: 300 views
+//     of A's page from one client, each on a new connection (as ab's), in
+//     each of six modes taking turns request by request: the plugin off;
+//     on with its node's private API on loopback TCP, and on a Unix socket
+//     (socketTwin), the check sent ahead as the plugin loads (the
+//     default); and both again with the check made when WordPress asks
+//     (USSYNC_CHECK_AHEAD false); and on with its node marked down, so
+//     that it makes no call (what the plugin costs besides the check).
+//     Turns cancel the drift of a shared machine's load, which rounds of
+//     one mode at a time (ab's) did not: the difference of each view with
+//     the plugin-off view of its turn is the figure.
 //
-// The machine is shared and busy: the figures are indicative.
+// Each table says the load averages (/proc/loadavg) when it began and
+// ended. The machine is shared and busy: the figures are indicative.
 func TestWordPress_Performance(t *testing.T) {
 	mode := os.Getenv("USSYNC_WP_PERF")
 	if mode != "1" && mode != "page" {
@@ -106,6 +113,7 @@ func TestWordPress_Performance(t *testing.T) {
 		login, toB []time.Duration
 	}
 	var rows []row
+	loginLoad := loadavg()
 	for _, m := range []struct {
 		name, mode string
 		plugin     bool
@@ -121,7 +129,7 @@ func TestWordPress_Performance(t *testing.T) {
 		tb.mustPHP(t, s, `activate_plugin('ussync/ussync.php'); return 1;`)
 	}
 	var out strings.Builder
-	fmt.Fprintf(&out, "\nlogin on A (Chromium, %d runs each; indicative: shared 2-core machine)\n", runs)
+	fmt.Fprintf(&out, "\nlogin on A (Chromium, %d runs each; indicative: shared 2-core machine; load %s at the start, %s at the end)\n", runs, loginLoad, loadavg())
 	fmt.Fprintf(&out, "%-11s %-28s %-28s\n", "", "click -> A shows the user", "click -> B's page shows them")
 	for _, r := range rows {
 		fmt.Fprintf(&out, "%-11s p50 %6s p90 %6s          p50 %6s p90 %6s\n", r.name,
@@ -135,99 +143,132 @@ func TestWordPress_Performance(t *testing.T) {
 	// client's login leaves no chain pending for its next page view).
 	tb.settings(t, map[string]any{"mode": "lazy"})
 	defer tb.defaults(t)
-	if ab := lookPaths("ab"); ab != "" {
-		c := httpClient()
-		resp, err := c.PostForm(a.url+"wp-login.php", url.Values{"log": {"perf"}, "pwd": {pass}, "testcookie": {"1"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		u, _ := url.Parse(a.url)
-		var cookies []string
-		for _, ck := range c.Jar.Cookies(u) {
-			cookies = append(cookies, ck.Name+"="+ck.Value)
-		}
-		target := fmt.Sprintf("http://127.0.0.1:%d/", a.port)
-		if !strings.Contains(getWith(t, target, a, strings.Join(cookies, "; ")), `data-user="`+email+`"`) {
-			t.Fatal("the measured page is not the logged-in page")
-		}
-		var on, off []float64
-		for i := range 6 {
-			plugin := i%2 == 0
-			if plugin {
-				tb.mustPHP(t, a, `activate_plugin('ussync/ussync.php'); return 1;`)
-			} else {
-				tb.mustPHP(t, a, `deactivate_plugins('ussync/ussync.php'); return 1;`)
+	c := httpClient()
+	resp, err := c.PostForm(a.url+"wp-login.php", url.Values{"log": {"perf"}, "pwd": {pass}, "testcookie": {"1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	u, _ := url.Parse(a.url)
+	var cookies []string
+	for _, ck := range c.Jar.Cookies(u) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	cookie := strings.Join(cookies, "; ")
+	twin := tb.socketTwin(t, a)
+	modes := []struct{ name, header string }{
+		{"plugin off", "off"},
+		{"plugin on, TCP", "http://" + a.api},
+		{"plugin on, socket", twin},
+		{"TCP, not ahead", "noahead http://" + a.api},
+		{"socket, not ahead", "noahead " + twin},
+		{"no call", "nocall"},
+	}
+	const views = 300
+	load0 := loadavg()
+	times := make([][]time.Duration, len(modes))
+	for i := range views + 10 {
+		for j := range modes {
+			m := j
+			if i%2 == 1 {
+				m = len(modes) - 1 - j // each mode as often first as last
 			}
-			p50 := abP50(t, ab, target, a, strings.Join(cookies, "; "))
-			if plugin {
-				on = append(on, p50)
-			} else {
-				off = append(off, p50)
+			d := pageView(t, a, cookie, modes[m].header, email)
+			if i >= 10 { // the first ten turns warm PHP's caches
+				times[m] = append(times[m], d)
 			}
 		}
-		tb.mustPHP(t, a, `activate_plugin('ussync/ussync.php'); return 1;`)
-		slices.Sort(on)
-		slices.Sort(off)
-		fmt.Fprintf(&out, "\nlogged-in page view on A (ab, 1 connection, 200 requests, 3 rounds each, median of the rounds' means)\n")
-		fmt.Fprintf(&out, "plugin on  %.2f ms (rounds %v)\nplugin off %.2f ms (rounds %v)\n", on[1], on, off[1], off)
+	}
+	fmt.Fprintf(&out, "\nlogged-in page view on A: %d in each mode, the modes in turns request by request, each on a new connection; p50, and p50 of the difference with the plugin off in the same turn (load %s at the start, %s at the end)\n", views, load0, loadavg())
+	for m, ts := range times {
+		fmt.Fprintf(&out, "%-18s p50 %6.2f ms  p90 %6.2f ms", modes[m].name, ms(pctD(ts, 50)), ms(pctD(ts, 90)))
+		if m > 0 {
+			diff := make([]time.Duration, len(ts))
+			for i := range ts {
+				diff[i] = ts[i] - times[0][i]
+			}
+			fmt.Fprintf(&out, "  %+.2f ms", ms(pctD(diff, 50)))
+		}
+		fmt.Fprintln(&out)
 	}
 	t.Log(out.String())
 }
 
-// getWith fetches a site's page with cookies.
-func getWith(t *testing.T, target string, s *site, cookie string) string {
-	req, _ := http.NewRequest("GET", target, nil)
+// socketTwin starts a second node of the cluster, its private API on a
+// Unix socket (api.listen: unix:PATH), and returns the plugin's URL of it
+// (unix:PATH). A node has one private listener: site A's own answers the
+// page views measured over TCP, its twin, holding the same replicated
+// sessions, those measured over a socket, so that both take turns in one
+// run. Stopped at cleanup.
+func (tb *testbed) socketTwin(t *testing.T, a *site) string {
+	t.Helper()
+	gp, _ := freePort(true)
+	pp, _ := freePort(false)
+	sock := filepath.Join(tb.dir, "twin-api.sock")
+	n := &site{name: "site-a-twin", api: "unix:" + sock, gossip: fmt.Sprintf("127.0.0.1:%d", gp), public: fmt.Sprintf("127.0.0.1:%d", pp)}
+	cfg := fmt.Sprintf("node:\n  name: %s\n  data_dir: %s\n  profile: local\nsite:\n  url: http://site-a-twin.localhost:1/\ngossip:\n  bind: %s\n  join: [%q]\n  secret_file: %s\napi:\n  listen: %s\n  token_file: %s\npublic:\n  listen: %s\nlog:\n  level: warn\n",
+		n.name, filepath.Join(tb.dir, "node-"+n.name), n.gossip, a.gossip, filepath.Join(tb.dir, "secret"), n.api, filepath.Join(tb.dir, "api-token"), n.public)
+	n.nodeCf = filepath.Join(tb.dir, "node-"+n.name+".yaml")
+	if err := os.WriteFile(n.nodeCf, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.startNode(n); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.node.stop)
+	return n.api
+}
+
+// pageView times one view of site s's home page with cookie, the plugin as
+// mode says (X-E2E-Ussync, fixtures/e2e-mu.php), on a new connection (as
+// ab does); the page must show the user.
+func pageView(t *testing.T, s *site, cookie, mode, email string) time.Duration {
+	t.Helper()
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", s.port), nil)
 	req.Host = strings.TrimSuffix(strings.TrimPrefix(s.url, "http://"), "/")
 	req.Header.Set("Cookie", cookie)
-	resp, err := httpClient().Do(req)
+	req.Header.Set("X-E2E-Ussync", mode)
+	t0 := time.Now()
+	resp, err := pageClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d := time.Since(t0)
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), `data-user="`+email+`"`) {
+		t.Fatalf("mode %s: the measured page is not the logged-in page: %d %v", mode, resp.StatusCode, err)
+	}
+	return d
 }
 
-var (
-	reAbP50  = regexp.MustCompile(`(?m)^\s+50%\s+(\d+)`)
-	reAbMean = regexp.MustCompile(`Time per request:\s+([0-9.]+) \[ms\] \(mean\)`)
-)
+// pageClient measures page views: a new connection each, as ab's.
+var pageClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 
-// abP50 runs ab against a site's page with cookies and returns its mean
-// time per request (ms, to the hundredth; ab's percentiles are whole ms).
-func abP50(t *testing.T, ab, target string, s *site, cookie string) float64 {
-	t.Helper()
-	host := strings.TrimSuffix(strings.TrimPrefix(s.url, "http://"), "/")
-	// Warm up: PHP's opcache, WordPress's caches.
-	for range 5 {
-		req, _ := http.NewRequest("GET", target, nil)
-		req.Host = host
-		req.Header.Set("Cookie", cookie)
-		if resp, err := httpClient().Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}
-	out, err := exec.Command(ab, "-q", "-n", "200", "-c", "1", "-H", "Host: "+host, "-H", "Cookie: "+cookie, target).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ab: %v: %s", err, out)
-	}
-	if strings.Contains(string(out), "Non-2xx responses") {
-		t.Fatalf("ab saw answers other than the page: %s", out)
-	}
-	m := reAbMean.FindStringSubmatch(string(out))
-	if m == nil || reAbP50.FindStringSubmatch(string(out)) == nil {
-		t.Fatalf("ab printed no p50 or mean: %s", out)
-	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	return v
-}
-
-func pct(ds []time.Duration, p int) string {
+func pctD(ds []time.Duration, p int) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	i := (len(s)*p + 99) / 100
-	return s[max(0, min(len(s)-1, i-1))].Round(time.Millisecond).String()
+	return s[max(0, min(len(s)-1, i-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// loadavg is the machine's load averages over 1, 5 and 15 minutes.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func pct(ds []time.Duration, p int) string {
+	return pctD(ds, p).Round(time.Millisecond).String()
 }
 
 // waitHandoffs waits until every node hands browsers to every other site

@@ -88,7 +88,8 @@ type site struct {
 	dir    string
 	db     string
 	gossip string
-	api    string
+	api    string // 127.0.0.1:PORT, or unix:PATH while the node listens on a socket (setAPI)
+	apiTCP string // its loopback address while it does
 	public string
 	node   *proc
 	php    *proc
@@ -520,7 +521,8 @@ func (tb *testbed) startNode(s *site) error {
 			return fmt.Errorf("node exited: %s", p.output())
 		default:
 		}
-		resp, err := http.Get("http://" + s.api + "/healthz")
+		base, c := apiOf(s)
+		resp, err := c.Get(base + "/healthz")
 		if err != nil {
 			return err
 		}
@@ -531,6 +533,19 @@ func (tb *testbed) startNode(s *site) error {
 
 var apiClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
 
+// apiOf returns the base URL of site s's node's private API and the
+// client that reaches it: loopback TCP, or its Unix socket (s.api
+// unix:PATH).
+func apiOf(s *site) (string, *http.Client) {
+	sock, ok := strings.CutPrefix(s.api, "unix:")
+	if !ok {
+		return "http://" + s.api, apiClient
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return "http://localhost", &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "unix", sock) }}}
+}
+
 // nodeCall calls a site's node's private API.
 func (tb *testbed) nodeCall(s *site, method, path string, body, out any) (int, error) {
 	var rd io.Reader
@@ -538,12 +553,13 @@ func (tb *testbed) nodeCall(s *site, method, path string, body, out any) (int, e
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, "http://"+s.api+path, rd)
+	base, c := apiOf(s)
+	req, _ := http.NewRequest(method, base+path, rd)
 	req.Header.Set("Authorization", "Bearer "+tb.token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := apiClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -194,6 +194,33 @@ final class UtilTest extends TestCase {
 		$this->assertSame( array( 'id', 'api_url', 'public_url', 'token_file' ), $p );
 	}
 
+	public function test_socket_api_url(): void {
+		// The node's api.listen and its Go client's forms.
+		$this->assertSame( '/run/ussync/api.sock', Ussync_Util::socket_path( 'unix:/run/ussync/api.sock' ) );
+		$this->assertSame( '/run/ussync/api.sock', Ussync_Util::socket_path( 'unix:///run/ussync/api.sock' ) );
+		$this->assertSame( '/run/ussync/api.sock', Ussync_Util::socket_path( 'UNIX:/run/ussync/api.sock' ) );
+		foreach ( array( 'unix:', 'unix:run/api.sock', 'unix://host/api.sock', 'unix:/' . str_repeat( 'x', 104 ), "unix:/run/a\nb.sock", 'http://127.0.0.1:7947' ) as $bad ) {
+			$this->assertSame( '', Ussync_Util::socket_path( $bad ), $bad );
+		}
+		list( $c, $p ) = Ussync_Util::check_connection(
+			array(
+				'id'         => 'main',
+				'api_url'    => ' unix:///run/ussync/api.sock ',
+				'public_url' => 'http://127.0.0.1:7948',
+			)
+		);
+		$this->assertSame( array(), $p );
+		$this->assertSame( 'unix:/run/ussync/api.sock', $c['api_url'] );
+		list( , $p ) = Ussync_Util::check_connection(
+			array(
+				'id'         => 'main',
+				'api_url'    => 'unix:api.sock',
+				'public_url' => 'unix:/run/ussync/public.sock',
+			)
+		);
+		$this->assertSame( array( 'api_url', 'public_url' ), $p, 'a relative socket path, or a socket for the public listener (browsers reach it through the site)' );
+	}
+
 	public function test_under(): void {
 		$home = 'http://site-a.localhost:8081/blog/';
 		$this->assertTrue( Ussync_Util::under( 'http://site-a.localhost:8081/blog/x?y=1', $home ) );

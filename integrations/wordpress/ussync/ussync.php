@@ -22,6 +22,7 @@ define( 'USSYNC_FILE', __FILE__ );
 
 require_once __DIR__ . '/includes/class-ussync-util.php';
 require_once __DIR__ . '/includes/class-ussync-settings.php';
+require_once __DIR__ . '/includes/class-ussync-curl.php';
 require_once __DIR__ . '/includes/class-ussync-node.php';
 require_once __DIR__ . '/includes/class-ussync-handoff.php';
 require_once __DIR__ . '/includes/class-ussync-auth.php';

@@ -149,7 +149,7 @@ final class Ussync_Admin {
 			$src = '' !== $c['id'] ? Ussync_Settings::token_source( Ussync_Util::check_connection( $c )[0], $i ) : '';
 			echo '<td>' . ( '' !== $src ? esc_html( $src ) : ( '' !== $c['id'] ? '<strong>' . esc_html__( 'none: set the constant or a token file', 'ussync' ) . '</strong>' : '' ) ) . '</td></tr>';
 		}
-		echo '</tbody></table><p class="description">' . esc_html__( 'Clear a row\'s id and private API URL to remove it. The public listener URL is where this site forwards <site>/ussync/v1/… (no web-server change needed).', 'ussync' ) . '</p>';
+		echo '</tbody></table><p class="description">' . esc_html__( 'Clear a row\'s id and private API URL to remove it. The private API URL is the node\'s api.listen: http://127.0.0.1:7947, or unix:/run/ussync/api.sock when the node listens on a Unix socket (no TCP port: who may call the node is who may open the socket, so the user PHP runs as must be in the node\'s group; PHP\'s curl extension is needed). The public listener URL is where this site forwards <site>/ussync/v1/… (no web-server change needed).', 'ussync' ) . '</p>';
 	}
 
 	/**
@@ -244,9 +244,21 @@ final class Ussync_Admin {
 				continue;
 			}
 			if ( 200 !== $r['status'] ) {
-				$why = 401 === $r['status'] ? __( 'the node refused the API token', 'ussync' ) : rtrim( '' !== $r['message'] ? $r['message'] : $r['code'], '.' );
+				if ( 401 === $r['status'] ) {
+					$why = __( 'the node refused the API token', 'ussync' );
+				} elseif ( 'no_curl' === $r['code'] ) {
+					$why = __( 'PHP\'s curl extension (php-curl), which a node on a Unix socket needs, is not installed', 'ussync' );
+				} else {
+					$why = rtrim( '' !== $r['message'] ? $r['message'] : $r['code'], '.' );
+				}
 				/* translators: 1: URL, 2: the reason */
-				echo '<p class="ussync-health-bad" data-health="unreachable"><strong>' . esc_html( sprintf( __( 'The node at %1$s is unreachable: %2$s. Logins stay on this site until it answers.', 'ussync' ), $node->api_url, $why ) ) . '</strong></p>';
+				echo '<p class="ussync-health-bad" data-health="unreachable"><strong>' . esc_html( sprintf( __( 'The node at %1$s is unreachable: %2$s. Logins stay on this site until it answers.', 'ussync' ), $node->api_url, $why ) ) . '</strong>';
+				if ( $node->on_socket() && str_contains( $r['message'], 'Permission denied' ) ) {
+					echo ' ' . esc_html__( 'The node makes its socket readable and writable by its own user and group only (mode 0660): add the user PHP runs as (e.g. www-data) to the node\'s group, then restart PHP.', 'ussync' );
+				} elseif ( $node->on_socket() && ( str_contains( $r['message'], 'No such file' ) || str_contains( $r['message'], 'Connection refused' ) || str_contains( $r['message'], 'not a socket' ) ) ) {
+					echo ' ' . esc_html__( 'Is the node running, with this path as its api.listen (unix:/path)?', 'ussync' );
+				}
+				echo '</p>';
 				continue;
 			}
 			$d     = $r['data'];

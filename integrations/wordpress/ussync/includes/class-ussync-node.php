@@ -2,7 +2,10 @@
 /**
  * One node connection: the client of a node's private API (README "The
  * private API", docs/users.md, docs/verification.md) and of its public
- * listener (docs/handoff.md), through WordPress's HTTP API.
+ * listener (docs/handoff.md), through WordPress's HTTP API, except where
+ * it costs too much or cannot serve: the session check of every page view,
+ * the forwarded hand-off steps, and a private API on a Unix socket go
+ * straight through curl (Ussync_Curl).
  *
  * @package ussync
  */
@@ -23,6 +26,15 @@ final class Ussync_Node {
 	 * test machine).
 	 */
 	const CHECK_TIMEOUT = 1.0;
+
+	/**
+	 * Seconds a check sent ahead (check_ahead) may wait to be read: the
+	 * time WordPress takes to load the other plugins and the theme before
+	 * it asks, which an overloaded machine may stretch past CHECK_TIMEOUT.
+	 * The page view itself waits CHECK_TIMEOUT at most when it reads the
+	 * answer; a call never read is closed at shutdown.
+	 */
+	const AHEAD_LIFE = 30.0;
 
 	/** Seconds a code request waits (the node waits for its mail server). */
 	const MAIL_TIMEOUT = 15.0;
@@ -74,7 +86,11 @@ final class Ussync_Node {
 	/** @var string A name for people. */
 	public string $label;
 
-	/** @var string Private API base URL, without a trailing slash. */
+	/**
+	 * @var string Private API base URL, without a trailing slash:
+	 * http(s)://host:port, or unix:/path when the node's api.listen is a
+	 * Unix socket.
+	 */
 	public string $api_url;
 
 	/** @var string Public listener base URL, without a trailing slash. */
@@ -138,6 +154,15 @@ final class Ussync_Node {
 	 */
 	public function has_token(): bool {
 		return '' !== $this->token;
+	}
+
+	/**
+	 * Whether the private API is on a Unix socket (api_url unix:/path).
+	 *
+	 * @return bool
+	 */
+	public function on_socket(): bool {
+		return str_starts_with( $this->api_url, Ussync_Util::UNIX_PREFIX );
 	}
 
 	/**
@@ -296,6 +321,7 @@ final class Ussync_Node {
 			'code'    => 'unreachable',
 			'message' => '',
 		);
+		$this->drop_ahead();
 		if ( ! $this->has_token() ) {
 			$fail['code'] = 'no_token';
 			return $fail;
@@ -304,37 +330,67 @@ final class Ussync_Node {
 			$fail['code'] = 'down';
 			return $fail;
 		}
-		$args = array(
-			'method'      => $method,
-			'timeout'     => self::timeout( $timeout ),
-			'redirection' => 0,
-			'httpversion' => '1.1',
-			'blocking'    => true,
-			'headers'     => array(
-				'Authorization' => 'Bearer ' . $this->token,
-				'Accept'        => 'application/json',
-			),
-		);
-		if ( null !== $body ) {
-			$args['headers']['Content-Type'] = 'application/json';
-			$args['body']                    = (string) wp_json_encode( (object) $body );
-		}
-		$resp = wp_remote_request( $this->api_url . $path, $args );
-		if ( is_wp_error( $resp ) ) {
-			if ( 'http_request_not_executed' === $resp->get_error_code() ) {
-				// WP_HTTP_BLOCK_EXTERNAL without the node's host in
-				// WP_ACCESSIBLE_HOSTS: WordPress never sent the call.
-				$fail['code'] = 'blocked';
-				$this->failed( 'WordPress blocked the call: WP_HTTP_BLOCK_EXTERNAL is set and WP_ACCESSIBLE_HOSTS does not list ' . (string) wp_parse_url( $this->api_url, PHP_URL_HOST ) );
-			} else {
-				$this->failed( $resp->get_error_code() );
+		$json = null !== $body ? (string) wp_json_encode( (object) $body ) : null;
+		if ( $this->on_socket() ) {
+			// WordPress's HTTP API has no way to reach a Unix socket. Its
+			// http_api_curl action could put CURLOPT_UNIX_SOCKET_PATH on
+			// WordPress's own curl handle, but only when WordPress picks
+			// curl: with its fsockopen transport (no php-curl), or another
+			// plugin's transport or pre_http_request, the request would go
+			// to whatever listens on port 80 of localhost, the API token
+			// with it. So every call to a node on a socket goes through the
+			// plugin's curl helper, which reaches the socket or fails.
+			if ( ! Ussync_Curl::available() ) {
+				$fail['code'] = 'no_curl'; // the health box says what it means.
+				$this->failed( 'PHP has no curl extension (php-curl), which a node on a Unix socket needs' );
+				return $fail;
 			}
-			$fail['message'] = $resp->get_error_message();
-			return $fail;
+			$lines = $this->auth_headers();
+			if ( null !== $json ) {
+				$lines[] = 'Content-Type: application/json';
+			}
+			$ans = Ussync_Curl::request( $method, $this->api_url, $path, $lines, $json, self::timeout( $timeout ), false );
+			if ( 0 !== $ans['errno'] ) {
+				$this->failed( 'curl error ' . $ans['errno'] . ': ' . $ans['error'] );
+				$fail['message'] = $ans['error'];
+				return $fail;
+			}
+			$status = $ans['status'];
+			$raw    = $ans['body'];
+		} else {
+			$args = array(
+				'method'      => $method,
+				'timeout'     => self::timeout( $timeout ),
+				'redirection' => 0,
+				'httpversion' => '1.1',
+				'blocking'    => true,
+				'headers'     => array(
+					'Authorization' => 'Bearer ' . $this->token,
+					'Accept'        => 'application/json',
+				),
+			);
+			if ( null !== $json ) {
+				$args['headers']['Content-Type'] = 'application/json';
+				$args['body']                    = $json;
+			}
+			$resp = wp_remote_request( $this->api_url . $path, $args );
+			if ( is_wp_error( $resp ) ) {
+				if ( 'http_request_not_executed' === $resp->get_error_code() ) {
+					// WP_HTTP_BLOCK_EXTERNAL without the node's host in
+					// WP_ACCESSIBLE_HOSTS: WordPress never sent the call.
+					$fail['code'] = 'blocked';
+					$this->failed( 'WordPress blocked the call: WP_HTTP_BLOCK_EXTERNAL is set and WP_ACCESSIBLE_HOSTS does not list ' . (string) wp_parse_url( $this->api_url, PHP_URL_HOST ) );
+				} else {
+					$this->failed( $resp->get_error_code() );
+				}
+				$fail['message'] = $resp->get_error_message();
+				return $fail;
+			}
+			$status = (int) wp_remote_retrieve_response_code( $resp );
+			$raw    = (string) wp_remote_retrieve_body( $resp );
 		}
-		$status = (int) wp_remote_retrieve_response_code( $resp );
-		$data   = json_decode( (string) wp_remote_retrieve_body( $resp ), true );
-		$data   = is_array( $data ) ? $data : array();
+		$data = json_decode( $raw, true );
+		$data = is_array( $data ) ? $data : array();
 		if ( $status >= 500 || $status < 200 ) {
 			$this->failed( 'HTTP ' . $status );
 			$fail['code']    = (string) ( $data['error']['code'] ?? 'server_error' );
@@ -372,6 +428,7 @@ final class Ussync_Node {
 	 * @return array{status:int,headers:array<string,string[]>,body:string}
 	 */
 	public function forward( string $method, string $path_query, array $headers, string $body ): array {
+		$this->drop_ahead();
 		$url = $this->public_url . $path_query;
 		if ( ! self::direct( $this->public_url ) ) {
 			return $this->forward_wp( $method, $url, $headers, $body );
@@ -387,8 +444,7 @@ final class Ussync_Node {
 		foreach ( $headers as $name => $value ) {
 			$lines[] = $name . ': ' . str_replace( array( "\r", "\n" ), '', (string) $value );
 		}
-		$lines[] = 'Expect:'; // no 100-continue round trip for a POST body.
-		$ans     = self::curl( $method, $url, $lines, '' === $body ? null : $body, self::timeout( 2 * self::CHECK_TIMEOUT ) );
+		$ans = Ussync_Curl::request( $method, $this->public_url, $path_query, $lines, '' === $body ? null : $body, self::timeout( 2 * self::CHECK_TIMEOUT ) );
 		if ( 0 !== $ans['errno'] ) {
 			$this->failed( 'public listener: curl error ' . $ans['errno'], true );
 			return array(
@@ -406,12 +462,14 @@ final class Ussync_Node {
 	}
 
 	/**
-	 * Whether calls under $base (a node's API or public URL) may go
-	 * straight through curl (check, forward): curl is there and WordPress's
-	 * WP_HTTP_BLOCK_EXTERNAL would let them through (it judges the host
-	 * alone). Otherwise they go through WordPress's HTTP API, which works
-	 * without curl and reports a blocked host (call's 'blocked'). Decided
-	 * once per base and request: the check runs on every page view.
+	 * Whether calls under $base (a node's http(s) API or public URL) may
+	 * go straight through curl (check, forward): curl is there and
+	 * WordPress's WP_HTTP_BLOCK_EXTERNAL would let them through (it judges
+	 * the host alone). Otherwise they go through WordPress's HTTP API,
+	 * which works without curl and reports a blocked host (call's
+	 * 'blocked'). Decided once per base and request: the check runs on
+	 * every page view. (A Unix socket is on this machine by definition:
+	 * WP_HTTP_BLOCK_EXTERNAL has nothing to judge there, see call.)
 	 *
 	 * @param string $base The node URL the calls go under.
 	 * @return bool
@@ -419,73 +477,13 @@ final class Ussync_Node {
 	private static function direct( string $base ): bool {
 		static $known = array();
 		if ( ! isset( $known[ $base ] ) ) {
-			$ok = function_exists( 'curl_init' );
+			$ok = Ussync_Curl::available();
 			if ( $ok && defined( 'WP_HTTP_BLOCK_EXTERNAL' ) && WP_HTTP_BLOCK_EXTERNAL && class_exists( 'WP_Http' ) ) {
 				$ok = ! ( new WP_Http() )->block_request( $base );
 			}
 			$known[ $base ] = $ok;
 		}
 		return $known[ $base ];
-	}
-
-	/**
-	 * One HTTP request through curl, redirects not followed. Returns
-	 * 'errno' (curl's, 0 when an answer came), 'status', 'headers'
-	 * (lower-case name => list of values, one per header line; empty
-	 * unless $want_headers) and 'body'.
-	 *
-	 * @param string      $method       HTTP method.
-	 * @param string      $url          URL (http or https).
-	 * @param string[]    $headers      Request header lines.
-	 * @param string|null $body         Request body, or null for none.
-	 * @param float       $timeout      Seconds, for the connection and for the whole call.
-	 * @param bool        $want_headers Whether the answer's headers are read (the session check, on every page view, needs none).
-	 * @return array{errno:int,status:int,headers:array<string,string[]>,body:string}
-	 */
-	private static function curl( string $method, string $url, array $headers, ?string $body, float $timeout, bool $want_headers = true ): array {
-		$got = array();
-		$ch  = curl_init( $url );
-		$opt = array(
-			CURLOPT_CUSTOMREQUEST     => $method,
-			CURLOPT_RETURNTRANSFER    => true,
-			CURLOPT_FOLLOWLOCATION    => false,
-			CURLOPT_PROTOCOLS         => CURLPROTO_HTTP | CURLPROTO_HTTPS,
-			CURLOPT_NOSIGNAL          => true,
-			CURLOPT_TIMEOUT_MS        => (int) ( $timeout * 1000 ),
-			CURLOPT_CONNECTTIMEOUT_MS => (int) ( $timeout * 1000 ),
-			CURLOPT_HTTPHEADER        => $headers,
-		);
-		if ( $want_headers ) {
-			$opt[ CURLOPT_HEADERFUNCTION ] = static function ( $h, string $line ) use ( &$got ): int {
-				if ( 0 === strncasecmp( $line, 'HTTP/', 5 ) ) {
-					$got = array(); // a new answer (after a 1xx): its headers only.
-				} elseif ( false !== strpos( $line, ':' ) ) {
-					list( $name, $value )          = explode( ':', $line, 2 );
-					$got[ strtolower( trim( $name ) ) ][] = trim( $value );
-				}
-				return strlen( $line );
-			};
-		}
-		if ( 'HEAD' === $method ) {
-			$opt[ CURLOPT_NOBODY ] = true;
-		}
-		if ( null !== $body ) {
-			$opt[ CURLOPT_POSTFIELDS ] = $body;
-		}
-		curl_setopt_array( $ch, $opt );
-		$out    = curl_exec( $ch );
-		$status = (int) curl_getinfo( $ch, CURLINFO_RESPONSE_CODE );
-		$errno  = curl_errno( $ch );
-		curl_close( $ch );
-		if ( 0 === $errno && false === $out ) {
-			$errno = -1;
-		}
-		return array(
-			'errno'   => $errno,
-			'status'  => $status,
-			'headers' => 0 === $errno ? $got : array(),
-			'body'    => 0 === $errno ? (string) $out : '',
-		);
 	}
 
 	/**
@@ -569,15 +567,104 @@ final class Ussync_Node {
 	}
 
 	/**
-	 * GET /v1/sessions/{id}: the check of every page view.
+	 * @var array<string,array{sid:string,call:int}> Network id => the check
+	 * sent ahead (check_ahead): the session asked about, and the call of
+	 * Ussync_Curl waiting to be received.
+	 */
+	private static array $ahead = array();
+
+	/**
+	 * Sends the check of a session now, so that the node answers while
+	 * WordPress goes on loading (Ussync_Auth::check_ahead, at plugin load,
+	 * for a browser that holds WordPress's logged-in cookie and this
+	 * network's session cookie). Nothing is decided from this call: only
+	 * check(), asked about the same session by the WordPress session
+	 * WordPress validated, reads its answer; anything else drops it. At
+	 * most one per network and request; none while the node is marked
+	 * down, or when the check would not go through curl.
 	 *
 	 * @param string $id Session id.
+	 */
+	public function check_ahead( string $id ): void {
+		if ( isset( self::$ahead[ $this->id ] ) || ! Ussync_Util::valid_session_id( $id ) || ! $this->has_token() || $this->is_down() || ! $this->check_by_curl() ) {
+			return;
+		}
+		$call = Ussync_Curl::send( 'GET', $this->api_url, '/v1/sessions/' . $id, $this->auth_headers(), null, max( self::AHEAD_LIFE, self::timeout( self::CHECK_TIMEOUT ) ) );
+		if ( 0 !== $call ) {
+			self::$ahead[ $this->id ] = array(
+				'sid'  => $id,
+				'call' => $call,
+			);
+		}
+	}
+
+	/**
+	 * Takes this network's check sent ahead, if any, out of the waiting
+	 * list: whoever takes it receives or discards it.
+	 *
+	 * @return array{sid:string,call:int}|null
+	 */
+	private function take_ahead(): ?array {
+		$ahead = self::$ahead[ $this->id ] ?? null;
+		unset( self::$ahead[ $this->id ] );
+		return $ahead;
+	}
+
+	/**
+	 * Discards this network's check sent ahead, unread: another call to
+	 * the node is made first (call, forward), and may change the session
+	 * (a logout, a hand-off step), so the answer sent before it could be
+	 * older than it.
+	 */
+	private function drop_ahead(): void {
+		$ahead = $this->take_ahead();
+		if ( null !== $ahead ) {
+			Ussync_Curl::discard( $ahead['call'] );
+		}
+	}
+
+	/**
+	 * Whether the check goes straight through curl: a Unix socket (with
+	 * curl), or an http(s) URL that direct() lets through.
+	 *
+	 * @return bool
+	 */
+	private function check_by_curl(): bool {
+		return $this->on_socket() ? Ussync_Curl::available() : self::direct( $this->api_url );
+	}
+
+	/**
+	 * The headers of every private API call.
+	 *
+	 * @return string[]
+	 */
+	private function auth_headers(): array {
+		return array( 'Authorization: Bearer ' . $this->token, 'Accept: application/json' );
+	}
+
+	/**
+	 * GET /v1/sessions/{id}: the check of every page view.
+	 *
+	 * With $validated (Ussync_Auth::check: $id is the session the WordPress
+	 * session WordPress validated for this request holds), the answer of
+	 * the check sent ahead for the same session (check_ahead) serves, and
+	 * is waited for up to the same timeout. A check sent ahead for another
+	 * session (the browser's cookie said one thing, its WordPress session
+	 * another) is discarded unread and $id asked about.
+	 *
+	 * @param string $id        Session id.
+	 * @param bool   $validated $id comes from the WordPress session WordPress validated.
 	 * @return array
 	 */
-	public function check( string $id ): array {
-		$url = $this->api_url . '/v1/sessions/' . $id;
-		if ( ! $this->has_token() || $this->is_down() || ! self::direct( $this->api_url ) ) {
-			return $this->call( 'GET', '/v1/sessions/' . $id );
+	public function check( string $id, bool $validated = false ): array {
+		$path  = '/v1/sessions/' . $id;
+		$ahead = $this->take_ahead();
+		if ( null !== $ahead && ( ! $validated || $ahead['sid'] !== $id || ! $this->has_token() || $this->is_down() ) ) {
+			Ussync_Curl::discard( $ahead['call'] );
+			$ahead = null;
+		}
+		if ( null === $ahead && ( ! $this->has_token() || $this->is_down() || ! $this->check_by_curl() ) ) {
+			return $this->call( 'GET', $path );
 		}
 		// The check runs on every logged-in page view: straight through
 		// curl it costs a fraction of WordPress's HTTP API. Measured on a
@@ -585,9 +672,13 @@ final class Ussync_Node {
 		// means of 200 requests, plugin on against off, a busy 2-core
 		// machine): +4 ms through wp_remote_request, +0.5 ms here. Same
 		// timeout, same answer, same outage handling.
-		$ans = self::curl( 'GET', $url, array( 'Authorization: Bearer ' . $this->token, 'Accept: application/json' ), null, self::timeout( self::CHECK_TIMEOUT ), false );
+		if ( null !== $ahead ) {
+			$ans = Ussync_Curl::receive( $ahead['call'], $this->api_url, self::timeout( self::CHECK_TIMEOUT ) );
+		} else {
+			$ans = Ussync_Curl::request( 'GET', $this->api_url, $path, $this->auth_headers(), null, self::timeout( self::CHECK_TIMEOUT ), false );
+		}
 		if ( 0 !== $ans['errno'] ) {
-			$this->failed( 'curl error ' . $ans['errno'] );
+			$this->failed( 'curl error ' . $ans['errno'] . ( $this->on_socket() ? ': ' . $ans['error'] : '' ) );
 			return array(
 				'status'  => 0,
 				'data'    => array(),

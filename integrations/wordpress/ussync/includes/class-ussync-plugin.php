@@ -19,6 +19,7 @@ final class Ussync_Plugin {
 	public static function boot(): void {
 		self::behind_proxy();
 		Ussync_Handoff::early_route();
+		Ussync_Auth::check_ahead();
 		add_action( 'init', array( __CLASS__, 'textdomain' ), 0 );
 		add_action( 'wp_enqueue_scripts', array( __CLASS__, 'scripts' ) );
 		Ussync_Handoff::hooks();

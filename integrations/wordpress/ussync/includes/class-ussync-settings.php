@@ -136,19 +136,26 @@ final class Ussync_Settings {
 	/**
 	 * The node connections, the primary one first.
 	 *
+	 * @param bool $keep Keep them for the rest of the request (false: while
+	 *                   the plugins load, before other plugins' filters on
+	 *                   home_url, which names the cookies, are in place).
 	 * @return Ussync_Node[]
 	 */
-	public static function nodes(): array {
-		if ( null === self::$nodes ) {
-			self::$nodes = array();
-			foreach ( array_values( (array) self::value( 'connections' ) ) as $i => $raw ) {
-				list( $c, $problems ) = Ussync_Util::check_connection( (array) $raw );
-				if ( array() === $problems ) {
-					self::$nodes[] = new Ussync_Node( $c, $i, self::token( $c, $i ) );
-				}
+	public static function nodes( bool $keep = true ): array {
+		if ( null !== self::$nodes ) {
+			return self::$nodes;
+		}
+		$nodes = array();
+		foreach ( array_values( (array) self::value( 'connections' ) ) as $i => $raw ) {
+			list( $c, $problems ) = Ussync_Util::check_connection( (array) $raw );
+			if ( array() === $problems ) {
+				$nodes[] = new Ussync_Node( $c, $i, self::token( $c, $i ) );
 			}
 		}
-		return self::$nodes;
+		if ( $keep ) {
+			self::$nodes = $nodes;
+		}
+		return $nodes;
 	}
 
 	/**

@@ -388,6 +388,9 @@ final class Ussync_Util {
 	 * Checks one network connection of the settings and returns its
 	 * normalised form and the problems found (translated by the caller).
 	 *
+	 * The private API URL is http(s)://host[:port][/path], or a Unix
+	 * socket (socket_path), normalised to "unix:/path".
+	 *
 	 * @param array $c Raw connection: id, label, api_url, public_url, token_file.
 	 * @return array{0:array,1:string[]} The connection and a list of problem codes.
 	 */
@@ -403,7 +406,19 @@ final class Ussync_Util {
 		if ( ! self::valid_network_id( $out['id'] ) ) {
 			$problems[] = 'id';
 		}
+		$socket = 0 === strncasecmp( $out['api_url'], self::UNIX_PREFIX, strlen( self::UNIX_PREFIX ) );
+		if ( $socket ) {
+			$path = self::socket_path( $out['api_url'] );
+			if ( '' === $path ) {
+				$problems[] = 'api_url';
+			} else {
+				$out['api_url'] = self::UNIX_PREFIX . $path;
+			}
+		}
 		foreach ( array( 'api_url', 'public_url' ) as $k ) {
+			if ( 'api_url' === $k && $socket ) {
+				continue; // checked above.
+			}
 			$scheme = parse_url( $out[ $k ], PHP_URL_SCHEME );
 			$host   = parse_url( $out[ $k ], PHP_URL_HOST );
 			if ( ! in_array( $scheme, array( 'http', 'https' ), true ) || ! is_string( $host ) || '' === $host ||
@@ -415,6 +430,33 @@ final class Ussync_Util {
 			$problems[] = 'token_file';
 		}
 		return array( $out, $problems );
+	}
+
+	/** The scheme of a node's private API on a Unix socket (the node's api.listen). */
+	const UNIX_PREFIX = 'unix:';
+
+	/**
+	 * The path of a Unix socket URL, as the node's api.listen and its Go
+	 * client write it: "unix:/run/ussync/api.sock" or
+	 * "unix:///run/ussync/api.sock". '' when $url is not one, or its path
+	 * is not absolute, holds a control character, or is longer than the
+	 * 104 bytes a socket address holds on every Unix (the node's own limit).
+	 *
+	 * @param string $url Candidate.
+	 * @return string
+	 */
+	public static function socket_path( string $url ): string {
+		if ( 0 !== strncasecmp( $url, self::UNIX_PREFIX, strlen( self::UNIX_PREFIX ) ) ) {
+			return '';
+		}
+		$path = substr( $url, strlen( self::UNIX_PREFIX ) );
+		if ( str_starts_with( $path, '///' ) ) {
+			$path = substr( $path, 2 );
+		}
+		if ( ! str_starts_with( $path, '/' ) || str_starts_with( $path, '//' ) || strlen( $path ) > 104 || 1 === preg_match( '/[\x00-\x1f\x7f]/', $path ) ) {
+			return '';
+		}
+		return $path;
 	}
 
 	/**

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -200,11 +199,7 @@ func TestWordPress_HostCookies(t *testing.T) {
 	s.url = fmt.Sprintf("https://site-s.localhost:%d/", sp)
 	cfg := fmt.Sprintf("node:\n  name: site-s\n  data_dir: %s\n  profile: local\nsite:\n  url: %s\ngossip:\n  bind: %s\n  secret_file: %s\napi:\n  listen: %s\n  token_file: %s\npublic:\n  listen: %s\n  trusted_proxies: [\"127.0.0.1/32\"]\nsync:\n  modes: [chain, lazy]\n",
 		filepath.Join(tb.dir, "node-site-s"), s.url, s.gossip, filepath.Join(tb.dir, "secret"), s.api, filepath.Join(tb.dir, "api-token"), s.public)
-	s.nodeCf = filepath.Join(tb.dir, "node-site-s.yaml")
-	if err := os.WriteFile(s.nodeCf, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := tb.startNode(s); err != nil {
+	if err := tb.startNodeConfig(s, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.node.stop)

@@ -43,11 +43,7 @@ func (tb *testbed) secondNetwork(t *testing.T) [2]*site {
 		}
 		cfg := fmt.Sprintf("node:\n  name: %s\n  data_dir: %s\n  profile: local\nsite:\n  url: %s\ngossip:\n  bind: %s\n%s  secret_file: %s\napi:\n  listen: %s\n  token_file: %s\npublic:\n  listen: %s\n  trusted_proxies: [\"127.0.0.1/32\"]\nsync:\n  modes: [chain, lazy, iframe]\n",
 			n.name, filepath.Join(tb.dir, "node-"+n.name), n.url, n.gossip, join, secret, n.api, tokenF, n.public)
-		n.nodeCf = filepath.Join(tb.dir, "node-"+n.name+".yaml")
-		if err := os.WriteFile(n.nodeCf, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := tb.startNode(n); err != nil {
+		if err := tb.startNodeConfig(n, cfg); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(n.node.stop)

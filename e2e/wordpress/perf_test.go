@@ -208,11 +208,7 @@ func (tb *testbed) socketTwin(t *testing.T, a *site) string {
 	n := &site{name: "site-a-twin", api: "unix:" + sock, gossip: fmt.Sprintf("127.0.0.1:%d", gp), public: fmt.Sprintf("127.0.0.1:%d", pp)}
 	cfg := fmt.Sprintf("node:\n  name: %s\n  data_dir: %s\n  profile: local\nsite:\n  url: http://site-a-twin.localhost:1/\ngossip:\n  bind: %s\n  join: [%q]\n  secret_file: %s\napi:\n  listen: %s\n  token_file: %s\npublic:\n  listen: %s\nlog:\n  level: warn\n",
 		n.name, filepath.Join(tb.dir, "node-"+n.name), n.gossip, a.gossip, filepath.Join(tb.dir, "secret"), n.api, filepath.Join(tb.dir, "api-token"), n.public)
-	n.nodeCf = filepath.Join(tb.dir, "node-"+n.name+".yaml")
-	if err := os.WriteFile(n.nodeCf, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := tb.startNode(n); err != nil {
+	if err := tb.startNodeConfig(n, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.node.stop)

@@ -419,6 +419,16 @@ func (tb *testbed) sql(q string) error {
 	return nil
 }
 
+// startNodeConfig writes cfg as s's node config (node-NAME.yaml in the
+// testbed's directory) and starts s's node on it.
+func (tb *testbed) startNodeConfig(s *site, cfg string) error {
+	s.nodeCf = filepath.Join(tb.dir, "node-"+s.name+".yaml")
+	if err := os.WriteFile(s.nodeCf, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	return tb.startNode(s)
+}
+
 func (tb *testbed) startNodes(string) error {
 	for i, n := range siteNames {
 		s := &site{name: n, db: "wp_" + strings.ReplaceAll(n, "-", "_")}
@@ -477,11 +487,7 @@ verification:
 log:
   level: info
 `, s.name, filepath.Join(tb.dir, "node-"+s.name), s.url, s.gossip, join, secret, s.api, tokenF, s.public, tb.sink.port)
-		s.nodeCf = filepath.Join(tb.dir, "node-"+s.name+".yaml")
-		if err := os.WriteFile(s.nodeCf, []byte(cfg), 0o600); err != nil {
-			return err
-		}
-		if err := tb.startNode(s); err != nil {
+		if err := tb.startNodeConfig(s, cfg); err != nil {
 			return err
 		}
 	}

@@ -8,7 +8,8 @@
 //     queued for its peer when it wakes, so changes batch by themselves under
 //     load and go alone when idle. Small batches travel as one UDP packet
 //     (SendBestEffort), larger ones over TCP (SendReliable). A packet push
-//     asks its receiver for an acknowledgement (kindPush, kindAck) and is
+//     asks its receiver for an acknowledgement (kindPush, kindAck; a
+//     receiver gathers those due to one sender for 10 ms) and is
 //     sent again, after a retransmission timeout computed as TCP's (RFC
 //     6298), until one comes or it was sent six times; a stream that failed
 //     is sent again the same way. Gossip cannot stand in for a lost push:

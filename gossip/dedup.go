@@ -35,3 +35,9 @@ func (r *recentMessages) seen(msg []byte) bool {
 	r.known[h] = struct{}{}
 	return false
 }
+
+// forget makes msg unseen again (its slot in the ring stays until reused:
+// a message taken twice is merged twice, which changes nothing).
+func (r *recentMessages) forget(msg []byte) {
+	delete(r.known, maphash.Bytes(r.seed, msg))
+}

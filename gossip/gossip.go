@@ -645,28 +645,36 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 	var deltaFrom, repairFrom []string // the sender of each record
 	var tags []repairTag
 	var acks map[string][]uint64 // pushes to acknowledge, by sender
-	for _, b := range batch {
+	var taken [][]byte           // the delta messages remembered as seen
+	ack := func(b []byte) {
 		if seq, from, _, ok := pushHeader(b); ok {
-			// Acknowledged even when dropped unread below: the sender may
-			// have lost the acknowledgement of the first copy.
 			if acks == nil {
 				acks = map[string][]uint64{}
 			}
 			acks[from] = append(acks[from], seq)
 		}
-		if len(b) > 1 && (kind(b[1]) == kindDelta || kind(b[1]) == kindPush) && g.recent.seen(b) {
-			// A copy of a packet already taken (PacketCopies), or the same
-			// message gossiped again by its sender (messages name their
-			// sender, so another member's copy is decoded): nothing to learn.
-			g.stats.duplicates.Add(1)
-			continue
+	}
+	for _, b := range batch {
+		if len(b) > 1 && (kind(b[1]) == kindDelta || kind(b[1]) == kindPush) {
+			if g.recent.seen(b) {
+				// A copy of a packet already taken (PacketCopies), or the
+				// same message gossiped again by its sender (messages name
+				// their sender, so another member's copy is decoded):
+				// nothing to learn. A push is acknowledged again: the
+				// sender may have lost the first acknowledgement.
+				g.stats.duplicates.Add(1)
+				ack(b)
+				continue
+			}
+			taken = append(taken, b)
 		}
 		m, err := decodeMessage(b)
 		if err != nil {
 			g.stats.bad.Add(1)
 			g.log.Warn("drop bad gossip message", "err", err, "bytes", len(b))
-			continue
+			continue // never acknowledged
 		}
+		ack(b)
 		switch m.kind {
 		case kindDelta, kindPush:
 			deltas = append(deltas, m.records...)
@@ -708,7 +716,13 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		changed, encs, refused, err := g.store.ApplyEncoded(deltas...)
 		if err != nil {
 			g.applyFailed("apply gossip", err)
-			applied = false // not acknowledged: the senders try again
+			// Not acknowledged, and forgotten as seen: the senders' next
+			// copies are applied, not dropped as duplicates (and then
+			// acknowledged unapplied).
+			applied = false
+			for _, b := range taken {
+				g.recent.forget(b)
+			}
 		}
 		g.noteRefusals(deltaFrom, refused)
 		g.stats.deltasApplied.Add(uint64(len(changed)))

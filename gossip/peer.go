@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -35,11 +36,14 @@ type peer struct {
 	unacked map[uint64]*inflight // by sequence number
 	held    int                  // bytes of the messages in unacked
 	// srtt and rttvar estimate the time from a push to its
-	// acknowledgement (zero: no sample yet).
-	srtt, rttvar time.Duration
-	wake         chan struct{}
-	done         chan struct{}
-	once         sync.Once
+	// acknowledgement (zero: no sample yet). backoff is the latest
+	// doubled timeout, kept for new pushes until a valid sample comes
+	// (RFC 6298, 5.7): a receiver that acknowledges every push later than
+	// the timeout gives no sample (Karn), and would be sent each push twice.
+	srtt, rttvar, backoff time.Duration
+	wake                  chan struct{}
+	done                  chan struct{}
+	once                  sync.Once
 }
 
 // inflight is one push awaiting its acknowledgement (or one batch whose
@@ -75,7 +79,10 @@ func (g *Gossip) peer(name string) *peer {
 	defer g.peersMu.Unlock()
 	p := g.peers[name]
 	if p == nil {
-		p = &peer{g: g, name: name, unacked: map[uint64]*inflight{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		// Numbering starts at random: acknowledgements still on their way
+		// to an earlier sender for this member (one dropped when the member
+		// failed) must not match this one's pushes.
+		p = &peer{g: g, name: name, seq: rand.Uint64(), unacked: map[uint64]*inflight{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 		g.peers[name] = p
 		g.wg.Add(1)
 		go p.run()
@@ -211,7 +218,7 @@ func (p *peer) track(msg []byte, stream bool) []byte {
 	if p.srtt > 0 {
 		rto = p.srtt + 4*p.rttvar
 	}
-	rto = min(max(rto, minPushRTO), maxPushRTO)
+	rto = min(max(rto, minPushRTO, p.backoff), maxPushRTO)
 	p.seq++
 	if !stream {
 		msg = encodePush(p.seq, p.g.cfg.Name, msg)
@@ -263,6 +270,7 @@ func (p *peer) acked(seqs []uint64) {
 		if f.tries != 1 {
 			continue // which send it answers is not known (Karn)
 		}
+		p.backoff = 0
 		r := now.Sub(f.sent)
 		if p.srtt == 0 {
 			p.srtt, p.rttvar = r, r/2
@@ -301,6 +309,7 @@ func (p *peer) resendDue(now time.Time) {
 			f.tries++
 			f.rto = min(2*f.rto, maxPushRTO)
 			f.due = now.Add(f.rto)
+			p.backoff = max(p.backoff, f.rto)
 			again = append(again, f)
 			if f.stream {
 				p.forgetLocked(s) // held again if it fails again
@@ -322,6 +331,7 @@ func (p *peer) resendDue(now time.Time) {
 			p.g.log.Debug("eager push failed again", "peer", p.name, "err", err, "tries", f.tries)
 			p.mu.Lock()
 			if f.tries < maxPushTries {
+				f.due = time.Now().Add(f.rto) // the send may have blocked for long
 				p.seq++
 				p.holdLocked(p.seq, f)
 			} else {

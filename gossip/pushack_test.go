@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,16 +13,27 @@ import (
 // piggybacks gossip on them) and periodic push/pull wait an hour: a change
 // reaches the other member by its eager push or not at all.
 func slowGossip(t *testing.T, tune func(i int, c *Config)) (a, b *member) {
+	return slowGossipFree(t, tune, nil)
+}
+
+// slowGossipFree is slowGossip with the second member's store reading its
+// free space from free.
+func slowGossipFree(t *testing.T, tune func(i int, c *Config), free func(string) (uint64, error)) (a, b *member) {
 	t.Helper()
 	key := newKey(t)
 	var ms []*member
 	for i := range 2 {
 		c := testConfig(t, fmt.Sprintf("n%d", i), key)
 		c.GossipInterval, c.PushPullInterval, c.ProbeInterval = time.Hour, time.Hour, time.Hour
+		m := &member{cfg: c, dir: t.TempDir(), faults: &Faults{}}
 		if tune != nil {
-			tune(i, &c)
+			tune(i, &m.cfg)
 		}
-		m := startMember(t, c)
+		if i == 1 && free != nil {
+			m.free = free
+		}
+		m.cfg.Faults = m.faults
+		m.start(t)
 		if i > 0 {
 			if _, err := m.g.Join([]string{ms[0].g.Addr()}); err != nil {
 				t.Fatal(err)
@@ -151,5 +163,54 @@ func TestPeer_TimeToAckLearned(t *testing.T) {
 	}
 	if p.srtt < 300*time.Millisecond || p.srtt > time.Second || p.rttvar != p.srtt/2 {
 		t.Fatalf("srtt %v, rttvar %v: want about 300ms from the first-try push alone, rttvar half of it", p.srtt, p.rttvar)
+	}
+}
+
+// A push the receiver's store refused (a full disk) is not acknowledged,
+// and its next copy is applied, not dropped as a duplicate of the refused
+// one (which was then acknowledged unapplied). Anti-entropy is held off:
+// only the push can carry it.
+func TestGossip_PushRefusedIsAppliedWhenSentAgain(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	a, b := slowGossipFree(t, nil, func(string) (uint64, error) { return free.Load(), nil })
+	free.Store(session.DefaultMinFree - 1)
+	b.faults.DropNext(1<<30, KindPushPull, a.g.Addr())
+	a.faults.DropNext(1<<30, KindPull, b.g.Addr())
+	b.faults.DropNext(1<<30, KindPull, a.g.Addr())
+	login(a, "s1")
+	waitFor(t, 5*time.Second, "n1 to refuse the push", func() bool { return b.g.Health().CatchUpReason == CatchUpStorageFull })
+	if has(b, "s1") || unacked(a, "n1") != 1 {
+		t.Fatalf("n1 holds s1 (%v) or n0 awaits %d acknowledgements, want 1", has(b, "s1"), unacked(a, "n1"))
+	}
+	free.Store(1 << 40)
+	waitFor(t, 10*time.Second, "the session on n1, by the push sent again", func() bool { return has(b, "s1") && unacked(a, "n1") == 0 })
+	if got := b.g.Stats().DeltasApplied; got != 1 {
+		t.Errorf("n1 applied %d records from pushes, want the session", got)
+	}
+}
+
+// A timeout doubled by a retry is kept for new pushes until a push is
+// acknowledged at its first send (RFC 6298, 5.7): a receiver slower than
+// the timeout would otherwise give no sample (Karn) and get every push
+// twice.
+func TestPeer_BackedOffTimeoutKept(t *testing.T) {
+	p := &peer{g: &Gossip{clocks: newClockBook(), cfg: Config{Name: "n0"}}, name: "n1", unacked: map[uint64]*inflight{}}
+	msg := encodeRecords(kindDelta, "n0", nil)
+	p.track(msg, false)
+	first := p.seq
+	if f := p.unacked[first]; f.rto != minPushRTO {
+		t.Fatalf("first timeout %v, want %v", f.rto, minPushRTO)
+	}
+	p.resendDue(time.Now().Add(time.Second)) // n1 is no member: nothing is sent
+	p.track(msg, false)
+	second := p.seq
+	if got := p.unacked[second].rto; got != 2*minPushRTO {
+		t.Fatalf("timeout of a push after a retry %v, want the doubled %v", got, 2*minPushRTO)
+	}
+	p.acked([]uint64{first, second})
+	p.track(msg, false)
+	if got := p.unacked[p.seq].rto; got != minPushRTO || p.backoff != 0 {
+		t.Fatalf("after a sample: timeout %v, backoff %v; want %v and none", got, p.backoff, minPushRTO)
 	}
 }

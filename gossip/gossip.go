@@ -899,13 +899,6 @@ func (g *Gossip) sendAcks(acks map[string][]uint64) {
 	}
 }
 
-// acksPushes reports whether the member named name acknowledges pushes.
-func (g *Gossip) acksPushes(name string) bool {
-	g.nodesMu.RLock()
-	defer g.nodesMu.RUnlock()
-	return g.acking[name]
-}
-
 // broadcast is one record in memberlist's gossip queue.
 type broadcast struct {
 	key string

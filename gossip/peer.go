@@ -166,12 +166,11 @@ const maxPushPackets = 4
 // whatever its size: a stream costs a TCP handshake, a round trip that a
 // login across the internet cannot afford. A larger one goes over TCP.
 func (p *peer) send(batch [][]byte) (streamed bool) {
-	node := p.g.member(p.name)
+	node, acks := p.g.memberAcks(p.name)
 	if node == nil {
 		return false // gone: gossip and anti-entropy take over
 	}
 	if msgs := packRecords(kindDelta, p.g.cfg.Name, batch, bestEffortMax-pushHeaderRoom, maxPushPackets); msgs != nil {
-		acks := p.g.acksPushes(p.name)
 		for _, msg := range msgs {
 			if acks {
 				msg = p.track(msg, false)
@@ -344,11 +343,18 @@ func (p *peer) resendDue(now time.Time) {
 
 // member returns a copy of a live member's node, or nil.
 func (g *Gossip) member(name string) *memberlist.Node {
+	n, _ := g.memberAcks(name)
+	return n
+}
+
+// memberAcks is member, and whether it acknowledges pushes (meta.Acks), in
+// one look: every push asks both.
+func (g *Gossip) memberAcks(name string) (*memberlist.Node, bool) {
 	g.nodesMu.RLock()
 	defer g.nodesMu.RUnlock()
 	n, ok := g.nodes[name]
 	if !ok {
-		return nil
+		return nil, false
 	}
-	return &n
+	return &n, g.acking[name]
 }

@@ -43,9 +43,15 @@ func slowGossipFree(t *testing.T, tune func(i int, c *Config), free func(string)
 	}
 	waitFor(t, 5*time.Second, "both members alive", func() bool {
 		return len(ms[0].g.LiveMembers()) == 2 && len(ms[1].g.LiveMembers()) == 2 &&
-			ms[0].g.acksPushes("n1") == !ms[1].cfg.noAcks && ms[1].g.acksPushes("n0") == !ms[0].cfg.noAcks
+			acks(ms[0], "n1") == !ms[1].cfg.noAcks && acks(ms[1], "n0") == !ms[0].cfg.noAcks
 	})
 	return ms[0], ms[1]
+}
+
+// acks reports whether m holds member name as acknowledging pushes.
+func acks(m *member, name string) bool {
+	_, acking := m.g.memberAcks(name)
+	return acking
 }
 
 // unacked is how many of m's pushes to name await an acknowledgement.

@@ -125,6 +125,11 @@ type Options struct {
 	SitesNodes  []int
 	SitesRounds int
 	SitesLogins int
+	// SitesTrace, when set, is the prefix of the files that receive the
+	// execution trace of the seconds before each of the first few
+	// propagation operations slower than TargetSitesP99N100 (a flight
+	// recorder runs during the rounds; see SlowOp).
+	SitesTrace string
 	// CatchupSessions and CatchupUsers are what the cluster's stores hold
 	// when a new node joins (catchup scenario); CatchupRate the logins per
 	// second the cluster serves meanwhile.

@@ -177,6 +177,8 @@ type propagation struct {
 	// (settleGossip), so a warm-up operation some node has not seen within
 	// lostAfter is not an error.
 	gossipAlone bool
+	// slow, when set, is told of every measured operation (sites).
+	slow *slowWatch
 }
 
 func newPropagation(t *tracker) *propagation {
@@ -189,6 +191,10 @@ func newPropagation(t *tracker) *propagation {
 // Unrecorded (warm-up) operations must arrive, or measure fails (unless
 // p.gossipAlone).
 func (p *propagation) measure(ctx context.Context, op string, origin int, record bool, do func() (string, error)) error {
+	var mark slowMark
+	if p.slow != nil && record {
+		mark = p.slow.mark()
+	}
 	start := time.Now()
 	key, err := do()
 	returned := time.Now()
@@ -205,19 +211,23 @@ func (p *propagation) measure(ctx context.Context, op string, origin int, record
 		}
 		return nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls[op] = append(p.calls[op], returned.Sub(start))
-	if !ok {
-		p.lost[op]++
-		return nil
-	}
 	d := latest.Sub(returned)
-	if d < 0 {
+	p.mu.Lock()
+	p.calls[op] = append(p.calls[op], returned.Sub(start))
+	switch {
+	case !ok:
+		p.lost[op]++
+	case d < 0:
 		p.early[op]++
 		d = 0
+		fallthrough
+	default:
+		p.lat[op] = append(p.lat[op], d)
 	}
-	p.lat[op] = append(p.lat[op], d)
+	p.mu.Unlock()
+	if ok && p.slow != nil {
+		p.slow.saw(op, origin, d, mark)
+	}
 	return nil
 }
 

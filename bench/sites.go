@@ -52,7 +52,11 @@ type SitesResult struct {
 	CPUAll    float64 `json:"cpu_all_us_per_login"`
 	// TargetP99 is the propagation p99 target at this size (0: none).
 	TargetP99 float64 `json:"target_p99_ms,omitempty"`
-	Note      string  `json:"note,omitempty"`
+	// Slow are the propagation's operations slower than
+	// TargetSitesP99N100, whatever the size, with what the process did
+	// meanwhile (the tail explained).
+	Slow []SlowOp `json:"slow,omitempty"`
+	Note string   `json:"note,omitempty"`
 }
 
 // Sites runs, for each size of opts.SitesNodes, opts.SitesRounds
@@ -90,10 +94,15 @@ func sitesRun(ctx context.Context, n int, opts Options) (SitesResult, error) {
 		}
 		opts.progressf("sites: %d nodes, %d propagation rounds", n, opts.SitesRounds)
 		p := newPropagation(t)
-		if err := runRounds(ctx, c, cl, p, users, 5, opts.SitesRounds, 1); err != nil {
+		if p.slow, err = newSlowWatch(c, TargetSitesP99N100, opts.SitesTrace); err != nil {
 			return err
 		}
-		res.Propagation = p.results(n)
+		err = runRounds(ctx, c, cl, p, users, 5, opts.SitesRounds, 1)
+		slow, serr := p.slow.stop()
+		if err = errors.Join(err, serr); err != nil {
+			return err
+		}
+		res.Propagation, res.Slow = p.results(n), slow
 
 		opts.progressf("sites: %d nodes, %d logins into n0", n, opts.SitesLogins)
 		if err := quietGossip(ctx, c.Members, 30*time.Second); err != nil {
@@ -277,6 +286,14 @@ func WriteSites(w io.Writer, rs []SitesResult) {
 	for _, r := range rs {
 		if r.Note != "" {
 			fmt.Fprintf(w, "  %d nodes: %s\n", r.Nodes, r.Note)
+		}
+		for _, s := range r.Slow {
+			fmt.Fprintf(w, "  %d nodes: slow %s from %s: %.1f ms; garbage collections ended meanwhile %d, pushes sent again %d",
+				r.Nodes, s.Op, s.Origin, s.Ms, s.GCCycles, s.PushRetries)
+			if s.Trace != "" {
+				fmt.Fprintf(w, "; trace %s", s.Trace)
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }

@@ -358,7 +358,20 @@ func (g *Gossip) Join(addrs []string) (int, error) {
 // Publish sends locally changed records to every live member at once and
 // queues them for gossip. It never blocks on the network; it is a no-op
 // after Close. Records that must not travel (local sessions) are skipped.
-func (g *Gossip) Publish(recs []session.Record) {
+func (g *Gossip) Publish(recs []session.Record) { g.publish(recs, "") }
+
+// PublishDelta is Publish for delta states (e.g. session.RevocationDelta):
+// records that join into a replica's state like the change they carry but
+// lack the rest of the record. In gossip's queue a delta neither replaces
+// a queued state of its record nor is replaced by one (a newer delta of
+// the record replaces it): a delta does not hold what an earlier state
+// still queued carries.
+func (g *Gossip) PublishDelta(recs []session.Record) { g.publish(recs, deltaKey) }
+
+// deltaKey ends the gossip-queue key of a delta state (PublishDelta).
+const deltaKey = "\x00delta"
+
+func (g *Gossip) publish(recs []session.Record, keySuffix string) {
 	if g.ctx.Err() != nil {
 		return
 	}
@@ -369,7 +382,7 @@ func (g *Gossip) Publish(recs []session.Record) {
 		}
 		enc := encodeRecord(r)
 		encs = append(encs, enc)
-		g.queueBroadcast(r.Key(), enc)
+		g.queueBroadcast(r.Key()+keySuffix, enc)
 	}
 	if len(encs) == 0 {
 		return

@@ -276,6 +276,7 @@ func (n *Node) handlers() (private, public http.Handler, err error) {
 		MaxTTL:          time.Duration(n.cfg.Session.MaxTTL),
 		RequireVerified: n.cfg.Sync.RequireVerified,
 		Publish:         n.gossip.Publish,
+		PublishDelta:    n.gossip.PublishDelta,
 		Log:             n.log,
 		Metrics:         n.metrics,
 		Members:         n.gossip.Members,

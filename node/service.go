@@ -32,6 +32,9 @@ type serviceConfig struct {
 	// then rebroadcast). Only replicated records are handed over. It must
 	// not block and must not modify the records; nil publishes nothing.
 	Publish func([]session.Record)
+	// PublishDelta hands over delta states (session.RevocationDelta) as
+	// Publish does, for gossip.PublishDelta. Nil: Publish.
+	PublishDelta func([]session.Record)
 	// Log receives what the operations did (never a token, an address or a
 	// code). Nil discards.
 	Log *slog.Logger
@@ -88,6 +91,9 @@ func newService(cfg serviceConfig) *service {
 	if cfg.Publish == nil {
 		cfg.Publish = func([]session.Record) {}
 	}
+	if cfg.PublishDelta == nil {
+		cfg.PublishDelta = cfg.Publish
+	}
 	if cfg.MaxTTL <= 0 {
 		cfg.MaxTTL = session.DefaultMaxSessionTTL
 	}
@@ -107,6 +113,13 @@ func (s *service) now() time.Time { return s.Store.Now() }
 // cluster, not published again) and Node.unrevokeSelf (which must write on
 // a revoked site, so applies and publishes itself).
 func (s *service) apply(recs ...session.Record) ([]session.Record, error) {
+	return s.applyAs(nil, recs...)
+}
+
+// applyAs is apply, with the changed users published as delta(user)
+// (gossip.PublishDelta) when delta is not nil: it must return a delta
+// state of its argument's change (session.RevocationDelta).
+func (s *service) applyAs(delta func(session.User) session.User, recs ...session.Record) ([]session.Record, error) {
 	if err := s.checkNotRevoked(); err != nil {
 		return nil, err
 	}
@@ -115,10 +128,21 @@ func (s *service) apply(recs ...session.Record) ([]session.Record, error) {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
 	pub := make([]session.Record, 0, len(changed))
+	var deltas []session.Record
 	for _, rec := range changed {
-		if rec.Replicated() {
+		switch {
+		case !rec.Replicated():
+		case rec.User != nil && delta != nil:
+			d := delta(*rec.User)
+			deltas = append(deltas, session.Record{User: &d})
+		default:
 			pub = append(pub, rec)
 		}
+	}
+	// The deltas first: a revocation reaches a member before the sessions
+	// it ends, as it did whole.
+	if len(deltas) > 0 {
+		s.PublishDelta(deltas)
 	}
 	if len(pub) > 0 {
 		s.Publish(pub)
@@ -369,7 +393,10 @@ func (s *service) logoutEverywhere(email string) (int, error) {
 			return 0, refuse(session.ErrNotFound, "no such user")
 		}
 	}
-	if _, err := s.apply(session.RevokeAll(u, known, active, s.Store.Clock().Now())...); err != nil {
+	// The user travels as its revocation delta: a user many sites know
+	// outgrows a packet, and its push would take a TCP stream to every
+	// member (a handshake across the internet, a second when a SYN is lost).
+	if _, err := s.applyAs(session.RevocationDelta, session.RevokeAll(u, known, active, s.Store.Clock().Now())...); err != nil {
 		return 0, err
 	}
 	s.Metrics.sessionsEndedAdd(session.EndLogoutEverywhere, len(active))

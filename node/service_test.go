@@ -13,7 +13,8 @@ import (
 // checks, inside Publish, that each record handed to gossip is already in
 // the store as published: a peer never hears of a change this node has not
 // made. Records that stay on this site are never published, and a ticket's
-// records are not published again.
+// records are not published again. A log out everywhere publishes its user
+// as the revocation delta (session.RevocationDelta).
 func TestService_ApplyThenPublish(t *testing.T) {
 	clock := session.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	st, err := session.Open(session.Options{Dir: t.TempDir(), Now: clock.Now})
@@ -41,6 +42,16 @@ func TestService_ApplyThenPublish(t *testing.T) {
 				}
 				if err != nil || jsonOf(t, stored) != jsonOf(t, r) {
 					t.Errorf("published %s before the store held it: store %s, %v", jsonOf(t, r), jsonOf(t, stored), err)
+				}
+			}
+			published = append(published, recs...)
+		},
+		// A delta is the revocation of the user as the store holds it.
+		PublishDelta: func(recs []session.Record) {
+			for _, r := range recs {
+				u, err := st.User(r.User.Email)
+				if d := session.RevocationDelta(u); err != nil || jsonOf(t, r) != jsonOf(t, session.Record{User: &d}) {
+					t.Errorf("published %s as a delta, not the revocation of the stored user %s (%v)", jsonOf(t, r), jsonOf(t, u), err)
 				}
 			}
 			published = append(published, recs...)

@@ -1,6 +1,9 @@
 package session
 
 import (
+	"encoding/json"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -294,4 +297,40 @@ func TestChanges_Histories(t *testing.T) {
 			t.Fatalf("changed %v, login %+v", changed, u.Login)
 		}
 	})
+}
+
+// TestRevocationDelta checks that the delta a revocation pushes is a delta
+// state of it: joined into a replica that held the user before the
+// revocation (or more), it gives what joining the whole user gives; joined
+// into any replica, a later join of the whole user gives the same as that
+// join alone; and it carries far fewer bytes than a user many sites know.
+func TestRevocationDelta(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		before := genUser(t, "ann@example.com")
+		known := rapid.Bool().Draw(t, "known")
+		at := genHLC(t, "at") + 1
+		u := *RevokeAll(before, known, nil, at)[0].User
+		d := RevocationDelta(u)
+
+		// A replica holding before, or more (before joined with anything).
+		caughtUp := JoinUser(before, genUser(t, "ann@example.com"))
+		if got, want := JoinUser(caughtUp, d), JoinUser(caughtUp, u); !reflect.DeepEqual(got, want) {
+			t.Fatalf("a replica holding the state before: delta gives %+v, the whole user %+v", got, want)
+		}
+		// Any replica.
+		any := genUser(t, "ann@example.com")
+		if got, want := JoinUser(JoinUser(any, d), u), JoinUser(any, u); !reflect.DeepEqual(got, want) {
+			t.Fatalf("any replica: delta then user gives %+v, the user alone %+v", got, want)
+		}
+	})
+	u := User{Email: "ann@example.com", Login: Set("ann", 5, "shop"), RevokedBefore: 9, Sites: map[string]SiteBinding{}}
+	for i := range 100 {
+		u.Sites[fmt.Sprintf("site-%02d", i)] = SiteBinding{Known: MakeHLC(1_780_000_000_000, 3), Bound: MakeHLC(1_780_000_000_000, 7)}
+	}
+	whole, _ := json.Marshal(Record{User: &u})
+	d := RevocationDelta(u)
+	delta, _ := json.Marshal(Record{User: &d})
+	if len(delta) > 200 || len(whole) < 4000 {
+		t.Errorf("a user 100 sites know: %d bytes whole, its revocation delta %d (want under 200)", len(whole), len(delta))
+	}
 }

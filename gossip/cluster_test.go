@@ -593,3 +593,63 @@ func TestGossip_LeaveReachesPeersOverTCP(t *testing.T) {
 		return stateOf(ms[0], "n2") == "left" && stateOf(ms[1], "n2") == "left"
 	})
 }
+
+// TestGossip_LargeUserRevocationGossipedAsDelta: with the eager push off
+// and no anti-entropy, a "log out everywhere" of a user forty sites know
+// reaches a member the origin cannot reach through another member's
+// gossip. That member holds the whole user, larger than a packet, which
+// memberlist never gossips: it must send on the delta it received.
+func TestGossip_LargeUserRevocationGossipedAsDelta(t *testing.T) {
+	key := newKey(t)
+	var ms []*member
+	for i := range 3 {
+		cfg := testConfig(t, fmt.Sprintf("n%d", i), key)
+		cfg.NoEagerPush = true
+		cfg.PushPullInterval = time.Hour
+		m := startMember(t, cfg)
+		if i > 0 {
+			if _, err := m.g.Join([]string{ms[0].g.Addr()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ms = append(ms, m)
+	}
+	waitFor(t, 5*time.Second, "all members alive", func() bool {
+		for _, m := range ms {
+			if len(m.g.LiveMembers()) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	at := ms[0].store.Clock().Now()
+	u := session.User{Email: "ann@example.com", Created: at, Login: session.Set("ann", at, "n0"), Sites: map[string]session.SiteBinding{}}
+	for i := range 40 {
+		u.Sites[fmt.Sprintf("site-%02d", i)] = session.SiteBinding{Known: at}
+	}
+	for _, m := range ms {
+		if _, err := m.store.Apply(session.Record{User: &u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms[0].faults.Block(ms[2].g.Addr())
+	ms[2].faults.Block(ms[0].g.Addr())
+
+	revoked := *session.RevokeAll(u, true, nil, ms[0].store.Clock().Now())[0].User
+	if _, err := ms[0].store.Apply(session.Record{User: &revoked}); err != nil {
+		t.Fatal(err)
+	}
+	d := session.RevocationDelta(revoked)
+	ms[0].g.PublishDelta([]session.Record{{User: &d}})
+	waitFor(t, 10*time.Second, "the revocation on every member, by gossip through n1", func() bool {
+		for _, m := range ms {
+			if got, err := m.store.User(u.Email); err != nil || got.RevokedBefore != revoked.RevokedBefore {
+				return false
+			}
+		}
+		return true
+	})
+	if got, _ := ms[2].store.User(u.Email); len(got.Sites) != 40 || got.Login.V != "ann" {
+		t.Errorf("n2's user after the delta: %d sites, login %q: the delta must keep what it does not carry", len(got.Sites), got.Login.V)
+	}
+}

@@ -16,9 +16,19 @@
 //     memberlist sends a few queued changes per packet and GossipInterval,
 //     so during a burst the one a push lost waits seconds in the queue.
 //     Members of older versions (no meta.Acks) get plain kindDelta pushes.
+//     A change that sets a few fields of a large record may travel as a
+//     delta state (PublishDelta; session.RevocationDelta for a log out
+//     everywhere: a user names every site that knows it, about 55 bytes a
+//     site, and outgrows a packet from about 20 sites, which would send the
+//     push over a TCP stream to every member). A delta joins into any state
+//     like the change it carries (delta-state CRDTs, Almeida et al. 2018).
 //  2. Gossip: the same records enter memberlist's broadcast queue, and a node
 //     that learns something new from a peer re-queues it, as Serf does with
-//     user events, so a member that missed the push still hears it. The queue
+//     user events, so a member that missed the push still hears it: the
+//     merged state when it fits in a packet (memberlist never gossips a
+//     larger broadcast), else the state it received, often a delta. A delta
+//     is queued under a key of its own: it neither replaces a queued state of
+//     its record nor is replaced by one. The queue
 //     is pruned at MaxQueueDepth; anti-entropy covers what pruning drops.
 //  3. Anti-entropy: memberlist's push/pull carries a digest (one 64-bit hash
 //     per bucket, 2 KiB in all) instead of the state. For the buckets that

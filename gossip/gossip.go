@@ -404,6 +404,21 @@ func (g *Gossip) publish(recs []session.Record, keySuffix string) {
 	}
 }
 
+// smallReceived returns the encoding of the record of key among recs, if
+// it fits in a packet. memberlist never gossips a broadcast larger than a
+// packet, and a user many sites know outgrows one (about 55 bytes a site);
+// the state a member pushed, often a delta (PublishDelta), may still fit,
+// and any state received joins safely wherever it is sent on.
+func smallReceived(recs []session.Record, key string) ([]byte, bool) {
+	for i := len(recs) - 1; i >= 0; i-- { // the last received: likely the latest
+		if r := recs[i]; r.Key() == key {
+			enc := encodeRecord(r)
+			return enc, len(enc) <= bestEffortMax
+		}
+	}
+	return nil, false
+}
+
 // queueBroadcast puts one record into memberlist's gossip; a newer state of
 // the same record replaces a queued older one.
 func (g *Gossip) queueBroadcast(key string, enc []byte) {
@@ -740,6 +755,12 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		g.noteRefusals(deltaFrom, refused)
 		g.stats.deltasApplied.Add(uint64(len(changed)))
 		for i, r := range changed {
+			if len(encs[i]) > bestEffortMax {
+				if d, ok := smallReceived(deltas, r.Key()); ok {
+					g.queueBroadcast(r.Key()+deltaKey, d)
+					continue
+				}
+			}
 			g.queueBroadcast(r.Key(), encs[i])
 		}
 		g.stats.rebroadcasts.Add(uint64(len(changed)))

@@ -65,7 +65,7 @@ type Stats struct {
 	Reconnects      uint64 // successful re-joins of failed members, join addresses, remembered members
 	Duplicates      uint64 // delta messages dropped unread: a copy of one taken moments before
 	PushRetries     uint64 // pushes sent again: not acknowledged in time, or their stream failed
-	PushesGivenUp   uint64 // pushes never acknowledged after every try, left to gossip and anti-entropy
+	PushesGivenUp   uint64 // pushes never acknowledged after every try, or held when their member failed or left; left to gossip and anti-entropy
 
 	// Anti-entropy rounds (doc.go, "Anti-entropy rounds").
 	RoundsCompleted uint64 // rounds this node completed: repairs applied, or digests equal

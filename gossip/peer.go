@@ -97,7 +97,21 @@ func (g *Gossip) dropPeer(name string) {
 	g.peersMu.Unlock()
 	if p != nil {
 		p.stop()
+		p.abandon()
 	}
+}
+
+// abandon forgets what p still holds for its member, which has failed or
+// left: the pushes awaiting an acknowledgement or another try are counted
+// given up, the records not yet sent dropped. The member's resync when it
+// returns, or anti-entropy, carries them.
+func (p *peer) abandon() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.g.stats.pushesGivenUp.Add(uint64(len(p.unacked)))
+	p.g.stats.dropped.Add(uint64(len(p.pending)))
+	clear(p.unacked)
+	p.held, p.pending = 0, nil
 }
 
 func (p *peer) stop() { p.once.Do(func() { close(p.done) }) }

@@ -156,6 +156,24 @@ func TestPeer_HoldsBoundedPushes(t *testing.T) {
 	}
 }
 
+// A peer dropped (its member failed or left) counts what it held as given
+// up or dropped, and holds nothing after.
+func TestPeer_AbandonCounts(t *testing.T) {
+	p := &peer{g: &Gossip{}, unacked: map[uint64]*inflight{}}
+	for s := uint64(1); s <= 3; s++ {
+		p.holdLocked(s, &inflight{msg: make([]byte, 100)})
+	}
+	p.pending = [][]byte{[]byte("a"), []byte("b")}
+	p.abandon()
+	if got, dropped := p.g.stats.pushesGivenUp.Load(), p.g.stats.dropped.Load(); got != 3 || dropped != 2 {
+		t.Fatalf("given up %d, dropped %d; want 3 and 2", got, dropped)
+	}
+	if len(p.unacked) != 0 || p.held != 0 || len(p.pending) != 0 {
+		t.Fatalf("still held: %d pushes, %d bytes, %d pending", len(p.unacked), p.held, len(p.pending))
+	}
+	p.holdLocked(9, &inflight{msg: make([]byte, 10)}) // a stream retry racing the drop
+}
+
 // The retransmission timeout follows the time to an acknowledgement
 // (RFC 6298), counting only pushes acknowledged at their first send.
 func TestPeer_TimeToAckLearned(t *testing.T) {

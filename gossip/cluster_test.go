@@ -640,7 +640,7 @@ func TestGossip_LargeUserRevocationGossipedAsDelta(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := session.RevocationDelta(revoked)
-	ms[0].g.PublishDelta([]session.Record{{User: &d}})
+	ms[0].g.PublishWithDeltas(nil, []session.Record{{User: &d}})
 	waitFor(t, 10*time.Second, "the revocation on every member, by gossip through n1", func() bool {
 		for _, m := range ms {
 			if got, err := m.store.User(u.Email); err != nil || got.RevokedBefore != revoked.RevokedBefore {

@@ -17,7 +17,7 @@
 //     so during a burst the one a push lost waits seconds in the queue.
 //     Members of older versions (no meta.Acks) get plain kindDelta pushes.
 //     A change that sets a few fields of a large record may travel as a
-//     delta state (PublishDelta; session.RevocationDelta for a log out
+//     delta state (PublishWithDeltas; session.RevocationDelta for a log out
 //     everywhere: a user names every site that knows it, about 55 bytes a
 //     site, and outgrows a packet from about 20 sites, which would send the
 //     push over a TCP stream to every member). A delta joins into any state

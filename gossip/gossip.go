@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -358,31 +359,38 @@ func (g *Gossip) Join(addrs []string) (int, error) {
 // Publish sends locally changed records to every live member at once and
 // queues them for gossip. It never blocks on the network; it is a no-op
 // after Close. Records that must not travel (local sessions) are skipped.
-func (g *Gossip) Publish(recs []session.Record) { g.publish(recs, "") }
+func (g *Gossip) Publish(recs []session.Record) { g.publish(recs, nil) }
 
-// PublishDelta is Publish for delta states (e.g. session.RevocationDelta):
-// records that join into a replica's state like the change they carry but
-// lack the rest of the record. In gossip's queue a delta neither replaces
-// a queued state of its record nor is replaced by one (a newer delta of
-// the record replaces it): a delta does not hold what an earlier state
-// still queued carries.
-func (g *Gossip) PublishDelta(recs []session.Record) { g.publish(recs, deltaKey) }
+// PublishWithDeltas is Publish of whole, and of deltas, delta states (e.g.
+// session.RevocationDelta): records that join into a replica's state like
+// the change they carry but lack the rest of the record. Both go in one
+// push to each member, deltas first. In gossip's queue a delta neither
+// replaces a queued state of its record nor is replaced by one (a newer
+// delta of the record replaces it): a delta does not hold what an earlier
+// state still queued carries.
+func (g *Gossip) PublishWithDeltas(whole, deltas []session.Record) { g.publish(whole, deltas) }
 
-// deltaKey ends the gossip-queue key of a delta state (PublishDelta).
+// deltaKey ends the gossip-queue key of a delta state (PublishWithDeltas).
 const deltaKey = "\x00delta"
 
-func (g *Gossip) publish(recs []session.Record, keySuffix string) {
+// publish pushes deltas then whole, in one batch, and queues each for
+// gossip.
+func (g *Gossip) publish(whole, deltas []session.Record) {
 	if g.ctx.Err() != nil {
 		return
 	}
-	encs := make([][]byte, 0, len(recs))
-	for _, r := range recs {
+	encs := make([][]byte, 0, len(whole)+len(deltas))
+	for i, r := range slices.Concat(deltas, whole) {
 		if !r.Replicated() {
 			continue
 		}
 		enc := encodeRecord(r)
 		encs = append(encs, enc)
-		g.queueBroadcast(r.Key()+keySuffix, enc)
+		key := r.Key()
+		if i < len(deltas) {
+			key += deltaKey
+		}
+		g.queueBroadcast(key, enc)
 	}
 	if len(encs) == 0 {
 		return
@@ -407,7 +415,7 @@ func (g *Gossip) publish(recs []session.Record, keySuffix string) {
 // smallReceived returns the encoding of the record of key among recs, if
 // it fits in a packet. memberlist never gossips a broadcast larger than a
 // packet, and a user many sites know outgrows one (about 55 bytes a site);
-// the state a member pushed, often a delta (PublishDelta), may still fit,
+// the state a member pushed, often a delta (PublishWithDeltas), may still fit,
 // and any state received joins safely wherever it is sent on.
 func smallReceived(recs []session.Record, key string) ([]byte, bool) {
 	for i := len(recs) - 1; i >= 0; i-- { // the last received: likely the latest

@@ -270,17 +270,17 @@ func (n *Node) gossipConfig() gossip.Config {
 // and the public one's.
 func (n *Node) handlers() (private, public http.Handler, err error) {
 	svc := newService(serviceConfig{
-		Store:           n.store,
-		Name:            n.cfg.Node.Name,
-		TTL:             time.Duration(n.cfg.Session.TTL),
-		MaxTTL:          time.Duration(n.cfg.Session.MaxTTL),
-		RequireVerified: n.cfg.Sync.RequireVerified,
-		Publish:         n.gossip.Publish,
-		PublishDelta:    n.gossip.PublishDelta,
-		Log:             n.log,
-		Metrics:         n.metrics,
-		Members:         n.gossip.Members,
-		MembersVersion:  n.gossip.MembersVersion,
+		Store:             n.store,
+		Name:              n.cfg.Node.Name,
+		TTL:               time.Duration(n.cfg.Session.TTL),
+		MaxTTL:            time.Duration(n.cfg.Session.MaxTTL),
+		RequireVerified:   n.cfg.Sync.RequireVerified,
+		Publish:           n.gossip.Publish,
+		PublishWithDeltas: n.gossip.PublishWithDeltas,
+		Log:               n.log,
+		Metrics:           n.metrics,
+		Members:           n.gossip.Members,
+		MembersVersion:    n.gossip.MembersVersion,
 	})
 	ho, err := newHandoff(handoffConfig{
 		Keyring:       n.keyring,

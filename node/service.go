@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -32,9 +33,10 @@ type serviceConfig struct {
 	// then rebroadcast). Only replicated records are handed over. It must
 	// not block and must not modify the records; nil publishes nothing.
 	Publish func([]session.Record)
-	// PublishDelta hands over delta states (session.RevocationDelta) as
-	// Publish does, for gossip.PublishDelta. Nil: Publish.
-	PublishDelta func([]session.Record)
+	// PublishWithDeltas hands over whole records and delta states
+	// (session.RevocationDelta) together, as Publish does
+	// (gossip.PublishWithDeltas). Nil: Publish of both, deltas first.
+	PublishWithDeltas func(whole, deltas []session.Record)
 	// Log receives what the operations did (never a token, an address or a
 	// code). Nil discards.
 	Log *slog.Logger
@@ -91,8 +93,9 @@ func newService(cfg serviceConfig) *service {
 	if cfg.Publish == nil {
 		cfg.Publish = func([]session.Record) {}
 	}
-	if cfg.PublishDelta == nil {
-		cfg.PublishDelta = cfg.Publish
+	if cfg.PublishWithDeltas == nil {
+		publish := cfg.Publish
+		cfg.PublishWithDeltas = func(whole, deltas []session.Record) { publish(slices.Concat(deltas, whole)) }
 	}
 	if cfg.MaxTTL <= 0 {
 		cfg.MaxTTL = session.DefaultMaxSessionTTL
@@ -117,7 +120,7 @@ func (s *service) apply(recs ...session.Record) ([]session.Record, error) {
 }
 
 // applyAs is apply, with the changed users published as delta(user)
-// (gossip.PublishDelta) when delta is not nil: it must return a delta
+// (gossip.PublishWithDeltas) when delta is not nil: it must return a delta
 // state of its argument's change (session.RevocationDelta).
 func (s *service) applyAs(delta func(session.User) session.User, recs ...session.Record) ([]session.Record, error) {
 	if err := s.checkNotRevoked(); err != nil {
@@ -139,12 +142,10 @@ func (s *service) applyAs(delta func(session.User) session.User, recs ...session
 			pub = append(pub, rec)
 		}
 	}
-	// The deltas first: a revocation reaches a member before the sessions
-	// it ends, as it did whole.
-	if len(deltas) > 0 {
-		s.PublishDelta(deltas)
-	}
-	if len(pub) > 0 {
+	switch {
+	case len(deltas) > 0:
+		s.PublishWithDeltas(pub, deltas)
+	case len(pub) > 0:
 		s.Publish(pub)
 	}
 	return changed, nil

@@ -23,38 +23,41 @@ func TestService_ApplyThenPublish(t *testing.T) {
 	}
 	defer st.Close()
 	var published []session.Record
-	svc := newService(serviceConfig{Store: st, Name: "site-a", TTL: time.Hour, RequireVerified: true,
-		Publish: func(recs []session.Record) {
-			for _, r := range recs {
-				if !r.Replicated() {
-					t.Errorf("a local record was published: %s", r.Key())
-				}
-				var stored session.Record
-				var err error
-				if r.User != nil {
-					var u session.User
-					u, err = st.User(r.User.Email)
-					stored.User = &u
-				} else {
-					var s session.Session
-					s, err = st.Session(r.Session.ID)
-					stored.Session = &s
-				}
-				if err != nil || jsonOf(t, stored) != jsonOf(t, r) {
-					t.Errorf("published %s before the store held it: store %s, %v", jsonOf(t, r), jsonOf(t, stored), err)
-				}
+	publish := func(recs []session.Record) {
+		for _, r := range recs {
+			if !r.Replicated() {
+				t.Errorf("a local record was published: %s", r.Key())
 			}
-			published = append(published, recs...)
-		},
-		// A delta is the revocation of the user as the store holds it.
-		PublishDelta: func(recs []session.Record) {
-			for _, r := range recs {
+			var stored session.Record
+			var err error
+			if r.User != nil {
+				var u session.User
+				u, err = st.User(r.User.Email)
+				stored.User = &u
+			} else {
+				var s session.Session
+				s, err = st.Session(r.Session.ID)
+				stored.Session = &s
+			}
+			if err != nil || jsonOf(t, stored) != jsonOf(t, r) {
+				t.Errorf("published %s before the store held it: store %s, %v", jsonOf(t, r), jsonOf(t, stored), err)
+			}
+		}
+		published = append(published, recs...)
+	}
+	svc := newService(serviceConfig{Store: st, Name: "site-a", TTL: time.Hour, RequireVerified: true,
+		Publish: publish,
+		// A delta is the revocation of the user as the store holds it; it
+		// travels with the whole records of its change.
+		PublishWithDeltas: func(whole, deltas []session.Record) {
+			publish(whole)
+			for _, r := range deltas {
 				u, err := st.User(r.User.Email)
 				if d := session.RevocationDelta(u); err != nil || jsonOf(t, r) != jsonOf(t, session.Record{User: &d}) {
 					t.Errorf("published %s as a delta, not the revocation of the stored user %s (%v)", jsonOf(t, r), jsonOf(t, u), err)
 				}
 			}
-			published = append(published, recs...)
+			published = append(published, deltas...)
 		}})
 	step := func(name string, wantPublished int, op func() error) {
 		t.Helper()

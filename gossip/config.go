@@ -120,7 +120,8 @@ type Config struct {
 	// do. For benchmarks that show what the push buys; never in production.
 	NoEagerPush bool
 	// noAcks plays a member of an older version, which neither asks for
-	// nor sends acknowledgements of pushes (tests).
+	// nor sends acknowledgements of pushes, and drops kindPush and kindAck
+	// as unknown kinds, counted bad (tests).
 	noAcks bool
 
 	// Faults, when set, injects network faults (tests and benchmarks: see

@@ -691,6 +691,10 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 		}
 	}
 	for _, b := range batch {
+		if g.cfg.noAcks && len(b) > 1 && (kind(b[1]) == kindPush || kind(b[1]) == kindAck) {
+			g.stats.bad.Add(1) // an older version knows neither kind: dropped, counted
+			continue
+		}
 		if len(b) > 1 && (kind(b[1]) == kindDelta || kind(b[1]) == kindPush) {
 			if g.recent.seen(b) {
 				// A copy of a packet already taken (PacketCopies), or the

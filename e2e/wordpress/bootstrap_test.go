@@ -2,6 +2,9 @@
 
 package wordpress
 
+// The bootstrap's work that a page view no longer repeats: the
+// translations and the rewrite rule (Ussync_Plugin::boot).
+
 import (
 	"fmt"
 	"path/filepath"
@@ -65,5 +68,43 @@ return $mo->export_to_file(%q) ? 1 : 'not written';`, path, text, text, path))
 	mo(pack, "Überall abmelden (Sprachpaket)")
 	if got := label(); got != "Überall abmelden (Sprachpaket)" {
 		t.Fatalf("with a language pack beside the plugin's own file the admin bar says %q, not the pack's", got)
+	}
+}
+
+// TestWordPress_RewriteRule: the rule of <site>/ussync/v1/… is first among
+// WordPress's rewrite rules while the plugin is active, also after another
+// flush (the Permalinks screen's), and gone once it is deactivated: the
+// plugin adds it when WordPress builds its rules (rewrite_rules_array), not
+// on every init, and takes its filter out before deactivation rebuilds
+// them (before, the rule added at init in the same request stayed).
+func TestWordPress_RewriteRule(t *testing.T) {
+	tb := theBed(t)
+	c := tb.sites[2]
+	first := func() string {
+		t.Helper()
+		out := tb.mustPHP(t, c, `$r = get_option('rewrite_rules'); return is_array($r) && $r ? array_key_first($r) . ' => ' . reset($r) : '';`)
+		return string(out)
+	}
+	const want = `"^ussync\/v1\/(bind|chain|sync|whoami|logout|auth|hop|hop\/ask|hop\/done|verify|healthz)\/?$ => index.php?ussync_endpoint=$matches[1]"`
+	if got := first(); got != want {
+		t.Fatalf("the first rewrite rule is %s, want %s", got, want)
+	}
+	tb.mustPHP(t, c, `flush_rewrite_rules(false); return 1;`)
+	if got := first(); got != want {
+		t.Fatalf("after a flush the first rewrite rule is %s", got)
+	}
+	t.Cleanup(func() {
+		tb.mustPHP(t, c, `activate_plugin('ussync/ussync.php'); return 1;`)
+		// The node found the site's health URL gone meanwhile: wait until
+		// every node hands browsers to every site again.
+		tb.waitHandoffs(t)
+	})
+	tb.mustPHP(t, c, `deactivate_plugins('ussync/ussync.php'); return 1;`)
+	if out := tb.mustPHP(t, c, `foreach ((array) get_option('rewrite_rules') as $q) { if (str_contains($q, 'ussync_endpoint')) { return 'still there'; } } return 'gone';`); string(out) != `"gone"` {
+		t.Fatalf("after deactivation the rule is %s", out)
+	}
+	tb.mustPHP(t, c, `activate_plugin('ussync/ussync.php'); return 1;`)
+	if got := first(); got != want {
+		t.Fatalf("after activation the first rewrite rule is %s", got)
 	}
 }

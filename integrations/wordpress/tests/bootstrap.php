@@ -1,7 +1,7 @@
 <?php
 /**
- * Unit tests of the plugin's pure functions and of its curl calls (no
- * WordPress needed).
+ * Unit tests of the plugin's pure functions, of its curl calls and of the
+ * parts of its bootstrap that need no WordPress.
  *
  * @package ussync
  */
@@ -9,3 +9,5 @@
 define( 'ABSPATH', __DIR__ . '/' );
 require_once dirname( __DIR__ ) . '/ussync/includes/class-ussync-util.php';
 require_once dirname( __DIR__ ) . '/ussync/includes/class-ussync-curl.php';
+require_once dirname( __DIR__ ) . '/ussync/includes/class-ussync-plugin.php';
+spl_autoload_register( array( 'Ussync_Plugin', 'autoload' ) );

@@ -20,15 +20,10 @@ defined( 'ABSPATH' ) || exit;
 define( 'USSYNC_VERSION', '0.1.0' );
 define( 'USSYNC_FILE', __FILE__ );
 
-require_once __DIR__ . '/includes/class-ussync-util.php';
-require_once __DIR__ . '/includes/class-ussync-settings.php';
-require_once __DIR__ . '/includes/class-ussync-curl.php';
-require_once __DIR__ . '/includes/class-ussync-node.php';
-require_once __DIR__ . '/includes/class-ussync-handoff.php';
-require_once __DIR__ . '/includes/class-ussync-auth.php';
-require_once __DIR__ . '/includes/class-ussync-users.php';
-require_once __DIR__ . '/includes/class-ussync-admin.php';
+// The other classes load when first used (Ussync_Plugin::autoload): a page
+// view loads only what it runs (README "Performance").
 require_once __DIR__ . '/includes/class-ussync-plugin.php';
+spl_autoload_register( array( 'Ussync_Plugin', 'autoload' ) );
 
 register_activation_hook( __FILE__, array( 'Ussync_Plugin', 'activate' ) );
 register_deactivation_hook( __FILE__, array( 'Ussync_Plugin', 'deactivate' ) );

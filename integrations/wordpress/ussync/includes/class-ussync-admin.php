@@ -14,19 +14,6 @@ defined( 'ABSPATH' ) || exit;
 final class Ussync_Admin {
 
 	/**
-	 * Hooks the page, the admin bar and the notices.
-	 */
-	public static function hooks(): void {
-		add_action( 'admin_menu', array( __CLASS__, 'menu' ) );
-		add_action( 'admin_init', array( __CLASS__, 'register' ) );
-		add_action( 'admin_bar_menu', array( __CLASS__, 'admin_bar' ), 100 );
-		add_action( 'admin_notices', array( __CLASS__, 'notices' ) );
-		add_action( 'wp_body_open', array( __CLASS__, 'front_notice' ) );
-		add_filter( 'login_message', array( __CLASS__, 'login_message' ) );
-		add_filter( 'plugin_action_links_' . plugin_basename( USSYNC_FILE ), array( __CLASS__, 'action_links' ) );
-	}
-
-	/**
 	 * The settings page under Settings.
 	 */
 	public static function menu(): void {

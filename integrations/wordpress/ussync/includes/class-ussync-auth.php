@@ -27,7 +27,12 @@ final class Ussync_Auth {
 	/** @var int A user whose password changed in this request (their next WordPress session gets a fresh ussync session, not a hand-off). */
 	private static int $password_changed = 0;
 
-	/** @var array|null The current browser's WordPress session, as the check found it: uid, token, session. */
+	/**
+	 * @var array|null The current browser's WordPress session, as the
+	 * check found it (uid, token, session), kept up to date by this
+	 * request's changes of it (set_pending, clear_notice): the page's
+	 * later steps read it here rather than from the user's meta again.
+	 */
 	private static ?array $current = null;
 
 	/** @var string Why the check ended this browser's session in this request ('' if it did not). */
@@ -41,21 +46,6 @@ final class Ussync_Auth {
 
 	/** @var bool A user is being added by an arrival (its registration is not a site registration). */
 	public static bool $adopting = false;
-
-	/**
-	 * Hooks logins, checks and logouts into WordPress.
-	 */
-	public static function hooks(): void {
-		add_filter( 'auth_cookie_expiration', array( __CLASS__, 'lifetime' ), PHP_INT_MAX, 3 );
-		add_filter( 'attach_session_information', array( __CLASS__, 'attach' ), 20, 2 );
-		add_filter( 'determine_current_user', array( __CLASS__, 'determine' ), 100 );
-		add_action( 'wp_logout', array( __CLASS__, 'logout' ), 1 );
-		add_action( 'profile_update', array( __CLASS__, 'profile_update' ), 10, 2 );
-		add_action( 'after_password_reset', array( __CLASS__, 'after_password_reset' ), 10, 1 );
-		add_filter( 'rest_authentication_errors', array( __CLASS__, 'rest_errors' ), 99 ); // before core's cookie check (100), which would call it a bad nonce.
-		add_action( 'admin_init', array( __CLASS__, 'ajax_ended' ), 0 );
-		add_action( 'admin_post_ussync_logout_everywhere', array( __CLASS__, 'logout_everywhere_action' ) );
-	}
 
 	/**
 	 * The user has a second factor on this site (WordPress's Two Factor,
@@ -261,8 +251,24 @@ final class Ussync_Auth {
 	 * @return array
 	 */
 	public static function pending( int $uid, string $token ): array {
-		$s = WP_Session_Tokens::get_instance( $uid )->get( $token );
+		if ( self::is_current( $uid, $token ) ) {
+			$s = self::$current['session'];
+		} else {
+			$s = WP_Session_Tokens::get_instance( $uid )->get( $token );
+		}
 		return is_array( $s ) ? (array) ( $s['ussync']['pending'] ?? array() ) : array();
+	}
+
+	/**
+	 * Whether a WordPress session is the one the check found for this
+	 * request (self::$current).
+	 *
+	 * @param int    $uid   The user.
+	 * @param string $token The WordPress session token.
+	 * @return bool
+	 */
+	private static function is_current( int $uid, string $token ): bool {
+		return null !== self::$current && self::$current['uid'] === $uid && self::$current['token'] === $token;
 	}
 
 	/**
@@ -287,6 +293,9 @@ final class Ussync_Auth {
 			unset( $s['ussync']['pending'] );
 		}
 		$mgr->update( $token, $s );
+		if ( self::is_current( $uid, $token ) ) {
+			self::$current['session'] = $s;
+		}
 	}
 
 	/**
@@ -385,16 +394,18 @@ final class Ussync_Auth {
 		if ( '' === $token ) {
 			return $uid;
 		}
-		$mgr = WP_Session_Tokens::get_instance( $uid );
-		$s   = $mgr->get( $token );
-		if ( ! is_array( $s ) || empty( $s['ussync']['sids'] ) ) {
-			return $uid; // a session from before the plugin, or one no node took.
+		$s = WP_Session_Tokens::get_instance( $uid )->get( $token );
+		if ( ! is_array( $s ) ) {
+			return $uid;
 		}
 		self::$current = array(
 			'uid'     => $uid,
 			'token'   => $token,
 			'session' => $s,
 		);
+		if ( empty( $s['ussync']['sids'] ) ) {
+			return $uid; // a session from before the plugin, or one no node took.
+		}
 		foreach ( (array) $s['ussync']['sids'] as $id => $sid ) {
 			$node = Ussync_Settings::node( (string) $id );
 			if ( null === $node || ! Ussync_Util::valid_session_id( (string) $sid ) ) {
@@ -450,12 +461,28 @@ final class Ussync_Auth {
 	}
 
 	/**
+	 * Whether the browser sent a cookie named like a network's session
+	 * cookie (Ussync_Util::cookie_name, __Host- prefixed or not): most
+	 * visitors send none, and their page views look no further.
+	 *
+	 * @return bool
+	 */
+	private static function has_session_cookie(): bool {
+		foreach ( array_keys( $_COOKIE ) as $name ) {
+			if ( str_contains( (string) $name, 'ussync_session' ) ) {
+				return true;
+			}
+		}
+		return false;
+	}
+
+	/**
 	 * An anonymous page view with a session cookie a node set: log it in.
 	 *
 	 * @return int 0 when nothing happened.
 	 */
 	private static function from_cookie(): int {
-		if ( ! Ussync_Handoff::page_request() ) {
+		if ( ! self::has_session_cookie() || ! Ussync_Handoff::page_request() ) {
 			return 0;
 		}
 		foreach ( Ussync_Settings::nodes() as $node ) {
@@ -539,6 +566,9 @@ final class Ussync_Auth {
 			if ( is_array( $s ) ) {
 				$s['ussync']['sids'][ $node->id ] = $sid;
 				$mgr->update( $token_wp, $s );
+				if ( self::is_current( $current, $token_wp ) ) {
+					self::$current['session'] = $s;
+				}
 			}
 			return $ok( $current );
 		}

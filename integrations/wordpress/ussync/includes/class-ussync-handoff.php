@@ -55,27 +55,31 @@ final class Ussync_Handoff {
 	private static int $login_uid = 0;
 
 	/**
-	 * Hooks the protocol into WordPress.
+	 * rewrite_rules_array: the rule of the endpoints, first (where
+	 * add_rewrite_rule( …, 'top' ) puts a rule), added when WordPress
+	 * builds its rules (a flush: activation, the Permalinks screen), which
+	 * keep it; a page view does no rewrite work for it. Hooked in every
+	 * request (Ussync_Plugin::boot), so that any flush keeps the rule.
+	 *
+	 * @param array $rules Regex => query, as WordPress built them.
+	 * @return array
 	 */
-	public static function hooks(): void {
-		add_action( 'init', array( __CLASS__, 'rewrite' ) );
-		add_filter( 'query_vars', array( __CLASS__, 'query_vars' ) );
-		add_action( 'parse_request', array( __CLASS__, 'route' ), 0 );
-		add_action( 'init', array( __CLASS__, 'come_back' ), 20 );
-		add_filter( 'wp_redirect', array( __CLASS__, 'redirect' ), 1000, 2 );
-		add_action( 'template_redirect', array( __CLASS__, 'page_view' ), 1 );
-		add_action( 'admin_init', array( __CLASS__, 'page_view' ), 1 );
-		add_action( 'wp_footer', array( __CLASS__, 'frames' ) );
-		add_action( 'admin_footer', array( __CLASS__, 'frames' ) );
-		add_action( 'set_logged_in_cookie', array( __CLASS__, 'logged_in_cookie' ), 10, 6 );
+	public static function rewrite_rules( $rules ): array {
+		$ends = implode( '|', array_map( static fn( $e ) => preg_quote( $e, '#' ), Ussync_Util::ENDPOINTS ) );
+		return array( '^ussync/v1/(' . $ends . ')/?$' => 'index.php?ussync_endpoint=$matches[1]' ) + (array) $rules;
 	}
 
 	/**
-	 * The rewrite rule of the endpoints (flushed on activation).
+	 * Whether this request may name an endpoint, as route() or WordPress's
+	 * rewrite rules would find it: its address (decoded or not: WordPress
+	 * matches its rules against both) holds "ussync", or its form holds
+	 * the query variable. Only such a request gets route()'s hooks.
+	 *
+	 * @return bool
 	 */
-	public static function rewrite(): void {
-		$ends = implode( '|', array_map( static fn( $e ) => preg_quote( $e, '#' ), Ussync_Util::ENDPOINTS ) );
-		add_rewrite_rule( '^ussync/v1/(' . $ends . ')/?$', 'index.php?ussync_endpoint=$matches[1]', 'top' );
+	public static function may_route(): bool {
+		$uri = isset( $_SERVER['REQUEST_URI'] ) ? (string) $_SERVER['REQUEST_URI'] : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput -- only searched.
+		return str_contains( $uri, 'ussync' ) || str_contains( urldecode( $uri ), 'ussync' ) || isset( $_POST['ussync_endpoint'] ); // phpcs:ignore WordPress.Security.NonceVerification.Missing -- only looked for.
 	}
 
 	/**
@@ -119,7 +123,11 @@ final class Ussync_Handoff {
 	 * Ussync_Plugin::boot; returns when the request is not one of them.
 	 */
 	public static function early_route(): void {
-		$endpoint = Ussync_Util::endpoint( self::request_path(), Ussync_Util::site_path( home_url( '/' ) ) );
+		$path = self::request_path();
+		if ( ! str_contains( $path, '/ussync/v1/' ) ) {
+			return; // every other request, before home_url() is asked.
+		}
+		$endpoint = Ussync_Util::endpoint( $path, Ussync_Util::site_path( home_url( '/' ) ) );
 		if ( ! in_array( $endpoint, self::EARLY, true ) ) {
 			return;
 		}
@@ -484,6 +492,14 @@ final class Ussync_Handoff {
 			'exp'    => time() + self::PENDING_TTL,
 		);
 		self::$planned = $p;
+		if ( $chains ) {
+			// The login's redirect goes through the chain (redirect), which
+			// needs the login's WordPress session token: hooked only now,
+			// when a chain is planned (inside wp_set_auth_cookie, whose
+			// set_logged_in_cookie comes after this).
+			add_action( 'set_logged_in_cookie', array( __CLASS__, 'logged_in_cookie' ), 10, 6 );
+			add_filter( 'wp_redirect', array( __CLASS__, 'redirect' ), 1000, 2 );
+		}
 		return $p;
 	}
 
@@ -526,11 +542,15 @@ final class Ussync_Handoff {
 		if ( isset( $_REQUEST['interim-login'] ) ) {
 			return false;
 		}
-		$path   = self::request_path();
-		$prefix = Ussync_Util::site_path( home_url( '/' ) ) . rest_get_url_prefix() . '/';
+		$path = self::request_path();
 		// phpcs:ignore WordPress.Security.NonceVerification.Recommended
-		return ! str_starts_with( $path, $prefix ) && ! isset( $_GET['rest_route'] ) && ! str_ends_with( $path, '/xmlrpc.php' ) &&
-			! str_ends_with( $path, '/admin-ajax.php' ) && ! str_ends_with( $path, '/admin-post.php' ); // an action's link is not a page.
+		if ( isset( $_GET['rest_route'] ) || str_ends_with( $path, '/xmlrpc.php' ) || str_ends_with( $path, '/admin-ajax.php' ) || str_ends_with( $path, '/admin-post.php' ) ) {
+			return false; // an action's link is not a page.
+		}
+		// Under the REST prefix (site path, then "wp-json/"): home_url() is
+		// asked only for a path that holds "/wp-json/" at all.
+		$rest = '/' . rest_get_url_prefix() . '/';
+		return ! str_contains( $path, $rest ) || ! str_starts_with( $path, rtrim( Ussync_Util::site_path( home_url( '/' ) ), '/' ) . $rest );
 	}
 
 	/**

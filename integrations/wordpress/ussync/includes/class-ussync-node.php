@@ -186,13 +186,19 @@ final class Ussync_Node {
 	 * @return array Mark key => Unix time until which it is down.
 	 */
 	private static function marks(): array {
-		$all = wp_load_alloptions();
-		if ( ! isset( $all[ self::DOWN_OPTION ] ) ) {
-			return array();
+		if ( null === self::$marks ) {
+			$all         = wp_load_alloptions();
+			$down        = isset( $all[ self::DOWN_OPTION ] ) ? get_option( self::DOWN_OPTION, array() ) : array();
+			self::$marks = is_array( $down ) ? $down : array();
 		}
-		$down = get_option( self::DOWN_OPTION, array() );
-		return is_array( $down ) ? $down : array();
+		return self::$marks;
 	}
+
+	/**
+	 * @var array|null The down-marks as this request read or wrote them
+	 * (marks): a page view asks is_down several times.
+	 */
+	private static ?array $marks = null;
 
 	/**
 	 * The key of a down-mark in DOWN_OPTION: the private API's (the only
@@ -222,6 +228,7 @@ final class Ussync_Node {
 		$was  = isset( $down[ $key ] ) && (int) $down[ $key ] > time();
 		$down[ $key ] = time() + self::down_for();
 		update_option( self::DOWN_OPTION, $down, true );
+		self::$marks = $down;
 		if ( ! $was && self::claim_log( $key ) ) {
 			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- logged once per outage, by design.
 			error_log( sprintf( 'ussync: the node of network "%s" did not answer (%s); retrying in %d s', $this->id, $what, self::down_for() ) );
@@ -274,10 +281,13 @@ final class Ussync_Node {
 	}
 
 	/**
-	 * Ends every outage's log claim (the down-marks were deleted).
+	 * Ends every outage's log claim: the down-marks were deleted
+	 * (delete_option_ussync_down, hooked by Ussync_Plugin::boot: cleared by
+	 * hand as a retry-now), so the next outage is logged at once.
 	 */
 	public static function release_all(): void {
 		global $wpdb;
+		self::$marks = null;
 		// phpcs:ignore WordPress.DB.DirectDatabaseQuery -- the claims' rows; never cached.
 		$wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name LIKE %s", $wpdb->esc_like( self::LOGGED_PREFIX ) . '%' ) );
 	}
@@ -293,6 +303,7 @@ final class Ussync_Node {
 		if ( isset( $down[ $key ] ) ) {
 			unset( $down[ $key ] );
 			update_option( self::DOWN_OPTION, $down, true );
+			self::$marks = $down;
 			if ( self::release_log( $key ) ) { // the one worker that ends the outage says so.
 				// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
 				error_log( sprintf( 'ussync: the node of network "%s" answers again%s', $this->id, $public ? ' (public listener)' : '' ) );
@@ -789,7 +800,3 @@ final class Ussync_Node {
 		return $this->call( 'GET', '/v1/status', null, 2 * self::CHECK_TIMEOUT, true );
 	}
 }
-
-// The down-marks cleared by hand (delete_option, as a retry-now) end every
-// outage's log claim too, so that the next outage is logged at once.
-add_action( 'delete_option_' . Ussync_Node::DOWN_OPTION, array( 'Ussync_Node', 'release_all' ) );

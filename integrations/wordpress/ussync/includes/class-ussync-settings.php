@@ -23,6 +23,12 @@ final class Ussync_Settings {
 	private static ?array $nodes = null;
 
 	/**
+	 * @var array|null The valid connections of the settings, checked once
+	 * a request: each a checked connection, its position and its token.
+	 */
+	private static ?array $checked = null;
+
+	/**
 	 * The settings a fresh install has, each with its reason.
 	 *
 	 * @return array
@@ -76,8 +82,9 @@ final class Ussync_Settings {
 	 * Forgets the settings of this request (after a save).
 	 */
 	public static function reset(): void {
-		self::$cache = null;
-		self::$nodes = null;
+		self::$cache   = null;
+		self::$nodes   = null;
+		self::$checked = null;
 	}
 
 	/**
@@ -145,12 +152,18 @@ final class Ussync_Settings {
 		if ( null !== self::$nodes ) {
 			return self::$nodes;
 		}
-		$nodes = array();
-		foreach ( array_values( (array) self::value( 'connections' ) ) as $i => $raw ) {
-			list( $c, $problems ) = Ussync_Util::check_connection( (array) $raw );
-			if ( array() === $problems ) {
-				$nodes[] = new Ussync_Node( $c, $i, self::token( $c, $i ) );
+		if ( null === self::$checked ) {
+			self::$checked = array();
+			foreach ( array_values( (array) self::value( 'connections' ) ) as $i => $raw ) {
+				list( $c, $problems ) = Ussync_Util::check_connection( (array) $raw );
+				if ( array() === $problems ) {
+					self::$checked[] = array( $c, $i, self::token( $c, $i ) );
+				}
 			}
+		}
+		$nodes = array();
+		foreach ( self::$checked as list( $c, $i, $token ) ) {
+			$nodes[] = new Ussync_Node( $c, $i, $token );
 		}
 		if ( $keep ) {
 			self::$nodes = $nodes;

@@ -21,32 +21,6 @@ final class Ussync_Users {
 	private static array $records = array();
 
 	/**
-	 * Hooks the screens and the lock into WordPress.
-	 */
-	public static function hooks(): void {
-		add_action( 'user_register', array( __CLASS__, 'registered' ), 20 );
-		add_filter( 'manage_users_columns', array( __CLASS__, 'columns' ) );
-		add_filter( 'manage_users_custom_column', array( __CLASS__, 'column' ), 10, 3 );
-		add_filter( 'user_row_actions', array( __CLASS__, 'row_actions' ), 10, 2 );
-		add_filter( 'bulk_actions-users', array( __CLASS__, 'bulk_actions' ) );
-		add_filter( 'handle_bulk_actions-users', array( __CLASS__, 'handle_bulk' ), 10, 3 );
-		add_action( 'admin_post_ussync_verify', array( __CLASS__, 'row_verify' ) );
-		add_action( 'admin_post_ussync_code', array( __CLASS__, 'code_action' ) );
-		add_action( 'admin_post_ussync_revoke', array( __CLASS__, 'revoke_action' ) );
-		add_action( 'admin_post_ussync_user_logout_everywhere', array( __CLASS__, 'admin_logout_everywhere' ) );
-		add_action( 'admin_menu', array( __CLASS__, 'menus' ) );
-		add_action( 'show_user_profile', array( __CLASS__, 'profile_box' ) );
-		add_action( 'edit_user_profile', array( __CLASS__, 'profile_box' ) );
-
-		// The e-mail lock, on every path that changes an address.
-		add_action( 'admin_init', array( __CLASS__, 'no_email_confirmation' ) ); // core adds it in admin-filters.php, after init.
-		add_action( 'user_profile_update_errors', array( __CLASS__, 'profile_errors' ), 10, 3 );
-		add_filter( 'wp_pre_insert_user_data', array( __CLASS__, 'keep_email' ), 10, 3 );
-		add_filter( 'rest_request_before_callbacks', array( __CLASS__, 'rest_email' ), 10, 3 );
-		add_action( 'woocommerce_save_account_details_errors', array( __CLASS__, 'woo_email' ), 10, 2 );
-	}
-
-	/**
 	 * user_register: a new account of this site is PUT to the cluster. It is
 	 * not verified: WordPress's registration does not prove the mailbox
 	 * when it creates the account.

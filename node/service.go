@@ -115,14 +115,11 @@ func (s *service) now() time.Time { return s.Store.Now() }
 // bypass it on purpose: acceptHandoff (a ticket's records, from the
 // cluster, not published again) and Node.unrevokeSelf (which must write on
 // a revoked site, so applies and publishes itself).
-func (s *service) apply(recs ...session.Record) ([]session.Record, error) {
-	return s.applyAs(nil, recs...)
-}
-
-// applyAs is apply, with the changed users published as delta(user)
-// (gossip.PublishWithDeltas) when delta is not nil: it must return a delta
-// state of its argument's change (session.RevocationDelta).
-func (s *service) applyAs(delta func(session.User) session.User, recs ...session.Record) ([]session.Record, error) {
+//
+// With delta not nil, the changed users are published as delta(user)
+// (gossip.PublishWithDeltas): delta must return a delta state of its
+// argument's change (session.RevocationDelta).
+func (s *service) apply(delta func(session.User) session.User, recs ...session.Record) ([]session.Record, error) {
 	if err := s.checkNotRevoked(); err != nil {
 		return nil, err
 	}
@@ -254,7 +251,7 @@ func (s *service) change(u session.User, known bool, c session.UserChange, ack b
 // applyUser merges and publishes nu, and returns the user as it then
 // stands.
 func (s *service) applyUser(nu session.User) (session.User, error) {
-	merged, err := s.apply(session.Record{User: &nu})
+	merged, err := s.apply(nil, session.Record{User: &nu})
 	if err != nil {
 		return nu, err
 	}
@@ -332,7 +329,7 @@ func (s *service) login(l login) (loginResult, error) {
 		recs = append(recs, session.Record{User: &nu})
 	}
 	recs = append(recs, session.Record{Session: &sess})
-	merged, err := s.apply(recs...)
+	merged, err := s.apply(nil, recs...)
 	if err != nil {
 		return loginResult{User: u}, err
 	}
@@ -357,7 +354,7 @@ func (s *service) end(sess session.Session, u session.User, reason string) (sess
 		return sess, false, nil
 	}
 	ended := session.EndSession(sess, s.Store.Clock().Now(), reason)
-	merged, err := s.apply(session.Record{Session: &ended})
+	merged, err := s.apply(nil, session.Record{Session: &ended})
 	if err != nil {
 		return sess, false, err
 	}
@@ -397,7 +394,7 @@ func (s *service) logoutEverywhere(email string) (int, error) {
 	// The user travels as its revocation delta: a user many sites know
 	// outgrows a packet, and its push would take a TCP stream to every
 	// member (a handshake across the internet, a second when a SYN is lost).
-	if _, err := s.applyAs(session.RevocationDelta, session.RevokeAll(u, known, active, s.Store.Clock().Now())...); err != nil {
+	if _, err := s.apply(session.RevocationDelta, session.RevokeAll(u, known, active, s.Store.Clock().Now())...); err != nil {
 		return 0, err
 	}
 	s.Metrics.sessionsEndedAdd(session.EndLogoutEverywhere, len(active))
@@ -486,7 +483,7 @@ func (s *service) move(from, to string) (session.User, int, error) {
 	// so the new values win every register.
 	at := s.Store.Clock().Now()
 	recs := session.Move(old, nu, active, at, s.Name)
-	merged, err := s.apply(recs...)
+	merged, err := s.apply(nil, recs...)
 	if err != nil {
 		return nu, 0, err
 	}
@@ -581,7 +578,7 @@ func (s *service) resetUser(email string) (session.User, int, error) {
 		return u, 0, refuse(errInvalidField, "the user's record was reset at %s, ahead of this node's clock: reset it from another node", u.Reset.Time())
 	}
 	r := session.ResetUser(u, at)
-	merged, err := s.apply(session.Record{User: &r})
+	merged, err := s.apply(nil, session.Record{User: &r})
 	if err != nil {
 		return u, 0, err
 	}

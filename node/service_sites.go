@@ -138,7 +138,7 @@ func (s *service) unrevokeSite(name string) (siteState, error) {
 // applySite merges and publishes x, a change of st's site record, and
 // returns st with the record as it then stands.
 func (s *service) applySite(st siteState, x session.Site) (siteState, error) {
-	merged, err := s.apply(session.Record{Site: &x})
+	merged, err := s.apply(nil, session.Record{Site: &x})
 	if err != nil {
 		return st, err
 	}

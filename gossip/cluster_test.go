@@ -642,3 +642,23 @@ func TestGossip_LargeUserRevocationGossipedAsDelta(t *testing.T) {
 		t.Fatalf("n1 queued the revocation for gossip in messages of %v bytes: none fits a packet (%d), so gossip would never carry it", sizes, bestEffortMax)
 	}
 }
+
+// smallReceived sends on the latest received state of a record that fits
+// in a packet, even when a larger state of it came after (a whole user and
+// its revocation delta in one batch).
+func TestSmallReceived(t *testing.T) {
+	whole := session.User{Email: "ann@example.com", RevokedBefore: 9, Sites: map[string]session.SiteBinding{}}
+	for i := range 40 {
+		whole.Sites[fmt.Sprintf("site-%02d", i)] = session.SiteBinding{Known: 1 << 50}
+	}
+	d := session.RevocationDelta(whole)
+	other := session.User{Email: "bob@example.com"}
+	recs := []session.Record{{User: &d}, {User: &other}, {User: &whole}}
+	enc, ok := smallReceived(recs, "uann@example.com")
+	if want := encodeRecord(session.Record{User: &d}); !ok || string(enc) != string(want) {
+		t.Fatalf("got %q, %v; want the delta %q", enc, ok, want)
+	}
+	if _, ok := smallReceived(recs[2:], "uann@example.com"); ok {
+		t.Fatal("the whole user alone is larger than a packet: nothing to send on")
+	}
+}

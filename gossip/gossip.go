@@ -412,16 +412,18 @@ func (g *Gossip) publish(whole, deltas []session.Record) {
 	}
 }
 
-// smallReceived returns the encoding of the record of key among recs, if
-// it fits in a packet. memberlist never gossips a broadcast larger than a
-// packet, and a user many sites know outgrows one (about 55 bytes a site);
-// the state a member pushed, often a delta (PublishWithDeltas), may still fit,
-// and any state received joins safely wherever it is sent on.
+// smallReceived returns the encoding of the latest state of key among
+// recs that fits in a packet, if any. memberlist never gossips a broadcast
+// larger than a packet, and a user many sites know outgrows one (about 55
+// bytes a site); a state a member pushed, often a delta
+// (PublishWithDeltas), may still fit, and any state received joins safely
+// wherever it is sent on.
 func smallReceived(recs []session.Record, key string) ([]byte, bool) {
-	for i := len(recs) - 1; i >= 0; i-- { // the last received: likely the latest
+	for i := len(recs) - 1; i >= 0; i-- { // the last received first: likely the latest
 		if r := recs[i]; r.Key() == key {
-			enc := encodeRecord(r)
-			return enc, len(enc) <= bestEffortMax
+			if enc := encodeRecord(r); len(enc) <= bestEffortMax {
+				return enc, true
+			}
 		}
 	}
 	return nil, false

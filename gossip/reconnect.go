@@ -418,6 +418,10 @@ func (g *Gossip) loadSnapshot() {
 		return
 	}
 	now := g.store.Now()
+	// The transport is already accepting streams, and its guard reads
+	// remembered (knownAddr): write under the lock it reads with.
+	g.failedMu.Lock()
+	defer g.failedMu.Unlock()
 	for _, m := range s.Members {
 		seen := time.UnixMilli(m.Seen)
 		if m.Name == "" || m.Name == g.cfg.Name || m.Addr == "" || now.Sub(seen) > g.cfg.ReconnectTimeout {

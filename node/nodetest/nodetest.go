@@ -355,7 +355,32 @@ func Differ(ms ...*Member) string {
 // records, or fails the test after d saying which differ.
 func (c *Cluster) WaitConverged(d time.Duration) {
 	c.t.Helper()
-	eventually.Done(c.t, d, "convergence", func() string { return Differ(c.Members...) })
+	eventually.Done(explaining{c.t, c.Members}, d, "convergence", func() string { return Differ(c.Members...) })
+}
+
+// Explain is session.Explain over ms: why they have not converged, in
+// detail (every record of every store read once), for a test or a bench
+// that gave up waiting.
+func Explain(ms ...*Member) string {
+	names := make([]string, len(ms))
+	stores := make([]*session.Store, len(ms))
+	for i, m := range ms {
+		names[i], stores[i] = m.Name(), m.Store()
+	}
+	return session.Explain(names, stores, 10)
+}
+
+// explaining is a T whose Fatalf adds Explain(ms...) to the message: a wait
+// for convergence that gives up says what differs, not only that the
+// digests do.
+type explaining struct {
+	T
+	ms []*Member
+}
+
+func (e explaining) Fatalf(format string, args ...any) {
+	e.T.Helper()
+	e.T.Fatalf(format+"%s", append(args, Explain(e.ms...))...)
 }
 
 // WaitFor polls cond until it holds, or fails the test after d

@@ -675,7 +675,7 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 		if failed {
 			continue // merged on a state that was not written
 		}
-		s.cache.put(b.written...)
+		s.cache.put(latest(b.written, own)...)
 		s.sites.put(b.sites...)
 	}
 	if failed {
@@ -688,6 +688,26 @@ func (s *Store) applyGroupLocked(group []*applyReq) {
 			s.log.Error("read the digest again after a failed commit", "err", err)
 		}
 	}
+}
+
+// latest returns the entries of written that are their key's last state
+// in the group (own): a later request of the group may have written the
+// key again, a repair whose state the cache does not take (cold) among
+// them. The cache must never hold a state that is not on disk: the next
+// merge of the key would take it for the old state and XOR the wrong hash
+// out of the digest, which would then differ from the records for good
+// (TestStore_GroupApplyThenRepair).
+func latest(written []entry, own map[string]entry) []entry {
+	out := written[:0:0]
+	for _, e := range written {
+		// A key's states in a group only grow (each is the join of the
+		// one before and a record, and differs from it), so equal
+		// encodings are the same state.
+		if bytes.Equal(own[e.rec.Key()].enc, e.enc) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // recountLocked reads the digest, the counts and the sites again from

@@ -296,6 +296,8 @@ func (n *Node) registerFreshMetrics() {
 		func() float64 { return float64(st.Space().Free) })
 	m.RegisterCounterFunc("ussync_store_writes_refused_total", "Writes the store refused for want of free space (storage_full).",
 		func() float64 { return float64(st.Space().Refused) })
+	m.RegisterCounterFunc("ussync_store_digest_scrubbed_total", "Buckets of the anti-entropy digest found different from their records by the background scrub, and corrected (a bug: report it).",
+		func() float64 { return float64(st.Scrubbed()) })
 }
 
 // startFreshness builds the node's freshness and the fresh store's ticket

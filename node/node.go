@@ -354,9 +354,15 @@ func (n *Node) serve(srv *http.Server, ln *limitListener) {
 	}()
 }
 
+// scrubInterval is how often housekeeping scrubs one bucket of the digest
+// (session.Store.Scrub): every bucket once in 64 minutes. A variable for
+// the tests.
+var scrubInterval = 15 * time.Second
+
 // housekeeping sweeps history past retention, reclaims disk space, keeps
-// the data dir private (files Badger created since are made 0600) and logs
-// the members whose clocks go beyond the max offset.
+// the data dir private (files Badger created since are made 0600), logs
+// the members whose clocks go beyond the max offset, and scrubs the
+// digest, a bucket at a time.
 func (n *Node) housekeeping(ctx context.Context) {
 	defer n.wg.Done()
 	interval := time.Duration(n.cfg.Session.SweepInterval)
@@ -369,6 +375,9 @@ func (n *Node) housekeeping(ctx context.Context) {
 	defer gc.Stop()
 	clocks := time.NewTicker(clockCheckInterval)
 	defer clocks.Stop()
+	scrub := time.NewTicker(scrubInterval)
+	defer scrub.Stop()
+	var bucket uint8 // the next bucket to scrub
 	skewed := map[string]bool{}
 	for {
 		select {
@@ -376,6 +385,12 @@ func (n *Node) housekeeping(ctx context.Context) {
 			return
 		case <-clocks.C:
 			n.clockWatch(skewed)
+		case <-scrub.C:
+			// Store.Scrub logs and counts a corrected bucket itself.
+			if _, err := n.store.Scrub(bucket); err != nil && !errors.Is(err, session.ErrClosed) {
+				n.log.Error("scrub the digest", "bucket", bucket, "err", err)
+			}
+			bucket++
 		case <-sweep.C:
 			if k, err := n.store.Sweep(ctx); errors.Is(err, session.ErrStorageFull) {
 				// The store logs a full disk itself, once a minute.

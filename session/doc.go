@@ -107,6 +107,15 @@
 // anti-entropy from a node that has not swept yet cannot resurrect them.
 // Users and Site records are never swept.
 //
+// The digest is kept by XORing each write's old hash out and its new hash
+// in; a bug in that bookkeeping (one was a group commit whose record cache
+// kept a state that a repair in the same group had replaced) leaves a
+// bucket that differs from its records for good, which anti-entropy pulls
+// from every peer for ever and carries nothing. Store.Scrub compares one
+// bucket with its records and corrects it (the node scrubs one every 15 s),
+// so such a bug costs minutes of a bucket's repairs, logged and counted,
+// not a cluster that never converges again.
+//
 // Badger writes through memory-mapped files: a full filesystem would make
 // a write a SIGBUS. The store keeps Options.MinFree (64 MiB) free and
 // refuses every write below it with ErrStorageFull (space.go); reads go on.

@@ -122,6 +122,9 @@ type Store struct {
 	// sweepFrom is where the next Sweep goes on reading the index (a key
 	// of it), nil for the oldest session.
 	sweepFrom atomic.Pointer[[]byte]
+	// scrubbed counts the digest buckets Scrub found different from their
+	// records, and corrected.
+	scrubbed atomic.Uint64
 
 	// inMemory is Options.InMemory: nothing outlives Close.
 	inMemory bool
@@ -1004,6 +1007,50 @@ func (s *Store) addSums(changes []digestChange) {
 		s.sum.sessions += c.sessions
 	}
 }
+
+// Scrub reads every replicated record of bucket b and compares the
+// digest's bucket with the XOR of their hashes; if they differ it sets the
+// bucket to its records' sum, logs an error and counts it (Scrubbed), and
+// reports true. It holds the writers' lock while it reads (a bucket is a
+// 256th of the store: about 4,000 records at a million), so nothing is
+// committed meanwhile.
+//
+// A digest that differs from its records is a bug, never a state the
+// cluster can repair by itself: anti-entropy pulls the bucket from every
+// peer for ever and finds nothing to carry. Scrubbing one bucket at a time
+// in the background (the node's housekeeping) bounds how long such a bug
+// can keep two stores apart, as ZFS's scrub or Cassandra's repair bound
+// silent corruption. It returns ErrClosed after Close.
+func (s *Store) Scrub(b uint8) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return false, ErrClosed
+	}
+	entries, err := s.BucketEntries(b)
+	if err != nil {
+		return false, err
+	}
+	var sum uint64
+	for _, e := range entries {
+		sum ^= e.Hash
+	}
+	s.sum.Lock()
+	kept := s.sum.digest[b]
+	s.sum.digest[b] = sum
+	s.sum.Unlock()
+	if kept == sum {
+		return false, nil
+	}
+	s.scrubbed.Add(1)
+	s.log.Error("the digest differed from the records in one bucket: corrected (a bug: please report it with this node's log)",
+		"bucket", b, "records", len(entries))
+	return true, nil
+}
+
+// Scrubbed returns how many digest buckets Scrub has corrected since the
+// store opened.
+func (s *Store) Scrubbed() uint64 { return s.scrubbed.Load() }
 
 // BucketEntry is one replicated record of a bucket: its key, the hash it
 // adds to the digest, and its stored encoding (the JSON of a Record, ready

@@ -238,8 +238,9 @@ type SessionSection struct {
 	// that lives longer than MaxTTL plus cluster.max_clock_offset is
 	// refused. Every node must use the same value.
 	MaxTTL Duration `yaml:"max_ttl"`
-	// HistoryRetention is how long ended and expired sessions are kept (for
-	// "where am I logged in" history and late gossip) before they are swept.
+	// HistoryRetention is how long sessions are kept after they expire,
+	// logged out or not (for "where am I logged in" history and late
+	// gossip) before they are swept.
 	HistoryRetention Duration `yaml:"history_retention"`
 	// SweepInterval is how often the store removes records past retention.
 	SweepInterval Duration `yaml:"sweep_interval"`

@@ -101,10 +101,17 @@
 // until it is upgraded.
 //
 // History is swept deterministically: a session is deleted once
-// history_retention has passed since its end (its Ended time, or ExpiresAt if
-// it never ended), a rule that depends only on the record, so every node
-// deletes the same records; Apply refuses records that are already past it, so
-// anti-entropy from a node that has not swept yet cannot resurrect them.
+// history_retention has passed since its expiry, ended or not, a rule that
+// depends only on the record, so every node deletes the same records; Apply
+// refuses records that are already past it, so anti-entropy from a node that
+// has not swept yet cannot resurrect them. An ended session is kept as long
+// as its alive form could be alive and unswept anywhere: swept at its end
+// plus retention, as earlier builds did, a session of a year logged out on its
+// first day would have come back to life on every node once a node away
+// for more than retention (or restored from an old backup) sent its alive
+// copy. A node of an earlier build, which sweeps by the end, refuses the
+// ends its upgraded peers still hold, and its digest differs from theirs
+// there until it is upgraded.
 // Users and Site records are never swept.
 //
 // The digest is kept by XORing each write's old hash out and its new hash

@@ -51,8 +51,10 @@ type SessionFilter struct {
 //	<end ms:8> <flags:1> <site>
 //
 // The end is the time from which the session's retention runs
-// (sweepEnd): its expiry while it has not ended, and never before its
-// creation. (Index version 2 held the expiry there.)
+// (sweepEnd): its expiry, never before its creation. (Index version 2 held
+// the expiry there; entries written by earlier builds of version 3 hold an
+// ended session's end, and the sweeper writes them again when it meets
+// them.)
 const (
 	entryEnded = 1 << iota // the session has ended
 	entryLocal             // the session stays on its own site

@@ -338,7 +338,7 @@ func TestStore_SweepRemovesIndexEntries(t *testing.T) {
 	mt := NewManualClock(time.UnixMilli(10_000_000))
 	s := openStore(t, t.TempDir(), mt.Now) // retention: 1 h
 	defer s.Close()
-	ended := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
+	ended := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 9_600_000)
 	ended.Session.Ended, ended.Session.EndReason = MakeHLC(9_500_000, 0), EndLogout
 	alive := newSession("alive", "ann@example.com", MakeHLC(9_000_001, 0), 20_000_000)
 	if _, err := s.Apply(ended, alive); err != nil {
@@ -347,7 +347,7 @@ func TestStore_SweepRemovesIndexEntries(t *testing.T) {
 	if k := indexKeys(t, s); k[prefixAll] != 2 || k[prefixIndex] != 2 || k[prefixEnd] != 0 {
 		t.Fatalf("index keys before the sweep: %v", k)
 	}
-	mt.Set(time.UnixMilli(9_500_000 + time.Hour.Milliseconds()))
+	mt.Set(time.UnixMilli(9_600_000 + time.Hour.Milliseconds())) // past the ended one's expiry
 	if n, err := s.Sweep(context.Background()); err != nil || n != 1 {
 		t.Fatalf("sweep = %d, %v", n, err)
 	}

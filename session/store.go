@@ -386,17 +386,23 @@ func indexKey(sess *Session) []byte {
 }
 
 // sweepable reports whether a session's history is past retention at now:
-// retention has passed since its end, and since its creation. (The second
-// matters only for a session that ends before it is created, an expiry
-// before its creation or an end stamped by a clock behind the creator's:
-// the sweeper reads sessions in creation order and stops at the first
-// created within retention, doc.go.)
+// retention has passed since its expiry (and since its creation), whether
+// or not it ended before. An ended session is kept as long as its alive
+// form could be: swept any earlier, a node that still held the alive form
+// (away longer than retention, or restored from an old backup) would bring
+// the session back to life on every node, none of which held the end any
+// more; kept until then, the end wins the join, and the alive form, once
+// its expiry is past retention, is refused as past it. (The creation
+// matters only for a session that expires before it is created: the
+// sweeper reads sessions in creation order and stops at the first created
+// within retention, doc.go.)
 func (s *Store) sweepable(sess *Session, now time.Time) bool {
 	return sweepEnd(sess)+s.retention.Milliseconds() <= now.UnixMilli()
 }
 
-// sweepEnd is the time, Unix ms, from which a session's retention runs.
-func sweepEnd(sess *Session) int64 { return max(sess.EndedAt(), sess.Created.WallMs()) }
+// sweepEnd is the time, Unix ms, from which a session's retention runs:
+// its expiry, never before its creation.
+func sweepEnd(sess *Session) int64 { return max(sess.ExpiresAt, sess.Created.WallMs()) }
 
 type digestChange struct {
 	bucket   uint8
@@ -1288,7 +1294,20 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if r.Session == nil || !s.sweepable(r.Session, now) {
+		if r.Session == nil {
+			continue
+		}
+		if !s.sweepable(r.Session, now) {
+			// An entry written when retention ran from a session's end
+			// (before an ended session was kept until its expiry):
+			// written again with its record's, so that the sweeper does
+			// not read the record on every pass.
+			ent := encodeEntry(r.Session)
+			for _, k := range [][]byte{indexKey(r.Session), allKey(r.Session)} {
+				if err := wb.Set(k, ent); err != nil {
+					return n, fmt.Errorf("sweep: %w", err)
+				}
+			}
 			continue
 		}
 		rk := recordKey("s" + id)

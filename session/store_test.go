@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -287,42 +288,96 @@ func TestStore_ReopenKeepsStateAndDigest(t *testing.T) {
 	}
 }
 
+// TestStore_Sweep: a session is swept once retention has passed since its
+// expiry, ended or not; an ended session is kept until then, so that its
+// alive form, sent by a peer that held it all along (away longer than
+// retention, or restored from a backup), never brings it back to life.
 func TestStore_Sweep(t *testing.T) {
 	mt := NewManualClock(time.UnixMilli(10_000_000))
 	s := openStore(t, t.TempDir(), mt.Now) // retention: 1 h
 	defer s.Close()
+	aliveForm := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
 	ended := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
 	ended.Session.Ended, ended.Session.EndReason = MakeHLC(9_500_000, 0), EndLogout
 	alive := newSession("alive", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
-	if _, err := s.Apply(ended, alive); err != nil {
+	short := newSession("short", "ann@example.com", MakeHLC(9_000_000, 1), 9_600_000)
+	if _, err := s.Apply(ended, alive, short); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.Sweep(context.Background()); err != nil || n != 0 {
 		t.Fatalf("sweep before retention: %d, %v", n, err)
 	}
-	mt.Set(time.UnixMilli(9_500_000 + time.Hour.Milliseconds()))
-	n, err := s.Sweep(context.Background())
-	if err != nil || n != 1 {
-		t.Fatalf("sweep = %d, %v; want 1", n, err)
+	// Retention past the end, not past the expiry: the end is kept, and
+	// the alive form sent back changes nothing.
+	mt.Set(time.UnixMilli(9_600_000 + time.Hour.Milliseconds()))
+	if n, err := s.Sweep(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sweep past the short session's expiry = %d, %v; want 1", n, err)
 	}
-	if _, err := s.Session("ended"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("swept session still there: %v", err)
+	if ch, err := s.Apply(aliveForm); err != nil || len(ch) != 0 {
+		t.Fatalf("the alive form of an ended session within its lifetime: changed %d, %v", len(ch), err)
 	}
-	if _, err := s.Session("alive"); err != nil {
-		t.Fatalf("alive session swept: %v", err)
+	if sess, err := s.Session("ended"); err != nil || sess.Ended == 0 {
+		t.Fatalf("the ended session within its lifetime: %+v, %v", sess, err)
 	}
-	// A peer that has not swept yet sends the old record back: refused.
-	if ch, err := s.Apply(ended); err != nil || len(ch) != 0 {
-		t.Fatalf("swept record resurrected: %d, %v", len(ch), err)
+	// Retention past the expiry: both swept; neither form comes back.
+	mt.Set(time.UnixMilli(20_000_000 + time.Hour.Milliseconds()))
+	if n, err := s.Sweep(context.Background()); err != nil || n != 2 {
+		t.Fatalf("sweep past expiry = %d, %v; want 2", n, err)
 	}
-	// The digest is that of a store that only ever held "alive".
+	for _, id := range []string{"ended", "alive", "short"} {
+		if _, err := s.Session(id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("swept session %s still there: %v", id, err)
+		}
+	}
+	if ch, err := s.Apply(ended, aliveForm, short); err != nil || len(ch) != 0 {
+		t.Fatalf("swept records resurrected: %d, %v", len(ch), err)
+	}
+	// The digest is that of a store that never held a session.
 	fresh := openStore(t, "", mt.Now)
 	defer fresh.Close()
-	if _, err := fresh.Apply(alive); err != nil {
+	if fresh.Digest() != s.Digest() {
+		t.Fatal("digest after sweep differs from a store without the swept records")
+	}
+}
+
+// TestStore_SweepRewritesEndEntries: an index entry written when retention
+// ran from an ended session's end (earlier builds) makes the sweeper read
+// the session's record; the record is kept (its expiry is within
+// retention), and the entry written again, so the next pass does not read
+// it.
+func TestStore_SweepRewritesEndEntries(t *testing.T) {
+	mt := NewManualClock(time.UnixMilli(10_000_000))
+	s := openStore(t, t.TempDir(), mt.Now) // retention: 1 h
+	defer s.Close()
+	ended := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
+	ended.Session.Ended, ended.Session.EndReason = MakeHLC(9_500_000, 0), EndLogout
+	if _, err := s.Apply(ended); err != nil {
 		t.Fatal(err)
 	}
-	if fresh.Digest() != s.Digest() {
-		t.Fatal("digest after sweep differs from a store without the swept record")
+	old := binary.BigEndian.AppendUint64(nil, uint64(9_500_000)) // the end, as earlier builds wrote it
+	old = append(append(old, entryEnded), "shop"...)
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		for _, k := range [][]byte{indexKey(ended.Session), allKey(ended.Session)} {
+			if err := txn.Set(k, old); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mt.Set(time.UnixMilli(9_500_000 + time.Hour.Milliseconds()))
+	if ids, err := s.sweepCandidates(mt.Now()); err != nil || len(ids) != 1 {
+		t.Fatalf("candidates with the old entry: %v, %v; want the ended session", ids, err)
+	}
+	if n, err := s.Sweep(context.Background()); err != nil || n != 0 {
+		t.Fatalf("sweep = %d, %v; want 0: the session expires later", n, err)
+	}
+	if ids, err := s.sweepCandidates(mt.Now()); err != nil || len(ids) != 0 {
+		t.Fatalf("candidates once the entry is written again: %v, %v; want none", ids, err)
+	}
+	if sess, err := s.Session("ended"); err != nil || sess.Ended == 0 {
+		t.Fatalf("the ended session: %+v, %v", sess, err)
 	}
 }
 

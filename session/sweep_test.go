@@ -57,7 +57,7 @@ func TestStore_OpensIndexVersion2(t *testing.T) {
 	dir := t.TempDir()
 	mt := NewManualClock(time.UnixMilli(10_000_000))
 	s := openStore(t, dir, mt.Now) // retention: 1 h
-	ended := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 20_000_000)
+	ended := newSession("ended", "ann@example.com", MakeHLC(9_000_000, 0), 9_600_000)
 	ended.Session.Ended, ended.Session.EndReason = MakeHLC(9_500_000, 0), EndLogout
 	alive := newSession("alive", "ann@example.com", MakeHLC(9_000_001, 0), 20_000_000)
 	other := newSession("other", "bob@example.com", MakeHLC(9_000_002, 0), 30_000_000)
@@ -88,7 +88,7 @@ func TestStore_OpensIndexVersion2(t *testing.T) {
 	if got := listIDs(t, s, SessionFilter{Active: true}); !reflect.DeepEqual(got, []string{"other", "alive"}) {
 		t.Fatalf("active listing after the migration: %v", got)
 	}
-	mt.Set(time.UnixMilli(9_500_000 + time.Hour.Milliseconds()))
+	mt.Set(time.UnixMilli(9_600_000 + time.Hour.Milliseconds()))
 	if n, err := s.Sweep(context.Background()); err != nil || n != 1 {
 		t.Fatalf("sweep after the migration = %d, %v; want 1", n, err)
 	}

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -36,6 +35,7 @@ import (
 	"time"
 
 	"github.com/ussync/ussync/internal/eventually"
+	"github.com/ussync/ussync/internal/testenv"
 )
 
 // Deadlines of the polls. They are generous: a slow CI machine running the
@@ -138,68 +138,18 @@ func procAttr() *syscall.SysProcAttr {
 	return attr
 }
 
-// ports hands out loopback ports that were free when asked for, never the
-// same one twice in this process.
-var ports struct {
-	sync.Mutex
-	given map[int]bool
-}
-
-// portRange is where freeAddr picks ports: below the kernel's ephemeral
-// range, so that while a node is down no outgoing connection takes its port
-// as a source port (restarting it on the same port would then fail, and a
-// peer's connection to the dead port could even connect to itself).
-func portRange() (lo, hi int) {
-	lo, hi = 10000, 32768 // Linux's default ephemeral range starts at 32768, macOS's at 49152
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				hi = n
-			}
-		}
-	}
-	return lo, hi
-}
-
 // freeAddr returns 127.0.0.1:port with a port free for TCP and, when udp is
-// set, for UDP too (memberlist binds both on the gossip port). Another
-// process may take it before the node binds it: starting retries on that.
+// set, for UDP too (testenv.FreePort: below the ephemeral range, so that
+// while a node is down no outgoing connection takes its port as a source
+// port). Another process may take it before the node binds it: starting
+// retries on that.
 func freeAddr(t *testing.T, udp bool) string {
 	t.Helper()
-	ports.Lock()
-	defer ports.Unlock()
-	if ports.given == nil {
-		ports.given = map[int]bool{}
+	port, err := testenv.FreePort(udp)
+	if err != nil {
+		t.Fatal(err)
 	}
-	lo, hi := portRange()
-	for range 1000 {
-		port := 0 // the kernel's pick, if the ephemeral range leaves no room below it
-		if hi-lo >= 1000 {
-			port = lo + mathrand.IntN(hi-lo)
-		}
-		if ports.given[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		addr := ln.Addr().(*net.TCPAddr)
-		free := !ports.given[addr.Port]
-		if free && udp {
-			pc, err := net.ListenPacket("udp", addr.String())
-			if free = err == nil; free {
-				pc.Close()
-			}
-		}
-		ln.Close()
-		if free {
-			ports.given[addr.Port] = true
-			return addr.String()
-		}
-	}
-	t.Fatalf("find a free port: none in 1000 tries")
-	return ""
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // logBuffer collects a process's output; safe for concurrent use.

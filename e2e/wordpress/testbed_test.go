@@ -22,7 +22,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -42,6 +41,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/ussync/ussync/internal/eventually"
+	"github.com/ussync/ussync/internal/testenv"
 )
 
 // Deadlines: generous for a loaded 2-core machine; a healthy run meets them
@@ -285,25 +285,7 @@ func (tb *testbed) close() {
 
 // freePort returns a loopback TCP port that was free (and, with udp, free
 // for UDP too).
-func freePort(udp bool) (int, error) {
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if udp {
-			pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-			if err != nil {
-				continue
-			}
-			pc.Close()
-		}
-		return port, nil
-	}
-	return 0, errors.New("no free port")
-}
+func freePort(udp bool) (int, error) { return testenv.FreePort(udp) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

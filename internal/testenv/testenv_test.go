@@ -1,8 +1,10 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -53,5 +55,36 @@ func TestFind(t *testing.T) {
 	t.Setenv("USSYNC_TESTENV_ABSENT", "true") // the variable wins over the candidates
 	if path, _ := absent.Find(); !strings.HasSuffix(path, "/true") {
 		t.Fatalf("with $USSYNC_TESTENV_ABSENT=true, Find = %q", path)
+	}
+}
+
+// TestFreePort: the ports are below the ephemeral range, never the same
+// twice, and free for TCP and UDP when asked.
+func TestFreePort(t *testing.T) {
+	lo, hi := PortRange()
+	seen := map[int]bool{}
+	for range 50 {
+		port, err := FreePort(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hi-lo >= 1000 && (port < lo || port >= hi) {
+			t.Fatalf("port %d outside [%d, %d)", port, lo, hi)
+		}
+		if seen[port] {
+			t.Fatalf("port %d handed out twice", port)
+		}
+		seen[port] = true
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("TCP on the port given: %v", err)
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatalf("UDP on the port given: %v", err)
+		}
+		ln.Close()
+		pc.Close()
 	}
 }

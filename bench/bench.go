@@ -144,6 +144,10 @@ type Options struct {
 	// HealChanges is the number of changes made on each side of the heal
 	// scenario's partition.
 	HealChanges int
+	// HealCPUProfile, when set, is the file that receives a CPU profile of
+	// the heal alone (from the heal to convergence) of the split with
+	// HealChanges changes. Not beside --cpuprofile.
+	HealCPUProfile string
 	// SplitTimers are the timer sets under which the heal and restart
 	// scenarios time a long split's heal and a restart (default lan and
 	// wan); SplitFor is how long that split lasts (zero: past the timer

@@ -187,12 +187,23 @@ func healRun(ctx context.Context, opts Options, timers, kind string, changes int
 			return b
 		}
 		opts.progressf("heal (%s, %s timers): healing", kind, timers)
+		profile := ""
+		if kind == HealChanges {
+			profile = opts.HealCPUProfile
+		}
+		stopProfile, err := startFileProfile(profile)
+		if err != nil {
+			return err
+		}
 		b0 := bytes()
 		res.SplitSeconds = time.Since(splitAt).Seconds()
 		c.Heal()
 		healed := time.Now()
 		_, res.Converged = waitConverged(ctx, c.Members, healed, 3*time.Minute, 20*time.Millisecond, nil)
 		window := time.Since(healed)
+		if err := stopProfile(); err != nil {
+			return err
+		}
 		res.Seconds = window.Seconds()
 		b1 := bytes()
 		if err := ctx.Err(); err != nil {

@@ -1,8 +1,10 @@
 package session
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 )
 
 // Digest summarizes a store for anti-entropy: for each of the Buckets
@@ -23,6 +25,49 @@ func (d *Digest) Diff(o *Digest) []uint8 {
 	return out
 }
 
+// Leaves is the number of leaves each bucket is split into below the
+// digest: a Merkle level of one step (as Cassandra's and Riak's repair
+// trees split a range), kept by the store as the digest is. A leaf's hash
+// is the XOR of its records' hashes, so a bucket's is the XOR of its
+// leaves, and leaves folded by XOR in runs of 2^k give the same split at a
+// coarser resolution (LeafHashes.Fold). Anti-entropy compares the leaves
+// of a bucket that differs and lists the records of the leaves that differ
+// only, not the whole bucket (gossip/doc.go, "Anti-entropy").
+const Leaves = 1024
+
+// LeafBits is log2(Leaves).
+const LeafBits = 10
+
+// LeafHashes are one bucket's leaves.
+type LeafHashes [Leaves]uint64
+
+// Fold returns the leaves at resolution 2^bits (bits ≤ LeafBits): leaf i of
+// the result is the XOR of leaves i·2^(LeafBits-bits) to
+// (i+1)·2^(LeafBits-bits)-1, the leaf LeafOf(key)>>(LeafBits-bits) of
+// every key in it.
+func (l *LeafHashes) Fold(bits uint8) []uint64 {
+	bits = min(bits, LeafBits)
+	out := make([]uint64, 1<<bits)
+	shift := LeafBits - bits
+	for i, h := range l {
+		out[i>>shift] ^= h
+	}
+	return out
+}
+
+// LeafOf is the leaf of a record key within its bucket (BucketOf), in
+// [0, Leaves): the next LeafBits bits of the same SHA-256.
+func LeafOf(key string) uint16 {
+	_, leaf := locate(key)
+	return leaf
+}
+
+// locate is a key's bucket and leaf, from one hash.
+func locate(key string) (uint8, uint16) {
+	h := sha256.Sum256([]byte(key))
+	return h[0], (uint16(h[1])<<8 | uint16(h[2])) >> (16 - LeafBits)
+}
+
 // recordHash is the digest contribution of one record, from its key and its
 // canonical encoding.
 func recordHash(key string, enc []byte) uint64 {
@@ -33,3 +78,30 @@ func recordHash(key string, enc []byte) uint64 {
 	var sum [sha256.Size]byte
 	return binary.BigEndian.Uint64(h.Sum(sum[:0]))
 }
+
+// Dominates returns the hash (its digest contribution) of a state of e's
+// record that e's state provably dominates, one a peer may hold: the alive
+// form of an ended session (the same session, not ended: ended wins over
+// alive, JoinSession), the state a peer on the other side of a partition
+// holds of a session logged out on this side. A peer holding that state
+// has nothing e lacks; anti-entropy tells it so, and it sends nothing back
+// that the merge would only discard. ok is false for every other record.
+func (e BucketEntry) Dominates() (h uint64, ok bool) {
+	if len(e.Key) == 0 || e.Key[0] != 's' || !bytes.Contains(e.Enc, endedField) {
+		return 0, false
+	}
+	var r Record
+	if err := json.Unmarshal(e.Enc, &r); err != nil || r.Session == nil || r.Session.Ended == 0 || r.Session.Local {
+		return 0, false
+	}
+	alive := *r.Session
+	alive.Ended, alive.EndReason = 0, ""
+	enc, err := json.Marshal(Record{Session: &alive})
+	if err != nil {
+		return 0, false
+	}
+	return recordHash(e.Key, enc), true
+}
+
+// endedField is in the encoding of every ended session.
+var endedField = []byte(`"ended":`)

@@ -24,10 +24,54 @@ var metaStateKey = []byte{prefixMeta, 's', 't', 'a', 't', 'e'}
 // chunk's index, 4 bytes big-endian.
 var metaFilterPrefix = []byte{prefixMeta, 'f', 'i', 'l', 't', 'e', 'r'}
 
+// The digest's leaves (Store.Leaves) are saved the same way, under
+// metaLeavesPrefix and the chunk's index: Buckets × Leaves hashes of 8
+// bytes, big-endian, bucket by bucket. A state saved without them (by a
+// version before the leaves) is not used: the store reads every record.
+var metaLeavesPrefix = []byte{prefixMeta, 'l', 'e', 'a', 'v', 'e', 's'}
+
 const filterChunk = 512 << 10
 
 func filterKey(i int) []byte {
 	return binary.BigEndian.AppendUint32(append([]byte(nil), metaFilterPrefix...), uint32(i))
+}
+
+func leavesKey(i int) []byte {
+	return binary.BigEndian.AppendUint32(append([]byte(nil), metaLeavesPrefix...), uint32(i))
+}
+
+// encodeLeaves is the saved form of the leaves.
+func encodeLeaves(l *[Buckets]LeafHashes) []byte {
+	b := make([]byte, 0, 8*Buckets*Leaves)
+	for i := range l {
+		for _, h := range l[i] {
+			b = binary.BigEndian.AppendUint64(b, h)
+		}
+	}
+	return b
+}
+
+// decodeLeaves reads saved leaves and checks them against the digest saved
+// with them: each bucket's leaves must XOR to its hash. Leaves left by an
+// earlier run (a version that saves none ran since, and saved a digest of
+// its own) fail the check wherever a bucket changed.
+func decodeLeaves(b []byte, d *Digest) (*[Buckets]LeafHashes, bool) {
+	if len(b) != 8*Buckets*Leaves {
+		return nil, false
+	}
+	l := new([Buckets]LeafHashes)
+	for i := range l {
+		var x uint64
+		for j := range l[i] {
+			l[i][j] = binary.BigEndian.Uint64(b)
+			x ^= l[i][j]
+			b = b[8:]
+		}
+		if x != d[i] {
+			return nil, false
+		}
+	}
+	return l, true
 }
 
 // stateVersion is the layout of the saved state: a version byte; the
@@ -100,6 +144,7 @@ func (s *Store) saveState() error {
 	s.sum.Lock()
 	st := savedState{digest: s.sum.digest, users: s.sum.users, sessions: s.sum.sessions, last: s.clock.Last(),
 		room: s.writtenRoom, written: written, sites: s.Sites()}
+	leaves := encodeLeaves(s.sum.leaves)
 	s.sum.Unlock()
 	b, err := st.encode()
 	if err != nil {
@@ -109,6 +154,11 @@ func (s *Store) saveState() error {
 	defer wb.Cancel()
 	for i := 0; i*filterChunk < len(written); i++ {
 		if err := wb.Set(filterKey(i), written[i*filterChunk:min(len(written), (i+1)*filterChunk)]); err != nil {
+			return err
+		}
+	}
+	for i := 0; i*filterChunk < len(leaves); i++ {
+		if err := wb.Set(leavesKey(i), leaves[i*filterChunk:min(len(leaves), (i+1)*filterChunk)]); err != nil {
 			return err
 		}
 	}
@@ -125,6 +175,7 @@ func (s *Store) loadState() (bool, error) {
 	var (
 		raw    []byte
 		filter []byte
+		leaves []byte
 		keys   [][]byte
 		stale  bool
 	)
@@ -140,16 +191,22 @@ func (s *Store) loadState() (bool, error) {
 		if raw, err = item.ValueCopy(nil); err != nil {
 			return err
 		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: metaFilterPrefix, PrefetchValues: true, PrefetchSize: 8})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
-			if err := it.Item().Value(func(v []byte) error {
-				filter = append(filter, v...)
-				return nil
-			}); err != nil {
-				return err
+		for _, c := range []struct {
+			prefix []byte
+			into   *[]byte
+		}{{metaFilterPrefix, &filter}, {metaLeavesPrefix, &leaves}} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: c.prefix, PrefetchValues: true, PrefetchSize: 8})
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+				if err := it.Item().Value(func(v []byte) error {
+					*c.into = append(*c.into, v...)
+					return nil
+				}); err != nil {
+					it.Close()
+					return err
+				}
 			}
+			it.Close()
 		}
 		return nil
 	})
@@ -180,6 +237,13 @@ func (s *Store) loadState() (bool, error) {
 		s.log.Warn("saved store state unreadable; reading every record")
 		return false, nil
 	}
+	l, ok := decodeLeaves(leaves, &st.digest)
+	if !ok {
+		// Saved by a version before the leaves (once, after an upgrade),
+		// or beside leaves of an earlier run.
+		s.log.Info("saved store state has no digest leaves of its own; reading every record")
+		return false, nil
+	}
 	if len(filter) == st.writtenLen {
 		st.written = filter
 	}
@@ -196,7 +260,7 @@ func (s *Store) loadState() (bool, error) {
 			s.writtenRoom = st.room
 		}
 	}
-	s.sum.digest, s.sum.users, s.sum.sessions = st.digest, st.users, st.sessions
+	s.sum.digest, s.sum.leaves, s.sum.users, s.sum.sessions = st.digest, l, st.users, st.sessions
 	s.sites.put(st.sites...)
 	s.fromState = true
 	if err := s.clock.Observe(st.last); err != nil {

@@ -151,3 +151,101 @@ func TestStore_SavedStateStaleAfterOtherWrites(t *testing.T) {
 		t.Fatalf("%d sessions counted, want 2", n)
 	}
 }
+
+// TestStore_SavedLeaves: the digest's leaves are saved with the state and
+// read back; a state saved without them (by a version before the leaves)
+// or beside leaves an earlier run left (a version that saves none ran in
+// between) is not used: the store reads every record, and its leaves are
+// its records'.
+func TestStore_SavedLeaves(t *testing.T) {
+	mt := NewManualClock(time.UnixMilli(1_000_000))
+	dir := t.TempDir()
+	write := func(s *Store, from, to int) {
+		t.Helper()
+		var recs []Record
+		for i := from; i < to; i++ {
+			recs = append(recs, newSession(fmt.Sprintf("%064x", i), "ann@example.com", s.Clock().Now(), 2_000_000))
+		}
+		if _, err := s.Apply(recs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopen := func(wantSaved bool) *Store {
+		t.Helper()
+		s := openStore(t, dir, mt.Now)
+		if s.fromState != wantSaved {
+			t.Fatalf("opened from the saved state: %v, want %v", s.fromState, wantSaved)
+		}
+		if diff := leavesDiffer(t, s); diff != "" {
+			t.Fatal(diff)
+		}
+		return s
+	}
+	s := openStore(t, dir, mt.Now)
+	write(s, 0, 2000)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(true)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A state without leaves, as the version before them saved.
+	leaves := setMeta(t, dir, metaLeavesPrefix, nil)
+	s = reopen(false)
+	write(s, 2000, 2100)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The leaves saved before those 100 sessions, beside the state saved
+	// after them.
+	setMeta(t, dir, metaLeavesPrefix, leaves)
+	s = reopen(false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(true)
+	s.Close()
+}
+
+// setMeta replaces the chunks saved under prefix in a closed store with
+// chunks (none: deleted) and returns the ones it held.
+func setMeta(t *testing.T, dir string, prefix []byte, chunks map[string][]byte) map[string][]byte {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old := map[string][]byte{}
+	if err := db.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			old[string(it.Item().KeyCopy(nil))] = v
+		}
+		it.Close()
+		for k := range old {
+			if err := txn.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		for k, v := range chunks {
+			if err := txn.Set([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(old) == 0 {
+		t.Fatal("nothing saved under the prefix")
+	}
+	return old
+}

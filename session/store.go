@@ -158,7 +158,10 @@ type Store struct {
 	// reads the digest inside a push/pull: its streams timed out.)
 	sum struct {
 		sync.Mutex
-		digest   Digest
+		digest Digest
+		// leaves split each bucket of the digest (Leaves), kept with it:
+		// 2 MiB whatever the number of records.
+		leaves   *[Buckets]LeafHashes
 		users    int
 		sessions int
 	}
@@ -232,6 +235,7 @@ func Open(opts Options) (*Store, error) {
 		cache:  newCache(opts.CacheEntries),
 		writes: make(chan *applyReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
 	}
+	s.sum.leaves = new([Buckets]LeafHashes)
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -312,7 +316,10 @@ func (s *Store) loadRecords() error {
 					ahead++
 				}
 				if r.Replicated() {
-					s.sum.digest[BucketOf(key)] ^= recordHash(key, v)
+					b, leaf := locate(key)
+					h := recordHash(key, v)
+					s.sum.digest[b] ^= h
+					s.sum.leaves[b][leaf] ^= h
 				}
 				switch {
 				case r.User != nil:
@@ -371,9 +378,12 @@ func (s *Store) Now() time.Time { return s.now() }
 // Retention is how long history is kept.
 func (s *Store) Retention() time.Duration { return s.retention }
 
-func recordKey(key string) []byte {
+func recordKey(key string) []byte { return recordKeyIn(BucketOf(key), key) }
+
+// recordKeyIn is recordKey for a key whose bucket b is known.
+func recordKeyIn(b uint8, key string) []byte {
 	k := make([]byte, 0, 2+len(key))
-	return append(append(k, prefixRecord, BucketOf(key)), key...)
+	return append(append(k, prefixRecord, b), key...)
 }
 
 func indexKey(sess *Session) []byte {
@@ -406,6 +416,7 @@ func sweepEnd(sess *Session) int64 { return max(sess.ExpiresAt, sess.Created.Wal
 
 type digestChange struct {
 	bucket   uint8
+	leaf     uint16
 	xor      uint64
 	users    int
 	sessions int
@@ -725,6 +736,7 @@ func latest(written []entry, own map[string]entry) []entry {
 func (s *Store) recountLocked() error {
 	var (
 		digest          Digest
+		leaves          = new([Buckets]LeafHashes)
 		users, sessions int
 		sites           []Site
 	)
@@ -739,7 +751,10 @@ func (s *Store) recountLocked() error {
 					return fmt.Errorf("decode record %q: %w", key, err)
 				}
 				if r.Replicated() {
-					digest[BucketOf(key)] ^= recordHash(key, v)
+					b, leaf := locate(key)
+					h := recordHash(key, v)
+					digest[b] ^= h
+					leaves[b][leaf] ^= h
 				}
 				switch {
 				case r.User != nil:
@@ -760,7 +775,7 @@ func (s *Store) recountLocked() error {
 		return err
 	}
 	s.sum.Lock()
-	s.sum.digest, s.sum.users, s.sum.sessions = digest, users, sessions
+	s.sum.digest, s.sum.leaves, s.sum.users, s.sum.sessions = digest, leaves, users, sessions
 	s.sum.Unlock()
 	for _, site := range sites {
 		s.sites.put(site)
@@ -805,8 +820,9 @@ func (w *writeSet) apply(txn *badger.Txn) error {
 // txn) when the written-key filter says the key may be there.
 func (s *Store) mergeLocked(txn *badger.Txn, rec Record, prev *entry) (Record, digestChange, *writeSet, error) {
 	key := rec.Key()
-	rk := recordKey(key)
-	ch := digestChange{bucket: rk[1]}
+	b, leaf := locate(key)
+	rk := recordKeyIn(b, key)
+	ch := digestChange{bucket: b, leaf: leaf}
 	var (
 		old    Record
 		oldEnc []byte
@@ -994,6 +1010,14 @@ func (s *Store) UserSessions(email string, all bool, limit int) ([]Session, erro
 	return out, err
 }
 
+// Leaves copies bucket b's leaves (Leaves) into dst, as committed, without
+// waiting for a write in progress (as Digest).
+func (s *Store) Leaves(b uint8, dst *LeafHashes) {
+	s.sum.Lock()
+	defer s.sum.Unlock()
+	*dst = s.sum.leaves[b]
+}
+
 // Digest returns a copy of the current digest.
 // It never waits for a write in progress: it is the digest of what is
 // committed.
@@ -1009,6 +1033,7 @@ func (s *Store) addSums(changes []digestChange) {
 	defer s.sum.Unlock()
 	for _, c := range changes {
 		s.sum.digest[c.bucket] ^= c.xor
+		s.sum.leaves[c.bucket][c.leaf] ^= c.xor
 		s.sum.users += c.users
 		s.sum.sessions += c.sessions
 	}
@@ -1093,6 +1118,34 @@ func (s *Store) BucketEntries(b uint8) ([]BucketEntry, error) {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			key := string(it.Item().Key()[2:])
+			enc, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("read record: %w", err)
+			}
+			if !localEnc(key, enc) {
+				out = append(out, BucketEntry{Key: key, Hash: recordHash(key, enc), Enc: enc})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// BucketEntriesFunc is BucketEntries for the records of bucket b whose key
+// keep accepts: the others' values are neither read nor hashed (keep sees
+// every key of the bucket, local sessions included). Anti-entropy reads
+// the records of a bucket's differing leaves (LeafOf) or those a peer asked
+// for this way.
+func (s *Store) BucketEntriesFunc(b uint8, keep func(key string) bool) ([]BucketEntry, error) {
+	var out []BucketEntry
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord, b}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := string(it.Item().Key()[2:])
+			if !keep(key) {
+				continue
+			}
 			enc, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return fmt.Errorf("read record: %w", err)
@@ -1316,7 +1369,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				return n, fmt.Errorf("sweep: %w", err)
 			}
 		}
-		c := digestChange{bucket: rk[1], sessions: -1}
+		c := digestChange{bucket: rk[1], leaf: LeafOf("s" + id), sessions: -1}
 		if r.Replicated() {
 			c.xor = recordHash("s"+id, enc)
 		}

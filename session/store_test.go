@@ -611,6 +611,27 @@ func recomputed(t interface{ Fatalf(string, ...any) }, s *Store) Digest {
 	return d
 }
 
+// leavesDiffer says where s's leaves (Store.Leaves) are not those its
+// records give, or "": each record's hash XORed into the leaf LeafOf names
+// in its bucket.
+func leavesDiffer(t interface{ Fatalf(string, ...any) }, s *Store) string {
+	for b := 0; b < Buckets; b++ {
+		var want, got LeafHashes
+		entries, err := s.BucketEntries(uint8(b))
+		if err != nil {
+			t.Fatalf("bucket %d: %v", b, err)
+		}
+		for _, e := range entries {
+			want[LeafOf(e.Key)] ^= e.Hash
+		}
+		s.Leaves(uint8(b), &got)
+		if got != want {
+			return fmt.Sprintf("the leaves of bucket %d are not its records'", b)
+		}
+	}
+	return ""
+}
+
 // TestStore_DigestMatchesRecordsAcrossRestarts: whatever a store went
 // through (merges of every kind, local sessions, sweeps, many records in
 // one call, concurrent calls), its digest is the one its records give, and
@@ -659,6 +680,9 @@ func TestStore_DigestMatchesRecordsAcrossRestarts(t *testing.T) {
 				if got := recomputed(t, s); s.Digest() != got {
 					t.Fatalf("seed %d, step %d: the digest is not the records'", seed, i)
 				}
+				if diff := leavesDiffer(t, s); diff != "" {
+					t.Fatalf("seed %d, step %d: %s", seed, i, diff)
+				}
 			}
 			s.Close()
 		}
@@ -701,6 +725,9 @@ func TestStore_DigestMatchesRecordsAcrossRestarts(t *testing.T) {
 		for round := 0; round < 3; round++ {
 			if got := recomputed(t, s); s.Digest() != got {
 				t.Fatalf("round %d: the digest is not the records'", round)
+			}
+			if diff := leavesDiffer(t, s); diff != "" {
+				t.Fatalf("round %d: %s", round, diff)
 			}
 			before := s.Digest()
 			if err := s.Close(); err != nil {

@@ -1,0 +1,126 @@
+package session
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestLeafHashes_Fold: leaves folded to a coarser resolution are the XOR
+// of the leaves they cover, and a key's coarse leaf is its leaf shifted.
+func TestLeafHashes_Fold(t *testing.T) {
+	var l LeafHashes
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := make([]string, 500)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("s%064x", rng.Uint64())
+		l[LeafOf(keys[i])] ^= uint64(i + 1)
+	}
+	for bits := uint8(0); bits <= LeafBits; bits++ {
+		want := make([]uint64, 1<<bits)
+		for i, k := range keys {
+			want[LeafOf(k)>>(LeafBits-bits)] ^= uint64(i + 1)
+		}
+		got := l.Fold(bits)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("at %d bits: %v, want %v", bits, got, want)
+		}
+	}
+	if got := l.Fold(LeafBits + 3); len(got) != Leaves {
+		t.Fatalf("folded past the leaves: %d", len(got))
+	}
+}
+
+// TestBucketEntry_Dominates: an ended session names its alive form (the
+// state it dominates), never the other way round, and no other end; a user
+// names nothing.
+func TestBucketEntry_Dominates(t *testing.T) {
+	s := openStore(t, t.TempDir(), nil)
+	defer s.Close()
+	alive := newSession("x1", "ann@example.com", MakeHLC(time.Now().UnixMilli()-1000, 0), time.Now().Add(time.Hour).UnixMilli())
+	u := User{Email: "ann@example.com", Login: Set("ann", MakeHLC(time.Now().UnixMilli()-1000, 0), "shop")}
+	if _, err := s.Apply(alive, Record{User: &u}); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(key string) BucketEntry {
+		t.Helper()
+		es, err := s.BucketEntriesFunc(BucketOf(key), func(k string) bool { return k == key })
+		if err != nil || len(es) != 1 {
+			t.Fatalf("%s: %v, %v", key, es, err)
+		}
+		return es[0]
+	}
+	aliveEntry := entry("sx1")
+	ended := *alive.Session
+	ended.Ended, ended.EndReason = MakeHLC(time.Now().UnixMilli()-500, 0), EndLogout
+	if _, err := s.Apply(Record{Session: &ended}); err != nil {
+		t.Fatal(err)
+	}
+	endedEntry := entry("sx1")
+	if h, ok := endedEntry.Dominates(); !ok || h != aliveEntry.Hash {
+		t.Fatalf("an ended session names %x, %v; its alive form hashes to %x", h, ok, aliveEntry.Hash)
+	}
+	later := ended
+	later.Ended = ended.Ended + 10
+	if h, _ := endedEntry.Dominates(); h == hashOf(t, Record{Session: &later}) {
+		t.Fatal("an ended session names another end")
+	}
+	if _, ok := aliveEntry.Dominates(); ok {
+		t.Fatal("an alive session names a state it dominates")
+	}
+	if _, ok := entry("uann@example.com").Dominates(); ok {
+		t.Fatal("a user names a state it dominates")
+	}
+	// The state named is dominated: joined with the ended one, it is the
+	// ended one.
+	if j := Join(alive, Record{Session: &ended}); *j.Session != ended {
+		t.Fatalf("the join of the alive form and the end: %+v", j.Session)
+	}
+}
+
+func hashOf(t *testing.T, r Record) uint64 {
+	t.Helper()
+	enc, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recordHash(r.Key(), enc)
+}
+
+// TestStore_BucketEntriesFunc: the records of a bucket a predicate keeps,
+// as BucketEntries gives them, and no local session.
+func TestStore_BucketEntriesFunc(t *testing.T) {
+	s := openStore(t, t.TempDir(), nil)
+	defer s.Close()
+	var recs []Record
+	for i := range 2000 {
+		r := newSession(fmt.Sprintf("%064x", i), "ann@example.com", MakeHLC(time.Now().UnixMilli()-1000, uint16(i)), time.Now().Add(time.Hour).UnixMilli())
+		r.Session.Local = i%7 == 0
+		recs = append(recs, r)
+	}
+	if _, err := s.Apply(recs...); err != nil {
+		t.Fatal(err)
+	}
+	for b := range uint8(4) {
+		all, err := s.BucketEntries(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		half := func(k string) bool { return LeafOf(k) < Leaves/2 }
+		some, err := s.BucketEntriesFunc(b, half)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []BucketEntry
+		for _, e := range all {
+			if half(e.Key) {
+				want = append(want, e)
+			}
+		}
+		if fmt.Sprint(some) != fmt.Sprint(want) || len(want) == 0 || len(want) == len(all) {
+			t.Fatalf("bucket %d: %d of %d entries kept, want %d", b, len(some), len(all), len(want))
+		}
+	}
+}

@@ -58,6 +58,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "catchup-rate", Value: d.CatchupRate, Usage: "logins per second served during the catch-up (catchup)"},
 			&cli.StringFlag{Name: "catchup-cpuprofile", Usage: "write a CPU profile of the catch-up alone (newcomer start to equal digests, not the fill) to `FILE` (catchup)"},
 			&cli.IntFlag{Name: "heal-changes", Value: d.HealChanges, Usage: "changes on each side of the split (heal)"},
+			&cli.IntFlag{Name: "heal-history", Value: d.HealHistory, Usage: "sessions every store holds before the split, half of the logouts ending one of them (heal)"},
 			&cli.StringFlag{Name: "heal-cpuprofile", Usage: "write a CPU profile of the heal alone (the heal to convergence, of the split with --heal-changes) to `FILE` (heal)"},
 			&cli.StringFlag{Name: "split-timers", Value: strings.Join(d.SplitTimers, ","), Usage: "comma-separated timer `SETS` of the long split (heal) and of restart"},
 			&cli.DurationFlag{Name: "split-for", Usage: "how long the long split lasts (heal; default: past the timers' GossipToTheDeadTime and reconnect cap)"},
@@ -228,6 +229,7 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		CatchupRate:       c.Int("catchup-rate"),
 		CatchupCPUProfile: c.String("catchup-cpuprofile"),
 		HealChanges:       c.Int("heal-changes"),
+		HealHistory:       c.Int("heal-history"),
 		HealCPUProfile:    c.String("heal-cpuprofile"),
 		SplitTimers:       splitTimers,
 		SplitFor:          c.Duration("split-for"),
@@ -260,6 +262,9 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		if !f.ok {
 			return none, fmt.Errorf("--%s must be above 0", f.name)
 		}
+	}
+	if opts.HealHistory < 0 {
+		return none, errors.New("--heal-history must be 0 or more")
 	}
 	return opts, nil
 }

@@ -144,6 +144,11 @@ type Options struct {
 	// HealChanges is the number of changes made on each side of the heal
 	// scenario's partition.
 	HealChanges int
+	// HealHistory is the number of sessions every store holds before the
+	// heal scenario's split (with one user per five), as a cluster that ran
+	// for months does; half of the logouts on each side then end one of
+	// them, which the other side holds alive.
+	HealHistory int
 	// HealCPUProfile, when set, is the file that receives a CPU profile of
 	// the heal alone (from the heal to convergence) of the split with
 	// HealChanges changes. Not beside --cpuprofile.

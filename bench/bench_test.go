@@ -120,7 +120,7 @@ func TestRun_SmokeScale(t *testing.T) {
 		WANNodes: []int{3}, WANLoss: []float64{0.05}, WANRounds: 4,
 		SitesNodes: []int{3}, SitesRounds: 3, SitesLogins: 20,
 		CatchupSessions: 3000, CatchupUsers: 600, CatchupRate: 50,
-		HealChanges: 200, SplitTimers: []string{TimersTest}, SplitFor: time.Second,
+		HealChanges: 200, HealHistory: 3000, SplitTimers: []string{TimersTest}, SplitFor: time.Second,
 		FootprintSessions: 3000}
 	var out bytes.Buffer
 	r, err := Run(context.Background(), []string{ScenarioWAN, ScenarioSites, ScenarioCatchup, ScenarioHeal, ScenarioRestart, ScenarioFootprint}, opts, &out)
@@ -189,8 +189,8 @@ func TestRun_SmokeScale(t *testing.T) {
 				t.Errorf("%s: %+v: want converged, bytes exchanged and a difference", h.Kind, h)
 			}
 		}
-		if c := r.Heal[0].Changes; c[0] != 200 || c[1] != 200 {
-			t.Errorf("changes %v, want 200 on each side", c)
+		if c := r.Heal[0].Changes; c[0] != 200 || c[1] != 200 || r.Heal[0].History != 3000 {
+			t.Errorf("changes %v over %d sessions, want 200 on each side over 3000", c, r.Heal[0].History)
 		}
 	})
 	t.Run("restart", func(t *testing.T) {

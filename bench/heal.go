@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,8 @@ type HealResult struct {
 	// writes made on each side meanwhile.
 	SplitSeconds float64 `json:"split_seconds"`
 	Changes      [2]int  `json:"changes"`
+	// History is the sessions every store held before the split.
+	History int `json:"history_sessions,omitempty"`
 	// Seconds runs from the heal to every node holding the same records.
 	Seconds   float64 `json:"seconds"`
 	Converged bool    `json:"converged"`
@@ -66,11 +69,17 @@ type HealResult struct {
 	// differed: the encoded records each node lacked or held in another
 	// state, summed over the nodes (what the heal had to carry at least);
 	// DiffRecords their number.
-	Gross       int64   `json:"gross_bytes"`
-	Bytes       int64   `json:"bytes"`
-	DiffBytes   int64   `json:"diff_bytes"`
-	DiffRecords int     `json:"diff_records"`
-	Background  int64   `json:"background_bytes"`
+	Gross       int64 `json:"gross_bytes"`
+	Bytes       int64 `json:"bytes"`
+	DiffBytes   int64 `json:"diff_bytes"`
+	DiffRecords int   `json:"diff_records"`
+	Background  int64 `json:"background_bytes"`
+	// Differ says what still differed when the nodes did not converge
+	// (nodetest.Differ); Refused counts the records the nodes' stores
+	// refused from peers (gossip Stats.RecordsRefused), which never
+	// converge.
+	Differ      string  `json:"differ,omitempty"`
+	Refused     uint64  `json:"refused"`
 	Target      float64 `json:"target_seconds"`
 	TargetRatio float64 `json:"target_ratio,omitempty"`
 }
@@ -98,7 +107,7 @@ func Heal(ctx context.Context, opts Options) ([]HealResult, error) {
 	var out []HealResult
 	// Long enough that memberlist has stopped gossiping to the other side.
 	dead, _ := timerTimes(opts.Timers)
-	r, err := healRun(ctx, opts, opts.Timers, HealChanges, opts.HealChanges, dead+dead/4+time.Second)
+	r, err := healRun(ctx, opts, opts.Timers, HealChanges, opts.HealChanges, opts.HealHistory, dead+dead/4+time.Second)
 	out = append(out, r)
 	if err != nil {
 		return out, err
@@ -109,7 +118,7 @@ func Heal(ctx context.Context, opts Options) ([]HealResult, error) {
 			dead, cap := timerTimes(set)
 			split = dead + cap + 10*time.Second
 		}
-		r, err := healRun(ctx, opts, set, HealLong, healSmall, split)
+		r, err := healRun(ctx, opts, set, HealLong, healSmall, 0, split)
 		out = append(out, r)
 		if err != nil {
 			return out, err
@@ -119,18 +128,31 @@ func Heal(ctx context.Context, opts Options) ([]HealResult, error) {
 }
 
 // healRun measures one heal of a split cluster (kind, timers) at the
-// given number of changes.
+// given number of changes, every store holding history sessions before
+// the split.
 // It is long on purpose: one scenario's steps in the order they run,
 // sharing the figures they measure; split, the story would be spread out.
-func healRun(ctx context.Context, opts Options, timers, kind string, changes int, split time.Duration) (HealResult, error) {
-	res := HealResult{Kind: kind, Timers: timers, Target: TargetHealLong.Seconds()}
+func healRun(ctx context.Context, opts Options, timers, kind string, changes, history int, split time.Duration) (HealResult, error) {
+	res := HealResult{Kind: kind, Timers: timers, Target: TargetHealLong.Seconds(), History: history}
 	if kind == HealChanges {
 		res.Target, res.TargetRatio = TargetHealChanges.Seconds(), TargetHealRatio
 	}
 	opts.Timers = timers
 	err := withCluster(opts, func(h *harness) error {
-		opts.progressf("heal (%s, %s timers): starting %d nodes", kind, timers, healNodes)
 		c := newCluster(h, opts)
+		if history > 0 {
+			opts.progressf("heal (%s, %s timers): writing %d sessions and %d users into a store", kind, timers, history, historyUsers(history))
+			tmpl := h.TempDir()
+			if err := fillStore(ctx, tmpl, historyUsers(history), history, time.Now(), slog.New(slog.DiscardHandler)); err != nil {
+				return err
+			}
+			c.Prepare = func(_ int, dir string) {
+				if err := copyDir(tmpl, dir); err != nil {
+					h.Fatalf("copy the filled store: %v", err)
+				}
+			}
+		}
+		opts.progressf("heal (%s, %s timers): starting %d nodes", kind, timers, healNodes)
 		c.Start(healNodes)
 		cl := newClient(h, c, 2*healWorkers)
 		users, err := registerUsers(ctx, c, cl, healWorkers)
@@ -157,7 +179,11 @@ func healRun(ctx context.Context, opts Options, timers, kind string, changes int
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				n, err := makeChanges(ctx, c, cl, side, users, changes)
+				var old func() string
+				if history > 0 {
+					old = historySessions(s, history)
+				}
+				n, err := makeChanges(ctx, c, cl, side, users, changes, old)
 				res.Changes[s], errs[s] = n, err
 			}()
 		}
@@ -204,6 +230,12 @@ func healRun(ctx context.Context, opts Options, timers, kind string, changes int
 		if err := stopProfile(); err != nil {
 			return err
 		}
+		if !res.Converged {
+			res.Differ = nodetest.Differ(c.Members...)
+		}
+		for _, m := range c.Members {
+			res.Refused += m.Gossip().Stats().RecordsRefused
+		}
 		res.Seconds = window.Seconds()
 		b1 := bytes()
 		if err := ctx.Err(); err != nil {
@@ -234,11 +266,29 @@ func healRun(ctx context.Context, opts Options, timers, kind string, changes int
 	return res, err
 }
 
+// historyUsers is the users of a history of n sessions.
+func historyUsers(n int) int { return max(1, n/5) }
+
+// historySessions returns the ids of the history sessions side s ends, one
+// per call: every other one (side 0 the even ones, side 1 the odd ones, so
+// that the two sides end different sessions), and "" once none is left.
+func historySessions(s, history int) func() string {
+	var next atomic.Int64
+	return func() string {
+		i := s + 2*int(next.Add(1)-1)
+		if i >= history {
+			return ""
+		}
+		return syntheticSessionID(i)
+	}
+}
+
 // makeChanges makes n changes through the API of the nodes of side,
 // healWorkers at a time, each worker on its own user: logins, logouts of
-// every other one, and a logout-everywhere every tenth. It returns how many
-// it made.
-func makeChanges(ctx context.Context, c *nodetest.Cluster, cl *client, side []int, users []string, n int) (int, error) {
+// every other one, and a logout-everywhere every tenth. With old set, every
+// other logout ends the session old names instead (one made before the
+// split, which the other side holds alive). It returns how many it made.
+func makeChanges(ctx context.Context, c *nodetest.Cluster, cl *client, side []int, users []string, n int, old func() string) (int, error) {
 	var made atomic.Int64
 	errs := make([]error, healWorkers)
 	var wg sync.WaitGroup
@@ -263,6 +313,11 @@ func makeChanges(ctx context.Context, c *nodetest.Cluster, cl *client, side []in
 						_, errs[w] = cl.expect(ctx, m, http.StatusOK, "POST", "/v1/users/"+email+"/logout-everywhere", nil)
 					}
 				case k%2 == 1:
+					if old != nil && k%4 == 1 {
+						if o := old(); o != "" {
+							id = o
+						}
+					}
 					if made.Add(1) <= int64(n) {
 						_, errs[w] = cl.expect(ctx, m, http.StatusOK, "DELETE", "/v1/sessions/"+id, nil)
 					}
@@ -301,7 +356,7 @@ func storeEntries(s *session.Store) (map[string]entryShape, error) {
 func WriteHeal(w io.Writer, rs []HealResult) {
 	fmt.Fprintf(w, "\nHEAL  %d nodes split 3 | 2 (every link between the sides cut in the faults transport), changes on both sides, then healed\n", healNodes)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SPLIT\tTIMERS\tLASTED\tCHANGES\tHEAL -> CONVERGED\tBYTES\tWHAT DIFFERED\tRATIO\t TARGET\t")
+	fmt.Fprintln(tw, "SPLIT\tTIMERS\tLASTED\tHISTORY\tCHANGES\tHEAL -> CONVERGED\tBYTES\tWHAT DIFFERED\tRATIO\t TARGET\t")
 	for _, r := range rs {
 		conv := fmt.Sprintf("%.2fs", r.Seconds)
 		if !r.Converged {
@@ -322,10 +377,16 @@ func WriteHeal(w io.Writer, rs []HealResult) {
 			}
 			target = fmt.Sprintf("<= %.0fs and ratio <= %g: %s", r.Target, r.TargetRatio, v)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0fs\t%d | %d\t%s\t%s\t%s (%d records)\t%s\t %s\t\n", r.Kind, r.Timers, r.SplitSeconds,
-			r.Changes[0], r.Changes[1], conv, bytes, mib(r.DiffBytes), r.DiffRecords, ratio, target)
+		fmt.Fprintf(tw, "%s\t%s\t%.0fs\t%d\t%d | %d\t%s\t%s\t%s (%d records)\t%s\t %s\t\n", r.Kind, r.Timers, r.SplitSeconds,
+			r.History, r.Changes[0], r.Changes[1], conv, bytes, mib(r.DiffBytes), r.DiffRecords, ratio, target)
 	}
 	tw.Flush()
+	for _, r := range rs {
+		if r.Differ != "" || r.Refused > 0 {
+			fmt.Fprintf(w, "  %s, %s timers: %d records refused by the stores; not converged: %s\n", r.Kind, r.Timers, r.Refused, r.Differ)
+		}
+	}
+	fmt.Fprintln(w, "  HISTORY: sessions every store held before the split; half of the logouts on each side end one of them.")
 	fmt.Fprintln(w, "  BYTES: every node's gossip bytes from the heal to convergence, less a quiet window of the same length. WHAT DIFFERED: the")
 	fmt.Fprintln(w, "  encoded records each node lacked or held in another state before the heal, summed over the nodes (the least a heal carries).")
 	fmt.Fprintln(w, "  A long split outlasts memberlist's GossipToTheDeadTime and the reconnect backoff's cap: only the reconnect loop heals it.")

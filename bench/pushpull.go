@@ -186,9 +186,8 @@ func syntheticRange(users, sessions int, now time.Time, lo, hi int, fn func(sess
 	}
 	for j := max(lo, users); j < hi && j < users+sessions; j++ {
 		i := j - users
-		sum := sha256.Sum256([]byte("ussync-bench-session-" + strconv.Itoa(i)))
 		fn(session.Record{Session: &session.Session{
-			ID:        hex.EncodeToString(sum[:]),
+			ID:        syntheticSessionID(i),
 			Email:     userEmail(i % users),
 			Site:      fmt.Sprintf("n%d", i%2),
 			IP:        fmt.Sprintf("192.0.2.%d", 1+i%250),
@@ -197,6 +196,12 @@ func syntheticRange(users, sessions int, now time.Time, lo, hi int, fn func(sess
 			ExpiresAt: expires,
 		}})
 	}
+}
+
+// syntheticSessionID is the id of the i-th session of syntheticRecords.
+func syntheticSessionID(i int) string {
+	sum := sha256.Sum256([]byte("ussync-bench-session-" + strconv.Itoa(i)))
+	return hex.EncodeToString(sum[:])
 }
 
 // fillStore writes syntheticRecords(users, sessions, now) into a new store

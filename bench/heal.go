@@ -232,6 +232,11 @@ func healRun(ctx context.Context, opts Options, timers, kind string, changes, hi
 		}
 		if !res.Converged {
 			res.Differ = nodetest.Differ(c.Members...)
+			for _, m := range c.Members {
+				if err := m.Store().VerifyDigest(); err != nil {
+					res.Differ += fmt.Sprintf("; %s: %v", m.Name(), err)
+				}
+			}
 		}
 		for _, m := range c.Members {
 			res.Refused += m.Gossip().Stats().RecordsRefused

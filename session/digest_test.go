@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // TestLeafHashes_Fold: leaves folded to a coarser resolution are the XOR
@@ -122,5 +125,30 @@ func TestStore_BucketEntriesFunc(t *testing.T) {
 		if fmt.Sprint(some) != fmt.Sprint(want) || len(want) == 0 || len(want) == len(all) {
 			t.Fatalf("bucket %d: %d of %d entries kept, want %d", b, len(some), len(all), len(want))
 		}
+	}
+}
+
+// TestStore_VerifyDigest: a record written behind the store's back (its
+// digest not told) is found.
+func TestStore_VerifyDigest(t *testing.T) {
+	s := openStore(t, t.TempDir(), nil)
+	defer s.Close()
+	rec := newSession("x1", "ann@example.com", MakeHLC(time.Now().UnixMilli()-1000, 0), time.Now().Add(time.Hour).UnixMilli())
+	if _, err := s.Apply(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyDigest(); err != nil {
+		t.Fatal(err)
+	}
+	behind := newSession("x2", "ann@example.com", MakeHLC(time.Now().UnixMilli()-1000, 0), time.Now().Add(time.Hour).UnixMilli())
+	enc, err := json.Marshal(behind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(recordKey(behind.Key()), enc) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyDigest(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("bucket %d", BucketOf(behind.Key()))) {
+		t.Fatalf("a record written behind the digest's back: %v", err)
 	}
 }

@@ -683,6 +683,9 @@ func TestStore_DigestMatchesRecordsAcrossRestarts(t *testing.T) {
 				if diff := leavesDiffer(t, s); diff != "" {
 					t.Fatalf("seed %d, step %d: %s", seed, i, diff)
 				}
+				if err := s.VerifyDigest(); err != nil {
+					t.Fatalf("seed %d, step %d: %v", seed, i, err)
+				}
 			}
 			s.Close()
 		}

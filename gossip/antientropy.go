@@ -1,7 +1,8 @@
 package gossip
 
 import (
-	"hash/fnv"
+	"maps"
+	"math/bits"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -152,6 +153,12 @@ func (g *Gossip) aeWorker() {
 				g.answerPull(m)
 			case kindHashes:
 				g.answerHashes(m)
+			case kindLeaves:
+				g.answerLeaves(m)
+			case kindDiffer:
+				g.receiveDiffer(m)
+			case kindLeafPull:
+				g.answerLeafPull(m)
 			}
 		}
 	}
@@ -170,8 +177,9 @@ func (g *Gossip) peerNode(m message) *memberlist.Node {
 
 // compare is the first step of a round: a peer's digest names the buckets
 // that differ, and this node pulls them (sends its (key hash, record hash)
-// pairs for them, asking for what it lacks). Equal digests complete the
-// round at once.
+// pairs for them, asking for what it lacks; or, for a bucket of many
+// records and a peer of aeProto 4, the bucket's leaves: see doc.go, "Pulls
+// by leaves"). Equal digests complete the round at once.
 func (g *Gossip) compare(m message) {
 	g.stats.aeRounds.Add(1)
 	g.stats.lastAE.Store(time.Now().UnixMilli())
@@ -227,8 +235,20 @@ func (g *Gossip) compare(m message) {
 		}
 		return
 	}
+	byLeaf := m.proto >= 4 && g.proto.Load() >= 4
+	lb := g.leafBits()
 	groups := make([]bucketHashes, 0, len(buckets))
+	var leaves []bucketLeaves
+	var mine session.LeafHashes
 	for _, b := range buckets {
+		if byLeaf && lb > 0 && local[b] != 0 {
+			// Many records here: their leaves, not their pairs. (A bucket
+			// this member holds nothing of is pulled whole by an empty
+			// list, as a newcomer's catch-up is.)
+			g.store.Leaves(b, &mine)
+			leaves = append(leaves, bucketLeaves{bucket: b, bits: lb, hashes: mine.Fold(lb)})
+			continue
+		}
 		entries, err := g.store.BucketEntries(b)
 		if err != nil {
 			g.rounds.remove(id)
@@ -242,7 +262,11 @@ func (g *Gossip) compare(m message) {
 		}
 		groups = append(groups, hb)
 	}
-	g.stats.bucketsRepaired.Add(uint64(len(groups)))
+	g.stats.bucketsRepaired.Add(uint64(len(groups) + len(leaves)))
+	g.stats.bucketsByLeaf.Add(uint64(len(leaves)))
+	for _, hb := range groups {
+		g.stats.pairsSent.Add(uint64(len(hb.hashes)))
+	}
 	if m.proto < 2 || g.proto.Load() < 2 {
 		// A peer of an older version answers without telling when it is
 		// done: the round counts once its pull is sent (else a member
@@ -257,7 +281,12 @@ func (g *Gossip) compare(m message) {
 		return
 	}
 	g.pulled()
-	msgs := encodePull(g.cfg.Name, g.addr, id, groups)
+	var msgs [][]byte
+	if len(leaves) == 0 {
+		msgs = encodePull(g.cfg.Name, g.addr, id, groups)
+	} else {
+		msgs = encodeRound(g.cfg.Name, g.addr, id, groups, leaves)
+	}
 	first := g.rounds.setParts(id, msgs, node)
 	if err := g.send(KindPull, node, first); err != nil {
 		g.roundFailed(id, "send pull: "+err.Error())
@@ -293,26 +322,7 @@ func (g *Gossip) answerPull(m message) {
 	if node == nil || m.from == g.cfg.Name {
 		return
 	}
-	var (
-		batch [][]byte
-		size  int
-		chunk uint32
-		sent  int
-	)
-	flush := func(last bool) bool {
-		tag := repairTag{Round: m.part.round, Part: m.part.part, Chunk: chunk}
-		if last {
-			tag.Chunks = chunk + 1
-		}
-		if err := g.send(KindRepair, node, [][]byte{encodeTagged(kindRepair, g.cfg.Name, batch, &tag)}); err != nil {
-			return false // the puller's round fails or times out, and it retries
-		}
-		chunk++
-		sent += len(batch)
-		g.stats.recordsRepaired.Add(uint64(len(batch)))
-		batch, size = batch[:0], 0
-		return true
-	}
+	w := &repairWriter{g: g, node: node, tag: repairTag{Round: m.part.round, Part: m.part.part}}
 	for _, hb := range m.buckets {
 		entries, err := g.store.BucketEntries(hb.bucket)
 		if err != nil {
@@ -323,18 +333,221 @@ func (g *Gossip) answerPull(m message) {
 			if h, ok := hb.hashes[keyHash(e.Key)]; ok && h == e.Hash {
 				continue
 			}
-			if len(batch) > 0 && size+len(e.Enc)+1 > MaxChunkBytes-16-tagRoom {
-				if !flush(false) {
-					return
-				}
+			if !w.add(e.Enc) {
+				return
 			}
-			batch = append(batch, e.Enc)
-			size += len(e.Enc) + 1
 		}
 	}
-	if flush(true) && sent > 0 {
-		g.log.Debug("anti-entropy repair sent", "peer", m.from, "records", sent, "chunks", chunk)
+	w.finish(m.from)
+}
+
+// answerLeafPull answers a peer's pull of the leaves that differ
+// (kindLeafPull) with the records of those leaves whose state the peer
+// neither holds nor covers, tagged with the pull's part of the peer's
+// round, as answerPull does.
+func (g *Gossip) answerLeafPull(m message) {
+	node := g.peerNode(m)
+	if node == nil || m.from == g.cfg.Name {
+		return
 	}
+	w := &repairWriter{g: g, node: node, tag: repairTag{Round: m.part.round, Part: m.part.part}}
+	for _, p := range m.pulls {
+		entries, err := g.store.BucketEntriesFunc(p.bucket, p.holds)
+		if err != nil {
+			g.log.Error("read bucket for repair", "bucket", p.bucket, "err", err)
+			return
+		}
+		for _, e := range entries {
+			kh := keyHash(e.Key)
+			if h, ok := p.hashes[kh]; ok && h == e.Hash {
+				continue
+			}
+			if h, ok := p.covers[kh]; ok && h == e.Hash {
+				continue // the peer holds a state that dominates this one
+			}
+			if !w.add(e.Enc) {
+				return
+			}
+		}
+	}
+	w.finish(m.from)
+}
+
+// repairWriter sends records answering one part of a peer's round, in
+// tagged chunks of at most MaxChunkBytes, as they are read.
+type repairWriter struct {
+	g     *Gossip
+	node  *memberlist.Node
+	tag   repairTag // round and part; the chunk is counted here
+	batch [][]byte
+	size  int
+	sent  int
+}
+
+// add queues one record, sending a chunk when full; false: a send failed
+// (the puller's round fails or times out, and it retries).
+func (w *repairWriter) add(enc []byte) bool {
+	if len(w.batch) > 0 && w.size+len(enc)+1 > MaxChunkBytes-16-tagRoom {
+		if !w.flush(false) {
+			return false
+		}
+	}
+	w.batch = append(w.batch, enc)
+	w.size += len(enc) + 1
+	return true
+}
+
+func (w *repairWriter) flush(last bool) bool {
+	tag := w.tag
+	if last {
+		tag.Chunks = tag.Chunk + 1
+	}
+	if err := w.g.send(KindRepair, w.node, [][]byte{encodeTagged(kindRepair, w.g.cfg.Name, w.batch, &tag)}); err != nil {
+		return false
+	}
+	w.tag.Chunk++
+	w.sent += len(w.batch)
+	w.g.stats.recordsRepaired.Add(uint64(len(w.batch)))
+	w.batch, w.size = w.batch[:0], 0
+	return true
+}
+
+// finish sends the last chunk, empty or not.
+func (w *repairWriter) finish(peer string) {
+	if w.flush(true) && w.sent > 0 {
+		w.g.log.Debug("anti-entropy repair sent", "peer", peer, "records", w.sent, "chunks", w.tag.Chunk)
+	}
+}
+
+// leafMinRecords is how many records a bucket holds, by this member's
+// count, before it is pulled by its leaves (aeProto 4): below it, the
+// pairs of its records (16 bytes each) cost about what its leaves would,
+// without the two more trips a pull by leaves takes.
+const leafMinRecords = 64
+
+// leafBits is the resolution at which this member pulls a bucket by its
+// leaves, 2^bits of them: about four records a leaf (2 bytes a record,
+// where the pairs take 16), between 16 and session.Leaves. 0: by the pairs
+// of its records, as a small store does.
+func (g *Gossip) leafBits() uint8 {
+	users, sessions := g.store.Counts()
+	per := (users + sessions) / session.Buckets
+	floor := leafMinRecords
+	if g.cfg.leafMin > 0 {
+		floor = g.cfg.leafMin
+	}
+	if per < floor {
+		return 0
+	}
+	return uint8(min(max(bits.Len(uint(per/4)), 4), session.LeafBits))
+}
+
+// answerLeaves answers one part of a peer's pull by leaves: for each
+// bucket, it folds its own leaves to the peer's resolution and names the
+// leaves that differ (kindDiffer, tagged with the round and part, one
+// chunk). No record is read: the leaves are in memory. The peer then pulls
+// those leaves (kindLeafPull).
+func (g *Gossip) answerLeaves(m message) {
+	node := g.peerNode(m)
+	if node == nil || m.from == g.cfg.Name {
+		return
+	}
+	var mine session.LeafHashes
+	sets := make([]leafSet, 0, len(m.leaves))
+	for _, bl := range m.leaves {
+		g.store.Leaves(bl.bucket, &mine)
+		set := newLeafSet(bl.bucket, bl.bits)
+		for i, h := range mine.Fold(bl.bits) {
+			if h != bl.hashes[i] {
+				set.add(i)
+			}
+		}
+		sets = append(sets, set)
+	}
+	tag := repairTag{Round: m.part.round, Part: m.part.part, Chunks: 1}
+	_ = g.send(KindRepair, node, [][]byte{encodeDiffer(g.cfg.Name, tag, sets)}) // lost: the puller's round times out
+}
+
+// receiveDiffer takes a peer's answer to a part of this member's pull by
+// leaves: the leaves that differ. It reads its own records of those leaves
+// and pulls them (kindLeafPull): their pairs, and beside each record that
+// provably dominates another state of it (session.BucketEntry.Dominates),
+// that state's hash, so that the peer sends neither what this member holds
+// nor what it would only discard. Split over messages at leaf boundaries,
+// each numbered as a part of the round of its own; with no leaf differing,
+// the part is complete.
+func (g *Gossip) receiveDiffer(m message) {
+	t := *m.tag
+	sets, node, ok := g.rounds.differ(t, m.differ, g.roundTimeout())
+	if !ok {
+		return
+	}
+	var (
+		msgs  [][]leafPull
+		cur   []leafPull
+		size  int
+		pairs uint64
+	)
+	for _, set := range sets {
+		entries, err := g.store.BucketEntriesFunc(set.bucket, set.holds)
+		if err != nil {
+			g.log.Error("read bucket for anti-entropy", "bucket", set.bucket, "err", err)
+			g.roundFailed(t.Round, "read bucket: "+err.Error())
+			return
+		}
+		shift := session.LeafBits - set.bits
+		byLeaf := map[int][]session.BucketEntry{}
+		for _, e := range entries {
+			i := int(session.LeafOf(e.Key) >> shift)
+			byLeaf[i] = append(byLeaf[i], e)
+		}
+		var p *leafPull
+		for i := range 1 << set.bits {
+			if !set.has(i) {
+				continue
+			}
+			es := byLeaf[i]
+			covers := make(map[uint64]uint64)
+			for _, e := range es {
+				if h, ok := e.Dominates(); ok {
+					covers[keyHash(e.Key)] = h
+				}
+			}
+			need := hashEntryBytes * (len(es) + len(covers))
+			if p != nil && size+need > maxLeafPullBytes {
+				msgs, cur, p, size = append(msgs, cur), nil, nil, 0
+			}
+			if p == nil {
+				cur = append(cur, leafPull{leafSet: newLeafSet(set.bucket, set.bits), hashes: map[uint64]uint64{}, covers: map[uint64]uint64{}})
+				p = &cur[len(cur)-1]
+				size += leafPullBytes(set.bits, 0, 0)
+			}
+			p.add(i)
+			for _, e := range es {
+				p.hashes[keyHash(e.Key)] = e.Hash
+			}
+			maps.Copy(p.covers, covers)
+			size += need
+			pairs += uint64(len(es) + len(covers))
+		}
+	}
+	if len(cur) > 0 {
+		msgs = append(msgs, cur)
+	}
+	first, out, ok := g.rounds.pulling(t.Round, t.Part, len(msgs))
+	if !ok {
+		return
+	}
+	wire := make([][]byte, len(msgs))
+	for i, ps := range msgs {
+		wire[i] = encodeLeafPull(g.cfg.Name, g.addr, t.Round, first+uint32(i), ps)
+	}
+	if err := g.send(KindPull, node, wire); err != nil {
+		g.roundFailed(t.Round, "send leaf pull: "+err.Error())
+		return
+	}
+	g.stats.pairsSent.Add(pairs)
+	g.partOutcome(t.Round, out)
 }
 
 // answerHashes answers a peer of aeProto 1 (untagged, nothing when empty).
@@ -412,11 +625,20 @@ func (g *Gossip) pushPull(addr string) error {
 	return err
 }
 
-// keyHash names a record key in 64 bits on the wire.
+// keyHash names a record key in 64 bits on the wire: its FNV-1a hash
+// (hash/fnv's New64a, without its allocation: it runs for every key of the
+// buckets read).
 func keyHash(key string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	return h.Sum64()
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	h := uint64(offset64)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= prime64
+	}
+	return h
 }
 
 // nodeAt builds a node to send to from a name and a host:port.
@@ -436,14 +658,41 @@ func addrOf(n *memberlist.Node) string {
 // round is a pull this node sent, waiting for its repairs.
 type round struct {
 	peer, addr string
-	parts      int               // pull messages sent (0 until known)
+	parts      int               // pull messages sent (0 until known): kindPull and kindLeaves parts
 	chunks     map[uint32]uint32 // part → repair chunks announced by its last one
 	got        map[uint32]uint32 // part → repair chunks applied
 	deadline   time.Time         // pushed back by every chunk applied
 	buckets    []uint8           // the buckets pulled
 	unsent     [][]byte          // parts not sent yet (pullWindow)
 	node       *memberlist.Node  // where the parts go
-	complete   map[uint32]bool   // parts whose every repair chunk is applied
+	complete   map[uint32]bool   // parts (of the first parts) whose every repair chunk is applied
+	answered   map[uint32]bool   // parts, first or want, whose every repair chunk is applied
+	// A part by leaves is answered with the leaves that differ (leaf),
+	// then with repairs to the leaf pulls it sends (pullOf): numbered from
+	// parts up (next).
+	leaf   map[uint32]*leafPart
+	pullOf map[uint32]uint32
+	next   uint32
+}
+
+// leafPart is a part of a round by leaves (kindLeaves): the leaf sets of
+// the peer's answer gathered until its last chunk, then the leaf pulls
+// still to be answered.
+type leafPart struct {
+	sets    []leafSet
+	got     uint32 // answer chunks received
+	chunks  uint32 // answer chunks announced by the last (0 until it comes)
+	decided bool   // the whole answer came, and the leaf pulls went out (or none)
+	pulls   int    // leaf pulls not answered yet
+}
+
+// partOutcome is what a part's completion leads to: the next part to send
+// (and where), or the round complete with peer.
+type partOutcome struct {
+	peer string
+	done bool
+	next []byte
+	to   *memberlist.Node
 }
 
 // roundBook holds the rounds in flight.
@@ -495,44 +744,118 @@ func (b *roundBook) setParts(id uint64, msgs [][]byte, node *memberlist.Node) []
 	defer b.mu.Unlock()
 	n := min(pullWindow, len(msgs))
 	if r := b.rounds[id]; r != nil {
-		r.parts, r.unsent, r.node, r.complete = len(msgs), msgs[n:], node, map[uint32]bool{}
+		r.parts, r.unsent, r.node, r.complete, r.answered = len(msgs), msgs[n:], node, map[uint32]bool{}, map[uint32]bool{}
+		r.leaf, r.pullOf, r.next = map[uint32]*leafPart{}, map[uint32]uint32{}, uint32(len(msgs))
+		for i, m := range msgs {
+			if kind(m[1]) == kindLeaves {
+				r.leaf[uint32(i)] = &leafPart{}
+			}
+		}
 	}
 	return msgs[:n]
 }
 
-// applied counts one repair chunk applied to the store; it returns the
-// round's peer when the round is complete: every part's last chunk has
-// come, and as many chunks as it announced. When the chunk completes a part
-// and parts are left to send, it returns the next one and where it goes.
-func (b *roundBook) applied(t repairTag, timeout time.Duration) (peer string, done bool, next []byte, to *memberlist.Node) {
+// applied counts one repair chunk applied to the store. When the chunk
+// completes a part (or the last leaf pull of a part by leaves), the part
+// is complete: the outcome is the next part to send, if any is left, or
+// the round complete once every part is.
+func (b *roundBook) applied(t repairTag, timeout time.Duration) partOutcome {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.rounds[t.Round]
-	if r == nil || (r.parts > 0 && int(t.Part) >= r.parts) {
-		return "", false, nil, nil // late (the round was given up) or not ours
+	if r == nil {
+		return partOutcome{} // late (the round was given up) or not ours
+	}
+	parent, isPull := r.pullOf[t.Part]
+	if !isPull && (r.parts > 0 && int(t.Part) >= r.parts || r.leaf[t.Part] != nil) {
+		return partOutcome{} // no part of ours is answered by repairs under that number
 	}
 	if t.Chunks > 0 {
 		r.chunks[t.Part] = t.Chunks
 	}
 	r.got[t.Part]++
 	r.deadline = time.Now().Add(timeout)
-	if n, ok := r.chunks[t.Part]; ok && r.got[t.Part] >= n && r.complete != nil && !r.complete[t.Part] {
-		r.complete[t.Part] = true
-		if len(r.unsent) > 0 {
-			next, r.unsent = r.unsent[0], r.unsent[1:]
-			return "", false, next, r.node
-		}
+	if n, ok := r.chunks[t.Part]; !ok || r.got[t.Part] < n || r.answered == nil || r.answered[t.Part] {
+		return partOutcome{}
 	}
-	if r.parts == 0 || len(r.chunks) < r.parts {
-		return "", false, nil, nil
+	r.answered[t.Part] = true
+	if !isPull {
+		return b.partDoneLocked(t.Round, r, t.Part)
 	}
-	for part, n := range r.chunks {
-		if r.got[part] < n {
-			return "", false, nil, nil
-		}
+	lp := r.leaf[parent]
+	if lp.pulls--; lp.pulls > 0 || !lp.decided {
+		return partOutcome{}
 	}
-	delete(b.rounds, t.Round)
-	return r.peer, true, nil, nil
+	return b.partDoneLocked(t.Round, r, parent)
+}
+
+// partDoneLocked marks part p of round id complete: the next part waiting
+// goes out, or the round is complete once every part is.
+func (b *roundBook) partDoneLocked(id uint64, r *round, p uint32) partOutcome {
+	if r.complete[p] {
+		return partOutcome{}
+	}
+	r.complete[p] = true
+	if len(r.unsent) > 0 {
+		var next []byte
+		next, r.unsent = r.unsent[0], r.unsent[1:]
+		return partOutcome{next: next, to: r.node}
+	}
+	if len(r.complete) < r.parts {
+		return partOutcome{}
+	}
+	delete(b.rounds, id)
+	return partOutcome{peer: r.peer, done: true}
+}
+
+// differ gathers a chunk of the answer to part t.Part of a round by
+// leaves (the leaves that differ); once every chunk has come it returns
+// them all, and where the round's messages go.
+func (b *roundBook) differ(t repairTag, sets []leafSet, timeout time.Duration) ([]leafSet, *memberlist.Node, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rounds[t.Round]
+	if r == nil {
+		return nil, nil, false
+	}
+	lp := r.leaf[t.Part]
+	if lp == nil || lp.decided {
+		return nil, nil, false
+	}
+	r.deadline = time.Now().Add(timeout)
+	lp.sets = append(lp.sets, sets...)
+	lp.got++
+	if t.Chunks > 0 {
+		lp.chunks = t.Chunks
+	}
+	if lp.chunks == 0 || lp.got < lp.chunks {
+		return nil, nil, false
+	}
+	out := lp.sets
+	lp.sets, lp.decided = nil, true
+	return out, r.node, true
+}
+
+// pulling numbers the n leaf pulls that part p of round id (by leaves)
+// sends, and returns the first number. With none, part p is complete, and
+// the outcome says what follows. It reports false if the round is gone.
+func (b *roundBook) pulling(id uint64, p uint32, n int) (uint32, partOutcome, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rounds[id]
+	if r == nil || r.leaf[p] == nil {
+		return 0, partOutcome{}, false
+	}
+	first := r.next
+	for i := range n {
+		r.pullOf[first+uint32(i)] = p
+	}
+	r.next += uint32(n)
+	r.leaf[p].pulls = n
+	if n > 0 {
+		return first, partOutcome{}, true
+	}
+	return first, b.partDoneLocked(id, r, p), true
 }
 
 // lost gives up every round: a repair was dropped before it could be
@@ -615,12 +938,16 @@ func (g *Gossip) failRound(r *round, why string) {
 // repairApplied is called by the apply loop once a tagged repair chunk is
 // in the store.
 func (g *Gossip) repairApplied(t repairTag) {
-	peer, done, next, to := g.rounds.applied(t, g.roundTimeout())
-	if next != nil {
-		g.sendNextPart(t.Round, to, next)
+	g.partOutcome(t.Round, g.rounds.applied(t, g.roundTimeout()))
+}
+
+// partOutcome sends the next part of round id, or completes it.
+func (g *Gossip) partOutcome(id uint64, o partOutcome) {
+	if o.next != nil {
+		g.sendNextPart(id, o.to, o.next)
 	}
-	if done {
-		g.roundDone(peer, "repairs applied")
+	if o.done {
+		g.roundDone(o.peer, "repairs applied")
 	}
 }
 

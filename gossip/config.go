@@ -123,6 +123,9 @@ type Config struct {
 	// nor sends acknowledgements of pushes, and drops kindPush and kindAck
 	// as unknown kinds, counted bad (tests).
 	noAcks bool
+	// leafMin, when set, replaces leafMinRecords (tests: a bucket of a
+	// small store pulled by its leaves).
+	leafMin int
 
 	// Faults, when set, injects network faults (tests and benchmarks: see
 	// Faults). Nil in production.

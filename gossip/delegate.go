@@ -36,7 +36,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 	case d.inbox <- cp:
 	default:
 		d.stats.dropped.Add(1)
-		if len(b) > 1 && kind(b[1]) == kindRepair {
+		if len(b) > 1 && (kind(b[1]) == kindRepair || kind(b[1]) == kindDiffer) {
 			// One of this node's rounds cannot complete now: retry them
 			// rather than wait for their timeout.
 			g := (*Gossip)(d)

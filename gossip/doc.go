@@ -37,7 +37,12 @@
 //     other lacks or holds in another state, over SendReliable in chunks of
 //     at most MaxChunkBytes. In-sync nodes exchange only the digests; during
 //     a burst of logins a round costs the pairs of the busy buckets, not
-//     their records. A pull goes in parts of at most 8 buckets, two parts
+//     their records. A bucket of many records (64 or more, by the puller's
+//     count: a store of 16,000 records) is pulled by its leaves instead
+//     ("Pulls by leaves", below), so that a heal after a long partition
+//     lists and reads the records of the leaves that differ, not the whole
+//     store, and never receives a state it would only discard. A pull goes
+//     in parts of at most 8 buckets, two parts
 //     answered at a time (the next part leaves when one is applied), so a
 //     new member holds a few parts of records in memory, not the store its
 //     peer reads faster than it writes; and a bucket that a round with one
@@ -75,7 +80,10 @@
 //     answer is applied to the store. The peer tags each chunk with the
 //     pull's round and part; a part's last chunk (sent even when empty) says
 //     how many there were, so the member can tell "nothing to send" from
-//     "lost on the way".
+//     "lost on the way". A part by leaves is answered when the peer's
+//     answer naming the leaves that differ has come and every repair chunk
+//     answering the leaf pulls it sent is applied (none: when no leaf
+//     differed).
 //
 // A complete round means: this member now holds every record the peer held
 // when it read its buckets to answer (what the peer writes afterwards comes
@@ -98,6 +106,42 @@
 // Anti-entropy work waits per peer (the newest digest replaces an older
 // one) and is done by a few workers, one peer at a time each, so a slow or
 // dead peer does not hold up the others.
+//
+// # Pulls by leaves
+//
+// The store splits each bucket into session.Leaves leaves below the digest,
+// kept as the digest is (the XOR of the hashes of the records in the leaf;
+// a Merkle level of one step, as Cassandra's and Riak's repair trees split
+// a token range, and as fine as the digest is coarse: 2 MiB of hashes).
+// For a bucket it holds many records of, a member of aeProto 4 pulling
+// from a peer of aeProto 4 sends the bucket's leaves (kindLeaves) folded to
+// about four of its records a leaf (between 16 and session.Leaves leaves:
+// 2 bytes a record where the pairs take 16), and the part goes in four
+// steps instead of two:
+//
+//  1. the puller sends its leaves, read from memory (no record is read);
+//  2. the peer folds its own leaves alike and names the leaves that
+//     differ (kindDiffer, a bitmap a bucket, tagged with the round and
+//     part), again from memory;
+//  3. the puller reads its own records of those leaves and pulls them
+//     (kindLeafPull, a part of the round of its own number): their (key
+//     hash, record hash) pairs, and beside every record that provably
+//     dominates another state of itself the hash of that state
+//     (session.BucketEntry.Dominates: the alive form of a session the
+//     puller holds ended);
+//  4. the peer reads its records of those leaves and sends, as the repairs
+//     of a pull, those whose state is neither listed nor dominated: never
+//     the alive copy of a session logged out on the puller's side of a
+//     partition, which a pull of aeProto 3 sends only for the merge to
+//     discard.
+//
+// So a pull lists and reads the records of the leaves that differ, not of
+// the bucket (each side still walks the bucket's keys to find them, and
+// reads no value outside those leaves). A bucket the puller holds nothing
+// of is pulled by an empty list of pairs as before, so a newcomer's
+// catch-up goes as it did; a bucket of few records (a store under 16,000)
+// costs less by its pairs than by its leaves and two more trips, and is
+// pulled by pairs.
 //
 // # Catching up
 //
@@ -191,5 +235,8 @@
 // protocol: digestFresh, set by a member catching up on the store it started
 // empty, tells its peers of protocol 3 not to pull from it meanwhile (it
 // holds nothing of its own that it did not push); older peers ignore it and
-// pull as before.
+// pull as before. Protocol 4 adds pulls by leaves (kindLeaves, answered with
+// kindDiffer, then kindLeafPull, answered with tagged repairs): a member sends
+// them only to peers whose digest says 4 or more, pulls from older peers by
+// pairs as before, and answers every older request as before.
 package gossip

@@ -60,6 +60,8 @@ type Stats struct {
 	Dropped         uint64 // messages or anti-entropy work dropped because a queue was full
 	AERounds        uint64 // push/pull digests compared
 	BucketsRepaired uint64 // differing buckets pulled from a peer
+	BucketsByLeaf   uint64 // of those, the buckets pulled by their leaves (kindLeaves, aeProto 4)
+	PairsSent       uint64 // (key hash, record hash) pairs sent: in pulls, and in answers to pulls by leaves
 	RecordsRepaired uint64 // records sent by anti-entropy
 	LastAERound     time.Time
 	BytesSent       uint64 // all gossip bytes written (packets and streams)
@@ -202,7 +204,7 @@ type Gossip struct {
 		bad, dropped, aeRounds, bucketsRepaired, recordsRepaired, reconnects   atomic.Uint64
 		roundsCompleted, roundsFailed, resyncs, catchUps, reclaims             atomic.Uint64
 		revokedAlive, recordsRefused, duplicates                               atomic.Uint64
-		pushRetries, pushesGivenUp                                             atomic.Uint64
+		pushRetries, pushesGivenUp, bucketsByLeaf, pairsSent                   atomic.Uint64
 		lastAE, lastPull                                                       atomic.Int64
 	}
 	closeOnce sync.Once
@@ -505,6 +507,8 @@ func (g *Gossip) Stats() Stats {
 		Dropped:         g.stats.dropped.Load(),
 		AERounds:        g.stats.aeRounds.Load(),
 		BucketsRepaired: g.stats.bucketsRepaired.Load(),
+		BucketsByLeaf:   g.stats.bucketsByLeaf.Load(),
+		PairsSent:       g.stats.pairsSent.Load(),
 		RecordsRepaired: g.stats.recordsRepaired.Load(),
 		BytesSent:       g.trans.sent.Load(),
 		Reconnects:      g.stats.reconnects.Load(),
@@ -731,9 +735,16 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			if m.tag != nil {
 				tags = append(tags, *m.tag)
 			}
-		case kindHashes, kindPull:
+		case kindHashes, kindPull, kindLeaves, kindLeafPull:
 			if !g.aeq.add(m) {
 				g.stats.dropped.Add(1) // the peer's round times out, and it retries
+			}
+		case kindDiffer:
+			if !g.aeq.add(m) {
+				// A round of this member's own cannot complete: retry it now
+				// rather than wait for its timeout.
+				g.stats.dropped.Add(1)
+				g.roundFailed(m.tag.Round, "a peer's answer was dropped: the anti-entropy queue was full")
 			}
 		case kindQuery:
 			g.receiveQuery(*m.query)

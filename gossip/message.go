@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/ussync/ussync/session"
@@ -23,8 +24,11 @@ const (
 	// and answers them with untagged repairs. 2: it also understands
 	// kindPull and answers it with repairs tagged with the pull's round, so
 	// the puller knows when the round is complete. 3: its digest may carry
-	// flags after the protocol (digestFresh), and it honors a peer's.
-	aeProto = 3
+	// flags after the protocol (digestFresh), and it honors a peer's. 4:
+	// it answers kindLeaves with kindDiffer and kindLeafPull with tagged
+	// repairs (a pull by the digest's leaves, for buckets of many
+	// records).
+	aeProto = 4
 
 	// MaxMessageBytes is the largest message accepted from the wire.
 	MaxMessageBytes = 1 << 20
@@ -67,6 +71,32 @@ const (
 	// acknowledging member's name (1 byte of length, then the name) and
 	// up to maxAcks sequence numbers of 8 bytes, big endian.
 	kindAck kind = 9
+	// kindLeaves is a part of a pull (sent to peers of aeProto 4) for
+	// buckets the puller holds many records of: each bucket's leaves
+	// (session.Leaves, folded to 2^bits of them) instead of the pairs of
+	// every record. Framed as kindPull (name, address, round, part,
+	// parts), then for each bucket: the bucket, bits (at most
+	// session.LeafBits) and 2^bits hashes of 8 bytes, big endian. It is
+	// answered with kindDiffer.
+	kindLeaves kind = 10
+	// kindDiffer answers kindLeaves: for each bucket, the leaves that
+	// differ, tagged as a repair is with the round and the part (in one
+	// chunk: a bitmap per bucket, at most 128 bytes): the sender's name
+	// (1 byte of length, then the name), the round (8 bytes), the part,
+	// the chunk and the number of chunks (4 bytes each), then leaf sets.
+	// A leaf set is the bucket, bits, and a bitmap of 2^bits bits (leaf i
+	// is bit i%8 of byte i/8), at least one byte.
+	kindDiffer kind = 11
+	// kindLeafPull is the pull of a part by leaves (to peers of aeProto
+	// 4), once the leaves that differ are known: for each bucket a leaf
+	// set, then the (key hash, record hash) pairs of the puller's records
+	// in those leaves (a count of 4 bytes, then 16 bytes a pair), then the
+	// pairs of states they provably cover (session.BucketEntry.Dominates:
+	// the alive form of a session the puller holds ended), likewise. Framed
+	// as kindPull but for the number of parts: the part is a number of the
+	// round of its own. The answer is the records of those leaves whose
+	// hash is neither listed for their key: tagged repairs.
+	kindLeafPull kind = 12
 )
 
 // maxAcks bounds the sequence numbers of one kindAck (8 KiB of them).
@@ -96,8 +126,11 @@ type message struct {
 	proto   uint8           // kindDigest: the sender's aeProto (1 when absent)
 	fresh   bool            // kindDigest: the sender says digestFresh
 	buckets []bucketHashes  // kindHashes, kindPull
-	part    partOf          // kindPull: which part of which round
-	tag     *repairTag      // kindRepair answering a kindPull
+	leaves  []bucketLeaves  // kindLeaves
+	differ  []leafSet       // kindDiffer
+	pulls   []leafPull      // kindLeafPull
+	part    partOf          // kindPull, kindLeaves, kindLeafPull (no parts): which part of which round
+	tag     *repairTag      // kindRepair answering a kindPull or kindLeafPull; kindDiffer
 	query   *queryWire      // kindQuery
 	answer  *answerWire     // kindAnswer
 	seq     uint64          // kindPush: the number to acknowledge
@@ -131,6 +164,41 @@ type bucketHashes struct {
 
 // hashEntryBytes is the wire size of one (key hash, record hash) pair.
 const hashEntryBytes = 16
+
+// bucketLeaves are one bucket's leaves as a puller holds them, at 2^bits
+// of them (session.LeafHashes.Fold).
+type bucketLeaves struct {
+	bucket uint8
+	bits   uint8
+	hashes []uint64
+}
+
+// leafSet names leaves of one bucket, at 2^bits of them: a bitmap.
+type leafSet struct {
+	bucket uint8
+	bits   uint8
+	set    []byte // (2^bits+7)/8 bytes
+}
+
+func newLeafSet(bucket, bits uint8) leafSet {
+	return leafSet{bucket: bucket, bits: bits, set: make([]byte, (1<<bits+7)/8)}
+}
+
+func (l leafSet) has(i int) bool { return l.set[i/8]&(1<<(i%8)) != 0 }
+func (l leafSet) add(i int)      { l.set[i/8] |= 1 << (i % 8) }
+
+// holds reports whether the set names the leaf of key.
+func (l leafSet) holds(key string) bool {
+	return l.has(int(session.LeafOf(key) >> (session.LeafBits - l.bits)))
+}
+
+// leafPull is one bucket of a kindLeafPull: the leaves pulled, the pairs of
+// the puller's records in them, and the pairs of states those cover.
+type leafPull struct {
+	leafSet
+	hashes map[uint64]uint64
+	covers map[uint64]uint64
+}
 
 // encodeRecord is the wire form of one record, reused for every peer.
 func encodeRecord(r session.Record) []byte {
@@ -340,13 +408,124 @@ func encodePull(from, addr string, round uint64, groups []bucketHashes) [][]byte
 	for lo := 0; lo < len(groups) || lo == 0; lo += pullPartBuckets {
 		msgs = append(msgs, encodeGroups(kindPull, from, addr, round, groups[lo:min(lo+pullPartBuckets, len(groups))])...)
 	}
+	numberParts(msgs)
+	return msgs
+}
+
+// encodeRound frames a whole pull round for a peer of aeProto 4: the pull
+// parts of the buckets listed by pairs, then the kindLeaves parts of the
+// buckets listed by leaves, at most pullPartBuckets buckets each, numbered
+// together.
+func encodeRound(from, addr string, round uint64, pairs []bucketHashes, leaves []bucketLeaves) [][]byte {
+	var msgs [][]byte
+	for lo := 0; lo < len(pairs); lo += pullPartBuckets {
+		msgs = append(msgs, encodeGroups(kindPull, from, addr, round, pairs[lo:min(lo+pullPartBuckets, len(pairs))])...)
+	}
+	for lo := 0; lo < len(leaves); lo += pullPartBuckets {
+		msgs = append(msgs, encodeLeaves(from, addr, round, leaves[lo:min(lo+pullPartBuckets, len(leaves))]))
+	}
+	numberParts(msgs)
+	return msgs
+}
+
+// numberParts writes each message's part and the number of parts into the
+// header of kindPull and kindLeaves messages (after the name, the address
+// and the round).
+func numberParts(msgs [][]byte) {
 	for i, m := range msgs {
 		off := 3 + int(m[2])
 		off += 1 + int(m[off]) + 8
 		binary.BigEndian.PutUint32(m[off:], uint32(i))
 		binary.BigEndian.PutUint32(m[off+4:], uint32(len(msgs)))
 	}
-	return msgs
+}
+
+// pullHead starts a kindPull, kindLeaves or kindLeafPull message: name,
+// address and round, then the part and, but for kindLeafPull (whose part
+// is given), room for the number of parts: numberParts fills both in.
+func pullHead(k kind, from, addr string, round uint64, part uint32, size int) []byte {
+	name, ad := clip255(from), clip255(addr)
+	b := make([]byte, 0, 20+len(name)+len(ad)+size)
+	b = append(b, wireVersion, byte(k), byte(len(name)))
+	b = append(b, name...)
+	b = append(b, byte(len(ad)))
+	b = append(b, ad...)
+	b = binary.BigEndian.AppendUint64(b, round)
+	b = binary.BigEndian.AppendUint32(b, part)
+	if k != kindLeafPull {
+		b = append(b, 0, 0, 0, 0)
+	}
+	return b
+}
+
+// encodeLeaves frames one kindLeaves part (at most pullPartBuckets
+// buckets of at most session.Leaves leaves: 64 KiB); numberParts numbers
+// it.
+func encodeLeaves(from, addr string, round uint64, groups []bucketLeaves) []byte {
+	n := 0
+	for _, g := range groups {
+		n += 2 + 8*len(g.hashes)
+	}
+	b := pullHead(kindLeaves, from, addr, round, 0, n)
+	for _, g := range groups {
+		b = append(b, g.bucket, g.bits)
+		for _, h := range g.hashes {
+			b = binary.BigEndian.AppendUint64(b, h)
+		}
+	}
+	return b
+}
+
+// encodeDiffer frames a kindDiffer message: the leaf sets, tagged.
+func encodeDiffer(from string, tag repairTag, sets []leafSet) []byte {
+	name := clip255(from)
+	b := make([]byte, 0, 3+len(name)+20+len(sets)*130)
+	b = append(b, wireVersion, byte(kindDiffer), byte(len(name)))
+	b = append(b, name...)
+	b = binary.BigEndian.AppendUint64(b, tag.Round)
+	b = binary.BigEndian.AppendUint32(b, tag.Part)
+	b = binary.BigEndian.AppendUint32(b, tag.Chunk)
+	b = binary.BigEndian.AppendUint32(b, tag.Chunks)
+	for _, l := range sets {
+		b = appendLeafSet(b, l)
+	}
+	return b
+}
+
+func appendLeafSet(b []byte, l leafSet) []byte {
+	b = append(b, l.bucket, l.bits)
+	return append(b, l.set...)
+}
+
+// leafPullBytes is the wire size of a kindLeafPull bucket of n pairs and c
+// covered states at 2^bits leaves.
+func leafPullBytes(bits uint8, n, c int) int {
+	return 2 + (1<<bits+7)/8 + 8 + hashEntryBytes*(n+c)
+}
+
+// maxLeafPullBytes bounds the buckets of one kindLeafPull message: the
+// caller splits a larger pull over several, by leaves.
+const maxLeafPullBytes = MaxChunkBytes - 600
+
+// encodeLeafPull frames one kindLeafPull message, numbered part of the
+// round.
+func encodeLeafPull(from, addr string, round uint64, part uint32, pulls []leafPull) []byte {
+	n := 0
+	for _, p := range pulls {
+		n += leafPullBytes(p.bits, len(p.hashes), len(p.covers))
+	}
+	b := pullHead(kindLeafPull, from, addr, round, part, n)
+	for _, p := range pulls {
+		b = appendLeafSet(b, p.leafSet)
+		for _, m := range []map[uint64]uint64{p.hashes, p.covers} {
+			b = binary.BigEndian.AppendUint32(b, uint32(len(m)))
+			for k, h := range m {
+				b = binary.BigEndian.AppendUint64(b, k)
+				b = binary.BigEndian.AppendUint64(b, h)
+			}
+		}
+	}
+	return b
 }
 
 func encodeGroups(k kind, from, addr string, round uint64, groups []bucketHashes) [][]byte {
@@ -480,6 +659,10 @@ func decodeMessage(b []byte) (message, error) {
 		}
 	case kindHashes, kindPull:
 		return decodeHashes(m, body)
+	case kindLeaves, kindLeafPull:
+		return decodeLeafParts(m, body)
+	case kindDiffer:
+		return decodeDiffer(m, body)
 	case kindQuery:
 		var q queryWire
 		if err := json.Unmarshal(body, &q); err != nil || q.ID == "" || q.From == "" {
@@ -541,6 +724,150 @@ func decodeHashes(m message, body []byte) (message, error) {
 			body = body[hashEntryBytes:]
 		}
 		m.buckets = append(m.buckets, g)
+	}
+	return m, nil
+}
+
+// wireReader reads the binary parts of a message; a read past the end sets
+// short and yields zeros.
+type wireReader struct {
+	b     []byte
+	short bool
+}
+
+func (r *wireReader) take(n int) []byte {
+	if r.short || n < 0 || len(r.b) < n {
+		r.short = true
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *wireReader) str() string {
+	if n := r.take(1); n != nil {
+		return string(r.take(int(n[0])))
+	}
+	return ""
+}
+
+func (r *wireReader) u8() uint8 {
+	if b := r.take(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (r *wireReader) u32() uint32 {
+	if b := r.take(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (r *wireReader) u64() uint64 {
+	if b := r.take(8); b != nil {
+		return binary.BigEndian.Uint64(b)
+	}
+	return 0
+}
+
+// leafSet reads a leaf set.
+func (r *wireReader) leafSet() (leafSet, error) {
+	bucket, bits := r.u8(), r.u8()
+	if r.short {
+		return leafSet{}, errTooShort
+	}
+	if bits > session.LeafBits {
+		return leafSet{}, fmt.Errorf("%d bits of leaves, at most %d: %w", bits, session.LeafBits, errTooLarge)
+	}
+	set := r.take((1<<bits + 7) / 8)
+	if r.short {
+		return leafSet{}, errTooShort
+	}
+	return leafSet{bucket: bucket, bits: bits, set: slices.Clone(set)}, nil
+}
+
+// pairs reads a count and that many (key hash, record hash) pairs.
+func (r *wireReader) pairs() map[uint64]uint64 {
+	n := r.u32()
+	if r.short || uint64(n) > uint64(len(r.b)/hashEntryBytes) {
+		r.short = true
+		return nil
+	}
+	out := make(map[uint64]uint64, n)
+	for range n {
+		k := r.u64()
+		out[k] = r.u64()
+	}
+	return out
+}
+
+// decodeLeafParts reads a kindLeaves or kindLeafPull message.
+func decodeLeafParts(m message, body []byte) (message, error) {
+	what := "leaves"
+	if m.kind == kindLeafPull {
+		what = "leaf pull"
+	}
+	r := &wireReader{b: body}
+	m.from, m.addr = r.str(), r.str()
+	m.part.round, m.part.part = r.u64(), r.u32()
+	if m.kind == kindLeaves {
+		m.part.parts = r.u32()
+		if !r.short && m.part.part >= m.part.parts {
+			return message{}, fmt.Errorf("decode %s: %w", what, errTag)
+		}
+	}
+	for !r.short && len(r.b) > 0 {
+		if m.kind == kindLeafPull {
+			l, err := r.leafSet()
+			if err != nil {
+				return message{}, fmt.Errorf("decode %s: %w", what, err)
+			}
+			p := leafPull{leafSet: l, hashes: r.pairs()}
+			p.covers = r.pairs()
+			m.pulls = append(m.pulls, p)
+			continue
+		}
+		bucket, bits := r.u8(), r.u8()
+		if bits > session.LeafBits {
+			return message{}, fmt.Errorf("decode leaves: %d bits of leaves, at most %d: %w", bits, session.LeafBits, errTooLarge)
+		}
+		raw := r.take(8 << bits)
+		if r.short {
+			break
+		}
+		g := bucketLeaves{bucket: bucket, bits: bits, hashes: make([]uint64, 1<<bits)}
+		for i := range g.hashes {
+			g.hashes[i] = binary.BigEndian.Uint64(raw[8*i:])
+		}
+		m.leaves = append(m.leaves, g)
+	}
+	if r.short {
+		return message{}, fmt.Errorf("decode %s: %w", what, errTooShort)
+	}
+	return m, nil
+}
+
+// decodeDiffer reads a kindDiffer message.
+func decodeDiffer(m message, body []byte) (message, error) {
+	r := &wireReader{b: body}
+	m.from = r.str()
+	t := repairTag{Round: r.u64(), Part: r.u32(), Chunk: r.u32(), Chunks: r.u32()}
+	if r.short {
+		return message{}, fmt.Errorf("decode differ: %w", errTooShort)
+	}
+	if t.Chunks != 0 && t.Chunk >= t.Chunks {
+		return message{}, fmt.Errorf("decode differ: %w", errTag)
+	}
+	m.tag = &t
+	for len(r.b) > 0 {
+		l, err := r.leafSet()
+		if err != nil {
+			return message{}, fmt.Errorf("decode differ: %w", err)
+		}
+		m.differ = append(m.differ, l)
 	}
 	return m, nil
 }

@@ -82,6 +82,41 @@ func TestMessage_RoundTrip(t *testing.T) {
 			}
 		}
 	})
+	t.Run("pull by leaves, pairs and want", func(t *testing.T) {
+		var l session.LeafHashes
+		l[0], l[1023] = 5, 1<<62
+		leaves := []bucketLeaves{{bucket: 7, bits: session.LeafBits, hashes: l.Fold(session.LeafBits)}, {bucket: 200, bits: 4, hashes: l.Fold(4)}}
+		groups := []bucketHashes{{bucket: 3, hashes: map[uint64]uint64{1: 2}}}
+		msgs := encodeRound("n1", "127.0.0.1:1", 1<<63+5, groups, leaves)
+		if len(msgs) != 2 || kind(msgs[0][1]) != kindPull || kind(msgs[1][1]) != kindLeaves {
+			t.Fatalf("%d messages", len(msgs))
+		}
+		m, err := decodeMessage(msgs[1])
+		if err != nil || m.kind != kindLeaves || m.from != "n1" || m.addr != "127.0.0.1:1" || m.part != (partOf{round: 1<<63 + 5, part: 1, parts: 2}) ||
+			!reflect.DeepEqual(m.leaves, leaves) || m.leaves[1].hashes[15] != 1<<62 {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		if m, err := decodeMessage(msgs[0]); err != nil || m.part != (partOf{round: 1<<63 + 5, part: 0, parts: 2}) || m.buckets[0].hashes[1] != 2 {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		tag := repairTag{Round: 9, Part: 1, Chunk: 0, Chunks: 1}
+		a, b := newLeafSet(7, session.LeafBits), newLeafSet(8, 0)
+		a.add(0)
+		a.add(1023)
+		m, err = decodeMessage(encodeDiffer("n2", tag, []leafSet{a, b}))
+		if err != nil || m.kind != kindDiffer || m.from != "n2" || *m.tag != tag || !reflect.DeepEqual(m.differ, []leafSet{a, b}) ||
+			!m.differ[0].has(1023) || m.differ[0].has(1) || len(m.differ[1].set) != 1 {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+		pulls := []leafPull{
+			{leafSet: a, hashes: map[uint64]uint64{1: 2, 3: 4}, covers: map[uint64]uint64{3: 5}},
+			{leafSet: b, hashes: map[uint64]uint64{}, covers: map[uint64]uint64{}},
+		}
+		m, err = decodeMessage(encodeLeafPull("n1", "127.0.0.1:1", 9, 4, pulls))
+		if err != nil || m.kind != kindLeafPull || m.from != "n1" || m.addr != "127.0.0.1:1" || m.part != (partOf{round: 9, part: 4}) || !reflect.DeepEqual(m.pulls, pulls) {
+			t.Fatalf("decoded %+v, %v", m, err)
+		}
+	})
 	t.Run("unknown fields are tolerated", func(t *testing.T) {
 		b := append([]byte{wireVersion, byte(kindDelta)}, `{"r":[{"s":{"id":"x","email":"a@b.c","future":1}}],"more":true}`...)
 		m, err := decodeMessage(b)
@@ -137,6 +172,50 @@ func TestMessage_Refusals(t *testing.T) {
 	if _, err := decodeMessage([]byte{1, byte(kindDelta), '{'}); err == nil {
 		t.Fatal("truncated JSON accepted")
 	}
+	// The messages of a pull by leaves, cut short, lying about their
+	// counts, or numbered impossibly.
+	var l session.LeafHashes
+	leaves := encodeLeaves("n1", "a", 1, []bucketLeaves{{bucket: 1, bits: 4, hashes: l.Fold(4)}})
+	numberParts([][]byte{leaves})
+	set := newLeafSet(1, 4)
+	set.add(3)
+	differ := encodeDiffer("n2", repairTag{Round: 1, Chunks: 1}, []leafSet{set})
+	pull := encodeLeafPull("n1", "a", 1, 0, []leafPull{{leafSet: set, hashes: map[uint64]uint64{1: 2}, covers: map[uint64]uint64{}}})
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"leaves cut short", leaves[:len(leaves)-1], errTooShort},
+		{"leaves without their header", leaves[:5], errTooShort},
+		{"leaves of more bits than a bucket has", append(slices.Clone(leaves[:len(leaves)-2-8*16]), 1, session.LeafBits+1), errTooLarge},
+		{"leaves of a part past the parts", func() []byte {
+			b := slices.Clone(leaves)
+			binary.BigEndian.PutUint32(b[3+2+2+8:], 1) // part 1 of 1
+			return b
+		}(), errTag},
+		{"differ cut short", differ[:len(differ)-1], errTooShort},
+		{"differ without its tag", differ[:10], errTooShort},
+		{"differ of more bits than a bucket has", append(slices.Clone(differ[:len(differ)-4]), 1, session.LeafBits+1), errTooLarge},
+		{"differ of a chunk past the chunks", encodeDiffer("n2", repairTag{Round: 1, Chunk: 3, Chunks: 2}, nil), errTag},
+		{"leaf pull cut short", pull[:len(pull)-3], errTooShort},
+		{"leaf pull counting more than it holds", func() []byte {
+			b := slices.Clone(pull)
+			binary.BigEndian.PutUint32(b[len(b)-4-16-4:], 2)
+			return b
+		}(), errTooShort},
+		{"leaf pull of more bits than a bucket has", func() []byte {
+			b := slices.Clone(pull)
+			b[3+2+2+8+4+1] = session.LeafBits + 1
+			return b
+		}(), errTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeMessage(tc.b); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
 }
 
 func FuzzDecodeMessage(f *testing.F) {
@@ -160,6 +239,14 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(encodePush(0, "", encodeRecords(kindDelta, "", nil)))
 	f.Add(encodeAck("node", []uint64{1, 1 << 63, 7}))
 	f.Add(encodeAck("", nil))
+	var l session.LeafHashes
+	l[3] = 77
+	f.Add(encodeRound("node", "127.0.0.1:1", 5, nil, []bucketLeaves{{bucket: 1, bits: 4, hashes: l.Fold(4)}, {bucket: 2, bits: 0, hashes: l.Fold(0)}})[0])
+	ls := newLeafSet(1, 5)
+	ls.add(31)
+	f.Add(encodeDiffer("node", repairTag{Round: 5, Part: 1, Chunks: 1}, []leafSet{ls, newLeafSet(2, session.LeafBits)}))
+	f.Add(encodeDiffer("", repairTag{Round: 5, Chunk: 2}, nil))
+	f.Add(encodeLeafPull("node", "127.0.0.1:1", 5, 3, []leafPull{{leafSet: ls, hashes: map[uint64]uint64{9: 1, 1 << 63: 2}, covers: map[uint64]uint64{9: 3}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
 		if err != nil {
@@ -217,14 +304,22 @@ func reencode(t *testing.T, m message) (message, bool) {
 		msgs = [][]byte{encodeDigestProto(m.from, m.addr, m.digest, m.proto, flags)}
 	case kindHashes:
 		msgs = encodeHashes(m.from, m.addr, m.buckets)
-	case kindPull:
-		msgs = encodeGroups(kindPull, m.from, m.addr, m.part.round, m.buckets)
+	case kindPull, kindLeaves:
+		if m.kind == kindPull {
+			msgs = encodeGroups(kindPull, m.from, m.addr, m.part.round, m.buckets)
+		} else {
+			msgs = [][]byte{encodeLeaves(m.from, m.addr, m.part.round, m.leaves)}
+		}
 		for _, b := range msgs { // this part's numbering, as encodePull would have it
 			off := 3 + int(b[2])
 			off += 1 + int(b[off]) + 8
 			binary.BigEndian.PutUint32(b[off:], m.part.part)
 			binary.BigEndian.PutUint32(b[off+4:], m.part.parts)
 		}
+	case kindDiffer:
+		msgs = [][]byte{encodeDiffer(m.from, *m.tag, m.differ)}
+	case kindLeafPull:
+		msgs = [][]byte{encodeLeafPull(m.from, m.addr, m.part.round, m.part.part, m.pulls)}
 	default:
 		t.Fatalf("decoded an unknown kind %d", m.kind)
 	}
@@ -255,7 +350,7 @@ func sameMessage(a, b message) bool {
 	if a.kind != b.kind || a.from != b.from || a.addr != b.addr || a.proto != b.proto || a.fresh != b.fresh || a.part != b.part || a.seq != b.seq {
 		return false
 	}
-	if !slices.Equal(a.acks, b.acks) {
+	if !slices.Equal(a.acks, b.acks) || !reflect.DeepEqual(a.leaves, b.leaves) || !reflect.DeepEqual(a.differ, b.differ) || !reflect.DeepEqual(a.pulls, b.pulls) {
 		return false
 	}
 	if (a.digest == nil) != (b.digest == nil) || a.digest != nil && *a.digest != *b.digest {

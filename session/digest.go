@@ -90,6 +90,9 @@ func (e BucketEntry) Dominates() (h uint64, ok bool) {
 	if len(e.Key) == 0 || e.Key[0] != 's' || !bytes.Contains(e.Enc, endedField) {
 		return 0, false
 	}
+	if enc, ok := aliveEnc(e.Enc); ok {
+		return recordHash(e.Key, enc), true
+	}
 	var r Record
 	if err := json.Unmarshal(e.Enc, &r); err != nil || r.Session == nil || r.Session.Ended == 0 || r.Session.Local {
 		return 0, false
@@ -105,3 +108,44 @@ func (e BucketEntry) Dominates() (h uint64, ok bool) {
 
 // endedField is in the encoding of every ended session.
 var endedField = []byte(`"ended":`)
+
+// aliveEnc cuts the end out of the stored encoding of an ended session
+// that is not local, without decoding it: json.Marshal writes a Record's
+// session as {"s":{…,"ended":N,"reason":"…"}} (Ended and EndReason are its
+// last fields but Local, all omitted when empty), so its alive form is the
+// same bytes up to ,"ended": and then }}. ,"ended": cannot occur inside a
+// string, whose quotes are escaped. It reports false for anything not
+// exactly of that shape; the caller then decodes the record.
+func aliveEnc(enc []byte) ([]byte, bool) {
+	const ended, reason = `,"ended":`, `,"reason":"`
+	i := bytes.Index(enc, []byte(ended))
+	if i < 0 || !bytes.HasPrefix(enc, []byte(`{"s":{`)) {
+		return nil, false
+	}
+	k := i + len(ended)
+	for k < len(enc) && enc[k] >= '0' && enc[k] <= '9' {
+		k++
+	}
+	if k == i+len(ended) || enc[i+len(ended)] == '0' {
+		return nil, false
+	}
+	rest := enc[k:]
+	if !bytes.Equal(rest, []byte("}}")) {
+		if !bytes.HasPrefix(rest, []byte(reason)) {
+			return nil, false
+		}
+		str := rest[len(reason):]
+		n := 0
+		for n < len(str) && str[n] != '"' {
+			if str[n] == '\\' {
+				n++
+			}
+			n++
+		}
+		if n >= len(str) || !bytes.Equal(str[n+1:], []byte("}}")) {
+			return nil, false
+		}
+	}
+	out := make([]byte, 0, i+2)
+	return append(append(out, enc[:i]...), "}}"...), true
+}

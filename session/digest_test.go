@@ -152,3 +152,46 @@ func TestStore_VerifyDigest(t *testing.T) {
 		t.Fatalf("a record written behind the digest's back: %v", err)
 	}
 }
+
+// TestAliveEnc: the encoding cut without decoding is json.Marshal's of the
+// alive form, whatever the strings hold; what is not an ended, replicated
+// session is left to the decoding path.
+func TestAliveEnc(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	strs := []string{"", "logout", `"}}`, `\`, `\"`, `,"ended":5`, "<&>", "é\u2028\x01", `a"b\\"c`}
+	for i := range 2000 {
+		pick := func() string {
+			if rng.IntN(3) == 0 {
+				b := make([]byte, rng.IntN(12))
+				for j := range b {
+					b[j] = byte(rng.IntN(128))
+				}
+				return string(b)
+			}
+			return strs[rng.IntN(len(strs))]
+		}
+		s := Session{ID: fmt.Sprintf("%x", i), Email: pick(), Site: pick(), IP: pick(), UserAgent: pick(),
+			Created: HLC(rng.Uint64N(1 << 50)), ExpiresAt: rng.Int64N(1 << 45), Ended: HLC(1 + rng.Uint64N(1<<50)), EndReason: pick(), Local: rng.IntN(8) == 0}
+		enc, err := json.Marshal(Record{Session: &s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alive := s
+		alive.Ended, alive.EndReason = 0, ""
+		want, err := json.Marshal(Record{Session: &alive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := aliveEnc(enc)
+		if ok == s.Local || ok && string(got) != string(want) {
+			t.Fatalf("%+v:\n%s\ngot  %s, %v\nwant %s", s, enc, got, ok, want)
+		}
+		if _, ok := aliveEnc(want); ok {
+			t.Fatalf("an alive session was cut: %s", want)
+		}
+	}
+	u, _ := json.Marshal(Record{User: &User{Email: `x","ended":5}}`}})
+	if _, ok := aliveEnc(u); ok {
+		t.Fatalf("a user was cut: %s", u)
+	}
+}

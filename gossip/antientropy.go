@@ -625,21 +625,8 @@ func (g *Gossip) pushPull(addr string) error {
 	return err
 }
 
-// keyHash names a record key in 64 bits on the wire: its FNV-1a hash
-// (hash/fnv's New64a, without its allocation: it runs for every key of the
-// buckets read).
-func keyHash(key string) uint64 {
-	const (
-		offset64 = 14695981039346656037
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
-		h *= prime64
-	}
-	return h
-}
+// keyHash names a record key in 64 bits on the wire (session.KeyHash).
+func keyHash[K string | []byte](key K) uint64 { return session.KeyHash(key) }
 
 // nodeAt builds a node to send to from a name and a host:port.
 func nodeAt(name, addr string) *memberlist.Node {

@@ -188,7 +188,7 @@ func (l leafSet) has(i int) bool { return l.set[i/8]&(1<<(i%8)) != 0 }
 func (l leafSet) add(i int)      { l.set[i/8] |= 1 << (i % 8) }
 
 // holds reports whether the set names the leaf of key.
-func (l leafSet) holds(key string) bool {
+func (l leafSet) holds(key []byte) bool {
 	return l.has(int(session.LeafOf(key) >> (session.LeafBits - l.bits)))
 }
 

@@ -49,7 +49,7 @@ func TestBucketEntry_Dominates(t *testing.T) {
 	}
 	entry := func(key string) BucketEntry {
 		t.Helper()
-		es, err := s.BucketEntriesFunc(BucketOf(key), func(k string) bool { return k == key })
+		es, err := s.BucketEntriesFunc(BucketOf(key), func(k []byte) bool { return string(k) == key })
 		if err != nil || len(es) != 1 {
 			t.Fatalf("%s: %v, %v", key, es, err)
 		}
@@ -111,14 +111,14 @@ func TestStore_BucketEntriesFunc(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		half := func(k string) bool { return LeafOf(k) < Leaves/2 }
+		half := func(k []byte) bool { return LeafOf(k) < Leaves/2 }
 		some, err := s.BucketEntriesFunc(b, half)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var want []BucketEntry
 		for _, e := range all {
-			if half(e.Key) {
+			if half([]byte(e.Key)) {
 				want = append(want, e)
 			}
 		}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -415,6 +416,6 @@ const Buckets = 256
 
 // BucketOf is the anti-entropy bucket of a record key.
 func BucketOf(key string) uint8 {
-	b, _ := locate(key)
-	return b
+	h := sha256.Sum256([]byte(key))
+	return h[0]
 }

@@ -1165,19 +1165,20 @@ func (s *Store) BucketEntries(b uint8) ([]BucketEntry, error) {
 
 // BucketEntriesFunc is BucketEntries for the records of bucket b whose key
 // keep accepts: the others' values are neither read nor hashed (keep sees
-// every key of the bucket, local sessions included). Anti-entropy reads
+// every key of the bucket, local sessions included, in a buffer valid only
+// during the call). Anti-entropy reads
 // the records of a bucket's differing leaves (LeafOf) or those a peer asked
 // for this way.
-func (s *Store) BucketEntriesFunc(b uint8, keep func(key string) bool) ([]BucketEntry, error) {
+func (s *Store) BucketEntriesFunc(b uint8, keep func(key []byte) bool) ([]BucketEntry, error) {
 	var out []BucketEntry
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord, b}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			key := string(it.Item().Key()[2:])
-			if !keep(key) {
+			if !keep(it.Item().Key()[2:]) {
 				continue
 			}
+			key := string(it.Item().Key()[2:])
 			enc, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return fmt.Errorf("read record: %w", err)

@@ -57,6 +57,20 @@
 // before a "log out everywhere" that reaches a node late (delayed,
 // reordered, replayed by anti-entropy) is never active.
 //
+// # The digest
+//
+// Digest is one 64-bit hash a bucket (BucketOf: the first byte of the
+// key's SHA-256), the XOR of the hashes of the bucket's replicated records
+// (their key and stored encoding); each bucket is split further into
+// Leaves leaves (LeafOf: the top bits of the key's KeyHash), kept the same
+// way (Store.Leaves), so that anti-entropy finds which part of a bucket
+// differs without reading it. Every write keeps both, Close saves them and
+// Open reads them back (a saved state without leaves of its own is read
+// again from the records), and Store.VerifyDigest checks them against the
+// records. BucketEntry.Dominates names a state that a record's state
+// provably dominates (the alive form of an ended session): a peer holding
+// it needs nothing from this one.
+//
 // # Identity and bindings
 //
 // NormalizeEmail is the one door for addresses: NFC and ASCII-only case

@@ -183,8 +183,8 @@ func parseTimerSets(name, v string) ([]string, error) {
 	return sets, nil
 }
 
-// benchOptions reads the bench's options from its flags, and refuses a
-// size or a count that is not above 0, naming the flag.
+// benchOptions reads the bench's options from its flags, and refuses what
+// checkBenchOptions does.
 func benchOptions(c *cli.Context) (bench.Options, error) {
 	var none bench.Options
 	nodes, err := parseSizes("nodes", c.String("nodes"))
@@ -237,8 +237,18 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		Log:               c.App.ErrWriter,
 		Progress:          c.App.ErrWriter,
 	}
+	if err := checkBenchOptions(opts); err != nil {
+		return none, err
+	}
+	return opts, nil
+}
+
+// checkBenchOptions refuses a timer set the bench does not know, and a
+// size or a count that is not above 0 (a history below 0), naming the
+// flag.
+func checkBenchOptions(opts bench.Options) error {
 	if err := bench.ParseTimers(opts.Timers); err != nil {
-		return none, fmt.Errorf("--timers: %w", err)
+		return fmt.Errorf("--timers: %w", err)
 	}
 	for _, f := range []struct {
 		name string
@@ -260,11 +270,11 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		{"footprint-sessions", opts.FootprintSessions >= 1},
 	} {
 		if !f.ok {
-			return none, fmt.Errorf("--%s must be above 0", f.name)
+			return fmt.Errorf("--%s must be above 0", f.name)
 		}
 	}
 	if opts.HealHistory < 0 {
-		return none, errors.New("--heal-history must be 0 or more")
+		return errors.New("--heal-history must be 0 or more")
 	}
-	return opts, nil
+	return nil
 }

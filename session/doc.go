@@ -67,7 +67,7 @@
 // differs without reading it. Every write keeps both, Close saves them and
 // Open reads them back (a saved state without leaves of its own is read
 // again from the records), and Store.VerifyDigest checks them against the
-// records. BucketEntry.Dominates names a state that a record's state
+// records (exactly, a bucket at a time under the writers' lock). BucketEntry.Dominates names a state that a record's state
 // provably dominates (the alive form of an ended session): a peer holding
 // it needs nothing from this one.
 //
@@ -133,9 +133,11 @@
 // kept a state that a repair in the same group had replaced) leaves a
 // bucket that differs from its records for good, which anti-entropy pulls
 // from every peer for ever and carries nothing. Store.Scrub compares one
-// bucket with its records and corrects it (the node scrubs one every 15 s),
-// so such a bug costs minutes of a bucket's repairs, logged and counted,
-// not a cluster that never converges again.
+// bucket and its leaves with its records and corrects them (the node
+// scrubs one every 15 s; anti-entropy scrubs a bucket at once when the
+// records of a leaf it reads anyway do not add up to the leaf:
+// Store.LeafEntries), so such a bug costs minutes of a bucket's repairs,
+// logged and counted, not a cluster that never converges again.
 //
 // Badger writes through memory-mapped files: a full filesystem would make
 // a write a SIGBUS. The store keeps Options.MinFree (64 MiB) free and

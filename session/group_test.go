@@ -74,6 +74,9 @@ func TestStore_GroupApplyThenRepair(t *testing.T) {
 			if got, want := s.Digest(), recordsDigest(t, s); got != want {
 				t.Fatalf("the digest is not its records' sum in buckets %v", got.Diff(&want))
 			}
+			if err := s.VerifyDigest(); err != nil { // the leaves too
+				t.Fatal(err)
+			}
 			if sess, err := s.Session("s1"); err != nil || sess.Ended != again.Session.Ended {
 				t.Fatalf("s1 after the repair and a later write: %+v, %v", sess, err)
 			}
@@ -81,9 +84,10 @@ func TestStore_GroupApplyThenRepair(t *testing.T) {
 	}
 }
 
-// TestStore_Scrub: a bucket of the digest that differs from its records is
-// set to their sum, counted and reported once; a bucket that agrees is
-// left alone.
+// TestStore_Scrub: a bucket of the digest that differs from its records,
+// in its sum or in its leaves only (a hash moved from one leaf to another
+// leaves the sum right), is set to their sums, counted and reported once;
+// a bucket that agrees is left alone.
 func TestStore_Scrub(t *testing.T) {
 	mt := NewManualClock(time.UnixMilli(1_000_000))
 	s := openStore(t, t.TempDir(), mt.Now)
@@ -92,24 +96,105 @@ func TestStore_Scrub(t *testing.T) {
 	if _, err := s.Apply(rec); err != nil {
 		t.Fatal(err)
 	}
-	b := BucketOf(rec.Key())
+	b, leaf := BucketOf(rec.Key()), LeafOf(rec.Key())
 	if fixed, err := s.Scrub(b); err != nil || fixed {
 		t.Fatalf("scrub of a bucket that agrees: %v, %v", fixed, err)
 	}
-	s.sum.Lock()
-	s.sum.digest[b] ^= 1 << 40 // as a bug in keeping it would leave it
-	s.sum.Unlock()
-	if fixed, err := s.Scrub(b); err != nil || !fixed {
-		t.Fatalf("scrub of a drifted bucket: %v, %v", fixed, err)
-	}
-	if got, want := s.Digest(), recordsDigest(t, s); got != want || s.Scrubbed() != 1 {
-		t.Fatalf("after the scrub: digest differs in %v, %d scrubbed", got.Diff(&want), s.Scrubbed())
-	}
-	if fixed, _ := s.Scrub(b); fixed || s.Scrubbed() != 1 {
-		t.Fatalf("a second scrub: %v, %d scrubbed", fixed, s.Scrubbed())
+	for i, drift := range []struct {
+		name string
+		bug  func()
+	}{
+		{"the bucket's sum and a leaf", func() { // as a bug in keeping them would leave them
+			s.sum.digest[b] ^= 1 << 40
+			s.sum.leaves[b][leaf] ^= 1 << 40
+		}},
+		{"the leaves only", func() {
+			s.sum.leaves[b][leaf] ^= 1 << 40
+			s.sum.leaves[b][(leaf+1)%Leaves] ^= 1 << 40
+		}},
+	} {
+		s.sum.Lock()
+		drift.bug()
+		s.sum.Unlock()
+		if err := s.VerifyDigest(); err == nil {
+			t.Fatalf("%s: VerifyDigest finds nothing wrong", drift.name)
+		}
+		if fixed, err := s.Scrub(b); err != nil || !fixed {
+			t.Fatalf("%s: scrub of a drifted bucket: %v, %v", drift.name, fixed, err)
+		}
+		if got, want := s.Digest(), recordsDigest(t, s); got != want || s.Scrubbed() != uint64(i+1) {
+			t.Fatalf("%s: after the scrub: digest differs in %v, %d scrubbed", drift.name, got.Diff(&want), s.Scrubbed())
+		}
+		if err := s.VerifyDigest(); err != nil {
+			t.Fatalf("%s: after the scrub: %v", drift.name, err)
+		}
+		if fixed, _ := s.Scrub(b); fixed || s.Scrubbed() != uint64(i+1) {
+			t.Fatalf("%s: a second scrub: %v, %d scrubbed", drift.name, fixed, s.Scrubbed())
+		}
 	}
 	s.Close()
 	if _, err := s.Scrub(b); err != ErrClosed {
 		t.Fatalf("scrub after Close: %v", err)
+	}
+	if err := s.VerifyDigest(); err != ErrClosed {
+		t.Fatalf("VerifyDigest after Close: %v", err)
+	}
+}
+
+// TestStore_LeafEntriesScrubs: LeafEntries returns the records of the
+// leaves asked at a coarser resolution, and scrubs the bucket at once when
+// those records do not add up to a leaf kept in memory (anti-entropy reads
+// them anyway), but not for a leaf it was not asked about.
+func TestStore_LeafEntriesScrubs(t *testing.T) {
+	mt := NewManualClock(time.UnixMilli(1_000_000))
+	s := openStore(t, t.TempDir(), mt.Now)
+	defer s.Close()
+	var recs []Record
+	for i := range 2000 {
+		recs = append(recs, newSession(fmt.Sprintf("s%d", i), "ann@example.com", MakeHLC(999_000, uint16(i)), 2_000_000))
+	}
+	if _, err := s.Apply(recs...); err != nil {
+		t.Fatal(err)
+	}
+	const bits = 4
+	b, leaf := BucketOf(recs[0].Key()), LeafOf(recs[0].Key())
+	at := int(leaf >> (LeafBits - bits))
+	want := map[string]bool{}
+	for _, r := range recs {
+		if BucketOf(r.Key()) == b && int(LeafOf(r.Key())>>(LeafBits-bits)) == at {
+			want[r.Key()] = true
+		}
+	}
+	only := func(i int) bool { return i == at }
+	other := func(i int) bool { return i == (at+1)%(1<<bits) }
+	read := func(in func(int) bool) []BucketEntry {
+		t.Helper()
+		es, err := s.LeafEntries(b, bits, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	es := read(only)
+	got := map[string]bool{}
+	for _, e := range es {
+		got[e.Key] = true
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || s.Scrubbed() != 0 {
+		t.Fatalf("%d records read, want %d; %d scrubbed", len(got), len(want), s.Scrubbed())
+	}
+	s.sum.Lock()
+	s.sum.leaves[b][leaf] ^= 1 << 40 // the sum kept right: only the leaves tell
+	s.sum.leaves[b][leaf^(1<<(LeafBits-1))] ^= 1 << 40
+	s.sum.Unlock()
+	read(other)
+	if s.Scrubbed() != 0 {
+		t.Fatal("a leaf not read was scrubbed")
+	}
+	if len(read(only)) != len(want) || s.Scrubbed() != 1 {
+		t.Fatalf("a drifted leaf read: %d scrubbed, want 1", s.Scrubbed())
+	}
+	if err := s.VerifyDigest(); err != nil {
+		t.Fatal(err)
 	}
 }

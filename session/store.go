@@ -1019,35 +1019,56 @@ func (s *Store) Leaves(b uint8, dst *LeafHashes) {
 }
 
 // VerifyDigest reads every replicated record and checks the digest and its
-// leaves against them: nil, or an error naming the first bucket (and leaf)
-// whose sum is not its records'. Writes while it reads make it report a
-// difference that is not there: call it on a quiet store (benchmarks and
-// tests that find a cluster not converging ask it why).
+// leaves against them, one bucket at a time under the writers' lock (as
+// Scrub, which corrects what it finds): nil, or an error naming the first
+// bucket (and leaf) whose sum is not its records'. Writes wait while a
+// bucket is read (about 4,000 records at a million), so it may run on a
+// live store; it returns ErrClosed after Close. Tests and benchmarks that
+// find a cluster not converging ask it why.
 func (s *Store) VerifyDigest() error {
 	for b := 0; b < Buckets; b++ {
-		entries, err := s.BucketEntries(uint8(b))
-		if err != nil {
-			return fmt.Errorf("read bucket %d: %w", b, err)
-		}
-		var want LeafHashes
-		var sum uint64
-		for _, e := range entries {
-			want[LeafOf(e.Key)] ^= e.Hash
-			sum ^= e.Hash
-		}
-		var got LeafHashes
-		s.Leaves(uint8(b), &got)
-		d := s.Digest()
-		if d[b] != sum {
-			return fmt.Errorf("bucket %d: the digest holds %016x, its %d records add up to %016x", b, d[b], len(entries), sum)
-		}
-		for i := range got {
-			if got[i] != want[i] {
-				return fmt.Errorf("bucket %d, leaf %d: the leaf holds %016x, its records add up to %016x", b, i, got[i], want[i])
-			}
+		if err := s.verifyBucket(uint8(b)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (s *Store) verifyBucket(b uint8) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return ErrClosed
+	}
+	sum, want, n, err := s.bucketSums(b)
+	if err != nil {
+		return err
+	}
+	var got LeafHashes
+	s.Leaves(b, &got)
+	if d := s.Digest(); d[b] != sum {
+		return fmt.Errorf("bucket %d: the digest holds %016x, its %d records add up to %016x", b, d[b], n, sum)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return fmt.Errorf("bucket %d, leaf %d: the leaf holds %016x, its records add up to %016x", b, i, got[i], want[i])
+		}
+	}
+	return nil
+}
+
+// bucketSums reads bucket b's replicated records and returns the sum of
+// their hashes, their leaves and their number.
+func (s *Store) bucketSums(b uint8) (sum uint64, leaves LeafHashes, n int, err error) {
+	entries, err := s.BucketEntries(b)
+	if err != nil {
+		return 0, leaves, 0, fmt.Errorf("read bucket %d: %w", b, err)
+	}
+	for _, e := range entries {
+		leaves[LeafOf(e.Key)] ^= e.Hash
+		sum ^= e.Hash
+	}
+	return sum, leaves, len(entries), nil
 }
 
 // Digest returns a copy of the current digest.
@@ -1072,10 +1093,13 @@ func (s *Store) addSums(changes []digestChange) {
 }
 
 // Scrub reads every replicated record of bucket b and compares the
-// digest's bucket with the XOR of their hashes; if they differ it sets the
-// bucket to its records' sum, logs an error and counts it (Scrubbed), and
-// reports true. It holds the writers' lock while it reads (a bucket is a
-// 256th of the store: about 4,000 records at a million), so nothing is
+// digest's bucket and its leaves (Leaves) with their records' sums; if any
+// differs it sets them to the records' sums, logs an error (saying whether
+// the bucket's sum drifted or its leaves only: a drift that moved a hash
+// from one leaf to another leaves the bucket's sum right, and anti-entropy
+// by leaves then pulls those leaves for ever) and counts it (Scrubbed),
+// and reports true. It holds the writers' lock while it reads (a bucket is
+// a 256th of the store: about 4,000 records at a million), so nothing is
 // committed meanwhile.
 //
 // A digest that differs from its records is a bug, never a state the
@@ -1083,32 +1107,75 @@ func (s *Store) addSums(changes []digestChange) {
 // peer for ever and finds nothing to carry. Scrubbing one bucket at a time
 // in the background (the node's housekeeping) bounds how long such a bug
 // can keep two stores apart, as ZFS's scrub or Cassandra's repair bound
-// silent corruption. It returns ErrClosed after Close.
+// silent corruption; anti-entropy scrubs a bucket at once when the records
+// of a leaf it reads do not add up to the leaf (LeafEntries). It returns
+// ErrClosed after Close.
 func (s *Store) Scrub(b uint8) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.closed {
 		return false, ErrClosed
 	}
-	entries, err := s.BucketEntries(b)
+	sum, leaves, n, err := s.bucketSums(b)
 	if err != nil {
 		return false, err
 	}
-	var sum uint64
-	for _, e := range entries {
-		sum ^= e.Hash
-	}
 	s.sum.Lock()
-	kept := s.sum.digest[b]
-	s.sum.digest[b] = sum
+	kept, keptLeaves := s.sum.digest[b], s.sum.leaves[b]
+	s.sum.digest[b], s.sum.leaves[b] = sum, leaves
 	s.sum.Unlock()
-	if kept == sum {
+	wrong := 0
+	for i := range leaves {
+		if keptLeaves[i] != leaves[i] {
+			wrong++
+		}
+	}
+	if kept == sum && wrong == 0 {
 		return false, nil
 	}
 	s.scrubbed.Add(1)
 	s.log.Error("the digest differed from the records in one bucket: corrected (a bug: please report it with this node's log)",
-		"bucket", b, "records", len(entries))
+		"bucket", b, "records", n, "sum_drifted", kept != sum, "leaves_drifted", wrong)
 	return true, nil
+}
+
+// LeafEntries is BucketEntriesFunc for the records of bucket b in the
+// leaves that in accepts, at 2^bits leaves (LeafHashes.Fold: leaf i holds
+// the keys whose LeafOf is i·2^(LeafBits-bits) to (i+1)·2^(LeafBits-bits)-1).
+// It also checks what it read against the leaves kept in memory: if the
+// records of an accepted leaf do not add up to it, and the bucket's leaves
+// did not change while it read, it scrubs the bucket (Scrub) at once
+// rather than at its turn in the node's background scrub. (A write
+// committed but not yet added to the sums when the leaves were read twice
+// can make a bucket look drifted: Scrub, exact under the writers' lock,
+// then finds nothing and counts nothing.) The records returned are those
+// read; a failed scrub is logged, not returned.
+func (s *Store) LeafEntries(b, bits uint8, in func(leaf int) bool) ([]BucketEntry, error) {
+	bits = min(bits, LeafBits)
+	shift := LeafBits - bits
+	var before, after LeafHashes
+	s.Leaves(b, &before)
+	entries, err := s.BucketEntriesFunc(b, func(key []byte) bool { return in(int(LeafOf(key) >> shift)) })
+	if err != nil {
+		return nil, err
+	}
+	s.Leaves(b, &after)
+	if before != after {
+		return entries, nil // written meanwhile: no telling
+	}
+	sums := make([]uint64, 1<<bits)
+	for _, e := range entries {
+		sums[LeafOf(e.Key)>>shift] ^= e.Hash
+	}
+	for i, h := range before.Fold(bits) {
+		if in(i) && sums[i] != h {
+			if _, err := s.Scrub(b); err != nil && !errors.Is(err, ErrClosed) {
+				s.log.Error("scrub a bucket whose leaf differs from its records", "bucket", b, "err", err)
+			}
+			break
+		}
+	}
+	return entries, nil
 }
 
 // Scrubbed returns how many digest buckets Scrub has corrected since the

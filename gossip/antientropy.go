@@ -1,7 +1,8 @@
 package gossip
 
 import (
-	"maps"
+	"errors"
+	"fmt"
 	"math/bits"
 	"math/rand/v2"
 	"net"
@@ -32,10 +33,16 @@ const (
 
 // aePeer is the anti-entropy work waiting for one peer.
 type aePeer struct {
-	digest *message  // the newest digest from the peer: older ones are moot
-	pulls  []message // pulls (and legacy hashes) from the peer, in order
-	busy   bool      // a worker holds it
-	queued bool      // it is in aeQueue.ready
+	// answers are the peer's answers to this member's own round
+	// (kindDiffer), taken first: behind the peer's pulls, which a worker
+	// reads buckets for one after another, a heavy two-way heal would
+	// time the round out (and a newer digest, next, is moot while a round
+	// with the peer is in flight).
+	answers []message
+	digest  *message  // the newest digest from the peer: older ones are moot
+	pulls   []message // pulls (and legacy hashes) from the peer, in order
+	busy    bool      // a worker holds it
+	queued  bool      // it is in aeQueue.ready
 }
 
 // aeQueue holds the work of every peer.
@@ -69,9 +76,15 @@ func (q *aeQueue) add(m message) bool {
 		p = &aePeer{}
 		q.peers[m.from] = p
 	}
-	if m.kind == kindDigest {
+	switch {
+	case m.kind == kindDigest:
 		p.digest = &m
-	} else {
+	case m.kind == kindDiffer:
+		if len(p.answers) >= maxPeerPulls {
+			return false
+		}
+		p.answers = append(p.answers, m)
+	default:
 		if len(p.pulls) >= maxPeerPulls {
 			return false
 		}
@@ -103,12 +116,17 @@ func (q *aeQueue) take() (string, *aePeer) {
 	return name, p
 }
 
-// next pops the peer's next piece of work (its digest first), or reports
-// that there is none, releasing the peer.
+// next pops the peer's next piece of work (its answers to this member's
+// round first, then its digest, then its pulls), or reports that there is
+// none, releasing the peer.
 func (q *aeQueue) next(name string, p *aePeer) (message, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	switch {
+	case len(p.answers) > 0:
+		m := p.answers[0]
+		p.answers = p.answers[1:]
+		return m, true
 	case p.digest != nil:
 		m := *p.digest
 		p.digest = nil
@@ -469,27 +487,30 @@ func (g *Gossip) answerLeaves(m message) {
 }
 
 // receiveDiffer takes a peer's answer to a part of this member's pull by
-// leaves: the leaves that differ. It reads its own records of those leaves
-// and pulls them (kindLeafPull): their pairs, and beside each record that
-// provably dominates another state of it (session.BucketEntry.Dominates),
-// that state's hash, so that the peer sends neither what this member holds
-// nor what it would only discard. Split over messages at leaf boundaries,
-// each numbered as a part of the round of its own; with no leaf differing,
-// the part is complete.
+// leaves: the leaves that differ. An answer that is not the one the part
+// awaits (roundBook.differ) is refused, counted and logged by peer
+// (refuseAnswer). It reads its own records of those leaves (scrubbing the
+// bucket at once if they do not add up to a leaf it holds in memory:
+// session.Store.LeafEntries) and pulls them (kindLeafPull): their pairs,
+// and beside each record that provably dominates another state of it
+// (session.BucketEntry.Dominates), that state's hash, so that the peer
+// sends neither what this member holds nor what it would only discard.
+// Split over messages (leafPacker), each numbered as a part of the round
+// of its own; with no leaf differing, the part is complete.
 func (g *Gossip) receiveDiffer(m message) {
 	t := *m.tag
-	sets, node, ok := g.rounds.differ(t, m.differ, g.roundTimeout())
-	if !ok {
+	node, err := g.rounds.differ(m.from, t, m.differ, g.roundTimeout())
+	if err != nil {
+		g.refuseAnswer(m.from, t.Round, err)
 		return
 	}
-	var (
-		msgs  [][]leafPull
-		cur   []leafPull
-		size  int
-		pairs uint64
-	)
-	for _, set := range sets {
-		entries, err := g.store.BucketEntriesFunc(set.bucket, set.holds)
+	limit := maxLeafPullBytes
+	if g.cfg.leafPullMax > 0 {
+		limit = g.cfg.leafPullMax
+	}
+	k := &leafPacker{limit: limit}
+	for _, set := range m.differ {
+		entries, err := g.store.LeafEntries(set.bucket, set.bits, set.has)
 		if err != nil {
 			g.log.Error("read bucket for anti-entropy", "bucket", set.bucket, "err", err)
 			g.roundFailed(t.Round, "read bucket: "+err.Error())
@@ -501,39 +522,13 @@ func (g *Gossip) receiveDiffer(m message) {
 			i := int(session.LeafOf(e.Key) >> shift)
 			byLeaf[i] = append(byLeaf[i], e)
 		}
-		var p *leafPull
 		for i := range 1 << set.bits {
-			if !set.has(i) {
-				continue
+			if set.has(i) {
+				k.add(set.bucket, set.bits, i, byLeaf[i])
 			}
-			es := byLeaf[i]
-			covers := make(map[uint64]uint64)
-			for _, e := range es {
-				if h, ok := e.Dominates(); ok {
-					covers[keyHash(e.Key)] = h
-				}
-			}
-			need := hashEntryBytes * (len(es) + len(covers))
-			if p != nil && size+need > maxLeafPullBytes {
-				msgs, cur, p, size = append(msgs, cur), nil, nil, 0
-			}
-			if p == nil {
-				cur = append(cur, leafPull{leafSet: newLeafSet(set.bucket, set.bits), hashes: map[uint64]uint64{}, covers: map[uint64]uint64{}})
-				p = &cur[len(cur)-1]
-				size += leafPullBytes(set.bits, 0, 0)
-			}
-			p.add(i)
-			for _, e := range es {
-				p.hashes[keyHash(e.Key)] = e.Hash
-			}
-			maps.Copy(p.covers, covers)
-			size += need
-			pairs += uint64(len(es) + len(covers))
 		}
 	}
-	if len(cur) > 0 {
-		msgs = append(msgs, cur)
-	}
+	msgs := k.finish()
 	first, out, ok := g.rounds.pulling(t.Round, t.Part, len(msgs))
 	if !ok {
 		return
@@ -546,8 +541,175 @@ func (g *Gossip) receiveDiffer(m message) {
 		g.roundFailed(t.Round, "send leaf pull: "+err.Error())
 		return
 	}
-	g.stats.pairsSent.Add(pairs)
+	g.stats.pairsSent.Add(k.pairs)
 	g.partOutcome(t.Round, out)
+}
+
+// Refusals of a peer's answer to a part by leaves (kindDiffer), by
+// roundBook.differ. Each but errNoRound is counted as a bad message and
+// logged by peer (refuseAnswer).
+var (
+	// errNoRound: the round is not in flight (it timed out, failed or
+	// completed, or was never this member's): a late answer, dropped.
+	errNoRound = errors.New("no such round in flight")
+	// errAnswerSender: the answer names a sender other than the peer the
+	// round pulls from; the round goes on.
+	errAnswerSender = errors.New("not from the round's peer")
+	// errAnswerAgain: the part was answered already; the round goes on.
+	errAnswerAgain = errors.New("a part answered already")
+	// errAnswerPart: the round has no part by leaves of that number; the
+	// round is given up (the peer answers another part than it was asked).
+	errAnswerPart = errors.New("no part by leaves of that number")
+	// errAnswerBucket: the answer names a bucket the part did not ask, at
+	// other bits than the part sent, or twice (each costs a read of the
+	// bucket); the round is given up.
+	errAnswerBucket = errors.New("a bucket not asked, at other bits, or twice")
+)
+
+// refuseAnswer drops an answer to one of this member's rounds that differ
+// refused: counted (BadMessages), logged at most once a minute per peer,
+// and, when the answer came from the round's peer but cannot complete its
+// part, the round given up and tried again, rather than left to time out.
+func (g *Gossip) refuseAnswer(from string, round uint64, err error) {
+	if errors.Is(err, errNoRound) {
+		return
+	}
+	g.stats.bad.Add(1)
+	g.answerRefusals.note(g.log, from, []string{answerReason(err)}, err, time.Now())
+	if errors.Is(err, errAnswerPart) || errors.Is(err, errAnswerBucket) {
+		g.roundFailed(round, "its answer refused: "+err.Error())
+	}
+}
+
+// answerReason names a refusal of differ in the log.
+func answerReason(err error) string {
+	for _, r := range []struct {
+		err  error
+		name string
+	}{{errAnswerSender, "sender"}, {errAnswerAgain, "again"}, {errAnswerPart, "part"}, {errAnswerBucket, "bucket"}} {
+		if errors.Is(err, r.err) {
+			return r.name
+		}
+	}
+	return "other"
+}
+
+// leafPacker packs the pulls of the leaves that differ into kindLeafPull
+// messages of at most limit bytes of buckets (maxLeafPullBytes, under
+// MaxMessageBytes with room for the header), leaf by leaf: a leaf goes
+// whole into the message being filled, or starts the next.
+//
+// A leaf whose pairs alone exceed limit (many keys whose KeyHash share
+// their top bits: it takes 16,000 in one leaf of one bucket at the
+// default) goes over several messages, each naming the leaf with some of
+// its pairs. The peer answers each with the leaf's records not listed in
+// it, so it sends some the puller holds, as a pull by pairs sends those of
+// a bucket split over parts; the merge discards them. Without the split
+// the message would be refused by the peer, and that bucket pulled and
+// failed every round.
+type leafPacker struct {
+	limit int
+	msgs  [][]leafPull
+	cur   []leafPull // the message being filled
+	size  int        // its bytes of buckets (leafPullBytes)
+	pairs uint64     // pairs packed, covered states included
+}
+
+// add packs leaf i (at 2^bits leaves) of bucket, whose records es are.
+func (k *leafPacker) add(bucket, bits uint8, i int, es []session.BucketEntry) {
+	type pair struct {
+		key, hash, cover uint64
+		covers           bool
+	}
+	ps := make([]pair, len(es))
+	n := 0
+	for j, e := range es {
+		ps[j] = pair{key: keyHash(e.Key), hash: e.Hash}
+		ps[j].cover, ps[j].covers = e.Dominates()
+		n++
+		if ps[j].covers {
+			n++
+		}
+	}
+	k.pairs += uint64(n)
+	head := leafPullBytes(bits, 0, 0)
+	cost := func() int {
+		if p := k.open(bucket, bits); p != nil {
+			return hashEntryBytes * n
+		}
+		return head + hashEntryBytes*n
+	}
+	if len(k.cur) > 0 && k.size+cost() > k.limit {
+		k.flush()
+	}
+	if k.size+cost() <= k.limit || len(ps) <= 1 {
+		k.size += cost()
+		p := k.start(bucket, bits)
+		p.add(i)
+		for _, e := range ps {
+			p.hashes[e.key] = e.hash
+			if e.covers {
+				p.covers[e.key] = e.cover
+			}
+		}
+		return
+	}
+	// Too large for a message of its own (the one being filled was just
+	// sent): over several, each with as many pairs as fit (one at least).
+	for len(ps) > 0 {
+		p := k.start(bucket, bits)
+		p.add(i)
+		k.size = head
+		for len(ps) > 0 {
+			e := ps[0]
+			need := hashEntryBytes
+			if e.covers {
+				need *= 2
+			}
+			if len(p.hashes) > 0 && k.size+need > k.limit {
+				break
+			}
+			p.hashes[e.key] = e.hash
+			if e.covers {
+				p.covers[e.key] = e.cover
+			}
+			k.size += need
+			ps = ps[1:]
+		}
+		k.flush()
+	}
+}
+
+// open is the message being filled's pull of bucket at bits, if it ends
+// with one (leaves of one bucket come in order, and share it).
+func (k *leafPacker) open(bucket, bits uint8) *leafPull {
+	if n := len(k.cur); n > 0 && k.cur[n-1].bucket == bucket && k.cur[n-1].bits == bits {
+		return &k.cur[n-1]
+	}
+	return nil
+}
+
+// start returns the message being filled's pull of bucket, begun if need
+// be.
+func (k *leafPacker) start(bucket, bits uint8) *leafPull {
+	if p := k.open(bucket, bits); p != nil {
+		return p
+	}
+	k.cur = append(k.cur, leafPull{leafSet: newLeafSet(bucket, bits), hashes: map[uint64]uint64{}, covers: map[uint64]uint64{}})
+	return &k.cur[len(k.cur)-1]
+}
+
+func (k *leafPacker) flush() {
+	if len(k.cur) > 0 {
+		k.msgs = append(k.msgs, k.cur)
+	}
+	k.cur, k.size = nil, 0
+}
+
+// finish returns the messages, the one being filled last.
+func (k *leafPacker) finish() [][]leafPull {
+	k.flush()
+	return k.msgs
 }
 
 // answerHashes answers a peer of aeProto 1 (untagged, nothing when empty).
@@ -662,15 +824,12 @@ type round struct {
 	next   uint32
 }
 
-// leafPart is a part of a round by leaves (kindLeaves): the leaf sets of
-// the peer's answer gathered until its last chunk, then the leaf pulls
-// still to be answered.
+// leafPart is a part of a round by leaves (kindLeaves): what it asked,
+// then the leaf pulls still to be answered.
 type leafPart struct {
-	sets    []leafSet
-	got     uint32 // answer chunks received
-	chunks  uint32 // answer chunks announced by the last (0 until it comes)
-	decided bool   // the whole answer came, and the leaf pulls went out (or none)
-	pulls   int    // leaf pulls not answered yet
+	asked   map[uint8]uint8 // bucket → the bits its leaves were sent at
+	decided bool            // the answer came, and the leaf pulls went out (or none)
+	pulls   int             // leaf pulls not answered yet
 }
 
 // partOutcome is what a part's completion leads to: the next part to send
@@ -735,7 +894,7 @@ func (b *roundBook) setParts(id uint64, msgs [][]byte, node *memberlist.Node) []
 		r.leaf, r.pullOf, r.next = map[uint32]*leafPart{}, map[uint32]uint32{}, uint32(len(msgs))
 		for i, m := range msgs {
 			if kind(m[1]) == kindLeaves {
-				r.leaf[uint32(i)] = &leafPart{}
+				r.leaf[uint32(i)] = &leafPart{asked: leavesAsked(m)}
 			}
 		}
 	}
@@ -795,32 +954,40 @@ func (b *roundBook) partDoneLocked(id uint64, r *round, p uint32) partOutcome {
 	return partOutcome{peer: r.peer, done: true}
 }
 
-// differ gathers a chunk of the answer to part t.Part of a round by
-// leaves (the leaves that differ); once every chunk has come it returns
-// them all, and where the round's messages go.
-func (b *roundBook) differ(t repairTag, sets []leafSet, timeout time.Duration) ([]leafSet, *memberlist.Node, bool) {
+// differ takes the answer from peer to part t.Part of round t.Round by
+// leaves (the leaves that differ, sets), and returns where the round's
+// messages go. It refuses (see the errors) an answer to no round in
+// flight, from another member than the round's peer, to a part that is
+// not by leaves or was answered already, or naming a bucket the part did
+// not ask, at other bits than it sent, or twice. Only a taken answer
+// pushes the round's deadline back.
+func (b *roundBook) differ(peer string, t repairTag, sets []leafSet, timeout time.Duration) (*memberlist.Node, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.rounds[t.Round]
-	if r == nil {
-		return nil, nil, false
+	switch {
+	case r == nil:
+		return nil, errNoRound
+	case peer != r.peer:
+		return nil, fmt.Errorf("%w: round with %q", errAnswerSender, r.peer)
 	}
 	lp := r.leaf[t.Part]
-	if lp == nil || lp.decided {
-		return nil, nil, false
+	switch {
+	case lp == nil:
+		return nil, fmt.Errorf("%w: part %d", errAnswerPart, t.Part)
+	case lp.decided:
+		return nil, fmt.Errorf("%w: part %d", errAnswerAgain, t.Part)
+	}
+	seen := make(map[uint8]bool, len(sets))
+	for _, s := range sets {
+		if bits, ok := lp.asked[s.bucket]; !ok || bits != s.bits || seen[s.bucket] {
+			return nil, fmt.Errorf("%w: bucket %d at %d bits, part %d", errAnswerBucket, s.bucket, s.bits, t.Part)
+		}
+		seen[s.bucket] = true
 	}
 	r.deadline = time.Now().Add(timeout)
-	lp.sets = append(lp.sets, sets...)
-	lp.got++
-	if t.Chunks > 0 {
-		lp.chunks = t.Chunks
-	}
-	if lp.chunks == 0 || lp.got < lp.chunks {
-		return nil, nil, false
-	}
-	out := lp.sets
-	lp.sets, lp.decided = nil, true
-	return out, r.node, true
+	lp.decided = true
+	return r.node, nil
 }
 
 // pulling numbers the n leaf pulls that part p of round id (by leaves)
@@ -863,6 +1030,18 @@ func (b *roundBook) remove(id uint64) *round {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.rounds[id]
+	delete(b.rounds, id)
+	return r
+}
+
+// removeWith ends round id if it pulls from peer, and returns it.
+func (b *roundBook) removeWith(id uint64, peer string) *round {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rounds[id]
+	if r == nil || r.peer != peer {
+		return nil
+	}
 	delete(b.rounds, id)
 	return r
 }

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -294,8 +295,8 @@ func TestRoundBook_LeafParts(t *testing.T) {
 		t.Fatalf("%d parts sent first", len(first))
 	}
 	// Part 1 by leaves: two leaf pulls, numbered from 3.
-	if _, _, ok := b.differ(repairTag{Round: id, Part: 1, Chunks: 1}, nil, time.Minute); !ok {
-		t.Fatal("the answer to part 1 was not taken")
+	if _, err := b.differ("peer", repairTag{Round: id, Part: 1, Chunks: 1}, nil, time.Minute); err != nil {
+		t.Fatalf("the answer to part 1 was not taken: %v", err)
 	}
 	first, out, ok := b.pulling(id, 1, 2)
 	if !ok || first != 3 || !nothing(out) {
@@ -314,8 +315,8 @@ func TestRoundBook_LeafParts(t *testing.T) {
 		t.Fatalf("part 1 complete: %+v", out)
 	}
 	// Part 2 by leaves: nothing differs, nothing to pull.
-	if _, _, ok := b.differ(repairTag{Round: id, Part: 2, Chunk: 0, Chunks: 1}, nil, time.Minute); !ok {
-		t.Fatal("the answer to part 2 was not taken")
+	if _, err := b.differ("peer", repairTag{Round: id, Part: 2, Chunk: 0, Chunks: 1}, nil, time.Minute); err != nil {
+		t.Fatalf("the answer to part 2 was not taken: %v", err)
 	}
 	if _, out, ok := b.pulling(id, 2, 0); !ok || out.done || out.next != nil {
 		t.Fatalf("part 2 with nothing to pull: %+v, %v", out, ok)
@@ -329,5 +330,256 @@ func TestRoundBook_LeafParts(t *testing.T) {
 	out = b.applied(repairTag{Round: id, Part: 0, Chunks: 1}, time.Minute)
 	if !out.done || out.peer != "peer" || b.pending("") {
 		t.Fatalf("every part answered: %+v", out)
+	}
+}
+
+// leafRound starts a round with peer on b: a part by pairs (bucket 1) and
+// a part by leaves asking buckets 2 and 3 at 4 bits (part 1).
+func leafRound(t *testing.T, b *roundBook, peer string) uint64 {
+	t.Helper()
+	id, buckets, _ := b.claim(peer, "127.0.0.1:1", time.Minute, []uint8{1, 2, 3})
+	if len(buckets) != 3 {
+		t.Fatalf("claimed %v", buckets)
+	}
+	var l session.LeafHashes
+	msgs := encodeRound("me", "127.0.0.1:2", id, []bucketHashes{{bucket: 1, hashes: map[uint64]uint64{}}},
+		[]bucketLeaves{{bucket: 2, bits: 4, hashes: l.Fold(4)}, {bucket: 3, bits: 4, hashes: l.Fold(4)}})
+	b.setParts(id, msgs, nodeAt(peer, "127.0.0.1:1"))
+	return id
+}
+
+// TestRoundBook_DifferRefusals: an answer to a part by leaves is taken
+// once, from the round's peer, for the buckets the part asked at the bits
+// it sent; anything else is refused, and only a taken answer pushes the
+// round's deadline back.
+func TestRoundBook_DifferRefusals(t *testing.T) {
+	set := func(bucket, bits uint8) leafSet {
+		s := newLeafSet(bucket, bits)
+		s.add(1)
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		from string
+		part uint32
+		sets []leafSet
+		want error
+	}{
+		{"from another member", "intruder", 1, []leafSet{set(2, 4)}, errAnswerSender},
+		{"to the part by pairs", "peer", 0, nil, errAnswerPart},
+		{"to a part never sent", "peer", 7, nil, errAnswerPart},
+		{"naming a bucket not asked", "peer", 1, []leafSet{set(1, 4)}, errAnswerBucket},
+		{"at other bits", "peer", 1, []leafSet{set(2, 5)}, errAnswerBucket},
+		{"naming a bucket twice", "peer", 1, []leafSet{set(2, 4), set(3, 4), set(2, 4)}, errAnswerBucket},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newRoundBook()
+			id := leafRound(t, b, "peer")
+			deadline := b.rounds[id].deadline
+			if _, err := b.differ(tc.from, repairTag{Round: id, Part: tc.part, Chunks: 1}, tc.sets, time.Hour); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if r := b.rounds[id]; r == nil || r.deadline != deadline || r.leaf[1].decided {
+				t.Fatalf("a refused answer changed the round: %+v", r)
+			}
+		})
+	}
+	b := newRoundBook()
+	id := leafRound(t, b, "peer")
+	if _, err := b.differ("peer", repairTag{Round: id + 1, Part: 1, Chunks: 1}, nil, time.Minute); !errors.Is(err, errNoRound) {
+		t.Fatalf("an answer to no round: %v", err)
+	}
+	if node, err := b.differ("peer", repairTag{Round: id, Part: 1, Chunks: 1}, []leafSet{set(3, 4), set(2, 4)}, time.Minute); err != nil || node == nil {
+		t.Fatalf("the answer: %v, %v", node, err)
+	}
+	if _, err := b.differ("peer", repairTag{Round: id, Part: 1, Chunks: 1}, []leafSet{set(3, 4)}, time.Minute); !errors.Is(err, errAnswerAgain) {
+		t.Fatalf("a second answer: %v", err)
+	}
+}
+
+// TestGossip_DifferRefusedCounted: answers refused reach neither the store
+// nor the wire: each is counted as a bad message, and an answer of the
+// round's peer that cannot complete its part gives the round up (it is
+// tried again), where one from another member leaves it alone.
+func TestGossip_DifferRefusedCounted(t *testing.T) {
+	m := startMember(t, slowed(testConfig(t, "n0", newKey(t))))
+	id := leafRound(t, m.g.rounds, "peer")
+	answer := func(from string, part uint32, sets ...leafSet) {
+		t.Helper()
+		msg, err := decodeMessage(encodeDiffer(from, repairTag{Round: id, Part: part, Chunks: 1}, sets))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.g.receiveDiffer(msg)
+	}
+	answer("intruder", 1)
+	if st := m.g.Stats(); st.BadMessages != 1 || st.RoundsFailed != 0 || !m.g.rounds.pending("peer") {
+		t.Fatalf("an answer from another member: %+v", st)
+	}
+	answer("peer", 1, newLeafSet(9, 4))
+	if st := m.g.Stats(); st.BadMessages != 2 || st.RoundsFailed != 1 || m.g.rounds.pending("peer") {
+		t.Fatalf("an answer naming a bucket not asked: %+v", st)
+	}
+	answer("peer", 1) // the round is gone: late, dropped uncounted
+	if st := m.g.Stats(); st.BadMessages != 2 || st.RoundsFailed != 1 {
+		t.Fatalf("a late answer: %+v", st)
+	}
+}
+
+// TestLeafPacker: the pulls of the leaves that differ go in messages of at
+// most the limit's bytes of buckets, checked before every leaf (the first
+// of a bucket too); a leaf too large for one message goes over several,
+// every pair (and covered state) in one of them; every message decodes.
+func TestLeafPacker(t *testing.T) {
+	const bits = 4
+	entries := func(bucket uint8, leaf, n int) []session.BucketEntry {
+		var out []session.BucketEntry
+		for i := 0; len(out) < n; i++ {
+			s := session.Session{ID: fmt.Sprintf("k%d-%d", bucket, i), Email: "ann@example.com", Created: 1, ExpiresAt: 2}
+			if i%3 == 0 {
+				s.Ended, s.EndReason = 2, "logout" // dominates its alive form: a covered state
+			}
+			key := session.Record{Session: &s}.Key()
+			if int(session.LeafOf(key)>>(session.LeafBits-bits)) != leaf {
+				continue
+			}
+			enc := encodeRecord(session.Record{Session: &s})
+			out = append(out, session.BucketEntry{Key: key, Hash: uint64(i + 1), Enc: enc})
+		}
+		return out
+	}
+	head := leafPullBytes(bits, 0, 0)
+	limit := head + 10*hashEntryBytes
+	k := &leafPacker{limit: limit}
+	leaves := []struct {
+		bucket uint8
+		leaf   int
+		es     []session.BucketEntry
+	}{
+		{1, 2, entries(1, 2, 3)},
+		{1, 5, entries(1, 5, 4)},
+		{2, 0, entries(2, 0, 3)}, // the first of its bucket: over the limit with bucket 1's
+		{2, 7, entries(2, 7, 40)},
+		{2, 9, entries(2, 9, 1)},
+		{3, 1, nil}, // held nowhere here: named, no pair
+	}
+	want := map[uint64]bool{}
+	var wantPairs uint64
+	for _, l := range leaves {
+		k.add(l.bucket, bits, l.leaf, l.es)
+		for _, e := range l.es {
+			want[keyHash(e.Key)] = true
+			wantPairs++
+			if _, ok := e.Dominates(); ok {
+				wantPairs++
+			}
+		}
+	}
+	msgs := k.finish()
+	got := map[uint64]bool{}
+	named := map[[2]int]bool{}
+	for i, ps := range msgs {
+		size := 0
+		for _, p := range ps {
+			size += leafPullBytes(p.bits, len(p.hashes), len(p.covers))
+			for kh := range p.hashes {
+				got[kh] = true
+			}
+			for kh := range p.covers {
+				if _, ok := p.hashes[kh]; !ok {
+					t.Fatalf("message %d: a covered state without its record's pair", i)
+				}
+			}
+			for l := range 1 << bits {
+				if p.has(l) {
+					named[[2]int{int(p.bucket), l}] = true
+				}
+			}
+		}
+		if size > limit {
+			t.Fatalf("message %d holds %d bytes of buckets, limit %d", i, size, limit)
+		}
+		wire := encodeLeafPull("n0", "127.0.0.1:1", 1, uint32(i), ps)
+		if _, err := decodeMessage(wire); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if len(got) != len(want) || k.pairs != wantPairs {
+		t.Fatalf("%d keys packed of %d; %d pairs counted, want %d", len(got), len(want), k.pairs, wantPairs)
+	}
+	for _, l := range leaves {
+		if !named[[2]int{int(l.bucket), l.leaf}] {
+			t.Fatalf("bucket %d, leaf %d not pulled", l.bucket, l.leaf)
+		}
+	}
+	if len(msgs) < 6 {
+		t.Fatalf("%d messages: the leaf of 40 records was not split", len(msgs))
+	}
+}
+
+// TestGossip_HealByLeavesSplitLeaves: a heal whose leaves' pairs do not
+// fit in one leaf pull (a limit of two pairs a message, as a leaf of
+// 16,000 colliding keys at the default) converges, every message under the
+// limit, none refused, no round failed.
+func TestGossip_HealByLeavesSplitLeaves(t *testing.T) {
+	const limit = 12 + 2*hashEntryBytes // a leaf set at 4 bits, then two pairs
+	ms := leafCluster(t, 2, 3000, 4, func(i int, c *Config) { c.leafPullMax = limit })
+	a, b := ms[0], ms[1]
+	for i := range 300 {
+		logout(a, fmt.Sprintf("h%063x", i))
+		unpublished(t, a, fmt.Sprintf("a%063x", i))
+		unpublished(t, b, fmt.Sprintf("b%063x", i))
+	}
+	repaired0, _, byLeaf0 := aeTotals(ms)
+	if err := b.g.SyncWith(a.g.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "both to converge", func() bool {
+		return converged(ms) && !a.g.rounds.pending("") && !b.g.rounds.pending("")
+	})
+	repaired, _, byLeaf := aeTotals(ms)
+	if byLeaf == byLeaf0 || repaired == repaired0 {
+		t.Fatal("nothing was pulled by leaves")
+	}
+	for _, m := range ms {
+		if st := m.g.Stats(); st.BadMessages != 0 || st.RoundsFailed != 0 {
+			t.Fatalf("%s: %d bad messages, %d rounds failed", m.g.cfg.Name, st.BadMessages, st.RoundsFailed)
+		}
+		if m.store.Scrubbed() != 0 {
+			t.Fatalf("%s: %d buckets scrubbed", m.g.cfg.Name, m.store.Scrubbed())
+		}
+	}
+	for _, m := range ms {
+		if !hasEnded(m, fmt.Sprintf("h%063x", 0)) || !has(m, fmt.Sprintf("b%063x", 299)) || !has(m, fmt.Sprintf("a%063x", 299)) {
+			t.Fatalf("%s: wrong state after the heal", m.g.cfg.Name)
+		}
+	}
+}
+
+// TestAEQueue_AnswersFirst: a peer's answer to this member's own round
+// (kindDiffer) is taken before the pulls the peer queued earlier (each a
+// read of buckets for the peer), and before its digest; the pulls keep
+// their order.
+func TestAEQueue_AnswersFirst(t *testing.T) {
+	q := newAEQueue()
+	for i := range 3 {
+		if !q.add(message{kind: kindLeafPull, from: "peer", part: partOf{part: uint32(i)}}) {
+			t.Fatal("pull dropped")
+		}
+	}
+	q.add(message{kind: kindDigest, from: "peer"})
+	q.add(message{kind: kindDiffer, from: "peer", tag: &repairTag{Round: 9}})
+	name, p := q.take()
+	var order []string
+	for {
+		m, ok := q.next(name, p)
+		if !ok {
+			break
+		}
+		order = append(order, fmt.Sprintf("%d/%d", m.kind, m.part.part))
+	}
+	want := fmt.Sprintf("[%d/0 %d/0 %d/0 %d/1 %d/2]", kindDiffer, kindDigest, kindLeafPull, kindLeafPull, kindLeafPull)
+	if got := fmt.Sprint(order); got != want {
+		t.Fatalf("order %s, want %s", got, want)
 	}
 }

@@ -126,6 +126,9 @@ type Config struct {
 	// leafMin, when set, replaces leafMinRecords (tests: a bucket of a
 	// small store pulled by its leaves).
 	leafMin int
+	// leafPullMax, when set, replaces maxLeafPullBytes (tests: a leaf
+	// whose pairs do not fit in one kindLeafPull message).
+	leafPullMax int
 
 	// Faults, when set, injects network faults (tests and benchmarks: see
 	// Faults). Nil in production.

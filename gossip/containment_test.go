@@ -105,7 +105,7 @@ func TestGossip_RefusedRecordsByPeer(t *testing.T) {
 	t.Run("logged once a minute per peer", func(t *testing.T) {
 		var buf bytes.Buffer
 		log := slog.New(slog.NewTextHandler(&buf, nil))
-		b := newRefusalBook()
+		b := newRefusalBook(recordsRefused)
 		r := []session.Refusal{{Key: "uann@example.com", Err: session.ErrClockAhead}}
 		t0 := time.Unix(5000, 0)
 		b.add(log, "n1", r, t0)

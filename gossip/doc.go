@@ -122,13 +122,28 @@
 //  1. the puller sends its leaves, read from memory (no record is read);
 //  2. the peer folds its own leaves alike and names the leaves that
 //     differ (kindDiffer, a bitmap a bucket, tagged with the round and
-//     part), again from memory;
+//     part, in one chunk), again from memory. The puller takes it ahead
+//     of the pulls the peer queued for it (a worker reads buckets for
+//     those one after another), and only as the answer the part awaits:
+//     from the round's peer, once, for the buckets the part asked at the
+//     bits it sent, each once; anything else is refused, counted as a
+//     bad message and logged by peer at most once a minute, and an
+//     answer of the round's peer that cannot complete its part gives the
+//     round up, to be tried again;
 //  3. the puller reads its own records of those leaves and pulls them
 //     (kindLeafPull, a part of the round of its own number): their (key
 //     hash, record hash) pairs, and beside every record that provably
 //     dominates another state of itself the hash of that state
 //     (session.BucketEntry.Dominates: the alive form of a session the
-//     puller holds ended);
+//     puller holds ended). The pulls are cut at leaf boundaries into
+//     messages under MaxChunkBytes; a leaf whose pairs alone would not fit
+//     (keys whose KeyHash share their top bits: 16,000 of one bucket in
+//     one leaf) goes over several messages, each naming the leaf with some
+//     of its pairs, and the peer's answer to each carries the leaf's
+//     records not listed in it, some of which the puller holds (as a
+//     bucket split over parts of a pull by pairs). If the records it read
+//     do not add up to a leaf it keeps, its digest drifted (a bug): the
+//     store scrubs that bucket at once (session.Store.LeafEntries);
 //  4. the peer reads its records of those leaves and sends, as the repairs
 //     of a pull, those whose state is neither listed nor dominated: never
 //     the alive copy of a session logged out on the puller's side of a

@@ -56,7 +56,7 @@ type Stats struct {
 	DeltasReceived  uint64 // records received in delta messages
 	DeltasApplied   uint64 // received records that changed the store
 	Rebroadcasts    uint64 // records re-queued for gossip
-	BadMessages     uint64 // malformed or oversized messages dropped
+	BadMessages     uint64 // malformed or oversized messages dropped, and answers to this member's rounds by leaves refused
 	Dropped         uint64 // messages or anti-entropy work dropped because a queue was full
 	AERounds        uint64 // push/pull digests compared
 	BucketsRepaired uint64 // differing buckets pulled from a peer
@@ -147,6 +147,10 @@ type Gossip struct {
 	refusals   *refusalBook
 	conflictCh chan conflict
 	addr       string // this member's advertised host:port
+
+	// answerRefusals counts and logs, by peer, the answers to this
+	// member's rounds by leaves that were refused (refuseAnswer).
+	answerRefusals *refusalBook
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -252,8 +256,9 @@ func New(cfg Config, store *session.Store) (*Gossip, error) {
 		resyncs:  newResyncBook(cfg.ResyncInterval, cfg.ResyncMaxBackoff),
 		foreign:  newForeignLog(cfg.Logger, time.Now),
 		clocks:   newClockBook(),
-		refusals: newRefusalBook(),
+		refusals: newRefusalBook(recordsRefused),
 		ctx:      ctx, cancel: cancel,
+		answerRefusals: newRefusalBook(answersRefused),
 		conflictCh:     make(chan conflict, 16),
 		peers:          map[string]*peer{},
 		failed:         map[string]*failedMember{},
@@ -744,7 +749,9 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 				// A round of this member's own cannot complete: retry it now
 				// rather than wait for its timeout.
 				g.stats.dropped.Add(1)
-				g.roundFailed(m.tag.Round, "a peer's answer was dropped: the anti-entropy queue was full")
+				if r := g.rounds.removeWith(m.tag.Round, m.from); r != nil {
+					g.failRound(r, "a peer's answer was dropped: the anti-entropy queue was full")
+				}
 			}
 		case kindQuery:
 			g.receiveQuery(*m.query)

@@ -81,7 +81,9 @@ const (
 	kindLeaves kind = 10
 	// kindDiffer answers kindLeaves: for each bucket, the leaves that
 	// differ, tagged as a repair is with the round and the part (in one
-	// chunk: a bitmap per bucket, at most 128 bytes): the sender's name
+	// chunk, chunk 0 of 1: a bitmap per bucket, at most 128 bytes; the
+	// buckets are those the part asked, each once, at the bits it sent,
+	// else the answer is refused: receiveDiffer): the sender's name
 	// (1 byte of length, then the name), the round (8 bytes), the part,
 	// the chunk and the number of chunks (4 bytes each), then leaf sets.
 	// A leaf set is the bucket, bits, and a bitmap of 2^bits bits (leaf i
@@ -476,6 +478,24 @@ func encodeLeaves(from, addr string, round uint64, groups []bucketLeaves) []byte
 	return b
 }
 
+// leavesAsked reads back the buckets a kindLeaves message of this member's
+// asks and the bits it sent each at: the answer (kindDiffer) may name
+// those only.
+func leavesAsked(msg []byte) map[uint8]uint8 {
+	r := &wireReader{b: msg[2:]}
+	r.str()
+	r.str()
+	r.take(8 + 4 + 4) // round, part, parts
+	out := map[uint8]uint8{}
+	for !r.short && len(r.b) > 0 {
+		bucket, bits := r.u8(), r.u8()
+		if r.take(8 << bits); !r.short {
+			out[bucket] = bits
+		}
+	}
+	return out
+}
+
 // encodeDiffer frames a kindDiffer message: the leaf sets, tagged.
 func encodeDiffer(from string, tag repairTag, sets []leafSet) []byte {
 	name := clip255(from)
@@ -858,8 +878,10 @@ func decodeDiffer(m message, body []byte) (message, error) {
 	if r.short {
 		return message{}, fmt.Errorf("decode differ: %w", errTooShort)
 	}
-	if t.Chunks != 0 && t.Chunk >= t.Chunks {
-		return message{}, fmt.Errorf("decode differ: %w", errTag)
+	if t.Chunk != 0 || t.Chunks != 1 {
+		// One chunk answers a part (at most pullPartBuckets leaf sets of
+		// 130 bytes): anything else is not an answer this member asks for.
+		return message{}, fmt.Errorf("decode differ: chunk %d of %d, not one whole: %w", t.Chunk, t.Chunks, errTag)
 	}
 	m.tag = &t
 	for len(r.b) > 0 {

@@ -198,6 +198,11 @@ func TestMessage_Refusals(t *testing.T) {
 		{"differ without its tag", differ[:10], errTooShort},
 		{"differ of more bits than a bucket has", append(slices.Clone(differ[:len(differ)-4]), 1, session.LeafBits+1), errTooLarge},
 		{"differ of a chunk past the chunks", encodeDiffer("n2", repairTag{Round: 1, Chunk: 3, Chunks: 2}, nil), errTag},
+		// One chunk answers a part: more would pile up, each pushing the
+		// round's deadline back; none would never complete it.
+		{"differ of two chunks", encodeDiffer("n2", repairTag{Round: 1, Chunk: 0, Chunks: 2}, nil), errTag},
+		{"differ of chunks untold", encodeDiffer("n2", repairTag{Round: 1}, nil), errTag},
+		{"differ of a second chunk", encodeDiffer("n2", repairTag{Round: 1, Chunk: 1, Chunks: 2}, nil), errTag},
 		{"leaf pull cut short", pull[:len(pull)-3], errTooShort},
 		{"leaf pull counting more than it holds", func() []byte {
 			b := slices.Clone(pull)

@@ -36,9 +36,20 @@ type peerRefusals struct {
 type refusalBook struct {
 	mu    sync.Mutex
 	peers map[string]*peerRefusals
+	line  string // the log line
 }
 
-func newRefusalBook() *refusalBook { return &refusalBook{peers: map[string]*peerRefusals{}} }
+// newRefusalBook counts refusals by peer and logs them under line.
+func newRefusalBook(line string) *refusalBook {
+	return &refusalBook{peers: map[string]*peerRefusals{}, line: line}
+}
+
+// recordsRefused is the line of the book of records the store refused.
+const recordsRefused = "records from a peer refused (a clock ahead of this node's, or damaged records; logged at most once a minute per peer)"
+
+// answersRefused is the line of the book of anti-entropy answers refused
+// (receiveDiffer).
+const answersRefused = "anti-entropy answers from a peer refused (not the answer its round awaits: a bug, or a member of another version; logged at most once a minute per peer)"
 
 // add counts the refusals of records sent by from, and logs them unless the
 // peer was logged less than refusalLogEvery ago.
@@ -46,6 +57,17 @@ func (b *refusalBook) add(log *slog.Logger, from string, refused []session.Refus
 	if len(refused) == 0 {
 		return
 	}
+	reasons := make([]string, len(refused))
+	for i, r := range refused {
+		reasons[i] = session.RefusalReason(r.Err)
+	}
+	b.note(log, from, reasons, refused[0].Err, now)
+}
+
+// note counts refusals of what from sent, one a reason, and logs them (err
+// the first one's) unless the peer was logged less than refusalLogEvery
+// ago.
+func (b *refusalBook) note(log *slog.Logger, from string, reasons []string, err error, now time.Time) {
 	if from == "" {
 		from = unknownPeer
 	}
@@ -59,24 +81,24 @@ func (b *refusalBook) add(log *slog.Logger, from string, refused []session.Refus
 		p = &peerRefusals{quiet: map[string]uint64{}}
 		b.peers[from] = p
 	}
-	for _, r := range refused {
+	for _, r := range reasons {
 		p.total++
-		p.quiet[session.RefusalReason(r.Err)]++
+		p.quiet[r]++
 	}
 	p.last = now
 	if d := now.Sub(p.logged); !p.logged.IsZero() && d >= 0 && d < refusalLogEvery {
 		return
 	}
-	attrs := []any{"peer", from, "total", p.total, "err", refused[0].Err}
-	reasons := make([]string, 0, len(p.quiet))
+	attrs := []any{"peer", from, "total", p.total, "err", err}
+	names := make([]string, 0, len(p.quiet))
 	for r := range p.quiet {
-		reasons = append(reasons, r)
+		names = append(names, r)
 	}
-	sort.Strings(reasons)
-	for _, r := range reasons {
+	sort.Strings(names)
+	for _, r := range names {
 		attrs = append(attrs, r, p.quiet[r])
 	}
-	log.Warn("records from a peer refused (a clock ahead of this node's, or damaged records; logged at most once a minute per peer)", attrs...)
+	log.Warn(b.line, attrs...)
 	p.logged = now
 	clear(p.quiet)
 }

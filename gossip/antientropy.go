@@ -451,8 +451,8 @@ func (g *Gossip) leafBits() uint8 {
 	users, sessions := g.store.Counts()
 	per := (users + sessions) / session.Buckets
 	floor := leafMinRecords
-	if g.cfg.leafMin > 0 {
-		floor = g.cfg.leafMin
+	if g.cfg.LeafPullMin > 0 {
+		floor = g.cfg.LeafPullMin
 	}
 	if per < floor {
 		return 0

@@ -109,7 +109,7 @@ func leafCluster(t *testing.T, n, records, leafMin int, tune func(i int, c *Conf
 	ms := make([]*member, n)
 	for i := range ms {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i), key)
-		cfg.leafMin = leafMin
+		cfg.LeafPullMin = leafMin
 		debugLogs(t)(i, &cfg) // the story of a failure
 		if tune != nil {
 			tune(i, &cfg)

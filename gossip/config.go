@@ -123,9 +123,11 @@ type Config struct {
 	// nor sends acknowledgements of pushes, and drops kindPush and kindAck
 	// as unknown kinds, counted bad (tests).
 	noAcks bool
-	// leafMin, when set, replaces leafMinRecords (tests: a bucket of a
-	// small store pulled by its leaves).
-	leafMin int
+	// LeafPullMin, when set, is how many records a bucket must hold (by
+	// this member's count) to be pulled by its leaves, instead of 64
+	// (tests: the buckets of a small store pulled by their leaves, as a
+	// store of 16,000 records and more pulls them). Zero in production.
+	LeafPullMin int
 	// leafPullMax, when set, replaces maxLeafPullBytes (tests: a leaf
 	// whose pairs do not fit in one kindLeafPull message).
 	leafPullMax int

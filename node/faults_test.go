@@ -88,11 +88,12 @@ type schedule struct {
 // TestFaults_Schedule runs random logins, logouts, logouts everywhere,
 // renames and verifications against 5 in-process nodes while injecting
 // partitions, packet and stream loss, delays, dropped messages, crashes
-// (Kill) and restarts on the same data dir, with clocks that disagree
-// within the allowed skew. Then it heals everything and checks: every
-// acknowledged write is on every node; no session is active anywhere after
-// a "log out everywhere" that happened after it, nor after its own logout,
-// nor once its user was moved; every node holds the same records.
+// (Kill) and restarts on the same data dir, with clocks that disagree within
+// the allowed skew, the even members pulling by leaves. Then it heals
+// everything and checks: every acknowledged write is on every node; no
+// session is active anywhere after a "log out everywhere" that happened
+// after it, nor after its own logout, nor once its user was moved; every
+// node holds the same records.
 func TestFaults_Schedule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a fault schedule of 5 nodes")
@@ -103,6 +104,15 @@ func TestFaults_Schedule(t *testing.T) {
 
 	c := nodetest.New(t)
 	c.Seed = seed
+	// The even members pull every bucket holding a record by its leaves
+	// (anti-entropy protocol 4, which a store pulls so from 16,000
+	// records), the odd ones by pairs: both ways, and their answers to
+	// each other, under the schedule's faults.
+	c.TuneGossip = func(i int, g *gossip.Config) {
+		if i%2 == 0 {
+			g.LeafPullMin = 1
+		}
+	}
 	s := &schedule{t: t, c: c, rnd: rnd, seed: seed, renamed: map[string]string{}, verified: map[string]bool{},
 		sessions: map[string]string{}, local: map[string]string{}, loggedOut: map[string]bool{}, revoked: map[string]string{},
 		down: map[int]int{}, ops: map[string]int{}, faults: map[string]int{}}
@@ -167,6 +177,11 @@ func TestFaults_Schedule(t *testing.T) {
 	}
 	c.WaitMembers(60 * time.Second)
 	c.WaitConverged(60 * time.Second)
+	var byLeaf uint64
+	for _, m := range c.Members {
+		byLeaf += m.Gossip().Stats().BucketsByLeaf
+	}
+	t.Logf("buckets pulled by their leaves since each member's last start: %d", byLeaf)
 	s.check()
 }
 

@@ -276,5 +276,8 @@ func checkBenchOptions(opts bench.Options) error {
 	if opts.HealHistory < 0 {
 		return errors.New("--heal-history must be 0 or more")
 	}
+	if opts.SplitFor < 0 {
+		return errors.New("--split-for must be 0 (the default: past the timers' dead and reconnect times) or more")
+	}
 	return nil
 }

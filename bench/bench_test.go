@@ -306,3 +306,14 @@ func TestWriteFootprint_MemoryNotMeasured(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteWAN_Slow: the wan table names its operations slower than the
+// target's bound, as the sites table does.
+func TestWriteWAN_Slow(t *testing.T) {
+	var b strings.Builder
+	WriteWAN(&b, []WANResult{{Nodes: 30, Loss: 0.01, Push: true, Op: "login", TargetP99: 85,
+		Slow: []SlowOp{{Op: "login", Origin: "n9", Ms: 113.8, PushRetries: 146}}}}, 40)
+	if want := "30 nodes, 1% loss: slow login from n9: 113.8 ms; garbage collections ended meanwhile 0, pushes sent again (every node) 146"; !strings.Contains(b.String(), want) {
+		t.Fatalf("the table lacks %q:\n%s", want, b.String())
+	}
+}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -57,6 +58,11 @@ type WANResult struct {
 	// Unconverged says what still differed when the wait for convergence
 	// gave up (nodetest.Differ); empty if it converged.
 	Unconverged string `json:"unconverged,omitempty"`
+	// Slow are the operations of this kind, push on, slower than the
+	// target's bound (the largest one-way delay + TargetWANMargin), with
+	// the garbage collections and push retries of the whole cluster while
+	// each travelled (as the sites scenario's).
+	Slow []SlowOp `json:"slow,omitempty"`
 }
 
 // wanPushPull is memberlist's DefaultWANConfig PushPullInterval, the
@@ -120,7 +126,20 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 			// would be measured. One operation in flight, fewer rounds.
 			workers, rounds = 1, max(1, opts.WANRounds/4)
 		}
-		if err := runRounds(ctx, c, cl, p, users, workers, rounds, workers); err != nil {
+		if push {
+			var err error
+			if p.slow, err = newSlowWatch(c, wanDelay+wanJitter+TargetWANMargin, ""); err != nil {
+				return err
+			}
+		}
+		err = runRounds(ctx, c, cl, p, users, workers, rounds, workers)
+		var slow []SlowOp
+		if p.slow != nil {
+			var serr error
+			slow, serr = p.slow.stop()
+			err = errors.Join(err, serr)
+		}
+		if err != nil {
 			return err
 		}
 		// What was lost within 5 s must still arrive: by gossip, or by the
@@ -142,6 +161,11 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 				PacketsLost: lost, Delayed: delayed, Duplicates: dups, ConvergedSeconds: conv, Unconverged: unconverged}
 			if push && loss <= 0.01 {
 				w.TargetP99 = ms(wanDelay + wanJitter + TargetWANMargin)
+			}
+			for _, op := range slow {
+				if op.Op == r.Op {
+					w.Slow = append(w.Slow, op)
+				}
 			}
 			out = append(out, w)
 		}
@@ -179,4 +203,10 @@ func WriteWAN(w io.Writer, rs []WANResult, rounds int) {
 	fmt.Fprintf(w, "  target at 1%% loss: the largest one-way delay (%v) + %v, one hop; at 5%%: nothing lost. LOST: not everywhere within 5s;\n"+
 		"  CONVERGED: every node holding the same records this long after the last round (what was lost arrived later).\n",
 		wanDelay+wanJitter, TargetWANMargin)
+	for _, r := range rs {
+		for _, s := range r.Slow {
+			fmt.Fprintf(w, "  %d nodes, %.0f%% loss: slow %s from %s: %.1f ms; garbage collections ended meanwhile %d, pushes sent again (every node) %d\n",
+				r.Nodes, 100*r.Loss, s.Op, s.Origin, s.Ms, s.GCCycles, s.PushRetries)
+		}
+	}
 }

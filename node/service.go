@@ -329,7 +329,11 @@ func (s *service) login(l login) (loginResult, error) {
 		recs = append(recs, session.Record{User: &nu})
 	}
 	recs = append(recs, session.Record{Session: &sess})
-	merged, err := s.apply(nil, recs...)
+	// The user goes out as the delta of the login's change (the site it
+	// marked known, its names): a user many sites know outgrows a packet,
+	// and its push would take a TCP stream to every member.
+	before := u
+	merged, err := s.apply(func(m session.User) session.User { return session.SitesDelta(m, before) }, recs...)
 	if err != nil {
 		return loginResult{User: u}, err
 	}

@@ -22,7 +22,7 @@ func TestService_ApplyThenPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	var published []session.Record
+	var published, lastDeltas []session.Record
 	publish := func(recs []session.Record) {
 		for _, r := range recs {
 			if !r.Replicated() {
@@ -47,16 +47,18 @@ func TestService_ApplyThenPublish(t *testing.T) {
 	}
 	svc := newService(serviceConfig{Store: st, Name: "site-a", TTL: time.Hour, RequireVerified: true,
 		Publish: publish,
-		// A delta is the revocation of the user as the store holds it; it
-		// travels with the whole records of its change.
+		// A delta is a part of the user as the store holds it (joining it
+		// changes nothing there), of its generation; it travels with the
+		// whole records of its change.
 		PublishWithDeltas: func(whole, deltas []session.Record) {
 			publish(whole)
 			for _, r := range deltas {
 				u, err := st.User(r.User.Email)
-				if d := session.RevocationDelta(u); err != nil || jsonOf(t, r) != jsonOf(t, session.Record{User: &d}) {
-					t.Errorf("published %s as a delta, not the revocation of the stored user %s (%v)", jsonOf(t, r), jsonOf(t, u), err)
+				if err != nil || r.User.Reset != u.Reset || jsonOf(t, session.JoinUser(u, *r.User)) != jsonOf(t, u) {
+					t.Errorf("published %s as a delta, not a part of the stored user %s (%v)", jsonOf(t, r), jsonOf(t, u), err)
 				}
 			}
+			lastDeltas = deltas
 			published = append(published, deltas...)
 		}})
 	step := func(name string, wantPublished int, op func() error) {
@@ -105,6 +107,19 @@ func TestService_ApplyThenPublish(t *testing.T) {
 		_, _, err := svc.move("ann@example.com", "ann@new.example")
 		return err
 	})
+	// A user another site knows logs in here: the user goes out as the
+	// delta of the login, this site's mark alone.
+	known := session.User{Email: "di@example.com", Sites: map[string]session.SiteBinding{"site-b": {Known: st.Clock().Now()}}}
+	if _, err := st.Apply(session.Record{User: &known}); err != nil {
+		t.Fatal(err)
+	}
+	step("login of a user another site knows", 1, func() error { // its session stays here: unverified
+		_, err := svc.login(login{Email: "di@example.com"})
+		return err
+	})
+	if len(lastDeltas) != 1 || len(lastDeltas[0].User.Sites) != 1 || lastDeltas[0].User.Sites["site-a"].Known == 0 {
+		t.Errorf("the login's delta: %s, want the user with site-a's mark alone", jsonOf(t, lastDeltas))
+	}
 	step("accept a hand-off", 0, func() error {
 		other := session.Session{ID: "s-from-b", Email: "cy@example.com", Site: "site-b", Created: st.Clock().Now(), ExpiresAt: clock.Now().Add(time.Hour).UnixMilli()}
 		_, _, err := svc.acceptHandoff(other, &session.User{Email: "cy@example.com"})

@@ -163,6 +163,31 @@ func RevocationDelta(u User) User {
 	return User{Email: u.Email, RevokedBefore: u.RevokedBefore, Created: u.Created, Reset: u.Reset}
 }
 
+// SitesDelta is u, a state of the user reached from before by a change of
+// one generation (a login marking the user known to its site, with its
+// names), with only the sites whose entry differs from before's: a delta
+// state (Almeida et al. 2018) of that change. Joined into a replica that
+// holds before (or more) it gives what u gives; on any replica, u joined
+// later gives what u alone gives (TestSitesDelta). A user names every site
+// that knows it, about 55 bytes a site: from about 20 sites the whole user
+// outgrows a packet, and a login's push would take a TCP stream to every
+// member (a handshake's round trip across the internet, a second when a
+// SYN is lost), where its delta, the site it logged in at, fits one.
+func SitesDelta(u, before User) User {
+	d := u
+	d.Sites = nil
+	for name, b := range u.Sites {
+		if old, ok := before.Sites[name]; ok && old == b {
+			continue
+		}
+		if d.Sites == nil {
+			d.Sites = map[string]SiteBinding{}
+		}
+		d.Sites[name] = b
+	}
+	return d
+}
+
 // Move returns the records of an administrator of site by moving user old
 // to the address of to, whose current state is given (User{Email: address}
 // when the store holds none). In order: the user at the new address, which

@@ -334,3 +334,46 @@ func TestRevocationDelta(t *testing.T) {
 		t.Errorf("a user 100 sites know: %d bytes whole, its revocation delta %d (want under 200)", len(whole), len(delta))
 	}
 }
+
+// TestSitesDelta: the delta of a login's change to a user (the sites whose
+// entry it changed, with every other field) joins into a replica holding
+// the state before as the whole user does, and on any replica a later join
+// of the whole user gives the same; a user a hundred sites know sends a
+// login's delta in one packet.
+func TestSitesDelta(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		before := genUser(t, "ann@example.com")
+		at := genHLC(t, "at") + 1
+		site := rapid.SampledFrom([]string{"shop", "blog", "forum"}).Draw(t, "site")
+		u := before
+		u.MarkKnown(site, at)
+		if rapid.Bool().Draw(t, "renamed") {
+			name := "ann2"
+			setRegister(&u.Login, &name, at, site)
+		}
+		d := SitesDelta(u, before)
+		if len(d.Sites) > 1 {
+			t.Fatalf("one site marked known: the delta holds %d sites", len(d.Sites))
+		}
+		caughtUp := JoinUser(before, genUser(t, "ann@example.com"))
+		if got, want := JoinUser(caughtUp, d), JoinUser(caughtUp, u); !reflect.DeepEqual(got, want) {
+			t.Fatalf("a replica holding the state before: delta gives %+v, the whole user %+v", got, want)
+		}
+		any := genUser(t, "ann@example.com")
+		if got, want := JoinUser(JoinUser(any, d), u), JoinUser(any, u); !reflect.DeepEqual(got, want) {
+			t.Fatalf("any replica: delta then user gives %+v, the user alone %+v", got, want)
+		}
+	})
+	u := User{Email: "ann@example.com", Login: Set("ann", 5, "shop"), Sites: map[string]SiteBinding{}}
+	for i := range 100 {
+		u.Sites[fmt.Sprintf("site-%02d", i)] = SiteBinding{Known: MakeHLC(1_780_000_000_000, 3), Bound: MakeHLC(1_780_000_000_000, 7)}
+	}
+	after := u
+	after.MarkKnown("site-07", MakeHLC(1_780_000_000_001, 0))
+	d := SitesDelta(after, u)
+	whole, _ := json.Marshal(Record{User: &after})
+	delta, _ := json.Marshal(Record{User: &d})
+	if len(delta) > 300 || len(whole) < 4000 {
+		t.Errorf("a user 100 sites know: %d bytes whole, a login's delta %d (want under 300)", len(whole), len(delta))
+	}
+}

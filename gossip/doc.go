@@ -18,9 +18,11 @@
 //     Members of older versions (no meta.Acks) get plain kindDelta pushes.
 //     A change that sets a few fields of a large record may travel as a
 //     delta state (PublishWithDeltas; session.RevocationDelta for a log out
-//     everywhere: a user names every site that knows it, about 55 bytes a
-//     site, and outgrows a packet from about 20 sites, which would send the
-//     push over a TCP stream to every member). A delta joins into any state
+//     everywhere, session.SitesDelta for a login: a user names every site
+//     that knows it, about 55 bytes a site, and outgrows a packet from about
+//     20 sites, which would send the push over a TCP stream to every
+//     member, a handshake's round trip across the internet). A batch of up
+//     to ten packets (TCP's initial window) goes as packets. A delta joins into any state
 //     like the change it carries (delta-state CRDTs, Almeida et al. 2018).
 //  2. Gossip: the same records enter memberlist's broadcast queue, and a node
 //     that learns something new from a peer re-queues it, as Serf does with

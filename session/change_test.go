@@ -312,16 +312,7 @@ func TestRevocationDelta(t *testing.T) {
 		u := *RevokeAll(before, known, nil, at)[0].User
 		d := RevocationDelta(u)
 
-		// A replica holding before, or more (before joined with anything).
-		caughtUp := JoinUser(before, genUser(t, "ann@example.com"))
-		if got, want := JoinUser(caughtUp, d), JoinUser(caughtUp, u); !reflect.DeepEqual(got, want) {
-			t.Fatalf("a replica holding the state before: delta gives %+v, the whole user %+v", got, want)
-		}
-		// Any replica.
-		any := genUser(t, "ann@example.com")
-		if got, want := JoinUser(JoinUser(any, d), u), JoinUser(any, u); !reflect.DeepEqual(got, want) {
-			t.Fatalf("any replica: delta then user gives %+v, the user alone %+v", got, want)
-		}
+		checkDelta(t, before, u, d)
 	})
 	u := User{Email: "ann@example.com", Login: Set("ann", 5, "shop"), RevokedBefore: 9, Sites: map[string]SiteBinding{}}
 	for i := range 100 {
@@ -355,14 +346,7 @@ func TestSitesDelta(t *testing.T) {
 		if len(d.Sites) > 1 {
 			t.Fatalf("one site marked known: the delta holds %d sites", len(d.Sites))
 		}
-		caughtUp := JoinUser(before, genUser(t, "ann@example.com"))
-		if got, want := JoinUser(caughtUp, d), JoinUser(caughtUp, u); !reflect.DeepEqual(got, want) {
-			t.Fatalf("a replica holding the state before: delta gives %+v, the whole user %+v", got, want)
-		}
-		any := genUser(t, "ann@example.com")
-		if got, want := JoinUser(JoinUser(any, d), u), JoinUser(any, u); !reflect.DeepEqual(got, want) {
-			t.Fatalf("any replica: delta then user gives %+v, the user alone %+v", got, want)
-		}
+		checkDelta(t, before, u, d)
 	})
 	u := User{Email: "ann@example.com", Login: Set("ann", 5, "shop"), Sites: map[string]SiteBinding{}}
 	for i := range 100 {
@@ -375,5 +359,19 @@ func TestSitesDelta(t *testing.T) {
 	delta, _ := json.Marshal(Record{User: &d})
 	if len(delta) > 300 || len(whole) < 4000 {
 		t.Errorf("a user 100 sites know: %d bytes whole, a login's delta %d (want under 300)", len(whole), len(delta))
+	}
+}
+
+// checkDelta checks that d is a delta state of the change from before to
+// u: joined into a replica holding before (or more) it gives what u
+// gives, and on any replica u joined after it gives what u alone gives.
+func checkDelta(t *rapid.T, before, u, d User) {
+	caughtUp := JoinUser(before, genUser(t, "ann@example.com"))
+	if got, want := JoinUser(caughtUp, d), JoinUser(caughtUp, u); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a replica holding the state before: delta gives %+v, the whole user %+v", got, want)
+	}
+	any := genUser(t, "ann@example.com")
+	if got, want := JoinUser(JoinUser(any, d), u), JoinUser(any, u); !reflect.DeepEqual(got, want) {
+		t.Fatalf("any replica: delta then user gives %+v, the user alone %+v", got, want)
 	}
 }

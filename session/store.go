@@ -1210,39 +1210,26 @@ func (s *Store) RecordHashes() (map[string]uint64, error) {
 
 // BucketEntries returns every replicated record in bucket b (local sessions
 // are left out: they never travel).
-func (s *Store) BucketEntries(b uint8) ([]BucketEntry, error) {
-	var out []BucketEntry
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord, b}, PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			key := string(it.Item().Key()[2:])
-			enc, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return fmt.Errorf("read record: %w", err)
-			}
-			if !localEnc(key, enc) {
-				out = append(out, BucketEntry{Key: key, Hash: recordHash(key, enc), Enc: enc})
-			}
-		}
-		return nil
-	})
-	return out, err
-}
+func (s *Store) BucketEntries(b uint8) ([]BucketEntry, error) { return s.BucketEntriesFunc(b, nil) }
 
 // BucketEntriesFunc is BucketEntries for the records of bucket b whose key
 // keep accepts: the others' values are neither read nor hashed (keep sees
 // every key of the bucket, local sessions included, in a buffer valid only
 // during the call). Anti-entropy reads
 // the records of a bucket's differing leaves (LeafOf) or those a peer asked
-// for this way.
+// for this way. A nil keep keeps every record, whose values are then
+// prefetched.
 func (s *Store) BucketEntriesFunc(b uint8, keep func(key []byte) bool) ([]BucketEntry, error) {
 	var out []BucketEntry
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord, b}})
+		opts := badger.IteratorOptions{Prefix: []byte{prefixRecord, b}}
+		if keep == nil {
+			opts.PrefetchValues, opts.PrefetchSize = true, 256
+		}
+		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			if !keep(it.Item().Key()[2:]) {
+			if keep != nil && !keep(it.Item().Key()[2:]) {
 				continue
 			}
 			key := string(it.Item().Key()[2:])

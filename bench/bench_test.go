@@ -312,8 +312,8 @@ func TestWriteFootprint_MemoryNotMeasured(t *testing.T) {
 func TestWriteWAN_Slow(t *testing.T) {
 	var b strings.Builder
 	WriteWAN(&b, []WANResult{{Nodes: 30, Loss: 0.01, Push: true, Op: "login", TargetP99: 85,
-		Slow: []SlowOp{{Op: "login", Origin: "n9", Ms: 113.8, PushRetries: 146}}}}, 40)
-	if want := "30 nodes, 1% loss: slow login from n9: 113.8 ms; garbage collections ended meanwhile 0, pushes sent again (every node) 146"; !strings.Contains(b.String(), want) {
+		Slow: []SlowOp{{Op: "login", Origin: "n9", Ms: 113.8, PushRetries: 146, Last: "n4", NextMs: 61.5}}}}, 40)
+	if want := "30 nodes, 1% loss: slow login from n9: 113.8 ms (last applied on n4; the node before it at 61.5 ms); garbage collections ended meanwhile 0, pushes sent again (every node) 146"; !strings.Contains(b.String(), want) {
 		t.Fatalf("the table lacks %q:\n%s", want, b.String())
 	}
 }

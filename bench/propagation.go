@@ -53,6 +53,8 @@ type tracker struct {
 type trackWait struct {
 	origin int
 	latest time.Time
+	last   int       // the node that applied it last
+	next   time.Time // when the node before the last applied it
 	done   chan struct{}
 }
 
@@ -109,17 +111,20 @@ func (t *tracker) completeLocked(key string, w *trackWait) bool {
 	if ts == nil {
 		return false
 	}
-	var latest time.Time
+	var latest, next time.Time
+	last := -1
 	for i := 0; i < t.n; i++ {
 		switch {
 		case i == w.origin:
 		case ts[i].IsZero():
 			return false
 		case ts[i].After(latest):
-			latest = ts[i]
+			next, latest, last = latest, ts[i], i
+		case ts[i].After(next):
+			next = ts[i]
 		}
 	}
-	w.latest = latest
+	w.latest, w.last, w.next = latest, last, next
 	close(w.done)
 	delete(t.seen, key)
 	delete(t.waits, key)
@@ -129,11 +134,18 @@ func (t *tracker) completeLocked(key string, w *trackWait) bool {
 // wait waits until every node but origin has applied key and returns the
 // latest of those times, or false after lostAfter.
 func (t *tracker) wait(ctx context.Context, key string, origin int) (time.Time, bool) {
-	w := &trackWait{origin: origin, done: make(chan struct{})}
+	w, ok := t.waitFor(ctx, key, origin)
+	return w.latest, ok
+}
+
+// waitFor is wait, returning the wait: which node applied key last, and
+// when the one before it did.
+func (t *tracker) waitFor(ctx context.Context, key string, origin int) (*trackWait, bool) {
+	w := &trackWait{origin: origin, last: -1, done: make(chan struct{})}
 	t.mu.Lock()
 	if t.completeLocked(key, w) {
 		t.mu.Unlock()
-		return w.latest, true
+		return w, true
 	}
 	t.waits[key] = w
 	t.mu.Unlock()
@@ -141,7 +153,7 @@ func (t *tracker) wait(ctx context.Context, key string, origin int) (time.Time, 
 	defer timer.Stop()
 	select {
 	case <-w.done:
-		return w.latest, true
+		return w, true
 	case <-timer.C:
 	case <-ctx.Done():
 	}
@@ -149,12 +161,12 @@ func (t *tracker) wait(ctx context.Context, key string, origin int) (time.Time, 
 	defer t.mu.Unlock()
 	select {
 	case <-w.done:
-		return w.latest, true
+		return w, true
 	default:
 	}
 	delete(t.waits, key)
 	delete(t.seen, key)
-	return time.Time{}, false
+	return w, false
 }
 
 // Operation kinds of the propagation scenario.
@@ -201,7 +213,8 @@ func (p *propagation) measure(ctx context.Context, op string, origin int, record
 	if err != nil {
 		return err
 	}
-	latest, ok := p.t.wait(ctx, key, origin)
+	w, ok := p.t.waitFor(ctx, key, origin)
+	latest := w.latest
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -226,7 +239,7 @@ func (p *propagation) measure(ctx context.Context, op string, origin int, record
 	}
 	p.mu.Unlock()
 	if ok && p.slow != nil {
-		p.slow.saw(op, origin, d, mark)
+		p.slow.saw(op, origin, d, mark, w.last, w.next.Sub(returned))
 	}
 	return nil
 }

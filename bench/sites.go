@@ -288,8 +288,8 @@ func WriteSites(w io.Writer, rs []SitesResult) {
 			fmt.Fprintf(w, "  %d nodes: %s\n", r.Nodes, r.Note)
 		}
 		for _, s := range r.Slow {
-			fmt.Fprintf(w, "  %d nodes: slow %s from %s: %.1f ms; garbage collections ended meanwhile %d, pushes sent again %d",
-				r.Nodes, s.Op, s.Origin, s.Ms, s.GCCycles, s.PushRetries)
+			fmt.Fprintf(w, "  %d nodes: slow %s from %s: %.1f ms (last applied on %s; the node before it at %.1f ms); garbage collections ended meanwhile %d, pushes sent again %d",
+				r.Nodes, s.Op, s.Origin, s.Ms, s.Last, s.NextMs, s.GCCycles, s.PushRetries)
 			if s.Trace != "" {
 				fmt.Fprintf(w, "; trace %s", s.Trace)
 			}

@@ -27,6 +27,12 @@ type SlowOp struct {
 	// together (Stats.PushRetries): a push not acknowledged within its
 	// retransmission timeout, lost or answered late.
 	PushRetries uint64 `json:"push_retries"`
+	// Last is the node that applied it last, and NextMs when the node
+	// before it did: a last node far behind the others (one node's stall:
+	// its store, its receive loop) or all of them late (the origin, the
+	// links, the process).
+	Last   string  `json:"last"`
+	NextMs float64 `json:"next_ms"`
 	// Trace is the file that received the execution trace of the last
 	// seconds up to its arrival (--sites-trace), "" when none was written.
 	Trace string `json:"trace,omitempty"`
@@ -98,13 +104,16 @@ func (w *slowWatch) mark() slowMark {
 
 // saw is told of an operation that took d; before is the mark read before
 // it started.
-func (w *slowWatch) saw(op string, origin int, d time.Duration, before slowMark) {
+func (w *slowWatch) saw(op string, origin int, d time.Duration, before slowMark, last int, next time.Duration) {
 	if d <= w.over {
 		return
 	}
 	after := w.mark()
 	s := SlowOp{Op: op, Origin: w.c.Members[origin].Name(), Ms: ms(d), GCCycles: after.gc - before.gc,
-		PushRetries: after.retries - before.retries}
+		PushRetries: after.retries - before.retries, NextMs: ms(max(next, 0))}
+	if last >= 0 {
+		s.Last = w.c.Members[last].Name()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.fr != nil && len(w.ops) < maxSlowTraces {

@@ -22,9 +22,9 @@ func TestSlowWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := w.mark()
-	w.saw(OpLogin, 0, 5*time.Millisecond, m)
+	w.saw(OpLogin, 0, 5*time.Millisecond, m, 1, 4*time.Millisecond)
 	for range maxSlowTraces + 1 {
-		w.saw(OpLogout, 1, 50*time.Millisecond, m)
+		w.saw(OpLogout, 1, 50*time.Millisecond, m, 0, 20*time.Millisecond)
 	}
 	ops, err := w.stop()
 	if err != nil {
@@ -34,7 +34,7 @@ func TestSlowWatch(t *testing.T) {
 		t.Fatalf("%d slow operations noted, want %d: %+v", len(ops), maxSlowTraces+1, ops)
 	}
 	for i, s := range ops {
-		if s.Op != OpLogout || s.Origin != c.Members[1].Name() || s.Ms != 50 {
+		if s.Op != OpLogout || s.Origin != c.Members[1].Name() || s.Ms != 50 || s.Last != c.Members[0].Name() || s.NextMs != 20 {
 			t.Errorf("slow operation %d: %+v", i, s)
 		}
 		if i >= maxSlowTraces {

@@ -211,8 +211,8 @@ func WriteWAN(w io.Writer, rs []WANResult, rounds int) {
 		wanDelay+wanJitter, TargetWANMargin)
 	for _, r := range rs {
 		for _, s := range r.Slow {
-			fmt.Fprintf(w, "  %d nodes, %.0f%% loss: slow %s from %s: %.1f ms; garbage collections ended meanwhile %d, pushes sent again (every node) %d\n",
-				r.Nodes, 100*r.Loss, s.Op, s.Origin, s.Ms, s.GCCycles, s.PushRetries)
+			fmt.Fprintf(w, "  %d nodes, %.0f%% loss: slow %s from %s: %.1f ms (last applied on %s; the node before it at %.1f ms); garbage collections ended meanwhile %d, pushes sent again (every node) %d\n",
+				r.Nodes, 100*r.Loss, s.Op, s.Origin, s.Ms, s.Last, s.NextMs, s.GCCycles, s.PushRetries)
 		}
 	}
 }

@@ -43,7 +43,7 @@ func TestExplain(t *testing.T) {
 
 	got := Explain(names, []*Store{a, b}, 10)
 	for _, want := range []string{
-		"b: its digest is not the sum of its records' hashes in buckets [7]",
+		"b: its digest is not its records' sum: bucket 7: the digest holds",
 		"b: refused 1 records (clock_ahead)",
 		"b holds ss1 (bucket ", "where a holds {",
 		"b lacks ss2 (bucket ",

@@ -25,7 +25,8 @@ func benchCommand() *cli.Command {
 			"measures beside the targets (printed, never asserted):\n" +
 			"  propagation  login, logout and logout-everywhere: API call returned -> applied on every node\n" +
 			"  logins       sustained logins/s into one node of 3, then the time to converge\n" +
-			"  check        GET /v1/sessions/{id} latency under concurrent clients\n" +
+			"  check        GET /v1/sessions/{id} latency under concurrent clients over TCP, and one\n" +
+			"               client over TCP and over the private API's Unix socket (api.listen unix:PATH)\n" +
 			"  pushpull     bytes of one push/pull between 2 in-sync nodes\n" +
 			"  list         admin listing pages with a million sessions in the store\n" +
 			"  wan          propagation over links of 50 ms ± 20 ms with 1 % and 5 % loss, push on and off\n" +
@@ -49,6 +50,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "wan-nodes", Value: joinSizes(d.WANNodes), Usage: "comma-separated cluster `SIZES` for wan"},
 			&cli.StringFlag{Name: "wan-loss", Value: joinLosses(d.WANLoss), Usage: "comma-separated packet loss `PERCENTS` between every pair of nodes (wan)"},
 			&cli.IntFlag{Name: "wan-rounds", Value: d.WANRounds, Usage: "measured rounds per size, loss and push setting (wan)"},
+			&cli.StringFlag{Name: "wan-trace", Usage: "write the execution trace of the seconds before each of the first 3 operations slower than the 1 % target (85 ms) of every wan run with push on to `PREFIX`-loss<percent>-<nodes>-<k>-<op>.trace (wan; read with go tool trace)"},
 			&cli.StringFlag{Name: "sites-nodes", Value: joinSizes(d.SitesNodes), Usage: "comma-separated cluster `SIZES` for sites"},
 			&cli.IntFlag{Name: "sites-rounds", Value: d.SitesRounds, Usage: "propagation rounds per size (sites)"},
 			&cli.IntFlag{Name: "sites-logins", Value: d.SitesLogins, Usage: "logins whose bytes and CPU are counted, per size (sites)"},
@@ -220,6 +222,7 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		WANNodes:          wanNodes,
 		WANLoss:           wanLoss,
 		WANRounds:         c.Int("wan-rounds"),
+		WANTrace:          c.String("wan-trace"),
 		SitesNodes:        sitesNodes,
 		SitesRounds:       c.Int("sites-rounds"),
 		SitesLogins:       c.Int("sites-logins"),

@@ -47,7 +47,8 @@ const (
 	TargetPropagationP99N30 = 12 * time.Millisecond // propagation p99 at 30 nodes
 	TargetLoginsPerSec      = 10_000                // logins/s into one node of 3, converged after
 	TargetCheckP99          = time.Millisecond      // session check p99 with 50 clients
-	TargetPushPullBytes     = 16 << 10              // one in-sync push/pull at 100,000 sessions
+	TargetPushPullBytes     = 16 << 10              // one in-sync push/pull at TargetPushPullSessions
+	TargetPushPullSessions  = 100_000
 )
 
 const (
@@ -119,6 +120,11 @@ type Options struct {
 	WANNodes  []int
 	WANLoss   []float64
 	WANRounds int
+	// WANTrace, when set, is the prefix of the files that receive the
+	// execution trace of the seconds before each of the first few
+	// operations of a wan run (push on) slower than its 1 % target; the
+	// files of a run are named after its loss (see SlowOp).
+	WANTrace string
 	// SitesNodes are the cluster sizes of the sites scenario; SitesRounds
 	// its propagation rounds and SitesLogins the logins whose bytes and CPU
 	// it counts, per size.

@@ -290,11 +290,11 @@ func TestWriteFootprint_MemoryNotMeasured(t *testing.T) {
 	}{
 		{-15 << 20, 3 << 20, "NOT MEASURED"},
 		{4 << 20, -1 << 20, "NOT MEASURED"},
-		{100 << 20, 80 << 20, "<= 1024 B: MISSED"},
-		{100 << 10, 80 << 10, "<= 1024 B: met"},
+		{2 << 30, 1 << 30, "<= 1024 B: MISSED"},
+		{100 << 20, 80 << 20, "<= 1024 B: met"},
 	} {
 		var b strings.Builder
-		WriteFootprint(&b, FootprintResult{Sessions: 2000, RSS: c.rss, Heap: c.heap, RSSAfter: 64 << 20})
+		WriteFootprint(&b, FootprintResult{Sessions: TargetFootprintSessions, RSS: c.rss, Heap: c.heap, RSSAfter: 3 << 30})
 		line := ""
 		for _, l := range strings.Split(b.String(), "\n") {
 			if strings.HasPrefix(l, "resident memory") {
@@ -304,6 +304,32 @@ func TestWriteFootprint_MemoryNotMeasured(t *testing.T) {
 		if !strings.Contains(line, c.want) {
 			t.Errorf("rss %d, heap %d: %q, want %q", c.rss, c.heap, line, c.want)
 		}
+	}
+}
+
+// TestSizedVerdict: a figure whose target is set at a size is judged from
+// that size up, never below it (the CI smoke's tiny stores read "met" and
+// "MISSED" by chance); the footprint table says so on its three lines.
+func TestSizedVerdict(t *testing.T) {
+	for _, c := range []struct {
+		ok         bool
+		size, at   int
+		want, deny string
+	}{
+		{true, 2000, 1_000_000, "not judged (the target is for 1000000, run at 2000)", "met"},
+		{false, 2000, 1_000_000, "not judged", "MISSED"},
+		{true, 1_000_000, 1_000_000, "met", "not judged"},
+		{false, 2_000_000, 1_000_000, "MISSED", "not judged"},
+	} {
+		got := sizedVerdict(c.ok, c.size, c.at)
+		if !strings.Contains(got, c.want) || strings.Contains(got, c.deny) {
+			t.Errorf("sizedVerdict(%v, %d, %d) = %q, want %q without %q", c.ok, c.size, c.at, got, c.want, c.deny)
+		}
+	}
+	var b strings.Builder
+	WriteFootprint(&b, FootprintResult{Sessions: 2000, Disk: 100 << 10, RSS: 100 << 10, Heap: 80 << 10, RSSAfter: 64 << 20, OpenSeconds: 0.1})
+	if n := strings.Count(b.String(), "not judged"); n != 3 {
+		t.Errorf("footprint at 2000 sessions: %d figures not judged, want 3:\n%s", n, b.String())
 	}
 }
 

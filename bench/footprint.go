@@ -22,6 +22,9 @@ const (
 	TargetRSSPerSession  = 1024 // bytes of resident memory
 	TargetDiskPerSession = 500  // bytes on disk
 	TargetOpen           = 5 * time.Second
+	// TargetFootprintSessions is the store's size the targets above are
+	// set for.
+	TargetFootprintSessions = 1_000_000
 )
 
 // footprintChecks is how many session checks run after the open, so that
@@ -118,8 +121,9 @@ func WriteFootprint(w io.Writer, r FootprintResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "FIGURE\tVALUE\tPER SESSION\tTARGET")
 	per := func(b int64) float64 { return float64(b) / float64(max(1, r.Sessions)) }
-	fmt.Fprintf(tw, "disk\t%s\t%.0f B\t<= %d B: %s\n", mib(r.Disk), per(r.Disk), TargetDiskPerSession, verdict(per(r.Disk) <= TargetDiskPerSession))
-	rssVerdict := verdict(per(r.RSS) <= TargetRSSPerSession)
+	fmt.Fprintf(tw, "disk\t%s\t%.0f B\t<= %d B: %s\n", mib(r.Disk), per(r.Disk), TargetDiskPerSession,
+		sizedVerdict(per(r.Disk) <= TargetDiskPerSession, r.Sessions, TargetFootprintSessions))
+	rssVerdict := sizedVerdict(per(r.RSS) <= TargetRSSPerSession, r.Sessions, TargetFootprintSessions)
 	if r.RSS <= 0 || r.Heap <= 0 {
 		// The process gave back more than the store took: memory of the
 		// scenarios before this one, returned to the OS meanwhile.
@@ -127,7 +131,8 @@ func WriteFootprint(w io.Writer, r FootprintResult) {
 	}
 	fmt.Fprintf(tw, "resident memory of the open store\t%s (Go heap %s; process %s)\t%.0f B\t<= %d B: %s\n", mib(r.RSS), mib(r.Heap), mib(r.RSSAfter),
 		per(r.RSS), TargetRSSPerSession, rssVerdict)
-	fmt.Fprintf(tw, "open after a restart\t%.2fs\t\t<= %.0fs: %s\n", r.OpenSeconds, TargetOpen.Seconds(), verdict(r.OpenSeconds <= TargetOpen.Seconds()))
+	fmt.Fprintf(tw, "open after a restart\t%.2fs\t\t<= %.0fs: %s\n", r.OpenSeconds, TargetOpen.Seconds(),
+		sizedVerdict(r.OpenSeconds <= TargetOpen.Seconds(), r.Sessions, TargetFootprintSessions))
 	tw.Flush()
 	fmt.Fprintf(w, "  memory: the process's resident set and Go heap after opening the store and %d session checks, less before (garbage collected and returned to the OS each time)\n", footprintChecks)
 }

@@ -28,6 +28,9 @@ const (
 	// TargetHealRatio: the bytes exchanged to heal, over the size of what
 	// differed.
 	TargetHealRatio = 2.0
+	// TargetHealChangeCount is the changes on each side of the split the
+	// two targets above are set for.
+	TargetHealChangeCount = 50_000
 	// TargetHealLong: converged this soon after the network heals,
 	// whatever the split's length (issue 13).
 	TargetHealLong = 30 * time.Second
@@ -384,7 +387,7 @@ func WriteHeal(w io.Writer, rs []HealResult) {
 		if r.TargetRatio > 0 {
 			v := "not measured"
 			if measured {
-				v = verdict(ok && float64(r.Bytes) <= r.TargetRatio*float64(r.DiffBytes))
+				v = sizedVerdict(ok && float64(r.Bytes) <= r.TargetRatio*float64(r.DiffBytes), min(r.Changes[0], r.Changes[1]), TargetHealChangeCount)
 			}
 			target = fmt.Sprintf("<= %.0fs and ratio <= %g: %s", r.Target, r.TargetRatio, v)
 		}

@@ -234,7 +234,7 @@ func WritePushPull(w io.Writer, r PushPullResult) {
 	fmt.Fprintln(tw, "FIGURE\tVALUE\tTARGET")
 	fmt.Fprintf(tw, "bytes sent by n0 (initiator)\t%d\t\n", r.BytesInitiator)
 	fmt.Fprintf(tw, "bytes sent by n1\t%d\t\n", r.BytesPeer)
-	fmt.Fprintf(tw, "total\t%d B (%.1f KB)\t<= %d KB: %s\n", r.Total, float64(r.Total)/1024, r.Target>>10, verdict(r.Total <= r.Target))
+	fmt.Fprintf(tw, "total\t%d B (%.1f KB)\t<= %d KB: %s\n", r.Total, float64(r.Total)/1024, r.Target>>10, sizedVerdict(r.Total <= r.Target, r.Sessions, TargetPushPullSessions))
 	fmt.Fprintf(tw, "buckets repaired\t%d\t0 (in sync)\n", r.Repaired)
 	fmt.Fprintf(tw, "background\t%d B in a quiet window of the same length (%.3fs), subtracted\t\n", r.Background, r.Seconds)
 	fmt.Fprintf(tw, "probes\toff: probe and push/pull intervals set to %v for this scenario\t\n", slowTimer)

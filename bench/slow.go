@@ -11,9 +11,10 @@ import (
 	"github.com/ussync/ussync/node/nodetest"
 )
 
-// SlowOp is one measured operation of the sites scenario slower than
-// TargetSitesP99N100, with what the process did while it travelled: the
-// tail of a propagation table explained (issue 11).
+// SlowOp is one measured operation of the sites or wan scenario slower
+// than its target (sites: TargetSitesP99N100; wan: the 1 % target), with
+// what the process did while it travelled: the tail of a propagation table
+// explained (issue 11).
 type SlowOp struct {
 	Op     string  `json:"op"`
 	Origin string  `json:"origin"`
@@ -34,7 +35,8 @@ type SlowOp struct {
 	Last   string  `json:"last"`
 	NextMs float64 `json:"next_ms"`
 	// Trace is the file that received the execution trace of the last
-	// seconds up to its arrival (--sites-trace), "" when none was written.
+	// seconds up to its arrival (--sites-trace, --wan-trace), "" when none
+	// was written.
 	Trace string `json:"trace,omitempty"`
 }
 

@@ -134,7 +134,11 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		}
 		if push {
 			var err error
-			if p.slow, err = newSlowWatch(c, wanDelay+wanJitter+TargetWANMargin, ""); err != nil {
+			prefix := ""
+			if opts.WANTrace != "" {
+				prefix = fmt.Sprintf("%s-loss%g", opts.WANTrace, 100*loss)
+			}
+			if p.slow, err = newSlowWatch(c, wanDelay+wanJitter+TargetWANMargin, prefix); err != nil {
 				return err
 			}
 		}
@@ -211,8 +215,12 @@ func WriteWAN(w io.Writer, rs []WANResult, rounds int) {
 		wanDelay+wanJitter, TargetWANMargin)
 	for _, r := range rs {
 		for _, s := range r.Slow {
-			fmt.Fprintf(w, "  %d nodes, %.0f%% loss: slow %s from %s: %.1f ms (last applied on %s; the node before it at %.1f ms); garbage collections ended meanwhile %d, pushes sent again (every node) %d\n",
+			fmt.Fprintf(w, "  %d nodes, %.0f%% loss: slow %s from %s: %.1f ms (last applied on %s; the node before it at %.1f ms); garbage collections ended meanwhile %d, pushes sent again (every node) %d",
 				r.Nodes, 100*r.Loss, s.Op, s.Origin, s.Ms, s.Last, s.NextMs, s.GCCycles, s.PushRetries)
+			if s.Trace != "" {
+				fmt.Fprintf(w, "; trace %s", s.Trace)
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }

@@ -15,6 +15,7 @@ func TestBench_BadOptions(t *testing.T) {
 		{[]string{"--wan-loss", "150"}, "150"},
 		{[]string{"--heal-history", "-1"}, "--heal-history"},
 		{[]string{"--split-for", "-1s"}, "--split-for"},
+		{[]string{"--scenario", "wan", "--wan-concurrency", "0"}, "--wan-concurrency"},
 	} {
 		code, stdout, stderr := runCLI(t, append([]string{"bench"}, c.args...)...)
 		if code != 2 || stdout != "" {

@@ -120,6 +120,9 @@ type Options struct {
 	WANNodes  []int
 	WANLoss   []float64
 	WANRounds int
+	// WANConcurrency is how many operations the wan rounds keep in flight
+	// at once, push on (gossip alone runs one).
+	WANConcurrency int
 	// WANTrace, when set, is the prefix of the files that receive the
 	// execution trace of the seconds before each of the first few
 	// operations of a wan run (push on) slower than its 1 % target; the
@@ -190,6 +193,7 @@ func DefaultOptions() Options {
 		WANNodes:          []int{10, 30},
 		WANLoss:           []float64{0.01, 0.05},
 		WANRounds:         100,
+		WANConcurrency:    wanWorkers,
 		SitesNodes:        []int{10, 30, 100},
 		SitesRounds:       100,
 		SitesLogins:       1000,
@@ -236,6 +240,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WANRounds <= 0 {
 		o.WANRounds = d.WANRounds
+	}
+	if o.WANConcurrency <= 0 {
+		o.WANConcurrency = d.WANConcurrency
 	}
 	if len(o.SitesNodes) == 0 {
 		o.SitesNodes = d.SitesNodes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
@@ -24,8 +25,10 @@ const (
 	// TargetWANMargin is what the p99 may add to the largest one-way delay
 	// at 1 % loss.
 	TargetWANMargin = 15 * time.Millisecond
-	// wanWorkers is how many users are logged in and out at once: a round
-	// waits for every node, which under gossip alone takes seconds.
+	// wanWorkers is how many users are logged in and out at once by
+	// default (Options.WANConcurrency): each worker's next operation waits
+	// for every node to apply its last, which under gossip alone takes
+	// seconds.
 	wanWorkers = 8
 )
 
@@ -58,6 +61,16 @@ type WANResult struct {
 	// Unconverged says what still differed when the wait for convergence
 	// gave up (nodetest.Differ); empty if it converged.
 	Unconverged string `json:"unconverged,omitempty"`
+	// Concurrency is how many operations were in flight at once (push
+	// on; gossip alone runs one). CPU is the process's CPU time (user and
+	// system, every node and the clients) during the measured rounds over
+	// their wall time and the machine's cores: 0.75 is three quarters of
+	// every core. The rounds keep Concurrency operations in flight without
+	// pause, so this is the load the propagation was measured under; a
+	// figure near 1 means arrivals waited for a CPU (run with --wan-trace
+	// to see the waits).
+	Concurrency int     `json:"concurrency"`
+	CPU         float64 `json:"cpu_share"`
 	// Slow are the operations of this kind, push on, slower than the
 	// target's bound (the largest one-way delay + TargetWANMargin), with
 	// the garbage collections and push retries of the whole cluster while
@@ -80,7 +93,7 @@ const wanConvergeLimit = 3 * wanPushPull
 
 // WAN runs, for each cluster size of opts.WANNodes, each loss rate of
 // opts.WANLoss and with the eager push on then off, opts.WANRounds rounds of
-// login, logout and logout-everywhere (wanWorkers users at a time; with the
+// login, logout and logout-everywhere (opts.WANConcurrency users at a time; with the
 // push off, a quarter of the rounds, one operation in flight) over links
 // delayed by 50 ms ± 20 ms, under the WAN profile's timers.
 func WAN(ctx context.Context, opts Options) ([]WANResult, error) {
@@ -111,7 +124,7 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 			g.NoEagerPush = !push
 		}
 		c.Start(n)
-		cl := newClient(h, c, wanWorkers)
+		cl := newClient(h, c, opts.WANConcurrency)
 		// The links are the internet's from the start, as a deployment's
 		// are: registered over a loopback-fast link and only then delayed,
 		// every member learnt a retransmission timeout of the 100 ms floor
@@ -119,13 +132,13 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		// again (README, "WAN at N = 30"): a route change, not this
 		// scenario.
 		c.SetLink(gossip.Link{Delay: wanDelay, Jitter: wanJitter, PacketLoss: loss, StreamLoss: loss})
-		users, err := registerUsers(ctx, c, cl, wanWorkers)
+		users, err := registerUsers(ctx, c, cl, opts.WANConcurrency)
 		if err != nil {
 			return err
 		}
 		p := newPropagation(t)
 		p.gossipAlone = !push
-		workers, rounds := wanWorkers, opts.WANRounds
+		workers, rounds := opts.WANConcurrency, opts.WANRounds
 		if !push {
 			// Gossip alone carries a few records per packet and gossip
 			// interval: with several users at once its queue, not the link,
@@ -142,7 +155,9 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 				return err
 			}
 		}
+		cpu0, wall0 := processCPU(), time.Now()
 		err = runRounds(ctx, c, cl, p, users, workers, rounds, workers)
+		cpuShare := (processCPU() - cpu0).Seconds() / time.Since(wall0).Seconds() / float64(runtime.NumCPU())
 		var slow []SlowOp
 		if p.slow != nil {
 			var serr error
@@ -168,7 +183,8 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		}
 		for _, r := range p.results(n) {
 			w := WANResult{Nodes: n, Loss: loss, Push: push, Op: r.Op, Latency: r.Latency, Lost: r.Lost,
-				PacketsLost: lost, Delayed: delayed, Duplicates: dups, ConvergedSeconds: conv, Unconverged: unconverged}
+				PacketsLost: lost, Delayed: delayed, Duplicates: dups, ConvergedSeconds: conv, Unconverged: unconverged,
+				Concurrency: workers, CPU: cpuShare}
 			if push && loss <= 0.01 {
 				w.TargetP99 = ms(wanDelay + wanJitter + TargetWANMargin)
 			}
@@ -187,10 +203,10 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 // WriteWAN writes the wan table.
 func WriteWAN(w io.Writer, rs []WANResult, rounds int) {
 	fmt.Fprintf(w, "\nWAN  links of %v ± %v one way, packets and stream openings lost at random (the faults transport, in process), memberlist WAN timers;\n"+
-		"     API call returned on one node -> applied on every other (slowest); push on: %d rounds, %d users at a time; off: %d rounds, one at a time\n",
-		wanDelay, wanJitter, rounds, wanWorkers, max(1, rounds/4))
+		"     API call returned on one node -> applied on every other (slowest); push on: %d rounds; off: %d rounds, one at a time\n",
+		wanDelay, wanJitter, rounds, max(1, rounds/4))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "NODES\tLOSS\tPUSH\tOP\tCOUNT\tLOST\tP50\tP99\tMAX\tCONVERGED\t TARGET\t")
+	fmt.Fprintln(tw, "NODES\tLOSS\tPUSH\tAT ONCE\tCPU\tOP\tCOUNT\tLOST\tP50\tP99\tMAX\tCONVERGED\t TARGET\t")
 	for _, r := range rs {
 		pushed := "on"
 		if !r.Push {
@@ -206,12 +222,14 @@ func WriteWAN(w io.Writer, rs []WANResult, rounds int) {
 		if r.ConvergedSeconds >= 0 {
 			conv = fmt.Sprintf("%.1fs", r.ConvergedSeconds)
 		}
-		fmt.Fprintf(tw, "%d\t%.0f%%\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t %s\t\n", r.Nodes, 100*r.Loss, pushed, r.Op, r.Latency.Count, r.Lost,
+		fmt.Fprintf(tw, "%d\t%.0f%%\t%s\t%d\t%.0f%%\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t %s\t\n", r.Nodes, 100*r.Loss, pushed, r.Concurrency, 100*r.CPU, r.Op, r.Latency.Count, r.Lost,
 			fmtMs(r.Latency.P50), fmtMs(r.Latency.P99), fmtMs(r.Latency.Max), conv, target)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "  target at 1%% loss: the largest one-way delay (%v) + %v, one hop; at 5%%: nothing lost. LOST: not everywhere within 5s;\n"+
-		"  CONVERGED: every node holding the same records this long after the last round (what was lost arrived later).\n",
+		"  CONVERGED: every node holding the same records this long after the last round (what was lost arrived later);\n"+
+		"  AT ONCE: operations kept in flight (--wan-concurrency); CPU: the process's CPU during the rounds, as a share of every core\n"+
+		"  (every node shares this machine: near 100%%, arrivals wait for a CPU and the tail is the machine's, not the links').\n",
 		wanDelay+wanJitter, TargetWANMargin)
 	for _, r := range rs {
 		for _, s := range r.Slow {

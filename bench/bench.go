@@ -128,6 +128,12 @@ type Options struct {
 	// operations of a wan run (push on) slower than its 1 % target; the
 	// files of a run are named after its loss (see SlowOp).
 	WANTrace string
+	// WANCPUProfile, when set, is the prefix of the files that receive a
+	// CPU profile of each wan run's measured rounds, push on (the start of
+	// the nodes and the registration of the users left out; samples
+	// labelled by node): PREFIX-loss<percent>-<nodes>.pprof. Not beside
+	// --cpuprofile.
+	WANCPUProfile string
 	// SitesNodes are the cluster sizes of the sites scenario; SitesRounds
 	// its propagation rounds and SitesLogins the logins whose bytes and CPU
 	// it counts, per size.

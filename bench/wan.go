@@ -155,9 +155,18 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 				return err
 			}
 		}
+		profile := ""
+		if push && opts.WANCPUProfile != "" {
+			profile = fmt.Sprintf("%s-loss%g-%d.pprof", opts.WANCPUProfile, 100*loss, n)
+		}
+		stopProfile, err := startFileProfile(profile)
+		if err != nil {
+			return err
+		}
 		cpu0, wall0 := processCPU(), time.Now()
 		err = runRounds(ctx, c, cl, p, users, workers, rounds, workers)
 		cpuShare := (processCPU() - cpu0).Seconds() / time.Since(wall0).Seconds() / float64(runtime.NumCPU())
+		err = errors.Join(err, stopProfile())
 		var slow []SlowOp
 		if p.slow != nil {
 			var serr error

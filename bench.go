@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -96,7 +98,8 @@ func parseLosses(flag, s string) ([]float64, error) {
 	var out []float64
 	for _, f := range strings.Split(s, ",") {
 		p, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(f), "%")), 64)
-		if err != nil || p < 0 || p >= 100 {
+		// Written so that NaN, which every comparison fails, is refused.
+		if err != nil || !(p >= 0 && p < 100) {
 			return nil, fmt.Errorf("--%s: %q is not a list of percents from 0 to below 100 (e.g. \"1,5\")", flag, s)
 		}
 		out = append(out, p/100)
@@ -126,6 +129,9 @@ func runBench(c *cli.Context) error {
 	}
 	opts, err := benchOptions(c)
 	if err != nil {
+		return err
+	}
+	if err := checkBenchOutputs(c); err != nil {
 		return err
 	}
 
@@ -288,4 +294,61 @@ func checkBenchOptions(opts bench.Options) error {
 		return errors.New("--split-for must be 0 (the default: past the timers' dead and reconnect times) or more")
 	}
 	return nil
+}
+
+// checkBenchOutputs refuses, before anything runs, a profile or trace the
+// bench could not write: most are written after minutes of work (the
+// catch-up's profile after the fill, the heal's after the split's
+// changes, a trace at the first slow operation), where a bad path would
+// cost the run. A file option's directory must take a new file and the
+// path must not be a directory; a prefix option's directory must take a
+// new file. The profiles of a part of a run cannot be taken beside
+// --cpuprofile: the process has one CPU profiler.
+func checkBenchOutputs(c *cli.Context) error {
+	for _, o := range []struct {
+		name   string
+		prefix bool
+	}{
+		{"cpuprofile", false}, {"memprofile", false}, {"catchup-cpuprofile", false}, {"heal-cpuprofile", false},
+		{"wan-cpuprofile", true}, {"wan-trace", true}, {"sites-trace", true},
+	} {
+		path := c.String(o.name)
+		if path == "" {
+			continue
+		}
+		if err := writableOutput(path, o.prefix); err != nil {
+			return fmt.Errorf("--%s: %w", o.name, err)
+		}
+	}
+	if c.String("cpuprofile") != "" {
+		for _, name := range []string{"catchup-cpuprofile", "heal-cpuprofile", "wan-cpuprofile"} {
+			if c.String(name) != "" {
+				return fmt.Errorf("--%s cannot be taken beside --cpuprofile (the process has one CPU profiler)", name)
+			}
+		}
+	}
+	return nil
+}
+
+// writableOutput reports whether a file can be created at path (prefix
+// false) or beside the prefix path (prefix true), by creating and removing
+// one in its directory.
+func writableOutput(path string, prefix bool) error {
+	if !prefix {
+		if st, err := os.Stat(path); err == nil && st.IsDir() {
+			return fmt.Errorf("%s is a directory", path)
+		}
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".ussync-bench-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot write in %s: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
 }

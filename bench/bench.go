@@ -319,9 +319,11 @@ func (o Options) progressf(format string, args ...any) {
 
 // ParseScenario checks a --scenario value (all, or names separated by
 // commas) and returns the scenarios it names, in run order: all runs them
-// in the order of Scenarios, a list in its own order.
+// in the order of Scenarios, a list in its own order. An empty value is
+// refused, not taken as all: `--scenario "$S"` with S unset would
+// otherwise start every scenario at the issue's sizes, hours of work.
 func ParseScenario(s string) ([]string, error) {
-	if s == ScenarioAll || s == "" {
+	if s == ScenarioAll {
 		return slices.Clone(Scenarios), nil
 	}
 	var out []string

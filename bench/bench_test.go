@@ -343,3 +343,17 @@ func TestWriteWAN_Slow(t *testing.T) {
 		t.Fatalf("the table lacks %q:\n%s", want, b.String())
 	}
 }
+
+// TestParseScenario_Empty: an empty --scenario is refused, not taken as
+// all (every scenario at the sizes, hours of work); so is an empty
+// name in a list.
+func TestParseScenario_Empty(t *testing.T) {
+	for _, s := range []string{"", " ", "wan,", ",sites", "wan,,sites"} {
+		if got, err := ParseScenario(s); err == nil {
+			t.Errorf("ParseScenario(%q) = %v, nil; want an error", s, got)
+		}
+	}
+	if got, err := ParseScenario("all"); err != nil || len(got) != len(Scenarios) {
+		t.Errorf("ParseScenario(all) = %v, %v; want every scenario", got, err)
+	}
+}

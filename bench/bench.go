@@ -363,6 +363,9 @@ func Run(ctx context.Context, scenarios []string, opts Options, w io.Writer) (*R
 		switch s {
 		case ScenarioPropagation:
 			for _, n := range opts.Nodes {
+				if err := ctx.Err(); err != nil {
+					return r, err
+				}
 				res, err := Propagation(ctx, n, opts)
 				r.Propagation = append(r.Propagation, res...)
 				if err != nil {

@@ -3,7 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -355,5 +357,55 @@ func TestParseScenario_Empty(t *testing.T) {
 	}
 	if got, err := ParseScenario("all"); err != nil || len(got) != len(Scenarios) {
 		t.Errorf("ParseScenario(all) = %v, %v; want every scenario", got, err)
+	}
+}
+
+// TestInterrupted_NoNewCluster: a scenario of several runs whose ctx has
+// ended starts no further cluster (no progress line) and says it was
+// interrupted: after a Ctrl-C in a wan run's last round, the next run's
+// nodes were started, and registered, before the bench noticed.
+func TestInterrupted_NoNewCluster(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var progress bytes.Buffer
+	opts := Options{Timers: TimersTest, WANNodes: []int{2}, WANLoss: []float64{0.05}, WANRounds: 1,
+		SitesNodes: []int{2}, SitesRounds: 1, SitesLogins: 1, SplitTimers: []string{TimersTest}, Progress: &progress}
+	for name, run := range map[string]func() error{
+		"wan":     func() error { _, err := WAN(ctx, opts); return err },
+		"sites":   func() error { _, err := Sites(ctx, opts); return err },
+		"restart": func() error { _, err := Restart(ctx, opts); return err },
+	} {
+		if err := run(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: %v, want context.Canceled", name, err)
+		}
+	}
+	if progress.Len() > 0 {
+		t.Errorf("clusters started after the interruption:\n%s", progress.String())
+	}
+}
+
+// TestSettleGossip_Interrupted: an interruption while the cluster settles
+// is reported as one (the command then says "interrupted"), not as a
+// cluster that did not converge in 2 minutes.
+func TestSettleGossip_Interrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	t.Setenv("TMPDIR", t.TempDir())
+	err := withCluster(Options{Timers: TimersTest, Log: testLog{t}}, func(h *harness) error {
+		c := newCluster(h, Options{Timers: TimersTest})
+		c.Start(2)
+		c.Partition([]int{0}, []int{1})
+		cl := newClient(h, c, 1)
+		if _, err := cl.expect(context.Background(), c.Members[0], http.StatusOK, "PUT", "/v1/users/"+userEmail(0),
+			[]byte(`{"login":"bench","display_name":"Bench","verified_via":"registration"}`)); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return settleGossip(ctx, c)
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("settleGossip interrupted: %v, want context.Canceled", err)
 	}
 }

@@ -193,7 +193,11 @@ func settleGossip(ctx context.Context, c *nodetest.Cluster) error {
 		if _, ok := waitConverged(ctx, c.Members, time.Now(), 3*time.Second, 20*time.Millisecond, nil); ok {
 			return nil
 		}
-		if time.Since(start) > limit || ctx.Err() != nil {
+		if err := ctx.Err(); err != nil {
+			// Interrupted, not unconverged: the caller says so.
+			return err
+		}
+		if time.Since(start) > limit {
 			return fmt.Errorf("not converged %v after push/pulls through %s: %s", limit, hub.Name(), nodetest.Differ(c.Members...))
 		}
 		for _, m := range c.Members[1:] {

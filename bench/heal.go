@@ -116,6 +116,9 @@ func Heal(ctx context.Context, opts Options) ([]HealResult, error) {
 		return out, err
 	}
 	for _, set := range opts.SplitTimers {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
 		split := opts.SplitFor
 		if split <= 0 {
 			dead, cap := timerTimes(set)

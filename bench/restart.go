@@ -43,6 +43,9 @@ func Restart(ctx context.Context, opts Options) ([]RestartResult, error) {
 	opts = opts.withDefaults()
 	var out []RestartResult
 	for _, set := range opts.SplitTimers {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
 		r, err := restartRun(ctx, opts, set)
 		out = append(out, r)
 		if err != nil {

@@ -66,6 +66,9 @@ func Sites(ctx context.Context, opts Options) ([]SitesResult, error) {
 	opts = opts.withDefaults()
 	var out []SitesResult
 	for _, n := range opts.SitesNodes {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
 		r, err := sitesRun(ctx, n, opts)
 		if err != nil {
 			return out, fmt.Errorf("%d sites: %w", n, err)

@@ -102,6 +102,11 @@ func WAN(ctx context.Context, opts Options) ([]WANResult, error) {
 	for _, n := range opts.WANNodes {
 		for _, loss := range opts.WANLoss {
 			for _, push := range []bool{true, false} {
+				// A run that ended as ctx did (its rounds done) must not
+				// be followed by the start of another cluster.
+				if err := ctx.Err(); err != nil {
+					return out, err
+				}
 				rs, err := wanRun(ctx, n, loss, push, opts)
 				out = append(out, rs...)
 				if err != nil {

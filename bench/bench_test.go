@@ -409,3 +409,24 @@ func TestSettleGossip_Interrupted(t *testing.T) {
 		t.Errorf("settleGossip interrupted: %v, want context.Canceled", err)
 	}
 }
+
+// TestConvergedVerdict_Tiny: a catch-up or heal below its target's size is
+// not judged when it converged ("met" in 0.1 s at the smoke's 2,000
+// sessions meant nothing), and MISSED at any size when it did not.
+func TestConvergedVerdict_Tiny(t *testing.T) {
+	var b strings.Builder
+	WriteCatchup(&b, CatchupResult{Nodes: 3, Sessions: 2000, Users: 400, Seconds: 0.1, Converged: true, TargetSeconds: 30})
+	if !strings.Contains(b.String(), "not judged") || strings.Contains(b.String(), "met") {
+		t.Errorf("catch-up of 2000 sessions, converged: want not judged:\n%s", b.String())
+	}
+	b.Reset()
+	WriteCatchup(&b, CatchupResult{Nodes: 3, Sessions: 2000, Users: 400, Seconds: 300, TargetSeconds: 30})
+	if !strings.Contains(b.String(), "MISSED (not converged)") {
+		t.Errorf("catch-up of 2000 sessions, not converged: want MISSED:\n%s", b.String())
+	}
+	b.Reset()
+	WriteHeal(&b, []HealResult{{Kind: HealChanges, Timers: TimersTest, Changes: [2]int{100, 100}, Seconds: 180, Target: 10, TargetRatio: 2}})
+	if !strings.Contains(b.String(), "MISSED (not converged)") {
+		t.Errorf("heal of 100 changes, not converged: want MISSED:\n%s", b.String())
+	}
+}

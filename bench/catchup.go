@@ -17,8 +17,13 @@ import (
 // The catchup scenario: a new site joins a cluster whose stores hold a
 // million sessions, while the cluster keeps serving logins.
 
-// TargetCatchup is how soon a new node must hold what the cluster holds.
-const TargetCatchup = 30 * time.Second
+// TargetCatchup is how soon a new node must hold what the cluster holds,
+// when it holds TargetCatchupSessions sessions (a smaller catch-up is not
+// judged: at the CI smoke's 2,000 it is "met" in 0.1 s, meaning nothing).
+const (
+	TargetCatchup         = 30 * time.Second
+	TargetCatchupSessions = 1_000_000
+)
 
 // catchupNodes is the cluster's size before the newcomer.
 const catchupNodes = 3
@@ -256,7 +261,7 @@ func WriteCatchup(w io.Writer, r CatchupResult) {
 	if !r.Converged {
 		conv = fmt.Sprintf("not after %.0fs", r.Seconds)
 	}
-	fmt.Fprintf(tw, "newcomer start -> digest equal to n0's\t%s\t<= %.0fs: %s\n", conv, r.TargetSeconds, verdict(r.Converged && r.Seconds <= r.TargetSeconds))
+	fmt.Fprintf(tw, "newcomer start -> digest equal to n0's\t%s\t<= %.0fs: %s\n", conv, r.TargetSeconds, convergedVerdict(r.Converged, r.Seconds <= r.TargetSeconds, r.Sessions, TargetCatchupSessions))
 	fmt.Fprintf(tw, "newcomer says it caught up\t%.1fs\t\n", r.CaughtUpSeconds)
 	fmt.Fprintf(tw, "records sent by anti-entropy\t%d (%s the most: %d, %s sent)\t\n", r.RepairedAll, r.Repairer, r.Repaired, mib(r.RepairerBytes))
 	fmt.Fprintf(tw, "bytes sent\tcluster %s, newcomer %s\t\n", mib(r.BytesCluster), mib(r.BytesNewcomer))

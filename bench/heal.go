@@ -389,8 +389,8 @@ func WriteHeal(w io.Writer, rs []HealResult) {
 		target := fmt.Sprintf("<= %.0fs: %s", r.Target, verdict(ok))
 		if r.TargetRatio > 0 {
 			v := "not measured"
-			if measured {
-				v = sizedVerdict(ok && float64(r.Bytes) <= r.TargetRatio*float64(r.DiffBytes), min(r.Changes[0], r.Changes[1]), TargetHealChangeCount)
+			if measured || !r.Converged {
+				v = convergedVerdict(r.Converged, ok && float64(r.Bytes) <= r.TargetRatio*float64(r.DiffBytes), min(r.Changes[0], r.Changes[1]), TargetHealChangeCount)
 			}
 			target = fmt.Sprintf("<= %.0fs and ratio <= %g: %s", r.Target, r.TargetRatio, v)
 		}

@@ -81,3 +81,13 @@ func sizedVerdict(ok bool, size, targetSize int) string {
 	}
 	return verdict(ok)
 }
+
+// convergedVerdict is sizedVerdict for a figure that needs the cluster to
+// converge: a cluster that did not is judged at every size, since that is
+// a correctness failure, not a slow run.
+func convergedVerdict(converged, ok bool, size, targetSize int) string {
+	if !converged {
+		return "MISSED (not converged)"
+	}
+	return sizedVerdict(ok, size, targetSize)
+}

@@ -430,3 +430,14 @@ func TestConvergedVerdict_Tiny(t *testing.T) {
 		t.Errorf("heal of 100 changes, not converged: want MISSED:\n%s", b.String())
 	}
 }
+
+// TestWriteSites_NoSample: a node with no CPU sample over the logins is
+// printed as under one sample period a login, not as "0 µs" (the smoke's
+// 20 logins at 3 sites took under 10 ms in all).
+func TestWriteSites_NoSample(t *testing.T) {
+	var b strings.Builder
+	WriteSites(&b, []SitesResult{{Nodes: 3, Logins: 20, CPUAll: 400}})
+	if !strings.Contains(b.String(), "< 500 µs") || !strings.Contains(b.String(), "< 250 µs") || strings.Contains(b.String(), " 0 µs") {
+		t.Errorf("no samples on the origin or the receivers: want < 500 µs and < 250 µs, no 0 µs:\n%s", b.String())
+	}
+}

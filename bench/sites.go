@@ -211,6 +211,23 @@ func sitesRun(ctx context.Context, n int, opts Options) (SitesResult, error) {
 	return res, err
 }
 
+// cpuSamplePeriod is the period of runtime/pprof's CPU samples (100 Hz).
+const cpuSamplePeriod = 10 * time.Millisecond
+
+// profiledCPU prints a per-login CPU figure summed from the samples of a
+// CPU profile over logins logins and nodes nodes: no sample at all is
+// under one period for them all, not no CPU (20 logins of the smoke
+// printed "0 µs" on the origin); a note (no profile) prints "-".
+func profiledCPU(us float64, logins, nodes int, note string) string {
+	switch {
+	case note != "":
+		return "-"
+	case us == 0 && logins > 0 && nodes > 0:
+		return fmt.Sprintf("< %.0f µs", float64(cpuSamplePeriod.Microseconds())/float64(logins*nodes))
+	}
+	return fmt.Sprintf("%.0f µs", us)
+}
+
 // netBytes prints a per-login byte count net of the background, or says
 // that the background outweighed it (0 or less is no figure).
 func netBytes(v float64) string {
@@ -276,10 +293,10 @@ func WriteSites(w io.Writer, rs []SitesResult) {
 		if r.TargetP99 > 0 {
 			target = fmt.Sprintf("p99 <= %g ms: %s", r.TargetP99, verdict(p99 <= r.TargetP99 && lost == 0))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.0f µs\t%.0f µs\t%.0f µs\t %s\t\n", r.Nodes,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.0f µs\t %s\t\n", r.Nodes,
 			fmtMs(row[OpLogin].Latency.P50), fmtMs(row[OpLogin].Latency.P99), fmtMs(row[OpLogout].Latency.P99),
 			fmtMs(row[OpLogoutEverywhere].Latency.P99), lost, netBytes(r.BytesOrigin), netBytes(r.BytesOther), netBytes(r.BytesAll),
-			r.CPUOrigin, r.CPUOther, r.CPUAll, target)
+			profiledCPU(r.CPUOrigin, r.Logins, 1, r.Note), profiledCPU(r.CPUOther, r.Logins, r.Nodes-1, r.Note), r.CPUAll, target)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "  bytes: gossip bytes sent (packets and streams) during the logins, less a quiet window of the same length (\"under bg\": the window")

@@ -441,3 +441,13 @@ func TestWriteSites_NoSample(t *testing.T) {
 		t.Errorf("no samples on the origin or the receivers: want < 500 µs and < 250 µs, no 0 µs:\n%s", b.String())
 	}
 }
+
+// TestSitesTarget: the sites table judges 30 ms at each of the issue's
+// sizes (10, 30, 100), not at 100 alone, and none at the smoke's 3.
+func TestSitesTarget(t *testing.T) {
+	for n, want := range map[int]float64{3: 0, 10: 30, 30: 30, 100: 30, 150: 30} {
+		if got := sitesTargetP99(n); got != want {
+			t.Errorf("sitesTargetP99(%d) = %g ms, want %g", n, got, want)
+		}
+	}
+}

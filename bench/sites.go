@@ -18,7 +18,8 @@ import (
 // one, the bytes each node sends per login, and the CPU the origin spends
 // per login.
 
-// TargetSitesP99N100 is the propagation p99 target at 100 sites.
+// TargetSitesP99N100 is the propagation p99 target at 100 sites, and at
+// 10 and 30 (sitesTargetP99).
 const TargetSitesP99N100 = 30 * time.Millisecond
 
 // sitesWorkers is how many clients log in at once during the cost phase.
@@ -78,14 +79,22 @@ func Sites(ctx context.Context, opts Options) ([]SitesResult, error) {
 	return out, nil
 }
 
+// sitesTargetP99 is the propagation p99 target at n sites, in ms: the
+// issue sets 30 ms on loopback at 10, 30 and 100 sites, so every size from
+// 10 up is judged (the README's "N = 10 and 30 met" had no verdict in the
+// table, which judged 100 alone); below 10, the smoke's 3, none.
+func sitesTargetP99(n int) float64 {
+	if n < 10 {
+		return 0
+	}
+	return ms(TargetSitesP99N100)
+}
+
 // sitesRun measures the sites scenario at n nodes.
 // It is long on purpose: one scenario's steps in the order they run,
 // sharing the figures they measure; split, the story would be spread out.
 func sitesRun(ctx context.Context, n int, opts Options) (SitesResult, error) {
-	res := SitesResult{Nodes: n, Logins: opts.SitesLogins}
-	if n == 100 {
-		res.TargetP99 = ms(TargetSitesP99N100)
-	}
+	res := SitesResult{Nodes: n, Logins: opts.SitesLogins, TargetP99: sitesTargetP99(n)}
 	err := withCluster(opts, func(h *harness) error {
 		opts.progressf("sites: starting %d nodes", n)
 		c, t := newTrackedCluster(h, opts, n)

@@ -348,10 +348,7 @@ func Run(ctx context.Context, scenarios []string, opts Options, w io.Writer) (*R
 	if w == nil {
 		w = io.Discard
 	}
-	r := &Report{Machine: ThisMachine(), Options: ReportOptions{
-		Nodes: opts.Nodes, Rounds: opts.Rounds, Duration: opts.Duration.Seconds(),
-		Clients: opts.Clients, CheckClients: opts.CheckClients, Sessions: opts.Sessions, Timers: opts.Timers,
-	}}
+	r := &Report{Machine: ThisMachine(), Options: reportOptions(opts)}
 	if err := ParseTimers(opts.Timers); err != nil {
 		return r, err
 	}

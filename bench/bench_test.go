@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -448,6 +449,25 @@ func TestSitesTarget(t *testing.T) {
 	for n, want := range map[int]float64{3: 0, 10: 30, 30: 30, 100: 30, 150: 30} {
 		if got := sitesTargetP99(n); got != want {
 			t.Errorf("sitesTargetP99(%d) = %g ms, want %g", n, got, want)
+		}
+	}
+}
+
+// TestReportOptions_Scale: the JSON report records the scale scenarios'
+// sizes, named as their flags: a report of the catch-up said the
+// propagation's sizes and not how many sessions it caught up on.
+func TestReportOptions_Scale(t *testing.T) {
+	r, err := Run(context.Background(), nil, Options{CatchupSessions: 2000, WANLoss: []float64{0.05}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(r.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"catchup_sessions":2000`, `"wan_loss":[0.05]`, `"footprint_sessions":1000000`, `"sites_nodes":[10,30,100]`, `"split_timers":["lan","wan"]`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("options %s: no %s", raw, want)
 		}
 	}
 }

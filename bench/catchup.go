@@ -68,7 +68,7 @@ type CatchupResult struct {
 	// Memory: the process's resident set and Go heap before the newcomer
 	// started, and their peaks during the catch-up. Every node runs in
 	// this process: the growth is the newcomer's and the repairer's
-	// together (see Note).
+	// together.
 	RSSBefore     int64   `json:"rss_before_bytes"`
 	RSSPeak       int64   `json:"rss_peak_bytes"`
 	HeapBefore    int64   `json:"heap_before_bytes"`

@@ -26,7 +26,10 @@ type Report struct {
 	Footprint   *FootprintResult    `json:"footprint,omitempty"`
 }
 
-// ReportOptions are the sizes a Report was taken with.
+// ReportOptions are the sizes a Report was taken with, named as the
+// flags of `ussync bench` (--wan-nodes is wan_nodes); losses are fractions
+// (0.01 is 1 %), durations seconds (split_for_seconds 0: the default,
+// past the timers' dead and reconnect times).
 type ReportOptions struct {
 	Nodes        []int   `json:"nodes"`
 	Rounds       int     `json:"rounds"`
@@ -34,7 +37,37 @@ type ReportOptions struct {
 	Clients      int     `json:"clients"`
 	CheckClients int     `json:"check_clients"`
 	Sessions     int     `json:"sessions"`
+	ListSessions int     `json:"list_sessions"`
 	Timers       string  `json:"timers"`
+
+	WANNodes          []int     `json:"wan_nodes"`
+	WANLoss           []float64 `json:"wan_loss"`
+	WANRounds         int       `json:"wan_rounds"`
+	WANConcurrency    int       `json:"wan_concurrency"`
+	SitesNodes        []int     `json:"sites_nodes"`
+	SitesRounds       int       `json:"sites_rounds"`
+	SitesLogins       int       `json:"sites_logins"`
+	CatchupSessions   int       `json:"catchup_sessions"`
+	CatchupUsers      int       `json:"catchup_users"`
+	CatchupRate       int       `json:"catchup_rate"`
+	HealChanges       int       `json:"heal_changes"`
+	HealHistory       int       `json:"heal_history"`
+	SplitTimers       []string  `json:"split_timers"`
+	SplitFor          float64   `json:"split_for_seconds"`
+	FootprintSessions int       `json:"footprint_sessions"`
+}
+
+// reportOptions are opts (with their defaults) as a Report records them.
+func reportOptions(opts Options) ReportOptions {
+	return ReportOptions{
+		Nodes: opts.Nodes, Rounds: opts.Rounds, Duration: opts.Duration.Seconds(), Clients: opts.Clients,
+		CheckClients: opts.CheckClients, Sessions: opts.Sessions, ListSessions: opts.ListSessions, Timers: opts.Timers,
+		WANNodes: opts.WANNodes, WANLoss: opts.WANLoss, WANRounds: opts.WANRounds, WANConcurrency: opts.WANConcurrency,
+		SitesNodes: opts.SitesNodes, SitesRounds: opts.SitesRounds, SitesLogins: opts.SitesLogins,
+		CatchupSessions: opts.CatchupSessions, CatchupUsers: opts.CatchupUsers, CatchupRate: opts.CatchupRate,
+		HealChanges: opts.HealChanges, HealHistory: opts.HealHistory, SplitTimers: opts.SplitTimers,
+		SplitFor: opts.SplitFor.Seconds(), FootprintSessions: opts.FootprintSessions,
+	}
 }
 
 // WriteHeader writes where and when the figures were taken.

@@ -46,7 +46,8 @@ const (
 	TargetPropagationP99N10 = 5 * time.Millisecond  // propagation p99 at 10 nodes
 	TargetPropagationP99N30 = 12 * time.Millisecond // propagation p99 at 30 nodes
 	TargetLoginsPerSec      = 10_000                // logins/s into one node of 3, converged after
-	TargetCheckP99          = time.Millisecond      // session check p99 with 50 clients
+	TargetCheckP99          = time.Millisecond      // session check p99 with TargetCheckClients clients
+	TargetCheckClients      = 50                    // the concurrent clients TargetCheckP99 is set for
 	TargetPushPullBytes     = 16 << 10              // one in-sync push/pull at TargetPushPullSessions
 	TargetPushPullSessions  = 100_000
 )

@@ -471,3 +471,18 @@ func TestReportOptions_Scale(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteCheck_FewClients: the 1 ms p99 set for 50 clients is not judged
+// at the smoke's 2 ("met" meant nothing), and is at 50.
+func TestWriteCheck_FewClients(t *testing.T) {
+	for _, c := range []struct {
+		clients int
+		want    string
+	}{{2, "not judged"}, {50, "p99 <= 1 ms: met"}} {
+		var b strings.Builder
+		WriteCheck(&b, []CheckResult{{Kind: CheckClosed, Clients: c.clients, PerSec: 1000, TargetP99: 1, Latency: Latency{Count: 10, P50: 0.1, P99: 0.5}}})
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("%d clients: want %q:\n%s", c.clients, c.want, b.String())
+		}
+	}
+}

@@ -763,7 +763,7 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			p := g.peers[m.from]
 			g.peersMu.Unlock()
 			if p != nil {
-				p.acked(m.acks)
+				p.acked(m.acks, time.Now())
 			}
 		default:
 			g.stats.bad.Add(1)

@@ -340,10 +340,19 @@ func TestSizedVerdict(t *testing.T) {
 // target's bound, as the sites table does.
 func TestWriteWAN_Slow(t *testing.T) {
 	var b strings.Builder
-	WriteWAN(&b, []WANResult{{Nodes: 30, Loss: 0.01, Push: true, Op: "login", TargetP99: 85,
-		Slow: []SlowOp{{Op: "login", Origin: "n9", Ms: 113.8, PushRetries: 146, Last: "n4", NextMs: 61.5}}}}, 40)
-	if want := "30 nodes, 1% loss: slow login from n9: 113.8 ms (last applied on n4; the node before it at 61.5 ms); garbage collections ended meanwhile 0, pushes sent again (every node) 146"; !strings.Contains(b.String(), want) {
-		t.Fatalf("the table lacks %q:\n%s", want, b.String())
+	WriteWAN(&b, []WANResult{{Nodes: 30, Loss: 0.01, Push: true, Op: "login", TargetP99: 85, Pushes: 5000, PushRetries: 300, PushesGivenUp: 2,
+		Slow: []SlowOp{{Op: "login", Origin: "n9", Ms: 113.8, PushRetries: 146, Last: "n4", NextMs: 61.5}}},
+		{Nodes: 30, Loss: 0.01, Push: true, Op: "logout", Pushes: 5000, PushRetries: 300, PushesGivenUp: 2}}, 40)
+	for _, want := range []string{
+		"30 nodes, 1% loss: slow login from n9: 113.8 ms (last applied on n4; the node before it at 61.5 ms); garbage collections ended meanwhile 0, pushes sent again (every node) 146",
+		"30 nodes, 1% loss: during the rounds, 5000 pushes, 300 sent again, 2 given up (every node)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("the table lacks %q:\n%s", want, b.String())
+		}
+	}
+	if n := strings.Count(b.String(), "during the rounds"); n != 1 {
+		t.Fatalf("the pushes of one run written %d times, want once:\n%s", n, b.String())
 	}
 }
 

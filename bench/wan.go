@@ -54,6 +54,13 @@ type WANResult struct {
 	// every one that crossed a link once it was set.
 	Delayed    uint64 `json:"delayed"`
 	Duplicates uint64 `json:"duplicates"`
+	// Pushes, PushRetries and PushesGivenUp count, over every node, the
+	// push messages sent, sent again (not acknowledged within the
+	// retransmission timeout: lost, or answered late) and given up, while
+	// the measured rounds ran (push on).
+	Pushes        uint64 `json:"pushes"`
+	PushRetries   uint64 `json:"push_retries"`
+	PushesGivenUp uint64 `json:"pushes_given_up"`
 	// ConvergedSeconds is how long after the last round every node held
 	// the same records (what was lost within 5 s arrived later); -1 if
 	// they did not within wanConvergeLimit.
@@ -168,9 +175,11 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		if err != nil {
 			return err
 		}
+		before := pushStats(c)
 		cpu0, wall0 := processCPU(), time.Now()
 		err = runRounds(ctx, c, cl, p, users, workers, rounds, workers)
 		cpuShare := (processCPU() - cpu0).Seconds() / time.Since(wall0).Seconds() / float64(runtime.NumCPU())
+		after := pushStats(c)
 		err = errors.Join(err, stopProfile())
 		var slow []SlowOp
 		if p.slow != nil {
@@ -198,7 +207,9 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		for _, r := range p.results(n) {
 			w := WANResult{Nodes: n, Loss: loss, Push: push, Op: r.Op, Latency: r.Latency, Lost: r.Lost,
 				PacketsLost: lost, Delayed: delayed, Duplicates: dups, ConvergedSeconds: conv, Unconverged: unconverged,
-				Concurrency: workers, CPU: cpuShare}
+				Concurrency: workers, CPU: cpuShare,
+				Pushes: after.DeltasSent - before.DeltasSent, PushRetries: after.PushRetries - before.PushRetries,
+				PushesGivenUp: after.PushesGivenUp - before.PushesGivenUp}
 			if push && loss <= 0.01 {
 				w.TargetP99 = ms(wanDelay + wanJitter + TargetWANMargin)
 			}
@@ -212,6 +223,18 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		return nil
 	})
 	return out, err
+}
+
+// pushStats sums the push counters of c's members.
+func pushStats(c *nodetest.Cluster) gossip.Stats {
+	var sum gossip.Stats
+	for _, m := range c.Members {
+		st := m.Gossip().Stats()
+		sum.DeltasSent += st.DeltasSent
+		sum.PushRetries += st.PushRetries
+		sum.PushesGivenUp += st.PushesGivenUp
+	}
+	return sum
 }
 
 // WriteWAN writes the wan table.
@@ -245,6 +268,12 @@ func WriteWAN(w io.Writer, rs []WANResult, rounds int) {
 		"  AT ONCE: operations kept in flight (--wan-concurrency); CPU: the process's CPU during the rounds, as a share of every core\n"+
 		"  (every node shares this machine: near 100%%, arrivals wait for a CPU and the tail is the machine's, not the links').\n",
 		wanDelay+wanJitter, TargetWANMargin)
+	for i, r := range rs {
+		if r.Push && (i == 0 || rs[i-1].Nodes != r.Nodes || rs[i-1].Loss != r.Loss || !rs[i-1].Push) {
+			fmt.Fprintf(w, "  %d nodes, %.0f%% loss: during the rounds, %d pushes, %d sent again, %d given up (every node)\n",
+				r.Nodes, 100*r.Loss, r.Pushes, r.PushRetries, r.PushesGivenUp)
+		}
+	}
 	for _, r := range rs {
 		for _, s := range r.Slow {
 			fmt.Fprintf(w, "  %d nodes, %.0f%% loss: slow %s from %s: %.1f ms (last applied on %s; the node before it at %.1f ms); garbage collections ended meanwhile %d, pushes sent again (every node) %d",

@@ -4,8 +4,9 @@ import "hash/maphash"
 
 // recentMessages remembers the hashes of the last recentDepth delta
 // messages the apply loop took, so that the extra copies of an eager-push
-// packet (Config.PacketCopies) are dropped before they are decoded. Only
-// the apply loop uses it.
+// packet (Config.PacketCopies) are dropped before they are decoded. A
+// push's number is left out of its hash: a push sent again goes under a new
+// number (peer), and is a copy all the same. Only the apply loop uses it.
 type recentMessages struct {
 	seed  maphash.Seed
 	ring  [recentDepth]uint64
@@ -23,7 +24,7 @@ func newRecentMessages() *recentMessages {
 
 // seen reports whether msg was taken recently, and remembers it.
 func (r *recentMessages) seen(msg []byte) bool {
-	h := maphash.Bytes(r.seed, msg)
+	h := r.hash(msg)
 	if _, ok := r.known[h]; ok {
 		return true
 	}
@@ -39,5 +40,17 @@ func (r *recentMessages) seen(msg []byte) bool {
 // forget makes msg unseen again (its slot in the ring stays until reused:
 // a message taken twice is merged twice, which changes nothing).
 func (r *recentMessages) forget(msg []byte) {
-	delete(r.known, maphash.Bytes(r.seed, msg))
+	delete(r.known, r.hash(msg))
+}
+
+// hash hashes msg, less a kindPush's number (bytes 2 to 9).
+func (r *recentMessages) hash(msg []byte) uint64 {
+	if len(msg) < 10 || kind(msg[1]) != kindPush {
+		return maphash.Bytes(r.seed, msg)
+	}
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	h.Write(msg[:2])
+	h.Write(msg[10:])
+	return h.Sum64()
 }

@@ -11,7 +11,9 @@
 //     asks its receiver for an acknowledgement (kindPush, kindAck; a
 //     receiver gathers those due to one sender for 10 ms) and is
 //     sent again, after a retransmission timeout computed as TCP's (RFC
-//     6298), until one comes or it was sent six times; a stream that failed
+//     6298), until one comes or it was sent six times, each try under a
+//     new number so that every acknowledgement times a round trip (as
+//     QUIC's packet numbers, RFC 9002); a stream that failed
 //     is sent again the same way. Gossip cannot stand in for a lost push:
 //     memberlist sends a few queued changes per packet and GossipInterval,
 //     so during a burst the one a push lost waits seconds in the queue.

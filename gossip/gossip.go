@@ -711,7 +711,8 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 				// A copy of a packet already taken (PacketCopies), or the
 				// same message gossiped again by its sender (messages name
 				// their sender, so another member's copy is decoded):
-				// nothing to learn. A push is acknowledged again: the
+				// nothing to learn. A push is acknowledged again, under
+				// this copy's number (a try sent again has a new one): the
 				// sender may have lost the first acknowledgement.
 				g.stats.duplicates.Add(1)
 				ack(b)
@@ -762,7 +763,7 @@ func (g *Gossip) applyBatch(batch [][]byte) {
 			p := g.peers[m.from]
 			g.peersMu.Unlock()
 			if p != nil {
-				p.acked(m.acks)
+				p.acked(m.acks, time.Now())
 			}
 		default:
 			g.stats.bad.Add(1)

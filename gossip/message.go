@@ -64,8 +64,11 @@ const (
 	// kindPush is an eager push that asks to be acknowledged: a kindDelta
 	// whose two-byte header is followed by a sequence number (8 bytes, big
 	// endian) and the sender's name (1 byte of length, then the name), so
-	// that a receiver can acknowledge a copy it drops unread. Sent only to
-	// members whose metadata says they acknowledge pushes (meta.Acks).
+	// that a receiver can acknowledge a copy it drops unread. Each try of
+	// a push goes under a new number (peer); a receiver takes a try of a
+	// push it took as a copy (recentMessages), and acknowledges it under
+	// its own number. Sent only to members whose metadata says they
+	// acknowledge pushes (meta.Acks).
 	kindPush kind = 8
 	// kindAck acknowledges pushes once their records are applied: the
 	// acknowledging member's name (1 byte of length, then the name) and
@@ -226,6 +229,15 @@ func encodePush(seq uint64, from string, delta []byte) []byte {
 	b = append(b, byte(len(from)))
 	b = append(b, from...)
 	return append(b, delta[2:]...)
+}
+
+// renumberPush returns a copy of the kindPush message msg (encodePush's)
+// numbered seq: a push sent again goes under a number of its own (peer).
+// msg itself is left as it is, since a copy of it may still be on its way.
+func renumberPush(msg []byte, seq uint64) []byte {
+	b := slices.Clone(msg)
+	binary.BigEndian.PutUint64(b[2:10], seq)
+	return b
 }
 
 // pushHeader reads a kindPush message's sequence number and sender without

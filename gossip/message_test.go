@@ -457,6 +457,13 @@ func TestMessage_PushAndAck(t *testing.T) {
 	if _, _, _, ok := pushHeader(delta); ok {
 		t.Fatal("a delta read as a push")
 	}
+	again := renumberPush(push, 7)
+	if seq, from, body, ok := pushHeader(again); !ok || seq != 7 || from != "n1" || !bytes.Equal(body, delta[2:]) {
+		t.Fatalf("renumbered push: %d, %q, %v", seq, from, ok)
+	}
+	if seq, _, _, _ := pushHeader(push); seq != 1<<33+5 {
+		t.Fatalf("renumbering changed the push it copied: numbered %d", seq)
+	}
 	for n := range 11 + len("n1") {
 		if _, err := decodeMessage(push[:n]); err == nil {
 			t.Errorf("a push cut to %d bytes decoded", n)
@@ -472,5 +479,29 @@ func TestMessage_PushAndAck(t *testing.T) {
 	}
 	if _, err := decodeMessage(encodeAck("n2", make([]uint64, maxAcks+1))); err == nil {
 		t.Error("an ack over maxAcks decoded")
+	}
+}
+
+// A push sent again under a new number (peer) is a copy of the one taken,
+// dropped unread as the packet's copies are, and forgotten as it is (a
+// store that refused it takes the next try); a delta of the same records,
+// or another sender's push, is not a copy.
+func TestRecentMessages_RetriedPushIsACopy(t *testing.T) {
+	s := session.Session{ID: "abc", Email: "ann@example.com", Created: 1, ExpiresAt: 2}
+	delta := encodeRecords(kindDelta, "n1", [][]byte{encodeRecord(session.Record{Session: &s})})
+	push := encodePush(5, "n1", delta)
+	r := newRecentMessages()
+	if r.seen(push) {
+		t.Fatal("a push seen before it was taken")
+	}
+	if !r.seen(renumberPush(push, 6)) {
+		t.Fatal("the push sent again under another number was not a copy")
+	}
+	if r.seen(delta) || r.seen(encodePush(5, "n2", delta)) {
+		t.Fatal("a delta of the same records, or another sender's push, taken for a copy")
+	}
+	r.forget(renumberPush(push, 7))
+	if r.seen(push) {
+		t.Fatal("a push forgotten under another number still a copy")
 	}
 }

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,31 +16,46 @@ import (
 // A push to a member that acknowledges pushes (meta.Acks) is kept until its
 // acknowledgement comes back, and sent again while it does not: after a
 // retransmission timeout computed as TCP's (RFC 6298: the smoothed time to
-// an acknowledgement plus four times its variation, from pushes
-// acknowledged at their first try, Karn's rule; three probe round trips
-// before the first; within [minPushRTO, maxPushRTO]), doubled at each try,
-// up to maxPushTries sends. A receiver slowed by its own load thus makes
-// its senders wait longer rather than push the same records at it again. Gossip alone
-// cannot be relied on for what a push lost: memberlist sends a few queued
-// changes per packet and GossipInterval (500 ms under wan), so a burst of
-// changes leaves the one a push lost waiting seconds in the queue (seen
-// under 5 % loss: logouts that reached a member after 2 to 4 s, or not
-// within 5 s). A batch that took a stream and failed is tried again the
-// same way. What is still not acknowledged after the last try is left to
-// gossip and anti-entropy.
+// an acknowledgement plus four times its variation; three probe round
+// trips before the first sample; within [minPushRTO, maxPushRTO]), doubled
+// at each try, up to maxPushTries sends. A receiver slowed by its own load
+// thus makes its senders wait longer rather than push the same records at
+// it again. Gossip alone cannot be relied on for what a push lost:
+// memberlist sends a few queued changes per packet and GossipInterval
+// (500 ms under wan), so a burst of changes leaves the one a push lost
+// waiting seconds in the queue (seen under 5 % loss: logouts that reached
+// a member after 2 to 4 s, or not within 5 s). A batch that took a stream
+// and failed is tried again the same way (a stream is not acknowledged:
+// its number only keys it). What is still not acknowledged after the last
+// try is left to gossip and anti-entropy.
+//
+// Each try of a push goes under a number of its own, never reused, as QUIC
+// numbers its packets (RFC 9002, sections 2 and 5): an acknowledgement
+// names the try it answers, so every one times a round trip, from that
+// try's send. TCP cannot tell which send of a segment an acknowledgement
+// answers, and by Karn's rule takes no sample from one sent again; here
+// that would drop exactly the late acknowledgements, those of the pushes
+// sent again, and the estimate would follow the fastest round trips only:
+// a member whose round trips vary (100 ms ± 40) or rise would be sent its
+// pushes again spuriously. A push is held under every number it went
+// under: an acknowledgement of any try forgets it (one of the first try
+// may come after the second was sent), and those of its other tries, when
+// they come, find nothing. The receiver takes a try sent again for a copy
+// of the one it took (recentMessages), and acknowledges it under its own
+// number.
 type peer struct {
 	g       *Gossip
 	name    string
 	mu      sync.Mutex
 	pending [][]byte
-	seq     uint64               // the last push numbered
-	unacked map[uint64]*inflight // by sequence number
+	seq     uint64               // the last number given to a try
+	unacked map[uint64]*inflight // by the number of its first try
+	retried map[uint64]*inflight // by the number of each later try
 	held    int                  // bytes of the messages in unacked
 	// srtt and rttvar estimate the time from a push to its
 	// acknowledgement (zero: no sample yet). backoff is the latest
-	// doubled timeout, kept for new pushes until a valid sample comes
-	// (RFC 6298, 5.7): a receiver that acknowledges every push later than
-	// the timeout gives no sample (Karn), and would be sent each push twice.
+	// doubled timeout, kept for new pushes until a sample comes (RFC
+	// 6298, 5.7): until then the timeout learnt may be far too short.
 	srtt, rttvar, backoff time.Duration
 	wake                  chan struct{}
 	done                  chan struct{}
@@ -49,12 +65,21 @@ type peer struct {
 // inflight is one push awaiting its acknowledgement (or one batch whose
 // stream failed, to send again).
 type inflight struct {
-	msg    []byte // the message, as sent
+	msg    []byte // the message, as last sent
 	stream bool   // sent over a stream, not packets
-	sent   time.Time
-	due    time.Time
-	rto    time.Duration // the wait before the next try
-	tries  int
+	seq    uint64 // its key in unacked
+	// sends are a packet push's tries, oldest first: the number each went
+	// under and when (at most maxPushTries). A stream has none.
+	sends []pushSend
+	due   time.Time
+	rto   time.Duration // the wait before the next try
+	tries int
+}
+
+// pushSend is one try of a packet push.
+type pushSend struct {
+	seq uint64
+	at  time.Time
 }
 
 // Retransmission of pushes (see peer).
@@ -64,8 +89,9 @@ const (
 	maxPushTries = 6
 	// maxUnacked and maxUnackedBytes bound one peer's pushes awaiting
 	// acknowledgement or another try (a failed stream holds up to
-	// MaxChunkBytes); past either the oldest is left to gossip and
-	// anti-entropy.
+	// MaxChunkBytes; a push is counted once, whatever its tries); past
+	// either the oldest is left to gossip and anti-entropy. A push is held
+	// under at most maxPushTries numbers.
 	maxUnacked      = 4096
 	maxUnackedBytes = 16 << 20
 )
@@ -82,7 +108,7 @@ func (g *Gossip) peer(name string) *peer {
 		// Numbering starts at random: acknowledgements still on their way
 		// to an earlier sender for this member (one dropped when the member
 		// failed) must not match this one's pushes.
-		p = &peer{g: g, name: name, seq: rand.Uint64(), unacked: map[uint64]*inflight{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		p = &peer{g: g, name: name, seq: rand.Uint64(), unacked: map[uint64]*inflight{}, retried: map[uint64]*inflight{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 		g.peers[name] = p
 		g.wg.Add(1)
 		go p.run()
@@ -111,6 +137,7 @@ func (p *peer) abandon() {
 	p.g.stats.pushesGivenUp.Add(uint64(len(p.unacked)))
 	p.g.stats.dropped.Add(uint64(len(p.pending)))
 	clear(p.unacked)
+	clear(p.retried)
 	p.held, p.pending = 0, nil
 }
 
@@ -192,7 +219,7 @@ func (p *peer) send(batch [][]byte) (streamed bool) {
 	if msgs := packRecords(kindDelta, p.g.cfg.Name, batch, bestEffortMax-pushHeaderRoom, maxPushPackets); msgs != nil {
 		for _, msg := range msgs {
 			if acks {
-				msg = p.track(msg, false)
+				msg = p.track(msg, false, time.Now())
 			}
 			p.sendPackets(node, msg)
 			p.g.stats.deltasSent.Add(1)
@@ -202,7 +229,7 @@ func (p *peer) send(batch [][]byte) (streamed bool) {
 	for _, msg := range chunkRecords(kindDelta, p.g.cfg.Name, batch) {
 		if err := p.g.sendReliable(KindDelta, node, msg); err != nil {
 			p.g.log.Debug("eager push failed; tried again", "peer", p.name, "err", err)
-			p.track(msg, true)
+			p.track(msg, true, time.Now())
 			continue
 		}
 		p.g.stats.deltasSent.Add(1)
@@ -222,14 +249,14 @@ func (p *peer) sendPackets(node *memberlist.Node, msg []byte) {
 	}
 }
 
-// track keeps msg until it is acknowledged (packets: it is numbered and
-// returned as the kindPush to send) or sent again (a stream that failed).
-func (p *peer) track(msg []byte, stream bool) []byte {
+// track keeps msg, sent at now, until it is acknowledged (packets: it is
+// numbered and returned as the kindPush to send) or sent again (a stream
+// that failed).
+func (p *peer) track(msg []byte, stream bool, now time.Time) []byte {
 	probeRTT := time.Duration(0)
 	if c, ok := p.g.clocks.estimate(p.name); ok {
 		probeRTT = c.RTT
 	}
-	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rto := 3 * probeRTT
@@ -238,20 +265,23 @@ func (p *peer) track(msg []byte, stream bool) []byte {
 	}
 	rto = min(max(rto, minPushRTO, p.backoff), maxPushRTO)
 	p.seq++
+	f := &inflight{msg: msg, stream: stream, due: now.Add(rto), rto: rto, tries: 1}
 	if !stream {
-		msg = encodePush(p.seq, p.g.cfg.Name, msg)
+		f.msg = encodePush(p.seq, p.g.cfg.Name, msg)
+		f.sends = []pushSend{{p.seq, now}}
 	}
-	p.holdLocked(p.seq, &inflight{msg: msg, stream: stream, sent: now, due: now.Add(rto), rto: rto, tries: 1})
+	p.holdLocked(p.seq, f)
 	select {
 	case p.wake <- struct{}{}: // the run loop arms its timer
 	default:
 	}
-	return msg
+	return f.msg
 }
 
 // holdLocked keeps f under seq, and gives up the oldest pushes held while
 // there are too many.
 func (p *peer) holdLocked(seq uint64, f *inflight) {
+	f.seq = seq
 	p.unacked[seq] = f
 	p.held += len(f.msg)
 	for len(p.unacked) > maxUnacked || p.held > maxUnackedBytes {
@@ -264,20 +294,33 @@ func (p *peer) holdLocked(seq uint64, f *inflight) {
 	}
 }
 
-// forgetLocked drops the push held under seq, if any, and returns it.
+// lookupLocked returns the push held under seq, the number of any of its
+// tries, if any.
+func (p *peer) lookupLocked(seq uint64) *inflight {
+	if f := p.unacked[seq]; f != nil {
+		return f
+	}
+	return p.retried[seq]
+}
+
+// forgetLocked drops the push held under seq (the number of any of its
+// tries), if any, under every number, and returns it.
 func (p *peer) forgetLocked(seq uint64) *inflight {
-	f := p.unacked[seq]
+	f := p.lookupLocked(seq)
 	if f != nil {
-		delete(p.unacked, seq)
+		delete(p.unacked, f.seq)
+		for _, s := range f.sends[min(1, len(f.sends)):] {
+			delete(p.retried, s.seq)
+		}
 		p.held -= len(f.msg)
 	}
 	return f
 }
 
-// acked forgets the pushes seqs acknowledge, and learns the time to an
-// acknowledgement from those acknowledged at their first send.
-func (p *peer) acked(seqs []uint64) {
-	now := time.Now()
+// acked forgets the pushes seqs acknowledge (each the number of one try;
+// those of pushes no longer held are ignored), and learns the time to an
+// acknowledgement, now, from the send of the try each names.
+func (p *peer) acked(seqs []uint64, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range seqs {
@@ -285,11 +328,12 @@ func (p *peer) acked(seqs []uint64) {
 		if f == nil {
 			continue
 		}
-		if f.tries != 1 {
-			continue // which send it answers is not known (Karn)
+		i := slices.IndexFunc(f.sends, func(t pushSend) bool { return t.seq == s })
+		if i < 0 {
+			continue // a stream: never acknowledged by a member that follows the protocol
 		}
 		p.backoff = 0
-		r := now.Sub(f.sent)
+		r := max(now.Sub(f.sends[i].at), 0)
 		if p.srtt == 0 {
 			p.srtt, p.rttvar = r, r/2
 			continue
@@ -312,10 +356,12 @@ func (p *peer) nextDue() (time.Time, bool) {
 	return next, !next.IsZero()
 }
 
-// resendDue sends again every push whose try is due at now, and gives up
-// those sent maxPushTries times.
+// resendDue sends again, as sent at now, every push whose try is due at
+// now (a packet push under a new number), and gives up those sent
+// maxPushTries times.
 func (p *peer) resendDue(now time.Time) {
 	var again []*inflight
+	var msgs [][]byte // the message of each try in again, as it is sent
 	p.mu.Lock()
 	for s, f := range p.unacked {
 		switch {
@@ -328,10 +374,16 @@ func (p *peer) resendDue(now time.Time) {
 			f.rto = min(2*f.rto, maxPushRTO)
 			f.due = now.Add(f.rto)
 			p.backoff = max(p.backoff, f.rto)
-			again = append(again, f)
 			if f.stream {
 				p.forgetLocked(s) // held again if it fails again
+			} else {
+				p.seq++
+				f.msg = renumberPush(f.msg, p.seq)
+				f.sends = append(f.sends, pushSend{p.seq, now})
+				p.retried[p.seq] = f
 			}
+			again = append(again, f)
+			msgs = append(msgs, f.msg)
 		}
 	}
 	p.mu.Unlock()
@@ -339,10 +391,10 @@ func (p *peer) resendDue(now time.Time) {
 	if node == nil {
 		return // gone: gossip and anti-entropy take over
 	}
-	for _, f := range again {
+	for i, f := range again {
 		p.g.stats.pushRetries.Add(1)
 		if !f.stream {
-			p.sendPackets(node, f.msg)
+			p.sendPackets(node, msgs[i])
 			continue
 		}
 		if err := p.g.sendReliable(KindDelta, node, f.msg); err != nil {

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -136,10 +137,17 @@ func TestGossip_OlderMemberGetsPlainPushes(t *testing.T) {
 	}
 }
 
+// testPeer is the sender to a member n1 that is not (or no longer) a
+// member: its tries are numbered and held, and nothing is sent.
+func testPeer() *peer {
+	return &peer{g: &Gossip{clocks: newClockBook(), cfg: Config{Name: "n0"}}, name: "n1",
+		unacked: map[uint64]*inflight{}, retried: map[uint64]*inflight{}}
+}
+
 // A peer holds at most maxUnacked pushes and maxUnackedBytes of them: past
 // either, the oldest is given up (left to gossip and anti-entropy).
 func TestPeer_HoldsBoundedPushes(t *testing.T) {
-	p := &peer{g: &Gossip{}, unacked: map[uint64]*inflight{}}
+	p := testPeer()
 	for s := uint64(1); s <= maxUnacked+10; s++ {
 		p.holdLocked(s, &inflight{msg: make([]byte, 100)})
 	}
@@ -156,37 +164,122 @@ func TestPeer_HoldsBoundedPushes(t *testing.T) {
 	}
 }
 
+// A push sent again is held under each number it went under, but counted
+// once against maxUnacked and maxUnackedBytes, and given up (the oldest,
+// or after its last try) under every number at once.
+func TestPeer_RetriedPushesBounded(t *testing.T) {
+	p := testPeer()
+	msg := encodeRecords(kindDelta, "n0", nil)
+	t0 := time.Unix(1_000_000, 0)
+	var first []uint64 // the first try's number of each push
+	for range maxUnacked {
+		p.track(msg, false, t0)
+		first = append(first, p.seq)
+	}
+	size := p.held / maxUnacked
+	now := t0
+	for range maxPushTries - 1 {
+		now = now.Add(maxPushRTO)
+		p.resendDue(now) // n1 is no member: nothing is sent
+	}
+	if len(p.unacked) != maxUnacked || len(p.retried) != (maxPushTries-1)*maxUnacked || p.held != maxUnacked*size {
+		t.Fatalf("held %d pushes under %d more numbers, %d bytes; want %d under %d more, %d bytes",
+			len(p.unacked), len(p.retried), p.held, maxUnacked, (maxPushTries-1)*maxUnacked, maxUnacked*size)
+	}
+	p.track(msg, false, now) // past maxUnacked: the oldest push goes, with its numbers
+	if p.lookupLocked(first[0]) != nil || len(p.unacked) != maxUnacked || len(p.retried) != (maxPushTries-1)*(maxUnacked-1) || p.held != maxUnacked*size {
+		t.Fatalf("after the oldest was given up: %d pushes under %d more numbers, %d bytes", len(p.unacked), len(p.retried), p.held)
+	}
+	p.resendDue(now.Add(maxPushRTO)) // the last tries are over: all but the newest given up
+	if len(p.unacked) != 1 || len(p.retried) != 1 || p.held != size || p.g.stats.pushesGivenUp.Load() != maxUnacked {
+		t.Fatalf("held %d pushes under %d more numbers, %d bytes, given up %d; want the newest push, sent twice, and %d given up",
+			len(p.unacked), len(p.retried), p.held, p.g.stats.pushesGivenUp.Load(), maxUnacked)
+	}
+}
+
 // A peer dropped (its member failed or left) counts what it held as given
 // up or dropped, and holds nothing after.
 func TestPeer_AbandonCounts(t *testing.T) {
-	p := &peer{g: &Gossip{}, unacked: map[uint64]*inflight{}}
-	for s := uint64(1); s <= 3; s++ {
-		p.holdLocked(s, &inflight{msg: make([]byte, 100)})
+	p := testPeer()
+	msg := encodeRecords(kindDelta, "n0", nil)
+	for range 3 {
+		p.track(msg, false, time.Now())
 	}
+	p.resendDue(time.Now().Add(time.Hour))
 	p.pending = [][]byte{[]byte("a"), []byte("b")}
 	p.abandon()
 	if got, dropped := p.g.stats.pushesGivenUp.Load(), p.g.stats.dropped.Load(); got != 3 || dropped != 2 {
 		t.Fatalf("given up %d, dropped %d; want 3 and 2", got, dropped)
 	}
-	if len(p.unacked) != 0 || p.held != 0 || len(p.pending) != 0 {
-		t.Fatalf("still held: %d pushes, %d bytes, %d pending", len(p.unacked), p.held, len(p.pending))
+	if len(p.unacked) != 0 || len(p.retried) != 0 || p.held != 0 || len(p.pending) != 0 {
+		t.Fatalf("still held: %d pushes under %d more numbers, %d bytes, %d pending", len(p.unacked), len(p.retried), p.held, len(p.pending))
 	}
 	p.holdLocked(9, &inflight{msg: make([]byte, 10)}) // a stream retry racing the drop
 }
 
 // The retransmission timeout follows the time to an acknowledgement
-// (RFC 6298), counting only pushes acknowledged at their first send.
+// (RFC 6298); numbers of pushes not held are ignored.
 func TestPeer_TimeToAckLearned(t *testing.T) {
-	p := &peer{g: &Gossip{}, unacked: map[uint64]*inflight{}}
-	now := time.Now()
-	p.holdLocked(1, &inflight{sent: now.Add(-300 * time.Millisecond), tries: 1})
-	p.holdLocked(2, &inflight{sent: now.Add(-5 * time.Second), tries: 3})
-	p.acked([]uint64{1, 2, 99})
+	p := testPeer()
+	t0 := time.Unix(1_000_000, 0)
+	p.track(encodeRecords(kindDelta, "n0", nil), false, t0)
+	p.acked([]uint64{p.seq, p.seq + 99}, t0.Add(300*time.Millisecond))
 	if len(p.unacked) != 0 || p.held != 0 {
 		t.Fatalf("%d pushes, %d bytes still held", len(p.unacked), p.held)
 	}
-	if p.srtt < 300*time.Millisecond || p.srtt > time.Second || p.rttvar != p.srtt/2 {
-		t.Fatalf("srtt %v, rttvar %v: want about 300ms from the first-try push alone, rttvar half of it", p.srtt, p.rttvar)
+	if p.srtt != 300*time.Millisecond || p.rttvar != 150*time.Millisecond {
+		t.Fatalf("srtt %v, rttvar %v: want 300ms and 150ms", p.srtt, p.rttvar)
+	}
+}
+
+// Each try of a push goes under a number of its own (RFC 9002, section
+// 2), so an acknowledgement of any try forgets the push and times the
+// round trip from that try's send; the acknowledgements of its other
+// tries, coming after, change nothing. Before, an acknowledgement of a
+// push sent again gave no sample (Karn's rule), and the timeout learnt
+// only from the fastest round trips.
+func TestPeer_EveryTryTimed(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	for _, tc := range []struct {
+		name     string
+		try      int           // the try acknowledged first: 0 the first, 1 the second
+		at       time.Duration // when, after the first send (the second is at minPushRTO)
+		wantSRTT time.Duration
+	}{
+		{"second try acknowledged", 1, minPushRTO + 30*time.Millisecond, 30 * time.Millisecond},
+		{"first try acknowledged after the second was sent", 0, minPushRTO + 30*time.Millisecond, minPushRTO + 30*time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testPeer()
+			delta := encodeRecords(kindDelta, "n0", nil)
+			sent := p.track(delta, false, t0)
+			p.track(delta, false, t0.Add(time.Hour)) // another push, not due
+			other := p.seq
+			p.resendDue(t0.Add(minPushRTO)) // n1 is no member: nothing is sent
+			f := p.unacked[other-1]
+			if f == nil || len(f.sends) != 2 || f.sends[1].at != t0.Add(minPushRTO) || f.sends[1].seq <= other {
+				t.Fatalf("the push sent again: %+v; want a second try, numbered past the other push", f)
+			}
+			seq, _, body, _ := pushHeader(f.msg)
+			_, _, body0, _ := pushHeader(sent)
+			if seq != f.sends[1].seq || !bytes.Equal(body, body0) {
+				t.Fatalf("the second try is numbered %d, want %d, or its records changed", seq, f.sends[1].seq)
+			}
+			held := p.held
+			p.acked([]uint64{f.sends[tc.try].seq}, t0.Add(tc.at))
+			if p.lookupLocked(f.sends[0].seq) != nil || p.lookupLocked(f.sends[1].seq) != nil || len(p.retried) != 0 || p.held != held-len(f.msg) {
+				t.Fatalf("the push is still held (%d bytes, %d numbers of tries)", p.held, len(p.retried))
+			}
+			if p.srtt != tc.wantSRTT || p.rttvar != tc.wantSRTT/2 || p.backoff != 0 {
+				t.Fatalf("srtt %v, rttvar %v, backoff %v; want %v, %v, none", p.srtt, p.rttvar, p.backoff, tc.wantSRTT, tc.wantSRTT/2)
+			}
+			// The other try's acknowledgement, and the same one again, come
+			// late: the push is forgotten, and nothing changes.
+			p.acked([]uint64{f.sends[1-tc.try].seq, f.sends[tc.try].seq}, t0.Add(time.Minute))
+			if p.srtt != tc.wantSRTT || p.rttvar != tc.wantSRTT/2 || p.held != held-len(f.msg) || p.unacked[other] == nil {
+				t.Fatalf("after late acknowledgements: srtt %v, rttvar %v, %d bytes held, other push held %v", p.srtt, p.rttvar, p.held, p.unacked[other] != nil)
+			}
+		})
 	}
 }
 
@@ -214,27 +307,26 @@ func TestGossip_PushRefusedIsAppliedWhenSentAgain(t *testing.T) {
 	}
 }
 
-// A timeout doubled by a retry is kept for new pushes until a push is
-// acknowledged at its first send (RFC 6298, 5.7): a receiver slower than
-// the timeout would otherwise give no sample (Karn) and get every push
-// twice.
+// A timeout doubled by a retry is kept for new pushes until an
+// acknowledgement gives a sample (RFC 6298, 5.7), of whichever try.
 func TestPeer_BackedOffTimeoutKept(t *testing.T) {
-	p := &peer{g: &Gossip{clocks: newClockBook(), cfg: Config{Name: "n0"}}, name: "n1", unacked: map[uint64]*inflight{}}
+	p := testPeer()
 	msg := encodeRecords(kindDelta, "n0", nil)
-	p.track(msg, false)
+	t0 := time.Unix(1_000_000, 0)
+	p.track(msg, false, t0)
 	first := p.seq
 	if f := p.unacked[first]; f.rto != minPushRTO {
 		t.Fatalf("first timeout %v, want %v", f.rto, minPushRTO)
 	}
-	p.resendDue(time.Now().Add(time.Second)) // n1 is no member: nothing is sent
-	p.track(msg, false)
+	p.resendDue(t0.Add(time.Second)) // n1 is no member: nothing is sent
+	p.track(msg, false, t0.Add(time.Second))
 	second := p.seq
 	if got := p.unacked[second].rto; got != 2*minPushRTO {
 		t.Fatalf("timeout of a push after a retry %v, want the doubled %v", got, 2*minPushRTO)
 	}
-	p.acked([]uint64{first, second})
-	p.track(msg, false)
+	p.acked([]uint64{second}, t0.Add(time.Second+20*time.Millisecond))
+	p.track(msg, false, t0.Add(2*time.Second))
 	if got := p.unacked[p.seq].rto; got != minPushRTO || p.backoff != 0 {
-		t.Fatalf("after a sample: timeout %v, backoff %v; want %v and none", got, p.backoff, minPushRTO)
+		t.Fatalf("after a sample of 20ms: timeout %v, backoff %v; want %v and none", got, p.backoff, minPushRTO)
 	}
 }

@@ -237,16 +237,17 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		Log:               c.App.ErrWriter,
 		Progress:          c.App.ErrWriter,
 	}
-	if err := checkBenchOptions(opts); err != nil {
+	if err := checkBenchOptions(opts, c.String("cpuprofile")); err != nil {
 		return none, err
 	}
 	return opts, nil
 }
 
-// checkBenchOptions refuses a timer set the bench does not know, and a
-// size or a count that is not above 0 (a history below 0), naming the
-// flag.
-func checkBenchOptions(opts bench.Options) error {
+// checkBenchOptions refuses a timer set the bench does not know, a size or
+// a count that is not above 0 (a history below 0), and a scenario's CPU
+// profile that could not be written or would run beside cpuprofile (the
+// whole run's), naming the flag.
+func checkBenchOptions(opts bench.Options, cpuprofile string) error {
 	if err := bench.ParseTimers(opts.Timers); err != nil {
 		return fmt.Errorf("--timers: %w", err)
 	}
@@ -271,6 +272,23 @@ func checkBenchOptions(opts bench.Options) error {
 	} {
 		if !f.ok {
 			return fmt.Errorf("--%s must be above 0", f.name)
+		}
+	}
+	// The scenario profiles are written after the fill: a path that cannot
+	// be written, or a profile beside --cpuprofile (one CPU profile at a
+	// time), is refused before any work.
+	for _, p := range []struct{ name, path string }{
+		{"catchup-cpuprofile", opts.CatchupCPUProfile},
+		{"heal-cpuprofile", opts.HealCPUProfile},
+	} {
+		if p.path == "" {
+			continue
+		}
+		if cpuprofile != "" {
+			return fmt.Errorf("--%s cannot be taken beside --cpuprofile (one CPU profile at a time)", p.name)
+		}
+		if err := bench.CheckProfilePath(p.path); err != nil {
+			return fmt.Errorf("--%s: %w", p.name, err)
 		}
 	}
 	if opts.HealHistory < 0 {

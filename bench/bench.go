@@ -334,6 +334,14 @@ func Run(ctx context.Context, scenarios []string, opts Options, w io.Writer) (*R
 	if err := ParseTimers(opts.Timers); err != nil {
 		return r, err
 	}
+	// The profiles' files are written after minutes of work: a bad path
+	// fails now.
+	if err := CheckProfilePath(opts.CatchupCPUProfile); err != nil {
+		return r, fmt.Errorf("catchup: %w", err)
+	}
+	if err := CheckProfilePath(opts.HealCPUProfile); err != nil {
+		return r, fmt.Errorf("heal: %w", err)
+	}
 	WriteHeader(w, r.Machine, opts.Timers)
 	for _, s := range scenarios {
 		if err := ctx.Err(); err != nil {

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -201,6 +203,27 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 		return ctx.Err()
 	})
 	return res, err
+}
+
+// CheckProfilePath returns an error if no file can be written at path (its
+// directory is missing or not writable, or it is a directory), so that a
+// scenario's profile option fails before the minutes of work that come
+// before the profile. It opens the file for writing and removes it again
+// if it created it. An empty path is fine: no profile.
+func CheckProfilePath(path string) error {
+	if path == "" {
+		return nil
+	}
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o666)
+	if err != nil {
+		return fmt.Errorf("create CPU profile: %w", err)
+	}
+	f.Close()
+	if errors.Is(statErr, fs.ErrNotExist) {
+		os.Remove(path)
+	}
+	return nil
 }
 
 // startFileProfile starts a CPU profile of the process into the file at

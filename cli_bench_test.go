@@ -29,6 +29,7 @@ func TestBench_BadOptions(t *testing.T) {
 		{[]string{"--wan-loss", "150"}, "150"},
 		{[]string{"--heal-history", "-1"}, "--heal-history"},
 		{[]string{"--split-for", "-1s"}, "--split-for"},
+		{[]string{"--catchup-newcomer", "thread"}, "--catchup-newcomer"},
 		{[]string{"--catchup-cpuprofile", missing}, "--catchup-cpuprofile"},
 		{[]string{"--heal-cpuprofile", missing}, "--heal-cpuprofile"},
 		{[]string{"--cpuprofile", beside, "--catchup-cpuprofile", filepath.Join(t.TempDir(), "c.prof")}, "beside --cpuprofile"},

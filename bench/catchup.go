@@ -306,9 +306,10 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 		}
 		res.BytesNewcomer = b
 		res.RepairedAll += r
-		// Its records: read from its store, once it has left and closed it.
+		// Its records: read from its store, once it has left and closed it
+		// (or, killed, left it for Badger to recover from its log).
 		if _, err := agent.stop(); err != nil {
-			return err
+			h.Logf("catchup: %v", err)
 		}
 		if res.Converged {
 			st, err := agent.openStore()

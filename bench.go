@@ -33,7 +33,8 @@ func benchCommand() *cli.Command {
 			"  list         admin listing pages with a million sessions in the store\n" +
 			"  wan          propagation over links of 50 ms ± 20 ms with 1 % and 5 % loss, push on and off\n" +
 			"  sites        propagation, bytes and CPU per login at 10, 30 and 100 sites\n" +
-			"  catchup      a new node joins stores of a million sessions while logins go on\n" +
+			"  catchup      a new node joins stores of a million sessions while logins go on (the new\n" +
+			"               node is this binary run as `ussync agent`, its memory measured apart)\n" +
 			"  heal         a 3 | 2 split with many changes on each side, and long splits, healed\n" +
 			"  restart      a node killed and restarted: time to converge\n" +
 			"  footprint    memory and disk per session, store open time after a restart\n" +
@@ -62,7 +63,8 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "catchup-sessions", Value: d.CatchupSessions, Usage: "sessions in the cluster's stores when the new node joins (catchup)"},
 			&cli.IntFlag{Name: "catchup-users", Value: d.CatchupUsers, Usage: "users in the cluster's stores (catchup)"},
 			&cli.IntFlag{Name: "catchup-rate", Value: d.CatchupRate, Usage: "logins per second served during the catch-up (catchup)"},
-			&cli.StringFlag{Name: "catchup-cpuprofile", Usage: "write a CPU profile of the catch-up alone (newcomer start to equal digests, not the fill) to `FILE` (catchup)"},
+			&cli.StringFlag{Name: "catchup-newcomer", Value: d.CatchupNewcomer, Usage: "how the new node runs: `MODE` process (`ussync agent`, this binary, in a process of its own: its peak memory measured apart) or inprocess (beside the cluster's nodes in this process) (catchup)"},
+			&cli.StringFlag{Name: "catchup-cpuprofile", Usage: "write a CPU profile of the catch-up alone (newcomer start to equal digests, not the fill) to `FILE`: of this process, so of the newcomer too only with --catchup-newcomer inprocess (catchup)"},
 			&cli.IntFlag{Name: "heal-changes", Value: d.HealChanges, Usage: "changes on each side of the split (heal)"},
 			&cli.IntFlag{Name: "heal-history", Value: d.HealHistory, Usage: "sessions every store holds before the split, half of the logouts ending one of them (heal)"},
 			&cli.StringFlag{Name: "heal-cpuprofile", Usage: "write a CPU profile of the heal alone (the heal to convergence, of the split with --heal-changes) to `FILE` (heal)"},
@@ -241,6 +243,7 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		CatchupUsers:      c.Int("catchup-users"),
 		CatchupRate:       c.Int("catchup-rate"),
 		CatchupCPUProfile: c.String("catchup-cpuprofile"),
+		CatchupNewcomer:   c.String("catchup-newcomer"),
 		HealChanges:       c.Int("heal-changes"),
 		HealHistory:       c.Int("heal-history"),
 		HealCPUProfile:    c.String("heal-cpuprofile"),
@@ -256,12 +259,15 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 	return opts, nil
 }
 
-// checkBenchOptions refuses a timer set the bench does not know, and a
-// size or a count that is not above 0 (a history below 0), naming the
-// flag.
+// checkBenchOptions refuses a timer set or a newcomer mode the bench does
+// not know, and a size or a count that is not above 0 (a history below
+// 0), naming the flag. The profile and trace paths are checkBenchOutputs'.
 func checkBenchOptions(opts bench.Options) error {
 	if err := bench.ParseTimers(opts.Timers); err != nil {
 		return fmt.Errorf("--timers: %w", err)
+	}
+	if err := bench.ParseNewcomer(opts.CatchupNewcomer); err != nil {
+		return fmt.Errorf("--catchup-newcomer: %w", err)
 	}
 	for _, f := range []struct {
 		name string

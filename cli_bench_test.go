@@ -1,15 +1,25 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/ussync/ussync/bench"
 )
 
 // TestBench_BadOptions: a bad bench option is refused before anything
 // runs, with one error line naming it and exit code 2 (a flag the command
 // cannot take).
 func TestBench_BadOptions(t *testing.T) {
+	// A profile path that cannot be written (a missing directory: the
+	// tests may run as root, whom a directory's mode does not stop).
+	missing := filepath.Join(t.TempDir(), "missing", "cpu.prof")
+	beside := filepath.Join(t.TempDir(), "whole.prof")
 	for _, c := range []struct {
 		args []string
 		want string
@@ -20,13 +30,95 @@ func TestBench_BadOptions(t *testing.T) {
 		{[]string{"--heal-history", "-1"}, "--heal-history"},
 		{[]string{"--split-for", "-1s"}, "--split-for"},
 		{[]string{"--scenario", "wan", "--wan-concurrency", "0"}, "--wan-concurrency"},
+		{[]string{"--catchup-newcomer", "thread"}, "--catchup-newcomer"},
+		{[]string{"--catchup-cpuprofile", missing}, "--catchup-cpuprofile"},
+		{[]string{"--heal-cpuprofile", missing}, "--heal-cpuprofile"},
+		{[]string{"--cpuprofile", beside, "--catchup-cpuprofile", filepath.Join(t.TempDir(), "c.prof")}, "beside --cpuprofile"},
 	} {
-		code, stdout, stderr := runCLI(t, append([]string{"bench"}, c.args...)...)
+		// Tiny sizes, should a refusal ever fail to come before the work.
+		tiny := []string{"--scenario", "catchup,heal", "--timers", "test", "--catchup-sessions", "20", "--catchup-users", "4",
+			"--heal-changes", "5", "--split-timers", "test", "--split-for", "1s"}
+		args := append(append([]string{"bench"}, tiny...), c.args...)
+		code, stdout, stderr := runCLI(t, args...)
 		if code != 2 || stdout != "" {
 			t.Errorf("%v: exit %d, stdout %q; want 2 and nothing", c.args, code, stdout)
 		}
 		oneErrorLine(t, stderr, c.want)
 	}
+	if _, err := os.Stat(beside); err == nil {
+		t.Errorf("the refused run created its --cpuprofile %s", beside)
+	}
+}
+
+// TestBench_CatchupNewcomerProcess runs the catchup scenario at a tiny size
+// with its newcomer as an agent process (this test binary, which runs as
+// ussync when started as `agent`: TestMain): the newcomer converges, its own peak memory and bytes are
+// reported, and no process or directory is left behind. It says nothing of
+// speed.
+func TestBench_CatchupNewcomerProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and an agent process")
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	code, stdout, stderr := runCLI(t, "bench", "--scenario", "catchup", "--timers", "test", "--catchup-newcomer", "process",
+		"--catchup-sessions", "500", "--catchup-users", "100", "--catchup-rate", "20", "--json")
+	t.Logf("stderr:\n%s", stderr)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var r bench.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("decode the report: %v\n%s", err, stdout)
+	}
+	c := r.Catchup
+	if c == nil || c.Newcomer != bench.NewcomerProcess || !c.Converged || c.RepairedAll < 600 || c.BytesNewcomer <= 0 {
+		t.Fatalf("catchup %+v: want a converged agent newcomer, the records repaired, its bytes counted", c)
+	}
+	if runtime.GOOS == "linux" {
+		// A Go program with a store open holds megabytes; a figure below
+		// 1 MiB is not an agent's.
+		if c.NewcomerRSSPeak < 1<<20 {
+			t.Errorf("newcomer peak RSS %d bytes: not measured", c.NewcomerRSSPeak)
+		}
+		if kids := children(t, os.Getpid()); len(kids) > 0 {
+			t.Errorf("processes left running: %v", kids)
+		}
+	}
+	if !strings.Contains(stderr, "memory of the newcomer's process") {
+		t.Errorf("the table lacks the newcomer's memory")
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("%d temporary entries left, first %s", len(left), left[0].Name())
+	}
+}
+
+// children lists the processes whose parent is pid, as "pid command"
+// (Linux's /proc).
+func children(t *testing.T, pid int) []string {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after
+		// its closing parenthesis.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, d.Name()+" "+s[strings.IndexByte(s, '(')+1:strings.LastIndexByte(s, ')')])
+		}
+	}
+	return out
 }
 
 // TestBench_BadOutputsRefusedFirst: a profile or trace the bench could not

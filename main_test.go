@@ -15,6 +15,17 @@ import (
 	"github.com/ussync/ussync/client"
 )
 
+// TestMain runs this test binary as the ussync program when it is started
+// as `<binary> agent ...`: the bench's process newcomer runs
+// os.Executable() so, which under go test is this binary (go test itself
+// never passes a bare command word).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "agent" {
+		os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
 // runCLI runs the program in-process with a clean USSYNC_* environment.
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()

@@ -157,6 +157,19 @@ type Options struct {
 	// without the fill and the start that come before it. It cannot be
 	// taken beside a profile of the whole run (--cpuprofile).
 	CatchupCPUProfile string
+	// CatchupNewcomer is how the catchup scenario runs its newcomer:
+	// NewcomerProcess (`ussync agent` in a process of its own, whose peak
+	// memory is measured apart: DefaultOptions', so the command's
+	// default) or NewcomerInProcess (beside the cluster's nodes in this
+	// process; a CPU profile of the catch-up then holds the newcomer's
+	// samples too). Empty is NewcomerInProcess, not DefaultOptions' value:
+	// a caller of the package (a test binary) is not the ussync program
+	// that NewcomerProcess runs unless it says so.
+	CatchupNewcomer string
+	// Agent is the ussync binary NewcomerProcess runs; empty: this
+	// program (os.Executable), which must then be ussync itself (a test
+	// binary is not, unless it runs as ussync when asked).
+	Agent string
 	// HealChanges is the number of changes made on each side of the heal
 	// scenario's partition.
 	HealChanges int
@@ -207,6 +220,7 @@ func DefaultOptions() Options {
 		CatchupSessions:   1_000_000,
 		CatchupUsers:      200_000,
 		CatchupRate:       100,
+		CatchupNewcomer:   NewcomerProcess,
 		HealChanges:       50_000,
 		SplitTimers:       []string{TimersLAN, TimersWAN},
 		FootprintSessions: 1_000_000,
@@ -268,6 +282,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CatchupRate <= 0 {
 		o.CatchupRate = d.CatchupRate
+	}
+	if o.CatchupNewcomer == "" {
+		o.CatchupNewcomer = NewcomerInProcess // see Options.CatchupNewcomer
 	}
 	if o.HealChanges <= 0 {
 		o.HealChanges = d.HealChanges
@@ -352,6 +369,17 @@ func Run(ctx context.Context, scenarios []string, opts Options, w io.Writer) (*R
 	r := &Report{Machine: ThisMachine(), Options: reportOptions(opts)}
 	if err := ParseTimers(opts.Timers); err != nil {
 		return r, err
+	}
+	if err := ParseNewcomer(opts.CatchupNewcomer); err != nil {
+		return r, err
+	}
+	// The profiles' files are written after minutes of work: a bad path
+	// fails now.
+	if err := CheckProfilePath(opts.CatchupCPUProfile); err != nil {
+		return r, fmt.Errorf("catchup: %w", err)
+	}
+	if err := CheckProfilePath(opts.HealCPUProfile); err != nil {
+		return r, fmt.Errorf("heal: %w", err)
 	}
 	WriteHeader(w, r.Machine, opts.Timers)
 	for _, s := range scenarios {

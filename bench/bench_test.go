@@ -180,6 +180,11 @@ func TestRun_SmokeScale(t *testing.T) {
 		if c == nil || !c.Converged || c.RepairedAll < 3000 || c.Logins == 0 || c.LoginErrors != 0 {
 			t.Fatalf("catchup %+v: want converged, the records repaired, logins served", c)
 		}
+		// Options' zero value: the newcomer in this process (this test
+		// binary is not ussync; the command's test runs it as an agent).
+		if c.Newcomer != NewcomerInProcess || c.NewcomerRSSPeak != 0 {
+			t.Errorf("newcomer %q with its own peak RSS %d: want in process, not measured apart", c.Newcomer, c.NewcomerRSSPeak)
+		}
 	})
 	t.Run("heal", func(t *testing.T) {
 		if len(r.Heal) != 2 {

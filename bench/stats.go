@@ -112,8 +112,12 @@ func joinInts(v []int) string {
 }
 
 // Memory of this process, from /proc/self/status (Linux; 0 elsewhere).
-func procStatus(field string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func procStatus(field string) int64 { return procStatusOf("/proc/self/status", field) }
+
+// procStatusOf reads a field counted in kB from a /proc/<pid>/status file
+// at path, in bytes; 0 if there is none.
+func procStatusOf(path, field string) int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}

@@ -267,6 +267,26 @@ func TestAPI_Auth(t *testing.T) {
 	})
 }
 
+// TestAPI_HealthzDigest: GET /healthz shows the fingerprint of the
+// store's digest, which follows every write.
+func TestAPI_HealthzDigest(t *testing.T) {
+	e := newAPIEnv(t)
+	digest := func() string {
+		var h healthzBody
+		e.do("GET", "/healthz", nil, "Authorization", "").want(t, http.StatusOK, &h)
+		d := e.store.Digest()
+		if h.Digest != d.Fingerprint() {
+			t.Errorf("healthz digest %q, the store's %q", h.Digest, d.Fingerprint())
+		}
+		return h.Digest
+	}
+	empty := digest()
+	e.do("PUT", "/v1/users/a@example.com", `{"login":"x"}`).want(t, http.StatusOK, nil)
+	if after := digest(); after == empty || len(after) != 16 {
+		t.Errorf("digest %q before a write, %q after: want a new 16-character fingerprint", empty, after)
+	}
+}
+
 func TestAPI_Decoding(t *testing.T) {
 	e := newAPIEnv(t)
 	for _, tc := range []struct {

@@ -21,7 +21,8 @@ import (
 //
 // /healthz also says how the node is (client.GossipHealth.Status: ok,
 // catching_up, site_down, isolated, key_mismatch, storage_full) and why,
-// without failing: a restart fixes none of them.
+// without failing: a restart fixes none of them; and the fingerprint of its
+// store's digest, to compare with another node's.
 //
 // Both are on the private listener, without a token, like /metrics.
 
@@ -67,6 +68,12 @@ type healthzBody struct {
 	FailClosed  bool `json:"fail_closed,omitempty"`
 	SiteDown    bool `json:"site_down,omitempty"`
 	StorageFull bool `json:"storage_full,omitempty"`
+	// Digest is the fingerprint of the store's anti-entropy digest
+	// (session.Digest.Fingerprint, 16 hex characters): nodes that show
+	// the same hold the same records, as far as the digest tells. It
+	// changes with every write; a watcher of a catch-up compares it with
+	// a peer's.
+	Digest string `json:"digest,omitempty"`
 }
 
 // healthz is GET /healthz: 200 while the process serves, with gossip's
@@ -79,6 +86,10 @@ func (a *api) healthz(w http.ResponseWriter, _ *http.Request) error {
 		body.FailClosed, body.SiteDown, body.StorageFull = h.FailClosed, h.SiteDown, h.StorageFull
 	} else if a.GossipHealth != nil {
 		body.Gossip, body.Reason = a.GossipHealth()
+	}
+	if a.svc != nil && a.svc.Store != nil {
+		d := a.svc.Store.Digest()
+		body.Digest = d.Fingerprint()
 	}
 	writeJSON(w, http.StatusOK, &body)
 	return nil

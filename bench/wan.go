@@ -157,23 +157,11 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 			// would be measured. One operation in flight, fewer rounds.
 			workers, rounds = 1, max(1, opts.WANRounds/4)
 		}
+		stopProfile := func() error { return nil }
 		if push {
-			var err error
-			prefix := ""
-			if opts.WANTrace != "" {
-				prefix = fmt.Sprintf("%s-loss%g", opts.WANTrace, 100*loss)
-			}
-			if p.slow, err = newSlowWatch(c, wanDelay+wanJitter+TargetWANMargin, prefix); err != nil {
+			if stopProfile, err = watchWANRounds(c, p, n, loss, opts); err != nil {
 				return err
 			}
-		}
-		profile := ""
-		if push && opts.WANCPUProfile != "" {
-			profile = fmt.Sprintf("%s-loss%g-%d.pprof", opts.WANCPUProfile, 100*loss, n)
-		}
-		stopProfile, err := startFileProfile(profile)
-		if err != nil {
-			return err
 		}
 		before := pushStats(c)
 		cpu0, wall0 := processCPU(), time.Now()
@@ -190,20 +178,8 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		if err != nil {
 			return err
 		}
-		// What was lost within 5 s must still arrive: by gossip, or by the
-		// anti-entropy round owed to a member that was thought dead.
-		conv, unconverged := -1.0, ""
-		if d, ok := waitConverged(ctx, c.Members, time.Now(), wanConvergeLimit, 20*time.Millisecond, nil); ok {
-			conv = d.Seconds()
-		} else {
-			unconverged = nodetest.Differ(c.Members...)
-		}
-		var lost, delayed, dups uint64
-		for _, m := range c.Members {
-			fs := m.Faults.Stats()
-			lost, delayed = lost+fs.PacketsLost, delayed+fs.Delayed
-			dups += m.Gossip().Stats().Duplicates
-		}
+		conv, unconverged := wanConverged(ctx, c)
+		lost, delayed, dups := linkStats(c)
 		for _, r := range p.results(n) {
 			w := WANResult{Nodes: n, Loss: loss, Push: push, Op: r.Op, Latency: r.Latency, Lost: r.Lost,
 				PacketsLost: lost, Delayed: delayed, Duplicates: dups, ConvergedSeconds: conv, Unconverged: unconverged,
@@ -223,6 +199,53 @@ func wanRun(ctx context.Context, n int, loss float64, push bool, opts Options) (
 		return nil
 	})
 	return out, err
+}
+
+// wanConverged waits for c's members to hold the same records after the
+// rounds (what was lost within 5 s must still arrive: by gossip, or by the
+// anti-entropy round owed to a member that was thought dead) and returns
+// how long that took in seconds, or -1 and what still differed.
+func wanConverged(ctx context.Context, c *nodetest.Cluster) (seconds float64, unconverged string) {
+	if d, ok := waitConverged(ctx, c.Members, time.Now(), wanConvergeLimit, 20*time.Millisecond, nil); ok {
+		return d.Seconds(), ""
+	}
+	return -1, nodetest.Differ(c.Members...)
+}
+
+// linkStats sums, over c's members, the packets the faults lost, the
+// packets and stream writes they delayed, and the push copies dropped
+// unread.
+func linkStats(c *nodetest.Cluster) (lost, delayed, dups uint64) {
+	for _, m := range c.Members {
+		fs := m.Faults.Stats()
+		lost, delayed = lost+fs.PacketsLost, delayed+fs.Delayed
+		dups += m.Gossip().Stats().Duplicates
+	}
+	return lost, delayed, dups
+}
+
+// watchWANRounds sets up what watches the measured rounds of a wan run
+// with the push on: p's slow watch (with a flight recorder under
+// opts.WANTrace) and the CPU profile of opts.WANCPUProfile, named after the
+// run's loss and size. It returns what stops the profile.
+func watchWANRounds(c *nodetest.Cluster, p *propagation, n int, loss float64, opts Options) (stopProfile func() error, err error) {
+	prefix := ""
+	if opts.WANTrace != "" {
+		prefix = fmt.Sprintf("%s-loss%g", opts.WANTrace, 100*loss)
+	}
+	if p.slow, err = newSlowWatch(c, wanDelay+wanJitter+TargetWANMargin, prefix); err != nil {
+		return nil, err
+	}
+	profile := ""
+	if opts.WANCPUProfile != "" {
+		profile = fmt.Sprintf("%s-loss%g-%d.pprof", opts.WANCPUProfile, 100*loss, n)
+	}
+	stopProfile, err = startFileProfile(profile)
+	if err != nil {
+		p.slow.stop()
+		return nil, err
+	}
+	return stopProfile, nil
 }
 
 // pushStats sums the push counters of c's members.
@@ -265,7 +288,7 @@ func WriteWAN(w io.Writer, rs []WANResult, rounds int) {
 	tw.Flush()
 	fmt.Fprintf(w, "  target at 1%% loss: the largest one-way delay (%v) + %v, one hop; at 5%%: nothing lost. LOST: not everywhere within 5s;\n"+
 		"  CONVERGED: every node holding the same records this long after the last round (what was lost arrived later);\n"+
-		"  AT ONCE: operations kept in flight (--wan-concurrency); CPU: the process's CPU during the rounds, as a share of every core\n"+
+		"  AT ONCE: operations kept in flight (--wan-concurrency); CPU: the process's CPU while the rounds ran, as a share of every core\n"+
 		"  (every node shares this machine: near 100%%, arrivals wait for a CPU and the tail is the machine's, not the links').\n",
 		wanDelay+wanJitter, TargetWANMargin)
 	for i, r := range rs {

@@ -5,11 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/ussync/ussync/bench"
+	"github.com/ussync/ussync/internal/testenv"
 )
 
 // TestBench_BadOptions: a bad bench option is refused before anything
@@ -81,7 +81,7 @@ func TestBench_CatchupNewcomerProcess(t *testing.T) {
 		if c.NewcomerRSSPeak < 1<<20 {
 			t.Errorf("newcomer peak RSS %d bytes: not measured", c.NewcomerRSSPeak)
 		}
-		if kids := children(t, os.Getpid()); len(kids) > 0 {
+		if kids := testenv.Children(t, os.Getpid()); len(kids) > 0 {
 			t.Errorf("processes left running: %v", kids)
 		}
 	}
@@ -91,34 +91,6 @@ func TestBench_CatchupNewcomerProcess(t *testing.T) {
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
 		t.Errorf("%d temporary entries left, first %s", len(left), left[0].Name())
 	}
-}
-
-// children lists the processes whose parent is pid, as "pid command"
-// (Linux's /proc).
-func children(t *testing.T, pid int) []string {
-	t.Helper()
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range dirs {
-		if _, err := strconv.Atoi(d.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so read after
-		// its closing parenthesis.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			out = append(out, d.Name()+" "+s[strings.IndexByte(s, '(')+1:strings.LastIndexByte(s, ')')])
-		}
-	}
-	return out
 }
 
 // TestBench_BadOutputsRefusedFirst: a profile or trace the bench could not

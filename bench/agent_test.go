@@ -5,10 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/ussync/ussync/internal/testenv"
 )
 
 // TestCatchup_AgentFailsToStart: a newcomer agent that exits at start
@@ -34,45 +34,11 @@ func TestCatchup_AgentFailsToStart(t *testing.T) {
 		t.Errorf("error is not one line: %q", err)
 	}
 	if runtime.GOOS == "linux" {
-		if kids := childProcesses(t, os.Getpid()); len(kids) > 0 {
+		if kids := testenv.Children(t, os.Getpid()); len(kids) > 0 {
 			t.Errorf("processes left running: %v", kids)
 		}
 	}
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
 		t.Errorf("%d temporary entries left, first %s", len(left), left[0].Name())
 	}
-}
-
-// childProcesses lists the processes whose parent is pid, as "pid
-// command" (Linux's /proc), after waiting a moment for any still exiting.
-func childProcesses(t *testing.T, pid int) []string {
-	t.Helper()
-	var out []string
-	for try := 0; try < 50; try++ {
-		out = out[:0]
-		dirs, err := os.ReadDir("/proc")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range dirs {
-			if _, err := strconv.Atoi(d.Name()); err != nil {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-			if err != nil {
-				continue // gone meanwhile
-			}
-			// pid (comm) state ppid ...: comm may hold spaces.
-			s := string(b)
-			f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-			if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-				out = append(out, d.Name()+" "+s[strings.IndexByte(s, '(')+1:strings.LastIndexByte(s, ')')])
-			}
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return out
 }

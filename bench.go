@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -322,7 +320,7 @@ func checkBenchOutputs(c *cli.Context) error {
 		if path == "" {
 			continue
 		}
-		if err := writableOutput(path, o.prefix); err != nil {
+		if err := bench.CheckOutput(path, o.prefix); err != nil {
 			return fmt.Errorf("--%s: %w", o.name, err)
 		}
 	}
@@ -334,27 +332,4 @@ func checkBenchOutputs(c *cli.Context) error {
 		}
 	}
 	return nil
-}
-
-// writableOutput reports whether a file can be created at path (prefix
-// false) or beside the prefix path (prefix true), by creating and removing
-// one in its directory.
-func writableOutput(path string, prefix bool) error {
-	if !prefix {
-		if st, err := os.Stat(path); err == nil && st.IsDir() {
-			return fmt.Errorf("%s is a directory", path)
-		}
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".ussync-bench-*")
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("cannot write in %s: %w", dir, err)
-	}
-	name := f.Name()
-	f.Close()
-	return os.Remove(name)
 }

@@ -373,13 +373,21 @@ func Run(ctx context.Context, scenarios []string, opts Options, w io.Writer) (*R
 	if err := ParseNewcomer(opts.CatchupNewcomer); err != nil {
 		return r, err
 	}
-	// The profiles' files are written after minutes of work: a bad path
-	// fails now.
-	if err := CheckProfilePath(opts.CatchupCPUProfile); err != nil {
-		return r, fmt.Errorf("catchup: %w", err)
-	}
-	if err := CheckProfilePath(opts.HealCPUProfile); err != nil {
-		return r, fmt.Errorf("heal: %w", err)
+	// The profiles and traces are written after minutes of work: a bad
+	// path fails now (CheckOutput).
+	for _, o := range []struct {
+		name, path string
+		prefix     bool
+	}{
+		{"catchup CPU profile", opts.CatchupCPUProfile, false}, {"heal CPU profile", opts.HealCPUProfile, false},
+		{"wan CPU profiles", opts.WANCPUProfile, true}, {"wan traces", opts.WANTrace, true}, {"sites traces", opts.SitesTrace, true},
+	} {
+		if o.path == "" {
+			continue
+		}
+		if err := CheckOutput(o.path, o.prefix); err != nil {
+			return r, fmt.Errorf("%s: %w", o.name, err)
+		}
 	}
 	WriteHeader(w, r.Machine, opts.Timers)
 	for _, s := range scenarios {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -498,5 +499,27 @@ func TestWriteCheck_FewClients(t *testing.T) {
 		if !strings.Contains(b.String(), c.want) {
 			t.Errorf("%d clients: want %q:\n%s", c.clients, c.want, b.String())
 		}
+	}
+}
+
+// TestRun_BadOutputFirst: Run refuses a profile or trace path it could not
+// write before it prints or starts anything (the CLI checks the same with
+// CheckOutput; a caller of the package gets the same refusal).
+func TestRun_BadOutputFirst(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing", "x")
+	for _, opts := range []Options{
+		{CatchupCPUProfile: missing}, {HealCPUProfile: missing}, {WANCPUProfile: missing}, {WANTrace: missing}, {SitesTrace: missing},
+	} {
+		var out strings.Builder
+		_, err := Run(context.Background(), []string{ScenarioWAN}, opts, &out)
+		if err == nil || !strings.Contains(err.Error(), "cannot write in") || out.Len() != 0 {
+			t.Errorf("%+v: err %v, output %q; want a refusal and nothing written", opts, err, out.String())
+		}
+	}
+	if err := CheckOutput(t.TempDir(), false); err == nil {
+		t.Error("a directory taken as a profile file")
+	}
+	if err := CheckOutput(filepath.Join(t.TempDir(), "p"), true); err != nil {
+		t.Errorf("a prefix in a writable directory: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
 	"sync"
 	"text/tabwriter"
@@ -340,25 +341,31 @@ func Catchup(ctx context.Context, opts Options) (CatchupResult, error) {
 	return res, err
 }
 
-// CheckProfilePath returns an error if no file can be written at path (its
-// directory is missing or not writable, or it is a directory), so that a
-// scenario's profile option fails before the minutes of work that come
-// before the profile. It opens the file for writing and removes it again
-// if it created it. An empty path is fine: no profile.
-func CheckProfilePath(path string) error {
-	if path == "" {
-		return nil
+// CheckOutput returns an error if no file can be created at path (prefix
+// false: path is the file, and must not be a directory) or beside it
+// (prefix true: path is a prefix the file names start with), found by
+// creating and removing a temporary file in its directory. The profiles
+// and traces are written after minutes of work (the catch-up's profile
+// after the fill, a trace at the first slow operation): a bad path is
+// refused before any.
+func CheckOutput(path string, prefix bool) error {
+	if !prefix {
+		if st, err := os.Stat(path); err == nil && st.IsDir() {
+			return fmt.Errorf("%s is a directory", path)
+		}
 	}
-	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o666)
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".ussync-bench-*")
 	if err != nil {
-		return fmt.Errorf("create CPU profile: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot write in %s: %w", dir, err)
 	}
+	name := f.Name()
 	f.Close()
-	if errors.Is(statErr, fs.ErrNotExist) {
-		os.Remove(path)
-	}
-	return nil
+	return os.Remove(name)
 }
 
 // startFileProfile starts a CPU profile of the process into the file at

@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +24,7 @@ import (
 	"github.com/ussync/ussync/node"
 	"github.com/ussync/ussync/node/nodetest"
 	"github.com/ussync/ussync/session"
+	"go.yaml.in/yaml/v3"
 )
 
 // The catchup scenario's newcomer in a process of its own: the ussync
@@ -118,26 +117,8 @@ func startAgent(ctx context.Context, h *harness, c *nodetest.Cluster, opts Optio
 	a := &agentProc{name: name, data: filepath.Join(dir, "data"), done: make(chan struct{}),
 		log: &tailWriter{prefix: name + ": ", h: h}}
 	sock := filepath.Join(dir, "api.sock")
-	var join []string
-	for _, m := range c.Members {
-		join = append(join, m.GossipAddr())
-	}
-	files := map[string]string{
-		"secret":    c.Secret + "\n",
-		"api-token": c.Token + "\n",
-		"cluster.yaml": agentYAML(map[string]map[string]any{
-			"node":   {"name": name, "data_dir": a.data, "profile": agentProfile(opts.Timers)},
-			"site":   {"url": "http://" + name + ".localhost/", "health_url": node.HealthOff},
-			"gossip": {"bind": "127.0.0.1:0", "join": join, "secret_file": filepath.Join(dir, "secret")},
-			"api":    {"listen": "unix:" + sock, "token_file": filepath.Join(dir, "api-token")},
-			"public": {"listen": "127.0.0.1:0"},
-			"log":    {"level": "error"},
-		}),
-	}
-	for f, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(content), 0o600); err != nil {
-			return nil, fmt.Errorf("write the newcomer's %s: %w", f, err)
-		}
+	if err := writeAgentConfig(dir, name, a.data, sock, c, opts.Timers); err != nil {
+		return nil, err
 	}
 	a.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -183,18 +164,32 @@ func startAgent(ctx context.Context, h *harness, c *nodetest.Cluster, opts Optio
 	}
 }
 
-// agentYAML writes sections as the agent's YAML configuration: every value
-// a string or a list of strings, each quoted (JSON's quoting is YAML's).
-func agentYAML(sections map[string]map[string]any) string {
-	var b strings.Builder
-	for _, s := range slices.Sorted(maps.Keys(sections)) {
-		fmt.Fprintf(&b, "%s:\n", s)
-		for _, k := range slices.Sorted(maps.Keys(sections[s])) {
-			v, _ := json.Marshal(sections[s][k])
-			fmt.Fprintf(&b, "  %s: %s\n", k, v)
+// writeAgentConfig writes into dir the configuration (cluster.yaml), secret
+// and API token files of an agent named name that keeps its store in data,
+// serves its private API on the Unix socket sock, and joins every member of
+// c under the agent profile closest to the bench's timers.
+func writeAgentConfig(dir, name, data, sock string, c *nodetest.Cluster, timers string) error {
+	var join []string
+	for _, m := range c.Members {
+		join = append(join, m.GossipAddr())
+	}
+	conf, err := yaml.Marshal(map[string]map[string]any{
+		"node":   {"name": name, "data_dir": data, "profile": agentProfile(timers)},
+		"site":   {"url": "http://" + name + ".localhost/", "health_url": node.HealthOff},
+		"gossip": {"bind": "127.0.0.1:0", "join": join, "secret_file": filepath.Join(dir, "secret")},
+		"api":    {"listen": "unix:" + sock, "token_file": filepath.Join(dir, "api-token")},
+		"public": {"listen": "127.0.0.1:0"},
+		"log":    {"level": "error"},
+	})
+	if err != nil {
+		return fmt.Errorf("write the newcomer's configuration: %w", err)
+	}
+	for f, content := range map[string]string{"secret": c.Secret + "\n", "api-token": c.Token + "\n", "cluster.yaml": string(conf)} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(content), 0o600); err != nil {
+			return fmt.Errorf("write the newcomer's %s: %w", f, err)
 		}
 	}
-	return b.String()
+	return nil
 }
 
 // state reads the agent's GET /healthz: its digest's fingerprint, and
@@ -330,21 +325,6 @@ func (a *agentProc) openStore() (*session.Store, error) {
 		return nil, fmt.Errorf("open the newcomer's store: %w", err)
 	}
 	return st, nil
-}
-
-// dieWithParent puts a child in a process group of its own and makes it
-// die with this process where the OS can (Linux's parent-death signal), so that a bench killed without its
-// cleanups leaves no agent behind. The field is set by name because it
-// exists only on Linux.
-func dieWithParent() *syscall.SysProcAttr {
-	// A process group of its own: a terminal's Ctrl-C interrupts the
-	// bench, which then stops the agent, instead of stopping the agent
-	// under the bench's feet.
-	attr := &syscall.SysProcAttr{Setpgid: true}
-	if f := reflect.ValueOf(attr).Elem().FieldByName("Pdeathsig"); f.IsValid() && f.CanSet() {
-		f.SetInt(int64(syscall.SIGKILL))
-	}
-	return attr
 }
 
 // tailWriter forwards the agent's output, line by line, into the harness's

@@ -131,15 +131,9 @@ func (t *tracker) completeLocked(key string, w *trackWait) bool {
 	return true
 }
 
-// wait waits until every node but origin has applied key and returns the
-// latest of those times, or false after lostAfter.
-func (t *tracker) wait(ctx context.Context, key string, origin int) (time.Time, bool) {
-	w, ok := t.waitFor(ctx, key, origin)
-	return w.latest, ok
-}
-
-// waitFor is wait, returning the wait: which node applied key last, and
-// when the one before it did.
+// waitFor waits until every node but origin has applied key, or lostAfter
+// has passed (false), and returns the wait: when the last node applied it
+// (latest), which node that was, and when the one before it did.
 func (t *tracker) waitFor(ctx context.Context, key string, origin int) (*trackWait, bool) {
 	w := &trackWait{origin: origin, last: -1, done: make(chan struct{})}
 	t.mu.Lock()
@@ -297,7 +291,7 @@ func oneRound(ctx context.Context, m *nodetest.Member, i int, email string, cl *
 	if err != nil {
 		return err
 	}
-	if _, ok := p.t.wait(ctx, "live/"+id2, i); !ok && ctx.Err() == nil && record {
+	if _, ok := p.t.waitFor(ctx, "live/"+id2, i); !ok && ctx.Err() == nil && record {
 		// Not timed, but a login some node never saw is still lost.
 		p.lostOne(OpLogin)
 	}
